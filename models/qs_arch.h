@@ -1,0 +1,87 @@
+/* The accelerator configuration: parsed once from an INI file
+ * (models/arch/*.cfg, documented key by key in docs/config.md) into this
+ * plain, validated struct. Nothing here changes while a simulation runs. */
+#ifndef QS_ARCH_H
+#define QS_ARCH_H
+
+#include <stdint.h>
+
+#include "qs_status.h"
+
+typedef enum { QS_DF_WS = 0, QS_DF_OS, QS_DF_IS } qs_dataflow;
+typedef enum { QS_SKIP_NONE = 0, QS_SKIP_GATE, QS_SKIP_WEIGHTS, QS_SKIP_ACTIVATIONS, QS_SKIP_BOTH } qs_zero_skip;
+/* How a skipped/gated MAC is implemented, which decides its energy
+ * (../shared/reference/energy-area.md, "Zero skipping and energy"). */
+typedef enum { QS_SKIPIMPL_HOLD = 0, QS_SKIPIMPL_ISOLATE, QS_SKIPIMPL_CLOCKGATE } qs_skip_impl;
+typedef enum { QS_OVF_WRAP = 0, QS_OVF_SATURATE } qs_overflow;
+typedef enum { QS_TIMING_NATIVE = 0, QS_TIMING_SCALESIM } qs_timing;
+
+typedef struct {
+    int32_t size_kib;          /* capacity in KiB */
+    int32_t banks;             /* independent banks */
+    int32_t bank_width_bytes;  /* bytes one bank delivers per cycle per port */
+    int32_t ports;             /* ports per bank (1 or 2) */
+    int32_t double_buffer;     /* 0/1: halves alternate between DMA and array */
+} qs_buffer_cfg;
+
+typedef struct {
+    /* [general] */
+    char name[64];
+    /* [array] */
+    int32_t rows, cols;
+    qs_dataflow dataflow;
+    int32_t weight_path_bits;      /* bits of weight per PE per cycle (2 for dLAC) */
+    int32_t max_weight_bits;       /* widest weight the datapath accepts (slices) */
+    int32_t max_act_bits;          /* widest activation operand */
+    qs_zero_skip zero_skip;
+    int32_t skip_group;            /* lanes moving in lockstep when skipping */
+    qs_skip_impl skip_impl;
+    int32_t acc_bits;              /* accumulator width, 8..32 */
+    qs_overflow overflow;
+    /* [buffer.ifmap] [buffer.weight] [buffer.accum] */
+    qs_buffer_cfg ifmap, weight, accum;
+    /* [dram] */
+    double dram_bytes_per_cycle;
+    int32_t dram_latency;          /* cycles from request to first data */
+    int32_t dram_burst_bytes;      /* transfers are rounded up to bursts */
+    char dram_tech[16];            /* lpddr4 | ddr4 | gddr5 | hbm2 */
+    double dram_pj_per_bit;        /* 0 = from dram_tech */
+    /* [clock] */
+    double freq_mhz;
+    /* [ppu] */
+    int32_t ppu_lanes;             /* outputs per cycle */
+    int32_t ppu_pool, ppu_add;     /* 0/1 ops supported (requant+activation always) */
+    /* [tech] */
+    int32_t node_nm;
+    double voltage;
+    char tech_table[256];          /* path of the technology table (resolved) */
+    /* [timing] */
+    qs_timing timing;
+} qs_arch;
+
+/* Defaults (the values docs/config.md lists). */
+void qs_arch_defaults(qs_arch *a);
+
+/* Parse INI text (fuzzable). `where` names the source (file path) for messages;
+ * overrides: n strings "section.key=value" applied after the file, each checked
+ * as if it were a line of the file. Unknown sections/keys, bad values and
+ * inconsistent combinations fail with file:line. */
+qs_status qs_arch_parse(const char *text, const char *where,
+                        const char *const *overrides, int n_overrides,
+                        qs_arch *out, qs_error *err);
+
+/* Read a file then qs_arch_parse. tech_table paths are resolved relative to
+ * the config file's folder. */
+qs_status qs_arch_load(const char *path, const char *const *overrides, int n_overrides,
+                       qs_arch *out, qs_error *err);
+
+/* Cross-field checks (also called by parse). */
+qs_status qs_arch_validate(const qs_arch *a, const char *where, qs_error *err);
+
+const char *qs_dataflow_name(qs_dataflow d);
+const char *qs_zero_skip_name(qs_zero_skip z);
+
+/* Weight slices a b-bit weight needs on the weight path (bipolar: 1). */
+int32_t qs_arch_weight_slices(const qs_arch *a, int weight_bits);
+
+#endif
