@@ -1,0 +1,148 @@
+#include "pe_array.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* One PE's registers. Operand registers hold what arrived last clock and
+ * are what the east/south neighbour sees this clock. */
+typedef struct {
+    int32_t x;       /* OS: activation moving east; WS/IS: streaming operand moving east */
+    uint8_t xv, xs;  /* valid, slice index (IS) */
+    int32_t y;       /* OS: weight slice moving south */
+    uint8_t yv, ys;
+    int32_t stat;    /* WS/IS: stationary operand */
+    uint8_t stat_s;  /* WS: its slice index */
+    uint8_t stat_v;  /* WS/IS: a value was loaded (unused columns hold none) */
+    int32_t acc;     /* OS: accumulator; WS/IS: partial sum moving south */
+    uint8_t accv;
+} qs_pe;
+
+struct qs_pe_array {
+    qs_pe_array_cfg cfg;
+    qs_pe *pe;       /* rows*cols, row-major */
+};
+
+qs_status qs_pe_array_create(const qs_pe_array_cfg *cfg, qs_pe_array **out, qs_error *err)
+{
+    *out = NULL;
+    if (cfg->rows < 1 || cfg->cols < 1 || cfg->rows > 4096 || cfg->cols > 4096)
+        return qs_fail(err, QS_ERR_ARG, "pe array: %dx%d is out of range", cfg->rows, cfg->cols);
+    if (cfg->acc_bits < 2 || cfg->acc_bits > 32)
+        return qs_fail(err, QS_ERR_ARG, "pe array: acc_bits %d out of range", cfg->acc_bits);
+    qs_pe_array *a = calloc(1, sizeof *a);
+    if (!a) return qs_fail(err, QS_ERR_NOMEM, "pe array: out of memory");
+    a->cfg = *cfg;
+    a->pe = calloc((size_t)cfg->rows * (size_t)cfg->cols, sizeof *a->pe);
+    if (!a->pe) {
+        free(a);
+        return qs_fail(err, QS_ERR_NOMEM, "pe array: out of memory");
+    }
+    *out = a;
+    return QS_OK;
+}
+
+void qs_pe_array_destroy(qs_pe_array *a)
+{
+    if (!a) return;
+    free(a->pe);
+    free(a);
+}
+
+void qs_pe_array_reset(qs_pe_array *a)
+{
+    memset(a->pe, 0, (size_t)a->cfg.rows * (size_t)a->cfg.cols * sizeof *a->pe);
+}
+
+int32_t qs_pe_array_acc(const qs_pe_array *a, int32_t i, int32_t j)
+{
+    return a->pe[(size_t)i * (size_t)a->cfg.cols + (size_t)j].acc;
+}
+
+int32_t qs_pe_array_stationary(const qs_pe_array *a, int32_t i, int32_t j)
+{
+    return a->pe[(size_t)i * (size_t)a->cfg.cols + (size_t)j].stat;
+}
+
+/* Registers update from their west/north neighbours' values of the previous
+ * clock, so PEs are visited from the south-east corner backwards: a PE reads
+ * its neighbours before they are overwritten. */
+void qs_pe_array_tick(qs_pe_array *a, const qs_pe_in *in, qs_pe_out *out)
+{
+    const qs_pe_array_cfg *c = &a->cfg;
+    const int R = c->rows, C = c->cols, wpb = c->weight_path_bits;
+    uint32_t active = 0, gated = 0, ovfs = 0;
+
+    if (c->dataflow == QS_DF_OS) {
+        for (int i = R - 1; i >= 0; i--) {
+            for (int j = C - 1; j >= 0; j--) {
+                qs_pe *p = &a->pe[(size_t)i * C + j];
+                const qs_pe *w = j ? p - 1 : NULL, *n = i ? p - C : NULL;
+                int32_t x = w ? w->x : in->west[i];
+                uint8_t xv = w ? w->xv : in->west_valid[i];
+                int32_t y = n ? n->y : in->north[j];
+                uint8_t yv = n ? n->yv : in->north_valid[j];
+                uint8_t ys = n ? n->ys : in->north_shift[j];
+                if (in->clear) p->acc = 0;
+                if (xv && yv) {
+                    if (c->gate && (x == 0 || y == 0)) {
+                        gated++;
+                    } else {
+                        int ovf = 0;
+                        p->acc = qs_acc_add(p->acc, ((int64_t)x * y) * ((int64_t)1 << (wpb * ys)),
+                                            c->acc_bits, c->overflow, &ovf);
+                        ovfs += (uint32_t)ovf;
+                        active++;
+                    }
+                }
+                p->x = x; p->xv = xv;
+                p->y = y; p->yv = yv; p->ys = ys;
+            }
+        }
+    } else {
+        for (int i = R - 1; i >= 0; i--) {
+            for (int j = C - 1; j >= 0; j--) {
+                qs_pe *p = &a->pe[(size_t)i * C + j];
+                const qs_pe *w = j ? p - 1 : NULL, *n = i ? p - C : NULL;
+                if (in->load) {
+                    /* stationary values shift down one row per clock */
+                    p->stat = n ? n->stat : in->north[j];
+                    p->stat_s = n ? n->stat_s : (in->north_shift ? in->north_shift[j] : 0);
+                    p->stat_v = n ? n->stat_v : in->north_valid[j];
+                    p->xv = 0; p->accv = 0;
+                    continue;
+                }
+                int32_t x = w ? w->x : in->west[i];
+                uint8_t xv = w ? w->xv : in->west_valid[i];
+                uint8_t xs = w ? w->xs : (in->west_shift ? in->west_shift[i] : 0);
+                int32_t psum = n ? n->acc : 0;
+                uint8_t psumv = n ? n->accv : 0;
+                int32_t acc = psum;
+                if (xv && p->stat_v) {
+                    if (c->gate && (x == 0 || p->stat == 0)) {
+                        gated++;
+                    } else {
+                        int ovf = 0;
+                        acc = qs_acc_add(psum, ((int64_t)x * p->stat) * ((int64_t)1 << (wpb * (xs + p->stat_s))),
+                                         c->acc_bits, c->overflow, &ovf);
+                        ovfs += (uint32_t)ovf;
+                        active++;
+                    }
+                }
+                p->x = x; p->xv = xv; p->xs = xs;
+                p->acc = acc; p->accv = (uint8_t)(xv | psumv);
+            }
+        }
+        if (out && out->south) {
+            for (int j = 0; j < C; j++) {
+                const qs_pe *p = &a->pe[(size_t)(R - 1) * C + j];
+                out->south[j] = p->acc;
+                out->south_valid[j] = p->accv;
+            }
+        }
+    }
+    if (out) {
+        out->active = active;
+        out->gated = gated;
+        out->overflows = ovfs;
+    }
+}
