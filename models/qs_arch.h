@@ -1,5 +1,5 @@
 /* The accelerator configuration: parsed once from an INI file
- * (models/arch/*.cfg, documented key by key in docs/config.md) into this
+ * (models/arch/NAME.cfg, documented key by key in docs/config.md) into this
  * plain, validated struct. Nothing here changes while a simulation runs. */
 #ifndef QS_ARCH_H
 #define QS_ARCH_H

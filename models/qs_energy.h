@@ -1,4 +1,4 @@
-/* Energy and area: a technology table (models/tech/*.tech, INI, every figure
+/* Energy and area: a technology table (models/tech/NAME.tech, INI, every figure
  * with its source) turns the simulator's event counts into picojoules and
  * the configuration into square millimetres. */
 #ifndef QS_ENERGY_H
