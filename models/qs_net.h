@@ -55,6 +55,14 @@ typedef struct {
     int32_t shape[4];
     int64_t count;      /* product of shape */
     int32_t *data;      /* unpacked values, count of them */
+    /* Optional quantization record, kept so that save(load(f)) == f byte for
+     * byte: real = q_scale[c] * (v - q_zp[c]), c = index along q_axis.
+     * q_n = 0: none (q_axis ignored, so a zeroed struct is valid); 1: per
+     * tensor (q_axis -1, or an axis of extent 1); else shape[q_axis]. */
+    int32_t q_n;
+    int32_t q_axis;
+    float *q_scale;     /* q_n of them, malloc'd */
+    int32_t *q_zp;      /* q_n of them, malloc'd; 0 for weights and biases */
 } qs_tensor;
 
 typedef enum {
@@ -145,11 +153,31 @@ void qs_net_destroy(qs_net *net);
 /* Multiply-accumulate count of a layer (conv/fc), 0 for others. */
 int64_t qs_layer_macs(const qs_net *net, int32_t layer);
 
-/* Value range of an n-bit signed/unsigned integer. */
+/* Value range of an n-bit signed/unsigned integer (bits 1..32; unsigned 32
+ * is limited to INT32_MAX; other bits give lo = hi = 0). */
 void qs_int_range(int bits, int is_signed, int32_t *lo, int32_t *hi);
 
 /* gemmlowp-style integer requantization of one accumulator (see header comment). */
 int32_t qs_requant_apply(int64_t acc, int32_t mult, int8_t shift, int32_t zp,
                          int32_t lo, int32_t hi);
+
+/* requant_c of docs/qbin.md for output channel c of layer l: picks the
+ * (M0, shift) pair for c (rq.n = 1 or out_c), or no scaling when rq.n = 0,
+ * then adds out_zp and clamps to [clamp_lo, clamp_hi]. */
+int32_t qs_layer_requant(const qs_layer *l, int32_t c, int64_t acc);
+
+/* Bytes of packed data for count values of dtype dt, padded to 4 (docs/qbin.md). */
+int64_t qs_tensor_packed_bytes(int64_t count, qs_dtype dt);
+
+/* Pack count values LSB-first into out (out_len >= qs_tensor_packed_bytes;
+ * padding is zeroed). Fails with QS_ERR_ARG if a value is outside the dtype's
+ * range (BIPOLAR: only -1 and +1). */
+qs_status qs_tensor_pack(const int32_t *vals, int64_t count, qs_dtype dt, int is_signed,
+                         uint8_t *out, size_t out_len, qs_error *err);
+
+/* Unpack count values (in_len >= qs_tensor_packed_bytes). Fails with
+ * QS_ERR_FORMAT for an unsigned 32-bit value above INT32_MAX. */
+qs_status qs_tensor_unpack(const uint8_t *in, size_t in_len, int64_t count, qs_dtype dt,
+                           int is_signed, int32_t *out, qs_error *err);
 
 #endif

@@ -1,0 +1,619 @@
+/* Network -> program. The rules (what a tile is per dataflow, how tiles are
+ * sized to the buffers, how the loop order is chosen, how tokens are placed)
+ * are written down in docs/compiler.md; this file follows it section by
+ * section. */
+#include "compiler.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t bits_to_bytes(int64_t bits) { return (bits + 7) / 8; }
+
+static int skip_weights(const qs_arch *a)
+{
+    return a->zero_skip == QS_SKIP_WEIGHTS || a->zero_skip == QS_SKIP_BOTH;
+}
+
+/* Growable instruction vector. */
+typedef struct {
+    qs_insn *v;
+    int32_t n, cap;
+} insn_vec;
+
+static qs_status push_insn(insn_vec *iv, const qs_insn *in, qs_error *err)
+{
+    if (iv->n == iv->cap) {
+        int32_t cap = iv->cap ? iv->cap * 2 : 1024;
+        if (cap > (1 << 26)) return qs_fail(err, QS_ERR_NOFIT, "program exceeds %d instructions", 1 << 26);
+        qs_insn *v = realloc(iv->v, (size_t)cap * sizeof *v);
+        if (!v) return qs_fail(err, QS_ERR_NOMEM, "out of memory for the instruction stream");
+        iv->v = v;
+        iv->cap = cap;
+    }
+    iv->v[iv->n++] = *in;
+    return QS_OK;
+}
+
+/* Weight w[k][n] of group g in GEMM orientation from the OIHW tensor. */
+static int32_t weight_at(const qs_layer *L, const qs_tensor *W, const qs_gemm_dims *d, int32_t g, int32_t k,
+                         int32_t n)
+{
+    /* OIHW flattened: ((o * Cin_g + c) * KH + ky) * KW + kx == o * K + k */
+    (void)L;
+    return W->data[(size_t)(g * d->N + n) * (size_t)d->K + (size_t)k];
+}
+
+/* ---- per-layer preparation: slices, folded bias, compressed lists -------- */
+
+static qs_status prepare_gemm(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
+                              qs_error *err)
+{
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *IN = &net->layers[L->inputs[0]];
+    const qs_tensor *W = &net->tensors[L->weight];
+    const qs_gemm_dims d = m->g;
+    const int32_t p = arch->weight_path_bits;
+
+    m->weight_bipolar = W->dtype == QS_DT_BIPOLAR;
+    m->weight_signed = m->weight_bipolar || W->is_signed;
+    m->weight_bits = qs_dtype_bits(W->dtype);
+    m->act_bits = IN->out_bits;
+    m->act_signed = IN->out_signed;
+    if (m->weight_bits > arch->max_weight_bits)
+        return qs_fail(err, QS_ERR_UNSUPPORTED,
+                       "layer '%s': %d-bit weights exceed the datapath's max_weight_bits %d", L->name,
+                       m->weight_bits, arch->max_weight_bits);
+    if (m->act_bits > arch->max_act_bits)
+        return qs_fail(err, QS_ERR_UNSUPPORTED,
+                       "layer '%s': %d-bit activations exceed the datapath's max_act_bits %d", L->name,
+                       m->act_bits, arch->max_act_bits);
+    /* A bipolar +-1 weight needs a signed 2-bit lane. */
+    int32_t slice_bits = m->weight_bipolar ? 2 : m->weight_bits;
+    m->slices = (int32_t)ceil_div(slice_bits, p);
+    if (m->weight_bipolar && p < 2) m->slices = 1;
+
+    size_t nw = (size_t)d.groups * (size_t)m->slices * (size_t)d.K * (size_t)d.N;
+    m->wslice = malloc(nw ? nw : 1);
+    m->bias_folded = malloc(sizeof(int32_t) * (size_t)L->out_c);
+    if (!m->wslice || !m->bias_folded) return qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
+
+    const int32_t mask = (1 << p) - 1;
+    int64_t max_slice_sum = 0; /* sum over slices of max |slice| << (p*s): bound on partial sums */
+    for (int32_t s = 0; s < m->slices; s++) {
+        int64_t mx = (s == m->slices - 1 && m->weight_signed) ? (1 << (p - 1)) : mask;
+        if (m->weight_bipolar) mx = 1;
+        max_slice_sum += mx << (p * s);
+    }
+    for (int32_t g = 0; g < d.groups; g++)
+        for (int32_t k = 0; k < d.K; k++)
+            for (int32_t n = 0; n < d.N; n++) {
+                int32_t w = weight_at(L, W, &d, g, k, n);
+                for (int32_t s = 0; s < m->slices; s++) {
+                    int32_t v;
+                    if (m->weight_bipolar || m->slices == 1) v = w;
+                    else if (s == m->slices - 1 && m->weight_signed) v = w >> (p * s); /* arithmetic: sign */
+                    else v = (w >> (p * s)) & mask;
+                    m->wslice[(((size_t)g * m->slices + s) * d.K + k) * d.N + n] = (int8_t)v;
+                }
+            }
+
+    /* Fold the input zero point into the bias: sum (a - za) w = sum a w - za sum w. */
+    const qs_tensor *B = L->bias >= 0 ? &net->tensors[L->bias] : NULL;
+    for (int32_t g = 0; g < d.groups; g++)
+        for (int32_t n = 0; n < d.N; n++) {
+            int64_t sw = 0;
+            for (int32_t k = 0; k < d.K; k++) sw += weight_at(L, W, &d, g, k, n);
+            int32_t oc = g * d.N + n;
+            int64_t b = (B ? B->data[oc] : 0) - (int64_t)IN->out_zp * sw;
+            if (b < INT32_MIN || b > INT32_MAX)
+                return qs_fail(err, QS_ERR_UNSUPPORTED,
+                               "layer '%s': bias of channel %d minus the folded input zero point overflows int32",
+                               L->name, oc);
+            m->bias_folded[oc] = (int32_t)b;
+        }
+
+    /* Static overflow bound: K products each at most max|a| * max_slice_sum. */
+    int32_t alo, ahi;
+    qs_int_range(m->act_bits, m->act_signed, &alo, &ahi);
+    int64_t amax = -(int64_t)alo > ahi ? -(int64_t)alo : ahi;
+    double bound = (double)d.K * (double)amax * (double)max_slice_sum;
+    m->overflow_free = bound <= (double)(((int64_t)1 << (arch->acc_bits - 1)) - 1);
+
+    /* Compressed index lists. */
+    const int is_is = arch->dataflow == QS_DF_IS;
+    const int32_t blk = is_is ? arch->rows : arch->cols;     /* block along k (IS) or n (OS/WS) */
+    const int32_t span = is_is ? d.K : d.N;                  /* what is blocked */
+    const int32_t len = is_is ? d.N : d.K;                   /* what the list indexes */
+    m->blocks_per_group = (int32_t)ceil_div(span, blk);
+    m->n_lists = d.groups * m->blocks_per_group;
+    m->list_off = malloc(sizeof(int32_t) * (size_t)(m->n_lists + 1));
+    m->list = malloc(sizeof(int32_t) * (size_t)m->n_lists * (size_t)len + 1);
+    if (!m->list_off || !m->list) return qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
+    int32_t pos = 0;
+    for (int32_t g = 0; g < d.groups; g++)
+        for (int32_t b = 0; b < m->blocks_per_group; b++) {
+            m->list_off[g * m->blocks_per_group + b] = pos;
+            int32_t lo = b * blk, hi = lo + blk < span ? lo + blk : span;
+            for (int32_t i = 0; i < len; i++) {
+                int keep = !skip_weights(arch);
+                for (int32_t j = lo; j < hi && !keep; j++) {
+                    int32_t k = is_is ? j : i, n = is_is ? i : j;
+                    keep = weight_at(L, W, &d, g, k, n) != 0;
+                }
+                if (keep) m->list[pos++] = i;
+            }
+        }
+    m->list_off[m->n_lists] = pos;
+    return QS_OK;
+}
+
+/* ---- tiling --------------------------------------------------------------- */
+
+typedef struct {
+    int64_t cap_ifmap, cap_weight, cap_accum; /* bytes usable per tile */
+} caps;
+
+static caps caps_of(const qs_arch *a)
+{
+    caps c;
+    c.cap_ifmap = (int64_t)a->ifmap.size_kib * 1024 / (a->ifmap.double_buffer ? 2 : 1);
+    c.cap_weight = (int64_t)a->weight.size_kib * 1024 / (a->weight.double_buffer ? 2 : 1);
+    c.cap_accum = (int64_t)a->accum.size_kib * 1024 / (a->accum.double_buffer ? 2 : 1);
+    return c;
+}
+
+/* Bytes of input a tile needs: the input window rows of output rows
+ * [m0, m0+mlen) over the channels that reduction indices [kfirst, klast]
+ * touch (a real DMA fetches the window, not the im2col matrix). */
+static int64_t ifmap_bytes(const qs_layer *L, const qs_layer *IN, int32_t m0, int32_t mlen, int32_t kfirst,
+                           int32_t klast, int32_t abits)
+{
+    if (mlen <= 0 || klast < kfirst) return 0;
+    if (L->kind == QS_L_FC) return bits_to_bytes((int64_t)(klast - kfirst + 1) * abits);
+    int32_t khw = L->kh * L->kw;
+    int32_t c0 = kfirst / khw, c1 = klast / khw;
+    int32_t oy0 = m0 / L->out_w, oy1 = (m0 + mlen - 1) / L->out_w;
+    int32_t iy0 = oy0 * L->stride_h - L->pad_t, iy1 = oy1 * L->stride_h - L->pad_t + (L->kh - 1) * L->dil_h;
+    if (iy0 < 0) iy0 = 0;
+    if (iy1 >= IN->out_h) iy1 = IN->out_h - 1;
+    int64_t rows = iy1 >= iy0 ? iy1 - iy0 + 1 : 0;
+    return bits_to_bytes(rows * IN->out_w * (int64_t)(c1 - c0 + 1) * abits);
+}
+
+static int64_t weight_bytes(const qs_layer_map *m, int32_t ncols, int32_t klen, int compressed)
+{
+    /* compressed tiles carry a 16-bit index per kept reduction row */
+    return bits_to_bytes((int64_t)ncols * klen * m->weight_bits) + (compressed ? 2 * (int64_t)klen : 0);
+}
+
+static int32_t list_len(const qs_layer_map *m, int32_t g, int32_t b)
+{
+    int32_t i = g * m->blocks_per_group + b;
+    return m->list_off[i + 1] - m->list_off[i];
+}
+
+static const int32_t *list_at(const qs_layer_map *m, int32_t g, int32_t b)
+{
+    return m->list + m->list_off[g * m->blocks_per_group + b];
+}
+
+/* Choose (tm, tn, tk) so that every tile fits its buffer. Largest reduction
+ * chunk first (it avoids partial-sum traffic), then the most rows. */
+static qs_status choose_tiles(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
+                              qs_error *err)
+{
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *IN = &net->layers[L->inputs[0]];
+    const caps c = caps_of(arch);
+    const qs_gemm_dims d = m->g;
+    const int is_is = arch->dataflow == QS_DF_IS;
+    const int comp = skip_weights(arch);
+    int32_t kmax = 0;
+    for (int32_t g = 0; g < d.groups; g++)
+        for (int32_t b = 0; b < m->blocks_per_group; b++)
+            if (list_len(m, g, b) > kmax) kmax = list_len(m, g, b);
+    /* OS/WS: columns are one n-block; the list is over k. IS: rows are a k
+     * block, the list is over n (streamed), so tk counts k and tn list positions. */
+    int32_t munit = arch->dataflow == QS_DF_OS ? arch->rows : is_is ? arch->cols : 1;
+    int32_t kunit = arch->dataflow == QS_DF_OS ? 1 : arch->rows;
+    int32_t kfull = is_is ? d.K : kmax;
+    if (kfull < 1) kfull = 1;
+    int32_t tn = is_is ? (kmax > 0 ? kmax : 1) : (d.N < arch->cols ? d.N : arch->cols);
+
+    for (int32_t tk = kfull;;) {
+        int32_t wcols = is_is ? tn : tn;
+        int64_t wb = weight_bytes(m, wcols, tk, comp);
+        if (wb <= c.cap_weight) {
+            /* largest tm (multiple of munit, or all of M) whose ifmap and accum fit */
+            int32_t lo = 0, hi = (int32_t)ceil_div(d.M, munit);
+            while (lo < hi) {
+                int32_t mid = lo + (hi - lo + 1) / 2;
+                int32_t tm = mid * munit > d.M ? d.M : mid * munit;
+                int64_t ib = ifmap_bytes(L, IN, 0, tm, 0, (tk < d.K ? tk : d.K) - 1, m->act_bits);
+                int64_t ab = (int64_t)tm * (is_is ? (tn < d.N ? tn : d.N) : tn) * 4;
+                if (ib <= c.cap_ifmap && ab <= c.cap_accum) lo = mid;
+                else hi = mid - 1;
+            }
+            if (lo > 0) {
+                m->tm = lo * munit > d.M ? d.M : lo * munit;
+                m->tk = tk;
+                m->tn = tn;
+                return QS_OK;
+            }
+        }
+        if (tk <= kunit) {
+            if (is_is && tn > 1) { /* IS can also shorten the weight stream */
+                tn = (tn + 1) / 2;
+                tk = kfull;
+                continue;
+            }
+            return qs_fail(err, QS_ERR_NOFIT,
+                           "layer '%s': no tiling fits: one tile of %d reduction rows needs %lld B of weights "
+                           "(weight buffer tile %lld B), %lld B of input (ifmap buffer tile %lld B), %lld B of "
+                           "accumulators (accum buffer tile %lld B)",
+                           L->name, tk, (long long)wb, (long long)c.cap_weight,
+                           (long long)ifmap_bytes(L, IN, 0, munit < d.M ? munit : d.M, 0, tk - 1, m->act_bits),
+                           (long long)c.cap_ifmap, (long long)munit * tn * 4, (long long)c.cap_accum);
+        }
+        int32_t next = (int32_t)ceil_div(tk, 2);
+        next = (int32_t)(ceil_div(next, kunit) * kunit);
+        if (next >= tk) next = tk - kunit;
+        if (next < kunit) next = kunit;
+        tk = next;
+    }
+}
+
+/* ---- emission --------------------------------------------------------------- */
+
+typedef struct {
+    insn_vec iv;
+    int barrier_pending;  /* a STORE->LOAD "layer stored" token is owed to the next load */
+    uint32_t dram_top;
+} emitter;
+
+static qs_status emit_load(emitter *e, int32_t layer, int32_t group, qs_mem mem, uint32_t addr, int64_t bytes,
+                           int first, int last, qs_error *err)
+{
+    qs_insn in;
+    memset(&in, 0, sizeof in);
+    in.op = QS_OP_LOAD;
+    in.mem = (uint8_t)mem;
+    in.layer = (uint16_t)layer;
+    in.group = (uint16_t)group;
+    in.addr = addr;
+    in.bytes = (uint32_t)bytes;
+    if (first) in.deps |= QS_DEP_POP_NEXT;
+    if (last) in.deps |= QS_DEP_PUSH_NEXT;
+    if (e->barrier_pending) {
+        in.deps |= QS_DEP_POP_PREV;
+        e->barrier_pending = 0;
+    }
+    return push_insn(&e->iv, &in, err);
+}
+
+static uint32_t dram_alloc(emitter *e, int64_t bytes)
+{
+    uint32_t a = e->dram_top;
+    e->dram_top += (uint32_t)((bytes + 63) & ~(int64_t)63);
+    return a;
+}
+
+static int64_t layer_out_bytes(const qs_layer *L)
+{
+    return bits_to_bytes((int64_t)L->out_c * L->out_h * L->out_w * L->out_bits);
+}
+
+static qs_status emit_gemm_layer(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
+                                 uint32_t in_addr, uint32_t w_addr, emitter *e, qs_error *err)
+{
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *IN = &net->layers[L->inputs[0]];
+    const qs_gemm_dims d = m->g;
+    const int is_is = arch->dataflow == QS_DF_IS;
+    const int comp = skip_weights(arch);
+    qs_status st;
+
+    /* DRAM traffic of both loop orders (docs/compiler.md, "Loop order"). */
+    int64_t ifmap_total = 0, weight_total = 0;
+    int32_t n_mt = (int32_t)ceil_div(d.M, m->tm);
+    int32_t n_nb = is_is ? 1 : m->blocks_per_group;
+    int32_t max_kc = 1;
+    for (int32_t g = 0; g < d.groups; g++) {
+        ifmap_total += ifmap_bytes(L, IN, 0, d.M, 0, d.K - 1, m->act_bits);
+        for (int32_t b = 0; b < m->blocks_per_group; b++) {
+            int32_t ll = list_len(m, g, b);
+            int32_t cols = is_is ? arch->rows : (d.N - b * arch->cols < arch->cols ? d.N - b * arch->cols : arch->cols);
+            if (is_is) cols = (d.K - b * arch->rows < arch->rows ? d.K - b * arch->rows : arch->rows);
+            weight_total += weight_bytes(m, cols, ll, comp);
+            int32_t kc = (int32_t)ceil_div(is_is ? d.K : (ll ? ll : 1), m->tk);
+            if (kc > max_kc) max_kc = kc;
+        }
+    }
+    int64_t t_n_outer = ifmap_total * n_nb + weight_total * (max_kc > 1 ? n_mt : 1);
+    int64_t t_m_outer = ifmap_total * (max_kc > 1 ? n_nb : 1) + weight_total * n_mt;
+    m->order = t_m_outer < t_n_outer ? QS_ORDER_M_OUTER : QS_ORDER_N_OUTER;
+    m->weight_resident = m->order == QS_ORDER_N_OUTER && max_kc == 1;
+    m->ifmap_resident = m->order == QS_ORDER_M_OUTER && max_kc == 1;
+
+    const int32_t n_outer = m->order == QS_ORDER_N_OUTER ? n_nb : n_mt;
+    const int32_t n_inner = m->order == QS_ORDER_N_OUTER ? n_mt : n_nb;
+    for (int32_t g = 0; g < d.groups; g++) {
+        for (int32_t o = 0; o < n_outer; o++) {
+            for (int32_t i = 0; i < n_inner; i++) {
+                int32_t mt = m->order == QS_ORDER_N_OUTER ? i : o;
+                int32_t nb = m->order == QS_ORDER_N_OUTER ? o : i;
+                int32_t m0 = mt * m->tm, mlen = d.M - m0 < m->tm ? d.M - m0 : m->tm;
+                /* OS/WS: the n-block is array-width wide and has its own k list.
+                 * IS: all n at once, streamed in chunks of tn list positions per k-chunk. */
+                int32_t n0 = is_is ? 0 : nb * arch->cols;
+                int32_t nlen = is_is ? d.N : (d.N - n0 < arch->cols ? d.N - n0 : arch->cols);
+                int32_t ktot = is_is ? d.K : list_len(m, g, nb);
+                int32_t n_kc = ktot ? (int32_t)ceil_div(ktot, m->tk) : 1;
+                for (int32_t kc = 0; kc < n_kc; kc++) {
+                    int32_t k0 = kc * m->tk, klen = ktot - k0 < m->tk ? ktot - k0 : m->tk;
+                    if (klen < 0) klen = 0;
+                    int32_t kfirst = 0, klast = -1;
+                    if (klen > 0) {
+                        if (is_is) { kfirst = k0; klast = k0 + klen - 1; }
+                        else { kfirst = list_at(m, g, nb)[k0]; klast = list_at(m, g, nb)[k0 + klen - 1]; }
+                    }
+                    int need_i = !(m->ifmap_resident && nb > 0);
+                    int need_w = !(m->weight_resident && mt > 0);
+                    int64_t ib = need_i ? ifmap_bytes(L, IN, m0, mlen, kfirst, klast, m->act_bits) : 0;
+                    int64_t wb = 0;
+                    if (need_w) {
+                        if (is_is) {
+                            for (int32_t b = k0 / arch->rows; b * arch->rows < k0 + klen; b++)
+                                wb += weight_bytes(m, arch->rows, list_len(m, g, b), comp);
+                        } else {
+                            wb = weight_bytes(m, nlen, klen, comp);
+                        }
+                    }
+                    need_i = need_i && ib > 0;
+                    need_w = need_w && wb > 0;
+                    if (need_i) {
+                        if ((st = emit_load(e, li, g, QS_MEM_IFMAP, in_addr, ib, 1, !need_w, err))) return st;
+                        m->dram_ifmap += ib;
+                    }
+                    if (need_w) {
+                        if ((st = emit_load(e, li, g, QS_MEM_WEIGHT, w_addr, wb, !need_i, 1, err))) return st;
+                        m->dram_weight += wb;
+                    }
+                    qs_insn c;
+                    memset(&c, 0, sizeof c);
+                    c.op = QS_OP_GEMM;
+                    c.layer = (uint16_t)li;
+                    c.group = (uint16_t)g;
+                    c.m0 = (uint32_t)m0; c.m_len = (uint32_t)mlen;
+                    c.n0 = (uint32_t)n0; c.n_len = (uint32_t)nlen;
+                    c.k0 = (uint32_t)k0; c.k_len = (uint32_t)klen;
+                    if (kc == 0) { c.flags |= QS_GEMM_FIRST_K; c.deps |= QS_DEP_POP_NEXT; }
+                    if (kc == n_kc - 1) { c.flags |= QS_GEMM_LAST_K; c.deps |= QS_DEP_PUSH_NEXT; }
+                    if (need_i || need_w) c.deps |= QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+                    if ((st = push_insn(&e->iv, &c, err))) return st;
+                }
+                qs_insn s;
+                memset(&s, 0, sizeof s);
+                s.op = QS_OP_STORE;
+                s.mem = QS_MEM_ACCUM;
+                s.layer = (uint16_t)li;
+                s.group = (uint16_t)g;
+                s.m0 = (uint32_t)m0; s.m_len = (uint32_t)mlen;
+                s.n0 = (uint32_t)n0; s.n_len = (uint32_t)nlen;
+                s.addr = m->out_addr;
+                int64_t ob = bits_to_bytes((int64_t)mlen * nlen * L->out_bits);
+                s.bytes = (uint32_t)ob;
+                s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+                m->dram_out += ob;
+                if ((st = push_insn(&e->iv, &s, err))) return st;
+            }
+        }
+    }
+    return QS_OK;
+}
+
+/* Layers that only the post-processing unit touches: tiled by output
+ * channels so each input chunk fits the ifmap buffer and the result the
+ * accumulator buffer. */
+static qs_status emit_ppu_layer(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
+                                const uint32_t *addr_of, emitter *e, qs_error *err)
+{
+    const qs_layer *L = &net->layers[li];
+    const caps c = caps_of(arch);
+    qs_status st;
+    /* input bytes per output channel, summed over inputs */
+    int64_t in_per_c = 0;
+    for (int32_t i = 0; i < L->n_inputs; i++) {
+        const qs_layer *IN = &net->layers[L->inputs[i]];
+        int64_t b = bits_to_bytes((int64_t)IN->out_h * IN->out_w * IN->out_bits);
+        if (L->kind == QS_L_CONCAT) b = bits_to_bytes((int64_t)IN->out_c * IN->out_h * IN->out_w * IN->out_bits);
+        in_per_c += b;
+    }
+    if (L->kind == QS_L_CONCAT) in_per_c = (in_per_c + L->out_c - 1) / L->out_c;
+    int64_t out_per_c = (int64_t)L->out_h * L->out_w * 4;
+    if (in_per_c > c.cap_ifmap || out_per_c > c.cap_accum)
+        return qs_fail(err, QS_ERR_NOFIT,
+                       "layer '%s': one channel needs %lld B of input (ifmap buffer tile %lld B) and %lld B of "
+                       "output (accum buffer tile %lld B)",
+                       L->name, (long long)in_per_c, (long long)c.cap_ifmap, (long long)out_per_c,
+                       (long long)c.cap_accum);
+    int64_t chunk = c.cap_ifmap / in_per_c;
+    if (c.cap_accum / out_per_c < chunk) chunk = c.cap_accum / out_per_c;
+    if (chunk > L->out_c) chunk = L->out_c;
+    m->tm = (int32_t)chunk;
+    for (int32_t c0 = 0; c0 < L->out_c; c0 += (int32_t)chunk) {
+        int32_t cl = L->out_c - c0 < chunk ? L->out_c - c0 : (int32_t)chunk;
+        for (int32_t i = 0; i < L->n_inputs; i++) {
+            const qs_layer *IN = &net->layers[L->inputs[i]];
+            int64_t b = L->kind == QS_L_CONCAT
+                            ? (int64_t)ceil_div((int64_t)in_per_c * cl * IN->out_c, L->out_c)
+                            : bits_to_bytes((int64_t)cl * IN->out_h * IN->out_w * IN->out_bits);
+            if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, addr_of[L->inputs[i]], b, i == 0, i == L->n_inputs - 1, err)))
+                return st;
+            m->dram_ifmap += b;
+        }
+        qs_insn p;
+        memset(&p, 0, sizeof p);
+        p.op = QS_OP_PASS;
+        p.layer = (uint16_t)li;
+        p.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT;
+        if ((st = push_insn(&e->iv, &p, err))) return st;
+        qs_insn s;
+        memset(&s, 0, sizeof s);
+        s.op = QS_OP_STORE;
+        s.mem = QS_MEM_ACCUM;
+        s.layer = (uint16_t)li;
+        s.m0 = (uint32_t)c0;
+        s.m_len = (uint32_t)cl;
+        s.addr = m->out_addr;
+        int64_t ob = bits_to_bytes((int64_t)cl * L->out_h * L->out_w * L->out_bits);
+        s.bytes = (uint32_t)ob;
+        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+        m->dram_out += ob;
+        if ((st = push_insn(&e->iv, &s, err))) return st;
+    }
+    return QS_OK;
+}
+
+static qs_status check_ppu_support(const qs_layer *L, const qs_arch *arch, qs_error *err)
+{
+    int pool = L->kind == QS_L_MAXPOOL || L->kind == QS_L_AVGPOOL || L->kind == QS_L_GAP;
+    if (pool && !arch->ppu_pool)
+        return qs_fail(err, QS_ERR_UNSUPPORTED, "layer '%s': %s needs [ppu] pool = 1", L->name,
+                       qs_layer_kind_name(L->kind));
+    if (L->kind == QS_L_ADD && !arch->ppu_add)
+        return qs_fail(err, QS_ERR_UNSUPPORTED, "layer '%s': add needs [ppu] add = 1", L->name);
+    return QS_OK;
+}
+
+qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_error *err)
+{
+    *out = NULL;
+    qs_status st = QS_OK;
+    qs_prog *p = calloc(1, sizeof *p);
+    uint32_t *addr_of = calloc((size_t)net->n_layers, sizeof *addr_of);
+    emitter e;
+    memset(&e, 0, sizeof e);
+    if (!p || !addr_of) {
+        free(p);
+        free(addr_of);
+        return qs_fail(err, QS_ERR_NOMEM, "out of memory");
+    }
+    p->arch = *arch;
+    p->n_layers = net->n_layers;
+    p->maps = calloc((size_t)net->n_layers, sizeof *p->maps);
+    if (!p->maps) {
+        st = qs_fail(err, QS_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    p->init_slots = (arch->ifmap.double_buffer && arch->weight.double_buffer) ? 2 : 1;
+    p->init_accum = arch->accum.double_buffer ? 2 : 1;
+
+    /* DRAM: the input first, then every layer's weights, then outputs as they come. */
+    addr_of[0] = dram_alloc(&e, layer_out_bytes(&net->layers[0]));
+    p->maps[0].out_addr = addr_of[0];
+    for (int32_t li = 0; li < net->n_layers; li++) {
+        const qs_layer *L = &net->layers[li];
+        qs_layer_map *m = &p->maps[li];
+        m->layer = li;
+        m->first_insn = e.iv.n;
+        if (li == 0) continue;
+        if ((st = check_ppu_support(L, arch, err))) goto fail;
+        if (L->kind == QS_L_FLATTEN) { /* a view: same bytes, new shape */
+            addr_of[li] = addr_of[L->inputs[0]];
+            m->out_addr = addr_of[li];
+            continue;
+        }
+        if (L->kind == QS_L_CONV || L->kind == QS_L_FC) {
+            m->is_gemm = 1;
+            m->g = qs_gemm_dims_of(net, li);
+            if ((st = prepare_gemm(net, arch, li, m, err))) goto fail;
+            if ((st = choose_tiles(net, arch, li, m, err))) goto fail;
+            uint32_t w_addr = dram_alloc(&e, (int64_t)m->g.groups * m->g.K * m->g.N * m->weight_bits / 8 + 64);
+            addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
+            if ((st = emit_gemm_layer(net, arch, li, m, addr_of[L->inputs[0]], w_addr, &e, err))) goto fail;
+        } else {
+            addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
+            if ((st = emit_ppu_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
+        }
+        m->n_insn = e.iv.n - m->first_insn;
+        /* the last STORE of the layer tells the load queue the layer is in DRAM */
+        for (int32_t i = e.iv.n - 1; i >= m->first_insn; i--)
+            if (e.iv.v[i].op == QS_OP_STORE) {
+                e.iv.v[i].deps |= QS_DEP_PUSH_NEXT;
+                e.barrier_pending = 1;
+                break;
+            }
+    }
+    /* No layer consumes the final barrier token: drop it so queues end empty. */
+    for (int32_t i = e.iv.n - 1; i >= 0; i--)
+        if (e.iv.v[i].op == QS_OP_STORE) {
+            e.iv.v[i].deps &= (uint8_t)~QS_DEP_PUSH_NEXT;
+            break;
+        }
+    p->insn = e.iv.v;
+    p->n_insn = e.iv.n;
+    p->dram_bytes = e.dram_top;
+    free(addr_of);
+    *out = p;
+    return QS_OK;
+fail:
+    free(e.iv.v);
+    free(addr_of);
+    qs_prog_destroy(p);
+    return st;
+}
+
+/* ---- listing ---------------------------------------------------------------- */
+
+void qs_compile_listing(const qs_prog *p, const qs_net *net, int with_insns, FILE *f)
+{
+    const qs_arch *a = &p->arch;
+    caps c = caps_of(a);
+    fprintf(f, "; qsim program for '%s' on %s: %dx%d %s array, %d-bit weight path, zero skip %s\n", net->name,
+            a->name, a->rows, a->cols, qs_dataflow_name(a->dataflow), a->weight_path_bits,
+            qs_zero_skip_name(a->zero_skip));
+    fprintf(f, "; %d instructions, DRAM footprint %u B, input slots %d, accumulator slots %d\n", p->n_insn,
+            p->dram_bytes, p->init_slots, p->init_accum);
+    for (int32_t li = 1; li < p->n_layers; li++) {
+        const qs_layer *L = &net->layers[li];
+        const qs_layer_map *m = &p->maps[li];
+        fprintf(f, "\n; layer %d '%s' %s -> %dx%dx%d, %d-bit out\n", li, L->name, qs_layer_kind_name(L->kind),
+                L->out_c, L->out_h, L->out_w, L->out_bits);
+        if (m->is_gemm) {
+            int64_t kept = m->list_off[m->n_lists], total = (int64_t)m->n_lists *
+                (a->dataflow == QS_DF_IS ? m->g.N : m->g.K);
+            fprintf(f, ";   GEMM M=%d N=%d K=%d groups=%d, W%d%s A%d%s, %d slice%s, MACs %lld\n", m->g.M, m->g.N,
+                    m->g.K, m->g.groups, m->weight_bits, m->weight_bipolar ? "(bipolar)" : m->weight_signed ? "s" : "u",
+                    m->act_bits, m->act_signed ? "s" : "u", m->slices, m->slices > 1 ? "s" : "",
+                    (long long)qs_layer_macs(net, li));
+            int64_t ib = ifmap_bytes(L, &net->layers[L->inputs[0]], 0, m->tm, 0,
+                                     (m->tk < m->g.K ? m->tk : m->g.K) - 1, m->act_bits);
+            int64_t wb = weight_bytes(m, m->tn, m->tk, skip_weights(a));
+            int64_t ab = (int64_t)m->tm * m->tn * 4;
+            fprintf(f, ";   tile m=%d n=%d k=%d, order %s%s%s; buffers ifmap %.0f%% weight %.0f%% accum %.0f%%\n",
+                    m->tm, m->tn, m->tk, m->order == QS_ORDER_N_OUTER ? "n-outer" : "m-outer",
+                    m->weight_resident ? ", weights resident" : "", m->ifmap_resident ? ", ifmap resident" : "",
+                    100.0 * (double)ib / (double)c.cap_ifmap, 100.0 * (double)wb / (double)c.cap_weight,
+                    100.0 * (double)ab / (double)c.cap_accum);
+            fprintf(f, ";   compressed lists keep %lld of %lld entries (%.1f%%)%s\n", (long long)kept,
+                    (long long)total, total ? 100.0 * (double)kept / (double)total : 100.0,
+                    m->overflow_free ? "" : "; accumulator may overflow: ordered adds");
+        } else if (L->kind != QS_L_FLATTEN) {
+            fprintf(f, ";   post-processing, %d channels per tile\n", m->tm);
+        }
+        fprintf(f, ";   DRAM ifmap %lld B, weights %lld B, out %lld B, %d instructions\n", (long long)m->dram_ifmap,
+                (long long)m->dram_weight, (long long)m->dram_out, m->n_insn);
+        if (with_insns) {
+            char buf[160];
+            for (int32_t i = m->first_insn; i < m->first_insn + m->n_insn; i++) {
+                qs_insn_format(&p->insn[i], buf, sizeof buf);
+                fprintf(f, "%7d  %s\n", i, buf);
+            }
+        }
+    }
+}

@@ -1,0 +1,548 @@
+/* GEMM instructions on the MAC array. docs/timing.md ("Array") states every
+ * rule used here; the section names below match it.
+ *
+ * Shared by both engines: which stream steps survive zero skipping (the
+ * schedule), the SRAM/register traffic those steps imply, and the stream rate
+ * imposed by buffer bandwidth. The fast engine then derives cycles and PE
+ * activity from closed forms and computes values with dense dot products; the
+ * detailed engine feeds qs_pe_array clock by clock and reads cycles, activity,
+ * overflows and values off it. tests/test_sim.c checks that they agree. */
+#include "array.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
+
+static int act_skip(const qs_arch *a)
+{
+    return a->zero_skip == QS_SKIP_ACTIVATIONS || a->zero_skip == QS_SKIP_BOTH;
+}
+
+static int gating(const qs_arch *a) { return a->zero_skip != QS_SKIP_NONE; }
+
+int32_t qs_array_stream_rate(const qs_arch *a, const qs_layer_map *m)
+{
+    /* Bytes the array consumes per stream element against what each buffer
+     * delivers per cycle (banks x width x ports). */
+    int64_t bw_i = (int64_t)a->ifmap.banks * a->ifmap.bank_width_bytes * a->ifmap.ports;
+    int64_t bw_w = (int64_t)a->weight.banks * a->weight.bank_width_bytes * a->weight.ports;
+    int64_t bw_a = (int64_t)a->accum.banks * a->accum.bank_width_bytes * a->accum.ports;
+    int64_t need_i = 0, need_w = 0, need_a = 0;
+    int32_t ngroups = (int32_t)ceil_div(a->rows, a->skip_group);
+    switch (a->dataflow) {
+    case QS_DF_OS:
+        need_i = ceil_div((int64_t)a->rows * m->act_bits, 8);
+        need_w = ceil_div((int64_t)ngroups * a->cols * a->weight_path_bits, 8);
+        break;
+    case QS_DF_WS:
+        need_i = ceil_div((int64_t)a->rows * m->act_bits, 8);
+        need_a = (int64_t)a->cols * 4;
+        break;
+    case QS_DF_IS:
+        need_w = ceil_div((int64_t)a->rows * a->weight_path_bits, 8);
+        need_a = (int64_t)a->cols * 4;
+        break;
+    }
+    int64_t r = 1;
+    if (bw_i > 0 && ceil_div(need_i, bw_i) > r) r = ceil_div(need_i, bw_i);
+    if (bw_w > 0 && ceil_div(need_w, bw_w) > r) r = ceil_div(need_w, bw_w);
+    if (bw_a > 0 && ceil_div(need_a, bw_a) > r) r = ceil_div(need_a, bw_a);
+    return (int32_t)r;
+}
+
+qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
+{
+    const qs_arch *a = c->arch;
+    int32_t max_k = 1, max_n = 1;
+    for (int32_t li = 0; li < c->prog->n_layers; li++) {
+        const qs_layer_map *m = &c->prog->maps[li];
+        if (!m->is_gemm) continue;
+        if (m->g.K > max_k) max_k = m->g.K;
+        if (m->g.N > max_n) max_n = m->g.N;
+        if (m->g.M > max_k) max_k = m->g.M; /* WS schedules list rows m */
+    }
+    c->max_k = max_k;
+    int32_t R = a->rows, C = a->cols;
+    c->n_groups = (int32_t)ceil_div(R, a->skip_group);
+    size_t edge = (size_t)(R > C ? R : C) + 1;
+    c->sched_all = malloc(sizeof(int32_t) * (size_t)c->n_groups * (size_t)max_k);
+    c->sched_len = calloc((size_t)c->n_groups, sizeof(int32_t));
+    c->sched = malloc(sizeof(int32_t) * (size_t)max_k);
+    c->kidx = malloc(sizeof(int32_t) * (size_t)max_k);
+    /* tile_acc doubles as the gathered weight matrix [n][p] of the fast engine */
+    c->tile_acc = malloc(sizeof(int32_t) * ((size_t)max_n * (size_t)max_k + (size_t)R * C + 16));
+    c->colcount = calloc(edge, sizeof(int32_t));
+    c->edge_i = calloc(edge, sizeof(int32_t));
+    c->edge_v = calloc(edge, 1);
+    c->edge_s = calloc(edge, 1);
+    c->edge_n = calloc(edge, sizeof(int32_t));
+    c->edge_nv = calloc(edge, 1);
+    c->edge_ns = calloc(edge, 1);
+    c->south = calloc(edge, sizeof(int32_t));
+    c->south_v = calloc(edge, 1);
+    if (!c->sched_all || !c->sched_len || !c->sched || !c->kidx || !c->tile_acc || !c->colcount || !c->edge_i ||
+        !c->edge_v || !c->edge_s || !c->edge_n || !c->edge_nv || !c->edge_ns || !c->south || !c->south_v)
+        return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for array scratch");
+    if (c->engine == QS_ENGINE_DETAILED) {
+        int32_t n = a->dataflow == QS_DF_OS ? c->n_groups : 1;
+        c->groups = calloc((size_t)n, sizeof *c->groups);
+        if (!c->groups) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
+        for (int32_t i = 0; i < n; i++) {
+            qs_pe_array_cfg pc = {a->dataflow == QS_DF_OS ? min32(a->skip_group, R) : R, C, a->dataflow,
+                                  a->weight_path_bits, a->acc_bits, a->overflow, gating(a)};
+            qs_status st = qs_pe_array_create(&pc, &c->groups[i], err);
+            if (st) return st;
+        }
+    }
+    return QS_OK;
+}
+
+void qs_array_ctx_free(qs_array_ctx *c)
+{
+    if (c->groups) {
+        int32_t n = c->arch->dataflow == QS_DF_OS ? c->n_groups : 1;
+        for (int32_t i = 0; i < n; i++) qs_pe_array_destroy(c->groups[i]);
+        free(c->groups);
+    }
+    free(c->sched_all);
+    free(c->sched_len);
+    free(c->sched);
+    free(c->kidx);
+    free(c->tile_acc);
+    free(c->colcount);
+    free(c->edge_i);
+    free(c->edge_v);
+    free(c->edge_s);
+    free(c->edge_n);
+    free(c->edge_nv);
+    free(c->edge_ns);
+    free(c->south);
+    free(c->south_v);
+}
+
+/* ---- operand access ------------------------------------------------------- */
+
+typedef struct {
+    const qs_layer *L, *IN;
+    const int32_t *in;
+    const qs_layer_map *m;
+    int32_t g, za;
+    const int32_t *list;   /* OS/WS: k list of the n-block; IS: unused */
+} gemm_view;
+
+static inline int32_t act_at(const gemm_view *v, int32_t m, int32_t k)
+{
+    return qs_gemm_act(v->L, v->IN, v->in, v->g, m, k, v->za);
+}
+
+static inline int32_t wslice_at(const gemm_view *v, int32_t s, int32_t k, int32_t n)
+{
+    const qs_layer_map *m = v->m;
+    return m->wslice[(((size_t)v->g * m->slices + s) * m->g.K + k) * m->g.N + n];
+}
+
+static inline int32_t *accum_at(qs_array_ctx *c, const gemm_view *v, int32_t m, int32_t n)
+{
+    return &c->accum[((size_t)v->g * v->m->g.M + m) * v->m->g.N + n];
+}
+
+/* Add a partial result into the accumulator buffer (acc_bits arithmetic). */
+static inline void accum_add(qs_array_ctx *c, int32_t *dst, int32_t v, uint64_t *ovf)
+{
+    int o = 0;
+    *dst = qs_acc_add(*dst, v, c->arch->acc_bits, c->arch->overflow, &o);
+    *ovf += (uint64_t)o;
+}
+
+/* ---- values, fast engine --------------------------------------------------- */
+
+/* Dense dot products over reduction indices kidx[0..len): exact because the
+ * compiler proved no partial sum can leave acc_bits (overflow_free), so any
+ * summation order gives the hardware's answer. Skipped steps are zero
+ * products and change nothing. */
+static void values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *kidx, int32_t len,
+                         uint64_t *ovf)
+{
+    const qs_tensor *W = &c->net->tensors[v->L->weight];
+    const qs_layer_map *m = v->m;
+    int32_t *wt = c->tile_acc;  /* [n][p] gathered weights */
+    int32_t *a = c->sched;      /* gathered activations of one row */
+    for (uint32_t j = 0; j < in->n_len; j++) {
+        const int32_t *col = &W->data[(size_t)(v->g * m->g.N + (int32_t)(in->n0 + j)) * (size_t)m->g.K];
+        for (int32_t p = 0; p < len; p++) wt[(size_t)j * len + p] = col[kidx[p]];
+    }
+    for (uint32_t i = 0; i < in->m_len; i++) {
+        int32_t mm = (int32_t)(in->m0 + i);
+        for (int32_t p = 0; p < len; p++) a[p] = act_at(v, mm, kidx[p]);
+        for (uint32_t j = 0; j < in->n_len; j++) {
+            const int32_t *w = &wt[(size_t)j * len];
+            int32_t s = 0;
+            for (int32_t p = 0; p < len; p++) s += a[p] * w[p];
+            int32_t *dst = accum_at(c, v, mm, (int32_t)(in->n0 + j));
+            if (in->flags & QS_GEMM_FIRST_K) *dst = s;
+            else accum_add(c, dst, s, ovf);
+        }
+    }
+}
+
+/* ---- schedules ---------------------------------------------------------------- */
+
+/* OS: for row group rows [r0, r1) of array tile starting at output row mb,
+ * the list positions whose step survives activation skipping. */
+static int32_t os_schedule(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, int32_t mb, int32_t r0,
+                           int32_t r1, int32_t *out)
+{
+    int32_t n = 0;
+    for (uint32_t p = in->k0; p < in->k0 + in->k_len; p++) {
+        int keep = !act_skip(c->arch);
+        for (int32_t r = r0; r < r1 && !keep; r++) keep = act_at(v, mb + r, v->list[p]) != 0;
+        if (keep) out[n++] = (int32_t)p;
+    }
+    return n;
+}
+
+/* ---- output stationary ----------------------------------------------------------- */
+
+static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, qs_tile_result *r,
+                         qs_error *err)
+{
+    const qs_arch *a = c->arch;
+    const qs_layer_map *m = v->m;
+    const int32_t R = a->rows, G = min32(a->skip_group, R), S = m->slices, wpb = a->weight_path_bits;
+    const int32_t rate = qs_array_stream_rate(a, m);
+    const int32_t Cu = (int32_t)in->n_len;
+    const int gate = gating(a);
+    uint64_t pairs_total = 0;
+
+    for (int32_t mb = (int32_t)in->m0; mb < (int32_t)(in->m0 + in->m_len); mb += R) {
+        int32_t ru = min32(R, (int32_t)(in->m0 + in->m_len) - mb);
+        int32_t ng = (int32_t)ceil_div(ru, G);
+        int64_t tmax = 0, tmax1 = 0;
+        for (int32_t gi = 0; gi < ng; gi++) {
+            int32_t r0 = gi * G, r1 = min32(r0 + G, ru), Gu = r1 - r0;
+            int32_t *sched = &c->sched_all[(size_t)gi * c->max_k];
+            int32_t len = os_schedule(c, v, in, mb, r0, r1, sched);
+            c->sched_len[gi] = len;
+            int64_t Lg = (int64_t)len * S;
+            int64_t pairs = Lg * Gu * Cu;
+            pairs_total += (uint64_t)pairs;
+            r->ev.sram_read_bytes[QS_BUF_IFMAP] += (uint64_t)ceil_div((int64_t)len * Gu * m->act_bits, 8);
+            r->ev.sram_read_bytes[QS_BUF_WEIGHT] += (uint64_t)ceil_div(Lg * Cu * wpb, 8);
+            r->ev.macs_executed += (uint64_t)len * Gu * Cu;
+            if (c->engine == QS_ENGINE_FAST) {
+                int64_t tg = Lg ? (Lg - 1) * rate + Gu + Cu - 1 : 0;
+                if (tg > tmax) tmax = tg;
+                uint64_t gated = 0;
+                if (gate) {
+                    for (int32_t e = 0; e < len; e++) {
+                        int32_t k = v->list[sched[e]];
+                        int64_t za = 0;
+                        for (int32_t rr = r0; rr < r1; rr++) za += act_at(v, mb + rr, k) == 0;
+                        for (int32_t s = 0; s < S; s++) {
+                            int64_t nz = 0;
+                            for (int32_t j = 0; j < Cu; j++) nz += wslice_at(v, s, k, (int32_t)in->n0 + j) != 0;
+                            gated += (uint64_t)(za * Cu + (Gu - za) * (Cu - nz));
+                        }
+                    }
+                }
+                r->ev.mac_gated += gated;
+                r->ev.mac_ops += (uint64_t)pairs - gated;
+            } else {
+                /* detailed: feed the group's sub-array clock by clock */
+                qs_pe_array *pa = c->groups[gi];
+                int64_t consumed = 0, t = 0, limit = Lg * rate + Gu + Cu + 8;
+                qs_pe_out po = {NULL, NULL, 0, 0, 0};
+                qs_pe_in pin = {c->edge_i, c->edge_v, NULL, c->edge_n, c->edge_nv, c->edge_ns, 1, 0};
+                qs_pe_array_reset(pa);
+                while (consumed < pairs || t == 0) {
+                    for (int32_t i = 0; i < G; i++) {
+                        int64_t d = t - i, e = d / rate;
+                        int ok = i < Gu && d >= 0 && d % rate == 0 && e < Lg;
+                        c->edge_v[i] = (uint8_t)ok;
+                        c->edge_i[i] = ok ? act_at(v, mb + r0 + i, v->list[sched[e / S]]) : 0;
+                    }
+                    for (int32_t j = 0; j < a->cols; j++) {
+                        int64_t d = t - j, e = d / rate;
+                        int ok = j < Cu && d >= 0 && d % rate == 0 && e < Lg;
+                        c->edge_nv[j] = (uint8_t)ok;
+                        c->edge_ns[j] = ok ? (uint8_t)(e % S) : 0;
+                        c->edge_n[j] = ok ? wslice_at(v, (int32_t)(e % S), v->list[sched[e / S]], (int32_t)in->n0 + j) : 0;
+                    }
+                    qs_pe_array_tick(pa, &pin, &po);
+                    pin.clear = 0;
+                    consumed += po.active + po.gated;
+                    r->ev.mac_ops += po.active;
+                    r->ev.mac_gated += po.gated;
+                    r->ev.acc_overflows += po.overflows;
+                    t++;
+                    if (t > limit) return qs_fail(err, QS_ERR_RUN, "detailed engine: OS tile of layer %u did not drain", in->layer);
+                    if (pairs == 0) { t = 0; break; }
+                }
+                if (t > tmax) tmax = t;
+                for (int32_t i = 0; i < Gu; i++)
+                    for (int32_t j = 0; j < Cu; j++) {
+                        int32_t *dst = accum_at(c, v, mb + r0 + i, (int32_t)in->n0 + j);
+                        int32_t val = qs_pe_array_acc(pa, i, j);
+                        if (in->flags & QS_GEMM_FIRST_K) *dst = val;
+                        else accum_add(c, dst, val, &r->ev.acc_overflows);
+                    }
+            }
+            int64_t tg1 = Lg ? Lg + Gu + Cu - 2 : 0;
+            if (tg1 > tmax1) tmax1 = tg1;
+        }
+        /* drain: one row of accumulators per clock into the accumulator buffer */
+        r->cycles += (uint64_t)(tmax + ru);
+        r->buffer_stall += (uint64_t)(tmax - tmax1);
+        r->ev.sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
+        if (!(in->flags & QS_GEMM_FIRST_K)) r->ev.sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
+        /* values of the fast engine for this array tile */
+        if (c->engine == QS_ENGINE_FAST && !m->overflow_free) {
+            for (int32_t i = 0; i < ru; i++) {
+                const int32_t *sched = &c->sched_all[(size_t)(i / G) * c->max_k];
+                int32_t len = c->sched_len[i / G];
+                for (int32_t j = 0; j < Cu; j++) {
+                    int32_t acc = 0;
+                    for (int32_t e = 0; e < len; e++) {
+                        int32_t k = v->list[sched[e]];
+                        int32_t x = act_at(v, mb + i, k);
+                        for (int32_t s = 0; s < S; s++) {
+                            int32_t y = wslice_at(v, s, k, (int32_t)in->n0 + j);
+                            if (gate && (x == 0 || y == 0)) continue;
+                            int o = 0;
+                            acc = qs_acc_add(acc, ((int64_t)x * y) * ((int64_t)1 << (wpb * s)), a->acc_bits, a->overflow, &o);
+                            r->ev.acc_overflows += (uint64_t)o;
+                        }
+                    }
+                    int32_t *dst = accum_at(c, v, mb + i, (int32_t)in->n0 + j);
+                    if (in->flags & QS_GEMM_FIRST_K) *dst = acc;
+                    else accum_add(c, dst, acc, &r->ev.acc_overflows);
+                }
+            }
+        }
+    }
+    if (c->engine == QS_ENGINE_FAST && m->overflow_free)
+        values_dense(c, v, in, v->list + in->k0, (int32_t)in->k_len, &r->ev.acc_overflows);
+    r->ev.reg_bits += pairs_total * (uint64_t)(m->act_bits + wpb);
+    return QS_OK;
+}
+
+/* ---- weight / input stationary -------------------------------------------------- */
+
+/* One pass of a stationary dataflow: Ku rows of stationary operands, a stream
+ * of L elements, outputs to the accumulator buffer. Row r of the pass holds
+ * reduction index krow[r]; stream element e is described by the callbacks'
+ * arguments below. WS: stationary = weight slice s of (krow[r], n0+j), stream
+ * = activation rows m = mlist[e]. IS: stationary = activation (m0+j, krow[r]),
+ * stream = weight slices (nlist[e/S], e%S). */
+typedef struct {
+    int is_is;
+    const int32_t *krow; int32_t Ku;
+    int32_t cols_used;       /* WS: n columns; IS: m columns */
+    int32_t col0;            /* WS: n0; IS: m0 of the block */
+    const int32_t *stream; int32_t L;  /* WS: list of m; IS: list of n (each S slices) */
+    int32_t s;               /* WS: slice of this pass */
+} pass_desc;
+
+static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass_desc *pd, qs_tile_result *r,
+                                 qs_error *err)
+{
+    const qs_arch *a = c->arch;
+    const qs_layer_map *m = v->m;
+    const int32_t R = a->rows, S = m->slices, wpb = a->weight_path_bits;
+    const int32_t rate = qs_array_stream_rate(a, m);
+    const int32_t Ku = pd->Ku, Cu = pd->cols_used;
+    const int64_t L = pd->is_is ? (int64_t)pd->L * S : pd->L;
+    const int gate = gating(a);
+    const int64_t pairs = L * Ku * Cu;
+
+    /* traffic (docs/timing.md, "Events") */
+    if (pd->is_is) {
+        r->ev.sram_read_bytes[QS_BUF_IFMAP] += (uint64_t)ceil_div((int64_t)Ku * Cu * m->act_bits, 8);
+        r->ev.sram_read_bytes[QS_BUF_WEIGHT] += (uint64_t)ceil_div(L * Ku * wpb, 8);
+        r->ev.macs_executed += (uint64_t)pd->L * Ku * Cu;
+    } else {
+        r->ev.sram_read_bytes[QS_BUF_IFMAP] += (uint64_t)ceil_div(L * Ku * m->act_bits, 8);
+        r->ev.sram_read_bytes[QS_BUF_WEIGHT] += (uint64_t)ceil_div((int64_t)Ku * Cu * wpb, 8);
+        if (pd->s == 0) r->ev.macs_executed += (uint64_t)L * Ku * Cu;
+    }
+    r->ev.sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)L * Cu * 4; /* read-modify-write */
+    r->ev.sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)L * Cu * 4;
+    r->ev.reg_bits += (uint64_t)pairs * (uint64_t)(m->act_bits + wpb + a->acc_bits);
+    int64_t t_stream = L ? (L - 1) * rate + R + Cu - 1 : 0;
+    r->buffer_stall += L ? (uint64_t)((L - 1) * (rate - 1)) : 0;
+
+#define STREAM_X(e, rr) (pd->is_is ? wslice_at(v, (int32_t)((e) % S), pd->krow[rr], pd->stream[(e) / S]) \
+                                   : act_at(v, pd->stream[e], pd->krow[rr]))
+#define STAT_Y(rr, j) (pd->is_is ? act_at(v, pd->col0 + (j), pd->krow[rr]) \
+                                 : wslice_at(v, pd->s, pd->krow[rr], pd->col0 + (j)))
+#define OUT_AT(e, j) (pd->is_is ? accum_at(c, v, pd->col0 + (j), pd->stream[(e) / S]) \
+                                : accum_at(c, v, pd->stream[e], pd->col0 + (j)))
+#define SHIFT_OF(e) (pd->is_is ? (int32_t)((e) % S) : pd->s)
+
+    if (c->engine == QS_ENGINE_FAST) {
+        r->cycles += (uint64_t)(Ku + t_stream);
+        uint64_t gated = 0;
+        if (gate) {
+            for (int32_t rr = 0; rr < Ku; rr++) {
+                int64_t zs = 0, zc = 0; /* zero stream operands / zero stationaries in this row */
+                for (int64_t e = 0; e < L; e++) zs += STREAM_X(e, rr) == 0;
+                for (int32_t j = 0; j < Cu; j++) zc += STAT_Y(rr, j) == 0;
+                gated += (uint64_t)(zs * Cu + (L - zs) * zc);
+            }
+        }
+        r->ev.mac_gated += gated;
+        r->ev.mac_ops += (uint64_t)pairs - gated;
+        if (!m->overflow_free) {
+            for (int64_t e = 0; e < L; e++)
+                for (int32_t j = 0; j < Cu; j++) {
+                    int32_t psum = 0;
+                    for (int32_t rr = 0; rr < Ku; rr++) {
+                        int32_t x = STREAM_X(e, rr), y = STAT_Y(rr, j);
+                        if (gate && (x == 0 || y == 0)) continue;
+                        int o = 0;
+                        psum = qs_acc_add(psum, ((int64_t)x * y) * ((int64_t)1 << (wpb * SHIFT_OF(e))), a->acc_bits,
+                                          a->overflow, &o);
+                        r->ev.acc_overflows += (uint64_t)o;
+                    }
+                    accum_add(c, OUT_AT(e, j), psum, &r->ev.acc_overflows);
+                }
+        }
+        return QS_OK;
+    }
+
+    /* detailed: load the stationary operands, then stream */
+    qs_pe_array *pa = c->groups[0];
+    qs_pe_in pin = {c->edge_i, c->edge_v, c->edge_s, c->edge_n, c->edge_nv, c->edge_ns, 0, 1};
+    qs_pe_out po = {c->south, c->south_v, 0, 0, 0};
+    for (int32_t t = 0; t < Ku; t++) {
+        int32_t rr = Ku - 1 - t;  /* the value inserted first ends deepest */
+        for (int32_t j = 0; j < a->cols; j++) {
+            int ok = j < Cu;
+            c->edge_n[j] = ok ? STAT_Y(rr, j) : 0;
+            c->edge_nv[j] = (uint8_t)ok;
+            c->edge_ns[j] = (uint8_t)(pd->is_is ? 0 : pd->s);
+        }
+        qs_pe_array_tick(pa, &pin, NULL);
+    }
+    r->cycles += (uint64_t)Ku;
+    pin.load = 0;
+    memset(c->colcount, 0, sizeof(int32_t) * (size_t)a->cols);
+    int64_t got = 0, t = 0, limit = L * rate + R + Cu + 8;
+    while (got < L * Cu) {
+        for (int32_t i = 0; i < R; i++) {
+            int64_t d = t - i, e = d / rate;
+            int ok = i < Ku && d >= 0 && d % rate == 0 && e < L;
+            c->edge_v[i] = (uint8_t)ok;
+            c->edge_i[i] = ok ? STREAM_X(e, i) : 0;
+            c->edge_s[i] = (uint8_t)(ok && pd->is_is ? SHIFT_OF(e) : 0);
+        }
+        qs_pe_array_tick(pa, &pin, &po);
+        r->ev.mac_ops += po.active;
+        r->ev.mac_gated += po.gated;
+        r->ev.acc_overflows += po.overflows;
+        for (int32_t j = 0; j < Cu; j++)
+            if (c->south_v[j]) {
+                int64_t e = c->colcount[j]++;
+                accum_add(c, OUT_AT(e, j), c->south[j], &r->ev.acc_overflows);
+                got++;
+            }
+        t++;
+        if (t > limit) return qs_fail(err, QS_ERR_RUN, "detailed engine: stationary pass of layer %s did not drain", v->L->name);
+    }
+    r->cycles += (uint64_t)t;
+#undef STREAM_X
+#undef STAT_Y
+#undef OUT_AT
+#undef SHIFT_OF
+    return QS_OK;
+}
+
+static qs_status gemm_ws(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, qs_tile_result *r, qs_error *err)
+{
+    const qs_arch *a = c->arch;
+    const int32_t R = a->rows;
+    qs_status st;
+    if (in->flags & QS_GEMM_FIRST_K)
+        for (uint32_t i = 0; i < in->m_len; i++)
+            for (uint32_t j = 0; j < in->n_len; j++) *accum_at(c, v, (int32_t)(in->m0 + i), (int32_t)(in->n0 + j)) = 0;
+    for (uint32_t p0 = in->k0; p0 < in->k0 + in->k_len; p0 += (uint32_t)R) {
+        int32_t Ku = min32(R, (int32_t)(in->k0 + in->k_len - p0));
+        const int32_t *krow = v->list + p0;
+        /* activation vectors that survive skipping: not all zero on these rows */
+        int32_t L = 0;
+        for (uint32_t i = 0; i < in->m_len; i++) {
+            int32_t mm = (int32_t)(in->m0 + i);
+            int keep = !act_skip(a);
+            for (int32_t rr = 0; rr < Ku && !keep; rr++) keep = act_at(v, mm, krow[rr]) != 0;
+            if (keep) c->sched[L++] = mm;
+        }
+        for (int32_t s = 0; s < v->m->slices; s++) {
+            pass_desc pd = {0, krow, Ku, (int32_t)in->n_len, (int32_t)in->n0, c->sched, L, s};
+            if ((st = stationary_pass(c, v, &pd, r, err))) return st;
+        }
+    }
+    if (c->engine == QS_ENGINE_FAST && v->m->overflow_free) {
+        qs_insn cont = *in;
+        cont.flags &= (uint8_t)~QS_GEMM_FIRST_K; /* accumulators were zeroed above */
+        values_dense(c, v, &cont, v->list + in->k0, (int32_t)in->k_len, &r->ev.acc_overflows);
+    }
+    return QS_OK;
+}
+
+static qs_status gemm_is(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, qs_tile_result *r, qs_error *err)
+{
+    const qs_arch *a = c->arch;
+    const int32_t R = a->rows, C = a->cols;
+    const qs_layer_map *m = v->m;
+    qs_status st;
+    if (in->flags & QS_GEMM_FIRST_K)
+        for (uint32_t i = 0; i < in->m_len; i++)
+            for (uint32_t j = 0; j < in->n_len; j++) *accum_at(c, v, (int32_t)(in->m0 + i), (int32_t)(in->n0 + j)) = 0;
+    int32_t *krow = c->sched_all;
+    for (uint32_t k0 = in->k0; k0 < in->k0 + in->k_len; k0 += (uint32_t)R) {
+        int32_t Ku = min32(R, (int32_t)(in->k0 + in->k_len - k0));
+        for (int32_t rr = 0; rr < Ku; rr++) krow[rr] = (int32_t)k0 + rr;
+        int32_t kb = (int32_t)k0 / R;
+        const int32_t *nl = m->list + m->list_off[v->g * m->blocks_per_group + kb];
+        int32_t nlen = m->list_off[v->g * m->blocks_per_group + kb + 1] - m->list_off[v->g * m->blocks_per_group + kb];
+        for (uint32_t mb = in->m0; mb < in->m0 + in->m_len; mb += (uint32_t)C) {
+            int32_t Mu = min32(C, (int32_t)(in->m0 + in->m_len - mb));
+            pass_desc pd = {1, krow, Ku, Mu, (int32_t)mb, nl, nlen, 0};
+            if ((st = stationary_pass(c, v, &pd, r, err))) return st;
+        }
+    }
+    if (c->engine == QS_ENGINE_FAST && m->overflow_free) {
+        for (uint32_t p = 0; p < in->k_len; p++) c->kidx[p] = (int32_t)(in->k0 + p);
+        qs_insn cont = *in;
+        cont.flags &= (uint8_t)~QS_GEMM_FIRST_K; /* accumulators were zeroed above */
+        values_dense(c, v, &cont, c->kidx, (int32_t)in->k_len, &r->ev.acc_overflows);
+    }
+    return QS_OK;
+}
+
+qs_status qs_array_gemm(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, qs_error *err)
+{
+    memset(r, 0, sizeof *r);
+    const qs_layer *L = &c->net->layers[in->layer];
+    const qs_layer_map *m = &c->prog->maps[in->layer];
+    gemm_view v;
+    v.L = L;
+    v.IN = &c->net->layers[L->inputs[0]];
+    v.in = c->outputs[L->inputs[0]];
+    v.m = m;
+    v.g = in->group;
+    v.za = v.IN->out_zp;
+    v.list = NULL;
+    if (c->arch->dataflow != QS_DF_IS) {
+        int32_t nb = (int32_t)in->n0 / c->arch->cols;
+        v.list = m->list + m->list_off[in->group * m->blocks_per_group + nb];
+    }
+    switch (c->arch->dataflow) {
+    case QS_DF_OS: return gemm_os(c, &v, in, r, err);
+    case QS_DF_WS: return gemm_ws(c, &v, in, r, err);
+    case QS_DF_IS: return gemm_is(c, &v, in, r, err);
+    }
+    return qs_fail(err, QS_ERR_ARG, "unknown dataflow");
+}

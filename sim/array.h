@@ -1,0 +1,58 @@
+/* Execution of one GEMM instruction on the MAC array (internal to sim/).
+ * Both engines share the schedule (which steps survive zero skipping) and
+ * differ in how they produce values, cycles and PE activity: the fast engine
+ * in bulk, the detailed engine by ticking qs_pe_array every clock. */
+#ifndef QS_SIM_ARRAY_H
+#define QS_SIM_ARRAY_H
+
+#include <stdint.h>
+
+#include "pe_array.h"
+#include "qs_energy.h"
+#include "qs_isa.h"
+#include "qs_net.h"
+#include "qs_prog.h"
+#include "sim.h"
+
+typedef struct {
+    const qs_net *net;
+    const qs_prog *prog;
+    const qs_arch *arch;
+    qs_engine engine;
+    int32_t *const *outputs;   /* per layer output tensors (CHW) */
+    int32_t *accum;            /* accumulator buffer: [g][m][n] of the current layer */
+    /* scratch, sized at create for the largest layer / array */
+    int32_t *sched;            /* step list of one row group */
+    int32_t *kidx;             /* reduction indices of a dense dot product */
+    int32_t *sched_len;        /* per row group */
+    int32_t *sched_all;        /* rows/G lists of up to K entries */
+    int32_t *tile_acc;         /* OS: per-PE accumulators of one array tile (fast engine) */
+    int32_t *colcount;         /* detailed engine: psums seen per column */
+    int32_t *edge_i;           /* detailed engine edge buffers */
+    uint8_t *edge_v, *edge_s;
+    int32_t *edge_n;
+    uint8_t *edge_nv, *edge_ns;
+    int32_t *south;
+    uint8_t *south_v;
+    qs_pe_array **groups;      /* detailed: OS one sub-array per row group; WS/IS one */
+    int32_t n_groups;
+    int32_t max_k;
+    qs_sim_observer *obs;
+} qs_array_ctx;
+
+typedef struct {
+    uint64_t cycles;
+    uint64_t buffer_stall;
+    qs_events ev;
+} qs_tile_result;
+
+qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err);
+void qs_array_ctx_free(qs_array_ctx *c);
+
+/* Execute GEMM instruction `in`: update c->accum, return timing and counts. */
+qs_status qs_array_gemm(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, qs_error *err);
+
+/* Cycles per stream element forced by SRAM bandwidth (>= 1). */
+int32_t qs_array_stream_rate(const qs_arch *a, const qs_layer_map *m);
+
+#endif

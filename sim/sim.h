@@ -1,0 +1,47 @@
+/* The cycle-level simulator: runs a compiled program (models/qs_prog.h) on
+ * real data and returns bit-exact layer outputs, cycles, stalls by cause and
+ * event counts. Timing rules: docs/timing.md. */
+#ifndef QS_SIM_H
+#define QS_SIM_H
+
+#include <stdint.h>
+
+#include "qs_energy.h"
+#include "qs_net.h"
+#include "qs_prog.h"
+#include "qs_status.h"
+
+typedef enum { QS_ENGINE_FAST = 0, QS_ENGINE_DETAILED } qs_engine;
+
+/* Per-layer results. Stall cycles are those in which the array waited, by cause. */
+typedef struct {
+    uint64_t start, end;        /* cycle span: from the previous layer's end */
+    uint64_t cycles;            /* end - start */
+    uint64_t array_busy;        /* cycles the array spent on this layer's tiles */
+    uint64_t stall_dram;        /* array idle waiting for loads or stores stuck on DRAM */
+    uint64_t stall_ppu;         /* array idle waiting for the post-processing unit */
+    uint64_t stall_buffer;      /* array slowed by SRAM bank/port bandwidth (inside busy) */
+    uint64_t stall_dep;         /* other waiting: pipeline fill/drain, layer barrier */
+    qs_events ev;
+} qs_layer_stats;
+
+typedef struct qs_sim qs_sim;
+
+/* Per-cycle observer (waveforms). Called by the detailed engine. */
+typedef struct qs_sim_observer qs_sim_observer;
+
+qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine, qs_sim **out, qs_error *err);
+void qs_sim_destroy(qs_sim *s);
+
+/* Input activations (CHW, out_c*out_h*out_w of layer 0), checked against the
+ * input layer's range. Without a call the input is deterministic pseudo-random. */
+qs_status qs_sim_set_input(qs_sim *s, const int32_t *data, int64_t count, qs_error *err);
+
+/* Run the whole program once (can be called again after set_input). */
+qs_status qs_sim_run(qs_sim *s, qs_error *err);
+
+const qs_layer_stats *qs_sim_layer_stats(const qs_sim *s, int32_t layer);
+const int32_t *qs_sim_layer_output(const qs_sim *s, int32_t layer);
+uint64_t qs_sim_total_cycles(const qs_sim *s);
+
+#endif
