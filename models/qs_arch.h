@@ -84,4 +84,27 @@ const char *qs_zero_skip_name(qs_zero_skip z);
 /* Weight slices a b-bit weight needs on the weight path (bipolar: 1). */
 int32_t qs_arch_weight_slices(const qs_arch *a, int weight_bits);
 
+const char *qs_skip_impl_name(qs_skip_impl s);
+const char *qs_overflow_name(qs_overflow o);
+const char *qs_timing_name(qs_timing t);
+
+/* Weight slices of the widest weight the arch accepts (max_weight_bits). */
+int32_t qs_arch_max_slices(const qs_arch *a);
+
+/* The INI dialect shared by .cfg and .tech files, read with inih but with
+ * exact line numbers and the traps of inih's defaults closed: indented lines
+ * (inih would glue them to the previous value), over-long lines (inih would
+ * split them) and text after "[section]" are errors. `fn` is called once per
+ * section header (key == value == NULL) and once per key; it returns QS_OK or
+ * fills err (prefixing "where:line:") and returns an error, which stops the
+ * parse. A malformed line is QS_ERR_CONFIG "where:line: syntax error". */
+typedef qs_status (*qs_ini_fn)(void *user, const char *section, const char *key,
+                               const char *value, int line, qs_error *err);
+qs_status qs_ini_parse(const char *text, const char *where, qs_ini_fn fn, void *user,
+                       qs_error *err);
+
+/* Read a whole text file (NUL-free) into a malloc'd string; QS_ERR_IO names
+ * the path. The caller frees *out. */
+qs_status qs_read_text_file(const char *path, char **out, qs_error *err);
+
 #endif
