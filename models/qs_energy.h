@@ -47,6 +47,12 @@ typedef struct {
     double pe_um2;          /* one PE incl. its skip logic */
     double array_mm2, sram_mm2[3], dma_mm2, ppu_mm2, control_mm2;
     double total_mm2;
+    /* added with the implementation (models/energy.c) */
+    double pe_idle_pj;      /* one idle PE-cycle (no valid operands) */
+    double pe_skip_um2;     /* the part of pe_um2 that is zero-skip logic */
+    double node_area_factor;    /* area x, table node -> arch node */
+    double node_energy_factor;  /* on-chip energy x, table node -> arch node */
+    double voltage_energy_factor; /* on-chip energy x, table voltage -> arch voltage */
 } qs_tech;
 
 typedef struct {
