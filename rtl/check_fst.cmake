@@ -1,9 +1,13 @@
 # Runs one co-simulation variant with --fst, converts the dump with fst2vcd
 # and checks that the array's ports and a PE's registers are in it.
-# Usage: cmake -DCOSIM=qs_cosim -DFST2VCD=fst2vcd -DWORK_DIR=dir -P check_fst.cmake
+# Also checks that traces/pe_array.gtkw is what the harness writes for this
+# variant and that every signal it shows is in the dump.
+# Usage: cmake -DCOSIM=qs_cosim -DFST2VCD=fst2vcd -DWORK_DIR=dir -DGTKW_REF=traces/pe_array.gtkw
+#        -P check_fst.cmake
 set(_fst ${WORK_DIR}/cosim_fst_test.fst)
-file(REMOVE ${_fst})
-execute_process(COMMAND ${COSIM} --variant ws_s8g --seed 1 --cycles 2000 --fst ${_fst}
+set(_gtkw ${WORK_DIR}/cosim_fst_test.gtkw)
+file(REMOVE ${_fst} ${_gtkw})
+execute_process(COMMAND ${COSIM} --variant ws_s8g --seed 1 --cycles 2000 --fst ${_fst} --gtkw ${_gtkw}
                 RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
 if(_rc)
   message(FATAL_ERROR "qs_cosim --fst failed (${_rc}):\n${_out}")
@@ -36,3 +40,20 @@ if(_n LESS 2000 OR _last LESS 20000)
   message(FATAL_ERROR "FST has ${_n} time steps, last at ${_last}: too short")
 endif()
 message("FST ok: ${_n} time steps up to ${_last}")
+
+# The committed GTKWave view must match this variant's dump.
+file(READ ${_gtkw} _new)
+file(READ ${GTKW_REF} _ref)
+if(NOT _new STREQUAL _ref)
+  message(FATAL_ERROR "${GTKW_REF} is out of date; regenerate it with:\n"
+                      "  qs_cosim --variant ws_s8g --cycles 0 --gtkw traces/pe_array.gtkw")
+endif()
+string(REGEX MATCHALL "\n(\\+{[^}]*} )?TOP\\.[^\n]+" _shown "${_ref}")
+foreach(_line ${_shown})
+  string(REGEX REPLACE ".*\\.([A-Za-z_0-9]+)(\\[[0-9]+:0\\])?$" "\\1" _leaf "${_line}")
+  if(NOT _vcd MATCHES "\\$var [a-z]+ [0-9]+ [^ ]+ ${_leaf}[ \\[]")
+    message(FATAL_ERROR "the GTKWave view shows ${_leaf}, which is not in the dump")
+  endif()
+endforeach()
+list(LENGTH _shown _ns)
+message("GTKWave view ok: ${_ns} signals, all in the dump")

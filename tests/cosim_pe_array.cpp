@@ -3,7 +3,7 @@
 // observable value is compared after every clock. See rtl/README.md.
 //
 //   qs_cosim [--variant NAME|all] [--seed S] [--cycles N] [--fst FILE]
-//            [--bench N] [--list]
+//            [--gtkw FILE] [--bench N] [--list]
 // QSIM_COSIM_CYCLES (environment) overrides --cycles for long soaks;
 // QSIM_COSIM_SEED sets the seed when --seed is not given.
 #include <chrono>
@@ -267,6 +267,102 @@ int bench_variant(const Variant &v, uint64_t master_seed, uint64_t n)
     return 0;
 }
 
+// ---- a GTKWave save file matching one variant's dump ----
+// GTKWave finds a vector only by its exact name with its bit range, so a
+// save file fits one set of widths: this writes the one for a variant
+// (traces/pe_array.gtkw is this output for the variant the docs use).
+std::string vec(const std::string &name, int width)
+{
+    return width == 1 ? name : name + "[" + std::to_string(width - 1) + ":0]";
+}
+
+int clog2(int v)
+{
+    int b = 0;
+    while ((1 << b) < v) b++;
+    return b;
+}
+
+bool write_gtkw(const Variant &v, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "qs_cosim: cannot write %s\n", path);
+        return false;
+    }
+    const bool os = v.dataflow == QS_DF_OS;
+    const int cntw = clog2(v.rows * v.cols + 1);
+    const int maxsh = v.wpb * ((1 << v.shift_w) - 1) * (os ? 1 : 2);
+    const int pw = 2 * v.op_w, spw = pw + maxsh, sw = (spw > v.acc_w ? spw : v.acc_w) + 1;
+    fprintf(f, "[*] qsim: ready view of a PE-array RTL dump (qs_cosim --fst FILE)\n"
+               "[*] made by qs_cosim --gtkw for variant %s: %dx%d %s, operands %d bits, acc %d bits\n"
+               "[*] open: gtkwave DUMP.fst traces/pe_array.gtkw  (other variants: qs_cosim --gtkw)\n"
+               "[*] signed values in decimal; one clock = 10 ns\n",
+            v.name, v.rows, v.cols, df_name(v.dataflow), v.op_w, v.acc_w);
+    fprintf(f, "[timestart] 0\n[size] 1400 900\n[pos] -1 -1\n*-7.000000 0 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 "
+               "-1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1\n");
+    fprintf(f, "[treeopen] TOP.\n[treeopen] TOP.qs_pe_array.\n[sst_width] 250\n[signals_width] 330\n"
+               "[sst_expanded] 1\n[sst_vpaned_height] 250\n");
+    auto comment = [&](const char *s) { fprintf(f, "@200\n-%s\n", s); };
+    auto sig = [&](const char *fmt, const std::string &name) { fprintf(f, "@%s\n%s\n", fmt, name.c_str()); };
+    auto alias = [&](const char *fmt, const std::string &label, const std::string &name) {
+        fprintf(f, "@%s\n+{%s} %s\n", fmt, label.c_str(), name.c_str());
+    };
+    const char *BIN = "28", *DEC = "24", *SDEC = "420", *HEX = "22";
+    comment("control");
+    sig(BIN, "TOP.clk");
+    sig(BIN, "TOP.rst");
+    sig(BIN, os ? "TOP.clear" : "TOP.load");
+    comment("events of the clock just ended");
+    sig(DEC, vec("TOP.active_cnt", cntw));
+    sig(DEC, vec("TOP.gated_cnt", cntw));
+    sig(DEC, vec("TOP.ovf_cnt", cntw));
+    if (!os) {
+        comment("south edge: column partial sums");
+        for (int j = 0; j < v.cols; j++) {
+            std::string pe = "TOP.qs_pe_array.g_row[" + std::to_string(v.rows - 1) + "].g_col[" + std::to_string(j) + "].pe.";
+            alias(SDEC, "south[" + std::to_string(j) + "]", vec(pe + "acc_q", v.acc_w));
+            alias(BIN, "south_valid[" + std::to_string(j) + "]", pe + "acc_v_q");
+        }
+    }
+    std::vector<std::pair<int, int>> pes;
+    for (int i = 0; i < v.rows && i < 4; i++) pes.push_back({i, 0});
+    if (v.rows > 4 || v.cols > 1) pes.push_back({v.rows - 1, v.cols - 1});
+    for (auto &p : pes) {
+        std::string pe = "TOP.qs_pe_array.g_row[" + std::to_string(p.first) + "].g_col[" + std::to_string(p.second) + "].pe.";
+        std::string title = "PE(" + std::to_string(p.first) + "," + std::to_string(p.second) + ")";
+        comment(title.c_str());
+        alias(SDEC, "x (west operand)", vec(pe + "x_in", v.op_w));
+        alias(BIN, "x valid", pe + "x_v_in");
+        if (os) {
+            alias(SDEC, "y (north operand)", vec(pe + "y_in", v.op_w));
+            alias(BIN, "y valid", pe + "y_v_in");
+        } else {
+            alias(SDEC, "stationary", vec(pe + "y_q", v.op_w));
+            alias(BIN, "stationary valid", pe + "y_v_q");
+        }
+        alias(DEC, "slice index", vec(pe + "sh", v.shift_w + 1));
+        alias(SDEC, "multiplier in x (isolated)", vec(pe + "mx", v.op_w));
+        alias(SDEC, "multiplier in y (isolated)", vec(pe + "my", v.op_w));
+        alias(SDEC, "shifted product", vec(pe + "prod_sh", sw));
+        alias(BIN, "active", pe + "active");
+        alias(BIN, "gated", pe + "gated");
+        alias(BIN, "overflow", pe + "ovf");
+        alias(SDEC, os ? "accumulator" : "partial sum", vec(pe + "acc_q", v.acc_w));
+        if (!os) alias(BIN, "partial sum valid", pe + "acc_v_q");
+    }
+    comment("edge ports, flattened (lane k at bits k*width)");
+    sig(HEX, vec("TOP.west", v.rows * v.op_w));
+    sig(HEX, vec("TOP.west_valid", v.rows));
+    if (!os) sig(HEX, vec("TOP.west_shift", v.rows * v.shift_w));
+    sig(HEX, vec("TOP.north", v.cols * v.op_w));
+    sig(HEX, vec("TOP.north_valid", v.cols));
+    sig(HEX, vec("TOP.north_shift", v.cols * v.shift_w));
+    fprintf(f, "[pattern_trace] 1\n[pattern_trace] 0\n");
+    fclose(f);
+    return true;
+}
+
 struct Entry {
     Variant v;
     int (*run)(const Variant &, uint64_t, uint64_t, const char *);
@@ -281,9 +377,11 @@ const Entry entries[] = {QS_COSIM_VARIANTS(QS_ENTRY)};
 void usage(void)
 {
     fprintf(stderr,
-            "usage: qs_cosim [--variant NAME|all] [--seed S] [--cycles N] [--fst FILE] [--bench N] [--list]\n"
+            "usage: qs_cosim [--variant NAME|all] [--seed S] [--cycles N] [--fst FILE] [--gtkw FILE]\n"
+            "                [--bench N] [--list]\n"
             "  --cycles N  operand cycles per variant (default 20000; QSIM_COSIM_CYCLES overrides)\n"
             "  --fst FILE  dump the RTL of the (single) chosen variant as FST\n"
+            "  --gtkw FILE write a GTKWave save file that fits that variant's dump\n"
             "  --bench N   time N cycles of the RTL and of the C model instead of comparing\n");
 }
 
@@ -291,7 +389,7 @@ void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *variant = "all", *fst = nullptr;
+    const char *variant = "all", *fst = nullptr, *gtkw = nullptr;
     uint64_t seed = 0, cycles = 20000, bench = 0;
     bool have_seed = false;
     for (int a = 1; a < argc; a++) {
@@ -311,6 +409,8 @@ int main(int argc, char **argv)
             cycles = strtoull(val(), nullptr, 0);
         else if (!strcmp(argv[a], "--fst"))
             fst = val();
+        else if (!strcmp(argv[a], "--gtkw"))
+            gtkw = val();
         else if (!strcmp(argv[a], "--bench"))
             bench = strtoull(val(), nullptr, 0);
         else if (!strcmp(argv[a], "--list")) {
@@ -331,8 +431,8 @@ int main(int argc, char **argv)
             seed = (uint64_t)std::chrono::system_clock::now().time_since_epoch().count();
     }
     bool all = !strcmp(variant, "all");
-    if (fst && all) {
-        fprintf(stderr, "qs_cosim: --fst needs one --variant\n");
+    if ((fst || gtkw) && all) {
+        fprintf(stderr, "qs_cosim: --fst and --gtkw need one --variant\n");
         return 2;
     }
     printf("qs_cosim: seed %" PRIu64 "\n", seed);
@@ -340,6 +440,7 @@ int main(int argc, char **argv)
     for (const Entry &en : entries) {
         if (!all && strcmp(variant, en.v.name)) continue;
         matched++;
+        if (gtkw && !write_gtkw(en.v, gtkw)) return 2;
         int rc = bench ? en.bench(en.v, seed, bench) : en.run(en.v, seed, cycles, fst);
         if (rc) failed++;
         fflush(stdout);
