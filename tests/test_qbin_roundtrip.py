@@ -1,0 +1,372 @@
+#!/usr/bin/python3
+"""C <-> Python checks of the .qbin format (docs/qbin.md).
+
+    test_qbin_roundtrip.py PATH/TO/qbin_roundtrip_tool
+
+- a network using every dtype, quantization form and layer kind, written by Python,
+  parsed and re-serialized by C, read back by Python: identical bytes and structure;
+- the shipped nets: C and Python both re-serialize them byte for byte, and
+  scripts/make_nets.py regenerates them exactly (determinism);
+- the two parsers agree (accept / refuse) on hundreds of mutated files;
+- Python's requantize equals C's qs_requant_apply on edge and random cases;
+- the reference evaluator's im2col conv and pools equal a direct loop written
+  from the spec, including groups, dilation, strides, asymmetric padding, zero points
+  and accumulator wrap.
+Exit status 0 when everything passes.
+"""
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import qsim_qbin as q  # noqa: E402
+import make_nets  # noqa: E402
+
+TOOL = None
+TMP = None
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL: " + what)
+
+
+def tool(*args, stdin=None):
+    return subprocess.run([TOOL] + list(args), input=stdin, capture_output=True, text=True)
+
+
+def c_roundtrip(data: bytes, name: str) -> bytes:
+    src, dst = os.path.join(TMP, name + ".in.qbin"), os.path.join(TMP, name + ".out.qbin")
+    with open(src, "wb") as f:
+        f.write(data)
+    r = tool("roundtrip", src, dst)
+    if r.returncode != 0:
+        raise AssertionError("C refused %s: %s" % (name, r.stderr.strip()))
+    with open(dst, "rb") as f:
+        return f.read()
+
+
+# ---------------------------------------------------------------------------- nets
+
+def every_feature_net() -> q.Net:
+    """All dtypes (signed and unsigned), per-tensor and per-channel quant, all kinds."""
+    rng = np.random.default_rng(7)
+    net = q.Net("every_feature")
+    x = net.input("in", 4, 9, 7, bits=8, signed=False, zp=3, scale=0.02)
+    w = rng.integers(-1, 2, size=(6, 2, 3, 2))
+    c = net.conv("conv_g2", x, w, bias=rng.integers(-50, 50, 6), stride=(2, 1), pad=(1, 0, 2, 1),
+                 dilation=(1, 2), groups=2, wbits=2, w_scale=rng.uniform(0.1, 1, 6),
+                 bits=5, signed=True, zp=-2, scale=0.1, multiplier=rng.uniform(0.01, 0.2, 6))
+    d = net.conv("dw", c, np.where(rng.random((6, 1, 3, 3)) < 0.5, -1, 1), pad=1, groups=6,
+                 wbits=1, w_scale=0.5, bits=4, signed=False, act="relu", multiplier=0.05)
+    m = net.maxpool("mp", d, (2, 3), stride=(1, 2), pad=(1, 1, 0, 0))
+    a = net.avgpool("ap", d, 3, stride=1, pad=1, bits=4, signed=False, zp=0, scale=0.3,
+                    mult=[1 << 30], shift=[3])
+    a2 = net.avgpool("ap2", d, (2, 3), stride=(1, 2), pad=(1, 1, 0, 0), bits=5, signed=True,
+                     zp=-3, scale=0.4, mult=[1 << 30], shift=[2])   # same shape as mp
+    s = net.add("sum", m, a2, 3, -5,
+                bits=6, signed=True, zp=1, scale=0.2, mult=[1518500250], shift=[-2])
+    r = net.requant("rq", s, bits=4, signed=False, zp=0, scale=0.5,
+                    multiplier=np.linspace(0.1, 1.9, net.layers[s].out_c))
+    cat = net.concat("cat", [r, m, r])
+    act = net.act("clip", cat, act="clip", clamp=(1, 9))
+    g = net.gap("gap", act, bits=8, signed=False, zp=0, scale=0.01)
+    fl = net.flatten("flat", act)
+    f1 = net.fc("fc_u4", fl, rng.integers(0, 16, size=(5, net.layers[fl].out_c)), wbits=4,
+                wsigned=False, bits=16, signed=True, scale=1e-3, multiplier=1e-3)
+    f2 = net.fc("fc_i8", g, rng.integers(-128, 128, size=(3, net.layers[g].out_c)), wbits=8,
+                bias=[-(2**31), 0, 2**31 - 1], bits=1, signed=False, multiplier=1e-4)
+    net.conv("conv_u2_noq", x, rng.integers(0, 4, size=(2, 4, 1, 1)), wbits=2, wsigned=False,
+             bits=2, signed=True)
+    # unreferenced tensors exercise the wide and unsigned dtypes and odd quant forms
+    net.add_tensor("i16", rng.integers(-2**15, 2**15, size=(3, 1, 5)), q.DT_INT16, True,
+                   scale=[0.5], zero_point=[-7])
+    net.add_tensor("u16", rng.integers(0, 2**16, size=(17,)), q.DT_INT16, False,
+                   scale=rng.uniform(0.1, 2, 17), zero_point=rng.integers(0, 9, 17), axis=0)
+    net.add_tensor("i32", np.array([[-(2**31), 2**31 - 1], [0, -1]]), q.DT_INT32, True)
+    net.add_tensor("u32", np.array([0, 2**31 - 1, 5]), q.DT_INT32, False)
+    net.add_tensor("u8_axis2", rng.integers(0, 256, size=(2, 3, 4)), q.DT_INT8, False,
+                   scale=[1, 2, 3, 4], zero_point=[0, 1, 255, 128], axis=2)
+    net.add_tensor("u2_axis_ext1", rng.integers(0, 4, size=(1, 7)), q.DT_INT2, False,
+                   scale=[0.25], axis=0)
+    net.add_tensor("bip", np.array([1, -1, -1, 1, 1, 1, -1, 1, -1]), q.DT_BIPOLAR, False)
+    net.add_tensor("i4_odd", rng.integers(-8, 8, size=(3, 3)), q.DT_INT4, True)
+    net.add_tensor("empty_name_next", np.array([1]), q.DT_INT8, True)
+    net.tensors[-1].name = ""
+    net.output = f1
+    del f2
+    return net
+
+
+def test_python_c_python():
+    net = every_feature_net()
+    kinds = {l.kind for l in net.layers}
+    check(kinds == set(range(len(q.KIND_NAMES))), "every_feature covers all kinds (%s)" % sorted(kinds))
+    data = net.to_bytes()
+    back_c = c_roundtrip(data, "every_feature")
+    check(back_c == data, "C re-serializes the Python net byte for byte")
+    again = q.Net.from_bytes(back_c, "c-output")
+    d = q.diff(net, again)
+    check(d is None, "Python reads back what it wrote through C: %s" % d)
+    check(again.to_bytes() == data, "Python re-serializes identically")
+    # and the evaluator runs on it
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=net.layers[0].shape)
+    outs = q.evaluate(again, x)
+    for i, (l, o) in enumerate(zip(again.layers, outs)):
+        check(o.shape == l.shape, "layer %d output shape" % i)
+        check(o.min() >= l.clamp_lo and o.max() <= l.clamp_hi, "layer %d output in clamp" % i)
+
+
+def test_shipped_nets():
+    for name in ("tiny", "demo_w2a4"):
+        path = os.path.join(REPO, "models", "nets", name + ".qbin")
+        with open(path, "rb") as f:
+            data = f.read()
+        check(len(data) < 8192, "%s is small (%d bytes)" % (name, len(data)))
+        check(c_roundtrip(data, name) == data, "C round trip of %s" % name)
+        check(q.read(path).to_bytes() == data, "Python round trip of %s" % name)
+        r = tool("check", path)
+        net = q.read(path)
+        c_macs = [int(line.split()[1]) for line in r.stdout.split("\n")[1:] if line.strip()]
+        check(c_macs == [net.macs(i) for i in range(len(net.layers))], "MACs agree for %s" % name)
+    regen = os.path.join(TMP, "regen")
+    make_nets.main(["--out-dir", regen])
+    for name in ("tiny", "demo_w2a4"):
+        with open(os.path.join(regen, name + ".qbin"), "rb") as f1, \
+                open(os.path.join(REPO, "models", "nets", name + ".qbin"), "rb") as f2:
+            check(f1.read() == f2.read(), "make_nets.py regenerates %s exactly" % name)
+
+
+# ---------------------------------------------------------------------------- parsers agree
+
+def fix_crcs(b: bytearray):
+    n = struct.unpack_from("<I", b, 24)[0]
+    n_ok = min(n, (len(b) - 32) // 24)
+    for i in range(n_ok):
+        e = 32 + 24 * i
+        off, size = struct.unpack_from("<QQ", b, e + 8)
+        if off <= len(b) and size <= len(b) - off:
+            struct.pack_into("<I", b, e + 4, zlib.crc32(bytes(b[off:off + size])))
+    table = min(24 * n, len(b) - 32)
+    struct.pack_into("<I", b, 28, zlib.crc32(bytes(b[32:32 + table]), zlib.crc32(bytes(b[:28]))))
+
+
+def test_parsers_agree():
+    with open(os.path.join(REPO, "models", "nets", "tiny.qbin"), "rb") as f:
+        base = f.read()
+    # every prefix is refused by Python too
+    for n in range(len(base)):
+        try:
+            q.loads(base[:n], "prefix")
+            check(False, "Python accepted a %d-byte prefix" % n)
+        except q.QbinError as e:
+            check("prefix" in str(e), "message names the source")
+    rng = np.random.default_rng(3)
+    agree = accepted = 0
+    path = os.path.join(TMP, "mut.qbin")
+    for it in range(400):
+        b = bytearray(base)
+        for _ in range(1 + it % 3):
+            at = int(rng.integers(32, len(b)))
+            b[at] = int(rng.choice([0, 1, 2, 0x7F, 0x80, 0xFF, rng.integers(0, 256)]))
+        fix_crcs(b)
+        try:
+            q.loads(bytes(b), "mut")
+            py_ok = True
+        except q.QbinError:
+            py_ok = False
+        with open(path, "wb") as f:
+            f.write(b)
+        r = tool("check", path)
+        c_ok = r.returncode == 0
+        check(r.returncode in (0, 1), "C tool did not crash (rc %d)" % r.returncode)
+        if py_ok != c_ok:
+            check(False, "parsers disagree on mutation %d: python %s, C %s" % (it, py_ok, r.stdout.strip()))
+        agree += py_ok == c_ok
+        accepted += py_ok
+    check(accepted > 0, "some mutations are legal")
+    print("parsers agree on %d/400 mutated files (%d accepted)" % (agree, accepted))
+
+
+# ---------------------------------------------------------------------------- arithmetic
+
+def test_requant_vs_c():
+    rng = np.random.default_rng(11)
+    cases = []
+    edges_acc = [0, 1, -1, 2, -2, 3, -3, 5, -5, 2**31 - 1, -2**31, 2**31, -2**31 - 1, 2**40, -2**40,
+                 2**62, -2**62, 12345, -12345, 2**30, -2**30]
+    edges_m = [0, 1, 2**30, 2**30 + 1, 2**31 - 1, 1518500250, 1073741823]
+    for a in edges_acc:
+        for m in edges_m:
+            for s in (-31, -5, -1, 0, 1, 2, 7, 30, 31):
+                cases.append((a, m, s, 0, -2**31, 2**31 - 1))
+    for _ in range(20000):
+        a = int(rng.integers(-2**40, 2**40)) >> int(rng.integers(0, 40))
+        m = int(rng.integers(0, 2**31))
+        s = int(rng.integers(-31, 32))
+        zp = int(rng.integers(-128, 128))
+        lo = int(rng.integers(-2**15, 1))
+        hi = int(rng.integers(0, 2**15))
+        cases.append((a, m, s, zp, lo, hi))
+    text = "".join("%d %d %d %d %d %d\n" % c for c in cases)
+    r = tool("requant", stdin=text)
+    c_out = np.array([int(v) for v in r.stdout.split()], np.int64)
+    arr = np.array(cases, dtype=object)
+    py = np.array([int(q.requantize(np.int64(c[0]) if abs(c[0]) < 2**63 else c[0], c[1], c[2],
+                                    c[3], c[4], c[5])) for c in cases], np.int64)
+    check(len(c_out) == len(cases), "C answered every requant case")
+    bad = np.nonzero(c_out != py)[0]
+    check(bad.size == 0, "requant agrees (first mismatch %r)" %
+          (None if not bad.size else (tuple(arr[bad[0]]), int(c_out[bad[0]]), int(py[bad[0]]))),)
+    # documented worked examples
+    check(int(q.srdhm(-3, 2**30)) == -1 and int(q.srdhm(3, 2**30)) == 2, "srdhm halves round up")
+    check([int(q.rdivpot(v, e)) for v, e in ((5, 1), (-5, 1), (-6, 2), (7, 2))] == [3, -3, -2, 2],
+          "rdivpot rounds halves away from zero")
+    check(int(q.requantize(1023, 1518500250, 3, 0, -1000, 1000)) == 90, "doc example")
+
+
+def test_quantize_multiplier():
+    check(q.quantize_multiplier(0.5) == (2**30, 0), "M=0.5")
+    check(q.quantize_multiplier(0.25) == (2**30, 1), "M=0.25")
+    check(q.quantize_multiplier(1.0) == (2**30, -1), "M=1")
+    check(q.quantize_multiplier(1.25) == (1342177280, -1), "M=1.25")
+    check(q.quantize_multiplier(0.0) == (0, 0), "M=0")
+    check(q.quantize_multiplier(1e-12) == (0, 0), "underflow")
+    check(q.quantize_multiplier(2.0**40) == (2**31 - 1, -31), "overflow saturates")
+    check(q.quantize_multiplier(1 - 2**-40) == (2**30, -1), "rounding up to 2^31 renormalizes")
+    rng = np.random.default_rng(5)
+    for real in rng.uniform(1e-6, 10, 2000):
+        m, s = q.quantize_multiplier(float(real))
+        check(2**30 <= m < 2**31 and abs(m * 2.0**-31 * 2.0**-s / real - 1) < 2**-30,
+              "multiplier %r" % real)
+
+
+# ---------------------------------------------------------------------------- evaluator
+
+def naive_conv(a, za, w, bias, l, acc_bits):
+    """Direct loops over the definition in docs/qbin.md."""
+    cin = a.shape[0]
+    g = l.groups
+    cin_g, cout_g = cin // g, l.out_c // g
+    acc = np.zeros((l.out_c, l.out_h, l.out_w), dtype=object)
+    for co in range(l.out_c):
+        gi = co // cout_g
+        for oy in range(l.out_h):
+            for ox in range(l.out_w):
+                s = 0
+                for ci in range(cin_g):
+                    for ky in range(l.kh):
+                        for kx in range(l.kw):
+                            y = oy * l.stride_h - l.pad_t + ky * l.dil_h
+                            x = ox * l.stride_w - l.pad_l + kx * l.dil_w
+                            v = int(a[gi * cin_g + ci, y, x]) if 0 <= y < a.shape[1] and 0 <= x < a.shape[2] else za
+                            s += (v - za) * int(w[co, ci, ky, kx])
+                half = 1 << (acc_bits - 1)
+                s = ((s + half) % (1 << acc_bits)) - half
+                acc[co, oy, ox] = s + (int(bias[co]) if bias is not None else 0)
+    return acc.astype(np.int64)
+
+
+def naive_pool(a, za, l, kind):
+    out = np.zeros((a.shape[0], l.out_h, l.out_w), np.int64)
+    for c in range(a.shape[0]):
+        for oy in range(l.out_h):
+            for ox in range(l.out_w):
+                vals = []
+                for ky in range(l.kh):
+                    for kx in range(l.kw):
+                        y = oy * l.stride_h - l.pad_t + ky * l.dil_h
+                        x = ox * l.stride_w - l.pad_l + kx * l.dil_w
+                        inside = 0 <= y < a.shape[1] and 0 <= x < a.shape[2]
+                        if kind == "max" and inside:
+                            vals.append(int(a[c, y, x]))
+                        elif kind == "avg":
+                            vals.append(int(a[c, y, x]) - za if inside else 0)
+                out[c, oy, ox] = max(vals) if kind == "max" else sum(vals)
+    return out
+
+
+def test_evaluator_vs_loops():
+    rng = np.random.default_rng(21)
+    n = 0
+    for it in range(60):
+        g = int(rng.choice([1, 2, 3]))
+        cin = g * int(rng.integers(1, 4))
+        cout = g * int(rng.integers(1, 4))
+        kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        dh, dw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        pads = [int(rng.integers(0, d * (k - 1) + 1)) for d, k in ((dh, kh), (dw, kw), (dh, kh), (dw, kw))]
+        h, w = int(rng.integers(dh * (kh - 1) + 1, 9)), int(rng.integers(dw * (kw - 1) + 1, 9))
+        bits = int(rng.choice([4, 8]))
+        za = int(rng.integers(0, 1 << bits))
+        acc_bits = int(rng.choice([32, 12, 8]))
+        net = q.Net("t")
+        x = net.input("in", cin, h, w, bits=bits, zp=za)
+        wt = rng.integers(-8, 8, size=(cout, cin // g, kh, kw))
+        bias = rng.integers(-1000, 1000, cout)
+        c = net.conv("c", x, wt, bias=bias, stride=(sh, sw), pad=pads, dilation=(dh, dw), groups=g,
+                     wbits=4, bits=16, signed=True, mult=[2**31 - 1], shift=[0])
+        xin = rng.integers(0, 1 << bits, size=(cin, h, w))
+        outs = [xin.astype(np.int64)]
+        got = q.layer_accumulator(net, c, outs, acc_bits)
+        want = naive_conv(xin, za, wt, bias, net.layers[c], acc_bits)
+        check(np.array_equal(got, want), "conv im2col == loops (case %d)" % it)
+        # pools on the same input (maxpool only where every window touches the input)
+        k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        pp = (int(rng.integers(0, k[0])), int(rng.integers(0, k[1])), 0, 0)
+        if h + pp[0] >= k[0] and w + pp[1] >= k[1]:
+            p = net.avgpool("ap", x, k, stride=1, pad=pp, bits=bits, zp=za, mult=[2**30], shift=[0])
+            check(np.array_equal(q.layer_accumulator(net, p, outs),
+                                 naive_pool(xin, za, net.layers[p], "avg")), "avgpool (case %d)" % it)
+            m = net.maxpool("mp", x, k, stride=1, pad=pp)
+            check(np.array_equal(q.eval_layer(net, m, outs + [None] * (m - 1)),
+                                 naive_pool(xin, za, net.layers[m], "max")), "maxpool (case %d)" % it)
+        n += 1
+    # fc with zero point and wrap
+    net = q.Net("f")
+    x = net.input("in", 3, 2, 2, bits=8, zp=100)
+    wt = rng.integers(-128, 128, size=(4, 12))
+    f = net.fc("fc", x, wt, bits=8, signed=True, mult=[2**31 - 1], shift=[0])
+    xin = rng.integers(0, 256, size=(3, 2, 2))
+    exact = wt.astype(object) @ (xin.reshape(-1).astype(object) - 100)
+    for bits in (32, 10):
+        half = 1 << (bits - 1)
+        want = np.array([((int(v) + half) % (1 << bits)) - half for v in exact], np.int64)
+        got = q.layer_accumulator(net, f, [xin], bits).ravel()
+        check(np.array_equal(got, want), "fc accumulator wrap to %d bits" % bits)
+    print("evaluator checked on %d random conv/pool configurations" % n)
+
+
+def main():
+    global TOOL, TMP
+    if len(sys.argv) != 2:
+        print("usage: test_qbin_roundtrip.py PATH/TO/qbin_roundtrip_tool")
+        return 2
+    TOOL = sys.argv[1]
+    with tempfile.TemporaryDirectory() as TMP:
+        for t in (test_python_c_python, test_shipped_nets, test_parsers_agree, test_requant_vs_c,
+                  test_quantize_multiplier, test_evaluator_vs_loops):
+            before = len(failures)
+            try:
+                t()
+            except Exception as e:  # a crash is a failure, keep going
+                failures.append("%s raised %r" % (t.__name__, e))
+                print("FAIL: %s raised %r" % (t.__name__, e))
+            print("%s: %s" % (t.__name__, "ok" if len(failures) == before else "FAILED"))
+    print("%d failure(s)" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
