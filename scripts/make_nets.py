@@ -15,9 +15,10 @@ How the numbers are chosen, so that the simulator sees realistic data:
   initialises its step: step = 2*mean|w|/sqrt(Qp), q = clip(round(w/step), -Qp, Qp) with
   Qp = 2^(b-1)-1 (narrow symmetric; 2 bits = ternary, ~58% zeros; 1 bit = bipolar);
 - each conv is followed by a synthetic batch norm folded into an int32 bias and a
-  per-channel multiplier, calibrated on a deterministic input so that every channel's
+  per-channel multiplier, calibrated on deterministic inputs so that every channel's
   pre-activation is normalised; the output scale puts the 99.9th percentile of the
-  activations at the top of the output range (so activations use their range);
+  activations at the top of the output range (so activations use their range); the
+  global average pool and the classifier (no batch norm) get calibrated output scales;
 - the first conv and the classifier keep 8-bit weights (the usual practice in
   low-precision networks, LSQ included); everything else uses --wbits/--abits.
 The values are integers produced by qsim_qbin's reference evaluator, so a simulator
@@ -102,6 +103,8 @@ class Calibrated:
                          w_scale=step, bits=abits, signed=signed)
         unit = s.out_scale * step                       # real value of one accumulator step
         z = self._accs(i).astype(np.float64) * unit     # (N, C, H, W)
+        if fc:
+            return self._classifier(i, z, unit, abits)
         mu = z.mean(axis=(0, 2, 3))
         sd = z.std(axis=(0, 2, 3))
         sd = np.where(sd > 0, sd, unit)                 # a dead channel: keep it finite
@@ -116,6 +119,32 @@ class Calibrated:
                                 scale=np.full(cout, unit, np.float32), axis=0)
         net._apply_out(l, bits=abits, signed=signed, zp=0, scale=s_out,
                        act="relu" if relu else None, multiplier=unit * gamma / (sd * s_out))
+        return self._run(i)
+
+    def _classifier(self, i: int, z: np.ndarray, unit: float, abits: int) -> int:
+        """A classifier has no batch norm: small random bias, one output scale for all
+        logits (per-channel statistics of a 1x1 output would rest on a handful of values)."""
+        net = self.net
+        l = net.layers[i]
+        bias = np.round(self.rng.normal(0.0, 0.1 * float(z.std()) + 1e-12, l.out_c) / unit)
+        y = z + (bias * unit)[None, :, None, None]
+        s_out = self._out_scale(y, abits, True)
+        l.bias = net.add_tensor(l.name + ".b", bias.astype(np.int64), DT_INT32, True,
+                                scale=[unit])
+        net._apply_out(l, bits=abits, signed=True, zp=0, scale=s_out, multiplier=unit / s_out)
+        return self._run(i)
+
+    def gap(self, name: str, src: int) -> int:
+        """Global average pool whose output scale is calibrated (the mean of a ReLU map
+        is much smaller than its maximum, so keeping the input scale wastes the range)."""
+        net = self.net
+        s = net.layers[src]
+        i = net.gap(name, src, bits=s.out_bits, signed=s.out_signed, zp=0, mult=[0], shift=[0])
+        unit = s.out_scale / (s.out_h * s.out_w)
+        y = self._accs(i).astype(np.float64) * unit
+        s_out = self._out_scale(y, s.out_bits, s.out_signed)
+        net._apply_out(net.layers[i], bits=s.out_bits, signed=s.out_signed, zp=0, scale=s_out,
+                       multiplier=unit / s_out)
         return self._run(i)
 
     def add(self, name: str, a: int, b: int, abits: int) -> int:
@@ -159,7 +188,7 @@ def make_tiny() -> Net:
     x = b.conv("conv1", 0, 4, 3, wbits=8, abits=8)
     x = b.plain(b.net.maxpool("pool1", x, 2))
     x = b.conv("conv2", x, 8, 3, wbits=8, abits=8)
-    x = b.plain(b.net.gap("gap", x))          # exact 1/(H*W) multiplier, same scale
+    x = b.gap("gap", x)
     b.conv("fc", x, 10, 1, relu=False, wbits=8, abits=8, fc=True)
     return b.net
 
@@ -196,7 +225,7 @@ def make_resnet(depth: int, wbits: int, abits: int) -> Net:
     """Synthetic torchvision ResNet-18/50 (v1.5: stride in the 3x3 of bottlenecks)."""
     blocks, bottleneck = {18: ([2, 2, 2, 2], False), 50: ([3, 4, 6, 3], True)}[depth]
     rng = np.random.default_rng(100 + depth)
-    imgs = smooth_images(rng, 1, 3, 224, 224, -128, 127)
+    imgs = smooth_images(rng, 2, 3, 224, 224, -128, 127)
     b = Calibrated("resnet%d_w%da%d" % (depth, wbits, abits), 1000 + depth, imgs, 3, 224, 224,
                    bits=8, signed=True, scale=1 / 48)
     net = b.net
@@ -222,7 +251,7 @@ def make_resnet(depth: int, wbits: int, abits: int) -> Net:
                 sc = x
             x = b.add(p + "add", y, sc, abits)
             cin = cout
-    x = b.plain(net.gap("avgpool", x))
+    x = b.gap("avgpool", x)
     b.conv("fc", x, 1000, 1, relu=False, wbits=8, abits=8, fc=True)
     return net
 

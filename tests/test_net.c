@@ -907,7 +907,7 @@ static void test_layer_record_errors(void)
     MUTATE32(l1 + 184, 0xFFFFFFFFu, "negative requant count");
     MUTATE32(layer_rec(tiny.b, 2) + 184, 1, NULL);              /* maxpool with requant */
     /* fc weight shape vs the flattened input */
-    MUTATE32(l5 + 160, 11, "must be 0, 1 or 11");              /* rq count follows out_c */
+    MUTATE32(l5 + 160, 11, "shape [10][8] does not match [11][8]"); /* fc: one multiplier */
     /* the layer name and byte offset are in the message */
     MUTATE32(l3 + 56, 4, "layer 3 'conv2'");
     {
