@@ -369,7 +369,7 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
     }
     r->ev.sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)L * Cu * 4; /* read-modify-write */
     r->ev.sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)L * Cu * 4;
-    r->ev.reg_bits += (uint64_t)pairs * (uint64_t)(m->act_bits + wpb + a->acc_bits);
+    r->ev.reg_bits += (uint64_t)pairs * (uint64_t)(m->act_bits + wpb); /* psum flops are in the MAC figure */
     int64_t t_stream = L ? (L - 1) * rate + R + Cu - 1 : 0;
     r->buffer_stall += L ? (uint64_t)((L - 1) * (rate - 1)) : 0;
 

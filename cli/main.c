@@ -1,0 +1,358 @@
+/* The qsim command: argument parsing, then compiler -> simulator -> report.
+ * Every failure below a command becomes one message on stderr and exit 1;
+ * usage errors exit 2. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compiler.h"
+#include "qs_arch.h"
+#include "qs_energy.h"
+#include "qs_net.h"
+#include "qs_npy.h"
+#include "report.h"
+#include "sim.h"
+
+#define MAX_SETS 256
+
+static const char *USAGE =
+    "usage: qsim <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  info NET.qbin                         layers, shapes, bit widths, parameters, MACs\n"
+    "  compile --arch A.cfg NET.qbin [-o P]  map the network; --listing prints the mapping\n"
+    "  run --arch A.cfg NET.qbin             simulate cycle by cycle and report\n"
+    "\n"
+    "  qsim --version | qsim --help | qsim COMMAND --help\n";
+
+static const char *USAGE_COMPILE =
+    "usage: qsim compile --arch A.cfg NET.qbin [options]\n"
+    "  --arch FILE          accelerator configuration (models/arch/*.cfg)\n"
+    "  --set S.K=V          override a configuration key (repeatable)\n"
+    "  -o FILE              write the program (.qprog, docs/isa.md)\n"
+    "  --listing            print the mapping per layer and the disassembly\n"
+    "  --summary            print the mapping per layer without instructions\n";
+
+static const char *USAGE_RUN =
+    "usage: qsim run --arch A.cfg NET.qbin [options]\n"
+    "  --arch FILE          accelerator configuration (models/arch/*.cfg)\n"
+    "  --set S.K=V          override a configuration key (repeatable)\n"
+    "  --engine E           fast (default) or detailed (every PE every cycle)\n"
+    "  --input X.npy        input integers, shape (C,H,W) or (N,C,H,W) for a batch\n"
+    "  --labels Y.npy       labels of a batch: reports top-1 accuracy\n"
+    "  --json FILE          write the full report as JSON (docs/report.md)\n"
+    "  --csv FILE           write the per-layer table as CSV\n"
+    "  --dump-outputs DIR   write every layer's output as DIR/<index>_<name>.npy\n"
+    "  -q, --quiet          no table on stdout\n";
+
+static const char *USAGE_INFO = "usage: qsim info NET.qbin\n";
+
+typedef struct {
+    const char *arch, *net, *out, *engine, *input, *labels, *json, *csv, *dump;
+    const char *sets[MAX_SETS];
+    int n_sets, listing, summary, quiet;
+} options;
+
+static int usage_error(const char *cmd_usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "qsim: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", cmd_usage);
+    return 2;
+}
+
+/* Parse options shared by the commands; `allowed` lists the long options the
+ * command takes. Returns 0, or an exit code. */
+static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *allowed, options *o)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(cmd_usage, stdout);
+            return -1;
+        }
+        if (a[0] != '-' || !strcmp(a, "-")) {
+            if (o->net) return usage_error(cmd_usage, "more than one network given ('%s')", a);
+            o->net = a;
+            continue;
+        }
+        char key[32];
+        snprintf(key, sizeof key, " %s ", a);
+        if (!strstr(allowed, key)) return usage_error(cmd_usage, "unknown option '%s' (see --help)", a);
+        int takes_value = strcmp(a, "--listing") && strcmp(a, "--summary") && strcmp(a, "-q") && strcmp(a, "--quiet");
+        const char *v = NULL;
+        if (takes_value) {
+            if (i + 1 >= argc) return usage_error(cmd_usage, "option '%s' needs a value", a);
+            v = argv[++i];
+        }
+        if (!strcmp(a, "--arch")) o->arch = v;
+        else if (!strcmp(a, "--set")) {
+            if (o->n_sets == MAX_SETS) return usage_error(cmd_usage, "too many --set options (max 256) at '%s'", v);
+            o->sets[o->n_sets++] = v;
+        } else if (!strcmp(a, "-o")) o->out = v;
+        else if (!strcmp(a, "--engine")) o->engine = v;
+        else if (!strcmp(a, "--input")) o->input = v;
+        else if (!strcmp(a, "--labels")) o->labels = v;
+        else if (!strcmp(a, "--json")) o->json = v;
+        else if (!strcmp(a, "--csv")) o->csv = v;
+        else if (!strcmp(a, "--dump-outputs")) o->dump = v;
+        else if (!strcmp(a, "--listing")) o->listing = 1;
+        else if (!strcmp(a, "--summary")) o->summary = 1;
+        else o->quiet = 1;
+    }
+    return 0;
+}
+
+static int fail(const qs_error *e)
+{
+    fprintf(stderr, "qsim: %s\n", e->msg);
+    return 1;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    options o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_opts(argc, argv, USAGE_INFO, " ", &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!o.net) return usage_error(USAGE_INFO, "%s", "no network given");
+    qs_net *net;
+    qs_error e;
+    if (qs_net_load(o.net, &net, &e)) return fail(&e);
+    int64_t params = 0, macs = 0, bytes = 0;
+    printf("network '%s' (%s): %d layers, %d tensors\n\n", net->name, o.net, net->n_layers, net->n_tensors);
+    printf("%3s %-18s %-8s %-10s %-14s %-9s %-10s %12s\n", "#", "name", "kind", "inputs", "out CxHxW", "out", "weights",
+           "MACs");
+    for (int32_t i = 0; i < net->n_layers; i++) {
+        const qs_layer *L = &net->layers[i];
+        char ins[32] = "", shape[32], outq[16], w[16] = "-";
+        for (int32_t k = 0; k < L->n_inputs && k < 3; k++) {
+            char t[12];
+            snprintf(t, sizeof t, "%s%d", k ? "," : "", L->inputs[k]);
+            strncat(ins, t, sizeof ins - strlen(ins) - 1);
+        }
+        snprintf(shape, sizeof shape, "%dx%dx%d", L->out_c, L->out_h, L->out_w);
+        snprintf(outq, sizeof outq, "%s%d", L->out_signed ? "int" : "uint", L->out_bits);
+        if (L->weight >= 0) {
+            const qs_tensor *T = &net->tensors[L->weight];
+            snprintf(w, sizeof w, "%s", qs_dtype_name(T->dtype, T->is_signed));
+            params += T->count;
+            bytes += qs_tensor_packed_bytes(T->count, T->dtype);
+        }
+        int64_t m = qs_layer_macs(net, i);
+        macs += m;
+        printf("%3d %-18.18s %-8s %-10s %-14s %-9s %-10s %12lld\n", i, L->name, qs_layer_kind_name(L->kind), ins,
+               shape, outq, w, (long long)m);
+    }
+    printf("\nparameters: %lld weights, %lld bytes packed; MACs per inference: %lld\n", (long long)params,
+           (long long)bytes, (long long)macs);
+    qs_net_destroy(net);
+    return 0;
+}
+
+static int load_inputs(const options *o, qs_arch *arch, qs_net **net, qs_error *e)
+{
+    if (!o->arch) {
+        snprintf(e->msg, sizeof e->msg, "no --arch given (e.g. --arch models/arch/dlac.cfg)");
+        return 2;
+    }
+    if (!o->net) {
+        snprintf(e->msg, sizeof e->msg, "no network given");
+        return 2;
+    }
+    if (qs_arch_load(o->arch, o->sets, o->n_sets, arch, e)) return 1;
+    if (qs_net_load(o->net, net, e)) return 1;
+    return 0;
+}
+
+static int cmd_compile(int argc, char **argv)
+{
+    options o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_opts(argc, argv, USAGE_COMPILE, " --arch --set -o --listing --summary ", &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    qs_arch arch;
+    qs_net *net = NULL;
+    qs_error e;
+    rc = load_inputs(&o, &arch, &net, &e);
+    if (rc == 2) return usage_error(USAGE_COMPILE, "%s", e.msg);
+    if (rc) return fail(&e);
+    qs_prog *p;
+    if (qs_compile(net, &arch, &p, &e)) {
+        qs_net_destroy(net);
+        return fail(&e);
+    }
+    if (o.listing || o.summary) qs_compile_listing(p, net, o.listing, stdout);
+    else printf("%s: %d instructions, DRAM footprint %u bytes\n", o.net, p->n_insn, p->dram_bytes);
+    if (o.out && qs_prog_save(p, o.out, &e)) rc = fail(&e);
+    qs_prog_destroy(p);
+    qs_net_destroy(net);
+    return rc;
+}
+
+/* Index of the largest value (first on ties) of the output layer. */
+static int32_t argmax(const int32_t *v, int64_t n)
+{
+    int32_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (v[i] > v[best]) best = (int32_t)i;
+    return best;
+}
+
+static int dump_outputs(const char *dir, const qs_net *net, const qs_sim *sim, qs_error *e)
+{
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        snprintf(e->msg, sizeof e->msg, "%s: cannot create directory: %s", dir, strerror(errno));
+        return 1;
+    }
+    for (int32_t i = 0; i < net->n_layers; i++) {
+        const qs_layer *L = &net->layers[i];
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%03d_%s.npy", dir, i, L->name);
+        for (char *c = path + strlen(dir) + 1; *c; c++)
+            if (*c == '/') *c = '_';
+        int64_t shape[3] = {L->out_c, L->out_h, L->out_w};
+        if (qs_npy_save_i32(path, shape, 3, qs_sim_layer_output(sim, i), e)) return 1;
+    }
+    return 0;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    options o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_opts(argc, argv, USAGE_RUN,
+                        " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet ", &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    qs_engine engine = QS_ENGINE_FAST;
+    if (o.engine) {
+        if (!strcmp(o.engine, "fast")) engine = QS_ENGINE_FAST;
+        else if (!strcmp(o.engine, "detailed")) engine = QS_ENGINE_DETAILED;
+        else return usage_error(USAGE_RUN, "unknown engine '%s' (fast or detailed)", o.engine);
+    }
+    if (o.labels && !o.input) return usage_error(USAGE_RUN, "%s", "--labels needs --input");
+    double t0 = now_seconds();
+    qs_arch arch;
+    qs_net *net = NULL;
+    qs_prog *prog = NULL;
+    qs_sim *sim = NULL;
+    qs_npy x = {0}, y = {0};
+    qs_layer_stats *acc = NULL;
+    qs_tech tech;
+    qs_error e;
+    rc = load_inputs(&o, &arch, &net, &e);
+    if (rc == 2) return usage_error(USAGE_RUN, "%s", e.msg);
+    if (rc) return fail(&e);
+    rc = 1;
+    if (qs_compile(net, &arch, &prog, &e)) goto out;
+    if (qs_tech_load(arch.tech_table, &arch, 0, &tech, &e)) goto out;
+    if (qs_sim_create(net, prog, engine, &sim, &e)) goto out;
+
+    const qs_layer *IN = &net->layers[0];
+    int64_t per = (int64_t)IN->out_c * IN->out_h * IN->out_w;
+    int32_t n = 1;
+    if (o.input) {
+        if (qs_npy_load(o.input, &x, &e)) goto out;
+        if (x.ndim == 3) n = 1;
+        else if (x.ndim == 4) n = (int32_t)x.shape[0];
+        else n = -1;
+        int64_t off = x.ndim == 4 ? 1 : 0;
+        if (n < 1 || x.shape[off] != IN->out_c || x.shape[off + 1] != IN->out_h || x.shape[off + 2] != IN->out_w) {
+            snprintf(e.msg, sizeof e.msg, "%s: shape must be (%d,%d,%d) or (N,%d,%d,%d) for input layer '%s'", o.input,
+                     IN->out_c, IN->out_h, IN->out_w, IN->out_c, IN->out_h, IN->out_w, IN->name);
+            goto out;
+        }
+    }
+    if (o.labels) {
+        if (qs_npy_load(o.labels, &y, &e)) goto out;
+        if (y.count != n) {
+            snprintf(e.msg, sizeof e.msg, "%s: %lld labels for %d inputs", o.labels, (long long)y.count, n);
+            goto out;
+        }
+    }
+    acc = calloc((size_t)net->n_layers, sizeof *acc);
+    if (!acc) {
+        snprintf(e.msg, sizeof e.msg, "out of memory");
+        goto out;
+    }
+    int n_correct = 0;
+    int progress = isatty(2) && n > 1;
+    for (int32_t b = 0; b < n; b++) {
+        if (o.input) {
+            qs_error ie;
+            if (qs_sim_set_input(sim, x.data + (size_t)b * per, per, &ie)) {
+                qs_fail(&e, QS_ERR_ARG, "%s: inference %d: %.400s", o.input, b, ie.msg);
+                goto out;
+            }
+        }
+        if (qs_sim_run(sim, &e)) goto out;
+        for (int32_t i = 0; i < net->n_layers; i++) {
+            const qs_layer_stats *s = qs_sim_layer_stats(sim, i);
+            acc[i].cycles += s->cycles;
+            acc[i].array_busy += s->array_busy;
+            acc[i].stall_dram += s->stall_dram;
+            acc[i].stall_ppu += s->stall_ppu;
+            acc[i].stall_buffer += s->stall_buffer;
+            acc[i].stall_dep += s->stall_dep;
+            qs_events_add(&acc[i].ev, &s->ev);
+        }
+        if (o.labels) {
+            const qs_layer *OUT = &net->layers[net->output];
+            int32_t pred = argmax(qs_sim_layer_output(sim, net->output), (int64_t)OUT->out_c * OUT->out_h * OUT->out_w);
+            n_correct += pred == y.data[b];
+        }
+        if (progress && (b % 16 == 0 || b == n - 1)) fprintf(stderr, "\rqsim: inference %d/%d", b + 1, n);
+    }
+    if (progress) fputc('\n', stderr);
+
+    qs_report rep = {net, prog, &arch, &tech, o.net, o.arch, engine == QS_ENGINE_FAST ? "fast" : "detailed", n, acc,
+                     n_correct, o.labels ? n : 0, 0.0};
+    rep.wall_seconds = now_seconds() - t0;
+    if (!o.quiet) qs_report_print(&rep, stdout);
+    if (o.json && qs_report_write_json(&rep, o.json, &e)) goto out;
+    if (o.csv && qs_report_write_csv(&rep, o.csv, &e)) goto out;
+    if (o.dump && dump_outputs(o.dump, net, sim, &e)) goto out;
+    rc = 0;
+out:
+    if (rc) fail(&e);
+    free(acc);
+    qs_npy_free(&x);
+    qs_npy_free(&y);
+    qs_sim_destroy(sim);
+    qs_prog_destroy(prog);
+    qs_net_destroy(net);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("qsim %s\n", QSIM_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    fprintf(stderr, "qsim: unknown command '%s'; commands are info, compile, run (see qsim --help)\n", cmd);
+    return 2;
+}

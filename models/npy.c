@@ -1,0 +1,142 @@
+#include "qs_npy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Find `'key':` in the header dict and return a pointer just past the colon. */
+static const char *dict_value(const char *hdr, const char *key)
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, "'%s'", key);
+    const char *p = strstr(hdr, pat);
+    if (!p) return NULL;
+    p = strchr(p + strlen(pat), ':');
+    if (!p) return NULL;
+    p++;
+    while (*p == ' ') p++;
+    return p;
+}
+
+qs_status qs_npy_parse(const uint8_t *b, size_t len, const char *where, qs_npy *out, qs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
+        return qs_fail(err, QS_ERR_FORMAT, "%s: not a .npy file (bad magic)", where);
+    uint8_t major = b[6];
+    size_t hlen, hoff;
+    if (major == 1) {
+        hlen = (size_t)b[8] | ((size_t)b[9] << 8);
+        hoff = 10;
+    } else if (major == 2 || major == 3) {
+        if (len < 12) return qs_fail(err, QS_ERR_FORMAT, "%s: truncated header", where);
+        hlen = (size_t)b[8] | ((size_t)b[9] << 8) | ((size_t)b[10] << 16) | ((size_t)b[11] << 24);
+        hoff = 12;
+    } else {
+        return qs_fail(err, QS_ERR_FORMAT, "%s: unsupported .npy version %u", where, major);
+    }
+    if (hlen > 65536 || hoff + hlen > len) return qs_fail(err, QS_ERR_FORMAT, "%s: truncated header", where);
+    char hdr[65537];
+    memcpy(hdr, b + hoff, hlen);
+    hdr[hlen] = 0;
+    const char *d = dict_value(hdr, "descr"), *fo = dict_value(hdr, "fortran_order"), *sh = dict_value(hdr, "shape");
+    if (!d || !fo || !sh) return qs_fail(err, QS_ERR_FORMAT, "%s: header lacks descr/fortran_order/shape", where);
+    if (strncmp(fo, "False", 5) != 0) return qs_fail(err, QS_ERR_FORMAT, "%s: Fortran-order arrays are not supported", where);
+    if (*d != '\'' || (d[1] != '<' && d[1] != '|' && d[1] != '=') || (d[2] != 'i' && d[2] != 'u') || d[4] != '\'')
+        return qs_fail(err, QS_ERR_FORMAT, "%s: dtype %.8s is not a little-endian integer type (use int8..int64)", where, d);
+    int is_signed = d[2] == 'i', size = d[3] - '0';
+    if (size != 1 && size != 2 && size != 4 && size != 8)
+        return qs_fail(err, QS_ERR_FORMAT, "%s: unsupported integer size %d", where, size);
+    if (*sh != '(') return qs_fail(err, QS_ERR_FORMAT, "%s: malformed shape", where);
+    const char *p = sh + 1;
+    out->count = 1;
+    while (*p && *p != ')') {
+        while (*p == ' ' || *p == ',') p++;
+        if (*p == ')') break;
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0 || v > ((int64_t)1 << 40)) return qs_fail(err, QS_ERR_FORMAT, "%s: malformed shape", where);
+        if (out->ndim == QS_NPY_MAXDIM) return qs_fail(err, QS_ERR_FORMAT, "%s: more than %d dimensions", where, QS_NPY_MAXDIM);
+        out->shape[out->ndim++] = v;
+        out->count *= v;
+        if (out->count > ((int64_t)1 << 40)) return qs_fail(err, QS_ERR_FORMAT, "%s: absurd array size", where);
+        p = end;
+    }
+    size_t data_off = hoff + hlen;
+    if ((uint64_t)out->count * (uint64_t)size > len - data_off)
+        return qs_fail(err, QS_ERR_FORMAT, "%s: truncated data: %lld elements of %d bytes need %lld bytes, %zu present",
+                       where, (long long)out->count, size, (long long)out->count * size, len - data_off);
+    out->data = malloc(sizeof(int32_t) * (size_t)(out->count ? out->count : 1));
+    if (!out->data) return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", where);
+    const uint8_t *q = b + data_off;
+    for (int64_t i = 0; i < out->count; i++, q += size) {
+        uint64_t u = 0;
+        for (int k = 0; k < size; k++) u |= (uint64_t)q[k] << (8 * k);
+        int64_t v;
+        if (is_signed && size < 8 && (u >> (8 * size - 1)) & 1) v = (int64_t)(u | (~(uint64_t)0 << (8 * size)));
+        else v = (int64_t)u;
+        if ((!is_signed && size == 8 && u > INT32_MAX) || v < INT32_MIN || v > INT32_MAX) {
+            qs_npy_free(out);
+            return qs_fail(err, QS_ERR_FORMAT, "%s: element %lld does not fit int32", where, (long long)i);
+        }
+        out->data[i] = (int32_t)v;
+    }
+    return QS_OK;
+}
+
+qs_status qs_npy_load(const char *path, qs_npy *out, qs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) return qs_fail(err, QS_ERR_IO, "%s: cannot open", path);
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return qs_fail(err, QS_ERR_IO, "%s: cannot seek", path); }
+    long n = ftell(f);
+    rewind(f);
+    if (n < 0) { fclose(f); return qs_fail(err, QS_ERR_IO, "%s: cannot read", path); }
+    uint8_t *buf = malloc((size_t)n + 1);
+    if (!buf) { fclose(f); return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path); }
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    qs_status st = got == (size_t)n ? qs_npy_parse(buf, got, path, out, err)
+                                    : qs_fail(err, QS_ERR_IO, "%s: short read", path);
+    free(buf);
+    return st;
+}
+
+qs_status qs_npy_save_i32(const char *path, const int64_t *shape, int32_t ndim, const int32_t *data, qs_error *err)
+{
+    char dict[256], shp[160] = "";
+    int64_t count = 1;
+    for (int32_t i = 0; i < ndim; i++) {
+        char t[24];
+        snprintf(t, sizeof t, "%lld,%s", (long long)shape[i], (ndim > 1 && i < ndim - 1) ? " " : "");
+        strncat(shp, t, sizeof shp - strlen(shp) - 1);
+        count *= shape[i];
+    }
+    int n = snprintf(dict, sizeof dict, "{'descr': '<i4', 'fortran_order': False, 'shape': (%s), }", shp);
+    /* header padded with spaces and a newline so data starts on a 64-byte boundary */
+    int total = 10 + n + 1;
+    int pad = (64 - total % 64) % 64;
+    FILE *f = fopen(path, "wb");
+    if (!f) return qs_fail(err, QS_ERR_IO, "%s: cannot open for writing", path);
+    uint16_t hl = (uint16_t)(n + pad + 1);
+    uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)hl, (uint8_t)(hl >> 8)};
+    fwrite(pre, 1, 10, f);
+    fwrite(dict, 1, (size_t)n, f);
+    for (int i = 0; i < pad; i++) fputc(' ', f);
+    fputc('\n', f);
+    for (int64_t i = 0; i < count; i++) {
+        uint32_t u = (uint32_t)data[i];
+        uint8_t b[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
+        fwrite(b, 1, 4, f);
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return qs_fail(err, QS_ERR_IO, "%s: write failed", path);
+    return QS_OK;
+}
+
+void qs_npy_free(qs_npy *a)
+{
+    free(a->data);
+    a->data = NULL;
+}
