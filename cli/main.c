@@ -16,6 +16,7 @@
 #include "qs_npy.h"
 #include "report.h"
 #include "sim.h"
+#include "trace.h"
 
 #define MAX_SETS 256
 
@@ -47,12 +48,17 @@ static const char *USAGE_RUN =
     "  --json FILE          write the full report as JSON (docs/report.md)\n"
     "  --csv FILE           write the per-layer table as CSV\n"
     "  --dump-outputs DIR   write every layer's output as DIR/<index>_<name>.npy\n"
+    "  --fst FILE, --vcd FILE  waveform of the (first) inference for GTKWave:\n"
+    "                       gtkwave FILE traces/accelerator.gtkw (per-clock PE activity needs --engine detailed)\n"
+    "  --trace-from N, --trace-to N  cycle window of the waveform\n"
+    "  --trace-layer NAME   waveform window = that layer's cycles\n"
     "  -q, --quiet          no table on stdout\n";
 
 static const char *USAGE_INFO = "usage: qsim info NET.qbin\n";
 
 typedef struct {
     const char *arch, *net, *out, *engine, *input, *labels, *json, *csv, *dump;
+    const char *fst, *vcd, *trace_from, *trace_to, *trace_layer;
     const char *sets[MAX_SETS];
     int n_sets, listing, summary, quiet;
 } options;
@@ -100,6 +106,11 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--json")) o->json = v;
         else if (!strcmp(a, "--csv")) o->csv = v;
         else if (!strcmp(a, "--dump-outputs")) o->dump = v;
+        else if (!strcmp(a, "--fst")) o->fst = v;
+        else if (!strcmp(a, "--vcd")) o->vcd = v;
+        else if (!strcmp(a, "--trace-from")) o->trace_from = v;
+        else if (!strcmp(a, "--trace-to")) o->trace_to = v;
+        else if (!strcmp(a, "--trace-layer")) o->trace_layer = v;
         else if (!strcmp(a, "--listing")) o->listing = 1;
         else if (!strcmp(a, "--summary")) o->summary = 1;
         else o->quiet = 1;
@@ -221,6 +232,16 @@ static int dump_outputs(const char *dir, const qs_net *net, const qs_sim *sim, q
     return 0;
 }
 
+static int parse_cycle(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-') return 1;
+    *out = v;
+    return 0;
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -233,7 +254,8 @@ static int cmd_run(int argc, char **argv)
     options o;
     memset(&o, 0, sizeof o);
     int rc = parse_opts(argc, argv, USAGE_RUN,
-                        " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet ", &o);
+                        " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
+                        " --trace-from --trace-to --trace-layer ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qs_engine engine = QS_ENGINE_FAST;
     if (o.engine) {
@@ -242,6 +264,14 @@ static int cmd_run(int argc, char **argv)
         else return usage_error(USAGE_RUN, "unknown engine '%s' (fast or detailed)", o.engine);
     }
     if (o.labels && !o.input) return usage_error(USAGE_RUN, "%s", "--labels needs --input");
+    if (o.fst && o.vcd) return usage_error(USAGE_RUN, "%s", "give one of --fst and --vcd");
+    uint64_t tr_from = 0, tr_to = UINT64_MAX;
+    if (o.trace_from && parse_cycle(o.trace_from, &tr_from))
+        return usage_error(USAGE_RUN, "--trace-from '%s' is not a cycle number", o.trace_from);
+    if (o.trace_to && parse_cycle(o.trace_to, &tr_to))
+        return usage_error(USAGE_RUN, "--trace-to '%s' is not a cycle number", o.trace_to);
+    if ((o.trace_from || o.trace_to || o.trace_layer) && !o.fst && !o.vcd)
+        return usage_error(USAGE_RUN, "%s", "a trace window needs --fst or --vcd");
     double t0 = now_seconds();
     qs_arch arch;
     qs_net *net = NULL;
@@ -250,6 +280,7 @@ static int cmd_run(int argc, char **argv)
     qs_npy x = {0}, y = {0};
     qs_layer_stats *acc = NULL;
     qs_tech tech;
+    qs_trace *trace = NULL;
     qs_error e;
     rc = load_inputs(&o, &arch, &net, &e);
     if (rc == 2) return usage_error(USAGE_RUN, "%s", e.msg);
@@ -286,6 +317,23 @@ static int cmd_run(int argc, char **argv)
         snprintf(e.msg, sizeof e.msg, "out of memory");
         goto out;
     }
+    if (o.fst || o.vcd) {
+        const char *path = o.fst ? o.fst : o.vcd;
+        if (o.trace_layer) { /* the window is the layer's span: find it with an untraced run */
+            int32_t li = 1;
+            while (li < net->n_layers && strcmp(net->layers[li].name, o.trace_layer)) li++;
+            if (li == net->n_layers) {
+                qs_fail(&e, QS_ERR_ARG, "--trace-layer: no layer named '%s' in %s", o.trace_layer, o.net);
+                goto out;
+            }
+            if (o.input && qs_sim_set_input(sim, x.data, per, &e)) goto out;
+            if (qs_sim_run(sim, &e)) goto out;
+            tr_from = qs_sim_layer_stats(sim, li)->start;
+            tr_to = qs_sim_layer_stats(sim, li)->end;
+        }
+        if (qs_trace_open(path, o.fst ? QS_TRACE_FST : QS_TRACE_VCD, "1ns", &trace, &e)) goto out;
+        qs_sim_set_trace(sim, trace, tr_from, tr_to);
+    }
     int n_correct = 0;
     int progress = isatty(2) && n > 1;
     for (int32_t b = 0; b < n; b++) {
@@ -297,6 +345,12 @@ static int cmd_run(int argc, char **argv)
             }
         }
         if (qs_sim_run(sim, &e)) goto out;
+        if (trace) { /* the first inference only */
+            qs_sim_set_trace(sim, NULL, 0, 0);
+            qs_status ts = qs_trace_close(trace, &e);
+            trace = NULL;
+            if (ts) goto out;
+        }
         for (int32_t i = 0; i < net->n_layers; i++) {
             const qs_layer_stats *s = qs_sim_layer_stats(sim, i);
             acc[i].cycles += s->cycles;
@@ -326,6 +380,10 @@ static int cmd_run(int argc, char **argv)
     rc = 0;
 out:
     if (rc) fail(&e);
+    if (trace) {
+        qs_error te;
+        qs_trace_close(trace, &te);
+    }
     free(acc);
     qs_npy_free(&x);
     qs_npy_free(&y);

@@ -229,7 +229,7 @@ static qs_status on_tech(void *user, const char *section, const char *key, const
         if (c->seen[i])
             return qs_fail(err, QS_ERR_CONFIG, "%s:%d: [%s] %s: duplicate key (first at line %d)", c->where, line,
                            section, key, c->seen[i]);
-        double v;
+        double v = 0;
         if (parse_numbers(value, &v, 1) != 1)
             return qs_fail(err, QS_ERR_CONFIG, "%s:%d: [%s] %s: '%s' is not a number", c->where, line, section, key,
                            value);

@@ -120,6 +120,27 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->edge_ns);
     free(c->south);
     free(c->south_v);
+    free(c->log);
+}
+
+/* Record one clock of PE activity at tile-relative time t (groups that run
+ * side by side add up). Grows the log only while a waveform is written. */
+static void log_tick(qs_array_ctx *c, uint64_t t, const qs_pe_out *po)
+{
+    if (!c->logging) return;
+    if (t >= c->log_cap) {
+        uint64_t cap = c->log_cap ? c->log_cap : 4096;
+        while (cap <= t) cap *= 2;
+        struct qs_pe_log *n = realloc(c->log, cap * sizeof *n);
+        if (!n) { c->logging = 0; return; }
+        memset(n + c->log_cap, 0, (cap - c->log_cap) * sizeof *n);
+        c->log = n;
+        c->log_cap = cap;
+    }
+    c->log[t].active += po->active;
+    c->log[t].gated += po->gated;
+    c->log[t].overflows += po->overflows;
+    if (t + 1 > c->log_len) c->log_len = t + 1;
 }
 
 /* ---- operand access ------------------------------------------------------- */
@@ -271,6 +292,7 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
                         c->edge_n[j] = ok ? wslice_at(v, (int32_t)(e % S), v->list[sched[e / S]], (int32_t)in->n0 + j) : 0;
                     }
                     qs_pe_array_tick(pa, &pin, &po);
+                    log_tick(c, r->cycles + (uint64_t)t, &po);
                     pin.clear = 0;
                     consumed += po.active + po.gated;
                     r->ev.mac_ops += po.active;
@@ -439,6 +461,7 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
             c->edge_s[i] = (uint8_t)(ok && pd->is_is ? SHIFT_OF(e) : 0);
         }
         qs_pe_array_tick(pa, &pin, &po);
+        log_tick(c, r->cycles + (uint64_t)t, &po);
         r->ev.mac_ops += po.active;
         r->ev.mac_gated += po.gated;
         r->ev.acc_overflows += po.overflows;

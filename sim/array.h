@@ -37,7 +37,11 @@ typedef struct {
     qs_pe_array **groups;      /* detailed: OS one sub-array per row group; WS/IS one */
     int32_t n_groups;
     int32_t max_k;
-    qs_sim_observer *obs;
+    /* per-clock PE activity of the last GEMM (detailed engine, when logging
+     * for a waveform): log[t] for t in [0, log_len) */
+    struct qs_pe_log { uint32_t active, gated, overflows; } *log;
+    uint64_t log_len, log_cap;
+    int logging;
 } qs_array_ctx;
 
 typedef struct {

@@ -35,6 +35,20 @@ struct qs_sim {
     qs_layer_stats *stats;
     uint64_t total_cycles;
     int input_set;
+    /* run state: everything the loop needs between qs_sim_advance calls */
+    int running;
+    int64_t tokens[CH_COUNT];
+    queue_state q[QS_Q_COUNT];
+    uint64_t now, dram_free, ppu_busy_until, barrier_at;
+    uint64_t dram_bytes;     /* bytes of the transfer on the DRAM channel */
+    qs_sim_dma_fn dma_hook;
+    void *dma_user;
+    /* waveform */
+    qs_trace *tr;
+    uint64_t tr_from, tr_to;
+    int32_t tv[32];
+    struct qs_pe_log *pend;  /* PE activity of the running GEMM not yet written */
+    uint64_t pend_len, pend_i, pend_cap, pend_t0;
 };
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -105,6 +119,7 @@ void qs_sim_destroy(qs_sim *s)
     free(s->accum);
     for (int q = 0; q < QS_Q_COUNT; q++) free(s->qorder[q]);
     qs_array_ctx_free(&s->actx);
+    free(s->pend);
     free(s);
 }
 
@@ -282,6 +297,127 @@ static uint64_t dma_cycles(const qs_arch *a, uint32_t bytes)
     return (uint64_t)a->dram_latency + (uint64_t)xfer;
 }
 
+/* ---- waveforms ---------------------------------------------------------------------- */
+
+/* Signal handles, declared once per trace (names: docs/waveforms.md). */
+enum {
+    TV_LOAD_PC, TV_COMPUTE_PC, TV_STORE_PC, TV_LOAD_BUSY, TV_COMPUTE_BUSY, TV_STORE_BUSY,
+    TV_TOK0, TV_TOK_LAST = TV_TOK0 + CH_COUNT - 1,
+    TV_DRAM_BUSY, TV_DRAM_BYTES, TV_LAYER, TV_ACTIVE, TV_GATED, TV_IDLE, TV_OVF, TV_PPU_BUSY, TV_COUNT
+};
+
+void qs_sim_set_trace(qs_sim *s, qs_trace *t, uint64_t from, uint64_t to)
+{
+    s->tr = t;
+    s->pend_len = s->pend_i = 0;
+    s->tr_from = from;
+    s->tr_to = to;
+    if (!t) return;
+    static const char *const tok_names[CH_COUNT] = {"tok_ld_cmp", "tok_cmp_ld", "tok_cmp_st", "tok_st_cmp", "tok_st_ld"};
+    qs_trace_scope_push(t, "qsim");
+    qs_trace_scope_push(t, "queues");
+    s->tv[TV_LOAD_PC] = qs_trace_var(t, "load_pc", 32);
+    s->tv[TV_COMPUTE_PC] = qs_trace_var(t, "compute_pc", 32);
+    s->tv[TV_STORE_PC] = qs_trace_var(t, "store_pc", 32);
+    s->tv[TV_LOAD_BUSY] = qs_trace_var(t, "load_busy", 1);
+    s->tv[TV_COMPUTE_BUSY] = qs_trace_var(t, "compute_busy", 1);
+    s->tv[TV_STORE_BUSY] = qs_trace_var(t, "store_busy", 1);
+    for (int c = 0; c < CH_COUNT; c++) s->tv[TV_TOK0 + c] = qs_trace_var(t, tok_names[c], 8);
+    qs_trace_scope_pop(t);
+    qs_trace_scope_push(t, "dma");
+    s->tv[TV_DRAM_BUSY] = qs_trace_var(t, "dram_busy", 1);
+    s->tv[TV_DRAM_BYTES] = qs_trace_var(t, "dram_bytes_in_flight", 32);
+    qs_trace_scope_pop(t);
+    qs_trace_scope_push(t, "array");
+    s->tv[TV_LAYER] = qs_trace_var(t, "layer", 16);
+    s->tv[TV_ACTIVE] = qs_trace_var(t, "active_pes", 32);
+    s->tv[TV_GATED] = qs_trace_var(t, "gated_pes", 32);
+    s->tv[TV_IDLE] = qs_trace_var(t, "idle_pes", 32);
+    s->tv[TV_OVF] = qs_trace_var(t, "overflows", 32);
+    qs_trace_scope_pop(t);
+    qs_trace_scope_push(t, "ppu");
+    s->tv[TV_PPU_BUSY] = qs_trace_var(t, "busy", 1);
+    qs_trace_scope_pop(t);
+    qs_trace_scope_pop(t);
+}
+
+static int in_window(const qs_sim *s, uint64_t t) { return t >= s->tr_from && t <= s->tr_to; }
+static void flush_pending(qs_sim *s, uint64_t upto);
+
+/* Queue, token and DMA state at the current time point. */
+static void trace_state(qs_sim *s)
+{
+    qs_trace *t = s->tr;
+    if (!t) return;
+    flush_pending(s, s->now);
+    if (!in_window(s, s->now)) return;
+    qs_trace_time(t, s->now - s->tr_from);
+    for (int qi = 0; qi < QS_Q_COUNT; qi++) {
+        qs_trace_value(t, s->tv[TV_LOAD_PC + qi], (uint64_t)s->q[qi].pc);
+        qs_trace_value(t, s->tv[TV_LOAD_BUSY + qi], s->q[qi].state != Q_IDLE);
+    }
+    for (int c = 0; c < CH_COUNT; c++) qs_trace_value(t, s->tv[TV_TOK0 + c], (uint64_t)s->tokens[c]);
+    int dram = s->dram_free > s->now;
+    qs_trace_value(t, s->tv[TV_DRAM_BUSY], (uint64_t)dram);
+    qs_trace_value(t, s->tv[TV_DRAM_BYTES], dram ? s->dram_bytes : 0);
+    qs_trace_value(t, s->tv[TV_PPU_BUSY], s->ppu_busy_until > s->now);
+    if (s->q[QS_Q_COMPUTE].state == Q_IDLE) {
+        qs_trace_value(t, s->tv[TV_ACTIVE], 0);
+        qs_trace_value(t, s->tv[TV_GATED], 0);
+        qs_trace_value(t, s->tv[TV_IDLE], (uint64_t)s->prog->arch.rows * (uint64_t)s->prog->arch.cols);
+    }
+}
+
+/* Emit the pending per-clock PE activity up to time `upto` (the log of the
+ * running GEMM extends into the future, and a waveform only moves forward). */
+static void flush_pending(qs_sim *s, uint64_t upto)
+{
+    qs_trace *t = s->tr;
+    uint64_t pes = (uint64_t)s->prog->arch.rows * (uint64_t)s->prog->arch.cols;
+    for (; s->pend_i < s->pend_len && s->pend_t0 + s->pend_i <= upto; s->pend_i++) {
+        uint64_t at = s->pend_t0 + s->pend_i;
+        if (!in_window(s, at)) continue;
+        const struct qs_pe_log *l = &s->pend[s->pend_i];
+        qs_trace_time(t, at - s->tr_from);
+        qs_trace_value(t, s->tv[TV_ACTIVE], l->active);
+        qs_trace_value(t, s->tv[TV_GATED], l->gated);
+        qs_trace_value(t, s->tv[TV_IDLE], pes > (uint64_t)l->active + l->gated ? pes - l->active - l->gated : 0);
+        qs_trace_value(t, s->tv[TV_OVF], l->overflows);
+    }
+}
+
+/* PE activity of a GEMM that starts now: per clock with the detailed engine
+ * (its log, emitted as time passes), as the tile's average with the fast one. */
+static void trace_gemm(qs_sim *s, const qs_tile_result *r, uint16_t layer)
+{
+    qs_trace *t = s->tr;
+    if (!t) return;
+    flush_pending(s, UINT64_MAX);
+    uint64_t pes = (uint64_t)s->prog->arch.rows * (uint64_t)s->prog->arch.cols;
+    if (in_window(s, s->now)) {
+        qs_trace_time(t, s->now - s->tr_from);
+        qs_trace_value(t, s->tv[TV_LAYER], layer);
+    }
+    const qs_array_ctx *c = &s->actx;
+    s->pend_len = s->pend_i = 0;
+    s->pend_t0 = s->now;
+    if (c->log && c->log_len) {
+        if (c->log_len > s->pend_cap) {
+            struct qs_pe_log *n = realloc(s->pend, c->log_len * sizeof *n);
+            if (!n) return; /* the waveform loses this tile's detail, the run goes on */
+            s->pend = n;
+            s->pend_cap = c->log_len;
+        }
+        memcpy(s->pend, c->log, c->log_len * sizeof *s->pend);
+        s->pend_len = c->log_len;
+    } else if (r->cycles && in_window(s, s->now)) {
+        uint64_t act = r->ev.mac_ops / r->cycles, gat = r->ev.mac_gated / r->cycles;
+        qs_trace_value(t, s->tv[TV_ACTIVE], act);
+        qs_trace_value(t, s->tv[TV_GATED], gat);
+        qs_trace_value(t, s->tv[TV_IDLE], pes > act + gat ? pes - act - gat : 0);
+    }
+}
+
 /* ---- the run loop --------------------------------------------------------------------- */
 
 static int chan_of(int q, int dir_next)
@@ -304,138 +440,40 @@ static int pop_chan(int q, int from_next)
     }
 }
 
-qs_status qs_sim_run(qs_sim *s, qs_error *err)
+/* The DRAM channel: first come, first served, one transfer at a time. */
+static uint64_t dram_request(qs_sim *s, const qs_insn *in)
+{
+    uint64_t start = s->dram_free > s->now ? s->dram_free : s->now;
+    s->dram_free = start + dma_cycles(&s->prog->arch, in->bytes);
+    s->dram_bytes = in->bytes;
+    if (s->dma_hook) s->dma_hook(s->dma_user, in->op == QS_OP_STORE, in->addr, in->bytes, start);
+    return s->dram_free;
+}
+
+qs_status qs_sim_start(qs_sim *s, qs_error *err)
+{
+    (void)err;
+    if (!s->input_set) default_input(s);
+    memset(s->stats, 0, sizeof(qs_layer_stats) * (size_t)s->net->n_layers);
+    memset(s->tokens, 0, sizeof s->tokens);
+    s->tokens[CH_CMP_LD] = s->prog->init_slots;
+    s->tokens[CH_ST_CMP] = s->prog->init_accum;
+    memset(s->q, 0, sizeof s->q);
+    s->now = s->dram_free = s->ppu_busy_until = s->barrier_at = 0;
+    s->dram_bytes = 0;
+    s->total_cycles = 0;
+    s->running = 1;
+    return QS_OK;
+}
+
+/* Per-layer spans once the program is done: layers are separated by the
+ * barrier, so each spans from the previous layer's last store to its own. */
+static void finish_run(qs_sim *s)
 {
     const qs_prog *p = s->prog;
     const qs_arch *a = &p->arch;
     const qs_net *net = s->net;
-    if (!s->input_set) default_input(s);
-    memset(s->stats, 0, sizeof(qs_layer_stats) * (size_t)net->n_layers);
-
-    int64_t tokens[CH_COUNT] = {0};
-    tokens[CH_CMP_LD] = p->init_slots;
-    tokens[CH_ST_CMP] = p->init_accum;
-    queue_state q[QS_Q_COUNT];
-    memset(q, 0, sizeof q);
-    uint64_t now = 0, dram_free = 0;
-    uint64_t ppu_busy_until = 0;
     uint64_t prev_end = 0;
-    uint64_t barrier_at = 0; /* when the last layer boundary (its final store) passed */
-
-    for (;;) {
-        /* 1. complete phases that end now */
-        for (int qi = 0; qi < QS_Q_COUNT; qi++) {
-            queue_state *Q = &q[qi];
-            if (Q->state == Q_IDLE || Q->done_at > now) continue;
-            const qs_insn *in = &p->insn[Q->cur];
-            if (Q->state == Q_WAIT_DMA_AFTER_PPU) {
-                /* post-processing done: the store's DMA joins the DRAM queue now */
-                uint64_t start = dram_free > now ? dram_free : now;
-                uint64_t d = dma_cycles(a, in->bytes);
-                dram_free = start + d;
-                Q->done_at = start + d;
-                Q->state = Q_BUSY;
-                continue;
-            }
-            if (in->deps & QS_DEP_PUSH_PREV) tokens[chan_of(qi, 0)]++;
-            if (in->deps & QS_DEP_PUSH_NEXT) tokens[chan_of(qi, 1)]++;
-            Q->state = Q_IDLE;
-            Q->pc++;
-            Q->wait_since = now;
-            if (in->op == QS_OP_STORE) {
-                qs_layer_stats *ls = &s->stats[in->layer];
-                ls->end = now;
-                if (in->deps & QS_DEP_PUSH_NEXT) barrier_at = now;
-            }
-        }
-        /* 2. start what can start now, LOAD before COMPUTE before STORE */
-        int progressed = 1;
-        while (progressed) {
-            progressed = 0;
-            for (int qi = 0; qi < QS_Q_COUNT; qi++) {
-                queue_state *Q = &q[qi];
-                if (Q->state != Q_IDLE || Q->pc >= s->qlen[qi]) continue;
-                int32_t idx = s->qorder[qi][Q->pc];
-                const qs_insn *in = &p->insn[idx];
-                int cp = (in->deps & QS_DEP_POP_PREV) ? pop_chan(qi, 0) : -1;
-                int cn = (in->deps & QS_DEP_POP_NEXT) ? pop_chan(qi, 1) : -1;
-                if ((cp >= 0 && tokens[cp] <= 0) || (cn >= 0 && tokens[cn] <= 0)) continue;
-                if (cp >= 0) tokens[cp]--;
-                if (cn >= 0) tokens[cn]--;
-                qs_layer_stats *ls = &s->stats[in->layer];
-                Q->cur = idx;
-                Q->state = Q_BUSY;
-                if (in->op == QS_OP_LOAD) {
-                    uint64_t start = dram_free > now ? dram_free : now;
-                    uint64_t d = dma_cycles(a, in->bytes);
-                    dram_free = start + d;
-                    Q->done_at = start + d;
-                    ls->ev.dram_read_bytes += in->bytes;
-                    ls->ev.sram_write_bytes[in->mem] += in->bytes;
-                } else if (in->op == QS_OP_GEMM || in->op == QS_OP_PASS) {
-                    /* the array waited since its previous instruction ended */
-                    /* waiting before the layer boundary belongs to the previous layer */
-                    uint64_t since = Q->wait_since > barrier_at ? Q->wait_since : barrier_at;
-                    uint64_t waited = now > since ? now - since : 0;
-                    if (waited) {
-                        /* cause: loads (DRAM) for a pop of data, the PPU/store for an accumulator slot */
-                        if (cn >= 0 && (q[QS_Q_STORE].state != Q_IDLE)) {
-                            if (q[QS_Q_STORE].state == Q_WAIT_DMA_AFTER_PPU) ls->stall_ppu += waited;
-                            else ls->stall_dram += waited;
-                        } else if (cp >= 0) {
-                            ls->stall_dram += waited;
-                        } else {
-                            ls->stall_dep += waited;
-                        }
-                    }
-                    if (in->op == QS_OP_GEMM) {
-                        qs_tile_result r;
-                        qs_status st = qs_array_gemm(&s->actx, in, &r, err);
-                        if (st) return st;
-                        Q->done_at = now + r.cycles;
-                        ls->array_busy += r.cycles;
-                        ls->stall_buffer += r.buffer_stall;
-                        qs_events_add(&ls->ev, &r.ev);
-                    } else {
-                        Q->done_at = now;
-                    }
-                } else { /* STORE: post-process, then DMA */
-                    int64_t ops = ppu_execute(s, in);
-                    uint64_t d = (uint64_t)ceil_div(ops, a->ppu_lanes);
-                    uint64_t start = ppu_busy_until > now ? ppu_busy_until : now;
-                    ppu_busy_until = start + d;
-                    Q->done_at = start + d;
-                    Q->state = Q_WAIT_DMA_AFTER_PPU;
-                    ls->ev.ppu_ops += (uint64_t)ops;
-                    ls->ev.dram_write_bytes += in->bytes;
-                    ls->ev.sram_read_bytes[QS_BUF_ACCUM] += in->bytes;
-                }
-                progressed = 1;
-            }
-        }
-        /* 3. advance time to the next phase end */
-        uint64_t next = UINT64_MAX;
-        for (int qi = 0; qi < QS_Q_COUNT; qi++)
-            if (q[qi].state != Q_IDLE && q[qi].done_at < next) next = q[qi].done_at;
-        if (next == UINT64_MAX) {
-            int done = 1;
-            for (int qi = 0; qi < QS_Q_COUNT; qi++)
-                if (q[qi].pc < s->qlen[qi]) done = 0;
-            if (done) break;
-            int32_t blocked = -1;
-            for (int qi = 0; qi < QS_Q_COUNT && blocked < 0; qi++)
-                if (q[qi].pc < s->qlen[qi]) blocked = s->qorder[qi][q[qi].pc];
-            char buf[160];
-            qs_insn_format(&p->insn[blocked], buf, sizeof buf);
-            return qs_fail(err, QS_ERR_RUN, "deadlock at cycle %llu: instruction %d (%s) of layer '%s' waits for a token "
-                           "that no queue will send", (unsigned long long)now, blocked, buf,
-                           net->layers[p->insn[blocked].layer].name);
-        }
-        now = next;
-    }
-
-    /* Per-layer spans: layers are separated by the barrier, so each layer
-     * spans from the previous layer's last store to its own. */
     for (int32_t li = 1; li < net->n_layers; li++) {
         qs_layer_stats *ls = &s->stats[li];
         const qs_layer_map *m = &p->maps[li];
@@ -460,7 +498,160 @@ qs_status qs_sim_run(qs_sim *s, qs_error *err)
         }
     }
     s->total_cycles = prev_end;
+    s->running = 0;
+    if (s->tr) flush_pending(s, UINT64_MAX);
+}
+
+/* Starts what can start at s->now, LOAD before COMPUTE before STORE, until
+ * nothing more can (a zero-cycle PASS can unblock the next queue). */
+static qs_status start_ready(qs_sim *s, qs_error *err)
+{
+    const qs_prog *p = s->prog;
+    const qs_arch *a = &p->arch;
+    int progressed = 1;
+    while (progressed) {
+        progressed = 0;
+        for (int qi = 0; qi < QS_Q_COUNT; qi++) {
+            queue_state *Q = &s->q[qi];
+            if (Q->state != Q_IDLE || Q->pc >= s->qlen[qi]) continue;
+            int32_t idx = s->qorder[qi][Q->pc];
+            const qs_insn *in = &p->insn[idx];
+            int cp = (in->deps & QS_DEP_POP_PREV) ? pop_chan(qi, 0) : -1;
+            int cn = (in->deps & QS_DEP_POP_NEXT) ? pop_chan(qi, 1) : -1;
+            if ((cp >= 0 && s->tokens[cp] <= 0) || (cn >= 0 && s->tokens[cn] <= 0)) continue;
+            if (cp >= 0) s->tokens[cp]--;
+            if (cn >= 0) s->tokens[cn]--;
+            qs_layer_stats *ls = &s->stats[in->layer];
+            Q->cur = idx;
+            Q->state = Q_BUSY;
+            if (in->op == QS_OP_LOAD) {
+                Q->done_at = dram_request(s, in);
+                ls->ev.dram_read_bytes += in->bytes;
+                ls->ev.sram_write_bytes[in->mem] += in->bytes;
+            } else if (in->op == QS_OP_GEMM || in->op == QS_OP_PASS) {
+                /* waiting before the layer boundary belongs to the previous layer */
+                uint64_t since = Q->wait_since > s->barrier_at ? Q->wait_since : s->barrier_at;
+                uint64_t waited = s->now > since ? s->now - since : 0;
+                if (waited) {
+                    /* cause: an accumulator slot held by the store queue (PPU or its DMA),
+                     * else loads (DRAM), else the pipeline */
+                    if (cn >= 0 && s->q[QS_Q_STORE].state != Q_IDLE) {
+                        if (s->q[QS_Q_STORE].state == Q_WAIT_DMA_AFTER_PPU) ls->stall_ppu += waited;
+                        else ls->stall_dram += waited;
+                    } else if (cp >= 0) {
+                        ls->stall_dram += waited;
+                    } else {
+                        ls->stall_dep += waited;
+                    }
+                }
+                if (in->op == QS_OP_GEMM) {
+                    qs_tile_result r;
+                    if (s->actx.log_len) memset(s->actx.log, 0, s->actx.log_len * sizeof *s->actx.log);
+                    s->actx.log_len = 0;
+                    s->actx.logging = s->tr != NULL && s->engine == QS_ENGINE_DETAILED;
+                    qs_status st = qs_array_gemm(&s->actx, in, &r, err);
+                    if (st) return st;
+                    Q->done_at = s->now + r.cycles;
+                    ls->array_busy += r.cycles;
+                    ls->stall_buffer += r.buffer_stall;
+                    qs_events_add(&ls->ev, &r.ev);
+                    trace_gemm(s, &r, in->layer);
+                } else {
+                    Q->done_at = s->now;
+                }
+            } else { /* STORE: post-process, then DMA */
+                int64_t ops = ppu_execute(s, in);
+                uint64_t d = (uint64_t)ceil_div(ops, a->ppu_lanes);
+                uint64_t start = s->ppu_busy_until > s->now ? s->ppu_busy_until : s->now;
+                s->ppu_busy_until = start + d;
+                Q->done_at = start + d;
+                Q->state = Q_WAIT_DMA_AFTER_PPU;
+                ls->ev.ppu_ops += (uint64_t)ops;
+                ls->ev.dram_write_bytes += in->bytes;
+                ls->ev.sram_read_bytes[QS_BUF_ACCUM] += in->bytes;
+            }
+            progressed = 1;
+        }
+    }
     return QS_OK;
+}
+
+qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
+{
+    const qs_prog *p = s->prog;
+    *done = 0;
+    if (!s->running) {
+        *done = 1;
+        return QS_OK;
+    }
+    for (;;) {
+        /* 1. complete phases that end now */
+        for (int qi = 0; qi < QS_Q_COUNT; qi++) {
+            queue_state *Q = &s->q[qi];
+            if (Q->state == Q_IDLE || Q->done_at > s->now) continue;
+            const qs_insn *in = &p->insn[Q->cur];
+            if (Q->state == Q_WAIT_DMA_AFTER_PPU) {
+                /* post-processing done: the store's DMA joins the DRAM queue now */
+                Q->done_at = dram_request(s, in);
+                Q->state = Q_BUSY;
+                continue;
+            }
+            if (in->deps & QS_DEP_PUSH_PREV) s->tokens[chan_of(qi, 0)]++;
+            if (in->deps & QS_DEP_PUSH_NEXT) s->tokens[chan_of(qi, 1)]++;
+            Q->state = Q_IDLE;
+            Q->pc++;
+            Q->wait_since = s->now;
+            if (in->op == QS_OP_STORE) {
+                s->stats[in->layer].end = s->now;
+                if (in->deps & QS_DEP_PUSH_NEXT) s->barrier_at = s->now;
+            }
+        }
+        /* 2. start what can start now */
+        qs_status st = start_ready(s, err);
+        if (st) return st;
+        trace_state(s);
+        /* 3. advance time to the next phase end */
+        uint64_t next = UINT64_MAX;
+        for (int qi = 0; qi < QS_Q_COUNT; qi++)
+            if (s->q[qi].state != Q_IDLE && s->q[qi].done_at < next) next = s->q[qi].done_at;
+        if (next == UINT64_MAX) {
+            int finished = 1;
+            for (int qi = 0; qi < QS_Q_COUNT; qi++)
+                if (s->q[qi].pc < s->qlen[qi]) finished = 0;
+            if (finished) {
+                finish_run(s);
+                *done = 1;
+                return QS_OK;
+            }
+            int32_t blocked = -1;
+            for (int qi = 0; qi < QS_Q_COUNT && blocked < 0; qi++)
+                if (s->q[qi].pc < s->qlen[qi]) blocked = s->qorder[qi][s->q[qi].pc];
+            char buf[160];
+            qs_insn_format(&p->insn[blocked], buf, sizeof buf);
+            s->running = 0;
+            return qs_fail(err, QS_ERR_RUN, "deadlock at cycle %llu: instruction %d (%s) of layer '%s' waits for a "
+                           "token that no queue will send", (unsigned long long)s->now, blocked, buf,
+                           s->net->layers[p->insn[blocked].layer].name);
+        }
+        if (next > until) return QS_OK;
+        s->now = next;
+    }
+}
+
+qs_status qs_sim_run(qs_sim *s, qs_error *err)
+{
+    int done = 0;
+    qs_status st = qs_sim_start(s, err);
+    if (!st) st = qs_sim_advance(s, UINT64_MAX, &done, err);
+    return st;
+}
+
+uint64_t qs_sim_now(const qs_sim *s) { return s->now; }
+
+void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user)
+{
+    s->dma_hook = fn;
+    s->dma_user = user;
 }
 
 const qs_layer_stats *qs_sim_layer_stats(const qs_sim *s, int32_t layer) { return &s->stats[layer]; }

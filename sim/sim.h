@@ -10,6 +10,7 @@
 #include "qs_net.h"
 #include "qs_prog.h"
 #include "qs_status.h"
+#include "trace.h"
 
 typedef enum { QS_ENGINE_FAST = 0, QS_ENGINE_DETAILED } qs_engine;
 
@@ -27,8 +28,6 @@ typedef struct {
 
 typedef struct qs_sim qs_sim;
 
-/* Per-cycle observer (waveforms). Called by the detailed engine. */
-typedef struct qs_sim_observer qs_sim_observer;
 
 qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine, qs_sim **out, qs_error *err);
 void qs_sim_destroy(qs_sim *s);
@@ -39,6 +38,22 @@ qs_status qs_sim_set_input(qs_sim *s, const int32_t *data, int64_t count, qs_err
 
 /* Run the whole program once (can be called again after set_input). */
 qs_status qs_sim_run(qs_sim *s, qs_error *err);
+
+/* Step by step (for clocked wrappers such as sim/systemc): start, then
+ * advance to a cycle; *done says the program finished. qs_sim_run is
+ * start + advance to the end. */
+qs_status qs_sim_start(qs_sim *s, qs_error *err);
+qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err);
+uint64_t qs_sim_now(const qs_sim *s);
+
+/* Called when a transfer takes the DRAM channel (TLM initiators use it). */
+typedef void (*qs_sim_dma_fn)(void *user, int is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
+void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user);
+
+/* Waveform of the next runs: queues, tokens, DMA, PPU, and the array's PE
+ * activity (per clock with the detailed engine), cycles [from, to] only
+ * (times in the file start at `from`). t stays owned by the caller. */
+void qs_sim_set_trace(qs_sim *s, qs_trace *t, uint64_t from, uint64_t to);
 
 const qs_layer_stats *qs_sim_layer_stats(const qs_sim *s, int32_t layer);
 const int32_t *qs_sim_layer_output(const qs_sim *s, int32_t layer);
