@@ -373,8 +373,11 @@ static qs_status emit_gemm_layer(const qs_net *net, const qs_arch *arch, int32_t
                             wb = weight_bytes(m, nlen, klen, comp);
                         }
                     }
-                    need_i = need_i && ib > 0;
                     need_w = need_w && wb > 0;
+                    /* A tile with nothing to load (every weight of the layer zero
+                     * under weight skipping) still owes the previous layer's
+                     * "layer stored" token: a LOAD of 0 bytes carries it. */
+                    need_i = need_i && (ib > 0 || (e->barrier_pending && !need_w));
                     if (need_i) {
                         if ((st = emit_load(e, li, g, QS_MEM_IFMAP, in_addr, ib, 1, !need_w, err))) return st;
                         m->dram_ifmap += ib;
