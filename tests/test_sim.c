@@ -1,0 +1,783 @@
+/* CUnit tests of the simulator (sim/sim.c, sim/array.c, sim/pe_array.c;
+ * docs/timing.md) on randomized layers from the generator of
+ * tests/test_compiler.c:
+ *
+ *  - fast == detailed: every layer's output, total and per-layer cycles,
+ *    every stall field and every qs_events field are identical, over every
+ *    dataflow, weight widths 1 (bipolar), 2, 4, 8 (signed and unsigned),
+ *    activations 2..8 bits signed and unsigned, 0..90% zeros in weights and
+ *    activations, odd shapes, every zero_skip mode, skip groups 1..rows,
+ *    and narrow accumulators that wrap or saturate;
+ *  - values equal a direct C reference (int64 conv loops + qs_requant_apply)
+ *    whenever no accumulator overflowed;
+ *  - the array's busy cycles equal the documented closed forms (OS group
+ *    time and drain, WS/IS preload and stream, buffer rate), recomputed here
+ *    from the program and the data;
+ *  - dedicated timing rules: activation skipping saves cycles only when a
+ *    whole group's step is zero, wider weights cost proportionally more
+ *    cycles, DRAM bandwidth removes DRAM stalls on a memory-bound layer,
+ *    narrow SRAM banks add buffer stalls. */
+#define QS_RANDNET_ONLY
+#include "test_compiler.c"
+
+#include "sim.h"
+
+static int g_msgs;
+static const char *g_ctx = "";
+
+#define EXPECT(cond, ...)                                                     \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            CU_FAIL(#cond);                                                   \
+            bad++;                                                            \
+            if (g_msgs++ < 40) {                                              \
+                fprintf(stderr, "\n  [%s] %s:%d: ", g_ctx, __FILE__, __LINE__); \
+                fprintf(stderr, __VA_ARGS__);                                 \
+                fputc('\n', stderr);                                          \
+            }                                                                 \
+        }                                                                     \
+    } while (0)
+
+static int64_t cdiv64(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* ---- arch from parameters -------------------------------------------------- */
+
+typedef struct {
+    int rows, cols;
+    qs_dataflow df;
+    int wpb, mwb, mab;
+    qs_zero_skip skip;
+    int group;
+    int acc_bits;
+    qs_overflow ovf;
+    int ikib, wkib, akib, dbl;
+    int ibanks, iwidth, wbanks, wwidth, abanks, awidth, aports;
+    double dram_bpc;
+    int dram_lat, burst, lanes;
+} sim_cfg;
+
+static const char *const DFN[3] = {"ws", "os", "is"};
+static const char *const SKN[5] = {"none", "gate", "weights", "activations", "both"};
+
+static int make_arch(const sim_cfg *c, qs_arch *a)
+{
+    char ini[3000];
+    snprintf(ini, sizeof ini,
+             "[array]\nrows = %d\ncols = %d\ndataflow = %s\nweight_path_bits = %d\nmax_weight_bits = %d\n"
+             "max_act_bits = %d\nzero_skip = %s\nskip_group = %d\nacc_bits = %d\noverflow = %s\n"
+             "[buffer.ifmap]\nsize_kib = %d\nbanks = %d\nbank_width_bytes = %d\ndouble_buffer = %d\n"
+             "[buffer.weight]\nsize_kib = %d\nbanks = %d\nbank_width_bytes = %d\ndouble_buffer = %d\n"
+             "[buffer.accum]\nsize_kib = %d\nbanks = %d\nbank_width_bytes = %d\nports = %d\ndouble_buffer = %d\n"
+             "[dram]\nbytes_per_cycle = %g\nlatency_cycles = %d\nburst_bytes = %d\n"
+             "[ppu]\nlanes = %d\n",
+             c->rows, c->cols, DFN[c->df], c->wpb, c->mwb, c->mab, SKN[c->skip], c->group, c->acc_bits,
+             c->ovf == QS_OVF_WRAP ? "wrap" : "saturate", c->ikib, c->ibanks, c->iwidth, c->dbl, c->wkib, c->wbanks,
+             c->wwidth, c->dbl, c->akib, c->abanks, c->awidth, c->aports, c->dbl, c->dram_bpc, c->dram_lat, c->burst,
+             c->lanes);
+    return rn_arch(ini, NULL, 0, a);
+}
+
+static sim_cfg default_cfg(void)
+{
+    sim_cfg c = {4, 4, QS_DF_OS, 2, 8, 8, QS_SKIP_NONE, 1, 32, QS_OVF_WRAP, 8, 8, 8, 1, 2, 8, 2, 8, 2, 8, 1,
+                 16.0, 20, 64, 4};
+    return c;
+}
+
+/* ---- the reference ---------------------------------------------------------- */
+
+/* Activation a[m][k] of group g (docs/compiler.md "GEMM view"), written from
+ * the conv definition rather than from qs_gemm_act. */
+static int32_t ref_act(const qs_layer *L, const qs_layer *IN, const int32_t *in, int g, int m, int k, int *pad)
+{
+    *pad = 0;
+    if (L->kind == QS_L_FC) return in[k];
+    int cg = IN->out_c / L->groups;
+    int kx = k % L->kw, ky = (k / L->kw) % L->kh, c = k / (L->kw * L->kh);
+    int oy = m / L->out_w, ox = m % L->out_w;
+    int iy = oy * L->stride_h - L->pad_t + ky * L->dil_h, ix = ox * L->stride_w - L->pad_l + kx * L->dil_w;
+    if (iy < 0 || ix < 0 || iy >= IN->out_h || ix >= IN->out_w) {
+        *pad = 1;
+        return IN->out_zp;
+    }
+    return in[((g * cg + c) * IN->out_h + iy) * IN->out_w + ix];
+}
+
+/* Output of conv/fc layer li from its input tensor, exactly (int64). */
+static void ref_layer(const qs_net *net, int li, const int32_t *in, int32_t *out)
+{
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *IN = &net->layers[L->inputs[0]];
+    const qs_tensor *W = &net->tensors[L->weight];
+    const qs_tensor *B = L->bias >= 0 ? &net->tensors[L->bias] : NULL;
+    int G = L->kind == QS_L_FC ? 1 : L->groups;
+    int N = L->out_c / G, M = L->out_h * L->out_w;
+    int K = L->kind == QS_L_FC ? IN->out_c * IN->out_h * IN->out_w : IN->out_c / G * L->kh * L->kw;
+    for (int oc = 0; oc < L->out_c; oc++) {
+        int g = oc / N;
+        for (int m = 0; m < M; m++) {
+            int64_t acc = 0;
+            for (int k = 0; k < K; k++) {
+                int pad;
+                int32_t a = ref_act(L, IN, in, g, m, k, &pad);
+                acc += (int64_t)(pad ? 0 : a - IN->out_zp) * W->data[(size_t)oc * K + k];
+            }
+            if (B) acc += B->data[oc];
+            int32_t y;
+            if (L->rq.n == 0) {
+                int64_t x = acc > INT32_MAX ? INT32_MAX : acc < INT32_MIN ? INT32_MIN : acc;
+                x += L->out_zp;
+                y = (int32_t)(x < L->clamp_lo ? L->clamp_lo : x > L->clamp_hi ? L->clamp_hi : x);
+            } else {
+                int i = L->rq.n == 1 ? 0 : oc;
+                y = qs_requant_apply(acc, L->rq.mult[i], L->rq.shift[i], L->out_zp, L->clamp_lo, L->clamp_hi);
+            }
+            out[(size_t)oc * M + m] = y;
+        }
+    }
+}
+
+/* ---- expected busy cycles from the documented closed forms ---------------------- */
+
+static int rate_of(const qs_arch *a, int act_bits)
+{
+    int64_t bw_i = (int64_t)a->ifmap.banks * a->ifmap.bank_width_bytes * a->ifmap.ports;
+    int64_t bw_w = (int64_t)a->weight.banks * a->weight.bank_width_bytes * a->weight.ports;
+    int64_t bw_a = (int64_t)a->accum.banks * a->accum.bank_width_bytes * a->accum.ports;
+    int64_t r = 1, need;
+    int R = a->rows, C = a->cols;
+    switch (a->dataflow) {
+    case QS_DF_OS:
+        need = cdiv64((int64_t)R * act_bits, 8);
+        if (cdiv64(need, bw_i) > r) r = cdiv64(need, bw_i);
+        need = cdiv64(cdiv64(R, a->skip_group) * C * a->weight_path_bits, 8);
+        if (cdiv64(need, bw_w) > r) r = cdiv64(need, bw_w);
+        break;
+    case QS_DF_WS:
+        need = cdiv64((int64_t)R * act_bits, 8);
+        if (cdiv64(need, bw_i) > r) r = cdiv64(need, bw_i);
+        if (cdiv64((int64_t)C * 4, bw_a) > r) r = cdiv64((int64_t)C * 4, bw_a);
+        break;
+    case QS_DF_IS:
+        need = cdiv64((int64_t)R * a->weight_path_bits, 8);
+        if (cdiv64(need, bw_w) > r) r = cdiv64(need, bw_w);
+        if (cdiv64((int64_t)C * 4, bw_a) > r) r = cdiv64((int64_t)C * 4, bw_a);
+        break;
+    }
+    return (int)r;
+}
+
+static int act_skipping(const qs_arch *a) { return a->zero_skip == QS_SKIP_ACTIVATIONS || a->zero_skip == QS_SKIP_BOTH; }
+
+/* Busy cycles and buffer stalls of GEMM layer li, from docs/timing.md "Array". */
+static void expected_busy(const qs_net *net, const qs_prog *p, int li, const int32_t *in, uint64_t *busy,
+                          uint64_t *bstall)
+{
+    const qs_arch *a = &p->arch;
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *IN = &net->layers[L->inputs[0]];
+    const qs_layer_map *m = &p->maps[li];
+    const int R = a->rows, C = a->cols, S = m->slices;
+    const int rate = rate_of(a, m->act_bits);
+    const int askip = act_skipping(a);
+    *busy = *bstall = 0;
+    for (int32_t i = m->first_insn; i < m->first_insn + m->n_insn; i++) {
+        const qs_insn *g = &p->insn[i];
+        if (g->op != QS_OP_GEMM) continue;
+        int pad;
+        if (a->dataflow == QS_DF_OS || a->dataflow == QS_DF_WS) {
+            int nb = (int)g->n0 / C;
+            const int32_t *lst = m->list + m->list_off[g->group * m->blocks_per_group + nb];
+            int Cu = (int)g->n_len;
+            if (a->dataflow == QS_DF_OS) {
+                int G = a->skip_group < R ? a->skip_group : R;
+                for (int mb = (int)g->m0; mb < (int)(g->m0 + g->m_len); mb += R) {
+                    int ru = (int)(g->m0 + g->m_len) - mb < R ? (int)(g->m0 + g->m_len) - mb : R;
+                    int64_t tmax = 0, tmax1 = 0;
+                    for (int r0 = 0; r0 < ru; r0 += G) {
+                        int r1 = r0 + G < ru ? r0 + G : ru, Gu = r1 - r0;
+                        int64_t len = 0;
+                        for (uint32_t pp = g->k0; pp < g->k0 + g->k_len; pp++) {
+                            int keep = !askip;
+                            for (int r = r0; r < r1 && !keep; r++) keep = ref_act(L, IN, in, g->group, mb + r, lst[pp], &pad) != 0;
+                            len += keep;
+                        }
+                        int64_t Lg = len * S;
+                        int64_t t = Lg ? (Lg - 1) * rate + Gu + Cu - 1 : 0;
+                        int64_t t1 = Lg ? Lg + Gu + Cu - 2 : 0;
+                        if (t > tmax) tmax = t;
+                        if (t1 > tmax1) tmax1 = t1;
+                    }
+                    *busy += (uint64_t)(tmax + ru);
+                    *bstall += (uint64_t)(tmax - tmax1);
+                }
+            } else {
+                for (uint32_t p0 = g->k0; p0 < g->k0 + g->k_len; p0 += (uint32_t)R) {
+                    int Ku = (int)(g->k0 + g->k_len - p0) < R ? (int)(g->k0 + g->k_len - p0) : R;
+                    int64_t Lm = 0;
+                    for (uint32_t mm = g->m0; mm < g->m0 + g->m_len; mm++) {
+                        int keep = !askip;
+                        for (int r = 0; r < Ku && !keep; r++) keep = ref_act(L, IN, in, g->group, (int)mm, lst[p0 + r], &pad) != 0;
+                        Lm += keep;
+                    }
+                    for (int s = 0; s < S; s++) {
+                        *busy += (uint64_t)(Ku + (Lm ? (Lm - 1) * rate + R + Cu - 1 : 0));
+                        *bstall += Lm ? (uint64_t)((Lm - 1) * (rate - 1)) : 0;
+                    }
+                }
+            }
+        } else { /* IS */
+            for (uint32_t k0 = g->k0; k0 < g->k0 + g->k_len; k0 += (uint32_t)R) {
+                int Ku = (int)(g->k0 + g->k_len - k0) < R ? (int)(g->k0 + g->k_len - k0) : R;
+                int kb = (int)k0 / R, li2 = g->group * m->blocks_per_group + kb;
+                int64_t Lw = (int64_t)(m->list_off[li2 + 1] - m->list_off[li2]) * S;
+                for (uint32_t mb = g->m0; mb < g->m0 + g->m_len; mb += (uint32_t)C) {
+                    int Mu = (int)(g->m0 + g->m_len - mb) < C ? (int)(g->m0 + g->m_len - mb) : C;
+                    *busy += (uint64_t)(Ku + (Lw ? (Lw - 1) * rate + R + Mu - 1 : 0));
+                    *bstall += Lw ? (uint64_t)((Lw - 1) * (rate - 1)) : 0;
+                }
+            }
+        }
+    }
+}
+
+/* ---- one case: both engines, compared ------------------------------------------------ */
+
+typedef struct {
+    int ran, skipped_nofit, ref_checked, overflowed, busy_checked, chunked;
+} sim_tally;
+
+static sim_tally g_tally;
+
+#define EV_FIELDS(X)                                                                                              \
+    X(cycles) X(mac_ops) X(mac_skipped) X(mac_gated) X(pe_idle) X(acc_overflows) X(reg_bits) X(sram_read_bytes[0]) \
+    X(sram_read_bytes[1]) X(sram_read_bytes[2]) X(sram_write_bytes[0]) X(sram_write_bytes[1])                    \
+    X(sram_write_bytes[2]) X(dram_read_bytes) X(dram_write_bytes) X(ppu_ops) X(macs) X(macs_executed)
+#define ST_FIELDS(X) X(start) X(end) X(cycles) X(array_busy) X(stall_dram) X(stall_ppu) X(stall_buffer) X(stall_dep)
+
+/* Results of one engine kept for comparisons across configurations. */
+typedef struct {
+    uint64_t total;
+    qs_layer_stats st[8];
+} run_result;
+
+/* Compile, run both engines on x, compare everything. Returns the number of
+ * failed checks, or -1 when the network does not fit the arch. */
+static int run_both(const qs_net *net, const qs_arch *a, const int32_t *x, run_result *res)
+{
+    int bad = 0;
+    qs_prog *p = NULL;
+    qs_error e;
+    qs_status st = qs_compile(net, a, &p, &e);
+    if (st == QS_ERR_NOFIT) return -1;
+    EXPECT(st == QS_OK, "compile: %s", e.msg);
+    if (st) return bad;
+    qs_sim *s[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        st = qs_sim_create(net, p, k ? QS_ENGINE_DETAILED : QS_ENGINE_FAST, &s[k], &e);
+        EXPECT(st == QS_OK, "sim_create: %s", e.msg);
+        if (st) goto out;
+        const qs_layer *IN = &net->layers[0];
+        st = qs_sim_set_input(s[k], x, (int64_t)IN->out_c * IN->out_h * IN->out_w, &e);
+        EXPECT(st == QS_OK, "set_input: %s", e.msg);
+        if (st) goto out;
+        st = qs_sim_run(s[k], &e);
+        EXPECT(st == QS_OK, "%s engine: %s", k ? "detailed" : "fast", e.msg);
+        if (st) goto out;
+    }
+    EXPECT(qs_sim_total_cycles(s[0]) == qs_sim_total_cycles(s[1]), "total cycles fast %llu detailed %llu",
+           (unsigned long long)qs_sim_total_cycles(s[0]), (unsigned long long)qs_sim_total_cycles(s[1]));
+    EXPECT(qs_sim_total_cycles(s[0]) > 0, "no cycles");
+    if (res) res->total = qs_sim_total_cycles(s[1]);
+    for (int li = 0; li < net->n_layers; li++) {
+        const qs_layer *L = &net->layers[li];
+        int64_t n = (int64_t)L->out_c * L->out_h * L->out_w;
+        const int32_t *o0 = qs_sim_layer_output(s[0], li), *o1 = qs_sim_layer_output(s[1], li);
+        int64_t diff = -1;
+        for (int64_t i = 0; i < n && diff < 0; i++)
+            if (o0[i] != o1[i]) diff = i;
+        EXPECT(diff < 0, "layer %d '%s': output %lld fast %d detailed %d", li, L->name, (long long)diff,
+               diff >= 0 ? o0[diff] : 0, diff >= 0 ? o1[diff] : 0);
+        const qs_layer_stats *a0 = qs_sim_layer_stats(s[0], li), *a1 = qs_sim_layer_stats(s[1], li);
+        if (res && li < 8) res->st[li] = *a1;
+#define CMP_ST(f) EXPECT(a0->f == a1->f, "layer %d '%s': " #f " fast %llu detailed %llu", li, L->name, \
+                         (unsigned long long)a0->f, (unsigned long long)a1->f);
+#define CMP_EV(f) EXPECT(a0->ev.f == a1->ev.f, "layer %d '%s': ev." #f " fast %llu detailed %llu", li, L->name, \
+                         (unsigned long long)a0->ev.f, (unsigned long long)a1->ev.f);
+        ST_FIELDS(CMP_ST)
+        EV_FIELDS(CMP_EV)
+#undef CMP_ST
+#undef CMP_EV
+        if (L->kind != QS_L_CONV && L->kind != QS_L_FC) continue;
+        /* cycles against the closed forms, from the layer's real input */
+        const int32_t *lin = qs_sim_layer_output(s[1], L->inputs[0]);
+        uint64_t busy, bstall;
+        expected_busy(net, p, li, lin, &busy, &bstall);
+        EXPECT(a1->array_busy == busy && a0->array_busy == busy,
+               "layer %d '%s': array busy fast %llu detailed %llu, docs/timing.md gives %llu", li, L->name,
+               (unsigned long long)a0->array_busy, (unsigned long long)a1->array_busy, (unsigned long long)busy);
+        EXPECT(a1->stall_buffer == bstall, "layer %d '%s': buffer stall %llu, docs/timing.md gives %llu", li, L->name,
+               (unsigned long long)a1->stall_buffer, (unsigned long long)bstall);
+        g_tally.busy_checked++;
+        for (int32_t i = p->maps[li].first_insn; i < p->maps[li].first_insn + p->maps[li].n_insn; i++)
+            if (p->insn[i].op == QS_OP_GEMM && !(p->insn[i].flags & QS_GEMM_FIRST_K)) {
+                g_tally.chunked++;
+                break;
+            }
+        /* values against the reference when no accumulator overflowed */
+        const qs_layer_map *m = &p->maps[li];
+        if (m->overflow_free)
+            EXPECT(a0->ev.acc_overflows == 0 && a1->ev.acc_overflows == 0,
+                   "layer %d '%s' proven overflow-free but %llu overflows counted", li, L->name,
+                   (unsigned long long)a1->ev.acc_overflows);
+        if (m->overflow_free || a1->ev.acc_overflows == 0) {
+            int32_t *ref = malloc(sizeof(int32_t) * (size_t)n);
+            ref_layer(net, li, lin, ref);
+            int64_t d2 = -1;
+            for (int64_t i = 0; i < n && d2 < 0; i++)
+                if (ref[i] != o1[i]) d2 = i;
+            EXPECT(d2 < 0, "layer %d '%s': output %lld is %d, reference %d", li, L->name, (long long)d2,
+                   d2 >= 0 ? o1[d2] : 0, d2 >= 0 ? ref[d2] : 0);
+            free(ref);
+            g_tally.ref_checked++;
+        } else {
+            g_tally.overflowed++;
+        }
+    }
+out:
+    qs_sim_destroy(s[0]);
+    qs_sim_destroy(s[1]);
+    qs_prog_destroy(p);
+    return bad;
+}
+
+static void describe_cfg(const sim_cfg *c, char *buf, size_t n)
+{
+    snprintf(buf, n, "%dx%d %s wpb %d mwb %d mab %d skip %s/%d acc %d %s buf %d/%d/%d%s banks %dx%d %dx%d %dx%dx%d "
+             "dram %g/%d/%d lanes %d",
+             c->rows, c->cols, DFN[c->df], c->wpb, c->mwb, c->mab, SKN[c->skip], c->group, c->acc_bits,
+             c->ovf == QS_OVF_WRAP ? "wrap" : "sat", c->ikib, c->wkib, c->akib, c->dbl ? "d" : "", c->ibanks, c->iwidth,
+             c->wbanks, c->wwidth, c->abanks, c->awidth, c->aports, c->dram_bpc, c->dram_lat, c->burst, c->lanes);
+}
+
+/* ---- randomized equivalence --------------------------------------------------------- */
+
+static void test_random_equivalence(void)
+{
+    static const qs_dtype WDT[4] = {QS_DT_BIPOLAR, QS_DT_INT2, QS_DT_INT4, QS_DT_INT8};
+    static const int WB[4] = {1, 2, 4, 8};
+    rn_rng r = {0x5EED5111ull};
+    memset(&g_tally, 0, sizeof g_tally);
+    int n_cases = 1500;
+    for (int it = 0; it < n_cases; it++) {
+        sim_cfg c = default_cfg();
+        c.df = (qs_dataflow)(it % 3);
+        c.rows = rn_int(&r, 1, 8);
+        c.cols = rn_int(&r, 1, 8);
+        static const int WPB[4] = {1, 2, 4, 8};
+        c.wpb = WPB[rn_int(&r, 0, 3)];
+        c.skip = (qs_zero_skip)((it / 3) % 5);
+        int narrow = rn_chance(&r, 0.35);
+        int wi = (it / 15) % 4;            /* weight width of this case */
+        int abits = rn_int(&r, 2, narrow ? 4 : 8);
+        if (narrow && wi == 3) wi = rn_int(&r, 0, 2);
+        int big = rn_chance(&r, 0.3); /* larger layers on tiny buffers: tiles and k-chunks */
+        rn_limits lim = {WB[wi], abits, big ? 12 : 8, narrow || big ? 12 : 6, big ? 16 : 10, big ? 20000 : 3000, 2, big ? 0.5 : 0.25};
+        rn_spec s;
+        rn_random_spec(&r, &lim, &s);
+        int wsign = rn_chance(&r, 0.6);
+        int maxw = 1;
+        for (int i = 0; i < s.n; i++) {
+            s.l[i].wdt = WDT[wi];
+            s.l[i].wsigned = WDT[wi] == QS_DT_BIPOLAR ? 1 : wsign;
+            if (narrow) {
+                s.l[i].wzero = s.l[i].wrowzero = s.l[i].wcolzero = 0.0;
+                s.l[i].out_signed = 0; /* same-sign operands: sums grow */
+                s.l[i].out_zp = 0;
+                s.l[i].relu = 0;
+            }
+            if (WB[wi] > maxw) maxw = WB[wi];
+        }
+        c.mwb = (int)cdiv64(maxw, c.wpb) * c.wpb;
+        if (c.mwb < c.wpb) c.mwb = c.wpb;
+        c.mab = abits;
+        if (narrow) {
+            c.acc_bits = c.mwb + c.mab < 8 ? 8 : c.mwb + c.mab;
+            c.acc_bits += rn_int(&r, 0, 1);
+            s.sgn = 0;
+            s.zp = 0;
+        } else {
+            c.acc_bits = rn_chance(&r, 0.5) ? 32 : rn_int(&r, c.mwb + c.mab > 16 ? c.mwb + c.mab : 16, 32);
+        }
+        c.ovf = rn_chance(&r, 0.5) ? QS_OVF_WRAP : QS_OVF_SATURATE;
+        /* skip group: a divisor of rows */
+        c.group = 1;
+        for (int t = 0; t < 6; t++) {
+            int gg = rn_int(&r, 1, c.rows);
+            if (c.rows % gg == 0) c.group = gg;
+        }
+        if (rn_chance(&r, 0.3)) c.group = c.rows;
+        c.ikib = big ? 1 : rn_int(&r, 1, 4);
+        c.wkib = big ? 1 : rn_int(&r, 1, 2);
+        c.akib = big ? 1 : rn_int(&r, 1, 2);
+        c.dbl = rn_chance(&r, 0.8);
+        static const int P2[4] = {1, 2, 4, 8};
+        c.ibanks = P2[rn_int(&r, 0, 2)];
+        c.iwidth = P2[rn_int(&r, 0, 3)];
+        c.wbanks = P2[rn_int(&r, 0, 2)];
+        c.wwidth = P2[rn_int(&r, 0, 3)];
+        c.abanks = P2[rn_int(&r, 0, 2)];
+        c.awidth = P2[rn_int(&r, 2, 3)]; /* at least one 4-byte accumulator */
+        c.aports = rn_int(&r, 1, 2);
+        static const double BPC[4] = {1.0, 4.0, 16.5, 64.0};
+        c.dram_bpc = BPC[rn_int(&r, 0, 3)];
+        c.dram_lat = rn_int(&r, 0, 2) * 50;
+        c.burst = rn_chance(&r, 0.5) ? 16 : 64;
+        c.lanes = P2[rn_int(&r, 0, 3)];
+        qs_arch a;
+        if (!make_arch(&c, &a)) continue;
+        qs_net *net = rn_build(&s);
+        qs_error e;
+        if (qs_net_validate(net, "rand", &e) != QS_OK) {
+            fprintf(stderr, "\n  generated network invalid: %s\n", e.msg);
+            CU_FAIL("generated network invalid");
+            qs_net_destroy(net);
+            continue;
+        }
+        double zf = (double)rn_int(&r, 0, 9) / 10.0, cz = rn_chance(&r, 0.4) ? 0.4 : 0.0;
+        if (narrow) zf = cz = 0.0; /* dense operands: make the narrow accumulator overflow */
+        int32_t *x = rn_input(&r, net, zf, cz);
+        char d1[1024], d2[512], ctx[1700];
+        rn_describe(&s, d1, sizeof d1);
+        describe_cfg(&c, d2, sizeof d2);
+        snprintf(ctx, sizeof ctx, "sim case %d: %s; act zeros %.1f/%.1f; %s", it, d2, zf, cz, d1);
+        g_ctx = ctx;
+        int rc = run_both(net, &a, x, NULL);
+        if (rc < 0) g_tally.skipped_nofit++;
+        else g_tally.ran++;
+        free(x);
+        qs_net_destroy(net);
+    }
+    g_ctx = "";
+    printf("\n    %d cases run (%d refused as NOFIT), %d layers checked against the closed-form cycles, %d against the "
+           "reference, %d overflowed, %d split into k-chunks ",
+           g_tally.ran, g_tally.skipped_nofit, g_tally.busy_checked, g_tally.ref_checked, g_tally.overflowed,
+           g_tally.chunked);
+    CU_ASSERT(g_tally.ran >= n_cases * 8 / 10);
+    CU_ASSERT(g_tally.overflowed >= 60);
+    CU_ASSERT(g_tally.chunked >= 60);
+    CU_ASSERT(g_tally.ref_checked >= 100);
+}
+
+/* ---- dedicated timing rules ----------------------------------------------------------- */
+
+/* A single conv layer with given shape and weight dtype; weights dense nonzero. */
+static qs_net *timing_net(int c, int h, int w, int k, int out_c, qs_dtype wdt, int abits, uint64_t seed)
+{
+    rn_spec s;
+    memset(&s, 0, sizeof s);
+    s.c = c;
+    s.h = h;
+    s.w = w;
+    s.bits = abits;
+    s.sgn = 0;
+    s.n = 1;
+    s.seed = seed;
+    rn_layer *l = &s.l[0];
+    l->kind = QS_L_CONV;
+    l->out_c = out_c;
+    l->kh = l->kw = k;
+    l->sh = l->sw = l->dh = l->dw = 1;
+    l->groups = 1;
+    l->wdt = wdt;
+    l->wsigned = 1;
+    l->out_bits = 8;
+    l->rq_mode = 1;
+    l->rq_gain = 1.0;
+    return rn_build(&s);
+}
+
+/* Nonzero input everywhere except where zero(c, m) says. */
+static int32_t *timing_input(const qs_net *net, int (*zero)(int c, int m))
+{
+    const qs_layer *L = &net->layers[0];
+    int hw = L->out_h * L->out_w;
+    int32_t *x = malloc(sizeof(int32_t) * (size_t)(L->out_c * hw));
+    int32_t lo, hi;
+    qs_int_range(L->out_bits, L->out_signed, &lo, &hi);
+    for (int c = 0; c < L->out_c; c++)
+        for (int m = 0; m < hw; m++) x[c * hw + m] = zero && zero(c, m) ? 0 : 1 + (c * 7 + m * 3) % hi;
+    return x;
+}
+
+static int z_none(int c, int m) { (void)c; (void)m; return 0; }
+static int z_half_channels(int c, int m) { (void)m; return c % 2 == 1; }
+static int z_checker(int c, int m) { return (c + m) % 2 == 1; }
+
+static uint64_t busy_of(const qs_net *net, const sim_cfg *c, const int32_t *x, run_result *rr)
+{
+    qs_arch a;
+    if (!make_arch(c, &a)) return 0;
+    int bad = run_both(net, &a, x, rr);
+    CU_ASSERT_EQUAL(bad, 0);
+    return rr->st[1].array_busy;
+}
+
+static void test_os_tile_formula(void)
+{
+    /* one array tile: M = 4 pixels <= rows, N = 3 <= cols, K = 6 (1x1 conv over 6 channels) */
+    int bad = 0;
+    g_ctx = "os tile formula";
+    qs_net *net = timing_net(6, 2, 2, 1, 3, QS_DT_INT2, 4, 11);
+    int32_t *x = timing_input(net, z_none);
+    for (int G = 1; G <= 4; G *= 2) {
+        sim_cfg c = default_cfg();
+        c.mab = 4;
+        c.skip = QS_SKIP_ACTIVATIONS;
+        c.group = G;
+        run_result rr;
+        uint64_t busy = busy_of(net, &c, x, &rr);
+        /* L = 6 steps x 1 slice, rate 1: (6-1) + G + 3 - 1, + 4 rows of drain */
+        uint64_t want = (uint64_t)((6 - 1) * 1 + G + 3 - 1 + 4);
+        EXPECT(busy == want, "G %d: busy %llu, want %llu", G, (unsigned long long)busy, (unsigned long long)want);
+    }
+    /* rate 2 from a 1-byte-wide ifmap bank: 4 rows x 4 bits = 2 bytes per step */
+    sim_cfg c = default_cfg();
+    c.mab = 4;
+    c.ibanks = 1;
+    c.iwidth = 1;
+    run_result rr;
+    uint64_t busy = busy_of(net, &c, x, &rr);
+    EXPECT(busy == (uint64_t)((6 - 1) * 2 + 1 + 3 - 1 + 4), "rate 2: busy %llu", (unsigned long long)busy);
+    EXPECT(rr.st[1].stall_buffer == 5, "rate 2: buffer stall %llu, want (L-1)*(rate-1) = 5",
+           (unsigned long long)rr.st[1].stall_buffer);
+    free(x);
+    qs_net_destroy(net);
+    g_ctx = "";
+}
+
+static void test_activation_skipping(void)
+{
+    int bad = 0;
+    g_ctx = "activation skipping";
+    /* 1x1 conv over 8 channels, 4x4 pixels on a 4x4 OS array */
+    qs_net *net = timing_net(8, 4, 4, 1, 4, QS_DT_INT4, 4, 12);
+    int32_t *dense = timing_input(net, z_none), *halfc = timing_input(net, z_half_channels),
+            *chk = timing_input(net, z_checker);
+    for (int G = 1; G <= 4; G *= 2) {
+        sim_cfg gate = default_cfg(), act = default_cfg();
+        gate.mab = act.mab = 4;
+        gate.skip = QS_SKIP_GATE;
+        act.skip = QS_SKIP_ACTIVATIONS;
+        gate.group = act.group = G;
+        run_result r1, r2;
+        /* no zero activations: skipping changes nothing */
+        EXPECT(busy_of(net, &gate, dense, &r1) == busy_of(net, &act, dense, &r2), "G %d dense: %llu vs %llu", G,
+               (unsigned long long)r1.st[1].array_busy, (unsigned long long)r2.st[1].array_busy);
+        /* whole channels zero: every group skips those steps */
+        uint64_t bg = busy_of(net, &gate, halfc, &r1), ba = busy_of(net, &act, halfc, &r2);
+        EXPECT(ba < bg, "G %d zero channels: skipping %llu, gating %llu", G, (unsigned long long)ba,
+               (unsigned long long)bg);
+        EXPECT(r2.st[1].ev.mac_skipped > 0, "G %d: no MAC counted as skipped", G);
+        /* zeros in a checkerboard of (channel, pixel): every single row has half
+         * its steps zero, but two neighbouring rows never share a zero step */
+        bg = busy_of(net, &gate, chk, &r1);
+        ba = busy_of(net, &act, chk, &r2);
+        if (G == 1) EXPECT(ba < bg, "G 1 checkerboard: skipping %llu, gating %llu", (unsigned long long)ba, (unsigned long long)bg);
+        else EXPECT(ba == bg, "G %d checkerboard: skipping %llu, gating %llu", G, (unsigned long long)ba, (unsigned long long)bg);
+    }
+    free(dense);
+    free(halfc);
+    free(chk);
+    qs_net_destroy(net);
+    g_ctx = "";
+}
+
+static void test_weight_width(void)
+{
+    int bad = 0;
+    g_ctx = "weight width";
+    static const qs_dtype DT[3] = {QS_DT_INT2, QS_DT_INT4, QS_DT_INT8};
+    for (int df = 0; df < 3; df++) {
+        uint64_t b[3];
+        for (int i = 0; i < 3; i++) {
+            /* one tile: 4 pixels, 3 channels, K = 5 */
+            qs_net *net = timing_net(5, 2, 2, 1, 3, DT[i], 4, 13);
+            int32_t *x = timing_input(net, z_none);
+            sim_cfg c = default_cfg();
+            c.df = (qs_dataflow)df;
+            c.mab = 4;
+            c.rows = df == QS_DF_OS ? 4 : 8; /* WS/IS: all of K in one pass */
+            c.group = 1;
+            run_result rr;
+            b[i] = busy_of(net, &c, x, &rr);
+            free(x);
+            qs_net_destroy(net);
+        }
+        /* slices 1, 2, 4 on the 2-bit path */
+        EXPECT(b[0] < b[1] && b[1] < b[2], "%s: busy %llu %llu %llu not increasing", DFN[df], (unsigned long long)b[0],
+               (unsigned long long)b[1], (unsigned long long)b[2]);
+        if (df == QS_DF_OS) {
+            /* (K*S - 1) + G + C - 1 + rows: each extra slice adds K cycles */
+            EXPECT(b[1] - b[0] == 5 && b[2] - b[0] == 15, "OS: busy %llu %llu %llu", (unsigned long long)b[0],
+                   (unsigned long long)b[1], (unsigned long long)b[2]);
+        } else if (df == QS_DF_WS) {
+            /* one full pass (preload + stream) per slice */
+            EXPECT(b[1] == 2 * b[0] && b[2] == 4 * b[0], "WS: busy %llu %llu %llu", (unsigned long long)b[0],
+                   (unsigned long long)b[1], (unsigned long long)b[2]);
+        } else {
+            /* the stream of 3 columns gets S times longer */
+            EXPECT(b[1] - b[0] == 3 && b[2] - b[0] == 9, "IS: busy %llu %llu %llu", (unsigned long long)b[0],
+                   (unsigned long long)b[1], (unsigned long long)b[2]);
+        }
+    }
+    g_ctx = "";
+}
+
+static void test_dram_bandwidth(void)
+{
+    int bad = 0;
+    g_ctx = "dram bandwidth";
+    /* fc 1x16x16 -> 32 with int8 weights: 8 KiB of weights for 8 Ki MACs */
+    rn_spec s;
+    memset(&s, 0, sizeof s);
+    s.c = 1;
+    s.h = s.w = 16;
+    s.bits = 4;
+    s.n = 1;
+    s.seed = 14;
+    s.l[0].kind = QS_L_FC;
+    s.l[0].out_c = 32;
+    s.l[0].wdt = QS_DT_INT8;
+    s.l[0].wsigned = 1;
+    s.l[0].out_bits = 8;
+    s.l[0].rq_mode = 1;
+    s.l[0].rq_gain = 1.0;
+    qs_net *net = rn_build(&s);
+    int32_t *x = timing_input(net, z_none);
+    for (int df = 0; df < 3; df++) {
+        sim_cfg slow = default_cfg(), fast = default_cfg();
+        slow.df = fast.df = (qs_dataflow)df;
+        slow.mab = fast.mab = 4;
+        slow.wpb = fast.wpb = 8; /* one slice: little compute per weight byte */
+        slow.dram_bpc = 0.25;
+        slow.dram_lat = 100;
+        fast.dram_bpc = 65536.0;
+        fast.dram_lat = 0;
+        fast.burst = slow.burst = 16;
+        run_result rs, rf;
+        busy_of(net, &slow, x, &rs);
+        busy_of(net, &fast, x, &rf);
+        uint64_t ss = rs.st[1].stall_dram, sf = rf.st[1].stall_dram;
+        EXPECT(ss > rs.st[1].array_busy, "%s: slow DRAM stalls %llu not above busy %llu (not memory-bound)", DFN[df],
+               (unsigned long long)ss, (unsigned long long)rs.st[1].array_busy);
+        /* with the DRAM out of the way only the very first transfer is waited for */
+        EXPECT(sf <= 2, "%s: fast DRAM still stalls %llu cycles (slow: %llu)", DFN[df], (unsigned long long)sf,
+               (unsigned long long)ss);
+        EXPECT(rf.total < rs.total, "%s: cycles %llu with fast DRAM, %llu with slow", DFN[df],
+               (unsigned long long)rf.total, (unsigned long long)rs.total);
+        EXPECT(rf.st[1].array_busy == rs.st[1].array_busy, "%s: DRAM changed the busy time", DFN[df]);
+    }
+    free(x);
+    qs_net_destroy(net);
+    g_ctx = "";
+}
+
+static void test_bank_width(void)
+{
+    int bad = 0;
+    g_ctx = "bank width";
+    qs_net *net = timing_net(6, 5, 5, 3, 5, QS_DT_INT4, 8, 15);
+    int32_t *x = timing_input(net, z_none);
+    for (int df = 0; df < 3; df++) {
+        sim_cfg wide = default_cfg(), narrow = default_cfg();
+        wide.df = narrow.df = (qs_dataflow)df;
+        wide.mab = narrow.mab = 8;
+        /* wide: 16 B per cycle everywhere, more than any edge needs */
+        /* narrow: one bank of 1 byte on the buffer this dataflow streams from */
+        if (df == QS_DF_IS) {
+            narrow.wbanks = 1;
+            narrow.wwidth = 1;
+            narrow.rows = wide.rows = 8; /* 8 rows x 2 bits = 2 B per element */
+        } else {
+            narrow.ibanks = 1;
+            narrow.iwidth = 1;
+        }
+        run_result rw, rn;
+        uint64_t bw = busy_of(net, &wide, x, &rw);
+        uint64_t bn = busy_of(net, &narrow, x, &rn);
+        EXPECT(rw.st[1].stall_buffer == 0, "%s: wide banks stall %llu", DFN[df], (unsigned long long)rw.st[1].stall_buffer);
+        EXPECT(rn.st[1].stall_buffer > 0, "%s: a 1-byte bank adds no buffer stall", DFN[df]);
+        EXPECT(bn == bw + rn.st[1].stall_buffer, "%s: busy %llu narrow vs %llu wide + %llu buffer stall", DFN[df],
+               (unsigned long long)bn, (unsigned long long)bw, (unsigned long long)rn.st[1].stall_buffer);
+    }
+    free(x);
+    qs_net_destroy(net);
+    g_ctx = "";
+}
+
+/* Running the same simulator twice gives the same answer (state is reset). */
+static void test_rerun(void)
+{
+    int bad = 0;
+    g_ctx = "rerun";
+    rn_rng r = {77};
+    rn_limits lim = {8, 8, 6, 4, 6, 2000, 2, 0.3};
+    rn_spec s;
+    rn_random_spec(&r, &lim, &s);
+    qs_net *net = rn_build(&s);
+    sim_cfg c = default_cfg();
+    c.skip = QS_SKIP_BOTH;
+    qs_arch a;
+    CU_ASSERT_FATAL(make_arch(&c, &a));
+    qs_prog *p;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
+    for (int k = 0; k < 2; k++) {
+        qs_sim *sim;
+        CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, k ? QS_ENGINE_DETAILED : QS_ENGINE_FAST, &sim, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_run(sim, &e), QS_OK);
+        uint64_t t1 = qs_sim_total_cycles(sim);
+        const qs_layer *O = &net->layers[net->output];
+        int64_t n = (int64_t)O->out_c * O->out_h * O->out_w;
+        int32_t *o1 = malloc(sizeof(int32_t) * (size_t)n);
+        memcpy(o1, qs_sim_layer_output(sim, net->output), sizeof(int32_t) * (size_t)n);
+        CU_ASSERT_EQUAL(qs_sim_run(sim, &e), QS_OK);
+        EXPECT(qs_sim_total_cycles(sim) == t1, "second run %llu cycles, first %llu", (unsigned long long)qs_sim_total_cycles(sim),
+               (unsigned long long)t1);
+        EXPECT(memcmp(o1, qs_sim_layer_output(sim, net->output), sizeof(int32_t) * (size_t)n) == 0, "second run differs");
+        /* inputs are range-checked */
+        const qs_layer *IN = &net->layers[0];
+        int64_t cnt = (int64_t)IN->out_c * IN->out_h * IN->out_w;
+        int32_t *bad_in = calloc((size_t)cnt, sizeof(int32_t));
+        int32_t lo, hi;
+        qs_int_range(IN->out_bits, IN->out_signed, &lo, &hi);
+        bad_in[cnt - 1] = hi + 1;
+        CU_ASSERT_EQUAL(qs_sim_set_input(sim, bad_in, cnt, &e), QS_ERR_ARG);
+        CU_ASSERT_EQUAL(qs_sim_set_input(sim, bad_in, cnt - 1, &e), QS_ERR_ARG);
+        free(bad_in);
+        free(o1);
+        qs_sim_destroy(sim);
+    }
+    qs_prog_destroy(p);
+    qs_net_destroy(net);
+    g_ctx = "";
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("sim", NULL, NULL);
+    CU_add_test(s, "fast == detailed == reference on random layers", test_random_equivalence);
+    CU_add_test(s, "OS tile time (group time + drain, rate)", test_os_tile_formula);
+    CU_add_test(s, "activation skipping needs a whole group's step zero", test_activation_skipping);
+    CU_add_test(s, "wider weights take proportionally more cycles", test_weight_width);
+    CU_add_test(s, "DRAM bandwidth removes DRAM stalls", test_dram_bandwidth);
+    CU_add_test(s, "narrow banks add buffer stalls", test_bank_width);
+    CU_add_test(s, "rerun and input checks", test_rerun);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    int fail = CU_get_error() || CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return fail ? 1 : 0;
+}
