@@ -225,8 +225,7 @@ static qs_status choose_tiles(const qs_net *net, const qs_arch *arch, int32_t li
     int32_t tn = is_is ? (kmax > 0 ? kmax : 1) : (d.N < arch->cols ? d.N : arch->cols);
 
     for (int32_t tk = kfull;;) {
-        int32_t wcols = is_is ? tn : tn;
-        int64_t wb = weight_bytes(m, wcols, tk, comp);
+        int64_t wb = weight_bytes(m, tn, tk, comp);
         if (wb <= c.cap_weight) {
             /* largest tm (multiple of munit, or all of M) whose ifmap and accum fit */
             int32_t lo = 0, hi = (int32_t)ceil_div(d.M, munit);
@@ -246,11 +245,6 @@ static qs_status choose_tiles(const qs_net *net, const qs_arch *arch, int32_t li
             }
         }
         if (tk <= kunit) {
-            if (is_is && tn > 1) { /* IS can also shorten the weight stream */
-                tn = (tn + 1) / 2;
-                tk = kfull;
-                continue;
-            }
             return qs_fail(err, QS_ERR_NOFIT,
                            "layer '%s': no tiling fits: one tile of %d reduction rows needs %lld B of weights "
                            "(weight buffer tile %lld B), %lld B of input (ifmap buffer tile %lld B), %lld B of "
