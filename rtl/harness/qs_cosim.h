@@ -331,14 +331,16 @@ struct EpisodeDesc {
     int wt_bits = 2, wt_signed = 1;
     double sparsity = 0.0; // probability that an operand is zero
     double extreme = 0.0;  // probability that an operand takes a range extreme
+    bool wide = false;     // garbage only: valid operands span the whole port width
     bool reset = true;     // reset both sides before the episode
 
     std::string describe() const
     {
         char b[256];
-        snprintf(b, sizeof b, "%dx%d %s act %s%d wt %s%d sparsity %.2f extreme %.2f%s", r, c,
+        snprintf(b, sizeof b, "%dx%d %s act %s%d wt %s%d sparsity %.2f extreme %.2f%s%s", r, c,
                  kind == 0 ? "tile-stream" : "garbage", act_signed ? "s" : "u", act_bits,
-                 wt_signed ? "s" : "u", wt_bits, sparsity, extreme, reset ? " (reset)" : "");
+                 wt_signed ? "s" : "u", wt_bits, sparsity, extreme, wide ? " full-width" : "",
+                 reset ? " (reset)" : "");
         return b;
     }
 };
@@ -364,6 +366,8 @@ public:
         d.wt_bits = (int)rng_.range(1, d.kind == 0 ? max_wt : 8);
         d.sparsity = (double)rng_.range(0, 90) / 100.0;
         d.extreme = rng_.chance(0.25) ? (double)rng_.range(10, 100) / 100.0 : 0.0;
+        // Full-width operands on both edges overflow even a 32-bit accumulator.
+        d.wide = d.kind == 1 && rng_.chance(0.25);
         d.reset = !(started_ && d.r == d_.r && d.c == d_.c && rng_.chance(0.4));
         started_ = true;
         d_ = d;
@@ -391,8 +395,8 @@ private:
         if (rng_.chance(d_.extreme)) return (int32_t)(rng_.chance(0.5) ? hi : lo);
         return (int32_t)rng_.range(lo, hi);
     }
-    int32_t act() { return operand(d_.act_bits, d_.act_signed); }
-    int32_t weight() { return operand(d_.wt_bits, d_.wt_signed); }
+    int32_t act() { return d_.wide ? operand(v_.op_w, 1) : operand(d_.act_bits, d_.act_signed); }
+    int32_t weight() { return d_.wide ? operand(v_.op_w, 1) : operand(d_.wt_bits, d_.wt_signed); }
     // Anything the port can carry: what lands outside the corner or on an
     // invalid lane.
     int32_t junk() { return (int32_t)rng_.range(-(1 << (v_.op_w - 1)), (1 << (v_.op_w - 1)) - 1); }
