@@ -771,6 +771,7 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
         uint8_t *first = calloc((size_t)d.groups * d.M * d.N + 1, 1);
         uint8_t *last = calloc((size_t)d.groups * d.M * d.N + 1, 1);
         uint8_t *stored = calloc((size_t)d.groups * d.M * d.N + 1, 1);
+        last_compute = m->first_insn - 1; /* loads of other layers are not this layer's */
 #define CELL(g, mm, nn, kk) cov[(((size_t)(g) * d.M + (mm)) * d.N + (nn)) * d.K + (kk)]
 #define OUTI(g, mm, nn) (((size_t)(g) * d.M + (mm)) * d.N + (nn))
         for (int32_t i = m->first_insn; i < m->first_insn + m->n_insn && !bad; i++) {
@@ -957,6 +958,54 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
         free(last);
         free(stored);
     }
+    /* post-processing-only layers: input chunks fit, every channel stored once */
+    for (int li = 1; li < net->n_layers && !bad; li++) {
+        const qs_layer *L = &net->layers[li];
+        const qs_layer_map *m = &p->maps[li];
+        if (m->is_gemm || L->kind == QS_L_FLATTEN) continue;
+        int *chan = calloc((size_t)L->out_c, sizeof(int));
+        int64_t pending = 0;
+        int loads = 0, passes = 0;
+        for (int32_t i = m->first_insn; i < m->first_insn + m->n_insn && !bad; i++) {
+            const qs_insn *in = &p->insn[i];
+            if (in->op == QS_OP_LOAD) {
+                CHECK(in->mem == QS_MEM_IFMAP && in->bytes > 0, "PPU layer %d: LOAD %d mem %u bytes %u", li, i, in->mem,
+                      in->bytes);
+                pending += in->bytes;
+                loads++;
+                if (!seen_layer_load[li]) {
+                    seen_layer_load[li] = 1;
+                    CHECK(m->first_insn == 0 || (in->deps & QS_DEP_POP_PREV),
+                          "first LOAD %d of layer %d does not wait for the previous layer's store", i, li);
+                }
+            } else if (in->op == QS_OP_PASS) {
+                CHECK(loads >= L->n_inputs, "PASS %d after %d loads for %d inputs", i, loads, L->n_inputs);
+                CHECK(pending <= cap.ifmap, "PPU layer %d: %lld B of inputs before PASS %d exceed the ifmap half %lld B",
+                      li, (long long)pending, i, (long long)cap.ifmap);
+                CHECK(in->deps == (QS_DEP_POP_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_PREV | QS_DEP_PUSH_NEXT),
+                      "PASS %d deps 0x%x", i, in->deps);
+                pending = 0;
+                loads = 0;
+                passes++;
+            } else if (in->op == QS_OP_STORE) {
+                CHECK(in->mem == QS_MEM_ACCUM && in->addr == m->out_addr && in->m_len > 0 &&
+                          in->m0 + in->m_len <= (uint32_t)L->out_c,
+                      "PPU layer %d: STORE %d channels [%u, +%u) of %d", li, i, in->m0, in->m_len, L->out_c);
+                if (bad) break;
+                int64_t hw = (int64_t)L->out_h * L->out_w;
+                CHECK(in->bytes == (uint32_t)cdiv((int64_t)in->m_len * hw * L->out_bits, 8), "STORE %d bytes %u", i,
+                      in->bytes);
+                CHECK((int64_t)in->m_len * hw * 4 <= cap.accum, "PPU layer %d: STORE %d tile of %lld B > accum half %lld B",
+                      li, i, (long long)in->m_len * hw * 4, (long long)cap.accum);
+                for (uint32_t c = in->m0; c < in->m0 + in->m_len; c++) chan[c]++;
+            } else {
+                CHECK(0, "PPU layer %d has a %s", li, qs_opcode_name(in->op));
+            }
+        }
+        CHECK(passes > 0, "PPU layer %d has no PASS", li);
+        for (int c = 0; c < L->out_c && !bad; c++) CHECK(chan[c] == 1, "PPU layer %d channel %d stored %d times", li, c, chan[c]);
+        free(chan);
+    }
     /* the final store sends no barrier token nobody takes */
     for (int32_t i = p->n_insn - 1; i >= 0; i--)
         if (p->insn[i].op == QS_OP_STORE) {
@@ -1068,10 +1117,10 @@ static void run_random_cases(int n_cases, uint64_t seed)
 static void test_random_programs(void)
 {
     g_cases_compiled = g_cases_nofit = g_insns_checked = 0;
-    run_random_cases(360, 0x51C0FFEEull);
+    run_random_cases(1200, 0x51C0FFEEull);
     printf("\n    %d programs checked (%d instructions), %d refused as NOFIT ", g_cases_compiled, g_insns_checked,
            g_cases_nofit);
-    CU_ASSERT(g_cases_compiled >= 300);
+    CU_ASSERT(g_cases_compiled >= 1000);
 }
 
 /* Larger layers against tiny buffers: many tiles and k-chunks per layer. */
@@ -1080,7 +1129,7 @@ static void test_tight_buffers(void)
     rn_rng r = {0xB0FFE2ull};
     rn_limits lim = {8, 8, 16, 16, 32, 150000, 1, 0.2};
     int compiled = 0;
-    for (int it = 0; it < 90; it++) {
+    for (int it = 0; it < 300; it++) {
         rn_spec s;
         rn_random_spec(&r, &lim, &s);
         qs_net *net = rn_build(&s);
@@ -1111,8 +1160,8 @@ static void test_tight_buffers(void)
         qs_net_destroy(net);
     }
     g_case = "";
-    printf("\n    %d of 90 compiled ", compiled);
-    CU_ASSERT(compiled >= 45);
+    printf("\n    %d of 300 compiled ", compiled);
+    CU_ASSERT(compiled >= 150);
 }
 
 /* A hand-made conv layer (for the refusal tests). */
@@ -1359,6 +1408,51 @@ static void test_listing(void)
     }
 }
 
+/* The shipped networks (every layer kind: pools, add, concat, act, requant,
+ * flatten) on random arrays and buffers of every dataflow. */
+static void test_shipped_nets(void)
+{
+    static const char *NETS[2] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin"};
+    rn_rng r = {4242};
+    int compiled = 0;
+    for (int k = 0; k < 2; k++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", QSIM_SOURCE_DIR, NETS[k]);
+        qs_net *net = NULL;
+        qs_error e;
+        qs_status st = qs_net_load(path, &net, &e);
+        if (st) fprintf(stderr, "\n  %s\n", e.msg);
+        CU_ASSERT_EQUAL_FATAL(st, QS_OK);
+        for (int it = 0; it < 60; it++) {
+            static const int SH[][2] = {{4, 4}, {8, 8}, {2, 5}, {16, 16}, {3, 1}};
+            const int *sh = SH[rn_int(&r, 0, 4)];
+            char ini[2048];
+            arch_ini(ini, sizeof ini, sh[0], sh[1], DF_NAME[it % 3], rn_chance(&r, 0.5) ? 2 : 4,
+                     SKIP_NAME[rn_int(&r, 0, 4)], 1, rn_int(&r, 1, 8), rn_int(&r, 1, 8), rn_int(&r, 1, 4),
+                     rn_chance(&r, 0.8));
+            qs_arch a;
+            if (!rn_arch(ini, NULL, 0, &a)) continue;
+            char cs[256];
+            snprintf(cs, sizeof cs, "%s on %dx%d %s, %s", NETS[k], sh[0], sh[1], DF_NAME[it % 3], qs_zero_skip_name(a.zero_skip));
+            g_case = cs;
+            qs_prog *p = NULL;
+            st = qs_compile(net, &a, &p, &e);
+            if (st == QS_OK) {
+                check_program(net, &a, p);
+                compiled++;
+            } else {
+                int bad = 0;
+                CHECK(st == QS_ERR_NOFIT, "compile failed (%d): %s", (int)st, e.msg);
+            }
+            qs_prog_destroy(p);
+        }
+        qs_net_destroy(net);
+    }
+    g_case = "";
+    printf("\n    %d of 120 compiled ", compiled);
+    CU_ASSERT(compiled >= 90);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -1367,6 +1461,7 @@ int main(int argc, char **argv)
     CU_pSuite s = CU_add_suite("compiler", NULL, NULL);
     CU_add_test(s, "random networks x dataflows x arrays x buffers", test_random_programs);
     CU_add_test(s, "tight buffers: many tiles and k-chunks", test_tight_buffers);
+    CU_add_test(s, "shipped networks (every layer kind)", test_shipped_nets);
     CU_add_test(s, "NOFIT names the layer", test_nofit);
     CU_add_test(s, "unsupported widths name the layer", test_unsupported);
     CU_add_test(s, "program file", test_prog_save);
