@@ -16,7 +16,8 @@
  *  - dedicated timing rules: activation skipping saves cycles only when a
  *    whole group's step is zero, wider weights cost proportionally more
  *    cycles, DRAM bandwidth removes DRAM stalls on a memory-bound layer,
- *    narrow SRAM banks add buffer stalls. */
+ *    narrow SRAM banks add buffer stalls, a slow PPU shows as ppu stalls;
+ *  - the shipped networks (every layer kind) agree between the engines. */
 #define QS_RANDNET_ONLY
 #include "test_compiler.c"
 
@@ -528,6 +529,7 @@ static void test_os_tile_formula(void)
     /* one array tile: M = 4 pixels <= rows, N = 3 <= cols, K = 6 (1x1 conv over 6 channels) */
     int bad = 0;
     g_ctx = "os tile formula";
+    g_msgs = 0;
     qs_net *net = timing_net(6, 2, 2, 1, 3, QS_DT_INT2, 4, 11);
     int32_t *x = timing_input(net, z_none);
     for (int G = 1; G <= 4; G *= 2) {
@@ -560,6 +562,7 @@ static void test_activation_skipping(void)
 {
     int bad = 0;
     g_ctx = "activation skipping";
+    g_msgs = 0;
     /* 1x1 conv over 8 channels, 4x4 pixels on a 4x4 OS array */
     qs_net *net = timing_net(8, 4, 4, 1, 4, QS_DT_INT4, 4, 12);
     int32_t *dense = timing_input(net, z_none), *halfc = timing_input(net, z_half_channels),
@@ -597,6 +600,7 @@ static void test_weight_width(void)
 {
     int bad = 0;
     g_ctx = "weight width";
+    g_msgs = 0;
     static const qs_dtype DT[3] = {QS_DT_INT2, QS_DT_INT4, QS_DT_INT8};
     for (int df = 0; df < 3; df++) {
         uint64_t b[3];
@@ -638,6 +642,7 @@ static void test_dram_bandwidth(void)
 {
     int bad = 0;
     g_ctx = "dram bandwidth";
+    g_msgs = 0;
     /* fc 1x16x16 -> 32 with int8 weights: 8 KiB of weights for 8 Ki MACs */
     rn_spec s;
     memset(&s, 0, sizeof s);
@@ -687,6 +692,7 @@ static void test_bank_width(void)
 {
     int bad = 0;
     g_ctx = "bank width";
+    g_msgs = 0;
     qs_net *net = timing_net(6, 5, 5, 3, 5, QS_DT_INT4, 8, 15);
     int32_t *x = timing_input(net, z_none);
     for (int df = 0; df < 3; df++) {
@@ -716,11 +722,95 @@ static void test_bank_width(void)
     g_ctx = "";
 }
 
+/* A PPU slower than the array shows up as ppu stalls; a wide one removes them. */
+static void test_ppu_stalls(void)
+{
+    int bad = 0;
+    g_ctx = "ppu stalls";
+    g_msgs = 0;
+    /* 1x1 conv, 16 channels out of 2: little compute per output */
+    qs_net *net = timing_net(2, 8, 8, 1, 16, QS_DT_INT2, 4, 16);
+    int32_t *x = timing_input(net, z_none);
+    for (int df = 0; df < 3; df++) {
+        sim_cfg slow = default_cfg(), wide = default_cfg();
+        slow.df = wide.df = (qs_dataflow)df;
+        slow.mab = wide.mab = 4;
+        slow.dram_lat = wide.dram_lat = 0;
+        slow.dram_bpc = wide.dram_bpc = 1024.0;
+        slow.lanes = 1;
+        wide.lanes = 256;
+        run_result rs, rw;
+        busy_of(net, &slow, x, &rs);
+        busy_of(net, &wide, x, &rw);
+        EXPECT(rs.st[1].stall_ppu > 0,
+               "%s: one PPU lane causes no ppu stall (cycles %llu: busy %llu, dram %llu, ppu %llu, dep %llu)", DFN[df],
+               (unsigned long long)rs.st[1].cycles, (unsigned long long)rs.st[1].array_busy,
+               (unsigned long long)rs.st[1].stall_dram, (unsigned long long)rs.st[1].stall_ppu,
+               (unsigned long long)rs.st[1].stall_dep);
+        EXPECT(rw.st[1].stall_ppu == 0, "%s: 256 PPU lanes still stall %llu", DFN[df],
+               (unsigned long long)rw.st[1].stall_ppu);
+        EXPECT(rs.total > rw.total, "%s: %llu cycles with 1 lane, %llu with 256", DFN[df],
+               (unsigned long long)rs.total, (unsigned long long)rw.total);
+        EXPECT(rs.st[1].ev.ppu_ops == rw.st[1].ev.ppu_ops && rs.st[1].ev.ppu_ops == 16 * 64,
+               "%s: ppu ops %llu / %llu, want one per output", DFN[df], (unsigned long long)rs.st[1].ev.ppu_ops,
+               (unsigned long long)rw.st[1].ev.ppu_ops);
+    }
+    free(x);
+    qs_net_destroy(net);
+    g_ctx = "";
+}
+
+/* The shipped networks (pools, add, concat, act, requant, flatten) on every
+ * dataflow and skip mode: both engines agree on every layer. */
+static void test_shipped_nets(void)
+{
+    static const char *NETS[2] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin"};
+    rn_rng r = {31337};
+    int ran = 0;
+    for (int k = 0; k < 2; k++) {
+        char path[1024], ctx[800];
+        snprintf(path, sizeof path, "%s/%s", QSIM_SOURCE_DIR, NETS[k]);
+        qs_net *net = NULL;
+        qs_error e;
+        CU_ASSERT_EQUAL_FATAL(qs_net_load(path, &net, &e), QS_OK);
+        for (int it = 0; it < 15; it++) {
+            sim_cfg c = default_cfg();
+            c.df = (qs_dataflow)(it % 3);
+            c.skip = (qs_zero_skip)(it % 5);
+            c.rows = rn_int(&r, 2, 8);
+            c.cols = rn_int(&r, 2, 8);
+            c.group = c.rows % 2 == 0 && rn_chance(&r, 0.5) ? 2 : 1;
+            c.acc_bits = rn_chance(&r, 0.3) ? 18 : 32;
+            c.ovf = rn_chance(&r, 0.5) ? QS_OVF_SATURATE : QS_OVF_WRAP;
+            c.lanes = rn_chance(&r, 0.5) ? 1 : 8;
+            c.ikib = c.wkib = c.akib = rn_int(&r, 2, 8);
+            qs_arch a;
+            if (!make_arch(&c, &a)) continue;
+            char d[512];
+            describe_cfg(&c, d, sizeof d);
+            snprintf(ctx, sizeof ctx, "%s on %s", NETS[k], d);
+            g_ctx = ctx;
+            if (it == 0 && k == 0) g_msgs = 0;
+            rn_rng xr = {(uint64_t)it + 1};
+            int32_t *x = rn_input(&xr, net, 0.3, 0.2);
+            int rc = run_both(net, &a, x, NULL);
+            CU_ASSERT(rc == 0 || rc == -1);
+            ran += rc == 0;
+            free(x);
+        }
+        qs_net_destroy(net);
+    }
+    g_ctx = "";
+    printf("\n    %d of 30 runs compared ", ran);
+    CU_ASSERT(ran >= 20);
+}
+
 /* Running the same simulator twice gives the same answer (state is reset). */
 static void test_rerun(void)
 {
     int bad = 0;
     g_ctx = "rerun";
+    g_msgs = 0;
     rn_rng r = {77};
     rn_limits lim = {8, 8, 6, 4, 6, 2000, 2, 0.3};
     rn_spec s;
@@ -774,6 +864,8 @@ int main(void)
     CU_add_test(s, "wider weights take proportionally more cycles", test_weight_width);
     CU_add_test(s, "DRAM bandwidth removes DRAM stalls", test_dram_bandwidth);
     CU_add_test(s, "narrow banks add buffer stalls", test_bank_width);
+    CU_add_test(s, "a slow PPU shows as ppu stalls", test_ppu_stalls);
+    CU_add_test(s, "shipped networks: fast == detailed on every layer kind", test_shipped_nets);
     CU_add_test(s, "rerun and input checks", test_rerun);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
