@@ -1,0 +1,26 @@
+"""qsim design-space exploration: sweep specs, runners, Pareto fronts, reports (docs/dse.md)."""
+import os
+
+SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(SCRIPTS)
+
+# Debian packages the DSE scripts use (scripts/setup-deps installs them):
+#   python3-numpy, python3-matplotlib  -- figures, .npz -> .npy
+#   parallel                           -- --backend parallel (GNU parallel)
+#   slurm-client (+ slurmctld slurmd munge for a local cluster) -- --backend slurm
+DEBIAN_PACKAGES = ["python3-numpy", "python3-matplotlib", "parallel"]
+
+
+class DseError(Exception):
+    """A user-facing error: a bad spec, a missing tool. Printed as one line, exit status 1."""
+
+
+def need_matplotlib():
+    """Import matplotlib with the Agg backend, or explain which package is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        return plt
+    except ImportError:
+        raise DseError("matplotlib is missing: run scripts/setup-deps (Debian package python3-matplotlib)")
