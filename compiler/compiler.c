@@ -77,7 +77,7 @@ static qs_status prepare_gemm(const qs_net *net, const qs_arch *arch, int32_t li
     if (m->weight_bipolar && p < 2) m->slices = 1;
 
     size_t nw = (size_t)d.groups * (size_t)m->slices * (size_t)d.K * (size_t)d.N;
-    m->wslice = malloc(nw ? nw : 1);
+    m->wslice = malloc(sizeof(int16_t) * (nw ? nw : 1));
     m->bias_folded = malloc(sizeof(int32_t) * (size_t)L->out_c);
     if (!m->wslice || !m->bias_folded) return qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
 
@@ -97,7 +97,7 @@ static qs_status prepare_gemm(const qs_net *net, const qs_arch *arch, int32_t li
                     if (m->weight_bipolar || m->slices == 1) v = w;
                     else if (s == m->slices - 1 && m->weight_signed) v = w >> (p * s); /* arithmetic: sign */
                     else v = (w >> (p * s)) & mask;
-                    m->wslice[(((size_t)g * m->slices + s) * d.K + k) * d.N + n] = (int8_t)v;
+                    m->wslice[(((size_t)g * m->slices + s) * d.K + k) * d.N + n] = (int16_t)v;
                 }
             }
 
@@ -169,19 +169,24 @@ static caps caps_of(const qs_arch *a)
 /* Bytes of input a tile needs: the input window rows of output rows
  * [m0, m0+mlen) over the channels that reduction indices [kfirst, klast]
  * touch (a real DMA fetches the window, not the im2col matrix). */
+/* Input rows a tile of output rows [m0, m0+mlen) reads (conv), clipped to the input. */
+static int64_t window_rows(const qs_layer *L, const qs_layer *IN, int32_t m0, int32_t mlen)
+{
+    int32_t oy0 = m0 / L->out_w, oy1 = (m0 + mlen - 1) / L->out_w;
+    int32_t iy0 = oy0 * L->stride_h - L->pad_t, iy1 = oy1 * L->stride_h - L->pad_t + (L->kh - 1) * L->dil_h;
+    if (iy0 < 0) iy0 = 0;
+    if (iy1 >= IN->out_h) iy1 = IN->out_h - 1;
+    return iy1 >= iy0 ? iy1 - iy0 + 1 : 0;
+}
+
 static int64_t ifmap_bytes(const qs_layer *L, const qs_layer *IN, int32_t m0, int32_t mlen, int32_t kfirst,
                            int32_t klast, int32_t abits)
 {
     if (mlen <= 0 || klast < kfirst) return 0;
     if (L->kind == QS_L_FC) return bits_to_bytes((int64_t)(klast - kfirst + 1) * abits);
     int32_t khw = L->kh * L->kw;
-    int32_t c0 = kfirst / khw, c1 = klast / khw;
-    int32_t oy0 = m0 / L->out_w, oy1 = (m0 + mlen - 1) / L->out_w;
-    int32_t iy0 = oy0 * L->stride_h - L->pad_t, iy1 = oy1 * L->stride_h - L->pad_t + (L->kh - 1) * L->dil_h;
-    if (iy0 < 0) iy0 = 0;
-    if (iy1 >= IN->out_h) iy1 = IN->out_h - 1;
-    int64_t rows = iy1 >= iy0 ? iy1 - iy0 + 1 : 0;
-    return bits_to_bytes(rows * IN->out_w * (int64_t)(c1 - c0 + 1) * abits);
+    int64_t chans = klast / khw - kfirst / khw + 1;
+    return bits_to_bytes(window_rows(L, IN, m0, mlen) * IN->out_w * chans * abits);
 }
 
 static int64_t weight_bytes(const qs_layer_map *m, int32_t ncols, int32_t klen, int compressed)
@@ -201,6 +206,62 @@ static const int32_t *list_at(const qs_layer_map *m, int32_t g, int32_t b)
     return m->list + m->list_off[g * m->blocks_per_group + b];
 }
 
+/* The largest input window, weight tile and accumulator tile over every tile
+ * a (tm, tk) tiling produces: each must fit its buffer half, not just the first
+ * (later tiles lose the top padding; a compressed chunk can span many channels). */
+typedef struct {
+    int64_t ifmap, weight, accum;
+} tile_bytes;
+
+static tile_bytes max_tile_bytes(const qs_layer *L, const qs_layer *IN, const qs_arch *arch, const qs_layer_map *m,
+                                 int32_t tm, int32_t tk)
+{
+    const qs_gemm_dims d = m->g;
+    const int is_is = arch->dataflow == QS_DF_IS;
+    const int comp = skip_weights(arch);
+    tile_bytes t = {0, 0, 0};
+    int64_t max_k_elems = 0;  /* FC: reduction elements of a chunk; conv: channels */
+    for (int32_t g = 0; g < d.groups; g++) {
+        if (is_is) {
+            for (int32_t k0 = 0; k0 < d.K; k0 += tk) {
+                int32_t k1 = k0 + tk < d.K ? k0 + tk - 1 : d.K - 1;
+                int64_t span = L->kind == QS_L_FC ? k1 - k0 + 1 : k1 / (L->kh * L->kw) - k0 / (L->kh * L->kw) + 1;
+                if (span > max_k_elems) max_k_elems = span;
+                int64_t wb = 0;
+                for (int32_t b = k0 / arch->rows; b * arch->rows <= k1; b++)
+                    wb += weight_bytes(m, arch->rows, list_len(m, g, b), comp);
+                if (wb > t.weight) t.weight = wb;
+            }
+            continue;
+        }
+        for (int32_t b = 0; b < m->blocks_per_group; b++) {
+            const int32_t *lst = list_at(m, g, b);
+            int32_t len = list_len(m, g, b);
+            int32_t ncols = d.N - b * arch->cols < arch->cols ? d.N - b * arch->cols : arch->cols;
+            for (int32_t k0 = 0; k0 < len; k0 += tk) {
+                int32_t k1 = k0 + tk < len ? k0 + tk - 1 : len - 1;
+                int64_t span = L->kind == QS_L_FC ? lst[k1] - lst[k0] + 1
+                                                  : lst[k1] / (L->kh * L->kw) - lst[k0] / (L->kh * L->kw) + 1;
+                if (span > max_k_elems) max_k_elems = span;
+                int64_t wb = weight_bytes(m, ncols, k1 - k0 + 1, comp);
+                if (wb > t.weight) t.weight = wb;
+            }
+        }
+    }
+    if (L->kind == QS_L_FC) {
+        t.ifmap = bits_to_bytes(max_k_elems * m->act_bits);
+    } else {
+        int64_t rows = 0;
+        for (int32_t m0 = 0; m0 < d.M; m0 += tm) {
+            int64_t r = window_rows(L, IN, m0, d.M - m0 < tm ? d.M - m0 : tm);
+            if (r > rows) rows = r;
+        }
+        t.ifmap = bits_to_bytes(rows * IN->out_w * max_k_elems * m->act_bits);
+    }
+    t.accum = (int64_t)tm * (is_is ? d.N : (d.N < arch->cols ? d.N : arch->cols)) * 4;
+    return t;
+}
+
 /* Choose (tm, tn, tk) so that every tile fits its buffer. Largest reduction
  * chunk first (it avoids partial-sum traffic), then the most rows. */
 static qs_status choose_tiles(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
@@ -211,48 +272,44 @@ static qs_status choose_tiles(const qs_net *net, const qs_arch *arch, int32_t li
     const caps c = caps_of(arch);
     const qs_gemm_dims d = m->g;
     const int is_is = arch->dataflow == QS_DF_IS;
-    const int comp = skip_weights(arch);
     int32_t kmax = 0;
     for (int32_t g = 0; g < d.groups; g++)
         for (int32_t b = 0; b < m->blocks_per_group; b++)
             if (list_len(m, g, b) > kmax) kmax = list_len(m, g, b);
-    /* OS/WS: columns are one n-block; the list is over k. IS: rows are a k
-     * block, the list is over n (streamed), so tk counts k and tn list positions. */
+    /* OS/WS: columns are one n-block and tk counts positions of its k list.
+     * IS: tk counts plain k (multiples of rows); the whole n list streams. */
     int32_t munit = arch->dataflow == QS_DF_OS ? arch->rows : is_is ? arch->cols : 1;
     int32_t kunit = arch->dataflow == QS_DF_OS ? 1 : arch->rows;
     int32_t kfull = is_is ? d.K : kmax;
     if (kfull < 1) kfull = 1;
-    int32_t tn = is_is ? (kmax > 0 ? kmax : 1) : (d.N < arch->cols ? d.N : arch->cols);
+    int32_t tn = is_is ? d.N : (d.N < arch->cols ? d.N : arch->cols);
+    int32_t tm1 = munit < d.M ? munit : d.M;
 
     for (int32_t tk = kfull;;) {
-        int64_t wb = weight_bytes(m, tn, tk, comp);
-        if (wb <= c.cap_weight) {
-            /* largest tm (multiple of munit, or all of M) whose ifmap and accum fit */
-            int32_t lo = 0, hi = (int32_t)ceil_div(d.M, munit);
+        tile_bytes one = max_tile_bytes(L, IN, arch, m, tm1, tk);
+        if (one.weight <= c.cap_weight && one.ifmap <= c.cap_ifmap && one.accum <= c.cap_accum) {
+            /* largest tm (multiple of munit, or all of M) whose tiles all fit */
+            int32_t lo = 1, hi = (int32_t)ceil_div(d.M, munit);
             while (lo < hi) {
                 int32_t mid = lo + (hi - lo + 1) / 2;
                 int32_t tm = mid * munit > d.M ? d.M : mid * munit;
-                int64_t ib = ifmap_bytes(L, IN, 0, tm, 0, (tk < d.K ? tk : d.K) - 1, m->act_bits);
-                int64_t ab = (int64_t)tm * (is_is ? (tn < d.N ? tn : d.N) : tn) * 4;
-                if (ib <= c.cap_ifmap && ab <= c.cap_accum) lo = mid;
+                tile_bytes tb = max_tile_bytes(L, IN, arch, m, tm, tk);
+                if (tb.ifmap <= c.cap_ifmap && tb.accum <= c.cap_accum) lo = mid;
                 else hi = mid - 1;
             }
-            if (lo > 0) {
-                m->tm = lo * munit > d.M ? d.M : lo * munit;
-                m->tk = tk;
-                m->tn = tn;
-                return QS_OK;
-            }
+            m->tm = lo * munit > d.M ? d.M : lo * munit;
+            m->tk = tk;
+            m->tn = tn;
+            return QS_OK;
         }
-        if (tk <= kunit) {
+        if (tk <= kunit)
             return qs_fail(err, QS_ERR_NOFIT,
-                           "layer '%s': no tiling fits: one tile of %d reduction rows needs %lld B of weights "
-                           "(weight buffer tile %lld B), %lld B of input (ifmap buffer tile %lld B), %lld B of "
-                           "accumulators (accum buffer tile %lld B)",
-                           L->name, tk, (long long)wb, (long long)c.cap_weight,
-                           (long long)ifmap_bytes(L, IN, 0, munit < d.M ? munit : d.M, 0, tk - 1, m->act_bits),
-                           (long long)c.cap_ifmap, (long long)munit * tn * 4, (long long)c.cap_accum);
-        }
+                           "layer '%s': no tiling fits: the smallest tile (%d rows, %d reduction %s) needs %lld B of "
+                           "weights (weight buffer tile %lld B), %lld B of input (ifmap buffer tile %lld B), %lld B "
+                           "of accumulators (accum buffer tile %lld B)",
+                           L->name, tm1, tk, is_is ? "rows" : "positions", (long long)one.weight,
+                           (long long)c.cap_weight, (long long)one.ifmap, (long long)c.cap_ifmap,
+                           (long long)one.accum, (long long)c.cap_accum);
         int32_t next = (int32_t)ceil_div(tk, 2);
         next = (int32_t)(ceil_div(next, kunit) * kunit);
         if (next >= tk) next = tk - kunit;
@@ -588,10 +645,8 @@ void qs_compile_listing(const qs_prog *p, const qs_net *net, int with_insns, FIL
                     m->g.K, m->g.groups, m->weight_bits, m->weight_bipolar ? "(bipolar)" : m->weight_signed ? "s" : "u",
                     m->act_bits, m->act_signed ? "s" : "u", m->slices, m->slices > 1 ? "s" : "",
                     (long long)qs_layer_macs(net, li));
-            int64_t ib = ifmap_bytes(L, &net->layers[L->inputs[0]], 0, m->tm, 0,
-                                     (m->tk < m->g.K ? m->tk : m->g.K) - 1, m->act_bits);
-            int64_t wb = weight_bytes(m, m->tn, m->tk, skip_weights(a));
-            int64_t ab = (int64_t)m->tm * m->tn * 4;
+            tile_bytes tb = max_tile_bytes(L, &net->layers[L->inputs[0]], a, m, m->tm, m->tk);
+            int64_t ib = tb.ifmap, wb = tb.weight, ab = tb.accum;
             fprintf(f, ";   tile m=%d n=%d k=%d, order %s%s%s; buffers ifmap %.0f%% weight %.0f%% accum %.0f%%\n",
                     m->tm, m->tn, m->tk, m->order == QS_ORDER_N_OUTER ? "n-outer" : "m-outer",
                     m->weight_resident ? ", weights resident" : "", m->ifmap_resident ? ", ifmap resident" : "",

@@ -41,8 +41,9 @@ typedef struct {
      * the input zero point folded in so the array multiplies raw values. */
     int32_t *bias_folded;
     /* Weights as slices: slice s of w[k][n] of group g at
-     * wslice[((g*slices + s)*K + k)*N + n]; values in the slice's signed range. */
-    int8_t *wslice;
+     * wslice[((g*slices + s)*K + k)*N + n]; int16 because an unsigned 8-bit
+     * weight on an 8-bit path is one slice of value up to 255. */
+    int16_t *wslice;
     /* Static bound: 1 when no ordering of the adds can overflow acc_bits, so
      * engines may sum in any order (see docs/timing.md, "Accumulator"). */
     int32_t overflow_free;

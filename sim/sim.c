@@ -20,7 +20,6 @@ typedef struct {
     qstate state;
     uint64_t done_at;    /* when the current phase ends */
     int32_t cur;         /* program index of the running instruction */
-    uint64_t wait_since; /* compute queue: start of the current wait */
 } queue_state;
 
 struct qs_sim {
@@ -39,7 +38,7 @@ struct qs_sim {
     int running;
     int64_t tokens[CH_COUNT];
     queue_state q[QS_Q_COUNT];
-    uint64_t now, dram_free, ppu_busy_until, barrier_at;
+    uint64_t now, dram_free, ppu_busy_until;
     uint64_t dram_bytes;     /* bytes of the transfer on the DRAM channel */
     qs_sim_dma_fn dma_hook;
     void *dma_user;
@@ -459,7 +458,7 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err)
     s->tokens[CH_CMP_LD] = s->prog->init_slots;
     s->tokens[CH_ST_CMP] = s->prog->init_accum;
     memset(s->q, 0, sizeof s->q);
-    s->now = s->dram_free = s->ppu_busy_until = s->barrier_at = 0;
+    s->now = s->dram_free = s->ppu_busy_until = 0;
     s->dram_bytes = 0;
     s->total_cycles = 0;
     s->running = 1;
@@ -529,21 +528,6 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
                 ls->ev.dram_read_bytes += in->bytes;
                 ls->ev.sram_write_bytes[in->mem] += in->bytes;
             } else if (in->op == QS_OP_GEMM || in->op == QS_OP_PASS) {
-                /* waiting before the layer boundary belongs to the previous layer */
-                uint64_t since = Q->wait_since > s->barrier_at ? Q->wait_since : s->barrier_at;
-                uint64_t waited = s->now > since ? s->now - since : 0;
-                if (waited) {
-                    /* cause: an accumulator slot held by the store queue (PPU or its DMA),
-                     * else loads (DRAM), else the pipeline */
-                    if (cn >= 0 && s->q[QS_Q_STORE].state != Q_IDLE) {
-                        if (s->q[QS_Q_STORE].state == Q_WAIT_DMA_AFTER_PPU) ls->stall_ppu += waited;
-                        else ls->stall_dram += waited;
-                    } else if (cp >= 0) {
-                        ls->stall_dram += waited;
-                    } else {
-                        ls->stall_dep += waited;
-                    }
-                }
                 if (in->op == QS_OP_GEMM) {
                     qs_tile_result r;
                     if (s->actx.log_len) memset(s->actx.log, 0, s->actx.log_len * sizeof *s->actx.log);
@@ -576,6 +560,34 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
     return QS_OK;
 }
 
+/* The array is about to sit idle from now to `next`: charge the interval to
+ * its cause (docs/timing.md, "Stall attribution"), judged from the state of
+ * the queues during it. While the store queue still works on an earlier
+ * layer than the array's next instruction, the interval is that layer's tail. */
+static void attribute_wait(qs_sim *s, uint64_t next)
+{
+    const queue_state *C = &s->q[QS_Q_COMPUTE], *S = &s->q[QS_Q_STORE];
+    if (C->state != Q_IDLE || next <= s->now) return;
+    const qs_insn *cin = C->pc < s->qlen[QS_Q_COMPUTE] ? &s->prog->insn[s->qorder[QS_Q_COMPUTE][C->pc]] : NULL;
+    const qs_insn *sin = S->pc < s->qlen[QS_Q_STORE] ? &s->prog->insn[s->qorder[QS_Q_STORE][S->pc]] : NULL;
+    uint64_t dt = next - s->now;
+    if (sin && (!cin || sin->layer < cin->layer)) {
+        qs_layer_stats *ls = &s->stats[sin->layer];
+        if (S->state == Q_WAIT_DMA_AFTER_PPU) ls->stall_ppu += dt;
+        else if (S->state == Q_BUSY) ls->stall_dram += dt;
+        else ls->stall_dep += dt;
+        return;
+    }
+    if (!cin) return;
+    qs_layer_stats *ls = &s->stats[cin->layer];
+    int need_data = (cin->deps & QS_DEP_POP_PREV) && s->tokens[CH_LD_CMP] <= 0;
+    int need_accum = (cin->deps & QS_DEP_POP_NEXT) && s->tokens[CH_ST_CMP] <= 0;
+    if (need_data) ls->stall_dram += dt;
+    else if (need_accum && S->state == Q_WAIT_DMA_AFTER_PPU) ls->stall_ppu += dt;
+    else if (need_accum && S->state == Q_BUSY) ls->stall_dram += dt;
+    else ls->stall_dep += dt;
+}
+
 qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
 {
     const qs_prog *p = s->prog;
@@ -600,10 +612,8 @@ qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
             if (in->deps & QS_DEP_PUSH_NEXT) s->tokens[chan_of(qi, 1)]++;
             Q->state = Q_IDLE;
             Q->pc++;
-            Q->wait_since = s->now;
             if (in->op == QS_OP_STORE) {
                 s->stats[in->layer].end = s->now;
-                if (in->deps & QS_DEP_PUSH_NEXT) s->barrier_at = s->now;
             }
         }
         /* 2. start what can start now */
@@ -634,6 +644,7 @@ qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
                            s->net->layers[p->insn[blocked].layer].name);
         }
         if (next > until) return QS_OK;
+        attribute_wait(s, next);
         s->now = next;
     }
 }

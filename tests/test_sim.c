@@ -677,8 +677,9 @@ static void test_dram_bandwidth(void)
         uint64_t ss = rs.st[1].stall_dram, sf = rf.st[1].stall_dram;
         EXPECT(ss > rs.st[1].array_busy, "%s: slow DRAM stalls %llu not above busy %llu (not memory-bound)", DFN[df],
                (unsigned long long)ss, (unsigned long long)rs.st[1].array_busy);
-        /* with the DRAM out of the way only the very first transfer is waited for */
-        EXPECT(sf <= 2, "%s: fast DRAM still stalls %llu cycles (slow: %llu)", DFN[df], (unsigned long long)sf,
+        /* with the DRAM out of the way only the first load and the last store's
+         * transfer (the layer's unavoidable fill and tail) remain */
+        EXPECT(sf <= 4, "%s: fast DRAM still stalls %llu cycles (slow: %llu)", DFN[df], (unsigned long long)sf,
                (unsigned long long)ss);
         EXPECT(rf.total < rs.total, "%s: cycles %llu with fast DRAM, %llu with slow", DFN[df],
                (unsigned long long)rf.total, (unsigned long long)rs.total);
@@ -748,7 +749,9 @@ static void test_ppu_stalls(void)
                (unsigned long long)rs.st[1].cycles, (unsigned long long)rs.st[1].array_busy,
                (unsigned long long)rs.st[1].stall_dram, (unsigned long long)rs.st[1].stall_ppu,
                (unsigned long long)rs.st[1].stall_dep);
-        EXPECT(rw.st[1].stall_ppu == 0, "%s: 256 PPU lanes still stall %llu", DFN[df],
+        /* with 256 lanes only the last tile's post-processing (a few cycles of tail) remains */
+        EXPECT(rw.st[1].stall_ppu <= 4 && rw.st[1].stall_ppu * 50 < rs.st[1].stall_ppu,
+               "%s: 256 PPU lanes still stall %llu", DFN[df],
                (unsigned long long)rw.st[1].stall_ppu);
         EXPECT(rs.total > rw.total, "%s: %llu cycles with 1 lane, %llu with 256", DFN[df],
                (unsigned long long)rs.total, (unsigned long long)rw.total);
