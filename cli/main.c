@@ -279,6 +279,7 @@ static int cmd_run(int argc, char **argv)
     qs_sim *sim = NULL;
     qs_npy x = {0}, y = {0};
     qs_layer_stats *acc = NULL;
+    int32_t *preds = NULL;
     qs_tech tech;
     qs_trace *trace = NULL;
     qs_error e;
@@ -313,7 +314,8 @@ static int cmd_run(int argc, char **argv)
         }
     }
     acc = calloc((size_t)net->n_layers, sizeof *acc);
-    if (!acc) {
+    preds = calloc((size_t)n, sizeof *preds);
+    if (!acc || !preds) {
         snprintf(e.msg, sizeof e.msg, "out of memory");
         goto out;
     }
@@ -361,17 +363,15 @@ static int cmd_run(int argc, char **argv)
             acc[i].stall_dep += s->stall_dep;
             qs_events_add(&acc[i].ev, &s->ev);
         }
-        if (o.labels) {
-            const qs_layer *OUT = &net->layers[net->output];
-            int32_t pred = argmax(qs_sim_layer_output(sim, net->output), (int64_t)OUT->out_c * OUT->out_h * OUT->out_w);
-            n_correct += pred == y.data[b];
-        }
+        const qs_layer *OUT = &net->layers[net->output];
+        preds[b] = argmax(qs_sim_layer_output(sim, net->output), (int64_t)OUT->out_c * OUT->out_h * OUT->out_w);
+        if (o.labels) n_correct += preds[b] == y.data[b];
         if (progress && (b % 16 == 0 || b == n - 1)) fprintf(stderr, "\rqsim: inference %d/%d", b + 1, n);
     }
     if (progress) fputc('\n', stderr);
 
     qs_report rep = {net, prog, &arch, &tech, o.net, o.arch, engine == QS_ENGINE_FAST ? "fast" : "detailed", n, acc,
-                     n_correct, o.labels ? n : 0, 0.0};
+                     n_correct, o.labels ? n : 0, o.input ? preds : NULL, 0.0};
     rep.wall_seconds = now_seconds() - t0;
     if (!o.quiet) qs_report_print(&rep, stdout);
     if (o.json && qs_report_write_json(&rep, o.json, &e)) goto out;
@@ -385,6 +385,7 @@ out:
         qs_trace_close(trace, &te);
     }
     free(acc);
+    free(preds);
     qs_npy_free(&x);
     qs_npy_free(&y);
     qs_sim_destroy(sim);

@@ -186,6 +186,7 @@ qs_status qs_report_write_json(const qs_report *r, const char *path, qs_error *e
         cJSON_AddNumberToObject(root, "accuracy", (double)r->n_correct / r->n_labelled);
         cJSON_AddNumberToObject(root, "labelled", r->n_labelled);
     }
+    if (r->predictions) cJSON_AddItemToObject(root, "predictions", cJSON_CreateIntArray(r->predictions, r->n_inferences));
     cJSON_AddNumberToObject(root, "wall_seconds", r->wall_seconds);
 
     cJSON *layers = cJSON_AddArrayToObject(root, "layers");

@@ -22,6 +22,7 @@ typedef struct {
     int32_t n_inferences;
     qs_layer_stats *layers;    /* summed over the inferences */
     int32_t n_correct, n_labelled;
+    const int32_t *predictions;  /* argmax of the output per inference, n_inferences of them (batch runs) */
     double wall_seconds;
 } qs_report;
 
