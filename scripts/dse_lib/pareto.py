@@ -146,8 +146,10 @@ def plot_series(path_stem, rows, plot):
     kind = plot.get("kind", "line")
     rs = [r for r in rows if r.get("status", "ok") == "ok" and _matches(r, plot.get("filter"))]
     groups = {}
+    sers = [series] if isinstance(series, str) else list(series or [])
     for r in rs:
-        groups.setdefault(str(r.get(series)) if series else y, []).append(r)
+        g = ", ".join("%s=%s" % (c.split(".")[-1], r.get(c)) for c in sers) if sers else y
+        groups.setdefault(g, []).append(r)
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     numeric_x = all(_val(r, x) is not None for r in rs)
     xcats = []
@@ -167,7 +169,7 @@ def plot_series(path_stem, rows, plot):
         if not pts:
             continue
         xs, ys = zip(*pts)
-        lab = "%s = %s" % (series, g) if series else None
+        lab = g if series else None
         if kind == "bar":
             w = 0.8 / nser
             ax.bar([xx - 0.4 + w * (si + 0.5) for xx in (xs if not numeric_x else range(len(xs)))], ys,

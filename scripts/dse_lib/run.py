@@ -54,7 +54,7 @@ REPORT_COLUMNS = [
 DERIVED_COLUMNS = ["energy_per_op_pj", "mac_energy_per_op_pj", "edp_pj_s", "dram_stall_fraction",
                    "compute_layers", "mem_bound_layers", "acc_overflows"]
 METRIC_COLUMNS = [c for c, _ in REPORT_COLUMNS] + DERIVED_COLUMNS
-HEAD_COLUMNS = ["key", "status", "network"]
+HEAD_COLUMNS = ["key", "status", "network", "net_wbits", "net_abits"]
 TAIL_COLUMNS = ["qsim_version", "net_path", "arch", "overrides", "host", "wall_s", "finished", "error"]
 
 
@@ -124,9 +124,12 @@ def row_from_report(point: dict, rep: dict) -> dict:
 
 
 def base_row(point: dict) -> dict:
-    return {"key": point["key"], "status": None, "network": point["network"], "params": point["params"],
-            "qsim_version": point["qsim_version"], "net_path": point["net_path"], "arch": point["arch"],
-            "overrides": " ".join(point["overrides"]), "host": socket.gethostname(), "error": None}
+    row = {"key": point["key"], "status": None, "network": point["network"], "params": point["params"],
+           "qsim_version": point["qsim_version"], "net_path": point["net_path"], "arch": point["arch"],
+           "overrides": " ".join(point["overrides"]), "host": socket.gethostname(), "error": None}
+    for k, v in (point.get("net_bits") or {}).items():   # generated networks: their widths
+        row["net_" + k] = v
+    return row
 
 
 def qsim_command(point: dict, json_path: str) -> list:

@@ -1,0 +1,408 @@
+"""Study pages (docs/studies/NAME.md): the figures and numbers of scripts/studies/NAME.toml.
+
+Each function takes (spec, rows, outdir, results) after the sweep; rows are flat result rows of the
+spec's points. The page goes next to the output folder: docs/studies/NAME/ -> docs/studies/NAME.md."""
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+
+from . import REPO, need_matplotlib
+from .pareto import fronts
+
+
+def _f(v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _bits(r):
+    wb, ab = r.get("net_wbits"), r.get("net_abits")
+    if wb is None or ab is None:
+        m = re.search(r"w(\d+)a(\d+)", str(r.get("network")))
+        if m:
+            wb, ab = int(m.group(1)), int(m.group(2))
+    return wb, ab
+
+
+def _rel(path, start):
+    return os.path.relpath(path, start)
+
+
+def _page(spec, outdir, title, headline, sections, rows):
+    page = os.path.join(os.path.dirname(outdir), os.path.basename(outdir) + ".md")
+    pdir = os.path.dirname(page)
+    ok = [r for r in rows if r.get("status") == "ok"]
+    versions = sorted({str(r.get("qsim_version")) for r in rows})
+    wall = sum(_f(r.get("wall_s")) or 0 for r in rows)
+    lines = ["# Study: %s" % title, "", headline.strip(), "",
+             "Run it again (points already in the table are skipped; delete `%s/results.jsonl` to start over):"
+             % _rel(outdir, REPO), "",
+             "    scripts/dse %s" % _rel(spec.path, REPO), "",
+             "%d points (%d ok, %d failed), qsim %s, %.0f s of simulation in all. Files in `%s/`: "
+             "`results.csv` (every point: parameters, cycles, time, energy and its breakdown, area, TOPS/W, "
+             "utilization, DRAM bytes), `results.jsonl` (the same with per-layer summaries), `pareto*.csv` and "
+             "the figures (PNG + SVG). Written by `scripts/dse_lib/studies.py` on %s." % (
+                 len(rows), len(ok), len(rows) - len(ok), ", ".join(versions), wall, _rel(outdir, pdir),
+                 time.strftime("%Y-%m-%d")), ""]
+    for s in sections:
+        lines += [s, ""]
+    with open(page, "w") as f:
+        f.write("\n".join(lines).rstrip() + "\n")
+    print("dse: wrote %s" % page)
+    return page
+
+
+def _img(outdir, stem, alt):
+    d = os.path.basename(outdir)
+    return "![%s](%s/%s.svg)" % (alt, d, stem)
+
+
+def _md_table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _save(fig, outdir, stem):
+    for ext in ("png", "svg"):
+        fig.savefig(os.path.join(outdir, "%s.%s" % (stem, ext)), dpi=130)
+
+
+def _tech_value(key, default):
+    try:
+        with open(os.path.join(REPO, "models", "tech", "default45.tech")) as f:
+            for line in f:
+                m = re.match(r"\s*%s\s*=\s*([0-9.eE+-]+)" % re.escape(key), line)
+                if m:
+                    return float(m.group(1))
+    except OSError:
+        pass
+    return default
+
+
+# -- 1. precision -----------------------------------------------------------------------------------
+def precision(spec, rows, outdir, results):
+    plt = need_matplotlib()
+    ok = [r for r in rows if r.get("status") == "ok"]
+    for r in ok:
+        r["wb"], r["ab"] = _bits(r)
+    paths = sorted({int(r["array.weight_path_bits"]) for r in ok})
+    accs = sorted({int(r["array.acc_bits"]) for r in ok})
+    nets = sorted({(r["wb"], r["ab"], r["network"]) for r in ok}, key=lambda t: -(t[0] * t[1]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    ax = axes[0]
+    markers = {2: "o", 8: "s", 4: "^", 1: "v"}
+    styles = {16: "-", 24: "-.", 32: "--"}
+    for p in paths:
+        for a in accs:
+            sel = sorted([r for r in ok if int(r["array.weight_path_bits"]) == p and int(r["array.acc_bits"]) == a],
+                         key=lambda r: r["wb"] * r["ab"])
+            if not sel:
+                continue
+            ax.plot([r["wb"] * r["ab"] for r in sel], [r["mac_energy_per_op_pj"] for r in sel],
+                    marker=markers.get(p, "o"), ls=styles.get(a, "-"),
+                    label="MAC array, %d-bit path, %d-bit acc" % (p, a))
+    # ideal: MAC energy proportional to Wa x Wb, anchored at the widest network on the 8-bit path, 16-bit acc
+    anchor = [r for r in ok if int(r["array.weight_path_bits"]) == max(paths) and int(r["array.acc_bits"]) == min(accs)]
+    if anchor:
+        a0 = max(anchor, key=lambda r: r["wb"] * r["ab"])
+        xs = sorted({r["wb"] * r["ab"] for r in ok})
+        ax.plot(xs, [a0["mac_energy_per_op_pj"] * x / (a0["wb"] * a0["ab"]) for x in xs], color="gray", lw=1,
+                ls=":", label="ideal: proportional to Wa x Wb")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(sorted({r["wb"] * r["ab"] for r in ok}))
+    ax.set_xticklabels(["%d\n(%s)" % (x, ",".join(sorted({"W%dA%d" % (r["wb"], r["ab"]) for r in ok
+                                                          if r["wb"] * r["ab"] == x}))) for x in ax.get_xticks()])
+    ax.set_xlabel("weight x activation bits of the network's inner layers")
+    ax.set_ylabel("MAC-array energy per dense op (pJ)")
+    ax.set_title("Array energy per op vs precision", fontsize=11)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    # right: whole-chip energy per op, stacked by part, for each network and datapath
+    ax = axes[1]
+    parts = [("energy_mac_pj", "MAC"), ("energy_registers_pj", "registers"), ("energy_sram_pj", "SRAM"),
+             ("energy_dram_pj", "DRAM"), ("energy_ppu_pj", "PPU"), ("energy_leakage_pj", "leakage")]
+    cols = ["#2b7bba", "#9ecae1", "#31a354", "#e6550d", "#74c476", "#969696"]
+    labels, stacks = [], []
+    acc_show = min(accs)
+    for wb, ab, name in nets:
+        for p in paths:
+            sel = [r for r in ok if r["network"] == name and int(r["array.weight_path_bits"]) == p
+                   and int(r["array.acc_bits"]) == acc_show]
+            if sel:
+                r = sel[0]
+                labels.append("W%dA%d\n%d-bit path" % (wb, ab, p))
+                stacks.append([(r.get(k) or 0) / (2.0 * r["macs"]) for k, _ in parts])
+    bottom = [0.0] * len(stacks)
+    for i, (k, lab) in enumerate(parts):
+        vals = [s[i] for s in stacks]
+        ax.bar(range(len(stacks)), vals, bottom=bottom, color=cols[i], label=lab)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xticks(range(len(stacks)))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("energy per dense op (pJ), whole accelerator")
+    ax.set_title("Where the energy goes (%d-bit accumulator)" % acc_show, fontsize=11)
+    ax.legend(fontsize=7)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, outdir, "precision")
+    plt.close(fig)
+
+    table = []
+    for wb, ab, name in nets:
+        for p in paths:
+            for a in accs:
+                sel = [r for r in ok if r["network"] == name and int(r["array.weight_path_bits"]) == p
+                       and int(r["array.acc_bits"]) == a]
+                if not sel:
+                    continue
+                r = sel[0]
+                e = r["energy_pj"]
+                table.append(["W%dA%d" % (wb, ab), p, a, "%.2f" % (r["time_s"] * 1e3),
+                              "%.3f" % r["energy_per_op_pj"], "%.4f" % r["mac_energy_per_op_pj"],
+                              "%.0f%%" % (100 * r["energy_mac_pj"] / e), "%.0f%%" % (100 * r["energy_sram_pj"] / e),
+                              "%.0f%%" % (100 * r["energy_dram_pj"] / e), "%.0f%%" % (100 * r["energy_leakage_pj"] / e),
+                              "%.2f" % r["effective_tops_per_w"], r.get("acc_overflows", "")])
+    mult = _tech_value("mult_fj_per_bit2", 3.1)
+    accf = _tech_value("acc_fj_per_bit", 3.1)
+
+    def mac(name, p, a):
+        s = [r for r in ok if r["network"] == name and int(r["array.weight_path_bits"]) == p
+             and int(r["array.acc_bits"]) == a]
+        return s[0]["mac_energy_per_op_pj"] if s else None
+    byname = {(wb, ab): name for wb, ab, name in nets}
+    hi, lo = byname.get((8, 8)), byname.get((2, 2)) or byname.get((2, 4))
+    head = ""
+    if hi and lo and 2 in paths and 8 in paths:
+        lwb, lab_ = [k for k, v in byname.items() if v == lo][0]
+        ideal = 64.0 / (lwb * lab_)
+        r8 = [mac(hi, 8, a) / mac(lo, 8, a) for a in accs if mac(hi, 8, a) and mac(lo, 8, a)]
+        r2 = [mac(hi, 2, a) / mac(lo, 2, a) for a in accs if mac(hi, 2, a) and mac(lo, 2, a)]
+        accshare = [accf * a / (mult * lab_ * 2 + accf * a) for a in accs]
+        tot = [r for r in ok if r["network"] in (hi, lo) and int(r["array.acc_bits"]) == min(accs)
+               and int(r["array.weight_path_bits"]) == 2]
+        tot_ratio = None
+        if len(tot) == 2:
+            th = [r for r in tot if r["network"] == hi][0]["energy_per_op_pj"]
+            tl = [r for r in tot if r["network"] == lo][0]["energy_per_op_pj"]
+            tot_ratio = th / tl
+        head = (
+            "Going from W8A8 to W%dA%d cuts the Wa x Wb bit product %.0fx, but the MAC array's energy per op falls "
+            "only %s on the 2-bit weight path and %s on an 8-bit path (16- / 32-bit accumulator): on the 8-bit path "
+            "the multiplier stays 8 bits wide whatever the weights, and on the 2-bit path each slice op pays the "
+            "full accumulator (%.1f fJ/bit x Wacc) next to a multiplier of only %.1f x Wa x 2 fJ, so at W%dA%d the "
+            "accumulator is %s of a slice op's energy: that is where the quadratic fall stops. For the whole "
+            "accelerator the fall is smaller still (%s W8A8 -> W%dA%d on the 2-bit path, 16-bit accumulator), because "
+            "DRAM traffic, SRAM and leakage do not shrink with the MAC." % (
+                lwb, lab_, ideal, " / ".join("%.1fx" % x for x in r2), " / ".join("%.1fx" % x for x in r8),
+                accf, mult, lwb, lab_, " / ".join("%.0f%%" % (100 * s) for s in accshare),
+                "%.1fx" % tot_ratio if tot_ratio else "n/a", lwb, lab_))
+    sec = [_img(outdir, "precision", "energy per op vs precision"),
+           "Left: MAC-array energy (the `mac` part of the report) per dense operation (2 per MAC) against the "
+           "network's inner-layer bit product; the dotted line is the ideal quadratic scaling. Right: the whole "
+           "accelerator's energy per op by component. First conv and classifier keep 8-bit weights in every "
+           "network (make_nets.py), so they are included at 8 bits.",
+           _md_table(["net", "weight path", "acc bits", "time ms", "pJ/op (all)", "pJ/op (MAC)", "MAC", "SRAM",
+                      "DRAM", "leakage", "TOPS/W", "acc overflows"], table)]
+    _page(spec, outdir, "precision (energy per op vs weight x activation width)", head, sec, rows)
+
+
+# -- 2. zero skipping -------------------------------------------------------------------------------
+def zero_skip(spec, rows, outdir, results):
+    plt = need_matplotlib()
+    ok = [r for r in rows if r.get("status") == "ok"]
+    nets = sorted({r["network"] for r in ok})
+    base = {n: [r for r in ok if r["network"] == n and r["array.zero_skip"] == "none"] for n in nets}
+    modes = [m for m in ("gate", "weights", "activations", "both") if any(r["array.zero_skip"] == m for r in ok)]
+    fig, axes = plt.subplots(len(nets), 2, figsize=(11, 3.9 * len(nets)), squeeze=False)
+    table = []
+    best = {}
+    for i, n in enumerate(nets):
+        if not base[n]:
+            continue
+        b = base[n][0]
+        for m in modes:
+            sel = sorted([r for r in ok if r["network"] == n and r["array.zero_skip"] == m],
+                         key=lambda r: int(r["array.skip_group"]))
+            g = [int(r["array.skip_group"]) for r in sel]
+            sp = [b["cycles"] / r["cycles"] for r in sel]
+            en = [r["energy_pj"] / b["energy_pj"] for r in sel]
+            style = dict(marker="o", ms=4, label=m)
+            if len(sel) == 1:
+                axes[i][0].axhline(sp[0], ls=":", color="gray" if m == "gate" else None, label=m + " (no groups)")
+                axes[i][1].axhline(en[0], ls=":", color="gray" if m == "gate" else None, label=m + " (no groups)")
+            else:
+                axes[i][0].plot(g, sp, **style)
+                axes[i][1].plot(g, en, **style)
+            for r, s, e in zip(sel, sp, en):
+                table.append([n, m, r["array.skip_group"], "{:,}".format(int(r["cycles"])), "%.2fx" % s,
+                              "%.3f" % e, "%.3f" % r["energy_per_op_pj"], "%.1f%%" % (100 * r["utilization"]),
+                              "%.0f%%" % (100 * (r["mac_slice_skipped"] or 0) / max(
+                                  (r["mac_slice_ops"] or 0) + (r["mac_slice_gated"] or 0) + (r["mac_slice_skipped"] or 0), 1)),
+                              "%.0f%%" % (100 * (r["mac_slice_gated"] or 0) / max(
+                                  (r["mac_slice_ops"] or 0) + (r["mac_slice_gated"] or 0) + (r["mac_slice_skipped"] or 0), 1))])
+                if s > best.get(n, (0, None))[0]:
+                    best[n] = (s, r, e)
+        table.insert(len(table) - sum(1 for t in table if t[0] == n), [n, "none", "-", "{:,}".format(int(b["cycles"])),
+                     "1.00x", "1.000", "%.3f" % b["energy_per_op_pj"], "%.1f%%" % (100 * b["utilization"]), "0%", "0%"])
+        for j, (yl, t) in enumerate((("speedup over no skipping", "cycles"), ("energy / energy without skipping",
+                                                                                "energy"))):
+            ax = axes[i][j]
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("skip_group (rows in lockstep)")
+            ax.set_ylabel(yl)
+            ax.set_title("%s: %s" % (n, t), fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, outdir, "zero_skip")
+    plt.close(fig)
+    heads = []
+    for n in nets:
+        if n in best and base[n]:
+            s, r, e = best[n]
+            g1 = [x for x in ok if x["network"] == n and x["array.zero_skip"] == r["array.zero_skip"]]
+            gmax = max(g1, key=lambda x: int(x["array.skip_group"]))
+            gate = [x for x in ok if x["network"] == n and x["array.zero_skip"] == "gate"]
+            heads.append("On %s, skipping `%s` with groups of %s rows is the fastest: %.2fx fewer cycles and %.0f%% "
+                         "less energy than no skipping; with groups of %s rows the same mode gives %.2fx (the larger "
+                         "the lockstep group, the rarer a step that every row can skip)%s." % (
+                             n, r["array.zero_skip"], r["array.skip_group"], s, 100 * (1 - e),
+                             gmax["array.skip_group"], base[n][0]["cycles"] / gmax["cycles"],
+                             "; gating alone saves no cycles and %.0f%% of the energy" % (
+                                 100 * (1 - gate[0]["energy_pj"] / base[n][0]["energy_pj"])) if gate else ""))
+    sec = [_img(outdir, "zero_skip", "zero skipping"),
+           "Speedup = cycles without skipping / cycles; energy relative to the same network without skipping. "
+           "`skipped` and `gated` are shares of all slice operations.",
+           _md_table(["network", "zero_skip", "skip_group", "cycles", "speedup", "energy (rel.)", "pJ/op",
+                      "utilization", "skipped", "gated"], table)]
+    _page(spec, outdir, "zero skipping (speedup and energy vs skip mode and group)", " ".join(heads), sec, rows)
+
+
+# -- 3. accuracy vs energy --------------------------------------------------------------------------
+def accuracy(spec, rows, outdir, results):
+    plt = need_matplotlib()
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("accuracy") is not None]
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    objs = [("energy_pj", "min"), ("accuracy", "max")]
+    front = {r["key"] for _, r in fronts(ok, objs, "all")}
+    for r in ok:
+        on = r["key"] in front
+        ax.scatter(r["energy_pj"] / 1e3, 100 * r["accuracy"], s=50 if on else 25,
+                   edgecolors="black" if on else "none", color="#2b7bba" if on else "#9ecae1", zorder=3)
+        ax.annotate("%s %s" % (r["network"].replace("digits_", ""), _cfg_label(r, spec)),
+                    (r["energy_pj"] / 1e3, 100 * r["accuracy"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    fr = sorted([r for r in ok if r["key"] in front], key=lambda r: r["energy_pj"])
+    if fr:
+        ax.plot([r["energy_pj"] / 1e3 for r in fr], [100 * r["accuracy"] for r in fr], color="#2b7bba",
+                drawstyle="steps-post", lw=1)
+    ax.set_xlabel("energy per inference (nJ)")
+    ax.set_ylabel("top-1 accuracy on the digits test split (%)")
+    ax.set_title("Accuracy vs energy (front: fewest nJ for the accuracy)", fontsize=11)
+    ax.grid(True, alpha=0.3)
+    if ok and max(r["energy_pj"] for r in ok) / max(min(r["energy_pj"] for r in ok), 1e-9) > 30:
+        ax.set_xscale("log")
+    fig.tight_layout()
+    _save(fig, outdir, "accuracy_energy")
+    plt.close(fig)
+    table = [[r["network"], _cfg_label(r, spec), "%.2f%%" % (100 * r["accuracy"]), r.get("labelled", ""),
+              "%.1f" % (r["energy_pj"] / 1e3), "%.3f" % r["energy_per_op_pj"], "{:,}".format(int(r["cycles"])),
+              "%.3f" % r["area_mm2"], "yes" if r["key"] in front else ""]
+             for r in sorted(ok, key=lambda r: r["energy_pj"])]
+    head = ""
+    if fr:
+        hi = max(ok, key=lambda r: (r["accuracy"], -r["energy_pj"]))
+        lo = fr[0]
+        head = ("The most accurate point, %s (%s), reaches %.1f%% at %.1f nJ per image; the cheapest point on the "
+                "front, %s (%s), costs %.1f nJ (%.1fx less) at %.1f%%." % (
+                    hi["network"], _cfg_label(hi, spec), 100 * hi["accuracy"], hi["energy_pj"] / 1e3, lo["network"],
+                    _cfg_label(lo, spec), lo["energy_pj"] / 1e3, hi["energy_pj"] / lo["energy_pj"],
+                    100 * lo["accuracy"]))
+    sec = [_img(outdir, "accuracy_energy", "accuracy vs energy"),
+           "Accuracy is measured by qsim itself on the test split (`--input`/`--labels` from digits_test.npz); "
+           "energy is per inference (the batch mean).",
+           _md_table(["network", "config", "accuracy", "images", "nJ/inference", "pJ/op", "cycles", "mm^2",
+                      "on front"], table)]
+    _page(spec, outdir, "accuracy vs energy (digits networks)", head, sec, rows)
+
+
+def _cfg_label(r, spec):
+    return ", ".join("%s=%s" % (k.split(".")[-1], r.get(k)) for k in spec.param_names if r.get(k) is not None)
+
+
+# -- 4. sizing --------------------------------------------------------------------------------------
+def sizing(spec, rows, outdir, results):
+    plt = need_matplotlib()
+    ok = [r for r in rows if r.get("status") == "ok"]
+    bufkey = "buffer.ifmap.size_kib"
+    bufs = sorted({(int(r[bufkey]), int(r["buffer.weight.size_kib"])) for r in ok})
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
+    for bi, bw in enumerate(bufs):
+        sel = sorted([r for r in ok if (int(r[bufkey]), int(r["buffer.weight.size_kib"])) == bw],
+                     key=lambda r: int(r["array.rows"]) * int(r["array.cols"]))
+        pes = [int(r["array.rows"]) * int(r["array.cols"]) for r in sel]
+        lab = "ifmap %d KiB, weight %d KiB" % bw
+        axes[0].plot(pes, [r["mem_bound_layers"] for r in sel], marker="o", label=lab)
+        axes[1].plot(pes, [r["time_s"] * 1e3 for r in sel], marker="o", label=lab)
+        axes[2].plot(pes, [100 * r["dram_stall_fraction"] for r in sel], marker="o", label=lab)
+    if ok:
+        n = max(r["compute_layers"] for r in ok)
+        axes[0].axhline(n, color="gray", ls=":", lw=1, label="all %d conv/fc layers" % n)
+    for ax, yl in zip(axes, ("memory-bound layers (roofline)", "time per inference (ms)",
+                             "cycles stalled on DRAM (%)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("PEs (rows x cols, square arrays)")
+        ax.set_ylabel(yl)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("ResNet-50 sizing on the dLAC-like core", fontsize=11)
+    fig.tight_layout()
+    _save(fig, outdir, "sizing")
+    plt.close(fig)
+    table = []
+    for r in sorted(ok, key=lambda r: (int(r["array.rows"]), int(r[bufkey]))):
+        table.append(["%sx%s" % (r["array.rows"], r["array.cols"]), r[bufkey], r["buffer.weight.size_kib"],
+                      "%.2f" % (r["time_s"] * 1e3), "%.1f%%" % (100 * r["utilization"]),
+                      "%d / %d" % (r["mem_bound_layers"], r["compute_layers"]),
+                      "%.0f%%" % (100 * r["dram_stall_fraction"]), "%.1f" % (r["dram_bytes"] / 1e6),
+                      "%.3f" % r["energy_per_op_pj"], "%.2f" % r["area_mm2"], "%.2f" % r["effective_tops_per_w"]])
+    failed = [r for r in rows if r.get("status") != "ok"]
+    head = ""
+    if ok:
+        # the smallest array at which memory-bound layers are the majority, per buffer set
+        parts = []
+        for bw in bufs:
+            sel = sorted([r for r in ok if (int(r[bufkey]), int(r["buffer.weight.size_kib"])) == bw],
+                         key=lambda r: int(r["array.rows"]) * int(r["array.cols"]))
+            first = next((r for r in sel if r["mem_bound_layers"] * 2 > r["compute_layers"]), None)
+            parts.append("%s with %d/%d KiB ifmap/weight buffers" % (
+                ("from %sx%s" % (first["array.rows"], first["array.cols"])) if first else "at no size tried",
+                bw[0], bw[1]))
+        small = min(ok, key=lambda r: int(r["array.rows"]))
+        big = max(ok, key=lambda r: (int(r["array.rows"]), int(r[bufkey])))
+        head = ("At %sx%s, %d of ResNet-50's %d conv/fc layers are memory-bound (left of their roofline ridge) and "
+                "the array is %.0f%% utilized; at %sx%s, %d are, the array is %.0f%% utilized and %.0f%% of the "
+                "cycles wait on DRAM. Most layers are memory-bound %s. Larger buffers cut DRAM traffic (fewer "
+                "re-loads of tiles) but the 12.8 B/cycle LPDDR4 channel, not the buffers, sets where the array stops "
+                "scaling." % (small["array.rows"], small["array.cols"], small["mem_bound_layers"],
+                              small["compute_layers"], 100 * small["utilization"], big["array.rows"], big["array.cols"],
+                              big["mem_bound_layers"], 100 * big["utilization"], 100 * big["dram_stall_fraction"],
+                              "; ".join(parts)))
+    sec = [_img(outdir, "sizing", "sizing"),
+           "A layer is memory-bound when its arithmetic intensity (2 x MACs per DRAM byte read and written) is below "
+           "the ridge of its own roofline (peak rows x cols x 2 ops per cycle / weight slices, over the DRAM's bytes "
+           "per cycle). Bank widths grow with the array so that buffers feed one array edge per cycle.",
+           _md_table(["array", "ifmap KiB", "weight KiB", "ms", "utilization", "memory-bound", "DRAM stall",
+                      "DRAM MB", "pJ/op", "mm^2", "TOPS/W"], table)]
+    if failed:
+        sec.append("Points qsim refused:\n\n" + "\n".join("- `%s`: %s" % (r.get("overrides"), (r.get("error") or "")
+                                                                         .splitlines()[0][:200]) for r in failed))
+    _page(spec, outdir, "sizing (array shape and buffers for ResNet-50)", head, sec, rows)
