@@ -27,6 +27,10 @@ qs_status qs_pe_array_create(const qs_pe_array_cfg *cfg, qs_pe_array **out, qs_e
     *out = NULL;
     if (cfg->rows < 1 || cfg->cols < 1 || cfg->rows > 4096 || cfg->cols > 4096)
         return qs_fail(err, QS_ERR_ARG, "pe array: %dx%d is out of range", cfg->rows, cfg->cols);
+    /* products are shifted by weight_path_bits * slice index with slices of
+     * weights up to 16 bits: keep the shift well inside int64 */
+    if (cfg->weight_path_bits < 1 || cfg->weight_path_bits > 8)
+        return qs_fail(err, QS_ERR_ARG, "pe array: weight_path_bits %d out of range 1..8", cfg->weight_path_bits);
     if (cfg->acc_bits < 2 || cfg->acc_bits > 32)
         return qs_fail(err, QS_ERR_ARG, "pe array: acc_bits %d out of range", cfg->acc_bits);
     qs_pe_array *a = calloc(1, sizeof *a);
@@ -81,7 +85,7 @@ void qs_pe_array_tick(qs_pe_array *a, const qs_pe_in *in, qs_pe_out *out)
                 uint8_t xv = w ? w->xv : in->west_valid[i];
                 int32_t y = n ? n->y : in->north[j];
                 uint8_t yv = n ? n->yv : in->north_valid[j];
-                uint8_t ys = n ? n->ys : in->north_shift[j];
+                uint8_t ys = n ? n->ys : (in->north_shift ? in->north_shift[j] : 0);
                 if (in->clear) p->acc = 0;
                 if (xv && yv) {
                     if (c->gate && (x == 0 || y == 0)) {
@@ -138,6 +142,12 @@ void qs_pe_array_tick(qs_pe_array *a, const qs_pe_in *in, qs_pe_out *out)
                 out->south[j] = p->acc;
                 out->south_valid[j] = p->accv;
             }
+        }
+    }
+    if (c->dataflow == QS_DF_OS && out && out->south) { /* nothing leaves south in OS */
+        for (int j = 0; j < C; j++) {
+            out->south[j] = 0;
+            out->south_valid[j] = 0;
         }
     }
     if (out) {

@@ -62,7 +62,8 @@ void qs_pe_array_destroy(qs_pe_array *a);
 void qs_pe_array_reset(qs_pe_array *a);
 /* Advance one clock. `out` may be NULL. Allocates nothing. */
 void qs_pe_array_tick(qs_pe_array *a, const qs_pe_in *in, qs_pe_out *out);
-/* OS: accumulator of PE(i,j). WS/IS: the stationary value of PE(i,j). */
+/* OS: accumulator of PE(i,j). WS/IS: the partial sum PE(i,j) sent south at
+ * the last clock (the stationary value has its own accessor). */
 int32_t qs_pe_array_acc(const qs_pe_array *a, int32_t i, int32_t j);
 int32_t qs_pe_array_stationary(const qs_pe_array *a, int32_t i, int32_t j);
 

@@ -53,7 +53,7 @@ static void test_preset_values(void)
     CU_ASSERT_EQUAL(a.cols, 16);
     CU_ASSERT_EQUAL(a.dataflow, QS_DF_OS);
     CU_ASSERT_EQUAL(a.weight_path_bits, 2);
-    CU_ASSERT_EQUAL(a.max_act_bits, 4);
+    CU_ASSERT_EQUAL(a.max_act_bits, 8);
     CU_ASSERT_EQUAL(a.zero_skip, QS_SKIP_BOTH);
     CU_ASSERT_STRING_EQUAL(a.dram_tech, "lpddr4");
     CU_ASSERT_DOUBLE_EQUAL(a.dram_bytes_per_cycle, 12.8, 1e-12);

@@ -121,7 +121,7 @@ expect "unwritable --json" 1 "/nonexistent/x.json" -- "$QSIM" run --arch "$ARCH"
 expect "unwritable --csv" 1 "/nonexistent/x.csv" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --csv /nonexistent/x.csv -q
 expect "unwritable --dump-outputs" 1 "$T/good.npy/sub" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --dump-outputs "$T/good.npy/sub" -q
 expect "unwritable compile -o" 1 "/nonexistent/p.qprog" -- "$QSIM" compile --arch "$ARCH" --set array.max_act_bits=8 "$NET" -o /nonexistent/p.qprog
-expect "activations too wide for the arch" 1 "conv" "max_act_bits" -- "$QSIM" run --arch "$ARCH" "$NET" -q
+expect "activations too wide for the arch" 1 "conv" "max_act_bits" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=4 "$NET" -q
 expect "network does not fit" 1 "wide_conv" "fit" -- "$QSIM" run --arch "$ARCH" --set buffer.ifmap.size_kib=1 --set buffer.weight.size_kib=1 --set buffer.accum.size_kib=1 "$T/wide.qbin" -q
 expect "network does not fit (compile)" 1 "wide_conv" "fit" -- "$QSIM" compile --arch "$ARCH" --set buffer.ifmap.size_kib=1 "$T/wide.qbin"
 
