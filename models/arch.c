@@ -602,48 +602,17 @@ qs_status qs_ini_parse(const char *text, const char *where, qs_ini_fn fn, void *
 
 qs_status qs_read_text_file(const char *path, char **out, qs_error *err)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return qs_fail(err, QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        fclose(f);
-        return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path);
-    }
-    for (;;) {
-        if (len + 1 >= cap) {
-            if (cap > ((size_t)64 << 20)) { /* no config is this big: refuse rather than eat memory */
-                free(buf);
-                fclose(f);
-                return qs_fail(err, QS_ERR_IO, "%s: file larger than 64 MiB", path);
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path);
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - 1 - len, f);
-        len += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return qs_fail(err, QS_ERR_IO, "%s: read error", path);
-    }
-    buf[len] = '\0';
+    /* no config or technology table is this big: refuse rather than eat memory */
+    uint8_t *bytes;
+    size_t len;
+    qs_status st = qs_read_file(path, (size_t)64 << 20, &bytes, &len, err);
+    if (st) return st;
     /* a NUL would silently end the text early */
-    if (strlen(buf) != len) {
-        free(buf);
+    if (strlen((char *)bytes) != len) {
+        free(bytes);
         return qs_fail(err, QS_ERR_IO, "%s: contains a NUL byte (not a text file)", path);
     }
-    *out = buf;
+    *out = (char *)bytes;
     return QS_OK;
 }
 

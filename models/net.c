@@ -1224,38 +1224,11 @@ qs_status qs_net_load(const char *path, qs_net **out, qs_error *err)
         *out = NULL;
     if (!path || !out)
         return qs_fail(err, QS_ERR_ARG, "qs_net_load: no path or output handle");
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return qs_fail(err, QS_ERR_IO, "%s: cannot open for reading", path);
-    /* read in growing chunks: works for pipes too, and never trusts a size */
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = malloc(cap);
-    if (!buf) {
-        fclose(f);
-        return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path);
-    }
-    for (;;) {
-        if (len == cap) {
-            uint8_t *nb = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path);
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return qs_fail(err, QS_ERR_IO, "%s: read error", path);
-    }
+    uint8_t *buf;
+    size_t len;
+    qs_status rd = qs_read_file(path, (size_t)1 << 32, &buf, &len, err);
+    if (rd)
+        return rd;
     qs_status st = qs_net_parse(buf, len, path, out, err);
     free(buf);
     return st;

@@ -87,18 +87,11 @@ qs_status qs_npy_parse(const uint8_t *b, size_t len, const char *where, qs_npy *
 qs_status qs_npy_load(const char *path, qs_npy *out, qs_error *err)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return qs_fail(err, QS_ERR_IO, "%s: cannot open", path);
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return qs_fail(err, QS_ERR_IO, "%s: cannot seek", path); }
-    long n = ftell(f);
-    rewind(f);
-    if (n < 0) { fclose(f); return qs_fail(err, QS_ERR_IO, "%s: cannot read", path); }
-    uint8_t *buf = malloc((size_t)n + 1);
-    if (!buf) { fclose(f); return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path); }
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    qs_status st = got == (size_t)n ? qs_npy_parse(buf, got, path, out, err)
-                                    : qs_fail(err, QS_ERR_IO, "%s: short read", path);
+    uint8_t *buf;
+    size_t len;
+    qs_status st = qs_read_file(path, (size_t)1 << 34, &buf, &len, err);
+    if (st) return st;
+    st = qs_npy_parse(buf, len, path, out, err);
     free(buf);
     return st;
 }

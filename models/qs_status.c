@@ -1,7 +1,10 @@
 #include "qs_status.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 qs_status qs_fail(qs_error *err, qs_status st, const char *fmt, ...)
 {
@@ -28,4 +31,47 @@ const char *qs_status_name(qs_status st)
     case QS_ERR_RUN: return "run error";
     }
     return "unknown error";
+}
+
+qs_status qs_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, qs_error *err)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return qs_fail(err, QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 14, n = 0;
+    uint8_t *buf = malloc(cap);
+    qs_status st = QS_OK;
+    while (buf) {
+        if (n + 1 >= cap) {
+            if (cap > max_bytes) {
+                st = qs_fail(err, QS_ERR_IO, "%s: file larger than %zu bytes", path, max_bytes);
+                break;
+            }
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                st = qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) st = qs_fail(err, QS_ERR_IO, "%s: read error", path);
+            else if (n > max_bytes) st = qs_fail(err, QS_ERR_IO, "%s: file larger than %zu bytes", path, max_bytes);
+            break;
+        }
+    }
+    fclose(f);
+    if (!buf) return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path);
+    if (st != QS_OK) {
+        free(buf);
+        return st;
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return QS_OK;
 }

@@ -7,6 +7,9 @@
 #ifndef QS_STATUS_H
 #define QS_STATUS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 typedef enum {
     QS_OK = 0,
     QS_ERR_IO,          /* cannot open/read/write a file */
@@ -27,6 +30,11 @@ typedef struct {
 /* printf-style setter; returns st so callers can write `return qs_fail(...)`. */
 qs_status qs_fail(qs_error *err, qs_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Read a whole file into a malloc'd buffer with a NUL after the last byte
+ * (so text parsers can use it as a string). Reads in growing chunks, so pipes
+ * work and no size is trusted; refuses files over max_bytes. */
+qs_status qs_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, qs_error *err);
 
 /* Short name of a status ("format error", ...). */
 const char *qs_status_name(qs_status st);
