@@ -605,6 +605,7 @@ qs_status qs_read_text_file(const char *path, char **out, qs_error *err)
     /* no config or technology table is this big: refuse rather than eat memory */
     uint8_t *bytes;
     size_t len;
+    *out = NULL;
     qs_status st = qs_read_file(path, (size_t)64 << 20, &bytes, &len, err);
     if (st) return st;
     /* a NUL would silently end the text early */
