@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="list what would run; parallel/slurm: write the "
                     "job files and command/script without running them")
     ap.add_argument("--retry-failed", action="store_true", help="run failed points again")
+    ap.add_argument("--rerun", action="store_true", help="run every point again (new rows replace the old)")
+    ap.add_argument("--prune", action="store_true", help="drop rows of points not in this spec from the table "
+                    "(and older rows of the same point)")
     ap.add_argument("--keep-json", action="store_true", help="keep each point's qsim JSON in OUT/runs/KEY.json")
     ap.add_argument("--analyze", action="store_true", help="no runs: only fronts, plots and the study page")
     ap.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
@@ -113,7 +116,9 @@ def _main(a) -> int:
     collected = collect_slurm(results, set(keys))
     if collected:
         print("dse: collected %d result(s) of earlier Slurm tasks" % collected, file=sys.stderr)
-    todo = [p for p in points if not results.done(p["key"], a.retry_failed)]
+    if a.prune:
+        print("dse: pruned %d row(s) of other points" % results.prune(keys), file=sys.stderr)
+    todo = [p for p in points if a.rerun or not results.done(p["key"], a.retry_failed)]
     already = len(points) - len(todo)
     jobs = a.jobs or (os.cpu_count() or 1 if a.backend == "local" else None)
     print("dse: %s: %d point(s) (%d network(s) x %d), %d already in %s, %d to run (%s backend%s), qsim %s" % (

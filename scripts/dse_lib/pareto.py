@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 
-from . import need_matplotlib
+from . import DseError, need_matplotlib
 from .run import write_csv, columns_of
 
 
@@ -98,11 +98,12 @@ def plot_front(path_stem, rows, front, objectives, title, per="network"):
         other = [p for r, p in keep if (g, r["key"]) not in fkeys]
         onf = [p for r, p in keep if (g, r["key"]) in fkeys]
         lab = g if len(groups) > 1 else "design points"
+        kw = {"depthshade": False} if three else {}
         if other:
-            ax.scatter(*zip(*other), s=14, color=color, alpha=0.35, label=lab + " (dominated)", linewidths=0)
+            ax.scatter(*zip(*other), s=14, color=color, alpha=0.35, label=lab + " (dominated)", linewidths=0, **kw)
         if onf:
             ax.scatter(*zip(*onf), s=46, color=color, edgecolors="black", linewidths=0.8,
-                       label=lab + " (Pareto front)", zorder=3)
+                       label=lab + " (Pareto front)", zorder=3, **kw)
             if not three:
                 onf.sort()
                 xs, ys = zip(*onf)
@@ -201,19 +202,25 @@ def analyze(spec, results, keys, outdir, log):
     """Pareto fronts and [[plot]]s of the spec's points; returns the files written."""
     rows = results.flat_rows(keys)
     written = []
+    try:
+        need_matplotlib()
+        can_plot = True
+    except DseError as e:
+        print("dse: no figures: %s" % e, file=log)
+        can_plot = False
     for p in spec.paretos:
         front = fronts(rows, p["objectives"], p["per"])
         csvp = os.path.join(outdir, "%s.csv" % p["name"])
         write_front_csv(csvp, front, p["objectives"], p["per"])
         written.append(csvp)
-        if any(r.get("status") == "ok" for r in rows):
+        if can_plot and any(r.get("status") == "ok" for r in rows):
             stem = os.path.join(outdir, p["name"])
             title = p.get("title") or "%s: Pareto front of %s" % (spec.name, " vs ".join(c for c, _ in p["objectives"]))
             plot_front(stem, rows, front, p["objectives"], title, p["per"])
             written += [stem + ".png", stem + ".svg"]
         print("dse: %s: %d point(s) on the front (%s)" % (p["name"], len(front),
               ", ".join("%s %s" % (s, c) for c, s in p["objectives"])), file=log)
-    for i, pl in enumerate(spec.plots):
+    for i, pl in enumerate(spec.plots if can_plot else []):
         stem = os.path.join(outdir, pl.get("name", "plot%d" % (i + 1)))
         plot_series(stem, rows, pl)
         written += [stem + ".png", stem + ".svg"]

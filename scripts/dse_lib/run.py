@@ -283,6 +283,19 @@ class Results:
             os.fsync(f.fileno())
         self._put(row)
 
+    def prune(self, keys) -> int:
+        """Rewrites results.jsonl with only the latest row of each of `keys` (drops other sweeps' rows)."""
+        keep = [k for k in self.order if k in set(keys)]
+        dropped = len(self.order) - len(keep)
+        tmp = self.jsonl + ".tmp"
+        with open(tmp, "w") as f:
+            for k in keep:
+                f.write(json.dumps(self.rows[k], separators=(",", ":"), default=str) + "\n")
+        os.replace(tmp, self.jsonl)
+        self.rows = {k: self.rows[k] for k in keep}
+        self.order = keep
+        return dropped
+
     def flat_rows(self, keys=None) -> list:
         ks = self.order if keys is None else [k for k in keys if k in self.rows]
         return [flat(self.rows[k]) for k in ks]

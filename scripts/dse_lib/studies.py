@@ -52,6 +52,15 @@ def _page(spec, outdir, title, headline, sections, rows):
                  time.strftime("%Y-%m-%d")), ""]
     for s in sections:
         lines += [s, ""]
+    for pl in spec.plots:
+        stem = pl.get("name")
+        if stem and os.path.exists(os.path.join(outdir, stem + ".svg")):
+            lines += ["%s (a `[[plot]]` of the spec):" % pl.get("title", stem), "", _img(outdir, stem, stem), ""]
+    for p in spec.paretos:
+        if os.path.exists(os.path.join(outdir, p["name"] + ".svg")):
+            lines += ["Pareto front (%s; the points are listed in `%s.csv`):" % (
+                ", ".join("%s %s" % ("minimize" if d == "min" else "maximize", c) for c, d in p["objectives"]),
+                os.path.join(os.path.basename(outdir), p["name"])), "", _img(outdir, p["name"], p["name"]), ""]
     with open(page, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
     print("dse: wrote %s" % page)
@@ -204,11 +213,31 @@ def precision(spec, rows, outdir, results):
                 lwb, lab_, ideal, " / ".join("%.1fx" % x for x in r2), " / ".join("%.1fx" % x for x in r8),
                 accf, mult, lwb, lab_, " / ".join("%.0f%%" % (100 * s) for s in accshare),
                 "%.1fx" % tot_ratio if tot_ratio else "n/a", lwb, lab_))
+    if hi and lo and 2 in paths and 8 in paths:
+        def row(name, p, a):
+            s_ = [r for r in ok if r["network"] == name and int(r["array.weight_path_bits"]) == p
+                  and int(r["array.acc_bits"]) == a]
+            return s_[0] if s_ else None
+        a16, a32 = min(accs), max(accs)
+        h2, h8, l2, l8 = row(hi, 2, a32), row(hi, 8, a32), row(lo, 2, a16), row(lo, 8, a16)
+        ovf = row(hi, 2, a16)
+        extra = []
+        if ovf and ovf.get("acc_overflows"):
+            extra.append("A %d-bit accumulator saturates %s times in W8A8's ResNet-18 and never in the narrower "
+                         "networks, so only W8A8 needs the %d-bit one." % (a16, "{:,}".format(int(ovf["acc_overflows"])),
+                                                                        a32))
+        if h2 and h8 and l2 and l8:
+            extra.append("The 8-bit path runs W8A8 %.1fx faster (one slice instead of four) but spends %.1fx the "
+                         "2-bit path's MAC energy per op on W%dA%d." % (
+                             h2["time_s"] / h8["time_s"], l8["mac_energy_per_op_pj"] / l2["mac_energy_per_op_pj"],
+                             lwb, lab_))
+        head += " " + " ".join(extra)
     sec = [_img(outdir, "precision", "energy per op vs precision"),
            "Left: MAC-array energy (the `mac` part of the report) per dense operation (2 per MAC) against the "
            "network's inner-layer bit product; the dotted line is the ideal quadratic scaling. Right: the whole "
            "accelerator's energy per op by component. First conv and classifier keep 8-bit weights in every "
-           "network (make_nets.py), so they are included at 8 bits.",
+           "network (make_nets.py), so they are included at 8 bits. The weight buffer's banks are 4 B wide for the "
+           "2-bit path and 16 B for the 8-bit path, so that each feeds the array one step per cycle.",
            _md_table(["net", "weight path", "acc bits", "time ms", "pJ/op (all)", "pJ/op (MAC)", "MAC", "SRAM",
                       "DRAM", "leakage", "TOPS/W", "acc overflows"], table)]
     _page(spec, outdir, "precision (energy per op vs weight x activation width)", head, sec, rows)
@@ -219,68 +248,109 @@ def zero_skip(spec, rows, outdir, results):
     plt = need_matplotlib()
     ok = [r for r in rows if r.get("status") == "ok"]
     nets = sorted({r["network"] for r in ok})
-    base = {n: [r for r in ok if r["network"] == n and r["array.zero_skip"] == "none"] for n in nets}
     modes = [m for m in ("gate", "weights", "activations", "both") if any(r["array.zero_skip"] == m for r in ok)]
+
+    def slices(r):
+        return (r["mac_slice_ops"] or 0) + (r["mac_slice_gated"] or 0) + (r["mac_slice_skipped"] or 0)
+
+    def baseline(n, g):
+        b = [r for r in ok if r["network"] == n and r["array.zero_skip"] == "none" and int(r["array.skip_group"]) == g]
+        b = b or [r for r in ok if r["network"] == n and r["array.zero_skip"] == "none"]
+        return b[0] if b else None
+
     fig, axes = plt.subplots(len(nets), 2, figsize=(11, 3.9 * len(nets)), squeeze=False)
     table = []
     best = {}
     for i, n in enumerate(nets):
-        if not base[n]:
-            continue
-        b = base[n][0]
+        groups = sorted({int(r["array.skip_group"]) for r in ok if r["network"] == n})
+        for g in groups:
+            b = baseline(n, g)
+            if b:
+                table.append([n, "none", g, "{:,}".format(int(b["cycles"])), "1.00x", "1.000",
+                              "%.3f" % b["energy_per_op_pj"], "%.1f%%" % (100 * b["utilization"]), "0%", "0%"])
         for m in modes:
             sel = sorted([r for r in ok if r["network"] == n and r["array.zero_skip"] == m],
                          key=lambda r: int(r["array.skip_group"]))
-            g = [int(r["array.skip_group"]) for r in sel]
-            sp = [b["cycles"] / r["cycles"] for r in sel]
-            en = [r["energy_pj"] / b["energy_pj"] for r in sel]
-            style = dict(marker="o", ms=4, label=m)
-            if len(sel) == 1:
-                axes[i][0].axhline(sp[0], ls=":", color="gray" if m == "gate" else None, label=m + " (no groups)")
-                axes[i][1].axhline(en[0], ls=":", color="gray" if m == "gate" else None, label=m + " (no groups)")
-            else:
-                axes[i][0].plot(g, sp, **style)
-                axes[i][1].plot(g, en, **style)
-            for r, s, e in zip(sel, sp, en):
-                table.append([n, m, r["array.skip_group"], "{:,}".format(int(r["cycles"])), "%.2fx" % s,
-                              "%.3f" % e, "%.3f" % r["energy_per_op_pj"], "%.1f%%" % (100 * r["utilization"]),
-                              "%.0f%%" % (100 * (r["mac_slice_skipped"] or 0) / max(
-                                  (r["mac_slice_ops"] or 0) + (r["mac_slice_gated"] or 0) + (r["mac_slice_skipped"] or 0), 1)),
-                              "%.0f%%" % (100 * (r["mac_slice_gated"] or 0) / max(
-                                  (r["mac_slice_ops"] or 0) + (r["mac_slice_gated"] or 0) + (r["mac_slice_skipped"] or 0), 1))])
-                if s > best.get(n, (0, None))[0]:
-                    best[n] = (s, r, e)
-        table.insert(len(table) - sum(1 for t in table if t[0] == n), [n, "none", "-", "{:,}".format(int(b["cycles"])),
-                     "1.00x", "1.000", "%.3f" % b["energy_per_op_pj"], "%.1f%%" % (100 * b["utilization"]), "0%", "0%"])
-        for j, (yl, t) in enumerate((("speedup over no skipping", "cycles"), ("energy / energy without skipping",
-                                                                                "energy"))):
+            pts = []
+            for r in sel:
+                b = baseline(n, int(r["array.skip_group"]))
+                if not b:
+                    continue
+                sp, en = b["cycles"] / r["cycles"], r["energy_pj"] / b["energy_pj"]
+                pts.append((int(r["array.skip_group"]), sp, en))
+                table.append([n, m, r["array.skip_group"], "{:,}".format(int(r["cycles"])), "%.2fx" % sp, "%.3f" % en,
+                              "%.3f" % r["energy_per_op_pj"], "%.1f%%" % (100 * r["utilization"]),
+                              "%.0f%%" % (100 * (r["mac_slice_skipped"] or 0) / max(slices(r), 1)),
+                              "%.0f%%" % (100 * (r["mac_slice_gated"] or 0) / max(slices(r), 1))])
+                if sp > best.get(n, (0,))[0] + 1e-9 or (abs(sp - best.get(n, (0,))[0]) < 1e-9 and en < best[n][2]):
+                    best[n] = (sp, r, en)
+            if pts:
+                axes[i][0].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=m)
+                axes[i][1].plot([p[0] for p in pts], [p[2] for p in pts], marker="o", ms=4, label=m)
+        for j, (yl, t) in enumerate((("speedup over no skipping", "cycles"),
+                                     ("energy / energy without skipping", "energy"))):
             ax = axes[i][j]
             ax.set_xscale("log", base=2)
-            ax.set_xlabel("skip_group (rows in lockstep)")
+            ax.set_xticks(groups)
+            ax.set_xticklabels([str(g) for g in groups])
+            ax.set_xlabel("skip_group (rows in lockstep, sharing a weight feed)")
             ax.set_ylabel(yl)
-            ax.set_title("%s: %s" % (n, t), fontsize=10)
+            ax.set_title("%s: %s (baseline: zero_skip = none, same group)" % (n, t), fontsize=10)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
     fig.tight_layout()
     _save(fig, outdir, "zero_skip")
     plt.close(fig)
+
     heads = []
     for n in nets:
-        if n in best and base[n]:
-            s, r, e = best[n]
-            g1 = [x for x in ok if x["network"] == n and x["array.zero_skip"] == r["array.zero_skip"]]
-            gmax = max(g1, key=lambda x: int(x["array.skip_group"]))
-            gate = [x for x in ok if x["network"] == n and x["array.zero_skip"] == "gate"]
-            heads.append("On %s, skipping `%s` with groups of %s rows is the fastest: %.2fx fewer cycles and %.0f%% "
-                         "less energy than no skipping; with groups of %s rows the same mode gives %.2fx (the larger "
-                         "the lockstep group, the rarer a step that every row can skip)%s." % (
-                             n, r["array.zero_skip"], r["array.skip_group"], s, 100 * (1 - e),
-                             gmax["array.skip_group"], base[n][0]["cycles"] / gmax["cycles"],
-                             "; gating alone saves no cycles and %.0f%% of the energy" % (
-                                 100 * (1 - gate[0]["energy_pj"] / base[n][0]["energy_pj"])) if gate else ""))
+        if n not in best:
+            continue
+        sp, r, e = best[n]
+        mine = [q for q in ok if q["network"] == n]
+        groups = sorted({int(q["array.skip_group"]) for q in mine})
+
+        def get(m, g):
+            x = [q for q in mine if q["array.zero_skip"] == m and int(q["array.skip_group"]) == g]
+            return x[0] if x else None
+        cheap = min(mine, key=lambda q: q["energy_pj"])
+        none_best = min([q for q in mine if q["array.zero_skip"] == "none"], key=lambda q: q["energy_pj"], default=None)
+        parts = ["On %s the fastest is `%s` with groups of %s row(s): %.2fx fewer cycles and %.0f%% less energy "
+                 "than `none` with the same groups" % (n, r["array.zero_skip"], r["array.skip_group"], sp,
+                                                       100 * (1 - e))]
+        if none_best:
+            parts.append("the least energy is `%s` with groups of %s (%.3f pJ/op, %.0f%% below the best `none`, %.2fx "
+                         "faster than it)" % (cheap["array.zero_skip"], cheap["array.skip_group"],
+                                              cheap["energy_per_op_pj"],
+                                              100 * (1 - cheap["energy_pj"] / none_best["energy_pj"]),
+                                              none_best["cycles"] / cheap["cycles"]))
+        a1, a2 = get("activations", groups[0]), get("activations", groups[-1])
+        if a1 and a2:
+            parts.append("larger groups skip fewer steps (%.0f%% of slice ops skipped with groups of %d, %.0f%% with "
+                         "%d) but read the weight buffer less often (one weight feed per group), which is why energy "
+                         "per op falls with the group even without skipping" % (
+                             100 * a1["mac_slice_skipped"] / max(slices(a1), 1), groups[0],
+                             100 * a2["mac_slice_skipped"] / max(slices(a2), 1), groups[-1]))
+        w = get("weights", groups[0])
+        g1 = get("gate", groups[0])
+        if w and g1:
+            parts.append("weight skipping removes only %.2f%% of slice ops (a step is dropped only when the weights "
+                         "of all %s columns of an n-block are zero) and its per-step indices cost DRAM traffic, so "
+                         "`weights` uses %.0f%% more energy than plain gating and `both` more than `activations`" % (
+                             100 * w["mac_slice_skipped"] / max(slices(w), 1), "the", 100 * (w["energy_pj"] / g1["energy_pj"] - 1)))
+        if g1:
+            b1 = baseline(n, groups[0])
+            parts.append("gating alone saves no cycle and %.0f%% of the energy" % (100 * (1 - g1["energy_pj"] / b1["energy_pj"])))
+        heads.append("; ".join(parts) + ".")
+    note = ("Note on `skip_group` with `zero_skip = none`: docs/config.md says the group is ignored then, but the "
+            "simulator still gives each group of rows its own weight feed (docs/timing.md, sim/array.c), so the group "
+            "changes the weight-buffer bandwidth a configuration needs even without skipping. With dlac.cfg's "
+            "16 B/cycle weight buffer, `none` with groups of 1 stalls about 4x on the buffer; this study widens the "
+            "weight banks (4 x 16 B) and compares each mode with `none` at the same group.")
     sec = [_img(outdir, "zero_skip", "zero skipping"),
-           "Speedup = cycles without skipping / cycles; energy relative to the same network without skipping. "
-           "`skipped` and `gated` are shares of all slice operations.",
+           "Speedup = cycles of `zero_skip = none` at the same `skip_group` / cycles; energy relative to that "
+           "baseline. `skipped` and `gated` are shares of all slice operations.",
+           note,
            _md_table(["network", "zero_skip", "skip_group", "cycles", "speedup", "energy (rel.)", "pJ/op",
                       "utilization", "skipped", "gated"], table)]
     _page(spec, outdir, "zero skipping (speedup and energy vs skip mode and group)", " ".join(heads), sec, rows)
@@ -290,23 +360,35 @@ def zero_skip(spec, rows, outdir, results):
 def accuracy(spec, rows, outdir, results):
     plt = need_matplotlib()
     ok = [r for r in rows if r.get("status") == "ok" and r.get("accuracy") is not None]
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(8, 5))
     objs = [("energy_pj", "min"), ("accuracy", "max")]
     front = {r["key"] for _, r in fronts(ok, objs, "all")}
+    cmap = plt.get_cmap("tab10")
+    nets = sorted({r["network"] for r in ok})
+    other = [k for k in spec.param_names if not k.startswith("buffer.")]
+    mk = ["o", "s", "^", "D", "v", "P"]
+    combos = sorted({tuple(str(r.get(k)) for k in other) for r in ok})
     for r in ok:
+        ci = nets.index(r["network"])
+        mi = combos.index(tuple(str(r.get(k)) for k in other))
         on = r["key"] in front
-        ax.scatter(r["energy_pj"] / 1e3, 100 * r["accuracy"], s=50 if on else 25,
-                   edgecolors="black" if on else "none", color="#2b7bba" if on else "#9ecae1", zorder=3)
-        ax.annotate("%s %s" % (r["network"].replace("digits_", ""), _cfg_label(r, spec)),
-                    (r["energy_pj"] / 1e3, 100 * r["accuracy"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.scatter(r["energy_pj"] / 1e3, 100 * r["accuracy"], s=60 if on else 30, marker=mk[mi % len(mk)],
+                   color=cmap(ci % 10), edgecolors="black" if on else "none", linewidths=1.0, zorder=3, alpha=0.9)
+    for ci, n in enumerate(nets):
+        ax.scatter([], [], color=cmap(ci % 10), marker="o", label=n)
+    for mi, c in enumerate(combos):
+        ax.scatter([], [], color="gray", marker=mk[mi % len(mk)],
+                   label=", ".join("%s=%s" % (k.split(".")[-1], v) for k, v in zip(other, c)))
+    ax.scatter([], [], color="white", edgecolors="black", label="on the front")
     fr = sorted([r for r in ok if r["key"] in front], key=lambda r: r["energy_pj"])
     if fr:
-        ax.plot([r["energy_pj"] / 1e3 for r in fr], [100 * r["accuracy"] for r in fr], color="#2b7bba",
-                drawstyle="steps-post", lw=1)
+        ax.plot([r["energy_pj"] / 1e3 for r in fr], [100 * r["accuracy"] for r in fr], color="black",
+                drawstyle="steps-post", lw=0.8, zorder=2)
     ax.set_xlabel("energy per inference (nJ)")
     ax.set_ylabel("top-1 accuracy on the digits test split (%)")
     ax.set_title("Accuracy vs energy (front: fewest nJ for the accuracy)", fontsize=11)
     ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
     if ok and max(r["energy_pj"] for r in ok) / max(min(r["energy_pj"] for r in ok), 1e-9) > 30:
         ax.set_xscale("log")
     fig.tight_layout()
@@ -325,6 +407,18 @@ def accuracy(spec, rows, outdir, results):
                     hi["network"], _cfg_label(hi, spec), 100 * hi["accuracy"], hi["energy_pj"] / 1e3, lo["network"],
                     _cfg_label(lo, spec), lo["energy_pj"] / 1e3, hi["energy_pj"] / lo["energy_pj"],
                     100 * lo["accuracy"]))
+        nets = sorted({r["network"] for r in ok})
+        same = all(len({r["accuracy"] for r in ok if r["network"] == n}) == 1 for n in nets)
+        if same and len(ok) > len(nets):
+            novf = all(not (_f(r.get("acc_overflows")) or 0) for r in ok)
+            head += (" No configuration changes a prediction: each network scores the same on all %d configurations%s, "
+                     "so accuracy comes from the network and energy from the network and the datapath." % (
+                         len(ok) // len(nets), " (no accumulator saturates on these nets)" if novf else ""))
+        w8 = [r for r in ok if "w8a8" in r["network"]]
+        if w8:
+            c8 = min(w8, key=lambda r: r["energy_pj"])
+            head += (" The cheapest W8A8 point (%s) costs %.1f nJ, %.1fx the most accurate point's, for %.1f%%." % (
+                _cfg_label(c8, spec), c8["energy_pj"] / 1e3, c8["energy_pj"] / hi["energy_pj"], 100 * c8["accuracy"]))
     sec = [_img(outdir, "accuracy_energy", "accuracy vs energy"),
            "Accuracy is measured by qsim itself on the test split (`--input`/`--labels` from digits_test.npz); "
            "energy is per inference (the batch mean).",
@@ -334,7 +428,17 @@ def accuracy(spec, rows, outdir, results):
 
 
 def _cfg_label(r, spec):
-    return ", ".join("%s=%s" % (k.split(".")[-1], r.get(k)) for k in spec.param_names if r.get(k) is not None)
+    return ", ".join("%s=%s" % (k.split(".")[-1], r.get(k)) for k in spec.param_names
+                     if r.get(k) is not None and not k.startswith("buffer."))
+
+
+def _buf_extremes(ok, bufkey):
+    out = []
+    for rows_ in sorted({int(r["array.rows"]) for r in ok}):
+        sel = sorted([r for r in ok if int(r["array.rows"]) == rows_], key=lambda r: int(r[bufkey]))
+        if len(sel) >= 2:
+            out.append((sel[0], sel[-1]))
+    return out
 
 
 # -- 4. sizing --------------------------------------------------------------------------------------
@@ -372,7 +476,8 @@ def sizing(spec, rows, outdir, results):
         table.append(["%sx%s" % (r["array.rows"], r["array.cols"]), r[bufkey], r["buffer.weight.size_kib"],
                       "%.2f" % (r["time_s"] * 1e3), "%.1f%%" % (100 * r["utilization"]),
                       "%d / %d" % (r["mem_bound_layers"], r["compute_layers"]),
-                      "%.0f%%" % (100 * r["dram_stall_fraction"]), "%.1f" % (r["dram_bytes"] / 1e6),
+                      "%.0f%%" % (100 * r["dram_stall_fraction"]),
+                      "%.0f%%" % (100 * (r["stall_buffer"] or 0) / r["cycles"]), "%.1f" % (r["dram_bytes"] / 1e6),
                       "%.3f" % r["energy_per_op_pj"], "%.2f" % r["area_mm2"], "%.2f" % r["effective_tops_per_w"]])
     failed = [r for r in rows if r.get("status") != "ok"]
     head = ""
@@ -386,22 +491,31 @@ def sizing(spec, rows, outdir, results):
             parts.append("%s with %d/%d KiB ifmap/weight buffers" % (
                 ("from %sx%s" % (first["array.rows"], first["array.cols"])) if first else "at no size tried",
                 bw[0], bw[1]))
-        small = min(ok, key=lambda r: int(r["array.rows"]))
+        small = min(ok, key=lambda r: (int(r["array.rows"]), -int(r[bufkey])))
         big = max(ok, key=lambda r: (int(r["array.rows"]), int(r[bufkey])))
         head = ("At %sx%s, %d of ResNet-50's %d conv/fc layers are memory-bound (left of their roofline ridge) and "
                 "the array is %.0f%% utilized; at %sx%s, %d are, the array is %.0f%% utilized and %.0f%% of the "
-                "cycles wait on DRAM. Most layers are memory-bound %s. Larger buffers cut DRAM traffic (fewer "
-                "re-loads of tiles) but the 12.8 B/cycle LPDDR4 channel, not the buffers, sets where the array stops "
-                "scaling." % (small["array.rows"], small["array.cols"], small["mem_bound_layers"],
-                              small["compute_layers"], 100 * small["utilization"], big["array.rows"], big["array.cols"],
-                              big["mem_bound_layers"], 100 * big["utilization"], 100 * big["dram_stall_fraction"],
-                              "; ".join(parts)))
+                "cycles wait on DRAM. Most layers are memory-bound %s." % (
+                    small["array.rows"], small["array.cols"], small["mem_bound_layers"], small["compute_layers"],
+                    100 * small["utilization"], big["array.rows"], big["array.cols"], big["mem_bound_layers"],
+                    100 * big["utilization"], 100 * big["dram_stall_fraction"], "; ".join(parts)))
+        pre = [r for r in ok if int(r[bufkey]) == 64]
+        if len(pre) >= 2:
+            lo_, hi_ = min(pre, key=lambda r: int(r["array.rows"])), max(pre, key=lambda r: int(r["array.rows"]))
+            npe = int(hi_["array.rows"]) * int(hi_["array.cols"]) / (int(lo_["array.rows"]) * int(lo_["array.cols"]))
+            head += (" With the preset's buffers, %dx the PEs (%sx%s -> %sx%s) buy %.1fx the speed for %.1fx the area; "
+                     "bigger buffers help the big arrays most (%s)." % (
+                         npe, lo_["array.rows"], lo_["array.cols"], hi_["array.rows"], hi_["array.cols"],
+                         lo_["time_s"] / hi_["time_s"], hi_["area_mm2"] / lo_["area_mm2"],
+                         ", ".join("%sx%s: %.2f -> %.2f ms" % (
+                             r0["array.rows"], r0["array.cols"], r0["time_s"] * 1e3, r1["time_s"] * 1e3)
+                             for r0, r1 in _buf_extremes(ok, bufkey))))
     sec = [_img(outdir, "sizing", "sizing"),
            "A layer is memory-bound when its arithmetic intensity (2 x MACs per DRAM byte read and written) is below "
            "the ridge of its own roofline (peak rows x cols x 2 ops per cycle / weight slices, over the DRAM's bytes "
            "per cycle). Bank widths grow with the array so that buffers feed one array edge per cycle.",
            _md_table(["array", "ifmap KiB", "weight KiB", "ms", "utilization", "memory-bound", "DRAM stall",
-                      "DRAM MB", "pJ/op", "mm^2", "TOPS/W"], table)]
+                      "buffer stall", "DRAM MB", "pJ/op", "mm^2", "TOPS/W"], table)]
     if failed:
         sec.append("Points qsim refused:\n\n" + "\n".join("- `%s`: %s" % (r.get("overrides"), (r.get("error") or "")
                                                                          .splitlines()[0][:200]) for r in failed))
