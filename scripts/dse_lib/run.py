@@ -1,6 +1,7 @@
 """Running one point (qsim run ... --json), its table row, and the results table on disk."""
 from __future__ import annotations
 
+import atexit
 import base64
 import csv
 import datetime
@@ -238,14 +239,23 @@ class Results:
         self.csv = os.path.join(outdir, "results.csv")
         self._lockf = None
         if lock:
-            self._lockf = open(os.path.join(outdir, ".dse.lock"), "w")
+            lp = os.path.join(outdir, ".dse.lock")
+            self._lockf = open(lp, "w")
             try:
                 fcntl.flock(self._lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 raise DseError("another dse run is using %s" % outdir)
+            atexit.register(self._unlock, lp)
         self.rows = {}
         self.order = []
         self._load()
+
+    def _unlock(self, path):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        self._lockf.close()
 
     def _load(self):
         if not os.path.exists(self.jsonl):
