@@ -21,6 +21,12 @@ def need_matplotlib():
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        plt.rcParams["svg.hashsalt"] = "qsim-dse"   # reproducible SVG ids: figures change only with the data
         return plt
     except ImportError:
         raise DseError("matplotlib is missing: run scripts/setup-deps (Debian package python3-matplotlib)")
+
+
+def _meta(ext):
+    """savefig metadata without the creation date (SVG, PNG), so regenerated figures are byte-identical."""
+    return {"Date": None} if ext == "svg" else ({"Software": None} if ext == "png" else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 
-from . import DseError, need_matplotlib
+from . import DseError, _meta, need_matplotlib
 from .run import write_csv, columns_of
 
 
@@ -124,7 +124,7 @@ def plot_front(path_stem, rows, front, objectives, title, per="network"):
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     for ext in ("png", "svg"):
-        fig.savefig("%s.%s" % (path_stem, ext), dpi=130)
+        fig.savefig("%s.%s" % (path_stem, ext), dpi=130, metadata=_meta(ext))
     plt.close(fig)
 
 
@@ -194,7 +194,7 @@ def plot_series(path_stem, rows, plot):
     ax.set_title(plot.get("title", "%s vs %s" % (y, x)), fontsize=11)
     fig.tight_layout()
     for ext in ("png", "svg"):
-        fig.savefig("%s.%s" % (path_stem, ext), dpi=130)
+        fig.savefig("%s.%s" % (path_stem, ext), dpi=130, metadata=_meta(ext))
     plt.close(fig)
 
 

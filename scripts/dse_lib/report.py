@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from . import DseError, need_matplotlib
+from . import DseError, _meta, need_matplotlib
 
 STALLS = ["dram", "dependency", "ppu"]
 ENERGY_PARTS = ["mac", "registers", "sram", "dram", "ppu", "leakage"]
@@ -57,7 +57,7 @@ def _fig_width(n):
 
 def _save(fig, outdir, stem):
     for ext in ("png", "svg"):
-        fig.savefig(os.path.join(outdir, "%s.%s" % (stem, ext)), dpi=110)
+        fig.savefig(os.path.join(outdir, "%s.%s" % (stem, ext)), dpi=110, metadata=_meta(ext))
 
 
 def make_figures(rep: dict, outdir: str) -> list:

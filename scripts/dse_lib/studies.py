@@ -9,7 +9,7 @@ import os
 import re
 import time
 
-from . import REPO, need_matplotlib
+from . import REPO, need_matplotlib, _meta
 from .pareto import fronts
 
 
@@ -47,9 +47,9 @@ def _page(spec, outdir, title, headline, sections, rows):
              "%d points (%d ok, %d failed), qsim %s, %.0f s of simulation in all. Files in `%s/`: "
              "`results.csv` (every point: parameters, cycles, time, energy and its breakdown, area, TOPS/W, "
              "utilization, DRAM bytes), `results.jsonl` (the same with per-layer summaries), `pareto*.csv` and "
-             "the figures (PNG + SVG). Written by `scripts/dse_lib/studies.py` on %s." % (
+             "the figures (PNG + SVG), written by `scripts/dse_lib/studies.py`; last point simulated on %s." % (
                  len(rows), len(ok), len(rows) - len(ok), ", ".join(versions), wall, _rel(outdir, pdir),
-                 time.strftime("%Y-%m-%d")), ""]
+                 max([str(r.get("finished") or "")[:10] for r in rows] or [time.strftime("%Y-%m-%d")])), ""]
     for s in sections:
         lines += [s, ""]
     for pl in spec.plots:
@@ -80,7 +80,7 @@ def _md_table(head, rows):
 
 def _save(fig, outdir, stem):
     for ext in ("png", "svg"):
-        fig.savefig(os.path.join(outdir, "%s.%s" % (stem, ext)), dpi=130)
+        fig.savefig(os.path.join(outdir, "%s.%s" % (stem, ext)), dpi=130, metadata=_meta(ext))
 
 
 def _tech_value(key, default):
