@@ -170,6 +170,15 @@ def _si(v):
     return "%.3g" % v
 
 
+def _time(s):
+    if s is None:
+        return ""
+    for unit, f in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= f:
+            return "%.4g %s" % (s / f, unit)
+    return "%.4g ns" % (s * 1e9)
+
+
 def _num(v, fmt="%.4g"):
     if v is None:
         return ""
@@ -209,7 +218,7 @@ def write_report(rep: dict, outdir: str, source: str) -> str:
     h.append("<p>From <code>%s</code>: qsim %s, engine %s, %s inference(s); figures are per inference.</p>" % (
         html.escape(source), html.escape(str(rep.get("qsim_version"))), html.escape(str(rep.get("engine"))),
         rep.get("inferences")))
-    tot_rows = [("cycles", _num(t.get("cycles"))), ("time", "%s s" % _num(t.get("time_s"))),
+    tot_rows = [("cycles", _num(t.get("cycles"))), ("time", _time(t.get("time_s"))),
                 ("inferences/s", _num(t.get("inferences_per_s"))),
                 ("dense MACs", _num(t.get("macs"))), ("executed MACs", _num(t.get("macs_executed"))),
                 ("energy", "%s uJ" % _num((t.get("energy_pj") or 0) / 1e6)),
@@ -240,7 +249,8 @@ def write_report(rep: dict, outdir: str, source: str) -> str:
             "energy": "Energy per layer by component (models/energy.c).",
             "utilization": "PE utilization per layer; dashed: the whole run.",
             "roofline": "Roofline: each MAC layer at its arithmetic intensity and attained ops/s. A layer left "
-                        "of its ridge (the roof it meets, dashed for weights split into slices) is memory-bound."}
+                        "of its ridge (the roof it meets, dashed for weights split into slices) is memory-bound. Ops are dense "
+                        "ops, so with zero skipping a layer can sit above the peak."}
     for f in figs:
         h.append("<h2>%s</h2><p>%s</p><img src='%s.svg' alt='%s'><p><a href='%s.png'>PNG</a> "
                  "<a href='%s.svg'>SVG</a></p>" % (f.capitalize(), caps[f], f, f, f, f))
