@@ -129,6 +129,8 @@ def run_local(points, results, jobs, progress, keep_json=None):
         while pending:
             done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
             for f in done:
+                if f.cancelled():
+                    continue
                 pt, row = f.result()
                 if row is not None:
                     results.append(row)
