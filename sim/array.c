@@ -9,6 +9,7 @@
  * overflows and values off it. tests/test_sim.c checks that they agree. */
 #include "array.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,33 +180,176 @@ static inline void accum_add(qs_array_ctx *c, int32_t *dst, int32_t v, uint64_t 
 
 /* ---- values, fast engine --------------------------------------------------- */
 
+/* Activation rows a[m][kidx[0..len)] with qs_gemm_act's values but without its
+ * divisions per element: per reduction index the offset of its window tap in
+ * the input, per row the window's origin; rows whose window lies inside the
+ * input need no bounds checks. */
+typedef struct {
+    const gemm_view *v;
+    const int32_t *kidx;
+    int32_t len, fc;
+    ptrdiff_t *off;       /* input index of tap kidx[p] for a window at (0, 0) */
+    int32_t *dy, *dx;     /* its offsets inside the window */
+    int32_t ymax, xmax;   /* largest dy, dx */
+} act_rows;
+
+static int act_rows_init(act_rows *g, const gemm_view *v, const int32_t *kidx, int32_t len)
+{
+    const qs_layer *L = v->L, *IN = v->IN;
+    memset(g, 0, sizeof *g);
+    g->v = v;
+    g->kidx = kidx;
+    g->len = len;
+    g->fc = L->kind == QS_L_FC;
+    if (g->fc) return 0;
+    size_t n = len > 0 ? (size_t)len : 1;
+    g->off = malloc(n * sizeof *g->off);
+    g->dy = malloc(2 * n * sizeof *g->dy);
+    if (!g->off || !g->dy) {
+        free(g->off);
+        free(g->dy);
+        return -1;
+    }
+    g->dx = g->dy + n;
+    const int32_t khw = L->kh * L->kw, cg = IN->out_c / L->groups;
+    const ptrdiff_t plane = (ptrdiff_t)IN->out_h * IN->out_w;
+    for (int32_t p = 0; p < len; p++) {
+        int32_t k = kidx[p], ch = k / khw, r = k % khw;
+        int32_t dy = r / L->kw * L->dil_h, dx = r % L->kw * L->dil_w;
+        g->off[p] = (ptrdiff_t)(v->g * cg + ch) * plane + (ptrdiff_t)dy * IN->out_w + dx;
+        g->dy[p] = dy;
+        g->dx[p] = dx;
+        if (dy > g->ymax) g->ymax = dy;
+        if (dx > g->xmax) g->xmax = dx;
+    }
+    return 0;
+}
+
+static void act_rows_free(act_rows *g)
+{
+    free(g->off);
+    free(g->dy);
+}
+
+/* out[p] = a[m][kidx[p]] for p < len */
+static void act_rows_get(const act_rows *g, int32_t m, int32_t *restrict out)
+{
+    const int32_t *restrict in = g->v->in;
+    const int32_t len = g->len;
+    if (g->fc) {
+        for (int32_t p = 0; p < len; p++) out[p] = in[g->kidx[p]];
+        return;
+    }
+    const qs_layer *L = g->v->L, *IN = g->v->IN;
+    const int32_t H = IN->out_h, W = IN->out_w;
+    const int32_t iy0 = m / L->out_w * L->stride_h - L->pad_t, ix0 = m % L->out_w * L->stride_w - L->pad_l;
+    const ptrdiff_t b = (ptrdiff_t)iy0 * W + ix0;
+    const ptrdiff_t *restrict off = g->off;
+    if (iy0 >= 0 && ix0 >= 0 && iy0 + g->ymax < H && ix0 + g->xmax < W) {
+        for (int32_t p = 0; p < len; p++) out[p] = in[b + off[p]];
+        return;
+    }
+    const int32_t pad = g->v->za;
+    for (int32_t p = 0; p < len; p++) {
+        int32_t iy = iy0 + g->dy[p], ix = ix0 + g->dx[p];
+        out[p] = iy < 0 || ix < 0 || iy >= H || ix >= W ? pad : in[b + off[p]];
+    }
+}
+
+/* Four dot products of a with b, b + n, b + 2n, b + 3n; n a multiple of 16
+ * (written so that compilers vectorize it at -O2). */
+static void dot4_i16(const int16_t *restrict a, const int16_t *restrict b, int32_t n, int32_t *s)
+{
+    n &= ~15;
+    const int16_t *restrict b1 = b + n, *restrict b2 = b1 + n, *restrict b3 = b2 + n;
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int32_t p = 0; p < n; p++) {
+        int32_t x = a[p];
+        s0 += x * b[p];
+        s1 += x * b1[p];
+        s2 += x * b2[p];
+        s3 += x * b3[p];
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
+static int32_t dot_i16(const int16_t *restrict a, const int16_t *restrict b, int32_t n)
+{
+    n &= ~15;
+    int32_t s = 0;
+    for (int32_t p = 0; p < n; p++) s += a[p] * b[p];
+    return s;
+}
+
+static int fits_i16(int32_t x) { return x >= INT16_MIN && x <= INT16_MAX; }
+
 /* Dense dot products over reduction indices kidx[0..len): exact because the
  * compiler proved no partial sum can leave acc_bits (overflow_free), so any
  * summation order gives the hardware's answer. Skipped steps are zero
- * products and change nothing. */
+ * products and change nothing. ablk, when given, holds the activation rows
+ * a[m0+i][kidx[p]] at ablk[i*len + p]. Operands that fit int16 (all but
+ * 16-bit unsigned activations) take vectorized int16 dot products. */
 static void values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *kidx, int32_t len,
-                         uint64_t *ovf)
+                         const int32_t *ablk, uint64_t *ovf)
 {
     const qs_tensor *W = &c->net->tensors[v->L->weight];
     const qs_layer_map *m = v->m;
+    const int32_t nl = (int32_t)in->n_len, lp = (len + 15) & ~15; /* lp: padded with zero products */
     int32_t *wt = c->tile_acc;  /* [n][p] gathered weights */
     int32_t *a = c->sched;      /* gathered activations of one row */
-    for (uint32_t j = 0; j < in->n_len; j++) {
-        const int32_t *col = &W->data[(size_t)(v->g * m->g.N + (int32_t)(in->n0 + j)) * (size_t)m->g.K];
-        for (int32_t p = 0; p < len; p++) wt[(size_t)j * len + p] = col[kidx[p]];
-    }
-    for (uint32_t i = 0; i < in->m_len; i++) {
-        int32_t mm = (int32_t)(in->m0 + i);
-        for (int32_t p = 0; p < len; p++) a[p] = act_at(v, mm, kidx[p]);
-        for (uint32_t j = 0; j < in->n_len; j++) {
-            const int32_t *w = &wt[(size_t)j * len];
-            int32_t s = 0;
-            for (int32_t p = 0; p < len; p++) s += a[p] * w[p];
-            int32_t *dst = accum_at(c, v, mm, (int32_t)(in->n0 + j));
-            if (in->flags & QS_GEMM_FIRST_K) *dst = s;
-            else accum_add(c, dst, s, ovf);
+    int wfit = 1;
+    for (int32_t j = 0; j < nl; j++) {
+        const int32_t *col = &W->data[(size_t)(v->g * m->g.N + (int32_t)in->n0 + j) * (size_t)m->g.K];
+        for (int32_t p = 0; p < len; p++) {
+            int32_t w = col[kidx[p]];
+            wt[(size_t)j * len + p] = w;
+            wfit &= fits_i16(w);
         }
     }
+    int16_t *w16 = wfit ? calloc((size_t)(nl + 1) * (size_t)lp + 1, sizeof *w16) : NULL;
+    int16_t *a16 = w16 ? w16 + (size_t)nl * lp : NULL;   /* one row, zero tail */
+    if (w16)
+        for (int32_t j = 0; j < nl; j++)
+            for (int32_t p = 0; p < len; p++) w16[(size_t)j * lp + p] = (int16_t)wt[(size_t)j * len + p];
+    act_rows ar;
+    const int have_rows = ablk || act_rows_init(&ar, v, kidx, len) == 0;
+    for (uint32_t i = 0; i < in->m_len; i++) {
+        int32_t mm = (int32_t)(in->m0 + i);
+        const int32_t *row = a;
+        if (ablk) row = ablk + (size_t)i * len;
+        else if (have_rows) act_rows_get(&ar, mm, a);
+        else
+            for (int32_t p = 0; p < len; p++) a[p] = act_at(v, mm, kidx[p]);
+        int fit = w16 != NULL;
+        if (fit)
+            for (int32_t p = 0; p < len; p++) {
+                a16[p] = (int16_t)row[p];
+                fit &= fits_i16(row[p]);
+            }
+        int32_t *acc = accum_at(c, v, mm, (int32_t)in->n0);
+        for (int32_t j = 0; j < nl;) {
+            int32_t s[4], cnt = 1;
+            if (fit && j + 4 <= nl) {
+                dot4_i16(a16, &w16[(size_t)j * lp], lp, s);
+                cnt = 4;
+            } else if (fit) {
+                s[0] = dot_i16(a16, &w16[(size_t)j * lp], lp);
+            } else {
+                const int32_t *w = &wt[(size_t)j * len];
+                s[0] = 0;
+                for (int32_t p = 0; p < len; p++) s[0] += row[p] * w[p];
+            }
+            for (int32_t q = 0; q < cnt; q++, j++) {
+                if (in->flags & QS_GEMM_FIRST_K) acc[j] = s[q];
+                else accum_add(c, &acc[j], s[q], ovf);
+            }
+        }
+    }
+    if (!ablk && have_rows) act_rows_free(&ar);
+    free(w16);
 }
 
 /* ---- schedules ---------------------------------------------------------------- */
@@ -224,6 +368,35 @@ static int32_t os_schedule(qs_array_ctx *c, const gemm_view *v, const qs_insn *i
     return n;
 }
 
+/* OS, fast engine: os_schedule's list for the group whose rows start at
+ * ablk row `row0` (Gu rows of kl list positions, the instruction's gathered
+ * activations), and in the same pass the MACs gated by a zero operand:
+ * for each surviving step with za zero activations, S slices of Cu columns
+ * with nzk[q] non-zero weight slices in all, za * S * Cu + (Gu - za) * (S * Cu - nzk[q]). */
+static int32_t os_schedule_fast(qs_array_ctx *c, const qs_insn *in, const int32_t *ablk, int32_t row0, int32_t Gu,
+                                const int32_t *nzk, int32_t S, int32_t Cu, int32_t *restrict za, int32_t *out,
+                                uint64_t *gated)
+{
+    const int skip = act_skip(c->arch), gate = gating(c->arch);
+    const int32_t kl = (int32_t)in->k_len;
+    const int64_t SC = (int64_t)S * Cu;
+    /* za[q]: zero activations of the group at list position k0 + q */
+    memset(za, 0, sizeof *za * (size_t)kl);
+    for (int32_t rr = 0; rr < Gu; rr++) {
+        const int32_t *restrict row = ablk + (size_t)(row0 + rr) * kl;
+        for (int32_t q = 0; q < kl; q++) za[q] += row[q] == 0;
+    }
+    int32_t n = 0;
+    uint64_t g = 0;
+    for (int32_t q = 0; q < kl; q++) {
+        if (skip && za[q] == Gu) continue;
+        out[n++] = (int32_t)in->k0 + q;
+        if (gate) g += (uint64_t)((int64_t)za[q] * SC + (int64_t)(Gu - za[q]) * (SC - nzk[q]));
+    }
+    *gated = g;
+    return n;
+}
+
 /* ---- output stationary ----------------------------------------------------------- */
 
 static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, qs_tile_result *r,
@@ -236,6 +409,32 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     const int32_t Cu = (int32_t)in->n_len;
     const int gate = gating(a);
     uint64_t pairs_total = 0;
+    /* fast engine: the instruction's activation rows, gathered once for the
+     * schedule, the gating counts and the values; per list position the
+     * non-zero weight slices of the Cu columns */
+    const int32_t kl = (int32_t)in->k_len;
+    int32_t *ablk = NULL, *nzk = NULL, *zrow = NULL;
+    if (c->engine == QS_ENGINE_FAST) {
+        ablk = malloc(sizeof(int32_t) * ((size_t)in->m_len * (size_t)kl + 2 * (size_t)kl + 1));
+        if (!ablk) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+        nzk = ablk + (size_t)in->m_len * kl;
+        zrow = nzk + kl;
+        act_rows ar;
+        if (act_rows_init(&ar, v, v->list + in->k0, kl) == 0) {
+            for (uint32_t i = 0; i < in->m_len; i++) act_rows_get(&ar, (int32_t)(in->m0 + i), ablk + (size_t)i * kl);
+            act_rows_free(&ar);
+        } else {
+            for (uint32_t i = 0; i < in->m_len; i++)
+                for (int32_t q = 0; q < kl; q++) ablk[(size_t)i * kl + q] = act_at(v, (int32_t)(in->m0 + i), v->list[in->k0 + q]);
+        }
+        if (gate)
+            for (int32_t q = 0; q < kl; q++) {
+                int32_t nz = 0, k = v->list[in->k0 + q];
+                for (int32_t s = 0; s < S; s++)
+                    for (int32_t j = 0; j < Cu; j++) nz += wslice_at(v, s, k, (int32_t)in->n0 + j) != 0;
+                nzk[q] = nz;
+            }
+    }
 
     for (int32_t mb = (int32_t)in->m0; mb < (int32_t)(in->m0 + in->m_len); mb += R) {
         int32_t ru = min32(R, (int32_t)(in->m0 + in->m_len) - mb);
@@ -244,7 +443,10 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         for (int32_t gi = 0; gi < ng; gi++) {
             int32_t r0 = gi * G, r1 = min32(r0 + G, ru), Gu = r1 - r0;
             int32_t *sched = &c->sched_all[(size_t)gi * c->max_k];
-            int32_t len = os_schedule(c, v, in, mb, r0, r1, sched);
+            uint64_t gated = 0;
+            int32_t len = c->engine == QS_ENGINE_FAST
+                              ? os_schedule_fast(c, in, ablk, mb - (int32_t)in->m0 + r0, Gu, nzk, S, Cu, zrow, sched, &gated)
+                              : os_schedule(c, v, in, mb, r0, r1, sched);
             c->sched_len[gi] = len;
             int64_t Lg = (int64_t)len * S;
             int64_t pairs = Lg * Gu * Cu;
@@ -255,19 +457,6 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             if (c->engine == QS_ENGINE_FAST) {
                 int64_t tg = Lg ? (Lg - 1) * rate + Gu + Cu - 1 : 0;
                 if (tg > tmax) tmax = tg;
-                uint64_t gated = 0;
-                if (gate) {
-                    for (int32_t e = 0; e < len; e++) {
-                        int32_t k = v->list[sched[e]];
-                        int64_t za = 0;
-                        for (int32_t rr = r0; rr < r1; rr++) za += act_at(v, mb + rr, k) == 0;
-                        for (int32_t s = 0; s < S; s++) {
-                            int64_t nz = 0;
-                            for (int32_t j = 0; j < Cu; j++) nz += wslice_at(v, s, k, (int32_t)in->n0 + j) != 0;
-                            gated += (uint64_t)(za * Cu + (Gu - za) * (Cu - nz));
-                        }
-                    }
-                }
                 r->ev.mac_gated += gated;
                 r->ev.mac_ops += (uint64_t)pairs - gated;
             } else {
@@ -345,7 +534,8 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         }
     }
     if (c->engine == QS_ENGINE_FAST && m->overflow_free)
-        values_dense(c, v, in, v->list + in->k0, (int32_t)in->k_len, &r->ev.acc_overflows);
+        values_dense(c, v, in, v->list + in->k0, (int32_t)in->k_len, ablk, &r->ev.acc_overflows);
+    free(ablk);
     r->ev.reg_bits += pairs_total * (uint64_t)(m->act_bits + wpb);
     return QS_OK;
 }
@@ -509,7 +699,7 @@ static qs_status gemm_ws(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     if (c->engine == QS_ENGINE_FAST && v->m->overflow_free) {
         qs_insn cont = *in;
         cont.flags &= (uint8_t)~QS_GEMM_FIRST_K; /* accumulators were zeroed above */
-        values_dense(c, v, &cont, v->list + in->k0, (int32_t)in->k_len, &r->ev.acc_overflows);
+        values_dense(c, v, &cont, v->list + in->k0, (int32_t)in->k_len, NULL, &r->ev.acc_overflows);
     }
     return QS_OK;
 }
@@ -540,7 +730,7 @@ static qs_status gemm_is(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         for (uint32_t p = 0; p < in->k_len; p++) c->kidx[p] = (int32_t)(in->k0 + p);
         qs_insn cont = *in;
         cont.flags &= (uint8_t)~QS_GEMM_FIRST_K; /* accumulators were zeroed above */
-        values_dense(c, v, &cont, c->kidx, (int32_t)in->k_len, &r->ev.acc_overflows);
+        values_dense(c, v, &cont, c->kidx, (int32_t)in->k_len, NULL, &r->ev.acc_overflows);
     }
     return QS_OK;
 }
