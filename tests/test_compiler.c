@@ -437,12 +437,7 @@ static RN_UNUSED int rn_arch(const char *ini, const char *const *ov, int nov, qs
     return 1;
 }
 
-#ifndef QS_RANDNET_ONLY
-
-/* ======================================================================
- * Program checks
- * ====================================================================== */
-
+/* A failed check prints where and why (the first 40); test_sim.c shares it. */
 static int g_fail_msgs; /* limit the diagnostics printed */
 static const char *g_case = "";
 
@@ -458,6 +453,13 @@ static const char *g_case = "";
             }                                                                 \
         }                                                                     \
     } while (0)
+
+#ifndef QS_RANDNET_ONLY
+
+/* ======================================================================
+ * Program checks
+ * ====================================================================== */
+
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

@@ -23,21 +23,8 @@
 
 #include "sim.h"
 
-static int g_msgs;
-static const char *g_ctx = "";
-
-#define EXPECT(cond, ...)                                                     \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            CU_FAIL(#cond);                                                   \
-            bad++;                                                            \
-            if (g_msgs++ < 40) {                                              \
-                fprintf(stderr, "\n  [%s] %s:%d: ", g_ctx, __FILE__, __LINE__); \
-                fprintf(stderr, __VA_ARGS__);                                 \
-                fputc('\n', stderr);                                          \
-            }                                                                 \
-        }                                                                     \
-    } while (0)
+/* EXPECT is test_compiler.c's CHECK: same counters, same message format. */
+#define EXPECT CHECK
 
 static int64_t cdiv64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -453,14 +440,14 @@ static void test_random_equivalence(void)
         rn_describe(&s, d1, sizeof d1);
         describe_cfg(&c, d2, sizeof d2);
         snprintf(ctx, sizeof ctx, "sim case %d: %s; act zeros %.1f/%.1f; %s", it, d2, zf, cz, d1);
-        g_ctx = ctx;
+        g_case = ctx;
         int rc = run_both(net, &a, x, NULL);
         if (rc < 0) g_tally.skipped_nofit++;
         else g_tally.ran++;
         free(x);
         qs_net_destroy(net);
     }
-    g_ctx = "";
+    g_case = "";
     printf("\n    %d cases run (%d refused as NOFIT), %d layers checked against the closed-form cycles, %d against the "
            "reference, %d overflowed, %d split into k-chunks ",
            g_tally.ran, g_tally.skipped_nofit, g_tally.busy_checked, g_tally.ref_checked, g_tally.overflowed,
@@ -529,8 +516,8 @@ static void test_os_tile_formula(void)
 {
     /* one array tile: M = 4 pixels <= rows, N = 3 <= cols, K = 6 (1x1 conv over 6 channels) */
     int bad = 0;
-    g_ctx = "os tile formula";
-    g_msgs = 0;
+    g_case = "os tile formula";
+    g_fail_msgs = 0;
     qs_net *net = timing_net(6, 2, 2, 1, 3, QS_DT_INT2, 4, 11);
     int32_t *x = timing_input(net, z_none);
     for (int G = 1; G <= 4; G *= 2) {
@@ -556,14 +543,14 @@ static void test_os_tile_formula(void)
            (unsigned long long)rr.st[1].stall_buffer);
     free(x);
     qs_net_destroy(net);
-    g_ctx = "";
+    g_case = "";
 }
 
 static void test_activation_skipping(void)
 {
     int bad = 0;
-    g_ctx = "activation skipping";
-    g_msgs = 0;
+    g_case = "activation skipping";
+    g_fail_msgs = 0;
     /* 1x1 conv over 8 channels, 4x4 pixels on a 4x4 OS array */
     qs_net *net = timing_net(8, 4, 4, 1, 4, QS_DT_INT4, 4, 12);
     int32_t *dense = timing_input(net, z_none), *halfc = timing_input(net, z_half_channels),
@@ -594,14 +581,14 @@ static void test_activation_skipping(void)
     free(halfc);
     free(chk);
     qs_net_destroy(net);
-    g_ctx = "";
+    g_case = "";
 }
 
 static void test_weight_width(void)
 {
     int bad = 0;
-    g_ctx = "weight width";
-    g_msgs = 0;
+    g_case = "weight width";
+    g_fail_msgs = 0;
     static const qs_dtype DT[3] = {QS_DT_INT2, QS_DT_INT4, QS_DT_INT8};
     for (int df = 0; df < 3; df++) {
         uint64_t b[3];
@@ -636,14 +623,14 @@ static void test_weight_width(void)
                    (unsigned long long)b[1], (unsigned long long)b[2]);
         }
     }
-    g_ctx = "";
+    g_case = "";
 }
 
 static void test_dram_bandwidth(void)
 {
     int bad = 0;
-    g_ctx = "dram bandwidth";
-    g_msgs = 0;
+    g_case = "dram bandwidth";
+    g_fail_msgs = 0;
     /* fc 1x16x16 -> 32 with int8 weights: 8 KiB of weights for 8 Ki MACs */
     rn_spec s;
     memset(&s, 0, sizeof s);
@@ -687,14 +674,14 @@ static void test_dram_bandwidth(void)
     }
     free(x);
     qs_net_destroy(net);
-    g_ctx = "";
+    g_case = "";
 }
 
 static void test_bank_width(void)
 {
     int bad = 0;
-    g_ctx = "bank width";
-    g_msgs = 0;
+    g_case = "bank width";
+    g_fail_msgs = 0;
     qs_net *net = timing_net(6, 5, 5, 3, 5, QS_DT_INT4, 8, 15);
     int32_t *x = timing_input(net, z_none);
     for (int df = 0; df < 3; df++) {
@@ -721,15 +708,15 @@ static void test_bank_width(void)
     }
     free(x);
     qs_net_destroy(net);
-    g_ctx = "";
+    g_case = "";
 }
 
 /* A PPU slower than the array shows up as ppu stalls; a wide one removes them. */
 static void test_ppu_stalls(void)
 {
     int bad = 0;
-    g_ctx = "ppu stalls";
-    g_msgs = 0;
+    g_case = "ppu stalls";
+    g_fail_msgs = 0;
     /* 1x1 conv, 16 channels out of 2: little compute per output */
     qs_net *net = timing_net(2, 8, 8, 1, 16, QS_DT_INT2, 4, 16);
     int32_t *x = timing_input(net, z_none);
@@ -761,7 +748,7 @@ static void test_ppu_stalls(void)
     }
     free(x);
     qs_net_destroy(net);
-    g_ctx = "";
+    g_case = "";
 }
 
 /* The shipped networks (pools, add, concat, act, requant, flatten) on every
@@ -793,8 +780,8 @@ static void test_shipped_nets(void)
             char d[512];
             describe_cfg(&c, d, sizeof d);
             snprintf(ctx, sizeof ctx, "%s on %s", NETS[k], d);
-            g_ctx = ctx;
-            if (it == 0 && k == 0) g_msgs = 0;
+            g_case = ctx;
+            if (it == 0 && k == 0) g_fail_msgs = 0;
             rn_rng xr = {(uint64_t)it + 1};
             int32_t *x = rn_input(&xr, net, 0.3, 0.2);
             int rc = run_both(net, &a, x, NULL);
@@ -804,7 +791,7 @@ static void test_shipped_nets(void)
         }
         qs_net_destroy(net);
     }
-    g_ctx = "";
+    g_case = "";
     printf("\n    %d of 30 runs compared ", ran);
     CU_ASSERT(ran >= 20);
 }
@@ -813,8 +800,8 @@ static void test_shipped_nets(void)
 static void test_rerun(void)
 {
     int bad = 0;
-    g_ctx = "rerun";
-    g_msgs = 0;
+    g_case = "rerun";
+    g_fail_msgs = 0;
     rn_rng r = {77};
     rn_limits lim = {8, 8, 6, 4, 6, 2000, 2, 0.3};
     rn_spec s;
@@ -855,7 +842,7 @@ static void test_rerun(void)
     }
     qs_prog_destroy(p);
     qs_net_destroy(net);
-    g_ctx = "";
+    g_case = "";
 }
 
 int main(void)
