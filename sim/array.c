@@ -510,27 +510,77 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         if (!(in->flags & QS_GEMM_FIRST_K)) r->ev.sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
         /* values of the fast engine for this array tile */
         if (c->engine == QS_ENGINE_FAST && !m->overflow_free) {
+            /* The layer as a whole may overflow, but most outputs cannot: when
+             * sum |x| * sum_s |slice_s| << (p*s) fits the accumulator, no partial
+             * sum in any order leaves it, so the exact sum is the hardware's. Only
+             * the other outputs are added one slice at a time in hardware order. */
+            const int64_t accmax = ((int64_t)1 << (a->acc_bits - 1)) - 1;
+            const qs_tensor *W = &c->net->tensors[v->L->weight];
+            int32_t *xs = c->kidx; /* the row's activations along its schedule */
+            /* per (column, list position): the weight and its slice-magnitude sum,
+             * gathered once per tile (they do not depend on the row) */
+            const int32_t kl = (int32_t)in->k_len;
+            int32_t *wv = malloc(sizeof(int32_t) * (size_t)Cu * (size_t)(kl ? kl : 1));
+            int64_t *wa = malloc(sizeof(int64_t) * (size_t)Cu * (size_t)(kl ? kl : 1));
+            if (!wv || !wa) {
+                free(wv);
+                free(wa);
+                free(ablk);
+                return qs_fail(err, QS_ERR_NOMEM, "out of memory");
+            }
+            for (int32_t j = 0; j < Cu; j++) {
+                int32_t n = (int32_t)in->n0 + j;
+                const int32_t *col = &W->data[(size_t)(v->g * m->g.N + n) * (size_t)m->g.K];
+                for (int32_t q = 0; q < kl; q++) {
+                    int32_t k = v->list[in->k0 + (uint32_t)q];
+                    int64_t sum = 0;
+                    for (int32_t s2 = 0; s2 < S; s2++) {
+                        int64_t y = wslice_at(v, s2, k, n);
+                        sum += (y < 0 ? -y : y) << (wpb * s2);
+                    }
+                    wv[(size_t)j * kl + q] = col[k];
+                    wa[(size_t)j * kl + q] = sum;
+                }
+            }
             for (int32_t i = 0; i < ru; i++) {
                 const int32_t *sched = &c->sched_all[(size_t)(i / G) * c->max_k];
                 int32_t len = c->sched_len[i / G];
+                for (int32_t e = 0; e < len; e++) xs[e] = act_at(v, mb + i, v->list[sched[e]]);
                 for (int32_t j = 0; j < Cu; j++) {
-                    int32_t acc = 0;
+                    int32_t n = (int32_t)in->n0 + j;
+                    const int32_t *wrow = wv + (size_t)j * kl;
+                    const int64_t *arow = wa + (size_t)j * kl;
+                    int64_t exact = 0, bound = 0;
                     for (int32_t e = 0; e < len; e++) {
-                        int32_t k = v->list[sched[e]];
-                        int32_t x = act_at(v, mb + i, k);
-                        for (int32_t s = 0; s < S; s++) {
-                            int32_t y = wslice_at(v, s, k, (int32_t)in->n0 + j);
-                            if (gate && (x == 0 || y == 0)) continue;
-                            int o = 0;
-                            acc = qs_acc_add(acc, ((int64_t)x * y) * ((int64_t)1 << (wpb * s)), a->acc_bits, a->overflow, &o);
-                            r->ev.acc_overflows += (uint64_t)o;
+                        int32_t q = sched[e] - (int32_t)in->k0;
+                        int64_t x = xs[e];
+                        exact += x * wrow[q];
+                        bound += (x < 0 ? -x : x) * arow[q];
+                    }
+                    int32_t acc = 0;
+                    if (bound <= accmax) {
+                        acc = (int32_t)exact;
+                    } else {
+                        for (int32_t e = 0; e < len; e++) {
+                            int32_t k = v->list[sched[e]];
+                            int32_t x = xs[e];
+                            for (int32_t s2 = 0; s2 < S; s2++) {
+                                int32_t y = wslice_at(v, s2, k, n);
+                                if (gate && (x == 0 || y == 0)) continue;
+                                int o = 0;
+                                acc = qs_acc_add(acc, ((int64_t)x * y) * ((int64_t)1 << (wpb * s2)), a->acc_bits,
+                                                 a->overflow, &o);
+                                r->ev.acc_overflows += (uint64_t)o;
+                            }
                         }
                     }
-                    int32_t *dst = accum_at(c, v, mb + i, (int32_t)in->n0 + j);
+                    int32_t *dst = accum_at(c, v, mb + i, n);
                     if (in->flags & QS_GEMM_FIRST_K) *dst = acc;
                     else accum_add(c, dst, acc, &r->ev.acc_overflows);
                 }
             }
+            free(wv);
+            free(wa);
         }
     }
     if (c->engine == QS_ENGINE_FAST && m->overflow_free)
