@@ -284,6 +284,15 @@ static qs_status choose_tiles(const qs_net *net, const qs_arch *arch, int32_t li
     if (kfull < 1) kfull = 1;
     int32_t tn = is_is ? d.N : (d.N < arch->cols ? d.N : arch->cols);
     int32_t tm1 = munit < d.M ? munit : d.M;
+    if (arch->timing == QS_TIMING_SCALESIM) {
+        /* SCALE-Sim's folds stream the whole of the other dimensions whatever
+         * the SRAM sizes (its buffers only decide DRAM traffic): one tile of
+         * all rows and the whole reduction (docs/timing.md, "SCALE-Sim convention") */
+        m->tm = d.M;
+        m->tk = kfull;
+        m->tn = tn;
+        return QS_OK;
+    }
 
     for (int32_t tk = kfull;;) {
         tile_bytes one = max_tile_bytes(L, IN, arch, m, tm1, tk);

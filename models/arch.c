@@ -155,6 +155,7 @@ static const keydef KEYS[] = {
     KDBL("tech", "voltage", voltage, 0.3, 2.0, 0),
     {"tech", "table", K_PATH, OFF(tech_table), SZ(tech_table), 0, 0, 0, 0, NULL},
     KENUM("timing", "convention", timing, TIMINGS),
+    KINT("timing", "scalesim_bandwidth", scalesim_bandwidth, 0, 1048576),
 };
 enum { NKEYS = sizeof KEYS / sizeof KEYS[0] };
 

@@ -57,6 +57,10 @@ typedef struct {
     char tech_table[256];          /* path of the technology table (resolved) */
     /* [timing] */
     qs_timing timing;
+    /* Under the scalesim convention: DRAM interface of SCALE-Sim's memory model,
+     * 0 = its CALC mode (stall-free reads, ofmap drained at `cols` words per
+     * cycle), else its USER mode with this many words per cycle per operand. */
+    int32_t scalesim_bandwidth;
 } qs_arch;
 
 /* Defaults (the values docs/config.md lists). */

@@ -23,15 +23,25 @@ static int act_skip(const qs_arch *a)
 
 static int gating(const qs_arch *a) { return a->zero_skip != QS_SKIP_NONE; }
 
+static int scalesim(const qs_arch *a) { return a->timing == QS_TIMING_SCALESIM; }
+
+/* OS rows that share a weight feed and move in lockstep. SCALE-Sim's array
+ * has no skip groups: all rows move together. */
+static int32_t lockstep_group(const qs_arch *a)
+{
+    return scalesim(a) ? a->rows : min32(a->skip_group, a->rows);
+}
+
 int32_t qs_array_stream_rate(const qs_arch *a, const qs_layer_map *m)
 {
     /* Bytes the array consumes per stream element against what each buffer
      * delivers per cycle (banks x width x ports). */
+    if (scalesim(a)) return 1; /* SCALE-Sim's SRAMs serve the array every cycle */
     int64_t bw_i = (int64_t)a->ifmap.banks * a->ifmap.bank_width_bytes * a->ifmap.ports;
     int64_t bw_w = (int64_t)a->weight.banks * a->weight.bank_width_bytes * a->weight.ports;
     int64_t bw_a = (int64_t)a->accum.banks * a->accum.bank_width_bytes * a->accum.ports;
     int64_t need_i = 0, need_w = 0, need_a = 0;
-    int32_t ngroups = (int32_t)ceil_div(a->rows, a->skip_group);
+    int32_t ngroups = (int32_t)ceil_div(a->rows, lockstep_group(a));
     switch (a->dataflow) {
     case QS_DF_OS:
         need_i = ceil_div((int64_t)a->rows * m->act_bits, 8);
@@ -66,7 +76,7 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
     }
     c->max_k = max_k;
     int32_t R = a->rows, C = a->cols;
-    c->n_groups = (int32_t)ceil_div(R, a->skip_group);
+    c->n_groups = (int32_t)ceil_div(R, lockstep_group(a));
     size_t edge = (size_t)(R > C ? R : C) + 1;
     c->sched_all = malloc(sizeof(int32_t) * (size_t)c->n_groups * (size_t)max_k);
     c->sched_len = calloc((size_t)c->n_groups, sizeof(int32_t));
@@ -91,7 +101,7 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
         c->groups = calloc((size_t)n, sizeof *c->groups);
         if (!c->groups) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
         for (int32_t i = 0; i < n; i++) {
-            qs_pe_array_cfg pc = {a->dataflow == QS_DF_OS ? min32(a->skip_group, R) : R, C, a->dataflow,
+            qs_pe_array_cfg pc = {a->dataflow == QS_DF_OS ? lockstep_group(a) : R, C, a->dataflow,
                                   a->weight_path_bits, a->acc_bits, a->overflow, gating(a)};
             qs_status st = qs_pe_array_create(&pc, &c->groups[i], err);
             if (st) return st;
@@ -404,7 +414,8 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
 {
     const qs_arch *a = c->arch;
     const qs_layer_map *m = v->m;
-    const int32_t R = a->rows, G = min32(a->skip_group, R), S = m->slices, wpb = a->weight_path_bits;
+    const int32_t R = a->rows, G = lockstep_group(a), S = m->slices, wpb = a->weight_path_bits;
+    const int ss = c->ssm != NULL;
     const int32_t rate = qs_array_stream_rate(a, m);
     const int32_t Cu = (int32_t)in->n_len;
     const int gate = gating(a);
@@ -455,7 +466,8 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             r->ev.sram_read_bytes[QS_BUF_WEIGHT] += (uint64_t)ceil_div(Lg * Cu * wpb, 8);
             r->ev.macs_executed += (uint64_t)len * Gu * Cu;
             if (c->engine == QS_ENGINE_FAST) {
-                int64_t tg = Lg ? (Lg - 1) * rate + Gu + Cu - 1 : 0;
+                /* SCALE-Sim times every fold as if all R x C PEs were used */
+                int64_t tg = Lg ? (Lg - 1) * rate + (ss ? R : Gu) + (ss ? a->cols : Cu) - 1 : 0;
                 if (tg > tmax) tmax = tg;
                 r->ev.mac_gated += gated;
                 r->ev.mac_ops += (uint64_t)pairs - gated;
@@ -491,6 +503,8 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
                     if (t > limit) return qs_fail(err, QS_ERR_RUN, "detailed engine: OS tile of layer %u did not drain", in->layer);
                     if (pairs == 0) { t = 0; break; }
                 }
+                /* scalesim: the wavefront still crosses the unused rows and columns */
+                if (ss && pairs > 0) t += (R - Gu) + (a->cols - Cu);
                 if (t > tmax) tmax = t;
                 for (int32_t i = 0; i < Gu; i++)
                     for (int32_t j = 0; j < Cu; j++) {
@@ -503,9 +517,21 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             int64_t tg1 = Lg ? Lg + Gu + Cu - 2 : 0;
             if (tg1 > tmax1) tmax1 = tg1;
         }
-        /* drain: one row of accumulators per clock into the accumulator buffer */
-        r->cycles += (uint64_t)(tmax + ru);
-        r->buffer_stall += (uint64_t)(tmax - tmax1);
+        if (ss) {
+            /* SCALE-Sim: outputs leave while the fold ends (no separate drain);
+             * its memory model adds the ofmap buffer's stalls */
+            if (tmax > 0) {
+                int64_t T = tmax - R - a->cols + 2; /* the fold's stream length */
+                uint64_t st = qs_ssmem_fold(c->ssm, T, ru, Cu, mb, (int64_t)in->n0);
+                if (st == UINT64_MAX) { free(ablk); return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory"); }
+                r->cycles += (uint64_t)tmax + st;
+                r->mem_stall += st;
+            }
+        } else {
+            /* drain: one row of accumulators per clock into the accumulator buffer */
+            r->cycles += (uint64_t)(tmax + ru);
+            r->buffer_stall += (uint64_t)(tmax - tmax1);
+        }
         r->ev.sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
         if (!(in->flags & QS_GEMM_FIRST_K)) r->ev.sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
         /* values of the fast engine for this array tile */
@@ -643,8 +669,22 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
                                 : accum_at(c, v, pd->stream[e], pd->col0 + (j)))
 #define SHIFT_OF(e) (pd->is_is ? (int32_t)((e) % S) : pd->s)
 
+    /* SCALE-Sim convention: the preload and the stream's trip take the whole
+     * array's R rows and C columns however many are used, and its memory
+     * model adds the ofmap buffer's stalls (the fold's id pair names the
+     * operand tiles for the USER-mode prefetch) */
+    const int ss = c->ssm != NULL && L > 0;
+    uint64_t ss_extra = 0;
+    if (ss) {
+        int64_t blk = (int64_t)pd->krow[0] * 4194304 + pd->col0;
+        uint64_t st = qs_ssmem_fold(c->ssm, L, Ku, Cu, pd->is_is ? blk : pd->krow[0], pd->is_is ? pd->krow[0] : blk);
+        if (st == UINT64_MAX) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
+        ss_extra = (uint64_t)(R - Ku) + (uint64_t)(a->cols - Cu) + st;
+        r->mem_stall += st;
+    }
+
     if (c->engine == QS_ENGINE_FAST) {
-        r->cycles += (uint64_t)(Ku + t_stream);
+        r->cycles += (uint64_t)(Ku + t_stream) + ss_extra;
         uint64_t gated = 0;
         if (gate) {
             for (int32_t rr = 0; rr < Ku; rr++) {
@@ -714,7 +754,7 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
         t++;
         if (t > limit) return qs_fail(err, QS_ERR_RUN, "detailed engine: stationary pass of layer %s did not drain", v->L->name);
     }
-    r->cycles += (uint64_t)t;
+    r->cycles += (uint64_t)t + ss_extra;
 #undef STREAM_X
 #undef STAT_Y
 #undef OUT_AT
@@ -764,18 +804,22 @@ static qs_status gemm_is(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         for (uint32_t i = 0; i < in->m_len; i++)
             for (uint32_t j = 0; j < in->n_len; j++) *accum_at(c, v, (int32_t)(in->m0 + i), (int32_t)(in->n0 + j)) = 0;
     int32_t *krow = c->sched_all;
-    for (uint32_t k0 = in->k0; k0 < in->k0 + in->k_len; k0 += (uint32_t)R) {
-        int32_t Ku = min32(R, (int32_t)(in->k0 + in->k_len - k0));
-        for (int32_t rr = 0; rr < Ku; rr++) krow[rr] = (int32_t)k0 + rr;
-        int32_t kb = (int32_t)k0 / R;
-        const int32_t *nl = m->list + m->list_off[v->g * m->blocks_per_group + kb];
-        int32_t nlen = m->list_off[v->g * m->blocks_per_group + kb + 1] - m->list_off[v->g * m->blocks_per_group + kb];
-        for (uint32_t mb = in->m0; mb < in->m0 + in->m_len; mb += (uint32_t)C) {
+    /* k-blocks outer (each block's partial sums added in k order); SCALE-Sim
+     * runs its folds m-block outer, which its memory model needs in order */
+    const uint32_t nk = (uint32_t)ceil_div(in->k_len, R), nm = (uint32_t)ceil_div(in->m_len, C);
+    const int m_outer = c->ssm != NULL;
+    for (uint32_t o = 0; o < (m_outer ? nm : nk); o++)
+        for (uint32_t i = 0; i < (m_outer ? nk : nm); i++) {
+            uint32_t k0 = in->k0 + (m_outer ? i : o) * (uint32_t)R, mb = in->m0 + (m_outer ? o : i) * (uint32_t)C;
+            int32_t Ku = min32(R, (int32_t)(in->k0 + in->k_len - k0));
+            for (int32_t rr = 0; rr < Ku; rr++) krow[rr] = (int32_t)k0 + rr;
+            int32_t kb = (int32_t)k0 / R;
+            const int32_t *nl = m->list + m->list_off[v->g * m->blocks_per_group + kb];
+            int32_t nlen = m->list_off[v->g * m->blocks_per_group + kb + 1] - m->list_off[v->g * m->blocks_per_group + kb];
             int32_t Mu = min32(C, (int32_t)(in->m0 + in->m_len - mb));
             pass_desc pd = {1, krow, Ku, Mu, (int32_t)mb, nl, nlen, 0};
             if ((st = stationary_pass(c, v, &pd, r, err))) return st;
         }
-    }
     if (c->engine == QS_ENGINE_FAST && m->overflow_free) {
         for (uint32_t p = 0; p < in->k_len; p++) c->kidx[p] = (int32_t)(in->k0 + p);
         qs_insn cont = *in;

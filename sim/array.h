@@ -12,6 +12,7 @@
 #include "qs_isa.h"
 #include "qs_net.h"
 #include "qs_prog.h"
+#include "scalesim_mem.h"
 #include "sim.h"
 
 typedef struct {
@@ -42,11 +43,15 @@ typedef struct {
     struct qs_pe_log { uint32_t active, gated, overflows; } *log;
     uint64_t log_len, log_cap;
     int logging;
+    /* [timing] convention = scalesim: SCALE-Sim's memory model of the
+     * current layer (owned by the simulator), else NULL */
+    qs_ssmem *ssm;
 } qs_array_ctx;
 
 typedef struct {
     uint64_t cycles;
     uint64_t buffer_stall;
+    uint64_t mem_stall;        /* scalesim convention: stalls of SCALE-Sim's memory model (inside cycles) */
     qs_events ev;
 } qs_tile_result;
 

@@ -29,6 +29,8 @@ struct qs_sim {
     int32_t **outputs;       /* per layer, CHW */
     int32_t *accum;
     qs_array_ctx actx;
+    qs_ssmem ssm;            /* scalesim convention: SCALE-Sim's memory model of layer ss_layer */
+    int32_t ss_layer;        /* -1: none open */
     int32_t *qorder[QS_Q_COUNT];  /* per queue: program indices in order */
     int32_t qlen[QS_Q_COUNT];
     qs_layer_stats *stats;
@@ -61,6 +63,7 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
     *out = NULL;
     qs_sim *s = calloc(1, sizeof *s);
     if (!s) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
+    s->ss_layer = -1;
     s->net = net;
     s->prog = prog;
     s->engine = engine;
@@ -110,6 +113,7 @@ oom:
 void qs_sim_destroy(qs_sim *s)
 {
     if (!s) return;
+    if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
     if (s->outputs)
         for (int32_t i = 0; i < s->net->n_layers; i++)
             if (s->net->layers[i].kind != QS_L_FLATTEN) free(s->outputs[i]);
@@ -288,7 +292,10 @@ static int64_t ppu_execute(qs_sim *s, const qs_insn *in)
 
 static uint64_t dma_cycles(const qs_arch *a, uint32_t bytes)
 {
-    if (bytes == 0) return 0;
+    /* SCALE-Sim's compute cycles exclude DRAM: its double-buffered SRAMs are
+     * filled before and behind the compute (its read/write stalls come from
+     * sim/scalesim_mem.c) */
+    if (bytes == 0 || a->timing == QS_TIMING_SCALESIM) return 0;
     int64_t bursts = ceil_div(bytes, a->dram_burst_bytes);
     double moved = (double)(bursts * a->dram_burst_bytes);
     int64_t xfer = (int64_t)(moved / a->dram_bytes_per_cycle);
@@ -453,6 +460,9 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err)
 {
     (void)err;
     if (!s->input_set) default_input(s);
+    if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm); /* a run abandoned half way */
+    s->ss_layer = -1;
+    s->actx.ssm = NULL;
     memset(s->stats, 0, sizeof(qs_layer_stats) * (size_t)s->net->n_layers);
     memset(s->tokens, 0, sizeof s->tokens);
     s->tokens[CH_CMP_LD] = s->prog->init_slots;
@@ -497,6 +507,9 @@ static void finish_run(qs_sim *s)
         }
     }
     s->total_cycles = prev_end;
+    if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
+    s->ss_layer = -1;
+    s->actx.ssm = NULL;
     s->running = 0;
     if (s->tr) flush_pending(s, UINT64_MAX);
 }
@@ -533,11 +546,18 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
                     if (s->actx.log_len) memset(s->actx.log, 0, s->actx.log_len * sizeof *s->actx.log);
                     s->actx.log_len = 0;
                     s->actx.logging = s->tr != NULL && s->engine == QS_ENGINE_DETAILED;
+                    if (a->timing == QS_TIMING_SCALESIM && s->ss_layer != in->layer) {
+                        /* SCALE-Sim simulates every layer with fresh buffers */
+                        if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
+                        qs_ssmem_begin(&s->ssm, a, &ls->ss);
+                        s->ss_layer = in->layer;
+                        s->actx.ssm = &s->ssm;
+                    }
                     qs_status st = qs_array_gemm(&s->actx, in, &r, err);
                     if (st) return st;
                     Q->done_at = s->now + r.cycles;
                     ls->array_busy += r.cycles;
-                    ls->stall_buffer += r.buffer_stall;
+                    ls->stall_buffer += r.buffer_stall + r.mem_stall;
                     qs_events_add(&ls->ev, &r.ev);
                     trace_gemm(s, &r, in->layer);
                 } else {
@@ -545,7 +565,8 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
                 }
             } else { /* STORE: post-process, then DMA */
                 int64_t ops = ppu_execute(s, in);
-                uint64_t d = (uint64_t)ceil_div(ops, a->ppu_lanes);
+                /* SCALE-Sim has no post-processing: under its convention the PPU takes no time */
+                uint64_t d = a->timing == QS_TIMING_SCALESIM ? 0 : (uint64_t)ceil_div(ops, a->ppu_lanes);
                 uint64_t start = s->ppu_busy_until > s->now ? s->ppu_busy_until : s->now;
                 s->ppu_busy_until = start + d;
                 Q->done_at = start + d;

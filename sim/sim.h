@@ -14,6 +14,21 @@
 
 typedef enum { QS_ENGINE_FAST = 0, QS_ENGINE_DETAILED } qs_engine;
 
+/* SCALE-Sim v2's per-layer report figures (COMPUTE_REPORT.csv and the SRAM
+ * columns of BANDWIDTH_REPORT / DETAILED_ACCESS_REPORT), in its units (words). */
+typedef struct {
+    uint64_t folds;             /* row folds x column folds */
+    uint64_t total_cycles;      /* "Total Cycles": index of the last ofmap write = demand rows - 1 + stalls */
+    uint64_t stall_cycles;      /* "Stall Cycles" */
+    double mapping_eff_sum;     /* sum over folds of used PEs / all PEs ("Mapping Efficiency %" = 100 * sum / folds) */
+    double compute_util_sum;    /* sum over folds of MACs / (PEs x fold cycles) ("Compute Util %" likewise) */
+    uint64_t ifmap_sram_reads;  /* words the array requested, SCALE-Sim's count */
+    uint64_t filter_sram_reads;
+    uint64_t ofmap_sram_writes;
+    uint64_t ofmap_dram_writes; /* words the ofmap buffer drained to DRAM */
+    uint64_t ofmap_dram_first, ofmap_dram_last;  /* first and last cycle of an ofmap drain (0,0 if none) */
+} qs_scalesim_stats;
+
 /* Per-layer results. Stall cycles are those in which the array waited, by cause. */
 typedef struct {
     uint64_t start, end;        /* cycle span: from the previous layer's end */
@@ -24,6 +39,10 @@ typedef struct {
     uint64_t stall_buffer;      /* array slowed by SRAM bank/port bandwidth (inside busy) */
     uint64_t stall_dep;         /* other waiting: pipeline fill/drain, layer barrier */
     qs_events ev;
+    /* Under [timing] convention = scalesim only (docs/timing.md, "SCALE-Sim
+     * convention"): the figures SCALE-Sim v2 reports for this layer, counted
+     * fold by fold by the array and its memory model. */
+    qs_scalesim_stats ss;
 } qs_layer_stats;
 
 typedef struct qs_sim qs_sim;

@@ -1,0 +1,67 @@
+/* SCALE-Sim v2's memory model, as far as it decides the cycle counts it
+ * reports, for the `[timing] convention = scalesim` of the simulator
+ * (docs/timing.md, "SCALE-Sim convention"). Internal to sim/.
+ *
+ * The array reports each fold (one array-sized tile of the GEMM, in
+ * SCALE-Sim's fold order) here; this model walks the fold's ofmap demand
+ * rows (SCALE-Sim's skewed ofmap demand matrix, counted, not built) through
+ * SCALE-Sim's double-buffered ofmap write buffer and returns the stall
+ * cycles its drains cost, and in USER bandwidth mode the read stalls of
+ * qsim's model of the operand prefetch. It also counts the report figures
+ * (SRAM words, mapping efficiency, compute utilisation). */
+#ifndef QS_SIM_SCALESIM_MEM_H
+#define QS_SIM_SCALESIM_MEM_H
+
+#include <stdint.h>
+
+#include "qs_arch.h"
+#include "sim.h"
+
+typedef struct {
+    int64_t line;   /* trace line id */
+    int32_t valid;  /* words in it */
+} qs_ssmem_partial;
+
+typedef struct {
+    /* configuration */
+    qs_dataflow df;
+    int32_t R, C;               /* array rows, cols */
+    int64_t active_words;       /* half of the ofmap SRAM the array writes into */
+    int64_t drain_words;        /* the half being drained */
+    int32_t line_words;         /* words per DRAM write request line */
+    int32_t read_bw;            /* USER mode words/cycle per read operand; 0 = CALC */
+    /* ofmap write buffer state (SCALE-Sim's write_buffer) */
+    int64_t free_words;
+    int32_t line_fill;          /* words in the line being filled */
+    int64_t lines;              /* complete + forced lines so far */
+    int64_t drain_next;         /* first line not yet drained */
+    qs_ssmem_partial *partial;  /* forced (not full) lines not yet drained, by line id */
+    int32_t n_partial, cap_partial;
+    /* time */
+    uint64_t rows;              /* demand rows so far (SCALE-Sim's row index) */
+    uint64_t stalls;            /* stall cycles so far */
+    uint64_t prev_fold_rows;    /* USER mode: rows of the previous fold (prefetch window) */
+    int64_t prev_ifmap_block, prev_filter_block;  /* USER mode: operand blocks of the previous fold */
+    qs_scalesim_stats *st;      /* the layer's figures */
+} qs_ssmem;
+
+/* Start a layer: an empty ofmap buffer of `a->accum.size_kib` KiB of one-byte
+ * words; figures go to *st (zeroed here). */
+void qs_ssmem_begin(qs_ssmem *m, const qs_arch *a, qs_scalesim_stats *st);
+
+/* One fold: T = the streamed dimension (OS: reduction K; WS: ofmap pixels M;
+ * IS: filters N), ku = used array rows, cu = used array columns, ifmap_block
+ * and filter_block identify the fold's operand tiles (same id = same data,
+ * for the USER-mode prefetch). Returns the fold's stall cycles. The fold's
+ * compute cycles are the array's (both engines), which must equal
+ * qs_ssmem_fold_rows(). Returns UINT64_MAX when out of memory. */
+uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t ifmap_block, int64_t filter_block);
+
+/* Demand rows (cycles) of one fold under SCALE-Sim's dataflow rules. */
+int64_t qs_ssmem_fold_rows(qs_dataflow df, int32_t R, int32_t C, int64_t T);
+
+/* End of the layer: drain what is left (DRAM write figures) and set
+ * total_cycles. Frees the model's memory. */
+void qs_ssmem_end(qs_ssmem *m);
+
+#endif

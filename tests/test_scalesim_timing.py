@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""SCALE-Sim timing convention: qsim's simulator (both engines) against an
+independent re-statement of SCALE-Sim v2's counting rules.
+
+The reference below builds SCALE-Sim's demand matrices literally (per fold:
+pad to the array, flip, prefix rows, skew), walks every ofmap word through its
+double-buffered write buffer one at a time, and reports what SCALE-Sim's
+COMPUTE_REPORT would say. qsim counts the same things analytically inside the
+array model (sim/array.c, sim/scalesim_mem.c): different algorithms, one
+specification (docs/timing.md, "SCALE-Sim convention").
+
+    test_scalesim_timing.py TOOL ARCH.cfg [--cases N] [--seed S]
+TOOL = tests/scalesim_timing_tool. Exit 0 when every case agrees.
+"""
+import argparse
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from qsim_qbin import Net  # noqa: E402
+
+
+def skew(mat):
+    """Column c delayed by c rows (SCALE-Sim's systolic skew)."""
+    rows, cols = mat.shape
+    out = np.zeros((rows + cols - 1, cols), dtype=mat.dtype)
+    for c in range(cols):
+        out[c:c + rows, c] = mat[:, c]
+    return out
+
+
+def ofmap_demand(df, R, C, T, ku, cu):
+    """Valid-word mask of one fold's ofmap demand rows."""
+    if df == "os":
+        block = np.zeros((R, C), dtype=np.int8)
+        block[:ku, :cu] = 1
+        block = np.flip(block, 0)                       # bottom row leaves first
+        mat = np.concatenate([np.zeros((T - 1, C), np.int8), block])
+    else:                                               # ws / is: every streamed vector
+        block = np.zeros((T, C), dtype=np.int8)
+        block[:, :cu] = 1
+        mat = np.concatenate([np.zeros((2 * R - 1, C), np.int8), block])
+    return skew(mat)
+
+
+class WriteBuffer:
+    """SCALE-Sim's double-buffered ofmap SRAM in front of DRAM, word by word."""
+
+    def __init__(self, words, line):
+        self.total = words
+        self.active = math.ceil(words * 0.5)
+        self.drain = words - self.active
+        self.bw = line
+        self.free = words
+        self.fill = 0
+        self.lines = []           # valid words per line handed to DRAM
+        self.next = 0
+        self.drain_end = 0
+        self.dram_words = 0
+        self.dram_cycles = []
+
+    def _force(self):
+        if self.fill:
+            self.lines.append(self.fill)
+            self.fill = 0
+
+    def _empty(self, start):
+        n = min(math.ceil(self.drain / self.bw), len(self.lines) - self.next)
+        assert n > 0
+        last = self.lines[self.next + n - 1]
+        words = n * self.bw - (self.bw - last)
+        self.free += words
+        self.dram_words += words
+        self.dram_cycles += [start, start + n - 1]
+        self.next += n
+        return start + n - 1
+
+    def row(self, n, cycle):
+        cur = cycle
+        for _ in range(n):
+            self.free -= 1
+            self.fill += 1
+            if self.fill == self.bw:
+                self.lines.append(self.bw)
+                self.fill = 0
+            if cur < self.drain_end:
+                assert self.free > 0
+            elif self.free < self.active:
+                self._force()
+                self.drain_end = self._empty(cur)
+                cur = self.drain_end
+        return cur
+
+    def finish(self, cycle):
+        self._force()
+        while self.next < len(self.lines):
+            cycle = self._empty(cycle) + 1
+
+
+def reference(df, R, C, M, N, K, ofmap_kib, user_bw):
+    """What SCALE-Sim v2 reports for one layer (GEMM M x K x N)."""
+    Sr, Sc, T = {"os": (M, N, K), "ws": (K, N, M), "is": (K, M, N)}[df]
+    wb = WriteBuffer(ofmap_kib * 1024, user_bw if user_bw else C)
+    rows = stall = 0
+    prev_rows, prev_blocks = None, (None, None)
+    folds = 0
+    for fc in range(math.ceil(Sc / C)):
+        for fr in range(math.ceil(Sr / R)):
+            ku, cu = min(R, Sr - fr * R), min(C, Sc - fc * C)
+            folds += 1
+            if user_bw and prev_rows is not None:
+                # qsim's USER-mode read model (docs/timing.md): tiles not shared
+                # with the previous fold are fetched during it
+                iw, fw = {"os": (T * ku, T * cu), "ws": (T * ku, ku * cu), "is": (ku * cu, T * ku)}[df]
+                blocks = {"os": (fr, fc), "ws": (fr, (fr, fc)), "is": ((fr, fc), fr)}[df]
+                need = max(math.ceil(iw / user_bw) if blocks[0] != prev_blocks[0] else 0,
+                           math.ceil(fw / user_bw) if blocks[1] != prev_blocks[1] else 0)
+                stall += max(0, need - prev_rows)
+            prev_blocks = {"os": (fr, fc), "ws": (fr, (fr, fc)), "is": ((fr, fc), fr)}[df]
+            counts = ofmap_demand(df, R, C, T, ku, cu).sum(axis=1)
+            for i, n in enumerate(counts):
+                cycle = rows + i + stall
+                stall += wb.row(int(n), cycle) - cycle
+            rows += len(counts)
+            prev_rows = len(counts)
+    total = rows - 1 + stall
+    wb.finish(total)
+    first = min(wb.dram_cycles) if wb.dram_cycles else 0
+    last = max(wb.dram_cycles) if wb.dram_cycles else 0
+    return {"rows": rows, "folds": folds, "total": total, "stall": stall,
+            "ofmap_dram": wb.dram_words, "first": first, "last": last}
+
+
+def make_net(path, rng, c, h, w, r, s, n, stride):
+    net = Net("ss")
+    i = net.input("input", c, h, w, bits=8, signed=False, zp=0, scale=1.0)
+    wt = rng.integers(-127, 128, size=(n, c, r, s))
+    net.conv("conv", i, wt, stride=stride, pad=0, bits=8, signed=False, mult=1 << 30, shift=20)
+    net.save(path)
+    e, f = (h - r) // stride + 1, (w - s) // stride + 1
+    return e * f, n, r * s * c
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("tool")
+    ap.add_argument("arch")
+    ap.add_argument("--cases", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=20261123)
+    a = ap.parse_args()
+    rng = np.random.default_rng(a.seed)
+    print("seed %d" % a.seed)
+    bad = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in range(a.cases):
+            df = ["os", "ws", "is"][case % 3]
+            R, C = int(rng.choice([2, 3, 4, 5, 8])), int(rng.choice([2, 3, 4, 7, 8]))
+            c = int(rng.integers(1, 6))
+            r = int(rng.integers(1, 4))
+            stride = int(rng.integers(1, 3))
+            h = int(rng.integers(r, 24))
+            w = int(rng.integers(r, 24))
+            n = int(rng.integers(1, 20))
+            kib = int(rng.choice([1, 1, 2, 64]))
+            user = int(rng.choice([0, 0, 0, 3, 10]))
+            path = os.path.join(tmp, "n%d.qbin" % case)
+            M, N, K = make_net(path, rng, c, h, w, r, r, n, stride)
+            want = reference(df, R, C, M, N, K, kib, user)
+            sets = ["array.rows=%d" % R, "array.cols=%d" % C, "array.dataflow=%s" % df,
+                    "timing.convention=scalesim", "timing.scalesim_bandwidth=%d" % user,
+                    "buffer.accum.size_kib=%d" % kib, "array.skip_group=1"]
+            got = {}
+            for eng in ("fast", "detailed"):
+                p = subprocess.run([a.tool, a.arch, path, eng] + sets, capture_output=True, text=True)
+                if p.returncode:
+                    print("case %d %s: tool failed: %s" % (case, eng, p.stderr.strip()))
+                    bad += 1
+                    continue
+                f = p.stdout.split()
+                got[eng] = {"cycles": int(f[1]), "folds": int(f[2]), "total": int(f[3]), "stall": int(f[4]),
+                            "ofmap_dram": int(f[10]), "first": int(f[11]), "last": int(f[12])}
+            desc = "case %d: %s %dx%d, M=%d N=%d K=%d, ofmap %d KiB, bw %s" % (
+                case, df, R, C, M, N, K, kib, user or "CALC")
+            for eng, g in got.items():
+                exp = dict(want, cycles=want["rows"] + want["stall"])
+                diffs = ["%s %s != %s" % (k, g[k], exp[k]) for k in g if g[k] != exp[k]]
+                if diffs:
+                    bad += 1
+                    print("%s [%s]: %s" % (desc, eng, "; ".join(diffs)))
+            if case < 6 or case % 20 == 0:
+                print("%s: total %d stall %d" % (desc, want["total"], want["stall"]))
+    print("%d of %d cases differ" % (bad, a.cases))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
