@@ -122,6 +122,9 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->south);
     free(c->south_v);
     free(c->log);
+    free(c->act_buf);
+    free(c->val_buf);
+    free(c->aux_buf);
 }
 
 /* Record one clock of PE activity at tile-relative time t (groups that run
@@ -286,34 +289,114 @@ static int32_t dot_i16(const int16_t *restrict a, const int16_t *restrict b, int
 
 static int fits_i16(int32_t x) { return x >= INT16_MIN && x <= INT16_MAX; }
 
-/* Dense dot products over reduction indices kidx[0..len): exact because the
- * compiler proved no partial sum can leave acc_bits (overflow_free), so any
- * summation order gives the hardware's answer. Skipped steps are zero
- * products and change nothing. ablk, when given, holds the activation rows
- * a[m0+i][kidx[p]] at ablk[i*len + p]. Operands that fit int16 (all but
- * 16-bit unsigned activations) take vectorized int16 dot products. */
-static void values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *kidx, int32_t len,
-                         const int32_t *ablk, uint64_t *ovf)
+/* Grow-only scratch: *buf holds at least `bytes` afterwards (old contents
+ * lost); NULL when out of memory. */
+static void *scratch(void **buf, size_t *cap, size_t bytes)
+{
+    if (bytes > *cap) {
+        free(*buf);
+        *cap = 0;
+        size_t want = bytes + bytes / 4;  /* room to grow before the next reallocation */
+        *buf = malloc(want);
+        if (!*buf) return NULL;
+        *cap = want;
+    }
+    return *buf;
+}
+
+/* The weights of columns n0 + j (j < nl) of the instruction at reduction
+ * indices kidx[0..len), gathered once per instruction for dense dot products:
+ * w32[j*len + p] always; w16[j*lp + p] (lp = len rounded up to 16, zero
+ * tail) when every weight fits int16, else w16 = NULL. a16 is room for one
+ * activation row of lp int16 with a zero tail. */
+typedef struct {
+    int32_t nl, len, lp;
+    const int32_t *w32;
+    const int16_t *w16;
+    int16_t *a16;
+} dense_weights;
+
+static int dense_weights_gather(qs_array_ctx *c, const gemm_view *v, int32_t n0, int32_t nl, const int32_t *kidx,
+                                int32_t len, dense_weights *dw)
 {
     const qs_tensor *W = &c->net->tensors[v->L->weight];
     const qs_layer_map *m = v->m;
-    const int32_t nl = (int32_t)in->n_len, lp = (len + 15) & ~15; /* lp: padded with zero products */
-    int32_t *wt = c->tile_acc;  /* [n][p] gathered weights */
-    int32_t *a = c->sched;      /* gathered activations of one row */
+    const int32_t lp = (len + 15) & ~15;
+    int32_t *wt = c->tile_acc;
     int wfit = 1;
     for (int32_t j = 0; j < nl; j++) {
-        const int32_t *col = &W->data[(size_t)(v->g * m->g.N + (int32_t)in->n0 + j) * (size_t)m->g.K];
+        const int32_t *col = &W->data[(size_t)(v->g * m->g.N + n0 + j) * (size_t)m->g.K];
         for (int32_t p = 0; p < len; p++) {
             int32_t w = col[kidx[p]];
             wt[(size_t)j * len + p] = w;
             wfit &= fits_i16(w);
         }
     }
-    int16_t *w16 = wfit ? calloc((size_t)(nl + 1) * (size_t)lp + 1, sizeof *w16) : NULL;
-    int16_t *a16 = w16 ? w16 + (size_t)nl * lp : NULL;   /* one row, zero tail */
-    if (w16)
-        for (int32_t j = 0; j < nl; j++)
-            for (int32_t p = 0; p < len; p++) w16[(size_t)j * lp + p] = (int16_t)wt[(size_t)j * len + p];
+    int16_t *w16 = scratch(&c->val_buf, &c->val_cap, sizeof(int16_t) * ((size_t)(nl + 1) * (size_t)lp + 16));
+    if (!w16) return -1;
+    *dw = (dense_weights){nl, len, lp, wt, wfit ? w16 : NULL, w16 + (size_t)nl * lp};
+    if (wfit)
+        for (int32_t j = 0; j < nl; j++) {
+            int16_t *dst = &w16[(size_t)j * lp];
+            for (int32_t p = 0; p < len; p++) dst[p] = (int16_t)wt[(size_t)j * len + p];
+            for (int32_t p = len; p < lp; p++) dst[p] = 0;
+        }
+    for (int32_t p = len; p < lp; p++) dw->a16[p] = 0;
+    return 0;
+}
+
+/* s[j] = sum_p row[p] * w[j][p] for every column j. The caller guarantees
+ * that no partial sum of these products, in any order, leaves int32. Rows
+ * and weights that fit int16 (all but 16-bit unsigned operands) take the
+ * vectorized int16 dot products. */
+static void dense_row(const dense_weights *dw, const int32_t *restrict row, int32_t *s)
+{
+    const int32_t nl = dw->nl, len = dw->len, lp = dw->lp;
+    int fit = dw->w16 != NULL;
+    if (fit)
+        for (int32_t p = 0; p < len; p++) {
+            dw->a16[p] = (int16_t)row[p];
+            fit &= fits_i16(row[p]);
+        }
+    int32_t j = 0;
+    if (fit) {
+        for (; j + 4 <= nl; j += 4) dot4_i16(dw->a16, &dw->w16[(size_t)j * lp], lp, &s[j]);
+        for (; j < nl; j++) s[j] = dot_i16(dw->a16, &dw->w16[(size_t)j * lp], lp);
+        return;
+    }
+    for (; j < nl; j++) {
+        const int32_t *restrict w = &dw->w32[(size_t)j * len];
+        int32_t t = 0;
+        for (int32_t p = 0; p < len; p++) t += row[p] * w[p];
+        s[j] = t;
+    }
+}
+
+/* Write an array tile's result for output (mm, n0 + j): the first k-chunk
+ * sets the accumulator buffer, later ones add into it (acc_bits arithmetic). */
+static void store_row(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, int32_t mm, const int32_t *val,
+                      uint64_t *ovf)
+{
+    int32_t *acc = accum_at(c, v, mm, (int32_t)in->n0);
+    for (int32_t j = 0; j < (int32_t)in->n_len; j++) {
+        if (in->flags & QS_GEMM_FIRST_K) acc[j] = val[j];
+        else accum_add(c, &acc[j], val[j], ovf);
+    }
+}
+
+/* Dense dot products over reduction indices kidx[0..len): exact because the
+ * compiler proved no partial sum can leave acc_bits (overflow_free), so any
+ * summation order gives the hardware's answer (and no int32 sum overflows).
+ * Skipped steps are zero products and change nothing. ablk, when given, holds
+ * the activation rows a[m0+i][kidx[p]] at ablk[i*len + p]. */
+static qs_status values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *kidx,
+                              int32_t len, const int32_t *ablk, uint64_t *ovf, qs_error *err)
+{
+    dense_weights dw;
+    if (dense_weights_gather(c, v, (int32_t)in->n0, (int32_t)in->n_len, kidx, len, &dw))
+        return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    int32_t *a = c->sched;                                    /* one gathered row */
+    int32_t *val = c->tile_acc + (size_t)in->n_len * len;     /* one row of results */
     act_rows ar;
     const int have_rows = ablk || act_rows_init(&ar, v, kidx, len) == 0;
     for (uint32_t i = 0; i < in->m_len; i++) {
@@ -323,33 +406,150 @@ static void values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         else if (have_rows) act_rows_get(&ar, mm, a);
         else
             for (int32_t p = 0; p < len; p++) a[p] = act_at(v, mm, kidx[p]);
-        int fit = w16 != NULL;
-        if (fit)
-            for (int32_t p = 0; p < len; p++) {
-                a16[p] = (int16_t)row[p];
-                fit &= fits_i16(row[p]);
-            }
-        int32_t *acc = accum_at(c, v, mm, (int32_t)in->n0);
-        for (int32_t j = 0; j < nl;) {
-            int32_t s[4], cnt = 1;
-            if (fit && j + 4 <= nl) {
-                dot4_i16(a16, &w16[(size_t)j * lp], lp, s);
-                cnt = 4;
-            } else if (fit) {
-                s[0] = dot_i16(a16, &w16[(size_t)j * lp], lp);
-            } else {
-                const int32_t *w = &wt[(size_t)j * len];
-                s[0] = 0;
-                for (int32_t p = 0; p < len; p++) s[0] += row[p] * w[p];
-            }
-            for (int32_t q = 0; q < cnt; q++, j++) {
-                if (in->flags & QS_GEMM_FIRST_K) acc[j] = s[q];
-                else accum_add(c, &acc[j], s[q], ovf);
+        dense_row(&dw, row, val);
+        store_row(c, v, in, mm, val, ovf);
+    }
+    if (!ablk && have_rows) act_rows_free(&ar);
+    return QS_OK;
+}
+
+/* ---- values, fast engine, OS layers that may overflow ------------------------- */
+
+/* The hardware's ordered accumulation of one output row (OS): acc[j] for the
+ * PE of column n0 + j, j < Cu, starting from 0, adding for list positions
+ * q = 0..kl-1 (reduction index klist[q], activation row[q]) and slices
+ * s = 0..S-1 the product row[q] * slice_s << (p*s) in acc_bits arithmetic;
+ * counts the additions that overflow. A skipped step (x = 0 on every lane of
+ * the group) and a gated product (a zero operand) add 0, which leaves an
+ * in-range accumulator unchanged and never overflows, so visiting every list
+ * position and adding zero products is the same as following the schedule.
+ * Columns side by side so that the inner loop vectorizes. */
+static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl, const int32_t *row,
+                        int32_t n0, int32_t Cu, int64_t *restrict acc, uint64_t *ovf)
+{
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
+    const int64_t lo = -((int64_t)1 << (a->acc_bits - 1)), hi = -lo - 1;
+    const uint64_t mask = ((uint64_t)1 << a->acc_bits) - 1;
+    const int wrap = a->overflow != QS_OVF_SATURATE;
+    uint64_t o = 0;
+    for (int32_t j = 0; j < Cu; j++) acc[j] = 0;
+    for (int32_t q = 0; q < kl; q++) {
+        if (row[q] == 0) continue;
+        for (int32_t s = 0; s < S; s++) {
+            const int16_t *restrict y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+            const int64_t xs = (int64_t)row[q] * ((int64_t)1 << (wpb * s));
+            for (int32_t j = 0; j < Cu; j++) {
+                int64_t t = acc[j] + xs * y[j];
+                int out = t < lo || t > hi;
+                o += (uint64_t)out;
+                /* wrap: the value in [lo, hi] congruent to t modulo 2^acc_bits */
+                acc[j] = wrap ? lo + (int64_t)((uint64_t)(t - lo) & mask) : t < lo ? lo : t > hi ? hi : t;
             }
         }
     }
-    if (!ablk && have_rows) act_rows_free(&ar);
-    free(w16);
+    *ovf += o;
+}
+
+/* Values of an OS instruction (fast engine) in a layer the compiler could not
+ * prove overflow-free; ablk[i*kl + q] is activation a[m0+i][list[k0+q]].
+ *
+ * Why most outputs still take the exact sum: PE (i, j) starts the tile at 0
+ * and adds, for the surviving steps e in list order and within a step for
+ * slices s = 0..S-1, x_e * slice_s(w_e) << (p*s). While nothing has
+ * overflowed, its partial sum after slice s of step e is
+ *     P_(e-1) + x_e * W_(e,s),  P_(e-1) = sum_(e'<e) x_e' * w_e',
+ *                               W_(e,s) = sum_(s'<=s) slice_s'(w_e) << (p*s'),
+ * with W_(e,S-1) = w_e (the slices add up to the weight). So every partial
+ * sum is within
+ *     B = sum_e |x_e| |w_e| + max_e |x_e| ex_e,   ex_e = max_s |W_(e,s)|,
+ * and if B <= 2^(acc_bits-1) - 1, by induction over the additions none
+ * overflows and the PE ends with the exact sum in either overflow mode. Two
+ * upper bounds of B are tried, cheapest first:
+ *   row bound, O(1) per output from per-row and per-column maxima:
+ *     (sum_e |x_e|) * wmax_j + (max_e |x_e|) * exmax_j,
+ *     wmax_j = max_e |w_e|, exmax_j = max_e ex_e over the column's weights;
+ *   B itself, O(k_len) per output.
+ * The sums run over all list positions of the instruction: a position a
+ * group's schedule skips has x = 0 on its rows and adds nothing. Outputs that
+ * pass neither are accumulated in the hardware's order (ordered_row). */
+static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *ablk,
+                                uint64_t *ovf, qs_error *err)
+{
+    const qs_arch *a = c->arch;
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
+    const int32_t kl = (int32_t)in->k_len, Cu = (int32_t)in->n_len, n0 = (int32_t)in->n0;
+    const int32_t *klist = v->list + in->k0;
+    const int64_t accmax = ((int64_t)1 << (a->acc_bits - 1)) - 1;
+    dense_weights dw;
+    if (dense_weights_gather(c, v, n0, Cu, klist, kl, &dw))
+        return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    /* per column: wmax, exmax (and room for ordered_row and one row of
+     * results); per (column, list position): |w| and ex at wabs[j*kl + q],
+     * wex[j*kl + q] for outputs that need B */
+    int64_t *wmax = scratch(&c->aux_buf, &c->aux_cap,
+                            sizeof(int64_t) * ((size_t)5 * Cu + 1) + sizeof(int32_t) * ((size_t)2 * Cu * kl + Cu));
+    if (!wmax) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    int64_t *exmax = wmax + Cu, *part = exmax + Cu, *exq = part + Cu, *acc64 = exq + Cu;
+    int32_t *val = (int32_t *)(acc64 + Cu), *wabs = val + Cu, *wex = wabs + (size_t)Cu * kl;
+    for (int32_t j = 0; j < Cu; j++) wmax[j] = exmax[j] = 0;
+    for (int32_t q = 0; q < kl; q++) {
+        for (int32_t j = 0; j < Cu; j++) part[j] = exq[j] = 0;
+        for (int32_t s = 0; s < S; s++) {
+            const int16_t *y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+            for (int32_t j = 0; j < Cu; j++) {
+                part[j] += (int64_t)y[j] * ((int64_t)1 << (wpb * s));
+                int64_t t = part[j] < 0 ? -part[j] : part[j];
+                if (t > exq[j]) exq[j] = t;
+            }
+        }
+        for (int32_t j = 0; j < Cu; j++) {
+            int64_t t = part[j] < 0 ? -part[j] : part[j];
+            if (t > wmax[j]) wmax[j] = t;
+            if (exq[j] > exmax[j]) exmax[j] = exq[j];
+            wabs[(size_t)j * kl + q] = (int32_t)t;
+            wex[(size_t)j * kl + q] = (int32_t)exq[j];
+        }
+    }
+    int64_t wmax_all = 0;
+    for (int32_t j = 0; j < Cu; j++)
+        if (wmax[j] > wmax_all) wmax_all = wmax[j];
+
+    for (uint32_t i = 0; i < in->m_len; i++) {
+        const int32_t *row = ablk + (size_t)i * kl;
+        int64_t sx = 0, mx = 0; /* sum and max of |x| */
+        for (int32_t q = 0; q < kl; q++) {
+            int64_t x = row[q] < 0 ? -(int64_t)row[q] : row[q];
+            sx += x;
+            if (x > mx) mx = x;
+        }
+        /* every partial sum of the dense products is within sx * wmax_all:
+         * the int32 dot products are safe when that fits */
+        const int dense_ok = sx * wmax_all <= INT32_MAX;
+        if (dense_ok) dense_row(&dw, row, val);
+        int ordered = 0;
+        for (int32_t j = 0; j < Cu && !ordered; j++) {
+            if (dense_ok && sx * wmax[j] + mx * exmax[j] <= accmax) continue; /* row bound */
+            /* B and the exact sum, per output */
+            const int32_t *w = dw.w32 + (size_t)j * kl, *wa = wabs + (size_t)j * kl, *we = wex + (size_t)j * kl;
+            int64_t b = 0, bex = 0, exact = 0;
+            for (int32_t q = 0; q < kl; q++) {
+                int64_t x = row[q], ax = x < 0 ? -x : x;
+                exact += x * w[q];
+                b += ax * wa[q];
+                if (ax * we[q] > bex) bex = ax * we[q];
+            }
+            if (b + bex <= accmax) val[j] = (int32_t)exact;
+            else ordered = 1;
+        }
+        if (ordered) {
+            ordered_row(a, v, klist, kl, row, n0, Cu, acc64, ovf);
+            for (int32_t j = 0; j < Cu; j++) val[j] = (int32_t)acc64[j];
+        }
+        store_row(c, v, in, (int32_t)in->m0 + (int32_t)i, val, ovf);
+    }
+    return QS_OK;
 }
 
 /* ---- schedules ---------------------------------------------------------------- */
@@ -415,7 +615,7 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     const int32_t kl = (int32_t)in->k_len;
     int32_t *ablk = NULL, *nzk = NULL, *zrow = NULL;
     if (c->engine == QS_ENGINE_FAST) {
-        ablk = malloc(sizeof(int32_t) * ((size_t)in->m_len * (size_t)kl + 2 * (size_t)kl + 1));
+        ablk = scratch(&c->act_buf, &c->act_cap, sizeof(int32_t) * ((size_t)in->m_len * (size_t)kl + 2 * (size_t)kl + 1));
         if (!ablk) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
         nzk = ablk + (size_t)in->m_len * kl;
         zrow = nzk + kl;
@@ -508,84 +708,15 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         r->buffer_stall += (uint64_t)(tmax - tmax1);
         r->ev.sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
         if (!(in->flags & QS_GEMM_FIRST_K)) r->ev.sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
-        /* values of the fast engine for this array tile */
-        if (c->engine == QS_ENGINE_FAST && !m->overflow_free) {
-            /* The layer as a whole may overflow, but most outputs cannot: when
-             * sum |x| * sum_s |slice_s| << (p*s) fits the accumulator, no partial
-             * sum in any order leaves it, so the exact sum is the hardware's. Only
-             * the other outputs are added one slice at a time in hardware order. */
-            const int64_t accmax = ((int64_t)1 << (a->acc_bits - 1)) - 1;
-            const qs_tensor *W = &c->net->tensors[v->L->weight];
-            int32_t *xs = c->kidx; /* the row's activations along its schedule */
-            /* per (column, list position): the weight and its slice-magnitude sum,
-             * gathered once per tile (they do not depend on the row) */
-            const int32_t kl = (int32_t)in->k_len;
-            int32_t *wv = malloc(sizeof(int32_t) * (size_t)Cu * (size_t)(kl ? kl : 1));
-            int64_t *wa = malloc(sizeof(int64_t) * (size_t)Cu * (size_t)(kl ? kl : 1));
-            if (!wv || !wa) {
-                free(wv);
-                free(wa);
-                free(ablk);
-                return qs_fail(err, QS_ERR_NOMEM, "out of memory");
-            }
-            for (int32_t j = 0; j < Cu; j++) {
-                int32_t n = (int32_t)in->n0 + j;
-                const int32_t *col = &W->data[(size_t)(v->g * m->g.N + n) * (size_t)m->g.K];
-                for (int32_t q = 0; q < kl; q++) {
-                    int32_t k = v->list[in->k0 + (uint32_t)q];
-                    int64_t sum = 0;
-                    for (int32_t s2 = 0; s2 < S; s2++) {
-                        int64_t y = wslice_at(v, s2, k, n);
-                        sum += (y < 0 ? -y : y) << (wpb * s2);
-                    }
-                    wv[(size_t)j * kl + q] = col[k];
-                    wa[(size_t)j * kl + q] = sum;
-                }
-            }
-            for (int32_t i = 0; i < ru; i++) {
-                const int32_t *sched = &c->sched_all[(size_t)(i / G) * c->max_k];
-                int32_t len = c->sched_len[i / G];
-                for (int32_t e = 0; e < len; e++) xs[e] = act_at(v, mb + i, v->list[sched[e]]);
-                for (int32_t j = 0; j < Cu; j++) {
-                    int32_t n = (int32_t)in->n0 + j;
-                    const int32_t *wrow = wv + (size_t)j * kl;
-                    const int64_t *arow = wa + (size_t)j * kl;
-                    int64_t exact = 0, bound = 0;
-                    for (int32_t e = 0; e < len; e++) {
-                        int32_t q = sched[e] - (int32_t)in->k0;
-                        int64_t x = xs[e];
-                        exact += x * wrow[q];
-                        bound += (x < 0 ? -x : x) * arow[q];
-                    }
-                    int32_t acc = 0;
-                    if (bound <= accmax) {
-                        acc = (int32_t)exact;
-                    } else {
-                        for (int32_t e = 0; e < len; e++) {
-                            int32_t k = v->list[sched[e]];
-                            int32_t x = xs[e];
-                            for (int32_t s2 = 0; s2 < S; s2++) {
-                                int32_t y = wslice_at(v, s2, k, n);
-                                if (gate && (x == 0 || y == 0)) continue;
-                                int o = 0;
-                                acc = qs_acc_add(acc, ((int64_t)x * y) * ((int64_t)1 << (wpb * s2)), a->acc_bits,
-                                                 a->overflow, &o);
-                                r->ev.acc_overflows += (uint64_t)o;
-                            }
-                        }
-                    }
-                    int32_t *dst = accum_at(c, v, mb + i, n);
-                    if (in->flags & QS_GEMM_FIRST_K) *dst = acc;
-                    else accum_add(c, dst, acc, &r->ev.acc_overflows);
-                }
-            }
-            free(wv);
-            free(wa);
-        }
     }
-    if (c->engine == QS_ENGINE_FAST && m->overflow_free)
-        values_dense(c, v, in, v->list + in->k0, (int32_t)in->k_len, ablk, &r->ev.acc_overflows);
-    free(ablk);
+    /* values of the fast engine: they do not depend on the schedule (see
+     * values_checked), so the whole instruction at once */
+    if (c->engine == QS_ENGINE_FAST) {
+        qs_status st = m->overflow_free
+                           ? values_dense(c, v, in, v->list + in->k0, kl, ablk, &r->ev.acc_overflows, err)
+                           : values_checked(c, v, in, ablk, &r->ev.acc_overflows, err);
+        if (st) return st;
+    }
     r->ev.reg_bits += pairs_total * (uint64_t)(m->act_bits + wpb);
     return QS_OK;
 }
@@ -749,7 +880,7 @@ static qs_status gemm_ws(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     if (c->engine == QS_ENGINE_FAST && v->m->overflow_free) {
         qs_insn cont = *in;
         cont.flags &= (uint8_t)~QS_GEMM_FIRST_K; /* accumulators were zeroed above */
-        values_dense(c, v, &cont, v->list + in->k0, (int32_t)in->k_len, NULL, &r->ev.acc_overflows);
+        return values_dense(c, v, &cont, v->list + in->k0, (int32_t)in->k_len, NULL, &r->ev.acc_overflows, err);
     }
     return QS_OK;
 }
@@ -780,7 +911,7 @@ static qs_status gemm_is(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         for (uint32_t p = 0; p < in->k_len; p++) c->kidx[p] = (int32_t)(in->k0 + p);
         qs_insn cont = *in;
         cont.flags &= (uint8_t)~QS_GEMM_FIRST_K; /* accumulators were zeroed above */
-        values_dense(c, v, &cont, c->kidx, (int32_t)in->k_len, NULL, &r->ev.acc_overflows);
+        return values_dense(c, v, &cont, c->kidx, (int32_t)in->k_len, NULL, &r->ev.acc_overflows, err);
     }
     return QS_OK;
 }

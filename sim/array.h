@@ -34,6 +34,11 @@ typedef struct {
     uint8_t *edge_nv, *edge_ns;
     int32_t *south;
     uint8_t *south_v;
+    /* fast engine scratch that grows to the largest instruction seen (kept
+     * across instructions: allocating it per instruction costs page faults) */
+    void *act_buf;             /* OS: an instruction's activation rows */
+    void *val_buf, *aux_buf;   /* values: gathered int16 weights; bounds and ordered sums */
+    size_t act_cap, val_cap, aux_cap; /* their sizes in bytes */
     qs_pe_array **groups;      /* detailed: OS one sub-array per row group; WS/IS one */
     int32_t n_groups;
     int32_t max_k;
