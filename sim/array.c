@@ -9,6 +9,7 @@
  * overflows and values off it. tests/test_sim.c checks that they agree. */
 #include "array.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,6 +452,15 @@ static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *kli
     *ovf += o;
 }
 
+static _Atomic uint64_t paths_row_bound, paths_output_bound, paths_ordered_rows;
+
+void qs_array_value_paths(qs_value_paths *out)
+{
+    out->row_bound = atomic_load_explicit(&paths_row_bound, memory_order_relaxed);
+    out->output_bound = atomic_load_explicit(&paths_output_bound, memory_order_relaxed);
+    out->ordered_rows = atomic_load_explicit(&paths_ordered_rows, memory_order_relaxed);
+}
+
 /* Values of an OS instruction (fast engine) in a layer the compiler could not
  * prove overflow-free; ablk[i*kl + q] is activation a[m0+i][list[k0+q]].
  *
@@ -460,15 +470,19 @@ static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *kli
  * overflowed, its partial sum after slice s of step e is
  *     P_(e-1) + x_e * W_(e,s),  P_(e-1) = sum_(e'<e) x_e' * w_e',
  *                               W_(e,s) = sum_(s'<=s) slice_s'(w_e) << (p*s'),
- * with W_(e,S-1) = w_e (the slices add up to the weight). So every partial
- * sum is within
- *     B = sum_e |x_e| |w_e| + max_e |x_e| ex_e,   ex_e = max_s |W_(e,s)|,
+ * with W_(e,S-1) = w_e (the slices add up to the weight). Let
+ *     ov_e = max_s |W_(e,s)| - |w_e| >= 0
+ * be how far step e's partial products overshoot its final one (the low
+ * slices of a negative weight are unsigned: w = -1 on a 2-bit path is
+ * 3 + 3*4 + 3*16 - 1*64, partials 3, 15, 63, -1, so ov = 62). Then
+ *     |P_(e-1) + x_e * W_(e,s)| <= sum_(e'<e) |x_e'| |w_e'| + |x_e| (|w_e| + ov_e)
+ *                               <= B = sum_e |x_e| |w_e| + max_e |x_e| ov_e,
  * and if B <= 2^(acc_bits-1) - 1, by induction over the additions none
- * overflows and the PE ends with the exact sum in either overflow mode. Two
- * upper bounds of B are tried, cheapest first:
+ * overflows and the PE ends with the exact sum in either overflow mode (and
+ * with no overflow counted). Two upper bounds of B are tried, cheapest first:
  *   row bound, O(1) per output from per-row and per-column maxima:
- *     (sum_e |x_e|) * wmax_j + (max_e |x_e|) * exmax_j,
- *     wmax_j = max_e |w_e|, exmax_j = max_e ex_e over the column's weights;
+ *     (sum_e |x_e|) * wmax_j + (max_e |x_e|) * ovmax_j,
+ *     wmax_j = max_e |w_e|, ovmax_j = max_e ov_e over the column's weights;
  *   B itself, O(k_len) per output.
  * The sums run over all list positions of the instruction: a position a
  * group's schedule skips has x = 0 on its rows and adds nothing. Outputs that
@@ -485,15 +499,15 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
     dense_weights dw;
     if (dense_weights_gather(c, v, n0, Cu, klist, kl, &dw))
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-    /* per column: wmax, exmax (and room for ordered_row and one row of
-     * results); per (column, list position): |w| and ex at wabs[j*kl + q],
-     * wex[j*kl + q] for outputs that need B */
+    /* per column: wmax, ovmax (and room for ordered_row and one row of
+     * results); per (column, list position): |w| and ov at wabs[j*kl + q],
+     * wov[j*kl + q] for outputs that need B */
     int64_t *wmax = scratch(&c->aux_buf, &c->aux_cap,
                             sizeof(int64_t) * ((size_t)5 * Cu + 1) + sizeof(int32_t) * ((size_t)2 * Cu * kl + Cu));
     if (!wmax) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-    int64_t *exmax = wmax + Cu, *part = exmax + Cu, *exq = part + Cu, *acc64 = exq + Cu;
-    int32_t *val = (int32_t *)(acc64 + Cu), *wabs = val + Cu, *wex = wabs + (size_t)Cu * kl;
-    for (int32_t j = 0; j < Cu; j++) wmax[j] = exmax[j] = 0;
+    int64_t *ovmax = wmax + Cu, *part = ovmax + Cu, *exq = part + Cu, *acc64 = exq + Cu;
+    int32_t *val = (int32_t *)(acc64 + Cu), *wabs = val + Cu, *wov = wabs + (size_t)Cu * kl;
+    for (int32_t j = 0; j < Cu; j++) wmax[j] = ovmax[j] = 0;
     for (int32_t q = 0; q < kl; q++) {
         for (int32_t j = 0; j < Cu; j++) part[j] = exq[j] = 0;
         for (int32_t s = 0; s < S; s++) {
@@ -504,18 +518,19 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
                 if (t > exq[j]) exq[j] = t;
             }
         }
-        for (int32_t j = 0; j < Cu; j++) {
-            int64_t t = part[j] < 0 ? -part[j] : part[j];
+        for (int32_t j = 0; j < Cu; j++) { /* part[j] is now w, exq[j] max_s |W_(e,s)| */
+            int64_t t = part[j] < 0 ? -part[j] : part[j], ov = exq[j] - t;
             if (t > wmax[j]) wmax[j] = t;
-            if (exq[j] > exmax[j]) exmax[j] = exq[j];
+            if (ov > ovmax[j]) ovmax[j] = ov;
             wabs[(size_t)j * kl + q] = (int32_t)t;
-            wex[(size_t)j * kl + q] = (int32_t)exq[j];
+            wov[(size_t)j * kl + q] = (int32_t)ov;
         }
     }
     int64_t wmax_all = 0;
     for (int32_t j = 0; j < Cu; j++)
         if (wmax[j] > wmax_all) wmax_all = wmax[j];
 
+    uint64_t n_row = 0, n_output = 0, n_ordered = 0;
     for (uint32_t i = 0; i < in->m_len; i++) {
         const int32_t *row = ablk + (size_t)i * kl;
         int64_t sx = 0, mx = 0; /* sum and max of |x| */
@@ -528,27 +543,41 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
          * the int32 dot products are safe when that fits */
         const int dense_ok = sx * wmax_all <= INT32_MAX;
         if (dense_ok) dense_row(&dw, row, val);
-        int ordered = 0;
+        int ordered = 0, by_row = 0, by_output = 0;
         for (int32_t j = 0; j < Cu && !ordered; j++) {
-            if (dense_ok && sx * wmax[j] + mx * exmax[j] <= accmax) continue; /* row bound */
+            if (dense_ok && sx * wmax[j] + mx * ovmax[j] <= accmax) { /* row bound */
+                by_row++;
+                continue;
+            }
             /* B and the exact sum, per output */
-            const int32_t *w = dw.w32 + (size_t)j * kl, *wa = wabs + (size_t)j * kl, *we = wex + (size_t)j * kl;
-            int64_t b = 0, bex = 0, exact = 0;
+            const int32_t *w = dw.w32 + (size_t)j * kl, *wa = wabs + (size_t)j * kl, *wo = wov + (size_t)j * kl;
+            int64_t b = 0, bov = 0, exact = 0;
             for (int32_t q = 0; q < kl; q++) {
                 int64_t x = row[q], ax = x < 0 ? -x : x;
                 exact += x * w[q];
                 b += ax * wa[q];
-                if (ax * we[q] > bex) bex = ax * we[q];
+                if (ax * wo[q] > bov) bov = ax * wo[q];
             }
-            if (b + bex <= accmax) val[j] = (int32_t)exact;
-            else ordered = 1;
+            if (b + bov <= accmax) {
+                val[j] = (int32_t)exact;
+                by_output++;
+            } else {
+                ordered = 1;
+            }
         }
         if (ordered) {
             ordered_row(a, v, klist, kl, row, n0, Cu, acc64, ovf);
             for (int32_t j = 0; j < Cu; j++) val[j] = (int32_t)acc64[j];
+            n_ordered++;
+        } else {
+            n_row += (uint64_t)by_row;
+            n_output += (uint64_t)by_output;
         }
         store_row(c, v, in, (int32_t)in->m0 + (int32_t)i, val, ovf);
     }
+    atomic_fetch_add_explicit(&paths_row_bound, n_row, memory_order_relaxed);
+    atomic_fetch_add_explicit(&paths_output_bound, n_output, memory_order_relaxed);
+    atomic_fetch_add_explicit(&paths_ordered_rows, n_ordered, memory_order_relaxed);
     return QS_OK;
 }
 

@@ -61,6 +61,16 @@ void qs_array_ctx_free(qs_array_ctx *c);
 /* Execute GEMM instruction `in`: update c->accum, return timing and counts. */
 qs_status qs_array_gemm(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, qs_error *err);
 
+/* How the fast engine produced the values of OS layers that the compiler
+ * could not prove overflow-free (sim/array.c, values_checked), summed over
+ * the process: outputs given the exact sum under the row bound, outputs given
+ * it under the per-output bound, and output rows accumulated in the
+ * hardware's order. tests/test_sim.c checks that each path is exercised. */
+typedef struct {
+    uint64_t row_bound, output_bound, ordered_rows;
+} qs_value_paths;
+void qs_array_value_paths(qs_value_paths *out);
+
 /* Cycles per stream element forced by SRAM bandwidth (>= 1). */
 int32_t qs_array_stream_rate(const qs_arch *a, const qs_layer_map *m);
 
