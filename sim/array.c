@@ -66,6 +66,7 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
         if (m->g.M > max_k) max_k = m->g.M; /* WS schedules list rows m */
     }
     c->max_k = max_k;
+    c->facts.layer = -1;
     int32_t R = a->rows, C = a->cols;
     c->n_groups = (int32_t)ceil_div(R, a->skip_group);
     size_t edge = (size_t)(R > C ? R : C) + 1;
@@ -126,6 +127,7 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->act_buf);
     free(c->val_buf);
     free(c->aux_buf);
+    free(c->facts.buf);
 }
 
 /* Record one clock of PE activity at tile-relative time t (groups that run
@@ -414,6 +416,70 @@ static qs_status values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn
     return QS_OK;
 }
 
+/* ---- per-layer weight facts (fast engine, OS) -------------------------------------- */
+
+/* Facts about the weights of the instruction's layer, computed once per
+ * layer (a layer's instructions follow each other: the layer barrier), from
+ * the slices the array really multiplies:
+ *   nzk (gating on): per entry of m->list (reduction index k of block nb),
+ *     the non-zero slices s of w(k, n) over the block's columns n;
+ *   wmax, ovmax (layers not overflow_free, see values_checked): per column
+ *     g*N + n, the largest |w(k, n)| and the largest overshoot
+ *     max_s |W_(k,n,s)| - |w(k, n)| over every k.
+ * Partial slice sums W of a weight of at most 16 bits stay well inside
+ * int32 (slices are weight_path_bits <= 8 wide), so int32 arrays suffice. */
+static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view *v, int32_t layer)
+{
+    struct qs_layer_facts *f = &c->facts;
+    if (f->layer == layer) return f;
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N, C = c->arch->cols, wpb = c->arch->weight_path_bits;
+    const int need_bounds = !m->overflow_free;
+    const size_t n_list = (size_t)m->list_off[m->n_lists], cols = (size_t)m->g.groups * N;
+    f->layer = -1;
+    if (!scratch(&f->buf, &f->cap, sizeof(int32_t) * (n_list + 2 * cols + 2 * (size_t)N + 1))) return NULL;
+    f->nzk = f->buf;
+    f->wmax = f->nzk + n_list;
+    f->ovmax = f->wmax + cols;
+    int32_t *part = f->ovmax + cols, *ex = part + N;
+    if (gating(c->arch))
+        for (int32_t g = 0; g < m->g.groups; g++)
+            for (int32_t nb = 0; nb < m->blocks_per_group; nb++) {
+                const int32_t n0 = nb * C, cu = min32(C, N - n0), li = g * m->blocks_per_group + nb;
+                for (int32_t e = m->list_off[li]; e < m->list_off[li + 1]; e++) {
+                    int32_t nz = 0;
+                    for (int32_t s = 0; s < S; s++) {
+                        const int16_t *y = &m->wslice[(((size_t)g * S + s) * K + m->list[e]) * N + n0];
+                        for (int32_t j = 0; j < cu; j++) nz += y[j] != 0;
+                    }
+                    f->nzk[e] = nz;
+                }
+            }
+    if (need_bounds)
+        for (int32_t g = 0; g < m->g.groups; g++) {
+            int32_t *wmax = f->wmax + (size_t)g * N, *ovmax = f->ovmax + (size_t)g * N;
+            for (int32_t n = 0; n < N; n++) wmax[n] = ovmax[n] = 0;
+            for (int32_t k = 0; k < K; k++) {
+                for (int32_t n = 0; n < N; n++) part[n] = ex[n] = 0;
+                for (int32_t s = 0; s < S; s++) {
+                    const int16_t *y = &m->wslice[(((size_t)g * S + s) * K + k) * N];
+                    for (int32_t n = 0; n < N; n++) {
+                        part[n] += (int32_t)y[n] * (1 << (wpb * s));
+                        int32_t t = part[n] < 0 ? -part[n] : part[n];
+                        ex[n] = t > ex[n] ? t : ex[n];
+                    }
+                }
+                for (int32_t n = 0; n < N; n++) { /* part[n] = w(k, n), ex[n] = max_s |W| */
+                    int32_t t = part[n] < 0 ? -part[n] : part[n], ov = ex[n] - t;
+                    wmax[n] = t > wmax[n] ? t : wmax[n];
+                    ovmax[n] = ov > ovmax[n] ? ov : ovmax[n];
+                }
+            }
+        }
+    f->layer = layer;
+    return f;
+}
+
 /* ---- values, fast engine, OS layers that may overflow ------------------------- */
 
 /* The hardware's ordered accumulation of one output row (OS): acc[j] for the
@@ -499,33 +565,17 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
     dense_weights dw;
     if (dense_weights_gather(c, v, n0, Cu, klist, kl, &dw))
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-    /* per column: wmax, ovmax (and room for ordered_row and one row of
-     * results); per (column, list position): |w| and ov at wabs[j*kl + q],
-     * wov[j*kl + q] for outputs that need B */
-    int64_t *wmax = scratch(&c->aux_buf, &c->aux_cap,
-                            sizeof(int64_t) * ((size_t)5 * Cu + 1) + sizeof(int32_t) * ((size_t)2 * Cu * kl + Cu));
-    if (!wmax) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-    int64_t *ovmax = wmax + Cu, *part = ovmax + Cu, *exq = part + Cu, *acc64 = exq + Cu;
-    int32_t *val = (int32_t *)(acc64 + Cu), *wabs = val + Cu, *wov = wabs + (size_t)Cu * kl;
-    for (int32_t j = 0; j < Cu; j++) wmax[j] = ovmax[j] = 0;
-    for (int32_t q = 0; q < kl; q++) {
-        for (int32_t j = 0; j < Cu; j++) part[j] = exq[j] = 0;
-        for (int32_t s = 0; s < S; s++) {
-            const int16_t *y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
-            for (int32_t j = 0; j < Cu; j++) {
-                part[j] += (int64_t)y[j] * ((int64_t)1 << (wpb * s));
-                int64_t t = part[j] < 0 ? -part[j] : part[j];
-                if (t > exq[j]) exq[j] = t;
-            }
-        }
-        for (int32_t j = 0; j < Cu; j++) { /* part[j] is now w, exq[j] max_s |W_(e,s)| */
-            int64_t t = part[j] < 0 ? -part[j] : part[j], ov = exq[j] - t;
-            if (t > wmax[j]) wmax[j] = t;
-            if (ov > ovmax[j]) ovmax[j] = ov;
-            wabs[(size_t)j * kl + q] = (int32_t)t;
-            wov[(size_t)j * kl + q] = (int32_t)ov;
-        }
-    }
+    const struct qs_layer_facts *f = layer_facts(c, v, (int32_t)in->layer);
+    /* room for ordered_row and one row of results; per (column, list
+     * position), filled when an output first needs B: |w| and ov at
+     * wabs[j*kl + q], wov[j*kl + q] */
+    int64_t *acc64 = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * ((size_t)Cu + 1) +
+                                                           sizeof(int32_t) * ((size_t)2 * Cu * kl + 3 * (size_t)Cu));
+    if (!f || !acc64) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    int32_t *val = (int32_t *)(acc64 + Cu), *part = val + Cu, *exq = part + Cu, *wabs = exq + Cu;
+    int32_t *wov = wabs + (size_t)Cu * kl;
+    int have_b = 0;
+    const int32_t *wmax = f->wmax + (size_t)v->g * N + n0, *ovmax = f->ovmax + (size_t)v->g * N + n0;
     int64_t wmax_all = 0;
     for (int32_t j = 0; j < Cu; j++)
         if (wmax[j] > wmax_all) wmax_all = wmax[j];
@@ -548,6 +598,25 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
             if (dense_ok && sx * wmax[j] + mx * ovmax[j] <= accmax) { /* row bound */
                 by_row++;
                 continue;
+            }
+            if (!have_b) { /* |w| and ov of the instruction's weights (see layer_facts) */
+                for (int32_t q = 0; q < kl; q++) {
+                    for (int32_t jj = 0; jj < Cu; jj++) part[jj] = exq[jj] = 0;
+                    for (int32_t s = 0; s < S; s++) {
+                        const int16_t *y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+                        for (int32_t jj = 0; jj < Cu; jj++) {
+                            part[jj] += (int32_t)y[jj] * (1 << (wpb * s));
+                            int32_t t = part[jj] < 0 ? -part[jj] : part[jj];
+                            exq[jj] = t > exq[jj] ? t : exq[jj];
+                        }
+                    }
+                    for (int32_t jj = 0; jj < Cu; jj++) {
+                        int32_t t = part[jj] < 0 ? -part[jj] : part[jj];
+                        wabs[(size_t)jj * kl + q] = t;
+                        wov[(size_t)jj * kl + q] = exq[jj] - t;
+                    }
+                }
+                have_b = 1;
             }
             /* B and the exact sum, per output */
             const int32_t *w = dw.w32 + (size_t)j * kl, *wa = wabs + (size_t)j * kl, *wo = wov + (size_t)j * kl;
@@ -642,12 +711,12 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
      * schedule, the gating counts and the values; per list position the
      * non-zero weight slices of the Cu columns */
     const int32_t kl = (int32_t)in->k_len;
-    int32_t *ablk = NULL, *nzk = NULL, *zrow = NULL;
+    int32_t *ablk = NULL, *zrow = NULL;
+    const int32_t *nzk = NULL;
     if (c->engine == QS_ENGINE_FAST) {
         ablk = scratch(&c->act_buf, &c->act_cap, sizeof(int32_t) * ((size_t)in->m_len * (size_t)kl + 2 * (size_t)kl + 1));
         if (!ablk) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-        nzk = ablk + (size_t)in->m_len * kl;
-        zrow = nzk + kl;
+        zrow = ablk + (size_t)in->m_len * kl + kl;
         act_rows ar;
         if (act_rows_init(&ar, v, v->list + in->k0, kl) == 0) {
             for (uint32_t i = 0; i < in->m_len; i++) act_rows_get(&ar, (int32_t)(in->m0 + i), ablk + (size_t)i * kl);
@@ -656,13 +725,25 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             for (uint32_t i = 0; i < in->m_len; i++)
                 for (int32_t q = 0; q < kl; q++) ablk[(size_t)i * kl + q] = act_at(v, (int32_t)(in->m0 + i), v->list[in->k0 + q]);
         }
-        if (gate)
-            for (int32_t q = 0; q < kl; q++) {
-                int32_t nz = 0, k = v->list[in->k0 + q];
-                for (int32_t s = 0; s < S; s++)
-                    for (int32_t j = 0; j < Cu; j++) nz += wslice_at(v, s, k, (int32_t)in->n0 + j) != 0;
-                nzk[q] = nz;
+        if (gate) {
+            /* the layer's counts cover whole n-blocks, as the compiler emits them */
+            const struct qs_layer_facts *f = NULL;
+            int32_t nb = (int32_t)in->n0 / a->cols;
+            if ((int32_t)in->n0 == nb * a->cols && Cu == min32(a->cols, m->g.N - (int32_t)in->n0))
+                f = layer_facts(c, v, (int32_t)in->layer);
+            if (f) {
+                nzk = f->nzk + (v->list - m->list) + in->k0;
+            } else {
+                int32_t *cnt = ablk + (size_t)in->m_len * kl;
+                for (int32_t q = 0; q < kl; q++) {
+                    int32_t nz = 0, k = v->list[in->k0 + q];
+                    for (int32_t s = 0; s < S; s++)
+                        for (int32_t j = 0; j < Cu; j++) nz += wslice_at(v, s, k, (int32_t)in->n0 + j) != 0;
+                    cnt[q] = nz;
+                }
+                nzk = cnt;
             }
+        }
     }
 
     for (int32_t mb = (int32_t)in->m0; mb < (int32_t)(in->m0 + in->m_len); mb += R) {

@@ -39,6 +39,16 @@ typedef struct {
     void *act_buf;             /* OS: an instruction's activation rows */
     void *val_buf, *aux_buf;   /* values: gathered int16 weights; bounds and ordered sums */
     size_t act_cap, val_cap, aux_cap; /* their sizes in bytes */
+    /* fast engine, OS: facts about the current layer's weights that every
+     * instruction of the layer needs, computed when its first one runs */
+    struct qs_layer_facts {
+        int32_t layer;         /* whose facts these are; -1: none yet */
+        int32_t *nzk;          /* per entry of the layer's list: non-zero weight slices across its n-block */
+        int32_t *wmax, *ovmax; /* layers not overflow_free, per output column g*N + n: max |w| and max
+                                * overshoot of the partial slice sums beyond |w|, over all k */
+        void *buf;
+        size_t cap;
+    } facts;
     qs_pe_array **groups;      /* detailed: OS one sub-array per row group; WS/IS one */
     int32_t n_groups;
     int32_t max_k;
