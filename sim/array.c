@@ -9,6 +9,7 @@
  * overflows and values off it. tests/test_sim.c checks that they agree. */
 #include "array.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,7 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
         if (m->g.M > max_k) max_k = m->g.M; /* WS schedules list rows m */
     }
     c->max_k = max_k;
+    c->facts.layer = -1;
     int32_t R = a->rows, C = a->cols;
     c->n_groups = (int32_t)ceil_div(R, lockstep_group(a));
     size_t edge = (size_t)(R > C ? R : C) + 1;
@@ -132,6 +134,10 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->south);
     free(c->south_v);
     free(c->log);
+    free(c->act_buf);
+    free(c->val_buf);
+    free(c->aux_buf);
+    free(c->facts.buf);
 }
 
 /* Record one clock of PE activity at tile-relative time t (groups that run
@@ -296,34 +302,114 @@ static int32_t dot_i16(const int16_t *restrict a, const int16_t *restrict b, int
 
 static int fits_i16(int32_t x) { return x >= INT16_MIN && x <= INT16_MAX; }
 
-/* Dense dot products over reduction indices kidx[0..len): exact because the
- * compiler proved no partial sum can leave acc_bits (overflow_free), so any
- * summation order gives the hardware's answer. Skipped steps are zero
- * products and change nothing. ablk, when given, holds the activation rows
- * a[m0+i][kidx[p]] at ablk[i*len + p]. Operands that fit int16 (all but
- * 16-bit unsigned activations) take vectorized int16 dot products. */
-static void values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *kidx, int32_t len,
-                         const int32_t *ablk, uint64_t *ovf)
+/* Grow-only scratch: *buf holds at least `bytes` afterwards (old contents
+ * lost); NULL when out of memory. */
+static void *scratch(void **buf, size_t *cap, size_t bytes)
+{
+    if (bytes > *cap) {
+        free(*buf);
+        *cap = 0;
+        size_t want = bytes + bytes / 4;  /* room to grow before the next reallocation */
+        *buf = malloc(want);
+        if (!*buf) return NULL;
+        *cap = want;
+    }
+    return *buf;
+}
+
+/* The weights of columns n0 + j (j < nl) of the instruction at reduction
+ * indices kidx[0..len), gathered once per instruction for dense dot products:
+ * w32[j*len + p] always; w16[j*lp + p] (lp = len rounded up to 16, zero
+ * tail) when every weight fits int16, else w16 = NULL. a16 is room for one
+ * activation row of lp int16 with a zero tail. */
+typedef struct {
+    int32_t nl, len, lp;
+    const int32_t *w32;
+    const int16_t *w16;
+    int16_t *a16;
+} dense_weights;
+
+static int dense_weights_gather(qs_array_ctx *c, const gemm_view *v, int32_t n0, int32_t nl, const int32_t *kidx,
+                                int32_t len, dense_weights *dw)
 {
     const qs_tensor *W = &c->net->tensors[v->L->weight];
     const qs_layer_map *m = v->m;
-    const int32_t nl = (int32_t)in->n_len, lp = (len + 15) & ~15; /* lp: padded with zero products */
-    int32_t *wt = c->tile_acc;  /* [n][p] gathered weights */
-    int32_t *a = c->sched;      /* gathered activations of one row */
+    const int32_t lp = (len + 15) & ~15;
+    int32_t *wt = c->tile_acc;
     int wfit = 1;
     for (int32_t j = 0; j < nl; j++) {
-        const int32_t *col = &W->data[(size_t)(v->g * m->g.N + (int32_t)in->n0 + j) * (size_t)m->g.K];
+        const int32_t *col = &W->data[(size_t)(v->g * m->g.N + n0 + j) * (size_t)m->g.K];
         for (int32_t p = 0; p < len; p++) {
             int32_t w = col[kidx[p]];
             wt[(size_t)j * len + p] = w;
             wfit &= fits_i16(w);
         }
     }
-    int16_t *w16 = wfit ? calloc((size_t)(nl + 1) * (size_t)lp + 1, sizeof *w16) : NULL;
-    int16_t *a16 = w16 ? w16 + (size_t)nl * lp : NULL;   /* one row, zero tail */
-    if (w16)
-        for (int32_t j = 0; j < nl; j++)
-            for (int32_t p = 0; p < len; p++) w16[(size_t)j * lp + p] = (int16_t)wt[(size_t)j * len + p];
+    int16_t *w16 = scratch(&c->val_buf, &c->val_cap, sizeof(int16_t) * ((size_t)(nl + 1) * (size_t)lp + 16));
+    if (!w16) return -1;
+    *dw = (dense_weights){nl, len, lp, wt, wfit ? w16 : NULL, w16 + (size_t)nl * lp};
+    if (wfit)
+        for (int32_t j = 0; j < nl; j++) {
+            int16_t *dst = &w16[(size_t)j * lp];
+            for (int32_t p = 0; p < len; p++) dst[p] = (int16_t)wt[(size_t)j * len + p];
+            for (int32_t p = len; p < lp; p++) dst[p] = 0;
+        }
+    for (int32_t p = len; p < lp; p++) dw->a16[p] = 0;
+    return 0;
+}
+
+/* s[j] = sum_p row[p] * w[j][p] for every column j. The caller guarantees
+ * that no partial sum of these products, in any order, leaves int32. Rows
+ * and weights that fit int16 (all but 16-bit unsigned operands) take the
+ * vectorized int16 dot products. */
+static void dense_row(const dense_weights *dw, const int32_t *restrict row, int32_t *s)
+{
+    const int32_t nl = dw->nl, len = dw->len, lp = dw->lp;
+    int fit = dw->w16 != NULL;
+    if (fit)
+        for (int32_t p = 0; p < len; p++) {
+            dw->a16[p] = (int16_t)row[p];
+            fit &= fits_i16(row[p]);
+        }
+    int32_t j = 0;
+    if (fit) {
+        for (; j + 4 <= nl; j += 4) dot4_i16(dw->a16, &dw->w16[(size_t)j * lp], lp, &s[j]);
+        for (; j < nl; j++) s[j] = dot_i16(dw->a16, &dw->w16[(size_t)j * lp], lp);
+        return;
+    }
+    for (; j < nl; j++) {
+        const int32_t *restrict w = &dw->w32[(size_t)j * len];
+        int32_t t = 0;
+        for (int32_t p = 0; p < len; p++) t += row[p] * w[p];
+        s[j] = t;
+    }
+}
+
+/* Write an array tile's result for output (mm, n0 + j): the first k-chunk
+ * sets the accumulator buffer, later ones add into it (acc_bits arithmetic). */
+static void store_row(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, int32_t mm, const int32_t *val,
+                      uint64_t *ovf)
+{
+    int32_t *acc = accum_at(c, v, mm, (int32_t)in->n0);
+    for (int32_t j = 0; j < (int32_t)in->n_len; j++) {
+        if (in->flags & QS_GEMM_FIRST_K) acc[j] = val[j];
+        else accum_add(c, &acc[j], val[j], ovf);
+    }
+}
+
+/* Dense dot products over reduction indices kidx[0..len): exact because the
+ * compiler proved no partial sum can leave acc_bits (overflow_free), so any
+ * summation order gives the hardware's answer (and no int32 sum overflows).
+ * Skipped steps are zero products and change nothing. ablk, when given, holds
+ * the activation rows a[m0+i][kidx[p]] at ablk[i*len + p]. */
+static qs_status values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *kidx,
+                              int32_t len, const int32_t *ablk, uint64_t *ovf, qs_error *err)
+{
+    dense_weights dw;
+    if (dense_weights_gather(c, v, (int32_t)in->n0, (int32_t)in->n_len, kidx, len, &dw))
+        return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    int32_t *a = c->sched;                                    /* one gathered row */
+    int32_t *val = c->tile_acc + (size_t)in->n_len * len;     /* one row of results */
     act_rows ar;
     const int have_rows = ablk || act_rows_init(&ar, v, kidx, len) == 0;
     for (uint32_t i = 0; i < in->m_len; i++) {
@@ -333,33 +419,245 @@ static void values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         else if (have_rows) act_rows_get(&ar, mm, a);
         else
             for (int32_t p = 0; p < len; p++) a[p] = act_at(v, mm, kidx[p]);
-        int fit = w16 != NULL;
-        if (fit)
-            for (int32_t p = 0; p < len; p++) {
-                a16[p] = (int16_t)row[p];
-                fit &= fits_i16(row[p]);
+        dense_row(&dw, row, val);
+        store_row(c, v, in, mm, val, ovf);
+    }
+    if (!ablk && have_rows) act_rows_free(&ar);
+    return QS_OK;
+}
+
+/* ---- per-layer weight facts (fast engine, OS) -------------------------------------- */
+
+/* Facts about the weights of the instruction's layer, computed once per
+ * layer (a layer's instructions follow each other: the layer barrier), from
+ * the slices the array really multiplies:
+ *   nzk (gating on): per entry of m->list (reduction index k of block nb),
+ *     the non-zero slices s of w(k, n) over the block's columns n;
+ *   wmax, ovmax (layers not overflow_free, see values_checked): per column
+ *     g*N + n, the largest |w(k, n)| and the largest overshoot
+ *     max_s |W_(k,n,s)| - |w(k, n)| over every k.
+ * Partial slice sums W of a weight of at most 16 bits stay well inside
+ * int32 (slices are weight_path_bits <= 8 wide), so int32 arrays suffice. */
+static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view *v, int32_t layer)
+{
+    struct qs_layer_facts *f = &c->facts;
+    if (f->layer == layer) return f;
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N, C = c->arch->cols, wpb = c->arch->weight_path_bits;
+    const int need_bounds = !m->overflow_free;
+    const size_t n_list = (size_t)m->list_off[m->n_lists], cols = (size_t)m->g.groups * N;
+    f->layer = -1;
+    if (!scratch(&f->buf, &f->cap, sizeof(int32_t) * (n_list + 2 * cols + 2 * (size_t)N + 1))) return NULL;
+    f->nzk = f->buf;
+    f->wmax = f->nzk + n_list;
+    f->ovmax = f->wmax + cols;
+    int32_t *part = f->ovmax + cols, *ex = part + N;
+    if (gating(c->arch))
+        for (int32_t g = 0; g < m->g.groups; g++)
+            for (int32_t nb = 0; nb < m->blocks_per_group; nb++) {
+                const int32_t n0 = nb * C, cu = min32(C, N - n0), li = g * m->blocks_per_group + nb;
+                for (int32_t e = m->list_off[li]; e < m->list_off[li + 1]; e++) {
+                    int32_t nz = 0;
+                    for (int32_t s = 0; s < S; s++) {
+                        const int16_t *y = &m->wslice[(((size_t)g * S + s) * K + m->list[e]) * N + n0];
+                        for (int32_t j = 0; j < cu; j++) nz += y[j] != 0;
+                    }
+                    f->nzk[e] = nz;
+                }
             }
-        int32_t *acc = accum_at(c, v, mm, (int32_t)in->n0);
-        for (int32_t j = 0; j < nl;) {
-            int32_t s[4], cnt = 1;
-            if (fit && j + 4 <= nl) {
-                dot4_i16(a16, &w16[(size_t)j * lp], lp, s);
-                cnt = 4;
-            } else if (fit) {
-                s[0] = dot_i16(a16, &w16[(size_t)j * lp], lp);
-            } else {
-                const int32_t *w = &wt[(size_t)j * len];
-                s[0] = 0;
-                for (int32_t p = 0; p < len; p++) s[0] += row[p] * w[p];
+    if (need_bounds)
+        for (int32_t g = 0; g < m->g.groups; g++) {
+            int32_t *wmax = f->wmax + (size_t)g * N, *ovmax = f->ovmax + (size_t)g * N;
+            for (int32_t n = 0; n < N; n++) wmax[n] = ovmax[n] = 0;
+            for (int32_t k = 0; k < K; k++) {
+                for (int32_t n = 0; n < N; n++) part[n] = ex[n] = 0;
+                for (int32_t s = 0; s < S; s++) {
+                    const int16_t *y = &m->wslice[(((size_t)g * S + s) * K + k) * N];
+                    for (int32_t n = 0; n < N; n++) {
+                        part[n] += (int32_t)y[n] * (1 << (wpb * s));
+                        int32_t t = part[n] < 0 ? -part[n] : part[n];
+                        ex[n] = t > ex[n] ? t : ex[n];
+                    }
+                }
+                for (int32_t n = 0; n < N; n++) { /* part[n] = w(k, n), ex[n] = max_s |W| */
+                    int32_t t = part[n] < 0 ? -part[n] : part[n], ov = ex[n] - t;
+                    wmax[n] = t > wmax[n] ? t : wmax[n];
+                    ovmax[n] = ov > ovmax[n] ? ov : ovmax[n];
+                }
             }
-            for (int32_t q = 0; q < cnt; q++, j++) {
-                if (in->flags & QS_GEMM_FIRST_K) acc[j] = s[q];
-                else accum_add(c, &acc[j], s[q], ovf);
+        }
+    f->layer = layer;
+    return f;
+}
+
+/* ---- values, fast engine, OS layers that may overflow ------------------------- */
+
+/* The hardware's ordered accumulation of one output row (OS): acc[j] for the
+ * PE of column n0 + j, j < Cu, starting from 0, adding for list positions
+ * q = 0..kl-1 (reduction index klist[q], activation row[q]) and slices
+ * s = 0..S-1 the product row[q] * slice_s << (p*s) in acc_bits arithmetic;
+ * counts the additions that overflow. A skipped step (x = 0 on every lane of
+ * the group) and a gated product (a zero operand) add 0, which leaves an
+ * in-range accumulator unchanged and never overflows, so visiting every list
+ * position and adding zero products is the same as following the schedule.
+ * Columns side by side so that the inner loop vectorizes. */
+static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl, const int32_t *row,
+                        int32_t n0, int32_t Cu, int64_t *restrict acc, uint64_t *ovf)
+{
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
+    const int64_t lo = -((int64_t)1 << (a->acc_bits - 1)), hi = -lo - 1;
+    const uint64_t mask = ((uint64_t)1 << a->acc_bits) - 1;
+    const int wrap = a->overflow != QS_OVF_SATURATE;
+    uint64_t o = 0;
+    for (int32_t j = 0; j < Cu; j++) acc[j] = 0;
+    for (int32_t q = 0; q < kl; q++) {
+        if (row[q] == 0) continue;
+        for (int32_t s = 0; s < S; s++) {
+            const int16_t *restrict y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+            const int64_t xs = (int64_t)row[q] * ((int64_t)1 << (wpb * s));
+            for (int32_t j = 0; j < Cu; j++) {
+                int64_t t = acc[j] + xs * y[j];
+                int out = t < lo || t > hi;
+                o += (uint64_t)out;
+                /* wrap: the value in [lo, hi] congruent to t modulo 2^acc_bits */
+                acc[j] = wrap ? lo + (int64_t)((uint64_t)(t - lo) & mask) : t < lo ? lo : t > hi ? hi : t;
             }
         }
     }
-    if (!ablk && have_rows) act_rows_free(&ar);
-    free(w16);
+    *ovf += o;
+}
+
+static _Atomic uint64_t paths_row_bound, paths_output_bound, paths_ordered_rows;
+
+void qs_array_value_paths(qs_value_paths *out)
+{
+    out->row_bound = atomic_load_explicit(&paths_row_bound, memory_order_relaxed);
+    out->output_bound = atomic_load_explicit(&paths_output_bound, memory_order_relaxed);
+    out->ordered_rows = atomic_load_explicit(&paths_ordered_rows, memory_order_relaxed);
+}
+
+/* Values of an OS instruction (fast engine) in a layer the compiler could not
+ * prove overflow-free; ablk[i*kl + q] is activation a[m0+i][list[k0+q]].
+ *
+ * Why most outputs still take the exact sum: PE (i, j) starts the tile at 0
+ * and adds, for the surviving steps e in list order and within a step for
+ * slices s = 0..S-1, x_e * slice_s(w_e) << (p*s). While nothing has
+ * overflowed, its partial sum after slice s of step e is
+ *     P_(e-1) + x_e * W_(e,s),  P_(e-1) = sum_(e'<e) x_e' * w_e',
+ *                               W_(e,s) = sum_(s'<=s) slice_s'(w_e) << (p*s'),
+ * with W_(e,S-1) = w_e (the slices add up to the weight). Let
+ *     ov_e = max_s |W_(e,s)| - |w_e| >= 0
+ * be how far step e's partial products overshoot its final one (the low
+ * slices of a negative weight are unsigned: w = -1 on a 2-bit path is
+ * 3 + 3*4 + 3*16 - 1*64, partials 3, 15, 63, -1, so ov = 62). Then
+ *     |P_(e-1) + x_e * W_(e,s)| <= sum_(e'<e) |x_e'| |w_e'| + |x_e| (|w_e| + ov_e)
+ *                               <= B = sum_e |x_e| |w_e| + max_e |x_e| ov_e,
+ * and if B <= 2^(acc_bits-1) - 1, by induction over the additions none
+ * overflows and the PE ends with the exact sum in either overflow mode (and
+ * with no overflow counted). Two upper bounds of B are tried, cheapest first:
+ *   row bound, O(1) per output from per-row and per-column maxima:
+ *     (sum_e |x_e|) * wmax_j + (max_e |x_e|) * ovmax_j,
+ *     wmax_j = max_e |w_e|, ovmax_j = max_e ov_e over the column's weights;
+ *   B itself, O(k_len) per output.
+ * The sums run over all list positions of the instruction: a position a
+ * group's schedule skips has x = 0 on its rows and adds nothing. Outputs that
+ * pass neither are accumulated in the hardware's order (ordered_row). */
+static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *ablk,
+                                uint64_t *ovf, qs_error *err)
+{
+    const qs_arch *a = c->arch;
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
+    const int32_t kl = (int32_t)in->k_len, Cu = (int32_t)in->n_len, n0 = (int32_t)in->n0;
+    const int32_t *klist = v->list + in->k0;
+    const int64_t accmax = ((int64_t)1 << (a->acc_bits - 1)) - 1;
+    dense_weights dw;
+    if (dense_weights_gather(c, v, n0, Cu, klist, kl, &dw))
+        return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    const struct qs_layer_facts *f = layer_facts(c, v, (int32_t)in->layer);
+    /* room for ordered_row and one row of results; per (column, list
+     * position), filled when an output first needs B: |w| and ov at
+     * wabs[j*kl + q], wov[j*kl + q] */
+    int64_t *acc64 = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * ((size_t)Cu + 1) +
+                                                           sizeof(int32_t) * ((size_t)2 * Cu * kl + 3 * (size_t)Cu));
+    if (!f || !acc64) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    int32_t *val = (int32_t *)(acc64 + Cu), *part = val + Cu, *exq = part + Cu, *wabs = exq + Cu;
+    int32_t *wov = wabs + (size_t)Cu * kl;
+    int have_b = 0;
+    const int32_t *wmax = f->wmax + (size_t)v->g * N + n0, *ovmax = f->ovmax + (size_t)v->g * N + n0;
+    int64_t wmax_all = 0;
+    for (int32_t j = 0; j < Cu; j++)
+        if (wmax[j] > wmax_all) wmax_all = wmax[j];
+
+    uint64_t n_row = 0, n_output = 0, n_ordered = 0;
+    for (uint32_t i = 0; i < in->m_len; i++) {
+        const int32_t *row = ablk + (size_t)i * kl;
+        int64_t sx = 0, mx = 0; /* sum and max of |x| */
+        for (int32_t q = 0; q < kl; q++) {
+            int64_t x = row[q] < 0 ? -(int64_t)row[q] : row[q];
+            sx += x;
+            if (x > mx) mx = x;
+        }
+        /* every partial sum of the dense products is within sx * wmax_all:
+         * the int32 dot products are safe when that fits */
+        const int dense_ok = sx * wmax_all <= INT32_MAX;
+        if (dense_ok) dense_row(&dw, row, val);
+        int ordered = 0, by_row = 0, by_output = 0;
+        for (int32_t j = 0; j < Cu && !ordered; j++) {
+            if (dense_ok && sx * wmax[j] + mx * ovmax[j] <= accmax) { /* row bound */
+                by_row++;
+                continue;
+            }
+            if (!have_b) { /* |w| and ov of the instruction's weights (see layer_facts) */
+                for (int32_t q = 0; q < kl; q++) {
+                    for (int32_t jj = 0; jj < Cu; jj++) part[jj] = exq[jj] = 0;
+                    for (int32_t s = 0; s < S; s++) {
+                        const int16_t *y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+                        for (int32_t jj = 0; jj < Cu; jj++) {
+                            part[jj] += (int32_t)y[jj] * (1 << (wpb * s));
+                            int32_t t = part[jj] < 0 ? -part[jj] : part[jj];
+                            exq[jj] = t > exq[jj] ? t : exq[jj];
+                        }
+                    }
+                    for (int32_t jj = 0; jj < Cu; jj++) {
+                        int32_t t = part[jj] < 0 ? -part[jj] : part[jj];
+                        wabs[(size_t)jj * kl + q] = t;
+                        wov[(size_t)jj * kl + q] = exq[jj] - t;
+                    }
+                }
+                have_b = 1;
+            }
+            /* B and the exact sum, per output */
+            const int32_t *w = dw.w32 + (size_t)j * kl, *wa = wabs + (size_t)j * kl, *wo = wov + (size_t)j * kl;
+            int64_t b = 0, bov = 0, exact = 0;
+            for (int32_t q = 0; q < kl; q++) {
+                int64_t x = row[q], ax = x < 0 ? -x : x;
+                exact += x * w[q];
+                b += ax * wa[q];
+                if (ax * wo[q] > bov) bov = ax * wo[q];
+            }
+            if (b + bov <= accmax) {
+                val[j] = (int32_t)exact;
+                by_output++;
+            } else {
+                ordered = 1;
+            }
+        }
+        if (ordered) {
+            ordered_row(a, v, klist, kl, row, n0, Cu, acc64, ovf);
+            for (int32_t j = 0; j < Cu; j++) val[j] = (int32_t)acc64[j];
+            n_ordered++;
+        } else {
+            n_row += (uint64_t)by_row;
+            n_output += (uint64_t)by_output;
+        }
+        store_row(c, v, in, (int32_t)in->m0 + (int32_t)i, val, ovf);
+    }
+    atomic_fetch_add_explicit(&paths_row_bound, n_row, memory_order_relaxed);
+    atomic_fetch_add_explicit(&paths_output_bound, n_output, memory_order_relaxed);
+    atomic_fetch_add_explicit(&paths_ordered_rows, n_ordered, memory_order_relaxed);
+    return QS_OK;
 }
 
 /* ---- schedules ---------------------------------------------------------------- */
@@ -424,12 +722,12 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
      * schedule, the gating counts and the values; per list position the
      * non-zero weight slices of the Cu columns */
     const int32_t kl = (int32_t)in->k_len;
-    int32_t *ablk = NULL, *nzk = NULL, *zrow = NULL;
+    int32_t *ablk = NULL, *zrow = NULL;
+    const int32_t *nzk = NULL;
     if (c->engine == QS_ENGINE_FAST) {
-        ablk = malloc(sizeof(int32_t) * ((size_t)in->m_len * (size_t)kl + 2 * (size_t)kl + 1));
+        ablk = scratch(&c->act_buf, &c->act_cap, sizeof(int32_t) * ((size_t)in->m_len * (size_t)kl + 2 * (size_t)kl + 1));
         if (!ablk) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-        nzk = ablk + (size_t)in->m_len * kl;
-        zrow = nzk + kl;
+        zrow = ablk + (size_t)in->m_len * kl + kl;
         act_rows ar;
         if (act_rows_init(&ar, v, v->list + in->k0, kl) == 0) {
             for (uint32_t i = 0; i < in->m_len; i++) act_rows_get(&ar, (int32_t)(in->m0 + i), ablk + (size_t)i * kl);
@@ -438,13 +736,25 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             for (uint32_t i = 0; i < in->m_len; i++)
                 for (int32_t q = 0; q < kl; q++) ablk[(size_t)i * kl + q] = act_at(v, (int32_t)(in->m0 + i), v->list[in->k0 + q]);
         }
-        if (gate)
-            for (int32_t q = 0; q < kl; q++) {
-                int32_t nz = 0, k = v->list[in->k0 + q];
-                for (int32_t s = 0; s < S; s++)
-                    for (int32_t j = 0; j < Cu; j++) nz += wslice_at(v, s, k, (int32_t)in->n0 + j) != 0;
-                nzk[q] = nz;
+        if (gate) {
+            /* the layer's counts cover whole n-blocks, as the compiler emits them */
+            const struct qs_layer_facts *f = NULL;
+            int32_t nb = (int32_t)in->n0 / a->cols;
+            if ((int32_t)in->n0 == nb * a->cols && Cu == min32(a->cols, m->g.N - (int32_t)in->n0))
+                f = layer_facts(c, v, (int32_t)in->layer);
+            if (f) {
+                nzk = f->nzk + (v->list - m->list) + in->k0;
+            } else {
+                int32_t *cnt = ablk + (size_t)in->m_len * kl;
+                for (int32_t q = 0; q < kl; q++) {
+                    int32_t nz = 0, k = v->list[in->k0 + q];
+                    for (int32_t s = 0; s < S; s++)
+                        for (int32_t j = 0; j < Cu; j++) nz += wslice_at(v, s, k, (int32_t)in->n0 + j) != 0;
+                    cnt[q] = nz;
+                }
+                nzk = cnt;
             }
+        }
     }
 
     for (int32_t mb = (int32_t)in->m0; mb < (int32_t)(in->m0 + in->m_len); mb += R) {
@@ -534,84 +844,15 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         }
         r->ev.sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
         if (!(in->flags & QS_GEMM_FIRST_K)) r->ev.sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
-        /* values of the fast engine for this array tile */
-        if (c->engine == QS_ENGINE_FAST && !m->overflow_free) {
-            /* The layer as a whole may overflow, but most outputs cannot: when
-             * sum |x| * sum_s |slice_s| << (p*s) fits the accumulator, no partial
-             * sum in any order leaves it, so the exact sum is the hardware's. Only
-             * the other outputs are added one slice at a time in hardware order. */
-            const int64_t accmax = ((int64_t)1 << (a->acc_bits - 1)) - 1;
-            const qs_tensor *W = &c->net->tensors[v->L->weight];
-            int32_t *xs = c->kidx; /* the row's activations along its schedule */
-            /* per (column, list position): the weight and its slice-magnitude sum,
-             * gathered once per tile (they do not depend on the row) */
-            const int32_t kl = (int32_t)in->k_len;
-            int32_t *wv = malloc(sizeof(int32_t) * (size_t)Cu * (size_t)(kl ? kl : 1));
-            int64_t *wa = malloc(sizeof(int64_t) * (size_t)Cu * (size_t)(kl ? kl : 1));
-            if (!wv || !wa) {
-                free(wv);
-                free(wa);
-                free(ablk);
-                return qs_fail(err, QS_ERR_NOMEM, "out of memory");
-            }
-            for (int32_t j = 0; j < Cu; j++) {
-                int32_t n = (int32_t)in->n0 + j;
-                const int32_t *col = &W->data[(size_t)(v->g * m->g.N + n) * (size_t)m->g.K];
-                for (int32_t q = 0; q < kl; q++) {
-                    int32_t k = v->list[in->k0 + (uint32_t)q];
-                    int64_t sum = 0;
-                    for (int32_t s2 = 0; s2 < S; s2++) {
-                        int64_t y = wslice_at(v, s2, k, n);
-                        sum += (y < 0 ? -y : y) << (wpb * s2);
-                    }
-                    wv[(size_t)j * kl + q] = col[k];
-                    wa[(size_t)j * kl + q] = sum;
-                }
-            }
-            for (int32_t i = 0; i < ru; i++) {
-                const int32_t *sched = &c->sched_all[(size_t)(i / G) * c->max_k];
-                int32_t len = c->sched_len[i / G];
-                for (int32_t e = 0; e < len; e++) xs[e] = act_at(v, mb + i, v->list[sched[e]]);
-                for (int32_t j = 0; j < Cu; j++) {
-                    int32_t n = (int32_t)in->n0 + j;
-                    const int32_t *wrow = wv + (size_t)j * kl;
-                    const int64_t *arow = wa + (size_t)j * kl;
-                    int64_t exact = 0, bound = 0;
-                    for (int32_t e = 0; e < len; e++) {
-                        int32_t q = sched[e] - (int32_t)in->k0;
-                        int64_t x = xs[e];
-                        exact += x * wrow[q];
-                        bound += (x < 0 ? -x : x) * arow[q];
-                    }
-                    int32_t acc = 0;
-                    if (bound <= accmax) {
-                        acc = (int32_t)exact;
-                    } else {
-                        for (int32_t e = 0; e < len; e++) {
-                            int32_t k = v->list[sched[e]];
-                            int32_t x = xs[e];
-                            for (int32_t s2 = 0; s2 < S; s2++) {
-                                int32_t y = wslice_at(v, s2, k, n);
-                                if (gate && (x == 0 || y == 0)) continue;
-                                int o = 0;
-                                acc = qs_acc_add(acc, ((int64_t)x * y) * ((int64_t)1 << (wpb * s2)), a->acc_bits,
-                                                 a->overflow, &o);
-                                r->ev.acc_overflows += (uint64_t)o;
-                            }
-                        }
-                    }
-                    int32_t *dst = accum_at(c, v, mb + i, n);
-                    if (in->flags & QS_GEMM_FIRST_K) *dst = acc;
-                    else accum_add(c, dst, acc, &r->ev.acc_overflows);
-                }
-            }
-            free(wv);
-            free(wa);
-        }
     }
-    if (c->engine == QS_ENGINE_FAST && m->overflow_free)
-        values_dense(c, v, in, v->list + in->k0, (int32_t)in->k_len, ablk, &r->ev.acc_overflows);
-    free(ablk);
+    /* values of the fast engine: they do not depend on the schedule (see
+     * values_checked), so the whole instruction at once */
+    if (c->engine == QS_ENGINE_FAST) {
+        qs_status st = m->overflow_free
+                           ? values_dense(c, v, in, v->list + in->k0, kl, ablk, &r->ev.acc_overflows, err)
+                           : values_checked(c, v, in, ablk, &r->ev.acc_overflows, err);
+        if (st) return st;
+    }
     r->ev.reg_bits += pairs_total * (uint64_t)(m->act_bits + wpb);
     return QS_OK;
 }
@@ -789,7 +1030,7 @@ static qs_status gemm_ws(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     if (c->engine == QS_ENGINE_FAST && v->m->overflow_free) {
         qs_insn cont = *in;
         cont.flags &= (uint8_t)~QS_GEMM_FIRST_K; /* accumulators were zeroed above */
-        values_dense(c, v, &cont, v->list + in->k0, (int32_t)in->k_len, NULL, &r->ev.acc_overflows);
+        return values_dense(c, v, &cont, v->list + in->k0, (int32_t)in->k_len, NULL, &r->ev.acc_overflows, err);
     }
     return QS_OK;
 }
@@ -824,7 +1065,7 @@ static qs_status gemm_is(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         for (uint32_t p = 0; p < in->k_len; p++) c->kidx[p] = (int32_t)(in->k0 + p);
         qs_insn cont = *in;
         cont.flags &= (uint8_t)~QS_GEMM_FIRST_K; /* accumulators were zeroed above */
-        values_dense(c, v, &cont, c->kidx, (int32_t)in->k_len, NULL, &r->ev.acc_overflows);
+        return values_dense(c, v, &cont, c->kidx, (int32_t)in->k_len, NULL, &r->ev.acc_overflows, err);
     }
     return QS_OK;
 }

@@ -35,6 +35,21 @@ typedef struct {
     uint8_t *edge_nv, *edge_ns;
     int32_t *south;
     uint8_t *south_v;
+    /* fast engine scratch that grows to the largest instruction seen (kept
+     * across instructions: allocating it per instruction costs page faults) */
+    void *act_buf;             /* OS: an instruction's activation rows */
+    void *val_buf, *aux_buf;   /* values: gathered int16 weights; bounds and ordered sums */
+    size_t act_cap, val_cap, aux_cap; /* their sizes in bytes */
+    /* fast engine, OS: facts about the current layer's weights that every
+     * instruction of the layer needs, computed when its first one runs */
+    struct qs_layer_facts {
+        int32_t layer;         /* whose facts these are; -1: none yet */
+        int32_t *nzk;          /* per entry of the layer's list: non-zero weight slices across its n-block */
+        int32_t *wmax, *ovmax; /* layers not overflow_free, per output column g*N + n: max |w| and max
+                                * overshoot of the partial slice sums beyond |w|, over all k */
+        void *buf;
+        size_t cap;
+    } facts;
     qs_pe_array **groups;      /* detailed: OS one sub-array per row group; WS/IS one */
     int32_t n_groups;
     int32_t max_k;
@@ -60,6 +75,16 @@ void qs_array_ctx_free(qs_array_ctx *c);
 
 /* Execute GEMM instruction `in`: update c->accum, return timing and counts. */
 qs_status qs_array_gemm(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, qs_error *err);
+
+/* How the fast engine produced the values of OS layers that the compiler
+ * could not prove overflow-free (sim/array.c, values_checked), summed over
+ * the process: outputs given the exact sum under the row bound, outputs given
+ * it under the per-output bound, and output rows accumulated in the
+ * hardware's order. tests/test_sim.c checks that each path is exercised. */
+typedef struct {
+    uint64_t row_bound, output_bound, ordered_rows;
+} qs_value_paths;
+void qs_array_value_paths(qs_value_paths *out);
 
 /* Cycles per stream element forced by SRAM bandwidth (>= 1). */
 int32_t qs_array_stream_rate(const qs_arch *a, const qs_layer_map *m);
