@@ -1122,6 +1122,23 @@ def layer_accumulator(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: in
     return acc
 
 
+def layer_accumulators(net: Net, i: int, batch: Sequence[Sequence[np.ndarray]],
+                       acc_bits: int = 32) -> np.ndarray:
+    """layer_accumulator of layer i for several inputs at once, shape (N, out_c, out_h, out_w);
+    batch[n] holds the earlier layers' outputs for input n. An fc layer does one matrix
+    product for the whole batch (the same exact sums, the weights converted once, which
+    matters for large classifiers); other kinds evaluate input by input."""
+    l = net.layers[i]
+    if l.kind != L_FC or len(batch) < 2:
+        return np.stack([layer_accumulator(net, i, o, acc_bits) for o in batch])
+    za = net.layers[l.inputs[0]].out_zp
+    x = np.stack([np.asarray(o[l.inputs[0]], np.int64).ravel() - za for o in batch], axis=1)
+    acc = wrap(_exact_matmul(np.asarray(net.tensors[l.weight].data, np.int64), x), acc_bits)
+    if l.bias >= 0:
+        acc = acc + net.tensors[l.bias].data.astype(np.int64).reshape(-1, 1)
+    return acc.T.reshape(len(batch), l.out_c, 1, 1)
+
+
 def eval_layer(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: int = 32, x=None) -> np.ndarray:
     """Output of layer i (int64, (C, H, W)) given the earlier layers' outputs."""
     l = net.layers[i]
