@@ -108,26 +108,34 @@ def packed_bytes(count: int, dtype: int) -> int:
 
 def pack_values(values, dtype: int, signed: bool) -> bytes:
     """Pack values LSB-first into a bit stream, zero-padded to packed_bytes()."""
-    v = np.asarray(values).astype(np.int64).ravel()
+    v = np.asarray(values).ravel()
     bits = DTYPE_BITS[dtype]
     lo, hi = dtype_range(dtype, signed)
     if v.size and (v.min() < lo or v.max() > hi or (dtype == DT_BIPOLAR and (v == 0).any())):
-        bad = v[(v < lo) | (v > hi) | ((v == 0) if dtype == DT_BIPOLAR else False)][0]
+        v64 = v.astype(np.int64)
+        bad = v64[(v64 < lo) | (v64 > hi) | ((v64 == 0) if dtype == DT_BIPOLAR else False)][0]
         raise QbinError("value %d outside %s" % (bad, dtype_name(dtype, signed)))
-    if dtype == DT_BIPOLAR:
-        codes = (v > 0).astype(np.uint64)
-    else:
-        codes = (v & ((1 << bits) - 1)).astype(np.uint64)  # two's complement low bits
-    if bits >= 8:
-        raw = codes.astype("<u%d" % (bits // 8)).tobytes()
-    else:
-        per = 8 // bits
-        n = -(-codes.size // per) * per
-        c = np.zeros(n, np.uint64)
-        c[:codes.size] = codes
-        c = c.reshape(-1, per)
-        shifts = (np.arange(per, dtype=np.uint64) * np.uint64(bits))
-        raw = (c << shifts).sum(axis=1).astype(np.uint8).tobytes()
+    # In chunks (a multiple of every values-per-byte count): a VGG classifier has
+    # 10^8 weights, and whole-tensor int64 temporaries would take gigabytes.
+    parts = []
+    chunk = 1 << 20
+    for s0 in range(0, v.size, chunk):
+        c64 = v[s0:s0 + chunk].astype(np.int64)
+        if dtype == DT_BIPOLAR:
+            codes = (c64 > 0).astype(np.uint64)
+        else:
+            codes = (c64 & ((1 << bits) - 1)).astype(np.uint64)  # two's complement low bits
+        if bits >= 8:
+            parts.append(codes.astype("<u%d" % (bits // 8)).tobytes())
+        else:
+            per = 8 // bits
+            n = -(-codes.size // per) * per
+            c = np.zeros(n, np.uint64)
+            c[:codes.size] = codes
+            c = c.reshape(-1, per)
+            shifts = (np.arange(per, dtype=np.uint64) * np.uint64(bits))
+            parts.append((c << shifts).sum(axis=1).astype(np.uint8).tobytes())
+    raw = b"".join(parts)
     return raw + b"\0" * (packed_bytes(v.size, dtype) - len(raw))
 
 
