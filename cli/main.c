@@ -27,6 +27,7 @@ static const char *USAGE =
     "  info NET.qbin                         layers, shapes, bit widths, parameters, MACs\n"
     "  compile --arch A.cfg NET.qbin [-o P]  map the network; --listing prints the mapping\n"
     "  run --arch A.cfg NET.qbin             simulate cycle by cycle and report\n"
+    "  import MODEL.onnx -o NET.qbin         convert a quantized ONNX / QONNX model (docs/onnx_import.md)\n"
     "\n"
     "  qsim --version | qsim --help | qsim COMMAND --help\n";
 
@@ -55,6 +56,17 @@ static const char *USAGE_RUN =
     "  -q, --quiet          no table on stdout\n";
 
 static const char *USAGE_INFO = "usage: qsim info NET.qbin\n";
+
+static const char *USAGE_IMPORT =
+    "usage: qsim import MODEL.onnx -o NET.qbin [options]\n"
+    "  converts ONNX QDQ / QOperator and QONNX (Quant, BipolarQuant, Trunc) graphs\n"
+    "  -o FILE              the .qbin network to write\n"
+    "  --name NAME          network name (default: the graph's)\n"
+    "  --input-shape C,H,W  input size when the model's is symbolic\n"
+    "  --strict             refuse anything not proved bit-exact against ONNX\n"
+    "  --report             print every layer's exactness verdict\n"
+    "  -q, --quiet          no summary line\n"
+    "  (runs scripts/onnx_import.py with /usr/bin/python3; needs python3-onnx)\n";
 
 typedef struct {
     const char *arch, *net, *out, *engine, *input, *labels, *json, *csv, *dump;
@@ -394,6 +406,54 @@ out:
     return rc;
 }
 
+/* qsim import: hand over to scripts/onnx_import.py (found next to the build or
+ * install tree of this executable, else in the source tree it was built from). */
+static int cmd_import(int argc, char **argv)
+{
+    static const char *python = "/usr/bin/python3";
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(USAGE_IMPORT, stdout);
+            return 0;
+        }
+    if (argc == 0) return usage_error(USAGE_IMPORT, "%s", "no model given");
+    char exe[4096], script[4200 + sizeof QSIM_SOURCE_DIR];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    const char *candidates[] = {"%s/../../scripts/onnx_import.py", "%s/../share/qsim/onnx_import.py", NULL};
+    script[0] = '\0';
+    for (int i = 0; slash && candidates[i]; i++) {
+        snprintf(script, sizeof script, candidates[i], exe);
+        if (access(script, R_OK) == 0) break;
+        script[0] = '\0';
+    }
+    if (!script[0]) snprintf(script, sizeof script, "%s/scripts/onnx_import.py", QSIM_SOURCE_DIR);
+    if (access(script, R_OK) != 0) {
+        fprintf(stderr, "qsim: import needs scripts/onnx_import.py, not found (looked in %s)\n", script);
+        return 1;
+    }
+    if (access(python, X_OK) != 0) {
+        fprintf(stderr, "qsim: import needs %s with the onnx package (Debian: apt-get install python3-onnx)\n",
+                python);
+        return 1;
+    }
+    char **args = calloc((size_t)argc + 3, sizeof *args);
+    if (!args) {
+        fprintf(stderr, "qsim: out of memory\n");
+        return 1;
+    }
+    args[0] = (char *)python;
+    args[1] = script;
+    for (int i = 0; i < argc; i++) args[i + 2] = argv[i];
+    fflush(stdout);
+    execv(python, args);
+    fprintf(stderr, "qsim: cannot run %s: %s\n", python, strerror(errno));
+    free(args);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -412,6 +472,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
-    fprintf(stderr, "qsim: unknown command '%s'; commands are info, compile, run (see qsim --help)\n", cmd);
+    if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
+    fprintf(stderr, "qsim: unknown command '%s'; commands are info, compile, run, import (see qsim --help)\n", cmd);
     return 2;
 }
