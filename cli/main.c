@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "qs_energy.h"
 #include "qs_net.h"
 #include "qs_npy.h"
+#include "qs_scalesim.h"
 #include "report.h"
 #include "sim.h"
 #include "trace.h"
@@ -27,6 +29,7 @@ static const char *USAGE =
     "  info NET.qbin                         layers, shapes, bit widths, parameters, MACs\n"
     "  compile --arch A.cfg NET.qbin [-o P]  map the network; --listing prints the mapping\n"
     "  run --arch A.cfg NET.qbin             simulate cycle by cycle and report\n"
+    "  run --arch SCALE.cfg TOPOLOGY.csv     a SCALE-Sim config and topology, layer by layer (docs/scalesim.md)\n"
     "  import MODEL.onnx -o NET.qbin         convert a quantized ONNX / QONNX model (docs/onnx_import.md)\n"
     "\n"
     "  qsim --version | qsim --help | qsim COMMAND --help\n";
@@ -41,7 +44,8 @@ static const char *USAGE_COMPILE =
 
 static const char *USAGE_RUN =
     "usage: qsim run --arch A.cfg NET.qbin [options]\n"
-    "  --arch FILE          accelerator configuration (models/arch/*.cfg)\n"
+    "       qsim run --arch A.cfg TOPOLOGY.csv [options]   (SCALE-Sim topology, docs/scalesim.md)\n"
+    "  --arch FILE          accelerator configuration (models/arch/*.cfg, or a SCALE-Sim .cfg)\n"
     "  --set S.K=V          override a configuration key (repeatable)\n"
     "  --engine E           fast (default) or detailed (every PE every cycle)\n"
     "  --input X.npy        input integers, shape (C,H,W) or (N,C,H,W) for a batch\n"
@@ -53,7 +57,14 @@ static const char *USAGE_RUN =
     "                       gtkwave FILE traces/accelerator.gtkw (per-clock PE activity needs --engine detailed)\n"
     "  --trace-from N, --trace-to N  cycle window of the waveform\n"
     "  --trace-layer NAME   waveform window = that layer's cycles\n"
-    "  -q, --quiet          no table on stdout\n";
+    "  -q, --quiet          no table on stdout\n"
+    "SCALE-Sim topologies (each layer simulated on its own, synthetic operands):\n"
+    "  --gemm               GEMM form (Layer, M, N, K); default: decided by the header\n"
+    "  --sparsity F         fraction of zero weights and activations, 0..1 (default 0: dense)\n"
+    "  --weight-sparsity F, --act-sparsity F   the same for one operand\n"
+    "  --weight-bits B      signed weights: 1 (bipolar), 2, 4 or 8 (default 8)\n"
+    "  --act-bits B         unsigned activations: 1..16 (default 8)\n"
+    "  --report-dir DIR     SCALE-Sim's COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv\n";
 
 static const char *USAGE_INFO = "usage: qsim info NET.qbin\n";
 
@@ -71,6 +82,8 @@ static const char *USAGE_IMPORT =
 typedef struct {
     const char *arch, *net, *out, *engine, *input, *labels, *json, *csv, *dump;
     const char *fst, *vcd, *trace_from, *trace_to, *trace_layer;
+    const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
+    int gemm;
     const char *sets[MAX_SETS];
     int n_sets, listing, summary, quiet;
 } options;
@@ -101,7 +114,8 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         char key[32];
         snprintf(key, sizeof key, " %s ", a);
         if (!strstr(allowed, key)) return usage_error(cmd_usage, "unknown option '%s' (see --help)", a);
-        int takes_value = strcmp(a, "--listing") && strcmp(a, "--summary") && strcmp(a, "-q") && strcmp(a, "--quiet");
+        int takes_value = strcmp(a, "--listing") && strcmp(a, "--summary") && strcmp(a, "-q") && strcmp(a, "--quiet") &&
+                          strcmp(a, "--gemm");
         const char *v = NULL;
         if (takes_value) {
             if (i + 1 >= argc) return usage_error(cmd_usage, "option '%s' needs a value", a);
@@ -123,6 +137,13 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--trace-from")) o->trace_from = v;
         else if (!strcmp(a, "--trace-to")) o->trace_to = v;
         else if (!strcmp(a, "--trace-layer")) o->trace_layer = v;
+        else if (!strcmp(a, "--sparsity")) o->sparsity = v;
+        else if (!strcmp(a, "--weight-sparsity")) o->wsparsity = v;
+        else if (!strcmp(a, "--act-sparsity")) o->asparsity = v;
+        else if (!strcmp(a, "--weight-bits")) o->wbits = v;
+        else if (!strcmp(a, "--act-bits")) o->abits = v;
+        else if (!strcmp(a, "--report-dir")) o->report_dir = v;
+        else if (!strcmp(a, "--gemm")) o->gemm = 1;
         else if (!strcmp(a, "--listing")) o->listing = 1;
         else if (!strcmp(a, "--summary")) o->summary = 1;
         else o->quiet = 1;
@@ -177,6 +198,21 @@ static int cmd_info(int argc, char **argv)
     return 0;
 }
 
+/* --arch: a native qsim configuration, or a SCALE-Sim one (docs/scalesim.md);
+ * *is_scalesim (if given) says which, sscfg (if given) gets what it said. */
+static int load_arch(const options *o, qs_arch *arch, qs_scalesim_cfg *sscfg, int *is_scalesim, qs_error *e)
+{
+    char *text;
+    if (qs_read_text_file(o->arch, &text, e)) return 1;
+    int ss = qs_scalesim_is_config(text);
+    qs_status st = ss ? qs_scalesim_parse_config(text, o->arch, o->sets, o->n_sets, arch, sscfg, e) : QS_OK;
+    free(text);
+    /* a native file through qs_arch_load: it resolves the tech table against the file's folder */
+    if (!ss) st = qs_arch_load(o->arch, o->sets, o->n_sets, arch, e);
+    if (is_scalesim) *is_scalesim = ss;
+    return st != QS_OK;
+}
+
 static int load_inputs(const options *o, qs_arch *arch, qs_net **net, qs_error *e)
 {
     if (!o->arch) {
@@ -187,7 +223,7 @@ static int load_inputs(const options *o, qs_arch *arch, qs_net **net, qs_error *
         snprintf(e->msg, sizeof e->msg, "no network given");
         return 2;
     }
-    if (qs_arch_load(o->arch, o->sets, o->n_sets, arch, e)) return 1;
+    if (load_arch(o, arch, NULL, NULL, e)) return 1;
     if (qs_net_load(o->net, net, e)) return 1;
     return 0;
 }
@@ -261,13 +297,166 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* ---- SCALE-Sim topologies (docs/scalesim.md) ---------------------------------------- */
+
+static int is_topology_path(const char *p)
+{
+    size_t n = p ? strlen(p) : 0;
+    return n > 4 && !strcasecmp(p + n - 4, ".csv");
+}
+
+static int parse_fraction(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !(v >= 0.0 && v <= 1.0)) return 1;
+    *out = v;
+    return 0;
+}
+
+static int parse_int_arg(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi) return 1;
+    *out = (int)v;
+    return 0;
+}
+
+/* One topology layer: its own network, compiled and simulated, then freed;
+ * what the report needs is copied to *res. */
+static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
+                                    qs_engine engine, const qs_scalesim_opts *base, qs_topo_layer *res, qs_error *e)
+{
+    qs_scalesim_opts opts = *base;
+    opts.index = index;
+    qs_net *net = NULL;
+    qs_prog *prog = NULL;
+    qs_sim *sim = NULL;
+    int32_t *x = NULL;
+    int64_t n = 0;
+    qs_status st = qs_scalesim_layer_net(row, &opts, &net, e);
+    if (!st) st = qs_compile(net, arch, &prog, e);
+    if (!st) st = qs_sim_create(net, prog, engine, &sim, e);
+    if (!st) st = qs_scalesim_layer_input(net, row, &opts, &x, &n, e);
+    if (!st) st = qs_sim_set_input(sim, x, n, e);
+    if (!st) st = qs_sim_run(sim, e);
+    if (!st) {
+        res->row = *row;
+        res->layer = net->layers[1];
+        res->layer.rq.n = 0;
+        res->layer.rq.mult = NULL;
+        res->layer.rq.shift = NULL;
+        res->map = prog->maps[1];
+        res->map.list_off = res->map.list = res->map.bias_folded = NULL;
+        res->map.wslice = NULL;
+        res->stats = *qs_sim_layer_stats(sim, 1);
+    }
+    free(x);
+    qs_sim_destroy(sim);
+    qs_prog_destroy(prog);
+    qs_net_destroy(net);
+    return st;
+}
+
+static int run_topology(const options *o, qs_engine engine)
+{
+    if (o->input || o->labels || o->dump || o->fst || o->vcd || o->trace_from || o->trace_to || o->trace_layer)
+        return usage_error(USAGE_RUN, "%s",
+                           "--input, --labels, --dump-outputs and waveforms need a .qbin network; a topology's "
+                           "operands are synthetic");
+    if (!o->arch) return usage_error(USAGE_RUN, "%s", "no --arch given (e.g. --arch models/scalesim/scale.cfg)");
+    if (!o->net) return usage_error(USAGE_RUN, "%s", "no topology given (a SCALE-Sim .csv)");
+    qs_scalesim_opts opts;
+    qs_scalesim_opts_default(&opts);
+    double f;
+    if (o->sparsity) {
+        if (parse_fraction(o->sparsity, &f))
+            return usage_error(USAGE_RUN, "--sparsity '%s' is not a fraction 0..1", o->sparsity);
+        opts.weight_sparsity = opts.act_sparsity = f;
+    }
+    if (o->wsparsity) {
+        if (parse_fraction(o->wsparsity, &f))
+            return usage_error(USAGE_RUN, "--weight-sparsity '%s' is not a fraction 0..1", o->wsparsity);
+        opts.weight_sparsity = f;
+    }
+    if (o->asparsity) {
+        if (parse_fraction(o->asparsity, &f))
+            return usage_error(USAGE_RUN, "--act-sparsity '%s' is not a fraction 0..1", o->asparsity);
+        opts.act_sparsity = f;
+    }
+    if (o->wbits && (parse_int_arg(o->wbits, 1, 8, &opts.weight_bits) ||
+                     (opts.weight_bits != 1 && opts.weight_bits != 2 && opts.weight_bits != 4 && opts.weight_bits != 8)))
+        return usage_error(USAGE_RUN, "--weight-bits '%s': 1 (bipolar), 2, 4 or 8", o->wbits);
+    if (o->abits && parse_int_arg(o->abits, 1, 16, &opts.act_bits))
+        return usage_error(USAGE_RUN, "--act-bits '%s': 1..16", o->abits);
+    if (opts.weight_bits == 1 && opts.weight_sparsity > 0.0)
+        return usage_error(USAGE_RUN, "%s", "bipolar weights (--weight-bits 1) are +-1: they cannot be sparse");
+
+    double t0 = now_seconds();
+    qs_arch arch;
+    qs_scalesim_cfg sscfg;
+    qs_scalesim_topo topo = {0};
+    qs_topo_layer *res = NULL;
+    qs_tech tech;
+    qs_error e;
+    int is_ss = 0, rc = 1, progress = 0;
+    memset(&sscfg, 0, sizeof sscfg);
+    if (load_arch(o, &arch, &sscfg, &is_ss, &e)) goto out;
+    if (opts.act_bits > arch.max_act_bits) {
+        qs_fail(&e, QS_ERR_CONFIG, "%s: --act-bits %d exceeds [array] max_act_bits = %d (--set array.max_act_bits=%d)",
+                o->arch, opts.act_bits, arch.max_act_bits, opts.act_bits);
+        goto out;
+    }
+    if (o->report_dir && arch.timing != QS_TIMING_SCALESIM) {
+        qs_fail(&e, QS_ERR_CONFIG, "--report-dir: SCALE-Sim's reports need [timing] convention = scalesim (%s gives %s)",
+                o->arch, qs_timing_name(arch.timing));
+        goto out;
+    }
+    if (qs_scalesim_load_topology(o->net, o->gemm ? 1 : -1, &topo, &e)) goto out;
+    if (qs_tech_load(arch.tech_table, &arch, opts.act_bits, &tech, &e)) goto out;
+    res = calloc((size_t)topo.n_layers, sizeof *res);
+    if (!res) {
+        qs_fail(&e, QS_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    progress = isatty(2) && topo.n_layers > 1;
+    for (int32_t i = 0; i < topo.n_layers; i++) {
+        qs_error le;
+        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, &res[i], &le)) {
+            if (progress) fputc('\n', stderr);
+            qs_fail(&e, QS_ERR_RUN, "%.300s:%d: %.400s", o->net, (int)topo.layers[i].line, le.msg);
+            goto out;
+        }
+        if (progress) fprintf(stderr, "\rqsim: layer %d/%d", (int)i + 1, (int)topo.n_layers);
+    }
+    if (progress) fputc('\n', stderr);
+    qs_topo_report rep = {&arch, &tech, is_ss ? &sscfg : NULL, &opts, o->net, o->arch,
+                          engine == QS_ENGINE_FAST ? "fast" : "detailed", topo.gemm, topo.n_layers, res, 0.0};
+    rep.wall_seconds = now_seconds() - t0;
+    if (!o->quiet) qs_topo_report_print(&rep, stdout);
+    if (o->json && qs_topo_report_write_json(&rep, o->json, &e)) goto out;
+    if (o->csv && qs_topo_report_write_csv(&rep, o->csv, &e)) goto out;
+    if (o->report_dir && qs_scalesim_write_reports(&rep, o->report_dir, &e)) goto out;
+    for (int i = 0; is_ss && i < sscfg.n_notes; i++) fprintf(stderr, "qsim: note: %s\n", sscfg.notes[i]);
+    rc = 0;
+out:
+    if (rc) fail(&e);
+    free(res);
+    qs_scalesim_topo_free(&topo);
+    return rc;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     options o;
     memset(&o, 0, sizeof o);
     int rc = parse_opts(argc, argv, USAGE_RUN,
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
-                        " --trace-from --trace-to --trace-layer ", &o);
+                        " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
+                        " --weight-bits --act-bits --report-dir ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qs_engine engine = QS_ENGINE_FAST;
     if (o.engine) {
@@ -275,6 +464,10 @@ static int cmd_run(int argc, char **argv)
         else if (!strcmp(o.engine, "detailed")) engine = QS_ENGINE_DETAILED;
         else return usage_error(USAGE_RUN, "unknown engine '%s' (fast or detailed)", o.engine);
     }
+    if (o.gemm || is_topology_path(o.net)) return run_topology(&o, engine);
+    if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir)
+        return usage_error(USAGE_RUN, "%s",
+                           "--sparsity, --weight-bits, --act-bits and --report-dir apply to SCALE-Sim topologies (.csv)");
     if (o.labels && !o.input) return usage_error(USAGE_RUN, "%s", "--labels needs --input");
     if (o.fst && o.vcd) return usage_error(USAGE_RUN, "%s", "give one of --fst and --vcd");
     uint64_t tr_from = 0, tr_to = UINT64_MAX;

@@ -1,5 +1,8 @@
 /* The run report: what `qsim run` prints, and writes as JSON (docs/report.md)
- * and CSV. Built from the simulator's per-layer stats and the energy model. */
+ * and CSV. Built from the simulator's per-layer stats and the energy model.
+ * A SCALE-Sim topology run (docs/scalesim.md) has its own report over the
+ * topology's layers, each simulated as its own network, and can also write
+ * SCALE-Sim's three CSV reports. */
 #ifndef QS_REPORT_H
 #define QS_REPORT_H
 
@@ -10,6 +13,7 @@
 #include "qs_energy.h"
 #include "qs_net.h"
 #include "qs_prog.h"
+#include "qs_scalesim.h"
 #include "qs_status.h"
 #include "sim.h"
 
@@ -29,5 +33,40 @@ typedef struct {
 void qs_report_print(const qs_report *r, FILE *f);
 qs_status qs_report_write_json(const qs_report *r, const char *path, qs_error *err);
 qs_status qs_report_write_csv(const qs_report *r, const char *path, qs_error *err);
+
+/* ---- SCALE-Sim topologies ------------------------------------------------------ */
+
+/* One topology layer's results (kept after its network is freed). */
+typedef struct {
+    qs_scalesim_layer row;     /* the topology row */
+    qs_layer layer;            /* the conv layer (shape and name; requant arrays not kept) */
+    qs_layer_map map;          /* its mapping (pointers not kept) */
+    qs_layer_stats stats;      /* its simulation */
+} qs_topo_layer;
+
+typedef struct {
+    const qs_arch *arch;
+    const qs_tech *tech;
+    const qs_scalesim_cfg *sscfg;    /* NULL when --arch is a native configuration */
+    const qs_scalesim_opts *opts;    /* operand settings (index unused) */
+    const char *topo_path, *arch_path, *engine;
+    int32_t gemm;                    /* topology read in GEMM form */
+    int32_t n;
+    const qs_topo_layer *layers;
+    double wall_seconds;
+} qs_topo_report;
+
+void qs_topo_report_print(const qs_topo_report *r, FILE *f);
+qs_status qs_topo_report_write_json(const qs_topo_report *r, const char *path, qs_error *err);
+qs_status qs_topo_report_write_csv(const qs_topo_report *r, const char *path, qs_error *err);
+
+/* SCALE-Sim v2's COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv and
+ * DETAILED_ACCESS_REPORT.csv in dir (created if missing), its headers, column
+ * order and number format (Python str()). Needs the scalesim timing
+ * convention (the figures come from qs_layer_stats.ss). */
+qs_status qs_scalesim_write_reports(const qs_topo_report *r, const char *dir, qs_error *err);
+
+/* Python's repr() of a double ("100.0", "0.1", "1e-05", "1.5e+16"). */
+void qs_py_float(char *buf, size_t n, double v);
 
 #endif
