@@ -404,11 +404,13 @@ static ss_figures figures_of(const qs_topo_layer *tl, const qs_arch *a)
     f.sram_access[0] = s->ifmap_sram_reads;
     f.sram_access[1] = s->filter_sram_reads;
     f.sram_access[2] = s->ofmap_sram_writes;
-    for (int i = 0; i < 3; i++) {
-        f.sram_start[i] = 0.0;
-        f.sram_stop[i] = (double)f.total;
-        f.sram_bw[i] = ratio((double)f.sram_access[i], (double)f.total);
-    }
+    f.sram_start[0] = (double)s->ifmap_sram_first;
+    f.sram_stop[0] = (double)s->ifmap_sram_last;
+    f.sram_start[1] = (double)s->filter_sram_first;
+    f.sram_stop[1] = (double)s->filter_sram_last;
+    f.sram_start[2] = (double)s->ofmap_sram_first;
+    f.sram_stop[2] = (double)s->ofmap_sram_last;
+    for (int i = 0; i < 3; i++) f.sram_bw[i] = ratio((double)f.sram_access[i], (double)f.total);
     /* DRAM reads: the compiler's planned ifmap and weight traffic in bytes
      * (= SCALE-Sim's one-byte words), over the layer's compute span */
     f.dram_access[0] = (uint64_t)tl->map.dram_ifmap;
@@ -534,6 +536,12 @@ static cJSON *ss_layer_json(const qs_topo_layer *tl, const qs_arch *a)
     cJSON_AddNumberToObject(o, "ifmap_dram_reads", (double)fg.dram_access[0]);
     cJSON_AddNumberToObject(o, "filter_dram_reads", (double)fg.dram_access[1]);
     cJSON_AddNumberToObject(o, "ofmap_dram_writes", (double)fg.dram_access[2]);
+    cJSON_AddNumberToObject(o, "ifmap_sram_first_cycle", (double)s->ifmap_sram_first);
+    cJSON_AddNumberToObject(o, "ifmap_sram_last_cycle", (double)s->ifmap_sram_last);
+    cJSON_AddNumberToObject(o, "filter_sram_first_cycle", (double)s->filter_sram_first);
+    cJSON_AddNumberToObject(o, "filter_sram_last_cycle", (double)s->filter_sram_last);
+    cJSON_AddNumberToObject(o, "ofmap_sram_first_cycle", (double)s->ofmap_sram_first);
+    cJSON_AddNumberToObject(o, "ofmap_sram_last_cycle", (double)s->ofmap_sram_last);
     cJSON_AddNumberToObject(o, "ofmap_dram_first_cycle", (double)s->ofmap_dram_first);
     cJSON_AddNumberToObject(o, "ofmap_dram_last_cycle", (double)s->ofmap_dram_last);
     return o;

@@ -184,6 +184,33 @@ uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t i
         x0 = 0;
         x1 = T;
     }
+    /* Rows (within the fold) of the first and last request of each read
+     * operand, from the shapes of SCALE-Sim's demand matrices: OS ifmap and
+     * filter are skewed from row 0; WS/IS stream their operand after R
+     * preload rows, skewed; the stationary operand is flipped (its used rows
+     * last) and not skewed. */
+    int64_t if_first, if_last, fl_first, fl_last;
+    switch (m->df) {
+    case QS_DF_OS:
+        if_first = fl_first = 0;
+        if_last = T - 1 + ku - 1;
+        fl_last = T - 1 + cu - 1;
+        break;
+    case QS_DF_WS:
+        if_first = R;
+        if_last = R + T - 1 + ku - 1;
+        fl_first = R - ku;
+        fl_last = R - 1;
+        break;
+    default:
+        if_first = R - ku;
+        if_last = R - 1;
+        fl_first = R;
+        fl_last = R + T - 1 + ku - 1;
+        break;
+    }
+    const uint64_t fold_stall0 = m->stalls;
+    uint64_t if_stall = 0, fl_stall = 0; /* stalls before the last read rows */
     int oom = 0;
     for (int64_t s = x0; s <= x1 - 1 + cu - 1; s++) {
         int64_t n = diag_count(s, x0, x1, cu);
@@ -191,9 +218,23 @@ uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t i
         uint64_t cycle = m->rows + (uint64_t)(base + s) + m->stalls;
         uint64_t done = write_row(m, n, cycle, &oom);
         if (oom) return UINT64_MAX;
+        if (st->folds == 1 && s == x0) st->ofmap_sram_first = done;
+        st->ofmap_sram_last = done;
+        if (done > cycle) {
+            /* a read row is served at its request cycle (row + stalls of the
+             * rows before it) plus one */
+            if (base + s < if_last) if_stall += done - cycle;
+            if (base + s < fl_last) fl_stall += done - cycle;
+        }
         stall += done - cycle;
         m->stalls += done - cycle;
     }
+    if (st->folds == 1) {
+        st->ifmap_sram_first = m->rows + (uint64_t)if_first + fold_stall0 + 1;
+        st->filter_sram_first = m->rows + (uint64_t)fl_first + fold_stall0 + 1;
+    }
+    st->ifmap_sram_last = m->rows + (uint64_t)if_last + fold_stall0 + if_stall + 1;
+    st->filter_sram_last = m->rows + (uint64_t)fl_last + fold_stall0 + fl_stall + 1;
     m->rows += (uint64_t)rows;
     m->prev_fold_rows = (uint64_t)rows;
     return stall;

@@ -25,6 +25,11 @@ typedef struct {
     uint64_t ifmap_sram_reads;  /* words the array requested, SCALE-Sim's count */
     uint64_t filter_sram_reads;
     uint64_t ofmap_sram_writes;
+    /* first and last cycle the array requested each operand from its SRAM
+     * (reads: the cycle the word is served, one after the request) */
+    uint64_t ifmap_sram_first, ifmap_sram_last;
+    uint64_t filter_sram_first, filter_sram_last;
+    uint64_t ofmap_sram_first, ofmap_sram_last;
     uint64_t ofmap_dram_writes; /* words the ofmap buffer drained to DRAM */
     uint64_t ofmap_dram_first, ofmap_dram_last;  /* first and last cycle of an ofmap drain (0,0 if none) */
 } qs_scalesim_stats;

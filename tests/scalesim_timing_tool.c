@@ -5,6 +5,7 @@
  * one line per layer:
  *   layer cycles folds total stall mapping_eff_sum compute_util_sum
  *   ifmap_sram filter_sram ofmap_sram ofmap_dram dram_first dram_last
+ *   ifmap_first ifmap_last filter_first filter_last ofmap_first ofmap_last
  * Exit codes: 0 ok, 1 the library refused, 2 usage. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -39,10 +40,12 @@ int main(int argc, char **argv)
         const qs_scalesim_stats *s = &ls->ss;
         if (!s->folds) continue;
         printf("%d %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %.12g %.12g %" PRIu64 " %" PRIu64 " %" PRIu64
-               " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+               " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+               " %" PRIu64 "\n",
                (int)li, ls->cycles, s->folds, s->total_cycles, s->stall_cycles, s->mapping_eff_sum,
                s->compute_util_sum, s->ifmap_sram_reads, s->filter_sram_reads, s->ofmap_sram_writes,
-               s->ofmap_dram_writes, s->ofmap_dram_first, s->ofmap_dram_last);
+               s->ofmap_dram_writes, s->ofmap_dram_first, s->ofmap_dram_last, s->ifmap_sram_first,
+               s->ifmap_sram_last, s->filter_sram_first, s->filter_sram_last, s->ofmap_sram_first, s->ofmap_sram_last);
     }
     rc = 0;
 out:

@@ -48,6 +48,28 @@ def ofmap_demand(df, R, C, T, ku, cu):
     return skew(mat)
 
 
+def read_demands(df, R, C, T, ku, cu):
+    """Valid-request masks of one fold's ifmap and filter demand rows."""
+    def stream(width, used, lead, tail):
+        # `lead` empty rows, T rows of `width` columns (the first `used` valid),
+        # `tail` empty rows, skewed
+        body = np.zeros((T, width), np.int8)
+        body[:, :used] = 1
+        return skew(np.concatenate([np.zeros((lead, width), np.int8), body, np.zeros((tail, width), np.int8)]))
+
+    def stationary(width, rows_used, cols_used):
+        # the fold's R x width tile, used rows last (flipped), then idle rows
+        block = np.zeros((R, width), np.int8)
+        block[:rows_used, :cols_used] = 1
+        return np.concatenate([np.flip(block, 0), np.zeros((R + C + T - 2, width), np.int8)])
+
+    if df == "os":
+        return stream(R, ku, 0, C - 1), stream(C, cu, 0, R - 1)
+    if df == "ws":
+        return stream(R, ku, R, C - 1), stationary(C, ku, cu)
+    return stationary(C, ku, cu), stream(R, ku, R, C - 1)
+
+
 class WriteBuffer:
     """SCALE-Sim's double-buffered ofmap SRAM in front of DRAM, word by word."""
 
@@ -109,6 +131,7 @@ def reference(df, R, C, M, N, K, ofmap_kib, user_bw):
     rows = stall = 0
     prev_rows, prev_blocks = None, (None, None)
     folds = 0
+    sram = {}
     for fc in range(math.ceil(Sc / C)):
         for fr in range(math.ceil(Sr / R)):
             ku, cu = min(R, Sr - fr * R), min(C, Sc - fc * C)
@@ -123,17 +146,31 @@ def reference(df, R, C, M, N, K, ofmap_kib, user_bw):
                 stall += max(0, need - prev_rows)
             prev_blocks = {"os": (fr, fc), "ws": (fr, (fr, fc)), "is": ((fr, fc), fr)}[df]
             counts = ofmap_demand(df, R, C, T, ku, cu).sum(axis=1)
+            imask, fmask = read_demands(df, R, C, T, ku, cu)
+            assert len(imask) == len(fmask) == len(counts)
+            ivalid, fvalid = imask.any(axis=1), fmask.any(axis=1)
             for i, n in enumerate(counts):
                 cycle = rows + i + stall
-                stall += wb.row(int(n), cycle) - cycle
+                # reads are served one cycle after the request (hit latency)
+                if ivalid[i]:
+                    sram.setdefault("ifmap_first", cycle + 1)
+                    sram["ifmap_last"] = cycle + 1
+                if fvalid[i]:
+                    sram.setdefault("filter_first", cycle + 1)
+                    sram["filter_last"] = cycle + 1
+                done = wb.row(int(n), cycle)
+                if n:
+                    sram.setdefault("ofmap_first", done)
+                    sram["ofmap_last"] = done
+                stall += done - cycle
             rows += len(counts)
             prev_rows = len(counts)
     total = rows - 1 + stall
     wb.finish(total)
     first = min(wb.dram_cycles) if wb.dram_cycles else 0
     last = max(wb.dram_cycles) if wb.dram_cycles else 0
-    return {"rows": rows, "folds": folds, "total": total, "stall": stall,
-            "ofmap_dram": wb.dram_words, "first": first, "last": last}
+    return dict({"rows": rows, "folds": folds, "total": total, "stall": stall,
+                 "ofmap_dram": wb.dram_words, "first": first, "last": last}, **sram)
 
 
 def make_net(path, rng, c, h, w, r, s, n, stride):
@@ -184,6 +221,9 @@ def main():
                 f = p.stdout.split()
                 got[eng] = {"cycles": int(f[1]), "folds": int(f[2]), "total": int(f[3]), "stall": int(f[4]),
                             "ofmap_dram": int(f[10]), "first": int(f[11]), "last": int(f[12])}
+                for j, k in enumerate(["ifmap_first", "ifmap_last", "filter_first", "filter_last",
+                                       "ofmap_first", "ofmap_last"]):
+                    got[eng][k] = int(f[13 + j])
             desc = "case %d: %s %dx%d, M=%d N=%d K=%d, ofmap %d KiB, bw %s" % (
                 case, df, R, C, M, N, K, kib, user or "CALC")
             for eng, g in got.items():
