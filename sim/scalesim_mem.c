@@ -84,13 +84,27 @@ static int drain(qs_ssmem *m, uint64_t cycle, uint64_t *end)
 }
 
 /* n ofmap words of one demand row arrive at `cycle`; returns the cycle the
- * row completes (later than `cycle` when a drain had to run first). */
+ * row completes. A drain starts (without stalling) on the word that leaves
+ * fewer than active_words free, and frees its words at once; the array
+ * stalls only when a word finds the buffer full while a drain is still in
+ * flight, until that drain ends. */
 static uint64_t write_row(qs_ssmem *m, int64_t n, uint64_t cycle, int *oom)
 {
     uint64_t cur = cycle;
     while (n > 0) {
-        /* words until the active half overflows: the drain starts on the
-         * word that leaves fewer than active_words free */
+        if (cur < m->drain_end) {
+            /* words until the buffer is full: that word waits for the drain */
+            int64_t k = m->free_words > 1 ? m->free_words : 1;
+            if (n < k) {
+                store_words(m, n);
+                break;
+            }
+            store_words(m, k);
+            n -= k;
+            cur = m->drain_end;
+            continue;
+        }
+        /* words until the active half overflows */
         int64_t k = m->free_words - m->active_words + 1;
         if (k < 1) k = 1;
         if (n < k) {
@@ -102,11 +116,11 @@ static uint64_t write_row(qs_ssmem *m, int64_t n, uint64_t cycle, int *oom)
         uint64_t end = cur;
         int d = drain(m, cur, &end);
         if (d < 0) { *oom = 1; return cur; }
-        if (d == 0) { /* nothing drainable: no further drain can start in this row */
+        if (d == 0) { /* nothing drainable (SCALE-Sim would fail here): keep storing */
             store_words(m, n);
             break;
         }
-        cur = end;
+        m->drain_end = end;
     }
     return cur;
 }

@@ -35,6 +35,7 @@ typedef struct {
     int32_t line_fill;          /* words in the line being filled */
     int64_t lines;              /* complete + forced lines so far */
     int64_t drain_next;         /* first line not yet drained */
+    uint64_t drain_end;         /* cycle the drain in flight sends its last line */
     qs_ssmem_partial *partial;  /* forced (not full) lines not yet drained, by line id */
     int32_t n_partial, cap_partial;
     /* time */

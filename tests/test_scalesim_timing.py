@@ -110,12 +110,12 @@ class WriteBuffer:
             if self.fill == self.bw:
                 self.lines.append(self.bw)
                 self.fill = 0
-            if cur < self.drain_end:
-                assert self.free > 0
-            elif self.free < self.active:
+            if cur < self.drain_end:      # a drain in flight: wait only when full
+                if self.free <= 0:
+                    cur = self.drain_end
+            elif self.free < self.active:   # start a drain; the array goes on
                 self._force()
                 self.drain_end = self._empty(cur)
-                cur = self.drain_end
         return cur
 
     def finish(self, cycle):
@@ -192,7 +192,7 @@ def main():
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     print("seed %d" % a.seed)
-    bad = 0
+    bad = stalled = 0
     with tempfile.TemporaryDirectory() as tmp:
         for case in range(a.cases):
             df = ["os", "ws", "is"][case % 3]
@@ -204,7 +204,7 @@ def main():
             w = int(rng.integers(r, 24))
             n = int(rng.integers(1, 20))
             kib = int(rng.choice([1, 1, 2, 64]))
-            user = int(rng.choice([0, 0, 0, 3, 10]))
+            user = int(rng.choice([0, 0, 0, 1, 2, 3, 10]))
             path = os.path.join(tmp, "n%d.qbin" % case)
             M, N, K = make_net(path, rng, c, h, w, r, r, n, stride)
             want = reference(df, R, C, M, N, K, kib, user)
@@ -232,9 +232,13 @@ def main():
                 if diffs:
                     bad += 1
                     print("%s [%s]: %s" % (desc, eng, "; ".join(diffs)))
+            stalled += want["stall"] > 0
             if case < 6 or case % 20 == 0:
                 print("%s: total %d stall %d" % (desc, want["total"], want["stall"]))
-    print("%d of %d cases differ" % (bad, a.cases))
+    print("%d of %d cases differ; %d cases stall" % (bad, a.cases, stalled))
+    if a.cases >= 30 and stalled == 0:
+        print("no case exercised the stall rules: widen the generator")
+        return 1
     return 1 if bad else 0
 
 
