@@ -84,8 +84,9 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
     c->sched_len = calloc((size_t)c->n_groups, sizeof(int32_t));
     c->sched = malloc(sizeof(int32_t) * (size_t)max_k);
     c->kidx = malloc(sizeof(int32_t) * (size_t)max_k);
-    /* tile_acc doubles as the gathered weight matrix [n][p] of the fast engine */
-    c->tile_acc = malloc(sizeof(int32_t) * ((size_t)max_n * (size_t)max_k + (size_t)R * C + 16));
+    /* tile_acc doubles as the gathered weight matrix [n][p] of the fast engine,
+     * followed by one row of its results (an IS instruction spans all n) */
+    c->tile_acc = malloc(sizeof(int32_t) * ((size_t)max_n * (size_t)max_k + (size_t)max_n + (size_t)R * C + 16));
     c->colcount = calloc(edge, sizeof(int32_t));
     c->edge_i = calloc(edge, sizeof(int32_t));
     c->edge_v = calloc(edge, 1);

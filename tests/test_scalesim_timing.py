@@ -202,7 +202,7 @@ def main():
             stride = int(rng.integers(1, 3))
             h = int(rng.integers(r, 24))
             w = int(rng.integers(r, 24))
-            n = int(rng.integers(1, 20))
+            n = int(rng.integers(1, 48))   # IS instructions span all n: wider than the array
             kib = int(rng.choice([1, 1, 2, 64]))
             user = int(rng.choice([0, 0, 0, 1, 2, 3, 10]))
             path = os.path.join(tmp, "n%d.qbin" % case)
