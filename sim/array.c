@@ -124,7 +124,7 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->south);
     free(c->south_v);
     free(c->log);
-    free(c->act_buf);
+    free(c->rows.buf);
     free(c->val_buf);
     free(c->aux_buf);
     free(c->facts.buf);
@@ -292,6 +292,21 @@ static int32_t dot_i16(const int16_t *restrict a, const int16_t *restrict b, int
 
 static int fits_i16(int32_t x) { return x >= INT16_MIN && x <= INT16_MAX; }
 
+/* sum_p |x[p]| over p < n, for activations (at most 16 bits, so |x| <= 2^16):
+ * chunks of 2^15 add up in uint32 without overflow, which lets the loop
+ * vectorize. */
+static int64_t abs_sum(const int32_t *restrict x, int32_t n)
+{
+    int64_t s = 0;
+    for (int32_t p0 = 0; p0 < n; p0 += 1 << 15) {
+        const int32_t p1 = n - p0 < (1 << 15) ? n : p0 + (1 << 15);
+        uint32_t cs = 0;
+        for (int32_t p = p0; p < p1; p++) cs += x[p] < 0 ? 0u - (uint32_t)x[p] : (uint32_t)x[p];
+        s += cs;
+    }
+    return s;
+}
+
 /* Grow-only scratch: *buf holds at least `bytes` afterwards (old contents
  * lost); NULL when out of memory. */
 static void *scratch(void **buf, size_t *cap, size_t bytes)
@@ -351,20 +366,23 @@ static int dense_weights_gather(qs_array_ctx *c, const gemm_view *v, int32_t n0,
 /* s[j] = sum_p row[p] * w[j][p] for every column j. The caller guarantees
  * that no partial sum of these products, in any order, leaves int32. Rows
  * and weights that fit int16 (all but 16-bit unsigned operands) take the
- * vectorized int16 dot products. */
-static void dense_row(const dense_weights *dw, const int32_t *restrict row, int32_t *s)
+ * vectorized int16 dot products; row16, when given, is the row already in
+ * int16 with a zero tail up to lp. */
+static void dense_row(const dense_weights *dw, const int32_t *restrict row, const int16_t *row16, int32_t *s)
 {
     const int32_t nl = dw->nl, len = dw->len, lp = dw->lp;
     int fit = dw->w16 != NULL;
-    if (fit)
+    if (fit && !row16) {
         for (int32_t p = 0; p < len; p++) {
             dw->a16[p] = (int16_t)row[p];
             fit &= fits_i16(row[p]);
         }
+        row16 = dw->a16;
+    }
     int32_t j = 0;
     if (fit) {
-        for (; j + 4 <= nl; j += 4) dot4_i16(dw->a16, &dw->w16[(size_t)j * lp], lp, &s[j]);
-        for (; j < nl; j++) s[j] = dot_i16(dw->a16, &dw->w16[(size_t)j * lp], lp);
+        for (; j + 4 <= nl; j += 4) dot4_i16(row16, &dw->w16[(size_t)j * lp], lp, &s[j]);
+        for (; j < nl; j++) s[j] = dot_i16(row16, &dw->w16[(size_t)j * lp], lp);
         return;
     }
     for (; j < nl; j++) {
@@ -390,30 +408,112 @@ static void store_row(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, in
 /* Dense dot products over reduction indices kidx[0..len): exact because the
  * compiler proved no partial sum can leave acc_bits (overflow_free), so any
  * summation order gives the hardware's answer (and no int32 sum overflows).
- * Skipped steps are zero products and change nothing. ablk, when given, holds
- * the activation rows a[m0+i][kidx[p]] at ablk[i*len + p]. */
+ * Skipped steps are zero products and change nothing. rows, when given (OS),
+ * holds the activation rows a[m0+i][kidx[p]]; else they are gathered here. */
 static qs_status values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *kidx,
-                              int32_t len, const int32_t *ablk, uint64_t *ovf, qs_error *err)
+                              int32_t len, const struct qs_os_rows *rows, uint64_t *ovf, qs_error *err)
 {
     dense_weights dw;
-    if (dense_weights_gather(c, v, (int32_t)in->n0, (int32_t)in->n_len, kidx, len, &dw))
+    int32_t *val = scratch(&c->aux_buf, &c->aux_cap, sizeof(int32_t) * ((size_t)in->n_len + 1)); /* one row of results */
+    if (!val || dense_weights_gather(c, v, (int32_t)in->n0, (int32_t)in->n_len, kidx, len, &dw))
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-    int32_t *a = c->sched;                                    /* one gathered row */
-    int32_t *val = c->tile_acc + (size_t)in->n_len * len;     /* one row of results */
+    int32_t *a = c->sched; /* one gathered row */
     act_rows ar;
-    const int have_rows = ablk || act_rows_init(&ar, v, kidx, len) == 0;
+    const int have_rows = rows || act_rows_init(&ar, v, kidx, len) == 0;
     for (uint32_t i = 0; i < in->m_len; i++) {
         int32_t mm = (int32_t)(in->m0 + i);
         const int32_t *row = a;
-        if (ablk) row = ablk + (size_t)i * len;
-        else if (have_rows) act_rows_get(&ar, mm, a);
-        else
+        const int16_t *row16 = NULL;
+        if (rows) {
+            row = rows->a + (size_t)i * len;
+            if (rows->a16) row16 = rows->a16 + (size_t)i * dw.lp;
+        } else if (have_rows) {
+            act_rows_get(&ar, mm, a);
+        } else {
             for (int32_t p = 0; p < len; p++) a[p] = act_at(v, mm, kidx[p]);
-        dense_row(&dw, row, val);
+        }
+        dense_row(&dw, row, row16, val);
         store_row(c, v, in, mm, val, ovf);
     }
-    if (!ablk && have_rows) act_rows_free(&ar);
+    if (!rows && have_rows) act_rows_free(&ar);
     return QS_OK;
+}
+
+/* ---- activation rows of an OS instruction (fast engine) ----------------------------- */
+
+/* The instruction's activation rows and what depends on them alone: the zero
+ * counts of each row group (schedule and gating), the rows in int16 and
+ * their sums of |x| (values). The compiler emits the n-blocks of an m-tile
+ * one after the other, and an n-block's list usually holds the same
+ * reduction indices as the previous one's (always without weight skipping),
+ * so the last instruction's rows are kept and reused when layer, group, rows
+ * and list positions match and n0 has grown since: a run (or a restart)
+ * begins every layer at n-block 0, so a growing n0 means the same pass over
+ * the layer, during which its input does not change. Row groups are
+ * numbered across the instruction's array tiles: ceil(R/G) per tile. */
+static const struct qs_os_rows *os_rows(qs_array_ctx *c, const gemm_view *v, const qs_insn *in)
+{
+    struct qs_os_rows *w = &c->rows;
+    const int32_t kl = (int32_t)in->k_len, lp = (kl + 15) & ~15, ml = (int32_t)in->m_len;
+    const int32_t *klist = v->list + in->k0;
+    if (w->valid && w->layer == (int32_t)in->layer && w->group == (int32_t)in->group && w->m0 == in->m0 &&
+        w->m_len == in->m_len && w->k0 == in->k0 && w->k_len == in->k_len && (int32_t)in->n0 > w->n0 &&
+        memcmp(w->klist, klist, sizeof(int32_t) * (size_t)kl) == 0) {
+        w->n0 = (int32_t)in->n0;
+        return w;
+    }
+    w->valid = 0;
+    const int32_t R = c->arch->rows, G = min32(c->arch->skip_group, R), ngt = (int32_t)ceil_div(R, G);
+    const int32_t n_groups = (int32_t)ceil_div(ml, R) * ngt;
+    size_t bytes = sizeof(int64_t) * ((size_t)ml + 1) +
+                   sizeof(int32_t) * ((size_t)kl + (size_t)ml * kl + (size_t)n_groups * kl + 1) +
+                   sizeof(int16_t) * ((size_t)ml * lp + 16);
+    int64_t *sum_abs = scratch(&w->buf, &w->cap, bytes);
+    if (!sum_abs) return NULL;
+    w->sum_abs = sum_abs;
+    w->klist = (int32_t *)(sum_abs + ml + 1);
+    w->a = w->klist + kl;
+    w->za = w->a + (size_t)ml * kl;
+    int16_t *a16 = (int16_t *)(w->za + (size_t)n_groups * kl + 1);
+    memcpy(w->klist, klist, sizeof(int32_t) * (size_t)kl);
+    act_rows ar;
+    if (act_rows_init(&ar, v, klist, kl) == 0) {
+        for (int32_t i = 0; i < ml; i++) act_rows_get(&ar, (int32_t)in->m0 + i, w->a + (size_t)i * kl);
+        act_rows_free(&ar);
+    } else {
+        for (int32_t i = 0; i < ml; i++)
+            for (int32_t q = 0; q < kl; q++) w->a[(size_t)i * kl + q] = act_at(v, (int32_t)in->m0 + i, klist[q]);
+    }
+    for (int32_t t = 0; t * R < ml; t++)
+        for (int32_t gi = 0; gi < ngt; gi++) {
+            int32_t *restrict za = w->za + ((size_t)t * ngt + gi) * kl;
+            memset(za, 0, sizeof(int32_t) * (size_t)kl);
+            for (int32_t i = t * R + gi * G; i < min32(t * R + min32(gi * G + G, R), ml); i++) {
+                const int32_t *restrict row = w->a + (size_t)i * kl;
+                for (int32_t q = 0; q < kl; q++) za[q] += row[q] == 0;
+            }
+        }
+    int fit = 1;
+    for (int32_t i = 0; i < ml; i++) {
+        const int32_t *restrict row = w->a + (size_t)i * kl;
+        int16_t *restrict r16 = a16 + (size_t)i * lp;
+        for (int32_t q = 0; q < kl; q++) {
+            r16[q] = (int16_t)row[q];
+            fit &= fits_i16(row[q]);
+        }
+        for (int32_t q = kl; q < lp; q++) r16[q] = 0;
+        w->sum_abs[i] = abs_sum(row, kl);
+    }
+    w->a16 = fit ? a16 : NULL;
+    w->layer = (int32_t)in->layer;
+    w->group = (int32_t)in->group;
+    w->n0 = (int32_t)in->n0;
+    w->m0 = in->m0;
+    w->m_len = in->m_len;
+    w->k0 = in->k0;
+    w->k_len = in->k_len;
+    w->valid = 1;
+    return w;
 }
 
 /* ---- per-layer weight facts (fast engine, OS) -------------------------------------- */
@@ -436,46 +536,53 @@ static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view
     const int32_t S = m->slices, K = m->g.K, N = m->g.N, C = c->arch->cols, wpb = c->arch->weight_path_bits;
     const int need_bounds = !m->overflow_free;
     const size_t n_list = (size_t)m->list_off[m->n_lists], cols = (size_t)m->g.groups * N;
+    const int32_t nbl = m->blocks_per_group, gate = gating(c->arch);
     f->layer = -1;
-    if (!scratch(&f->buf, &f->cap, sizeof(int32_t) * (n_list + 2 * cols + 2 * (size_t)N + 1))) return NULL;
+    /* nzk, wmax, ovmax, then per group: nz per (k, n-block), and per column
+     * the partial slice sum, its largest magnitude and the non-zero slices */
+    size_t words = n_list + 2 * cols + (size_t)K * nbl + 3 * (size_t)N + 1;
+    if (!scratch(&f->buf, &f->cap, sizeof(int32_t) * words)) return NULL;
     f->nzk = f->buf;
     f->wmax = f->nzk + n_list;
     f->ovmax = f->wmax + cols;
-    int32_t *part = f->ovmax + cols, *ex = part + N;
-    if (gating(c->arch))
-        for (int32_t g = 0; g < m->g.groups; g++)
-            for (int32_t nb = 0; nb < m->blocks_per_group; nb++) {
-                const int32_t n0 = nb * C, cu = min32(C, N - n0), li = g * m->blocks_per_group + nb;
-                for (int32_t e = m->list_off[li]; e < m->list_off[li + 1]; e++) {
-                    int32_t nz = 0;
-                    for (int32_t s = 0; s < S; s++) {
-                        const int16_t *y = &m->wslice[(((size_t)g * S + s) * K + m->list[e]) * N + n0];
-                        for (int32_t j = 0; j < cu; j++) nz += y[j] != 0;
-                    }
-                    f->nzk[e] = nz;
+    int32_t *nzkb = f->ovmax + cols, *part = nzkb + (size_t)K * nbl, *ex = part + N, *nzn = ex + N;
+    if (!gate && !need_bounds) {
+        f->layer = layer;
+        return f;
+    }
+    /* one pass over the layer's slices in memory order: row (g, s, k) holds
+     * the N columns side by side */
+    for (int32_t g = 0; g < m->g.groups; g++) {
+        int32_t *wmax = f->wmax + (size_t)g * N, *ovmax = f->ovmax + (size_t)g * N;
+        for (int32_t n = 0; n < N; n++) wmax[n] = ovmax[n] = 0;
+        for (int32_t k = 0; k < K; k++) {
+            for (int32_t n = 0; n < N; n++) part[n] = ex[n] = nzn[n] = 0;
+            for (int32_t s = 0; s < S; s++) {
+                const int16_t *y = &m->wslice[(((size_t)g * S + s) * K + k) * N];
+                for (int32_t n = 0; n < N; n++) {
+                    nzn[n] += y[n] != 0;
+                    part[n] += (int32_t)y[n] * (1 << (wpb * s));
+                    int32_t t = part[n] < 0 ? -part[n] : part[n];
+                    ex[n] = t > ex[n] ? t : ex[n];
                 }
             }
-    if (need_bounds)
-        for (int32_t g = 0; g < m->g.groups; g++) {
-            int32_t *wmax = f->wmax + (size_t)g * N, *ovmax = f->ovmax + (size_t)g * N;
-            for (int32_t n = 0; n < N; n++) wmax[n] = ovmax[n] = 0;
-            for (int32_t k = 0; k < K; k++) {
-                for (int32_t n = 0; n < N; n++) part[n] = ex[n] = 0;
-                for (int32_t s = 0; s < S; s++) {
-                    const int16_t *y = &m->wslice[(((size_t)g * S + s) * K + k) * N];
-                    for (int32_t n = 0; n < N; n++) {
-                        part[n] += (int32_t)y[n] * (1 << (wpb * s));
-                        int32_t t = part[n] < 0 ? -part[n] : part[n];
-                        ex[n] = t > ex[n] ? t : ex[n];
-                    }
-                }
-                for (int32_t n = 0; n < N; n++) { /* part[n] = w(k, n), ex[n] = max_s |W| */
-                    int32_t t = part[n] < 0 ? -part[n] : part[n], ov = ex[n] - t;
-                    wmax[n] = t > wmax[n] ? t : wmax[n];
-                    ovmax[n] = ov > ovmax[n] ? ov : ovmax[n];
-                }
+            for (int32_t n = 0; n < N; n++) { /* part[n] = w(k, n), ex[n] = max_s |W| */
+                int32_t t = part[n] < 0 ? -part[n] : part[n], ov = ex[n] - t;
+                wmax[n] = t > wmax[n] ? t : wmax[n];
+                ovmax[n] = ov > ovmax[n] ? ov : ovmax[n];
+            }
+            for (int32_t nb = 0; nb < nbl; nb++) {
+                int32_t nz = 0;
+                for (int32_t n = nb * C; n < min32(N, (nb + 1) * C); n++) nz += nzn[n];
+                nzkb[(size_t)k * nbl + nb] = nz;
             }
         }
+        for (int32_t nb = 0; nb < nbl; nb++) {
+            const int32_t li = g * nbl + nb;
+            for (int32_t e = m->list_off[li]; e < m->list_off[li + 1]; e++)
+                f->nzk[e] = nzkb[(size_t)m->list[e] * nbl + nb];
+        }
+    }
     f->layer = layer;
     return f;
 }
@@ -528,7 +635,7 @@ void qs_array_value_paths(qs_value_paths *out)
 }
 
 /* Values of an OS instruction (fast engine) in a layer the compiler could not
- * prove overflow-free; ablk[i*kl + q] is activation a[m0+i][list[k0+q]].
+ * prove overflow-free; rows (os_rows) holds its activation rows.
  *
  * Why most outputs still take the exact sum: PE (i, j) starts the tile at 0
  * and adds, for the surviving steps e in list order and within a step for
@@ -547,14 +654,15 @@ void qs_array_value_paths(qs_value_paths *out)
  * overflows and the PE ends with the exact sum in either overflow mode (and
  * with no overflow counted). Two upper bounds of B are tried, cheapest first:
  *   row bound, O(1) per output from per-row and per-column maxima:
- *     (sum_e |x_e|) * wmax_j + (max_e |x_e|) * ovmax_j,
- *     wmax_j = max_e |w_e|, ovmax_j = max_e ov_e over the column's weights;
+ *     (sum_e |x_e|) * wmax_j + amax * ovmax_j,
+ *     wmax_j = max_e |w_e|, ovmax_j = max_e ov_e over the column's weights,
+ *     amax >= |x_e| the largest magnitude of the layer's activations;
  *   B itself, O(k_len) per output.
  * The sums run over all list positions of the instruction: a position a
  * group's schedule skips has x = 0 on its rows and adds nothing. Outputs that
  * pass neither are accumulated in the hardware's order (ordered_row). */
-static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *ablk,
-                                uint64_t *ovf, qs_error *err)
+static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
+                                const struct qs_os_rows *rows, uint64_t *ovf, qs_error *err)
 {
     const qs_arch *a = c->arch;
     const qs_layer_map *m = v->m;
@@ -579,23 +687,22 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
     int64_t wmax_all = 0;
     for (int32_t j = 0; j < Cu; j++)
         if (wmax[j] > wmax_all) wmax_all = wmax[j];
+    int32_t alo, ahi; /* activations lie in the input's range; padding is its zero point */
+    qs_int_range(m->act_bits, m->act_signed, &alo, &ahi);
+    int64_t amax = -(int64_t)alo > ahi ? -(int64_t)alo : ahi;
+    if (v->za > amax || -(int64_t)v->za > amax) amax = v->za < 0 ? -(int64_t)v->za : v->za;
 
     uint64_t n_row = 0, n_output = 0, n_ordered = 0;
     for (uint32_t i = 0; i < in->m_len; i++) {
-        const int32_t *row = ablk + (size_t)i * kl;
-        int64_t sx = 0, mx = 0; /* sum and max of |x| */
-        for (int32_t q = 0; q < kl; q++) {
-            int64_t x = row[q] < 0 ? -(int64_t)row[q] : row[q];
-            sx += x;
-            if (x > mx) mx = x;
-        }
+        const int32_t *row = rows->a + (size_t)i * kl;
+        const int64_t sx = rows->sum_abs[i];
         /* every partial sum of the dense products is within sx * wmax_all:
          * the int32 dot products are safe when that fits */
         const int dense_ok = sx * wmax_all <= INT32_MAX;
-        if (dense_ok) dense_row(&dw, row, val);
+        if (dense_ok) dense_row(&dw, row, rows->a16 ? rows->a16 + (size_t)i * dw.lp : NULL, val);
         int ordered = 0, by_row = 0, by_output = 0;
         for (int32_t j = 0; j < Cu && !ordered; j++) {
-            if (dense_ok && sx * wmax[j] + mx * ovmax[j] <= accmax) { /* row bound */
+            if (dense_ok && sx * wmax[j] + amax * ovmax[j] <= accmax) { /* row bound */
                 by_row++;
                 continue;
             }
@@ -666,24 +773,17 @@ static int32_t os_schedule(qs_array_ctx *c, const gemm_view *v, const qs_insn *i
     return n;
 }
 
-/* OS, fast engine: os_schedule's list for the group whose rows start at
- * ablk row `row0` (Gu rows of kl list positions, the instruction's gathered
- * activations), and in the same pass the MACs gated by a zero operand:
- * for each surviving step with za zero activations, S slices of Cu columns
- * with nzk[q] non-zero weight slices in all, za * S * Cu + (Gu - za) * (S * Cu - nzk[q]). */
-static int32_t os_schedule_fast(qs_array_ctx *c, const qs_insn *in, const int32_t *ablk, int32_t row0, int32_t Gu,
-                                const int32_t *nzk, int32_t S, int32_t Cu, int32_t *restrict za, int32_t *out,
-                                uint64_t *gated)
+/* OS, fast engine: os_schedule's list for a group of Gu rows whose zero
+ * activations per list position k0 + q are za[q] (os_rows), and in the same
+ * pass the MACs gated by a zero operand: for each surviving step with za
+ * zero activations, S slices of Cu columns with nzk[q] non-zero weight
+ * slices in all, za * S * Cu + (Gu - za) * (S * Cu - nzk[q]). */
+static int32_t os_schedule_fast(qs_array_ctx *c, const qs_insn *in, const int32_t *restrict za, int32_t Gu,
+                                const int32_t *nzk, int32_t S, int32_t Cu, int32_t *out, uint64_t *gated)
 {
     const int skip = act_skip(c->arch), gate = gating(c->arch);
     const int32_t kl = (int32_t)in->k_len;
     const int64_t SC = (int64_t)S * Cu;
-    /* za[q]: zero activations of the group at list position k0 + q */
-    memset(za, 0, sizeof *za * (size_t)kl);
-    for (int32_t rr = 0; rr < Gu; rr++) {
-        const int32_t *restrict row = ablk + (size_t)(row0 + rr) * kl;
-        for (int32_t q = 0; q < kl; q++) za[q] += row[q] == 0;
-    }
     int32_t n = 0;
     uint64_t g = 0;
     for (int32_t q = 0; q < kl; q++) {
@@ -707,24 +807,15 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     const int32_t Cu = (int32_t)in->n_len;
     const int gate = gating(a);
     uint64_t pairs_total = 0;
-    /* fast engine: the instruction's activation rows, gathered once for the
-     * schedule, the gating counts and the values; per list position the
-     * non-zero weight slices of the Cu columns */
-    const int32_t kl = (int32_t)in->k_len;
-    int32_t *ablk = NULL, *zrow = NULL;
+    /* fast engine: the instruction's activation rows (schedule, gating
+     * counts, values); per list position the non-zero weight slices of the
+     * Cu columns */
+    const int32_t kl = (int32_t)in->k_len, ngt = (int32_t)ceil_div(R, G);
+    const struct qs_os_rows *rows = NULL;
     const int32_t *nzk = NULL;
     if (c->engine == QS_ENGINE_FAST) {
-        ablk = scratch(&c->act_buf, &c->act_cap, sizeof(int32_t) * ((size_t)in->m_len * (size_t)kl + 2 * (size_t)kl + 1));
-        if (!ablk) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-        zrow = ablk + (size_t)in->m_len * kl + kl;
-        act_rows ar;
-        if (act_rows_init(&ar, v, v->list + in->k0, kl) == 0) {
-            for (uint32_t i = 0; i < in->m_len; i++) act_rows_get(&ar, (int32_t)(in->m0 + i), ablk + (size_t)i * kl);
-            act_rows_free(&ar);
-        } else {
-            for (uint32_t i = 0; i < in->m_len; i++)
-                for (int32_t q = 0; q < kl; q++) ablk[(size_t)i * kl + q] = act_at(v, (int32_t)(in->m0 + i), v->list[in->k0 + q]);
-        }
+        rows = os_rows(c, v, in);
+        if (!rows) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
         if (gate) {
             /* the layer's counts cover whole n-blocks, as the compiler emits them */
             const struct qs_layer_facts *f = NULL;
@@ -734,7 +825,7 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             if (f) {
                 nzk = f->nzk + (v->list - m->list) + in->k0;
             } else {
-                int32_t *cnt = ablk + (size_t)in->m_len * kl;
+                int32_t *cnt = c->kidx;
                 for (int32_t q = 0; q < kl; q++) {
                     int32_t nz = 0, k = v->list[in->k0 + q];
                     for (int32_t s = 0; s < S; s++)
@@ -755,7 +846,8 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             int32_t *sched = &c->sched_all[(size_t)gi * c->max_k];
             uint64_t gated = 0;
             int32_t len = c->engine == QS_ENGINE_FAST
-                              ? os_schedule_fast(c, in, ablk, mb - (int32_t)in->m0 + r0, Gu, nzk, S, Cu, zrow, sched, &gated)
+                              ? os_schedule_fast(c, in, rows->za + ((size_t)((mb - (int32_t)in->m0) / R) * ngt + gi) * kl,
+                                                 Gu, nzk, S, Cu, sched, &gated)
                               : os_schedule(c, v, in, mb, r0, r1, sched);
             c->sched_len[gi] = len;
             int64_t Lg = (int64_t)len * S;
@@ -823,8 +915,8 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
      * values_checked), so the whole instruction at once */
     if (c->engine == QS_ENGINE_FAST) {
         qs_status st = m->overflow_free
-                           ? values_dense(c, v, in, v->list + in->k0, kl, ablk, &r->ev.acc_overflows, err)
-                           : values_checked(c, v, in, ablk, &r->ev.acc_overflows, err);
+                           ? values_dense(c, v, in, v->list + in->k0, kl, rows, &r->ev.acc_overflows, err)
+                           : values_checked(c, v, in, rows, &r->ev.acc_overflows, err);
         if (st) return st;
     }
     r->ev.reg_bits += pairs_total * (uint64_t)(m->act_bits + wpb);

@@ -36,9 +36,8 @@ typedef struct {
     uint8_t *south_v;
     /* fast engine scratch that grows to the largest instruction seen (kept
      * across instructions: allocating it per instruction costs page faults) */
-    void *act_buf;             /* OS: an instruction's activation rows */
     void *val_buf, *aux_buf;   /* values: gathered int16 weights; bounds and ordered sums */
-    size_t act_cap, val_cap, aux_cap; /* their sizes in bytes */
+    size_t val_cap, aux_cap;   /* their sizes in bytes */
     /* fast engine, OS: facts about the current layer's weights that every
      * instruction of the layer needs, computed when its first one runs */
     struct qs_layer_facts {
@@ -49,6 +48,21 @@ typedef struct {
         void *buf;
         size_t cap;
     } facts;
+    /* fast engine, OS: what the last instruction's activation rows gave,
+     * kept for the next n-block of the same rows (sim/array.c, os_rows) */
+    struct qs_os_rows {
+        int32_t valid;
+        int32_t layer, group, n0;     /* n0 of the last instruction that used them */
+        uint32_t m0, m_len, k0, k_len;
+        int32_t *klist;               /* copy of the list positions' reduction indices */
+        int32_t *a;                   /* [i*k_len + q]: activation of row m0+i at list position k0+q */
+        int16_t *a16;                 /* [i*lp + q], lp = k_len rounded up to 16, zero tail; NULL if some
+                                       * activation does not fit int16 */
+        int32_t *za;                  /* [g*k_len + q]: zero activations of the g-th row group at q */
+        int64_t *sum_abs;             /* per row: sum of |activation| */
+        void *buf;
+        size_t cap;
+    } rows;
     qs_pe_array **groups;      /* detailed: OS one sub-array per row group; WS/IS one */
     int32_t n_groups;
     int32_t max_k;
