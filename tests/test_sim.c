@@ -851,6 +851,55 @@ static void test_rerun(void)
     g_case = "";
 }
 
+/* A second run with a new input must not reuse anything the fast engine kept
+ * from the first (sim/array.c keeps an instruction's activation rows for the
+ * next n-block): a one-layer network with one m-tile and one n-block, whose
+ * first instruction of the second run looks like the last of the first. */
+static void test_rerun_new_input(void)
+{
+    int bad = 0;
+    g_case = "rerun with a new input";
+    g_fail_msgs = 0;
+    qs_net *net = timing_net(6, 2, 2, 1, 3, QS_DT_INT2, 4, 21);
+    int32_t *x1 = timing_input(net, z_none), *x2 = timing_input(net, z_checker);
+    const qs_layer *IN = &net->layers[0], *O = &net->layers[1];
+    const int64_t nin = (int64_t)IN->out_c * IN->out_h * IN->out_w, nout = (int64_t)O->out_c * O->out_h * O->out_w;
+    for (int narrow = 0; narrow < 2; narrow++) {
+        sim_cfg c = default_cfg();
+        c.mab = 4;
+        c.mwb = 2;
+        c.skip = QS_SKIP_BOTH;
+        c.acc_bits = narrow ? 8 : 32; /* not proven overflow-free (6 x 15 x 2 > 127) / proven */
+        qs_arch a;
+        CU_ASSERT_FATAL(make_arch(&c, &a));
+        qs_prog *p;
+        qs_error e;
+        CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
+        EXPECT(p->maps[1].overflow_free == !narrow, "acc_bits %d: overflow_free %d", c.acc_bits, p->maps[1].overflow_free);
+        qs_sim *twice, *once;
+        CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_FAST, &twice, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_DETAILED, &once, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_set_input(twice, x1, nin, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_run(twice, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_set_input(twice, x2, nin, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_run(twice, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_set_input(once, x2, nin, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_run(once, &e), QS_OK);
+        EXPECT(memcmp(qs_sim_layer_output(twice, 1), qs_sim_layer_output(once, 1), sizeof(int32_t) * (size_t)nout) == 0,
+               "acc_bits %d: second fast run differs from a detailed run of its input", c.acc_bits);
+        EXPECT(qs_sim_total_cycles(twice) == qs_sim_total_cycles(once), "acc_bits %d: cycles %llu, detailed %llu",
+               c.acc_bits, (unsigned long long)qs_sim_total_cycles(twice), (unsigned long long)qs_sim_total_cycles(once));
+        qs_sim_destroy(twice);
+        qs_sim_destroy(once);
+        qs_prog_destroy(p);
+    }
+    free(x1);
+    free(x2);
+    qs_net_destroy(net);
+    g_case = "";
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 /* ---- accumulators that may overflow (OS) ----------------------------------------------- */
 
 /* One 1x1 conv from cin channels (1x1 input, A2 unsigned) to one output
@@ -1006,6 +1055,7 @@ int main(void)
     CU_add_test(s, "a slow PPU shows as ppu stalls", test_ppu_stalls);
     CU_add_test(s, "shipped networks: fast == detailed on every layer kind", test_shipped_nets);
     CU_add_test(s, "rerun and input checks", test_rerun);
+    CU_add_test(s, "rerun with a new input reuses nothing stale", test_rerun_new_input);
     CU_add_test(s, "accumulators that may overflow: exact sums only within the bound", test_overflow_bounds);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
