@@ -67,6 +67,7 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
     }
     c->max_k = max_k;
     c->facts.layer = -1;
+    c->dense.layer = -1;
     int32_t R = a->rows, C = a->cols;
     c->n_groups = (int32_t)ceil_div(R, a->skip_group);
     size_t edge = (size_t)(R > C ? R : C) + 1;
@@ -128,6 +129,7 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->val_buf);
     free(c->aux_buf);
     free(c->facts.buf);
+    free(c->dense.buf);
 }
 
 /* Record one clock of PE activity at tile-relative time t (groups that run
@@ -262,12 +264,12 @@ static void act_rows_get(const act_rows *g, int32_t m, int32_t *restrict out)
     }
 }
 
-/* Four dot products of a with b, b + n, b + 2n, b + 3n; n a multiple of 16
- * (written so that compilers vectorize it at -O2). */
-static void dot4_i16(const int16_t *restrict a, const int16_t *restrict b, int32_t n, int32_t *s)
+/* Four dot products of a[0..n) with b, b + stride, b + 2 stride, b + 3 stride;
+ * n a multiple of 16 (written so that compilers vectorize it at -O2). */
+static void dot4_i16(const int16_t *restrict a, const int16_t *restrict b, size_t stride, int32_t n, int32_t *s)
 {
     n &= ~15;
-    const int16_t *restrict b1 = b + n, *restrict b2 = b1 + n, *restrict b3 = b2 + n;
+    const int16_t *restrict b1 = b + stride, *restrict b2 = b1 + stride, *restrict b3 = b2 + stride;
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (int32_t p = 0; p < n; p++) {
         int32_t x = a[p];
@@ -322,25 +324,86 @@ static void *scratch(void **buf, size_t *cap, size_t bytes)
     return *buf;
 }
 
-/* The weights of columns n0 + j (j < nl) of the instruction at reduction
- * indices kidx[0..len), gathered once per instruction for dense dot products:
- * w32[j*len + p] always; w16[j*lp + p] (lp = len rounded up to 16, zero
- * tail) when every weight fits int16, else w16 = NULL. a16 is room for one
+/* The weights of columns n0 + j (j < nl) of an instruction at reduction
+ * indices kidx[0..len), for dense dot products: w32[j*stride32 + p] for
+ * p < len always; w16[j*stride16 + p] when every weight fits int16, else
+ * w16 = NULL, readable up to p < lp (len rounded up to 16): what lies beyond
+ * len there is multiplied by a zero activation. a16 is room for one
  * activation row of lp int16 with a zero tail. */
 typedef struct {
     int32_t nl, len, lp;
+    size_t stride32, stride16;
     const int32_t *w32;
     const int16_t *w16;
     int16_t *a16;
 } dense_weights;
 
-static int dense_weights_gather(qs_array_ctx *c, const gemm_view *v, int32_t n0, int32_t nl, const int32_t *kidx,
-                                int32_t len, dense_weights *dw)
+/* The layer's weights per n-block, each column the list's reduction indices
+ * followed by 16 zeros, built once per layer: every instruction of an OS or
+ * WS layer reads a range of list positions of one whole n-block, and a
+ * block's columns are read again for each m-tile. */
+static const struct qs_layer_dense *layer_dense(qs_array_ctx *c, const gemm_view *v, int32_t layer)
 {
+    struct qs_layer_dense *d = &c->dense;
+    if (d->layer == layer) return d;
     const qs_tensor *W = &c->net->tensors[v->L->weight];
     const qs_layer_map *m = v->m;
-    const int32_t lp = (len + 15) & ~15;
+    const int32_t C = c->arch->cols, N = m->g.N, K = m->g.K, nbl = m->blocks_per_group;
+    d->layer = -1;
+    size_t total = 0;
+    for (int32_t li = 0; li < m->n_lists; li++) {
+        int32_t nb = li % nbl, len = m->list_off[li + 1] - m->list_off[li];
+        total += (size_t)min32(C, N - nb * C) * (size_t)(len + 16);
+    }
+    size_t bytes = sizeof(size_t) * ((size_t)m->n_lists + 1) + (sizeof(int32_t) + sizeof(int16_t)) * total + 16;
+    if (!scratch(&d->buf, &d->cap, bytes)) return NULL;
+    d->off = d->buf;
+    d->w32 = (int32_t *)(d->off + m->n_lists + 1);
+    d->w16 = (int16_t *)(d->w32 + total);
+    int fit = 1;
+    size_t o = 0;
+    for (int32_t li = 0; li < m->n_lists; li++) {
+        const int32_t g = li / nbl, nb = li % nbl, cu = min32(C, N - nb * C);
+        const int32_t len = m->list_off[li + 1] - m->list_off[li], *kidx = m->list + m->list_off[li];
+        d->off[li] = o;
+        for (int32_t j = 0; j < cu; j++, o += (size_t)len + 16) {
+            const int32_t *col = &W->data[(size_t)(g * N + nb * C + j) * (size_t)K];
+            int32_t *dst = d->w32 + o;
+            for (int32_t p = 0; p < len; p++) {
+                dst[p] = col[kidx[p]];
+                fit &= fits_i16(dst[p]);
+            }
+            for (int32_t p = len; p < len + 16; p++) dst[p] = 0;
+        }
+    }
+    if (fit)
+        for (size_t i = 0; i < total; i++) d->w16[i] = (int16_t)d->w32[i];
+    d->fit16 = fit;
+    d->layer = layer;
+    return d;
+}
+
+static int dense_weights_gather(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *kidx,
+                                int32_t len, dense_weights *dw)
+{
+    const qs_layer_map *m = v->m;
+    const int32_t lp = (len + 15) & ~15, nl = (int32_t)in->n_len, n0 = (int32_t)in->n0, C = c->arch->cols;
+    int16_t *a16 = scratch(&c->val_buf, &c->val_cap, sizeof(int16_t) * ((size_t)(nl + 1) * (size_t)lp + 16));
+    if (!a16) return -1;
+    for (int32_t p = len; p < lp; p++) a16[p] = 0;
+    /* OS/WS: the instruction covers list positions k0.. of one whole n-block */
+    if (c->arch->dataflow != QS_DF_IS && n0 % C == 0 && nl == min32(C, m->g.N - n0) && kidx == v->list + in->k0) {
+        const struct qs_layer_dense *d = layer_dense(c, v, (int32_t)in->layer);
+        if (!d) return -1;
+        const int32_t li = v->g * m->blocks_per_group + n0 / C;
+        const size_t o = d->off[li] + in->k0, stride = (size_t)(m->list_off[li + 1] - m->list_off[li]) + 16;
+        *dw = (dense_weights){nl, len, lp, stride, stride, d->w32 + o, d->fit16 ? d->w16 + o : NULL, a16};
+        return 0;
+    }
+    /* otherwise gathered for this instruction (IS: plain k, all n) */
+    const qs_tensor *W = &c->net->tensors[v->L->weight];
     int32_t *wt = c->tile_acc;
+    int16_t *w16 = a16 + lp;
     int wfit = 1;
     for (int32_t j = 0; j < nl; j++) {
         const int32_t *col = &W->data[(size_t)(v->g * m->g.N + n0 + j) * (size_t)m->g.K];
@@ -350,16 +413,14 @@ static int dense_weights_gather(qs_array_ctx *c, const gemm_view *v, int32_t n0,
             wfit &= fits_i16(w);
         }
     }
-    int16_t *w16 = scratch(&c->val_buf, &c->val_cap, sizeof(int16_t) * ((size_t)(nl + 1) * (size_t)lp + 16));
-    if (!w16) return -1;
-    *dw = (dense_weights){nl, len, lp, wt, wfit ? w16 : NULL, w16 + (size_t)nl * lp};
-    if (wfit)
+    *dw = (dense_weights){nl, len, lp, (size_t)len, (size_t)lp, wt, wfit ? w16 : NULL, a16};
+    if (wfit) {
         for (int32_t j = 0; j < nl; j++) {
             int16_t *dst = &w16[(size_t)j * lp];
             for (int32_t p = 0; p < len; p++) dst[p] = (int16_t)wt[(size_t)j * len + p];
             for (int32_t p = len; p < lp; p++) dst[p] = 0;
         }
-    for (int32_t p = len; p < lp; p++) dw->a16[p] = 0;
+    }
     return 0;
 }
 
@@ -381,12 +442,12 @@ static void dense_row(const dense_weights *dw, const int32_t *restrict row, cons
     }
     int32_t j = 0;
     if (fit) {
-        for (; j + 4 <= nl; j += 4) dot4_i16(row16, &dw->w16[(size_t)j * lp], lp, &s[j]);
-        for (; j < nl; j++) s[j] = dot_i16(row16, &dw->w16[(size_t)j * lp], lp);
+        for (; j + 4 <= nl; j += 4) dot4_i16(row16, &dw->w16[(size_t)j * dw->stride16], dw->stride16, lp, &s[j]);
+        for (; j < nl; j++) s[j] = dot_i16(row16, &dw->w16[(size_t)j * dw->stride16], lp);
         return;
     }
     for (; j < nl; j++) {
-        const int32_t *restrict w = &dw->w32[(size_t)j * len];
+        const int32_t *restrict w = &dw->w32[(size_t)j * dw->stride32];
         int32_t t = 0;
         for (int32_t p = 0; p < len; p++) t += row[p] * w[p];
         s[j] = t;
@@ -415,7 +476,7 @@ static qs_status values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn
 {
     dense_weights dw;
     int32_t *val = scratch(&c->aux_buf, &c->aux_cap, sizeof(int32_t) * ((size_t)in->n_len + 1)); /* one row of results */
-    if (!val || dense_weights_gather(c, v, (int32_t)in->n0, (int32_t)in->n_len, kidx, len, &dw))
+    if (!val || dense_weights_gather(c, v, in, kidx, len, &dw))
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
     int32_t *a = c->sched; /* one gathered row */
     act_rows ar;
@@ -671,7 +732,7 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
     const int32_t *klist = v->list + in->k0;
     const int64_t accmax = ((int64_t)1 << (a->acc_bits - 1)) - 1;
     dense_weights dw;
-    if (dense_weights_gather(c, v, n0, Cu, klist, kl, &dw))
+    if (dense_weights_gather(c, v, in, klist, kl, &dw))
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
     const struct qs_layer_facts *f = layer_facts(c, v, (int32_t)in->layer);
     /* room for ordered_row and one row of results; per (column, list
@@ -726,7 +787,7 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
                 have_b = 1;
             }
             /* B and the exact sum, per output */
-            const int32_t *w = dw.w32 + (size_t)j * kl, *wa = wabs + (size_t)j * kl, *wo = wov + (size_t)j * kl;
+            const int32_t *w = dw.w32 + (size_t)j * dw.stride32, *wa = wabs + (size_t)j * kl, *wo = wov + (size_t)j * kl;
             int64_t b = 0, bov = 0, exact = 0;
             for (int32_t q = 0; q < kl; q++) {
                 int64_t x = row[q], ax = x < 0 ? -x : x;

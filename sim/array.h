@@ -48,6 +48,17 @@ typedef struct {
         void *buf;
         size_t cap;
     } facts;
+    /* fast engine, OS/WS: the current layer's weights per n-block in the
+     * order of its list, for dense dot products (sim/array.c, dense_weights) */
+    struct qs_layer_dense {
+        int32_t layer;          /* whose weights these are; -1: none yet */
+        int32_t fit16;          /* every weight fits int16: w16 is filled */
+        size_t *off;            /* per list (group, n-block): its first element in w32 / w16 */
+        int32_t *w32;
+        int16_t *w16;
+        void *buf;
+        size_t cap;
+    } dense;
     /* fast engine, OS: what the last instruction's activation rows gave,
      * kept for the next n-block of the same rows (sim/array.c, os_rows) */
     struct qs_os_rows {
