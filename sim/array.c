@@ -686,12 +686,40 @@ static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *kli
     *ovf += o;
 }
 
-static _Atomic uint64_t paths_row_bound, paths_output_bound, paths_ordered_rows;
+/* Whether the partial sums of one output row, in the hardware's order, stay
+ * inside [lo, hi], and the exact final sums. For the PE of column j, with
+ * P_q = sum_(q'<=q) x_q' w_q'j after list position q, step q's partial sums
+ * are P_(q-1) + x_q * W_(q,j,s) for s < S; they lie between P_(q-1) +
+ * x_q * wlo and P_(q-1) + x_q * whi (wlo, whi: min and max over s of
+ * W_(q,j,s), at [q*Cu + j]; the other way round for x_q < 0), and since the
+ * last one is P_q itself (W_(q,j,S-1) = w_qj, at wq[q*Cu + j]) the bounds
+ * are reached. So bad[j] = 0 exactly when no addition of the PE overflows,
+ * and then P[j] is its value. A zero activation (skipped step, or gated
+ * products) adds nothing and is passed over. */
+static void prefix_row(const int32_t *restrict row, int32_t kl, int32_t Cu, const int32_t *restrict wq,
+                       const int32_t *restrict wlo, const int32_t *restrict whi, int64_t lo, int64_t hi,
+                       int64_t *restrict P, int32_t *restrict bad)
+{
+    for (int32_t j = 0; j < Cu; j++) P[j] = bad[j] = 0;
+    for (int32_t q = 0; q < kl; q++) {
+        const int64_t x = row[q];
+        if (x == 0) continue;
+        const int32_t *restrict mn = (x > 0 ? wlo : whi) + (size_t)q * Cu, *restrict mx = (x > 0 ? whi : wlo) + (size_t)q * Cu;
+        const int32_t *restrict w = wq + (size_t)q * Cu;
+        for (int32_t j = 0; j < Cu; j++) {
+            const int64_t p = P[j];
+            bad[j] |= (p + x * mn[j] < lo) | (p + x * mx[j] > hi);
+            P[j] = p + x * w[j];
+        }
+    }
+}
+
+static _Atomic uint64_t paths_row_bound, paths_prefix, paths_ordered_rows;
 
 void qs_array_value_paths(qs_value_paths *out)
 {
     out->row_bound = atomic_load_explicit(&paths_row_bound, memory_order_relaxed);
-    out->output_bound = atomic_load_explicit(&paths_output_bound, memory_order_relaxed);
+    out->prefix = atomic_load_explicit(&paths_prefix, memory_order_relaxed);
     out->ordered_rows = atomic_load_explicit(&paths_ordered_rows, memory_order_relaxed);
 }
 
@@ -704,24 +732,24 @@ void qs_array_value_paths(qs_value_paths *out)
  * overflowed, its partial sum after slice s of step e is
  *     P_(e-1) + x_e * W_(e,s),  P_(e-1) = sum_(e'<e) x_e' * w_e',
  *                               W_(e,s) = sum_(s'<=s) slice_s'(w_e) << (p*s'),
- * with W_(e,S-1) = w_e (the slices add up to the weight). Let
+ * with W_(e,S-1) = w_e (the slices add up to the weight); if all of them lie
+ * in the accumulator's range, no addition overflows and the PE ends with the
+ * exact sum in either overflow mode (with no overflow counted). Let
  *     ov_e = max_s |W_(e,s)| - |w_e| >= 0
  * be how far step e's partial products overshoot its final one (the low
  * slices of a negative weight are unsigned: w = -1 on a 2-bit path is
  * 3 + 3*4 + 3*16 - 1*64, partials 3, 15, 63, -1, so ov = 62). Then
  *     |P_(e-1) + x_e * W_(e,s)| <= sum_(e'<e) |x_e'| |w_e'| + |x_e| (|w_e| + ov_e)
- *                               <= B = sum_e |x_e| |w_e| + max_e |x_e| ov_e,
- * and if B <= 2^(acc_bits-1) - 1, by induction over the additions none
- * overflows and the PE ends with the exact sum in either overflow mode (and
- * with no overflow counted). Two upper bounds of B are tried, cheapest first:
- *   row bound, O(1) per output from per-row and per-column maxima:
- *     (sum_e |x_e|) * wmax_j + amax * ovmax_j,
- *     wmax_j = max_e |w_e|, ovmax_j = max_e ov_e over the column's weights,
- *     amax >= |x_e| the largest magnitude of the layer's activations;
- *   B itself, O(k_len) per output.
- * The sums run over all list positions of the instruction: a position a
- * group's schedule skips has x = 0 on its rows and adds nothing. Outputs that
- * pass neither are accumulated in the hardware's order (ordered_row). */
+ *                               <= (sum_e |x_e|) * wmax_j + amax * ovmax_j
+ * with wmax_j = max_e |w_e|, ovmax_j = max_e ov_e over the column's weights
+ * (layer_facts) and amax >= |x_e| the largest magnitude of the layer's
+ * activations. When this row bound, O(1) per output, is <= 2^(acc_bits-1) - 1
+ * the output takes the dense dot product. Else the row's partial sums are
+ * followed in the hardware's order at step granularity (prefix_row, O(k_len)
+ * per output), which decides exactly whether an addition overflows; only
+ * rows where one does are accumulated slice by slice (ordered_row). The sums
+ * run over all list positions of the instruction: a position a group's
+ * schedule skips has x = 0 on its rows and adds nothing. */
 static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
                                 const struct qs_os_rows *rows, uint64_t *ovf, qs_error *err)
 {
@@ -735,15 +763,16 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
     if (dense_weights_gather(c, v, in, klist, kl, &dw))
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
     const struct qs_layer_facts *f = layer_facts(c, v, (int32_t)in->layer);
-    /* room for ordered_row and one row of results; per (column, list
-     * position), filled when an output first needs B: |w| and ov at
-     * wabs[j*kl + q], wov[j*kl + q] */
-    int64_t *acc64 = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * ((size_t)Cu + 1) +
-                                                           sizeof(int32_t) * ((size_t)2 * Cu * kl + 3 * (size_t)Cu));
-    if (!f || !acc64) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-    int32_t *val = (int32_t *)(acc64 + Cu), *part = val + Cu, *exq = part + Cu, *wabs = exq + Cu;
-    int32_t *wov = wabs + (size_t)Cu * kl;
-    int have_b = 0;
+    /* P and ordered_row's sums, one row of results and of flags; per (list
+     * position, column), filled when a row first needs prefix_row: w, and
+     * the min and max over s of the partial slice sums W */
+    int64_t *P = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * (2 * (size_t)Cu + 1) +
+                                                      sizeof(int32_t) * (3 * (size_t)Cu * kl + 3 * (size_t)Cu));
+    if (!f || !P) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    int64_t *acc64 = P + Cu;
+    int32_t *val = (int32_t *)(acc64 + Cu), *bad = val + Cu, *row_ok = bad + Cu;
+    int32_t *wq = row_ok + Cu, *wlo = wq + (size_t)Cu * kl, *whi = wlo + (size_t)Cu * kl;
+    int have_w = 0;
     const int32_t *wmax = f->wmax + (size_t)v->g * N + n0, *ovmax = f->ovmax + (size_t)v->g * N + n0;
     int64_t wmax_all = 0;
     for (int32_t j = 0; j < Cu; j++)
@@ -753,7 +782,7 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
     int64_t amax = -(int64_t)alo > ahi ? -(int64_t)alo : ahi;
     if (v->za > amax || -(int64_t)v->za > amax) amax = v->za < 0 ? -(int64_t)v->za : v->za;
 
-    uint64_t n_row = 0, n_output = 0, n_ordered = 0;
+    uint64_t n_row = 0, n_prefix = 0, n_ordered = 0;
     for (uint32_t i = 0; i < in->m_len; i++) {
         const int32_t *row = rows->a + (size_t)i * kl;
         const int64_t sx = rows->sum_abs[i];
@@ -761,46 +790,37 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
          * the int32 dot products are safe when that fits */
         const int dense_ok = sx * wmax_all <= INT32_MAX;
         if (dense_ok) dense_row(&dw, row, rows->a16 ? rows->a16 + (size_t)i * dw.lp : NULL, val);
-        int ordered = 0, by_row = 0, by_output = 0;
-        for (int32_t j = 0; j < Cu && !ordered; j++) {
-            if (dense_ok && sx * wmax[j] + amax * ovmax[j] <= accmax) { /* row bound */
-                by_row++;
-                continue;
-            }
-            if (!have_b) { /* |w| and ov of the instruction's weights (see layer_facts) */
-                for (int32_t q = 0; q < kl; q++) {
-                    for (int32_t jj = 0; jj < Cu; jj++) part[jj] = exq[jj] = 0;
-                    for (int32_t s = 0; s < S; s++) {
-                        const int16_t *y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
-                        for (int32_t jj = 0; jj < Cu; jj++) {
-                            part[jj] += (int32_t)y[jj] * (1 << (wpb * s));
-                            int32_t t = part[jj] < 0 ? -part[jj] : part[jj];
-                            exq[jj] = t > exq[jj] ? t : exq[jj];
-                        }
-                    }
-                    for (int32_t jj = 0; jj < Cu; jj++) {
-                        int32_t t = part[jj] < 0 ? -part[jj] : part[jj];
-                        wabs[(size_t)jj * kl + q] = t;
-                        wov[(size_t)jj * kl + q] = exq[jj] - t;
+        int32_t by_row = 0;
+        for (int32_t j = 0; j < Cu; j++) {
+            row_ok[j] = dense_ok && sx * wmax[j] + amax * ovmax[j] <= accmax;
+            by_row += row_ok[j];
+        }
+        if (by_row == Cu) {
+            n_row += (uint64_t)Cu;
+            store_row(c, v, in, (int32_t)in->m0 + (int32_t)i, val, ovf);
+            continue;
+        }
+        if (!have_w) { /* w, min_s W and max_s W of the instruction's weights (see layer_facts) */
+            for (int32_t q = 0; q < kl; q++) {
+                int32_t *wv = wq + (size_t)q * Cu, *mn = wlo + (size_t)q * Cu, *mx = whi + (size_t)q * Cu;
+                for (int32_t j = 0; j < Cu; j++) wv[j] = mn[j] = mx[j] = 0;
+                for (int32_t s = 0; s < S; s++) {
+                    const int16_t *y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+                    for (int32_t j = 0; j < Cu; j++) {
+                        wv[j] += (int32_t)y[j] * (1 << (wpb * s));
+                        mn[j] = s == 0 || wv[j] < mn[j] ? wv[j] : mn[j];
+                        mx[j] = s == 0 || wv[j] > mx[j] ? wv[j] : mx[j];
                     }
                 }
-                have_b = 1;
             }
-            /* B and the exact sum, per output */
-            const int32_t *w = dw.w32 + (size_t)j * dw.stride32, *wa = wabs + (size_t)j * kl, *wo = wov + (size_t)j * kl;
-            int64_t b = 0, bov = 0, exact = 0;
-            for (int32_t q = 0; q < kl; q++) {
-                int64_t x = row[q], ax = x < 0 ? -x : x;
-                exact += x * w[q];
-                b += ax * wa[q];
-                if (ax * wo[q] > bov) bov = ax * wo[q];
-            }
-            if (b + bov <= accmax) {
-                val[j] = (int32_t)exact;
-                by_output++;
-            } else {
-                ordered = 1;
-            }
+            have_w = 1;
+        }
+        prefix_row(row, kl, Cu, wq, wlo, whi, -accmax - 1, accmax, P, bad);
+        int ordered = 0;
+        for (int32_t j = 0; j < Cu; j++) {
+            if (row_ok[j]) continue;
+            ordered |= bad[j];
+            val[j] = (int32_t)P[j]; /* in range when !bad[j] */
         }
         if (ordered) {
             ordered_row(a, v, klist, kl, row, n0, Cu, acc64, ovf);
@@ -808,12 +828,12 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
             n_ordered++;
         } else {
             n_row += (uint64_t)by_row;
-            n_output += (uint64_t)by_output;
+            n_prefix += (uint64_t)(Cu - by_row);
         }
         store_row(c, v, in, (int32_t)in->m0 + (int32_t)i, val, ovf);
     }
     atomic_fetch_add_explicit(&paths_row_bound, n_row, memory_order_relaxed);
-    atomic_fetch_add_explicit(&paths_output_bound, n_output, memory_order_relaxed);
+    atomic_fetch_add_explicit(&paths_prefix, n_prefix, memory_order_relaxed);
     atomic_fetch_add_explicit(&paths_ordered_rows, n_ordered, memory_order_relaxed);
     return QS_OK;
 }

@@ -99,10 +99,11 @@ qs_status qs_array_gemm(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, q
 /* How the fast engine produced the values of OS layers that the compiler
  * could not prove overflow-free (sim/array.c, values_checked), summed over
  * the process: outputs given the exact sum under the row bound, outputs given
- * it under the per-output bound, and output rows accumulated in the
- * hardware's order. tests/test_sim.c checks that each path is exercised. */
+ * it after following their partial sums (no addition overflows), and output
+ * rows accumulated slice by slice in the hardware's order (one does).
+ * tests/test_sim.c checks that each path is exercised. */
 typedef struct {
-    uint64_t row_bound, output_bound, ordered_rows;
+    uint64_t row_bound, prefix, ordered_rows;
 } qs_value_paths;
 void qs_array_value_paths(qs_value_paths *out);
 

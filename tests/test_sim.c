@@ -948,6 +948,17 @@ static void test_overflow_bounds(void)
     o = one_output(&c, QS_DT_INT8, 5, w, x, &bad);
     EXPECT(o == 2, "wrapping: %llu overflows, want 2", (unsigned long long)o);
 
+    /* The same overshoot where sum |x| * max |w| = 3 * 121 = 363 fits easily:
+     * 120 weights of 1, then -1, on activations of 3. The partial sums reach
+     * 360 + 3 * 63 = 549: saturating, one overflow. */
+    g_case = "overshoot within sum |x| max |w|";
+    for (int i = 0; i < 120; i++) w[i] = 1;
+    w[120] = -1;
+    for (int i = 0; i < 121; i++) x[i] = 3;
+    c.ovf = QS_OVF_SATURATE;
+    o = one_output(&c, QS_DT_INT8, 121, w, x, &bad);
+    EXPECT(o == 1, "saturating: %llu overflows, want 1", (unsigned long long)o);
+
     /* One slice per weight (no overshoot): a sum of exactly 511 fits, 512
      * does not; -512 fits. 170 activations of 3 plus one of 1 or 2. */
     c.wpb = 2;
@@ -1030,9 +1041,9 @@ static void test_overflow_bounds(void)
     }
     g_case = "";
     qs_array_value_paths(&p1);
-    uint64_t by_row = p1.row_bound - p0.row_bound, by_out = p1.output_bound - p0.output_bound,
+    uint64_t by_row = p1.row_bound - p0.row_bound, by_out = p1.prefix - p0.prefix,
              ordered = p1.ordered_rows - p0.ordered_rows;
-    printf("\n    %d cases run, %d layers overflowed; outputs by row bound %llu, by output bound %llu; ordered rows %llu ",
+    printf("\n    %d cases run, %d layers overflowed; outputs by row bound %llu, by partial sums %llu; ordered rows %llu ",
            ran, overflowed, (unsigned long long)by_row, (unsigned long long)by_out, (unsigned long long)ordered);
     CU_ASSERT(ran >= 1200);
     CU_ASSERT(overflowed >= 200);
