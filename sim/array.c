@@ -714,6 +714,31 @@ static void prefix_row(const int32_t *restrict row, int32_t kl, int32_t Cu, cons
     }
 }
 
+/* prefix_row in 32-bit lanes (twice as many per vector), for when every
+ * partial sum it must judge fits int32: |P_(q-1)| <= 2^(acc_bits-1) on a
+ * lane not yet found bad, plus |x_q W| <= xwmax, below 2^31. The arithmetic
+ * is done modulo 2^32 (uint32): exact on the lanes that matter; a lane found
+ * bad keeps its flag whatever its sums become. */
+static void prefix_row32(const int32_t *restrict row, int32_t kl, int32_t Cu, const int32_t *restrict wq,
+                         const int32_t *restrict wlo, const int32_t *restrict whi, int32_t lo, int32_t hi,
+                         uint32_t *restrict P, int64_t *restrict P64, int32_t *restrict bad)
+{
+    for (int32_t j = 0; j < Cu; j++) P[j] = 0, bad[j] = 0;
+    for (int32_t q = 0; q < kl; q++) {
+        const uint32_t x = (uint32_t)row[q];
+        if (x == 0) continue;
+        const int32_t *restrict mn = (row[q] > 0 ? wlo : whi) + (size_t)q * Cu;
+        const int32_t *restrict mx = (row[q] > 0 ? whi : wlo) + (size_t)q * Cu;
+        const int32_t *restrict w = wq + (size_t)q * Cu;
+        for (int32_t j = 0; j < Cu; j++) {
+            const int32_t l = (int32_t)(P[j] + x * (uint32_t)mn[j]), h = (int32_t)(P[j] + x * (uint32_t)mx[j]);
+            bad[j] |= (l < lo) | (h > hi);
+            P[j] += x * (uint32_t)w[j];
+        }
+    }
+    for (int32_t j = 0; j < Cu; j++) P64[j] = (int32_t)P[j];
+}
+
 static _Atomic uint64_t paths_row_bound, paths_prefix, paths_ordered_rows;
 
 void qs_array_value_paths(qs_value_paths *out)
@@ -763,15 +788,16 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
     if (dense_weights_gather(c, v, in, klist, kl, &dw))
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
     const struct qs_layer_facts *f = layer_facts(c, v, (int32_t)in->layer);
-    /* P and ordered_row's sums, one row of results and of flags; per (list
-     * position, column), filled when a row first needs prefix_row: w, and
-     * the min and max over s of the partial slice sums W */
+    /* P (also in 32 bits) and ordered_row's sums, one row of results and of
+     * flags; per (list position, column), filled when a row first needs
+     * prefix_row: w, and the min and max over s of the partial slice sums W */
     int64_t *P = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * (2 * (size_t)Cu + 1) +
-                                                      sizeof(int32_t) * (3 * (size_t)Cu * kl + 3 * (size_t)Cu));
+                                                      sizeof(int32_t) * (3 * (size_t)Cu * kl + 4 * (size_t)Cu));
     if (!f || !P) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
     int64_t *acc64 = P + Cu;
     int32_t *val = (int32_t *)(acc64 + Cu), *bad = val + Cu, *row_ok = bad + Cu;
-    int32_t *wq = row_ok + Cu, *wlo = wq + (size_t)Cu * kl, *whi = wlo + (size_t)Cu * kl;
+    uint32_t *P32 = (uint32_t *)(row_ok + Cu);
+    int32_t *wq = (int32_t *)(P32 + Cu), *wlo = wq + (size_t)Cu * kl, *whi = wlo + (size_t)Cu * kl;
     int have_w = 0;
     const int32_t *wmax = f->wmax + (size_t)v->g * N + n0, *ovmax = f->ovmax + (size_t)v->g * N + n0;
     int64_t wmax_all = 0;
@@ -781,6 +807,10 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
     qs_int_range(m->act_bits, m->act_signed, &alo, &ahi);
     int64_t amax = -(int64_t)alo > ahi ? -(int64_t)alo : ahi;
     if (v->za > amax || -(int64_t)v->za > amax) amax = v->za < 0 ? -(int64_t)v->za : v->za;
+    int64_t wpart_max = 0; /* >= every |W| of the instruction's columns */
+    for (int32_t j = 0; j < Cu; j++)
+        if (wmax[j] + ovmax[j] > wpart_max) wpart_max = wmax[j] + ovmax[j];
+    const int narrow_ok = accmax + 1 + amax * wpart_max <= INT32_MAX; /* prefix_row32 applies */
 
     uint64_t n_row = 0, n_prefix = 0, n_ordered = 0;
     for (uint32_t i = 0; i < in->m_len; i++) {
@@ -815,7 +845,10 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
             }
             have_w = 1;
         }
-        prefix_row(row, kl, Cu, wq, wlo, whi, -accmax - 1, accmax, P, bad);
+        if (narrow_ok)
+            prefix_row32(row, kl, Cu, wq, wlo, whi, (int32_t)(-accmax - 1), (int32_t)accmax, P32, P, bad);
+        else
+            prefix_row(row, kl, Cu, wq, wlo, whi, -accmax - 1, accmax, P, bad);
         int ordered = 0;
         for (int32_t j = 0; j < Cu; j++) {
             if (row_ok[j]) continue;
