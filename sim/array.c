@@ -740,12 +740,47 @@ static void prefix_row32(const int32_t *restrict row, int32_t kl, int32_t Cu, co
 }
 
 static _Atomic uint64_t paths_row_bound, paths_prefix, paths_ordered_rows;
+static _Atomic int wide_lanes_only;
+
+void qs_array_wide_lanes_only(int on) { atomic_store_explicit(&wide_lanes_only, on, memory_order_relaxed); }
 
 void qs_array_value_paths(qs_value_paths *out)
 {
     out->row_bound = atomic_load_explicit(&paths_row_bound, memory_order_relaxed);
     out->prefix = atomic_load_explicit(&paths_prefix, memory_order_relaxed);
     out->ordered_rows = atomic_load_explicit(&paths_ordered_rows, memory_order_relaxed);
+}
+
+/* ordered_row in 32-bit lanes, for when acc + x * slice << (p*s) always fits
+ * int32: the accumulator stays within [lo, hi] and |x * slice << (p*s)| <=
+ * 2 * amax * max |W| (a slice is the difference of two partial sums W), so
+ * the caller checks 2^(acc_bits-1) + 2 * amax * max |W| <= INT32_MAX.
+ * Wrapping is done modulo 2^32 (uint32), a multiple of 2^acc_bits. */
+static void ordered_row32(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl,
+                          const int32_t *row, int32_t n0, int32_t Cu, int32_t *restrict acc, int64_t *acc64,
+                          uint64_t *ovf)
+{
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
+    const int32_t lo = (int32_t)-((int64_t)1 << (a->acc_bits - 1)), hi = -(lo + 1);
+    const uint32_t mask = (uint32_t)(((uint64_t)1 << a->acc_bits) - 1);
+    const int wrap = a->overflow != QS_OVF_SATURATE;
+    uint32_t o = 0;
+    for (int32_t j = 0; j < Cu; j++) acc[j] = 0;
+    for (int32_t q = 0; q < kl; q++) {
+        if (row[q] == 0) continue;
+        for (int32_t s = 0; s < S; s++) {
+            const int16_t *restrict y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+            const int32_t x = row[q], sh = 1 << (wpb * s);
+            for (int32_t j = 0; j < Cu; j++) {
+                const int32_t t = acc[j] + x * (y[j] * sh); /* |y << (p*s)| <= 2 max |W| */
+                o += (uint32_t)((t < lo) | (t > hi));
+                acc[j] = wrap ? lo + (int32_t)(((uint32_t)t - (uint32_t)lo) & mask) : t < lo ? lo : t > hi ? hi : t;
+            }
+        }
+    }
+    for (int32_t j = 0; j < Cu; j++) acc64[j] = acc[j];
+    *ovf += o;
 }
 
 /* Values of an OS instruction (fast engine) in a layer the compiler could not
@@ -810,7 +845,9 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
     int64_t wpart_max = 0; /* >= every |W| of the instruction's columns */
     for (int32_t j = 0; j < Cu; j++)
         if (wmax[j] + ovmax[j] > wpart_max) wpart_max = wmax[j] + ovmax[j];
-    const int narrow_ok = accmax + 1 + amax * wpart_max <= INT32_MAX; /* prefix_row32 applies */
+    const int narrow = !atomic_load_explicit(&wide_lanes_only, memory_order_relaxed);
+    const int narrow_ok = narrow && accmax + 1 + amax * wpart_max <= INT32_MAX;       /* prefix_row32 applies */
+    const int narrow_ord = narrow && accmax + 1 + 2 * amax * wpart_max <= INT32_MAX; /* ordered_row32 applies */
 
     uint64_t n_row = 0, n_prefix = 0, n_ordered = 0;
     for (uint32_t i = 0; i < in->m_len; i++) {
@@ -856,7 +893,10 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
             val[j] = (int32_t)P[j]; /* in range when !bad[j] */
         }
         if (ordered) {
-            ordered_row(a, v, klist, kl, row, n0, Cu, acc64, ovf);
+            if (narrow_ord)
+                ordered_row32(a, v, klist, kl, row, n0, Cu, (int32_t *)P32, acc64, ovf);
+            else
+                ordered_row(a, v, klist, kl, row, n0, Cu, acc64, ovf);
             for (int32_t j = 0; j < Cu; j++) val[j] = (int32_t)acc64[j];
             n_ordered++;
         } else {

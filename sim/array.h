@@ -106,6 +106,9 @@ typedef struct {
     uint64_t row_bound, prefix, ordered_rows;
 } qs_value_paths;
 void qs_array_value_paths(qs_value_paths *out);
+/* For tests: 1 makes values_checked use its 64-bit kernels even where the
+ * 32-bit ones apply (which is everywhere but near 32-bit accumulators). */
+void qs_array_wide_lanes_only(int on);
 
 /* Cycles per stream element forced by SRAM bandwidth (>= 1). */
 int32_t qs_array_stream_rate(const qs_arch *a, const qs_layer_map *m);
