@@ -68,6 +68,7 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
     c->max_k = max_k;
     c->facts.layer = -1;
     c->dense.layer = -1;
+    c->rows_budget = (size_t)96 << 20;
     int32_t R = a->rows, C = a->cols;
     c->n_groups = (int32_t)ceil_div(R, a->skip_group);
     size_t edge = (size_t)(R > C ? R : C) + 1;
@@ -125,7 +126,9 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->south);
     free(c->south_v);
     free(c->log);
-    free(c->rows.buf);
+    for (int32_t i = 0; i < c->n_rows; i++) free(c->rows[i].buf);
+    free(c->rows);
+    free(c->rows_spare.buf);
     free(c->val_buf);
     free(c->aux_buf);
     free(c->facts.buf);
@@ -466,6 +469,16 @@ static void store_row(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, in
     }
 }
 
+/* Row i of the instruction in int32: kept, or widened from int16 into tmp. */
+static const int32_t *os_row32(const struct qs_os_rows *w, int32_t i, int32_t *tmp)
+{
+    const int32_t kl = (int32_t)w->k_len;
+    if (w->a) return w->a + (size_t)i * kl;
+    const int16_t *r16 = w->a16 + (size_t)i * ((kl + 15) & ~15);
+    for (int32_t q = 0; q < kl; q++) tmp[q] = r16[q];
+    return tmp;
+}
+
 /* Dense dot products over reduction indices kidx[0..len): exact because the
  * compiler proved no partial sum can leave acc_bits (overflow_free), so any
  * summation order gives the hardware's answer (and no int32 sum overflows).
@@ -486,8 +499,8 @@ static qs_status values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn
         const int32_t *row = a;
         const int16_t *row16 = NULL;
         if (rows) {
-            row = rows->a + (size_t)i * len;
             if (rows->a16) row16 = rows->a16 + (size_t)i * dw.lp;
+            if (!row16 || !dw.w16) row = os_row32(rows, (int32_t)i, a);
         } else if (have_rows) {
             act_rows_get(&ar, mm, a);
         } else {
@@ -504,19 +517,49 @@ static qs_status values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn
 
 /* The instruction's activation rows and what depends on them alone: the zero
  * counts of each row group (schedule and gating), the rows in int16 and
- * their sums of |x| (values). The compiler emits the n-blocks of an m-tile
- * one after the other, and an n-block's list usually holds the same
- * reduction indices as the previous one's (always without weight skipping),
- * so the last instruction's rows are kept and reused when layer, group, rows
- * and list positions match and n0 has grown since: a run (or a restart)
- * begins every layer at n-block 0, so a growing n0 means the same pass over
- * the layer, during which its input does not change. Row groups are
+ * their sums of |x| (values). Every n-block of a layer reads the same rows
+ * for a given m-tile and k-chunk, with the same reduction indices unless
+ * weight skipping removed different ones (always without it), so they are
+ * kept per (group, m-tile, k-chunk) of the current layer and reused when
+ * layer, group, rows and list positions match and n0 has grown since the
+ * slot was filled or last used: a run (or a restart) reaches every
+ * (m-tile, k-chunk) of a layer first with n-block 0, whichever the loop
+ * order, so a growing n0 means the same pass over the layer, during which
+ * its input does not change. Slots past rows_budget bytes are not kept (the
+ * spare slot serves, for consecutive instructions only). Row groups are
  * numbered across the instruction's array tiles: ceil(R/G) per tile. */
 static const struct qs_os_rows *os_rows(qs_array_ctx *c, const gemm_view *v, const qs_insn *in)
 {
-    struct qs_os_rows *w = &c->rows;
+    const qs_layer_map *m = v->m;
     const int32_t kl = (int32_t)in->k_len, lp = (kl + 15) & ~15, ml = (int32_t)in->m_len;
     const int32_t *klist = v->list + in->k0;
+    const int32_t R = c->arch->rows, G = min32(c->arch->skip_group, R), ngt = (int32_t)ceil_div(R, G);
+    const int32_t n_groups = (int32_t)ceil_div(ml, R) * ngt;
+    /* activations (and the padding value) fit int16 whenever the input does:
+     * then only the int16 rows are kept */
+    int32_t alo, ahi;
+    qs_int_range(m->act_bits, m->act_signed, &alo, &ahi);
+    const int fit16 = fits_i16(alo) && fits_i16(ahi) && fits_i16(v->za);
+    const size_t bytes = sizeof(int64_t) * ((size_t)ml + 1) +
+                         sizeof(int32_t) * ((size_t)kl + (fit16 ? 0 : (size_t)ml * kl) + (size_t)n_groups * kl + 1) +
+                         sizeof(int16_t) * ((size_t)ml * lp + 16);
+    /* the slot: instructions start at multiples of tm and tk */
+    struct qs_os_rows *w = &c->rows_spare;
+    const int32_t n_mt = (int32_t)ceil_div(m->g.M, m->tm), n_kc = (int32_t)ceil_div(m->g.K, m->tk);
+    const int64_t n_slots = (int64_t)m->g.groups * n_mt * n_kc;
+    if (in->m0 % (uint32_t)m->tm == 0 && in->k0 % (uint32_t)m->tk == 0 && n_slots <= INT32_MAX / 2) {
+        if (n_slots > c->n_rows) {
+            struct qs_os_rows *nr = realloc(c->rows, sizeof *nr * (size_t)n_slots);
+            if (nr) {
+                memset(nr + c->n_rows, 0, sizeof *nr * (size_t)(n_slots - c->n_rows));
+                c->rows = nr;
+                c->n_rows = (int32_t)n_slots;
+            }
+        }
+        int64_t i = ((int64_t)in->group * n_mt + in->m0 / (uint32_t)m->tm) * n_kc + in->k0 / (uint32_t)m->tk;
+        if (i < c->n_rows && (c->rows[i].cap >= bytes || c->rows_bytes + bytes + bytes / 4 - c->rows[i].cap <= c->rows_budget))
+            w = &c->rows[i];
+    }
     if (w->valid && w->layer == (int32_t)in->layer && w->group == (int32_t)in->group && w->m0 == in->m0 &&
         w->m_len == in->m_len && w->k0 == in->k0 && w->k_len == in->k_len && (int32_t)in->n0 > w->n0 &&
         memcmp(w->klist, klist, sizeof(int32_t) * (size_t)kl) == 0) {
@@ -524,48 +567,36 @@ static const struct qs_os_rows *os_rows(qs_array_ctx *c, const gemm_view *v, con
         return w;
     }
     w->valid = 0;
-    const int32_t R = c->arch->rows, G = min32(c->arch->skip_group, R), ngt = (int32_t)ceil_div(R, G);
-    const int32_t n_groups = (int32_t)ceil_div(ml, R) * ngt;
-    size_t bytes = sizeof(int64_t) * ((size_t)ml + 1) +
-                   sizeof(int32_t) * ((size_t)kl + (size_t)ml * kl + (size_t)n_groups * kl + 1) +
-                   sizeof(int16_t) * ((size_t)ml * lp + 16);
+    const size_t cap0 = w->cap;
     int64_t *sum_abs = scratch(&w->buf, &w->cap, bytes);
+    if (w != &c->rows_spare) c->rows_bytes = c->rows_bytes - cap0 + w->cap;
     if (!sum_abs) return NULL;
     w->sum_abs = sum_abs;
     w->klist = (int32_t *)(sum_abs + ml + 1);
-    w->a = w->klist + kl;
-    w->za = w->a + (size_t)ml * kl;
-    int16_t *a16 = (int16_t *)(w->za + (size_t)n_groups * kl + 1);
+    w->za = w->klist + kl;
+    w->a = fit16 ? NULL : w->za + (size_t)n_groups * kl;
+    w->a16 = (int16_t *)(w->za + (size_t)n_groups * kl + (fit16 ? 0 : (size_t)ml * kl) + 1);
     memcpy(w->klist, klist, sizeof(int32_t) * (size_t)kl);
+    memset(w->za, 0, sizeof(int32_t) * (size_t)n_groups * kl);
     act_rows ar;
-    if (act_rows_init(&ar, v, klist, kl) == 0) {
-        for (int32_t i = 0; i < ml; i++) act_rows_get(&ar, (int32_t)in->m0 + i, w->a + (size_t)i * kl);
-        act_rows_free(&ar);
-    } else {
-        for (int32_t i = 0; i < ml; i++)
-            for (int32_t q = 0; q < kl; q++) w->a[(size_t)i * kl + q] = act_at(v, (int32_t)in->m0 + i, klist[q]);
-    }
-    for (int32_t t = 0; t * R < ml; t++)
-        for (int32_t gi = 0; gi < ngt; gi++) {
-            int32_t *restrict za = w->za + ((size_t)t * ngt + gi) * kl;
-            memset(za, 0, sizeof(int32_t) * (size_t)kl);
-            for (int32_t i = t * R + gi * G; i < min32(t * R + min32(gi * G + G, R), ml); i++) {
-                const int32_t *restrict row = w->a + (size_t)i * kl;
-                for (int32_t q = 0; q < kl; q++) za[q] += row[q] == 0;
-            }
-        }
-    int fit = 1;
+    const int have_rows = act_rows_init(&ar, v, klist, kl) == 0;
     for (int32_t i = 0; i < ml; i++) {
-        const int32_t *restrict row = w->a + (size_t)i * kl;
-        int16_t *restrict r16 = a16 + (size_t)i * lp;
-        for (int32_t q = 0; q < kl; q++) {
-            r16[q] = (int16_t)row[q];
-            fit &= fits_i16(row[q]);
-        }
-        for (int32_t q = kl; q < lp; q++) r16[q] = 0;
+        int32_t *restrict row = w->a ? w->a + (size_t)i * kl : c->sched;
+        if (have_rows)
+            act_rows_get(&ar, (int32_t)in->m0 + i, row);
+        else
+            for (int32_t q = 0; q < kl; q++) row[q] = act_at(v, (int32_t)in->m0 + i, klist[q]);
+        int32_t *restrict za = w->za + ((size_t)(i / R) * ngt + (size_t)(i % R) / G) * kl;
+        for (int32_t q = 0; q < kl; q++) za[q] += row[q] == 0;
         w->sum_abs[i] = abs_sum(row, kl);
+        if (fit16) {
+            int16_t *restrict r16 = w->a16 + (size_t)i * lp;
+            for (int32_t q = 0; q < kl; q++) r16[q] = (int16_t)row[q];
+            for (int32_t q = kl; q < lp; q++) r16[q] = 0;
+        }
     }
-    w->a16 = fit ? a16 : NULL;
+    if (have_rows) act_rows_free(&ar);
+    if (!fit16) w->a16 = NULL;
     w->layer = (int32_t)in->layer;
     w->group = (int32_t)in->group;
     w->n0 = (int32_t)in->n0;
@@ -851,7 +882,8 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
 
     uint64_t n_row = 0, n_prefix = 0, n_ordered = 0;
     for (uint32_t i = 0; i < in->m_len; i++) {
-        const int32_t *row = rows->a + (size_t)i * kl;
+        /* the row in int32, made only when needed */
+        const int32_t *row = rows->a || !dw.w16 ? os_row32(rows, (int32_t)i, c->sched) : NULL;
         const int64_t sx = rows->sum_abs[i];
         /* every partial sum of the dense products is within sx * wmax_all:
          * the int32 dot products are safe when that fits */
@@ -882,6 +914,7 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
             }
             have_w = 1;
         }
+        if (!row) row = os_row32(rows, (int32_t)i, c->sched);
         if (narrow_ok)
             prefix_row32(row, kl, Cu, wq, wlo, whi, (int32_t)(-accmax - 1), (int32_t)accmax, P32, P, bad);
         else

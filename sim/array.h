@@ -59,8 +59,10 @@ typedef struct {
         void *buf;
         size_t cap;
     } dense;
-    /* fast engine, OS: what the last instruction's activation rows gave,
-     * kept for the next n-block of the same rows (sim/array.c, os_rows) */
+    /* fast engine, OS: what an instruction's activation rows gave, kept for
+     * the instructions of the layer's other n-blocks that read the same rows
+     * (sim/array.c, os_rows): one slot per (group, m-tile, k-chunk) of the
+     * current layer while they fit rows_budget bytes, else a spare one */
     struct qs_os_rows {
         int32_t valid;
         int32_t layer, group, n0;     /* n0 of the last instruction that used them */
@@ -73,7 +75,9 @@ typedef struct {
         int64_t *sum_abs;             /* per row: sum of |activation| */
         void *buf;
         size_t cap;
-    } rows;
+    } *rows, rows_spare;
+    int32_t n_rows;                   /* slots in rows */
+    size_t rows_bytes, rows_budget;   /* bytes the slots hold, and at most */
     qs_pe_array **groups;      /* detailed: OS one sub-array per row group; WS/IS one */
     int32_t n_groups;
     int32_t max_k;

@@ -900,6 +900,39 @@ static void test_rerun_new_input(void)
     CU_ASSERT_EQUAL(bad, 0);
 }
 
+/* 16-bit unsigned activations do not fit int16: the fast engine keeps its
+ * rows in int32 and takes its int32 dot products. Both engines and the
+ * reference must agree, in layers proven overflow-free (acc 32) and not. */
+static void test_wide_activations(void)
+{
+    int bad = 0;
+    g_fail_msgs = 0;
+    qs_net *net = timing_net(4, 5, 5, 3, 5, QS_DT_INT8, 16, 31);
+    int32_t *x = timing_input(net, z_checker);
+    for (int i = 0; i < 4 * 25; i++) /* most above 32767 */
+        if (x[i]) x[i] = 30000 + (i * 7919) % 35536;
+    for (int df = 0; df < 3; df++)
+        for (int acc = 24; acc <= 32; acc += 8) {
+            char buf[96];
+            snprintf(buf, sizeof buf, "16-bit activations, %s, acc_bits %d", DFN[df], acc);
+            g_case = buf;
+            sim_cfg c = default_cfg();
+            c.df = (qs_dataflow)df;
+            c.mab = 16;
+            c.acc_bits = acc;
+            c.skip = QS_SKIP_BOTH;
+            c.ikib = c.wkib = c.akib = 16;
+            qs_arch a;
+            CU_ASSERT_FATAL(make_arch(&c, &a));
+            run_result rr;
+            bad += run_both(net, &a, x, &rr) != 0;
+        }
+    free(x);
+    qs_net_destroy(net);
+    g_case = "";
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 /* ---- accumulators that may overflow (OS) ----------------------------------------------- */
 
 /* One 1x1 conv from cin channels (1x1 input, A2 unsigned) to one output
@@ -1074,6 +1107,7 @@ int main(void)
     CU_add_test(s, "shipped networks: fast == detailed on every layer kind", test_shipped_nets);
     CU_add_test(s, "rerun and input checks", test_rerun);
     CU_add_test(s, "rerun with a new input reuses nothing stale", test_rerun_new_input);
+    CU_add_test(s, "16-bit activations (int32 rows)", test_wide_activations);
     CU_add_test(s, "accumulators that may overflow: exact sums only within the bound", test_overflow_bounds);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
