@@ -960,26 +960,30 @@ static int32_t os_schedule(qs_array_ctx *c, const gemm_view *v, const qs_insn *i
     return n;
 }
 
-/* OS, fast engine: os_schedule's list for a group of Gu rows whose zero
- * activations per list position k0 + q are za[q] (os_rows), and in the same
- * pass the MACs gated by a zero operand: for each surviving step with za
- * zero activations, S slices of Cu columns with nzk[q] non-zero weight
- * slices in all, za * S * Cu + (Gu - za) * (S * Cu - nzk[q]). */
+/* OS, fast engine: the length of os_schedule's list for a group of Gu rows
+ * whose zero activations per list position k0 + q are za[q] (os_rows), and
+ * the MACs gated by a zero operand: each surviving step with za zero
+ * activations feeds S slices of Cu columns, nzk[q] of them non-zero, so it
+ * gates za * S * Cu + (Gu - za) * (S * Cu - nzk[q]) products, which is
+ *     Gu * S * Cu - Gu * nzk[q] + za * nzk[q].
+ * The sums over the surviving steps are taken without branches. */
 static int32_t os_schedule_fast(qs_array_ctx *c, const qs_insn *in, const int32_t *restrict za, int32_t Gu,
-                                const int32_t *nzk, int32_t S, int32_t Cu, int32_t *out, uint64_t *gated)
+                                const int32_t *restrict nzk, int32_t S, int32_t Cu, uint64_t *gated)
 {
     const int skip = act_skip(c->arch), gate = gating(c->arch);
     const int32_t kl = (int32_t)in->k_len;
-    const int64_t SC = (int64_t)S * Cu;
-    int32_t n = 0;
-    uint64_t g = 0;
-    for (int32_t q = 0; q < kl; q++) {
-        if (skip && za[q] == Gu) continue;
-        out[n++] = (int32_t)in->k0 + q;
-        if (gate) g += (uint64_t)((int64_t)za[q] * SC + (int64_t)(Gu - za[q]) * (SC - nzk[q]));
-    }
-    *gated = g;
-    return n;
+    int64_t n = 0, snz = 0, sznz = 0;
+    if (!skip) n = kl;
+    else
+        for (int32_t q = 0; q < kl; q++) n += za[q] != Gu;
+    if (gate)
+        for (int32_t q = 0; q < kl; q++) {
+            const int64_t keep = !skip | (za[q] != Gu);
+            snz += keep * nzk[q];
+            sznz += keep * ((int64_t)za[q] * nzk[q]);
+        }
+    *gated = gate ? (uint64_t)(n * Gu * S * Cu - Gu * snz + sznz) : 0;
+    return (int32_t)n;
 }
 
 /* ---- output stationary ----------------------------------------------------------- */
@@ -1034,7 +1038,7 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             uint64_t gated = 0;
             int32_t len = c->engine == QS_ENGINE_FAST
                               ? os_schedule_fast(c, in, rows->za + ((size_t)((mb - (int32_t)in->m0) / R) * ngt + gi) * kl,
-                                                 Gu, nzk, S, Cu, sched, &gated)
+                                                 Gu, nzk, S, Cu, &gated)
                               : os_schedule(c, v, in, mb, r0, r1, sched);
             c->sched_len[gi] = len;
             int64_t Lg = (int64_t)len * S;
