@@ -312,6 +312,15 @@ static int64_t abs_sum(const int32_t *restrict x, int32_t n)
     return s;
 }
 
+/* Whether every activation of the layer's input (and its padding value, the
+ * zero point) fits int16: all but 16-bit unsigned inputs. */
+static int acts_fit_i16(const qs_layer_map *m, int32_t za)
+{
+    int32_t lo, hi;
+    qs_int_range(m->act_bits, m->act_signed, &lo, &hi);
+    return fits_i16(lo) && fits_i16(hi) && fits_i16(za);
+}
+
 /* Grow-only scratch: *buf holds at least `bytes` afterwards (old contents
  * lost); NULL when out of memory. */
 static void *scratch(void **buf, size_t *cap, size_t bytes)
@@ -328,11 +337,12 @@ static void *scratch(void **buf, size_t *cap, size_t bytes)
 }
 
 /* The weights of columns n0 + j (j < nl) of an instruction at reduction
- * indices kidx[0..len), for dense dot products: w32[j*stride32 + p] for
- * p < len always; w16[j*stride16 + p] when every weight fits int16, else
- * w16 = NULL, readable up to p < lp (len rounded up to 16): what lies beyond
- * len there is multiplied by a zero activation. a16 is room for one
- * activation row of lp int16 with a zero tail. */
+ * indices kidx[0..len), for dense dot products: w16[j*stride16 + p] when
+ * every weight fits int16, else w16 = NULL, readable up to p < lp (len
+ * rounded up to 16): what lies beyond len there is multiplied by a zero
+ * activation; w32[j*stride32 + p] for p < len, or NULL when the int16
+ * products always apply (every weight and activation fits int16). a16 is
+ * room for one activation row of lp int16 with a zero tail. */
 typedef struct {
     int32_t nl, len, lp;
     size_t stride32, stride16;
@@ -358,30 +368,40 @@ static const struct qs_layer_dense *layer_dense(qs_array_ctx *c, const gemm_view
         int32_t nb = li % nbl, len = m->list_off[li + 1] - m->list_off[li];
         total += (size_t)min32(C, N - nb * C) * (size_t)(len + 16);
     }
-    size_t bytes = sizeof(size_t) * ((size_t)m->n_lists + 1) + (sizeof(int32_t) + sizeof(int16_t)) * total + 16;
-    if (!scratch(&d->buf, &d->cap, bytes)) return NULL;
-    d->off = d->buf;
-    d->w32 = (int32_t *)(d->off + m->n_lists + 1);
-    d->w16 = (int16_t *)(d->w32 + total);
-    int fit = 1;
-    size_t o = 0;
-    for (int32_t li = 0; li < m->n_lists; li++) {
-        const int32_t g = li / nbl, nb = li % nbl, cu = min32(C, N - nb * C);
-        const int32_t len = m->list_off[li + 1] - m->list_off[li], *kidx = m->list + m->list_off[li];
-        d->off[li] = o;
-        for (int32_t j = 0; j < cu; j++, o += (size_t)len + 16) {
-            const int32_t *col = &W->data[(size_t)(g * N + nb * C + j) * (size_t)K];
-            int32_t *dst = d->w32 + o;
-            for (int32_t p = 0; p < len; p++) {
-                dst[p] = col[kidx[p]];
-                fit &= fits_i16(dst[p]);
+    /* int16 always; int32 too when the int32 dot products may be needed:
+     * some weight or some activation does not fit int16 */
+    for (int pass = 0; pass < 2; pass++) {
+        const int with32 = pass == 1;
+        size_t bytes = sizeof(size_t) * ((size_t)m->n_lists + 1) +
+                       (sizeof(int16_t) + (with32 ? sizeof(int32_t) : 0)) * total + 16;
+        if (!scratch(&d->buf, &d->cap, bytes)) return NULL;
+        d->off = d->buf;
+        d->w32 = with32 ? (int32_t *)(d->off + m->n_lists + 1) : NULL;
+        d->w16 = (int16_t *)(with32 ? (void *)(d->w32 + total) : (void *)(d->off + m->n_lists + 1));
+        int fit = 1;
+        size_t o = 0;
+        for (int32_t li = 0; li < m->n_lists; li++) {
+            const int32_t g = li / nbl, nb = li % nbl, cu = min32(C, N - nb * C);
+            const int32_t len = m->list_off[li + 1] - m->list_off[li], *kidx = m->list + m->list_off[li];
+            d->off[li] = o;
+            for (int32_t j = 0; j < cu; j++, o += (size_t)len + 16) {
+                const int32_t *col = &W->data[(size_t)(g * N + nb * C + j) * (size_t)K];
+                int16_t *dst = d->w16 + o;
+                for (int32_t p = 0; p < len; p++) {
+                    dst[p] = (int16_t)col[kidx[p]];
+                    fit &= fits_i16(col[kidx[p]]);
+                }
+                for (int32_t p = len; p < len + 16; p++) dst[p] = 0;
+                if (with32) {
+                    int32_t *d32 = d->w32 + o;
+                    for (int32_t p = 0; p < len; p++) d32[p] = col[kidx[p]];
+                    for (int32_t p = len; p < len + 16; p++) d32[p] = 0;
+                }
             }
-            for (int32_t p = len; p < len + 16; p++) dst[p] = 0;
         }
+        d->fit16 = fit;
+        if (with32 || (fit && acts_fit_i16(m, v->za))) break;
     }
-    if (fit)
-        for (size_t i = 0; i < total; i++) d->w16[i] = (int16_t)d->w32[i];
-    d->fit16 = fit;
     d->layer = layer;
     return d;
 }
@@ -400,7 +420,7 @@ static int dense_weights_gather(qs_array_ctx *c, const gemm_view *v, const qs_in
         if (!d) return -1;
         const int32_t li = v->g * m->blocks_per_group + n0 / C;
         const size_t o = d->off[li] + in->k0, stride = (size_t)(m->list_off[li + 1] - m->list_off[li]) + 16;
-        *dw = (dense_weights){nl, len, lp, stride, stride, d->w32 + o, d->fit16 ? d->w16 + o : NULL, a16};
+        *dw = (dense_weights){nl, len, lp, stride, stride, d->w32 ? d->w32 + o : NULL, d->fit16 ? d->w16 + o : NULL, a16};
         return 0;
     }
     /* otherwise gathered for this instruction (IS: plain k, all n) */
@@ -449,10 +469,15 @@ static void dense_row(const dense_weights *dw, const int32_t *restrict row, cons
         for (; j < nl; j++) s[j] = dot_i16(row16, &dw->w16[(size_t)j * dw->stride16], lp);
         return;
     }
-    for (; j < nl; j++) {
-        const int32_t *restrict w = &dw->w32[(size_t)j * dw->stride32];
+    for (; j < nl; j++) { /* int32 products; weights from w16 when only those were kept */
         int32_t t = 0;
-        for (int32_t p = 0; p < len; p++) t += row[p] * w[p];
+        if (dw->w32) {
+            const int32_t *restrict w = &dw->w32[(size_t)j * dw->stride32];
+            for (int32_t p = 0; p < len; p++) t += row[p] * w[p];
+        } else {
+            const int16_t *restrict w = &dw->w16[(size_t)j * dw->stride16];
+            for (int32_t p = 0; p < len; p++) t += row[p] * w[p];
+        }
         s[j] = t;
     }
 }
@@ -537,9 +562,7 @@ static const struct qs_os_rows *os_rows(qs_array_ctx *c, const gemm_view *v, con
     const int32_t n_groups = (int32_t)ceil_div(ml, R) * ngt;
     /* activations (and the padding value) fit int16 whenever the input does:
      * then only the int16 rows are kept */
-    int32_t alo, ahi;
-    qs_int_range(m->act_bits, m->act_signed, &alo, &ahi);
-    const int fit16 = fits_i16(alo) && fits_i16(ahi) && fits_i16(v->za);
+    const int fit16 = acts_fit_i16(m, v->za);
     const size_t bytes = sizeof(int64_t) * ((size_t)ml + 1) +
                          sizeof(int32_t) * ((size_t)kl + (fit16 ? 0 : (size_t)ml * kl) + (size_t)n_groups * kl + 1) +
                          sizeof(int16_t) * ((size_t)ml * lp + 16);
@@ -650,7 +673,11 @@ static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view
         for (int32_t k = 0; k < K; k++) {
             for (int32_t n = 0; n < N; n++) part[n] = ex[n] = nzn[n] = 0;
             for (int32_t s = 0; s < S; s++) {
-                const int16_t *y = &m->wslice[(((size_t)g * S + s) * K + k) * N];
+                const int16_t *restrict y = &m->wslice[(((size_t)g * S + s) * K + k) * N];
+                if (!need_bounds) { /* gating counts only */
+                    for (int32_t n = 0; n < N; n++) nzn[n] += y[n] != 0;
+                    continue;
+                }
                 for (int32_t n = 0; n < N; n++) {
                     nzn[n] += y[n] != 0;
                     part[n] += (int32_t)y[n] * (1 << (wpb * s));
@@ -658,22 +685,25 @@ static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view
                     ex[n] = t > ex[n] ? t : ex[n];
                 }
             }
-            for (int32_t n = 0; n < N; n++) { /* part[n] = w(k, n), ex[n] = max_s |W| */
-                int32_t t = part[n] < 0 ? -part[n] : part[n], ov = ex[n] - t;
-                wmax[n] = t > wmax[n] ? t : wmax[n];
-                ovmax[n] = ov > ovmax[n] ? ov : ovmax[n];
-            }
+            if (need_bounds)
+                for (int32_t n = 0; n < N; n++) { /* part[n] = w(k, n), ex[n] = max_s |W| */
+                    int32_t t = part[n] < 0 ? -part[n] : part[n], ov = ex[n] - t;
+                    wmax[n] = t > wmax[n] ? t : wmax[n];
+                    ovmax[n] = ov > ovmax[n] ? ov : ovmax[n];
+                }
+            if (gate)
+                for (int32_t nb = 0; nb < nbl; nb++) {
+                    int32_t nz = 0;
+                    for (int32_t n = nb * C; n < min32(N, (nb + 1) * C); n++) nz += nzn[n];
+                    nzkb[(size_t)k * nbl + nb] = nz;
+                }
+        }
+        if (gate)
             for (int32_t nb = 0; nb < nbl; nb++) {
-                int32_t nz = 0;
-                for (int32_t n = nb * C; n < min32(N, (nb + 1) * C); n++) nz += nzn[n];
-                nzkb[(size_t)k * nbl + nb] = nz;
+                const int32_t li = g * nbl + nb;
+                for (int32_t e = m->list_off[li]; e < m->list_off[li + 1]; e++)
+                    f->nzk[e] = nzkb[(size_t)m->list[e] * nbl + nb];
             }
-        }
-        for (int32_t nb = 0; nb < nbl; nb++) {
-            const int32_t li = g * nbl + nb;
-            for (int32_t e = m->list_off[li]; e < m->list_off[li + 1]; e++)
-                f->nzk[e] = nzkb[(size_t)m->list[e] * nbl + nb];
-        }
     }
     f->layer = layer;
     return f;
