@@ -996,22 +996,36 @@ static int32_t os_schedule(qs_array_ctx *c, const gemm_view *v, const qs_insn *i
  * activations feeds S slices of Cu columns, nzk[q] of them non-zero, so it
  * gates za * S * Cu + (Gu - za) * (S * Cu - nzk[q]) products, which is
  *     Gu * S * Cu - Gu * nzk[q] + za * nzk[q].
- * The sums over the surviving steps are taken without branches. */
+ * The sums over the surviving steps are taken without branches, in uint32
+ * over chunks short enough that they cannot wrap (za * nzk <= G * S * C). */
 static int32_t os_schedule_fast(qs_array_ctx *c, const qs_insn *in, const int32_t *restrict za, int32_t Gu,
                                 const int32_t *restrict nzk, int32_t S, int32_t Cu, uint64_t *gated)
 {
     const int skip = act_skip(c->arch), gate = gating(c->arch);
     const int32_t kl = (int32_t)in->k_len;
+    if (!skip && !gate) {
+        *gated = 0;
+        return kl;
+    }
+    const int64_t unit = (int64_t)Gu * S * Cu + 1; /* > each term */
+    const int32_t chunk = unit >= ((int64_t)1 << 20) ? 1 : (int32_t)(((int64_t)1 << 31) / unit);
+    const uint32_t all = skip ? 0u : 1u;
     int64_t n = 0, snz = 0, sznz = 0;
-    if (!skip) n = kl;
-    else
-        for (int32_t q = 0; q < kl; q++) n += za[q] != Gu;
-    if (gate)
-        for (int32_t q = 0; q < kl; q++) {
-            const int64_t keep = !skip | (za[q] != Gu);
-            snz += keep * nzk[q];
-            sznz += keep * ((int64_t)za[q] * nzk[q]);
+    for (int32_t q0 = 0; q0 < kl; q0 += chunk) {
+        const int32_t q1 = kl - q0 < chunk ? kl : q0 + chunk;
+        uint32_t cn = 0, cs = 0, cz = 0;
+        for (int32_t q = q0; q < q1; q++) {
+            const uint32_t keep = all | (uint32_t)(za[q] != Gu), mask = 0u - keep;
+            cn += keep;
+            if (gate) {
+                cs += mask & (uint32_t)nzk[q];
+                cz += mask & ((uint32_t)za[q] * (uint32_t)nzk[q]);
+            }
         }
+        n += cn;
+        snz += cs;
+        sznz += cz;
+    }
     *gated = gate ? (uint64_t)(n * Gu * S * Cu - Gu * snz + sznz) : 0;
     return (int32_t)n;
 }
