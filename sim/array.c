@@ -14,6 +14,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The fast engine's vector loops are also compiled for AVX2 and picked at
+ * run time by the CPU (GCC/Clang function multiversioning), as the build
+ * targets baseline x86-64. Integer arithmetic only: every version gives the
+ * same results. Not under the sanitizers, whose start-up does not mix with
+ * ifunc resolvers. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(QS_NO_CLONES)
+#if __has_attribute(target_clones)
+#define QS_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef QS_VECTOR_CLONES
+#define QS_VECTOR_CLONES
+#endif
+
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
@@ -300,7 +315,7 @@ static int fits_i16(int32_t x) { return x >= INT16_MIN && x <= INT16_MAX; }
 /* sum_p |x[p]| over p < n, for activations (at most 16 bits, so |x| <= 2^16):
  * chunks of 2^15 add up in uint32 without overflow, which lets the loop
  * vectorize. */
-static int64_t abs_sum(const int32_t *restrict x, int32_t n)
+QS_VECTOR_CLONES static int64_t abs_sum(const int32_t *restrict x, int32_t n)
 {
     int64_t s = 0;
     for (int32_t p0 = 0; p0 < n; p0 += 1 << 15) {
@@ -355,7 +370,7 @@ typedef struct {
  * followed by 16 zeros, built once per layer: every instruction of an OS or
  * WS layer reads a range of list positions of one whole n-block, and a
  * block's columns are read again for each m-tile. */
-static const struct qs_layer_dense *layer_dense(qs_array_ctx *c, const gemm_view *v, int32_t layer)
+QS_VECTOR_CLONES static const struct qs_layer_dense *layer_dense(qs_array_ctx *c, const gemm_view *v, int32_t layer)
 {
     struct qs_layer_dense *d = &c->dense;
     if (d->layer == layer) return d;
@@ -452,7 +467,7 @@ static int dense_weights_gather(qs_array_ctx *c, const gemm_view *v, const qs_in
  * and weights that fit int16 (all but 16-bit unsigned operands) take the
  * vectorized int16 dot products; row16, when given, is the row already in
  * int16 with a zero tail up to lp. */
-static void dense_row(const dense_weights *dw, const int32_t *restrict row, const int16_t *row16, int32_t *s)
+QS_VECTOR_CLONES static void dense_row(const dense_weights *dw, const int32_t *restrict row, const int16_t *row16, int32_t *s)
 {
     const int32_t nl = dw->nl, len = dw->len, lp = dw->lp;
     int fit = dw->w16 != NULL;
@@ -553,7 +568,7 @@ static qs_status values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn
  * its input does not change. Slots past rows_budget bytes are not kept (the
  * spare slot serves, for consecutive instructions only). Row groups are
  * numbered across the instruction's array tiles: ceil(R/G) per tile. */
-static const struct qs_os_rows *os_rows(qs_array_ctx *c, const gemm_view *v, const qs_insn *in)
+QS_VECTOR_CLONES static const struct qs_os_rows *os_rows(qs_array_ctx *c, const gemm_view *v, const qs_insn *in)
 {
     const qs_layer_map *m = v->m;
     const int32_t kl = (int32_t)in->k_len, lp = (kl + 15) & ~15, ml = (int32_t)in->m_len;
@@ -643,7 +658,7 @@ static const struct qs_os_rows *os_rows(qs_array_ctx *c, const gemm_view *v, con
  *     max_s |W_(k,n,s)| - |w(k, n)| over every k.
  * Partial slice sums W of a weight of at most 16 bits stay well inside
  * int32 (slices are weight_path_bits <= 8 wide), so int32 arrays suffice. */
-static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view *v, int32_t layer)
+QS_VECTOR_CLONES static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view *v, int32_t layer)
 {
     struct qs_layer_facts *f = &c->facts;
     if (f->layer == layer) return f;
@@ -720,7 +735,7 @@ static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view
  * in-range accumulator unchanged and never overflows, so visiting every list
  * position and adding zero products is the same as following the schedule.
  * Columns side by side so that the inner loop vectorizes. */
-static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl, const int32_t *row,
+QS_VECTOR_CLONES static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl, const int32_t *row,
                         int32_t n0, int32_t Cu, int64_t *restrict acc, uint64_t *ovf)
 {
     const qs_layer_map *m = v->m;
@@ -757,7 +772,7 @@ static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *kli
  * are reached. So bad[j] = 0 exactly when no addition of the PE overflows,
  * and then P[j] is its value. A zero activation (skipped step, or gated
  * products) adds nothing and is passed over. */
-static void prefix_row(const int32_t *restrict row, int32_t kl, int32_t Cu, const int32_t *restrict wq,
+QS_VECTOR_CLONES static void prefix_row(const int32_t *restrict row, int32_t kl, int32_t Cu, const int32_t *restrict wq,
                        const int32_t *restrict wlo, const int32_t *restrict whi, int64_t lo, int64_t hi,
                        int64_t *restrict P, int32_t *restrict bad)
 {
@@ -780,7 +795,7 @@ static void prefix_row(const int32_t *restrict row, int32_t kl, int32_t Cu, cons
  * lane not yet found bad, plus |x_q W| <= xwmax, below 2^31. The arithmetic
  * is done modulo 2^32 (uint32): exact on the lanes that matter; a lane found
  * bad keeps its flag whatever its sums become. */
-static void prefix_row32(const int32_t *restrict row, int32_t kl, int32_t Cu, const int32_t *restrict wq,
+QS_VECTOR_CLONES static void prefix_row32(const int32_t *restrict row, int32_t kl, int32_t Cu, const int32_t *restrict wq,
                          const int32_t *restrict wlo, const int32_t *restrict whi, int32_t lo, int32_t hi,
                          uint32_t *restrict P, int64_t *restrict P64, int32_t *restrict bad)
 {
@@ -817,7 +832,7 @@ void qs_array_value_paths(qs_value_paths *out)
  * 2 * amax * max |W| (a slice is the difference of two partial sums W), so
  * the caller checks 2^(acc_bits-1) + 2 * amax * max |W| <= INT32_MAX.
  * Wrapping is done modulo 2^32 (uint32), a multiple of 2^acc_bits. */
-static void ordered_row32(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl,
+QS_VECTOR_CLONES static void ordered_row32(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl,
                           const int32_t *row, int32_t n0, int32_t Cu, int32_t *restrict acc, int64_t *acc64,
                           uint64_t *ovf)
 {
@@ -998,7 +1013,7 @@ static int32_t os_schedule(qs_array_ctx *c, const gemm_view *v, const qs_insn *i
  *     Gu * S * Cu - Gu * nzk[q] + za * nzk[q].
  * The sums over the surviving steps are taken without branches, in uint32
  * over chunks short enough that they cannot wrap (za * nzk <= G * S * C). */
-static int32_t os_schedule_fast(qs_array_ctx *c, const qs_insn *in, const int32_t *restrict za, int32_t Gu,
+QS_VECTOR_CLONES static int32_t os_schedule_fast(qs_array_ctx *c, const qs_insn *in, const int32_t *restrict za, int32_t Gu,
                                 const int32_t *restrict nzk, int32_t S, int32_t Cu, uint64_t *gated)
 {
     const int skip = act_skip(c->arch), gate = gating(c->arch);
