@@ -1188,7 +1188,88 @@ typedef struct {
     int32_t col0;            /* WS: n0; IS: m0 of the block */
     const int32_t *stream; int32_t L;  /* WS: list of m; IS: list of n (each S slices) */
     int32_t s;               /* WS: slice of this pass */
+    /* WS, fast engine: the instruction's activations on the pass's rows,
+     * a(m, krow[r]) at act[(m - m0) * Ku + r], when gathered */
+    const int32_t *act; int32_t m0;
 } pass_desc;
+
+/* Fast engine, one stationary pass: the operands side by side, X[e*Ku + r]
+ * the stream element e on row r and Y[r*Cu + j] the stationary operand of
+ * PE (r, j), then the gated products and, when the layer may overflow, the
+ * partial sums in the hardware's order: column j's sum enters row 0 as 0 and
+ * adds X[e][r] * Y[r][j] << (p * shift) row after row in acc_bits
+ * arithmetic (a gated or zero product adds nothing), then joins the
+ * accumulator buffer. Columns side by side so that the loops vectorize. */
+QS_VECTOR_CLONES static qs_status stationary_fast(qs_array_ctx *c, const gemm_view *v, const pass_desc *pd, int64_t L,
+                                                   qs_tile_result *r, qs_error *err)
+{
+    const qs_arch *a = c->arch;
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
+    const int32_t Ku = pd->Ku, Cu = pd->cols_used;
+    const int gate = gating(a);
+    int64_t *P = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * ((size_t)Cu + 1) +
+                                                      sizeof(int32_t) * ((size_t)L * Ku + (size_t)Ku * Cu + 2 * (size_t)Ku + 1));
+    if (!P) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    int32_t *X = (int32_t *)(P + Cu), *Y = X + (size_t)L * Ku, *zs = Y + (size_t)Ku * Cu, *zc = zs + Ku;
+    if (pd->is_is) {
+        for (int64_t e = 0; e < L; e++)
+            for (int32_t rr = 0; rr < Ku; rr++)
+                X[e * Ku + rr] = m->wslice[(((size_t)v->g * S + (size_t)(e % S)) * K + pd->krow[rr]) * N + pd->stream[e / S]];
+        for (int32_t j = 0; j < Cu; j++)
+            for (int32_t rr = 0; rr < Ku; rr++) Y[(size_t)rr * Cu + j] = act_at(v, pd->col0 + j, pd->krow[rr]);
+    } else {
+        for (int64_t e = 0; e < L; e++) {
+            int32_t *x = X + e * Ku;
+            if (pd->act) {
+                memcpy(x, pd->act + (size_t)(pd->stream[e] - pd->m0) * Ku, sizeof(int32_t) * (size_t)Ku);
+            } else {
+                for (int32_t rr = 0; rr < Ku; rr++) x[rr] = act_at(v, pd->stream[e], pd->krow[rr]);
+            }
+        }
+        for (int32_t rr = 0; rr < Ku; rr++) {
+            const int16_t *y = &m->wslice[(((size_t)v->g * S + pd->s) * K + pd->krow[rr]) * N + pd->col0];
+            for (int32_t j = 0; j < Cu; j++) Y[(size_t)rr * Cu + j] = y[j];
+        }
+    }
+    uint64_t gated = 0;
+    if (gate) { /* per row: zero stream operands, zero stationaries */
+        for (int32_t rr = 0; rr < Ku; rr++) zs[rr] = zc[rr] = 0;
+        for (int64_t e = 0; e < L; e++)
+            for (int32_t rr = 0; rr < Ku; rr++) zs[rr] += X[e * Ku + rr] == 0;
+        for (int32_t rr = 0; rr < Ku; rr++)
+            for (int32_t j = 0; j < Cu; j++) zc[rr] += Y[(size_t)rr * Cu + j] == 0;
+        for (int32_t rr = 0; rr < Ku; rr++) gated += (uint64_t)((int64_t)zs[rr] * Cu + (L - zs[rr]) * zc[rr]);
+    }
+    r->ev.mac_gated += gated;
+    r->ev.mac_ops += (uint64_t)(L * Ku * Cu) - gated;
+    if (m->overflow_free) return QS_OK;
+    const int64_t lo = -((int64_t)1 << (a->acc_bits - 1)), hi = -lo - 1;
+    const uint64_t mask = ((uint64_t)1 << a->acc_bits) - 1;
+    const int wrap = a->overflow != QS_OVF_SATURATE;
+    uint64_t o = 0;
+    for (int64_t e = 0; e < L; e++) {
+        const int64_t sh = (int64_t)1 << (wpb * (pd->is_is ? (int32_t)(e % S) : pd->s));
+        for (int32_t j = 0; j < Cu; j++) P[j] = 0;
+        for (int32_t rr = 0; rr < Ku; rr++) {
+            const int64_t x = X[e * Ku + rr] * sh;
+            if (x == 0) continue;
+            const int32_t *restrict y = Y + (size_t)rr * Cu;
+            for (int32_t j = 0; j < Cu; j++) {
+                int64_t t = P[j] + x * y[j];
+                o += (uint64_t)(t < lo || t > hi);
+                P[j] = wrap ? lo + (int64_t)((uint64_t)(t - lo) & mask) : t < lo ? lo : t > hi ? hi : t;
+            }
+        }
+        for (int32_t j = 0; j < Cu; j++) {
+            int32_t *dst = pd->is_is ? accum_at(c, v, pd->col0 + j, pd->stream[e / S])
+                                     : accum_at(c, v, pd->stream[e], pd->col0 + j);
+            accum_add(c, dst, (int32_t)P[j], &r->ev.acc_overflows);
+        }
+    }
+    r->ev.acc_overflows += o;
+    return QS_OK;
+}
 
 static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass_desc *pd, qs_tile_result *r,
                                  qs_error *err)
@@ -1228,33 +1309,11 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
 
     if (c->engine == QS_ENGINE_FAST) {
         r->cycles += (uint64_t)(Ku + t_stream);
-        uint64_t gated = 0;
-        if (gate) {
-            for (int32_t rr = 0; rr < Ku; rr++) {
-                int64_t zs = 0, zc = 0; /* zero stream operands / zero stationaries in this row */
-                for (int64_t e = 0; e < L; e++) zs += STREAM_X(e, rr) == 0;
-                for (int32_t j = 0; j < Cu; j++) zc += STAT_Y(rr, j) == 0;
-                gated += (uint64_t)(zs * Cu + (L - zs) * zc);
-            }
+        if (!gate && m->overflow_free) {
+            r->ev.mac_ops += (uint64_t)pairs;
+            return QS_OK;
         }
-        r->ev.mac_gated += gated;
-        r->ev.mac_ops += (uint64_t)pairs - gated;
-        if (!m->overflow_free) {
-            for (int64_t e = 0; e < L; e++)
-                for (int32_t j = 0; j < Cu; j++) {
-                    int32_t psum = 0;
-                    for (int32_t rr = 0; rr < Ku; rr++) {
-                        int32_t x = STREAM_X(e, rr), y = STAT_Y(rr, j);
-                        if (gate && (x == 0 || y == 0)) continue;
-                        int o = 0;
-                        psum = qs_acc_add(psum, ((int64_t)x * y) * ((int64_t)1 << (wpb * SHIFT_OF(e))), a->acc_bits,
-                                          a->overflow, &o);
-                        r->ev.acc_overflows += (uint64_t)o;
-                    }
-                    accum_add(c, OUT_AT(e, j), psum, &r->ev.acc_overflows);
-                }
-        }
-        return QS_OK;
+        return stationary_fast(c, v, pd, L, r, err);
     }
 
     /* detailed: load the stationary operands, then stream */
@@ -1316,16 +1375,32 @@ static qs_status gemm_ws(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     for (uint32_t p0 = in->k0; p0 < in->k0 + in->k_len; p0 += (uint32_t)R) {
         int32_t Ku = min32(R, (int32_t)(in->k0 + in->k_len - p0));
         const int32_t *krow = v->list + p0;
+        /* fast engine: the activations on these rows, gathered once for the
+         * schedule and the slices' passes (when they need them) */
+        int32_t *act = NULL;
+        if (c->engine == QS_ENGINE_FAST && (act_skip(a) || gating(a) || !v->m->overflow_free)) {
+            act = scratch(&c->val_buf, &c->val_cap, sizeof(int32_t) * ((size_t)in->m_len * Ku + 1));
+            if (!act) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+            act_rows ar;
+            if (act_rows_init(&ar, v, krow, Ku) == 0) {
+                for (uint32_t i = 0; i < in->m_len; i++) act_rows_get(&ar, (int32_t)(in->m0 + i), act + (size_t)i * Ku);
+                act_rows_free(&ar);
+            } else {
+                for (uint32_t i = 0; i < in->m_len; i++)
+                    for (int32_t rr = 0; rr < Ku; rr++) act[(size_t)i * Ku + rr] = act_at(v, (int32_t)(in->m0 + i), krow[rr]);
+            }
+        }
         /* activation vectors that survive skipping: not all zero on these rows */
         int32_t L = 0;
         for (uint32_t i = 0; i < in->m_len; i++) {
             int32_t mm = (int32_t)(in->m0 + i);
             int keep = !act_skip(a);
-            for (int32_t rr = 0; rr < Ku && !keep; rr++) keep = act_at(v, mm, krow[rr]) != 0;
+            for (int32_t rr = 0; rr < Ku && !keep; rr++)
+                keep = (act ? act[(size_t)i * Ku + rr] : act_at(v, mm, krow[rr])) != 0;
             if (keep) c->sched[L++] = mm;
         }
         for (int32_t s = 0; s < v->m->slices; s++) {
-            pass_desc pd = {0, krow, Ku, (int32_t)in->n_len, (int32_t)in->n0, c->sched, L, s};
+            pass_desc pd = {0, krow, Ku, (int32_t)in->n_len, (int32_t)in->n0, c->sched, L, s, act, (int32_t)in->m0};
             if ((st = stationary_pass(c, v, &pd, r, err))) return st;
         }
     }
@@ -1355,7 +1430,7 @@ static qs_status gemm_is(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
         int32_t nlen = m->list_off[v->g * m->blocks_per_group + kb + 1] - m->list_off[v->g * m->blocks_per_group + kb];
         for (uint32_t mb = in->m0; mb < in->m0 + in->m_len; mb += (uint32_t)C) {
             int32_t Mu = min32(C, (int32_t)(in->m0 + in->m_len - mb));
-            pass_desc pd = {1, krow, Ku, Mu, (int32_t)mb, nl, nlen, 0};
+            pass_desc pd = {1, krow, Ku, Mu, (int32_t)mb, nl, nlen, 0, NULL, 0};
             if ((st = stationary_pass(c, v, &pd, r, err))) return st;
         }
     }
