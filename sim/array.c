@@ -14,6 +14,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The fast engine's vector loops are also compiled for AVX2 and picked at
+ * run time by the CPU (GCC/Clang function multiversioning), as the build
+ * targets baseline x86-64. Integer arithmetic only: every version gives the
+ * same results. Not under the sanitizers, whose start-up does not mix with
+ * ifunc resolvers. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(QS_NO_CLONES)
+#if __has_attribute(target_clones)
+#define QS_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef QS_VECTOR_CLONES
+#define QS_VECTOR_CLONES
+#endif
+
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
@@ -77,6 +92,8 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
     }
     c->max_k = max_k;
     c->facts.layer = -1;
+    c->dense.layer = -1;
+    c->rows_budget = (size_t)96 << 20;
     int32_t R = a->rows, C = a->cols;
     c->n_groups = (int32_t)ceil_div(R, lockstep_group(a));
     size_t edge = (size_t)(R > C ? R : C) + 1;
@@ -135,10 +152,13 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->south);
     free(c->south_v);
     free(c->log);
-    free(c->act_buf);
+    for (int32_t i = 0; i < c->n_rows; i++) free(c->rows[i].buf);
+    free(c->rows);
+    free(c->rows_spare.buf);
     free(c->val_buf);
     free(c->aux_buf);
     free(c->facts.buf);
+    free(c->dense.buf);
 }
 
 /* Record one clock of PE activity at tile-relative time t (groups that run
@@ -273,12 +293,12 @@ static void act_rows_get(const act_rows *g, int32_t m, int32_t *restrict out)
     }
 }
 
-/* Four dot products of a with b, b + n, b + 2n, b + 3n; n a multiple of 16
- * (written so that compilers vectorize it at -O2). */
-static void dot4_i16(const int16_t *restrict a, const int16_t *restrict b, int32_t n, int32_t *s)
+/* Four dot products of a[0..n) with b, b + stride, b + 2 stride, b + 3 stride;
+ * n a multiple of 16 (written so that compilers vectorize it at -O2). */
+static void dot4_i16(const int16_t *restrict a, const int16_t *restrict b, size_t stride, int32_t n, int32_t *s)
 {
     n &= ~15;
-    const int16_t *restrict b1 = b + n, *restrict b2 = b1 + n, *restrict b3 = b2 + n;
+    const int16_t *restrict b1 = b + stride, *restrict b2 = b1 + stride, *restrict b3 = b2 + stride;
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (int32_t p = 0; p < n; p++) {
         int32_t x = a[p];
@@ -303,6 +323,30 @@ static int32_t dot_i16(const int16_t *restrict a, const int16_t *restrict b, int
 
 static int fits_i16(int32_t x) { return x >= INT16_MIN && x <= INT16_MAX; }
 
+/* sum_p |x[p]| over p < n, for activations (at most 16 bits, so |x| <= 2^16):
+ * chunks of 2^15 add up in uint32 without overflow, which lets the loop
+ * vectorize. */
+QS_VECTOR_CLONES static int64_t abs_sum(const int32_t *restrict x, int32_t n)
+{
+    int64_t s = 0;
+    for (int32_t p0 = 0; p0 < n; p0 += 1 << 15) {
+        const int32_t p1 = n - p0 < (1 << 15) ? n : p0 + (1 << 15);
+        uint32_t cs = 0;
+        for (int32_t p = p0; p < p1; p++) cs += x[p] < 0 ? 0u - (uint32_t)x[p] : (uint32_t)x[p];
+        s += cs;
+    }
+    return s;
+}
+
+/* Whether every activation of the layer's input (and its padding value, the
+ * zero point) fits int16: all but 16-bit unsigned inputs. */
+static int acts_fit_i16(const qs_layer_map *m, int32_t za)
+{
+    int32_t lo, hi;
+    qs_int_range(m->act_bits, m->act_signed, &lo, &hi);
+    return fits_i16(lo) && fits_i16(hi) && fits_i16(za);
+}
+
 /* Grow-only scratch: *buf holds at least `bytes` afterwards (old contents
  * lost); NULL when out of memory. */
 static void *scratch(void **buf, size_t *cap, size_t bytes)
@@ -318,25 +362,97 @@ static void *scratch(void **buf, size_t *cap, size_t bytes)
     return *buf;
 }
 
-/* The weights of columns n0 + j (j < nl) of the instruction at reduction
- * indices kidx[0..len), gathered once per instruction for dense dot products:
- * w32[j*len + p] always; w16[j*lp + p] (lp = len rounded up to 16, zero
- * tail) when every weight fits int16, else w16 = NULL. a16 is room for one
- * activation row of lp int16 with a zero tail. */
+/* The weights of columns n0 + j (j < nl) of an instruction at reduction
+ * indices kidx[0..len), for dense dot products: w16[j*stride16 + p] when
+ * every weight fits int16, else w16 = NULL, readable up to p < lp (len
+ * rounded up to 16): what lies beyond len there is multiplied by a zero
+ * activation; w32[j*stride32 + p] for p < len, or NULL when the int16
+ * products always apply (every weight and activation fits int16). a16 is
+ * room for one activation row of lp int16 with a zero tail. */
 typedef struct {
     int32_t nl, len, lp;
+    size_t stride32, stride16;
     const int32_t *w32;
     const int16_t *w16;
     int16_t *a16;
 } dense_weights;
 
-static int dense_weights_gather(qs_array_ctx *c, const gemm_view *v, int32_t n0, int32_t nl, const int32_t *kidx,
-                                int32_t len, dense_weights *dw)
+/* The layer's weights per n-block, each column the list's reduction indices
+ * followed by 16 zeros, built once per layer: every instruction of an OS or
+ * WS layer reads a range of list positions of one whole n-block, and a
+ * block's columns are read again for each m-tile. */
+QS_VECTOR_CLONES static const struct qs_layer_dense *layer_dense(qs_array_ctx *c, const gemm_view *v, int32_t layer)
 {
+    struct qs_layer_dense *d = &c->dense;
+    if (d->layer == layer) return d;
     const qs_tensor *W = &c->net->tensors[v->L->weight];
     const qs_layer_map *m = v->m;
-    const int32_t lp = (len + 15) & ~15;
+    const int32_t C = c->arch->cols, N = m->g.N, K = m->g.K, nbl = m->blocks_per_group;
+    d->layer = -1;
+    size_t total = 0;
+    for (int32_t li = 0; li < m->n_lists; li++) {
+        int32_t nb = li % nbl, len = m->list_off[li + 1] - m->list_off[li];
+        total += (size_t)min32(C, N - nb * C) * (size_t)(len + 16);
+    }
+    /* int16 always; int32 too when the int32 dot products may be needed:
+     * some weight or some activation does not fit int16 */
+    for (int pass = 0; pass < 2; pass++) {
+        const int with32 = pass == 1;
+        size_t bytes = sizeof(size_t) * ((size_t)m->n_lists + 1) +
+                       (sizeof(int16_t) + (with32 ? sizeof(int32_t) : 0)) * total + 16;
+        if (!scratch(&d->buf, &d->cap, bytes)) return NULL;
+        d->off = d->buf;
+        d->w32 = with32 ? (int32_t *)(d->off + m->n_lists + 1) : NULL;
+        d->w16 = (int16_t *)(with32 ? (void *)(d->w32 + total) : (void *)(d->off + m->n_lists + 1));
+        int fit = 1;
+        size_t o = 0;
+        for (int32_t li = 0; li < m->n_lists; li++) {
+            const int32_t g = li / nbl, nb = li % nbl, cu = min32(C, N - nb * C);
+            const int32_t len = m->list_off[li + 1] - m->list_off[li], *kidx = m->list + m->list_off[li];
+            d->off[li] = o;
+            for (int32_t j = 0; j < cu; j++, o += (size_t)len + 16) {
+                const int32_t *col = &W->data[(size_t)(g * N + nb * C + j) * (size_t)K];
+                int16_t *dst = d->w16 + o;
+                for (int32_t p = 0; p < len; p++) {
+                    dst[p] = (int16_t)col[kidx[p]];
+                    fit &= fits_i16(col[kidx[p]]);
+                }
+                for (int32_t p = len; p < len + 16; p++) dst[p] = 0;
+                if (with32) {
+                    int32_t *d32 = d->w32 + o;
+                    for (int32_t p = 0; p < len; p++) d32[p] = col[kidx[p]];
+                    for (int32_t p = len; p < len + 16; p++) d32[p] = 0;
+                }
+            }
+        }
+        d->fit16 = fit;
+        if (with32 || (fit && acts_fit_i16(m, v->za))) break;
+    }
+    d->layer = layer;
+    return d;
+}
+
+static int dense_weights_gather(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *kidx,
+                                int32_t len, dense_weights *dw)
+{
+    const qs_layer_map *m = v->m;
+    const int32_t lp = (len + 15) & ~15, nl = (int32_t)in->n_len, n0 = (int32_t)in->n0, C = c->arch->cols;
+    int16_t *a16 = scratch(&c->val_buf, &c->val_cap, sizeof(int16_t) * ((size_t)(nl + 1) * (size_t)lp + 16));
+    if (!a16) return -1;
+    for (int32_t p = len; p < lp; p++) a16[p] = 0;
+    /* OS/WS: the instruction covers list positions k0.. of one whole n-block */
+    if (c->arch->dataflow != QS_DF_IS && n0 % C == 0 && nl == min32(C, m->g.N - n0) && kidx == v->list + in->k0) {
+        const struct qs_layer_dense *d = layer_dense(c, v, (int32_t)in->layer);
+        if (!d) return -1;
+        const int32_t li = v->g * m->blocks_per_group + n0 / C;
+        const size_t o = d->off[li] + in->k0, stride = (size_t)(m->list_off[li + 1] - m->list_off[li]) + 16;
+        *dw = (dense_weights){nl, len, lp, stride, stride, d->w32 ? d->w32 + o : NULL, d->fit16 ? d->w16 + o : NULL, a16};
+        return 0;
+    }
+    /* otherwise gathered for this instruction (IS: plain k, all n) */
+    const qs_tensor *W = &c->net->tensors[v->L->weight];
     int32_t *wt = c->tile_acc;
+    int16_t *w16 = a16 + lp;
     int wfit = 1;
     for (int32_t j = 0; j < nl; j++) {
         const int32_t *col = &W->data[(size_t)(v->g * m->g.N + n0 + j) * (size_t)m->g.K];
@@ -346,42 +462,48 @@ static int dense_weights_gather(qs_array_ctx *c, const gemm_view *v, int32_t n0,
             wfit &= fits_i16(w);
         }
     }
-    int16_t *w16 = scratch(&c->val_buf, &c->val_cap, sizeof(int16_t) * ((size_t)(nl + 1) * (size_t)lp + 16));
-    if (!w16) return -1;
-    *dw = (dense_weights){nl, len, lp, wt, wfit ? w16 : NULL, w16 + (size_t)nl * lp};
-    if (wfit)
+    *dw = (dense_weights){nl, len, lp, (size_t)len, (size_t)lp, wt, wfit ? w16 : NULL, a16};
+    if (wfit) {
         for (int32_t j = 0; j < nl; j++) {
             int16_t *dst = &w16[(size_t)j * lp];
             for (int32_t p = 0; p < len; p++) dst[p] = (int16_t)wt[(size_t)j * len + p];
             for (int32_t p = len; p < lp; p++) dst[p] = 0;
         }
-    for (int32_t p = len; p < lp; p++) dw->a16[p] = 0;
+    }
     return 0;
 }
 
 /* s[j] = sum_p row[p] * w[j][p] for every column j. The caller guarantees
  * that no partial sum of these products, in any order, leaves int32. Rows
  * and weights that fit int16 (all but 16-bit unsigned operands) take the
- * vectorized int16 dot products. */
-static void dense_row(const dense_weights *dw, const int32_t *restrict row, int32_t *s)
+ * vectorized int16 dot products; row16, when given, is the row already in
+ * int16 with a zero tail up to lp. */
+QS_VECTOR_CLONES static void dense_row(const dense_weights *dw, const int32_t *restrict row, const int16_t *row16, int32_t *s)
 {
     const int32_t nl = dw->nl, len = dw->len, lp = dw->lp;
     int fit = dw->w16 != NULL;
-    if (fit)
+    if (fit && !row16) {
         for (int32_t p = 0; p < len; p++) {
             dw->a16[p] = (int16_t)row[p];
             fit &= fits_i16(row[p]);
         }
+        row16 = dw->a16;
+    }
     int32_t j = 0;
     if (fit) {
-        for (; j + 4 <= nl; j += 4) dot4_i16(dw->a16, &dw->w16[(size_t)j * lp], lp, &s[j]);
-        for (; j < nl; j++) s[j] = dot_i16(dw->a16, &dw->w16[(size_t)j * lp], lp);
+        for (; j + 4 <= nl; j += 4) dot4_i16(row16, &dw->w16[(size_t)j * dw->stride16], dw->stride16, lp, &s[j]);
+        for (; j < nl; j++) s[j] = dot_i16(row16, &dw->w16[(size_t)j * dw->stride16], lp);
         return;
     }
-    for (; j < nl; j++) {
-        const int32_t *restrict w = &dw->w32[(size_t)j * len];
+    for (; j < nl; j++) { /* int32 products; weights from w16 when only those were kept */
         int32_t t = 0;
-        for (int32_t p = 0; p < len; p++) t += row[p] * w[p];
+        if (dw->w32) {
+            const int32_t *restrict w = &dw->w32[(size_t)j * dw->stride32];
+            for (int32_t p = 0; p < len; p++) t += row[p] * w[p];
+        } else {
+            const int16_t *restrict w = &dw->w16[(size_t)j * dw->stride16];
+            for (int32_t p = 0; p < len; p++) t += row[p] * w[p];
+        }
         s[j] = t;
     }
 }
@@ -398,33 +520,141 @@ static void store_row(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, in
     }
 }
 
+/* Row i of the instruction in int32: kept, or widened from int16 into tmp. */
+static const int32_t *os_row32(const struct qs_os_rows *w, int32_t i, int32_t *tmp)
+{
+    const int32_t kl = (int32_t)w->k_len;
+    if (w->a) return w->a + (size_t)i * kl;
+    const int16_t *r16 = w->a16 + (size_t)i * ((kl + 15) & ~15);
+    for (int32_t q = 0; q < kl; q++) tmp[q] = r16[q];
+    return tmp;
+}
+
 /* Dense dot products over reduction indices kidx[0..len): exact because the
  * compiler proved no partial sum can leave acc_bits (overflow_free), so any
  * summation order gives the hardware's answer (and no int32 sum overflows).
- * Skipped steps are zero products and change nothing. ablk, when given, holds
- * the activation rows a[m0+i][kidx[p]] at ablk[i*len + p]. */
+ * Skipped steps are zero products and change nothing. rows, when given (OS),
+ * holds the activation rows a[m0+i][kidx[p]]; else they are gathered here. */
 static qs_status values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *kidx,
-                              int32_t len, const int32_t *ablk, uint64_t *ovf, qs_error *err)
+                              int32_t len, const struct qs_os_rows *rows, uint64_t *ovf, qs_error *err)
 {
     dense_weights dw;
-    if (dense_weights_gather(c, v, (int32_t)in->n0, (int32_t)in->n_len, kidx, len, &dw))
+    int32_t *val = scratch(&c->aux_buf, &c->aux_cap, sizeof(int32_t) * ((size_t)in->n_len + 1)); /* one row of results */
+    if (!val || dense_weights_gather(c, v, in, kidx, len, &dw))
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-    int32_t *a = c->sched;                                    /* one gathered row */
-    int32_t *val = c->tile_acc + (size_t)in->n_len * len;     /* one row of results */
+    int32_t *a = c->sched; /* one gathered row */
     act_rows ar;
-    const int have_rows = ablk || act_rows_init(&ar, v, kidx, len) == 0;
+    const int have_rows = rows || act_rows_init(&ar, v, kidx, len) == 0;
     for (uint32_t i = 0; i < in->m_len; i++) {
         int32_t mm = (int32_t)(in->m0 + i);
         const int32_t *row = a;
-        if (ablk) row = ablk + (size_t)i * len;
-        else if (have_rows) act_rows_get(&ar, mm, a);
-        else
+        const int16_t *row16 = NULL;
+        if (rows) {
+            if (rows->a16) row16 = rows->a16 + (size_t)i * dw.lp;
+            if (!row16 || !dw.w16) row = os_row32(rows, (int32_t)i, a);
+        } else if (have_rows) {
+            act_rows_get(&ar, mm, a);
+        } else {
             for (int32_t p = 0; p < len; p++) a[p] = act_at(v, mm, kidx[p]);
-        dense_row(&dw, row, val);
+        }
+        dense_row(&dw, row, row16, val);
         store_row(c, v, in, mm, val, ovf);
     }
-    if (!ablk && have_rows) act_rows_free(&ar);
+    if (!rows && have_rows) act_rows_free(&ar);
     return QS_OK;
+}
+
+/* ---- activation rows of an OS instruction (fast engine) ----------------------------- */
+
+/* The instruction's activation rows and what depends on them alone: the zero
+ * counts of each row group (schedule and gating), the rows in int16 and
+ * their sums of |x| (values). Every n-block of a layer reads the same rows
+ * for a given m-tile and k-chunk, with the same reduction indices unless
+ * weight skipping removed different ones (always without it), so they are
+ * kept per (group, m-tile, k-chunk) of the current layer and reused when
+ * layer, group, rows and list positions match and n0 has grown since the
+ * slot was filled or last used: a run (or a restart) reaches every
+ * (m-tile, k-chunk) of a layer first with n-block 0, whichever the loop
+ * order, so a growing n0 means the same pass over the layer, during which
+ * its input does not change. Slots past rows_budget bytes are not kept (the
+ * spare slot serves, for consecutive instructions only). Row groups are
+ * numbered across the instruction's array tiles: ceil(R/G) per tile. */
+QS_VECTOR_CLONES static const struct qs_os_rows *os_rows(qs_array_ctx *c, const gemm_view *v, const qs_insn *in)
+{
+    const qs_layer_map *m = v->m;
+    const int32_t kl = (int32_t)in->k_len, lp = (kl + 15) & ~15, ml = (int32_t)in->m_len;
+    const int32_t *klist = v->list + in->k0;
+    const int32_t R = c->arch->rows, G = min32(c->arch->skip_group, R), ngt = (int32_t)ceil_div(R, G);
+    const int32_t n_groups = (int32_t)ceil_div(ml, R) * ngt;
+    /* activations (and the padding value) fit int16 whenever the input does:
+     * then only the int16 rows are kept */
+    const int fit16 = acts_fit_i16(m, v->za);
+    const size_t bytes = sizeof(int64_t) * ((size_t)ml + 1) +
+                         sizeof(int32_t) * ((size_t)kl + (fit16 ? 0 : (size_t)ml * kl) + (size_t)n_groups * kl + 1) +
+                         sizeof(int16_t) * ((size_t)ml * lp + 16);
+    /* the slot: instructions start at multiples of tm and tk */
+    struct qs_os_rows *w = &c->rows_spare;
+    const int32_t n_mt = (int32_t)ceil_div(m->g.M, m->tm), n_kc = (int32_t)ceil_div(m->g.K, m->tk);
+    const int64_t n_slots = (int64_t)m->g.groups * n_mt * n_kc;
+    if (in->m0 % (uint32_t)m->tm == 0 && in->k0 % (uint32_t)m->tk == 0 && n_slots <= INT32_MAX / 2) {
+        if (n_slots > c->n_rows) {
+            struct qs_os_rows *nr = realloc(c->rows, sizeof *nr * (size_t)n_slots);
+            if (nr) {
+                memset(nr + c->n_rows, 0, sizeof *nr * (size_t)(n_slots - c->n_rows));
+                c->rows = nr;
+                c->n_rows = (int32_t)n_slots;
+            }
+        }
+        int64_t i = ((int64_t)in->group * n_mt + in->m0 / (uint32_t)m->tm) * n_kc + in->k0 / (uint32_t)m->tk;
+        if (i < c->n_rows && (c->rows[i].cap >= bytes || c->rows_bytes + bytes + bytes / 4 - c->rows[i].cap <= c->rows_budget))
+            w = &c->rows[i];
+    }
+    if (w->valid && w->layer == (int32_t)in->layer && w->group == (int32_t)in->group && w->m0 == in->m0 &&
+        w->m_len == in->m_len && w->k0 == in->k0 && w->k_len == in->k_len && (int32_t)in->n0 > w->n0 &&
+        memcmp(w->klist, klist, sizeof(int32_t) * (size_t)kl) == 0) {
+        w->n0 = (int32_t)in->n0;
+        return w;
+    }
+    w->valid = 0;
+    const size_t cap0 = w->cap;
+    int64_t *sum_abs = scratch(&w->buf, &w->cap, bytes);
+    if (w != &c->rows_spare) c->rows_bytes = c->rows_bytes - cap0 + w->cap;
+    if (!sum_abs) return NULL;
+    w->sum_abs = sum_abs;
+    w->klist = (int32_t *)(sum_abs + ml + 1);
+    w->za = w->klist + kl;
+    w->a = fit16 ? NULL : w->za + (size_t)n_groups * kl;
+    w->a16 = (int16_t *)(w->za + (size_t)n_groups * kl + (fit16 ? 0 : (size_t)ml * kl) + 1);
+    memcpy(w->klist, klist, sizeof(int32_t) * (size_t)kl);
+    memset(w->za, 0, sizeof(int32_t) * (size_t)n_groups * kl);
+    act_rows ar;
+    const int have_rows = act_rows_init(&ar, v, klist, kl) == 0;
+    for (int32_t i = 0; i < ml; i++) {
+        int32_t *restrict row = w->a ? w->a + (size_t)i * kl : c->sched;
+        if (have_rows)
+            act_rows_get(&ar, (int32_t)in->m0 + i, row);
+        else
+            for (int32_t q = 0; q < kl; q++) row[q] = act_at(v, (int32_t)in->m0 + i, klist[q]);
+        int32_t *restrict za = w->za + ((size_t)(i / R) * ngt + (size_t)(i % R) / G) * kl;
+        for (int32_t q = 0; q < kl; q++) za[q] += row[q] == 0;
+        w->sum_abs[i] = abs_sum(row, kl);
+        if (fit16) {
+            int16_t *restrict r16 = w->a16 + (size_t)i * lp;
+            for (int32_t q = 0; q < kl; q++) r16[q] = (int16_t)row[q];
+            for (int32_t q = kl; q < lp; q++) r16[q] = 0;
+        }
+    }
+    if (have_rows) act_rows_free(&ar);
+    if (!fit16) w->a16 = NULL;
+    w->layer = (int32_t)in->layer;
+    w->group = (int32_t)in->group;
+    w->n0 = (int32_t)in->n0;
+    w->m0 = in->m0;
+    w->m_len = in->m_len;
+    w->k0 = in->k0;
+    w->k_len = in->k_len;
+    w->valid = 1;
+    return w;
 }
 
 /* ---- per-layer weight facts (fast engine, OS) -------------------------------------- */
@@ -439,7 +669,7 @@ static qs_status values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn
  *     max_s |W_(k,n,s)| - |w(k, n)| over every k.
  * Partial slice sums W of a weight of at most 16 bits stay well inside
  * int32 (slices are weight_path_bits <= 8 wide), so int32 arrays suffice. */
-static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view *v, int32_t layer)
+QS_VECTOR_CLONES static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view *v, int32_t layer)
 {
     struct qs_layer_facts *f = &c->facts;
     if (f->layer == layer) return f;
@@ -447,46 +677,60 @@ static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view
     const int32_t S = m->slices, K = m->g.K, N = m->g.N, C = c->arch->cols, wpb = c->arch->weight_path_bits;
     const int need_bounds = !m->overflow_free;
     const size_t n_list = (size_t)m->list_off[m->n_lists], cols = (size_t)m->g.groups * N;
+    const int32_t nbl = m->blocks_per_group, gate = gating(c->arch);
     f->layer = -1;
-    if (!scratch(&f->buf, &f->cap, sizeof(int32_t) * (n_list + 2 * cols + 2 * (size_t)N + 1))) return NULL;
+    /* nzk, wmax, ovmax, then per group: nz per (k, n-block), and per column
+     * the partial slice sum, its largest magnitude and the non-zero slices */
+    size_t words = n_list + 2 * cols + (size_t)K * nbl + 3 * (size_t)N + 1;
+    if (!scratch(&f->buf, &f->cap, sizeof(int32_t) * words)) return NULL;
     f->nzk = f->buf;
     f->wmax = f->nzk + n_list;
     f->ovmax = f->wmax + cols;
-    int32_t *part = f->ovmax + cols, *ex = part + N;
-    if (gating(c->arch))
-        for (int32_t g = 0; g < m->g.groups; g++)
-            for (int32_t nb = 0; nb < m->blocks_per_group; nb++) {
-                const int32_t n0 = nb * C, cu = min32(C, N - n0), li = g * m->blocks_per_group + nb;
-                for (int32_t e = m->list_off[li]; e < m->list_off[li + 1]; e++) {
-                    int32_t nz = 0;
-                    for (int32_t s = 0; s < S; s++) {
-                        const int16_t *y = &m->wslice[(((size_t)g * S + s) * K + m->list[e]) * N + n0];
-                        for (int32_t j = 0; j < cu; j++) nz += y[j] != 0;
-                    }
-                    f->nzk[e] = nz;
+    int32_t *nzkb = f->ovmax + cols, *part = nzkb + (size_t)K * nbl, *ex = part + N, *nzn = ex + N;
+    if (!gate && !need_bounds) {
+        f->layer = layer;
+        return f;
+    }
+    /* one pass over the layer's slices in memory order: row (g, s, k) holds
+     * the N columns side by side */
+    for (int32_t g = 0; g < m->g.groups; g++) {
+        int32_t *wmax = f->wmax + (size_t)g * N, *ovmax = f->ovmax + (size_t)g * N;
+        for (int32_t n = 0; n < N; n++) wmax[n] = ovmax[n] = 0;
+        for (int32_t k = 0; k < K; k++) {
+            for (int32_t n = 0; n < N; n++) part[n] = ex[n] = nzn[n] = 0;
+            for (int32_t s = 0; s < S; s++) {
+                const int16_t *restrict y = &m->wslice[(((size_t)g * S + s) * K + k) * N];
+                if (!need_bounds) { /* gating counts only */
+                    for (int32_t n = 0; n < N; n++) nzn[n] += y[n] != 0;
+                    continue;
+                }
+                for (int32_t n = 0; n < N; n++) {
+                    nzn[n] += y[n] != 0;
+                    part[n] += (int32_t)y[n] * (1 << (wpb * s));
+                    int32_t t = part[n] < 0 ? -part[n] : part[n];
+                    ex[n] = t > ex[n] ? t : ex[n];
                 }
             }
-    if (need_bounds)
-        for (int32_t g = 0; g < m->g.groups; g++) {
-            int32_t *wmax = f->wmax + (size_t)g * N, *ovmax = f->ovmax + (size_t)g * N;
-            for (int32_t n = 0; n < N; n++) wmax[n] = ovmax[n] = 0;
-            for (int32_t k = 0; k < K; k++) {
-                for (int32_t n = 0; n < N; n++) part[n] = ex[n] = 0;
-                for (int32_t s = 0; s < S; s++) {
-                    const int16_t *y = &m->wslice[(((size_t)g * S + s) * K + k) * N];
-                    for (int32_t n = 0; n < N; n++) {
-                        part[n] += (int32_t)y[n] * (1 << (wpb * s));
-                        int32_t t = part[n] < 0 ? -part[n] : part[n];
-                        ex[n] = t > ex[n] ? t : ex[n];
-                    }
-                }
+            if (need_bounds)
                 for (int32_t n = 0; n < N; n++) { /* part[n] = w(k, n), ex[n] = max_s |W| */
                     int32_t t = part[n] < 0 ? -part[n] : part[n], ov = ex[n] - t;
                     wmax[n] = t > wmax[n] ? t : wmax[n];
                     ovmax[n] = ov > ovmax[n] ? ov : ovmax[n];
                 }
-            }
+            if (gate)
+                for (int32_t nb = 0; nb < nbl; nb++) {
+                    int32_t nz = 0;
+                    for (int32_t n = nb * C; n < min32(N, (nb + 1) * C); n++) nz += nzn[n];
+                    nzkb[(size_t)k * nbl + nb] = nz;
+                }
         }
+        if (gate)
+            for (int32_t nb = 0; nb < nbl; nb++) {
+                const int32_t li = g * nbl + nb;
+                for (int32_t e = m->list_off[li]; e < m->list_off[li + 1]; e++)
+                    f->nzk[e] = nzkb[(size_t)m->list[e] * nbl + nb];
+            }
+    }
     f->layer = layer;
     return f;
 }
@@ -502,7 +746,7 @@ static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view
  * in-range accumulator unchanged and never overflows, so visiting every list
  * position and adding zero products is the same as following the schedule.
  * Columns side by side so that the inner loop vectorizes. */
-static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl, const int32_t *row,
+QS_VECTOR_CLONES static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl, const int32_t *row,
                         int32_t n0, int32_t Cu, int64_t *restrict acc, uint64_t *ovf)
 {
     const qs_layer_map *m = v->m;
@@ -529,17 +773,105 @@ static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *kli
     *ovf += o;
 }
 
-static _Atomic uint64_t paths_row_bound, paths_output_bound, paths_ordered_rows;
+/* Whether the partial sums of one output row, in the hardware's order, stay
+ * inside [lo, hi], and the exact final sums. For the PE of column j, with
+ * P_q = sum_(q'<=q) x_q' w_q'j after list position q, step q's partial sums
+ * are P_(q-1) + x_q * W_(q,j,s) for s < S; they lie between P_(q-1) +
+ * x_q * wlo and P_(q-1) + x_q * whi (wlo, whi: min and max over s of
+ * W_(q,j,s), at [q*Cu + j]; the other way round for x_q < 0), and since the
+ * last one is P_q itself (W_(q,j,S-1) = w_qj, at wq[q*Cu + j]) the bounds
+ * are reached. So bad[j] = 0 exactly when no addition of the PE overflows,
+ * and then P[j] is its value. A zero activation (skipped step, or gated
+ * products) adds nothing and is passed over. */
+QS_VECTOR_CLONES static void prefix_row(const int32_t *restrict row, int32_t kl, int32_t Cu, const int32_t *restrict wq,
+                       const int32_t *restrict wlo, const int32_t *restrict whi, int64_t lo, int64_t hi,
+                       int64_t *restrict P, int32_t *restrict bad)
+{
+    for (int32_t j = 0; j < Cu; j++) P[j] = bad[j] = 0;
+    for (int32_t q = 0; q < kl; q++) {
+        const int64_t x = row[q];
+        if (x == 0) continue;
+        const int32_t *restrict mn = (x > 0 ? wlo : whi) + (size_t)q * Cu, *restrict mx = (x > 0 ? whi : wlo) + (size_t)q * Cu;
+        const int32_t *restrict w = wq + (size_t)q * Cu;
+        for (int32_t j = 0; j < Cu; j++) {
+            const int64_t p = P[j];
+            bad[j] |= (p + x * mn[j] < lo) | (p + x * mx[j] > hi);
+            P[j] = p + x * w[j];
+        }
+    }
+}
+
+/* prefix_row in 32-bit lanes (twice as many per vector), for when every
+ * partial sum it must judge fits int32: |P_(q-1)| <= 2^(acc_bits-1) on a
+ * lane not yet found bad, plus |x_q W| <= xwmax, below 2^31. The arithmetic
+ * is done modulo 2^32 (uint32): exact on the lanes that matter; a lane found
+ * bad keeps its flag whatever its sums become. */
+QS_VECTOR_CLONES static void prefix_row32(const int32_t *restrict row, int32_t kl, int32_t Cu, const int32_t *restrict wq,
+                         const int32_t *restrict wlo, const int32_t *restrict whi, int32_t lo, int32_t hi,
+                         uint32_t *restrict P, int64_t *restrict P64, int32_t *restrict bad)
+{
+    for (int32_t j = 0; j < Cu; j++) P[j] = 0, bad[j] = 0;
+    for (int32_t q = 0; q < kl; q++) {
+        const uint32_t x = (uint32_t)row[q];
+        if (x == 0) continue;
+        const int32_t *restrict mn = (row[q] > 0 ? wlo : whi) + (size_t)q * Cu;
+        const int32_t *restrict mx = (row[q] > 0 ? whi : wlo) + (size_t)q * Cu;
+        const int32_t *restrict w = wq + (size_t)q * Cu;
+        for (int32_t j = 0; j < Cu; j++) {
+            const int32_t l = (int32_t)(P[j] + x * (uint32_t)mn[j]), h = (int32_t)(P[j] + x * (uint32_t)mx[j]);
+            bad[j] |= (l < lo) | (h > hi);
+            P[j] += x * (uint32_t)w[j];
+        }
+    }
+    for (int32_t j = 0; j < Cu; j++) P64[j] = (int32_t)P[j];
+}
+
+static _Atomic uint64_t paths_row_bound, paths_prefix, paths_ordered_rows;
+static _Atomic int wide_lanes_only;
+
+void qs_array_wide_lanes_only(int on) { atomic_store_explicit(&wide_lanes_only, on, memory_order_relaxed); }
 
 void qs_array_value_paths(qs_value_paths *out)
 {
     out->row_bound = atomic_load_explicit(&paths_row_bound, memory_order_relaxed);
-    out->output_bound = atomic_load_explicit(&paths_output_bound, memory_order_relaxed);
+    out->prefix = atomic_load_explicit(&paths_prefix, memory_order_relaxed);
     out->ordered_rows = atomic_load_explicit(&paths_ordered_rows, memory_order_relaxed);
 }
 
+/* ordered_row in 32-bit lanes, for when acc + x * slice << (p*s) always fits
+ * int32: the accumulator stays within [lo, hi] and |x * slice << (p*s)| <=
+ * 2 * amax * max |W| (a slice is the difference of two partial sums W), so
+ * the caller checks 2^(acc_bits-1) + 2 * amax * max |W| <= INT32_MAX.
+ * Wrapping is done modulo 2^32 (uint32), a multiple of 2^acc_bits. */
+QS_VECTOR_CLONES static void ordered_row32(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl,
+                          const int32_t *row, int32_t n0, int32_t Cu, int32_t *restrict acc, int64_t *acc64,
+                          uint64_t *ovf)
+{
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
+    const int32_t lo = (int32_t)-((int64_t)1 << (a->acc_bits - 1)), hi = -(lo + 1);
+    const uint32_t mask = (uint32_t)(((uint64_t)1 << a->acc_bits) - 1);
+    const int wrap = a->overflow != QS_OVF_SATURATE;
+    uint32_t o = 0;
+    for (int32_t j = 0; j < Cu; j++) acc[j] = 0;
+    for (int32_t q = 0; q < kl; q++) {
+        if (row[q] == 0) continue;
+        for (int32_t s = 0; s < S; s++) {
+            const int16_t *restrict y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+            const int32_t x = row[q], sh = 1 << (wpb * s);
+            for (int32_t j = 0; j < Cu; j++) {
+                const int32_t t = acc[j] + x * (y[j] * sh); /* |y << (p*s)| <= 2 max |W| */
+                o += (uint32_t)((t < lo) | (t > hi));
+                acc[j] = wrap ? lo + (int32_t)(((uint32_t)t - (uint32_t)lo) & mask) : t < lo ? lo : t > hi ? hi : t;
+            }
+        }
+    }
+    for (int32_t j = 0; j < Cu; j++) acc64[j] = acc[j];
+    *ovf += o;
+}
+
 /* Values of an OS instruction (fast engine) in a layer the compiler could not
- * prove overflow-free; ablk[i*kl + q] is activation a[m0+i][list[k0+q]].
+ * prove overflow-free; rows (os_rows) holds its activation rows.
  *
  * Why most outputs still take the exact sum: PE (i, j) starts the tile at 0
  * and adds, for the surviving steps e in list order and within a step for
@@ -547,25 +879,26 @@ void qs_array_value_paths(qs_value_paths *out)
  * overflowed, its partial sum after slice s of step e is
  *     P_(e-1) + x_e * W_(e,s),  P_(e-1) = sum_(e'<e) x_e' * w_e',
  *                               W_(e,s) = sum_(s'<=s) slice_s'(w_e) << (p*s'),
- * with W_(e,S-1) = w_e (the slices add up to the weight). Let
+ * with W_(e,S-1) = w_e (the slices add up to the weight); if all of them lie
+ * in the accumulator's range, no addition overflows and the PE ends with the
+ * exact sum in either overflow mode (with no overflow counted). Let
  *     ov_e = max_s |W_(e,s)| - |w_e| >= 0
  * be how far step e's partial products overshoot its final one (the low
  * slices of a negative weight are unsigned: w = -1 on a 2-bit path is
  * 3 + 3*4 + 3*16 - 1*64, partials 3, 15, 63, -1, so ov = 62). Then
  *     |P_(e-1) + x_e * W_(e,s)| <= sum_(e'<e) |x_e'| |w_e'| + |x_e| (|w_e| + ov_e)
- *                               <= B = sum_e |x_e| |w_e| + max_e |x_e| ov_e,
- * and if B <= 2^(acc_bits-1) - 1, by induction over the additions none
- * overflows and the PE ends with the exact sum in either overflow mode (and
- * with no overflow counted). Two upper bounds of B are tried, cheapest first:
- *   row bound, O(1) per output from per-row and per-column maxima:
- *     (sum_e |x_e|) * wmax_j + (max_e |x_e|) * ovmax_j,
- *     wmax_j = max_e |w_e|, ovmax_j = max_e ov_e over the column's weights;
- *   B itself, O(k_len) per output.
- * The sums run over all list positions of the instruction: a position a
- * group's schedule skips has x = 0 on its rows and adds nothing. Outputs that
- * pass neither are accumulated in the hardware's order (ordered_row). */
-static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const int32_t *ablk,
-                                uint64_t *ovf, qs_error *err)
+ *                               <= (sum_e |x_e|) * wmax_j + amax * ovmax_j
+ * with wmax_j = max_e |w_e|, ovmax_j = max_e ov_e over the column's weights
+ * (layer_facts) and amax >= |x_e| the largest magnitude of the layer's
+ * activations. When this row bound, O(1) per output, is <= 2^(acc_bits-1) - 1
+ * the output takes the dense dot product. Else the row's partial sums are
+ * followed in the hardware's order at step granularity (prefix_row, O(k_len)
+ * per output), which decides exactly whether an addition overflows; only
+ * rows where one does are accumulated slice by slice (ordered_row). The sums
+ * run over all list positions of the instruction: a position a group's
+ * schedule skips has x = 0 on its rows and adds nothing. */
+static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
+                                const struct qs_os_rows *rows, uint64_t *ovf, qs_error *err)
 {
     const qs_arch *a = c->arch;
     const qs_layer_map *m = v->m;
@@ -574,89 +907,95 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
     const int32_t *klist = v->list + in->k0;
     const int64_t accmax = ((int64_t)1 << (a->acc_bits - 1)) - 1;
     dense_weights dw;
-    if (dense_weights_gather(c, v, n0, Cu, klist, kl, &dw))
+    if (dense_weights_gather(c, v, in, klist, kl, &dw))
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
     const struct qs_layer_facts *f = layer_facts(c, v, (int32_t)in->layer);
-    /* room for ordered_row and one row of results; per (column, list
-     * position), filled when an output first needs B: |w| and ov at
-     * wabs[j*kl + q], wov[j*kl + q] */
-    int64_t *acc64 = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * ((size_t)Cu + 1) +
-                                                           sizeof(int32_t) * ((size_t)2 * Cu * kl + 3 * (size_t)Cu));
-    if (!f || !acc64) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-    int32_t *val = (int32_t *)(acc64 + Cu), *part = val + Cu, *exq = part + Cu, *wabs = exq + Cu;
-    int32_t *wov = wabs + (size_t)Cu * kl;
-    int have_b = 0;
+    /* P (also in 32 bits) and ordered_row's sums, one row of results and of
+     * flags; per (list position, column), filled when a row first needs
+     * prefix_row: w, and the min and max over s of the partial slice sums W */
+    int64_t *P = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * (2 * (size_t)Cu + 1) +
+                                                      sizeof(int32_t) * (3 * (size_t)Cu * kl + 4 * (size_t)Cu));
+    if (!f || !P) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    int64_t *acc64 = P + Cu;
+    int32_t *val = (int32_t *)(acc64 + Cu), *bad = val + Cu, *row_ok = bad + Cu;
+    uint32_t *P32 = (uint32_t *)(row_ok + Cu);
+    int32_t *wq = (int32_t *)(P32 + Cu), *wlo = wq + (size_t)Cu * kl, *whi = wlo + (size_t)Cu * kl;
+    int have_w = 0;
     const int32_t *wmax = f->wmax + (size_t)v->g * N + n0, *ovmax = f->ovmax + (size_t)v->g * N + n0;
     int64_t wmax_all = 0;
     for (int32_t j = 0; j < Cu; j++)
         if (wmax[j] > wmax_all) wmax_all = wmax[j];
+    int32_t alo, ahi; /* activations lie in the input's range; padding is its zero point */
+    qs_int_range(m->act_bits, m->act_signed, &alo, &ahi);
+    int64_t amax = -(int64_t)alo > ahi ? -(int64_t)alo : ahi;
+    if (v->za > amax || -(int64_t)v->za > amax) amax = v->za < 0 ? -(int64_t)v->za : v->za;
+    int64_t wpart_max = 0; /* >= every |W| of the instruction's columns */
+    for (int32_t j = 0; j < Cu; j++)
+        if (wmax[j] + ovmax[j] > wpart_max) wpart_max = wmax[j] + ovmax[j];
+    const int narrow = !atomic_load_explicit(&wide_lanes_only, memory_order_relaxed);
+    const int narrow_ok = narrow && accmax + 1 + amax * wpart_max <= INT32_MAX;       /* prefix_row32 applies */
+    const int narrow_ord = narrow && accmax + 1 + 2 * amax * wpart_max <= INT32_MAX; /* ordered_row32 applies */
 
-    uint64_t n_row = 0, n_output = 0, n_ordered = 0;
+    uint64_t n_row = 0, n_prefix = 0, n_ordered = 0;
     for (uint32_t i = 0; i < in->m_len; i++) {
-        const int32_t *row = ablk + (size_t)i * kl;
-        int64_t sx = 0, mx = 0; /* sum and max of |x| */
-        for (int32_t q = 0; q < kl; q++) {
-            int64_t x = row[q] < 0 ? -(int64_t)row[q] : row[q];
-            sx += x;
-            if (x > mx) mx = x;
-        }
+        /* the row in int32, made only when needed */
+        const int32_t *row = rows->a || !dw.w16 ? os_row32(rows, (int32_t)i, c->sched) : NULL;
+        const int64_t sx = rows->sum_abs[i];
         /* every partial sum of the dense products is within sx * wmax_all:
          * the int32 dot products are safe when that fits */
         const int dense_ok = sx * wmax_all <= INT32_MAX;
-        if (dense_ok) dense_row(&dw, row, val);
-        int ordered = 0, by_row = 0, by_output = 0;
-        for (int32_t j = 0; j < Cu && !ordered; j++) {
-            if (dense_ok && sx * wmax[j] + mx * ovmax[j] <= accmax) { /* row bound */
-                by_row++;
-                continue;
-            }
-            if (!have_b) { /* |w| and ov of the instruction's weights (see layer_facts) */
-                for (int32_t q = 0; q < kl; q++) {
-                    for (int32_t jj = 0; jj < Cu; jj++) part[jj] = exq[jj] = 0;
-                    for (int32_t s = 0; s < S; s++) {
-                        const int16_t *y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
-                        for (int32_t jj = 0; jj < Cu; jj++) {
-                            part[jj] += (int32_t)y[jj] * (1 << (wpb * s));
-                            int32_t t = part[jj] < 0 ? -part[jj] : part[jj];
-                            exq[jj] = t > exq[jj] ? t : exq[jj];
-                        }
-                    }
-                    for (int32_t jj = 0; jj < Cu; jj++) {
-                        int32_t t = part[jj] < 0 ? -part[jj] : part[jj];
-                        wabs[(size_t)jj * kl + q] = t;
-                        wov[(size_t)jj * kl + q] = exq[jj] - t;
+        if (dense_ok) dense_row(&dw, row, rows->a16 ? rows->a16 + (size_t)i * dw.lp : NULL, val);
+        int32_t by_row = 0;
+        for (int32_t j = 0; j < Cu; j++) {
+            row_ok[j] = dense_ok && sx * wmax[j] + amax * ovmax[j] <= accmax;
+            by_row += row_ok[j];
+        }
+        if (by_row == Cu) {
+            n_row += (uint64_t)Cu;
+            store_row(c, v, in, (int32_t)in->m0 + (int32_t)i, val, ovf);
+            continue;
+        }
+        if (!have_w) { /* w, min_s W and max_s W of the instruction's weights (see layer_facts) */
+            for (int32_t q = 0; q < kl; q++) {
+                int32_t *wv = wq + (size_t)q * Cu, *mn = wlo + (size_t)q * Cu, *mx = whi + (size_t)q * Cu;
+                for (int32_t j = 0; j < Cu; j++) wv[j] = mn[j] = mx[j] = 0;
+                for (int32_t s = 0; s < S; s++) {
+                    const int16_t *y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+                    for (int32_t j = 0; j < Cu; j++) {
+                        wv[j] += (int32_t)y[j] * (1 << (wpb * s));
+                        mn[j] = s == 0 || wv[j] < mn[j] ? wv[j] : mn[j];
+                        mx[j] = s == 0 || wv[j] > mx[j] ? wv[j] : mx[j];
                     }
                 }
-                have_b = 1;
             }
-            /* B and the exact sum, per output */
-            const int32_t *w = dw.w32 + (size_t)j * kl, *wa = wabs + (size_t)j * kl, *wo = wov + (size_t)j * kl;
-            int64_t b = 0, bov = 0, exact = 0;
-            for (int32_t q = 0; q < kl; q++) {
-                int64_t x = row[q], ax = x < 0 ? -x : x;
-                exact += x * w[q];
-                b += ax * wa[q];
-                if (ax * wo[q] > bov) bov = ax * wo[q];
-            }
-            if (b + bov <= accmax) {
-                val[j] = (int32_t)exact;
-                by_output++;
-            } else {
-                ordered = 1;
-            }
+            have_w = 1;
+        }
+        if (!row) row = os_row32(rows, (int32_t)i, c->sched);
+        if (narrow_ok)
+            prefix_row32(row, kl, Cu, wq, wlo, whi, (int32_t)(-accmax - 1), (int32_t)accmax, P32, P, bad);
+        else
+            prefix_row(row, kl, Cu, wq, wlo, whi, -accmax - 1, accmax, P, bad);
+        int ordered = 0;
+        for (int32_t j = 0; j < Cu; j++) {
+            if (row_ok[j]) continue;
+            ordered |= bad[j];
+            val[j] = (int32_t)P[j]; /* in range when !bad[j] */
         }
         if (ordered) {
-            ordered_row(a, v, klist, kl, row, n0, Cu, acc64, ovf);
+            if (narrow_ord)
+                ordered_row32(a, v, klist, kl, row, n0, Cu, (int32_t *)P32, acc64, ovf);
+            else
+                ordered_row(a, v, klist, kl, row, n0, Cu, acc64, ovf);
             for (int32_t j = 0; j < Cu; j++) val[j] = (int32_t)acc64[j];
             n_ordered++;
         } else {
             n_row += (uint64_t)by_row;
-            n_output += (uint64_t)by_output;
+            n_prefix += (uint64_t)(Cu - by_row);
         }
         store_row(c, v, in, (int32_t)in->m0 + (int32_t)i, val, ovf);
     }
     atomic_fetch_add_explicit(&paths_row_bound, n_row, memory_order_relaxed);
-    atomic_fetch_add_explicit(&paths_output_bound, n_output, memory_order_relaxed);
+    atomic_fetch_add_explicit(&paths_prefix, n_prefix, memory_order_relaxed);
     atomic_fetch_add_explicit(&paths_ordered_rows, n_ordered, memory_order_relaxed);
     return QS_OK;
 }
@@ -677,33 +1016,44 @@ static int32_t os_schedule(qs_array_ctx *c, const gemm_view *v, const qs_insn *i
     return n;
 }
 
-/* OS, fast engine: os_schedule's list for the group whose rows start at
- * ablk row `row0` (Gu rows of kl list positions, the instruction's gathered
- * activations), and in the same pass the MACs gated by a zero operand:
- * for each surviving step with za zero activations, S slices of Cu columns
- * with nzk[q] non-zero weight slices in all, za * S * Cu + (Gu - za) * (S * Cu - nzk[q]). */
-static int32_t os_schedule_fast(qs_array_ctx *c, const qs_insn *in, const int32_t *ablk, int32_t row0, int32_t Gu,
-                                const int32_t *nzk, int32_t S, int32_t Cu, int32_t *restrict za, int32_t *out,
-                                uint64_t *gated)
+/* OS, fast engine: the length of os_schedule's list for a group of Gu rows
+ * whose zero activations per list position k0 + q are za[q] (os_rows), and
+ * the MACs gated by a zero operand: each surviving step with za zero
+ * activations feeds S slices of Cu columns, nzk[q] of them non-zero, so it
+ * gates za * S * Cu + (Gu - za) * (S * Cu - nzk[q]) products, which is
+ *     Gu * S * Cu - Gu * nzk[q] + za * nzk[q].
+ * The sums over the surviving steps are taken without branches, in uint32
+ * over chunks short enough that they cannot wrap (za * nzk <= G * S * C). */
+QS_VECTOR_CLONES static int32_t os_schedule_fast(qs_array_ctx *c, const qs_insn *in, const int32_t *restrict za, int32_t Gu,
+                                const int32_t *restrict nzk, int32_t S, int32_t Cu, uint64_t *gated)
 {
     const int skip = act_skip(c->arch), gate = gating(c->arch);
     const int32_t kl = (int32_t)in->k_len;
-    const int64_t SC = (int64_t)S * Cu;
-    /* za[q]: zero activations of the group at list position k0 + q */
-    memset(za, 0, sizeof *za * (size_t)kl);
-    for (int32_t rr = 0; rr < Gu; rr++) {
-        const int32_t *restrict row = ablk + (size_t)(row0 + rr) * kl;
-        for (int32_t q = 0; q < kl; q++) za[q] += row[q] == 0;
+    if (!skip && !gate) {
+        *gated = 0;
+        return kl;
     }
-    int32_t n = 0;
-    uint64_t g = 0;
-    for (int32_t q = 0; q < kl; q++) {
-        if (skip && za[q] == Gu) continue;
-        out[n++] = (int32_t)in->k0 + q;
-        if (gate) g += (uint64_t)((int64_t)za[q] * SC + (int64_t)(Gu - za[q]) * (SC - nzk[q]));
+    const int64_t unit = (int64_t)Gu * S * Cu + 1; /* > each term */
+    const int32_t chunk = unit >= ((int64_t)1 << 20) ? 1 : (int32_t)(((int64_t)1 << 31) / unit);
+    const uint32_t all = skip ? 0u : 1u;
+    int64_t n = 0, snz = 0, sznz = 0;
+    for (int32_t q0 = 0; q0 < kl; q0 += chunk) {
+        const int32_t q1 = kl - q0 < chunk ? kl : q0 + chunk;
+        uint32_t cn = 0, cs = 0, cz = 0;
+        for (int32_t q = q0; q < q1; q++) {
+            const uint32_t keep = all | (uint32_t)(za[q] != Gu), mask = 0u - keep;
+            cn += keep;
+            if (gate) {
+                cs += mask & (uint32_t)nzk[q];
+                cz += mask & ((uint32_t)za[q] * (uint32_t)nzk[q]);
+            }
+        }
+        n += cn;
+        snz += cs;
+        sznz += cz;
     }
-    *gated = g;
-    return n;
+    *gated = gate ? (uint64_t)(n * Gu * S * Cu - Gu * snz + sznz) : 0;
+    return (int32_t)n;
 }
 
 /* ---- output stationary ----------------------------------------------------------- */
@@ -719,24 +1069,15 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     const int32_t Cu = (int32_t)in->n_len;
     const int gate = gating(a);
     uint64_t pairs_total = 0;
-    /* fast engine: the instruction's activation rows, gathered once for the
-     * schedule, the gating counts and the values; per list position the
-     * non-zero weight slices of the Cu columns */
-    const int32_t kl = (int32_t)in->k_len;
-    int32_t *ablk = NULL, *zrow = NULL;
+    /* fast engine: the instruction's activation rows (schedule, gating
+     * counts, values); per list position the non-zero weight slices of the
+     * Cu columns */
+    const int32_t kl = (int32_t)in->k_len, ngt = (int32_t)ceil_div(R, G);
+    const struct qs_os_rows *rows = NULL;
     const int32_t *nzk = NULL;
     if (c->engine == QS_ENGINE_FAST) {
-        ablk = scratch(&c->act_buf, &c->act_cap, sizeof(int32_t) * ((size_t)in->m_len * (size_t)kl + 2 * (size_t)kl + 1));
-        if (!ablk) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-        zrow = ablk + (size_t)in->m_len * kl + kl;
-        act_rows ar;
-        if (act_rows_init(&ar, v, v->list + in->k0, kl) == 0) {
-            for (uint32_t i = 0; i < in->m_len; i++) act_rows_get(&ar, (int32_t)(in->m0 + i), ablk + (size_t)i * kl);
-            act_rows_free(&ar);
-        } else {
-            for (uint32_t i = 0; i < in->m_len; i++)
-                for (int32_t q = 0; q < kl; q++) ablk[(size_t)i * kl + q] = act_at(v, (int32_t)(in->m0 + i), v->list[in->k0 + q]);
-        }
+        rows = os_rows(c, v, in);
+        if (!rows) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
         if (gate) {
             /* the layer's counts cover whole n-blocks, as the compiler emits them */
             const struct qs_layer_facts *f = NULL;
@@ -746,7 +1087,7 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             if (f) {
                 nzk = f->nzk + (v->list - m->list) + in->k0;
             } else {
-                int32_t *cnt = ablk + (size_t)in->m_len * kl;
+                int32_t *cnt = c->kidx;
                 for (int32_t q = 0; q < kl; q++) {
                     int32_t nz = 0, k = v->list[in->k0 + q];
                     for (int32_t s = 0; s < S; s++)
@@ -767,7 +1108,8 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             int32_t *sched = &c->sched_all[(size_t)gi * c->max_k];
             uint64_t gated = 0;
             int32_t len = c->engine == QS_ENGINE_FAST
-                              ? os_schedule_fast(c, in, ablk, mb - (int32_t)in->m0 + r0, Gu, nzk, S, Cu, zrow, sched, &gated)
+                              ? os_schedule_fast(c, in, rows->za + ((size_t)((mb - (int32_t)in->m0) / R) * ngt + gi) * kl,
+                                                 Gu, nzk, S, Cu, &gated)
                               : os_schedule(c, v, in, mb, r0, r1, sched);
             c->sched_len[gi] = len;
             int64_t Lg = (int64_t)len * S;
@@ -834,7 +1176,7 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             if (tmax > 0) {
                 int64_t T = tmax - R - a->cols + 2; /* the fold's stream length */
                 uint64_t st = qs_ssmem_fold(c->ssm, T, ru, Cu, mb, (int64_t)in->n0);
-                if (st == UINT64_MAX) { free(ablk); return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory"); }
+                if (st == UINT64_MAX) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
                 r->cycles += (uint64_t)tmax + st;
                 r->mem_stall += st;
             }
@@ -850,8 +1192,8 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
      * values_checked), so the whole instruction at once */
     if (c->engine == QS_ENGINE_FAST) {
         qs_status st = m->overflow_free
-                           ? values_dense(c, v, in, v->list + in->k0, kl, ablk, &r->ev.acc_overflows, err)
-                           : values_checked(c, v, in, ablk, &r->ev.acc_overflows, err);
+                           ? values_dense(c, v, in, v->list + in->k0, kl, rows, &r->ev.acc_overflows, err)
+                           : values_checked(c, v, in, rows, &r->ev.acc_overflows, err);
         if (st) return st;
     }
     r->ev.reg_bits += pairs_total * (uint64_t)(m->act_bits + wpb);
@@ -873,7 +1215,88 @@ typedef struct {
     int32_t col0;            /* WS: n0; IS: m0 of the block */
     const int32_t *stream; int32_t L;  /* WS: list of m; IS: list of n (each S slices) */
     int32_t s;               /* WS: slice of this pass */
+    /* WS, fast engine: the instruction's activations on the pass's rows,
+     * a(m, krow[r]) at act[(m - m0) * Ku + r], when gathered */
+    const int32_t *act; int32_t m0;
 } pass_desc;
+
+/* Fast engine, one stationary pass: the operands side by side, X[e*Ku + r]
+ * the stream element e on row r and Y[r*Cu + j] the stationary operand of
+ * PE (r, j), then the gated products and, when the layer may overflow, the
+ * partial sums in the hardware's order: column j's sum enters row 0 as 0 and
+ * adds X[e][r] * Y[r][j] << (p * shift) row after row in acc_bits
+ * arithmetic (a gated or zero product adds nothing), then joins the
+ * accumulator buffer. Columns side by side so that the loops vectorize. */
+QS_VECTOR_CLONES static qs_status stationary_fast(qs_array_ctx *c, const gemm_view *v, const pass_desc *pd, int64_t L,
+                                                   qs_tile_result *r, qs_error *err)
+{
+    const qs_arch *a = c->arch;
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
+    const int32_t Ku = pd->Ku, Cu = pd->cols_used;
+    const int gate = gating(a);
+    int64_t *P = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * ((size_t)Cu + 1) +
+                                                      sizeof(int32_t) * ((size_t)L * Ku + (size_t)Ku * Cu + 2 * (size_t)Ku + 1));
+    if (!P) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    int32_t *X = (int32_t *)(P + Cu), *Y = X + (size_t)L * Ku, *zs = Y + (size_t)Ku * Cu, *zc = zs + Ku;
+    if (pd->is_is) {
+        for (int64_t e = 0; e < L; e++)
+            for (int32_t rr = 0; rr < Ku; rr++)
+                X[e * Ku + rr] = m->wslice[(((size_t)v->g * S + (size_t)(e % S)) * K + pd->krow[rr]) * N + pd->stream[e / S]];
+        for (int32_t j = 0; j < Cu; j++)
+            for (int32_t rr = 0; rr < Ku; rr++) Y[(size_t)rr * Cu + j] = act_at(v, pd->col0 + j, pd->krow[rr]);
+    } else {
+        for (int64_t e = 0; e < L; e++) {
+            int32_t *x = X + e * Ku;
+            if (pd->act) {
+                memcpy(x, pd->act + (size_t)(pd->stream[e] - pd->m0) * Ku, sizeof(int32_t) * (size_t)Ku);
+            } else {
+                for (int32_t rr = 0; rr < Ku; rr++) x[rr] = act_at(v, pd->stream[e], pd->krow[rr]);
+            }
+        }
+        for (int32_t rr = 0; rr < Ku; rr++) {
+            const int16_t *y = &m->wslice[(((size_t)v->g * S + pd->s) * K + pd->krow[rr]) * N + pd->col0];
+            for (int32_t j = 0; j < Cu; j++) Y[(size_t)rr * Cu + j] = y[j];
+        }
+    }
+    uint64_t gated = 0;
+    if (gate) { /* per row: zero stream operands, zero stationaries */
+        for (int32_t rr = 0; rr < Ku; rr++) zs[rr] = zc[rr] = 0;
+        for (int64_t e = 0; e < L; e++)
+            for (int32_t rr = 0; rr < Ku; rr++) zs[rr] += X[e * Ku + rr] == 0;
+        for (int32_t rr = 0; rr < Ku; rr++)
+            for (int32_t j = 0; j < Cu; j++) zc[rr] += Y[(size_t)rr * Cu + j] == 0;
+        for (int32_t rr = 0; rr < Ku; rr++) gated += (uint64_t)((int64_t)zs[rr] * Cu + (L - zs[rr]) * zc[rr]);
+    }
+    r->ev.mac_gated += gated;
+    r->ev.mac_ops += (uint64_t)(L * Ku * Cu) - gated;
+    if (m->overflow_free) return QS_OK;
+    const int64_t lo = -((int64_t)1 << (a->acc_bits - 1)), hi = -lo - 1;
+    const uint64_t mask = ((uint64_t)1 << a->acc_bits) - 1;
+    const int wrap = a->overflow != QS_OVF_SATURATE;
+    uint64_t o = 0;
+    for (int64_t e = 0; e < L; e++) {
+        const int64_t sh = (int64_t)1 << (wpb * (pd->is_is ? (int32_t)(e % S) : pd->s));
+        for (int32_t j = 0; j < Cu; j++) P[j] = 0;
+        for (int32_t rr = 0; rr < Ku; rr++) {
+            const int64_t x = X[e * Ku + rr] * sh;
+            if (x == 0) continue;
+            const int32_t *restrict y = Y + (size_t)rr * Cu;
+            for (int32_t j = 0; j < Cu; j++) {
+                int64_t t = P[j] + x * y[j];
+                o += (uint64_t)(t < lo || t > hi);
+                P[j] = wrap ? lo + (int64_t)((uint64_t)(t - lo) & mask) : t < lo ? lo : t > hi ? hi : t;
+            }
+        }
+        for (int32_t j = 0; j < Cu; j++) {
+            int32_t *dst = pd->is_is ? accum_at(c, v, pd->col0 + j, pd->stream[e / S])
+                                     : accum_at(c, v, pd->stream[e], pd->col0 + j);
+            accum_add(c, dst, (int32_t)P[j], &r->ev.acc_overflows);
+        }
+    }
+    r->ev.acc_overflows += o;
+    return QS_OK;
+}
 
 static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass_desc *pd, qs_tile_result *r,
                                  qs_error *err)
@@ -927,33 +1350,11 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
 
     if (c->engine == QS_ENGINE_FAST) {
         r->cycles += (uint64_t)(Ku + t_stream) + ss_extra;
-        uint64_t gated = 0;
-        if (gate) {
-            for (int32_t rr = 0; rr < Ku; rr++) {
-                int64_t zs = 0, zc = 0; /* zero stream operands / zero stationaries in this row */
-                for (int64_t e = 0; e < L; e++) zs += STREAM_X(e, rr) == 0;
-                for (int32_t j = 0; j < Cu; j++) zc += STAT_Y(rr, j) == 0;
-                gated += (uint64_t)(zs * Cu + (L - zs) * zc);
-            }
+        if (!gate && m->overflow_free) {
+            r->ev.mac_ops += (uint64_t)pairs;
+            return QS_OK;
         }
-        r->ev.mac_gated += gated;
-        r->ev.mac_ops += (uint64_t)pairs - gated;
-        if (!m->overflow_free) {
-            for (int64_t e = 0; e < L; e++)
-                for (int32_t j = 0; j < Cu; j++) {
-                    int32_t psum = 0;
-                    for (int32_t rr = 0; rr < Ku; rr++) {
-                        int32_t x = STREAM_X(e, rr), y = STAT_Y(rr, j);
-                        if (gate && (x == 0 || y == 0)) continue;
-                        int o = 0;
-                        psum = qs_acc_add(psum, ((int64_t)x * y) * ((int64_t)1 << (wpb * SHIFT_OF(e))), a->acc_bits,
-                                          a->overflow, &o);
-                        r->ev.acc_overflows += (uint64_t)o;
-                    }
-                    accum_add(c, OUT_AT(e, j), psum, &r->ev.acc_overflows);
-                }
-        }
-        return QS_OK;
+        return stationary_fast(c, v, pd, L, r, err);
     }
 
     /* detailed: load the stationary operands, then stream */
@@ -1015,16 +1416,32 @@ static qs_status gemm_ws(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     for (uint32_t p0 = in->k0; p0 < in->k0 + in->k_len; p0 += (uint32_t)R) {
         int32_t Ku = min32(R, (int32_t)(in->k0 + in->k_len - p0));
         const int32_t *krow = v->list + p0;
+        /* fast engine: the activations on these rows, gathered once for the
+         * schedule and the slices' passes (when they need them) */
+        int32_t *act = NULL;
+        if (c->engine == QS_ENGINE_FAST && (act_skip(a) || gating(a) || !v->m->overflow_free)) {
+            act = scratch(&c->val_buf, &c->val_cap, sizeof(int32_t) * ((size_t)in->m_len * Ku + 1));
+            if (!act) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+            act_rows ar;
+            if (act_rows_init(&ar, v, krow, Ku) == 0) {
+                for (uint32_t i = 0; i < in->m_len; i++) act_rows_get(&ar, (int32_t)(in->m0 + i), act + (size_t)i * Ku);
+                act_rows_free(&ar);
+            } else {
+                for (uint32_t i = 0; i < in->m_len; i++)
+                    for (int32_t rr = 0; rr < Ku; rr++) act[(size_t)i * Ku + rr] = act_at(v, (int32_t)(in->m0 + i), krow[rr]);
+            }
+        }
         /* activation vectors that survive skipping: not all zero on these rows */
         int32_t L = 0;
         for (uint32_t i = 0; i < in->m_len; i++) {
             int32_t mm = (int32_t)(in->m0 + i);
             int keep = !act_skip(a);
-            for (int32_t rr = 0; rr < Ku && !keep; rr++) keep = act_at(v, mm, krow[rr]) != 0;
+            for (int32_t rr = 0; rr < Ku && !keep; rr++)
+                keep = (act ? act[(size_t)i * Ku + rr] : act_at(v, mm, krow[rr])) != 0;
             if (keep) c->sched[L++] = mm;
         }
         for (int32_t s = 0; s < v->m->slices; s++) {
-            pass_desc pd = {0, krow, Ku, (int32_t)in->n_len, (int32_t)in->n0, c->sched, L, s};
+            pass_desc pd = {0, krow, Ku, (int32_t)in->n_len, (int32_t)in->n0, c->sched, L, s, act, (int32_t)in->m0};
             if ((st = stationary_pass(c, v, &pd, r, err))) return st;
         }
     }
@@ -1059,7 +1476,7 @@ static qs_status gemm_is(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             const int32_t *nl = m->list + m->list_off[v->g * m->blocks_per_group + kb];
             int32_t nlen = m->list_off[v->g * m->blocks_per_group + kb + 1] - m->list_off[v->g * m->blocks_per_group + kb];
             int32_t Mu = min32(C, (int32_t)(in->m0 + in->m_len - mb));
-            pass_desc pd = {1, krow, Ku, Mu, (int32_t)mb, nl, nlen, 0};
+            pass_desc pd = {1, krow, Ku, Mu, (int32_t)mb, nl, nlen, 0, NULL, 0};
             if ((st = stationary_pass(c, v, &pd, r, err))) return st;
         }
     if (c->engine == QS_ENGINE_FAST && m->overflow_free) {

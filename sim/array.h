@@ -37,9 +37,8 @@ typedef struct {
     uint8_t *south_v;
     /* fast engine scratch that grows to the largest instruction seen (kept
      * across instructions: allocating it per instruction costs page faults) */
-    void *act_buf;             /* OS: an instruction's activation rows */
     void *val_buf, *aux_buf;   /* values: gathered int16 weights; bounds and ordered sums */
-    size_t act_cap, val_cap, aux_cap; /* their sizes in bytes */
+    size_t val_cap, aux_cap;   /* their sizes in bytes */
     /* fast engine, OS: facts about the current layer's weights that every
      * instruction of the layer needs, computed when its first one runs */
     struct qs_layer_facts {
@@ -50,6 +49,36 @@ typedef struct {
         void *buf;
         size_t cap;
     } facts;
+    /* fast engine, OS/WS: the current layer's weights per n-block in the
+     * order of its list, for dense dot products (sim/array.c, dense_weights) */
+    struct qs_layer_dense {
+        int32_t layer;          /* whose weights these are; -1: none yet */
+        int32_t fit16;          /* every weight fits int16: w16 is filled */
+        size_t *off;            /* per list (group, n-block): its first element in w32 / w16 */
+        int32_t *w32;
+        int16_t *w16;
+        void *buf;
+        size_t cap;
+    } dense;
+    /* fast engine, OS: what an instruction's activation rows gave, kept for
+     * the instructions of the layer's other n-blocks that read the same rows
+     * (sim/array.c, os_rows): one slot per (group, m-tile, k-chunk) of the
+     * current layer while they fit rows_budget bytes, else a spare one */
+    struct qs_os_rows {
+        int32_t valid;
+        int32_t layer, group, n0;     /* n0 of the last instruction that used them */
+        uint32_t m0, m_len, k0, k_len;
+        int32_t *klist;               /* copy of the list positions' reduction indices */
+        int32_t *a;                   /* [i*k_len + q]: activation of row m0+i at list position k0+q */
+        int16_t *a16;                 /* [i*lp + q], lp = k_len rounded up to 16, zero tail; NULL if some
+                                       * activation does not fit int16 */
+        int32_t *za;                  /* [g*k_len + q]: zero activations of the g-th row group at q */
+        int64_t *sum_abs;             /* per row: sum of |activation| */
+        void *buf;
+        size_t cap;
+    } *rows, rows_spare;
+    int32_t n_rows;                   /* slots in rows */
+    size_t rows_bytes, rows_budget;   /* bytes the slots hold, and at most */
     qs_pe_array **groups;      /* detailed: OS one sub-array per row group; WS/IS one */
     int32_t n_groups;
     int32_t max_k;
@@ -79,12 +108,16 @@ qs_status qs_array_gemm(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, q
 /* How the fast engine produced the values of OS layers that the compiler
  * could not prove overflow-free (sim/array.c, values_checked), summed over
  * the process: outputs given the exact sum under the row bound, outputs given
- * it under the per-output bound, and output rows accumulated in the
- * hardware's order. tests/test_sim.c checks that each path is exercised. */
+ * it after following their partial sums (no addition overflows), and output
+ * rows accumulated slice by slice in the hardware's order (one does).
+ * tests/test_sim.c checks that each path is exercised. */
 typedef struct {
-    uint64_t row_bound, output_bound, ordered_rows;
+    uint64_t row_bound, prefix, ordered_rows;
 } qs_value_paths;
 void qs_array_value_paths(qs_value_paths *out);
+/* For tests: 1 makes values_checked use its 64-bit kernels even where the
+ * 32-bit ones apply (which is everywhere but near 32-bit accumulators). */
+void qs_array_wide_lanes_only(int on);
 
 /* Cycles per stream element forced by SRAM bandwidth (>= 1). */
 int32_t qs_array_stream_rate(const qs_arch *a, const qs_layer_map *m);

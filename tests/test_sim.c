@@ -851,6 +851,88 @@ static void test_rerun(void)
     g_case = "";
 }
 
+/* A second run with a new input must not reuse anything the fast engine kept
+ * from the first (sim/array.c keeps an instruction's activation rows for the
+ * next n-block): a one-layer network with one m-tile and one n-block, whose
+ * first instruction of the second run looks like the last of the first. */
+static void test_rerun_new_input(void)
+{
+    int bad = 0;
+    g_case = "rerun with a new input";
+    g_fail_msgs = 0;
+    qs_net *net = timing_net(6, 2, 2, 1, 3, QS_DT_INT2, 4, 21);
+    int32_t *x1 = timing_input(net, z_none), *x2 = timing_input(net, z_checker);
+    const qs_layer *IN = &net->layers[0], *O = &net->layers[1];
+    const int64_t nin = (int64_t)IN->out_c * IN->out_h * IN->out_w, nout = (int64_t)O->out_c * O->out_h * O->out_w;
+    for (int narrow = 0; narrow < 2; narrow++) {
+        sim_cfg c = default_cfg();
+        c.mab = 4;
+        c.mwb = 2;
+        c.skip = QS_SKIP_BOTH;
+        c.acc_bits = narrow ? 8 : 32; /* not proven overflow-free (6 x 15 x 2 > 127) / proven */
+        qs_arch a;
+        CU_ASSERT_FATAL(make_arch(&c, &a));
+        qs_prog *p;
+        qs_error e;
+        CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
+        EXPECT(p->maps[1].overflow_free == !narrow, "acc_bits %d: overflow_free %d", c.acc_bits, p->maps[1].overflow_free);
+        qs_sim *twice, *once;
+        CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_FAST, &twice, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_DETAILED, &once, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_set_input(twice, x1, nin, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_run(twice, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_set_input(twice, x2, nin, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_run(twice, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_set_input(once, x2, nin, &e), QS_OK);
+        CU_ASSERT_EQUAL(qs_sim_run(once, &e), QS_OK);
+        EXPECT(memcmp(qs_sim_layer_output(twice, 1), qs_sim_layer_output(once, 1), sizeof(int32_t) * (size_t)nout) == 0,
+               "acc_bits %d: second fast run differs from a detailed run of its input", c.acc_bits);
+        EXPECT(qs_sim_total_cycles(twice) == qs_sim_total_cycles(once), "acc_bits %d: cycles %llu, detailed %llu",
+               c.acc_bits, (unsigned long long)qs_sim_total_cycles(twice), (unsigned long long)qs_sim_total_cycles(once));
+        qs_sim_destroy(twice);
+        qs_sim_destroy(once);
+        qs_prog_destroy(p);
+    }
+    free(x1);
+    free(x2);
+    qs_net_destroy(net);
+    g_case = "";
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* 16-bit unsigned activations do not fit int16: the fast engine keeps its
+ * rows in int32 and takes its int32 dot products. Both engines and the
+ * reference must agree, in layers proven overflow-free (acc 32) and not. */
+static void test_wide_activations(void)
+{
+    int bad = 0;
+    g_fail_msgs = 0;
+    qs_net *net = timing_net(4, 5, 5, 3, 5, QS_DT_INT8, 16, 31);
+    int32_t *x = timing_input(net, z_checker);
+    for (int i = 0; i < 4 * 25; i++) /* most above 32767 */
+        if (x[i]) x[i] = 30000 + (i * 7919) % 35536;
+    for (int df = 0; df < 3; df++)
+        for (int acc = 24; acc <= 32; acc += 8) {
+            char buf[96];
+            snprintf(buf, sizeof buf, "16-bit activations, %s, acc_bits %d", DFN[df], acc);
+            g_case = buf;
+            sim_cfg c = default_cfg();
+            c.df = (qs_dataflow)df;
+            c.mab = 16;
+            c.acc_bits = acc;
+            c.skip = QS_SKIP_BOTH;
+            c.ikib = c.wkib = c.akib = 16;
+            qs_arch a;
+            CU_ASSERT_FATAL(make_arch(&c, &a));
+            run_result rr;
+            bad += run_both(net, &a, x, &rr) != 0;
+        }
+    free(x);
+    qs_net_destroy(net);
+    g_case = "";
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 /* ---- accumulators that may overflow (OS) ----------------------------------------------- */
 
 /* One 1x1 conv from cin channels (1x1 input, A2 unsigned) to one output
@@ -877,119 +959,137 @@ static void test_overflow_bounds(void)
     int bad = 0;
     g_fail_msgs = 0;
     int32_t w[200], x[200];
-    sim_cfg c = default_cfg();
-    c.mab = 2;
-    c.acc_bits = 10; /* [-512, 511] */
-    c.ovf = QS_OVF_SATURATE;
+    /* everything twice: with the fast engine's 32-bit kernels where they
+     * apply (everywhere here), then with its 64-bit ones only */
+    for (int wide = 0; wide < 2; wide++) {
+        qs_array_wide_lanes_only(wide);
+        sim_cfg c = default_cfg();
+        c.mab = 2;
+        c.acc_bits = 10; /* [-512, 511] */
+        c.ovf = QS_OVF_SATURATE;
 
-    /* A weight's slices overshoot: partial sums 420 + 3 * (3, 15, 63, -1)
-     * reach 609 although the exact sum 417 fits. The hardware saturates at
-     * 511 and ends at 319 with one overflow; wrapping, it overflows twice
-     * (609 -> -415, -607 -> 417). An exact-sum shortcut that only bounded
-     * sum |x| |w| (423) would count none. */
-    g_case = "overflow inside a weight's slices";
-    for (int i = 0; i < 4; i++) w[i] = 35;
-    w[4] = -1;
-    for (int i = 0; i < 5; i++) x[i] = 3;
-    c.wpb = 2;
-    c.mwb = 8;
-    uint64_t o = one_output(&c, QS_DT_INT8, 5, w, x, &bad);
-    EXPECT(o == 1, "saturating: %llu overflows, want 1", (unsigned long long)o);
-    c.ovf = QS_OVF_WRAP;
-    o = one_output(&c, QS_DT_INT8, 5, w, x, &bad);
-    EXPECT(o == 2, "wrapping: %llu overflows, want 2", (unsigned long long)o);
+        /* A weight's slices overshoot: partial sums 420 + 3 * (3, 15, 63, -1)
+         * reach 609 although the exact sum 417 fits. The hardware saturates at
+         * 511 and ends at 319 with one overflow; wrapping, it overflows twice
+         * (609 -> -415, -607 -> 417). An exact-sum shortcut that only bounded
+         * sum |x| |w| (423) would count none. */
+        g_case = "overflow inside a weight's slices";
+        for (int i = 0; i < 4; i++) w[i] = 35;
+        w[4] = -1;
+        for (int i = 0; i < 5; i++) x[i] = 3;
+        c.wpb = 2;
+        c.mwb = 8;
+        uint64_t o = one_output(&c, QS_DT_INT8, 5, w, x, &bad);
+        EXPECT(o == 1, "saturating: %llu overflows, want 1", (unsigned long long)o);
+        c.ovf = QS_OVF_WRAP;
+        o = one_output(&c, QS_DT_INT8, 5, w, x, &bad);
+        EXPECT(o == 2, "wrapping: %llu overflows, want 2", (unsigned long long)o);
 
-    /* One slice per weight (no overshoot): a sum of exactly 511 fits, 512
-     * does not; -512 fits. 170 activations of 3 plus one of 1 or 2. */
-    c.wpb = 2;
-    c.mwb = 2;
-    c.acc_bits = 10;
-    for (int ovf = 0; ovf < 2; ovf++) {
-        c.ovf = ovf ? QS_OVF_WRAP : QS_OVF_SATURATE;
-        for (int last = 1; last <= 2; last++)
-            for (int sign = 1; sign >= -1; sign -= 2) {
-                char buf[128];
-                snprintf(buf, sizeof buf, "sum %d, %s", sign * (510 + last), ovf ? "wrap" : "saturate");
-                g_case = buf;
-                for (int i = 0; i < 171; i++) {
-                    w[i] = sign;
-                    x[i] = i < 170 ? 3 : last;
+        /* The same overshoot where sum |x| * max |w| = 3 * 121 = 363 fits easily:
+         * 120 weights of 1, then -1, on activations of 3. The partial sums reach
+         * 360 + 3 * 63 = 549: saturating, one overflow. */
+        g_case = "overshoot within sum |x| max |w|";
+        for (int i = 0; i < 120; i++) w[i] = 1;
+        w[120] = -1;
+        for (int i = 0; i < 121; i++) x[i] = 3;
+        c.ovf = QS_OVF_SATURATE;
+        o = one_output(&c, QS_DT_INT8, 121, w, x, &bad);
+        EXPECT(o == 1, "saturating: %llu overflows, want 1", (unsigned long long)o);
+
+        /* One slice per weight (no overshoot): a sum of exactly 511 fits, 512
+         * does not; -512 fits. 170 activations of 3 plus one of 1 or 2. */
+        c.wpb = 2;
+        c.mwb = 2;
+        c.acc_bits = 10;
+        for (int ovf = 0; ovf < 2; ovf++) {
+            c.ovf = ovf ? QS_OVF_WRAP : QS_OVF_SATURATE;
+            for (int last = 1; last <= 2; last++)
+                for (int sign = 1; sign >= -1; sign -= 2) {
+                    char buf[128];
+                    snprintf(buf, sizeof buf, "sum %d, %s", sign * (510 + last), ovf ? "wrap" : "saturate");
+                    g_case = buf;
+                    for (int i = 0; i < 171; i++) {
+                        w[i] = sign;
+                        x[i] = i < 170 ? 3 : last;
+                    }
+                    o = one_output(&c, QS_DT_INT2, 171, w, x, &bad);
+                    uint64_t want = sign > 0 && last == 2 ? 1 : 0;
+                    EXPECT(o == want, "%llu overflows, want %llu", (unsigned long long)o, (unsigned long long)want);
                 }
-                o = one_output(&c, QS_DT_INT2, 171, w, x, &bad);
-                uint64_t want = sign > 0 && last == 2 ? 1 : 0;
-                EXPECT(o == want, "%llu overflows, want %llu", (unsigned long long)o, (unsigned long long)want);
-            }
-    }
+        }
 
-    /* Random OS layers whose accumulators are just wide enough for some
-     * outputs and not for others: fast == detailed on everything, and every
-     * path of the fast engine taken. */
-    qs_value_paths p0, p1;
-    qs_array_value_paths(&p0);
-    static const qs_dtype WDT[3] = {QS_DT_INT2, QS_DT_INT4, QS_DT_INT8};
-    static const int WB[3] = {2, 4, 8};
-    rn_rng r = {0xACC0B175ull};
-    int ran = 0, overflowed = 0;
-    for (int it = 0; it < 1500; it++) {
-        c = default_cfg();
-        c.df = QS_DF_OS;
-        c.rows = rn_int(&r, 1, 8);
-        c.cols = rn_int(&r, 1, 8);
-        static const int WPB[4] = {1, 2, 4, 8};
-        c.wpb = WPB[rn_int(&r, 0, 3)];
-        c.skip = (qs_zero_skip)rn_int(&r, 0, 4);
-        int wi = rn_int(&r, 0, 2), abits = rn_int(&r, 2, 4);
-        rn_limits lim = {WB[wi], abits, 8, 12, 8, 4000, 1, 0.25};
-        rn_spec s;
-        rn_random_spec(&r, &lim, &s);
-        int wsign = rn_chance(&r, 0.7), dense = rn_chance(&r, 0.6);
-        for (int i = 0; i < s.n; i++) {
-            s.l[i].wdt = WDT[wi];
-            s.l[i].wsigned = wsign;
-            if (dense) { /* as in test_random_equivalence's narrow cases: sums grow */
-                s.l[i].wzero = s.l[i].wrowzero = s.l[i].wcolzero = 0.0;
-                s.l[i].out_signed = 0;
-                s.l[i].out_zp = 0;
-                s.l[i].relu = 0;
+        /* Random OS layers whose accumulators are just wide enough for some
+         * outputs and not for others: fast == detailed on everything, and every
+         * path of the fast engine taken. */
+        qs_value_paths p0, p1;
+        qs_array_value_paths(&p0);
+        static const qs_dtype WDT[3] = {QS_DT_INT2, QS_DT_INT4, QS_DT_INT8};
+        static const int WB[3] = {2, 4, 8};
+        rn_rng r = {0xACC0B175ull};
+        int ran = 0, overflowed = 0;
+        for (int it = 0; it < 1500; it++) {
+            c = default_cfg();
+            c.df = QS_DF_OS;
+            c.rows = rn_int(&r, 1, 8);
+            c.cols = rn_int(&r, 1, 8);
+            static const int WPB[4] = {1, 2, 4, 8};
+            c.wpb = WPB[rn_int(&r, 0, 3)];
+            c.skip = (qs_zero_skip)rn_int(&r, 0, 4);
+            int wi = rn_int(&r, 0, 2), abits = rn_int(&r, 2, 4);
+            rn_limits lim = {WB[wi], abits, 8, 12, 8, 4000, 1, 0.25};
+            rn_spec s;
+            rn_random_spec(&r, &lim, &s);
+            int wsign = rn_chance(&r, 0.7), dense = rn_chance(&r, 0.6);
+            for (int i = 0; i < s.n; i++) {
+                s.l[i].wdt = WDT[wi];
+                s.l[i].wsigned = wsign;
+                if (dense) { /* as in test_random_equivalence's narrow cases: sums grow */
+                    s.l[i].wzero = s.l[i].wrowzero = s.l[i].wcolzero = 0.0;
+                    s.l[i].out_signed = 0;
+                    s.l[i].out_zp = 0;
+                    s.l[i].relu = 0;
+                }
             }
+            if (dense) s.sgn = s.zp = 0;
+            c.mwb = (WB[wi] + c.wpb - 1) / c.wpb * c.wpb;
+            c.mab = abits;
+            int amin = c.mwb + c.mab < 8 ? 8 : c.mwb + c.mab;
+            c.acc_bits = amin + rn_int(&r, 0, 3);
+            c.ovf = rn_chance(&r, 0.5) ? QS_OVF_WRAP : QS_OVF_SATURATE;
+            c.group = c.rows % 2 == 0 && rn_chance(&r, 0.5) ? 2 : 1;
+            qs_arch a;
+            if (!make_arch(&c, &a)) continue;
+            qs_net *net = rn_build(&s);
+            int32_t *xin = rn_input(&r, net, dense ? 0.0 : 0.1 * rn_int(&r, 0, 6), 0.0);
+            char d1[1024], d2[512], ctx[1700];
+            rn_describe(&s, d1, sizeof d1);
+            describe_cfg(&c, d2, sizeof d2);
+            snprintf(ctx, sizeof ctx, "overflow case %d%s: %s; %s", it, wide ? " (64-bit lanes)" : "", d2, d1);
+            g_case = ctx;
+            run_result rr;
+            memset(&rr, 0, sizeof rr);
+            int rc = run_both(net, &a, xin, &rr);
+            if (rc >= 0) {
+                ran++;
+                for (int li = 1; li < net->n_layers && li < 8; li++) overflowed += rr.st[li].ev.acc_overflows > 0;
+            }
+            free(xin);
+            qs_net_destroy(net);
         }
-        if (dense) s.sgn = s.zp = 0;
-        c.mwb = (WB[wi] + c.wpb - 1) / c.wpb * c.wpb;
-        c.mab = abits;
-        int amin = c.mwb + c.mab < 8 ? 8 : c.mwb + c.mab;
-        c.acc_bits = amin + rn_int(&r, 0, 3);
-        c.ovf = rn_chance(&r, 0.5) ? QS_OVF_WRAP : QS_OVF_SATURATE;
-        c.group = c.rows % 2 == 0 && rn_chance(&r, 0.5) ? 2 : 1;
-        qs_arch a;
-        if (!make_arch(&c, &a)) continue;
-        qs_net *net = rn_build(&s);
-        int32_t *xin = rn_input(&r, net, dense ? 0.0 : 0.1 * rn_int(&r, 0, 6), 0.0);
-        char d1[1024], d2[512], ctx[1700];
-        rn_describe(&s, d1, sizeof d1);
-        describe_cfg(&c, d2, sizeof d2);
-        snprintf(ctx, sizeof ctx, "overflow case %d: %s; %s", it, d2, d1);
-        g_case = ctx;
-        run_result rr;
-        memset(&rr, 0, sizeof rr);
-        int rc = run_both(net, &a, xin, &rr);
-        if (rc >= 0) {
-            ran++;
-            for (int li = 1; li < net->n_layers && li < 8; li++) overflowed += rr.st[li].ev.acc_overflows > 0;
-        }
-        free(xin);
-        qs_net_destroy(net);
+        g_case = "";
+        qs_array_value_paths(&p1);
+        uint64_t by_row = p1.row_bound - p0.row_bound, by_out = p1.prefix - p0.prefix,
+                 ordered = p1.ordered_rows - p0.ordered_rows;
+        printf("\n    %s: %d cases run, %d layers overflowed; outputs by row bound %llu, by partial sums %llu; ordered rows %llu ",
+               wide ? "64-bit lanes" : "32-bit lanes", ran, overflowed, (unsigned long long)by_row, (unsigned long long)by_out, (unsigned long long)ordered);
+        CU_ASSERT(ran >= 1200);
+        CU_ASSERT(overflowed >= 200);
+        CU_ASSERT(by_row >= 1000);
+        CU_ASSERT(by_out >= 1000);
+        CU_ASSERT(ordered >= 1000);
+        CU_ASSERT_EQUAL(bad, 0);
     }
-    g_case = "";
-    qs_array_value_paths(&p1);
-    uint64_t by_row = p1.row_bound - p0.row_bound, by_out = p1.output_bound - p0.output_bound,
-             ordered = p1.ordered_rows - p0.ordered_rows;
-    printf("\n    %d cases run, %d layers overflowed; outputs by row bound %llu, by output bound %llu; ordered rows %llu ",
-           ran, overflowed, (unsigned long long)by_row, (unsigned long long)by_out, (unsigned long long)ordered);
-    CU_ASSERT(ran >= 1200);
-    CU_ASSERT(overflowed >= 200);
-    CU_ASSERT(by_row >= 1000);
-    CU_ASSERT(by_out >= 1000);
-    CU_ASSERT(ordered >= 1000);
+    qs_array_wide_lanes_only(0);
     CU_ASSERT_EQUAL(bad, 0);
 }
 
@@ -1006,6 +1106,8 @@ int main(void)
     CU_add_test(s, "a slow PPU shows as ppu stalls", test_ppu_stalls);
     CU_add_test(s, "shipped networks: fast == detailed on every layer kind", test_shipped_nets);
     CU_add_test(s, "rerun and input checks", test_rerun);
+    CU_add_test(s, "rerun with a new input reuses nothing stale", test_rerun_new_input);
+    CU_add_test(s, "16-bit activations (int32 rows)", test_wide_activations);
     CU_add_test(s, "accumulators that may overflow: exact sums only within the bound", test_overflow_bounds);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
