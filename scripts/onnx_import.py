@@ -1232,14 +1232,18 @@ class Importer:
         lo, hi = qb.int_range(bits, sg)
         return self.emit(p, OutQ(frac(ys), yz, bits, sg, lo, hi, "ROUND", ys, node), False)
 
+    def input_zero_point(self, node, i):
+        """ConvInteger / MatMulInteger: the optional scalar zero point of input i (0 if absent)."""
+        zv = self.get(node, i, optional=True)
+        if zv is None:
+            return 0
+        if not isinstance(zv, Const) or zv.v.size != 1:
+            refuse(node, "input zero point must be a single constant")
+        return int(zv.v.ravel()[0])
+
     def op_ConvInteger(self, node, at):
         self.forms.add("QOperator")
-        zv = self.get(node, 2, optional=True)
-        xz = 0
-        if zv is not None:
-            if not isinstance(zv, Const) or zv.v.size != 1:
-                refuse(node, "input zero point must be a single constant")
-            xz = int(zv.v.ravel()[0])
+        xz = self.input_zero_point(node, 2)
         x = self.int_act(node, 0, xz, 0.0)
         w = self.const(node, 1, what="weight")
         if w.dtype not in (np.int8, np.uint8):
@@ -1322,12 +1326,7 @@ class Importer:
 
     def op_MatMulInteger(self, node, at):
         self.forms.add("QOperator")
-        zv = self.get(node, 2, optional=True)
-        xz = 0
-        if zv is not None:
-            if not isinstance(zv, Const) or zv.v.size != 1:
-                refuse(node, "input zero point must be a single constant")
-            xz = int(zv.v.ravel()[0])
+        xz = self.input_zero_point(node, 2)
         x = self.int_act(node, 0, xz, 0.0)
         w = self.const(node, 1, what="weight")
         if w.dtype not in (np.int8, np.uint8) or w.ndim != 2:
