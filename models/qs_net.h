@@ -175,6 +175,12 @@ int64_t qs_tensor_packed_bytes(int64_t count, qs_dtype dt);
 qs_status qs_tensor_pack(const int32_t *vals, int64_t count, qs_dtype dt, int is_signed,
                          uint8_t *out, size_t out_len, qs_error *err);
 
+/* malloc / calloc for big arrays (tensor data, layer buffers), freed with
+ * free(): where the system offers transparent huge pages on request, asks
+ * for them, so that first touching the memory takes far fewer page faults. */
+void *qs_alloc_big(size_t bytes);
+void *qs_calloc_big(size_t n, size_t size);
+
 /* Unpack count values (in_len >= qs_tensor_packed_bytes). Fails with
  * QS_ERR_FORMAT for an unsigned 32-bit value above INT32_MAX. */
 qs_status qs_tensor_unpack(const uint8_t *in, size_t in_len, int64_t count, qs_dtype dt,

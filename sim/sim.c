@@ -26,7 +26,8 @@ struct qs_sim {
     const qs_net *net;
     const qs_prog *prog;
     qs_engine engine;
-    int32_t **outputs;       /* per layer, CHW */
+    int32_t **outputs;       /* per layer, CHW, inside output_block */
+    int32_t *output_block;   /* every layer's output, one block (see qs_sim_create) */
     int32_t *accum;
     qs_array_ctx actx;
     qs_ssmem ssm;            /* scalesim convention: SCALE-Sim's memory model of layer ss_layer */
@@ -71,18 +72,27 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
     s->stats = calloc((size_t)net->n_layers, sizeof *s->stats);
     int64_t max_acc = 1;
     if (!s->outputs || !s->stats) goto oom;
+    /* The layers' outputs in one block: one big allocation takes huge pages
+     * (qs_calloc_big) where many small ones would each fault page by page.
+     * Each output starts on a 64-byte boundary, with one spare element. */
+    size_t block = 0;
+    for (int32_t i = 0; i < net->n_layers; i++)
+        if (net->layers[i].kind != QS_L_FLATTEN) block += ((size_t)layer_elems(&net->layers[i]) + 1 + 15) & ~(size_t)15;
+    s->output_block = qs_calloc_big(block, sizeof(int32_t));
+    if (!s->output_block) goto oom;
+    block = 0;
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
         if (L->kind == QS_L_FLATTEN) continue; /* a view of its input */
-        s->outputs[i] = calloc((size_t)layer_elems(L) + 1, sizeof(int32_t));
-        if (!s->outputs[i]) goto oom;
+        s->outputs[i] = s->output_block + block;
+        block += ((size_t)layer_elems(L) + 1 + 15) & ~(size_t)15;
         const qs_layer_map *m = &prog->maps[i];
         if (m->is_gemm && (int64_t)m->g.groups * m->g.M * m->g.N > max_acc)
             max_acc = (int64_t)m->g.groups * m->g.M * m->g.N;
     }
     for (int32_t i = 0; i < net->n_layers; i++)
         if (net->layers[i].kind == QS_L_FLATTEN) s->outputs[i] = s->outputs[net->layers[i].inputs[0]];
-    s->accum = calloc((size_t)max_acc, sizeof(int32_t));
+    s->accum = qs_calloc_big((size_t)max_acc, sizeof(int32_t));
     if (!s->accum) goto oom;
     for (int q = 0; q < QS_Q_COUNT; q++) {
         s->qorder[q] = malloc(sizeof(int32_t) * (size_t)(prog->n_insn + 1));
@@ -114,9 +124,7 @@ void qs_sim_destroy(qs_sim *s)
 {
     if (!s) return;
     if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
-    if (s->outputs)
-        for (int32_t i = 0; i < s->net->n_layers; i++)
-            if (s->net->layers[i].kind != QS_L_FLATTEN) free(s->outputs[i]);
+    free(s->output_block);
     free(s->outputs);
     free(s->stats);
     free(s->accum);

@@ -293,6 +293,26 @@ static void test_pack_roundtrip_all(void)
     free(buf);
 }
 
+/* Big-array allocation: zeroed where asked, writable to the last byte at
+ * sizes below and above the huge-page rounding, refused on size overflow. */
+static void test_alloc_big(void)
+{
+    const size_t sizes[] = {0, 1, 4096, ((size_t)1 << 20) - 1, (size_t)1 << 20, ((size_t)5 << 20) + 3};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint8_t *z = qs_calloc_big(sizes[i], 1);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+        int nonzero = 0;
+        for (size_t k = 0; k < sizes[i]; k++) nonzero |= z[k];
+        CU_ASSERT_EQUAL(nonzero, 0);
+        free(z);
+        uint8_t *p = qs_alloc_big(sizes[i]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        if (sizes[i]) p[0] = p[sizes[i] - 1] = 0x5A;
+        free(p);
+    }
+    CU_ASSERT_PTR_NULL(qs_calloc_big(SIZE_MAX / 2, 4));
+}
+
 /* ---- suite: requantization ------------------------------------------- */
 
 static void test_requant_cases(void)
@@ -1126,6 +1146,7 @@ int main(int argc, char **argv)
         {"known packed bytes", test_pack_known_bytes},
         {"pack rejects out-of-range values", test_pack_rejects},
         {"pack/unpack every dtype", test_pack_roundtrip_all},
+        {"big-array allocation", test_alloc_big},
         CU_TEST_INFO_NULL};
     static CU_TestInfo requant_tests[] = {
         {"hand-computed cases", test_requant_cases},
