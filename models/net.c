@@ -21,6 +21,18 @@
 #include <unistd.h>
 #include <zlib.h>
 
+/* Loops that vectorize are also compiled for AVX2 and chosen at run time
+ * (as in sim/array.c; not under sanitizers, whose runtime lacks ifuncs). */
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(QS_NO_CLONES)
+#if __has_attribute(target_clones)
+#define QS_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef QS_VECTOR_CLONES
+#define QS_VECTOR_CLONES
+#endif
+
 /* ---- layout constants (docs/qbin.md) ---------------------------------- */
 
 #define QBIN_VERSION 1u
@@ -225,6 +237,55 @@ int32_t qs_requant_apply(int64_t acc, int32_t mult, int8_t shift, int32_t zp,
     else
         r = rdivpot(srdhm(x, mult), s);
     return clamp_out((int64_t)zp + r, lo, hi);
+}
+
+/* qs_requant_apply for many accumulators of one (mult, shift) pair: the
+ * shift's clamping and split computed once, and per value the same steps
+ * without branches, in int32 lanes wherever a product does not need int64,
+ * so that compilers vectorize the loops:
+ *   x = sat32(sat32(acc) * 2^left), left = -shift when shift < 0: acc itself
+ *       when 2^left * acc fits int32, else the bound on its side
+ *   q = srdhm(x, mult): ab + nudge divided by 2^31 truncating, i.e. shifted
+ *       after adding 2^31 - 1 to a negative dividend; the quotient fits
+ *       int32, so its low 32 bits are those of a logical shift; INT32_MAX
+ *       for the one overflowing product INT32_MIN * INT32_MIN
+ *   r = rdivpot(q, right), right = shift when shift > 0 (0: r = q)
+ *   out = clamp(zp + r, lo, hi)
+ * In chunks of x held on the stack: one loop with both steps defeats GCC's
+ * vectorizer. tests/test_net.c checks it against qs_requant_apply value by
+ * value. */
+QS_VECTOR_CLONES void qs_requant_many(const int64_t *restrict acc, int64_t n, int32_t mult, int8_t shift,
+                                      int32_t zp, int32_t lo, int32_t hi, int32_t *restrict out)
+{
+    enum { CHUNK = 256 };
+    int s = shift;
+    if (s > QBIN_MAX_SHIFT)
+        s = QBIN_MAX_SHIFT;
+    if (s < -QBIN_MAX_SHIFT)
+        s = -QBIN_MAX_SHIFT;
+    const int left = s < 0 ? -s : 0, right = s > 0 ? s : 0;
+    const int64_t acc_hi = INT32_MAX >> left, acc_lo = -acc_hi - 1; /* where 2^left * acc fits int32 */
+    const int32_t rmask = (int32_t)(((int64_t)1 << right) - 1), rhalf = rmask >> 1;
+    const int64_t trunc_bias = ((int64_t)1 << 31) - 1, half = (int64_t)1 << 30;
+    const int32_t min_fix = mult == INT32_MIN ? INT32_MIN : 0; /* the x that overflows srdhm, or none */
+    int32_t xs[CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+        const int len = n - i0 < CHUNK ? (int)(n - i0) : CHUNK;
+        for (int i = 0; i < len; i++) {
+            const int64_t a = acc[i0 + i];
+            xs[i] = a > acc_hi ? INT32_MAX : a < acc_lo ? INT32_MIN : (int32_t)((uint32_t)a << left);
+        }
+        for (int i = 0; i < len; i++) {
+            const int32_t x = xs[i];
+            const int64_t ab = (int64_t)x * mult;
+            const int64_t v = ab + (ab >= 0 ? half : 1 - half);
+            int32_t q = (int32_t)(uint32_t)((uint64_t)(v + (v < 0 ? trunc_bias : 0)) >> 31);
+            q = min_fix != 0 && x == min_fix ? INT32_MAX : q;
+            const int32_t r = (q >> right) + ((q & rmask) > rhalf + (q < 0));
+            const int64_t y = (int64_t)zp + r;
+            out[i0 + i] = (int32_t)(y < lo ? lo : y > hi ? hi : y);
+        }
+    }
 }
 
 int32_t qs_layer_requant(const qs_layer *l, int32_t c, int64_t acc)

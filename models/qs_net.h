@@ -161,6 +161,11 @@ void qs_int_range(int bits, int is_signed, int32_t *lo, int32_t *hi);
 int32_t qs_requant_apply(int64_t acc, int32_t mult, int8_t shift, int32_t zp,
                          int32_t lo, int32_t hi);
 
+/* out[i] = qs_requant_apply(acc[i], mult, shift, zp, lo, hi) for i < n, in a
+ * loop without branches (post-processing a whole tile). */
+void qs_requant_many(const int64_t *acc, int64_t n, int32_t mult, int8_t shift, int32_t zp, int32_t lo,
+                     int32_t hi, int32_t *out);
+
 /* requant_c of docs/qbin.md for output channel c of layer l: picks the
  * (M0, shift) pair for c (rq.n = 1 or out_c), or no scaling when rq.n = 0,
  * then adds out_zp and clamps to [clamp_lo, clamp_hi]. */
