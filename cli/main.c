@@ -351,7 +351,6 @@ static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index,
         res->layer.rq.shift = NULL;
         res->map = prog->maps[1];
         res->map.list_off = res->map.list = res->map.bias_folded = NULL;
-        res->map.wslice = NULL;
         res->stats = *qs_sim_layer_stats(sim, 1);
     }
     free(x);

@@ -76,10 +76,8 @@ static qs_status prepare_gemm(const qs_net *net, const qs_arch *arch, int32_t li
     m->slices = (int32_t)ceil_div(slice_bits, p);
     if (m->weight_bipolar && p < 2) m->slices = 1;
 
-    size_t nw = (size_t)d.groups * (size_t)m->slices * (size_t)d.K * (size_t)d.N;
-    m->wslice = malloc(sizeof(int16_t) * (nw ? nw : 1));
     m->bias_folded = malloc(sizeof(int32_t) * (size_t)L->out_c);
-    if (!m->wslice || !m->bias_folded) return qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
+    if (!m->bias_folded) return qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
 
     const int32_t mask = (1 << p) - 1;
     int64_t max_slice_sum = 0; /* sum over slices of max |slice| << (p*s): bound on partial sums */
@@ -88,18 +86,6 @@ static qs_status prepare_gemm(const qs_net *net, const qs_arch *arch, int32_t li
         if (m->weight_bipolar) mx = 1;
         max_slice_sum += mx << (p * s);
     }
-    for (int32_t g = 0; g < d.groups; g++)
-        for (int32_t k = 0; k < d.K; k++)
-            for (int32_t n = 0; n < d.N; n++) {
-                int32_t w = weight_at(L, W, &d, g, k, n);
-                for (int32_t s = 0; s < m->slices; s++) {
-                    int32_t v;
-                    if (m->weight_bipolar || m->slices == 1) v = w;
-                    else if (s == m->slices - 1 && m->weight_signed) v = w >> (p * s); /* arithmetic: sign */
-                    else v = (w >> (p * s)) & mask;
-                    m->wslice[(((size_t)g * m->slices + s) * d.K + k) * d.N + n] = (int16_t)v;
-                }
-            }
 
     /* Fold the input zero point into the bias: sum (a - za) w = sum a w - za sum w. */
     const qs_tensor *B = L->bias >= 0 ? &net->tensors[L->bias] : NULL;

@@ -6,15 +6,32 @@
  * QS_ERR_FORMAT message naming the source, the byte offset or section, and
  * the tensor/layer concerned. The writer produces the canonical encoding, so
  * serialize(parse(f)) == f for every valid file. */
+#define _DEFAULT_SOURCE /* glibc: MADV_HUGEPAGE and MAP_POPULATE besides POSIX */
 #include "qs_net.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
+
+/* Loops that vectorize are also compiled for AVX2 and chosen at run time
+ * (as in sim/array.c; not under sanitizers, whose runtime lacks ifuncs). */
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(QS_NO_CLONES)
+#if __has_attribute(target_clones)
+#define QS_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef QS_VECTOR_CLONES
+#define QS_VECTOR_CLONES
+#endif
 
 /* ---- layout constants (docs/qbin.md) ---------------------------------- */
 
@@ -222,6 +239,55 @@ int32_t qs_requant_apply(int64_t acc, int32_t mult, int8_t shift, int32_t zp,
     return clamp_out((int64_t)zp + r, lo, hi);
 }
 
+/* qs_requant_apply for many accumulators of one (mult, shift) pair: the
+ * shift's clamping and split computed once, and per value the same steps
+ * without branches, in int32 lanes wherever a product does not need int64,
+ * so that compilers vectorize the loops:
+ *   x = sat32(sat32(acc) * 2^left), left = -shift when shift < 0: acc itself
+ *       when 2^left * acc fits int32, else the bound on its side
+ *   q = srdhm(x, mult): ab + nudge divided by 2^31 truncating, i.e. shifted
+ *       after adding 2^31 - 1 to a negative dividend; the quotient fits
+ *       int32, so its low 32 bits are those of a logical shift; INT32_MAX
+ *       for the one overflowing product INT32_MIN * INT32_MIN
+ *   r = rdivpot(q, right), right = shift when shift > 0 (0: r = q)
+ *   out = clamp(zp + r, lo, hi)
+ * In chunks of x held on the stack: one loop with both steps defeats GCC's
+ * vectorizer. tests/test_net.c checks it against qs_requant_apply value by
+ * value. */
+QS_VECTOR_CLONES void qs_requant_many(const int64_t *restrict acc, int64_t n, int32_t mult, int8_t shift,
+                                      int32_t zp, int32_t lo, int32_t hi, int32_t *restrict out)
+{
+    enum { CHUNK = 256 };
+    int s = shift;
+    if (s > QBIN_MAX_SHIFT)
+        s = QBIN_MAX_SHIFT;
+    if (s < -QBIN_MAX_SHIFT)
+        s = -QBIN_MAX_SHIFT;
+    const int left = s < 0 ? -s : 0, right = s > 0 ? s : 0;
+    const int64_t acc_hi = INT32_MAX >> left, acc_lo = -acc_hi - 1; /* where 2^left * acc fits int32 */
+    const int32_t rmask = (int32_t)(((int64_t)1 << right) - 1), rhalf = rmask >> 1;
+    const int64_t trunc_bias = ((int64_t)1 << 31) - 1, half = (int64_t)1 << 30;
+    const int32_t min_fix = mult == INT32_MIN ? INT32_MIN : 0; /* the x that overflows srdhm, or none */
+    int32_t xs[CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+        const int len = n - i0 < CHUNK ? (int)(n - i0) : CHUNK;
+        for (int i = 0; i < len; i++) {
+            const int64_t a = acc[i0 + i];
+            xs[i] = a > acc_hi ? INT32_MAX : a < acc_lo ? INT32_MIN : (int32_t)((uint32_t)a << left);
+        }
+        for (int i = 0; i < len; i++) {
+            const int32_t x = xs[i];
+            const int64_t ab = (int64_t)x * mult;
+            const int64_t v = ab + (ab >= 0 ? half : 1 - half);
+            int32_t q = (int32_t)(uint32_t)((uint64_t)(v + (v < 0 ? trunc_bias : 0)) >> 31);
+            q = min_fix != 0 && x == min_fix ? INT32_MAX : q;
+            const int32_t r = (q >> right) + ((q & rmask) > rhalf + (q < 0));
+            const int64_t y = (int64_t)zp + r;
+            out[i0 + i] = (int32_t)(y < lo ? lo : y > hi ? hi : y);
+        }
+    }
+}
+
 int32_t qs_layer_requant(const qs_layer *l, int32_t c, int64_t acc)
 {
     if (l->rq.n <= 0)
@@ -229,6 +295,40 @@ int32_t qs_layer_requant(const qs_layer *l, int32_t c, int64_t acc)
     int32_t i = (l->rq.n == 1 || c < 0 || c >= l->rq.n) ? 0 : c;
     return qs_requant_apply(acc, l->rq.mult[i], l->rq.shift[i], l->out_zp,
                             l->clamp_lo, l->clamp_hi);
+}
+
+/* ---- big arrays -------------------------------------------------------- */
+
+/* Where the kernel offers transparent huge pages on request (Linux), a big
+ * block is placed on 2 MiB boundaries, rounded up to whole huge pages, and
+ * advised to use them: first touching it then costs one page fault per
+ * 2 MiB instead of one per 4 KiB (on virtual machines a fault is dear). From
+ * half a huge page up, rounding wastes less than the faults it saves. Advice
+ * only: where it is refused, or elsewhere, this is malloc. */
+void *qs_alloc_big(size_t bytes)
+{
+#if defined(MADV_HUGEPAGE)
+    const size_t huge = (size_t)2 << 20;
+    if (bytes >= huge / 2 && bytes <= SIZE_MAX - huge) {
+        const size_t rounded = (bytes + huge - 1) / huge * huge;
+        void *p = NULL;
+        if (posix_memalign(&p, huge, rounded) == 0) {
+            (void)madvise(p, rounded, MADV_HUGEPAGE);
+            return p;
+        }
+    }
+#endif
+    return malloc(bytes ? bytes : 1);
+}
+
+void *qs_calloc_big(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *p = qs_alloc_big(n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
 }
 
 /* ---- bit packing ------------------------------------------------------ */
@@ -277,6 +377,28 @@ qs_status qs_tensor_pack(const int32_t *vals, int64_t count, qs_dtype dt, int is
     return QS_OK;
 }
 
+/* Sub-byte codes (1, 2 or 4 bits, LSB first, never straddling a byte) of
+ * count values; sign is 2^(bits-1) for signed values (two's complement:
+ * (code ^ sign) - sign sign-extends), 0 for unsigned; bipolar codes 0/1 are
+ * -1/+1. Written per byte with the values of a byte side by side so that
+ * compilers vectorize it for each constant `bits`. */
+static inline void unpack_sub_byte(const uint8_t *in, int64_t count, int bits, int32_t sign, int bipolar,
+                                   int32_t *out)
+{
+    const int per_byte = 8 / bits;
+    const uint32_t mask = (1u << bits) - 1u;
+    const int64_t full = count / per_byte;
+    for (int64_t b = 0; b < full; b++)
+        for (int j = 0; j < per_byte; j++) {
+            const int32_t code = (int32_t)(((uint32_t)in[b] >> (j * bits)) & mask);
+            out[b * per_byte + j] = bipolar ? 2 * code - 1 : (code ^ sign) - sign;
+        }
+    for (int64_t i = full * per_byte; i < count; i++) {
+        const int32_t code = (int32_t)(((uint32_t)in[i / per_byte] >> (i % per_byte * bits)) & mask);
+        out[i] = bipolar ? 2 * code - 1 : (code ^ sign) - sign;
+    }
+}
+
 qs_status qs_tensor_unpack(const uint8_t *in, size_t in_len, int64_t count, qs_dtype dt,
                            int is_signed, int32_t *out, qs_error *err)
 {
@@ -285,20 +407,26 @@ qs_status qs_tensor_unpack(const uint8_t *in, size_t in_len, int64_t count, qs_d
         return qs_fail(err, QS_ERR_ARG, "unpack: %zu bytes cannot hold %lld %s values", in_len,
                        (long long)count, qs_dtype_name(dt, is_signed));
     int bits = qs_dtype_bits(dt);
+    const int bipolar = dt == QS_DT_BIPOLAR;
+    const int32_t sign = is_signed && !bipolar && bits < 32 ? (int32_t)1 << (bits - 1) : 0;
+    /* the common widths (every weight tensor) in loops without branches */
+    switch (bits) {
+    case 1: unpack_sub_byte(in, count, 1, sign, bipolar, out); return QS_OK;
+    case 2: unpack_sub_byte(in, count, 2, sign, 0, out); return QS_OK;
+    case 4: unpack_sub_byte(in, count, 4, sign, 0, out); return QS_OK;
+    case 8:
+        for (int64_t i = 0; i < count; i++) out[i] = ((int32_t)in[i] ^ sign) - sign;
+        return QS_OK;
+    default:
+        break;
+    }
     for (int64_t i = 0; i < count; i++) {
         uint32_t code = 0;
-        if (bits >= 8) {
-            const uint8_t *p = in + (size_t)i * (size_t)(bits / 8);
-            for (int b = 0; b < bits / 8; b++)
-                code |= (uint32_t)p[b] << (8 * b);
-        } else {
-            uint64_t bit = (uint64_t)i * (uint64_t)bits;
-            code = ((uint32_t)in[bit / 8] >> (bit % 8)) & ((1u << bits) - 1u);
-        }
+        const uint8_t *p = in + (size_t)i * (size_t)(bits / 8);
+        for (int b = 0; b < bits / 8; b++)
+            code |= (uint32_t)p[b] << (8 * b);
         int64_t v;
-        if (dt == QS_DT_BIPOLAR)
-            v = code ? 1 : -1;
-        else if (is_signed && bits < 32 && (code >> (bits - 1)) & 1u)
+        if (is_signed && bits < 32 && (code >> (bits - 1)) & 1u)
             v = (int64_t)code - ((int64_t)1 << bits);
         else if (is_signed && bits == 32) {
             int32_t s32;
@@ -418,7 +546,15 @@ static qs_status validate_tensor(const vctx *v, int32_t ti)
                            (long long)t->count, (long long)count);
     if (count > 0 && !t->data)
         return tensor_fail(v, ti, "no data");
+    /* one pass that only looks for a bad value; the message is made by a second */
+    int32_t lo, hi;
+    qs_int_range(qs_dtype_bits(t->dtype), t->is_signed, &lo, &hi);
+    if (t->dtype == QS_DT_BIPOLAR)
+        lo = -1, hi = 1; /* and not 0: checked below */
+    int32_t outside = 0;
     for (int64_t i = 0; i < count; i++)
+        outside |= (t->data[i] < lo) | (t->data[i] > hi) | (t->dtype == QS_DT_BIPOLAR && t->data[i] == 0);
+    for (int64_t i = 0; outside && i < count; i++)
         if (!dtype_holds(t->dtype, t->is_signed, t->data[i]))
             return tensor_fail(v, ti, "value %d at element %lld outside the range of %s",
                                (int)t->data[i], (long long)i,
@@ -1020,7 +1156,7 @@ static qs_status parse_tensor(const pctx *p, uint64_t sec_off, uint64_t sec_end,
     }
     uint64_t d0 = q + 8u * qn;
     if (count > 0) {
-        t->data = malloc((size_t)count * sizeof *t->data);
+        t->data = qs_alloc_big((size_t)count * sizeof *t->data);
         if (!t->data)
             return qs_fail(p->err, QS_ERR_NOMEM, "%s: out of memory reading %s", p->where, ctx);
         qs_error e2;
@@ -1218,12 +1354,33 @@ fail:
     return st;
 }
 
+/* A regular file is mapped rather than read (prefaulted where the system
+ * can): no copy and no fresh pages to fault in for a file that is mostly
+ * weights; anything else (pipes, systems without mmap) is read. */
 qs_status qs_net_load(const char *path, qs_net **out, qs_error *err)
 {
     if (out)
         *out = NULL;
     if (!path || !out)
         return qs_fail(err, QS_ERR_ARG, "qs_net_load: no path or output handle");
+    int fd = open(path, O_RDONLY);
+    struct stat sb;
+    if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0 &&
+        (uint64_t)sb.st_size <= ((uint64_t)1 << 32)) {
+        int flags = MAP_PRIVATE;
+#if defined(MAP_POPULATE)
+        flags |= MAP_POPULATE;
+#endif
+        void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, flags, fd, 0);
+        if (map != MAP_FAILED) {
+            close(fd);
+            qs_status st = qs_net_parse(map, (size_t)sb.st_size, path, out, err);
+            munmap(map, (size_t)sb.st_size);
+            return st;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
     uint8_t *buf;
     size_t len;
     qs_status rd = qs_read_file(path, (size_t)1 << 32, &buf, &len, err);

@@ -32,7 +32,6 @@ void qs_prog_destroy(qs_prog *p)
         free(p->maps[i].list_off);
         free(p->maps[i].list);
         free(p->maps[i].bias_folded);
-        free(p->maps[i].wslice);
     }
     free(p->maps);
     free(p->insn);

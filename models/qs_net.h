@@ -161,6 +161,11 @@ void qs_int_range(int bits, int is_signed, int32_t *lo, int32_t *hi);
 int32_t qs_requant_apply(int64_t acc, int32_t mult, int8_t shift, int32_t zp,
                          int32_t lo, int32_t hi);
 
+/* out[i] = qs_requant_apply(acc[i], mult, shift, zp, lo, hi) for i < n, in a
+ * loop without branches (post-processing a whole tile). */
+void qs_requant_many(const int64_t *acc, int64_t n, int32_t mult, int8_t shift, int32_t zp, int32_t lo,
+                     int32_t hi, int32_t *out);
+
 /* requant_c of docs/qbin.md for output channel c of layer l: picks the
  * (M0, shift) pair for c (rq.n = 1 or out_c), or no scaling when rq.n = 0,
  * then adds out_zp and clamps to [clamp_lo, clamp_hi]. */
@@ -174,6 +179,12 @@ int64_t qs_tensor_packed_bytes(int64_t count, qs_dtype dt);
  * range (BIPOLAR: only -1 and +1). */
 qs_status qs_tensor_pack(const int32_t *vals, int64_t count, qs_dtype dt, int is_signed,
                          uint8_t *out, size_t out_len, qs_error *err);
+
+/* malloc / calloc for big arrays (tensor data, layer buffers), freed with
+ * free(): where the system offers transparent huge pages on request, asks
+ * for them, so that first touching the memory takes far fewer page faults. */
+void *qs_alloc_big(size_t bytes);
+void *qs_calloc_big(size_t n, size_t size);
 
 /* Unpack count values (in_len >= qs_tensor_packed_bytes). Fails with
  * QS_ERR_FORMAT for an unsigned 32-bit value above INT32_MAX. */

@@ -40,10 +40,9 @@ typedef struct {
     /* Per output channel (group-major, Cout entries): bias - za * sum_k w,
      * the input zero point folded in so the array multiplies raw values. */
     int32_t *bias_folded;
-    /* Weights as slices: slice s of w[k][n] of group g at
-     * wslice[((g*slices + s)*K + k)*N + n]; int16 because an unsigned 8-bit
-     * weight on an 8-bit path is one slice of value up to 255. */
-    int16_t *wslice;
+    /* Slice s of a weight is qs_weight_slice() of its value in the network's
+     * weight tensor: the program holds no copy of the weights (an engine that
+     * wants them sliced in bulk builds them for one layer at a time). */
     /* Static bound: 1 when no ordering of the adds can overflow acc_bits, so
      * engines may sum in any order (see docs/timing.md, "Accumulator"). */
     int32_t overflow_free;
@@ -69,6 +68,34 @@ void qs_prog_destroy(qs_prog *p);
 /* Write the program (header, instructions, per-layer summary) to a .qprog file
  * (docs/isa.md, "Program file"). */
 qs_status qs_prog_save(const qs_prog *p, const char *path, qs_error *err);
+
+/* Weight slices. Slice s (0 = least significant) of a weight w of a layer
+ * mapped as m on a path_bits-wide weight path is (w >> shift) & mask: the
+ * slices, each shifted left by path_bits * s, add up to w. Low slices are
+ * unsigned path_bits-bit fields; the top slice of a signed weight keeps the
+ * sign (arithmetic shift, mask -1); a weight that takes one slice (bipolar
+ * too) is its own slice. A slice fits int16: it is at most 8 bits wide, or
+ * a whole weight of at most 16 bits. Loops over many weights take the field
+ * once per slice (qs_slice_field_of) so that they vectorize. */
+typedef struct {
+    int32_t shift, mask;
+} qs_slice_field;
+
+static inline qs_slice_field qs_slice_field_of(const qs_layer_map *m, int32_t path_bits, int32_t s)
+{
+    qs_slice_field f = {path_bits * s, (1 << path_bits) - 1};
+    if (m->slices == 1) f.shift = 0;
+    if (m->slices == 1 || (m->weight_signed && s == m->slices - 1)) f.mask = -1;
+    return f;
+}
+
+/* >> of a negative value is arithmetic on every compiler we target */
+static inline int32_t qs_slice_of(qs_slice_field f, int32_t w) { return (w >> f.shift) & f.mask; }
+
+static inline int32_t qs_weight_slice(const qs_layer_map *m, int32_t path_bits, int32_t w, int32_t s)
+{
+    return qs_slice_of(qs_slice_field_of(m, path_bits, s), w);
+}
 
 /* GEMM view of a conv/fc layer (zeroes for other kinds). */
 qs_gemm_dims qs_gemm_dims_of(const qs_net *net, int32_t layer);

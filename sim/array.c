@@ -93,6 +93,7 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
     c->max_k = max_k;
     c->facts.layer = -1;
     c->dense.layer = -1;
+    c->slices.layer = -1;
     c->rows_budget = (size_t)96 << 20;
     int32_t R = a->rows, C = a->cols;
     c->n_groups = (int32_t)ceil_div(R, lockstep_group(a));
@@ -159,6 +160,7 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->aux_buf);
     free(c->facts.buf);
     free(c->dense.buf);
+    free(c->slices.buf);
 }
 
 /* Record one clock of PE activity at tile-relative time t (groups that run
@@ -187,6 +189,9 @@ typedef struct {
     const qs_layer *L, *IN;
     const int32_t *in;
     const qs_layer_map *m;
+    int32_t layer;         /* index of L in the network */
+    const int32_t *w;      /* the layer's weight tensor: w(k, n) of group g at w[(g*N + n)*K + k] */
+    int32_t path_bits;     /* weight path width: what a slice holds */
     int32_t g, za;
     const int32_t *list;   /* OS/WS: k list of the n-block; IS: unused */
 } gemm_view;
@@ -199,7 +204,7 @@ static inline int32_t act_at(const gemm_view *v, int32_t m, int32_t k)
 static inline int32_t wslice_at(const gemm_view *v, int32_t s, int32_t k, int32_t n)
 {
     const qs_layer_map *m = v->m;
-    return m->wslice[(((size_t)v->g * m->slices + s) * m->g.K + k) * m->g.N + n];
+    return qs_weight_slice(m, v->path_bits, v->w[((size_t)v->g * m->g.N + n) * m->g.K + k], s);
 }
 
 static inline int32_t *accum_at(qs_array_ctx *c, const gemm_view *v, int32_t m, int32_t n)
@@ -657,18 +662,50 @@ QS_VECTOR_CLONES static const struct qs_os_rows *os_rows(qs_array_ctx *c, const 
     return w;
 }
 
-/* ---- per-layer weight facts (fast engine, OS) -------------------------------------- */
+/* ---- per-layer weight slices and weight facts (fast engine) -------------------------- */
+
+/* The current layer's weight slices side by side (struct qs_layer_slices),
+ * built once per layer into a buffer that is kept. Only loops that run
+ * across columns over every slice need them: most layers never do (an OS
+ * layer that cannot overflow takes its values and gating counts straight
+ * from the weights), so the program does not carry them. NULL when out of
+ * memory. */
+QS_VECTOR_CLONES static const int16_t *layer_slices(qs_array_ctx *c, const gemm_view *v, int32_t layer)
+{
+    struct qs_layer_slices *sl = &c->slices;
+    if (sl->layer == layer) return sl->w;
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N;
+    sl->layer = -1;
+    sl->w = scratch(&sl->buf, &sl->cap, sizeof(int16_t) * ((size_t)m->g.groups * S * K * N + 1));
+    if (!sl->w) return NULL;
+    for (int32_t g = 0; g < m->g.groups; g++)
+        for (int32_t s = 0; s < S; s++) {
+            const qs_slice_field f = qs_slice_field_of(m, v->path_bits, s);
+            int16_t *plane = sl->w + ((size_t)g * S + s) * K * N;
+            for (int32_t n = 0; n < N; n++) {
+                const int32_t *col = v->w + ((size_t)g * N + n) * K;
+                for (int32_t k = 0; k < K; k++) plane[(size_t)k * N + n] = (int16_t)qs_slice_of(f, col[k]);
+            }
+        }
+    sl->layer = layer;
+    return sl->w;
+}
 
 /* Facts about the weights of the instruction's layer, computed once per
- * layer (a layer's instructions follow each other: the layer barrier), from
- * the slices the array really multiplies:
+ * layer (a layer's instructions follow each other: the layer barrier) from
+ * the weights, without building slices:
  *   nzk (gating on): per entry of m->list (reduction index k of block nb),
  *     the non-zero slices s of w(k, n) over the block's columns n;
  *   wmax, ovmax (layers not overflow_free, see values_checked): per column
  *     g*N + n, the largest |w(k, n)| and the largest overshoot
- *     max_s |W_(k,n,s)| - |w(k, n)| over every k.
- * Partial slice sums W of a weight of at most 16 bits stay well inside
- * int32 (slices are weight_path_bits <= 8 wide), so int32 arrays suffice. */
+ *     max_s |W_(k,n,s)| - |w(k, n)| over every k, W_s the partial slice sums.
+ * The overshoot of one weight w in closed form: the slices below the top one
+ * are unsigned fields, so for s < S-1 the partial sum W_s is w's low
+ * p*(s+1) bits, non-negative and growing with s, largest at s = S-2 (w's low
+ * p*(S-1) bits); W_(S-1) = w. So max_s |W_s| - |w| = max(0, low - |w|) with
+ * low = w & (2^(p*(S-1)) - 1), and 0 for a weight of one slice. Partial
+ * slice sums of a weight of at most 16 bits stay well inside int32. */
 QS_VECTOR_CLONES static const struct qs_layer_facts *layer_facts(qs_array_ctx *c, const gemm_view *v, int32_t layer)
 {
     struct qs_layer_facts *f = &c->facts;
@@ -679,56 +716,40 @@ QS_VECTOR_CLONES static const struct qs_layer_facts *layer_facts(qs_array_ctx *c
     const size_t n_list = (size_t)m->list_off[m->n_lists], cols = (size_t)m->g.groups * N;
     const int32_t nbl = m->blocks_per_group, gate = gating(c->arch);
     f->layer = -1;
-    /* nzk, wmax, ovmax, then per group: nz per (k, n-block), and per column
-     * the partial slice sum, its largest magnitude and the non-zero slices */
-    size_t words = n_list + 2 * cols + (size_t)K * nbl + 3 * (size_t)N + 1;
+    /* nzk, wmax, ovmax, then per n-block the non-zero slices per k */
+    size_t words = n_list + 2 * cols + (size_t)K + 1;
     if (!scratch(&f->buf, &f->cap, sizeof(int32_t) * words)) return NULL;
     f->nzk = f->buf;
     f->wmax = f->nzk + n_list;
     f->ovmax = f->wmax + cols;
-    int32_t *nzkb = f->ovmax + cols, *part = nzkb + (size_t)K * nbl, *ex = part + N, *nzn = ex + N;
-    if (!gate && !need_bounds) {
-        f->layer = layer;
-        return f;
-    }
-    /* one pass over the layer's slices in memory order: row (g, s, k) holds
-     * the N columns side by side */
+    int32_t *nz_of_k = f->ovmax + cols;
+    const int32_t low_mask = S > 1 ? (1 << (wpb * (S - 1))) - 1 : 0; /* w's bits below its top slice */
     for (int32_t g = 0; g < m->g.groups; g++) {
-        int32_t *wmax = f->wmax + (size_t)g * N, *ovmax = f->ovmax + (size_t)g * N;
-        for (int32_t n = 0; n < N; n++) wmax[n] = ovmax[n] = 0;
-        for (int32_t k = 0; k < K; k++) {
-            for (int32_t n = 0; n < N; n++) part[n] = ex[n] = nzn[n] = 0;
-            for (int32_t s = 0; s < S; s++) {
-                const int16_t *restrict y = &m->wslice[(((size_t)g * S + s) * K + k) * N];
-                if (!need_bounds) { /* gating counts only */
-                    for (int32_t n = 0; n < N; n++) nzn[n] += y[n] != 0;
-                    continue;
-                }
-                for (int32_t n = 0; n < N; n++) {
-                    nzn[n] += y[n] != 0;
-                    part[n] += (int32_t)y[n] * (1 << (wpb * s));
-                    int32_t t = part[n] < 0 ? -part[n] : part[n];
-                    ex[n] = t > ex[n] ? t : ex[n];
-                }
-            }
-            if (need_bounds)
-                for (int32_t n = 0; n < N; n++) { /* part[n] = w(k, n), ex[n] = max_s |W| */
-                    int32_t t = part[n] < 0 ? -part[n] : part[n], ov = ex[n] - t;
-                    wmax[n] = t > wmax[n] ? t : wmax[n];
-                    ovmax[n] = ov > ovmax[n] ? ov : ovmax[n];
-                }
-            if (gate)
-                for (int32_t nb = 0; nb < nbl; nb++) {
-                    int32_t nz = 0;
-                    for (int32_t n = nb * C; n < min32(N, (nb + 1) * C); n++) nz += nzn[n];
-                    nzkb[(size_t)k * nbl + nb] = nz;
-                }
-        }
         if (gate)
             for (int32_t nb = 0; nb < nbl; nb++) {
+                /* the block's columns are rows of the weight tensor: k runs along them */
+                for (int32_t k = 0; k < K; k++) nz_of_k[k] = 0;
+                for (int32_t n = nb * C; n < min32(N, (nb + 1) * C); n++) {
+                    const int32_t *restrict col = v->w + ((size_t)g * N + n) * K;
+                    for (int32_t s = 0; s < S; s++) {
+                        const qs_slice_field sf = qs_slice_field_of(m, wpb, s);
+                        for (int32_t k = 0; k < K; k++) nz_of_k[k] += qs_slice_of(sf, col[k]) != 0;
+                    }
+                }
                 const int32_t li = g * nbl + nb;
-                for (int32_t e = m->list_off[li]; e < m->list_off[li + 1]; e++)
-                    f->nzk[e] = nzkb[(size_t)m->list[e] * nbl + nb];
+                for (int32_t e = m->list_off[li]; e < m->list_off[li + 1]; e++) f->nzk[e] = nz_of_k[m->list[e]];
+            }
+        if (need_bounds)
+            for (int32_t n = 0; n < N; n++) {
+                const int32_t *restrict col = v->w + ((size_t)g * N + n) * K;
+                int32_t wmax = 0, ovmax = 0;
+                for (int32_t k = 0; k < K; k++) {
+                    const int32_t t = col[k] < 0 ? -col[k] : col[k], ov = (col[k] & low_mask) - t;
+                    wmax = t > wmax ? t : wmax;
+                    ovmax = ov > ovmax ? ov : ovmax;
+                }
+                f->wmax[(size_t)g * N + n] = wmax;
+                f->ovmax[(size_t)g * N + n] = ovmax;
             }
     }
     f->layer = layer;
@@ -746,8 +767,9 @@ QS_VECTOR_CLONES static const struct qs_layer_facts *layer_facts(qs_array_ctx *c
  * in-range accumulator unchanged and never overflows, so visiting every list
  * position and adding zero products is the same as following the schedule.
  * Columns side by side so that the inner loop vectorizes. */
-QS_VECTOR_CLONES static void ordered_row(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl, const int32_t *row,
-                        int32_t n0, int32_t Cu, int64_t *restrict acc, uint64_t *ovf)
+QS_VECTOR_CLONES static void ordered_row(const qs_arch *a, const gemm_view *v, const int16_t *ws, const int32_t *klist,
+                                          int32_t kl, const int32_t *row, int32_t n0, int32_t Cu, int64_t *restrict acc,
+                                          uint64_t *ovf)
 {
     const qs_layer_map *m = v->m;
     const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
@@ -759,7 +781,7 @@ QS_VECTOR_CLONES static void ordered_row(const qs_arch *a, const gemm_view *v, c
     for (int32_t q = 0; q < kl; q++) {
         if (row[q] == 0) continue;
         for (int32_t s = 0; s < S; s++) {
-            const int16_t *restrict y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+            const int16_t *restrict y = &ws[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
             const int64_t xs = (int64_t)row[q] * ((int64_t)1 << (wpb * s));
             for (int32_t j = 0; j < Cu; j++) {
                 int64_t t = acc[j] + xs * y[j];
@@ -843,9 +865,9 @@ void qs_array_value_paths(qs_value_paths *out)
  * 2 * amax * max |W| (a slice is the difference of two partial sums W), so
  * the caller checks 2^(acc_bits-1) + 2 * amax * max |W| <= INT32_MAX.
  * Wrapping is done modulo 2^32 (uint32), a multiple of 2^acc_bits. */
-QS_VECTOR_CLONES static void ordered_row32(const qs_arch *a, const gemm_view *v, const int32_t *klist, int32_t kl,
-                          const int32_t *row, int32_t n0, int32_t Cu, int32_t *restrict acc, int64_t *acc64,
-                          uint64_t *ovf)
+QS_VECTOR_CLONES static void ordered_row32(const qs_arch *a, const gemm_view *v, const int16_t *ws, const int32_t *klist,
+                                            int32_t kl, const int32_t *row, int32_t n0, int32_t Cu, int32_t *restrict acc,
+                                            int64_t *acc64, uint64_t *ovf)
 {
     const qs_layer_map *m = v->m;
     const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
@@ -857,7 +879,7 @@ QS_VECTOR_CLONES static void ordered_row32(const qs_arch *a, const gemm_view *v,
     for (int32_t q = 0; q < kl; q++) {
         if (row[q] == 0) continue;
         for (int32_t s = 0; s < S; s++) {
-            const int16_t *restrict y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+            const int16_t *restrict y = &ws[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
             const int32_t x = row[q], sh = 1 << (wpb * s);
             for (int32_t j = 0; j < Cu; j++) {
                 const int32_t t = acc[j] + x * (y[j] * sh); /* |y << (p*s)| <= 2 max |W| */
@@ -910,6 +932,7 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
     if (dense_weights_gather(c, v, in, klist, kl, &dw))
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
     const struct qs_layer_facts *f = layer_facts(c, v, (int32_t)in->layer);
+    const int16_t *ws = NULL; /* the layer's slices, built when a row first needs them */
     /* P (also in 32 bits) and ordered_row's sums, one row of results and of
      * flags; per (list position, column), filled when a row first needs
      * prefix_row: w, and the min and max over s of the partial slice sums W */
@@ -956,11 +979,13 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
             continue;
         }
         if (!have_w) { /* w, min_s W and max_s W of the instruction's weights (see layer_facts) */
+            if (!(ws = layer_slices(c, v, (int32_t)in->layer)))
+                return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
             for (int32_t q = 0; q < kl; q++) {
                 int32_t *wv = wq + (size_t)q * Cu, *mn = wlo + (size_t)q * Cu, *mx = whi + (size_t)q * Cu;
                 for (int32_t j = 0; j < Cu; j++) wv[j] = mn[j] = mx[j] = 0;
                 for (int32_t s = 0; s < S; s++) {
-                    const int16_t *y = &m->wslice[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
+                    const int16_t *y = &ws[(((size_t)v->g * S + s) * K + klist[q]) * N + n0];
                     for (int32_t j = 0; j < Cu; j++) {
                         wv[j] += (int32_t)y[j] * (1 << (wpb * s));
                         mn[j] = s == 0 || wv[j] < mn[j] ? wv[j] : mn[j];
@@ -983,9 +1008,9 @@ static qs_status values_checked(qs_array_ctx *c, const gemm_view *v, const qs_in
         }
         if (ordered) {
             if (narrow_ord)
-                ordered_row32(a, v, klist, kl, row, n0, Cu, (int32_t *)P32, acc64, ovf);
+                ordered_row32(a, v, ws, klist, kl, row, n0, Cu, (int32_t *)P32, acc64, ovf);
             else
-                ordered_row(a, v, klist, kl, row, n0, Cu, acc64, ovf);
+                ordered_row(a, v, ws, klist, kl, row, n0, Cu, acc64, ovf);
             for (int32_t j = 0; j < Cu; j++) val[j] = (int32_t)acc64[j];
             n_ordered++;
         } else {
@@ -1235,14 +1260,15 @@ QS_VECTOR_CLONES static qs_status stationary_fast(qs_array_ctx *c, const gemm_vi
     const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
     const int32_t Ku = pd->Ku, Cu = pd->cols_used;
     const int gate = gating(a);
+    const int16_t *ws = layer_slices(c, v, v->layer);
     int64_t *P = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * ((size_t)Cu + 1) +
                                                       sizeof(int32_t) * ((size_t)L * Ku + (size_t)Ku * Cu + 2 * (size_t)Ku + 1));
-    if (!P) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    if (!ws || !P) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
     int32_t *X = (int32_t *)(P + Cu), *Y = X + (size_t)L * Ku, *zs = Y + (size_t)Ku * Cu, *zc = zs + Ku;
     if (pd->is_is) {
         for (int64_t e = 0; e < L; e++)
             for (int32_t rr = 0; rr < Ku; rr++)
-                X[e * Ku + rr] = m->wslice[(((size_t)v->g * S + (size_t)(e % S)) * K + pd->krow[rr]) * N + pd->stream[e / S]];
+                X[e * Ku + rr] = ws[(((size_t)v->g * S + (size_t)(e % S)) * K + pd->krow[rr]) * N + pd->stream[e / S]];
         for (int32_t j = 0; j < Cu; j++)
             for (int32_t rr = 0; rr < Ku; rr++) Y[(size_t)rr * Cu + j] = act_at(v, pd->col0 + j, pd->krow[rr]);
     } else {
@@ -1255,7 +1281,7 @@ QS_VECTOR_CLONES static qs_status stationary_fast(qs_array_ctx *c, const gemm_vi
             }
         }
         for (int32_t rr = 0; rr < Ku; rr++) {
-            const int16_t *y = &m->wslice[(((size_t)v->g * S + pd->s) * K + pd->krow[rr]) * N + pd->col0];
+            const int16_t *y = &ws[(((size_t)v->g * S + pd->s) * K + pd->krow[rr]) * N + pd->col0];
             for (int32_t j = 0; j < Cu; j++) Y[(size_t)rr * Cu + j] = y[j];
         }
     }
@@ -1498,6 +1524,9 @@ qs_status qs_array_gemm(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, q
     v.IN = &c->net->layers[L->inputs[0]];
     v.in = c->outputs[L->inputs[0]];
     v.m = m;
+    v.layer = (int32_t)in->layer;
+    v.w = c->net->tensors[L->weight].data;
+    v.path_bits = c->arch->weight_path_bits;
     v.g = in->group;
     v.za = v.IN->out_zp;
     v.list = NULL;

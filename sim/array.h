@@ -60,6 +60,16 @@ typedef struct {
         void *buf;
         size_t cap;
     } dense;
+    /* fast engine: the current layer's weight slices side by side, slice s
+     * of w[k][n] of group g at w[((g*slices + s)*K + k)*N + n], built when a
+     * vectorized loop first needs them (WS/IS passes that gate or may
+     * overflow, OS layers that may overflow; sim/array.c, layer_slices) */
+    struct qs_layer_slices {
+        int32_t layer;          /* whose slices these are; -1: none yet */
+        int16_t *w;
+        void *buf;
+        size_t cap;
+    } slices;
     /* fast engine, OS: what an instruction's activation rows gave, kept for
      * the instructions of the layer's other n-blocks that read the same rows
      * (sim/array.c, os_rows): one slot per (group, m-tile, k-chunk) of the

@@ -26,7 +26,8 @@ struct qs_sim {
     const qs_net *net;
     const qs_prog *prog;
     qs_engine engine;
-    int32_t **outputs;       /* per layer, CHW */
+    int32_t **outputs;       /* per layer, CHW, inside output_block */
+    int32_t *output_block;   /* every layer's output, one block (see qs_sim_create) */
     int32_t *accum;
     qs_array_ctx actx;
     qs_ssmem ssm;            /* scalesim convention: SCALE-Sim's memory model of layer ss_layer */
@@ -71,18 +72,27 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
     s->stats = calloc((size_t)net->n_layers, sizeof *s->stats);
     int64_t max_acc = 1;
     if (!s->outputs || !s->stats) goto oom;
+    /* The layers' outputs in one block: one big allocation takes huge pages
+     * (qs_calloc_big) where many small ones would each fault page by page.
+     * Each output starts on a 64-byte boundary, with one spare element. */
+    size_t block = 0;
+    for (int32_t i = 0; i < net->n_layers; i++)
+        if (net->layers[i].kind != QS_L_FLATTEN) block += ((size_t)layer_elems(&net->layers[i]) + 1 + 15) & ~(size_t)15;
+    s->output_block = qs_calloc_big(block, sizeof(int32_t));
+    if (!s->output_block) goto oom;
+    block = 0;
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
         if (L->kind == QS_L_FLATTEN) continue; /* a view of its input */
-        s->outputs[i] = calloc((size_t)layer_elems(L) + 1, sizeof(int32_t));
-        if (!s->outputs[i]) goto oom;
+        s->outputs[i] = s->output_block + block;
+        block += ((size_t)layer_elems(L) + 1 + 15) & ~(size_t)15;
         const qs_layer_map *m = &prog->maps[i];
         if (m->is_gemm && (int64_t)m->g.groups * m->g.M * m->g.N > max_acc)
             max_acc = (int64_t)m->g.groups * m->g.M * m->g.N;
     }
     for (int32_t i = 0; i < net->n_layers; i++)
         if (net->layers[i].kind == QS_L_FLATTEN) s->outputs[i] = s->outputs[net->layers[i].inputs[0]];
-    s->accum = calloc((size_t)max_acc, sizeof(int32_t));
+    s->accum = qs_calloc_big((size_t)max_acc, sizeof(int32_t));
     if (!s->accum) goto oom;
     for (int q = 0; q < QS_Q_COUNT; q++) {
         s->qorder[q] = malloc(sizeof(int32_t) * (size_t)(prog->n_insn + 1));
@@ -114,9 +124,7 @@ void qs_sim_destroy(qs_sim *s)
 {
     if (!s) return;
     if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
-    if (s->outputs)
-        for (int32_t i = 0; i < s->net->n_layers; i++)
-            if (s->net->layers[i].kind != QS_L_FLATTEN) free(s->outputs[i]);
+    free(s->output_block);
     free(s->outputs);
     free(s->stats);
     free(s->accum);
@@ -175,6 +183,24 @@ static int32_t requant(const qs_layer *L, int32_t c, int64_t acc)
     return qs_requant_apply(acc, rq_mult(&L->rq, c), rq_shift(&L->rq, c), L->out_zp, L->clamp_lo, L->clamp_hi);
 }
 
+/* requant() for n accumulators of channel c, out[i] from acc[i]: the
+ * channel's constants looked up once, the values in a loop without
+ * branches (qs_requant_many). */
+static void requant_many(const qs_layer *L, int32_t c, const int64_t *acc, int32_t n, int32_t *out)
+{
+    if (L->rq.n == 0) {
+        for (int32_t i = 0; i < n; i++) {
+            int64_t v = acc[i] + L->out_zp;
+            out[i] = (int32_t)(v < L->clamp_lo ? L->clamp_lo : v > L->clamp_hi ? L->clamp_hi : v);
+        }
+        return;
+    }
+    qs_requant_many(acc, n, rq_mult(&L->rq, c), rq_shift(&L->rq, c), L->out_zp, L->clamp_lo, L->clamp_hi, out);
+}
+
+/* Values the post-processing unit requantizes at a time (a stack buffer). */
+#define PPU_CHUNK 256
+
 /* Post-process output tile of a STORE: values into the layer output, and the
  * element operations it costs (docs/timing.md, "Post-processing"). */
 static int64_t ppu_execute(qs_sim *s, const qs_insn *in)
@@ -184,19 +210,23 @@ static int64_t ppu_execute(qs_sim *s, const qs_insn *in)
     const qs_layer_map *m = &s->prog->maps[in->layer];
     int32_t *out = s->outputs[in->layer];
     int64_t ops = 0;
+    int64_t sums[PPU_CHUNK];
     if (m->is_gemm) {
-        int32_t HW = L->out_h * L->out_w;
-        for (uint32_t i = 0; i < in->m_len; i++)
-            for (uint32_t j = 0; j < in->n_len; j++) {
-                int32_t mm = (int32_t)(in->m0 + i), n = (int32_t)(in->n0 + j);
-                int32_t oc = in->group * m->g.N + n;
-                int64_t acc = s->accum[((size_t)in->group * m->g.M + mm) * m->g.N + n];
-                int64_t b = acc + m->bias_folded[oc];
-                /* the bias adder is 32 bits wide and saturates */
-                if (b > INT32_MAX) b = INT32_MAX;
-                if (b < INT32_MIN) b = INT32_MIN;
-                out[(size_t)oc * HW + mm] = requant(L, oc, b);
+        /* channel by channel: its outputs m0.. lie side by side in CHW */
+        const int32_t HW = L->out_h * L->out_w, N = m->g.N;
+        for (uint32_t j = 0; j < in->n_len; j++) {
+            const int32_t n = (int32_t)(in->n0 + j), oc = in->group * N + n, bias = m->bias_folded[oc];
+            const int32_t *acc = &s->accum[((size_t)in->group * m->g.M + in->m0) * N + n];
+            for (uint32_t i0 = 0; i0 < in->m_len; i0 += PPU_CHUNK) {
+                const int32_t len = (int32_t)(in->m_len - i0 < PPU_CHUNK ? in->m_len - i0 : PPU_CHUNK);
+                for (int32_t i = 0; i < len; i++) {
+                    int64_t b = (int64_t)acc[(size_t)(i0 + (uint32_t)i) * N] + bias;
+                    /* the bias adder is 32 bits wide and saturates */
+                    sums[i] = b > INT32_MAX ? INT32_MAX : b < INT32_MIN ? INT32_MIN : b;
+                }
+                requant_many(L, oc, sums, len, &out[(size_t)oc * HW + in->m0 + i0]);
             }
+        }
         return (int64_t)in->m_len * in->n_len;
     }
     const qs_layer *IN = &net->layers[L->inputs[0]];
@@ -239,12 +269,14 @@ static int64_t ppu_execute(qs_sim *s, const qs_insn *in)
         const qs_layer *IN2 = &net->layers[L->inputs[1]];
         const int32_t *x2 = s->outputs[L->inputs[1]];
         for (int32_t c = c0; c < c1; c++)
-            for (int32_t i = 0; i < OH * OW; i++) {
-                size_t idx = (size_t)c * OH * OW + (size_t)i;
-                int64_t acc = (int64_t)(x[idx] - IN->out_zp) * L->add_mul[0] +
-                              (int64_t)(x2[idx] - IN2->out_zp) * L->add_mul[1];
-                out[idx] = requant(L, c, acc);
-                ops += 2;
+            for (int32_t i0 = 0; i0 < OH * OW; i0 += PPU_CHUNK) {
+                const int32_t len = OH * OW - i0 < PPU_CHUNK ? OH * OW - i0 : PPU_CHUNK;
+                const size_t at = (size_t)c * OH * OW + (size_t)i0;
+                for (int32_t i = 0; i < len; i++)
+                    sums[i] = (int64_t)(x[at + (size_t)i] - IN->out_zp) * L->add_mul[0] +
+                              (int64_t)(x2[at + (size_t)i] - IN2->out_zp) * L->add_mul[1];
+                requant_many(L, c, sums, len, &out[at]);
+                ops += 2 * len;
             }
         break;
     }

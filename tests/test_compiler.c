@@ -541,13 +541,13 @@ static int check_layer_map(const qs_net *net, const qs_arch *a, const qs_prog *p
     CHECK(m->weight_bits == wbits && m->weight_bipolar == bip, "layer %d weight bits", li);
     CHECK(m->act_bits == IN->out_bits && m->act_signed == IN->out_signed, "layer %d act bits", li);
     if (bad) return bad;
-    /* slices reproduce the weights, each slice in its lane's range */
+    /* the layer's slices (qs_weight_slice) reproduce the weights, each slice in its lane's range */
     for (int g = 0; g < G && !bad; g++)
         for (int k = 0; k < K && !bad; k++)
             for (int n = 0; n < N && !bad; n++) {
                 int64_t sum = 0;
                 for (int s = 0; s < S; s++) {
-                    int v = m->wslice[(((size_t)g * S + s) * K + k) * N + n];
+                    int v = qs_weight_slice(m, p_, wt(net, li, g, k, n, &d), s);
                     int lo, hi;
                     if (bip) { lo = -1; hi = 1; }
                     else if (S == 1) { lo = W->is_signed ? -(1 << (wbits - 1)) : 0; hi = W->is_signed ? (1 << (wbits - 1)) - 1 : (1 << wbits) - 1; }

@@ -293,6 +293,26 @@ static void test_pack_roundtrip_all(void)
     free(buf);
 }
 
+/* Big-array allocation: zeroed where asked, writable to the last byte at
+ * sizes below and above the huge-page rounding, refused on size overflow. */
+static void test_alloc_big(void)
+{
+    const size_t sizes[] = {0, 1, 4096, ((size_t)1 << 20) - 1, (size_t)1 << 20, ((size_t)5 << 20) + 3};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint8_t *z = qs_calloc_big(sizes[i], 1);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+        int nonzero = 0;
+        for (size_t k = 0; k < sizes[i]; k++) nonzero |= z[k];
+        CU_ASSERT_EQUAL(nonzero, 0);
+        free(z);
+        uint8_t *p = qs_alloc_big(sizes[i]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        if (sizes[i]) p[0] = p[sizes[i] - 1] = 0x5A;
+        free(p);
+    }
+    CU_ASSERT_PTR_NULL(qs_calloc_big(SIZE_MAX / 2, 4));
+}
+
 /* ---- suite: requantization ------------------------------------------- */
 
 static void test_requant_cases(void)
@@ -339,6 +359,41 @@ static void test_requant_cases(void)
     CU_ASSERT_EQUAL(qs_requant_apply(INT32_MAX, INT32_MAX, -31, 32767, -32768, 32767), 32767);
     /* M0 = 0 */
     CU_ASSERT_EQUAL(qs_requant_apply(123456, 0, 5, 7, -100, 100), 7);
+}
+
+/* The bulk requantization gives qs_requant_apply's value for every
+ * accumulator: edges (saturation both ways, the INT32_MIN * INT32_MIN
+ * product, shifts beyond +-31, ties) and a pseudo-random sweep. */
+static void test_requant_many_matches(void)
+{
+    enum { N = 64 };
+    static const int64_t edge[] = {0, 1, -1, 2, -2, 3, -3, 5, -5, 1023, -1023, INT32_MAX, INT32_MIN,
+                                   (int64_t)INT32_MAX + 1, (int64_t)INT32_MIN - 1, (int64_t)1 << 40,
+                                   -((int64_t)1 << 40), INT64_MAX, INT64_MIN, 1 << 30, -(1 << 30)};
+    static const int32_t mults[] = {0, 1, -1, 1 << 30, INT32_MAX, INT32_MIN, 1518500250, -1518500250, 123456789};
+    static const int32_t clamps[][3] = {{0, INT32_MIN, INT32_MAX}, {5, 0, 255}, {-128, -128, 127}, {32767, -32768, 32767}};
+    int64_t acc[N];
+    int32_t got[N];
+    uint64_t seed = 99;
+    int bad = 0;
+    for (int shift = -40; shift <= 40; shift++)
+        for (size_t mi = 0; mi < sizeof mults / sizeof mults[0]; mi++)
+            for (size_t ci = 0; ci < sizeof clamps / sizeof clamps[0]; ci++) {
+                const int8_t sh = (int8_t)shift;
+                for (int i = 0; i < N; i++) {
+                    seed = seed * 6364136223846793005u + 1442695040888963407u;
+                    const int64_t r = (int64_t)(seed >> 1) >> (seed % 40); /* magnitudes from 2^23 to 2^62 */
+                    acc[i] = i < (int)(sizeof edge / sizeof edge[0]) ? edge[i] : (seed & 1) ? r : -r;
+                }
+                qs_requant_many(acc, N, mults[mi], sh, clamps[ci][0], clamps[ci][1], clamps[ci][2], got);
+                for (int i = 0; i < N; i++) {
+                    const int32_t want = qs_requant_apply(acc[i], mults[mi], sh, clamps[ci][0], clamps[ci][1], clamps[ci][2]);
+                    if (got[i] != want && bad++ < 5)
+                        printf("\n  requant_many(%lld, %d, %d) = %d, qs_requant_apply %d", (long long)acc[i],
+                               (int)mults[mi], shift, (int)got[i], (int)want);
+                }
+            }
+    CU_ASSERT_EQUAL(bad, 0);
 }
 
 static void test_layer_requant(void)
@@ -1126,10 +1181,12 @@ int main(int argc, char **argv)
         {"known packed bytes", test_pack_known_bytes},
         {"pack rejects out-of-range values", test_pack_rejects},
         {"pack/unpack every dtype", test_pack_roundtrip_all},
+        {"big-array allocation", test_alloc_big},
         CU_TEST_INFO_NULL};
     static CU_TestInfo requant_tests[] = {
         {"hand-computed cases", test_requant_cases},
         {"per-layer selection", test_layer_requant},
+        {"bulk = one by one", test_requant_many_matches},
         CU_TEST_INFO_NULL};
     static CU_TestInfo roundtrip_tests[] = {
         {"tiny byte for byte", test_roundtrip_tiny},

@@ -851,7 +851,6 @@ static void test_reports(void)
             r->layer.rq.shift = NULL;
             r->map = p->maps[1];
             r->map.list_off = r->map.list = r->map.bias_folded = NULL;
-            r->map.wslice = NULL;
             r->stats = *qs_sim_layer_stats(s, 1);
             CU_ASSERT(r->stats.ss.folds > 0);
             CU_ASSERT(r->stats.ss.total_cycles > 0);
