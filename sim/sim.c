@@ -4,6 +4,20 @@
  * "Stall attribution") is the specification. */
 #include "sim.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define QS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QS_ASAN 1
+#endif
+#endif
+#ifndef QS_ASAN
+#define QS_ASAN 0
+#endif
+#if QS_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +106,16 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
     }
     for (int32_t i = 0; i < net->n_layers; i++)
         if (net->layers[i].kind == QS_L_FLATTEN) s->outputs[i] = s->outputs[net->layers[i].inputs[0]];
+#if QS_ASAN
+    /* sanitizer builds: the gap after each output is poisoned, so that a
+     * write past a layer's end is caught as it would be with one block per layer */
+    for (int32_t i = 0; i < net->n_layers; i++) {
+        const qs_layer *L = &net->layers[i];
+        if (L->kind == QS_L_FLATTEN) continue;
+        size_t n = (size_t)layer_elems(L), stride = (n + 1 + 15) & ~(size_t)15;
+        ASAN_POISON_MEMORY_REGION(s->outputs[i] + n, (stride - n) * sizeof(int32_t));
+    }
+#endif
     s->accum = qs_calloc_big((size_t)max_acc, sizeof(int32_t));
     if (!s->accum) goto oom;
     for (int q = 0; q < QS_Q_COUNT; q++) {
