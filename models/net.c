@@ -21,17 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-/* Loops that vectorize are also compiled for AVX2 and chosen at run time
- * (as in sim/array.c; not under sanitizers, whose runtime lacks ifuncs). */
-#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(QS_NO_CLONES)
-#if __has_attribute(target_clones)
-#define QS_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef QS_VECTOR_CLONES
-#define QS_VECTOR_CLONES
-#endif
+#include "qs_vector.h"
 
 /* ---- layout constants (docs/qbin.md) ---------------------------------- */
 

@@ -14,20 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The fast engine's vector loops are also compiled for AVX2 and picked at
- * run time by the CPU (GCC/Clang function multiversioning), as the build
- * targets baseline x86-64. Integer arithmetic only: every version gives the
- * same results. Not under the sanitizers, whose start-up does not mix with
- * ifunc resolvers. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(QS_NO_CLONES)
-#if __has_attribute(target_clones)
-#define QS_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef QS_VECTOR_CLONES
-#define QS_VECTOR_CLONES
-#endif
+#include "qs_vector.h"
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
