@@ -454,6 +454,34 @@ static const char *g_case = "";
         }                                                                     \
     } while (0)
 
+/* A network of one k x k conv layer (stride 1, no padding) over a c x h x w
+ * input of abits-bit activations, weights of dtype wdt drawn from seed. */
+static qs_net *rn_one_conv(int c, int h, int w, int k, int out_c, qs_dtype wdt, int abits, int out_bits,
+                           uint64_t seed)
+{
+    rn_spec s;
+    memset(&s, 0, sizeof s);
+    s.c = c;
+    s.h = h;
+    s.w = w;
+    s.bits = abits;
+    s.sgn = 0;
+    s.n = 1;
+    s.seed = seed;
+    rn_layer *l = &s.l[0];
+    l->kind = QS_L_CONV;
+    l->out_c = out_c;
+    l->kh = l->kw = k;
+    l->sh = l->sw = l->dh = l->dw = 1;
+    l->groups = 1;
+    l->wdt = wdt;
+    l->wsigned = 1;
+    l->out_bits = out_bits;
+    l->rq_mode = 1;
+    l->rq_gain = 1.0;
+    return rn_build(&s);
+}
+
 #ifndef QS_RANDNET_ONLY
 
 /* ======================================================================
@@ -1169,27 +1197,7 @@ static void test_tight_buffers(void)
 /* A hand-made conv layer (for the refusal tests). */
 static qs_net *one_conv(int c, int h, int w, int k, int out_c, qs_dtype wdt, int abits, const char *name)
 {
-    rn_spec s;
-    memset(&s, 0, sizeof s);
-    s.c = c;
-    s.h = h;
-    s.w = w;
-    s.bits = abits;
-    s.sgn = 0;
-    s.n = 1;
-    s.seed = 7;
-    rn_layer *l = &s.l[0];
-    l->kind = QS_L_CONV;
-    l->out_c = out_c;
-    l->kh = l->kw = k;
-    l->sh = l->sw = l->dh = l->dw = 1;
-    l->groups = 1;
-    l->wdt = wdt;
-    l->wsigned = 1;
-    l->out_bits = 4;
-    l->rq_mode = 1;
-    l->rq_gain = 1.0;
-    qs_net *net = rn_build(&s);
+    qs_net *net = rn_one_conv(c, h, w, k, out_c, wdt, abits, 4, 7);
     snprintf(net->layers[1].name, sizeof net->layers[1].name, "%s", name);
     return net;
 }

@@ -469,27 +469,7 @@ static void test_random_equivalence(void)
 /* A single conv layer with given shape and weight dtype; weights dense nonzero. */
 static qs_net *timing_net(int c, int h, int w, int k, int out_c, qs_dtype wdt, int abits, uint64_t seed)
 {
-    rn_spec s;
-    memset(&s, 0, sizeof s);
-    s.c = c;
-    s.h = h;
-    s.w = w;
-    s.bits = abits;
-    s.sgn = 0;
-    s.n = 1;
-    s.seed = seed;
-    rn_layer *l = &s.l[0];
-    l->kind = QS_L_CONV;
-    l->out_c = out_c;
-    l->kh = l->kw = k;
-    l->sh = l->sw = l->dh = l->dw = 1;
-    l->groups = 1;
-    l->wdt = wdt;
-    l->wsigned = 1;
-    l->out_bits = 8;
-    l->rq_mode = 1;
-    l->rq_gain = 1.0;
-    return rn_build(&s);
+    return rn_one_conv(c, h, w, k, out_c, wdt, abits, 8, seed);
 }
 
 /* Nonzero input everywhere except where zero(c, m) says. */
