@@ -463,19 +463,10 @@ class Importer:
 
     def node(self, node):
         op = node.op_type
-        dom = node.domain or "ai.onnx"
-        if dom in QONNX_DOMAINS:
-            if op not in QONNX_OPS:
-                refuse(node, "unsupported op (QONNX domain '%s')" % dom)
-        elif dom != "ai.onnx":
-            refuse(node, "unsupported op domain '%s'" % dom)
-        elif op in QONNX_OPS or op not in ATTRS:
-            refuse(node, "unsupported op")
+        screen_node(node)
         import onnx
         at = {}
         for a in node.attribute:
-            if a.name not in ATTRS[op]:
-                refuse(node, "unsupported attribute '%s'" % a.name)
             v = onnx.helper.get_attribute_value(a)
             at[a.name] = v.decode() if isinstance(v, bytes) else v
         ins = [self.vals.get(i) if i else None for i in node.input]
@@ -1913,20 +1904,25 @@ class Importer:
 
 # ---------------------------------------------------------------------------- entry points
 
+def screen_node(node) -> None:
+    """Refuse an unsupported op, op domain or attribute, naming the node."""
+    op, dom = node.op_type, node.domain or "ai.onnx"
+    if dom in QONNX_DOMAINS:
+        if op not in QONNX_OPS:
+            refuse(node, "unsupported op (QONNX domain '%s')" % dom)
+    elif dom != "ai.onnx":
+        refuse(node, "unsupported op domain '%s'" % dom)
+    elif op in QONNX_OPS or op not in ATTRS:
+        refuse(node, "unsupported op")
+    for a in node.attribute:
+        if a.name not in ATTRS[op]:
+            refuse(node, "unsupported attribute '%s'" % a.name)
+
+
 def screen(model) -> None:
     """Refuse unsupported ops and attributes by node name before anything else."""
     for node in model.graph.node:
-        op, dom = node.op_type, node.domain or "ai.onnx"
-        if dom in QONNX_DOMAINS:
-            if op not in QONNX_OPS:
-                refuse(node, "unsupported op (QONNX domain '%s')" % dom)
-        elif dom != "ai.onnx":
-            refuse(node, "unsupported op domain '%s'" % dom)
-        elif op in QONNX_OPS or op not in ATTRS:
-            refuse(node, "unsupported op")
-        for a in node.attribute:
-            if a.name not in ATTRS[op]:
-                refuse(node, "unsupported attribute '%s'" % a.name)
+        screen_node(node)
 
 
 def load_model(path: str):
