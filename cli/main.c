@@ -297,6 +297,27 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* qs_sim_run, printing the simulated cycle count on stderr about four times a
+ * second (for a terminal: a detailed-engine ResNet takes a while). Same
+ * result: qs_sim_run is start + advance to the end. */
+static qs_status run_showing_cycles(qs_sim *sim, qs_error *e)
+{
+    qs_status st = qs_sim_start(sim, e);
+    int done = 0, shown = 0;
+    double last = now_seconds();
+    while (!st && !done) {
+        st = qs_sim_advance(sim, qs_sim_now(sim) + 65536, &done, e);
+        double t = now_seconds();
+        if (t - last >= 0.25) {
+            fprintf(stderr, "\rqsim: %llu cycles simulated", (unsigned long long)qs_sim_now(sim));
+            last = t;
+            shown = 1;
+        }
+    }
+    if (shown) fputc('\n', stderr);
+    return st;
+}
+
 /* ---- SCALE-Sim topologies (docs/scalesim.md) ---------------------------------------- */
 
 static int is_topology_path(const char *p)
@@ -542,6 +563,7 @@ static int cmd_run(int argc, char **argv)
     }
     int n_correct = 0;
     int progress = isatty(2) && n > 1;
+    int cycle_progress = isatty(2) && n == 1; /* one long inference: its simulated cycles */
     for (int32_t b = 0; b < n; b++) {
         if (o.input) {
             qs_error ie;
@@ -550,7 +572,7 @@ static int cmd_run(int argc, char **argv)
                 goto out;
             }
         }
-        if (qs_sim_run(sim, &e)) goto out;
+        if ((cycle_progress ? run_showing_cycles(sim, &e) : qs_sim_run(sim, &e)) != QS_OK) goto out;
         if (trace) { /* the first inference only */
             qs_sim_set_trace(sim, NULL, 0, 0);
             qs_status ts = qs_trace_close(trace, &e);

@@ -146,5 +146,23 @@ expect "info --help" 0 "usage: qsim info" -- "$QSIM" info --help
 # and a good run still works with the same fixtures
 expect "good run" 0 -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --input "$T/good.npy" -q
 
+# on a terminal a single inference reports its progress (cycles simulated) while it
+# runs; the answers must be those of a run without a terminal (`script` gives a pty)
+if command -v script >/dev/null; then
+    script -qec "'$QSIM' run --arch '$ARCH' --engine detailed '$ROOT/models/nets/demo_w2a4.qbin' --json '$T/tty.json' -q" \
+        /dev/null >/dev/null 2>&1
+    "$QSIM" run --arch "$ARCH" --engine detailed "$ROOT/models/nets/demo_w2a4.qbin" --json "$T/notty.json" -q
+    if $PY -c "
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+a.pop('wall_seconds'); b.pop('wall_seconds')
+sys.exit(a != b)" "$T/tty.json" "$T/notty.json" 2>/dev/null; then
+        pass=$((pass + 1))
+    else
+        echo "FAIL: a run on a terminal (progress shown) gives other answers than one without"
+        fail=$((fail + 1))
+    fi
+fi
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
