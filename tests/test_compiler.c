@@ -1046,6 +1046,22 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
     return bad;
 }
 
+/* Compile; a program is checked, and the only acceptable failure is "does not
+ * fit" (tight buffers). Returns 1 when it compiled. */
+static int compile_checked(const qs_net *net, const qs_arch *a)
+{
+    qs_prog *p = NULL;
+    qs_error e;
+    qs_status st = qs_compile(net, a, &p, &e);
+    if (st == QS_OK) check_program(net, a, p);
+    else {
+        int bad = 0;
+        CHECK(st == QS_ERR_NOFIT, "compile failed (%d): %s", (int)st, e.msg);
+    }
+    qs_prog_destroy(p);
+    return st == QS_OK;
+}
+
 /* ======================================================================
  * Tests
  * ====================================================================== */
@@ -1176,17 +1192,7 @@ static void test_tight_buffers(void)
         rn_describe(&s, desc, sizeof desc);
         snprintf(cs, sizeof cs, "tight %d: %s 1/1/1 KiB; %s", it, DF_NAME[df], desc);
         g_case = cs;
-        qs_prog *p = NULL;
-        qs_error e;
-        qs_status st = qs_compile(net, &a, &p, &e);
-        if (st == QS_OK) {
-            check_program(net, &a, p);
-            compiled++;
-        } else {
-            int bad = 0;
-            CHECK(st == QS_ERR_NOFIT, "compile failed (%d): %s", (int)st, e.msg);
-        }
-        qs_prog_destroy(p);
+        compiled += compile_checked(net, &a);
         qs_net_destroy(net);
     }
     g_case = "";
@@ -1445,16 +1451,7 @@ static void test_shipped_nets(void)
             char cs[256];
             snprintf(cs, sizeof cs, "%s on %dx%d %s, %s", NETS[k], sh[0], sh[1], DF_NAME[it % 3], qs_zero_skip_name(a.zero_skip));
             g_case = cs;
-            qs_prog *p = NULL;
-            st = qs_compile(net, &a, &p, &e);
-            if (st == QS_OK) {
-                check_program(net, &a, p);
-                compiled++;
-            } else {
-                int bad = 0;
-                CHECK(st == QS_ERR_NOFIT, "compile failed (%d): %s", (int)st, e.msg);
-            }
-            qs_prog_destroy(p);
+            compiled += compile_checked(net, &a);
         }
         qs_net_destroy(net);
     }
