@@ -1232,19 +1232,24 @@ class Importer:
             refuse(node, "input zero point must be a single constant")
         return int(zv.v.ravel()[0])
 
-    def op_ConvInteger(self, node, at):
-        self.forms.add("QOperator")
-        xz = self.input_zero_point(node, 2)
-        x = self.int_act(node, 0, xz, 0.0)
+    def integer_weight(self, node, axis: int, unit: str) -> QConst:
+        """ConvInteger / MatMulInteger: the int8/uint8 weight (input 1) with its optional zero
+        point (input 3), per tensor or per `axis` (output channels / columns)."""
         w = self.const(node, 1, what="weight")
         if w.dtype not in (np.int8, np.uint8):
             refuse(node, "weight must be int8 or uint8")
         wz = self.const(node, 3, optional=True)
         z = np.zeros((), np.int64) if wz is None else wz.astype(np.int64)
-        if z.size > 1 and z.size != w.shape[0]:
-            refuse(node, "weight zero point has %d entries for %d channels" % (z.size, w.shape[0]))
-        wq = QConst(w.astype(np.int64), np.ones(z.shape), z.reshape(-1) if z.size > 1 else z.reshape(()),
-                    0 if z.size > 1 else -1, 8, w.dtype == np.int8)
+        if z.size > 1 and z.size != w.shape[axis]:
+            refuse(node, "weight zero point has %d entries for %d %s" % (z.size, w.shape[axis], unit))
+        return QConst(w.astype(np.int64), np.ones(z.shape), z.reshape(-1) if z.size > 1 else z.reshape(()),
+                      axis if z.size > 1 else -1, 8, w.dtype == np.int8)
+
+    def op_ConvInteger(self, node, at):
+        self.forms.add("QOperator")
+        xz = self.input_zero_point(node, 2)
+        x = self.int_act(node, 0, xz, 0.0)
+        wq = self.integer_weight(node, 0, "channels")
         p = self.conv_pending(node, at, Act(x.layer, x.shape, 1.0, xz, True), wq, None, Fraction(1))
         p.int_state = True
         return p
@@ -1319,15 +1324,9 @@ class Importer:
         self.forms.add("QOperator")
         xz = self.input_zero_point(node, 2)
         x = self.int_act(node, 0, xz, 0.0)
-        w = self.const(node, 1, what="weight")
-        if w.dtype not in (np.int8, np.uint8) or w.ndim != 2:
+        if self.const(node, 1, what="weight").ndim != 2:
             refuse(node, "weight must be an int8 or uint8 matrix")
-        wz = self.const(node, 3, optional=True)
-        z = np.zeros((), np.int64) if wz is None else wz.astype(np.int64)
-        if z.size > 1 and z.size != w.shape[1]:
-            refuse(node, "weight zero point has %d entries for %d columns" % (z.size, w.shape[1]))
-        wq = QConst(w.astype(np.int64), np.ones(z.shape), z.reshape(-1) if z.size > 1 else z.reshape(()),
-                    1 if z.size > 1 else -1, 8, w.dtype == np.int8)
+        wq = self.integer_weight(node, 1, "columns")
         p = self.fc_pending(node, Act(x.layer, x.shape, 1.0, xz, True), wq, 1, Fraction(1), True)
         p.int_state = True
         return p
