@@ -436,20 +436,29 @@ qs_status qs_tensor_unpack(const uint8_t *in, size_t in_len, int64_t count, qs_d
 /* ---- messages --------------------------------------------------------- */
 
 /* One diagnostic: "<where>: byte N (<ctx>): <what>"; byte omitted when off < 0. */
+static qs_status vfail_at(qs_error *err, const char *where, int64_t off, const char *ctx, const char *fmt,
+                          va_list ap) __attribute__((format(printf, 5, 0)));
+static qs_status vfail_at(qs_error *err, const char *where, int64_t off, const char *ctx, const char *fmt,
+                          va_list ap)
+{
+    char what[384];
+    vsnprintf(what, sizeof what, fmt, ap);
+    if (off >= 0)
+        return qs_fail(err, QS_ERR_FORMAT, "%s: byte %lld (%s): %s", where, (long long)off,
+                       ctx, what);
+    return qs_fail(err, QS_ERR_FORMAT, "%s: %s: %s", where, ctx, what);
+}
+
 static qs_status fail_at(qs_error *err, const char *where, int64_t off, const char *ctx,
                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static qs_status fail_at(qs_error *err, const char *where, int64_t off, const char *ctx,
                          const char *fmt, ...)
 {
-    char what[384];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    qs_status st = vfail_at(err, where, off, ctx, fmt, ap);
     va_end(ap);
-    if (off >= 0)
-        return qs_fail(err, QS_ERR_FORMAT, "%s: byte %lld (%s): %s", where, (long long)off,
-                       ctx, what);
-    return qs_fail(err, QS_ERR_FORMAT, "%s: %s: %s", where, ctx, what);
+    return st;
 }
 
 /* A name is printable ASCII terminated within QS_NAME_MAX. Also used on
@@ -487,28 +496,28 @@ static qs_status tensor_fail(const vctx *v, int32_t t, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static qs_status tensor_fail(const vctx *v, int32_t t, const char *fmt, ...)
 {
-    char what[384], ctx[96];
+    char ctx[96];
+    snprintf(ctx, sizeof ctx, "tensor %d '%s'", (int)t, safe_name(v->net->tensors[t].name));
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    qs_status st = vfail_at(v->err, v->where, v->lay ? v->lay->tensor_off[t] : -1, ctx, fmt, ap);
     va_end(ap);
-    snprintf(ctx, sizeof ctx, "tensor %d '%s'", (int)t, safe_name(v->net->tensors[t].name));
-    return fail_at(v->err, v->where, v->lay ? v->lay->tensor_off[t] : -1, ctx, "%s", what);
+    return st;
 }
 
 static qs_status layer_fail(const vctx *v, int32_t i, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static qs_status layer_fail(const vctx *v, int32_t i, const char *fmt, ...)
 {
-    char what[384], ctx[112];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
+    char ctx[112];
     const qs_layer *l = &v->net->layers[i];
     snprintf(ctx, sizeof ctx, "layer %d '%s', %s", (int)i, safe_name(l->name),
              qs_layer_kind_name(l->kind));
-    return fail_at(v->err, v->where, v->lay ? v->lay->layer_off[i] : -1, ctx, "%s", what);
+    va_list ap;
+    va_start(ap, fmt);
+    qs_status st = vfail_at(v->err, v->where, v->lay ? v->lay->layer_off[i] : -1, ctx, fmt, ap);
+    va_end(ap);
+    return st;
 }
 
 static qs_status validate_tensor(const vctx *v, int32_t ti)
