@@ -20,30 +20,7 @@ fail=0
 ok() { pass=$((pass + 1)); printf 'ok   %s\n' "$1"; }
 bad() { fail=$((fail + 1)); printf 'FAIL %s: %s\n' "$1" "$2"; }
 
-# expect NAME CODE NEEDLE... -- COMMAND...: exit code, never a signal; for exit 1 exactly one stderr line
-# "qsim: ..." holding every NEEDLE; for exit 2 the first line starts with "qsim: "
-expect() {
-    local name=$1 code=$2
-    shift 2
-    local needles=()
-    while [ "$1" != "--" ]; do needles+=("$1"); shift; done
-    shift
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$? why=""
-    if [ $rc -ge 128 ]; then why="killed by a signal (exit $rc)"
-    elif [ $rc -ne "$code" ]; then why="exit $rc, expected $code"
-    elif ! head -n 1 "$T/err" | grep -q '^qsim: '; then why="message does not start with 'qsim: '"
-    elif [ "$code" = 1 ] && [ "$(grep -c . "$T/err")" -ne 1 ]; then why="$(grep -c . "$T/err") lines on stderr"
-    fi
-    for n in "${needles[@]}"; do
-        if [ -z "$why" ] && ! grep -q -F -- "$n" "$T/err"; then why="message lacks '$n'"; fi
-    done
-    if [ -z "$why" ]; then ok "$name  [$(head -n 1 "$T/err")]"
-    else
-        bad "$name" "$why"
-        sed 's/^/     stderr: /' "$T/err" | head -n 5
-    fi
-}
+. "$(dirname "$0")/cli_expect.sh"
 
 # a small topology: strided, stride larger than the filter, a classifier
 cat >"$T/small.csv" <<'EOF'
