@@ -76,7 +76,7 @@ static int drain(qs_ssmem *m, uint64_t cycle, uint64_t *end)
     int64_t words = nl * m->line_words - (m->line_words - last_valid);
     m->free_words += words;
     m->st->ofmap_dram_writes += (uint64_t)words;
-    if (m->st->ofmap_dram_last == 0 && m->drain_next == 0) m->st->ofmap_dram_first = cycle;
+    if (m->drain_next == 0) m->st->ofmap_dram_first = cycle;
     m->drain_next += nl;
     *end = cycle + (uint64_t)nl - 1;
     if (*end > m->st->ofmap_dram_last) m->st->ofmap_dram_last = *end;
@@ -257,20 +257,13 @@ uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t i
 void qs_ssmem_end(qs_ssmem *m)
 {
     qs_scalesim_stats *st = m->st;
-    if (m->rows == 0) {
-        free(m->partial);
-        m->partial = NULL;
-        return;
-    }
-    st->stall_cycles = m->stalls;
-    st->total_cycles = m->rows - 1 + m->stalls;
-    /* SCALE-Sim empties the buffer after the last demand row: each drain
-     * starts the cycle after the previous one ended */
-    uint64_t cycle = st->total_cycles, end = cycle;
-    while (m->drain_next < m->lines || m->line_fill) {
-        int d = drain(m, cycle, &end);
-        if (d <= 0) break;
-        cycle = end + 1;
+    if (m->rows > 0) {
+        st->stall_cycles = m->stalls;
+        st->total_cycles = m->rows - 1 + m->stalls;
+        /* SCALE-Sim empties the buffer after the last demand row: each drain
+         * starts the cycle after the previous one ended */
+        uint64_t cycle = st->total_cycles, end = cycle;
+        while ((m->drain_next < m->lines || m->line_fill) && drain(m, cycle, &end) > 0) cycle = end + 1;
     }
     free(m->partial);
     m->partial = NULL;
