@@ -244,8 +244,12 @@ int32_t qs_requant_apply(int64_t acc, int32_t mult, int8_t shift, int32_t zp,
  * In chunks of x held on the stack: one loop with both steps defeats GCC's
  * vectorizer. tests/test_net.c checks it against qs_requant_apply value by
  * value. */
-QS_VECTOR_CLONES void qs_requant_many(const int64_t *restrict acc, int64_t n, int32_t mult, int8_t shift,
-                                      int32_t zp, int32_t lo, int32_t hi, int32_t *restrict out)
+/* The versions are of a file-local function behind a plain exported one:
+ * Clang 14 names the dispatcher of an external target_clones function
+ * "f.ifunc", so callers in other files (which see only the prototype) find
+ * no symbol "f" and the link fails. */
+QS_VECTOR_CLONES static void requant_many(const int64_t *restrict acc, int64_t n, int32_t mult, int8_t shift,
+                                          int32_t zp, int32_t lo, int32_t hi, int32_t *restrict out)
 {
     enum { CHUNK = 256 };
     int s = shift;
@@ -276,6 +280,12 @@ QS_VECTOR_CLONES void qs_requant_many(const int64_t *restrict acc, int64_t n, in
             out[i0 + i] = (int32_t)(y < lo ? lo : y > hi ? hi : y);
         }
     }
+}
+
+void qs_requant_many(const int64_t *acc, int64_t n, int32_t mult, int8_t shift, int32_t zp, int32_t lo, int32_t hi,
+                     int32_t *out)
+{
+    requant_many(acc, n, mult, shift, zp, lo, hi, out);
 }
 
 int32_t qs_layer_requant(const qs_layer *l, int32_t c, int64_t acc)

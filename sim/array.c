@@ -576,7 +576,8 @@ QS_VECTOR_CLONES static const struct qs_os_rows *os_rows(qs_array_ctx *c, const 
     const qs_layer_map *m = v->m;
     const int32_t kl = (int32_t)in->k_len, lp = (kl + 15) & ~15, ml = (int32_t)in->m_len;
     const int32_t *klist = v->list + in->k0;
-    const int32_t R = c->arch->rows, G = min32(c->arch->skip_group, R), ngt = (int32_t)ceil_div(R, G);
+    /* the groups gemm_os schedules (whole columns under the scalesim convention) */
+    const int32_t R = c->arch->rows, G = lockstep_group(c->arch), ngt = (int32_t)ceil_div(R, G);
     const int32_t n_groups = (int32_t)ceil_div(ml, R) * ngt;
     /* activations (and the padding value) fit int16 whenever the input does:
      * then only the int16 rows are kept */

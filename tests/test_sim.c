@@ -570,6 +570,77 @@ static void test_activation_skipping(void)
     g_case = "";
 }
 
+/* Under [timing] convention = scalesim all rows of the OS array move together
+ * (sim/array.c lockstep_group: SCALE-Sim has no skip groups), so skip_group
+ * changes nothing, and both engines agree. Found by tests/fuzz/fuzz_net_engines:
+ * the fast engine counted zero activations per skip_group rows while it
+ * scheduled whole-array groups, so with skip_group < rows its gated MACs (and,
+ * with activation skipping, its cycles) differed from the detailed engine's. */
+static void test_scalesim_ignores_skip_group(void)
+{
+    int bad = 0;
+    g_case = "scalesim skip_group";
+    g_fail_msgs = 0;
+    qs_net *net = timing_net(8, 4, 4, 1, 4, QS_DT_INT4, 4, 12);
+    int32_t *chk = timing_input(net, z_checker);
+    const qs_zero_skip modes[3] = {QS_SKIP_GATE, QS_SKIP_ACTIVATIONS, QS_SKIP_BOTH};
+    for (int mi = 0; mi < 3; mi++) {
+        run_result base;
+        for (int G = 1; G <= 4; G *= 2) {
+            sim_cfg c = default_cfg();
+            c.mab = 4;
+            c.skip = modes[mi];
+            c.group = G;
+            qs_arch a;
+            if (!make_arch(&c, &a)) continue;
+            a.timing = QS_TIMING_SCALESIM;
+            run_result r;
+            /* run_both's closed forms are the native convention's: compare the engines here */
+            qs_prog *p = NULL;
+            qs_error e;
+            EXPECT(qs_compile(net, &a, &p, &e) == QS_OK, "compile: %s", e.msg);
+            if (!p) continue;
+            qs_sim *s[2] = {NULL, NULL};
+            for (int k = 0; k < 2; k++) {
+                EXPECT(qs_sim_create(net, p, k ? QS_ENGINE_DETAILED : QS_ENGINE_FAST, &s[k], &e) == QS_OK, "%s", e.msg);
+                EXPECT(s[k] && qs_sim_set_input(s[k], chk, 8 * 4 * 4, &e) == QS_OK && qs_sim_run(s[k], &e) == QS_OK,
+                       "run: %s", e.msg);
+            }
+            if (s[0] && s[1]) {
+                const qs_layer_stats *a0 = qs_sim_layer_stats(s[0], 1), *a1 = qs_sim_layer_stats(s[1], 1);
+#define CMP_ST(f) EXPECT(a0->f == a1->f, "%s G %d: " #f " fast %llu detailed %llu", SKN[c.skip], G, \
+                         (unsigned long long)a0->f, (unsigned long long)a1->f);
+#define CMP_EV(f) EXPECT(a0->ev.f == a1->ev.f, "%s G %d: ev." #f " fast %llu detailed %llu", SKN[c.skip], G, \
+                         (unsigned long long)a0->ev.f, (unsigned long long)a1->ev.f);
+                ST_FIELDS(CMP_ST)
+                EV_FIELDS(CMP_EV)
+#undef CMP_ST
+#undef CMP_EV
+                EXPECT(memcmp(&a0->ss, &a1->ss, sizeof a0->ss) == 0, "%s G %d: SCALE-Sim figures differ", SKN[c.skip], G);
+                r.total = qs_sim_total_cycles(s[1]);
+                r.st[1] = *a1;
+            }
+            qs_sim_destroy(s[0]);
+            qs_sim_destroy(s[1]);
+            qs_prog_destroy(p);
+            if (!s[0] || !s[1]) continue;
+            if (G == 1) {
+                base = r;
+                continue;
+            }
+            EXPECT(r.total == base.total, "%s G %d: %llu cycles, G 1 %llu", SKN[c.skip], G,
+                   (unsigned long long)r.total, (unsigned long long)base.total);
+            EXPECT(r.st[1].ev.mac_gated == base.st[1].ev.mac_gated && r.st[1].ev.mac_ops == base.st[1].ev.mac_ops,
+                   "%s G %d: gated %llu ops %llu, G 1 gated %llu ops %llu", SKN[c.skip], G,
+                   (unsigned long long)r.st[1].ev.mac_gated, (unsigned long long)r.st[1].ev.mac_ops,
+                   (unsigned long long)base.st[1].ev.mac_gated, (unsigned long long)base.st[1].ev.mac_ops);
+        }
+    }
+    free(chk);
+    qs_net_destroy(net);
+    g_case = "";
+}
+
 static void test_weight_width(void)
 {
     int bad = 0;
@@ -1080,6 +1151,7 @@ int main(void)
     CU_add_test(s, "fast == detailed == reference on random layers", test_random_equivalence);
     CU_add_test(s, "OS tile time (group time + drain, rate)", test_os_tile_formula);
     CU_add_test(s, "activation skipping needs a whole group's step zero", test_activation_skipping);
+    CU_add_test(s, "scalesim convention: skip_group changes nothing, engines agree", test_scalesim_ignores_skip_group);
     CU_add_test(s, "wider weights take proportionally more cycles", test_weight_width);
     CU_add_test(s, "DRAM bandwidth removes DRAM stalls", test_dram_bandwidth);
     CU_add_test(s, "narrow banks add buffer stalls", test_bank_width);

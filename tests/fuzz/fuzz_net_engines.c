@@ -1,0 +1,590 @@
+/* The deep libFuzzer harness: a structure-aware generator of VALID but
+ * extreme networks and configurations -> .qbin round trip -> compiler ->
+ * both engines -> compared field by field.
+ *
+ * Byte mutation of a CRC-protected file rarely gets past validation, so the
+ * fuzz input here is not a file but a list of choices: the accelerator
+ * (array shape, dataflow, weight path, zero skipping and its group,
+ * accumulator width and overflow mode, buffers, DRAM, PPU), then the network
+ * (input shape, width, sign, zero point, clamp) and up to MAX_GEN layers of
+ * every kind with their window, groups, widths, zero points, clamps,
+ * requantization (multipliers 0 .. INT32_MAX, shifts -31..31), biases up to
+ * INT32_MIN/INT32_MAX, add multipliers and weights drawn by a seeded
+ * generator in one of several patterns (random, all zero, all extreme,
+ * sparse). Every choice is taken inside the documented ranges, so the result
+ * must validate: a generated network that does not is a harness bug and
+ * aborts. A budget (MAX_MACS, MAX_ELEMS) keeps one execution in milliseconds.
+ *
+ * Properties:
+ *  - the network validates; its .qbin bytes load back and write the same bytes;
+ *  - compiling it either works or is refused as not fitting / unsupported,
+ *    with a message;
+ *  - the fast and detailed engines both run, and agree on every layer's
+ *    output, the total cycles, every per-layer stall and cycle field, every
+ *    event count and the SCALE-Sim figures;
+ *  - every value of a layer lies in its clamp range (docs/qbin.md: every
+ *    layer's y = clamp(..., lo, hi)). */
+#include <math.h>
+
+#include "compiler.h"
+#include "fuzz_util.h"
+#include "qs_arch.h"
+#include "qs_net.h"
+#include "sim.h"
+
+enum { MAX_GEN = 8, MAX_ELEMS = 4096 };
+#define MAX_MACS 60000
+
+/* ---- the accelerator ------------------------------------------------------ */
+
+static void gen_buffer(fz_bytes *b, qs_buffer_cfg *buf)
+{
+    /* rows of banks * width must divide the capacity and hold one operand
+     * (docs/config.md): powers of two, at least 4 bytes wide */
+    static const int KIB[6] = {1, 2, 3, 4, 8, 64};
+    buf->size_kib = KIB[fz_range(b, 0, 5)];
+    buf->banks = 1 << fz_range(b, 0, 2);
+    buf->bank_width_bytes = 4 << fz_range(b, 0, 2);
+    buf->ports = (int32_t)fz_range(b, 1, 2);
+    buf->double_buffer = (int32_t)fz_range(b, 0, 1);
+}
+
+static int gen_arch(fz_bytes *b, qs_arch *a)
+{
+    qs_arch_defaults(a);
+    a->rows = (int32_t)fz_range(b, 1, 8);
+    a->cols = (int32_t)fz_range(b, 1, 8);
+    a->dataflow = (qs_dataflow)fz_range(b, 0, 2);
+    /* widths (docs/config.md): whole weight slices, and the accumulator
+     * holds one product */
+    static const int WPB[4] = {1, 2, 4, 8};
+    a->weight_path_bits = WPB[fz_range(b, 0, 3)];
+    int32_t max_slices = 16 / a->weight_path_bits;
+    a->max_weight_bits = a->weight_path_bits * (int32_t)fz_range(b, 1, max_slices < 8 ? max_slices : 8);
+    if (a->max_weight_bits > 8 && fz_range(b, 0, 3)) a->max_weight_bits = 8 < a->weight_path_bits ? a->weight_path_bits : 8;
+    a->max_act_bits = (int32_t)(fz_range(b, 0, 3) ? fz_range(b, 2, 8) : fz_range(b, 1, 16));
+    a->zero_skip = (qs_zero_skip)fz_range(b, 0, 4);
+    int32_t divs[8], nd = 0;
+    for (int32_t d = 1; d <= a->rows; d++)
+        if (a->rows % d == 0) divs[nd++] = d;
+    a->skip_group = divs[fz_range(b, 0, nd - 1)];
+    a->skip_impl = (qs_skip_impl)fz_range(b, 0, 2);
+    int32_t acc_min = a->max_weight_bits + a->max_act_bits < 8 ? 8 : a->max_weight_bits + a->max_act_bits;
+    /* narrow accumulators (overflow paths) as often as wide ones */
+    a->acc_bits = (int32_t)(fz_range(b, 0, 1) ? fz_range(b, acc_min, acc_min + 4 < 32 ? acc_min + 4 : 32)
+                                              : fz_range(b, acc_min, 32));
+    a->overflow = (qs_overflow)fz_range(b, 0, 1);
+    gen_buffer(b, &a->ifmap);
+    gen_buffer(b, &a->weight);
+    gen_buffer(b, &a->accum);
+    static const double BPC[6] = {0.25, 1, 3, 16, 64, 1000};
+    a->dram_bytes_per_cycle = BPC[fz_range(b, 0, 5)];
+    a->dram_latency = (int32_t)(fz_range(b, 0, 3) == 0 ? fz_range(b, 0, 1000) : fz_range(b, 0, 50));
+    a->dram_burst_bytes = 1 << fz_range(b, 0, 8);
+    a->ppu_lanes = (int32_t)fz_range(b, 1, 17);
+    a->ppu_pool = (int32_t)(fz_range(b, 0, 7) != 0);
+    a->ppu_add = (int32_t)(fz_range(b, 0, 7) != 0);
+    if (fz_range(b, 0, 7) == 0) {
+        a->timing = QS_TIMING_SCALESIM;
+        a->scalesim_bandwidth = (int32_t)fz_range(b, 0, 3) * (int32_t)fz_range(b, 1, 8);
+    }
+    qs_error e;
+    qs_status st = qs_arch_validate(a, "fuzz arch", &e);
+    if (st != QS_OK) fz_check_error(st, &e);
+    return st == QS_OK;
+}
+
+/* ---- the network ---------------------------------------------------------- */
+
+typedef struct {
+    qs_net *net;
+    int max_wbits, max_abits;   /* the arch's widest weight and activation */
+    int32_t cap_layers, cap_tensors;
+    int64_t macs;
+    uint64_t rng;
+} gen;
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int32_t rng_in(uint64_t *s, int32_t lo, int32_t hi)
+{
+    return (int32_t)(lo + (int64_t)(rng_next(s) % (uint64_t)((int64_t)hi - lo + 1)));
+}
+
+/* An integer in [lo, hi], the ends and the middle likelier than elsewhere. */
+static int32_t extreme_in(fz_bytes *b, int32_t lo, int32_t hi)
+{
+    switch (fz_range(b, 0, 5)) {
+    case 0: return lo;
+    case 1: return hi;
+    case 2: return lo + (int32_t)(((int64_t)hi - lo) / 2);
+    default: return (int32_t)fz_range(b, lo, hi);
+    }
+}
+
+/* Output width, sign, zero point and clamp of a layer. */
+static void gen_out_quant(fz_bytes *b, const gen *g, qs_layer *L)
+{
+    /* mostly what the arch takes; sometimes wider (then the compiler must refuse) */
+    int top = g->max_abits < 16 ? g->max_abits : 16;
+    L->out_bits = (uint8_t)(fz_range(b, 0, 15) == 0 ? fz_range(b, 1, 16) : fz_range(b, 1, top));
+    L->out_signed = (uint8_t)(L->out_bits > 1 && fz_range(b, 0, 1));
+}
+
+static void gen_zp_clamp(fz_bytes *b, qs_layer *L, int keep_zp)
+{
+    int32_t lo, hi;
+    qs_int_range(L->out_bits, L->out_signed, &lo, &hi);
+    if (!keep_zp) L->out_zp = extreme_in(b, lo, hi);
+    L->clamp_lo = lo;
+    L->clamp_hi = hi;
+    if (fz_range(b, 0, 2) == 0) { /* a narrower clamp (ReLU-like or clip) */
+        int32_t x = extreme_in(b, lo, hi), y = extreme_in(b, lo, hi);
+        L->clamp_lo = x < y ? x : y;
+        L->clamp_hi = x < y ? y : x;
+        L->act = QS_ACT_CLIP;
+    }
+    L->out_scale = 0.25f;
+}
+
+static void gen_requant(fz_bytes *b, gen *g, qs_layer *L)
+{
+    int mode = (int)fz_range(b, 0, 2);
+    if (mode == 0) return;
+    int32_t n = mode == 1 ? 1 : L->out_c;
+    L->rq.n = n;
+    L->rq.mult = malloc(sizeof(int32_t) * (size_t)n);
+    L->rq.shift = malloc((size_t)n);
+    if (!L->rq.mult || !L->rq.shift) abort();
+    int pattern = (int)fz_range(b, 0, 3);
+    int32_t m0 = extreme_in(b, 0, INT32_MAX);
+    int8_t s0 = (int8_t)extreme_in(b, -31, 31);
+    for (int32_t c = 0; c < n; c++) {
+        if (pattern == 0) { /* one value for all */
+            L->rq.mult[c] = m0;
+            L->rq.shift[c] = s0;
+        } else if (pattern == 1) { /* typical: a Q31 multiplier in [2^30, 2^31) and a small right shift */
+            L->rq.mult[c] = rng_in(&g->rng, 1 << 30, INT32_MAX);
+            L->rq.shift[c] = (int8_t)rng_in(&g->rng, -2, 12);
+        } else { /* anything in range */
+            L->rq.mult[c] = rng_in(&g->rng, 0, INT32_MAX);
+            L->rq.shift[c] = (int8_t)rng_in(&g->rng, -31, 31);
+        }
+    }
+}
+
+static qs_layer *new_layer(gen *g, qs_layer_kind kind, const char *what)
+{
+    qs_net *net = g->net;
+    qs_layer *L = &net->layers[net->n_layers];
+    memset(L, 0, sizeof *L);
+    snprintf(L->name, sizeof L->name, "%s%d", what, (int)net->n_layers);
+    L->kind = kind;
+    L->weight = L->bias = -1;
+    L->groups = 1;
+    L->kh = L->kw = L->stride_h = L->stride_w = L->dil_h = L->dil_w = 1;
+    return L;
+}
+
+/* Window along one axis for an input of n: kernel, stride, dilation,
+ * padding inside the rules of docs/qbin.md; 0 if none fits. */
+static int gen_window(fz_bytes *b, int32_t n, int32_t *k, int32_t *s, int32_t *d, int32_t *p0, int32_t *p1,
+                      int32_t *out)
+{
+    *k = (int32_t)fz_range(b, 1, 5);
+    *s = (int32_t)(fz_range(b, 0, 2) ? fz_range(b, 1, 2) : fz_range(b, 1, 7));
+    *d = (int32_t)(fz_range(b, 0, 3) ? 1 : fz_range(b, 2, 3));
+    int32_t ext = *d * (*k - 1) + 1;
+    *p0 = (int32_t)fz_range(b, 0, ext - 1);
+    *p1 = (int32_t)fz_range(b, 0, ext - 1);
+    if (n + *p0 + *p1 < ext) { /* no room: a 1-wide window fits always */
+        *k = *d = 1;
+        *p0 = *p1 = 0;
+        ext = 1;
+    }
+    *out = (n + *p0 + *p1 - ext) / *s + 1;
+    return 1;
+}
+
+static int32_t pick_weight(uint64_t *r, int pattern, qs_dtype dt, int32_t lo, int32_t hi)
+{
+    if (dt == QS_DT_BIPOLAR) return pattern == 1 ? 1 : pattern == 2 ? -1 : (rng_next(r) & 1 ? 1 : -1);
+    switch (pattern) {
+    case 0: return 0;                 /* all zero */
+    case 1: return hi;                /* all at the top */
+    case 2: return lo;                /* all at the bottom */
+    case 3: return rng_next(r) % 8 ? 0 : rng_in(r, lo, hi); /* sparse */
+    default: return rng_in(r, lo, hi);
+    }
+}
+
+/* Weight (and bias) tensors of a conv/fc layer with `per_out` weights per output channel. */
+static void gen_weights(fz_bytes *b, gen *g, qs_layer *L, int ndim, const int32_t *shape, int64_t per_out)
+{
+    qs_net *net = g->net;
+    static const qs_dtype DT[4] = {QS_DT_BIPOLAR, QS_DT_INT2, QS_DT_INT4, QS_DT_INT8};
+    qs_tensor *W = &net->tensors[net->n_tensors];
+    memset(W, 0, sizeof *W);
+    snprintf(W->name, sizeof W->name, "%.40s.w", L->name);
+    int nd = 1;
+    while (nd < 4 && qs_dtype_bits(DT[nd]) <= g->max_wbits) nd++;
+    W->dtype = DT[fz_range(b, 0, fz_range(b, 0, 15) == 0 ? 3 : nd - 1)];
+    W->is_signed = (uint8_t)(W->dtype == QS_DT_BIPOLAR || fz_range(b, 0, 3) != 0);
+    W->ndim = (uint8_t)ndim;
+    for (int d = 0; d < ndim; d++) W->shape[d] = shape[d];
+    W->count = (int64_t)L->out_c * per_out;
+    W->data = malloc(sizeof(int32_t) * (size_t)W->count);
+    if (!W->data) abort();
+    int32_t lo, hi;
+    qs_int_range(qs_dtype_bits(W->dtype), W->is_signed, &lo, &hi);
+    int pattern = (int)fz_range(b, 0, 7);
+    for (int64_t i = 0; i < W->count; i++) W->data[i] = pick_weight(&g->rng, pattern, W->dtype, lo, hi);
+    if (fz_range(b, 0, 3) == 0) { /* per-channel quantization record, symmetric */
+        W->q_n = L->out_c;
+        W->q_axis = 0;
+        W->q_scale = malloc(sizeof(float) * (size_t)W->q_n);
+        W->q_zp = calloc((size_t)W->q_n, sizeof(int32_t));
+        if (!W->q_scale || !W->q_zp) abort();
+        for (int32_t c = 0; c < W->q_n; c++) W->q_scale[c] = 0.01f * (float)(c + 1);
+    }
+    L->weight = net->n_tensors++;
+    if (fz_range(b, 0, 2) == 0) return; /* no bias */
+    qs_tensor *B = &net->tensors[net->n_tensors];
+    memset(B, 0, sizeof *B);
+    snprintf(B->name, sizeof B->name, "%.40s.b", L->name);
+    B->dtype = QS_DT_INT32;
+    B->is_signed = 1;
+    B->ndim = 1;
+    B->shape[0] = L->out_c;
+    B->count = L->out_c;
+    B->data = malloc(sizeof(int32_t) * (size_t)L->out_c);
+    if (!B->data) abort();
+    int bp = (int)fz_range(b, 0, 3);
+    for (int32_t c = 0; c < L->out_c; c++)
+        B->data[c] = bp == 0 ? INT32_MAX : bp == 1 ? INT32_MIN : rng_in(&g->rng, -100000, 100000);
+    L->bias = net->n_tensors++;
+}
+
+static int64_t elems(const qs_layer *L) { return (int64_t)L->out_c * L->out_h * L->out_w; }
+
+/* Adds one layer after the existing ones; returns 0 (and adds nothing) when
+ * the choice does not fit the budget. */
+static int gen_layer(fz_bytes *b, gen *g)
+{
+    qs_net *net = g->net;
+    int32_t li = net->n_layers;
+    int32_t src = (int32_t)(fz_range(b, 0, 3) ? li - 1 : fz_range(b, 0, li - 1));
+    const qs_layer *IN = &net->layers[src];
+    qs_layer_kind kind = (qs_layer_kind)fz_range(b, QS_L_CONV, QS_L_FLATTEN);
+    qs_layer *L = new_layer(g, kind, qs_layer_kind_name(kind));
+    L->n_inputs = 1;
+    L->inputs[0] = src;
+    switch (kind) {
+    case QS_L_CONV: {
+        gen_window(b, IN->out_h, &L->kh, &L->stride_h, &L->dil_h, &L->pad_t, &L->pad_b, &L->out_h);
+        gen_window(b, IN->out_w, &L->kw, &L->stride_w, &L->dil_w, &L->pad_l, &L->pad_r, &L->out_w);
+        int32_t divs[16], nd = 0;
+        for (int32_t d = 1; d <= IN->out_c && nd < 16; d++)
+            if (IN->out_c % d == 0) divs[nd++] = d;
+        L->groups = fz_range(b, 0, 2) == 0 ? IN->out_c : divs[fz_range(b, 0, nd - 1)];
+        if (IN->out_c % L->groups) L->groups = 1;
+        L->out_c = L->groups * (int32_t)fz_range(b, 1, L->groups > 4 ? 2 : 8);
+        int64_t per_out = (int64_t)(IN->out_c / L->groups) * L->kh * L->kw;
+        int64_t macs = elems(L) * per_out;
+        if (elems(L) > MAX_ELEMS || g->macs + macs > MAX_MACS) return 0;
+        g->macs += macs;
+        gen_out_quant(b, g, L);
+        gen_zp_clamp(b, L, 0);
+        gen_requant(b, g, L);
+        int32_t shape[4] = {L->out_c, IN->out_c / L->groups, L->kh, L->kw};
+        gen_weights(b, g, L, 4, shape, per_out);
+        break;
+    }
+    case QS_L_FC: {
+        L->out_c = (int32_t)fz_range(b, 1, 16);
+        L->out_h = L->out_w = 1;
+        int64_t K = elems(IN), macs = K * L->out_c;
+        if (g->macs + macs > MAX_MACS) return 0;
+        g->macs += macs;
+        gen_out_quant(b, g, L);
+        gen_zp_clamp(b, L, 0);
+        gen_requant(b, g, L);
+        int32_t shape[2] = {L->out_c, (int32_t)K};
+        gen_weights(b, g, L, 2, shape, K);
+        break;
+    }
+    case QS_L_MAXPOOL:
+    case QS_L_AVGPOOL: {
+        L->out_c = IN->out_c;
+        gen_window(b, IN->out_h, &L->kh, &L->stride_h, &L->dil_h, &L->pad_t, &L->pad_b, &L->out_h);
+        gen_window(b, IN->out_w, &L->kw, &L->stride_w, &L->dil_w, &L->pad_l, &L->pad_r, &L->out_w);
+        if (elems(L) * L->kh * L->kw > MAX_MACS) return 0;
+        if (kind == QS_L_MAXPOOL) {
+            /* maxpool keeps the quantization: no window may lie wholly in padding */
+            for (int axis = 0; axis < 2; axis++) {
+                int32_t n = axis ? IN->out_w : IN->out_h, o = axis ? L->out_w : L->out_h;
+                int32_t k = axis ? L->kw : L->kh, s = axis ? L->stride_w : L->stride_h;
+                int32_t d = axis ? L->dil_w : L->dil_h, p0 = axis ? L->pad_l : L->pad_t;
+                for (int32_t i = 0; i < o; i++) {
+                    int hit = 0;
+                    for (int32_t j = 0; j < k && !hit; j++) {
+                        int64_t p = (int64_t)i * s - p0 + (int64_t)j * d;
+                        hit = p >= 0 && p < n;
+                    }
+                    if (!hit) return 0;
+                }
+            }
+            L->out_bits = IN->out_bits;
+            L->out_signed = IN->out_signed;
+            L->out_zp = IN->out_zp;
+            gen_zp_clamp(b, L, 1);
+        } else {
+            gen_out_quant(b, g, L);
+            gen_zp_clamp(b, L, 0);
+            gen_requant(b, g, L);
+        }
+        break;
+    }
+    case QS_L_GAP:
+        L->out_c = IN->out_c;
+        L->out_h = L->out_w = 1;
+        gen_out_quant(b, g, L);
+        gen_zp_clamp(b, L, 0);
+        gen_requant(b, g, L);
+        break;
+    case QS_L_ADD: {
+        /* the second input: an earlier layer of the same shape (maybe the same one) */
+        int32_t cand[MAX_GEN + 2], nc = 0;
+        for (int32_t j = 0; j < li; j++) {
+            const qs_layer *X = &net->layers[j];
+            if (X->out_c == IN->out_c && X->out_h == IN->out_h && X->out_w == IN->out_w) cand[nc++] = j;
+        }
+        L->n_inputs = 2;
+        L->inputs[1] = cand[fz_range(b, 0, nc - 1)];
+        L->out_c = IN->out_c;
+        L->out_h = IN->out_h;
+        L->out_w = IN->out_w;
+        for (int k = 0; k < 2; k++) {
+            int m = (int)fz_range(b, 0, 4);
+            L->add_mul[k] = m == 0 ? INT32_MAX : m == 1 ? INT32_MIN : m == 2 ? 1 : (int32_t)fz_u32(b);
+        }
+        gen_out_quant(b, g, L);
+        gen_zp_clamp(b, L, 0);
+        gen_requant(b, g, L);
+        break;
+    }
+    case QS_L_CONCAT: {
+        /* inputs of the same H x W and zero point; the output keeps input 0's width */
+        int32_t cand[MAX_GEN + 2], nc = 0;
+        for (int32_t j = 0; j < li; j++) {
+            const qs_layer *X = &net->layers[j];
+            if (X->out_h == IN->out_h && X->out_w == IN->out_w && X->out_zp == IN->out_zp) cand[nc++] = j;
+        }
+        int32_t n = (int32_t)fz_range(b, 1, QS_MAX_INPUTS);
+        int64_t c = IN->out_c;
+        for (int32_t k = 1; k < n; k++) {
+            L->inputs[k] = cand[fz_range(b, 0, nc - 1)];
+            c += net->layers[L->inputs[k]].out_c;
+        }
+        L->n_inputs = n;
+        L->out_c = (int32_t)c;
+        L->out_h = IN->out_h;
+        L->out_w = IN->out_w;
+        if (elems(L) > MAX_ELEMS) return 0;
+        L->out_bits = IN->out_bits;
+        L->out_signed = IN->out_signed;
+        L->out_zp = IN->out_zp;
+        gen_zp_clamp(b, L, 1);
+        break;
+    }
+    case QS_L_ACT:
+    case QS_L_FLATTEN:
+        L->out_c = kind == QS_L_FLATTEN ? (int32_t)elems(IN) : IN->out_c;
+        L->out_h = kind == QS_L_FLATTEN ? 1 : IN->out_h;
+        L->out_w = kind == QS_L_FLATTEN ? 1 : IN->out_w;
+        L->out_bits = IN->out_bits;
+        L->out_signed = IN->out_signed;
+        L->out_zp = IN->out_zp;
+        gen_zp_clamp(b, L, 1);
+        break;
+    case QS_L_REQUANT:
+        L->out_c = IN->out_c;
+        L->out_h = IN->out_h;
+        L->out_w = IN->out_w;
+        gen_out_quant(b, g, L);
+        gen_zp_clamp(b, L, 0);
+        gen_requant(b, g, L);
+        break;
+    default:
+        return 0;
+    }
+    net->n_layers++;
+    return 1;
+}
+
+static qs_net *gen_net(fz_bytes *b, const qs_arch *arch)
+{
+    gen g;
+    memset(&g, 0, sizeof g);
+    g.max_wbits = arch->max_weight_bits;
+    g.max_abits = arch->max_act_bits;
+    g.rng = fz_u64(b);
+    qs_net *net = calloc(1, sizeof *net);
+    if (!net) abort();
+    g.net = net;
+    snprintf(net->name, sizeof net->name, "fuzz");
+    net->layers = calloc(1 + MAX_GEN, sizeof *net->layers);
+    net->tensors = calloc(2 * MAX_GEN, sizeof *net->tensors);
+    if (!net->layers || !net->tensors) abort();
+    qs_layer *in = new_layer(&g, QS_L_INPUT, "input");
+    in->out_c = (int32_t)fz_range(b, 1, 8);
+    in->out_h = (int32_t)fz_range(b, 1, 12);
+    in->out_w = (int32_t)(fz_range(b, 0, 1) ? in->out_h : fz_range(b, 1, 12));
+    gen_out_quant(b, &g, in);
+    /* INPUT's clamp stays the full range of its type: a narrowing one is
+     * defect "INPUT ignores its clamp" of issue 11, fixed separately */
+    gen_zp_clamp(b, in, 0);
+    qs_int_range(in->out_bits, in->out_signed, &in->clamp_lo, &in->clamp_hi);
+    in->act = QS_ACT_NONE;
+    net->n_layers = 1;
+    int n = (int)fz_range(b, 1, MAX_GEN);
+    for (int i = 0; i < n; i++) gen_layer(b, &g);
+    net->output = net->n_layers - 1;
+    if (net->n_layers > 1 && fz_range(b, 0, 3) == 0) net->output = (int32_t)fz_range(b, 0, net->n_layers - 1);
+    return net;
+}
+
+/* ---- run and compare ------------------------------------------------------- */
+
+#define ST_FIELDS(X) X(start) X(end) X(cycles) X(array_busy) X(stall_dram) X(stall_ppu) X(stall_buffer) X(stall_dep)
+
+static int32_t *gen_input(fz_bytes *b, const qs_layer *in, uint64_t seed)
+{
+    int64_t n = elems(in);
+    int32_t *x = malloc(sizeof(int32_t) * (size_t)n);
+    if (!x) abort();
+    int32_t lo, hi;
+    qs_int_range(in->out_bits, in->out_signed, &lo, &hi);
+    int pattern = (int)fz_range(b, 0, 5);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = pattern == 0 ? lo : pattern == 1 ? hi : pattern == 2 ? in->out_zp
+             : pattern == 3 ? (rng_next(&seed) % 4 ? 0 : rng_in(&seed, lo, hi)) : rng_in(&seed, lo, hi);
+    return x;
+}
+
+static void check_engines(const qs_net *net, const qs_arch *arch, fz_bytes *b)
+{
+    qs_error e;
+    qs_prog *prog = NULL;
+    qs_status st = qs_compile(net, arch, &prog, &e);
+    if (st != QS_OK) {
+        fz_check_error(st, &e);
+        FZ_CHECK(st == QS_ERR_NOFIT || st == QS_ERR_UNSUPPORTED, "compile: unexpected status %d: %s", (int)st, e.msg);
+        return;
+    }
+    int32_t *x = gen_input(b, &net->layers[0], fz_u64(b));
+    qs_sim *s[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        st = qs_sim_create(net, prog, k ? QS_ENGINE_DETAILED : QS_ENGINE_FAST, &s[k], &e);
+        FZ_CHECK(st == QS_OK, "sim_create: %s", e.msg);
+        st = qs_sim_set_input(s[k], x, elems(&net->layers[0]), &e);
+        FZ_CHECK(st == QS_OK, "set_input: %s", e.msg);
+        st = qs_sim_run(s[k], &e);
+        FZ_CHECK(st == QS_OK, "%s engine: %s", k ? "detailed" : "fast", e.msg);
+    }
+    FZ_CHECK(qs_sim_total_cycles(s[0]) == qs_sim_total_cycles(s[1]), "total cycles: fast %llu, detailed %llu",
+             (unsigned long long)qs_sim_total_cycles(s[0]), (unsigned long long)qs_sim_total_cycles(s[1]));
+    for (int32_t li = 0; li < net->n_layers; li++) {
+        const qs_layer *L = &net->layers[li];
+        const int32_t *o0 = qs_sim_layer_output(s[0], li), *o1 = qs_sim_layer_output(s[1], li);
+        for (int64_t i = 0; i < elems(L); i++) {
+            FZ_CHECK(o0[i] == o1[i], "layer %d '%s' output %lld: fast %d, detailed %d", li, L->name, (long long)i,
+                     o0[i], o1[i]);
+            FZ_CHECK(L->kind == QS_L_INPUT || L->kind == QS_L_FLATTEN || (o0[i] >= L->clamp_lo && o0[i] <= L->clamp_hi),
+                     "layer %d '%s' (%s) output %lld = %d outside its clamp [%d, %d]", li, L->name,
+                     qs_layer_kind_name(L->kind), (long long)i, o0[i], L->clamp_lo, L->clamp_hi);
+        }
+        const qs_layer_stats *a0 = qs_sim_layer_stats(s[0], li), *a1 = qs_sim_layer_stats(s[1], li);
+#define CMP_ST(f)                                                                                                 \
+    FZ_CHECK(a0->f == a1->f, "layer %d '%s': " #f " fast %llu, detailed %llu", li, L->name, (unsigned long long)a0->f, \
+             (unsigned long long)a1->f);
+        ST_FIELDS(CMP_ST)
+#undef CMP_ST
+        const uint64_t *e0 = (const uint64_t *)&a0->ev, *e1 = (const uint64_t *)&a1->ev;
+        for (size_t k = 0; k < sizeof a0->ev / sizeof(uint64_t); k++)
+            FZ_CHECK(e0[k] == e1[k], "layer %d '%s': event field %zu fast %llu, detailed %llu", li, L->name, k,
+                     (unsigned long long)e0[k], (unsigned long long)e1[k]);
+        FZ_CHECK(memcmp(&a0->ss, &a1->ss, sizeof a0->ss) == 0, "layer %d '%s': SCALE-Sim figures differ", li, L->name);
+    }
+    free(x);
+    qs_sim_destroy(s[0]);
+    qs_sim_destroy(s[1]);
+    qs_prog_destroy(prog);
+}
+
+/* QS_FUZZ_DUMP=PREFIX: write the generated case as PREFIX.qbin and
+ * PREFIX.cfg, so that a finding replays with the qsim command:
+ * qsim run --arch PREFIX.cfg PREFIX.qbin --engine fast|detailed */
+static void dump_case(const qs_net *net, const qs_arch *a)
+{
+    const char *prefix = getenv("QS_FUZZ_DUMP");
+    if (!prefix) return;
+    char path[4096];
+    qs_error e;
+    snprintf(path, sizeof path, "%s.qbin", prefix);
+    if (qs_net_save(net, path, &e) != QS_OK) fprintf(stderr, "%s\n", e.msg);
+    snprintf(path, sizeof path, "%s.cfg", prefix);
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    static const char *const DF[3] = {"ws", "os", "is"}, *const SK[5] = {"none", "gate", "weights", "activations", "both"};
+    static const char *const IMPL[3] = {"hold", "isolate", "clockgate"};
+    fprintf(f, "[array]\nrows = %d\ncols = %d\ndataflow = %s\nweight_path_bits = %d\nmax_weight_bits = %d\n"
+               "max_act_bits = %d\nzero_skip = %s\nskip_group = %d\nskip_impl = %s\nacc_bits = %d\noverflow = %s\n",
+            a->rows, a->cols, DF[a->dataflow], a->weight_path_bits, a->max_weight_bits, a->max_act_bits,
+            SK[a->zero_skip], a->skip_group, IMPL[a->skip_impl], a->acc_bits,
+            a->overflow == QS_OVF_WRAP ? "wrap" : "saturate");
+    const qs_buffer_cfg *bufs[3] = {&a->ifmap, &a->weight, &a->accum};
+    static const char *const BN[3] = {"ifmap", "weight", "accum"};
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "[buffer.%s]\nsize_kib = %d\nbanks = %d\nbank_width_bytes = %d\nports = %d\ndouble_buffer = %d\n",
+                BN[i], bufs[i]->size_kib, bufs[i]->banks, bufs[i]->bank_width_bytes, bufs[i]->ports,
+                bufs[i]->double_buffer);
+    fprintf(f, "[dram]\nbytes_per_cycle = %.17g\nlatency_cycles = %d\nburst_bytes = %d\n[ppu]\nlanes = %d\npool = %d\n"
+               "add = %d\n[timing]\nconvention = %s\nscalesim_bandwidth = %d\n[tech]\ntable = %s/models/tech/default45.tech\n",
+            a->dram_bytes_per_cycle, a->dram_latency, a->dram_burst_bytes, a->ppu_lanes, a->ppu_pool, a->ppu_add,
+            a->timing == QS_TIMING_SCALESIM ? "scalesim" : "native", a->scalesim_bandwidth, QSIM_SOURCE_DIR);
+    fclose(f);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_bytes b = {data, size};
+    qs_arch arch;
+    if (!gen_arch(&b, &arch)) return 0;
+    qs_net *net = gen_net(&b, &arch);
+    qs_error e;
+    dump_case(net, &arch);
+    FZ_CHECK(qs_net_validate(net, "generated", &e) == QS_OK, "generator made an invalid network: %s", e.msg);
+
+    uint8_t *b1 = NULL, *b2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    qs_net *loaded = NULL;
+    FZ_CHECK(qs_net_serialize(net, &b1, &n1, &e) == QS_OK, "serialize: %s", e.msg);
+    FZ_CHECK(qs_net_parse(b1, n1, "generated.qbin", &loaded, &e) == QS_OK, "written bytes do not load: %s", e.msg);
+    FZ_CHECK(qs_net_serialize(loaded, &b2, &n2, &e) == QS_OK, "serialize: %s", e.msg);
+    FZ_CHECK(n1 == n2 && memcmp(b1, b2, n1) == 0, "save(load(save(net))) != save(net)");
+    free(b1);
+    free(b2);
+
+    /* the engines run on the network as loaded from its file, as `qsim run` does */
+    check_engines(loaded, &arch, &b);
+    qs_net_destroy(loaded);
+    qs_net_destroy(net);
+    return 0;
+}
