@@ -32,8 +32,8 @@
 #include "qs_net.h"
 #include "sim.h"
 
-enum { MAX_GEN = 8, MAX_ELEMS = 4096 };
-#define MAX_MACS 60000
+enum { MAX_GEN = 8, MAX_ELEMS = 1024 };
+#define MAX_MACS 6000
 
 /* ---- the accelerator ------------------------------------------------------ */
 

@@ -6,9 +6,9 @@
  *
  * Properties of an accepted topology: every layer has positive sizes and a
  * non-empty ofmap; a layer whose declared tensors are small (input, filters
- * and ofmap together at most 2^22 elements: the harness's time budget)
+ * and ofmap together at most 2^16 elements: the harness's time budget)
  * becomes a valid network whose input has the declared ifmap inside it; a
- * layer of at most 2^16 MACs then compiles and runs on a SCALE-Sim array
+ * layer of at most 2^13 MACs then compiles and runs on a SCALE-Sim array
  * with both engines giving the same SCALE-Sim figures. Allocations beyond
  * what the declared sizes justify are caught by libFuzzer's -malloc_limit_mb
  * (scripts/fuzz sets it). */
@@ -18,8 +18,8 @@
 #include "sim.h"
 
 enum { MAX_LAYERS = 4 };
-#define DECLARED_MAX ((int64_t)1 << 22)
-#define MACS_MAX ((int64_t)1 << 16)
+#define DECLARED_MAX ((int64_t)1 << 16)
+#define MACS_MAX ((int64_t)1 << 13)
 
 static const qs_arch *scalesim_arch(int df)
 {
