@@ -440,6 +440,38 @@ static qs_status derive(const table *t, const qs_arch *a, int act_bits, const ch
 
     o->total_mm2 = o->array_mm2 + o->sram_mm2[0] + o->sram_mm2[1] + o->sram_mm2[2] + o->dma_mm2 + o->ppu_mm2 +
                    o->control_mm2;
+
+    /* Curves interpolate and extrapolate as power laws: points that are each
+     * positive and finite can still give an infinite or zero factor (steep
+     * neighbours, far extrapolation), and then every energy is infinite or
+     * NaN. Such a table is refused for this configuration, not reported. */
+    const struct {
+        const char *what;
+        double v;
+        int positive;
+    } out[] = {
+        {"[node] area factor", fa, 1},
+        {"[node] energy factor", fe, 1},
+        {"[voltage] energy factor", fv, 1},
+        {"MAC energy", o->mac_pj, 0},
+        {"register energy", o->reg_pj_per_bit, 0},
+        {"[sram] ifmap read energy", o->sram_pj_per_byte[0], 0},
+        {"[sram] weight read energy", o->sram_pj_per_byte[1], 0},
+        {"[sram] accum read energy", o->sram_pj_per_byte[2], 0},
+        {"[sram] ifmap write energy", o->sram_wr_pj_per_byte[0], 0},
+        {"[sram] weight write energy", o->sram_wr_pj_per_byte[1], 0},
+        {"[sram] accum write energy", o->sram_wr_pj_per_byte[2], 0},
+        {"PPU energy", o->ppu_pj_per_op, 0},
+        {"leakage density", o->leak_mw_per_mm2, 0},
+        {"PE area", o->pe_um2, 0},
+        {"total area", o->total_mm2, 1},
+    };
+    for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
+        if (!isfinite(out[i].v) || out[i].v < 0 || (out[i].positive && !(out[i].v > 0)))
+            return qs_fail(err, QS_ERR_CONFIG,
+                           "%s: the table gives %s = %g for this configuration (node %d nm, %g V): its points are "
+                           "not physical",
+                           where, out[i].what, out[i].v, (int)a->node_nm, a->voltage);
     return QS_OK;
 }
 

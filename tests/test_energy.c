@@ -355,6 +355,24 @@ static void test_table_errors(void)
         CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, want));
         free(text);
     }
+    /* Points each in range whose power-law curve gives an infinite factor at
+     * the configuration's node: refused (found by tests/fuzz/fuzz_tech.c, which
+     * got inf for every energy from n16 = 0.19 1e308 with node_nm = 16) */
+    {
+        int ln;
+        char *steep = edited("n16 =", "n16 = 0.19 1e308\n", 1, &ln);
+        qs_arch a16;
+        qs_tech t16;
+        qs_error e16 = {{0}};
+        arch_8x8(&a16);
+        a16.node_nm = 16;
+        CU_ASSERT_EQUAL(qs_tech_parse(steep, "t/my.tech", &a16, 0, &t16, &e16), QS_ERR_CONFIG);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e16.msg, "my.tech: the table gives [node] energy factor = inf"));
+        /* the same table at its own node (45 nm) stays usable: only the far point is wrong */
+        a16.node_nm = 45;
+        CU_ASSERT_EQUAL(qs_tech_parse(steep, "t/my.tech", &a16, 0, &t16, &e16), QS_OK);
+        free(steep);
+    }
     /* a missing figure is an error, not a silent built-in */
     int line;
     char *text = edited("leakage_exponent =", "", 1, &line);
