@@ -170,7 +170,9 @@ qs_status qs_sim_set_input(qs_sim *s, const int32_t *data, int64_t count, qs_err
         if (data[i] < lo || data[i] > hi)
             return qs_fail(err, QS_ERR_ARG, "input value %d at index %lld is outside the input's %s%d range [%d, %d]",
                            data[i], (long long)i, L->out_signed ? "int" : "uint", L->out_bits, lo, hi);
-    memcpy(s->outputs[0], data, sizeof(int32_t) * (size_t)count);
+    /* docs/qbin.md: the input layer's output is clamp(x, lo, hi); later layers read the clamped values */
+    for (int64_t i = 0; i < count; i++)
+        s->outputs[0][i] = data[i] < L->clamp_lo ? L->clamp_lo : data[i] > L->clamp_hi ? L->clamp_hi : data[i];
     s->input_set = 1;
     return QS_OK;
 }
@@ -188,7 +190,8 @@ static void default_input(qs_sim *s)
         x ^= x >> 17;
         x ^= x << 5;
         int32_t v = (x % 3 == 0) ? 0 : lo + (int32_t)((x >> 8) % (uint32_t)((int64_t)hi - lo + 1));
-        if (v < lo) v = lo;
+        if (v < L->clamp_lo) v = L->clamp_lo; /* the input layer's clamp, as for --input */
+        if (v > L->clamp_hi) v = L->clamp_hi;
         s->outputs[0][i] = v;
     }
 }
