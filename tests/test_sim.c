@@ -837,6 +837,7 @@ static void test_scalesim_ignores_skip_group(void)
     const qs_zero_skip modes[3] = {QS_SKIP_GATE, QS_SKIP_ACTIVATIONS, QS_SKIP_BOTH};
     for (int mi = 0; mi < 3; mi++) {
         run_result base;
+        memset(&base, 0, sizeof base);
         for (int G = 1; G <= 4; G *= 2) {
             sim_cfg c = default_cfg();
             c.mab = 4;
