@@ -27,7 +27,7 @@ static const char *USAGE =
     "\n"
     "commands:\n"
     "  info NET.qbin                         layers, shapes, bit widths, parameters, MACs\n"
-    "  compile --arch A.cfg NET.qbin [-o P]  map the network; --listing prints the mapping\n"
+    "  compile --arch A.cfg NET.qbin         map the network; --listing prints the mapping\n"
     "  run --arch A.cfg NET.qbin             simulate cycle by cycle and report\n"
     "  run --arch SCALE.cfg TOPOLOGY.csv     a SCALE-Sim config and topology, layer by layer (docs/scalesim.md)\n"
     "  import MODEL.onnx -o NET.qbin         convert a quantized ONNX / QONNX model (docs/onnx_import.md)\n"
@@ -38,7 +38,6 @@ static const char *USAGE_COMPILE =
     "usage: qsim compile --arch A.cfg NET.qbin [options]\n"
     "  --arch FILE          accelerator configuration (models/arch/*.cfg)\n"
     "  --set S.K=V          override a configuration key (repeatable)\n"
-    "  -o FILE              write the program (.qprog, docs/isa.md)\n"
     "  --listing            print the mapping per layer and the disassembly\n"
     "  --summary            print the mapping per layer without instructions\n";
 
@@ -80,7 +79,7 @@ static const char *USAGE_IMPORT =
     "  (runs scripts/onnx_import.py with /usr/bin/python3; needs python3-onnx)\n";
 
 typedef struct {
-    const char *arch, *net, *out, *engine, *input, *labels, *json, *csv, *dump;
+    const char *arch, *net, *engine, *input, *labels, *json, *csv, *dump;
     const char *fst, *vcd, *trace_from, *trace_to, *trace_layer;
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     int gemm;
@@ -88,12 +87,26 @@ typedef struct {
     int n_sets, listing, summary, quiet;
 } options;
 
+/* One line: what is wrong, and where the options are (the whole usage text
+ * would bury the message). The command is the word after "usage: qsim ". */
 static int usage_error(const char *cmd_usage, const char *fmt, const char *arg)
 {
+    char cmd[16] = "";
+    if (sscanf(cmd_usage, "usage: qsim %15s", cmd) != 1) cmd[0] = '\0';
     fprintf(stderr, "qsim: ");
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", cmd_usage);
+    fprintf(stderr, " (see 'qsim %s%s--help')\n", cmd, cmd[0] ? " " : "");
     return 2;
+}
+
+/* info and compile read a .qbin; a SCALE-Sim topology (.csv) goes to run. */
+static int is_topology_path(const char *p);
+static int refuse_topology(const char *cmd_usage, const char *path)
+{
+    return usage_error(cmd_usage,
+                       "'%s' is a SCALE-Sim topology (.csv); this command takes a .qbin network, "
+                       "'qsim run --arch SCALE.cfg TOPOLOGY.csv' simulates a topology",
+                       path);
 }
 
 /* Parse options shared by the commands; `allowed` lists the long options the
@@ -113,7 +126,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         }
         char key[32];
         snprintf(key, sizeof key, " %s ", a);
-        if (!strstr(allowed, key)) return usage_error(cmd_usage, "unknown option '%s' (see --help)", a);
+        if (!strstr(allowed, key)) return usage_error(cmd_usage, "unknown option '%s'", a);
         int takes_value = strcmp(a, "--listing") && strcmp(a, "--summary") && strcmp(a, "-q") && strcmp(a, "--quiet") &&
                           strcmp(a, "--gemm");
         const char *v = NULL;
@@ -125,8 +138,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--set")) {
             if (o->n_sets == MAX_SETS) return usage_error(cmd_usage, "too many --set options (max 256) at '%s'", v);
             o->sets[o->n_sets++] = v;
-        } else if (!strcmp(a, "-o")) o->out = v;
-        else if (!strcmp(a, "--engine")) o->engine = v;
+        } else if (!strcmp(a, "--engine")) o->engine = v;
         else if (!strcmp(a, "--input")) o->input = v;
         else if (!strcmp(a, "--labels")) o->labels = v;
         else if (!strcmp(a, "--json")) o->json = v;
@@ -164,13 +176,24 @@ static int cmd_info(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_INFO, " ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     if (!o.net) return usage_error(USAGE_INFO, "%s", "no network given");
+    if (is_topology_path(o.net)) return refuse_topology(USAGE_INFO, o.net);
     qs_net *net;
     qs_error e;
     if (qs_net_load(o.net, &net, &e)) return fail(&e);
     int64_t params = 0, macs = 0, bytes = 0;
-    printf("network '%s' (%s): %d layers, %d tensors\n\n", net->name, o.net, net->n_layers, net->n_tensors);
-    printf("%3s %-18s %-8s %-10s %-14s %-9s %-10s %12s\n", "#", "name", "kind", "inputs", "out CxHxW", "out", "weights",
-           "MACs");
+    int name_w = 4; /* the name column fits the longest name: cut names are ambiguous (features.1.conv.0, .1, ...) */
+    for (int32_t i = 0; i < net->n_layers; i++) {
+        int len = (int)strlen(net->layers[i].name);
+        if (len > name_w) name_w = len;
+    }
+    printf("network '%s' (%s): %d layers, %d tensors\n", net->name, o.net, net->n_layers, net->n_tensors);
+    const qs_layer *IN = &net->layers[0];
+    /* what a user needs to quantize real data for --input: q = round(real / scale) + zero point */
+    printf("input '%s': %dx%dx%d %s%d, scale %.9g, zero point %d (real = scale * (q - zero point))\n\n", IN->name,
+           IN->out_c, IN->out_h, IN->out_w, IN->out_signed ? "int" : "uint", IN->out_bits, (double)IN->out_scale,
+           (int)IN->out_zp);
+    printf("%3s %-*s %-8s %-10s %-14s %-9s %-10s %12s\n", "#", name_w, "name", "kind", "inputs", "out CxHxW", "out",
+           "weights", "MACs");
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
         char ins[32] = "", shape[32], outq[16], w[16] = "-";
@@ -189,7 +212,7 @@ static int cmd_info(int argc, char **argv)
         }
         int64_t m = qs_layer_macs(net, i);
         macs += m;
-        printf("%3d %-18.18s %-8s %-10s %-14s %-9s %-10s %12lld\n", i, L->name, qs_layer_kind_name(L->kind), ins,
+        printf("%3d %-*s %-8s %-10s %-14s %-9s %-10s %12lld\n", i, name_w, L->name, qs_layer_kind_name(L->kind), ins,
                shape, outq, w, (long long)m);
     }
     printf("\nparameters: %lld weights, %lld bytes packed; MACs per inference: %lld\n", (long long)params,
@@ -232,8 +255,9 @@ static int cmd_compile(int argc, char **argv)
 {
     options o;
     memset(&o, 0, sizeof o);
-    int rc = parse_opts(argc, argv, USAGE_COMPILE, " --arch --set -o --listing --summary ", &o);
+    int rc = parse_opts(argc, argv, USAGE_COMPILE, " --arch --set --listing --summary ", &o);
     if (rc) return rc < 0 ? 0 : rc;
+    if (is_topology_path(o.net)) return refuse_topology(USAGE_COMPILE, o.net);
     qs_arch arch;
     qs_net *net = NULL;
     qs_error e;
@@ -247,7 +271,6 @@ static int cmd_compile(int argc, char **argv)
     }
     if (o.listing || o.summary) qs_compile_listing(p, net, o.listing, stdout);
     else printf("%s: %d instructions, DRAM footprint %u bytes\n", o.net, p->n_insn, p->dram_bytes);
-    if (o.out && qs_prog_save(p, o.out, &e)) rc = fail(&e);
     qs_prog_destroy(p);
     qs_net_destroy(net);
     return rc;
@@ -495,6 +518,11 @@ static int cmd_run(int argc, char **argv)
         return usage_error(USAGE_RUN, "--trace-from '%s' is not a cycle number", o.trace_from);
     if (o.trace_to && parse_cycle(o.trace_to, &tr_to))
         return usage_error(USAGE_RUN, "--trace-to '%s' is not a cycle number", o.trace_to);
+    if (o.trace_from && o.trace_to && tr_to < tr_from)
+        return usage_error(USAGE_RUN, "--trace-to %s is before --trace-from (the window is from..to, in cycles)",
+                           o.trace_to);
+    if (o.trace_layer && (o.trace_from || o.trace_to))
+        return usage_error(USAGE_RUN, "%s", "give --trace-layer or --trace-from/--trace-to, not both");
     if ((o.trace_from || o.trace_to || o.trace_layer) && !o.fst && !o.vcd)
         return usage_error(USAGE_RUN, "%s", "a trace window needs --fst or --vcd");
     double t0 = now_seconds();
@@ -671,7 +699,7 @@ static int cmd_import(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(USAGE, stderr);
+        fputs("qsim: no command given; commands are info, compile, run, import (see 'qsim --help')\n", stderr);
         return 2;
     }
     const char *cmd = argv[1];
@@ -687,6 +715,6 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
-    fprintf(stderr, "qsim: unknown command '%s'; commands are info, compile, run, import (see qsim --help)\n", cmd);
+    fprintf(stderr, "qsim: unknown command '%s'; commands are info, compile, run, import (see 'qsim --help')\n", cmd);
     return 2;
 }

@@ -42,8 +42,14 @@ qs_status qs_npy_parse(const uint8_t *b, size_t len, const char *where, qs_npy *
     const char *d = dict_value(hdr, "descr"), *fo = dict_value(hdr, "fortran_order"), *sh = dict_value(hdr, "shape");
     if (!d || !fo || !sh) return qs_fail(err, QS_ERR_FORMAT, "%s: header lacks descr/fortran_order/shape", where);
     if (strncmp(fo, "False", 5) != 0) return qs_fail(err, QS_ERR_FORMAT, "%s: Fortran-order arrays are not supported", where);
-    if (*d != '\'' || (d[1] != '<' && d[1] != '|' && d[1] != '=') || (d[2] != 'i' && d[2] != 'u') || d[4] != '\'')
-        return qs_fail(err, QS_ERR_FORMAT, "%s: dtype %.8s is not a little-endian integer type (use int8..int64)", where, d);
+    if (*d != '\'' || (d[1] != '<' && d[1] != '|' && d[1] != '=') || (d[2] != 'i' && d[2] != 'u') || d[4] != '\'') {
+        /* name the dtype as written: inside its quotes (or up to the next comma), not a cut of the header */
+        const char *name = *d == '\'' ? d + 1 : d;
+        int n = 0;
+        while (name[n] && name[n] != '\'' && name[n] != ',' && n < 32) n++;
+        return qs_fail(err, QS_ERR_FORMAT, "%s: dtype '%.*s' is not a little-endian integer type (use int8..int64)",
+                       where, n, name);
+    }
     int is_signed = d[2] == 'i', size = d[3] - '0';
     if (size != 1 && size != 2 && size != 4 && size != 8)
         return qs_fail(err, QS_ERR_FORMAT, "%s: unsupported integer size %d", where, size);
