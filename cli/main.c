@@ -16,6 +16,7 @@
 #include "qs_net.h"
 #include "qs_npy.h"
 #include "qs_scalesim.h"
+#include "array.h"
 #include "report.h"
 #include "sim.h"
 #include "trace.h"
@@ -251,6 +252,59 @@ static int load_inputs(const options *o, qs_arch *arch, qs_net **net, qs_error *
     return 0;
 }
 
+/* Buffer bandwidth that does not grow with the array (docs/timing.md, "Buffer
+ * bandwidth") can make a bigger array slower; a sweep shows only the cycles, so
+ * say it where the user looks. The layer whose stream is slowed most names the
+ * buffer, what it delivers and what the array reads. Run: when buffer stalls
+ * are at least a quarter of the cycles; compile (no cycles yet): when layers
+ * holding at least a quarter of the dense MACs stream slower than one step per
+ * cycle. */
+#define THROTTLE_WARN_FRACTION 0.25
+
+static void warn_buffer_throttle(const qs_net *net, const qs_prog *p, const qs_arch *a, uint64_t stall_buffer,
+                                 uint64_t cycles)
+{
+    static const char *const BUF[3] = {"ifmap", "weight", "accum"};
+    int32_t worst_rate = 1, worst_buf = -1;
+    int64_t worst_need = 0, worst_bw = 0;
+    double macs_all = 0.0, macs_slow = 0.0;
+    for (int32_t i = 0; i < net->n_layers && i < p->n_layers; i++) {
+        if (!p->maps[i].is_gemm) continue;
+        int64_t need[3], bw[3];
+        int32_t rate = qs_array_stream_needs(a, &p->maps[i], need, bw);
+        double m = (double)qs_layer_macs(net, i);
+        macs_all += m;
+        if (rate > 1) macs_slow += m;
+        for (int b = 0; b < 3; b++) {
+            if (bw[b] <= 0 || need[b] <= bw[b]) continue;
+            int32_t rb = (int32_t)((need[b] + bw[b] - 1) / bw[b]);
+            if (rb > worst_rate) {
+                worst_rate = rb;
+                worst_buf = b;
+                worst_need = need[b];
+                worst_bw = bw[b];
+            }
+        }
+    }
+    if (worst_buf < 0) return;
+    char why[400];
+    snprintf(why, sizeof why,
+             "the %s buffer delivers %lld B/cycle, the %dx%d array reads %lld B per step (%d cycles a step); "
+             "raise buffer.%s.banks or buffer.%s.bank_width_bytes (docs/timing.md, Buffer bandwidth)",
+             BUF[worst_buf], (long long)worst_bw, a->rows, a->cols, (long long)worst_need, (int)worst_rate,
+             BUF[worst_buf], BUF[worst_buf]);
+    if (cycles > 0) {
+        double frac = (double)stall_buffer / (double)cycles;
+        if (frac >= THROTTLE_WARN_FRACTION)
+            fprintf(stderr, "qsim: warning: buffer bandwidth throttles the array: %llu of %llu cycles (%.1f%%) are "
+                            "buffer stalls: %s\n",
+                    (unsigned long long)stall_buffer, (unsigned long long)cycles, 100.0 * frac, why);
+    } else if (macs_all > 0 && macs_slow / macs_all >= THROTTLE_WARN_FRACTION) {
+        fprintf(stderr, "qsim: warning: buffer bandwidth throttles the array in layers with %.1f%% of the MACs: %s\n",
+                100.0 * macs_slow / macs_all, why);
+    }
+}
+
 static int cmd_compile(int argc, char **argv)
 {
     options o;
@@ -271,6 +325,7 @@ static int cmd_compile(int argc, char **argv)
     }
     if (o.listing || o.summary) qs_compile_listing(p, net, o.listing, stdout);
     else printf("%s: %d instructions, DRAM footprint %u bytes\n", o.net, p->n_insn, p->dram_bytes);
+    warn_buffer_throttle(net, p, &arch, 0, 0);
     qs_prog_destroy(p);
     qs_net_destroy(net);
     return rc;
@@ -484,6 +539,16 @@ static int run_topology(const options *o, qs_engine engine)
     if (o->csv && qs_topo_report_write_csv(&rep, o->csv, &e)) goto out;
     if (o->report_dir && qs_scalesim_write_reports(&rep, o->report_dir, &e)) goto out;
     for (int i = 0; is_ss && i < sscfg.n_notes; i++) fprintf(stderr, "qsim: note: %s\n", sscfg.notes[i]);
+    /* sparse operands only count where the configuration does something with zeros (docs/scalesim.md) */
+    if (opts.weight_sparsity > 0.0 || opts.act_sparsity > 0.0) {
+        if (arch.zero_skip == QS_SKIP_NONE)
+            fprintf(stderr, "qsim: note: the zero operands change nothing here: [array] zero_skip = none neither gates "
+                            "nor skips them (--set array.zero_skip=gate saves energy; for cycles too: --set "
+                            "timing.convention=native --set array.zero_skip=both --set array.skip_group=1)\n");
+        else if (arch.timing == QS_TIMING_SCALESIM)
+            fprintf(stderr, "qsim: note: under SCALE-Sim's timing the zero operands save energy, not cycles (for cycles "
+                            "too: --set timing.convention=native --set array.skip_group=1)\n");
+    }
     rc = 0;
 out:
     if (rc) fail(&e);
@@ -628,6 +693,14 @@ static int cmd_run(int argc, char **argv)
                      n_correct, o.labels ? n : 0, o.input ? preds : NULL, 0.0};
     rep.wall_seconds = now_seconds() - t0;
     if (!o.quiet) qs_report_print(&rep, stdout);
+    {
+        uint64_t cyc = 0, stall_buffer = 0;
+        for (int32_t i = 1; i < net->n_layers; i++) {
+            cyc += acc[i].cycles;
+            stall_buffer += acc[i].stall_buffer;
+        }
+        if (cyc > 0) warn_buffer_throttle(net, prog, &arch, stall_buffer, cyc);
+    }
     if (o.json && qs_report_write_json(&rep, o.json, &e)) goto out;
     if (o.csv && qs_report_write_csv(&rep, o.csv, &e)) goto out;
     if (o.dump && dump_outputs(o.dump, net, sim, &e)) goto out;
