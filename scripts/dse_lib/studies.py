@@ -39,16 +39,20 @@ def _page(spec, outdir, title, headline, sections, rows):
     pdir = os.path.dirname(page)
     ok = [r for r in rows if r.get("status") == "ok"]
     versions = sorted({str(r.get("qsim_version")) for r in rows})
+    revisions = sorted({str(r.get("source_revision") or "not recorded") for r in rows})
     wall = sum(_f(r.get("wall_s")) or 0 for r in rows)
     lines = ["# Study: %s" % title, "", headline.strip(), "",
              "Run it again (points already in the table are skipped; delete `%s/results.jsonl` to start over):"
              % _rel(outdir, REPO), "",
              "    scripts/dse %s" % _rel(spec.path, REPO), "",
-             "%d points (%d ok, %d failed), qsim %s, %.0f s of simulation in all. Files in `%s/`: "
+             "%d points (%d ok, %d failed), qsim %s, source revision %s, %.0f s of simulation in all. "
+             "`tests/test_studies_fresh.py` (CTest `studies_fresh`) re-simulates one point and fails when this "
+             "page no longer matches the code. Files in `%s/`: "
              "`results.csv` (every point: parameters, cycles, time, energy and its breakdown, area, TOPS/W, "
              "utilization, DRAM bytes), `results.jsonl` (the same with per-layer summaries), `pareto*.csv` and "
              "the figures (PNG + SVG), written by `scripts/dse_lib/studies.py`; last point simulated on %s." % (
-                 len(rows), len(ok), len(rows) - len(ok), ", ".join(versions), wall, _rel(outdir, pdir),
+                 len(rows), len(ok), len(rows) - len(ok), ", ".join(versions), ", ".join(revisions), wall,
+                 _rel(outdir, pdir),
                  max([str(r.get("finished") or "")[:10] for r in rows] or [time.strftime("%Y-%m-%d")])), ""]
     for s in sections:
         lines += [s, ""]
