@@ -20,6 +20,7 @@
 #include "report.h"
 #include "sim.h"
 #include "trace.h"
+#include "waveview.h"
 
 #define MAX_SETS 256
 
@@ -53,8 +54,8 @@ static const char *USAGE_RUN =
     "  --json FILE          write the full report as JSON (docs/report.md)\n"
     "  --csv FILE           write the per-layer table as CSV\n"
     "  --dump-outputs DIR   write every layer's output as DIR/<index>_<name>.npy\n"
-    "  --fst FILE, --vcd FILE  waveform of the (first) inference for GTKWave:\n"
-    "                       gtkwave FILE traces/accelerator.gtkw (per-clock PE activity needs --engine detailed)\n"
+    "  --fst FILE, --vcd FILE  waveform of the (first) inference for GTKWave, time in cycles; beside it\n"
+    "                       FILE.gtkw, its view: gtkwave run.gtkw (per-clock PE activity needs --engine detailed)\n"
     "  --trace-from N, --trace-to N  cycle window of the waveform\n"
     "  --trace-layer NAME   waveform window = that layer's cycles\n"
     "  -q, --quiet          no table on stdout\n"
@@ -671,6 +672,13 @@ static int cmd_run(int argc, char **argv)
             qs_status ts = qs_trace_close(trace, &e);
             trace = NULL;
             if (ts) goto out;
+            /* beside the dump, a view that opens on its window, with layer names */
+            const char *dump = o.fst ? o.fst : o.vcd;
+            uint64_t end = qs_sim_now(sim), to = tr_to < end ? tr_to : end, from = tr_from < to ? tr_from : to;
+            char view[4096];
+            if (qs_write_wave_view(dump, net, engine == QS_ENGINE_DETAILED, from, to, view, sizeof view, &e)) goto out;
+            fprintf(stderr, "qsim: waveform %s holds cycles %llu..%llu; view it: gtkwave %s\n", dump,
+                    (unsigned long long)from, (unsigned long long)to, view);
         }
         for (int32_t i = 0; i < net->n_layers; i++) {
             const qs_layer_stats *s = qs_sim_layer_stats(sim, i);
