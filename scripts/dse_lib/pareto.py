@@ -180,7 +180,10 @@ def plot_series(path_stem, rows, plot):
             w = 0.8 / nser
             ax.bar([xx - 0.4 + w * (si + 0.5) for xx in (xs if not numeric_x else range(len(xs)))], ys,
                    width=w, label=lab, color=color)
-        elif kind in ("scatter", "dots"):
+        elif kind == "dots":   # categories side by side, as the bars would be
+            w = 0.6 / nser
+            ax.scatter([xx - 0.3 + w * (si + 0.5) for xx in xs], ys, label=lab, s=26, color=color, marker=marker)
+        elif kind == "scatter":
             ax.scatter(xs, ys, label=lab, s=22, color=color, marker=marker)
         else:
             ax.plot(xs, ys, marker=marker, ms=4, label=lab, color=color)
@@ -193,7 +196,8 @@ def plot_series(path_stem, rows, plot):
         ax.set_xscale("log", base=plot.get("logx") if isinstance(plot.get("logx"), int) and plot.get("logx") > 1 else 10)
     if plot.get("logy"):
         ax.set_yscale("log")
-    ax.grid(True, which="both" if plot.get("logy") else "major", alpha=0.3)
+        plotstyle.log_ticks(ax.yaxis)
+    ax.grid(True, which="major", alpha=0.3)
     if series:
         plotstyle.legend_outside(ax)
     ax.set_title(plot.get("title", "%s vs %s" % (yl, xl)), fontsize=11)

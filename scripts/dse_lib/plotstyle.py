@@ -118,6 +118,14 @@ def legend_outside(ax, **kw):
                   borderaxespad=0.0, frameon=False, **kw)
 
 
+def log_ticks(axis):
+    """A log axis labelled 0.2, 0.5, 1, 2, 5 ... as plain numbers, not 6x10^-1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: "%g" % float("%.3g" % v)))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def si(v: float, unit: str = "") -> str:
     v = float(v)
     for p, f in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
