@@ -3,9 +3,11 @@
 
 usage: test_readme.py QSIM_BINARY SOURCE_DIR
 
-- every `scripts/NAME` the README or docs/ name is executable and starts with a #! line naming
-  /usr/bin/python3 (Debian's, with the packages scripts/setup-deps installs) or bash; every Python
-  one answers `--help` with status 0 while a `python3` that always fails is first on the PATH;
+- every `scripts/NAME` the README names, and every one docs/ name that starts with #! (a program; a
+  module docs/ mention, such as qsim_array_ref.py, may be a plain library file), is executable and starts
+  with a #! line naming /usr/bin/python3 (Debian's, with the packages scripts/setup-deps installs) or a
+  shell; every Python one answers `--help` with status 0 while a `python3` that always fails is first on
+  the PATH;
 - every command of the README's indented blocks that starts with `build/cli/qsim` or `scripts/report`
   runs as written (status 0) in a scratch folder that sees the repository's models/, scripts/, traces/
   and the qsim under test as build/cli/qsim, so every file it names ships or is written by an earlier
@@ -33,10 +35,15 @@ def check(cond, msg, detail=""):
 def shown_scripts(root):
     names = set()
     for path in [os.path.join(root, "README.md")] + glob.glob(os.path.join(root, "docs", "*.md")):
+        readme = path.endswith("README.md")
         with open(path, encoding="utf-8") as f:
             for m in re.finditer(r"\bscripts/([A-Za-z0-9_.-]+)", f.read()):
                 p = os.path.join(root, "scripts", m.group(1).rstrip("."))
-                if os.path.isfile(p) and not p.endswith((".c", ".toml")):
+                if not os.path.isfile(p) or p.endswith((".c", ".toml")):
+                    continue
+                with open(p, "rb") as g:
+                    program = g.read(2) == b"#!"
+                if readme or program:
                     names.add(p)
     return sorted(names)
 
