@@ -508,7 +508,12 @@ static uint64_t dram_request(qs_sim *s, const qs_insn *in)
     uint64_t start = s->dram_free > s->now ? s->dram_free : s->now;
     s->dram_free = start + dma_cycles(&s->prog->arch, in->bytes);
     s->dram_bytes = in->bytes;
-    if (s->dma_hook) s->dma_hook(s->dma_user, in->op == QS_OP_STORE, in->addr, in->bytes, start);
+    if (s->dma_hook) /* one call per run of the access pattern: the bytes really moved */
+        for (uint32_t r = 0; r < in->rows; r++) {
+            uint64_t first, count;
+            qs_dma_row(in, r, &first, &count);
+            s->dma_hook(s->dma_user, in->op == QS_OP_STORE, (uint32_t)first, (uint32_t)count, start);
+        }
     return s->dram_free;
 }
 

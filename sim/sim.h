@@ -70,7 +70,8 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err);
 qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err);
 uint64_t qs_sim_now(const qs_sim *s);
 
-/* Called when a transfer takes the DRAM channel (TLM initiators use it). */
+/* Called when a transfer takes the DRAM channel (TLM initiators use it),
+ * once per run of its access pattern (docs/isa.md) with that run's bytes. */
 typedef void (*qs_sim_dma_fn)(void *user, int is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
 void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user);
 
