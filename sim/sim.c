@@ -59,6 +59,10 @@ struct qs_sim {
     uint64_t dram_bytes;     /* bytes of the transfer on the DRAM channel */
     qs_sim_dma_fn dma_hook;
     void *dma_user;
+    qs_dram *dram;           /* the bank-level model, NULL under model = simple */
+    uint64_t *run_first, *run_count; /* a transfer's runs, for the bank model */
+    qs_dram_trace_fn dram_trace;
+    void *dram_trace_user;
     /* waveform */
     qs_trace *tr;
     uint64_t tr_from, tr_to;
@@ -126,6 +130,19 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
         int q = qs_opcode_queue(prog->insn[i].op);
         s->qorder[q][s->qlen[q]++] = i;
     }
+    if (prog->arch.dram_model != QS_DRAM_SIMPLE) {
+        uint32_t max_rows = 1;
+        for (int32_t i = 0; i < prog->n_insn; i++)
+            if (prog->insn[i].rows > max_rows) max_rows = prog->insn[i].rows;
+        s->run_first = malloc(sizeof(uint64_t) * max_rows);
+        s->run_count = malloc(sizeof(uint64_t) * max_rows);
+        if (!s->run_first || !s->run_count) goto oom;
+        qs_status dst = qs_dram_create(&prog->arch.dram, prog->arch.freq_mhz, &s->dram, err);
+        if (dst) {
+            qs_sim_destroy(s);
+            return dst;
+        }
+    }
     s->actx.net = net;
     s->actx.prog = prog;
     s->actx.arch = &prog->arch;
@@ -155,6 +172,9 @@ void qs_sim_destroy(qs_sim *s)
     for (int q = 0; q < QS_Q_COUNT; q++) free(s->qorder[q]);
     qs_array_ctx_free(&s->actx);
     free(s->pend);
+    qs_dram_destroy(s->dram);
+    free(s->run_first);
+    free(s->run_count);
     free(s);
 }
 
@@ -506,7 +526,16 @@ static int pop_chan(int q, int from_next)
 static uint64_t dram_request(qs_sim *s, const qs_insn *in)
 {
     uint64_t start = s->dram_free > s->now ? s->dram_free : s->now;
-    s->dram_free = start + dma_cycles(&s->prog->arch, in->bytes);
+    if (s->dram && s->prog->arch.timing != QS_TIMING_SCALESIM) {
+        /* the bank-level model serves the runs' bursts (docs/dram.md) */
+        for (uint32_t r = 0; r < in->rows; r++) qs_dma_row(in, r, &s->run_first[r], &s->run_count[r]);
+        qs_dram_stats before = *qs_dram_get_stats(s->dram);
+        s->dram_free = qs_dram_transfer(s->dram, start, in->op == QS_OP_STORE, s->run_first, s->run_count, in->rows,
+                                        s->dram_trace, s->dram_trace_user);
+        qs_dram_stats_add_delta(&s->stats[in->layer].dram, qs_dram_get_stats(s->dram), &before);
+    } else {
+        s->dram_free = start + dma_cycles(&s->prog->arch, in->bytes);
+    }
     s->dram_bytes = in->bytes;
     if (s->dma_hook) /* one call per run of the access pattern: the bytes really moved */
         for (uint32_t r = 0; r < in->rows; r++) {
@@ -530,6 +559,7 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err)
     s->tokens[CH_ST_CMP] = s->prog->init_accum;
     memset(s->q, 0, sizeof s->q);
     s->now = s->dram_free = s->ppu_busy_until = 0;
+    if (s->dram) qs_dram_reset(s->dram);
     s->dram_bytes = 0;
     s->total_cycles = 0;
     s->running = 1;
@@ -740,6 +770,12 @@ qs_status qs_sim_run(qs_sim *s, qs_error *err)
 }
 
 uint64_t qs_sim_now(const qs_sim *s) { return s->now; }
+
+void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user)
+{
+    s->dram_trace = fn;
+    s->dram_trace_user = user;
+}
 
 void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user)
 {

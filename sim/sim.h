@@ -11,6 +11,7 @@
 #include "qs_prog.h"
 #include "qs_status.h"
 #include "trace.h"
+#include "dram.h"
 
 typedef enum { QS_ENGINE_FAST = 0, QS_ENGINE_DETAILED } qs_engine;
 
@@ -48,6 +49,9 @@ typedef struct {
      * convention"): the figures SCALE-Sim v2 reports for this layer, counted
      * fold by fold by the array and its memory model. */
     qs_scalesim_stats ss;
+    /* Under a bank-level [dram] model: what this layer's transfers did in the
+     * DRAM (docs/dram.md); zero under model = simple. */
+    qs_dram_stats dram;
 } qs_layer_stats;
 
 typedef struct qs_sim qs_sim;
@@ -74,6 +78,10 @@ uint64_t qs_sim_now(const qs_sim *s);
  * once per run of its access pattern (docs/isa.md) with that run's bytes. */
 typedef void (*qs_sim_dma_fn)(void *user, int is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
 void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user);
+
+/* Every DRAM request of the next runs, as the bank-level model receives it
+ * (no call under model = simple). */
+void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user);
 
 /* Waveform of the next runs: queues, tokens, DMA, PPU, and the array's PE
  * activity (per clock with the detailed engine), cycles [from, to] only
