@@ -330,7 +330,6 @@ static void commit(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_writ
  * first (and may close its row). */
 static plan plan_with_refresh(qs_dram *d, const qs_dram_addr *a, uint64_t t0, int is_write)
 {
-    refresh_upto(d, a, t0);
     plan p = plan_request(d, a, t0, is_write);
     while (rank_of(d, a)->next_ref <= p.first_cmd) {
         refresh_upto(d, a, p.first_cmd);
