@@ -134,7 +134,7 @@ static const bad_case BAD[] = {
     {"[buffer.accum]\nbanks = 1\nbank_width_bytes = 2\n", NULL, "bad.cfg:3: [buffer.accum] bank_width_bytes:"},
     {"[buffer.ifmap]\nbanks = 3\n", NULL, "bad.cfg:2: [buffer.ifmap] banks: [buffer.ifmap] size_kib = 64 (65536 bytes) is not a whole number"},
     {"[buffer.weight]\nsize_kib = 1\nbanks = 1\nbank_width_bytes = 1024\n", NULL, "bad.cfg:4: [buffer.weight] bank_width_bytes:"},
-    /* [dram] bank model (docs/config.md, "Rules between keys" 7-12) */
+    /* [dram] bank model (docs/config.md, "Rules between keys" 6-10) */
     {"[dram]\nmodel = ddr5\n", NULL, "bad.cfg:2: [dram] model: 'ddr5' is not one of simple, ddr4_3200"},
     {"[dram]\nmodel = ddr4_3200\ntRAS = 80\n", NULL,
      "bad.cfg:3: [dram] tRAS: tRC = 74 is shorter than tRAS + tRP = 80 + 22 (a row must open, stay open and close "
