@@ -163,6 +163,9 @@ void qs_arch_defaults(qs_arch *a)
     snprintf(a->dram_tech, sizeof a->dram_tech, "lpddr4");
     a->dram_pj_per_bit = 0.0;
     a->dram_model = QS_DRAM_SIMPLE;
+    a->dma_outstanding = 1;
+    a->dma_request_bytes = 0;
+    a->dma_separate_write = 0;
     qs_dram_preset(QS_DRAM_DDR4_3200, &a->dram);
     a->freq_mhz = 1000.0;
     a->ppu_lanes = 16;
@@ -266,6 +269,9 @@ static const keydef KEYS[] = {
     KINT("dram", "queue_depth", dram.queue_depth, 1, 4096),
     KENUM("dram", "page_policy", dram.page_policy, PAGE_POLICIES),
     {"dram", "address_mapping", K_IDENT, OFF(dram.address_mapping), SZ(dram.address_mapping), 0, 0, 0, 0, NULL},
+    KINT("dma", "outstanding", dma_outstanding, 1, 1024),
+    KINT("dma", "request_bytes", dma_request_bytes, 0, 1 << 24),
+    KBOOL("dma", "separate_write_engine", dma_separate_write),
     KDBL("clock", "freq_mhz", freq_mhz, 1, 100000, 0),
     KINT("ppu", "lanes", ppu_lanes, 1, 4096),
     KBOOL("ppu", "pool", ppu_pool),
@@ -279,8 +285,8 @@ static const keydef KEYS[] = {
 enum { NKEYS = sizeof KEYS / sizeof KEYS[0] };
 
 static const char *const SECTIONS[] = {"general", "array", "buffer.ifmap", "buffer.weight", "buffer.accum",
-                                       "dram", "clock", "ppu", "tech", "timing", NULL};
-enum { NSECTIONS = 10 };
+                                       "dram", "dma", "clock", "ppu", "tech", "timing", NULL};
+enum { NSECTIONS = 11 };
 
 static int section_index(const char *s)
 {

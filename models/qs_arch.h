@@ -75,6 +75,10 @@ typedef struct {
     double dram_pj_per_bit;        /* 0 = from dram_tech */
     qs_dram_model dram_model;      /* simple: the four keys above; else the bank model */
     qs_dram_cfg dram;              /* bank model parameters (preset, then per-key overrides) */
+    /* [dma] (docs/timing.md, "DMA engines") */
+    int32_t dma_outstanding;       /* requests in flight per engine; 1 = a blocking engine */
+    int32_t dma_request_bytes;     /* largest request; 0 = one request per transfer */
+    int32_t dma_separate_write;    /* 1: stores have their own engine (reads and writes in parallel) */
     /* [clock] */
     double freq_mhz;
     /* [ppu] */
