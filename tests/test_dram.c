@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dma.h"
 #include "dram.h"
 
 static qs_dram_cfg small_cfg(void)
@@ -351,6 +352,97 @@ static void test_transfer_and_clock(void)
     qs_dram_destroy(d);
 }
 
+/* ---- DMA engines on the simple channel (sim/dma.c, docs/timing.md "DMA
+ * engines"): latency 100, 16 bytes per cycle, 64-byte bursts, so a 64-byte
+ * request's data takes 4 cycles and a 256-byte transfer's 16. */
+
+static qs_insn xfer(int op, uint32_t addr, uint32_t bytes)
+{
+    qs_insn in;
+    memset(&in, 0, sizeof in);
+    in.op = (uint8_t)op;
+    in.addr = addr;
+    in.bytes = bytes;
+    in.rows = bytes ? 1 : 0;
+    in.run_bits = bytes * 8;
+    return in;
+}
+
+static qs_dma *make_dma(qs_arch *a, int outstanding, int request_bytes, int separate)
+{
+    qs_arch_defaults(a);
+    a->dram_latency = 100;
+    a->dram_bytes_per_cycle = 16;
+    a->dram_burst_bytes = 64;
+    a->dma_outstanding = outstanding;
+    a->dma_request_bytes = request_bytes;
+    a->dma_separate_write = separate;
+    qs_dma *d = NULL;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_dma_create(a, NULL, 4, &d, &e), QS_OK);
+    qs_dma_reset(d);
+    return d;
+}
+
+static void test_dma_engines(void)
+{
+    qs_arch a;
+    const qs_insn ld = xfer(QS_OP_LOAD, 0, 256), st = xfer(QS_OP_STORE, 4096, 256), none = xfer(QS_OP_LOAD, 0, 0);
+    /* blocking (one outstanding request, one request per transfer): latency + data, one after the other;
+     * a transfer of nothing waits for its turn */
+    qs_dma *d = make_dma(&a, 1, 0, 0);
+    CU_ASSERT(qs_dma_blocking(d));
+    qs_dma_times t = qs_dma_transfer(d, 0, &ld, NULL, NULL);
+    EXPECT(t.done, 116);
+    t = qs_dma_transfer(d, 10, &ld, NULL, NULL);
+    EXPECT(t.issued, 116);
+    EXPECT(t.done, 232);
+    EXPECT(qs_dma_transfer(d, 5, &none, NULL, NULL).done, 232);
+    qs_dma_destroy(d);
+    /* four outstanding 64-byte requests: the first transfer's latencies overlap (data 100..116); the
+     * second's requests take the slots as the first's complete at 104, 108, 112, 116 and their data
+     * follows on the bus from 204: done at 220 (blocking: 232) */
+    d = make_dma(&a, 4, 64, 0);
+    CU_ASSERT(!qs_dma_blocking(d));
+    t = qs_dma_transfer(d, 0, &ld, NULL, NULL);
+    EXPECT(t.issued, 0);
+    EXPECT(t.done, 116);
+    t = qs_dma_transfer(d, 1, &ld, NULL, NULL);
+    EXPECT(t.issued, 116);
+    EXPECT(t.done, 220);
+    qs_dma_destroy(d);
+    /* two slots: requests 3 and 4 wait for 1 and 2 (104, 108): data 204..212 */
+    d = make_dma(&a, 2, 64, 0);
+    t = qs_dma_transfer(d, 0, &ld, NULL, NULL);
+    EXPECT(t.issued, 108);
+    EXPECT(t.done, 212);
+    qs_dma_destroy(d);
+    /* a store on its own engine overlaps its latency with a load's: it only waits for the bus (116..132) */
+    for (int sep = 0; sep < 2; sep++) {
+        d = make_dma(&a, 1, 0, sep);
+        EXPECT(qs_dma_transfer(d, 0, &ld, NULL, NULL).done, 116);
+        EXPECT(qs_dma_transfer(d, 0, &st, NULL, NULL).done, sep ? 132 : 232);
+        qs_dma_destroy(d);
+    }
+    /* transfers of an engine complete in order: on the bank model with two channels, two bursts of one
+     * row on channel 0 (ACT 0, RD 12 and 19 (tCCD_L), data to 33), then one burst on channel 1 (data to
+     * 26): the second is reported done at 33 */
+    qs_dram_cfg c = small_cfg();
+    c.channels = 2;
+    qs_dram *dr = make(&c);
+    qs_arch_defaults(&a);
+    a.dma_outstanding = 2;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_dma_create(&a, dr, 4, &d, &e), QS_OK);
+    qs_dma_reset(d);
+    const qs_insn two = xfer(QS_OP_LOAD, 0, 128), other = xfer(QS_OP_LOAD, 8192, 64);
+    EXPECT(qs_dram_decode(dr, 8192).ch, 1);
+    EXPECT(qs_dma_transfer(d, 0, &two, NULL, NULL).done, 33);
+    EXPECT(qs_dma_transfer(d, 0, &other, NULL, NULL).done, 33);
+    qs_dma_destroy(d);
+    qs_dram_destroy(dr);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -365,6 +457,7 @@ int main(void)
     CU_add_test(s, "FR-FCFS and queue depth", test_fr_fcfs);
     CU_add_test(s, "queue depth bounds requests in flight", test_queue_depth);
     CU_add_test(s, "transfer bursts and clock conversion", test_transfer_and_clock);
+    CU_add_test(s, "DMA engines: outstanding requests, request size, separate write engine", test_dma_engines);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fail = CU_get_error() || CU_get_number_of_failures();
