@@ -70,6 +70,9 @@ void qs_dram_preset(qs_dram_model m, qs_dram_cfg *c)
         c->tCL = 22; c->tCWL = 16; c->tRCD = 22; c->tRP = 22; c->tRAS = 52; c->tRC = 74;
         c->tRRD_S = 4; c->tRRD_L = 8; c->tFAW = 34; c->tCCD_S = 4; c->tCCD_L = 8;
         c->tWR = 24; c->tWTR_S = 4; c->tWTR_L = 12; c->tRTP = 12; c->tREFI = 12480; c->tRFC = 560;
+        /* DRAMsim3 DDR4_8Gb_x8_3200.ini currents */
+        c->vdd = 1.2; c->idd0 = 57; c->idd2n = 37; c->idd3n = 52; c->idd4r = 168; c->idd4w = 150; c->idd5 = 250;
+        c->devices = 8;
         break;
     case QS_DRAM_LPDDR4_4266:
         /* DRAMSys JEDEC_1Gbx16_LPDDR4-4266; two x16 channels (an x32 package), 8 banks, no bank groups */
@@ -79,6 +82,9 @@ void qs_dram_preset(qs_dram_model m, qs_dram_cfg *c)
         c->tCL = 36; c->tCWL = 18; c->tRCD = 39; c->tRP = 39; c->tRAS = 90; c->tRC = 135;
         c->tRRD_S = 22; c->tRRD_L = 22; c->tFAW = 86; c->tCCD_S = 8; c->tCCD_L = 8;
         c->tWR = 39; c->tWTR_S = 22; c->tWTR_L = 22; c->tRTP = 17; c->tREFI = 8341; c->tRFC = 812;
+        /* currents: DRAMsim3 LPDDR4_8Gb_x16_2400.ini (no public LPDDR4-4266 currents; docs/dram.md) */
+        c->vdd = 1.2; c->idd0 = 80; c->idd2n = 34; c->idd3n = 47; c->idd4r = 243; c->idd4w = 228; c->idd5 = 280;
+        c->devices = 1;
         break;
     case QS_DRAM_LPDDR5_6400:
         /* Ramulator2 LPDDR5_6400 (CK 1.25 ns, WCK:CK 4:1 from gem5): one x16 channel, 4 BG x 4 banks */
@@ -88,6 +94,9 @@ void qs_dram_preset(qs_dram_model m, qs_dram_cfg *c)
         c->tCL = 17; c->tCWL = 9; c->tRCD = 15; c->tRP = 15; c->tRAS = 34; c->tRC = 49;
         c->tRRD_S = 4; c->tRRD_L = 4; c->tFAW = 16; c->tCCD_S = 2; c->tCCD_L = 4;
         c->tWR = 28; c->tWTR_S = 5; c->tWTR_L = 10; c->tRTP = 8; c->tREFI = 3125; c->tRFC = 168;
+        /* currents: no public LPDDR5 figures; DRAMsim3's LPDDR4_8Gb_x16_2400.ini as a stand-in (docs/dram.md) */
+        c->vdd = 1.2; c->idd0 = 80; c->idd2n = 34; c->idd3n = 47; c->idd4r = 243; c->idd4w = 228; c->idd5 = 280;
+        c->devices = 1;
         break;
     case QS_DRAM_HBM2:
         /* DRAMsim3 HBM2_8Gb_x128.ini: 8 channels of 128 bits, 4 BG x 4 banks, 2 KB page */
@@ -97,6 +106,9 @@ void qs_dram_preset(qs_dram_model m, qs_dram_cfg *c)
         c->tCL = 14; c->tCWL = 4; c->tRCD = 14; c->tRP = 14; c->tRAS = 34; c->tRC = 48;
         c->tRRD_S = 4; c->tRRD_L = 6; c->tFAW = 30; c->tCCD_S = 1; c->tCCD_L = 2;
         c->tWR = 16; c->tWTR_S = 6; c->tWTR_L = 8; c->tRTP = 4; c->tREFI = 3900; c->tRFC = 260;
+        /* DRAMsim3 HBM2_8Gb_x128.ini currents, one device per channel */
+        c->vdd = 1.2; c->idd0 = 65; c->idd2n = 40; c->idd3n = 55; c->idd4r = 390; c->idd4w = 500; c->idd5 = 250;
+        c->devices = 1;
         break;
     default:
         break;
@@ -267,6 +279,14 @@ static const keydef KEYS[] = {
     KINT("dram", "tREFI", dram.tREFI, 1, 10000000),
     KINT("dram", "tRFC", dram.tRFC, 1, 100000),
     KINT("dram", "queue_depth", dram.queue_depth, 1, 4096),
+    KDBL("dram", "vdd", dram.vdd, 0.1, 5, 0),
+    KDBL("dram", "idd0", dram.idd0, 0, 10000, 0),
+    KDBL("dram", "idd2n", dram.idd2n, 0, 10000, 0),
+    KDBL("dram", "idd3n", dram.idd3n, 0, 10000, 0),
+    KDBL("dram", "idd4r", dram.idd4r, 0, 10000, 0),
+    KDBL("dram", "idd4w", dram.idd4w, 0, 10000, 0),
+    KDBL("dram", "idd5", dram.idd5, 0, 10000, 0),
+    KINT("dram", "devices", dram.devices, 1, 64),
     KENUM("dram", "page_policy", dram.page_policy, PAGE_POLICIES),
     {"dram", "address_mapping", K_IDENT, OFF(dram.address_mapping), SZ(dram.address_mapping), 0, 0, 0, 0, NULL},
     KINT("dma", "outstanding", dma_outstanding, 1, 1024),
@@ -605,6 +625,17 @@ static qs_status check_dram(const qs_arch *a, const vctx *v, qs_error *err)
     if (d->tFAW < d->tRRD_S)
         return cross_fail(v, err, DK("tFAW"), DK("tRRD_S"), "tFAW = %d is shorter than tRRD_S = %d", d->tFAW,
                           d->tRRD_S);
+    if (d->idd3n < d->idd2n)
+        return cross_fail(v, err, DK("idd3n"), DK("idd2n"), "idd3n = %g is below idd2n = %g (an open bank draws more)",
+                          d->idd3n, d->idd2n);
+    if (d->idd4r < d->idd3n || d->idd4w < d->idd3n || d->idd5 < d->idd3n)
+        return cross_fail(v, err, d->idd4r < d->idd3n ? DK("idd4r") : d->idd4w < d->idd3n ? DK("idd4w") : DK("idd5"),
+                          DK("idd3n"), "idd4r, idd4w and idd5 (%g, %g, %g) must not be below idd3n = %g", d->idd4r,
+                          d->idd4w, d->idd5, d->idd3n);
+    if (d->idd0 * d->tRC < d->idd3n * d->tRAS + d->idd2n * d->tRP)
+        return cross_fail(v, err, DK("idd0"), DK("idd3n"),
+                          "idd0 * tRC = %g is below idd3n * tRAS + idd2n * tRP = %g (a negative activate energy)",
+                          d->idd0 * d->tRC, d->idd3n * d->tRAS + d->idd2n * d->tRP);
     if (d->tREFI <= d->tRFC)
         return cross_fail(v, err, DK("tREFI"), DK("tRFC"),
                           "tREFI = %d leaves no time between refreshes of tRFC = %d", d->tREFI, d->tRFC);

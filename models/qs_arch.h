@@ -39,6 +39,9 @@ typedef struct {
     int32_t tCL, tCWL, tRCD, tRP, tRAS, tRC, tRRD_S, tRRD_L, tFAW, tCCD_S, tCCD_L;
     int32_t tWR, tWTR_S, tWTR_L, tRTP, tRTW, tREFI, tRFC;
     int32_t queue_depth;           /* requests per channel the controller can reorder */
+    /* currents (mA) and supply (V) of one device, chips per rank (energy) */
+    double vdd, idd0, idd2n, idd3n, idd4r, idd4w, idd5;
+    int32_t devices;
     qs_page_policy page_policy;
     char address_mapping[16];      /* 6 two-letter fields MSB->LSB: ch ra bg ba ro co */
 } qs_dram_cfg;

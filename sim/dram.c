@@ -14,6 +14,7 @@ typedef struct {
     uint64_t act_ready;  /* earliest ACT: tRP after the last PRE, tRC after the last ACT, tRFC after REF */
     uint64_t col_ready;  /* earliest RD/WR: tRCD after ACT */
     uint64_t pre_ready;  /* earliest PRE: tRAS after ACT, tRTP after RD, tWR after write data */
+    uint64_t act_at;     /* the open row's ACT (bank active time) */
 } bank_state;
 
 typedef struct {
@@ -157,6 +158,24 @@ void qs_dram_stats_add_delta(qs_dram_stats *dst, const qs_dram_stats *a, const q
     dst->row_misses += a->row_misses - b->row_misses;
     dst->row_conflicts += a->row_conflicts - b->row_conflicts;
     dst->read_latency_sum += a->read_latency_sum - b->read_latency_sum;
+    dst->bank_active += a->bank_active - b->bank_active;
+}
+
+/* A bank precharges at cycle pre: its row was open since its ACT. */
+static void close_row(qs_dram *d, bank_state *b, uint64_t pre)
+{
+    d->st.bank_active += pre > b->act_at ? pre - b->act_at : 0;
+    b->open_row = NONE_ROW;
+    d->st.pres++;
+}
+
+void qs_dram_finish(qs_dram *d, uint64_t t_end)
+{
+    const qs_dram_cfg *c = &d->c;
+    size_t n = (size_t)c->channels * c->ranks * c->bankgroups * c->banks_per_group;
+    for (size_t i = 0; i < n; i++)
+        if (d->banks[i].open_row != NONE_ROW)
+            d->st.bank_active += t_end > d->banks[i].act_at ? t_end - d->banks[i].act_at : 0;
 }
 
 uint64_t qs_dram_to_dram_cycle(const qs_dram *d, uint64_t accel_cycle)
@@ -207,8 +226,7 @@ static void refresh_upto(qs_dram *d, const qs_dram_addr *a, uint64_t t)
                 if (b->open_row != NONE_ROW) {
                     uint64_t pre = b->pre_ready;
                     b->act_ready = max64(b->act_ready, pre + (uint64_t)c->tRP);
-                    b->open_row = NONE_ROW;
-                    d->st.pres++;
+                    close_row(d, b, pre);
                 }
                 ref = max64(ref, b->act_ready);
             }
@@ -286,9 +304,10 @@ static void commit(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_writ
     rank_state *r = rank_of(d, a);
     chan_state *ch = &d->chans[a->ch];
     if (p->s.outcome != QS_ROW_HIT) {
-        if (p->s.outcome == QS_ROW_CONFLICT) d->st.pres++;
+        if (p->s.outcome == QS_ROW_CONFLICT) close_row(d, b, p->s.pre);
         uint64_t act = p->s.act;
         b->open_row = a->ro;
+        b->act_at = act;
         b->col_ready = act + (uint64_t)c->tRCD;
         b->pre_ready = act + (uint64_t)c->tRAS;
         b->act_ready = act + (uint64_t)c->tRC;
@@ -321,8 +340,7 @@ static void commit(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_writ
     ch->bus_free = p->s.data_end;
     if (c->page_policy == QS_PAGE_CLOSED) { /* auto-precharge as soon as the bank allows */
         b->act_ready = max64(b->act_ready, b->pre_ready + (uint64_t)c->tRP);
-        b->open_row = NONE_ROW;
-        d->st.pres++;
+        close_row(d, b, b->pre_ready);
     }
 }
 

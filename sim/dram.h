@@ -42,6 +42,7 @@ typedef struct {
     uint64_t acts, pres, refreshes;    /* commands (pres: explicit and auto-precharge) */
     uint64_t row_hits, row_misses, row_conflicts;
     uint64_t read_latency_sum;         /* DRAM cycles, request arrival to last data beat, over reads */
+    uint64_t bank_active;              /* bank-cycles from ACT to PRE, counted at the PRE */
 } qs_dram_stats;
 
 /* dst += a - b, field by field (the counts of an interval) */
@@ -70,6 +71,10 @@ uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64
                           uint32_t n_runs, qs_dram_trace_fn trace, void *trace_user);
 
 const qs_dram_stats *qs_dram_get_stats(const qs_dram *d);
+
+/* End of a run at DRAM cycle t_end: rows still open count as open until
+ * then (bank_active), as if precharged there. */
+void qs_dram_finish(qs_dram *d, uint64_t t_end);
 
 /* Accelerator cycle -> first DRAM cycle at or after it, and back. */
 uint64_t qs_dram_to_dram_cycle(const qs_dram *d, uint64_t accel_cycle);

@@ -599,6 +599,21 @@ static void finish_run(qs_sim *s)
         }
     }
     s->total_cycles = prev_end;
+    if (s->dram) {
+        /* rows still open stay open to the end of the run: the last layer's */
+        int32_t last = net->n_layers - 1;
+        qs_dram_stats before = *qs_dram_get_stats(s->dram);
+        qs_dram_finish(s->dram, qs_dram_to_dram_cycle(s->dram, s->total_cycles));
+        qs_dram_stats_add_delta(&s->stats[last].dram, qs_dram_get_stats(s->dram), &before);
+        for (int32_t li = 1; li < net->n_layers; li++) {
+            qs_layer_stats *ls = &s->stats[li];
+            ls->ev.dram_acts = ls->dram.acts;
+            ls->ev.dram_rd_bursts = ls->dram.reads;
+            ls->ev.dram_wr_bursts = ls->dram.writes;
+            ls->ev.dram_refreshes = ls->dram.refreshes;
+            ls->ev.dram_bank_active = ls->dram.bank_active;
+        }
+    }
     if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
     s->ss_layer = -1;
     s->actx.ssm = NULL;

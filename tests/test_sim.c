@@ -247,10 +247,11 @@ static sim_tally g_tally;
 #define EV_FIELDS(X)                                                                                              \
     X(cycles) X(mac_ops) X(mac_skipped) X(mac_gated) X(pe_idle) X(acc_overflows) X(reg_bits) X(sram_read_bytes[0]) \
     X(sram_read_bytes[1]) X(sram_read_bytes[2]) X(sram_write_bytes[0]) X(sram_write_bytes[1])                    \
-    X(sram_write_bytes[2]) X(dram_read_bytes) X(dram_write_bytes) X(ppu_ops) X(macs) X(macs_executed)
+    X(sram_write_bytes[2]) X(dram_read_bytes) X(dram_write_bytes) X(ppu_ops) X(macs) X(macs_executed)            \
+    X(dram_acts) X(dram_rd_bursts) X(dram_wr_bursts) X(dram_refreshes) X(dram_bank_active)
 #define ST_FIELDS(X) X(start) X(end) X(cycles) X(array_busy) X(stall_dram) X(stall_ppu) X(stall_buffer) X(stall_dep) \
     X(dram.reads) X(dram.writes) X(dram.acts) X(dram.pres) X(dram.refreshes) X(dram.row_hits) X(dram.row_misses)      \
-    X(dram.row_conflicts) X(dram.read_latency_sum)
+    X(dram.row_conflicts) X(dram.read_latency_sum) X(dram.bank_active)
 
 /* Results of one engine kept for comparisons across configurations. */
 typedef struct {
