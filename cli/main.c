@@ -588,6 +588,9 @@ static int cmd_run(int argc, char **argv)
             acc[i].stall_buffer += s->stall_buffer;
             acc[i].stall_dep += s->stall_dep;
             qs_events_add(&acc[i].ev, &s->ev);
+            qs_dram_stats none;
+            memset(&none, 0, sizeof none);
+            qs_dram_stats_add_delta(&acc[i].dram, &s->dram, &none);
         }
         const qs_layer *OUT = &net->layers[net->output];
         preds[b] = argmax(qs_sim_layer_output(sim, net->output), (int64_t)OUT->out_c * OUT->out_h * OUT->out_w);
