@@ -54,6 +54,10 @@ struct qs_dram {
     rank_state *ranks;
     chan_state *chans;
     queued *queue;          /* queue_depth entries, one channel at a time */
+    struct seen_bank {
+        const bank_state *bank;
+        int hit;
+    } *seen;                /* FR-FCFS scratch: (bank, hit) pairs already weighed */
     uint64_t *req_addr;     /* a transfer's requests, grouped per channel */
     int32_t *req_chan;
     size_t req_cap;
@@ -95,7 +99,8 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
     d->ranks = calloc(n_ranks, sizeof *d->ranks);
     d->chans = calloc((size_t)cfg->channels, sizeof *d->chans);
     d->queue = calloc((size_t)cfg->queue_depth, sizeof *d->queue);
-    if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->queue || !d->tck_fs || !d->accel_fs) {
+    d->seen = calloc((size_t)cfg->queue_depth, sizeof *d->seen);
+    if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->queue || !d->seen || !d->tck_fs || !d->accel_fs) {
         qs_dram_destroy(d);
         return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
     }
@@ -112,6 +117,7 @@ void qs_dram_destroy(qs_dram *d)
     free(d->ranks);
     free(d->chans);
     free(d->queue);
+    free(d->seen);
     free(d->req_addr);
     free(d->req_chan);
     free(d);
@@ -418,20 +424,47 @@ uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64
                 next++;
             }
             if (!qn) break;
-            /* FR-FCFS: among the requests arrived by the decision cycle, the
-             * oldest whose row is open, else the oldest */
+            /* FR-FCFS among the requests arrived by the decision cycle: the
+             * oldest whose row is open; else the one whose column command
+             * can issue first (the oldest on a tie) */
             size_t pick = 0;
             for (size_t i = 1; i < qn; i++)
                 if (d->queue[i].arrive < d->queue[pick].arrive) pick = i;
             uint64_t t = max64(now, d->queue[pick].arrive);
+            int hit = 0;
             if (d->c.page_policy == QS_PAGE_OPEN)
-                for (size_t i = 0; i < qn; i++) {
+                for (size_t i = 0; i < qn && !hit; i++) {
                     const queued *q = &d->queue[i];
                     if (q->arrive <= t && bank_of(d, &q->at)->open_row == q->at.ro) {
                         pick = i;
-                        break;
+                        hit = 1;
                     }
                 }
+            if (qn > 1) {
+                /* every queued request, from when it arrives: a later arrival
+                 * to an idle bank may well go before a bank still busy */
+                uint64_t best = plan_request(d, &d->queue[pick].at, t, is_write).s.col;
+                /* the queue is in arrival order; of the requests of one bank
+                 * only the oldest hit and the oldest other one can be first */
+                size_t n_seen = 0;
+                for (size_t i = 0; i < qn; i++) {
+                    const queued *q = &d->queue[i];
+                    bank_state *b = bank_of(d, &q->at);
+                    int is_hit = b->open_row == q->at.ro, seen = 0;
+                    for (size_t k = 0; k < n_seen && !seen; k++)
+                        seen = d->seen[k].bank == b && d->seen[k].hit == is_hit;
+                    if (seen) continue;
+                    d->seen[n_seen].bank = b;
+                    d->seen[n_seen++].hit = is_hit;
+                    if (i == pick) continue;
+                    uint64_t col = plan_request(d, &q->at, max64(t, q->arrive), is_write).s.col;
+                    if (col < best || (col == best && !hit && q->arrive < d->queue[pick].arrive)) {
+                        best = col;
+                        pick = i;
+                    }
+                }
+                t = max64(t, d->queue[pick].arrive);
+            }
             queued q = d->queue[pick];
             int was_full = qn == depth;
             memmove(&d->queue[pick], &d->queue[pick + 1], (qn - pick - 1) * sizeof d->queue[0]);
@@ -440,8 +473,9 @@ uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64
             commit(d, &q.at, &p, is_write);
             if (!is_write) d->st.read_latency_sum += p.s.data_end - q.arrive;
             end = max64(end, p.s.data_end);
-            /* the next decision comes no earlier than this request's first command */
-            now = max64(p.first_cmd, t);
+            /* decisions follow the arrivals; the commands of the next request
+             * may go before this one's where the rules allow (other banks) */
+            now = t;
             /* a full queue takes the next request when this one's column
              * command frees its slot */
             if (was_full) {

@@ -295,6 +295,24 @@ static void test_fr_fcfs(void)
     }
 }
 
+/* First ready is the column command that can issue first: four hits to an
+ * open row of bank group 0 and a miss in bank group 1, all at 100. Hits RD at
+ * 100 and 107 (tCCD_L); the miss's ACT goes at 100, so its RD could go at 112,
+ * before the third hit's 114: it is served third (RD 112, the rank's tCCD_S
+ * after 107), the hits follow at 117 (tCCD_S, and the bus: data to 126) and
+ * 124 (tCCD_L): done at 124 + 14 = 138. Serving every hit first would end at 140. */
+static void test_first_ready(void)
+{
+    qs_dram_cfg c = small_cfg();
+    qs_dram *d = make(&c);
+    qs_dram_serve(d, 0, at(1, 0, 0, 0), 0); /* opens row 1 of bank (0, 0) */
+    const uint64_t first[5] = {at(1, 0, 0, 1), at(1, 0, 0, 2), at(1, 0, 0, 3), at(1, 0, 0, 4), at(1, 1, 0, 0)};
+    const uint64_t count[5] = {64, 64, 64, 64, 64};
+    EXPECT(qs_dram_transfer(d, 100, 0, first, count, 5, NULL, NULL), 138);
+    EXPECT(qs_dram_get_stats(d)->row_hits, 4);
+    qs_dram_destroy(d);
+}
+
 /* The queue bounds the requests in flight: two reads to banks of different
  * groups. With a queue of 2 both are there at 0: ACTs 0 and 3 (tRRD_S), RDs 12
  * and 17 (tCCD_S), done at 17 + 10 + 4 = 31. With a queue of 1 the second
@@ -456,6 +474,7 @@ int main(void)
     CU_add_test(s, "refresh", test_refresh);
     CU_add_test(s, "FR-FCFS and queue depth", test_fr_fcfs);
     CU_add_test(s, "queue depth bounds requests in flight", test_queue_depth);
+    CU_add_test(s, "first ready: the earliest column command", test_first_ready);
     CU_add_test(s, "transfer bursts and clock conversion", test_transfer_and_clock);
     CU_add_test(s, "DMA engines: outstanding requests, request size, separate write engine", test_dma_engines);
     CU_basic_set_mode(CU_BRM_VERBOSE);
