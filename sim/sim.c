@@ -36,13 +36,15 @@ typedef struct {
     uint64_t done_at;    /* when the current phase ends */
     uint64_t dma_done;   /* LOAD/STORE: when its data has moved (> done_at with a non-blocking engine) */
     int32_t cur;         /* program index of the running instruction */
+    uint64_t started;    /* when it started, and (STORE) when its post-processing ended */
+    uint64_t ppu_end;
 } queue_state;
 
 /* A LOAD/STORE whose requests are issued and whose data still moves: its
  * tokens are pushed when it completes, in program order. */
 typedef struct {
     int32_t idx;
-    uint64_t done;
+    uint64_t done, started, ppu_end;
 } in_flight;
 
 struct qs_sim {
@@ -67,6 +69,8 @@ struct qs_sim {
     uint64_t now, dram_free, ppu_busy_until;
     uint64_t dram_bytes;     /* bytes of the transfer on the DRAM channel */
     qs_sim_dma_fn dma_hook;
+    qs_sim_insn_fn insn_hook;
+    void *insn_user;
     void *dma_user;
     qs_dram *dram;           /* the bank-level model, NULL under model = simple */
     qs_dma *dma;             /* the DMA engines (sim/dma.c) */
@@ -203,7 +207,9 @@ qs_status qs_sim_set_input(qs_sim *s, const int32_t *data, int64_t count, qs_err
         if (data[i] < lo || data[i] > hi)
             return qs_fail(err, QS_ERR_ARG, "input value %d at index %lld is outside the input's %s%d range [%d, %d]",
                            data[i], (long long)i, L->out_signed ? "int" : "uint", L->out_bits, lo, hi);
-    memcpy(s->outputs[0], data, sizeof(int32_t) * (size_t)count);
+    /* docs/qbin.md: the input layer's output is clamp(x, lo, hi); later layers read the clamped values */
+    for (int64_t i = 0; i < count; i++)
+        s->outputs[0][i] = data[i] < L->clamp_lo ? L->clamp_lo : data[i] > L->clamp_hi ? L->clamp_hi : data[i];
     s->input_set = 1;
     return QS_OK;
 }
@@ -221,7 +227,8 @@ static void default_input(qs_sim *s)
         x ^= x >> 17;
         x ^= x << 5;
         int32_t v = (x % 3 == 0) ? 0 : lo + (int32_t)((x >> 8) % (uint32_t)((int64_t)hi - lo + 1));
-        if (v < lo) v = lo;
+        if (v < L->clamp_lo) v = L->clamp_lo; /* the input layer's clamp, as for --input */
+        if (v > L->clamp_hi) v = L->clamp_hi;
         s->outputs[0][i] = v;
     }
 }
@@ -534,12 +541,14 @@ static uint64_t dram_request(qs_sim *s, const qs_insn *in, uint64_t *done)
     if (s->dram) qs_dram_stats_add_delta(&s->stats[in->layer].dram, qs_dram_get_stats(s->dram), &before);
     if (t.done > s->dram_free) s->dram_free = t.done;
     s->dram_bytes = in->bytes;
-    if (s->dma_hook) /* one call per run of the access pattern: the bytes really moved */
+    if (s->dma_hook) { /* one call per run of the access pattern: the bytes really moved */
         for (uint32_t r = 0; r < in->rows; r++) {
             uint64_t first, count;
             qs_dma_row(in, r, &first, &count);
-            s->dma_hook(s->dma_user, in->op == QS_OP_STORE, (uint32_t)first, (uint32_t)count, t.issued);
+            if (count) s->dma_hook(s->dma_user, in->op == QS_OP_STORE, (uint32_t)first, (uint32_t)count, t.issued);
         }
+        if (!in->bytes) s->dma_hook(s->dma_user, in->op == QS_OP_STORE, in->addr, 0, t.issued);
+    }
     *done = t.done;
     return qs_dma_blocking(s->dma) ? t.done : t.issued;
 }
@@ -643,6 +652,7 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
             qs_layer_stats *ls = &s->stats[in->layer];
             Q->cur = idx;
             Q->state = Q_BUSY;
+            Q->started = Q->ppu_end = s->now;
             if (in->op == QS_OP_LOAD) {
                 Q->done_at = dram_request(s, in, &Q->dma_done);
                 ls->ev.dram_read_bytes += in->bytes;
@@ -717,8 +727,10 @@ static void attribute_wait(qs_sim *s, uint64_t next)
 }
 
 /* An instruction is done: its tokens go out; a STORE ends its layer so far. */
-static void complete_insn(qs_sim *s, int qi, const qs_insn *in)
+static void complete_insn(qs_sim *s, int qi, int32_t idx, uint64_t started, uint64_t ppu_end)
 {
+    const qs_insn *in = &s->prog->insn[idx];
+    if (s->insn_hook) s->insn_hook(s->insn_user, idx, started, ppu_end, s->now);
     if (in->deps & QS_DEP_PUSH_PREV) s->tokens[chan_of(qi, 0)]++;
     if (in->deps & QS_DEP_PUSH_NEXT) s->tokens[chan_of(qi, 1)]++;
     if (in->op == QS_OP_STORE) s->stats[in->layer].end = s->now;
@@ -740,6 +752,7 @@ qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
             const qs_insn *in = &p->insn[Q->cur];
             if (Q->state == Q_WAIT_DMA_AFTER_PPU) {
                 /* post-processing done: the store's DMA joins the DRAM queue now */
+                Q->ppu_end = s->now;
                 Q->done_at = dram_request(s, in, &Q->dma_done);
                 Q->state = Q_BUSY;
                 continue;
@@ -751,15 +764,18 @@ qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
                 in_flight *f = &s->fly[qi][(s->fly_head[qi] + s->fly_n[qi]) % (s->qlen[qi] + 1)];
                 f->idx = Q->cur;
                 f->done = Q->dma_done;
+                f->started = Q->started;
+                f->ppu_end = Q->ppu_end;
                 s->fly_n[qi]++;
                 continue;
             }
-            complete_insn(s, qi, in);
+            complete_insn(s, qi, Q->cur, Q->started, Q->ppu_end);
         }
         /* transfers in flight whose data has moved */
         for (int qi = 0; qi < QS_Q_COUNT; qi++)
             while (s->fly_n[qi] && s->fly[qi][s->fly_head[qi]].done <= s->now) {
-                complete_insn(s, qi, &p->insn[s->fly[qi][s->fly_head[qi]].idx]);
+                const in_flight *f = &s->fly[qi][s->fly_head[qi]];
+                complete_insn(s, qi, f->idx, f->started, f->ppu_end);
                 s->fly_head[qi] = (s->fly_head[qi] + 1) % (s->qlen[qi] + 1);
                 s->fly_n[qi]--;
             }
@@ -812,6 +828,12 @@ void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user)
 {
     s->dram_trace = fn;
     s->dram_trace_user = user;
+}
+
+void qs_sim_set_insn_hook(qs_sim *s, qs_sim_insn_fn fn, void *user)
+{
+    s->insn_hook = fn;
+    s->insn_user = user;
 }
 
 void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user)
