@@ -61,6 +61,7 @@ struct qs_dram {
     uint64_t *req_addr;     /* a transfer's requests, grouped per channel */
     int32_t *req_chan;
     size_t req_cap;
+    int oom;
     qs_dram_stats st;
 };
 
@@ -136,6 +137,7 @@ void qs_dram_reset(qs_dram *d)
     for (size_t i = 0; i < n_ranks; i++) d->ranks[i].next_ref = (uint64_t)c->tREFI;
     memset(d->chans, 0, (size_t)c->channels * sizeof *d->chans);
     memset(&d->st, 0, sizeof d->st);
+    d->oom = 0;
 }
 
 uint32_t qs_dram_burst_bytes(const qs_dram *d) { return (uint32_t)(d->c.bus_bits / 8 * d->c.burst_length); }
@@ -388,6 +390,14 @@ static int grow_requests(qs_dram *d, size_t n)
     return 1;
 }
 
+qs_status qs_dram_reserve(qs_dram *d, size_t n, qs_error *err)
+{
+    if (!grow_requests(d, n)) return qs_fail(err, QS_ERR_NOMEM, "out of memory for DRAM requests");
+    return QS_OK;
+}
+
+int qs_dram_out_of_memory(const qs_dram *d) { return d->oom; }
+
 uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64_t *first, const uint64_t *count,
                           uint32_t n_runs, qs_dram_trace_fn trace, void *trace_user)
 {
@@ -399,7 +409,10 @@ uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64
         if (!count[i]) continue;
         uint64_t a0 = first[i] / burst * burst, a1 = first[i] + count[i];
         for (uint64_t a = a0; a < a1; a += burst) {
-            if (!grow_requests(d, n + 1)) return start; /* out of memory: nothing modelled (never on real sizes) */
+            if (!grow_requests(d, n + 1)) { /* the caller sees it (qs_dram_out_of_memory) and fails */
+                d->oom = 1;
+                return start;
+            }
             d->req_addr[n] = a;
             d->req_chan[n] = qs_dram_decode(d, a).ch;
             if (trace) trace(trace_user, t_start, a, is_write, (uint32_t)burst);

@@ -15,6 +15,7 @@
 #ifndef QS_DRAM_H
 #define QS_DRAM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "qs_arch.h"
@@ -71,6 +72,13 @@ uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64
                           uint32_t n_runs, qs_dram_trace_fn trace, void *trace_user);
 
 const qs_dram_stats *qs_dram_get_stats(const qs_dram *d);
+
+/* Room for transfers of up to n bursts, so that qs_dram_transfer allocates
+ * nothing (the simulator reserves its largest transfer up front). */
+qs_status qs_dram_reserve(qs_dram *d, size_t n, qs_error *err);
+/* 1 once a transfer larger than the reserve could not get memory (its
+ * requests were then not modelled): the caller must fail the run. */
+int qs_dram_out_of_memory(const qs_dram *d);
 
 /* End of a run at DRAM cycle t_end: rows still open count as open until
  * then (bank_active), as if precharged there. */

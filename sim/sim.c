@@ -151,6 +151,17 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
     qs_status dst = QS_OK;
     if (prog->arch.dram_model != QS_DRAM_SIMPLE)
         dst = qs_dram_create(&prog->arch.dram, prog->arch.freq_mhz, &s->dram, err);
+    if (!dst && s->dram) {
+        /* the largest transfer's bursts: its bytes plus, per run, a partial burst at each end */
+        size_t most = 1;
+        uint64_t burst = qs_dram_burst_bytes(s->dram);
+        for (int32_t i = 0; i < prog->n_insn; i++) {
+            const qs_insn *in = &prog->insn[i];
+            size_t n = (size_t)(in->bytes / burst) + 2 * (size_t)in->rows + 1;
+            if ((in->op == QS_OP_LOAD || in->op == QS_OP_STORE) && n > most) most = n;
+        }
+        dst = qs_dram_reserve(s->dram, most, err);
+    }
     if (!dst) dst = qs_dma_create(&prog->arch, s->dram, max_rows, &s->dma, err);
     if (dst) {
         qs_sim_destroy(s);
@@ -782,6 +793,10 @@ qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
         /* 2. start what can start now */
         qs_status st = start_ready(s, err);
         if (st) return st;
+        if (s->dram && qs_dram_out_of_memory(s->dram)) {
+            s->running = 0;
+            return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for DRAM requests");
+        }
         trace_state(s);
         /* 3. advance time to the next phase end */
         uint64_t next = UINT64_MAX;
