@@ -840,7 +840,9 @@ static qs_status validate_layer(const vctx *v, int32_t li)
                               "(0..%d)", (int)k, (int)l->inputs[k], (int)li - 1);
 
     /* output shape and quantization */
+    /* each factor is below 2^31, so c*h fits int64; test it before multiplying by w */
     if (l->out_c < 1 || l->out_h < 1 || l->out_w < 1 ||
+        (int64_t)l->out_c * l->out_h > QBIN_MAX_ELEMS ||
         (int64_t)l->out_c * l->out_h * l->out_w > QBIN_MAX_ELEMS)
         return layer_fail(v, li, "output shape %dx%dx%d: each >= 1, at most 2^31-1 elements",
                           (int)l->out_c, (int)l->out_h, (int)l->out_w);
@@ -972,8 +974,16 @@ static qs_status validate_layer(const vctx *v, int32_t li)
         if (l->out_zp != in->out_zp)
             return layer_fail(v, li, "output zero point %d differs from the input's %d",
                               (int)l->out_zp, (int)in->out_zp);
-        if (l->kind == QS_L_FLATTEN)
+        if (l->kind == QS_L_FLATTEN) {
+            /* A flatten is a view of its input's bytes (no hardware pass), so its clamp must
+             * leave every value the input can hold unchanged: clamp(v, lo, hi) == v. */
+            if (l->clamp_lo > in->clamp_lo || l->clamp_hi < in->clamp_hi)
+                return layer_fail(v, li, "clamp [%d, %d] is narrower than its input's [%d, %d]; a "
+                                  "flatten is a view and cannot clamp (clamp with an act layer "
+                                  "before it)", (int)l->clamp_lo, (int)l->clamp_hi,
+                                  (int)in->clamp_lo, (int)in->clamp_hi);
             return expect_shape(v, li, (int64_t)in->out_c * in->out_h * in->out_w, 1, 1);
+        }
         return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
     case QS_L_REQUANT:
         return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
@@ -1198,6 +1208,18 @@ static qs_status parse_header(const pctx *p, qbin_section *net_s, qbin_section *
             if (b[k])
                 return fail_at(p->err, p->where, (int64_t)k, "padding",
                                "non-zero byte outside every section");
+        /* canonical layout: each section at the first multiple of 8 after the one
+         * before, and the file ends where the last section does, so that a file
+         * that loads saves back to the same bytes */
+        uint64_t want = i < n ? (pos + 7) & ~(uint64_t)7 : pos;
+        if (next != want)
+            return fail_at(p->err, p->where, (int64_t)want, i < n ? "padding" : "end of file",
+                           i < n ? "%llu bytes of padding before the section at byte %llu; a "
+                                   "canonical file has fewer than 8"
+                                 : "%llu bytes after the last section (which ends at byte %llu); "
+                                   "a canonical file ends there",
+                           (unsigned long long)(next - pos),
+                           (unsigned long long)(i < n ? next : pos));
         if (i < n)
             pos = s[i].off + s[i].size;
     }
@@ -1497,6 +1519,17 @@ fail:
     return st;
 }
 
+/* A .qbin's length from its header (qs_declared_size_fn): the file_size field. */
+static int qbin_declared_size(const uint8_t *head, size_t n, uint64_t *declared)
+{
+    if (n < 24)
+        return memcmp(head, qbin_magic, n < sizeof qbin_magic ? n : sizeof qbin_magic) == 0 ? 0 : -1;
+    if (memcmp(head, qbin_magic, sizeof qbin_magic) != 0)
+        return -1;
+    *declared = rd_u64(head + 16);
+    return 1;
+}
+
 /* A regular file is mapped rather than read (prefaulted where the system
  * can): no copy and no fresh pages to fault in for a file that is mostly
  * weights; anything else (pipes, systems without mmap) is read. */
@@ -1522,11 +1555,14 @@ qs_status qs_net_load(const char *path, qs_net **out, qs_error *err)
             return st;
         }
     }
-    if (fd >= 0)
-        close(fd);
     uint8_t *buf;
     size_t len;
-    qs_status rd = qs_read_file(path, (size_t)1 << 32, &buf, &len, err);
+    /* read from the descriptor already open: a FIFO's writer is met only once */
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f && fd >= 0)
+        close(fd);
+    qs_status rd = f ? qs_read_stream_declared(f, path, (size_t)1 << 32, qbin_declared_size, &buf, &len, err)
+                     : qs_read_file_declared(path, (size_t)1 << 32, qbin_declared_size, &buf, &len, err);
     if (rd)
         return rd;
     qs_status st = qs_net_parse(buf, len, path, out, err);

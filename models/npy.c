@@ -18,7 +18,10 @@ static const char *dict_value(const char *hdr, const char *key)
     return p;
 }
 
-qs_status qs_npy_parse(const uint8_t *b, size_t len, const char *where, qs_npy *out, qs_error *err)
+/* The header: shape, element count, element size and signedness, and where
+ * the data starts. Reads nothing past the header. */
+static qs_status npy_header(const uint8_t *b, size_t len, const char *where, qs_npy *out, int *elem_size,
+                            int *elem_signed, size_t *data_off, qs_error *err)
 {
     memset(out, 0, sizeof *out);
     if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
@@ -42,9 +45,17 @@ qs_status qs_npy_parse(const uint8_t *b, size_t len, const char *where, qs_npy *
     const char *d = dict_value(hdr, "descr"), *fo = dict_value(hdr, "fortran_order"), *sh = dict_value(hdr, "shape");
     if (!d || !fo || !sh) return qs_fail(err, QS_ERR_FORMAT, "%s: header lacks descr/fortran_order/shape", where);
     if (strncmp(fo, "False", 5) != 0) return qs_fail(err, QS_ERR_FORMAT, "%s: Fortran-order arrays are not supported", where);
-    if (*d != '\'' || (d[1] != '<' && d[1] != '|' && d[1] != '=') || (d[2] != 'i' && d[2] != 'u') || d[4] != '\'')
-        return qs_fail(err, QS_ERR_FORMAT, "%s: dtype %.8s is not a little-endian integer type (use int8..int64)", where, d);
+    if (*d != '\'' || (d[1] != '<' && d[1] != '|' && d[1] != '=') || (d[2] != 'i' && d[2] != 'u') || !d[3] || d[4] != '\'')
+    {
+        /* name the dtype as written, up to its closing quote */
+        const char *q = *d == '\'' ? strchr(d + 1, '\'') : NULL;
+        int dn = q ? (int)(q - d + 1) : 8;
+        return qs_fail(err, QS_ERR_FORMAT, "%s: dtype %.*s is not a little-endian integer type (use int8..int64)", where,
+                       dn > 16 ? 16 : dn, d);
+    }
     int is_signed = d[2] == 'i', size = d[3] - '0';
+    *elem_size = size;
+    *elem_signed = is_signed;
     if (size != 1 && size != 2 && size != 4 && size != 8)
         return qs_fail(err, QS_ERR_FORMAT, "%s: unsupported integer size %d", where, size);
     if (*sh != '(') return qs_fail(err, QS_ERR_FORMAT, "%s: malformed shape", where);
@@ -58,11 +69,22 @@ qs_status qs_npy_parse(const uint8_t *b, size_t len, const char *where, qs_npy *
         if (end == p || v < 0 || v > ((int64_t)1 << 40)) return qs_fail(err, QS_ERR_FORMAT, "%s: malformed shape", where);
         if (out->ndim == QS_NPY_MAXDIM) return qs_fail(err, QS_ERR_FORMAT, "%s: more than %d dimensions", where, QS_NPY_MAXDIM);
         out->shape[out->ndim++] = v;
+        /* checked before multiplying: two dimensions of 2^32 must not wrap to an empty array */
+        if (v != 0 && out->count > ((int64_t)1 << 40) / v)
+            return qs_fail(err, QS_ERR_FORMAT, "%s: absurd array size (more than 2^40 elements)", where);
         out->count *= v;
-        if (out->count > ((int64_t)1 << 40)) return qs_fail(err, QS_ERR_FORMAT, "%s: absurd array size", where);
         p = end;
     }
-    size_t data_off = hoff + hlen;
+    *data_off = hoff + hlen;
+    return QS_OK;
+}
+
+qs_status qs_npy_parse(const uint8_t *b, size_t len, const char *where, qs_npy *out, qs_error *err)
+{
+    int size, is_signed;
+    size_t data_off;
+    qs_status hs = npy_header(b, len, where, out, &size, &is_signed, &data_off, err);
+    if (hs != QS_OK) return hs;
     if ((uint64_t)out->count * (uint64_t)size > len - data_off)
         return qs_fail(err, QS_ERR_FORMAT, "%s: truncated data: %lld elements of %d bytes need %lld bytes, %zu present",
                        where, (long long)out->count, size, (long long)out->count * size, len - data_off);
@@ -84,12 +106,31 @@ qs_status qs_npy_parse(const uint8_t *b, size_t len, const char *where, qs_npy *
     return QS_OK;
 }
 
+/* A .npy's length from its header (qs_declared_size_fn): header + count * element size. */
+static int npy_declared_size(const uint8_t *head, size_t n, uint64_t *declared)
+{
+    if (n < 8) return memcmp(head, "\x93NUMPY", n < 6 ? n : 6) == 0 ? 0 : -1;
+    if (memcmp(head, "\x93NUMPY", 6) != 0) return -1;
+    size_t hoff = head[6] == 1 ? 10 : 12;
+    if (n < hoff) return 0;
+    size_t hlen = head[6] == 1 ? ((size_t)head[8] | (size_t)head[9] << 8)
+                               : ((size_t)head[8] | (size_t)head[9] << 8 | (size_t)head[10] << 16 | (size_t)head[11] << 24);
+    if (hlen <= 65536 && n < hoff + hlen) return 0;
+    qs_npy h;
+    qs_error e;
+    int size, is_signed;
+    size_t data_off;
+    if (npy_header(head, n, "npy", &h, &size, &is_signed, &data_off, &e) != QS_OK) return -1;
+    *declared = (uint64_t)data_off + (uint64_t)h.count * (uint64_t)size; /* count <= 2^40, size <= 8 */
+    return 1;
+}
+
 qs_status qs_npy_load(const char *path, qs_npy *out, qs_error *err)
 {
     memset(out, 0, sizeof *out);
     uint8_t *buf;
     size_t len;
-    qs_status st = qs_read_file(path, (size_t)1 << 34, &buf, &len, err);
+    qs_status st = qs_read_file_declared(path, (size_t)1 << 34, npy_declared_size, &buf, &len, err);
     if (st) return st;
     st = qs_npy_parse(buf, len, path, out, err);
     free(buf);

@@ -35,17 +35,39 @@ const char *qs_status_name(qs_status st)
 
 qs_status qs_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, qs_error *err)
 {
+    return qs_read_file_declared(path, max_bytes, NULL, out, len, err);
+}
+
+qs_status qs_read_file_declared(const char *path, size_t max_bytes, qs_declared_size_fn declared_size,
+                                uint8_t **out, size_t *len, qs_error *err)
+{
     *out = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return qs_fail(err, QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    return qs_read_stream_declared(f, path, max_bytes, declared_size, out, len, err);
+}
+
+qs_status qs_read_stream_declared(FILE *f, const char *path, size_t max_bytes, qs_declared_size_fn declared_size,
+                                  uint8_t **out, size_t *len, qs_error *err)
+{
+    *out = NULL;
+    *len = 0;
     size_t cap = 1 << 14, n = 0;
+    /* limit: the most bytes worth reading; once the header has declared the
+     * length, one byte past it is enough to know the stream is too long */
+    uint64_t limit = max_bytes, declared = 0;
+    int known = declared_size ? 0 : -1;
     uint8_t *buf = malloc(cap);
     qs_status st = QS_OK;
     while (buf) {
         if (n + 1 >= cap) {
-            if (cap > max_bytes) {
-                st = qs_fail(err, QS_ERR_IO, "%s: file larger than %zu bytes", path, max_bytes);
+            if (cap > limit) {
+                if (known == 1)
+                    st = qs_fail(err, QS_ERR_FORMAT, "%s: longer than the %llu bytes its header declares", path,
+                                 (unsigned long long)declared);
+                else
+                    st = qs_fail(err, QS_ERR_IO, "%s: file larger than %zu bytes", path, max_bytes);
                 break;
             }
             uint8_t *nb = realloc(buf, cap * 2);
@@ -56,8 +78,20 @@ qs_status qs_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t
             buf = nb;
             cap *= 2;
         }
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        size_t want = cap - 1 - n;
+        if (known == 1 && want > limit + 1 - n) want = (size_t)(limit + 1 - n);
+        size_t got = fread(buf + n, 1, want, f);
         n += got;
+        if (known == 0) {
+            known = declared_size(buf, n, &declared);
+            if (known == -1) break; /* not this format: the parser says why */
+            if (known == 1 && declared < limit) limit = declared;
+        }
+        if (known == 1 && n > limit) {
+            st = qs_fail(err, QS_ERR_FORMAT, "%s: longer than the %llu bytes its header declares", path,
+                         (unsigned long long)declared);
+            break;
+        }
         if (got == 0) {
             if (ferror(f)) st = qs_fail(err, QS_ERR_IO, "%s: read error", path);
             else if (n > max_bytes) st = qs_fail(err, QS_ERR_IO, "%s: file larger than %zu bytes", path, max_bytes);

@@ -8,6 +8,7 @@
 #define QS_STATUS_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 typedef enum {
@@ -35,6 +36,22 @@ qs_status qs_fail(qs_error *err, qs_status st, const char *fmt, ...)
  * (so text parsers can use it as a string). Reads in growing chunks, so pipes
  * work and no size is trusted; refuses files over max_bytes. */
 qs_status qs_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, qs_error *err);
+
+/* How long a file says it is, from its first n bytes: returns 1 and sets
+ * *declared when the header tells the whole length, 0 when more bytes are
+ * needed to know, -1 when the bytes are no header of this format (the reader
+ * then stops, and the parser reports what is wrong with them). */
+typedef int (*qs_declared_size_fn)(const uint8_t *head, size_t n, uint64_t *declared);
+
+/* qs_read_file for a binary format whose header declares its length: a
+ * stream (a pipe, /dev/zero) is refused as soon as it runs past what its own
+ * header declares, instead of being read up to max_bytes. */
+qs_status qs_read_file_declared(const char *path, size_t max_bytes, qs_declared_size_fn declared_size,
+                                uint8_t **out, size_t *len, qs_error *err);
+/* The same from a file already open (a FIFO cannot be opened twice); takes
+ * ownership of f and closes it. `path` names it in messages. */
+qs_status qs_read_stream_declared(FILE *f, const char *path, size_t max_bytes, qs_declared_size_fn declared_size,
+                                  uint8_t **out, size_t *len, qs_error *err);
 
 /* Short name of a status ("format error", ...). */
 const char *qs_status_name(qs_status st);

@@ -636,7 +636,22 @@ static qs_status check_sizes(const char *where, const qs_scalesim_layer *l, qs_e
                        l->line, l->name, l->filter_w, l->ifmap_w);
     int32_t oh, ow;
     qs_scalesim_ofmap_dims(l, &oh, &ow);
-    int64_t ih = l->ifmap_h + l->stride_h, iw = l->ifmap_w + l->stride_w; /* with any added zero rows */
+    /* the input as qsim builds it: SCALE-Sim's ceil rule adds windows past the input's edge,
+     * which read zero rows/columns appended to it (fewer than a stride each way) */
+    int64_t ih = l->ifmap_h, iw = l->ifmap_w;
+    if ((int64_t)(oh - 1) * l->stride_h + l->filter_h > ih) ih = (int64_t)(oh - 1) * l->stride_h + l->filter_h;
+    if ((int64_t)(ow - 1) * l->stride_w + l->filter_w > iw) iw = (int64_t)(ow - 1) * l->stride_w + l->filter_w;
+    /* A stride far above the input puts whole windows in that zero margin; bound the
+     * margin by what the row justifies (at most the real input again, or 2^24 elements),
+     * so that a 23-byte row cannot ask for gigabytes of zeros. */
+    const int64_t real = (int64_t)l->channels * l->ifmap_h * l->ifmap_w, built = (int64_t)l->channels * ih * iw;
+    if (built - real > real && built - real > ((int64_t)1 << 24))
+        return qs_fail(err, QS_ERR_FORMAT,
+                       "%s:%d: layer '%s': strides %dx%d put whole windows past the %dx%d input (SCALE-Sim's ofmap "
+                       "is %dx%d); qsim would build a %lldx%lld zero-extended input of %lld elements for them. Use "
+                       "strides that keep each window on the input",
+                       where, l->line, l->name, l->stride_h, l->stride_w, l->ifmap_h, l->ifmap_w, oh, ow,
+                       (long long)ih, (long long)iw, (long long)built);
     if ((int64_t)l->channels * ih * iw > INT32_MAX ||
         (int64_t)l->num_filters * l->channels * l->filter_h * l->filter_w > INT32_MAX ||
         (int64_t)l->num_filters * oh * ow > INT32_MAX)

@@ -786,6 +786,10 @@ def validate(net: Net, where: str = "net", tensor_off=None, layer_off=None) -> N
         elif l.kind in (L_ACT, L_REQUANT):
             expect(*s.shape)
         elif l.kind == L_FLATTEN:
+            # a view of its input's bytes: its clamp must leave every input value unchanged
+            if l.clamp_lo > s.clamp_lo or l.clamp_hi < s.clamp_hi:
+                lfail(i, "clamp [%d, %d] is narrower than its input's [%d, %d]; a flatten is a view "
+                      "and cannot clamp" % (l.clamp_lo, l.clamp_hi, s.clamp_lo, s.clamp_hi))
             expect(s.out_c * s.out_h * s.out_w, 1, 1)
         elif l.kind in V2_KINDS:
             _validate_v2(net, i, l, s, lfail, expect)
@@ -975,12 +979,21 @@ def loads(data: bytes, where: str = "<bytes>") -> Net:
     if missing:
         fail(HEADER_SIZE, "section table", "missing section(s): " + ", ".join(missing))
     pos = table_end
-    for off, size in sorted(spans) + [(n_file, 0)]:
+    spans = sorted(spans)
+    for i, (off, size) in enumerate(spans + [(n_file, 0)]):
         if off < pos:
             fail(off, "section table", "sections overlap")
         if any(b[pos:off]):
             fail(pos + next(k for k, c in enumerate(b[pos:off]) if c), "padding",
                  "non-zero byte outside every section")
+        # canonical layout: each section at the first multiple of 8 after the one before,
+        # and the file ends where the last section does
+        if i < len(spans) and off != _pad8(pos):
+            fail(_pad8(pos), "padding", "%d bytes of padding before the section at byte %d; "
+                 "a canonical file has fewer than 8" % (off - pos, off))
+        if i == len(spans) and off != pos:
+            fail(pos, "end of file", "%d bytes after the last section (which ends at byte %d); "
+                 "a canonical file ends there" % (off - pos, pos))
         pos = max(pos, off + size)
 
     def name_at(off, ctx):

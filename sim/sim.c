@@ -35,6 +35,8 @@ typedef struct {
     qstate state;
     uint64_t done_at;    /* when the current phase ends */
     int32_t cur;         /* program index of the running instruction */
+    uint64_t started;    /* when it started, and (STORE) when its post-processing ended */
+    uint64_t ppu_end;
 } queue_state;
 
 struct qs_sim {
@@ -59,6 +61,8 @@ struct qs_sim {
     uint64_t now, dram_free, ppu_busy_until;
     uint64_t dram_bytes;     /* bytes of the transfer on the DRAM channel */
     qs_sim_dma_fn dma_hook;
+    qs_sim_insn_fn insn_hook;
+    void *insn_user;
     void *dma_user;
     /* waveform */
     qs_trace *tr;
@@ -174,7 +178,9 @@ qs_status qs_sim_set_input(qs_sim *s, const int32_t *data, int64_t count, qs_err
         if (data[i] < lo || data[i] > hi)
             return qs_fail(err, QS_ERR_ARG, "input value %d at index %lld is outside the input's %s%d range [%d, %d]",
                            data[i], (long long)i, L->out_signed ? "int" : "uint", L->out_bits, lo, hi);
-    memcpy(s->outputs[0], data, sizeof(int32_t) * (size_t)count);
+    /* docs/qbin.md: the input layer's output is clamp(x, lo, hi); later layers read the clamped values */
+    for (int64_t i = 0; i < count; i++)
+        s->outputs[0][i] = data[i] < L->clamp_lo ? L->clamp_lo : data[i] > L->clamp_hi ? L->clamp_hi : data[i];
     s->input_set = 1;
     return QS_OK;
 }
@@ -192,7 +198,8 @@ static void default_input(qs_sim *s)
         x ^= x >> 17;
         x ^= x << 5;
         int32_t v = (x % 3 == 0) ? 0 : lo + (int32_t)((x >> 8) % (uint32_t)((int64_t)hi - lo + 1));
-        if (v < lo) v = lo;
+        if (v < L->clamp_lo) v = L->clamp_lo; /* the input layer's clamp, as for --input */
+        if (v > L->clamp_hi) v = L->clamp_hi;
         s->outputs[0][i] = v;
     }
 }
@@ -608,6 +615,7 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
             qs_layer_stats *ls = &s->stats[in->layer];
             Q->cur = idx;
             Q->state = Q_BUSY;
+            Q->started = Q->ppu_end = s->now;
             if (in->op == QS_OP_LOAD) {
                 Q->done_at = dram_request(s, in);
                 ls->ev.dram_read_bytes += in->bytes;
@@ -697,6 +705,7 @@ qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
             const qs_insn *in = &p->insn[Q->cur];
             if (Q->state == Q_WAIT_DMA_AFTER_PPU) {
                 /* post-processing done: the store's DMA joins the DRAM queue now */
+                Q->ppu_end = s->now;
                 Q->done_at = dram_request(s, in);
                 Q->state = Q_BUSY;
                 continue;
@@ -705,6 +714,7 @@ qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
             if (in->deps & QS_DEP_PUSH_NEXT) s->tokens[chan_of(qi, 1)]++;
             Q->state = Q_IDLE;
             Q->pc++;
+            if (s->insn_hook) s->insn_hook(s->insn_user, Q->cur, Q->started, Q->ppu_end, s->now);
             if (in->op == QS_OP_STORE) {
                 s->stats[in->layer].end = s->now;
             }
@@ -751,6 +761,12 @@ qs_status qs_sim_run(qs_sim *s, qs_error *err)
 }
 
 uint64_t qs_sim_now(const qs_sim *s) { return s->now; }
+
+void qs_sim_set_insn_hook(qs_sim *s, qs_sim_insn_fn fn, void *user)
+{
+    s->insn_hook = fn;
+    s->insn_user = user;
+}
 
 void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user)
 {

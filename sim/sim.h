@@ -74,6 +74,13 @@ uint64_t qs_sim_now(const qs_sim *s);
 typedef void (*qs_sim_dma_fn)(void *user, int is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
 void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user);
 
+/* Called as each instruction completes: its index in the program, the cycle it
+ * started (its tokens taken), for a STORE the cycle its post-processing ended
+ * (and its DMA was requested; otherwise equal to start), and the cycle it
+ * completed. Lets a test replay the schedule from docs/timing.md. */
+typedef void (*qs_sim_insn_fn)(void *user, int32_t insn, uint64_t start, uint64_t ppu_end, uint64_t end);
+void qs_sim_set_insn_hook(qs_sim *s, qs_sim_insn_fn fn, void *user);
+
 /* Waveform of the next runs: queues, tokens, DMA, PPU, and the array's PE
  * activity (per clock with the detailed engine), cycles [from, to] only
  * (times in the file start at `from`). t stays owned by the caller. */

@@ -130,7 +130,9 @@ class Gen:
         signed = self.p(0.5)
         lo, hi = self.Q.int_range(bits, signed)
         zp = 0 if self.p(0.4) else self.r(lo, hi)
-        i = self.net.input("in", c=c, h=h, w=w, bits=bits, signed=signed, zp=zp, scale=0.1)
+        # a narrower input clamp now and then: values outside it (but inside the range) are clamped
+        clamp = (self.r(lo, zp), self.r(zp, hi)) if self.p(0.3) else None
+        i = self.net.input("in", c=c, h=h, w=w, bits=bits, signed=signed, zp=zp, scale=0.1, clamp=clamp)
         x = self.rng.integers(lo, hi + 1, size=(c, h, w))
         x[self.rng.random(x.shape) < self.rng.choice([0.0, 0.3, 0.7])] = 0 if lo <= 0 else lo
         self.x = x.astype(np.int32)

@@ -53,6 +53,9 @@ expect "missing net file" 1 "$T/nonexistent.qbin" -- "$QSIM" run --arch "$ARCH" 
 expect "missing net file (info)" 1 "$T/nonexistent.qbin" -- "$QSIM" info "$T/nonexistent.qbin"
 expect "missing net file (compile)" 1 "$T/nonexistent.qbin" -- "$QSIM" compile --arch "$ARCH" "$T/nonexistent.qbin"
 expect "truncated .qbin" 1 "$T/truncated.qbin" -- "$QSIM" run --arch "$ARCH" "$T/truncated.qbin"
+# an endless stream is refused at its first bytes (it once read 4 GB first)
+expect "/dev/zero as .qbin" 1 "/dev/zero: byte 0 (header): bad magic" -- timeout 10 "$QSIM" info /dev/zero
+expect "/dev/zero as --input" 1 "/dev/zero: not a .npy file" -- timeout 10 "$QSIM" run --arch "$ARCH" "$NET" --input /dev/zero
 expect "truncated .qbin (info)" 1 "$T/truncated.qbin" -- "$QSIM" info "$T/truncated.qbin"
 expect "empty .qbin" 1 "$T/empty.qbin" -- "$QSIM" run --arch "$ARCH" "$T/empty.qbin"
 expect "not a .qbin (a .cfg)" 1 "$ARCH" -- "$QSIM" info "$ARCH"

@@ -5,6 +5,9 @@
  *
  * Usage: test_net [suite]   (no argument: all suites) */
 #include <CUnit/Basic.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -714,7 +717,61 @@ static void test_header_errors(void)
     memcpy(c, tiny.b, tiny.n);
     memset(c + tiny.n, 0, 8);
     EXPECT_FORMAT(c, tiny.n + 8, "file size");
+    /* zero bytes after the last section, with a size field that admits them: not canonical */
+    put64(c + 16, tiny.n + 8);
+    fix_crcs(c, tiny.n + 8);
+    EXPECT_FORMAT(c, tiny.n + 8, "8 bytes after the last section");
     free(c);
+    /* 8 zero bytes of padding before the last section (layers, entry 2): not canonical */
+    {
+        const uint64_t e2 = 32 + 48, off = get64(tiny.b + e2 + 8);
+        c = calloc(tiny.n + 8, 1);
+        memcpy(c, tiny.b, off);
+        memcpy(c + off + 8, tiny.b + off, tiny.n - off);
+        put64(c + e2 + 8, off + 8);
+        put64(c + 16, tiny.n + 8);
+        fix_crcs(c, tiny.n + 8);
+        EXPECT_FORMAT(c, tiny.n + 8, "bytes of padding before the section at byte");
+        free(c);
+    }
+}
+
+/* A stream (here a FIFO) is refused as soon as it runs past the length its
+ * header declares, and a stream of zeros as soon as its magic is wrong,
+ * instead of being read up to the 4 GiB limit. */
+static void test_stream_bounded(void)
+{
+    qs_net *net = NULL;
+    qs_error err;
+    CU_ASSERT_EQUAL(qs_net_load("/dev/zero", &net, &err), QS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bad magic"));
+    CU_ASSERT_PTR_NULL(net);
+    char dir[] = "/tmp/qsim_fifoXXXXXX", path[64];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/net.qbin", dir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) { /* writer: a valid file, then 64 MiB of zeros (or until the reader leaves) */
+        signal(SIGPIPE, SIG_DFL);
+        FILE *f = fopen(path, "wb");
+        if (!f) _exit(1);
+        fwrite(tiny.b, 1, tiny.n, f);
+        static uint8_t zeros[1 << 16];
+        for (int i = 0; i < 1024; i++)
+            if (fwrite(zeros, 1, sizeof zeros, f) != sizeof zeros) break;
+        fclose(f);
+        _exit(0);
+    }
+    CU_ASSERT_EQUAL(qs_net_load(path, &net, &err), QS_ERR_FORMAT);
+    char want[96];
+    snprintf(want, sizeof want, "longer than the %zu bytes its header declares", tiny.n);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, want));
+    if (!strstr(err.msg, want)) fprintf(stderr, "\n  got: %s\n", err.msg);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    unlink(path);
+    rmdir(dir);
 }
 
 static void test_section_table_errors(void)
@@ -1133,6 +1190,15 @@ static void m_concat_c(qs_net *n) { n->layers[6].out_c = 15; }
 static void m_concat_zp(qs_net *n) { n->layers[5].out_zp = 1; }
 static void m_act_zp(qs_net *n) { n->layers[7].out_zp = 2; n->layers[7].clamp_lo = 2; }
 static void m_flatten(qs_net *n) { n->layers[9].out_c = 255; }
+/* a flatten is a view: a clamp narrower than its input's is refused */
+static void m_flatten_clamp(qs_net *n) { n->layers[9].clamp_hi = n->layers[8].clamp_hi - 1; }
+/* 2^21 x 2^21 x 2^22 = 2^64 elements must not wrap to 0 */
+static void m_shape_wrap(qs_net *n)
+{
+    n->layers[0].out_c = 1 << 21;
+    n->layers[0].out_h = 1 << 21;
+    n->layers[0].out_w = 1 << 22;
+}
 static void m_dw_groups(qs_net *n) { n->layers[4].groups = 3; }
 static void m_requant_shape(qs_net *n) { n->layers[8].out_c = 8; }
 static void m_shift(qs_net *n) { n->layers[8].rq.shift[0] = 40; }
@@ -1280,6 +1346,8 @@ static void test_validate_inmemory(void)
     INVALID(m_concat_zp, &demo, NULL);
     INVALID(m_act_zp, &demo, "zero point");
     INVALID(m_flatten, &demo, "255x1x1");
+    INVALID(m_flatten_clamp, &demo, "narrower than its input's");
+    INVALID(m_shape_wrap, &tiny, "at most 2^31-1 elements");
     INVALID(m_dw_groups, &demo, "groups 3");
     INVALID(m_requant_shape, &demo, NULL);
     INVALID(m_shift, &demo, "shift[0] = 40");
@@ -1322,6 +1390,7 @@ int main(int argc, char **argv)
         {"every byte flip", test_every_byte_flip},
         {"header", test_header_errors},
         {"section table", test_section_table_errors},
+        {"streams bounded by their header", test_stream_bounded},
         {"optional and missing sections", test_optional_and_missing_sections},
         {"counts", test_count_errors},
         {"tensor records", test_tensor_record_errors},

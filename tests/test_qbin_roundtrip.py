@@ -234,6 +234,51 @@ def parsers_agree(name):
     print("parsers agree on %d/400 mutated %s files (%d accepted)" % (agree, name, accepted))
 
 
+def test_rules_agree():
+    """The rules added for issue 11 hold in both readers alike: a flatten may not narrow its
+    input's clamp (it is a view), and no bytes may follow the last section."""
+    def both_refuse(data: bytes, needle: str, what: str):
+        try:
+            q.loads(data, "rule")
+            check(False, "Python accepted " + what)
+        except q.QbinError as e:
+            check(needle in str(e), "Python's message for %s names '%s': %s" % (what, needle, e))
+        path = os.path.join(TMP, "rule.qbin")
+        with open(path, "wb") as f:
+            f.write(data)
+        r = tool("check", path)
+        check(r.returncode == 1 and needle in r.stdout + r.stderr,
+              "C refuses %s naming '%s' (rc %d: %s)" % (what, needle, r.returncode, (r.stdout + r.stderr).strip()))
+
+    net = q.Net("flat")
+    x = net.input("in", c=2, h=2, w=2, bits=8, signed=False, zp=0, scale=1.0)
+    a = net.act("relu", x, act="clip", clamp=(10, 200))
+    f = net.flatten("flat", a)
+    net.fc("fc", f, np.ones((3, 8), np.int8), None, multiplier=0.01, bits=8, signed=False)
+    net.output = len(net.layers) - 1
+    ok = net.to_bytes()
+    q.loads(ok, "ok")  # a flatten whose clamp (0..255) contains its input's (10..200) is fine
+    check(tool_check(ok), "C accepts a flatten with a wider clamp")
+    # the writer validates, so the narrower clamp is patched into the layer record
+    b = bytearray(ok)
+    _, _, loff, _ = struct.unpack_from("<IIQQ", b, 32 + 48)
+    struct.pack_into("<i", b, loff + f * q.LAYER_SIZE + 156, 199)
+    fix_crcs(b)
+    bad = bytes(b)
+    both_refuse(bad, "narrower than its input's", "a flatten that narrows its input's clamp")
+    b = bytearray(ok) + bytes(8)
+    struct.pack_into("<Q", b, 16, len(b))
+    fix_crcs(b)
+    both_refuse(bytes(b), "8 bytes after the last section", "zero bytes after the last section")
+
+
+def tool_check(data: bytes) -> bool:
+    path = os.path.join(TMP, "rule_ok.qbin")
+    with open(path, "wb") as f:
+        f.write(data)
+    return tool("check", path).returncode == 0
+
+
 # ---------------------------------------------------------------------------- arithmetic
 
 def test_requant_vs_c():
@@ -391,7 +436,7 @@ def main():
         return 2
     TOOL = sys.argv[1]
     with tempfile.TemporaryDirectory() as TMP:
-        for t in (test_python_c_python, test_shipped_nets, test_parsers_agree, test_requant_vs_c,
+        for t in (test_python_c_python, test_shipped_nets, test_parsers_agree, test_rules_agree, test_requant_vs_c,
                   test_quantize_multiplier, test_evaluator_vs_loops):
             before = len(failures)
             try:

@@ -502,6 +502,8 @@ static void test_topo_errors(void)
         {", 224, 224, 7, 7, 3, 64, 2,\n", "t.csv:2: the layer name", NULL},
         {"Conv1, 224, 2000000, 7, 7, 3, 64, 2,\n", "t.csv:2: IFMAP Width = 2000000", "limit"},
         {"Big, 65536, 65536, 1, 1, 1024, 4, 1,\n", "t.csv:2:", "2^31"},
+        /* 23 bytes that once asked for a 6261x6261x40 zero-extended input (6.3 GB) */
+        {"C,7,54,5,5,40,5,6256\n", "t.csv:2: layer 'C': strides 6256x6256", "past the 7x54 input"},
         {"", "t.csv: no layers", NULL},
         {"\n\n", "t.csv: no layers", NULL},
     };

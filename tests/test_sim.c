@@ -164,9 +164,22 @@ static int rate_of(const qs_arch *a, int act_bits)
 static int act_skipping(const qs_arch *a) { return a->zero_skip == QS_SKIP_ACTIVATIONS || a->zero_skip == QS_SKIP_BOTH; }
 
 /* Busy cycles and buffer stalls of GEMM layer li, from docs/timing.md "Array". */
+static void expected_busy_ev(const qs_net *net, const qs_prog *p, int li, const int32_t *in, uint64_t *busy,
+                             uint64_t *bstall, qs_events *ev);
 static void expected_busy(const qs_net *net, const qs_prog *p, int li, const int32_t *in, uint64_t *busy,
                           uint64_t *bstall)
 {
+    qs_events ev;
+    expected_busy_ev(net, p, li, in, busy, bstall, &ev);
+}
+
+/* ... and the layer's GEMM events by docs/timing.md "Events": SRAM bytes per
+ * operand, PE operations (active + gated), register bits, executed MACs. */
+static void expected_busy_ev(const qs_net *net, const qs_prog *p, int li, const int32_t *in, uint64_t *busy,
+                             uint64_t *bstall, qs_events *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    const int wpb = p->arch.weight_path_bits, ab = p->maps[li].act_bits;
     const qs_arch *a = &p->arch;
     const qs_layer *L = &net->layers[li];
     const qs_layer *IN = &net->layers[L->inputs[0]];
@@ -197,6 +210,11 @@ static void expected_busy(const qs_net *net, const qs_prog *p, int li, const int
                             len += keep;
                         }
                         int64_t Lg = len * S;
+                        ev->sram_read_bytes[QS_BUF_IFMAP] += (uint64_t)cdiv64(len * Gu * ab, 8);
+                        ev->sram_read_bytes[QS_BUF_WEIGHT] += (uint64_t)cdiv64(Lg * Cu * wpb, 8);
+                        ev->macs_executed += (uint64_t)(len * Gu * Cu);
+                        ev->mac_ops += (uint64_t)(Lg * Gu * Cu); /* active + gated */
+                        ev->reg_bits += (uint64_t)(Lg * Gu * Cu * (ab + wpb));
                         int64_t t = Lg ? (Lg - 1) * rate + Gu + Cu - 1 : 0;
                         int64_t t1 = Lg ? Lg + Gu + Cu - 2 : 0;
                         if (t > tmax) tmax = t;
@@ -204,6 +222,8 @@ static void expected_busy(const qs_net *net, const qs_prog *p, int li, const int
                     }
                     *busy += (uint64_t)(tmax + ru);
                     *bstall += (uint64_t)(tmax - tmax1);
+                    ev->sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
+                    if (!(g->flags & QS_GEMM_FIRST_K)) ev->sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
                 }
             } else {
                 for (uint32_t p0 = g->k0; p0 < g->k0 + g->k_len; p0 += (uint32_t)R) {
@@ -217,7 +237,14 @@ static void expected_busy(const qs_net *net, const qs_prog *p, int li, const int
                     for (int s = 0; s < S; s++) {
                         *busy += (uint64_t)(Ku + (Lm ? (Lm - 1) * rate + R + Cu - 1 : 0));
                         *bstall += Lm ? (uint64_t)((Lm - 1) * (rate - 1)) : 0;
+                        ev->sram_read_bytes[QS_BUF_IFMAP] += (uint64_t)cdiv64(Lm * Ku * ab, 8);
+                        ev->sram_read_bytes[QS_BUF_WEIGHT] += (uint64_t)cdiv64((int64_t)Ku * Cu * wpb, 8);
+                        ev->sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)(Lm * Cu * 4);
+                        ev->sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)(Lm * Cu * 4);
+                        ev->mac_ops += (uint64_t)(Lm * Ku * Cu);
+                        ev->reg_bits += (uint64_t)(Lm * Ku * Cu * (ab + wpb));
                     }
+                    ev->macs_executed += (uint64_t)(Lm * Ku * Cu); /* once, not per slice */
                 }
             }
         } else { /* IS */
@@ -229,10 +256,204 @@ static void expected_busy(const qs_net *net, const qs_prog *p, int li, const int
                     int Mu = (int)(g->m0 + g->m_len - mb) < C ? (int)(g->m0 + g->m_len - mb) : C;
                     *busy += (uint64_t)(Ku + (Lw ? (Lw - 1) * rate + R + Mu - 1 : 0));
                     *bstall += Lw ? (uint64_t)((Lw - 1) * (rate - 1)) : 0;
+                    ev->sram_read_bytes[QS_BUF_IFMAP] += (uint64_t)cdiv64((int64_t)Ku * Mu * ab, 8);
+                    ev->sram_read_bytes[QS_BUF_WEIGHT] += (uint64_t)cdiv64(Lw * Ku * wpb, 8);
+                    ev->sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)(Lw * Mu * 4);
+                    ev->sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)(Lw * Mu * 4);
+                    ev->macs_executed += (uint64_t)(Lw / S * Ku * Mu);
+                    ev->mac_ops += (uint64_t)(Lw * Ku * Mu);
+                    ev->reg_bits += (uint64_t)(Lw * Ku * Mu * (ab + wpb));
                 }
             }
         }
     }
+}
+
+/* ---- the schedule, replayed from docs/timing.md ------------------------------------- */
+
+/* What the simulator reports of one instruction (qs_sim_set_insn_hook) and of
+ * each DRAM transfer (qs_sim_set_dma_hook), in the order they happen. */
+typedef struct {
+    uint64_t start, ppu_end, end;
+    int done;
+} insn_times;
+
+typedef struct {
+    insn_times *t;
+    int32_t n_insn;
+    uint64_t *dma_start;
+    int32_t *dma_insn_bytes;
+    int n_dma, cap_dma;
+} sched_log;
+
+static void log_insn(void *user, int32_t insn, uint64_t start, uint64_t ppu_end, uint64_t end)
+{
+    sched_log *l = user;
+    if (insn < 0 || insn >= l->n_insn) return;
+    l->t[insn] = (insn_times){start, ppu_end, end, 1};
+}
+
+static void log_dma(void *user, int is_write, uint32_t addr, uint32_t bytes, uint64_t start)
+{
+    (void)is_write;
+    (void)addr;
+    sched_log *l = user;
+    if (l->n_dma == l->cap_dma) {
+        l->cap_dma = l->cap_dma ? 2 * l->cap_dma : 64;
+        l->dma_start = realloc(l->dma_start, sizeof *l->dma_start * (size_t)l->cap_dma);
+        l->dma_insn_bytes = realloc(l->dma_insn_bytes, sizeof *l->dma_insn_bytes * (size_t)l->cap_dma);
+    }
+    l->dma_start[l->n_dma] = start;
+    l->dma_insn_bytes[l->n_dma++] = (int32_t)bytes;
+}
+
+static void sched_log_free(sched_log *l)
+{
+    free(l->t);
+    free(l->dma_start);
+    free(l->dma_insn_bytes);
+    memset(l, 0, sizeof *l);
+}
+
+/* "DMA and DRAM": latency + ceil(ceil(n / burst) * burst / bytes_per_cycle); no transfer, no time. */
+static uint64_t doc_dma_cycles(const qs_arch *a, uint64_t n)
+{
+    if (n == 0) return 0;
+    uint64_t moved = (n + (uint64_t)a->dram_burst_bytes - 1) / (uint64_t)a->dram_burst_bytes * (uint64_t)a->dram_burst_bytes;
+    return (uint64_t)a->dram_latency + (uint64_t)ceil((double)moved / a->dram_bytes_per_cycle);
+}
+
+/* "Post-processing": element operations of a STORE's tile. */
+static uint64_t doc_ppu_ops(const qs_net *net, const qs_insn *in)
+{
+    const qs_layer *L = &net->layers[in->layer];
+    if (L->kind == QS_L_CONV || L->kind == QS_L_FC) return (uint64_t)in->m_len * in->n_len;
+    const qs_layer *IN = &net->layers[L->inputs[0]];
+    uint64_t outs = (uint64_t)in->m_len * (uint64_t)L->out_h * (uint64_t)L->out_w; /* m = channels */
+    switch (L->kind) {
+    case QS_L_MAXPOOL:
+    case QS_L_AVGPOOL: return outs * (uint64_t)L->kh * (uint64_t)L->kw;
+    case QS_L_GAP: return outs * (uint64_t)IN->out_h * (uint64_t)IN->out_w;
+    case QS_L_ADD: return 2 * outs;
+    default: return outs;
+    }
+}
+
+/* Replays the program by the rules of docs/timing.md ("Queues and tokens",
+ * "DMA and DRAM", "Post-processing"), written here without the simulator's
+ * code: three in-order queues, tokens on the ring LOAD->COMPUTE->STORE->LOAD
+ * (pop "prev" takes a token sent to this queue by the one before it, push
+ * "prev" sends one back), one first-come-first-served DRAM channel, one PPU.
+ * GEMM durations are taken from the simulator (the array's closed forms are
+ * checked separately); every other time must come out equal. Returns the
+ * number of disagreements (each reported). */
+static int replay_schedule(const qs_net *net, const qs_prog *p, const sched_log *log, uint64_t total, const char *engine)
+{
+    int bad = 0;
+    const qs_arch *a = &p->arch;
+    enum { LD = 0, CMP = 1, ST = 2 };
+    int32_t *order[3], len[3] = {0, 0, 0};
+    for (int q = 0; q < 3; q++) order[q] = malloc(sizeof(int32_t) * (size_t)(p->n_insn + 1));
+    for (int32_t i = 0; i < p->n_insn; i++) {
+        uint8_t op = p->insn[i].op;
+        int q = op == QS_OP_LOAD ? LD : op == QS_OP_STORE ? ST : CMP;
+        order[q][len[q]++] = i;
+    }
+    int64_t tok[3][3]; /* tok[from][to] */
+    memset(tok, 0, sizeof tok);
+    tok[CMP][LD] = p->init_slots;
+    tok[ST][CMP] = p->init_accum;
+    struct {
+        int32_t pc, cur;
+        int busy, in_ppu;
+        uint64_t done_at, start, ppu_end;
+    } Q[3];
+    memset(Q, 0, sizeof Q);
+    uint64_t now = 0, dram_free = 0, ppu_free = 0, end = 0;
+    int n_dma = 0;
+#define DMA_AT(insn_, t_)                                                                                          \
+    do {                                                                                                           \
+        uint64_t s_ = (t_) > dram_free ? (t_) : dram_free;                                                         \
+        if (n_dma >= log->n_dma || log->dma_start[n_dma] != s_)                                                    \
+            EXPECT(0, "%s: transfer %d (insn %d, %u bytes) starts at %llu by docs/timing.md, simulator %lld", engine, \
+                   n_dma, (int)(insn_), p->insn[insn_].bytes, (unsigned long long)s_,                              \
+                   n_dma < log->n_dma ? (long long)log->dma_start[n_dma] : -1LL);                                  \
+        n_dma++;                                                                                                   \
+        dram_free = s_ + doc_dma_cycles(a, p->insn[insn_].bytes);                                                  \
+    } while (0)
+    /* each pass completes at least one phase (a STORE has two), so the passes are bounded */
+    for (int64_t pass = 0; pass <= 2 * (int64_t)p->n_insn + 2 && bad < 5; pass++) {
+        /* phases that end now complete first, in queue order */
+        for (int q = 0; q < 3; q++) {
+            if (!Q[q].busy || Q[q].done_at > now) continue;
+            const qs_insn *in = &p->insn[Q[q].cur];
+            if (q == ST && Q[q].in_ppu) { /* post-processing done: the DMA is requested now */
+                Q[q].in_ppu = 0;
+                Q[q].ppu_end = now;
+                DMA_AT(Q[q].cur, now);
+                Q[q].done_at = dram_free;
+                continue;
+            }
+            int prev = (q + 2) % 3, next = (q + 1) % 3;
+            if (in->deps & QS_DEP_PUSH_PREV) tok[q][prev]++;
+            if (in->deps & QS_DEP_PUSH_NEXT) tok[q][next]++;
+            const insn_times *t = &log->t[Q[q].cur];
+            EXPECT(t->done && t->start == Q[q].start && t->end == now && t->ppu_end == Q[q].ppu_end,
+                   "%s: insn %d (op %d, layer %d): start/ppu end/end %llu/%llu/%llu by docs/timing.md, simulator "
+                   "%llu/%llu/%llu", engine, (int)Q[q].cur, in->op, in->layer, (unsigned long long)Q[q].start,
+                   (unsigned long long)Q[q].ppu_end, (unsigned long long)now, (unsigned long long)t->start,
+                   (unsigned long long)t->ppu_end, (unsigned long long)t->end);
+            if (in->op == QS_OP_STORE) end = now;
+            Q[q].busy = 0;
+            Q[q].pc++;
+        }
+        /* then whatever can start now, LOAD before COMPUTE before STORE, until nothing can */
+        for (int progressed = 1; progressed;) {
+            progressed = 0;
+            for (int q = 0; q < 3; q++) {
+                if (Q[q].busy || Q[q].pc >= len[q]) continue;
+                int32_t idx = order[q][Q[q].pc];
+                const qs_insn *in = &p->insn[idx];
+                int prev = (q + 2) % 3, next = (q + 1) % 3;
+                if (((in->deps & QS_DEP_POP_PREV) && tok[prev][q] <= 0) || ((in->deps & QS_DEP_POP_NEXT) && tok[next][q] <= 0))
+                    continue;
+                if (in->deps & QS_DEP_POP_PREV) tok[prev][q]--;
+                if (in->deps & QS_DEP_POP_NEXT) tok[next][q]--;
+                Q[q].busy = 1;
+                Q[q].cur = idx;
+                Q[q].start = Q[q].ppu_end = now;
+                if (in->op == QS_OP_LOAD) {
+                    DMA_AT(idx, now);
+                    Q[q].done_at = dram_free;
+                } else if (in->op == QS_OP_GEMM) {
+                    const insn_times *t = &log->t[idx];
+                    Q[q].done_at = now + (t->done && t->end >= t->start ? t->end - t->start : 0);
+                } else if (in->op == QS_OP_PASS) {
+                    Q[q].done_at = now;
+                } else { /* STORE: the PPU first, one tile at a time */
+                    uint64_t s0 = now > ppu_free ? now : ppu_free;
+                    uint64_t ops = doc_ppu_ops(net, in);
+                    ppu_free = s0 + (ops + (uint64_t)a->ppu_lanes - 1) / (uint64_t)a->ppu_lanes;
+                    Q[q].done_at = ppu_free;
+                    Q[q].in_ppu = 1;
+                }
+                progressed = 1;
+            }
+        }
+        uint64_t next_t = UINT64_MAX;
+        for (int q = 0; q < 3; q++)
+            if (Q[q].busy && Q[q].done_at < next_t) next_t = Q[q].done_at;
+        if (next_t == UINT64_MAX) break;
+        now = next_t;
+    }
+#undef DMA_AT
+    for (int q = 0; q < 3; q++)
+        EXPECT(Q[q].pc == len[q], "%s: replay stopped with queue %d at %d of %d", engine, q, (int)Q[q].pc, (int)len[q]);
+    EXPECT(n_dma == log->n_dma, "%s: %d transfers by docs/timing.md, simulator %d", engine, n_dma, log->n_dma);
+    EXPECT(end == total, "%s: total cycles %llu by docs/timing.md, simulator %llu", engine, (unsigned long long)end,
+           (unsigned long long)total);
+    for (int q = 0; q < 3; q++) free(order[q]);
+    return bad;
 }
 
 /* ---- one case: both engines, compared ------------------------------------------------ */
@@ -275,8 +496,16 @@ static int run_both(const qs_net *net, const qs_arch *a, const int32_t *x, run_r
         st = qs_sim_set_input(s[k], x, (int64_t)IN->out_c * IN->out_h * IN->out_w, &e);
         EXPECT(st == QS_OK, "set_input: %s", e.msg);
         if (st) goto out;
+        sched_log log = {calloc((size_t)p->n_insn + 1, sizeof(insn_times)), p->n_insn, NULL, NULL, 0, 0};
+        qs_sim_set_insn_hook(s[k], log_insn, &log);
+        qs_sim_set_dma_hook(s[k], log_dma, &log);
         st = qs_sim_run(s[k], &e);
         EXPECT(st == QS_OK, "%s engine: %s", k ? "detailed" : "fast", e.msg);
+        if (!st && a->timing == QS_TIMING_NATIVE)
+            bad += replay_schedule(net, p, &log, qs_sim_total_cycles(s[k]), k ? "detailed" : "fast");
+        qs_sim_set_insn_hook(s[k], NULL, NULL);
+        qs_sim_set_dma_hook(s[k], NULL, NULL);
+        sched_log_free(&log);
         if (st) goto out;
     }
     EXPECT(qs_sim_total_cycles(s[0]) == qs_sim_total_cycles(s[1]), "total cycles fast %llu detailed %llu",
@@ -306,7 +535,29 @@ static int run_both(const qs_net *net, const qs_arch *a, const int32_t *x, run_r
         /* cycles against the closed forms, from the layer's real input */
         const int32_t *lin = qs_sim_layer_output(s[1], L->inputs[0]);
         uint64_t busy, bstall;
-        expected_busy(net, p, li, lin, &busy, &bstall);
+        qs_events wev;
+        expected_busy_ev(net, p, li, lin, &busy, &bstall, &wev);
+        /* the layer's loads and stores: "Events" in docs/timing.md */
+        for (int32_t i = p->maps[li].first_insn; i < p->maps[li].first_insn + p->maps[li].n_insn; i++) {
+            const qs_insn *in = &p->insn[i];
+            if (in->op == QS_OP_LOAD) {
+                wev.dram_read_bytes += in->bytes;
+                wev.sram_write_bytes[in->mem] += in->bytes;
+            } else if (in->op == QS_OP_STORE) {
+                wev.dram_write_bytes += in->bytes;
+                wev.sram_read_bytes[QS_BUF_ACCUM] += in->bytes;
+                wev.ppu_ops += doc_ppu_ops(net, in);
+            }
+        }
+#define CMP_DOC(f) EXPECT(a1->ev.f == wev.f, "layer %d '%s': ev." #f " %llu, docs/timing.md gives %llu", li, L->name, \
+                          (unsigned long long)a1->ev.f, (unsigned long long)wev.f);
+        CMP_DOC(reg_bits) CMP_DOC(macs_executed) CMP_DOC(sram_read_bytes[0]) CMP_DOC(sram_read_bytes[1])
+        CMP_DOC(sram_read_bytes[2]) CMP_DOC(sram_write_bytes[0]) CMP_DOC(sram_write_bytes[1]) CMP_DOC(sram_write_bytes[2])
+        CMP_DOC(dram_read_bytes) CMP_DOC(dram_write_bytes) CMP_DOC(ppu_ops)
+#undef CMP_DOC
+        EXPECT(a1->ev.mac_ops + a1->ev.mac_gated == wev.mac_ops, "layer %d '%s': %llu active + %llu gated PE operations, "
+               "docs/timing.md gives %llu", li, L->name, (unsigned long long)a1->ev.mac_ops,
+               (unsigned long long)a1->ev.mac_gated, (unsigned long long)wev.mac_ops);
         EXPECT(a1->array_busy == busy && a0->array_busy == busy,
                "layer %d '%s': array busy fast %llu detailed %llu, docs/timing.md gives %llu", li, L->name,
                (unsigned long long)a0->array_busy, (unsigned long long)a1->array_busy, (unsigned long long)busy);
@@ -731,6 +982,89 @@ static void test_ppu_stalls(void)
         EXPECT(rs.st[1].ev.ppu_ops == rw.st[1].ev.ppu_ops && rs.st[1].ev.ppu_ops == 16 * 64,
                "%s: ppu ops %llu / %llu, want one per output", DFN[df], (unsigned long long)rs.st[1].ev.ppu_ops,
                (unsigned long long)rw.st[1].ev.ppu_ops);
+    }
+    free(x);
+    qs_net_destroy(net);
+    g_case = "";
+}
+
+/* "DMA and DRAM" and "Post-processing" by hand on a one-tile layer: its two
+ * loads, its GEMM, its post-processing and its store run one after another,
+ * so the run takes d(weights) + d(input) + GEMM + ceil(ops / lanes) + d(store)
+ * with d(n) = latency + ceil(ceil(n / burst) * burst / bytes_per_cycle), and
+ * each cycle of latency adds exactly three cycles (three transfers). */
+static void test_dma_ppu_by_hand(void)
+{
+    int bad = 0;
+    g_case = "dma/ppu by hand";
+    g_fail_msgs = 0;
+    rn_spec s;
+    memset(&s, 0, sizeof s);
+    s.c = 3;
+    s.h = s.w = 3; /* 27 int4 inputs: 14 bytes, not a whole burst */
+    s.bits = 4;
+    s.n = 1;
+    s.seed = 5;
+    s.l[0].kind = QS_L_FC;
+    s.l[0].out_c = 5; /* 5 outputs of 8 bits: 5 bytes stored, 5 PPU operations */
+    s.l[0].wdt = QS_DT_INT8;
+    s.l[0].wsigned = 1;
+    s.l[0].out_bits = 8;
+    s.l[0].rq_mode = 1;
+    s.l[0].rq_gain = 1.0;
+    qs_net *net = rn_build(&s);
+    int32_t *x = timing_input(net, z_none);
+    for (int df = 0; df < 3; df++) {
+        uint64_t total0 = 0;
+        static const int LAT[4] = {0, 1, 13, 100};
+        for (int li = 0; li < 4; li++) {
+            sim_cfg c = default_cfg();
+            c.df = (qs_dataflow)df;
+            c.rows = c.cols = 8;
+            c.mab = 4;
+            c.dram_bpc = 3.0; /* not a power of two: the division rounds up */
+            c.burst = 16;
+            c.dram_lat = LAT[li];
+            c.lanes = 2; /* 5 outputs: 3 cycles, not 2 */
+            qs_arch a;
+            CU_ASSERT_FATAL(make_arch(&c, &a));
+            qs_prog *p;
+            qs_error e;
+            CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
+            const qs_layer_map *m = &p->maps[1];
+            EXPECT(m->n_insn == 4, "%s: %d instructions, want LOAD LOAD GEMM STORE", DFN[df], (int)m->n_insn);
+            if (m->n_insn != 4) {
+                qs_prog_destroy(p);
+                continue;
+            }
+            uint64_t want = 0;
+            for (int32_t i = m->first_insn; i < m->first_insn + m->n_insn; i++) {
+                const qs_insn *in = &p->insn[i];
+                if (in->op == QS_OP_LOAD || in->op == QS_OP_STORE) {
+                    uint64_t moved = (in->bytes + 15) / 16 * 16;
+                    want += (uint64_t)LAT[li] + (moved + 2) / 3;
+                }
+                if (in->op == QS_OP_STORE) {
+                    EXPECT(in->bytes == 5, "%s: store of %u bytes, want 5 (5 outputs x 8 bits)", DFN[df], in->bytes);
+                    want += 3; /* ceil(5 outputs / 2 lanes) */
+                }
+            }
+            uint64_t busy, bstall;
+            expected_busy(net, p, 1, x, &busy, &bstall);
+            want += busy;
+            qs_sim *sim;
+            CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_DETAILED, &sim, &e), QS_OK);
+            CU_ASSERT_EQUAL(qs_sim_set_input(sim, x, 27, &e), QS_OK);
+            CU_ASSERT_EQUAL(qs_sim_run(sim, &e), QS_OK);
+            uint64_t total = qs_sim_total_cycles(sim);
+            EXPECT(total == want, "%s latency %d: %llu cycles, by hand %llu", DFN[df], LAT[li], (unsigned long long)total,
+                   (unsigned long long)want);
+            if (li == 0) total0 = total;
+            EXPECT(total - total0 == 3 * (uint64_t)LAT[li], "%s: latency %d adds %llu cycles, want 3 x %d", DFN[df],
+                   LAT[li], (unsigned long long)(total - total0), LAT[li]);
+            qs_sim_destroy(sim);
+            qs_prog_destroy(p);
+        }
     }
     free(x);
     qs_net_destroy(net);
@@ -1254,6 +1588,7 @@ int main(void)
     CU_add_test(s, "DRAM bandwidth removes DRAM stalls", test_dram_bandwidth);
     CU_add_test(s, "narrow banks add buffer stalls", test_bank_width);
     CU_add_test(s, "a slow PPU shows as ppu stalls", test_ppu_stalls);
+    CU_add_test(s, "DMA, DRAM and PPU time of a one-tile layer by hand, latency sweep", test_dma_ppu_by_hand);
     CU_add_test(s, "shipped networks: fast == detailed on every layer kind", test_shipped_nets);
     CU_add_test(s, "matmul of two activations: OS/WS/IS times, run-time skipping, values", test_matmul_timing);
     CU_add_test(s, "transformer PPU layers: element operations", test_xfmr_ppu_ops);
