@@ -327,9 +327,17 @@ static uint64_t doc_dma_cycles(const qs_arch *a, uint64_t n)
 static uint64_t doc_ppu_ops(const qs_net *net, const qs_insn *in)
 {
     const qs_layer *L = &net->layers[in->layer];
-    if (L->kind == QS_L_CONV || L->kind == QS_L_FC) return (uint64_t)in->m_len * in->n_len;
+    if (L->kind == QS_L_CONV || L->kind == QS_L_FC || L->kind == QS_L_MATMUL)
+        return (uint64_t)in->m_len * in->n_len;
     const qs_layer *IN = &net->layers[L->inputs[0]];
+    /* transformer layers: rows across channels (m = positions) for norms and softmax over axis 0 */
+    const uint64_t C = (uint64_t)L->out_c;
+    if (L->kind == QS_L_LAYERNORM) return (uint64_t)in->m_len * (3 * C + 32);
+    if (L->kind == QS_L_RMSNORM) return (uint64_t)in->m_len * (2 * C + 32);
+    if (L->kind == QS_L_SOFTMAX && L->param == 0) return (uint64_t)in->m_len * 3 * C;
     uint64_t outs = (uint64_t)in->m_len * (uint64_t)L->out_h * (uint64_t)L->out_w; /* m = channels */
+    if (L->kind == QS_L_SOFTMAX) return 3 * outs;
+    if (L->kind == QS_L_MUL) return 2 * outs;
     switch (L->kind) {
     case QS_L_MAXPOOL:
     case QS_L_AVGPOOL: return outs * (uint64_t)L->kh * (uint64_t)L->kw;
