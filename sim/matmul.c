@@ -24,40 +24,45 @@ typedef struct {
     int32_t mlen, nlen, K, S, p, rate;
     const int32_t *A;  /* centered op(A) of the instruction's rows: A[i*K + k] */
     const int32_t *B;  /* centered op(B) of its columns: B[k*nlen + j] */
+    int32_t *cntB;     /* per (slice s, k): non-zero slices of B' over the current column block, [s*K + k] */
+    int32_t *cntA;     /* per k: non-zero A' over the current row group / block */
     qs_tile_result *r;
 } mm_view;
 
-/* Slice operations of the products A[i][k] x slices of B[k][j], i in rows, j in
- * cols, that reach PEs: gated when an operand (slice) is zero and gating is on. */
-static void count_ops(const mm_view *v, int32_t i0, int32_t iu, int32_t k, int32_t j0, int32_t ju)
+/* cntB for columns [j0, j0 + ju). */
+static void count_b(const mm_view *v, int32_t j0, int32_t ju)
 {
-    uint64_t ops = 0, gated = 0;
     for (int32_t s = 0; s < v->S; s++) {
         qs_slice_field f = qs_slice_field_of(v->m, v->p, s);
-        for (int32_t j = j0; j < j0 + ju; j++) {
-            int bz = qs_slice_of(f, v->B[(size_t)k * v->nlen + j]) == 0;
-            for (int32_t i = i0; i < i0 + iu; i++) {
-                if (gates(v->a) && (bz || v->A[(size_t)i * v->K + k] == 0)) gated++;
-                else ops++;
-            }
+        for (int32_t k = 0; k < v->K; k++) {
+            int32_t n = 0;
+            for (int32_t j = j0; j < j0 + ju; j++) n += qs_slice_of(f, v->B[(size_t)k * v->nlen + j]) != 0;
+            v->cntB[(size_t)s * v->K + k] = n;
         }
     }
-    v->r->ev.mac_ops += ops;
-    v->r->ev.mac_gated += gated;
 }
 
-static int row_nonzero(const mm_view *v, int32_t i0, int32_t iu, int32_t k)
+/* cntA for rows [i0, i0 + iu). */
+static void count_a(const mm_view *v, int32_t i0, int32_t iu)
 {
+    for (int32_t k = 0; k < v->K; k++) v->cntA[k] = 0;
     for (int32_t i = i0; i < i0 + iu; i++)
-        if (v->A[(size_t)i * v->K + k]) return 1;
-    return 0;
+        for (int32_t k = 0; k < v->K; k++) v->cntA[k] += v->A[(size_t)i * v->K + k] != 0;
 }
 
-static int col_nonzero(const mm_view *v, int32_t k, int32_t j0, int32_t ju)
+/* The slice operations of step k over rows x cols that reach PEs: a product
+ * whose A' or B' slice is zero is gated when gating is on. */
+static void count_step(const mm_view *v, int32_t k, int64_t nA, int64_t rows, int64_t cols)
 {
-    for (int32_t j = j0; j < j0 + ju; j++)
-        if (v->B[(size_t)k * v->nlen + j]) return 1;
-    return 0;
+    uint64_t live = 0;
+    for (int32_t s = 0; s < v->S; s++) live += (uint64_t)(nA * v->cntB[(size_t)s * v->K + k]);
+    uint64_t all = (uint64_t)(rows * cols * v->S);
+    if (gates(v->a)) {
+        v->r->ev.mac_ops += live;
+        v->r->ev.mac_gated += all - live;
+    } else {
+        v->r->ev.mac_ops += all;
+    }
 }
 
 /* OS: array tile = R output rows x C output columns, all K steps; rows move
@@ -69,19 +74,25 @@ static uint64_t run_os(const mm_view *v)
     const qs_arch *a = v->a;
     const int32_t R = a->rows, C = a->cols, G = min32(a->skip_group, a->rows);
     uint64_t t = 0;
-    for (int32_t r0 = 0; r0 < v->mlen; r0 += R) {
-        int32_t ru = min32(R, v->mlen - r0);
-        for (int32_t c0 = 0; c0 < v->nlen; c0 += C) {
-            int32_t cu = min32(C, v->nlen - c0);
+    for (int32_t c0 = 0; c0 < v->nlen; c0 += C) {
+        int32_t cu = min32(C, v->nlen - c0);
+        count_b(v, c0, cu);
+        for (int32_t r0 = 0; r0 < v->mlen; r0 += R) {
+            int32_t ru = min32(R, v->mlen - r0);
             int64_t tmax = 0, tmax1 = 0;
             for (int32_t g0 = r0; g0 < r0 + ru; g0 += G) {
                 int32_t gu = min32(G, r0 + ru - g0);
+                count_a(v, g0, gu);
                 int64_t L = 0;
                 for (int32_t k = 0; k < v->K; k++) {
-                    if (skip_acts(a) && !row_nonzero(v, g0, gu, k)) continue;
-                    if (skip_wts(a) && !col_nonzero(v, k, c0, cu)) continue;
+                    if (skip_acts(a) && v->cntA[k] == 0) continue;
+                    if (skip_wts(a)) { /* B' row zero across the tile: every slice count is 0 */
+                        int any = 0;
+                        for (int32_t s = 0; s < v->S && !any; s++) any = v->cntB[(size_t)s * v->K + k] != 0;
+                        if (!any) continue;
+                    }
                     L++;
-                    count_ops(v, g0, gu, k, c0, cu);
+                    count_step(v, k, v->cntA[k], gu, cu);
                 }
                 int64_t T = L ? (L * v->S - 1) * v->rate + gu + cu - 1 : 0;
                 int64_t T1 = L ? (L * v->S - 1) + gu + cu - 1 : 0;
@@ -99,6 +110,13 @@ static uint64_t run_os(const mm_view *v)
     return t;
 }
 
+static int col_nonzero(const mm_view *v, int32_t k, int32_t j0, int32_t ju)
+{
+    for (int32_t j = j0; j < j0 + ju; j++)
+        if (v->B[(size_t)k * v->nlen + j]) return 1;
+    return 0;
+}
+
 /* WS: op(B) stationary. Per n-block of C columns, the k steps kept (weight
  * skipping: those with a non-zero B value in the block) in blocks of R rows;
  * per slice: preload ku clocks, then stream the rows of op(A) that are not
@@ -110,27 +128,29 @@ static uint64_t run_ws(const mm_view *v, int32_t *klist)
     uint64_t t = 0;
     for (int32_t c0 = 0; c0 < v->nlen; c0 += C) {
         int32_t cu = min32(C, v->nlen - c0), kl = 0;
+        count_b(v, c0, cu);
         for (int32_t k = 0; k < v->K; k++)
             if (!skip_wts(a) || col_nonzero(v, k, c0, cu)) klist[kl++] = k;
         for (int32_t kb = 0; kb < kl; kb += R) {
             int32_t ku = min32(R, kl - kb);
             for (int32_t s = 0; s < v->S; s++) {
-                /* slice ops of the pass: rows kept x ku x cu, gated by operand */
                 int64_t L = 0;
-                qs_slice_field f = qs_slice_field_of(v->m, v->p, s);
+                uint64_t live = 0;
                 for (int32_t i = 0; i < v->mlen; i++) {
+                    uint64_t li = 0;
                     int keep = !skip_acts(a);
-                    for (int32_t q = kb; q < kb + ku && !keep; q++) keep = v->A[(size_t)i * v->K + klist[q]] != 0;
+                    for (int32_t q = kb; q < kb + ku; q++)
+                        if (v->A[(size_t)i * v->K + klist[q]]) {
+                            keep = 1;
+                            li += (uint64_t)v->cntB[(size_t)s * v->K + klist[q]];
+                        }
                     if (!keep) continue;
                     L++;
-                    for (int32_t q = kb; q < kb + ku; q++)
-                        for (int32_t j = c0; j < c0 + cu; j++) {
-                            int z = v->A[(size_t)i * v->K + klist[q]] == 0 ||
-                                    qs_slice_of(f, v->B[(size_t)klist[q] * v->nlen + j]) == 0;
-                            if (gates(a) && z) v->r->ev.mac_gated++;
-                            else v->r->ev.mac_ops++;
-                        }
+                    live += li;
                 }
+                uint64_t all = (uint64_t)(L * ku * cu);
+                v->r->ev.mac_ops += gates(a) ? live : all;
+                v->r->ev.mac_gated += gates(a) ? all - live : 0;
                 t += (uint64_t)ku + (L ? (uint64_t)((L - 1) * v->rate + R + cu - 1) : 0);
                 v->r->buffer_stall += L ? (uint64_t)((L - 1) * (v->rate - 1)) : 0;
                 if (s == 0) v->r->ev.macs_executed += (uint64_t)(L * ku * cu);
@@ -154,17 +174,26 @@ static uint64_t run_is(const mm_view *v)
     uint64_t t = 0;
     for (int32_t i0 = 0; i0 < v->mlen; i0 += C) {
         int32_t mu = min32(C, v->mlen - i0);
+        count_a(v, i0, mu);
         for (int32_t k0 = 0; k0 < v->K; k0 += R) {
             int32_t ku = min32(R, v->K - k0);
             int64_t n_kept = 0;
+            uint64_t live = 0;
             for (int32_t j = 0; j < v->nlen; j++) {
                 int keep = !skip_wts(a);
                 for (int32_t k = k0; k < k0 + ku && !keep; k++) keep = v->B[(size_t)k * v->nlen + j] != 0;
                 if (!keep) continue;
                 n_kept++;
-                for (int32_t k = k0; k < k0 + ku; k++) count_ops(v, i0, mu, k, j, 1);
+                for (int32_t s = 0; s < v->S; s++) {
+                    qs_slice_field f = qs_slice_field_of(v->m, v->p, s);
+                    for (int32_t k = k0; k < k0 + ku; k++)
+                        if (qs_slice_of(f, v->B[(size_t)k * v->nlen + j])) live += (uint64_t)v->cntA[k];
+                }
             }
             int64_t L = n_kept * v->S;
+            uint64_t all = (uint64_t)(L * ku * mu);
+            v->r->ev.mac_ops += gates(a) ? live : all;
+            v->r->ev.mac_gated += gates(a) ? all - live : 0;
             t += (uint64_t)ku + (L ? (uint64_t)((L - 1) * v->rate + R + mu - 1) : 0);
             v->r->buffer_stall += L ? (uint64_t)((L - 1) * (v->rate - 1)) : 0;
             v->r->ev.macs_executed += (uint64_t)(n_kept * ku * mu);
@@ -187,33 +216,50 @@ qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r,
     const qs_matmul_dims d = qs_matmul_dims_of(net, in->layer);
     const int32_t *a = c->outputs[L->inputs[0]], *bv = c->outputs[L->inputs[1]];
     const int32_t b = in->group, mlen = (int32_t)in->m_len, nlen = (int32_t)in->n_len, K = d.K;
-    int32_t *A = malloc(sizeof *A * ((size_t)mlen * K + (size_t)K * nlen + (size_t)K + 1));
+    const size_t nA = (size_t)mlen * K, nB = (size_t)K * nlen;
+    const int32_t S = m->slices;
+    int32_t *A = malloc(sizeof *A * (nA + nB + (size_t)K * (2 + (size_t)S) + 1));
     if (!A) return qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory for a matmul tile", L->name);
-    int32_t *B = A + (size_t)mlen * K, *klist = B + (size_t)K * nlen;
+    int32_t *B = A + nA, *klist = B + nB, *cntA = klist + K, *cntB = cntA + K;
+    int32_t amax = 0, bmax = 0;
     for (int32_t i = 0; i < mlen; i++)
-        for (int32_t k = 0; k < K; k++)
-            A[(size_t)i * K + k] = qs_matmul_a(LA, a, &d, b, (int32_t)in->m0 + i, k) - LA->out_zp;
+        for (int32_t k = 0; k < K; k++) {
+            int32_t x = qs_matmul_a(LA, a, &d, b, (int32_t)in->m0 + i, k) - LA->out_zp;
+            A[(size_t)i * K + k] = x;
+            if (x > amax || -x > amax) amax = x < 0 ? -x : x;
+        }
     for (int32_t k = 0; k < K; k++)
-        for (int32_t j = 0; j < nlen; j++)
-            B[(size_t)k * nlen + j] = qs_matmul_b(LB, bv, &d, b, k, (int32_t)in->n0 + j) - LB->out_zp;
+        for (int32_t j = 0; j < nlen; j++) {
+            int32_t x = qs_matmul_b(LB, bv, &d, b, k, (int32_t)in->n0 + j) - LB->out_zp;
+            B[(size_t)k * nlen + j] = x;
+            if (x > bmax || -x > bmax) bmax = x < 0 ? -x : x;
+        }
 
-    /* values: one accumulator per output, whole products in k order */
+    /* values: one accumulator per output, whole products in k order; when no
+     * partial sum can leave acc_bits, the plain sum is the same number */
     const qs_arch *arch = c->arch;
+    const int ordered = (double)K * amax * bmax > (double)(((int64_t)1 << (arch->acc_bits - 1)) - 1);
     for (int32_t i = 0; i < mlen; i++)
         for (int32_t j = 0; j < nlen; j++) {
+            const int32_t *ai = A + (size_t)i * K, *bj = B + j;
             int32_t acc = 0;
-            for (int32_t k = 0; k < K; k++) {
-                int64_t prod = (int64_t)A[(size_t)i * K + k] * B[(size_t)k * nlen + j];
-                if (!prod) continue; /* adds 0: never overflows */
-                int o = 0;
-                acc = qs_acc_add(acc, prod, arch->acc_bits, arch->overflow, &o);
-                r->ev.acc_overflows += (uint64_t)o;
+            if (!ordered) {
+                int64_t sum = 0;
+                for (int32_t k = 0; k < K; k++) sum += (int64_t)ai[k] * bj[(size_t)k * nlen];
+                acc = (int32_t)sum;
+            } else {
+                for (int32_t k = 0; k < K; k++) {
+                    int64_t prod = (int64_t)ai[k] * bj[(size_t)k * nlen];
+                    if (!prod) continue; /* adds 0: never overflows */
+                    int o = 0;
+                    acc = qs_acc_add(acc, prod, arch->acc_bits, arch->overflow, &o);
+                    r->ev.acc_overflows += (uint64_t)o;
+                }
             }
             c->accum[((size_t)b * d.M + in->m0 + (uint32_t)i) * d.N + in->n0 + (uint32_t)j] = acc;
         }
 
-    mm_view v = {arch, m, mlen, nlen, K, m->slices, arch->weight_path_bits,
-                 qs_array_stream_rate(arch, m), A, B, r};
+    mm_view v = {arch, m, mlen, nlen, K, S, arch->weight_path_bits, qs_array_stream_rate(arch, m), A, B, cntB, cntA, r};
     switch (arch->dataflow) {
     case QS_DF_OS: r->cycles = run_os(&v); break;
     case QS_DF_WS: r->cycles = run_ws(&v, klist); break;
