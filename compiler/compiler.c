@@ -532,10 +532,11 @@ static qs_status emit_ppu_layer(const qs_net *net, const qs_arch *arch, int32_t 
 
 /* ---- transformer layers (docs/compiler.md, "Transformer layers") ---------- */
 
-/* Post-processing layers whose rows run across channels (norms, softmax over
- * axis 0): tiled by positions, each tile holding whole rows (every channel of
- * its positions) in the ifmap buffer and their results in the accumulator
- * buffer. A row that does not fit is refused. */
+/* Post-processing layers that reduce along rows of their own (docs/timing.md,
+ * "Where a row lives"): norms and softmax over channels (a row = one
+ * position's C channels), softmax over W (a row = one line of W elements).
+ * Tiled by rows, each tile holding whole rows in the ifmap buffer and their
+ * results in the accumulator buffer; a row that does not fit is refused. */
 static qs_status emit_ppu_rows(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
                                const uint32_t *addr_of, emitter *e, qs_error *err)
 {
@@ -543,11 +544,12 @@ static qs_status emit_ppu_rows(const qs_net *net, const qs_arch *arch, int32_t l
     const qs_layer *IN = &net->layers[L->inputs[0]];
     const caps c = caps_of(arch);
     qs_status st;
-    const int64_t P = (int64_t)L->out_h * L->out_w, C = L->out_c;
+    int64_t P = 0, C = 0;
+    qs_xfmr_rows(L, &P, &C);
     int64_t in_row = bits_to_bytes(C * IN->out_bits), out_row = C * 4;
     if (in_row > c.cap_ifmap || out_row > c.cap_accum)
         return qs_fail(err, QS_ERR_NOFIT,
-                       "layer '%s': one row of %lld channels needs %lld B of input (ifmap buffer tile %lld B) and "
+                       "layer '%s': one row of %lld elements needs %lld B of input (ifmap buffer tile %lld B) and "
                        "%lld B of results (accum buffer tile %lld B)",
                        L->name, (long long)C, (long long)in_row, (long long)c.cap_ifmap, (long long)out_row,
                        (long long)c.cap_accum);
@@ -757,7 +759,7 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
         } else if (L->kind == QS_L_MATMUL) {
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
             if ((st = emit_matmul_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
-        } else if (qs_xfmr_rows_are_positions(L)) {
+        } else if (qs_xfmr_rows(L, &(int64_t){0}, &(int64_t){0})) {
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
             if ((st = emit_ppu_rows(net, arch, li, m, addr_of, &e, err))) goto fail;
         } else {
@@ -830,8 +832,8 @@ void qs_compile_listing(const qs_prog *p, const qs_net *net, int with_insns, FIL
                     "slice%s, MACs %lld; tile m=%d n=%d k=%d%s\n", m->g.groups, m->g.M, m->g.N, m->g.K, m->act_bits,
                     m->act_signed ? "s" : "u", m->weight_bits, m->slices, m->slices > 1 ? "s" : "",
                     (long long)qs_layer_macs(net, li), m->tm, m->tn, m->tk, m->ifmap_resident ? ", A resident" : "");
-        } else if (qs_xfmr_rows_are_positions(L)) {
-            fprintf(f, ";   post-processing by rows across %d channels, %d positions per tile\n", L->out_c, m->tm);
+        } else if (qs_xfmr_rows(L, &(int64_t){0}, &(int64_t){0})) {
+            fprintf(f, ";   post-processing by rows, %d rows per tile\n", m->tm);
         } else if (L->kind != QS_L_FLATTEN && L->kind != QS_L_RESHAPE) {
             fprintf(f, ";   post-processing, %d channels per tile\n", m->tm);
         }

@@ -72,9 +72,19 @@ qs_matmul_dims qs_matmul_dims_of(const qs_net *net, int32_t li)
     return d;
 }
 
-int qs_xfmr_rows_are_positions(const qs_layer *L)
+int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems)
 {
-    return L->kind == QS_L_LAYERNORM || L->kind == QS_L_RMSNORM || (L->kind == QS_L_SOFTMAX && L->param == 0);
+    if (L->kind == QS_L_LAYERNORM || L->kind == QS_L_RMSNORM || (L->kind == QS_L_SOFTMAX && L->param == 0)) {
+        *units = (int64_t)L->out_h * L->out_w;
+        *elems = L->out_c;
+        return 1;
+    }
+    if (L->kind == QS_L_SOFTMAX && L->param == 2) {
+        *units = (int64_t)L->out_c * L->out_h;
+        *elems = L->out_w;
+        return 1;
+    }
+    return 0;
 }
 
 static int32_t clamp32(int64_t v, int32_t lo, int32_t hi) { return (int32_t)(v < lo ? lo : v > hi ? hi : v); }
@@ -126,12 +136,12 @@ int64_t qs_xfmr_ppu(const qs_net *net, int32_t li, const int32_t *const *outputs
             for (int32_t p = u0; p < u1; p++) softmax_line(L, T, x + p, (int32_t)C, HW, out + p);
             return 3 * ((int64_t)u1 - u0) * C;
         }
-        for (int32_t c = u0; c < u1; c++) {
-            if (L->param == 2)
-                for (int64_t h = 0; h < H; h++) softmax_line(L, T, x + c * HW + h * W, (int32_t)W, 1, out + c * HW + h * W);
-            else
-                for (int64_t w = 0; w < W; w++) softmax_line(L, T, x + c * HW + w, (int32_t)H, W, out + c * HW + w);
+        if (L->param == 2) { /* rows are the lines (c, h), W elements each, side by side */
+            for (int64_t r = u0; r < u1; r++) softmax_line(L, T, x + r * W, (int32_t)W, 1, out + r * W);
+            return 3 * ((int64_t)u1 - u0) * W;
         }
+        for (int32_t c = u0; c < u1; c++)
+            for (int64_t w = 0; w < W; w++) softmax_line(L, T, x + c * HW + w, (int32_t)H, W, out + c * HW + w);
         return 3 * ((int64_t)u1 - u0) * HW;
     }
     case QS_L_LAYERNORM:

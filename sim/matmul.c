@@ -9,7 +9,16 @@
 #include <string.h>
 
 #include "array.h"
+#include "qs_vector.h"
 #include "qs_xfmr.h"
+
+/* Dot product of n int32 values whose partial sums all fit int32 (vectorized). */
+QS_VECTOR_CLONES static int32_t dot32(const int32_t *restrict a, const int32_t *restrict b, int32_t n)
+{
+    int32_t s = 0;
+    for (int32_t k = 0; k < n; k++) s += a[k] * b[k];
+    return s;
+}
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
@@ -218,9 +227,9 @@ qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r,
     const int32_t b = in->group, mlen = (int32_t)in->m_len, nlen = (int32_t)in->n_len, K = d.K;
     const size_t nA = (size_t)mlen * K, nB = (size_t)K * nlen;
     const int32_t S = m->slices;
-    int32_t *A = malloc(sizeof *A * (nA + nB + (size_t)K * (2 + (size_t)S) + 1));
+    int32_t *A = malloc(sizeof *A * (nA + 2 * nB + (size_t)K * (2 + (size_t)S) + 1));
     if (!A) return qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory for a matmul tile", L->name);
-    int32_t *B = A + nA, *klist = B + nB, *cntA = klist + K, *cntB = cntA + K;
+    int32_t *B = A + nA, *Bt = B + nB, *klist = Bt + nB, *cntA = klist + K, *cntB = cntA + K;
     int32_t amax = 0, bmax = 0;
     for (int32_t i = 0; i < mlen; i++)
         for (int32_t k = 0; k < K; k++) {
@@ -232,24 +241,28 @@ qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r,
         for (int32_t j = 0; j < nlen; j++) {
             int32_t x = qs_matmul_b(LB, bv, &d, b, k, (int32_t)in->n0 + j) - LB->out_zp;
             B[(size_t)k * nlen + j] = x;
+            Bt[(size_t)j * K + k] = x; /* column j contiguous, for the dot products */
             if (x > bmax || -x > bmax) bmax = x < 0 ? -x : x;
         }
 
     /* values: one accumulator per output, whole products in k order; when no
      * partial sum can leave acc_bits, the plain sum is the same number */
     const qs_arch *arch = c->arch;
-    const int ordered = (double)K * amax * bmax > (double)(((int64_t)1 << (arch->acc_bits - 1)) - 1);
+    const double bound = (double)K * amax * bmax;
+    const int ordered = bound > (double)(((int64_t)1 << (arch->acc_bits - 1)) - 1);
     for (int32_t i = 0; i < mlen; i++)
         for (int32_t j = 0; j < nlen; j++) {
-            const int32_t *ai = A + (size_t)i * K, *bj = B + j;
+            const int32_t *restrict ai = A + (size_t)i * K, *restrict bj = Bt + (size_t)j * K;
             int32_t acc = 0;
-            if (!ordered) {
+            if (!ordered && bound <= (double)INT32_MAX) { /* no int32 partial sum can overflow */
+                acc = dot32(ai, bj, K);
+            } else if (!ordered) {
                 int64_t sum = 0;
-                for (int32_t k = 0; k < K; k++) sum += (int64_t)ai[k] * bj[(size_t)k * nlen];
+                for (int32_t k = 0; k < K; k++) sum += (int64_t)ai[k] * bj[k];
                 acc = (int32_t)sum;
             } else {
                 for (int32_t k = 0; k < K; k++) {
-                    int64_t prod = (int64_t)ai[k] * bj[(size_t)k * nlen];
+                    int64_t prod = (int64_t)ai[k] * bj[k];
                     if (!prod) continue; /* adds 0: never overflows */
                     int o = 0;
                     acc = qs_acc_add(acc, prod, arch->acc_bits, arch->overflow, &o);

@@ -335,6 +335,7 @@ static uint64_t doc_ppu_ops(const qs_net *net, const qs_insn *in)
     if (L->kind == QS_L_LAYERNORM) return (uint64_t)in->m_len * (3 * C + 32);
     if (L->kind == QS_L_RMSNORM) return (uint64_t)in->m_len * (2 * C + 32);
     if (L->kind == QS_L_SOFTMAX && L->param == 0) return (uint64_t)in->m_len * 3 * C;
+    if (L->kind == QS_L_SOFTMAX && L->param == 2) return (uint64_t)in->m_len * 3 * (uint64_t)L->out_w; /* m = lines */
     uint64_t outs = (uint64_t)in->m_len * (uint64_t)L->out_h * (uint64_t)L->out_w; /* m = channels */
     if (L->kind == QS_L_SOFTMAX) return 3 * outs;
     if (L->kind == QS_L_MUL) return 2 * outs;
