@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pe_array.h"
+
 #include "array.h"
 #include "qs_vector.h"
 #include "qs_xfmr.h"
@@ -215,6 +217,93 @@ static uint64_t run_is(const mm_view *v)
     return t;
 }
 
+/* Detailed engine, OS: every lockstep group of every array tile runs clock by
+ * clock on a G x C qs_pe_array (the same PE model the convolutions tick and
+ * the RTL is compared against): element e = (k, s) of the group's schedule
+ * enters row i at e*rate + i and column j at e*rate + j; the accumulators
+ * give the values (acc[i*nlen + j]), the PE counters the operations. Returns
+ * the instruction's cycles: per tile the slowest group plus the drain. */
+static qs_status detailed_os(const mm_view *v, int32_t *acc, uint64_t *cycles, qs_error *err)
+{
+    const qs_arch *a = v->a;
+    const int32_t R = a->rows, C = a->cols, G = min32(a->skip_group, a->rows);
+    qs_pe_array_cfg pc = {G, C, QS_DF_OS, v->p, a->acc_bits, a->overflow, gates(a)};
+    qs_pe_array *pa = NULL;
+    qs_status st = qs_pe_array_create(&pc, &pa, err);
+    if (st) return st;
+    int32_t *west = calloc((size_t)(G + C) * 2 + 2, sizeof(int32_t));
+    uint8_t *flags = calloc((size_t)(G + C) * 3 + 3, 1);
+    int32_t *sched = malloc(sizeof(int32_t) * ((size_t)v->K + 1));
+    if (!west || !flags || !sched) {
+        free(west);
+        free(flags);
+        free(sched);
+        qs_pe_array_destroy(pa);
+        return qs_fail(err, QS_ERR_NOMEM, "out of memory for the detailed matmul engine");
+    }
+    int32_t *north = west + G + 1;
+    uint8_t *wv = flags, *nv = flags + G + 1, *ns = nv + C + 1, *wsft = ns + C + 1;
+    uint64_t t_total = 0;
+    for (int32_t c0 = 0; c0 < v->nlen; c0 += C) {
+        int32_t cu = min32(C, v->nlen - c0);
+        for (int32_t r0 = 0; r0 < v->mlen; r0 += R) {
+            int32_t ru = min32(R, v->mlen - r0);
+            uint64_t tmax = 0;
+            for (int32_t g0 = r0; g0 < r0 + ru; g0 += G) {
+                int32_t gu = min32(G, r0 + ru - g0), L = 0;
+                for (int32_t k = 0; k < v->K; k++) {
+                    int arow = 0, bcol = 0;
+                    for (int32_t i = g0; i < g0 + gu && !arow; i++) arow = v->A[(size_t)i * v->K + k] != 0;
+                    for (int32_t j = c0; j < c0 + cu && !bcol; j++) bcol = v->B[(size_t)k * v->nlen + j] != 0;
+                    if ((skip_acts(a) && !arow) || (skip_wts(a) && !bcol)) continue;
+                    sched[L++] = k;
+                }
+                int64_t E = (int64_t)L * v->S;
+                uint64_t T = E ? (uint64_t)((E - 1) * v->rate + gu + cu - 1) : 0;
+                qs_pe_array_reset(pa);
+                for (uint64_t t = 0; t < T; t++) {
+                    for (int32_t i = 0; i < G; i++) {
+                        int64_t d = (int64_t)t - i;
+                        wv[i] = i < gu && d >= 0 && d % v->rate == 0 && d / v->rate < E;
+                        west[i] = wv[i] ? v->A[(size_t)(g0 + i) * v->K + sched[d / v->rate / v->S]] : 0;
+                        wsft[i] = 0;
+                    }
+                    for (int32_t j = 0; j < C; j++) {
+                        int64_t d = (int64_t)t - j;
+                        nv[j] = j < cu && d >= 0 && d % v->rate == 0 && d / v->rate < E;
+                        ns[j] = 0;
+                        north[j] = 0;
+                        if (nv[j]) {
+                            int64_t e = d / v->rate;
+                            int32_t sl = (int32_t)(e % v->S);
+                            north[j] = qs_slice_of(qs_slice_field_of(v->m, v->p, sl),
+                                                   v->B[(size_t)sched[e / v->S] * v->nlen + c0 + j]);
+                            ns[j] = (uint8_t)sl;
+                        }
+                    }
+                    qs_pe_in pin = {west, wv, wsft, north, nv, ns, (uint8_t)(t == 0), 0};
+                    qs_pe_out po = {NULL, NULL, 0, 0, 0};
+                    qs_pe_array_tick(pa, &pin, &po);
+                    v->r->ev.mac_ops += po.active;
+                    v->r->ev.mac_gated += po.gated;
+                    v->r->ev.acc_overflows += po.overflows;
+                }
+                for (int32_t i = 0; i < gu; i++)
+                    for (int32_t j = 0; j < cu; j++)
+                        acc[(size_t)(g0 + i) * v->nlen + c0 + j] = E ? qs_pe_array_acc(pa, i, j) : 0;
+                if (T > tmax) tmax = T;
+            }
+            t_total += tmax + (uint64_t)ru;
+        }
+    }
+    free(west);
+    free(flags);
+    free(sched);
+    qs_pe_array_destroy(pa);
+    *cycles = t_total;
+    return QS_OK;
+}
+
 qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, qs_error *err)
 {
     memset(r, 0, sizeof *r);
@@ -245,12 +334,20 @@ qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r,
             if (x > bmax || -x > bmax) bmax = x < 0 ? -x : x;
         }
 
-    /* values: one accumulator per output, whole products in k order; when no
-     * partial sum can leave acc_bits, the plain sum is the same number */
+    /* values: per output, in k order and, within a product, slice by slice
+     * (the PE's order, docs/timing.md); when no partial sum can leave acc_bits
+     * the plain exact sum is the same number */
     const qs_arch *arch = c->arch;
-    const double bound = (double)K * amax * bmax;
+    const int32_t p = arch->weight_path_bits;
+    double slice_sum = 0; /* bound on |partial sums of one product's slices| / |A'| */
+    for (int32_t s = 0; s < S; s++) {
+        int64_t mx = S == 1 ? bmax : (s == S - 1 && m->weight_signed) ? (1 << (p - 1)) : (1 << p) - 1;
+        slice_sum += (double)mx * (double)((int64_t)1 << (p * s));
+    }
+    const double bound = (double)K * amax * (slice_sum > bmax ? slice_sum : bmax);
     const int ordered = bound > (double)(((int64_t)1 << (arch->acc_bits - 1)) - 1);
-    for (int32_t i = 0; i < mlen; i++)
+    int32_t *accv = c->engine == QS_ENGINE_DETAILED && arch->dataflow == QS_DF_OS ? NULL : c->accum;
+    for (int32_t i = 0; i < mlen && accv; i++)
         for (int32_t j = 0; j < nlen; j++) {
             const int32_t *restrict ai = A + (size_t)i * K, *restrict bj = Bt + (size_t)j * K;
             int32_t acc = 0;
@@ -262,17 +359,45 @@ qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r,
                 acc = (int32_t)sum;
             } else {
                 for (int32_t k = 0; k < K; k++) {
-                    int64_t prod = (int64_t)ai[k] * bj[k];
-                    if (!prod) continue; /* adds 0: never overflows */
-                    int o = 0;
-                    acc = qs_acc_add(acc, prod, arch->acc_bits, arch->overflow, &o);
-                    r->ev.acc_overflows += (uint64_t)o;
+                    if (!ai[k] || !bj[k]) continue; /* adds 0: never overflows */
+                    for (int32_t s = 0; s < S; s++) {
+                        int64_t prod = (int64_t)ai[k] * qs_slice_of(qs_slice_field_of(m, p, s), bj[k]) *
+                                       ((int64_t)1 << (S == 1 ? 0 : p * s));
+                        int o = 0;
+                        acc = qs_acc_add(acc, prod, arch->acc_bits, arch->overflow, &o);
+                        r->ev.acc_overflows += (uint64_t)o;
+                    }
                 }
             }
             c->accum[((size_t)b * d.M + in->m0 + (uint32_t)i) * d.N + in->n0 + (uint32_t)j] = acc;
         }
 
     mm_view v = {arch, m, mlen, nlen, K, S, arch->weight_path_bits, qs_array_stream_rate(arch, m), A, B, cntB, cntA, r};
+    if (!accv) { /* detailed engine, OS: the PE array computes values, counts and time */
+        int32_t *tile = malloc(sizeof(int32_t) * ((size_t)mlen * nlen + 1));
+        qs_status st = tile ? detailed_os(&v, tile, &r->cycles, err)
+                            : qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
+        if (st == QS_OK) {
+            for (int32_t i = 0; i < mlen; i++)
+                for (int32_t j = 0; j < nlen; j++)
+                    c->accum[((size_t)b * d.M + in->m0 + (uint32_t)i) * d.N + in->n0 + (uint32_t)j] =
+                        tile[(size_t)i * nlen + j];
+            /* the events the PE array does not see (SRAM traffic, executed MACs, buffer
+             * stalls) follow the same schedule as the fast engine's: counted there */
+            mm_view cv = v;
+            qs_tile_result side;
+            memset(&side, 0, sizeof side);
+            cv.r = &side;
+            (void)run_os(&cv);
+            r->buffer_stall = side.buffer_stall;
+            r->ev.macs_executed = side.ev.macs_executed;
+            memcpy(r->ev.sram_read_bytes, side.ev.sram_read_bytes, sizeof side.ev.sram_read_bytes);
+            memcpy(r->ev.sram_write_bytes, side.ev.sram_write_bytes, sizeof side.ev.sram_write_bytes);
+        }
+        free(tile);
+        free(A);
+        return st;
+    }
     switch (arch->dataflow) {
     case QS_DF_OS: r->cycles = run_os(&v); break;
     case QS_DF_WS: r->cycles = run_ws(&v, klist); break;
