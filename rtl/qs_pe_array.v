@@ -44,10 +44,8 @@ module qs_pe_array #(
     input  wire                      load,
     input  wire [ROWS*WEST_W-1:0]    west,
     input  wire [ROWS-1:0]           west_valid,
-    // The slice index moving east exists only in WS/IS.
-    /* verilator lint_off UNUSEDSIGNAL */
+    // The slice index moving east (WS/IS; an OS PE ignores it).
     input  wire [ROWS*SHIFT_W-1:0]   west_shift,
-    /* verilator lint_on UNUSEDSIGNAL */
     input  wire [COLS*NORTH_W-1:0]   north,
     input  wire [COLS-1:0]           north_valid,
     input  wire [COLS*SHIFT_W-1:0]   north_shift,
@@ -63,16 +61,20 @@ module qs_pe_array #(
     localparam N = ROWS * COLS;
     localparam IS_OS = (DATAFLOW == 1);
 
-    // Every PE's registers, PE(i,j) at index i*COLS+j. The last column's
-    // east-going and the last row's south-going values leave the array only
-    // through the flattened outputs (or not at all), hence the lint waiver.
-    /* verilator lint_off UNUSEDSIGNAL */
+    // Every PE's registers, PE(i,j) at index i*COLS+j.
     wire [N*WEST_W-1:0]  x_all;
     wire [N-1:0]         xv_all;
     wire [N*SHIFT_W-1:0] xs_all;
     wire [N*NORTH_W-1:0] y_all;
     wire [N-1:0]         yv_all;
     wire [N*SHIFT_W-1:0] ys_all;
+    // The operands that leave the last column eastwards and the last row
+    // southwards have no neighbour to read them: they end here, named one by
+    // one, so that lint still reports any other register nobody reads.
+    wire [ROWS*(WEST_W+1+SHIFT_W)-1:0]  east_edge;
+    wire [COLS*(NORTH_W+1+SHIFT_W)-1:0] south_edge;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire edge_sink = ^{east_edge, south_edge};
     /* verilator lint_on UNUSEDSIGNAL */
     wire [N*ACC_W-1:0]   acc_all;
     wire [N-1:0]         accv_all;
@@ -112,6 +114,14 @@ module qs_pe_array #(
                     assign ys_in  = ys_all[(K-COLS)*SHIFT_W +: SHIFT_W];
                     assign ps_in  = acc_all[(K-COLS)*ACC_W +: ACC_W];
                     assign psv_in = accv_all[K-COLS];
+                end
+                if (j == COLS - 1) begin : g_east_edge
+                    assign east_edge[i*(WEST_W+1+SHIFT_W) +: WEST_W+1+SHIFT_W] =
+                        {x_all[K*WEST_W +: WEST_W], xv_all[K], xs_all[K*SHIFT_W +: SHIFT_W]};
+                end
+                if (i == ROWS - 1) begin : g_south_edge
+                    assign south_edge[j*(NORTH_W+1+SHIFT_W) +: NORTH_W+1+SHIFT_W] =
+                        {y_all[K*NORTH_W +: NORTH_W], yv_all[K], ys_all[K*SHIFT_W +: SHIFT_W]};
                 end
                 qs_pe #(
                     .DATAFLOW(DATAFLOW), .XW(WEST_W), .YW(NORTH_W), .WPB(WPB),

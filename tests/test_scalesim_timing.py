@@ -132,6 +132,7 @@ def reference(df, R, C, M, N, K, ofmap_kib, user_bw):
     prev_rows, prev_blocks = None, (None, None)
     folds = 0
     sram = {}
+    map_eff = comp_util = 0.0
     for fc in range(math.ceil(Sc / C)):
         for fr in range(math.ceil(Sr / R)):
             ku, cu = min(R, Sr - fr * R), min(C, Sc - fc * C)
@@ -147,6 +148,16 @@ def reference(df, R, C, M, N, K, ofmap_kib, user_bw):
             prev_blocks = {"os": (fr, fc), "ws": (fr, (fr, fc)), "is": ((fr, fc), fr)}[df]
             counts = ofmap_demand(df, R, C, T, ku, cu).sum(axis=1)
             imask, fmask = read_demands(df, R, C, T, ku, cu)
+            # Mapping Efficiency and Compute Util %: per fold, from the fold's demand matrix
+            # before the skew (OS: its ofmap matrix; WS/IS: the stationary operand's),
+            # cycles = rows + cols - 1; averaged over folds in the report
+            if df == "os":
+                unskewed = (T - 1 + R, C)
+            else:
+                unskewed = (R + (R + C + T - 2), C)
+            fold_cycles = unskewed[0] + unskewed[1] - 1
+            map_eff += ku * cu / (R * C)
+            comp_util += ku * cu * T / (R * C * fold_cycles)
             assert len(imask) == len(fmask) == len(counts)
             ivalid, fvalid = imask.any(axis=1), fmask.any(axis=1)
             for i, n in enumerate(counts):
@@ -170,7 +181,8 @@ def reference(df, R, C, M, N, K, ofmap_kib, user_bw):
     first = min(wb.dram_cycles) if wb.dram_cycles else 0
     last = max(wb.dram_cycles) if wb.dram_cycles else 0
     return dict({"rows": rows, "folds": folds, "total": total, "stall": stall,
-                 "ofmap_dram": wb.dram_words, "first": first, "last": last}, **sram)
+                 "ofmap_dram": wb.dram_words, "first": first, "last": last,
+                 "map_eff": map_eff, "comp_util": comp_util}, **sram)
 
 
 def make_net(path, rng, c, h, w, r, s, n, stride):
@@ -220,6 +232,7 @@ def main():
                     continue
                 f = p.stdout.split()
                 got[eng] = {"cycles": int(f[1]), "folds": int(f[2]), "total": int(f[3]), "stall": int(f[4]),
+                            "map_eff": float(f[5]), "comp_util": float(f[6]),
                             "ofmap_dram": int(f[10]), "first": int(f[11]), "last": int(f[12])}
                 for j, k in enumerate(["ifmap_first", "ifmap_last", "filter_first", "filter_last",
                                        "ofmap_first", "ofmap_last"]):
@@ -228,7 +241,9 @@ def main():
                 case, df, R, C, M, N, K, kib, user or "CALC")
             for eng, g in got.items():
                 exp = dict(want, cycles=want["rows"] + want["stall"])
-                diffs = ["%s %s != %s" % (k, g[k], exp[k]) for k in g if g[k] != exp[k]]
+                diffs = ["%s %s != %s" % (k, g[k], exp[k]) for k in g
+                         if (abs(g[k] - exp[k]) > 1e-9 * max(1.0, abs(exp[k])) if isinstance(exp[k], float)
+                             else g[k] != exp[k])]
                 if diffs:
                     bad += 1
                     print("%s [%s]: %s" % (desc, eng, "; ".join(diffs)))
