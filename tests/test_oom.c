@@ -165,12 +165,14 @@ static void run_every_failure(const char *net_rel)
 
 static void test_demo(void) { run_every_failure("models/nets/demo_w2a4.qbin"); }
 static void test_tiny(void) { run_every_failure("models/nets/tiny.qbin"); }
+static void test_xfmr(void) { run_every_failure("models/nets/xfmr_tiny.qbin"); }
 
 int main(void)
 {
     static CU_TestInfo tests[] = {
         {"demo_w2a4: every allocation fails once", test_demo},
         {"tiny: every allocation fails once", test_tiny},
+        {"xfmr_tiny (transformer layers): every allocation fails once", test_xfmr},
         CU_TEST_INFO_NULL};
     CU_SuiteInfo suites[] = {{"oom", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
