@@ -113,8 +113,7 @@ def main(argv=None):
            100 * sparsity["ternary"], cols, sparsity["ternary"], cols, sparsity["ternary"] ** cols,
            noskip["energy_breakdown_pj"]["mac"] / 1e6, tern["energy_breakdown_pj"]["mac"] / 1e6,
            noskip["energy_breakdown_pj"]["dram"] / 1e6, tern["energy_breakdown_pj"]["dram"] / 1e6),
-        "- DRAM dominates the dLAC core's energy at every weight format (%.0f%% for ternary): with its small "
-        "buffers the weights and activations are streamed again per tile." % (
+        "- DRAM is the largest part of the dLAC core's energy at every weight format (%.0f%% for ternary)." % (
             100 * tern["energy_breakdown_pj"]["dram"] / tern["energy_pj"]),
         "- The attention matmuls (both operands 8-bit activations) gain nothing from ternary weights: their "
         "share of the cycles grows from %.1f%% (W8A8) to %.1f%% (ternary) as the weight layers shrink."
