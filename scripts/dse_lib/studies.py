@@ -628,5 +628,17 @@ def weight_skip(spec, rows, outdir, results):
            "activation zeros then only gate). `skipped` = slice operations that cost no cycle, as a share of the "
            "dense ones.",
            _md_table(["network", "design", "array cycles", "speedup", "total", "energy (rel.)", "PE um^2",
-                      "chip mm^2", "skipped"], table)]
+                      "chip mm^2", "skipped"], table),
+           "Why each design stops where it does (the rules are in docs/timing.md). *Compiler weight skipping* "
+           "(`weights` without lookahead) drops a step only when all 16 columns of an n-block have a zero weight "
+           "there. *Lookahead* lets every column skip its own zero weights, but all columns share the activation "
+           "window, so the column with the most non-zero weights in a stretch of steps paces the array, and "
+           "activation zeros only gate: its schedule is fixed by the weights, and a per-row-group schedule that "
+           "also dropped zero activations would need up to H + 1 weight rows per clock per row group. Each step "
+           "of lookahead adds H x (activation bits + 1) window flops, the window index and an (H+1):1 "
+           "multiplexer to every PE. *Activation skipping* with groups of 1 lets every row skip its own zero "
+           "activations but keeps every weight slice, and needs a weight feed per row (here 4 x 16 B weight "
+           "banks). The bound in the last clause of each summary is what skipping both operands' zeros "
+           "everywhere, for free, would give; reaching dLAC's ~3x takes a design that combines both kinds of "
+           "skipping, which none of these configurations is."]
     _page(spec, outdir, "weight skipping that pays (dLAC's ~3x)", " ".join(heads), sec, rows)
