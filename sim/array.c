@@ -159,6 +159,7 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->edge_v);
     free(c->edge_o);
     free(c->la_cache.slot);
+    free(c->la_buf);
     free(c->edge_s);
     free(c->edge_n);
     free(c->edge_nv);
@@ -1103,60 +1104,68 @@ typedef struct {
     int64_t cycles, slots, pos_cols;
 } la_counts;
 
-/* Whether slice s of the weight of column n0 + j at list position k0 + q is
- * not zero, for step e = q * S + s. */
-static inline int la_effectual(const gemm_view *v, const qs_insn *in, int32_t S, int32_t e, int32_t j)
-{
-    return wslice_at(v, e % S, v->list[in->k0 + (uint32_t)(e / S)], (int32_t)in->n0 + j) != 0;
-}
-
-static inline int32_t la_next(const gemm_view *v, const qs_insn *in, int32_t S, int32_t L, int32_t e, int32_t j)
-{
-    while (e < L && !la_effectual(v, in, S, e, j)) e++;
-    return e;
-}
-
 /* The greedy schedule of the instruction's steps e = q * S + s (list
  * position k0 + q, slice s; L = k_len * S of them) on its Cu columns, which
- * all rows share. The activation window holds steps [head, head + H]. Each
- * cycle every column whose next effectual step lies in the window takes it
- * (so a column still runs its own steps in order); head then moves to the
- * earliest step some column has not taken (L: done). nxt holds Cu entries.
- * With head_out / off_out (detailed engine) the cycle's head and each
- * column's window index (-1: idle) are written, off_out[cycle * Cu + j]. */
-static la_counts la_schedule(const gemm_view *v, const qs_insn *in, int32_t S, int32_t H, int32_t *nxt,
-                             int32_t *head_out, int8_t *off_out)
+ * all rows share. Column j is effectual at e when slice s of its weight is
+ * not zero. The activation window holds steps [head, head + H]. Each cycle
+ * every column whose next effectual step lies in the window takes it (so a
+ * column still runs its own steps in order); head then moves to the earliest
+ * step some column has not taken (none left: done). With head_out / off_out
+ * (detailed engine) the cycle's head and each column's window index (-1:
+ * idle) are written, off_out[cycle * Cu + j]. Returns 0 when out of memory
+ * for the columns' step lists (c->la_buf). */
+static int la_schedule(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, int32_t H, la_counts *out,
+                       int32_t *head_out, int8_t *off_out)
 {
-    const int32_t L = (int32_t)in->k_len * S, Cu = (int32_t)in->n_len;
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, kl = (int32_t)in->k_len, L = kl * S, Cu = (int32_t)in->n_len;
+    const size_t per = (size_t)L + 1;
+    int32_t *eff = scratch(&c->la_buf, &c->la_cap, sizeof(int32_t) * (per * (size_t)Cu + 2 * (size_t)Cu + 1));
+    if (!eff) return 0;
+    int32_t *cnt = eff + per * (size_t)Cu, *at = cnt + Cu;
+    qs_slice_field f[16];
+    for (int32_t s = 0; s < S && s < 16; s++) f[s] = qs_slice_field_of(m, c->arch->weight_path_bits, s);
     la_counts n = {0, 0, 0};
-    int32_t head = L;
+    const int32_t *klist = v->list + in->k0;
     for (int32_t j = 0; j < Cu; j++) {
-        nxt[j] = la_next(v, in, S, L, 0, j);
-        if (nxt[j] < head) head = nxt[j];
+        const int32_t *restrict col = v->w + ((size_t)v->g * m->g.N + in->n0 + (uint32_t)j) * m->g.K;
+        int32_t *restrict ej = eff + per * (size_t)j, k = 0;
+        /* appended without branches: ternary-like weights are zero about
+         * half the time, which no branch predictor guesses */
+        int64_t pc = 0;
+        for (int32_t q = 0; q < kl; q++) {
+            const int32_t w = col[klist[q]];
+            pc += w != 0;
+            for (int32_t s = 0; s < S; s++) {
+                ej[k] = q * S + s;
+                k += qs_slice_of(f[s], w) != 0;
+            }
+        }
+        n.pos_cols += pc;
+        ej[k] = L; /* sentinel: no step left */
+        cnt[j] = k;
+        at[j] = 0;
     }
+    int32_t head = L;
+    for (int32_t j = 0; j < Cu; j++)
+        if (eff[per * (size_t)j] < head) head = eff[per * (size_t)j];
     while (head < L) {
         int32_t next_head = L;
         for (int32_t j = 0; j < Cu; j++) {
-            int8_t off = -1;
-            if (nxt[j] < L && nxt[j] <= head + H) {
-                off = (int8_t)(nxt[j] - head);
-                n.slots++;
-                nxt[j] = la_next(v, in, S, L, nxt[j] + 1, j);
-            }
-            if (off_out) off_out[(size_t)n.cycles * Cu + j] = off;
-            if (nxt[j] < next_head) next_head = nxt[j];
+            const int32_t *ej = eff + per * (size_t)j;
+            const int32_t e = ej[at[j]], take = (e <= head + H) & (at[j] < cnt[j]);
+            if (off_out) off_out[(size_t)n.cycles * Cu + j] = (int8_t)(take ? e - head : -1);
+            n.slots += take;
+            at[j] += take;
+            const int32_t e2 = ej[at[j]];
+            next_head = e2 < next_head ? e2 : next_head;
         }
         if (head_out) head_out[n.cycles] = head;
         n.cycles++;
         head = next_head;
     }
-    for (int32_t q = 0; q < (int32_t)in->k_len; q++)
-        for (int32_t j = 0; j < Cu; j++) {
-            int any = 0;
-            for (int32_t s = 0; s < S && !any; s++) any = la_effectual(v, in, S, q * S + s, j);
-            n.pos_cols += any;
-        }
-    return n;
+    *out = n;
+    return 1;
 }
 
 /* Fast engine: la_schedule's counts, kept per (group, n-block, k-chunk) of
@@ -1166,7 +1175,7 @@ static la_counts la_schedule(const gemm_view *v, const qs_insn *in, int32_t S, i
 static int la_counts_of(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, la_counts *out)
 {
     const qs_layer_map *m = v->m;
-    const int32_t S = m->slices, C = c->arch->cols;
+    const int32_t C = c->arch->cols;
     struct qs_la_cache *lc = &c->la_cache;
     const int32_t n_kc = (int32_t)ceil_div(m->g.K, m->tk);
     const int64_t n_slots = (int64_t)m->n_lists * n_kc;
@@ -1191,7 +1200,7 @@ static int la_counts_of(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, 
             return 1;
         }
     }
-    *out = la_schedule(v, in, S, c->arch->lookahead, c->colcount, NULL, NULL);
+    if (!la_schedule(c, v, in, c->arch->lookahead, out, NULL, NULL)) return 0;
     if (i >= 0) {
         lc->slot[i].valid = 1;
         lc->slot[i].k_len = in->k_len;
@@ -1254,7 +1263,8 @@ static qs_status gemm_os_lookahead(qs_array_ctx *c, const gemm_view *v, const qs
         if (!buf) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
         heads = (int32_t *)(void *)buf;
         offs = (int8_t *)(buf + hb);
-        n = la_schedule(v, in, S, H, c->colcount, heads, offs);
+        if (!la_schedule(c, v, in, H, &n, heads, offs))
+            return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
     }
     const int64_t Lc = n.cycles;
     for (int32_t mb = (int32_t)in->m0; mb < (int32_t)(in->m0 + in->m_len); mb += R) {

@@ -101,6 +101,8 @@ typedef struct {
             int64_t cycles, slots, pos_cols;
         } *slot;
     } la_cache;
+    void *la_buf;              /* lookahead: the columns' effectual step lists (sim/array.c, la_schedule) */
+    size_t la_cap;
     qs_pe_array **groups;      /* detailed: OS one sub-array per row group; WS/IS one */
     int32_t n_groups;
     int32_t max_k;
