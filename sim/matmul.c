@@ -227,7 +227,8 @@ static qs_status detailed_os(const mm_view *v, int32_t *acc, uint64_t *cycles, q
 {
     const qs_arch *a = v->a;
     const int32_t R = a->rows, C = a->cols, G = min32(a->skip_group, a->rows);
-    qs_pe_array_cfg pc = {G, C, QS_DF_OS, v->p, a->acc_bits, a->overflow, gates(a)};
+    /* no lookahead: B arrives at run time, so there is no static weight schedule to look ahead in */
+    qs_pe_array_cfg pc = {G, C, QS_DF_OS, v->p, a->acc_bits, a->overflow, gates(a), 0};
     qs_pe_array *pa = NULL;
     qs_status st = qs_pe_array_create(&pc, &pa, err);
     if (st) return st;
@@ -281,7 +282,7 @@ static qs_status detailed_os(const mm_view *v, int32_t *acc, uint64_t *cycles, q
                             ns[j] = (uint8_t)sl;
                         }
                     }
-                    qs_pe_in pin = {west, wv, wsft, north, nv, ns, (uint8_t)(t == 0), 0};
+                    qs_pe_in pin = {west, wv, wsft, north, nv, ns, (uint8_t)(t == 0), 0, NULL};
                     qs_pe_out po = {NULL, NULL, 0, 0, 0};
                     qs_pe_array_tick(pa, &pin, &po);
                     v->r->ev.mac_ops += po.active;
