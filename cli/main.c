@@ -17,6 +17,7 @@
 #include "qs_npy.h"
 #include "qs_scalesim.h"
 #include "report.h"
+#include "scalesim_reads.h"
 #include "sim.h"
 #include "trace.h"
 
@@ -346,6 +347,33 @@ static int parse_int_arg(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
+/* CALC mode under the scalesim convention: the DRAM read columns and the
+ * read operands' SRAM start/stop cycles from a replay of SCALE-Sim's read
+ * buffers (docs/scalesim.md, "DRAM reads"); its own ofmap timeline must agree
+ * with the engine's. */
+static qs_status scalesim_read_replay(const qs_scalesim_layer *row, const qs_arch *arch, qs_scalesim_stats *ss,
+                                      qs_error *e)
+{
+    if (arch->timing != QS_TIMING_SCALESIM || arch->scalesim_bandwidth > 0 || ss->folds == 0) return QS_OK;
+    qs_ssreads r;
+    qs_status st = qs_ssreads_layer(row, arch, &r, e);
+    if (st) return st;
+    if (r.total_cycles != ss->total_cycles || r.stall_cycles != ss->stall_cycles)
+        return qs_fail(e, QS_ERR_RUN, "layer '%s': SCALE-Sim read replay counts %llu cycles, the engine %llu",
+                       row->name, (unsigned long long)r.total_cycles, (unsigned long long)ss->total_cycles);
+    ss->dram_reads_replayed = 1;
+    for (int i = 0; i < 2; i++) {
+        ss->dram_reads[i] = r.dram_reads[i];
+        ss->dram_read_first[i] = r.dram_start[i];
+        ss->dram_read_last[i] = r.dram_stop[i];
+    }
+    ss->ifmap_sram_first = (uint64_t)r.sram_start[0];
+    ss->ifmap_sram_last = (uint64_t)r.sram_stop[0];
+    ss->filter_sram_first = (uint64_t)r.sram_start[1];
+    ss->filter_sram_last = (uint64_t)r.sram_stop[1];
+    return QS_OK;
+}
+
 /* One topology layer: its own network, compiled and simulated, then freed;
  * what the report needs is copied to *res. */
 static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
@@ -373,6 +401,7 @@ static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index,
         res->map = prog->maps[1];
         res->map.list_off = res->map.list = res->map.bias_folded = NULL;
         res->stats = *qs_sim_layer_stats(sim, 1);
+        st = scalesim_read_replay(row, arch, &res->stats.ss, e);
     }
     free(x);
     qs_sim_destroy(sim);

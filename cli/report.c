@@ -413,11 +413,21 @@ static ss_figures figures_of(const qs_topo_layer *tl, const qs_arch *a)
     for (int i = 0; i < 3; i++) f.sram_bw[i] = ratio((double)f.sram_access[i], (double)f.total);
     /* DRAM reads: the compiler's planned ifmap and weight traffic in bytes
      * (= SCALE-Sim's one-byte words), over the layer's compute span */
-    f.dram_access[0] = (uint64_t)tl->map.dram_ifmap;
-    f.dram_access[1] = (uint64_t)tl->map.dram_weight;
-    for (int i = 0; i < 2; i++) {
-        f.dram_start[i] = 0.0;
-        f.dram_stop[i] = f.total ? (double)(f.total - 1) : 0.0;
+    if (s->dram_reads_replayed) {
+        /* SCALE-Sim's read buffers replayed (CALC mode, docs/scalesim.md) */
+        for (int i = 0; i < 2; i++) {
+            f.dram_access[i] = s->dram_reads[i];
+            f.dram_start[i] = (double)s->dram_read_first[i];
+            f.dram_stop[i] = (double)s->dram_read_last[i];
+        }
+    } else {
+        /* USER mode: the compiler's planned ifmap and weight traffic */
+        f.dram_access[0] = (uint64_t)tl->map.dram_ifmap;
+        f.dram_access[1] = (uint64_t)tl->map.dram_weight;
+        for (int i = 0; i < 2; i++) {
+            f.dram_start[i] = 0.0;
+            f.dram_stop[i] = f.total ? (double)(f.total - 1) : 0.0;
+        }
     }
     f.dram_access[2] = s->ofmap_dram_writes;
     f.dram_start[2] = (double)s->ofmap_dram_first;

@@ -79,7 +79,10 @@ static int drain(qs_ssmem *m, uint64_t cycle, uint64_t *end)
     if (m->drain_next == 0) m->st->ofmap_dram_first = cycle;
     m->drain_next += nl;
     *end = cycle + (uint64_t)nl - 1;
-    if (*end > m->st->ofmap_dram_last) m->st->ofmap_dram_last = *end;
+    /* SCALE-Sim's stop cycle is that of the last line in its trace, i.e. of
+     * the last drain started: the final flush starts at Total Cycles even
+     * when an earlier drain is still running past it */
+    m->st->ofmap_dram_last = *end;
     return 1;
 }
 
@@ -123,6 +126,25 @@ static uint64_t write_row(qs_ssmem *m, int64_t n, uint64_t cycle, int *oom)
         m->drain_end = end;
     }
     return cur;
+}
+
+static void log_stall(qs_ssmem *m, uint64_t row, uint64_t amount)
+{
+    if (!m->log_stalls || amount == 0) return;
+    if (m->n_stall_log == m->cap_stall_log) {
+        int64_t cap = m->cap_stall_log ? 2 * m->cap_stall_log : 64;
+        uint64_t *r = realloc(m->stall_row, sizeof *r * (size_t)cap);
+        if (r) m->stall_row = r;
+        uint64_t *a = r ? realloc(m->stall_amount, sizeof *a * (size_t)cap) : NULL;
+        if (a) m->stall_amount = a;
+        if (!r || !a) {
+            m->log_oom = 1;
+            return;
+        }
+        m->cap_stall_log = cap;
+    }
+    m->stall_row[m->n_stall_log] = row;
+    m->stall_amount[m->n_stall_log++] = amount;
 }
 
 /* Valid elements on anti-diagonal s of a block of rows x in [x0, x1) and
@@ -242,6 +264,7 @@ uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t i
         }
         stall += done - cycle;
         m->stalls += done - cycle;
+        log_stall(m, m->rows + (uint64_t)(base + s), done - cycle);
     }
     if (st->folds == 1) {
         st->ifmap_sram_first = m->rows + (uint64_t)if_first + fold_stall0 + 1;
@@ -267,5 +290,10 @@ void qs_ssmem_end(qs_ssmem *m)
     }
     free(m->partial);
     m->partial = NULL;
+    if (!m->log_stalls) { /* a replay frees its log itself */
+        free(m->stall_row);
+        free(m->stall_amount);
+        m->stall_row = m->stall_amount = NULL;
+    }
     m->n_partial = m->cap_partial = 0;
 }

@@ -44,6 +44,13 @@ typedef struct {
     uint64_t prev_fold_rows;    /* USER mode: rows of the previous fold (prefetch window) */
     int64_t prev_ifmap_block, prev_filter_block;  /* USER mode: operand blocks of the previous fold */
     qs_scalesim_stats *st;      /* the layer's figures */
+    /* optional log of the stalls, for replays of SCALE-Sim's read buffers
+     * (scalesim_reads.c): stall_amount[i] cycles were added after demand
+     * row stall_row[i] (SCALE-Sim adds a row's stall after servicing it) */
+    int32_t log_stalls;
+    uint64_t *stall_row, *stall_amount;
+    int64_t n_stall_log, cap_stall_log;
+    int32_t log_oom;
 } qs_ssmem;
 
 /* Start a layer: an empty ofmap buffer of `a->accum.size_kib` KiB of one-byte

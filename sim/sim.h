@@ -32,6 +32,11 @@ typedef struct {
     uint64_t ofmap_sram_first, ofmap_sram_last;
     uint64_t ofmap_dram_writes; /* words the ofmap buffer drained to DRAM */
     uint64_t ofmap_dram_first, ofmap_dram_last;  /* first and last cycle of an ofmap drain (0,0 if none) */
+    /* Set by the SCALE-Sim topology path from a replay of SCALE-Sim's CALC-mode
+     * read buffers (scalesim_reads.h), not by the engines: [0] ifmap, [1] filter. */
+    int32_t dram_reads_replayed;
+    uint64_t dram_reads[2];
+    int64_t dram_read_first[2], dram_read_last[2];  /* negative: before compute starts */
 } qs_scalesim_stats;
 
 /* Per-layer results. Stall cycles are those in which the array waited, by cause. */

@@ -1,0 +1,243 @@
+/* SCALE-Sim v2's CALC-mode read buffers, replayed (scalesim_reads.h; rules
+ * and reasons in docs/scalesim.md, "DRAM reads"). */
+#include "scalesim_reads.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scalesim_mem.h"
+
+/* SCALE-Sim's estimate-bandwidth read buffer: 100 sets of floor(words/100)
+ * distinct addresses, the first 50 the active window, 50 prefetched; its
+ * CALC-mode default DRAM bandwidth is 10 words per cycle. */
+enum { SETS_ACTIVE = 50, SETS_PREFETCH = 50, CALC_READ_BW = 10 };
+
+typedef struct {
+    int32_t per_set;         /* addresses per set */
+    int32_t *last_set;       /* per address: the last set it joined, -1 never */
+    int32_t cur_set, elems;  /* set being filled, addresses in it */
+    int32_t win_start, win_end;  /* active window of sets [win_start, win_end] */
+    int32_t active_done;     /* the first window was fetched (a set boundary passed 50) */
+    int32_t have_first;
+    int64_t first_request;   /* cycle of the first demand row with an address */
+    int64_t last_trigger;    /* cycle of the row that completed the last window */
+    uint64_t reads;          /* addresses fetched = set insertions */
+    int64_t sram_first_row_cycle, sram_last_row_cycle;
+    int32_t overflow;        /* set counter past INT32_MAX */
+} est_buf;
+
+/* One requested address at `cycle`: SCALE-Sim's manage_prefetches. A hit in
+ * a set of the window, or an address already in the set being filled,
+ * fetches nothing; any other joins the set being filled. An address only
+ * ever joins a set when no window set holds it, and the window only moves
+ * forward, so its last set decides whether it is in the window. */
+static void est_access(est_buf *b, int64_t addr, int64_t cycle)
+{
+    int32_t ls = b->last_set[addr];
+    int32_t end = b->cur_set < b->win_end + 1 ? b->cur_set : b->win_end + 1;
+    if (ls >= b->win_start && ls < end) return;
+    if (ls == b->cur_set) return;
+    b->last_set[addr] = b->cur_set;
+    b->reads++;
+    if (++b->elems != b->per_set) return;
+    if (b->cur_set == INT32_MAX) {
+        b->overflow = 1;
+        return;
+    }
+    b->cur_set++;
+    b->elems = 0;
+    if (b->cur_set == b->win_end + 1) {
+        /* the window is complete: its sets are fetched (the first time
+         * ahead of the first request), and the window moves on by the
+         * prefetch half */
+        b->active_done = 1;
+        b->win_start += SETS_PREFETCH;
+        b->win_end += SETS_PREFETCH;
+        b->last_trigger = cycle;
+    }
+}
+
+static void est_row_seen(est_buf *b, int64_t cycle)
+{
+    if (!b->have_first) {
+        b->have_first = 1;
+        b->first_request = cycle;
+        b->sram_first_row_cycle = cycle;
+    }
+    b->sram_last_row_cycle = cycle;
+}
+
+/* The layer's addresses, SCALE-Sim's operand_matrix without offsets. */
+typedef struct {
+    int64_t H, W, Ch, Ew, sh, sw, K;
+    int32_t *win_r, *win_c;  /* per window index j: filter row, column */
+    int64_t *win_off;        /* per window index j: address offset inside the window */
+} geom;
+
+/* ifmap address of ofmap pixel p, window element j; -1 past the ifmap edge */
+static int64_t ifmap_addr(const geom *g, int64_t p, int64_t j)
+{
+    int64_t ir = (p / g->Ew) * g->sh, ic = (p % g->Ew) * g->sw;
+    if (ir + g->win_r[j] >= g->H || ic + g->win_c[j] >= g->W) return -1;
+    return (ir * g->W + ic) * g->Ch + g->win_off[j];
+}
+
+static int64_t filter_addr(const geom *g, int64_t j, int64_t n) { return n * g->K + j; }
+
+typedef struct {
+    const uint64_t *row, *amount;
+    int64_t n, next;
+    uint64_t cum;
+} stall_cursor;
+
+/* cycle of demand row r (rows visited in increasing order) */
+static int64_t row_cycle(stall_cursor *s, uint64_t r)
+{
+    while (s->next < s->n && s->row[s->next] < r) s->cum += s->amount[s->next++];
+    return (int64_t)(r + s->cum);
+}
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Walk operand `op` (0 ifmap, 1 filter) of every fold in SCALE-Sim's order
+ * (column folds outer, row folds inner) through buffer b. */
+static void walk(const geom *g, qs_dataflow df, int64_t R, int64_t C, int64_t Sr, int64_t Sc, int64_t T, int op,
+                 est_buf *b, const qs_ssmem *m)
+{
+    stall_cursor sc = {m->stall_row, m->stall_amount, m->n_stall_log, 0, 0};
+    int64_t row_folds = (Sr + R - 1) / R, col_folds = (Sc + C - 1) / C;
+    uint64_t base = 0;
+    for (int64_t fc = 0; fc < col_folds; fc++)
+        for (int64_t fr = 0; fr < row_folds; fr++) {
+            int64_t ku = min64(R, Sr - fr * R), cu = min64(C, Sc - fc * C);
+            int64_t rows = qs_ssmem_fold_rows(df, (int32_t)R, (int32_t)C, T);
+            for (int64_t t = 0; t < rows && !b->overflow; t++) {
+                int64_t c0 = 0, c1 = -1;
+                /* the row's used columns; streamed operands are skewed
+                 * (column c delayed by c), stationary ones flipped */
+                if (df == QS_DF_OS) {
+                    c0 = max64(0, t - T + 1);
+                    c1 = min64((op == 0 ? ku : cu) - 1, t);
+                } else if ((df == QS_DF_WS && op == 0) || (df == QS_DF_IS && op == 1)) {
+                    c0 = max64(0, t - R - T + 1);
+                    c1 = min64(ku - 1, t - R);
+                } else if (t < R && R - 1 - t < ku) {
+                    c0 = 0;
+                    c1 = cu - 1;
+                }
+                if (c1 < c0) continue;
+                int64_t cycle = -1;
+                for (int64_t c = c0; c <= c1; c++) {
+                    int64_t addr;
+                    if (df == QS_DF_OS)
+                        addr = op == 0 ? ifmap_addr(g, fr * R + c, t - c) : filter_addr(g, t - c, fc * C + c);
+                    else if (df == QS_DF_WS)
+                        addr = op == 0 ? ifmap_addr(g, t - R - c, fr * R + c)
+                                       : filter_addr(g, fr * R + R - 1 - t, fc * C + c);
+                    else
+                        addr = op == 0 ? ifmap_addr(g, fc * C + c, fr * R + R - 1 - t)
+                                       : filter_addr(g, fr * R + c, t - R - c);
+                    if (addr < 0) continue;
+                    if (cycle < 0) {
+                        cycle = row_cycle(&sc, base + (uint64_t)t);
+                        est_row_seen(b, cycle);
+                    }
+                    est_access(b, addr, cycle);
+                }
+            }
+            base += (uint64_t)rows;
+        }
+}
+
+qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssreads *out, qs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (a->scalesim_bandwidth > 0)
+        return qs_fail(err, QS_ERR_UNSUPPORTED, "SCALE-Sim read replay: CALC bandwidth mode only");
+    int64_t M, N, K, Sr, Sc, T;
+    qs_scalesim_mnk(l, &M, &N, &K);
+    qs_scalesim_spatiotemporal(l, a->dataflow, &Sr, &Sc, &T);
+    int32_t oh, ow;
+    qs_scalesim_ofmap_dims(l, &oh, &ow);
+    geom g = {l->ifmap_h, l->ifmap_w, l->channels, ow, l->stride_h, l->stride_w, K, NULL, NULL, NULL};
+    int64_t n_addr[2] = {g.H * g.W * g.Ch, K * N};
+    if (n_addr[0] > INT32_MAX || n_addr[1] > INT32_MAX || K > INT32_MAX)
+        return qs_fail(err, QS_ERR_ARG, "layer '%s': too large for SCALE-Sim's read replay", l->name);
+
+    /* the stall timeline: SCALE-Sim's folds through the ofmap write buffer */
+    qs_ssmem m;
+    qs_scalesim_stats st;
+    qs_ssmem_begin(&m, a, &st);
+    m.log_stalls = 1;
+    int64_t row_folds = (Sr + a->rows - 1) / a->rows, col_folds = (Sc + a->cols - 1) / a->cols;
+    qs_status rc = QS_OK;
+    for (int64_t fc = 0; fc < col_folds && !rc; fc++)
+        for (int64_t fr = 0; fr < row_folds && !rc; fr++) {
+            int32_t ku = (int32_t)min64(a->rows, Sr - fr * a->rows), cu = (int32_t)min64(a->cols, Sc - fc * a->cols);
+            if (qs_ssmem_fold(&m, T, ku, cu, 0, 0) == UINT64_MAX || m.log_oom)
+                rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+        }
+    qs_ssmem_end(&m);
+    out->total_cycles = st.total_cycles;
+    out->stall_cycles = st.stall_cycles;
+
+    g.win_r = malloc(sizeof *g.win_r * (size_t)K);
+    g.win_c = malloc(sizeof *g.win_c * (size_t)K);
+    g.win_off = malloc(sizeof *g.win_off * (size_t)K);
+    if (!rc && (!g.win_r || !g.win_c || !g.win_off))
+        rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+    if (!rc)
+        for (int64_t j = 0; j < K; j++) {
+            int64_t fs_ch = (int64_t)l->filter_w * g.Ch;
+            int64_t cr = j / fs_ch, k = j % fs_ch, cc = k / g.Ch, ch = k % g.Ch;
+            g.win_r[j] = (int32_t)cr;
+            g.win_c[j] = (int32_t)cc;
+            g.win_off[j] = (cr * g.W + cc) * g.Ch + ch;
+        }
+    const int64_t words[2] = {(int64_t)a->ifmap.size_kib * 1024, (int64_t)a->weight.size_kib * 1024};
+    for (int op = 0; op < 2 && !rc; op++) {
+        est_buf b;
+        memset(&b, 0, sizeof b);
+        b.per_set = (int32_t)(words[op] / 100);
+        b.win_end = SETS_ACTIVE - 1;
+        b.last_set = malloc(sizeof *b.last_set * (size_t)n_addr[op]);
+        if (!b.last_set) {
+            rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+            break;
+        }
+        memset(b.last_set, 0xff, sizeof *b.last_set * (size_t)n_addr[op]);
+        walk(&g, a->dataflow, a->rows, a->cols, Sr, Sc, T, op, &b, &m);
+        free(b.last_set);
+        if (b.overflow) {
+            rc = qs_fail(err, QS_ERR_ARG, "layer '%s': too many DRAM fetches for SCALE-Sim's read replay", l->name);
+            break;
+        }
+        out->dram_reads[op] = b.reads;
+        out->sram_start[op] = b.sram_first_row_cycle + 1; /* one-cycle hit latency */
+        out->sram_stop[op] = b.sram_last_row_cycle + 1;
+        if (b.active_done) {
+            /* the first window was fetched at 10 words/cycle, ending two
+             * cycles before the first request (one for the DRAM latency);
+             * the last fetch ends on the row that completed the last window,
+             * and responses come one cycle after their request */
+            int64_t first_fetch = (int64_t)SETS_ACTIVE * b.per_set / CALC_READ_BW; /* 5 x per_set, exact */
+            out->dram_start[op] = b.first_request - 2 - first_fetch + 1 + 1;
+            out->dram_stop[op] = b.last_trigger + 1;
+        } else {
+            /* everything fits the window: fetched before cycle 0, ending at
+             * cycle -2, responses one later */
+            int64_t sets = b.cur_set + (b.elems > 0 ? 1 : 0);
+            int64_t cycles = (sets * b.per_set + CALC_READ_BW - 1) / CALC_READ_BW;
+            out->dram_start[op] = -2 - cycles + 1 + 1;
+            out->dram_stop[op] = -1;
+        }
+    }
+    free(g.win_r);
+    free(g.win_c);
+    free(g.win_off);
+    free(m.stall_row);
+    free(m.stall_amount);
+    return rc;
+}

@@ -1,0 +1,39 @@
+/* SCALE-Sim v2's read side in CALC bandwidth mode, replayed exactly for its
+ * reports (docs/scalesim.md, "DRAM reads"; docs/timing.md, "SCALE-Sim
+ * convention"). Internal to sim/, used by the scalesim command path.
+ *
+ * In CALC mode SCALE-Sim's read buffers never stall the array; what they
+ * decide is the DRAM read columns: its "estimate bandwidth" buffer groups
+ * the distinct addresses the array requests, in demand order, into sets of
+ * floor(SRAM words / 100), keeps a window of 50 sets, and fetches a set
+ * again once it has left the window. This module walks the layer's ifmap
+ * and filter demand matrices (row by row, each row's columns in order,
+ * generated from the topology row, never stored) through that rule, with
+ * each row's cycle taken from the ofmap write-buffer stalls (scalesim_mem.c),
+ * and returns the DRAM words, first and last DRAM cycle, and the SRAM
+ * start/stop cycles of the two read operands (first and last demand row with
+ * a real address, so window positions past the ifmap edge count as none). */
+#ifndef QS_SIM_SCALESIM_READS_H
+#define QS_SIM_SCALESIM_READS_H
+
+#include <stdint.h>
+
+#include "qs_arch.h"
+#include "qs_scalesim.h"
+#include "qs_status.h"
+
+typedef struct {
+    uint64_t dram_reads[2];          /* [0] ifmap, [1] filter: words fetched from DRAM */
+    int64_t dram_start[2], dram_stop[2];  /* first and last response cycle of the DRAM trace */
+    int64_t sram_start[2], sram_stop[2];  /* first and last SRAM read (request cycle + 1) */
+    uint64_t total_cycles;           /* of the replay's own ofmap model, to cross-check the engine */
+    uint64_t stall_cycles;
+} qs_ssreads;
+
+/* Replay layer `l` on `a` (dataflow, array, SRAM sizes; CALC mode:
+ * a->scalesim_bandwidth == 0). Memory: one int32 per ifmap and filter
+ * element plus three per window position. Errors: QS_ERR_UNSUPPORTED for
+ * USER mode, QS_ERR_NOMEM, QS_ERR_ARG for a layer too large to index. */
+qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssreads *out, qs_error *err);
+
+#endif
