@@ -101,54 +101,106 @@ static int64_t row_cycle(stall_cursor *s, uint64_t r)
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* Walk operand `op` (0 ifmap, 1 filter) of every fold in SCALE-Sim's order
- * (column folds outer, row folds inner) through buffer b. */
-static void walk(const geom *g, qs_dataflow df, int64_t R, int64_t C, int64_t Sr, int64_t Sc, int64_t T, int op,
-                 est_buf *b, const qs_ssmem *m)
+typedef struct {
+    qs_dataflow df;
+    int64_t R, C, Sr, Sc, T, row_folds, col_folds;
+} fold_shape;
+
+static void fold_shape_init(fold_shape *f, const qs_scalesim_layer *l, const qs_arch *a)
+{
+    f->df = a->dataflow;
+    f->R = a->rows;
+    f->C = a->cols;
+    qs_scalesim_spatiotemporal(l, a->dataflow, &f->Sr, &f->Sc, &f->T);
+    f->row_folds = (f->Sr + f->R - 1) / f->R;
+    f->col_folds = (f->Sc + f->C - 1) / f->C;
+}
+
+/* The real addresses of demand row t of fold (fr, fc) of operand op (0
+ * ifmap, 1 filter), in column order, into addrs (room for max(R, C));
+ * returns how many. Streamed operands are skewed (column c delayed by c;
+ * WS ifmap and IS filter after R preload rows), stationary ones (WS filter,
+ * IS ifmap) flipped over the first R rows; folds of fewer rows or columns
+ * and window positions past the ifmap edge request nothing. */
+static int32_t demand_row(const geom *g, const fold_shape *f, int op, int64_t fr, int64_t fc, int64_t t,
+                          int64_t *addrs)
+{
+    const int64_t R = f->R, C = f->C, T = f->T;
+    int64_t ku = min64(R, f->Sr - fr * R), cu = min64(C, f->Sc - fc * C);
+    int64_t c0 = 0, c1 = -1;
+    if (f->df == QS_DF_OS) {
+        c0 = max64(0, t - T + 1);
+        c1 = min64((op == 0 ? ku : cu) - 1, t);
+    } else if ((f->df == QS_DF_WS && op == 0) || (f->df == QS_DF_IS && op == 1)) {
+        c0 = max64(0, t - R - T + 1);
+        c1 = min64(ku - 1, t - R);
+    } else if (t < R && R - 1 - t < ku) {
+        c1 = cu - 1;
+    }
+    int32_t n = 0;
+    for (int64_t c = c0; c <= c1; c++) {
+        int64_t addr;
+        if (f->df == QS_DF_OS)
+            addr = op == 0 ? ifmap_addr(g, fr * R + c, t - c) : filter_addr(g, t - c, fc * C + c);
+        else if (f->df == QS_DF_WS)
+            addr = op == 0 ? ifmap_addr(g, t - R - c, fr * R + c) : filter_addr(g, fr * R + R - 1 - t, fc * C + c);
+        else
+            addr = op == 0 ? ifmap_addr(g, fc * C + c, fr * R + R - 1 - t) : filter_addr(g, fr * R + c, t - R - c);
+        if (addr >= 0) addrs[n++] = addr;
+    }
+    return n;
+}
+
+/* Walk operand `op` of every fold in SCALE-Sim's order (column folds
+ * outer, row folds inner) through buffer b. */
+static void walk(const geom *g, const fold_shape *f, int op, est_buf *b, const qs_ssmem *m, int64_t *addrs)
 {
     stall_cursor sc = {m->stall_row, m->stall_amount, m->n_stall_log, 0, 0};
-    int64_t row_folds = (Sr + R - 1) / R, col_folds = (Sc + C - 1) / C;
     uint64_t base = 0;
-    for (int64_t fc = 0; fc < col_folds; fc++)
-        for (int64_t fr = 0; fr < row_folds; fr++) {
-            int64_t ku = min64(R, Sr - fr * R), cu = min64(C, Sc - fc * C);
-            int64_t rows = qs_ssmem_fold_rows(df, (int32_t)R, (int32_t)C, T);
+    const int64_t rows = qs_ssmem_fold_rows(f->df, (int32_t)f->R, (int32_t)f->C, f->T);
+    for (int64_t fc = 0; fc < f->col_folds; fc++)
+        for (int64_t fr = 0; fr < f->row_folds; fr++) {
             for (int64_t t = 0; t < rows && !b->overflow; t++) {
-                int64_t c0 = 0, c1 = -1;
-                /* the row's used columns; streamed operands are skewed
-                 * (column c delayed by c), stationary ones flipped */
-                if (df == QS_DF_OS) {
-                    c0 = max64(0, t - T + 1);
-                    c1 = min64((op == 0 ? ku : cu) - 1, t);
-                } else if ((df == QS_DF_WS && op == 0) || (df == QS_DF_IS && op == 1)) {
-                    c0 = max64(0, t - R - T + 1);
-                    c1 = min64(ku - 1, t - R);
-                } else if (t < R && R - 1 - t < ku) {
-                    c0 = 0;
-                    c1 = cu - 1;
-                }
-                if (c1 < c0) continue;
-                int64_t cycle = -1;
-                for (int64_t c = c0; c <= c1; c++) {
-                    int64_t addr;
-                    if (df == QS_DF_OS)
-                        addr = op == 0 ? ifmap_addr(g, fr * R + c, t - c) : filter_addr(g, t - c, fc * C + c);
-                    else if (df == QS_DF_WS)
-                        addr = op == 0 ? ifmap_addr(g, t - R - c, fr * R + c)
-                                       : filter_addr(g, fr * R + R - 1 - t, fc * C + c);
-                    else
-                        addr = op == 0 ? ifmap_addr(g, fc * C + c, fr * R + R - 1 - t)
-                                       : filter_addr(g, fr * R + c, t - R - c);
-                    if (addr < 0) continue;
-                    if (cycle < 0) {
-                        cycle = row_cycle(&sc, base + (uint64_t)t);
-                        est_row_seen(b, cycle);
-                    }
-                    est_access(b, addr, cycle);
-                }
+                int32_t n = demand_row(g, f, op, fr, fc, t, addrs);
+                if (n == 0) continue;
+                int64_t cycle = row_cycle(&sc, base + (uint64_t)t);
+                est_row_seen(b, cycle);
+                for (int32_t i = 0; i < n; i++) est_access(b, addrs[i], cycle);
             }
             base += (uint64_t)rows;
         }
+}
+
+static qs_status geom_init(geom *g, const qs_scalesim_layer *l, qs_error *err)
+{
+    int64_t M, N, K;
+    qs_scalesim_mnk(l, &M, &N, &K);
+    int32_t oh, ow;
+    qs_scalesim_ofmap_dims(l, &oh, &ow);
+    *g = (geom){l->ifmap_h, l->ifmap_w, l->channels, ow, l->stride_h, l->stride_w, K, NULL, NULL, NULL};
+    (void)M;
+    (void)N;
+    g->win_r = malloc(sizeof *g->win_r * (size_t)K);
+    g->win_c = malloc(sizeof *g->win_c * (size_t)K);
+    g->win_off = malloc(sizeof *g->win_off * (size_t)K);
+    if (!g->win_r || !g->win_c || !g->win_off) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+    for (int64_t j = 0; j < K; j++) {
+        int64_t fs_ch = (int64_t)l->filter_w * g->Ch;
+        int64_t cr = j / fs_ch, k = j % fs_ch, cc = k / g->Ch, ch = k % g->Ch;
+        g->win_r[j] = (int32_t)cr;
+        g->win_c[j] = (int32_t)cc;
+        g->win_off[j] = (cr * g->W + cc) * g->Ch + ch;
+    }
+    return QS_OK;
+}
+
+static void geom_free(geom *g)
+{
+    free(g->win_r);
+    free(g->win_c);
+    free(g->win_off);
+    g->win_r = g->win_c = NULL;
+    g->win_off = NULL;
 }
 
 qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssreads *out, qs_error *err)
@@ -156,46 +208,35 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssre
     memset(out, 0, sizeof *out);
     if (a->scalesim_bandwidth > 0)
         return qs_fail(err, QS_ERR_UNSUPPORTED, "SCALE-Sim read replay: CALC bandwidth mode only");
-    int64_t M, N, K, Sr, Sc, T;
+    int64_t M, N, K;
     qs_scalesim_mnk(l, &M, &N, &K);
-    qs_scalesim_spatiotemporal(l, a->dataflow, &Sr, &Sc, &T);
-    int32_t oh, ow;
-    qs_scalesim_ofmap_dims(l, &oh, &ow);
-    geom g = {l->ifmap_h, l->ifmap_w, l->channels, ow, l->stride_h, l->stride_w, K, NULL, NULL, NULL};
-    int64_t n_addr[2] = {g.H * g.W * g.Ch, K * N};
+    int64_t n_addr[2] = {(int64_t)l->ifmap_h * l->ifmap_w * l->channels, K * N};
     if (n_addr[0] > INT32_MAX || n_addr[1] > INT32_MAX || K > INT32_MAX)
         return qs_fail(err, QS_ERR_ARG, "layer '%s': too large for SCALE-Sim's read replay", l->name);
+    fold_shape f;
+    fold_shape_init(&f, l, a);
 
     /* the stall timeline: SCALE-Sim's folds through the ofmap write buffer */
     qs_ssmem m;
     qs_scalesim_stats st;
     qs_ssmem_begin(&m, a, &st);
     m.log_stalls = 1;
-    int64_t row_folds = (Sr + a->rows - 1) / a->rows, col_folds = (Sc + a->cols - 1) / a->cols;
     qs_status rc = QS_OK;
-    for (int64_t fc = 0; fc < col_folds && !rc; fc++)
-        for (int64_t fr = 0; fr < row_folds && !rc; fr++) {
-            int32_t ku = (int32_t)min64(a->rows, Sr - fr * a->rows), cu = (int32_t)min64(a->cols, Sc - fc * a->cols);
-            if (qs_ssmem_fold(&m, T, ku, cu, 0, 0) == UINT64_MAX || m.log_oom)
+    for (int64_t fc = 0; fc < f.col_folds && !rc; fc++)
+        for (int64_t fr = 0; fr < f.row_folds && !rc; fr++) {
+            int32_t ku = (int32_t)min64(f.R, f.Sr - fr * f.R), cu = (int32_t)min64(f.C, f.Sc - fc * f.C);
+            if (qs_ssmem_fold(&m, f.T, ku, cu, 0, 0) == UINT64_MAX || m.log_oom)
                 rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
         }
     qs_ssmem_end(&m);
     out->total_cycles = st.total_cycles;
     out->stall_cycles = st.stall_cycles;
 
-    g.win_r = malloc(sizeof *g.win_r * (size_t)K);
-    g.win_c = malloc(sizeof *g.win_c * (size_t)K);
-    g.win_off = malloc(sizeof *g.win_off * (size_t)K);
-    if (!rc && (!g.win_r || !g.win_c || !g.win_off))
-        rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
-    if (!rc)
-        for (int64_t j = 0; j < K; j++) {
-            int64_t fs_ch = (int64_t)l->filter_w * g.Ch;
-            int64_t cr = j / fs_ch, k = j % fs_ch, cc = k / g.Ch, ch = k % g.Ch;
-            g.win_r[j] = (int32_t)cr;
-            g.win_c[j] = (int32_t)cc;
-            g.win_off[j] = (cr * g.W + cc) * g.Ch + ch;
-        }
+    geom g;
+    memset(&g, 0, sizeof g);
+    int64_t *addrs = malloc(sizeof *addrs * (size_t)(f.R > f.C ? f.R : f.C));
+    if (!rc) rc = geom_init(&g, l, err);
+    if (!rc && !addrs) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     const int64_t words[2] = {(int64_t)a->ifmap.size_kib * 1024, (int64_t)a->weight.size_kib * 1024};
     for (int op = 0; op < 2 && !rc; op++) {
         est_buf b;
@@ -208,7 +249,7 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssre
             break;
         }
         memset(b.last_set, 0xff, sizeof *b.last_set * (size_t)n_addr[op]);
-        walk(&g, a->dataflow, a->rows, a->cols, Sr, Sc, T, op, &b, &m);
+        walk(&g, &f, op, &b, &m, addrs);
         free(b.last_set);
         if (b.overflow) {
             rc = qs_fail(err, QS_ERR_ARG, "layer '%s': too many DRAM fetches for SCALE-Sim's read replay", l->name);
@@ -234,9 +275,8 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssre
             out->dram_stop[op] = -1;
         }
     }
-    free(g.win_r);
-    free(g.win_c);
-    free(g.win_off);
+    geom_free(&g);
+    free(addrs);
     free(m.stall_row);
     free(m.stall_amount);
     return rc;
