@@ -391,6 +391,7 @@ static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index,
     if (!st) st = qs_sim_create(net, prog, engine, &sim, e);
     if (!st) st = qs_scalesim_layer_input(net, row, &opts, &x, &n, e);
     if (!st) st = qs_sim_set_input(sim, x, n, e);
+    if (!st) qs_sim_set_scalesim_layer(sim, 1, row);
     if (!st) st = qs_sim_run(sim, e);
     if (!st) {
         res->row = *row;

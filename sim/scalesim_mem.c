@@ -157,6 +157,8 @@ static int64_t diag_count(int64_t s, int64_t x0, int64_t x1, int64_t cu)
     return hi >= lo ? hi - lo + 1 : 0;
 }
 
+static uint64_t user_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu);
+
 uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t ifmap_block, int64_t filter_block)
 {
     qs_scalesim_stats *st = m->st;
@@ -191,6 +193,8 @@ uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t i
     }
     st->ifmap_sram_reads += (uint64_t)ifmap_words;
     st->filter_sram_reads += (uint64_t)filter_words;
+
+    if (m->user) return user_fold(m, T, ku, cu);
 
     /* USER mode reads (qsim's model, docs/timing.md): the operand tiles a
      * fold does not share with the previous one are prefetched at read_bw
@@ -277,6 +281,60 @@ uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t i
     return stall;
 }
 
+/* USER bandwidth mode with SCALE-Sim's read buffers (docs/timing.md,
+ * "SCALE-Sim convention"): every demand row of the fold is requested from
+ * the ifmap and filter buffers and written to the ofmap buffer at the same
+ * cycle (row index + stalls so far); the row's stall is the largest of the
+ * three waits (reads: served cycle - request - 1, ofmap: completion -
+ * request). */
+static uint64_t user_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu)
+{
+    qs_scalesim_stats *st = m->st;
+    const int32_t R = m->R, C = m->C;
+    const int64_t rows = qs_ssmem_fold_rows(m->df, R, C, T);
+    const int64_t fold = (int64_t)st->folds - 1;
+    int64_t base, x0, x1;
+    if (m->df == QS_DF_OS) {
+        base = T - 1;
+        x0 = R - ku;
+        x1 = R;
+    } else {
+        base = 2 * (int64_t)R - 1;
+        x0 = 0;
+        x1 = T;
+    }
+    uint64_t stall = 0;
+    int oom = 0;
+    for (int64_t t = 0; t < rows; t++) {
+        uint64_t cycle = m->rows + (uint64_t)t + m->stalls;
+        int64_t wait = 0;
+        for (int op = 0; op < 2; op++) {
+            int64_t served = qs_ssuser_row(m->user, op, fold, t, (int64_t)cycle);
+            if (served < 0) continue;
+            if (served - (int64_t)cycle - 1 > wait) wait = served - (int64_t)cycle - 1;
+            uint64_t *first = op == 0 ? &st->ifmap_sram_first : &st->filter_sram_first;
+            uint64_t *last = op == 0 ? &st->ifmap_sram_last : &st->filter_sram_last;
+            if (m->user_seen[op] == 0) *first = (uint64_t)served;
+            m->user_seen[op] = 1;
+            *last = (uint64_t)served;
+        }
+        int64_t n = diag_count(t - base, x0, x1, cu);
+        if (n > 0) {
+            uint64_t done = write_row(m, n, cycle, &oom);
+            if (oom) return UINT64_MAX;
+            if (!m->user_seen[2]) st->ofmap_sram_first = done;
+            m->user_seen[2] = 1;
+            st->ofmap_sram_last = done;
+            if ((int64_t)(done - cycle) > wait) wait = (int64_t)(done - cycle);
+        }
+        m->stalls += (uint64_t)wait;
+        stall += (uint64_t)wait;
+    }
+    m->rows += (uint64_t)rows;
+    m->prev_fold_rows = (uint64_t)rows;
+    return stall;
+}
+
 void qs_ssmem_end(qs_ssmem *m)
 {
     qs_scalesim_stats *st = m->st;
@@ -287,6 +345,13 @@ void qs_ssmem_end(qs_ssmem *m)
          * starts the cycle after the previous one ended */
         uint64_t cycle = st->total_cycles, end = cycle;
         while ((m->drain_next < m->lines || m->line_fill) && drain(m, cycle, &end) > 0) cycle = end + 1;
+    }
+    if (m->user) {
+        st->dram_reads_replayed = 1;
+        for (int op = 0; op < 2; op++)
+            qs_ssuser_dram(m->user, op, &st->dram_reads[op], &st->dram_read_first[op], &st->dram_read_last[op]);
+        qs_ssuser_destroy(m->user);
+        m->user = NULL;
     }
     free(m->partial);
     m->partial = NULL;

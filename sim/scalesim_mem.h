@@ -16,6 +16,7 @@
 
 #include "qs_arch.h"
 #include "sim.h"
+#include "scalesim_reads.h"
 
 typedef struct {
     int64_t line;   /* trace line id */
@@ -51,6 +52,10 @@ typedef struct {
     uint64_t *stall_row, *stall_amount;
     int64_t n_stall_log, cap_stall_log;
     int32_t log_oom;
+    /* USER bandwidth mode with the layer's SCALE-Sim row known: its read
+     * buffers, replayed row by row (owned; freed by qs_ssmem_end) */
+    qs_ssuser *user;
+    int32_t user_seen[3];       /* a row of ifmap, filter, ofmap requests was seen */
 } qs_ssmem;
 
 /* Start a layer: an empty ofmap buffer of `a->accum.size_kib` KiB of one-byte

@@ -281,3 +281,235 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssre
     free(m.stall_amount);
     return rc;
 }
+
+/* ---- USER bandwidth mode ----------------------------------------------------------- */
+
+typedef struct {
+    /* hashed lines: the k-th real address of the fetch order is in line
+     * k / per_line; occ_start[a] .. occ_start[a + 1] lists the lines
+     * holding address a, increasing */
+    int64_t *occ_start;
+    int32_t *occ_line;
+    int64_t n_lines;             /* lines (the last may be empty) */
+    int64_t active_lines, prefetch_lines;
+    int64_t win_start, win_end;  /* window of lines [start, end), circular; start == end: all */
+    int64_t fetch_rows;          /* bandwidth-wide rows of the fetch order */
+    int64_t bw;
+    int64_t prefetch_words;      /* half of the SRAM refetched per miss */
+    int64_t last_response;       /* cycle of the last DRAM response */
+    uint64_t reads;              /* words requested (whole bandwidth rows) */
+    int64_t first_response;
+    int32_t filled;              /* the active half was fetched */
+} user_buf;
+
+struct qs_ssuser {
+    geom g;
+    fold_shape f;
+    user_buf b[2];
+    int64_t *addrs;
+};
+
+/* Element (y, c) of operand op's prefetch matrix, -1 for none; *rows and
+ * *cols its shape, *diag whether SCALE-Sim reads it by anti-diagonals. */
+static void prefetch_shape(const fold_shape *f, int op, int64_t *rows, int64_t *cols, int *diag)
+{
+    int streamed_by_rows = (f->df == QS_DF_OS) || (f->df == QS_DF_WS && op == 0) || (f->df == QS_DF_IS && op == 1);
+    if (f->df == QS_DF_OS && op == 1) {
+        *rows = f->T * f->col_folds;
+        *cols = f->C;
+    } else if (streamed_by_rows) {
+        *rows = f->T * f->row_folds;
+        *cols = f->R;
+    } else { /* WS filter, IS ifmap: the stationary operand, one block per column fold */
+        *rows = f->Sr * f->col_folds;
+        *cols = f->C;
+    }
+    *diag = streamed_by_rows;
+}
+
+static int64_t prefetch_elem(const geom *g, const fold_shape *f, int op, int64_t y, int64_t c)
+{
+    if (f->df == QS_DF_OS) {
+        int64_t blk = y / f->T, x = y % f->T;
+        if (op == 0) {
+            int64_t p = blk * f->R + c;
+            return p < f->Sr ? ifmap_addr(g, p, x) : -1;
+        }
+        int64_t n = blk * f->C + c;
+        return n < f->Sc ? filter_addr(g, x, n) : -1;
+    }
+    if ((f->df == QS_DF_WS && op == 0) || (f->df == QS_DF_IS && op == 1)) {
+        int64_t fr = y / f->T, x = y % f->T, j = fr * f->R + c;
+        if (j >= f->Sr) return -1;
+        return op == 0 ? ifmap_addr(g, x, j) : filter_addr(g, j, x);
+    }
+    int64_t fc = y / f->Sr, j = y % f->Sr, k = fc * f->C + c;
+    if (k >= f->Sc) return -1;
+    return op == 1 ? filter_addr(g, j, k) : ifmap_addr(g, k, j);
+}
+
+/* Visit the prefetch matrix in SCALE-Sim's fetch order. */
+#define FOR_FETCH_ORDER(g, f, op, ADDR, BODY)                                                                     \
+    do {                                                                                                          \
+        int64_t rows_, cols_;                                                                                     \
+        int diag_;                                                                                                \
+        prefetch_shape(f, op, &rows_, &cols_, &diag_);                                                            \
+        if (diag_) {                                                                                              \
+            for (int64_t d_ = 0; d_ < rows_ + cols_ - 1; d_++) {                                                  \
+                int64_t hi_ = d_ < rows_ - 1 ? d_ : rows_ - 1, lo_ = d_ - cols_ + 1 > 0 ? d_ - cols_ + 1 : 0;     \
+                for (int64_t y_ = hi_; y_ >= lo_; y_--) {                                                         \
+                    int64_t ADDR = prefetch_elem(g, f, op, y_, d_ - y_);                                          \
+                    BODY                                                                                          \
+                }                                                                                                 \
+            }                                                                                                     \
+        } else {                                                                                                  \
+            for (int64_t y_ = 0; y_ < rows_; y_++)                                                                \
+                for (int64_t c_ = 0; c_ < cols_; c_++) {                                                          \
+                    int64_t ADDR = prefetch_elem(g, f, op, y_, c_);                                               \
+                    BODY                                                                                          \
+                }                                                                                                 \
+        }                                                                                                         \
+    } while (0)
+
+static qs_status user_buf_init(user_buf *b, const geom *g, const fold_shape *f, int op, int64_t n_addr,
+                               int64_t total_words, int64_t bw, qs_error *err)
+{
+    memset(b, 0, sizeof *b);
+    b->bw = bw;
+    int64_t active = (total_words + 1) / 2; /* SCALE-Sim: ceil(total * 0.5) */
+    b->prefetch_words = total_words - active;
+    int64_t per_line = (total_words + 99) / 100; /* ceil(total / 100) */
+    b->occ_start = calloc((size_t)n_addr + 1, sizeof *b->occ_start);
+    if (!b->occ_start) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+    int64_t valid = 0, all = 0;
+    FOR_FETCH_ORDER(g, f, op, a, {
+        all++;
+        if (a >= 0) {
+            b->occ_start[a + 1]++;
+            valid++;
+        }
+    });
+    if (valid / per_line + 1 > INT32_MAX)
+        return qs_fail(err, QS_ERR_ARG, "layer too large for SCALE-Sim's read replay");
+    for (int64_t i = 0; i < n_addr; i++) b->occ_start[i + 1] += b->occ_start[i];
+    b->occ_line = malloc(sizeof *b->occ_line * (size_t)(valid ? valid : 1));
+    int64_t *fill = calloc((size_t)n_addr, sizeof *fill);
+    if (!b->occ_line || !fill) {
+        free(fill);
+        return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+    }
+    int64_t k = 0;
+    FOR_FETCH_ORDER(g, f, op, a, {
+        if (a >= 0) {
+            b->occ_line[b->occ_start[a] + fill[a]++] = (int32_t)(k / per_line);
+            k++;
+        }
+    });
+    free(fill);
+    b->n_lines = valid / per_line + 1;
+    int64_t max_active = (active + per_line - 1) / per_line, max_prefetch = (b->prefetch_words + per_line - 1) / per_line;
+    b->active_lines = b->n_lines < max_active ? b->n_lines : max_active;
+    int64_t rest = b->n_lines - b->active_lines;
+    b->prefetch_lines = rest < max_prefetch ? rest : max_prefetch;
+    b->win_start = 0;
+    b->win_end = b->active_lines;
+    b->fetch_rows = (all + bw - 1) / bw;
+    /* the active half (or the whole fetch order) before the first request:
+     * its last response at cycle -1 */
+    int64_t first_rows = (active + bw - 1) / bw;
+    if (first_rows > b->fetch_rows) first_rows = b->fetch_rows;
+    b->reads = (uint64_t)(first_rows * bw);
+    b->first_response = -first_rows;
+    b->last_response = -1;
+    return QS_OK;
+}
+
+static int user_hit(const user_buf *b, int64_t addr)
+{
+    const int32_t *lo = b->occ_line + b->occ_start[addr], *hi = b->occ_line + b->occ_start[addr + 1];
+    if (lo == hi) return 1; /* not in the fetch order (cannot happen): never wait for it */
+    if (b->win_start == b->win_end) return 1;
+    /* first line >= win_start */
+    const int32_t *l = lo, *h = hi;
+    while (l < h) {
+        const int32_t *mid = l + (h - l) / 2;
+        if (*mid < b->win_start) l = mid + 1;
+        else h = mid;
+    }
+    if (b->win_start < b->win_end) return l < hi && *l < b->win_end;
+    return l < hi || *lo < b->win_end;
+}
+
+qs_status qs_ssuser_create(const qs_scalesim_layer *l, const qs_arch *a, qs_ssuser **out, qs_error *err)
+{
+    *out = NULL;
+    if (a->scalesim_bandwidth <= 0) return qs_fail(err, QS_ERR_ARG, "SCALE-Sim USER replay: no bandwidth");
+    int64_t M, N, K;
+    qs_scalesim_mnk(l, &M, &N, &K);
+    int64_t n_addr[2] = {(int64_t)l->ifmap_h * l->ifmap_w * l->channels, K * N};
+    if (n_addr[0] > INT32_MAX || n_addr[1] > INT32_MAX || K > INT32_MAX)
+        return qs_fail(err, QS_ERR_ARG, "layer '%s': too large for SCALE-Sim's read replay", l->name);
+    qs_ssuser *u = calloc(1, sizeof *u);
+    if (!u) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+    fold_shape_init(&u->f, l, a);
+    qs_status rc = geom_init(&u->g, l, err);
+    u->addrs = malloc(sizeof *u->addrs * (size_t)(u->f.R > u->f.C ? u->f.R : u->f.C));
+    if (!rc && !u->addrs) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+    const int64_t words[2] = {(int64_t)a->ifmap.size_kib * 1024, (int64_t)a->weight.size_kib * 1024};
+    for (int op = 0; op < 2 && !rc; op++)
+        rc = user_buf_init(&u->b[op], &u->g, &u->f, op, n_addr[op], words[op], a->scalesim_bandwidth, err);
+    if (rc) {
+        qs_ssuser_destroy(u);
+        return rc;
+    }
+    *out = u;
+    return QS_OK;
+}
+
+int64_t qs_ssuser_row(qs_ssuser *u, int op, int64_t fold, int64_t t, int64_t cycle)
+{
+    int64_t fr = fold % u->f.row_folds, fc = fold / u->f.row_folds;
+    int32_t n = demand_row(&u->g, &u->f, op, fr, fc, t, u->addrs);
+    if (n == 0) return -1;
+    user_buf *b = &u->b[op];
+    int64_t offset = 1; /* hit latency */
+    const int64_t rows_per_prefetch = (b->prefetch_words + b->bw - 1) / b->bw;
+    for (int32_t i = 0; i < n; i++)
+        while (!user_hit(b, u->addrs[i])) {
+            /* the window moves on by the prefetch half; its rows are
+             * requested one per cycle after the last response, each answered
+             * one cycle later */
+            b->win_start = (b->win_start + b->prefetch_lines) % b->n_lines;
+            b->win_end = (b->win_start + b->active_lines) % b->n_lines;
+            b->reads += (uint64_t)(rows_per_prefetch * b->bw);
+            b->last_response += rows_per_prefetch + 1;
+            if (b->last_response - (cycle + offset) > 0) offset = b->last_response - cycle;
+        }
+    return cycle + offset;
+}
+
+void qs_ssuser_dram(const qs_ssuser *u, int op, uint64_t *reads, int64_t *first, int64_t *last)
+{
+    *reads = u->b[op].reads;
+    *first = u->b[op].first_response;
+    *last = u->b[op].last_response;
+}
+
+void qs_ssuser_fold_dims(const qs_ssuser *u, int64_t fold, int32_t *ku, int32_t *cu)
+{
+    int64_t fr = fold % u->f.row_folds, fc = fold / u->f.row_folds;
+    *ku = (int32_t)min64(u->f.R, u->f.Sr - fr * u->f.R);
+    *cu = (int32_t)min64(u->f.C, u->f.Sc - fc * u->f.C);
+}
+
+void qs_ssuser_destroy(qs_ssuser *u)
+{
+    if (!u) return;
+    for (int op = 0; op < 2; op++) {
+        free(u->b[op].occ_start);
+        free(u->b[op].occ_line);
+    }
+    geom_free(&u->g);
+    free(u->addrs);
+    free(u);
+}

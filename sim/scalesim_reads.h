@@ -36,4 +36,28 @@ typedef struct {
  * USER mode, QS_ERR_NOMEM, QS_ERR_ARG for a layer too large to index. */
 qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssreads *out, qs_error *err);
 
+/* USER bandwidth mode: SCALE-Sim's read buffers, which do stall the array.
+ * Each operand's buffer is filled from its fetch order (SCALE-Sim's prefetch
+ * matrix: the operand's folds, read by anti-diagonals where SCALE-Sim does)
+ * at the configured words per cycle: the first active half before cycle 0,
+ * then, whenever a requested address is in none of the lines of the sliding
+ * window, the next prefetch half, serially, the row waiting for its last
+ * response. Memory: one int32 per element of each fetch order. */
+typedef struct qs_ssuser qs_ssuser;
+
+qs_status qs_ssuser_create(const qs_scalesim_layer *l, const qs_arch *a, qs_ssuser **out, qs_error *err);
+
+/* Demand row t of fold `fold` (SCALE-Sim's order: column folds outer) of
+ * operand op (0 ifmap, 1 filter), requested at `cycle`: the cycle it is
+ * served (cycle + 1 without a miss), or -1 when it requests nothing. */
+int64_t qs_ssuser_row(qs_ssuser *u, int op, int64_t fold, int64_t t, int64_t cycle);
+
+/* DRAM figures so far: words requested, first and last response cycle. */
+void qs_ssuser_dram(const qs_ssuser *u, int op, uint64_t *reads, int64_t *first, int64_t *last);
+
+/* ku, cu of fold `fold` in SCALE-Sim's order (to check the engine's). */
+void qs_ssuser_fold_dims(const qs_ssuser *u, int64_t fold, int32_t *ku, int32_t *cu);
+
+void qs_ssuser_destroy(qs_ssuser *u);
+
 #endif

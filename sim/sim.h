@@ -9,6 +9,7 @@
 #include "qs_energy.h"
 #include "qs_net.h"
 #include "qs_prog.h"
+#include "qs_scalesim.h"
 #include "qs_status.h"
 #include "trace.h"
 
@@ -60,6 +61,13 @@ typedef struct qs_sim qs_sim;
 
 qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine, qs_sim **out, qs_error *err);
 void qs_sim_destroy(qs_sim *s);
+
+/* Under the scalesim convention in USER bandwidth mode: the SCALE-Sim
+ * topology row that network layer `layer` simulates, so that the array waits
+ * on SCALE-Sim's read buffers replayed for that row (docs/timing.md,
+ * "SCALE-Sim convention"). `row` must outlive qs_sim_run. Without it USER
+ * mode reads use qsim's per-fold estimate. */
+void qs_sim_set_scalesim_layer(qs_sim *s, int32_t layer, const qs_scalesim_layer *row);
 
 /* Input activations (CHW, out_c*out_h*out_w of layer 0), checked against the
  * input layer's range. Without a call the input is deterministic pseudo-random. */
