@@ -179,7 +179,9 @@ def reference(df, R, C, M, N, K, ofmap_kib, user_bw):
     total = rows - 1 + stall
     wb.finish(total)
     first = min(wb.dram_cycles) if wb.dram_cycles else 0
-    last = max(wb.dram_cycles) if wb.dram_cycles else 0
+    # SCALE-Sim's stop cycle is the last line of its drain trace (the final
+    # flush starts at Total Cycles, even while an earlier drain runs past it)
+    last = wb.dram_cycles[-1] if wb.dram_cycles else 0
     return dict({"rows": rows, "folds": folds, "total": total, "stall": stall,
                  "ofmap_dram": wb.dram_words, "first": first, "last": last,
                  "map_eff": map_eff, "comp_util": comp_util}, **sram)
