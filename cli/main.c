@@ -377,7 +377,8 @@ static qs_status scalesim_read_replay(const qs_scalesim_layer *row, const qs_arc
 /* One topology layer: its own network, compiled and simulated, then freed;
  * what the report needs is copied to *res. */
 static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
-                                    qs_engine engine, const qs_scalesim_opts *base, qs_topo_layer *res, qs_error *e)
+                                    qs_engine engine, const qs_scalesim_opts *base, int replay_reads,
+                                    qs_topo_layer *res, qs_error *e)
 {
     qs_scalesim_opts opts = *base;
     opts.index = index;
@@ -402,7 +403,7 @@ static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index,
         res->map = prog->maps[1];
         res->map.list_off = res->map.list = res->map.bias_folded = NULL;
         res->stats = *qs_sim_layer_stats(sim, 1);
-        st = scalesim_read_replay(row, arch, &res->stats.ss, e);
+        if (replay_reads) st = scalesim_read_replay(row, arch, &res->stats.ss, e);
     }
     free(x);
     qs_sim_destroy(sim);
@@ -475,7 +476,9 @@ static int run_topology(const options *o, qs_engine engine)
     progress = isatty(2) && topo.n_layers > 1;
     for (int32_t i = 0; i < topo.n_layers; i++) {
         qs_error le;
-        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, &res[i], &le)) {
+        /* the replayed figures appear only in the report files, JSON and CSV */
+        int replay_reads = o->report_dir || o->json || o->csv;
+        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, replay_reads, &res[i], &le)) {
             if (progress) fputc('\n', stderr);
             qs_fail(&e, QS_ERR_RUN, "%.300s:%d: %.400s", o->net, (int)topo.layers[i].line, le.msg);
             goto out;

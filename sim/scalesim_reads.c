@@ -73,14 +73,16 @@ typedef struct {
     int64_t H, W, Ch, Ew, sh, sw, K;
     int32_t *win_r, *win_c;  /* per window index j: filter row, column */
     int64_t *win_off;        /* per window index j: address offset inside the window */
+    int32_t *pix_r, *pix_c;  /* per ofmap pixel p: first ifmap row, column of its window */
+    int64_t *pix_base;       /* per ofmap pixel p: address of its window's first element */
 } geom;
 
-/* ifmap address of ofmap pixel p, window element j; -1 past the ifmap edge */
-static int64_t ifmap_addr(const geom *g, int64_t p, int64_t j)
+/* ifmap address of ofmap pixel p, window element j; -1 past the ifmap edge
+ * (tables: no division per request) */
+static inline int64_t ifmap_addr(const geom *g, int64_t p, int64_t j)
 {
-    int64_t ir = (p / g->Ew) * g->sh, ic = (p % g->Ew) * g->sw;
-    if (ir + g->win_r[j] >= g->H || ic + g->win_c[j] >= g->W) return -1;
-    return (ir * g->W + ic) * g->Ch + g->win_off[j];
+    if (g->pix_r[p] + g->win_r[j] >= g->H || g->pix_c[p] + g->win_c[j] >= g->W) return -1;
+    return g->pix_base[p] + g->win_off[j];
 }
 
 static int64_t filter_addr(const geom *g, int64_t j, int64_t n) { return n * g->K + j; }
@@ -151,15 +153,45 @@ static int32_t demand_row(const geom *g, const fold_shape *f, int op, int64_t fr
     return n;
 }
 
+/* The operand block fold (fr, fc) reads, for folds that read the same block
+ * again later (OS ifmap per row fold, filter per column fold; WS ifmap, IS
+ * filter per row fold); -1 when no other fold reads it. */
+static int64_t repeated_block(const fold_shape *f, int op, int64_t fr, int64_t fc)
+{
+    if (f->df == QS_DF_OS) return op == 0 ? fr : fc;
+    if ((f->df == QS_DF_WS && op == 0) || (f->df == QS_DF_IS && op == 1)) return fr;
+    return -1;
+}
+
 /* Walk operand `op` of every fold in SCALE-Sim's order (column folds
- * outer, row folds inner) through buffer b. */
-static void walk(const geom *g, const fold_shape *f, int op, est_buf *b, const qs_ssmem *m, int64_t *addrs)
+ * outer, row folds inner) through buffer b. A fold whose block was last
+ * read with no window move during that read, and with none since, is in
+ * the window entirely: all hits, nothing changes but its last row's cycle,
+ * so it is not walked (a faster path, same figures). */
+static qs_status walk(const geom *g, const fold_shape *f, int op, est_buf *b, const qs_ssmem *m, int64_t *addrs,
+                      qs_error *err)
 {
     stall_cursor sc = {m->stall_row, m->stall_amount, m->n_stall_log, 0, 0};
     uint64_t base = 0;
     const int64_t rows = qs_ssmem_fold_rows(f->df, (int32_t)f->R, (int32_t)f->C, f->T);
+    const int64_t n_blocks = f->df == QS_DF_OS && op == 1 ? f->col_folds : f->row_folds;
+    int32_t *block_window = malloc(sizeof *block_window * (size_t)n_blocks);
+    if (!block_window) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+    for (int64_t i = 0; i < n_blocks; i++) block_window[i] = -1;
     for (int64_t fc = 0; fc < f->col_folds; fc++)
         for (int64_t fr = 0; fr < f->row_folds; fr++) {
+            int64_t blk = repeated_block(f, op, fr, fc);
+            if (blk >= 0 && block_window[blk] == b->win_start) {
+                for (int64_t t = rows - 1; t >= 0; t--)
+                    if (demand_row(g, f, op, fr, fc, t, addrs) > 0) {
+                        stall_cursor peek = sc;
+                        b->sram_last_row_cycle = row_cycle(&peek, base + (uint64_t)t);
+                        break;
+                    }
+                base += (uint64_t)rows;
+                continue;
+            }
+            int32_t window0 = b->win_start;
             for (int64_t t = 0; t < rows && !b->overflow; t++) {
                 int32_t n = demand_row(g, f, op, fr, fc, t, addrs);
                 if (n == 0) continue;
@@ -167,8 +199,11 @@ static void walk(const geom *g, const fold_shape *f, int op, est_buf *b, const q
                 est_row_seen(b, cycle);
                 for (int32_t i = 0; i < n; i++) est_access(b, addrs[i], cycle);
             }
+            if (blk >= 0 && b->win_start == window0) block_window[blk] = window0;
             base += (uint64_t)rows;
         }
+    free(block_window);
+    return QS_OK;
 }
 
 static qs_status geom_init(geom *g, const qs_scalesim_layer *l, qs_error *err)
@@ -177,9 +212,19 @@ static qs_status geom_init(geom *g, const qs_scalesim_layer *l, qs_error *err)
     qs_scalesim_mnk(l, &M, &N, &K);
     int32_t oh, ow;
     qs_scalesim_ofmap_dims(l, &oh, &ow);
-    *g = (geom){l->ifmap_h, l->ifmap_w, l->channels, ow, l->stride_h, l->stride_w, K, NULL, NULL, NULL};
-    (void)M;
+    *g = (geom){l->ifmap_h, l->ifmap_w, l->channels, ow, l->stride_h, l->stride_w, K, NULL, NULL, NULL,
+                NULL, NULL, NULL};
     (void)N;
+    g->pix_r = malloc(sizeof *g->pix_r * (size_t)M);
+    g->pix_c = malloc(sizeof *g->pix_c * (size_t)M);
+    g->pix_base = malloc(sizeof *g->pix_base * (size_t)M);
+    if (!g->pix_r || !g->pix_c || !g->pix_base) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+    for (int64_t p = 0; p < M; p++) {
+        int64_t ir = (p / g->Ew) * g->sh, ic = (p % g->Ew) * g->sw;
+        g->pix_r[p] = (int32_t)ir;
+        g->pix_c[p] = (int32_t)ic;
+        g->pix_base[p] = (ir * g->W + ic) * g->Ch;
+    }
     g->win_r = malloc(sizeof *g->win_r * (size_t)K);
     g->win_c = malloc(sizeof *g->win_c * (size_t)K);
     g->win_off = malloc(sizeof *g->win_off * (size_t)K);
@@ -199,8 +244,11 @@ static void geom_free(geom *g)
     free(g->win_r);
     free(g->win_c);
     free(g->win_off);
-    g->win_r = g->win_c = NULL;
-    g->win_off = NULL;
+    free(g->pix_r);
+    free(g->pix_c);
+    free(g->pix_base);
+    g->win_r = g->win_c = g->pix_r = g->pix_c = NULL;
+    g->win_off = g->pix_base = NULL;
 }
 
 qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssreads *out, qs_error *err)
@@ -249,8 +297,9 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssre
             break;
         }
         memset(b.last_set, 0xff, sizeof *b.last_set * (size_t)n_addr[op]);
-        walk(&g, &f, op, &b, &m, addrs);
+        rc = walk(&g, &f, op, &b, &m, addrs, err);
         free(b.last_set);
+        if (rc) break;
         if (b.overflow) {
             rc = qs_fail(err, QS_ERR_ARG, "layer '%s': too many DRAM fetches for SCALE-Sim's read replay", l->name);
             break;
