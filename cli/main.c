@@ -468,7 +468,7 @@ static int run_topology(const options *o, qs_engine engine)
     }
     if (qs_scalesim_load_topology(o->net, o->gemm ? 1 : -1, &topo, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, opts.act_bits, &tech, &e)) goto out;
-    res = calloc((size_t)topo.n_layers, sizeof *res);
+    res = calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *res);
     if (!res) {
         qs_fail(&e, QS_ERR_NOMEM, "out of memory");
         goto out;
@@ -494,6 +494,7 @@ static int run_topology(const options *o, qs_engine engine)
     if (o->csv && qs_topo_report_write_csv(&rep, o->csv, &e)) goto out;
     if (o->report_dir && qs_scalesim_write_reports(&rep, o->report_dir, &e)) goto out;
     for (int i = 0; is_ss && i < sscfg.n_notes; i++) fprintf(stderr, "qsim: note: %s\n", sscfg.notes[i]);
+    for (int i = 0; i < topo.n_notes; i++) fprintf(stderr, "qsim: note: %s\n", topo.notes[i]);
     rc = 0;
 out:
     if (rc) fail(&e);

@@ -509,10 +509,11 @@ void qs_topo_report_print(const qs_topo_report *r, FILE *f)
                 ss_total ? num_compute * 100.0 / ((double)ss_total * a->rows * a->cols) : 0.0);
     fprintf(f, "MACs: %" PRIu64 " dense, %" PRIu64 " executed (%.1f%% skipped or compressed away)\n", t.macs,
             t.macs_exec, t.macs ? 100.0 * (1.0 - (double)t.macs_exec / (double)t.macs) : 0.0);
+    /* a header-only topology has no energy at all: 0%, not NaN */
+    const double pct = t.energy_pj > 0 ? 100 / t.energy_pj : 0.0;
     fprintf(f, "energy: %.3f uJ  (MAC %.1f%%, registers %.1f%%, SRAM %.1f%%, DRAM %.1f%%, PPU %.1f%%, leakage %.1f%%)\n",
-            t.energy_pj / 1e6, 100 * t.e.mac / t.energy_pj, 100 * t.e.registers / t.energy_pj,
-            100 * t.e.sram / t.energy_pj, 100 * t.e.dram / t.energy_pj, 100 * t.e.ppu / t.energy_pj,
-            100 * t.e.leakage / t.energy_pj);
+            t.energy_pj / 1e6, pct * t.e.mac, pct * t.e.registers, pct * t.e.sram, pct * t.e.dram, pct * t.e.ppu,
+            pct * t.e.leakage);
     const qs_tech *T = r->tech;
     fprintf(f, "area: %.3f mm^2  (array %.3f, SRAM ifmap %.3f weight %.3f accum %.3f, DMA %.3f, PPU %.3f, control %.3f) "
                "at %d nm, %.2f V\n",
