@@ -774,3 +774,41 @@ qs_status qs_scalesim_write_reports(const qs_topo_report *r, const char *dir, qs
     }
     return st;
 }
+
+void qs_scalesim_print_stdout(const qs_topo_report *r, const char *topo_arg, FILE *f)
+{
+    const qs_arch *a = r->arch;
+    const qs_scalesim_cfg *c = r->sscfg;
+    static const char *const DF[] = {"Output Stationary", "Weight Stationary", "Input Stationary"};
+    fprintf(f, "====================================================\n");
+    fprintf(f, "******************* SCALE SIM **********************\n");
+    fprintf(f, "====================================================\n");
+    fprintf(f, "Array Size: \t%dx%d\n", a->rows, a->cols);
+    fprintf(f, "SRAM IFMAP (kB): \t%d\n", c ? c->ifmap_kb : a->ifmap.size_kib);
+    fprintf(f, "SRAM Filter (kB): \t%d\n", c ? c->filter_kb : a->weight.size_kib);
+    fprintf(f, "SRAM OFMAP (kB): \t%d\n", c ? c->ofmap_kb : a->accum.size_kib);
+    fprintf(f, "Dataflow: \t%s\n", DF[a->dataflow == QS_DF_WS ? 1 : a->dataflow == QS_DF_IS ? 2 : 0]);
+    fprintf(f, "CSV file path: \t%s\n", topo_arg);
+    if (a->scalesim_bandwidth > 0) {
+        fprintf(f, "Bandwidth: \t");
+        if (c && c->n_bandwidths > 0) fprintf(f, "%s\n", c->bandwidth_text);
+        else fprintf(f, "%d\n", a->scalesim_bandwidth);
+        fprintf(f, "Working in USE USER BANDWIDTH mode.\n");
+    } else {
+        fprintf(f, "Working in ESTIMATE BANDWIDTH mode.\n");
+    }
+    fprintf(f, "====================================================\n");
+    for (int32_t i = 0; i < r->n; i++) {
+        ss_figures fg = figures_of(&r->layers[i], a);
+        /* Python's "{:.2f}" and "{:.3f}" round the binary value as printf does */
+        fprintf(f, "\nRunning Layer %d\n", (int)i);
+        fprintf(f, "Compute cycles: %" PRIu64 "\n", fg.total);
+        fprintf(f, "Stall cycles: %" PRIu64 "\n", fg.stall);
+        fprintf(f, "Overall utilization: %.2f%%\n", fg.overall_util);
+        fprintf(f, "Mapping efficiency: %.2f%%\n", fg.mapping_eff);
+        fprintf(f, "Average IFMAP DRAM BW: %.3f words/cycle\n", fg.dram_bw[0]);
+        fprintf(f, "Average Filter DRAM BW: %.3f words/cycle\n", fg.dram_bw[1]);
+        fprintf(f, "Average OFMAP DRAM BW: %.3f words/cycle\n", fg.dram_bw[2]);
+    }
+    fprintf(f, "************ SCALE SIM Run Complete ****************\n");
+}

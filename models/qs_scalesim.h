@@ -29,6 +29,7 @@ typedef struct {
     qs_dataflow dataflow;         /* Dataflow os | ws | is */
     int32_t user_bandwidth;       /* [run_presets] InterfaceBandwidth: 1 = USER, 0 = CALC */
     int32_t bandwidth;            /* first value of Bandwidth (words/cycle), 0 if absent */
+    char bandwidth_text[96];      /* every value, as SCALE-Sim prints them ("4,4") */
     int32_t n_bandwidths;         /* values in Bandwidth (one per memory bank) */
     int32_t memory_banks;         /* MemoryBanks (default 1) */
     int32_t sparsity_support;     /* v3 [sparsity] SparsitySupport (recorded, ignored) */

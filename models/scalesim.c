@@ -226,7 +226,13 @@ static qs_status set_mapped(cfg_ctx *c, int k, const char *v, int line, qs_error
             if (comma) *comma = '\0';
             trim(tok);
             if ((st = int_value(c, line, name, tok, 1, 1048576, &x, err))) return st;
-            if (g->n_bandwidths++ == 0) g->bandwidth = (int32_t)x;
+            if (g->n_bandwidths++ == 0) {
+                g->bandwidth = (int32_t)x;
+                g->bandwidth_text[0] = '\0';
+            }
+            size_t used = strlen(g->bandwidth_text);
+            snprintf(g->bandwidth_text + used, sizeof g->bandwidth_text - used, "%s%lld", used ? "," : "",
+                     (long long)x);
             if (!comma) break;
         }
         break;

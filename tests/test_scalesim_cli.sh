@@ -163,6 +163,14 @@ expect "negative size" 1 "$T/neg.csv:2:" "Channels = -3" -- "$QSIM" "${A[@]}" "$
 expect "filter larger than input" 1 "$T/filter.csv:2:" "larger than IFMAP Height" -- "$QSIM" "${A[@]}" "$T/filter.csv"
 expect "text for a number" 1 "$T/text.csv:2:" "'seven'" -- "$QSIM" "${A[@]}" "$T/text.csv"
 expect "empty topology" 1 "$T/empty.csv" "empty" -- "$QSIM" "${A[@]}" "$T/empty.csv"
+expect "scalesim without -c" 2 "no -c CONFIG" -- "$QSIM" scalesim -t "$SS/alexnet.csv" -p "$T/ssp"
+expect "scalesim bad -i" 2 "-i 'mnk'" -- "$QSIM" scalesim -c "$SS/scale.cfg" -t "$SS/alexnet.csv" -i mnk
+expect "scalesim unknown option" 2 "unknown option '-x'" -- "$QSIM" scalesim -x 1
+# scale.py's layout and stdout: <-p>/<run_name>/ and one "Compute cycles:" line per layer
+if "$QSIM" scalesim -c "$SS/scale.cfg" -t "$SS/alexnet.csv" -p "$T/ssp" >"$T/ssp.out" 2>"$T/err" &&
+   [ -f "$T/ssp/scale_example_run_32x32_os/COMPUTE_REPORT.csv" ] && [ "$(grep -c '^Compute cycles: ' "$T/ssp.out")" = 5 ]
+then ok "qsim scalesim: reports in <dir>/<run_name>/, stdout lines"
+else bad "qsim scalesim: reports in <dir>/<run_name>/, stdout lines" "$(head -n 2 "$T/err")"; fi
 # header only: SCALE-Sim v2 runs nothing and writes its three reports with their headers only; qsim too, with a note
 if "$QSIM" "${A[@]}" "$T/header.csv" -q --report-dir "$T/hdr_rep" 2>"$T/err" &&
    grep -q "qsim: note: $T/header.csv: no layers" "$T/err" && [ "$(cat "$T"/hdr_rep/*.csv | wc -l)" = 3 ]; then

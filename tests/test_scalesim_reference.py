@@ -7,6 +7,9 @@ their provenance in tests/scalesim_v2/README.md. For every expected run this
 runs `qsim run --arch CFG TOPO --report-dir DIR` with each engine and compares
 every cell of COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv and
 DETAILED_ACCESS_REPORT.csv as text (SCALE-Sim's number format included).
+Where SCALE-Sim's stdout was kept (stdout.txt: its lines without the progress
+bars), `qsim scalesim -c CFG -t TOPO -p DIR [-i gemm]` must print the same
+non-empty lines and write the same reports under DIR/<run_name>/.
 
     test_scalesim_reference.py QSIM [--engines fast,detailed] [--only SUBSTR]
 Exit 0 when every cell of every run agrees.
@@ -70,6 +73,26 @@ def main():
                                 if w != g:
                                     diffs.append("%s layer %s %s: qsim %s, SCALE-Sim %s" % (rep, w_row[0], name,
                                                                                            g, w))
+                    want_stdout = os.path.join(want_dir, "stdout.txt")
+                    if eng == "fast" and os.path.exists(want_stdout):
+                        pdir = os.path.join(tmp, "p.%s.%s" % (topo, run))
+                        q = subprocess.run([a.qsim, "scalesim", "-c", cfg, "-t", topo_csv, "-p", pdir] +
+                                           (["-i", "gemm"] if gemm else []), capture_output=True, text=True)
+                        runs += 1
+                        with open(want_stdout) as f:
+                            want_lines = [x for x in f.read().split("\n") if x.strip()]
+                        got_lines = [x for x in q.stdout.split("\n") if x.strip()]
+                        if q.returncode:
+                            diffs.append("qsim scalesim failed: %s" % q.stderr.strip()[:300])
+                        else:
+                            for i, (w, g) in enumerate(zip(want_lines, got_lines)):
+                                if w != g and "CSV file path" not in w:  # the path differs by construction
+                                    diffs.append("stdout line %d: qsim %r, SCALE-Sim %r" % (i + 1, g, w))
+                            if len(want_lines) != len(got_lines):
+                                diffs.append("stdout: %d lines, SCALE-Sim %d" % (len(got_lines), len(want_lines)))
+                            for rep in REPORTS:
+                                if cells(os.path.join(pdir, run, rep)) != cells(os.path.join(want_dir, rep)):
+                                    diffs.append("qsim scalesim: %s/%s differs" % (run, rep))
                     if diffs:
                         bad_runs += 1
                         print("%s/%s [%s]: %d cells differ" % (topo, run, eng, len(diffs)))
