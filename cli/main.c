@@ -437,7 +437,7 @@ static qs_status scalesim_read_replay(const qs_scalesim_layer *row, const qs_arc
 {
     if (arch->timing != QS_TIMING_SCALESIM || arch->scalesim_bandwidth > 0 || ss->folds == 0) return QS_OK;
     qs_ssreads r;
-    qs_status st = qs_ssreads_layer(row, arch, &r, e);
+    qs_status st = qs_ssreads_layer(row, arch, QS_SSREADS_DIRECT_LIMIT, &r, e);
     if (st) return st;
     if (r.total_cycles != ss->total_cycles || r.stall_cycles != ss->stall_cycles)
         return qs_fail(e, QS_ERR_RUN, "layer '%s': SCALE-Sim read replay counts %llu cycles, the engine %llu",

@@ -15,46 +15,65 @@ enum { SETS_ACTIVE = 50, SETS_PREFETCH = 50, CALC_READ_BW = 10 };
 
 typedef struct {
     int32_t per_set;         /* addresses per set */
-    int32_t *last_set;       /* per address: the last set it joined, -1 never */
-    int32_t cur_set, elems;  /* set being filled, addresses in it */
-    int32_t win_start, win_end;  /* active window of sets [win_start, win_end] */
-    int32_t active_done;     /* the first window was fetched (a set boundary passed 50) */
+    /* the addresses of the sets in the window and of the set being filled,
+     * as an open-addressing table (empty slots -1): at most 50 sets' worth,
+     * so the table is bounded by the SRAM size, not by the operand */
+    int64_t *table;
+    int64_t mask;            /* table size - 1 (a power of two, at least twice the window) */
+    /* or, for operands of at most direct_limit addresses, one int32 per
+     * address: 1 + the window it joined (0: none) */
+    int32_t *joined;
+    int64_t window_words;    /* 50 x per_set: insertions that complete a window */
+    int64_t in_window;       /* insertions since the window last moved */
+    int64_t cur_set;         /* set being filled */
+    int32_t elems;           /* addresses in it */
+    int32_t active_done;     /* the window moved at least once */
     int32_t have_first;
     int64_t first_request;   /* cycle of the first demand row with an address */
     int64_t last_trigger;    /* cycle of the row that completed the last window */
+    int64_t window_id;       /* times the window moved (for the fold skip) */
     uint64_t reads;          /* addresses fetched = set insertions */
     int64_t sram_first_row_cycle, sram_last_row_cycle;
-    int32_t overflow;        /* set counter past INT32_MAX */
 } est_buf;
+
+static uint64_t hash_addr(int64_t a)
+{
+    uint64_t x = (uint64_t)a * 0x9E3779B97F4A7C15ull;
+    return x ^ (x >> 29);
+}
 
 /* One requested address at `cycle`: SCALE-Sim's manage_prefetches. A hit in
  * a set of the window, or an address already in the set being filled,
- * fetches nothing; any other joins the set being filled. An address only
- * ever joins a set when no window set holds it, and the window only moves
- * forward, so its last set decides whether it is in the window. */
+ * fetches nothing; any other joins the set being filled. The window only
+ * holds the sets completed since it last moved (when the 50th of them is
+ * complete it moves past all of them), so the table holds exactly the
+ * addresses inserted since then and is emptied when it moves. */
 static void est_access(est_buf *b, int64_t addr, int64_t cycle)
 {
-    int32_t ls = b->last_set[addr];
-    int32_t end = b->cur_set < b->win_end + 1 ? b->cur_set : b->win_end + 1;
-    if (ls >= b->win_start && ls < end) return;
-    if (ls == b->cur_set) return;
-    b->last_set[addr] = b->cur_set;
-    b->reads++;
-    if (++b->elems != b->per_set) return;
-    if (b->cur_set == INT32_MAX) {
-        b->overflow = 1;
-        return;
+    if (b->joined) {
+        if (b->joined[addr] == (int32_t)(b->window_id + 1)) return;
+        b->joined[addr] = (int32_t)(b->window_id + 1);
+    } else {
+        uint64_t i = hash_addr(addr) & (uint64_t)b->mask;
+        while (b->table[i] >= 0) {
+            if (b->table[i] == addr) return;
+            i = (i + 1) & (uint64_t)b->mask;
+        }
+        b->table[i] = addr;
     }
+    b->reads++;
+    b->in_window++;
+    if (++b->elems != b->per_set) return;
     b->cur_set++;
     b->elems = 0;
-    if (b->cur_set == b->win_end + 1) {
+    if (b->in_window == b->window_words) {
         /* the window is complete: its sets are fetched (the first time
-         * ahead of the first request), and the window moves on by the
-         * prefetch half */
+         * ahead of the first request), and the window moves past them */
         b->active_done = 1;
-        b->win_start += SETS_PREFETCH;
-        b->win_end += SETS_PREFETCH;
+        b->window_id++;
+        b->in_window = 0;
         b->last_trigger = cycle;
+        if (b->table) memset(b->table, 0xff, sizeof *b->table * (size_t)(b->mask + 1));
     }
 }
 
@@ -175,13 +194,13 @@ static qs_status walk(const geom *g, const fold_shape *f, int op, est_buf *b, co
     uint64_t base = 0;
     const int64_t rows = qs_ssmem_fold_rows(f->df, (int32_t)f->R, (int32_t)f->C, f->T);
     const int64_t n_blocks = f->df == QS_DF_OS && op == 1 ? f->col_folds : f->row_folds;
-    int32_t *block_window = malloc(sizeof *block_window * (size_t)n_blocks);
+    int64_t *block_window = malloc(sizeof *block_window * (size_t)n_blocks);
     if (!block_window) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     for (int64_t i = 0; i < n_blocks; i++) block_window[i] = -1;
     for (int64_t fc = 0; fc < f->col_folds; fc++)
         for (int64_t fr = 0; fr < f->row_folds; fr++) {
             int64_t blk = repeated_block(f, op, fr, fc);
-            if (blk >= 0 && block_window[blk] == b->win_start) {
+            if (blk >= 0 && block_window[blk] == b->window_id) {
                 for (int64_t t = rows - 1; t >= 0; t--)
                     if (demand_row(g, f, op, fr, fc, t, addrs) > 0) {
                         stall_cursor peek = sc;
@@ -191,15 +210,15 @@ static qs_status walk(const geom *g, const fold_shape *f, int op, est_buf *b, co
                 base += (uint64_t)rows;
                 continue;
             }
-            int32_t window0 = b->win_start;
-            for (int64_t t = 0; t < rows && !b->overflow; t++) {
+            int64_t window0 = b->window_id;
+            for (int64_t t = 0; t < rows; t++) {
                 int32_t n = demand_row(g, f, op, fr, fc, t, addrs);
                 if (n == 0) continue;
                 int64_t cycle = row_cycle(&sc, base + (uint64_t)t);
                 est_row_seen(b, cycle);
                 for (int32_t i = 0; i < n; i++) est_access(b, addrs[i], cycle);
             }
-            if (blk >= 0 && b->win_start == window0) block_window[blk] = window0;
+            if (blk >= 0 && b->window_id == window0) block_window[blk] = window0;
             base += (uint64_t)rows;
         }
     free(block_window);
@@ -251,7 +270,8 @@ static void geom_free(geom *g)
     g->win_off = g->pix_base = NULL;
 }
 
-qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssreads *out, qs_error *err)
+qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t direct_limit, qs_ssreads *out,
+                           qs_error *err)
 {
     memset(out, 0, sizeof *out);
     if (a->scalesim_bandwidth > 0)
@@ -290,20 +310,34 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssre
         est_buf b;
         memset(&b, 0, sizeof b);
         b.per_set = (int32_t)(words[op] / 100);
-        b.win_end = SETS_ACTIVE - 1;
-        b.last_set = malloc(sizeof *b.last_set * (size_t)n_addr[op]);
-        if (!b.last_set) {
-            rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
-            break;
+        b.window_words = (int64_t)SETS_ACTIVE * b.per_set;
+        if (b.window_words < 1) b.window_words = INT64_MAX; /* sets never complete (SRAM under 100 words) */
+        /* a window id per address (fast) for operands up to direct_limit
+         * addresses, else the window's addresses hashed (memory bounded by
+         * the SRAM): the same answers. A layer cannot move the window 2^31
+         * times on a direct table (that needs 2^31 x 500 requests). */
+        if (n_addr[op] <= direct_limit) {
+            b.joined = calloc((size_t)n_addr[op], sizeof *b.joined);
+            if (!b.joined) {
+                rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+                break;
+            }
+        } else {
+            int64_t need = b.window_words < n_addr[op] ? b.window_words : n_addr[op];
+            int64_t size = 16;
+            while (size < 2 * need) size *= 2;
+            b.mask = size - 1;
+            b.table = malloc(sizeof *b.table * (size_t)size);
+            if (!b.table) {
+                rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
+                break;
+            }
+            memset(b.table, 0xff, sizeof *b.table * (size_t)size);
         }
-        memset(b.last_set, 0xff, sizeof *b.last_set * (size_t)n_addr[op]);
         rc = walk(&g, &f, op, &b, &m, addrs, err);
-        free(b.last_set);
+        free(b.table);
+        free(b.joined);
         if (rc) break;
-        if (b.overflow) {
-            rc = qs_fail(err, QS_ERR_ARG, "layer '%s': too many DRAM fetches for SCALE-Sim's read replay", l->name);
-            break;
-        }
         out->dram_reads[op] = b.reads;
         out->sram_start[op] = b.sram_first_row_cycle + 1; /* one-cycle hit latency */
         out->sram_stop[op] = b.sram_last_row_cycle + 1;
@@ -318,7 +352,7 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssre
         } else {
             /* everything fits the window: fetched before cycle 0, ending at
              * cycle -2, responses one later */
-            int64_t sets = b.cur_set + (b.elems > 0 ? 1 : 0);
+            int64_t sets = (int64_t)b.cur_set + (b.elems > 0 ? 1 : 0);
             int64_t cycles = (sets * b.per_set + CALC_READ_BW - 1) / CALC_READ_BW;
             out->dram_start[op] = -2 - cycles + 1 + 1;
             out->dram_stop[op] = -1;

@@ -31,10 +31,15 @@ typedef struct {
 } qs_ssreads;
 
 /* Replay layer `l` on `a` (dataflow, array, SRAM sizes; CALC mode:
- * a->scalesim_bandwidth == 0). Memory: one int32 per ifmap and filter
- * element plus three per window position. Errors: QS_ERR_UNSUPPORTED for
- * USER mode, QS_ERR_NOMEM, QS_ERR_ARG for a layer too large to index. */
-qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_ssreads *out, qs_error *err);
+ * a->scalesim_bandwidth == 0). Memory: an operand of at most direct_limit
+ * addresses gets one int32 per address, a larger one a table of twice the
+ * words of half its SRAM (8 bytes each), whichever the answers are the same
+ * (QS_SSREADS_DIRECT_LIMIT is the default); plus a few words per window
+ * position and ofmap pixel. Errors: QS_ERR_UNSUPPORTED for USER mode,
+ * QS_ERR_NOMEM, QS_ERR_ARG for a layer too large to index. */
+#define QS_SSREADS_DIRECT_LIMIT ((int64_t)1 << 22)
+qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t direct_limit, qs_ssreads *out,
+                           qs_error *err);
 
 /* USER bandwidth mode: SCALE-Sim's read buffers, which do stall the array.
  * Each operand's buffer is filled from its fetch order (SCALE-Sim's prefetch

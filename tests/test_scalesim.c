@@ -15,6 +15,8 @@
 #include "qs_arch.h"
 #include "qs_energy.h"
 #include "qs_scalesim.h"
+#include "scalesim_reads.h"
+#include "scalesim_reads.h"
 #include "report.h"
 #include "sim.h"
 
@@ -811,6 +813,55 @@ static void test_operands(void)
 
 /* ---- reports -------------------------------------------------------------------- */
 
+
+/* The CALC read replay's two address tables (one window id per address, or
+ * the window's addresses hashed, bounded by the SRAM) give the same figures:
+ * layers whose window moves many times, padded and strided, every dataflow. */
+static void test_read_replay_tables(void)
+{
+    static const char *const TOPO =
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+        "Pad3, 12, 12, 3, 3, 4, 10, 1,\n"
+        "Str2, 13, 13, 3, 3, 3, 9, 2,\n"
+        "Big, 30, 30, 3, 3, 16, 40, 1,\n"
+        "Odd7, 23, 19, 7, 5, 3, 17, 3,\n";
+    qs_scalesim_topo t;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(parse_topo(TOPO, 0, &t, &e), QS_OK);
+    static const char *const DF[] = {"Dataflow : os", "Dataflow : ws", "Dataflow : is"};
+    int moved = 0;
+    for (int d = 0; d < 3; d++) {
+        char text[4096];
+        snprintf(text, sizeof text, "%s", with_line(14, DF[d]));
+        /* 1 KiB SRAMs on an 8x8 array: the window moves */
+        char *p = strstr(text, "IfmapSramSzkB:    64");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        memcpy(p, "IfmapSramSzkB:     1", 20);
+        p = strstr(text, "FilterSramSzkB:   64");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        memcpy(p, "FilterSramSzkB:    1", 20);
+        p = strstr(text, "ArrayHeight:    32");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        memcpy(p, "ArrayHeight:     8", 18);
+        p = strstr(text, "ArrayWidth:     32");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        memcpy(p, "ArrayWidth:      8", 18);
+        qs_arch a;
+        qs_status pst = parse_cfg(text, NULL, 0, &a, NULL, &e);
+        if (pst) fprintf(stderr, "\n%s\n", e.msg);
+        CU_ASSERT_EQUAL_FATAL(pst, QS_OK);
+        for (int32_t i = 0; i < t.n_layers; i++) {
+            qs_ssreads direct, hashed;
+            CU_ASSERT_EQUAL_FATAL(qs_ssreads_layer(&t.layers[i], &a, INT64_MAX, &direct, &e), QS_OK);
+            CU_ASSERT_EQUAL_FATAL(qs_ssreads_layer(&t.layers[i], &a, 0, &hashed, &e), QS_OK);
+            CU_ASSERT_EQUAL(memcmp(&direct, &hashed, sizeof direct), 0);
+            moved += direct.dram_stop[0] > 0 && direct.dram_stop[1] > 0;
+        }
+    }
+    CU_ASSERT(moved >= 3); /* the cases do move both windows */
+    qs_scalesim_topo_free(&t);
+}
+
 static void test_py_float(void)
 {
     struct {
@@ -1004,6 +1055,7 @@ int main(void)
     CU_pSuite s4 = CU_add_suite("scalesim_reports", NULL, NULL);
     CU_add_test(s4, "Python float format", test_py_float);
     CU_add_test(s4, "report files", test_reports);
+    CU_add_test(s4, "read replay: direct and hashed tables agree", test_read_replay_tables);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fail = CU_get_error() || CU_get_number_of_failures();
