@@ -371,7 +371,7 @@ typedef struct {
     /* hashed lines: the k-th real address of the fetch order is in line
      * k / per_line; occ_start[a] .. occ_start[a + 1] lists the lines
      * holding address a, increasing */
-    int64_t *occ_start;
+    int32_t *occ_start;      /* fetch-order entries < 2^31: the operand tensors are */
     int32_t *occ_line;
     int64_t n_lines;             /* lines (the last may be empty) */
     int64_t active_lines, prefetch_lines;
@@ -472,11 +472,11 @@ static qs_status user_buf_init(user_buf *b, const geom *g, const fold_shape *f, 
             valid++;
         }
     });
-    if (valid / per_line + 1 > INT32_MAX)
-        return qs_fail(err, QS_ERR_ARG, "layer too large for SCALE-Sim's read replay");
+    if (valid > INT32_MAX)
+        return qs_fail(err, QS_ERR_ARG, "layer too large for SCALE-Sim's read replay (2^31 fetched words)");
     for (int64_t i = 0; i < n_addr; i++) b->occ_start[i + 1] += b->occ_start[i];
     b->occ_line = malloc(sizeof *b->occ_line * (size_t)(valid ? valid : 1));
-    int64_t *fill = calloc((size_t)n_addr, sizeof *fill);
+    int32_t *fill = calloc((size_t)n_addr, sizeof *fill);
     if (!b->occ_line || !fill) {
         free(fill);
         return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
