@@ -6,9 +6,11 @@
  * SCALE-Sim's fold order) here; this model walks the fold's ofmap demand
  * rows (SCALE-Sim's skewed ofmap demand matrix, counted, not built) through
  * SCALE-Sim's double-buffered ofmap write buffer and returns the stall
- * cycles its drains cost, and in USER bandwidth mode the read stalls of
- * qsim's model of the operand prefetch. It also counts the report figures
- * (SRAM words, mapping efficiency, compute utilisation). */
+ * cycles its drains cost, and in USER bandwidth mode the read stalls:
+ * SCALE-Sim's read buffers replayed row by row (scalesim_reads.h) when the
+ * layer's topology row is known, else qsim's per-fold estimate. It also
+ * counts the report figures (SRAM words, mapping efficiency, compute
+ * utilisation). */
 #ifndef QS_SIM_SCALESIM_MEM_H
 #define QS_SIM_SCALESIM_MEM_H
 
