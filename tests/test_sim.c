@@ -48,6 +48,7 @@ typedef struct {
     int ibanks, iwidth, wbanks, wwidth, abanks, awidth, aports;
     double dram_bpc;
     int dram_lat, burst, lanes;
+    int lookahead;
     char mem[200];  /* more [dram] keys, then a [dma] section (empty: the simple channel, a blocking engine) */
 } sim_cfg;
 
@@ -59,14 +60,14 @@ static int make_arch(const sim_cfg *c, qs_arch *a)
     char ini[3000];
     snprintf(ini, sizeof ini,
              "[array]\nrows = %d\ncols = %d\ndataflow = %s\nweight_path_bits = %d\nmax_weight_bits = %d\n"
-             "max_act_bits = %d\nzero_skip = %s\nskip_group = %d\nacc_bits = %d\noverflow = %s\n"
+             "max_act_bits = %d\nzero_skip = %s\nskip_group = %d\nacc_bits = %d\noverflow = %s\nlookahead = %d\n"
              "[buffer.ifmap]\nsize_kib = %d\nbanks = %d\nbank_width_bytes = %d\ndouble_buffer = %d\n"
              "[buffer.weight]\nsize_kib = %d\nbanks = %d\nbank_width_bytes = %d\ndouble_buffer = %d\n"
              "[buffer.accum]\nsize_kib = %d\nbanks = %d\nbank_width_bytes = %d\nports = %d\ndouble_buffer = %d\n"
              "[dram]\nbytes_per_cycle = %g\nlatency_cycles = %d\nburst_bytes = %d\n%s"
              "[ppu]\nlanes = %d\n",
              c->rows, c->cols, DFN[c->df], c->wpb, c->mwb, c->mab, SKN[c->skip], c->group, c->acc_bits,
-             c->ovf == QS_OVF_WRAP ? "wrap" : "saturate", c->ikib, c->ibanks, c->iwidth, c->dbl, c->wkib, c->wbanks,
+             c->ovf == QS_OVF_WRAP ? "wrap" : "saturate", c->lookahead, c->ikib, c->ibanks, c->iwidth, c->dbl, c->wkib, c->wbanks,
              c->wwidth, c->dbl, c->akib, c->abanks, c->awidth, c->aports, c->dbl, c->dram_bpc, c->dram_lat, c->burst,
              c->mem, c->lanes);
     return rn_arch(ini, NULL, 0, a);
@@ -75,7 +76,7 @@ static int make_arch(const sim_cfg *c, qs_arch *a)
 static sim_cfg default_cfg(void)
 {
     sim_cfg c = {4, 4, QS_DF_OS, 2, 8, 8, QS_SKIP_NONE, 1, 32, QS_OVF_WRAP, 8, 8, 8, 1, 2, 8, 2, 8, 2, 8, 1,
-                 16.0, 20, 64, 4, ""};
+                 16.0, 20, 64, 4, 0, ""};
     return c;
 }
 
@@ -142,12 +143,16 @@ static int rate_of(const qs_arch *a, int act_bits)
     int64_t r = 1, need;
     int R = a->rows, C = a->cols;
     switch (a->dataflow) {
-    case QS_DF_OS:
-        need = cdiv64((int64_t)R * act_bits, 8);
+    case QS_DF_OS: {
+        /* lookahead: H + 1 steps of activations a clock; one weight feed for
+         * all rows, each slice with its window index */
+        const int H = a->lookahead, ob = H >= 4 ? 3 : H >= 2 ? 2 : H;
+        need = cdiv64((int64_t)(H + 1) * R * act_bits, 8);
         if (cdiv64(need, bw_i) > r) r = cdiv64(need, bw_i);
-        need = cdiv64(cdiv64(R, a->skip_group) * C * a->weight_path_bits, 8);
+        need = cdiv64(cdiv64(R, H ? R : a->skip_group) * C * (a->weight_path_bits + ob), 8);
         if (cdiv64(need, bw_w) > r) r = cdiv64(need, bw_w);
         break;
+    }
     case QS_DF_WS:
         need = cdiv64((int64_t)R * act_bits, 8);
         if (cdiv64(need, bw_i) > r) r = cdiv64(need, bw_i);
@@ -163,6 +168,52 @@ static int rate_of(const qs_arch *a, int act_bits)
 }
 
 static int act_skipping(const qs_arch *a) { return a->zero_skip == QS_SKIP_ACTIVATIONS || a->zero_skip == QS_SKIP_BOTH; }
+
+/* docs/timing.md "Lookahead weight skipping", written from the text: the
+ * schedule of GEMM instruction g's n-block (list lst) as its number of
+ * cycles, effectual slots (non-zero weight slices) and (list position,
+ * column) pairs whose weight is not zero. Slice s < S-1 of a weight is its
+ * unsigned bits [p*s, p*(s+1)), slice S-1 the rest with the sign (a bipolar
+ * weight is its one slice). */
+static void la_reference(const qs_net *net, const qs_prog *p, int li, const qs_insn *g, const int32_t *lst,
+                         int64_t *cycles, int64_t *slots, int64_t *pos_cols)
+{
+    const qs_layer_map *m = &p->maps[li];
+    const int S = m->slices, wpb = p->arch.weight_path_bits, H = p->arch.lookahead;
+    const int K = m->g.K, N = m->g.N, Cu = (int)g->n_len, kl = (int)g->k_len;
+    const int32_t *w = net->tensors[net->layers[li].weight].data;
+    int *eff = malloc(sizeof(int) * (size_t)(Cu * kl * S + 1)), *cnt = calloc((size_t)Cu, sizeof(int)),
+        *at = calloc((size_t)Cu, sizeof(int));
+    *cycles = *slots = *pos_cols = 0;
+    for (int j = 0; j < Cu; j++)
+        for (int q = 0; q < kl; q++) {
+            int32_t wv = w[((int64_t)g->group * N + g->n0 + j) * K + lst[g->k0 + (uint32_t)q]];
+            int any = 0;
+            for (int sl = 0; sl < S; sl++) {
+                int32_t piece = sl < S - 1 ? (wv >> (wpb * sl)) & ((1 << wpb) - 1) : wv >> (wpb * sl);
+                if (piece != 0) {
+                    eff[j * kl * S + cnt[j]++] = q * S + sl;
+                    any = 1;
+                }
+            }
+            *pos_cols += any;
+        }
+    for (;;) {
+        int head = INT32_MAX;
+        for (int j = 0; j < Cu; j++)
+            if (at[j] < cnt[j] && eff[j * kl * S + at[j]] < head) head = eff[j * kl * S + at[j]];
+        if (head == INT32_MAX) break;
+        for (int j = 0; j < Cu; j++)
+            if (at[j] < cnt[j] && eff[j * kl * S + at[j]] - head <= H) {
+                at[j]++;
+                (*slots)++;
+            }
+        (*cycles)++;
+    }
+    free(eff);
+    free(cnt);
+    free(at);
+}
 
 /* Busy cycles and buffer stalls of GEMM layer li, from docs/timing.md "Array". */
 static void expected_busy_ev(const qs_net *net, const qs_prog *p, int li, const int32_t *in, uint64_t *busy,
@@ -197,7 +248,24 @@ static void expected_busy_ev(const qs_net *net, const qs_prog *p, int li, const 
             int nb = (int)g->n0 / C;
             const int32_t *lst = m->list + m->list_off[g->group * m->blocks_per_group + nb];
             int Cu = (int)g->n_len;
-            if (a->dataflow == QS_DF_OS) {
+            if (a->dataflow == QS_DF_OS && a->lookahead > 0) {
+                const int H = a->lookahead, ob = H >= 4 ? 3 : H >= 2 ? 2 : H;
+                int64_t Lc, slots, pc;
+                la_reference(net, p, li, g, lst, &Lc, &slots, &pc);
+                for (int mb = (int)g->m0; mb < (int)(g->m0 + g->m_len); mb += R) {
+                    int ru = (int)(g->m0 + g->m_len) - mb < R ? (int)(g->m0 + g->m_len) - mb : R;
+                    int64_t t = Lc ? (Lc - 1) * rate + ru + Cu - 1 : 0, t1 = Lc ? Lc + ru + Cu - 2 : 0;
+                    *busy += (uint64_t)(t + ru);
+                    *bstall += (uint64_t)(t - t1);
+                    ev->sram_read_bytes[QS_BUF_IFMAP] += (uint64_t)cdiv64((int64_t)g->k_len * ru * ab, 8);
+                    ev->sram_read_bytes[QS_BUF_WEIGHT] += (uint64_t)cdiv64(Lc * Cu * (wpb + ob), 8);
+                    ev->macs_executed += (uint64_t)(pc * ru);
+                    ev->mac_ops += (uint64_t)(slots * ru); /* active + gated */
+                    ev->reg_bits += (uint64_t)(Lc * ru * Cu * ((H + 1) * ab + wpb + ob));
+                    ev->sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
+                    if (!(g->flags & QS_GEMM_FIRST_K)) ev->sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
+                }
+            } else if (a->dataflow == QS_DF_OS) {
                 int G = a->skip_group < R ? a->skip_group : R;
                 for (int mb = (int)g->m0; mb < (int)(g->m0 + g->m_len); mb += R) {
                     int ru = (int)(g->m0 + g->m_len) - mb < R ? (int)(g->m0 + g->m_len) - mb : R;
@@ -337,9 +405,18 @@ static uint64_t doc_dma_cycles(const qs_arch *a, uint64_t n)
 static uint64_t doc_ppu_ops(const qs_net *net, const qs_insn *in)
 {
     const qs_layer *L = &net->layers[in->layer];
-    if (L->kind == QS_L_CONV || L->kind == QS_L_FC) return (uint64_t)in->m_len * in->n_len;
+    if (L->kind == QS_L_CONV || L->kind == QS_L_FC || L->kind == QS_L_MATMUL)
+        return (uint64_t)in->m_len * in->n_len;
     const qs_layer *IN = &net->layers[L->inputs[0]];
+    /* transformer layers: rows across channels (m = positions) for norms and softmax over axis 0 */
+    const uint64_t C = (uint64_t)L->out_c;
+    if (L->kind == QS_L_LAYERNORM) return (uint64_t)in->m_len * (3 * C + 32);
+    if (L->kind == QS_L_RMSNORM) return (uint64_t)in->m_len * (2 * C + 32);
+    if (L->kind == QS_L_SOFTMAX && L->param == 0) return (uint64_t)in->m_len * 3 * C;
+    if (L->kind == QS_L_SOFTMAX && L->param == 2) return (uint64_t)in->m_len * 3 * (uint64_t)L->out_w; /* m = lines */
     uint64_t outs = (uint64_t)in->m_len * (uint64_t)L->out_h * (uint64_t)L->out_w; /* m = channels */
+    if (L->kind == QS_L_SOFTMAX) return 3 * outs;
+    if (L->kind == QS_L_MUL) return 2 * outs;
     switch (L->kind) {
     case QS_L_MAXPOOL:
     case QS_L_AVGPOOL: return outs * (uint64_t)L->kh * (uint64_t)L->kw;
@@ -614,9 +691,9 @@ out:
 
 static void describe_cfg(const sim_cfg *c, char *buf, size_t n)
 {
-    snprintf(buf, n, "%dx%d %s wpb %d mwb %d mab %d skip %s/%d acc %d %s buf %d/%d/%d%s banks %dx%d %dx%d %dx%dx%d "
+    snprintf(buf, n, "%dx%d %s wpb %d mwb %d mab %d skip %s/%d lookahead %d acc %d %s buf %d/%d/%d%s banks %dx%d %dx%d %dx%dx%d "
              "dram %g/%d/%d lanes %d %s",
-             c->rows, c->cols, DFN[c->df], c->wpb, c->mwb, c->mab, SKN[c->skip], c->group, c->acc_bits,
+             c->rows, c->cols, DFN[c->df], c->wpb, c->mwb, c->mab, SKN[c->skip], c->group, c->lookahead, c->acc_bits,
              c->ovf == QS_OVF_WRAP ? "wrap" : "sat", c->ikib, c->wkib, c->akib, c->dbl ? "d" : "", c->ibanks, c->iwidth,
              c->wbanks, c->wwidth, c->abanks, c->awidth, c->aports, c->dram_bpc, c->dram_lat, c->burst, c->lanes,
              c->mem);
@@ -629,7 +706,9 @@ static void test_random_equivalence(void)
     static const qs_dtype WDT[4] = {QS_DT_BIPOLAR, QS_DT_INT2, QS_DT_INT4, QS_DT_INT8};
     static const int WB[4] = {1, 2, 4, 8};
     rn_rng r = {0x5EED5111ull};
+    rn_rng rla = {0x100CA4EADull}; /* lookahead draws apart, so the other cases stay as they were */
     memset(&g_tally, 0, sizeof g_tally);
+    int la_cases = 0;
     int n_cases = 3000;
     for (int it = 0; it < n_cases; it++) {
         sim_cfg c = default_cfg();
@@ -697,6 +776,8 @@ static void test_random_equivalence(void)
         c.dram_lat = rn_int(&r, 0, 2) * 50;
         c.burst = rn_chance(&r, 0.5) ? 16 : 64;
         c.lanes = P2[rn_int(&r, 0, 3)];
+        if (c.df == QS_DF_OS && (c.skip == QS_SKIP_WEIGHTS || c.skip == QS_SKIP_BOTH) && rn_chance(&rla, 0.6))
+            c.lookahead = rn_int(&rla, 1, 4);
         /* the memory system: a bank-level DRAM preset with a random queue
          * depth and page policy, and DMA engines with outstanding requests */
         if (rn_chance(&r, 0.4)) {
@@ -714,6 +795,7 @@ static void test_random_equivalence(void)
         }
         qs_arch a;
         if (!make_arch(&c, &a)) continue;
+        la_cases += c.lookahead > 0;
         qs_net *net = rn_build(&s);
         qs_error e;
         if (qs_net_validate(net, "rand", &e) != QS_OK) {
@@ -741,7 +823,9 @@ static void test_random_equivalence(void)
            "reference, %d overflowed, %d split into k-chunks ",
            g_tally.ran, g_tally.skipped_nofit, g_tally.busy_checked, g_tally.ref_checked, g_tally.overflowed,
            g_tally.chunked);
+    printf("(%d with lookahead) ", la_cases);
     CU_ASSERT(g_tally.ran >= n_cases * 8 / 10);
+    CU_ASSERT(la_cases >= 200);
     CU_ASSERT(g_tally.overflowed >= 150);
     CU_ASSERT(g_tally.chunked >= 150);
     CU_ASSERT(g_tally.ref_checked >= 100);
@@ -922,6 +1006,85 @@ static void test_scalesim_ignores_skip_group(void)
     }
     free(chk);
     qs_net_destroy(net);
+    g_case = "";
+}
+
+/* Lookahead by hand (docs/timing.md "Lookahead weight skipping"): a 1x1 conv
+ * of 4 pixels over K = 2 or 4 channels into 2 output channels whose weights
+ * interleave, on a 4x4 OS array (rate 1, Cu = 2, ru = 4). */
+static void set_weights(qs_net *net, const int32_t *w, int n)
+{
+    int32_t *d = net->tensors[net->layers[1].weight].data;
+    for (int i = 0; i < n; i++) d[i] = w[i];
+}
+
+static int z_channel0(int c, int m) { (void)m; return c == 0; }
+
+static void test_lookahead_by_hand(void)
+{
+    int bad = 0;
+    g_case = "lookahead by hand";
+    g_fail_msgs = 0;
+    /* int2 weights (one slice): column 0 = (1, 0, 0, 1), column 1 = (0, 1, 1, 0).
+     * Effectual steps: column 0 {0, 3}, column 1 {1, 2}.
+     *   H = 1: head 0 takes 0 (col 0) and 1 (col 1); head 2 takes 3 and 2: 2 cycles.
+     *   H = 2: the same 2 cycles (each column holds two steps, one a cycle).
+     *   H = 3: the same.
+     * All 4 rows move in lockstep: busy = (Lc - 1) + ru + Cu - 1 + ru (drain)
+     * = Lc + 8. Without lookahead (skip_group = 4, the same lockstep) the list
+     * keeps all 4 positions (none is zero in both columns): 12, and every
+     * step feeds both columns: 4 x 2 x 4 = 32 PE operations, against 16. */
+    static const int32_t W1[8] = {1, 0, 0, 1, 0, 1, 1, 0};
+    /* int4 weights on a 2-bit path (two slices): column 0 = (1, 4): slices
+     * (1, 0), (0, 1), so steps {0, 3}; column 1 = (4, 1): steps {1, 2}. */
+    static const int32_t W2[4] = {1, 4, 4, 1};
+    /* zero activations on channel 0: the slots of list position 0 gate on
+     * every row: column 0's in case 0 (4 products), both columns' in case 1 (8) */
+    static const int GATED[2] = {4, 8};
+    for (int v = 0; v < 2; v++) {
+        qs_net *net = timing_net(v ? 2 : 4, 2, 2, 1, 2, v ? QS_DT_INT4 : QS_DT_INT2, 4, 21);
+        set_weights(net, v ? W2 : W1, v ? 4 : 8);
+        int32_t *x = timing_input(net, z_none), *x0 = timing_input(net, z_channel0);
+        sim_cfg c = default_cfg();
+        c.mab = 4;
+        c.mwb = 4;
+        c.skip = QS_SKIP_WEIGHTS;
+        c.group = 4;
+        run_result rr;
+        uint64_t plain = busy_of(net, &c, x, &rr);
+        EXPECT(plain == 12, "case %d without lookahead: busy %llu, want 12", v, (unsigned long long)plain);
+        EXPECT(rr.st[1].ev.mac_ops + rr.st[1].ev.mac_gated == 32, "case %d without lookahead: %llu PE operations, "
+               "want 32", v, (unsigned long long)(rr.st[1].ev.mac_ops + rr.st[1].ev.mac_gated));
+        for (int H = 1; H <= 3; H++) {
+            c.lookahead = H;
+            uint64_t busy = busy_of(net, &c, x, &rr);
+            EXPECT(busy == 2 + 8, "case %d H %d: busy %llu, want 10", v, H, (unsigned long long)busy);
+            /* 4 effectual slots x 4 rows are PE operations; no idle slot is one */
+            EXPECT(rr.st[1].ev.mac_ops + rr.st[1].ev.mac_gated == 16, "case %d H %d: %llu PE operations, want 16", v,
+                   H, (unsigned long long)(rr.st[1].ev.mac_ops + rr.st[1].ev.mac_gated));
+            /* time is the weights' alone: zero activations only gate */
+            busy = busy_of(net, &c, x0, &rr);
+            EXPECT(busy == 2 + 8, "case %d H %d zero channel: busy %llu", v, H, (unsigned long long)busy);
+            EXPECT(rr.st[1].ev.mac_gated == (uint64_t)GATED[v], "case %d H %d: gated %llu, want %d", v, H,
+                   (unsigned long long)rr.st[1].ev.mac_gated, GATED[v]);
+            /* weight reads ceil(Lc * Cu * (p + ob) / 8), ob = ceil(log2(H + 1)) */
+            int ob = H >= 2 ? 2 : 1;
+            uint64_t wb = (uint64_t)((2 * 2 * (2 + ob) + 7) / 8);
+            EXPECT(rr.st[1].ev.sram_read_bytes[QS_BUF_WEIGHT] == wb, "case %d H %d: weight reads %llu, want %llu", v, H,
+                   (unsigned long long)rr.st[1].ev.sram_read_bytes[QS_BUF_WEIGHT], (unsigned long long)wb);
+        }
+        /* the window needs (H + 1) x 4 rows x 4 bits a clock: a 1-byte-wide ifmap
+         * bank pair (2 bytes) gives rate 2 at H = 1: (2 - 1) x 2 + 4 + 2 - 1 + 4 = 11 */
+        c.lookahead = 1;
+        c.ibanks = 2;
+        c.iwidth = 1;
+        uint64_t busy = busy_of(net, &c, x, &rr);
+        EXPECT(busy == (uint64_t)(2 - 1) * 2 + 4 + 2 - 1 + 4, "case %d rate 2: busy %llu, want 11", v,
+               (unsigned long long)busy);
+        free(x);
+        free(x0);
+        qs_net_destroy(net);
+    }
     g_case = "";
 }
 
@@ -1231,10 +1394,11 @@ static void test_dma_ppu_by_hand(void)
  * dataflow and skip mode: both engines agree on every layer. */
 static void test_shipped_nets(void)
 {
-    static const char *NETS[2] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin"};
+    static const char *NETS[3] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
+                                  "models/nets/xfmr_tiny.qbin"};
     rn_rng r = {31337};
     int ran = 0;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         char path[1024], ctx[800];
         snprintf(path, sizeof path, "%s/%s", QSIM_SOURCE_DIR, NETS[k]);
         qs_net *net = NULL;
@@ -1268,8 +1432,177 @@ static void test_shipped_nets(void)
         qs_net_destroy(net);
     }
     g_case = "";
-    printf("\n    %d of 30 runs compared ", ran);
-    CU_ASSERT(ran >= 20);
+    printf("\n    %d of 45 runs compared ", ran);
+    CU_ASSERT(ran >= 30);
+}
+
+/* ---- matmul of two activations and the transformer PPU layers (docs/timing.md) ---- */
+
+/* x (2, 3, 4) and y = matmul(x, x) with param (2: x x^T per channel, 1: x^T x), no
+ * requantization (16-bit output = the accumulator). */
+static qs_net *matmul_net(int bits, int is_signed, int zp, int param)
+{
+    qs_net *n = calloc(1, sizeof *n);
+    n->layers = calloc(2, sizeof(qs_layer));
+    n->n_layers = 2;
+    n->output = 1;
+    strcpy(n->name, "mm");
+    for (int i = 0; i < 2; i++) {
+        qs_layer *L = &n->layers[i];
+        for (int k = 0; k < QS_MAX_INPUTS; k++) L->inputs[k] = -1;
+        L->weight = L->bias = -1;
+    }
+    qs_layer *X = &n->layers[0], *M = &n->layers[1];
+    strcpy(X->name, "x");
+    X->kind = QS_L_INPUT;
+    X->out_c = 2, X->out_h = 3, X->out_w = 4;
+    X->out_bits = (uint8_t)bits, X->out_signed = (uint8_t)is_signed, X->out_zp = zp;
+    qs_int_range(bits, is_signed, &X->clamp_lo, &X->clamp_hi);
+    strcpy(M->name, "mm");
+    M->kind = QS_L_MATMUL;
+    M->n_inputs = 2;
+    M->inputs[0] = M->inputs[1] = 0;
+    M->param = param;
+    M->out_c = 2, M->out_h = param == 2 ? 3 : 4, M->out_w = param == 2 ? 3 : 4;
+    M->out_bits = 16, M->out_signed = 1;
+    qs_int_range(16, 1, &M->clamp_lo, &M->clamp_hi);
+    return n;
+}
+
+/* x[b][m][k]: zp (a centered 0) where zero(b, m, k), else zp + a nonzero value. */
+static int32_t *matmul_input(int bits, int is_signed, int zp, int (*zero)(int b, int m, int k))
+{
+    int32_t *x = malloc(sizeof(int32_t) * 24), lo, hi;
+    qs_int_range(bits, is_signed, &lo, &hi);
+    for (int b = 0; b < 2; b++)
+        for (int m = 0; m < 3; m++)
+            for (int k = 0; k < 4; k++) {
+                int32_t v = zp + 1 + (b * 5 + m * 3 + k) % 3;
+                if (v > hi) v = zp - 1;
+                x[(b * 3 + m) * 4 + k] = zero && zero(b, m, k) ? zp : v;
+            }
+    return x;
+}
+static int mz_first_two_k_of_batch0(int b, int m, int k) { (void)m; return b == 0 && k < 2; }
+
+static void test_matmul_timing(void)
+{
+    int bad = 0;
+    g_case = "matmul timing";
+    g_fail_msgs = 0;
+    struct {
+        qs_dataflow df;
+        qs_zero_skip skip;
+        int is_signed, zp;
+        int (*zero)(int, int, int);
+        uint64_t busy;
+        const char *why;
+    } cases[] = {
+        /* OS 4x4, G 1, B = x^T 4-bit unsigned zp 0: 4-bit centered width, S = 2 slices; one array tile
+         * per batch (M = N = 3, K = 4): (4*2 - 1) + 1 + 3 - 1 = 10, + 3 rows of drain = 13, x 2 batches */
+        {QS_DF_OS, QS_SKIP_NONE, 0, 0, NULL, 26, "OS dense"},
+        /* signed 4-bit with zp -3: B - zb spans [-5, 10], a 5-bit signed value: S = 3 -> (12-1)+3 = 14, +3 */
+        {QS_DF_OS, QS_SKIP_NONE, 1, -3, NULL, 34, "OS, zero point widens B to 3 slices"},
+        /* batch 0 has A = zp at k = 0, 1 on every row: each 1-row group keeps L = 2: (4-1)+3 = 6, +3 = 9;
+         * batch 1 stays 13 */
+        {QS_DF_OS, QS_SKIP_ACTIVATIONS, 0, 0, mz_first_two_k_of_batch0, 22, "OS activation skipping"},
+        /* the same k rows of B = x^T are all zero across the tile's columns: weight skipping at run time */
+        {QS_DF_OS, QS_SKIP_WEIGHTS, 0, 0, mz_first_two_k_of_batch0, 22, "OS run-time weight skipping"},
+        {QS_DF_OS, QS_SKIP_GATE, 0, 0, mz_first_two_k_of_batch0, 26, "OS gating saves no cycle"},
+        /* WS: per slice, preload K = 4, then 3 rows: (3-1) + R 4 + 3 - 1 -> 12, two slices, two batches */
+        {QS_DF_WS, QS_SKIP_NONE, 0, 0, NULL, 48, "WS dense"},
+        /* WS with weight skipping: batch 0 keeps k = 2, 3: per slice 2 + 2 + 4 + 3 - 1 = 10 */
+        {QS_DF_WS, QS_SKIP_WEIGHTS, 0, 0, mz_first_two_k_of_batch0, 44, "WS run-time weight skipping"},
+        /* IS: A stationary (4 k x 3 rows), stream 3 columns x 2 slices: 4 + (6-1) + 4 + 3 - 1 = 15 */
+        {QS_DF_IS, QS_SKIP_NONE, 0, 0, NULL, 30, "IS dense"},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        qs_net *net = matmul_net(4, cases[ci].is_signed, cases[ci].zp, 2);
+        qs_error e;
+        CU_ASSERT_EQUAL_FATAL(qs_net_validate(net, "mm", &e), QS_OK);
+        int32_t *x = matmul_input(4, cases[ci].is_signed, cases[ci].zp, cases[ci].zero);
+        sim_cfg c = default_cfg();
+        c.df = cases[ci].df;
+        c.skip = cases[ci].skip;
+        c.mab = 4;
+        run_result rr;
+        uint64_t busy = busy_of(net, &c, x, &rr);
+        EXPECT(busy == cases[ci].busy, "%s: busy %llu, docs/timing.md gives %llu", cases[ci].why,
+               (unsigned long long)busy, (unsigned long long)cases[ci].busy);
+        /* values: a direct loop over the definition (docs/qbin.md, MATMUL) */
+        qs_arch a;
+        make_arch(&c, &a);
+        qs_prog *p = NULL;
+        qs_sim *s = NULL;
+        CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_DETAILED, &s, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(s, x, 24, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_run(s, &e), QS_OK);
+        const int32_t *y = qs_sim_layer_output(s, 1);
+        int zp = cases[ci].zp, wrong = 0;
+        for (int b = 0; b < 2; b++)
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) {
+                    int64_t acc = 0;
+                    for (int k = 0; k < 4; k++)
+                        acc += (int64_t)(x[(b * 3 + i) * 4 + k] - zp) * (x[(b * 3 + j) * 4 + k] - zp);
+                    wrong += y[(b * 3 + i) * 3 + j] != acc;
+                }
+        EXPECT(wrong == 0, "%s: %d matmul values differ from the definition", cases[ci].why, wrong);
+        EXPECT(qs_sim_layer_stats(s, 1)->ev.ppu_ops == 18, "%s: ppu ops %llu, want one per output (18)",
+               cases[ci].why, (unsigned long long)qs_sim_layer_stats(s, 1)->ev.ppu_ops);
+        qs_sim_destroy(s);
+        qs_prog_destroy(p);
+        free(x);
+        qs_net_destroy(net);
+    }
+    g_case = "";
+}
+
+/* Element operations of the transformer PPU layers (docs/timing.md, "Post-processing"),
+ * on the shipped xfmr_tiny block: 8 channels x 6 tokens, scores 2 x 6 x 6, MLP 16 x 6. */
+static void test_xfmr_ppu_ops(void)
+{
+    int bad = 0;
+    g_case = "transformer ppu ops";
+    g_fail_msgs = 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/nets/xfmr_tiny.qbin", QSIM_SOURCE_DIR);
+    qs_net *net = NULL;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_net_load(path, &net, &e), QS_OK);
+    sim_cfg c = default_cfg();
+    c.lanes = 3;
+    qs_arch a;
+    CU_ASSERT_FATAL(make_arch(&c, &a));
+    qs_prog *p = NULL;
+    qs_sim *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
+    CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_FAST, &s, &e), QS_OK);
+    rn_rng xr = {5};
+    int32_t *x = rn_input(&xr, net, 0.2, 0.0);
+    CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(s, x, 48, &e), QS_OK);
+    CU_ASSERT_EQUAL_FATAL(qs_sim_run(s, &e), QS_OK);
+    struct { int layer; uint64_t ops; const char *why; } want[] = {
+        {1, 6 * (3 * 8 + 32), "layernorm: 3 passes over 8 channels + 32 for the square root, per token"},
+        {14, 6 * (2 * 8 + 32), "rmsnorm: 2 passes + 32 per token"},
+        {9, 3 * 2 * 6 * 6, "softmax: 3 passes (max, exp+sum, divide) per element"},
+        {17, 16 * 6, "lut: 1 per element"},
+        {18, 2 * 16 * 6, "mul: 2 per element"},
+        {8, 2 * 6 * 6, "matmul: 1 per output (requantize)"},
+        {5, 0, "reshape: a view, no instruction"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        uint64_t got = qs_sim_layer_stats(s, want[i].layer)->ev.ppu_ops;
+        EXPECT(got == want[i].ops, "%s: %llu ops, want %llu", want[i].why, (unsigned long long)got,
+               (unsigned long long)want[i].ops);
+    }
+    qs_prog_destroy(p);
+    p = NULL;
+    qs_sim_destroy(s);
+    free(x);
+    qs_net_destroy(net);
+    g_case = "";
 }
 
 /* Running the same simulator twice gives the same answer (state is reset). */
@@ -1572,12 +1905,15 @@ int main(void)
     CU_add_test(s, "activation skipping needs a whole group's step zero", test_activation_skipping);
     CU_add_test(s, "scalesim convention: skip_group changes nothing, engines agree", test_scalesim_ignores_skip_group);
     CU_add_test(s, "wider weights take proportionally more cycles", test_weight_width);
+    CU_add_test(s, "lookahead weight skipping by hand", test_lookahead_by_hand);
     CU_add_test(s, "DRAM bandwidth removes DRAM stalls", test_dram_bandwidth);
     CU_add_test(s, "narrow banks add buffer stalls", test_bank_width);
     CU_add_test(s, "outstanding DMA requests hide DRAM latency", test_outstanding_requests);
     CU_add_test(s, "a slow PPU shows as ppu stalls", test_ppu_stalls);
     CU_add_test(s, "DMA, DRAM and PPU time of a one-tile layer by hand, latency sweep", test_dma_ppu_by_hand);
     CU_add_test(s, "shipped networks: fast == detailed on every layer kind", test_shipped_nets);
+    CU_add_test(s, "matmul of two activations: OS/WS/IS times, run-time skipping, values", test_matmul_timing);
+    CU_add_test(s, "transformer PPU layers: element operations", test_xfmr_ppu_ops);
     CU_add_test(s, "rerun and input checks", test_rerun);
     CU_add_test(s, "rerun with a new input reuses nothing stale", test_rerun_new_input);
     CU_add_test(s, "16-bit activations (int32 rows)", test_wide_activations);
