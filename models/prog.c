@@ -28,7 +28,7 @@ qs_gemm_dims qs_gemm_dims_of(const qs_net *net, int32_t li)
 void qs_prog_destroy(qs_prog *p)
 {
     if (!p) return;
-    for (int32_t i = 0; i < p->n_layers; i++) {
+    for (int32_t i = 0; p->maps && i < p->n_layers; i++) { /* maps may be missing after an allocation failed */
         free(p->maps[i].list_off);
         free(p->maps[i].list);
         free(p->maps[i].bias_folded);
