@@ -6,7 +6,8 @@
     train_fmnist.py --out-dir /tmp/f         # write elsewhere (the shipped files stay)
 
 Data: Debian's dataset-fashion-mnist (scripts/fmnist_data.py: IDX files checked as they
-are read), 60,000 training and 10,000 test images, 28x28. The network input is the pixel
+are read), 28x28: the first --train-limit (default 20,000) of the 60,000 training images,
+all 10,000 test images. The network input is the pixel
 itself, unsigned 8-bit 0..255, real value q / 255.
 
 Network (sized for the 16x16 dLAC-like array, 1.92 M MACs):
@@ -80,6 +81,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default=fmnist_data.DEFAULT_DIR)
     ap.add_argument("--first-bits", type=int, default=8, help="first conv weight bits")
     ap.add_argument("--last-bits", type=int, default=8, help="classifier weight bits and its input (GAP) bits")
+    ap.add_argument("--train-limit", type=int, default=20000,
+                    help="train on the first N training images (0: all 60,000); the default keeps a run within "
+                         "minutes on a shared 2-core machine")
     ap.add_argument("--epochs-fp32", type=int, default=3)
     ap.add_argument("--epochs-qat", type=int, default=1)
     ap.add_argument("--lr-fp32", type=float, default=0.05)
@@ -88,7 +92,7 @@ def main(argv=None) -> int:
     ap.add_argument("--wd-qat", type=float, default=1e-4, help="halved at 2 bits, 0 for bipolar weights")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--shift", type=int, default=1, help="random shift augmentation (pixels)")
-    ap.add_argument("--check-n", type=int, default=500,
+    ap.add_argument("--check-n", type=int, default=300,
                     help="test images on which qsim_qbin.evaluate (NumPy, slow) must equal the integer torch model")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -110,6 +114,8 @@ def main(argv=None) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     log = lambda s: print(s, flush=True)  # noqa: E731
     t_all = time.time()
+    if args.train_limit > 0:
+        xtr_i, ytr_np = xtr_i[:args.train_limit], ytr_np[:args.train_limit]
     xtr, xte = to_real(xtr_i), to_real(xte_i)
     ytr, yte = torch.as_tensor(ytr_np), torch.as_tensor(yte_np)
     log("fashion-mnist: %d train, %d test" % (len(ytr), len(yte)))
@@ -160,7 +166,8 @@ def main(argv=None) -> int:
 
     total = time.time() - t_all
     info = {
-        "dataset": "Fashion-MNIST (Debian dataset-fashion-mnist), standard 60,000 / 10,000 split",
+        "dataset": "Fashion-MNIST (Debian dataset-fashion-mnist): the first n_train training images, "
+                   "all 10,000 test images",
         "input": "uint8 q = pixel, real q/255",
         "n_train": int(len(ytr)), "n_test": int(len(yte)),
         "fp32_acc": round(fp32_acc, 6), "fp32_seconds": round(t_fp32, 1),
