@@ -615,6 +615,16 @@ def int_forward(ir: Sequence[IntLayer], x_int, upto: Optional[int] = None) -> to
                 x = F.pad(x, (l.pad,) * 4, value=0)
             wt = torch.as_tensor(l.weight, dtype=torch.int64)
             cin_g, cout_g = wt.shape[1], l.c // l.groups
+            if int(wt.abs().sum(dim=(1, 2, 3)).max()) * int(x.abs().max()) < 2 ** 24:
+                # every product and partial sum is an integer below 2^24 in magnitude, so a
+                # float32 convolution (oneDNN, any summation order) is exact: fast for 10,000 images
+                acc = F.conv2d(x.float(), wt.float(), None, l.stride, 0, l.dil, l.groups)
+                a = _requant_int(_wrap32(acc.round().to(torch.int64)) + torch.as_tensor(l.bias).view(1, -1, 1, 1),
+                                 l.mult, l.shift, l.zp, l.lo, l.hi)
+                prev = l
+                if upto is not None and li == upto:
+                    break
+                continue
             acc = torch.zeros((n, l.c, l.h, l.w), dtype=torch.int64)
             span_h, span_w = l.stride * (l.h - 1) + 1, l.stride * (l.w - 1) + 1
             for ky in range(l.k):          # one tap at a time: acc += w[:, :, ky, kx] . x_shifted
