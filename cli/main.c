@@ -17,9 +17,11 @@
 #include "qs_net.h"
 #include "qs_npy.h"
 #include "qs_scalesim.h"
+#include "array.h"
 #include "report.h"
 #include "sim.h"
 #include "trace.h"
+#include "waveview.h"
 
 #define MAX_SETS 256
 
@@ -28,7 +30,7 @@ static const char *USAGE =
     "\n"
     "commands:\n"
     "  info NET.qbin                         layers, shapes, bit widths, parameters, MACs\n"
-    "  compile --arch A.cfg NET.qbin [-o P]  map the network; --listing prints the mapping\n"
+    "  compile --arch A.cfg NET.qbin         map the network; --listing prints the mapping\n"
     "  run --arch A.cfg NET.qbin             simulate cycle by cycle and report\n"
     "  run --arch SCALE.cfg TOPOLOGY.csv     a SCALE-Sim config and topology, layer by layer (docs/scalesim.md)\n"
     "  import MODEL.onnx -o NET.qbin         convert a quantized ONNX / QONNX model (docs/onnx_import.md)\n"
@@ -39,7 +41,6 @@ static const char *USAGE_COMPILE =
     "usage: qsim compile --arch A.cfg NET.qbin [options]\n"
     "  --arch FILE          accelerator configuration (models/arch/*.cfg)\n"
     "  --set S.K=V          override a configuration key (repeatable)\n"
-    "  -o FILE              write the program (.qprog, docs/isa.md)\n"
     "  --listing            print the mapping per layer and the disassembly\n"
     "  --summary            print the mapping per layer without instructions\n";
 
@@ -58,8 +59,8 @@ static const char *USAGE_RUN =
     "  --dump-index K       of a batch, dump only inference K (0-based) as DIR/<index>_<name>.npy\n"
     "  --jobs N             simulate a batch's inferences on N threads (default: the machine's cores);\n"
     "                       the results do not depend on N\n"
-    "  --fst FILE, --vcd FILE  waveform of the (first) inference for GTKWave:\n"
-    "                       gtkwave FILE traces/accelerator.gtkw (per-clock PE activity needs --engine detailed)\n"
+    "  --fst FILE, --vcd FILE  waveform of the (first) inference for GTKWave, time in cycles; beside it\n"
+    "                       FILE.gtkw, its view: gtkwave run.gtkw (per-clock PE activity needs --engine detailed)\n"
     "  --trace-from N, --trace-to N  cycle window of the waveform\n"
     "  --trace-layer NAME   waveform window = that layer's cycles\n"
     "  -q, --quiet          no table on stdout\n"
@@ -85,7 +86,7 @@ static const char *USAGE_IMPORT =
     "  (runs scripts/onnx_import.py with /usr/bin/python3; needs python3-onnx)\n";
 
 typedef struct {
-    const char *arch, *net, *out, *engine, *input, *labels, *json, *csv, *dump;
+    const char *arch, *net, *engine, *input, *labels, *json, *csv, *dump;
     const char *fst, *vcd, *trace_from, *trace_to, *trace_layer;
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     const char *jobs, *dump_index;
@@ -94,12 +95,26 @@ typedef struct {
     int n_sets, listing, summary, quiet;
 } options;
 
+/* One line: what is wrong, and where the options are (the whole usage text
+ * would bury the message). The command is the word after "usage: qsim ". */
 static int usage_error(const char *cmd_usage, const char *fmt, const char *arg)
 {
+    char cmd[16] = "";
+    if (sscanf(cmd_usage, "usage: qsim %15s", cmd) != 1) cmd[0] = '\0';
     fprintf(stderr, "qsim: ");
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", cmd_usage);
+    fprintf(stderr, " (see 'qsim %s%s--help')\n", cmd, cmd[0] ? " " : "");
     return 2;
+}
+
+/* info and compile read a .qbin; a SCALE-Sim topology (.csv) goes to run. */
+static int is_topology_path(const char *p);
+static int refuse_topology(const char *cmd_usage, const char *path)
+{
+    return usage_error(cmd_usage,
+                       "'%s' is a SCALE-Sim topology (.csv); this command takes a .qbin network, "
+                       "'qsim run --arch SCALE.cfg TOPOLOGY.csv' simulates a topology",
+                       path);
 }
 
 /* Parse options shared by the commands; `allowed` lists the long options the
@@ -119,7 +134,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         }
         char key[32];
         snprintf(key, sizeof key, " %s ", a);
-        if (!strstr(allowed, key)) return usage_error(cmd_usage, "unknown option '%s' (see --help)", a);
+        if (!strstr(allowed, key)) return usage_error(cmd_usage, "unknown option '%s'", a);
         int takes_value = strcmp(a, "--listing") && strcmp(a, "--summary") && strcmp(a, "-q") && strcmp(a, "--quiet") &&
                           strcmp(a, "--gemm");
         const char *v = NULL;
@@ -131,8 +146,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--set")) {
             if (o->n_sets == MAX_SETS) return usage_error(cmd_usage, "too many --set options (max 256) at '%s'", v);
             o->sets[o->n_sets++] = v;
-        } else if (!strcmp(a, "-o")) o->out = v;
-        else if (!strcmp(a, "--engine")) o->engine = v;
+        } else if (!strcmp(a, "--engine")) o->engine = v;
         else if (!strcmp(a, "--input")) o->input = v;
         else if (!strcmp(a, "--labels")) o->labels = v;
         else if (!strcmp(a, "--json")) o->json = v;
@@ -172,13 +186,24 @@ static int cmd_info(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_INFO, " ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     if (!o.net) return usage_error(USAGE_INFO, "%s", "no network given");
+    if (is_topology_path(o.net)) return refuse_topology(USAGE_INFO, o.net);
     qs_net *net;
     qs_error e;
     if (qs_net_load(o.net, &net, &e)) return fail(&e);
     int64_t params = 0, macs = 0, bytes = 0;
-    printf("network '%s' (%s): %d layers, %d tensors\n\n", net->name, o.net, net->n_layers, net->n_tensors);
-    printf("%3s %-18s %-8s %-10s %-14s %-9s %-10s %12s\n", "#", "name", "kind", "inputs", "out CxHxW", "out", "weights",
-           "MACs");
+    int name_w = 4; /* the name column fits the longest name: cut names are ambiguous (features.1.conv.0, .1, ...) */
+    for (int32_t i = 0; i < net->n_layers; i++) {
+        int len = (int)strlen(net->layers[i].name);
+        if (len > name_w) name_w = len;
+    }
+    printf("network '%s' (%s): %d layers, %d tensors\n", net->name, o.net, net->n_layers, net->n_tensors);
+    const qs_layer *IN = &net->layers[0];
+    /* what a user needs to quantize real data for --input: q = round(real / scale) + zero point */
+    printf("input '%s': %dx%dx%d %s%d, scale %.9g, zero point %d (real = scale * (q - zero point))\n\n", IN->name,
+           IN->out_c, IN->out_h, IN->out_w, IN->out_signed ? "int" : "uint", IN->out_bits, (double)IN->out_scale,
+           (int)IN->out_zp);
+    printf("%3s %-*s %-8s %-10s %-14s %-9s %-10s %12s\n", "#", name_w, "name", "kind", "inputs", "out CxHxW", "out",
+           "weights", "MACs");
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
         char ins[32] = "", shape[32], outq[16], w[16] = "-";
@@ -197,7 +222,7 @@ static int cmd_info(int argc, char **argv)
         }
         int64_t m = qs_layer_macs(net, i);
         macs += m;
-        printf("%3d %-18.18s %-8s %-10s %-14s %-9s %-10s %12lld\n", i, L->name, qs_layer_kind_name(L->kind), ins,
+        printf("%3d %-*s %-8s %-10s %-14s %-9s %-10s %12lld\n", i, name_w, L->name, qs_layer_kind_name(L->kind), ins,
                shape, outq, w, (long long)m);
     }
     printf("\nparameters: %lld weights, %lld bytes packed; MACs per inference: %lld\n", (long long)params,
@@ -236,12 +261,66 @@ static int load_inputs(const options *o, qs_arch *arch, qs_net **net, qs_error *
     return 0;
 }
 
+/* Buffer bandwidth that does not grow with the array (docs/timing.md, "Buffer
+ * bandwidth") can make a bigger array slower; a sweep shows only the cycles, so
+ * say it where the user looks. The layer whose stream is slowed most names the
+ * buffer, what it delivers and what the array reads. Run: when buffer stalls
+ * are at least a quarter of the cycles; compile (no cycles yet): when layers
+ * holding at least a quarter of the dense MACs stream slower than one step per
+ * cycle. */
+#define THROTTLE_WARN_FRACTION 0.25
+
+static void warn_buffer_throttle(const qs_net *net, const qs_prog *p, const qs_arch *a, uint64_t stall_buffer,
+                                 uint64_t cycles)
+{
+    static const char *const BUF[3] = {"ifmap", "weight", "accum"};
+    int32_t worst_rate = 1, worst_buf = -1;
+    int64_t worst_need = 0, worst_bw = 0;
+    double macs_all = 0.0, macs_slow = 0.0;
+    for (int32_t i = 0; i < net->n_layers && i < p->n_layers; i++) {
+        if (!p->maps[i].is_gemm) continue;
+        int64_t need[3], bw[3];
+        int32_t rate = qs_array_stream_needs(a, &p->maps[i], need, bw);
+        double m = (double)qs_layer_macs(net, i);
+        macs_all += m;
+        if (rate > 1) macs_slow += m;
+        for (int b = 0; b < 3; b++) {
+            if (bw[b] <= 0 || need[b] <= bw[b]) continue;
+            int32_t rb = (int32_t)((need[b] + bw[b] - 1) / bw[b]);
+            if (rb > worst_rate) {
+                worst_rate = rb;
+                worst_buf = b;
+                worst_need = need[b];
+                worst_bw = bw[b];
+            }
+        }
+    }
+    if (worst_buf < 0) return;
+    char why[400];
+    snprintf(why, sizeof why,
+             "the %s buffer delivers %lld B/cycle, the %dx%d array reads %lld B per step (%d cycles a step); "
+             "raise buffer.%s.banks or buffer.%s.bank_width_bytes (docs/timing.md, Buffer bandwidth)",
+             BUF[worst_buf], (long long)worst_bw, a->rows, a->cols, (long long)worst_need, (int)worst_rate,
+             BUF[worst_buf], BUF[worst_buf]);
+    if (cycles > 0) {
+        double frac = (double)stall_buffer / (double)cycles;
+        if (frac >= THROTTLE_WARN_FRACTION)
+            fprintf(stderr, "qsim: warning: buffer bandwidth throttles the array: %llu of %llu cycles (%.1f%%) are "
+                            "buffer stalls: %s\n",
+                    (unsigned long long)stall_buffer, (unsigned long long)cycles, 100.0 * frac, why);
+    } else if (macs_all > 0 && macs_slow / macs_all >= THROTTLE_WARN_FRACTION) {
+        fprintf(stderr, "qsim: warning: buffer bandwidth throttles the array in layers with %.1f%% of the MACs: %s\n",
+                100.0 * macs_slow / macs_all, why);
+    }
+}
+
 static int cmd_compile(int argc, char **argv)
 {
     options o;
     memset(&o, 0, sizeof o);
-    int rc = parse_opts(argc, argv, USAGE_COMPILE, " --arch --set -o --listing --summary ", &o);
+    int rc = parse_opts(argc, argv, USAGE_COMPILE, " --arch --set --listing --summary ", &o);
     if (rc) return rc < 0 ? 0 : rc;
+    if (is_topology_path(o.net)) return refuse_topology(USAGE_COMPILE, o.net);
     qs_arch arch;
     qs_net *net = NULL;
     qs_error e;
@@ -255,7 +334,7 @@ static int cmd_compile(int argc, char **argv)
     }
     if (o.listing || o.summary) qs_compile_listing(p, net, o.listing, stdout);
     else printf("%s: %d instructions, DRAM footprint %u bytes\n", o.net, p->n_insn, p->dram_bytes);
-    if (o.out && qs_prog_save(p, o.out, &e)) rc = fail(&e);
+    warn_buffer_throttle(net, p, &arch, 0, 0);
     qs_prog_destroy(p);
     qs_net_destroy(net);
     return rc;
@@ -480,6 +559,16 @@ static int run_topology(const options *o, qs_engine engine)
     if (o->csv && qs_topo_report_write_csv(&rep, o->csv, &e)) goto out;
     if (o->report_dir && qs_scalesim_write_reports(&rep, o->report_dir, &e)) goto out;
     for (int i = 0; is_ss && i < sscfg.n_notes; i++) fprintf(stderr, "qsim: note: %s\n", sscfg.notes[i]);
+    /* sparse operands only count where the configuration does something with zeros (docs/scalesim.md) */
+    if (opts.weight_sparsity > 0.0 || opts.act_sparsity > 0.0) {
+        if (arch.zero_skip == QS_SKIP_NONE)
+            fprintf(stderr, "qsim: note: the zero operands change nothing here: [array] zero_skip = none neither gates "
+                            "nor skips them (--set array.zero_skip=gate saves energy; for cycles too: --set "
+                            "timing.convention=native --set array.zero_skip=both --set array.skip_group=1)\n");
+        else if (arch.timing == QS_TIMING_SCALESIM)
+            fprintf(stderr, "qsim: note: under SCALE-Sim's timing the zero operands save energy, not cycles (for cycles "
+                            "too: --set timing.convention=native --set array.skip_group=1)\n");
+    }
     rc = 0;
 out:
     if (rc) fail(&e);
@@ -506,6 +595,8 @@ typedef struct {
     const char *dump;           /* --dump-outputs DIR or NULL */
     int32_t dump_index;         /* dump only this inference of a batch; -1: every one */
     qs_trace *trace;            /* job 0: closed after its first inference */
+    const char *wave_path;      /* the --fst/--vcd file, for its view */
+    uint64_t tr_from, tr_to;    /* the waveform's window */
     int progress, cycle_progress;
     qs_layer_stats *acc;        /* net->n_layers sums over this job's inferences */
     int32_t *preds;             /* the whole batch's; the job writes [first, end) */
@@ -540,6 +631,14 @@ static void *run_batch_job(void *arg)
             qs_status ts = qs_trace_close(j->trace, e);
             j->trace = NULL;
             if (ts) goto out;
+            /* beside the dump, a view that opens on its window, with layer names */
+            uint64_t last = qs_sim_now(j->sim), to = j->tr_to < last ? j->tr_to : last,
+                     from = j->tr_from < to ? j->tr_from : to;
+            char view[4096];
+            if (qs_write_wave_view(j->wave_path, net, j->engine == QS_ENGINE_DETAILED, from, to, view, sizeof view, e))
+                goto out;
+            fprintf(stderr, "qsim: waveform %s holds cycles %llu..%llu; view it: gtkwave %s\n", j->wave_path,
+                    (unsigned long long)from, (unsigned long long)to, view);
         }
         for (int32_t i = 0; i < net->n_layers; i++) {
             const qs_layer_stats *s = qs_sim_layer_stats(j->sim, i);
@@ -611,6 +710,11 @@ static int cmd_run(int argc, char **argv)
         return usage_error(USAGE_RUN, "--trace-from '%s' is not a cycle number", o.trace_from);
     if (o.trace_to && parse_cycle(o.trace_to, &tr_to))
         return usage_error(USAGE_RUN, "--trace-to '%s' is not a cycle number", o.trace_to);
+    if (o.trace_from && o.trace_to && tr_to < tr_from)
+        return usage_error(USAGE_RUN, "--trace-to %s is before --trace-from (the window is from..to, in cycles)",
+                           o.trace_to);
+    if (o.trace_layer && (o.trace_from || o.trace_to))
+        return usage_error(USAGE_RUN, "%s", "give --trace-layer or --trace-from/--trace-to, not both");
     if ((o.trace_from || o.trace_to || o.trace_layer) && !o.fst && !o.vcd)
         return usage_error(USAGE_RUN, "%s", "a trace window needs --fst or --vcd");
     double t0 = now_seconds();
@@ -707,6 +811,9 @@ static int cmd_run(int argc, char **argv)
         j->dump = o.dump;
         j->dump_index = dump_index;
         j->trace = k == 0 ? trace : NULL;
+        j->wave_path = o.fst ? o.fst : o.vcd;
+        j->tr_from = tr_from;
+        j->tr_to = tr_to;
         j->progress = progress;
         j->cycle_progress = cycle_progress;
         j->acc = acc + (size_t)k * (size_t)net->n_layers;
@@ -749,6 +856,14 @@ static int cmd_run(int argc, char **argv)
                      n_correct, o.labels ? n : 0, o.input ? preds : NULL, 0.0};
     rep.wall_seconds = now_seconds() - t0;
     if (!o.quiet) qs_report_print(&rep, stdout);
+    {
+        uint64_t cyc = 0, stall_buffer = 0;
+        for (int32_t i = 1; i < net->n_layers; i++) {
+            cyc += acc[i].cycles;
+            stall_buffer += acc[i].stall_buffer;
+        }
+        if (cyc > 0) warn_buffer_throttle(net, prog, &arch, stall_buffer, cyc);
+    }
     if (o.json && qs_report_write_json(&rep, o.json, &e)) goto out;
     if (o.csv && qs_report_write_csv(&rep, o.csv, &e)) goto out;
     rc = 0;
@@ -821,7 +936,7 @@ static int cmd_import(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(USAGE, stderr);
+        fputs("qsim: no command given; commands are info, compile, run, import (see 'qsim --help')\n", stderr);
         return 2;
     }
     const char *cmd = argv[1];
@@ -837,6 +952,6 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
-    fprintf(stderr, "qsim: unknown command '%s'; commands are info, compile, run, import (see qsim --help)\n", cmd);
+    fprintf(stderr, "qsim: unknown command '%s'; commands are info, compile, run, import (see 'qsim --help')\n", cmd);
     return 2;
 }

@@ -52,6 +52,29 @@ static totals sum_all(const qs_report *r)
     return t;
 }
 
+/* The terminal report shows energy in one unit, chosen once from the total so
+ * that it prints with 1..4 digits before the point; per-layer figures and the
+ * totals use it alike (JSON and CSV stay in pJ, named *_pj). */
+typedef struct {
+    const char *name;
+    double pj; /* picojoules per unit */
+} energy_unit;
+
+static energy_unit energy_unit_for(double total_pj)
+{
+    static const energy_unit UNITS[] = {{"pJ", 1.0}, {"nJ", 1e3}, {"uJ", 1e6}, {"mJ", 1e9}, {"J", 1e12}};
+    int u = 0;
+    while (u < 4 && total_pj >= 1e4 * UNITS[u].pj) u++;
+    return UNITS[u];
+}
+
+/* Width of a name column: the longest name (at least the header's). */
+static int name_width(int w, const char *name)
+{
+    int len = (int)strlen(name);
+    return len > w ? len : w;
+}
+
 static void print_bytes(char *buf, size_t n, double b)
 {
     if (b >= 1e6) snprintf(buf, n, "%.2f MB", b / 1e6);
@@ -66,8 +89,14 @@ void qs_report_print(const qs_report *r, FILE *f)
             a->name, a->rows, a->cols, qs_dataflow_name(a->dataflow), a->weight_path_bits,
             qs_zero_skip_name(a->zero_skip), r->engine);
     if (r->n_inferences > 1) fprintf(f, ", per inference over %d", r->n_inferences);
-    fprintf(f, "\n\n%-14s %-7s %-13s %10s %10s %6s %9s %9s %9s %9s %6s %9s %10s\n", "layer", "type", "out CxHxW", "MACs",
-            "cycles", "util%", "st.dram", "st.dep", "st.buf", "st.ppu", "skip%", "DRAM", "energy nJ");
+    totals t = sum_all(r);
+    energy_unit eu = energy_unit_for(per_inf(r, t.energy_pj));
+    char energy_head[16];
+    snprintf(energy_head, sizeof energy_head, "energy %s", eu.name);
+    int nw = 5;
+    for (int32_t i = 1; i < r->net->n_layers; i++) nw = name_width(nw, r->net->layers[i].name);
+    fprintf(f, "\n\n%-*s %-7s %-13s %10s %10s %6s %9s %9s %9s %9s %6s %9s %10s\n", nw, "layer", "type", "out CxHxW",
+            "MACs", "cycles", "util%", "st.dram", "st.dep", "st.buf", "st.ppu", "skip%", "DRAM", energy_head);
     for (int32_t i = 1; i < r->net->n_layers; i++) {
         const qs_layer *L = &r->net->layers[i];
         const qs_layer_stats *s = &r->layers[i];
@@ -79,12 +108,11 @@ void qs_report_print(const qs_report *r, FILE *f)
         double dense = (double)s->ev.macs * r->prog->maps[i].slices;
         double skip = dense > 0 ? 100.0 * (double)s->ev.mac_skipped / dense : 0.0;
         qs_energy_breakdown e = qs_energy_of(r->tech, a, &s->ev);
-        fprintf(f, "%-14.14s %-7.7s %-13s %10.0f %10.0f %6.1f %9.0f %9.0f %9.0f %9.0f %6.1f %9s %10.2f\n", L->name,
+        fprintf(f, "%-*s %-7.7s %-13s %10.0f %10.0f %6.1f %9.0f %9.0f %9.0f %9.0f %6.1f %9s %10.3f\n", nw, L->name,
                 qs_layer_kind_name(L->kind), shape, per_inf(r, (double)s->ev.macs), per_inf(r, (double)s->cycles), util,
                 per_inf(r, (double)s->stall_dram), per_inf(r, (double)s->stall_dep), per_inf(r, (double)s->stall_buffer),
-                per_inf(r, (double)s->stall_ppu), skip, dram, per_inf(r, e.total) / 1e3);
+                per_inf(r, (double)s->stall_ppu), skip, dram, per_inf(r, e.total) / eu.pj);
     }
-    totals t = sum_all(r);
     double cyc = per_inf(r, (double)t.cycles);
     double secs = cyc / (a->freq_mhz * 1e6);
     double epj = per_inf(r, t.energy_pj);
@@ -95,9 +123,9 @@ void qs_report_print(const qs_report *r, FILE *f)
             macs > 0 ? 100.0 * (1.0 - macs_exec / macs) : 0.0);
     fprintf(f, "stalls: dram %.0f, dependency %.0f, buffer %.0f, ppu %.0f cycles\n", per_inf(r, (double)t.stall[0]),
             per_inf(r, (double)t.stall[1]), per_inf(r, (double)t.stall[2]), per_inf(r, (double)t.stall[3]));
-    fprintf(f, "energy per inference: %.3f uJ  (MAC %.1f%%, registers %.1f%%, SRAM %.1f%%, DRAM %.1f%%, PPU %.1f%%, "
+    fprintf(f, "energy per inference: %.3f %s  (MAC %.1f%%, registers %.1f%%, SRAM %.1f%%, DRAM %.1f%%, PPU %.1f%%, "
                "leakage %.1f%%)\n",
-            epj / 1e6, 100 * t.e.mac / t.energy_pj, 100 * t.e.registers / t.energy_pj, 100 * t.e.sram / t.energy_pj,
+            epj / eu.pj, eu.name, 100 * t.e.mac / t.energy_pj, 100 * t.e.registers / t.energy_pj, 100 * t.e.sram / t.energy_pj,
             100 * t.e.dram / t.energy_pj, 100 * t.e.ppu / t.energy_pj, 100 * t.e.leakage / t.energy_pj);
     const qs_tech *T = r->tech;
     fprintf(f, "area: %.3f mm^2  (array %.3f, SRAM ifmap %.3f weight %.3f accum %.3f, DMA %.3f, PPU %.3f, control %.3f) "
@@ -459,8 +487,14 @@ void qs_topo_report_print(const qs_topo_report *r, FILE *f)
     fprintf(f, "qsim %s | %s (%s, %d layers) on %s (%dx%d %s, %s, skip %s, %s timing, %s engine)\n\n", QSIM_VERSION,
             r->topo_path, r->gemm ? "GEMM" : "conv", r->n, a->name, a->rows, a->cols, qs_dataflow_name(a->dataflow),
             ops, qs_zero_skip_name(a->zero_skip), qs_timing_name(a->timing), r->engine);
-    fprintf(f, "%3s %-14s %-13s %-18s %10s %10s %9s %7s %7s %6s %10s\n", "id", "layer", "ofmap CxHxW", "M x N x K",
-            "cycles", "SS total", "SS stall", "SS util", "SS map", "util%", "energy nJ");
+    totals t = topo_totals(r);
+    energy_unit eu = energy_unit_for(t.energy_pj);
+    char energy_head[16];
+    snprintf(energy_head, sizeof energy_head, "energy %s", eu.name);
+    int nw = 5;
+    for (int32_t i = 0; i < r->n; i++) nw = name_width(nw, r->layers[i].row.name);
+    fprintf(f, "%3s %-*s %-13s %-18s %10s %10s %9s %7s %7s %6s %10s\n", "id", nw, "layer", "ofmap CxHxW", "M x N x K",
+            "cycles", "SS total", "SS stall", "SS util", "SS map", "util%", energy_head);
     uint64_t ss_total = 0, ss_stall = 0;
     double num_compute = 0.0;
     int any_ss = 0;
@@ -486,10 +520,9 @@ void qs_topo_report_print(const qs_topo_report *r, FILE *f)
         double util = s->cycles ? 100.0 * (double)(s->ev.mac_ops + s->ev.mac_gated) /
                                       ((double)a->rows * a->cols * (double)s->cycles) : 0.0;
         qs_energy_breakdown e = qs_energy_of(r->tech, a, &s->ev);
-        fprintf(f, "%3d %-14.14s %-13s %-18s %10" PRIu64 " %10s %9s %7s %7s %6.1f %10.2f\n", (int)i, tl->row.name,
-                shape, mnk, s->cycles, st, ss, su, sm, util, e.total / 1e3);
+        fprintf(f, "%3d %-*s %-13s %-18s %10" PRIu64 " %10s %9s %7s %7s %6.1f %10.3f\n", (int)i, nw, tl->row.name,
+                shape, mnk, s->cycles, st, ss, su, sm, util, e.total / eu.pj);
     }
-    totals t = topo_totals(r);
     double secs = (double)t.cycles / (a->freq_mhz * 1e6);
     fprintf(f, "\ntotal: %" PRIu64 " cycles = %.3f us at %.0f MHz (layers one after another)\n", t.cycles, secs * 1e6,
             a->freq_mhz);
@@ -499,8 +532,8 @@ void qs_topo_report_print(const qs_topo_report *r, FILE *f)
                 ss_total ? num_compute * 100.0 / ((double)ss_total * a->rows * a->cols) : 0.0);
     fprintf(f, "MACs: %" PRIu64 " dense, %" PRIu64 " executed (%.1f%% skipped or compressed away)\n", t.macs,
             t.macs_exec, t.macs ? 100.0 * (1.0 - (double)t.macs_exec / (double)t.macs) : 0.0);
-    fprintf(f, "energy: %.3f uJ  (MAC %.1f%%, registers %.1f%%, SRAM %.1f%%, DRAM %.1f%%, PPU %.1f%%, leakage %.1f%%)\n",
-            t.energy_pj / 1e6, 100 * t.e.mac / t.energy_pj, 100 * t.e.registers / t.energy_pj,
+    fprintf(f, "energy: %.3f %s  (MAC %.1f%%, registers %.1f%%, SRAM %.1f%%, DRAM %.1f%%, PPU %.1f%%, leakage %.1f%%)\n",
+            t.energy_pj / eu.pj, eu.name, 100 * t.e.mac / t.energy_pj, 100 * t.e.registers / t.energy_pj,
             100 * t.e.sram / t.energy_pj, 100 * t.e.dram / t.energy_pj, 100 * t.e.ppu / t.energy_pj,
             100 * t.e.leakage / t.energy_pj);
     const qs_tech *T = r->tech;

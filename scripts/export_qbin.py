@@ -721,3 +721,9 @@ def export(model: QNet, name: str, x_int, path: Optional[str] = None, layer_chec
         if d is not None:
             raise ExportError("%s: re-read differs: %s" % (path, d))
     return net, (logits if check_n is None else logits_all)
+
+
+if __name__ == "__main__":
+    # a library (train_digits.py imports it); run as a program it says what it is
+    print(__doc__)
+    sys.exit(0 if sys.argv[1:] in ([], ["-h"], ["--help"]) else 2)

@@ -1207,6 +1207,9 @@ def evaluate(net: Net, x, acc_bits: int = 32) -> List[np.ndarray]:
 # ---------------------------------------------------------------------------- CLI
 
 def _main(argv: List[str]) -> int:
+    if len(argv) == 2 and argv[1] in ("-h", "--help"):
+        print("usage: qsim_qbin.py info FILE.qbin    (a .qbin's layers; as a module: read, write, evaluate)")
+        return 0
     if len(argv) != 3 or argv[1] != "info":
         sys.stderr.write("usage: qsim_qbin.py info FILE.qbin\n")
         return 2

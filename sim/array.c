@@ -35,35 +35,40 @@ static int32_t lockstep_group(const qs_arch *a)
     return scalesim(a) ? a->rows : min32(a->skip_group, a->rows);
 }
 
-int32_t qs_array_stream_rate(const qs_arch *a, const qs_layer_map *m)
+int32_t qs_array_stream_needs(const qs_arch *a, const qs_layer_map *m, int64_t need[3], int64_t bw[3])
 {
     /* Bytes the array consumes per stream element against what each buffer
      * delivers per cycle (banks x width x ports). */
+    bw[0] = (int64_t)a->ifmap.banks * a->ifmap.bank_width_bytes * a->ifmap.ports;
+    bw[1] = (int64_t)a->weight.banks * a->weight.bank_width_bytes * a->weight.ports;
+    bw[2] = (int64_t)a->accum.banks * a->accum.bank_width_bytes * a->accum.ports;
+    need[0] = need[1] = need[2] = 0;
     if (scalesim(a)) return 1; /* SCALE-Sim's SRAMs serve the array every cycle */
-    int64_t bw_i = (int64_t)a->ifmap.banks * a->ifmap.bank_width_bytes * a->ifmap.ports;
-    int64_t bw_w = (int64_t)a->weight.banks * a->weight.bank_width_bytes * a->weight.ports;
-    int64_t bw_a = (int64_t)a->accum.banks * a->accum.bank_width_bytes * a->accum.ports;
-    int64_t need_i = 0, need_w = 0, need_a = 0;
     int32_t ngroups = (int32_t)ceil_div(a->rows, lockstep_group(a));
     switch (a->dataflow) {
     case QS_DF_OS:
-        need_i = ceil_div((int64_t)a->rows * m->act_bits, 8);
-        need_w = ceil_div((int64_t)ngroups * a->cols * a->weight_path_bits, 8);
+        need[0] = ceil_div((int64_t)a->rows * m->act_bits, 8);
+        need[1] = ceil_div((int64_t)ngroups * a->cols * a->weight_path_bits, 8);
         break;
     case QS_DF_WS:
-        need_i = ceil_div((int64_t)a->rows * m->act_bits, 8);
-        need_a = (int64_t)a->cols * 4;
+        need[0] = ceil_div((int64_t)a->rows * m->act_bits, 8);
+        need[2] = (int64_t)a->cols * 4;
         break;
     case QS_DF_IS:
-        need_w = ceil_div((int64_t)a->rows * a->weight_path_bits, 8);
-        need_a = (int64_t)a->cols * 4;
+        need[1] = ceil_div((int64_t)a->rows * a->weight_path_bits, 8);
+        need[2] = (int64_t)a->cols * 4;
         break;
     }
     int64_t r = 1;
-    if (bw_i > 0 && ceil_div(need_i, bw_i) > r) r = ceil_div(need_i, bw_i);
-    if (bw_w > 0 && ceil_div(need_w, bw_w) > r) r = ceil_div(need_w, bw_w);
-    if (bw_a > 0 && ceil_div(need_a, bw_a) > r) r = ceil_div(need_a, bw_a);
+    for (int b = 0; b < 3; b++)
+        if (bw[b] > 0 && ceil_div(need[b], bw[b]) > r) r = ceil_div(need[b], bw[b]);
     return (int32_t)r;
+}
+
+int32_t qs_array_stream_rate(const qs_arch *a, const qs_layer_map *m)
+{
+    int64_t need[3], bw[3];
+    return qs_array_stream_needs(a, m, need, bw);
 }
 
 qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)

@@ -132,4 +132,10 @@ void qs_array_wide_lanes_only(int on);
 /* Cycles per stream element forced by SRAM bandwidth (>= 1). */
 int32_t qs_array_stream_rate(const qs_arch *a, const qs_layer_map *m);
 
+/* The same, with what each buffer (0 ifmap, 1 weight, 2 accumulator) must
+ * deliver per stream element and delivers per cycle, in bytes (need 0: the
+ * dataflow does not read that buffer per element). For messages that say
+ * which buffer throttles the array. */
+int32_t qs_array_stream_needs(const qs_arch *a, const qs_layer_map *m, int64_t need[3], int64_t bw[3]);
+
 #endif

@@ -66,6 +66,8 @@ struct qs_sim {
     /* waveform */
     qs_trace *tr;
     uint64_t tr_from, tr_to;
+    uint16_t tr_layer;  /* layer of the GEMM that started last, traced or not */
+    int tr_started;     /* the window's first time point has been written */
     int32_t tv[32];
     struct qs_pe_log *pend;  /* PE activity of the running GEMM not yet written */
     uint64_t pend_len, pend_i, pend_cap, pend_t0;
@@ -381,6 +383,8 @@ void qs_sim_set_trace(qs_sim *s, qs_trace *t, uint64_t from, uint64_t to)
     s->pend_len = s->pend_i = 0;
     s->tr_from = from;
     s->tr_to = to;
+    s->tr_layer = 0;
+    s->tr_started = 0;
     if (!t) return;
     static const char *const tok_names[CH_COUNT] = {"tok_ld_cmp", "tok_cmp_ld", "tok_cmp_st", "tok_st_cmp", "tok_st_ld"};
     qs_trace_scope_push(t, "qsim");
@@ -420,7 +424,13 @@ static void trace_state(qs_sim *s)
     if (!t) return;
     flush_pending(s, s->now);
     if (!in_window(s, s->now)) return;
-    qs_trace_time(t, s->now - s->tr_from);
+    /* times are absolute cycles (a window keeps the run's numbering: the listing's and the report's) */
+    qs_trace_time(t, s->now);
+    if (!s->tr_started) { /* values known at the window's start, so nothing shows as undefined */
+        s->tr_started = 1;
+        qs_trace_value(t, s->tv[TV_LAYER], s->tr_layer);
+        if (s->engine == QS_ENGINE_DETAILED) qs_trace_value(t, s->tv[TV_OVF], 0);
+    }
     for (int qi = 0; qi < QS_Q_COUNT; qi++) {
         qs_trace_value(t, s->tv[TV_LOAD_PC + qi], (uint64_t)s->q[qi].pc);
         qs_trace_value(t, s->tv[TV_LOAD_BUSY + qi], s->q[qi].state != Q_IDLE);
@@ -447,7 +457,7 @@ static void flush_pending(qs_sim *s, uint64_t upto)
         uint64_t at = s->pend_t0 + s->pend_i;
         if (!in_window(s, at)) continue;
         const struct qs_pe_log *l = &s->pend[s->pend_i];
-        qs_trace_time(t, at - s->tr_from);
+        qs_trace_time(t, at);
         qs_trace_value(t, s->tv[TV_ACTIVE], l->active);
         qs_trace_value(t, s->tv[TV_GATED], l->gated);
         qs_trace_value(t, s->tv[TV_IDLE], pes > (uint64_t)l->active + l->gated ? pes - l->active - l->gated : 0);
@@ -463,8 +473,9 @@ static void trace_gemm(qs_sim *s, const qs_tile_result *r, uint16_t layer)
     if (!t) return;
     flush_pending(s, UINT64_MAX);
     uint64_t pes = (uint64_t)s->prog->arch.rows * (uint64_t)s->prog->arch.cols;
+    s->tr_layer = layer;
     if (in_window(s, s->now)) {
-        qs_trace_time(t, s->now - s->tr_from);
+        qs_trace_time(t, s->now);
         qs_trace_value(t, s->tv[TV_LAYER], layer);
     }
     const qs_array_ctx *c = &s->actx;

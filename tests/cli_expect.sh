@@ -6,8 +6,8 @@
 #   CODE: exact exit code, or "nz" for any failure code 1..127
 #   NEEDLE(s): fixed strings the message (stderr) must contain
 #   exit 1: stderr must be exactly one line starting with "qsim: "
-#   exit 2: the first stderr line starts with "qsim: " (usage text may follow),
-#           or is the usage itself (qsim without a command)
+#   exit 2: stderr is one line starting with "qsim: " that ends with the hint
+#           "(see 'qsim [COMMAND] --help')", not the whole usage text
 expect() {
     local name=$1 code=$2
     shift 2
@@ -28,10 +28,12 @@ expect() {
         first=$(head -n 1 "$T/err")
         case "$first" in
         qsim:\ *) ;;
-        usage:\ *) [ $rc -eq 2 ] || why="usage text for exit $rc" ;;  # bare 'qsim': just the usage
         *) why="message does not start with 'qsim: ': '$first'" ;;
         esac
-        if [ -z "$why" ] && [ $rc -eq 1 ] && [ "$lines" -ne 1 ]; then why="$lines lines on stderr, expected one"; fi
+        if [ -z "$why" ] && [ $rc -le 2 ] && [ "$lines" -ne 1 ]; then why="$lines lines on stderr, expected one"; fi
+        if [ -z "$why" ] && [ $rc -eq 2 ] && ! grep -q -E "\(see 'qsim ([a-z]+ )?--help'\)\$" "$T/err"; then
+            why="usage error without the hint \"(see 'qsim COMMAND --help')\""
+        fi
         for n in "${needles[@]}"; do
             if [ -z "$why" ] && ! grep -q -F -- "$n" "$T/err"; then why="message lacks '$n'"; fi
         done

@@ -46,6 +46,13 @@ x = n.input("in", c=1, h=4, w=2000, bits=4, signed=False)
 w = np.ones((4, 1, 3, 3), np.int64)
 n.conv("wide_conv", x, w, pad=1, wbits=2, bits=4, signed=False, multiplier=0.01)
 n.save(os.path.join(t, "wide.qbin"))
+# names longer than any fixed column, alike in their first 16 characters (MobileNetV2's features.N.conv.M)
+n = Q.Net("long_names")
+x = n.input("in", c=2, h=4, w=4, bits=4, signed=False, scale=0.25, zp=3)
+w = np.ones((2, 2, 1, 1), np.int64)
+y = n.conv("features.1.conv.0.long_name_a", x, w, wbits=2, bits=4, signed=False, multiplier=0.25)
+n.conv("features.1.conv.0.long_name_b", y, w, wbits=2, bits=4, signed=False, multiplier=0.25)
+n.save(os.path.join(t, "long_names.qbin"))
 EOF
 
 # ---- missing / malformed inputs ----------------------------------------------------
@@ -67,7 +74,7 @@ expect "unknown --set section" 1 "--set bogus.rows" -- "$QSIM" run --arch "$ARCH
 expect "malformed --set" 1 "rows" -- "$QSIM" run --arch "$ARCH" --set rows "$NET"
 expect "bad --set value" 1 "--set array.rows" "abc" -- "$QSIM" run --arch "$ARCH" --set array.rows=abc "$NET"
 expect "--input of wrong shape" 1 "$T/shape.npy" "(3,8,8)" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --input "$T/shape.npy" -q
-expect "--input of float dtype" 1 "$T/float.npy" "dtype" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --input "$T/float.npy" -q
+expect "--input of float dtype" 1 "$T/float.npy" "dtype '<f4' is not" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --input "$T/float.npy" -q
 expect "--input corrupt .npy" 1 "$T/corrupt.npy" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --input "$T/corrupt.npy" -q
 expect "--input not a .npy" 1 "$T/garbage.npy" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --input "$T/garbage.npy" -q
 expect "--input missing" 1 "$T/none.npy" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --input "$T/none.npy" -q
@@ -75,7 +82,6 @@ expect "--input values out of range" 1 "$T/range.npy" "1000" -- "$QSIM" run --ar
 expect "unwritable --json" 1 "/nonexistent/x.json" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --json /nonexistent/x.json -q
 expect "unwritable --csv" 1 "/nonexistent/x.csv" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --csv /nonexistent/x.csv -q
 expect "unwritable --dump-outputs" 1 "$T/good.npy/sub" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --dump-outputs "$T/good.npy/sub" -q
-expect "unwritable compile -o" 1 "/nonexistent/p.qprog" -- "$QSIM" compile --arch "$ARCH" --set array.max_act_bits=8 "$NET" -o /nonexistent/p.qprog
 expect "activations too wide for the arch" 1 "conv" "max_act_bits" -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=4 "$NET" -q
 expect "network does not fit" 1 "wide_conv" "fit" -- "$QSIM" run --arch "$ARCH" --set buffer.ifmap.size_kib=1 --set buffer.weight.size_kib=1 --set buffer.accum.size_kib=1 "$T/wide.qbin" -q
 expect "network does not fit (compile)" 1 "wide_conv" "fit" -- "$QSIM" compile --arch "$ARCH" --set buffer.ifmap.size_kib=1 "$T/wide.qbin"
@@ -90,7 +96,12 @@ expect "no network" 2 "network" -- "$QSIM" run --arch "$ARCH"
 expect "two networks" 2 "more than one network" -- "$QSIM" run --arch "$ARCH" "$NET" "$NET"
 expect "--labels without --input" 2 "--labels" -- "$QSIM" run --arch "$ARCH" "$NET" --labels "$T/good.npy"
 expect "unknown command" 2 "frobnicate" -- "$QSIM" frobnicate
-expect "no command" 2 "usage" -- "$QSIM"
+expect "no command" 2 "no command" -- "$QSIM"
+expect "trace window backwards" 2 "--trace-to 5 is before --trace-from" -- "$QSIM" run --arch "$ARCH" "$NET" --fst "$T/w.fst" --trace-from 100 --trace-to 5
+expect "trace layer and window" 2 "--trace-layer" -- "$QSIM" run --arch "$ARCH" "$NET" --fst "$T/w.fst" --trace-layer conv1 --trace-to 5
+expect "topology to info" 2 "SCALE-Sim topology" "qsim run" -- "$QSIM" info "$ROOT/models/scalesim/resnet18.csv"
+expect "topology to compile" 2 "SCALE-Sim topology" -- "$QSIM" compile --arch "$ARCH" "$ROOT/models/scalesim/resnet18.csv"
+expect "compile -o is gone" 2 "unknown option '-o'" -- "$QSIM" compile --arch "$ARCH" "$NET" -o "$T/p.qprog"
 
 # ---- help and version (exit 0) -----------------------------------------------------------
 expect "--help" 0 "usage: qsim" "run" -- "$QSIM" --help
@@ -98,6 +109,63 @@ expect "--version" 0 "qsim " -- "$QSIM" --version
 expect "run --help" 0 "usage: qsim run" "--engine" -- "$QSIM" run --help
 expect "compile --help" 0 "usage: qsim compile" -- "$QSIM" compile --help
 expect "info --help" 0 "usage: qsim info" -- "$QSIM" info --help
+# names are printed whole (columns sized to them), and info gives the input's quantization
+expect "info: whole names" 0 "features.1.conv.0.long_name_a " "features.1.conv.0.long_name_b " -- "$QSIM" info "$T/long_names.qbin"
+expect "info: input scale and zero point" 0 "scale 0.25, zero point 3" -- "$QSIM" info "$T/long_names.qbin"
+expect "run: whole names" 0 "features.1.conv.0.long_name_a " "features.1.conv.0.long_name_b " -- "$QSIM" run --arch "$ARCH" "$T/long_names.qbin"
+# one energy unit in the terminal report: the table's column and the total name the same one, and the
+# layers add up to the total (independently: the report's own rounding is 3 decimals)
+for net in "$NET" "$ROOT/models/nets/demo_w2a4.qbin" "$T/long_names.qbin"; do
+    "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$net" >"$T/report.txt" 2>&1
+    if $PY - "$T/report.txt" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read().splitlines()
+head = next(i for i, l in enumerate(text) if l.startswith("layer "))
+unit = re.search(r"energy (\w+)$", text[head]).group(1)
+rows = []
+for l in text[head + 1:]:
+    if not l.strip():
+        break
+    rows.append(float(l.split()[-1]))
+m = re.search(r"^energy per inference: ([0-9.]+) (\w+) ", "\n".join(text), re.M)
+total, tunit = float(m.group(1)), m.group(2)
+ok = unit == tunit and abs(sum(rows) - total) <= 0.0005 * (len(rows) + 1) and 1 <= total < 10000
+sys.exit(0 if ok else "table unit %s, total %s %s, layers add to %.3f" % (unit, total, tunit, sum(rows)))
+EOF
+    then pass=$((pass + 1)); else echo "FAIL: energy units of the report of $net"; fail=$((fail + 1)); fi
+done
+# buffer bandwidth that throttles the array is said on stderr by run and compile (exit 0); on dlac the
+# weight stream of OS needs (16 rows / skip_group 4) groups x 16 cols x 2 bits / 8 = 16 B per step, so one
+# 1-byte bank takes 16 cycles a step; the preset's 4 x 4 B banks keep up and nothing is said
+DEMO=$ROOT/models/nets/demo_w2a4.qbin
+THROTTLE=(--set buffer.weight.banks=1 --set buffer.weight.bank_width_bytes=1)
+throttle_check() { # NAME WANT(yes/no) COMMAND...
+    local name=$1 want=$2
+    shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    local rc=$? said=no
+    grep -q "^qsim: warning: buffer bandwidth throttles the array" "$T/err" && said=yes
+    if [ $rc -eq 0 ] && [ $said = "$want" ] && { [ $want = no ] ||
+        grep -q "the weight buffer delivers 1 B/cycle, the 16x16 array reads 16 B per step (16 cycles a step)" "$T/err"; }; then
+        pass=$((pass + 1)); printf 'ok   %-34s %s\n' "$name" "$(head -n 1 "$T/err" | cut -c1-100)"
+    else
+        fail=$((fail + 1)); echo "FAIL $name: exit $rc, warning said: $said, wanted: $want"; sed 's/^/     stderr: /' "$T/err"
+    fi
+}
+throttle_check "run warns of buffer throttling" yes "$QSIM" run --arch "$ARCH" "$DEMO" "${THROTTLE[@]}" -q --json "$T/thr.json"
+cp "$T/err" "$T/thr.err"
+throttle_check "compile warns of buffer throttling" yes "$QSIM" compile --arch "$ARCH" "$DEMO" "${THROTTLE[@]}"
+throttle_check "no warning on the preset" no "$QSIM" run --arch "$ARCH" "$DEMO" -q
+throttle_check "no warning on the preset (compile)" no "$QSIM" compile --arch "$ARCH" "$DEMO"
+# the run's warning quotes the report's own figures: buffer stalls of the cycles, at least a quarter
+if $PY - "$T/thr.json" "$T/thr.err" <<'EOF'
+import json, re, sys
+t = json.load(open(sys.argv[1]))["total"]
+stall, cyc = t["stall_cycles"]["buffer"], t["cycles"]
+m = re.search(r"(\d+) of (\d+) cycles", open(sys.argv[2]).read())
+sys.exit(not (m and int(m.group(1)) == stall and int(m.group(2)) == cyc and stall >= cyc / 4))
+EOF
+then pass=$((pass + 1)); else echo "FAIL: run's throttle warning does not quote the JSON's stall/cycle figures"; fail=$((fail + 1)); fi
 # and a good run still works with the same fixtures
 expect "good run" 0 -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --input "$T/good.npy" -q
 

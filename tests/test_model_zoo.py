@@ -272,6 +272,11 @@ def main():
             check(st["macs"] == hook_macs, "ResNet-18 at 224: %d MACs, torchvision %d" % (st["macs"], hook_macs))
             print("make_nets.py --resnet18: %d layers, %.3f GMACs, %.1f s" % (
                 len(net.layers), st["macs"] / 1e9, time.perf_counter() - t0))
+            # one name, one network: the zoo's resnet18_w2a4 is the same file, byte for byte
+            out2 = os.path.join(tmp, "zoo2", "r18.qbin")
+            p, _ = zoo(root, env, "--net", "resnet18", "--wbits", "2", "--abits", "4", "-o", out2)
+            check(p.returncode == 0 and open(out, "rb").read() == open(out2, "rb").read(),
+                  "make_nets.py --resnet18 and model_zoo.py --net resnet18 (W2A4) wrote different networks")
     print("%d failure(s), %.0f s" % (len(failures), time.perf_counter() - t_all))
     return 1 if failures else 0
 

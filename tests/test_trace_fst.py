@@ -9,7 +9,14 @@
                                     in the save file's groups.
   test_trace_fst.py gtkw DUMP GTKW  the same with an existing .fst/.vcd (e.g. one
                                     written by `qsim run --fst`).
-                                    gtkw: exit 77 (skip) without gtkwave or xvfb-run.
+  test_trace_fst.py view VIEW FROM TO LAYER
+                                    the view `qsim run --fst` writes beside its dump
+                                    (it names the dump) opens on cycles FROM..TO
+                                    (start at FROM, the whole window shown, at most
+                                    10% more), shows qsim.array.layer at TO as the
+                                    name LAYER (translate file), the PE counts as
+                                    analog traces and program counters in decimal.
+                                    gtkw, view: exit 77 (skip) without gtkwave or xvfb-run.
 
 TOOL is the trace_write_tool binary; its log says which values were written
 when. Only the Python standard library is used.
@@ -192,7 +199,7 @@ def gtkw_signals(path):
         elif line.startswith("-"):
             if flags & 0x800000:
                 groups.append(line[1:])
-        elif line and not line.startswith(("[", "*", "+")):
+        elif line and not line.startswith(("[", "*", "+", "^")):
             sigs.append(line)
     return sigs, groups
 
@@ -201,6 +208,7 @@ def check_gtkw(tool, gtkw):
     if not shutil.which("gtkwave") or not shutil.which("xvfb-run"):
         print("skip: needs gtkwave and xvfb-run")
         sys.exit(SKIP)
+    gtkw = os.path.abspath(gtkw)   # gtkwave runs in a scratch folder
     want, groups = gtkw_signals(gtkw)
     if not want:
         fail("%s names no signals" % gtkw)
@@ -238,11 +246,52 @@ def check_gtkw(tool, gtkw):
                                                                  ", ".join(groups)))
 
 
+def check_view(view, t_from, t_to, layer):
+    if not shutil.which("gtkwave") or not shutil.which("xvfb-run"):
+        print("skip: needs gtkwave and xvfb-run")
+        sys.exit(SKIP)
+    with tempfile.TemporaryDirectory() as d:
+        script = os.path.join(d, "view.tcl")
+        with open(script, "w") as f:
+            f.write('puts "WINDOW [gtkwave::getWindowStartTime] [gtkwave::getWindowEndTime]"\n'
+                    'gtkwave::setMarker %d\n'
+                    'set n [gtkwave::getTotalNumTraces]\n'
+                    'for {set i 0} {$i < $n} {incr i} {\n'
+                    '  puts "TRACE [gtkwave::getTraceFlagsFromIndex $i] [gtkwave::getTraceNameFromIndex $i] '
+                    '= [gtkwave::getTraceValueAtMarkerFromIndex $i]"\n'
+                    '}\n'
+                    'gtkwave::/File/Quit\n' % t_to)
+        out = run(["xvfb-run", "-a", "gtkwave", "-S", script, os.path.abspath(view)], cwd=d)
+    win = [l.split()[1:] for l in out.splitlines() if l.startswith("WINDOW")]
+    if not win:
+        fail("gtkwave printed no window:\n" + out)
+    start, end = int(win[0][0]), int(win[0][1])
+    if start != t_from or end < t_to or end > t_to + (t_to - t_from) // 10 + 8:
+        fail("%s opens on %d..%d, expected %d..%d (whole window, at most 10%% more)" % (view, start, end, t_from, t_to))
+    traces = {}
+    for l in out.splitlines():
+        m = re.match(r"TRACE (\d+) (\S+) = ?(.*)$", l)
+        if m:
+            traces[m.group(2)] = (int(m.group(1)), m.group(3).strip())
+    flags_layer, shown = traces.get("layer[15:0]", (0, None))
+    if shown != layer:
+        fail("%s: qsim.array.layer at cycle %d shows %r, expected the name %r" % (view, t_to, shown, layer))
+    for sig in ("active_pes[31:0]", "gated_pes[31:0]", "idle_pes[31:0]"):
+        if not traces.get(sig, (0,))[0] & 0x8000:
+            fail("%s: %s is not an analog trace" % (view, sig))
+    for sig in ("load_pc[31:0]", "compute_pc[31:0]", "store_pc[31:0]"):
+        if not traces.get(sig, (0,))[0] & 0x4:
+            fail("%s: %s is not shown in decimal" % (view, sig))
+    print("ok: gtkwave %s opens on %d..%d, layer at %d shows %s" % (os.path.basename(view), start, end, t_to, shown))
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "dump":
         check_dump(sys.argv[2])
     elif len(sys.argv) == 4 and sys.argv[1] == "gtkw":
         check_gtkw(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 6 and sys.argv[1] == "view":
+        check_view(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:
         print(__doc__)
         sys.exit(2)

@@ -10,10 +10,15 @@ import sys
 from . import DEBIAN_PACKAGES, DseError
 from .backends import Interrupted, Progress, collect_slurm, run_local, run_parallel, run_slurm
 from .run import Results, decode_point, run_point
-from .spec import Spec, default_qsim, qsim_version
+from .spec import Spec, default_qsim, qsim_version, source_revision
 
 USAGE = """scripts/dse SPEC.toml [--jobs N] [--out DIR] [--qsim PATH] [--backend local|parallel|slurm]
        scripts/dse SPEC.toml --analyze        (fronts, plots and study page from the table only)"""
+
+
+def _n(count: int, word: str) -> str:
+    """'1 job', '2 jobs'."""
+    return "%d %s%s" % (count, word, "" if count == 1 else "s")
 
 
 def _show(path: str) -> str:
@@ -112,6 +117,9 @@ def _main(a) -> int:
                 spec.prepare_networks()
                 break
     points = spec.points(qsim, version)
+    revision = source_revision()
+    for p in points:
+        p["source_revision"] = revision
     keys = [p["key"] for p in points]
     collected = collect_slurm(results, set(keys))
     if collected:
@@ -121,10 +129,11 @@ def _main(a) -> int:
     todo = [p for p in points if a.rerun or not results.done(p["key"], a.retry_failed)]
     already = len(points) - len(todo)
     jobs = a.jobs or (os.cpu_count() or 1 if a.backend == "local" else None)
-    print("dse: %s: %d point(s) (%d network(s) x %d), %d already in %s, %d to run (%s backend%s), qsim %s" % (
-        spec.name, len(points), len(spec.networks), len(points) // max(len(spec.networks), 1), already,
-        _show(os.path.join(out, "results.jsonl")), 0 if a.analyze else len(todo), a.backend,
-        ", %d jobs" % jobs if jobs else "", version), file=sys.stderr, flush=True)
+    print("dse: %s: %s (%s x %d), %d already in %s, %d to run (%s backend%s), qsim %s, source %s" % (
+        spec.name, _n(len(points), "point"), _n(len(spec.networks), "network"),
+        len(points) // max(len(spec.networks), 1), already, _show(os.path.join(out, "results.jsonl")),
+        0 if a.analyze else len(todo), a.backend, ", " + _n(jobs, "job") if jobs else "", version, revision),
+        file=sys.stderr, flush=True)
     if a.dry_run and a.backend == "local":
         for p in todo:
             print("%s %s %s" % (p["key"], p["network"], " ".join(p["overrides"])))

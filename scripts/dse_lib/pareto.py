@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 
-from . import DseError, _meta, need_matplotlib
+from . import DseError, _meta, need_matplotlib, plotstyle
 from .run import write_csv, columns_of
 
 
@@ -69,8 +69,8 @@ def write_front_csv(path, front, objectives, per):
     write_csv(path, rows, cols)
 
 
-def _label(col, sense):
-    return "%s (%s)" % (col, "lower is better" if sense == "min" else "higher is better")
+def _sense(sense):
+    return "lower is better" if sense == "min" else "higher is better"
 
 
 def _use_log(vals):
@@ -79,52 +79,50 @@ def _use_log(vals):
 
 
 def plot_front(path_stem, rows, front, objectives, title, per="network"):
-    """Scatter of every ok point (colour per group) with the front highlighted; writes .png and .svg."""
+    """Every ok point (a colour and marker per group) with the front highlighted; writes .png and .svg.
+    Three objectives are drawn as the three pairwise 2-D projections side by side (a 3-D scatter cannot
+    be read off), the front being the 3-objective one, so a front point may look dominated in one pair."""
     plt = need_matplotlib()
     ok = [r for r in rows if r.get("status", "ok") == "ok"]
-    groups = group_rows(ok, per)
+    groups = sorted(group_rows(ok, per).items())
     fkeys = {(g, r["key"]) for g, r in front}
-    cmap = plt.get_cmap("tab10")
-    three = len(objectives) == 3
-    fig = plt.figure(figsize=(7.5, 5.6) if not three else (8, 6.5))
-    ax = fig.add_subplot(111, projection="3d") if three else fig.add_subplot(111)
     cols = [c for c, _ in objectives]
-    for gi, (g, rs) in enumerate(sorted(groups.items())):
-        color = cmap(gi % 10)
-        pts = [[_val(r, c) for c in cols] for r in rs]
-        keep = [(r, p) for r, p in zip(rs, pts) if all(x is not None for x in p)]
-        if not keep:
-            continue
-        other = [p for r, p in keep if (g, r["key"]) not in fkeys]
-        onf = [p for r, p in keep if (g, r["key"]) in fkeys]
-        lab = g if len(groups) > 1 else "design points"
-        kw = {"depthshade": False} if three else {}
-        if other:
-            ax.scatter(*zip(*other), s=14, color=color, alpha=0.35, label=lab + " (dominated)", linewidths=0, **kw)
-        if onf:
-            ax.scatter(*zip(*onf), s=46, color=color, edgecolors="black", linewidths=0.8,
-                       label=lab + " (Pareto front)", zorder=3, **kw)
-            if not three:
-                onf.sort()
-                xs, ys = zip(*onf)
-                ax.plot(xs, ys, color=color, lw=1.2, drawstyle="steps-post"
-                        if objectives[0][1] == objectives[1][1] else "default", zorder=2)
-    logs = [_use_log([_val(r, c) for r in ok]) for c in cols]
-    ax.set_xlabel(_label(*objectives[0]))
-    ax.set_ylabel(_label(*objectives[1]))
-    if three:
-        ax.set_zlabel(_label(*objectives[2]))
-    else:
-        if logs[0]:
+    pairs = [(0, 1)] if len(cols) == 2 else [(0, 1), (0, 2), (1, 2)]
+    axes_of = {c: plotstyle.axis(c, [_val(r, c) for r in ok]) for c in cols}
+    logs = {c: _use_log([_val(r, c) for r in ok]) for c in cols}
+    sty = plotstyle.styles(len(groups), plt)
+    fig, axs = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs) + 2.2, 4.6), squeeze=False)
+    for ax, (i, j) in zip(axs[0], pairs):
+        (xl, fx), (yl, fy) = axes_of[cols[i]], axes_of[cols[j]]
+        for gi, (g, rs) in enumerate(groups):
+            color, marker = sty[gi]
+            keep = [(r, _val(r, cols[i]), _val(r, cols[j])) for r in rs]
+            keep = [(r, x * fx, y * fy) for r, x, y in keep if x is not None and y is not None]
+            other = [(x, y) for r, x, y in keep if (g, r["key"]) not in fkeys]
+            onf = sorted((x, y) for r, x, y in keep if (g, r["key"]) in fkeys)
+            lab = g if len(groups) > 1 else "design points"
+            if other:
+                ax.scatter(*zip(*other), s=16, color=color, marker=marker, alpha=0.35, linewidths=0,
+                           label=lab + " (dominated)")
+            if onf:
+                ax.scatter(*zip(*onf), s=46, color=color, marker=marker, edgecolors="black", linewidths=0.8,
+                           label=lab + " (Pareto front)", zorder=3)
+                if len(pairs) == 1:   # a 2-objective front is a staircase; a projection of a 3-D one is not
+                    xs, ys = zip(*onf)
+                    ax.plot(xs, ys, color=color, lw=1.2, zorder=2, drawstyle="steps-post"
+                            if objectives[0][1] == objectives[1][1] else "default")
+        ax.set_xlabel("%s\n%s" % (xl, _sense(objectives[i][1])), fontsize=9)
+        ax.set_ylabel("%s\n%s" % (yl, _sense(objectives[j][1])), fontsize=9)
+        if logs[cols[i]]:
             ax.set_xscale("log")
-        if logs[1]:
+        if logs[cols[j]]:
             ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(title, fontsize=11)
-    ax.legend(fontsize=8, loc="best")
+    fig.suptitle(title, fontsize=11)
+    plotstyle.legend_outside(axs[0][-1])
     fig.tight_layout()
     for ext in ("png", "svg"):
-        fig.savefig("%s.%s" % (path_stem, ext), dpi=130, metadata=_meta(ext))
+        fig.savefig("%s.%s" % (path_stem, ext), dpi=130, metadata=_meta(ext), bbox_inches="tight")
     plt.close(fig)
 
 
@@ -141,10 +139,13 @@ def _matches(row, flt):
 
 def plot_series(path_stem, rows, plot):
     """[[plot]] entry: x, y, optional series (a column), filter {col = value}, kind line|bar|scatter,
-    logx, logy, title."""
+    logx, logy, title, xlabel, ylabel. Axes say what the column is and its unit (plotstyle.axis); bars
+    on a log y axis would start at an arbitrary floor, so `kind = "bar"` with `logy` draws markers."""
     plt = need_matplotlib()
     x, y, series = plot["x"], plot["y"], plot.get("series")
     kind = plot.get("kind", "line")
+    if kind == "bar" and plot.get("logy"):
+        kind = "dots"
     rs = [r for r in rows if r.get("status", "ok") == "ok" and _matches(r, plot.get("filter"))]
     groups = {}
     sers = [series] if isinstance(series, str) else list(series or [])
@@ -153,48 +154,56 @@ def plot_series(path_stem, rows, plot):
         groups.setdefault(g, []).append(r)
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     numeric_x = all(_val(r, x) is not None for r in rs)
+    xl, fx = plotstyle.axis(x, [_val(r, x) for r in rs]) if numeric_x else (plotstyle.axis(x)[0], 1.0)
+    yl, fy = plotstyle.axis(y, [_val(r, y) for r in rs])
     xcats = []
     if not numeric_x:
         for r in rs:
             if str(r.get(x)) not in xcats:
                 xcats.append(str(r.get(x)))
     nser = max(len(groups), 1)
+    sty = plotstyle.styles(nser, plt)
     for si, (g, grs) in enumerate(groups.items()):
         pts = []
         for r in grs:
-            xv = _val(r, x) if numeric_x else xcats.index(str(r.get(x)))
+            xv = _val(r, x) * fx if numeric_x else xcats.index(str(r.get(x)))
             yv = _val(r, y)
             if yv is not None:
-                pts.append((xv, yv))
+                pts.append((xv, yv * fy))
         pts.sort()
         if not pts:
             continue
         xs, ys = zip(*pts)
         lab = g if series else None
+        color, marker = sty[si]
         if kind == "bar":
             w = 0.8 / nser
             ax.bar([xx - 0.4 + w * (si + 0.5) for xx in (xs if not numeric_x else range(len(xs)))], ys,
-                   width=w, label=lab)
+                   width=w, label=lab, color=color)
+        elif kind == "dots":   # categories side by side, as the bars would be
+            w = 0.6 / nser
+            ax.scatter([xx - 0.3 + w * (si + 0.5) for xx in xs], ys, label=lab, s=26, color=color, marker=marker)
         elif kind == "scatter":
-            ax.scatter(xs, ys, label=lab, s=18)
+            ax.scatter(xs, ys, label=lab, s=22, color=color, marker=marker)
         else:
-            ax.plot(xs, ys, marker="o", ms=4, label=lab)
+            ax.plot(xs, ys, marker=marker, ms=4, label=lab, color=color)
     if not numeric_x:
         ax.set_xticks(range(len(xcats)))
         ax.set_xticklabels(xcats, rotation=30 if len(xcats) > 6 else 0, ha="right" if len(xcats) > 6 else "center")
-    ax.set_xlabel(plot.get("xlabel", x))
-    ax.set_ylabel(plot.get("ylabel", y))
+    ax.set_xlabel(plot.get("xlabel", xl))
+    ax.set_ylabel(plot.get("ylabel", yl))
     if plot.get("logx"):
         ax.set_xscale("log", base=plot.get("logx") if isinstance(plot.get("logx"), int) and plot.get("logx") > 1 else 10)
     if plot.get("logy"):
         ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
+        plotstyle.log_ticks(ax.yaxis)
+    ax.grid(True, which="major", alpha=0.3)
     if series:
-        ax.legend(fontsize=8)
-    ax.set_title(plot.get("title", "%s vs %s" % (y, x)), fontsize=11)
+        plotstyle.legend_outside(ax)
+    ax.set_title(plot.get("title", "%s vs %s" % (yl, xl)), fontsize=11)
     fig.tight_layout()
     for ext in ("png", "svg"):
-        fig.savefig("%s.%s" % (path_stem, ext), dpi=130, metadata=_meta(ext))
+        fig.savefig("%s.%s" % (path_stem, ext), dpi=130, metadata=_meta(ext), bbox_inches="tight")
     plt.close(fig)
 
 
@@ -215,7 +224,8 @@ def analyze(spec, results, keys, outdir, log):
         written.append(csvp)
         if can_plot and any(r.get("status") == "ok" for r in rows):
             stem = os.path.join(outdir, p["name"])
-            title = p.get("title") or "%s: Pareto front of %s" % (spec.name, " vs ".join(c for c, _ in p["objectives"]))
+            title = p.get("title") or "%s: Pareto front of %s" % (
+                spec.name, " vs ".join(plotstyle.name(c) for c, _ in p["objectives"]))
             plot_front(stem, rows, front, p["objectives"], title, p["per"])
             written += [stem + ".png", stem + ".svg"]
         print("dse: %s: %d point(s) on the front (%s)" % (p["name"], len(front),

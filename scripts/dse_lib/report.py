@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from . import DseError, _meta, need_matplotlib
+from . import DseError, _meta, need_matplotlib, plotstyle
 
 STALLS = ["dram", "dependency", "ppu"]
 ENERGY_PARTS = ["mac", "registers", "sram", "dram", "ppu", "leakage"]
@@ -57,7 +57,31 @@ def _fig_width(n):
 
 def _save(fig, outdir, stem):
     for ext in ("png", "svg"):
-        fig.savefig(os.path.join(outdir, "%s.%s" % (stem, ext)), dpi=110, metadata=_meta(ext))
+        fig.savefig(os.path.join(outdir, "%s.%s" % (stem, ext)), dpi=110, metadata=_meta(ext), bbox_inches="tight")
+
+
+def _si_axis(axis, unit=""):
+    """Tick labels as 1.5 M, 200 G op/s: no '1e6' offset to decode."""
+    from matplotlib.ticker import FuncFormatter
+    axis.set_major_formatter(FuncFormatter(lambda v, _: plotstyle.si(v, unit) if v else "0"))
+
+
+def _place_labels(fig, ax, items):
+    """Annotate (name, x, y) points without two labels overlapping: each label takes the first of a few
+    offsets around its point whose box meets no label placed before it; a label with no free spot is
+    left out (the table on the page names every layer)."""
+    offsets = [(5, -10), (5, 4), (-5, 4), (-5, -10), (5, -22), (5, 16), (-5, 16), (-5, -22)]
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for name, x, y in items:
+        for dx, dy in offsets:
+            t = ax.annotate(name, (x, y), fontsize=7, xytext=(dx, dy), textcoords="offset points",
+                            ha="left" if dx > 0 else "right")
+            box = t.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(b) for b in placed):
+                placed.append(box)
+                break
+            t.remove()
 
 
 def make_figures(rep: dict, outdir: str) -> list:
@@ -77,10 +101,11 @@ def make_figures(rep: dict, outdir: str) -> list:
             ax.bar(x, vals, bottom=bottom, color=COLORS[k], label={"compute": "array busy",
                    "buffer": "buffer stall (in busy)"}.get(k, k + " stall" if k != "other" else "other"), width=0.8)
             bottom = [b + v for b, v in zip(bottom, vals)]
-    ax.set_ylabel("cycles")
+    ax.set_ylabel("cycles per inference")
+    _si_axis(ax.yaxis)
     ax.set_title("Cycles per layer (%s cycles in all)" % _si(rep["total"]["cycles"]))
     _xt(ax, x, names)
-    ax.legend(fontsize=8)
+    plotstyle.legend_outside(ax)
     fig.tight_layout()
     _save(fig, outdir, "cycles")
     plt.close(fig)
@@ -94,10 +119,10 @@ def make_figures(rep: dict, outdir: str) -> list:
         if any(vals):
             ax.bar(x, vals, bottom=bottom, color=COLORS[k], label=k, width=0.8)
             bottom = [b + v for b, v in zip(bottom, vals)]
-    ax.set_ylabel("energy (uJ)")
+    ax.set_ylabel("energy per inference (uJ)")
     ax.set_title("Energy per layer (%.4g uJ in all)" % (rep["total"]["energy_pj"] / 1e6))
     _xt(ax, x, names)
-    ax.legend(fontsize=8)
+    plotstyle.legend_outside(ax)
     fig.tight_layout()
     _save(fig, outdir, "energy")
     plt.close(fig)
@@ -113,7 +138,7 @@ def make_figures(rep: dict, outdir: str) -> list:
     ax.set_ylabel("PE utilization (%)")
     ax.set_title("Utilization per layer: (slice ops + gated) / (rows x cols x cycles)")
     _xt(ax, x, names)
-    ax.legend(fontsize=8)
+    plotstyle.legend_outside(ax)
     fig.tight_layout()
     _save(fig, outdir, "utilization")
     plt.close(fig)
@@ -122,7 +147,7 @@ def make_figures(rep: dict, outdir: str) -> list:
     # roofline
     peak, bw, pts = roofline_points(rep)
     if pts:
-        fig, ax = plt.subplots(figsize=(7.5, 5.2))
+        fig, ax = plt.subplots(figsize=(9, 6))
         finite = [p["ai"] for p in pts if p["ai"] != float("inf")]
         lo = min(finite + [peak / bw]) / 4
         hi = max(finite + [peak / bw]) * 4
@@ -137,17 +162,23 @@ def make_figures(rep: dict, outdir: str) -> list:
             if sel:
                 ax.scatter([min(p["ai"], hi) for p in sel], [p["ops_s"] for p in sel], s=22, color=c,
                            edgecolors="black", linewidths=0.4, zorder=3, label="%s-bound layers" % b)
-        for p in sorted(pts, key=lambda p: -p["cycles"])[:5]:
-            ax.annotate(p["name"], (min(p["ai"], hi), p["ops_s"]), fontsize=7, xytext=(4, -8),
-                        textcoords="offset points")
+        from matplotlib.ticker import LogLocator
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
+        ys = [p["ops_s"] for p in pts] + [peak, lo * bw]
+        ax.set_ylim(min(ys) / 2, max(ys) * 2)
+        for axis, unit in ((ax.xaxis, ""), (ax.yaxis, "op/s")):
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            _si_axis(axis, unit)
         ax.set_xlabel("arithmetic intensity (ops per DRAM byte: 2 x MACs / bytes read + written)")
-        ax.set_ylabel("attained ops/s (2 x MACs / layer time)")
-        ax.set_title("Roofline per layer")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.set_ylabel("attained performance (2 x MACs / layer time)")
+        ax.set_title("Roofline per layer (the %d layers with the most cycles named)" % min(len(pts), 8))
+        ax.grid(True, which="major", alpha=0.3)
+        fig.tight_layout()
+        _place_labels(fig, ax, [(p["name"], min(p["ai"], hi), p["ops_s"])
+                                for p in sorted(pts, key=lambda p: -p["cycles"])[:8]])
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
         fig.tight_layout()
         _save(fig, outdir, "roofline")
         plt.close(fig)

@@ -53,10 +53,11 @@ REPORT_COLUMNS = [
     ("labelled", ("labelled",)),
 ]
 DERIVED_COLUMNS = ["energy_per_op_pj", "mac_energy_per_op_pj", "edp_pj_s", "dram_stall_fraction",
+                   "buffer_stall_fraction",
                    "compute_layers", "mem_bound_layers", "acc_overflows"]
 METRIC_COLUMNS = [c for c, _ in REPORT_COLUMNS] + DERIVED_COLUMNS
 HEAD_COLUMNS = ["key", "status", "network", "net_wbits", "net_abits"]
-TAIL_COLUMNS = ["qsim_version", "net_path", "arch", "overrides", "host", "wall_s", "finished", "error"]
+TAIL_COLUMNS = ["qsim_version", "source_revision", "net_path", "arch", "overrides", "host", "wall_s", "finished", "error"]
 
 
 def _get(d, path):
@@ -100,6 +101,9 @@ def row_from_report(point: dict, rep: dict) -> dict:
         row["edp_pj_s"] = row["energy_pj"] * row["time_s"]
     if row.get("cycles"):
         row["dram_stall_fraction"] = (row.get("stall_dram") or 0) / row["cycles"]
+        # buffer stalls sit inside the array's busy time (docs/timing.md): a bigger array with the same
+        # bank widths can be slower, and only this column says why
+        row["buffer_stall_fraction"] = (row.get("stall_buffer") or 0) / row["cycles"]
     cfg = rep.get("config", {})
     layers = rep.get("layers", [])
     brief = []
@@ -126,7 +130,8 @@ def row_from_report(point: dict, rep: dict) -> dict:
 
 def base_row(point: dict) -> dict:
     row = {"key": point["key"], "status": None, "network": point["network"], "params": point["params"],
-           "qsim_version": point["qsim_version"], "net_path": point["net_path"], "arch": point["arch"],
+           "qsim_version": point["qsim_version"], "source_revision": point.get("source_revision"),
+           "net_path": point["net_path"], "arch": point["arch"],
            "overrides": " ".join(point["overrides"]), "host": socket.gethostname(), "error": None}
     for k, v in (point.get("net_bits") or {}).items():   # generated networks: their widths
         row["net_" + k] = v

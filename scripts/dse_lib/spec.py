@@ -155,6 +155,23 @@ def qsim_version(qsim: str) -> str:
     return p.stdout.strip().replace("qsim ", "", 1)
 
 
+def source_revision() -> str:
+    """The git commit of the sources next to these scripts (the tree qsim is built from), with "+dirty" when
+    a tracked file of the simulator differs from it; "unknown" outside a git checkout. Every result row
+    records it, so a table says which code made it (qsim's version string changes far less often)."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=30)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "--",
+                                "models", "compiler", "sim", "cli", "traces", "CMakeLists.txt"],
+                               capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def default_qsim() -> str:
     for c in (os.environ.get("QSIM"), os.path.join(REPO, "build", "cli", "qsim")):
         if c and os.path.exists(c):

@@ -9,7 +9,7 @@ import os
 import re
 import time
 
-from . import REPO, need_matplotlib, _meta
+from . import REPO, need_matplotlib, _meta, plotstyle
 from .pareto import fronts
 
 
@@ -39,16 +39,20 @@ def _page(spec, outdir, title, headline, sections, rows):
     pdir = os.path.dirname(page)
     ok = [r for r in rows if r.get("status") == "ok"]
     versions = sorted({str(r.get("qsim_version")) for r in rows})
+    revisions = sorted({str(r.get("source_revision") or "not recorded") for r in rows})
     wall = sum(_f(r.get("wall_s")) or 0 for r in rows)
     lines = ["# Study: %s" % title, "", headline.strip(), "",
              "Run it again (points already in the table are skipped; delete `%s/results.jsonl` to start over):"
              % _rel(outdir, REPO), "",
              "    scripts/dse %s" % _rel(spec.path, REPO), "",
-             "%d points (%d ok, %d failed), qsim %s, %.0f s of simulation in all. Files in `%s/`: "
+             "%d points (%d ok, %d failed), qsim %s, source revision %s, %.0f s of simulation in all. "
+             "`tests/test_studies_fresh.py` (CTest `studies_fresh`) re-simulates one point and fails when this "
+             "page no longer matches the code. Files in `%s/`: "
              "`results.csv` (every point: parameters, cycles, time, energy and its breakdown, area, TOPS/W, "
              "utilization, DRAM bytes), `results.jsonl` (the same with per-layer summaries), `pareto*.csv` and "
              "the figures (PNG + SVG), written by `scripts/dse_lib/studies.py`; last point simulated on %s." % (
-                 len(rows), len(ok), len(rows) - len(ok), ", ".join(versions), wall, _rel(outdir, pdir),
+                 len(rows), len(ok), len(rows) - len(ok), ", ".join(versions), ", ".join(revisions), wall,
+                 _rel(outdir, pdir),
                  max([str(r.get("finished") or "")[:10] for r in rows] or [time.strftime("%Y-%m-%d")])), ""]
     for s in sections:
         lines += [s, ""]
@@ -81,6 +85,13 @@ def _md_table(head, rows):
 def _save(fig, outdir, stem):
     for ext in ("png", "svg"):
         fig.savefig(os.path.join(outdir, "%s.%s" % (stem, ext)), dpi=130, metadata=_meta(ext))
+
+
+def _stalls(r):
+    """DRAM and buffer-bandwidth stall shares of a row's cycles, side by side in every study table."""
+    cyc = r.get("cycles") or 0
+    return ["%.0f%%" % (100 * (r.get("stall_dram") or 0) / cyc if cyc else 0),
+            "%.0f%%" % (100 * (r.get("stall_buffer") or 0) / cyc if cyc else 0)]
 
 
 def _tech_value(key, default):
@@ -126,6 +137,7 @@ def precision(spec, rows, outdir, results):
                 ls=":", label="ideal: proportional to Wa x Wb")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    plotstyle.log_ticks(ax.yaxis)
     ax.set_xticks(sorted({r["wb"] * r["ab"] for r in ok}))
     ax.set_xticklabels(["%d\n(%s)" % (x, ",".join(sorted({"W%dA%d" % (r["wb"], r["ab"]) for r in ok
                                                           if r["wb"] * r["ab"] == x}))) for x in ax.get_xticks()])
@@ -178,7 +190,7 @@ def precision(spec, rows, outdir, results):
                               "%.3f" % r["energy_per_op_pj"], "%.4f" % r["mac_energy_per_op_pj"],
                               "%.0f%%" % (100 * r["energy_mac_pj"] / e), "%.0f%%" % (100 * r["energy_sram_pj"] / e),
                               "%.0f%%" % (100 * r["energy_dram_pj"] / e), "%.0f%%" % (100 * r["energy_leakage_pj"] / e),
-                              "%.2f" % r["effective_tops_per_w"], r.get("acc_overflows", "")])
+                              "%.2f" % r["effective_tops_per_w"], r.get("acc_overflows", "")] + _stalls(r))
     mult = _tech_value("mult_fj_per_bit2", 3.1)
     accf = _tech_value("acc_fj_per_bit", 3.1)
 
@@ -239,7 +251,7 @@ def precision(spec, rows, outdir, results):
            "network (make_nets.py), so they are included at 8 bits. The weight buffer's banks are 4 B wide for the "
            "2-bit path and 16 B for the 8-bit path, so that each feeds the array one step per cycle.",
            _md_table(["net", "weight path", "acc bits", "time ms", "pJ/op (all)", "pJ/op (MAC)", "MAC", "SRAM",
-                      "DRAM", "leakage", "TOPS/W", "acc overflows"], table)]
+                      "DRAM", "leakage", "TOPS/W", "acc overflows", "DRAM stall", "buffer stall"], table)]
     _page(spec, outdir, "precision (energy per op vs weight x activation width)", head, sec, rows)
 
 
@@ -267,7 +279,8 @@ def zero_skip(spec, rows, outdir, results):
             b = baseline(n, g)
             if b:
                 table.append([n, "none", g, "{:,}".format(int(b["cycles"])), "1.00x", "1.000",
-                              "%.3f" % b["energy_per_op_pj"], "%.1f%%" % (100 * b["utilization"]), "0%", "0%"])
+                              "%.3f" % b["energy_per_op_pj"], "%.1f%%" % (100 * b["utilization"]), "0%", "0%"]
+                             + _stalls(b))
         for m in modes:
             sel = sorted([r for r in ok if r["network"] == n and r["array.zero_skip"] == m],
                          key=lambda r: int(r["array.skip_group"]))
@@ -281,12 +294,15 @@ def zero_skip(spec, rows, outdir, results):
                 table.append([n, m, r["array.skip_group"], "{:,}".format(int(r["cycles"])), "%.2fx" % sp, "%.3f" % en,
                               "%.3f" % r["energy_per_op_pj"], "%.1f%%" % (100 * r["utilization"]),
                               "%.0f%%" % (100 * (r["mac_slice_skipped"] or 0) / max(slices(r), 1)),
-                              "%.0f%%" % (100 * (r["mac_slice_gated"] or 0) / max(slices(r), 1))])
+                              "%.0f%%" % (100 * (r["mac_slice_gated"] or 0) / max(slices(r), 1))] + _stalls(r))
                 if sp > best.get(n, (0,))[0] + 1e-9 or (abs(sp - best.get(n, (0,))[0]) < 1e-9 and en < best[n][2]):
                     best[n] = (sp, r, en)
-            if pts:
-                axes[i][0].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=m)
-                axes[i][1].plot([p[0] for p in pts], [p[2] for p in pts], marker="o", ms=4, label=m)
+            if pts:   # modes often coincide (gate/weights, activations/both): marker and dash tell them apart
+                mi = modes.index(m)
+                kw = dict(marker=plotstyle.MARKERS[mi % len(plotstyle.MARKERS)], ms=5 + (len(modes) - mi),
+                          ls=["-", "--", "-.", ":"][mi % 4], label=m, mfc="none" if mi % 2 else None)
+                axes[i][0].plot([p[0] for p in pts], [p[1] for p in pts], **kw)
+                axes[i][1].plot([p[0] for p in pts], [p[2] for p in pts], **kw)
         for j, (yl, t) in enumerate((("speedup over no skipping", "cycles"),
                                      ("energy / energy without skipping", "energy"))):
             ax = axes[i][j]
@@ -352,7 +368,7 @@ def zero_skip(spec, rows, outdir, results):
            "baseline. `skipped` and `gated` are shares of all slice operations.",
            note,
            _md_table(["network", "zero_skip", "skip_group", "cycles", "speedup", "energy (rel.)", "pJ/op",
-                      "utilization", "skipped", "gated"], table)]
+                      "utilization", "skipped", "gated", "DRAM stall", "buffer stall"], table)]
     _page(spec, outdir, "zero skipping (speedup and energy vs skip mode and group)", " ".join(heads), sec, rows)
 
 
@@ -459,13 +475,19 @@ def sizing(spec, rows, outdir, results):
     if ok:
         n = max(r["compute_layers"] for r in ok)
         axes[0].axhline(n, color="gray", ls=":", lw=1, label="all %d conv/fc layers" % n)
+    allpes = sorted({int(r["array.rows"]) * int(r["array.cols"]) for r in ok})
+    names = {int(r["array.rows"]) * int(r["array.cols"]): "%sx%s" % (r["array.rows"], r["array.cols"]) for r in ok}
     for ax, yl in zip(axes, ("memory-bound layers (roofline)", "time per inference (ms)",
                              "cycles stalled on DRAM (%)")):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(allpes)
+        ax.set_xticklabels(["%s\n%d" % (names[p], p) for p in allpes])
+        ax.minorticks_off()
         ax.set_xlabel("PEs (rows x cols, square arrays)")
         ax.set_ylabel(yl)
         ax.grid(True, which="both", alpha=0.3)
     axes[1].set_yscale("log")
+    plotstyle.log_ticks(axes[1].yaxis)
     axes[0].legend(fontsize=7)
     fig.suptitle("ResNet-50 sizing on the dLAC-like core", fontsize=11)
     fig.tight_layout()
