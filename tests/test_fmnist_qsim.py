@@ -85,9 +85,9 @@ def main():
                 check(abs(rep["accuracy"] - want) < 1e-9, "%s %s: accuracy %.4f == %.4f%s" % (
                     name, engine, rep["accuracy"], want, " (the training script's)" if m == len(y) else ""))
                 if engine == "fast":
-                    print("     %s: %.0f cycles, %.1f nJ per inference, %d accumulator overflows" % (
+                    print("     %s: %.0f cycles, %.2f nJ per inference, %.0f accumulator overflows in the batch" % (
                         name, rep["total"]["cycles"], rep["total"]["energy_pj"] / 1e3,
-                        sum(int(ly.get("events", {}).get("acc_overflows", 0)) for ly in rep.get("layers", []))))
+                        sum(float(ly["acc_overflows"]) for ly in rep["layers"]) * m))
     print("%d failed" % len(failures))
     return 1 if failures else 0
 
