@@ -2,6 +2,7 @@
  * Every failure below a command becomes one message on stderr and exit 1;
  * usage errors exit 2. */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,8 @@ static const char *USAGE_RUN =
     "                       FILE.gtkw, its view: gtkwave run.gtkw (per-clock PE activity needs --engine detailed)\n"
     "  --trace-from N, --trace-to N  cycle window of the waveform\n"
     "  --trace-layer NAME   waveform window = that layer's cycles\n"
+    "  --dram-trace FILE    every DRAM request of the (first) inference, DRAMsim3/Ramulator format\n"
+    "                       (docs/dram.md; needs a bank-level [dram] model)\n"
     "  -q, --quiet          no table on stdout\n"
     "SCALE-Sim topologies (each layer simulated on its own, synthetic operands):\n"
     "  --gemm               GEMM form (Layer, M, N, K); default: decided by the header\n"
@@ -90,6 +93,7 @@ typedef struct {
     const char *fst, *vcd, *trace_from, *trace_to, *trace_layer;
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     const char *jobs, *dump_index;
+    const char *dram_trace;
     int gemm;
     const char *sets[MAX_SETS];
     int n_sets, listing, summary, quiet;
@@ -165,6 +169,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--weight-bits")) o->wbits = v;
         else if (!strcmp(a, "--act-bits")) o->abits = v;
         else if (!strcmp(a, "--report-dir")) o->report_dir = v;
+        else if (!strcmp(a, "--dram-trace")) o->dram_trace = v;
         else if (!strcmp(a, "--gemm")) o->gemm = 1;
         else if (!strcmp(a, "--listing")) o->listing = 1;
         else if (!strcmp(a, "--summary")) o->summary = 1;
@@ -577,6 +582,58 @@ out:
     return rc;
 }
 
+/* --dram-trace: the bank model's requests, collected during the first
+ * inference, written sorted by cycle (docs/dram.md, "Request traces"). */
+typedef struct {
+    uint64_t cycle, addr, seq;
+    int is_write;
+} dram_req;
+
+typedef struct {
+    dram_req *v;
+    size_t n, cap;
+    int oom;
+} dram_log;
+
+static void dram_log_add(void *user, uint64_t cycle, uint64_t addr, int is_write, uint32_t bytes)
+{
+    (void)bytes; /* one burst, the same for every request */
+    dram_log *l = user;
+    if (l->oom) return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4096;
+        dram_req *v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            l->oom = 1;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    dram_req r = {cycle, addr, l->n, is_write};
+    l->v[l->n++] = r;
+}
+
+static int dram_req_cmp(const void *a, const void *b)
+{
+    const dram_req *x = a, *y = b;
+    if (x->cycle != y->cycle) return x->cycle < y->cycle ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static qs_status dram_log_write(dram_log *l, const char *path, qs_error *e)
+{
+    if (l->oom) return qs_fail(e, QS_ERR_NOMEM, "%s: out of memory for the DRAM trace", path);
+    qsort(l->v, l->n, sizeof *l->v, dram_req_cmp);
+    FILE *f = fopen(path, "w");
+    if (!f) return qs_fail(e, QS_ERR_IO, "%s: cannot open for writing", path);
+    for (size_t i = 0; i < l->n; i++)
+        fprintf(f, "0x%" PRIx64 " %s %" PRIu64 "\n", l->v[i].addr, l->v[i].is_write ? "WRITE" : "READ", l->v[i].cycle);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return qs_fail(e, QS_ERR_IO, "%s: write failed", path);
+    return QS_OK;
+}
+
 /* ---- a batch of inferences, split over threads ------------------------------------- */
 
 /* One thread's share of a batch: inferences [first, end), on its own simulator.
@@ -597,6 +654,8 @@ typedef struct {
     qs_trace *trace;            /* job 0: closed after its first inference */
     const char *wave_path;      /* the --fst/--vcd file, for its view */
     uint64_t tr_from, tr_to;    /* the waveform's window */
+    const char *dram_trace;     /* job 0: --dram-trace file, written after its first inference */
+    dram_log *dlog;
     int progress, cycle_progress;
     qs_layer_stats *acc;        /* net->n_layers sums over this job's inferences */
     int32_t *preds;             /* the whole batch's; the job writes [first, end) */
@@ -626,6 +685,10 @@ static void *run_batch_job(void *arg)
             }
         }
         if ((j->cycle_progress ? run_showing_cycles(j->sim, e) : qs_sim_run(j->sim, e)) != QS_OK) goto out;
+        if (j->dram_trace && b == 0) {
+            qs_sim_set_dram_trace(j->sim, NULL, NULL);
+            if (dram_log_write(j->dlog, j->dram_trace, e)) goto out;
+        }
         if (j->trace) { /* the first inference only */
             qs_sim_set_trace(j->sim, NULL, 0, 0);
             qs_status ts = qs_trace_close(j->trace, e);
@@ -649,6 +712,9 @@ static void *run_batch_job(void *arg)
             j->acc[i].stall_buffer += s->stall_buffer;
             j->acc[i].stall_dep += s->stall_dep;
             qs_events_add(&j->acc[i].ev, &s->ev);
+            qs_dram_stats none;
+            memset(&none, 0, sizeof none);
+            qs_dram_stats_add_delta(&j->acc[i].dram, &s->dram, &none);
         }
         j->preds[b] = argmax(qs_sim_layer_output(j->sim, net->output), (int64_t)OUT->out_c * OUT->out_h * OUT->out_w);
         if (j->labels) j->n_correct += j->preds[b] == j->labels[b];
@@ -684,7 +750,7 @@ static int cmd_run(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_RUN,
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
                         " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
-                        " --weight-bits --act-bits --report-dir --jobs --dump-index ", &o);
+                        " --weight-bits --act-bits --report-dir --dram-trace --jobs --dump-index ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qs_engine engine = QS_ENGINE_FAST;
     if (o.engine) {
@@ -729,6 +795,7 @@ static int cmd_run(int argc, char **argv)
     pthread_t *threads = NULL;
     qs_tech tech;
     qs_trace *trace = NULL;
+    dram_log dlog = {NULL, 0, 0, 0};
     qs_error e;
     rc = load_inputs(&o, &arch, &net, &e);
     if (rc == 2) return usage_error(USAGE_RUN, "%s", e.msg);
@@ -737,6 +804,12 @@ static int cmd_run(int argc, char **argv)
     if (qs_compile(net, &arch, &prog, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, 0, &tech, &e)) goto out;
     if (qs_sim_create(net, prog, engine, &sim, &e)) goto out;
+    if (o.dram_trace && arch.dram_model == QS_DRAM_SIMPLE) {
+        qs_fail(&e, QS_ERR_ARG, "--dram-trace %s: needs a bank-level DRAM model (e.g. --set dram.model=ddr4_3200); "
+                "[dram] model = simple has no DRAM requests", o.dram_trace);
+        goto out;
+    }
+    if (o.dram_trace) qs_sim_set_dram_trace(sim, dram_log_add, &dlog);
 
     const qs_layer *IN = &net->layers[0];
     int64_t per = (int64_t)IN->out_c * IN->out_h * IN->out_w;
@@ -814,6 +887,8 @@ static int cmd_run(int argc, char **argv)
         j->wave_path = o.fst ? o.fst : o.vcd;
         j->tr_from = tr_from;
         j->tr_to = tr_to;
+        j->dram_trace = k == 0 ? o.dram_trace : NULL;
+        j->dlog = &dlog;
         j->progress = progress;
         j->cycle_progress = cycle_progress;
         j->acc = acc + (size_t)k * (size_t)net->n_layers;
@@ -847,6 +922,9 @@ static int cmd_run(int argc, char **argv)
             acc[i].stall_buffer += jobs[k].acc[i].stall_buffer;
             acc[i].stall_dep += jobs[k].acc[i].stall_dep;
             qs_events_add(&acc[i].ev, &jobs[k].acc[i].ev);
+            qs_dram_stats none;
+            memset(&none, 0, sizeof none);
+            qs_dram_stats_add_delta(&acc[i].dram, &jobs[k].acc[i].dram, &none);
         }
     }
     for (int k = 0; k < n_jobs; k++) n_correct += jobs[k].n_correct;
@@ -877,6 +955,7 @@ out:
     free(preds);
     free(jobs);
     free(threads);
+    free(dlog.v);
     qs_npy_free(&x);
     qs_npy_free(&y);
     qs_sim_destroy(sim);
