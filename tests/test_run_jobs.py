@@ -6,6 +6,7 @@
 - --dump-outputs of a batch writes every inference as DIR/<inference, 5 digits>/; each
   layer's output equals the independent NumPy reference (scripts/qsim_qbin.evaluate) of
   that image; --dump-index K writes inference K alone as DIR/<index>_<name>.npy.
+- With the bank-level DRAM model, the report and the --dram-trace file are the same too.
 - Bad values (--jobs 0, --dump-index past the batch, --dump-index without a directory)
   are refused with one message.
 
@@ -58,6 +59,21 @@ def main():
                     if j != "1":
                         check(base is not None and o == base, "%s %s: --jobs %s report == --jobs 1 (JSON %d bytes)" % (
                             netname, engine, j or "default", len(o[0])))
+
+        # the bank-level DRAM model: its statistics and the first inference's request trace
+        net = os.path.join(nets, "digits_w2a4.qbin")
+        outs = {}
+        for j in ("1", "3"):
+            js, tr = os.path.join(tmp, "d%s.json" % j), os.path.join(tmp, "d%s.trace" % j)
+            r = subprocess.run([qsim, "run", "--arch", arch, net, "--set", "dram.model=ddr4_3200", "--input", xp,
+                                "--json", js, "--dram-trace", tr, "--jobs", j, "-q"], capture_output=True, text=True)
+            if r.returncode:
+                check(False, "ddr4_3200 --jobs %s: %s" % (j, r.stderr.strip()))
+                continue
+            text = open(js, "rb").read().split(b"\n")
+            outs[j] = (b"\n".join(ln for ln in text if b'"wall_seconds"' not in ln), open(tr, "rb").read())
+        check(len(outs) == 2 and outs["1"] == outs["3"] and len(outs["1"][1]) > 0,
+              "dram.model=ddr4_3200: --jobs 3 report and --dram-trace == --jobs 1")
 
         net = os.path.join(nets, "digits_w4a4.qbin")
         ref = q.Net.load(net)
