@@ -602,7 +602,9 @@ EXACT_F32_CONV = True
 @torch.no_grad()
 def int_forward(ir: Sequence[IntLayer], x_int, upto: Optional[int] = None) -> torch.Tensor:
     """Run the integer layers on a batch of input integers (N, C, H, W) with int64 torch
-    arithmetic. Returns the last layer's (or layer `upto`'s) output, (N, C, H, W) int64."""
+    arithmetic (convolution products and sums in float64, or float32 when every partial sum
+    is below 2^24: exact either way). Returns the last layer's (or layer `upto`'s) output,
+    (N, C, H, W) int64."""
     a = torch.as_tensor(np.asarray(x_int)).to(torch.int64)
     n = a.shape[0]
     prev = None
