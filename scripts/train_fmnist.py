@@ -55,7 +55,10 @@ VARIANTS = {                # name: (weight bits, activation bits, full-range we
     "w2a4": (2, 4, True, "int2 [-2, 1]"),
     "ter_a4": (2, 4, False, "ternary {-1, 0, 1}"),
     "bin_a4": (1, 4, False, "bipolar {-1, +1}"),
+    "w3a3": (3, 3, False, "int3 [-3, 3] (stored as int4)"),
+    "w2a2": (2, 2, True, "int2 [-2, 1]"),
 }
+DEFAULT_VARIANTS = ("w8a8", "w4a4", "w2a4", "ter_a4", "bin_a4")
 
 
 def make_model(width=1, wbits=8, abits=8, wfull=False, first_bits=8, last_bits=8, head="flat"):
@@ -80,7 +83,12 @@ def to_real(x_int) -> torch.Tensor:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of %s" % ",".join(VARIANTS))
+    ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                    help="comma-separated subset of %s" % ",".join(VARIANTS))
+    ap.add_argument("--add", action="store_true",
+                    help="add the variants to the existing accuracy JSON instead of replacing it; refused unless "
+                         "that JSON was written with the same settings and the fp32 network trains to the same "
+                         "accuracy (deterministic runs)")
     ap.add_argument("--data-dir", default=fmnist_data.DEFAULT_DIR)
     ap.add_argument("--head", choices=("flat", "gap"), default="flat",
                     help="classifier on conv3's flattened 64x7x7 outputs (flat, 31,360 MACs) or on their "
@@ -109,6 +117,16 @@ def main(argv=None) -> int:
     for v in names:
         if v not in VARIANTS:
             ap.error("unknown variant %r (have %s)" % (v, ", ".join(VARIANTS)))
+    suffix = "" if (args.first_bits, args.last_bits) == (8, 8) else "_f%dl%d" % (args.first_bits, args.last_bits)
+    jpath = os.path.join(args.out_dir, "fmnist_accuracy%s.json" % suffix)
+    old = None
+    if args.add:
+        try:
+            with open(jpath) as f:
+                old = json.load(f)
+        except (OSError, ValueError) as exc:
+            print("train_fmnist: --add: cannot read %s: %s" % (jpath, exc), file=sys.stderr)
+            return 1
     try:
         xtr_i, ytr_np = fmnist_data.load("train", args.data_dir)
         xte_i, yte_np = fmnist_data.load("test", args.data_dir)
@@ -134,10 +152,20 @@ def main(argv=None) -> int:
     fp32_acc = accuracy(fp32, xte, yte, batch=1000)
     t_fp32 = time.time() - t0
     log("fp32: test accuracy %.2f%% (%.1f s)" % (100 * fp32_acc, t_fp32))
+    same = ("n_train", "epochs_fp32", "epochs_qat", "head", "check_n", "threads")
+    if old is not None:
+        now = {"n_train": int(len(ytr)), "epochs_fp32": args.epochs_fp32, "epochs_qat": args.epochs_qat,
+               "head": args.head, "check_n": args.check_n, "threads": args.threads}
+        bad = [k for k in same if old.get(k) != now[k]] + (["fp32_acc"] if old.get("fp32_acc") != round(fp32_acc, 6)
+                                                           else [])
+        if bad:
+            print("train_fmnist: --add: %s was written with other settings or another fp32 network (%s)" % (
+                jpath, ", ".join(bad)), file=sys.stderr)
+            return 1
 
-    suffix = "" if (args.first_bits, args.last_bits) == (8, 8) else "_f%dl%d" % (args.first_bits, args.last_bits)
     results = {}
-    for vi, v in enumerate(names):
+    for v in names:
+        vi = list(VARIANTS).index(v)       # seeds by variant, whichever subset runs
         wbits, abits, wfull, label = VARIANTS[v]
         t0 = time.time()
         torch.manual_seed(args.seed + 1 + vi)
@@ -184,7 +212,11 @@ def main(argv=None) -> int:
         "command": " ".join(["scripts/train_fmnist.py"] + list(sys.argv[1:] if argv is None else argv)),
         "variants": results,
     }
-    jpath = os.path.join(args.out_dir, "fmnist_accuracy%s.json" % suffix)
+    if old is not None:
+        info["variants"] = dict(old["variants"], **results)
+        info["command"] = old["command"] + "; " + info["command"]
+        info["total_seconds"] = old["total_seconds"]
+        info["add_seconds"] = round(total, 1)
     with open(jpath, "w") as f:
         json.dump(info, f, indent=1, sort_keys=True)
         f.write("\n")
