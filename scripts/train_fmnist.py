@@ -55,7 +55,6 @@ VARIANTS = {                # name: (weight bits, activation bits, full-range we
     "w2a4": (2, 4, True, "int2 [-2, 1]"),
     "ter_a4": (2, 4, False, "ternary {-1, 0, 1}"),
     "bin_a4": (1, 4, False, "bipolar {-1, +1}"),
-    "w3a3": (3, 3, False, "int3 [-3, 3] (stored as int4)"),
     "w2a2": (2, 2, True, "int2 [-2, 1]"),
 }
 DEFAULT_VARIANTS = ("w8a8", "w4a4", "w2a4", "ter_a4", "bin_a4")
