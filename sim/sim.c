@@ -57,6 +57,8 @@ struct qs_sim {
     qs_array_ctx actx;
     qs_ssmem ssm;            /* scalesim convention: SCALE-Sim's memory model of layer ss_layer */
     int32_t ss_layer;        /* -1: none open */
+    int32_t ss_row_layer;    /* the layer ss_row describes (-1: none) */
+    const qs_scalesim_layer *ss_row;
     int32_t *qorder[QS_Q_COUNT];  /* per queue: program indices in order */
     int32_t qlen[QS_Q_COUNT];
     qs_layer_stats *stats;
@@ -100,6 +102,7 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
     qs_sim *s = calloc(1, sizeof *s);
     if (!s) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
     s->ss_layer = -1;
+    s->ss_row_layer = -1;
     s->net = net;
     s->prog = prog;
     s->engine = engine;
@@ -206,6 +209,12 @@ void qs_sim_destroy(qs_sim *s)
     qs_dram_destroy(s->dram);
     for (int q = 0; q < QS_Q_COUNT; q++) free(s->fly[q]);
     free(s);
+}
+
+void qs_sim_set_scalesim_layer(qs_sim *s, int32_t layer, const qs_scalesim_layer *row)
+{
+    s->ss_row_layer = layer;
+    s->ss_row = row;
 }
 
 qs_status qs_sim_set_input(qs_sim *s, const int32_t *data, int64_t count, qs_error *err)
@@ -690,6 +699,10 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
                         if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
                         qs_ssmem_begin(&s->ssm, a, &ls->ss);
                         s->ss_layer = in->layer;
+                        if (a->scalesim_bandwidth > 0 && s->ss_row && s->ss_row_layer == in->layer) {
+                            qs_status ust = qs_ssuser_create(s->ss_row, a, &s->ssm.user, err);
+                            if (ust) return ust;
+                        }
                         s->actx.ssm = &s->ssm;
                     }
                     qs_status st = qs_array_gemm(&s->actx, in, &r, err);
