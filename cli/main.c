@@ -210,7 +210,7 @@ static int cmd_info(int argc, char **argv)
     printf("input '%s': %dx%dx%d %s%d, scale %.9g, zero point %d (real = scale * (q - zero point))\n\n", IN->name,
            IN->out_c, IN->out_h, IN->out_w, IN->out_signed ? "int" : "uint", IN->out_bits, (double)IN->out_scale,
            (int)IN->out_zp);
-    printf("%3s %-*s %-8s %-10s %-14s %-9s %-10s %12s\n", "#", name_w, "name", "kind", "inputs", "out CxHxW", "out",
+    printf("%3s %-*s %-9s %-10s %-14s %-9s %-10s %12s\n", "#", name_w, "name", "kind", "inputs", "out CxHxW", "out",
            "weights", "MACs");
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
@@ -222,7 +222,11 @@ static int cmd_info(int argc, char **argv)
         }
         snprintf(shape, sizeof shape, "%dx%dx%d", L->out_c, L->out_h, L->out_w);
         snprintf(outq, sizeof outq, "%s%d", L->out_signed ? "int" : "uint", L->out_bits);
-        if (L->weight >= 0) {
+        if (L->kind == QS_L_LUT || L->kind == QS_L_SOFTMAX) { /* a table of the PPU, not weights */
+            snprintf(w, sizeof w, "table[%lld]", (long long)net->tensors[L->weight].count);
+        } else if (L->kind == QS_L_MATMUL) {
+            snprintf(w, sizeof w, "%s", (const char *[]){"A x B", "A^T x B", "A x B^T", "A^T x B^T"}[L->param & 3]);
+        } else if (L->weight >= 0) {
             const qs_tensor *T = &net->tensors[L->weight];
             snprintf(w, sizeof w, "%s", qs_dtype_name(T->dtype, T->is_signed));
             params += T->count;
@@ -230,7 +234,7 @@ static int cmd_info(int argc, char **argv)
         }
         int64_t m = qs_layer_macs(net, i);
         macs += m;
-        printf("%3d %-*s %-8s %-10s %-14s %-9s %-10s %12lld\n", i, name_w, L->name, qs_layer_kind_name(L->kind), ins,
+        printf("%3d %-*s %-9s %-10s %-14s %-9s %-10s %12lld\n", i, name_w, L->name, qs_layer_kind_name(L->kind), ins,
                shape, outq, w, (long long)m);
     }
     printf("\nparameters: %lld weights, %lld bytes packed; MACs per inference: %lld\n", (long long)params,
