@@ -3,6 +3,7 @@
  * usage errors exit 2. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,11 @@ static const char *USAGE_RUN =
     "  --labels Y.npy       labels of a batch: reports top-1 accuracy\n"
     "  --json FILE          write the full report as JSON (docs/report.md)\n"
     "  --csv FILE           write the per-layer table as CSV\n"
-    "  --dump-outputs DIR   write every layer's output as DIR/<index>_<name>.npy\n"
+    "  --dump-outputs DIR   write every layer's output as DIR/<index>_<name>.npy; of a batch, every\n"
+    "                       inference's as DIR/<inference>/<index>_<name>.npy (inference: 5 digits)\n"
+    "  --dump-index K       of a batch, dump only inference K (0-based) as DIR/<index>_<name>.npy\n"
+    "  --jobs N             simulate a batch's inferences on N threads (default: the machine's cores);\n"
+    "                       the results do not depend on N\n"
     "  --fst FILE, --vcd FILE  waveform of the (first) inference for GTKWave, time in cycles; beside it\n"
     "                       FILE.gtkw, its view: gtkwave run.gtkw (per-clock PE activity needs --engine detailed)\n"
     "  --trace-from N, --trace-to N  cycle window of the waveform\n"
@@ -89,6 +94,7 @@ typedef struct {
     const char *arch, *net, *engine, *input, *labels, *json, *csv, *dump;
     const char *fst, *vcd, *trace_from, *trace_to, *trace_layer;
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
+    const char *jobs, *dump_index;
     const char *dram_trace;
     int gemm;
     const char *ss_outdir;   /* qsim scalesim -p: reports go to <dir>/<run_name>/, SCALE-Sim's stdout */
@@ -153,6 +159,8 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--json")) o->json = v;
         else if (!strcmp(a, "--csv")) o->csv = v;
         else if (!strcmp(a, "--dump-outputs")) o->dump = v;
+        else if (!strcmp(a, "--dump-index")) o->dump_index = v;
+        else if (!strcmp(a, "--jobs")) o->jobs = v;
         else if (!strcmp(a, "--fst")) o->fst = v;
         else if (!strcmp(a, "--vcd")) o->vcd = v;
         else if (!strcmp(a, "--trace-from")) o->trace_from = v;
@@ -353,12 +361,23 @@ static int32_t argmax(const int32_t *v, int64_t n)
     return best;
 }
 
-static int dump_outputs(const char *dir, const qs_net *net, const qs_sim *sim, qs_error *e)
+static int make_dir(const char *dir, qs_error *e)
 {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        snprintf(e->msg, sizeof e->msg, "%s: cannot create directory: %s", dir, strerror(errno));
+        snprintf(e->msg, sizeof e->msg, "%.400s: cannot create directory: %s", dir, strerror(errno));
         return 1;
     }
+    return 0;
+}
+
+/* Every layer's output as DIR/<index>_<name>.npy, or with inference >= 0 (one
+ * inference of a batch) DIR/<inference, 5 digits>/<index>_<name>.npy. */
+static int dump_outputs(const char *top, int32_t inference, const qs_net *net, const qs_sim *sim, qs_error *e)
+{
+    char dir[900];
+    if (inference >= 0) snprintf(dir, sizeof dir, "%s/%05d", top, (int)inference);
+    else snprintf(dir, sizeof dir, "%s", top);
+    if (make_dir(dir, e)) return 1;
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
         char path[1024];
@@ -725,6 +744,115 @@ static qs_status dram_log_write(dram_log *l, const char *path, qs_error *e)
     return QS_OK;
 }
 
+/* ---- a batch of inferences, split over threads ------------------------------------- */
+
+/* One thread's share of a batch: inferences [first, end), on its own simulator.
+ * Per-layer sums are integers, so adding the jobs' sums in any order gives the
+ * same totals as one job: the report does not depend on the number of jobs. */
+typedef struct {
+    const qs_net *net;
+    const qs_prog *prog;
+    qs_engine engine;
+    qs_sim *sim;                /* the main thread's for job 0; else created by the job */
+    const char *input_path;     /* NULL: no --input (the network's own input) */
+    const int32_t *x;           /* all inputs, `per` values each */
+    const int32_t *labels;      /* NULL: no --labels */
+    int64_t per;
+    int32_t first, end, n;
+    const char *dump;           /* --dump-outputs DIR or NULL */
+    int32_t dump_index;         /* dump only this inference of a batch; -1: every one */
+    qs_trace *trace;            /* job 0: closed after its first inference */
+    const char *wave_path;      /* the --fst/--vcd file, for its view */
+    uint64_t tr_from, tr_to;    /* the waveform's window */
+    const char *dram_trace;     /* job 0: --dram-trace file, written after its first inference */
+    dram_log *dlog;
+    int progress, cycle_progress;
+    qs_layer_stats *acc;        /* net->n_layers sums over this job's inferences */
+    int32_t *preds;             /* the whole batch's; the job writes [first, end) */
+    int n_correct;
+    int failed;
+    qs_error e;
+} batch_job;
+
+static void *run_batch_job(void *arg)
+{
+    batch_job *j = arg;
+    qs_error *e = &j->e;
+    qs_sim *own = NULL;
+    j->failed = 1;
+    if (!j->sim) {
+        if (qs_sim_create(j->net, j->prog, j->engine, &own, e)) return NULL;
+        j->sim = own;
+    }
+    const qs_net *net = j->net;
+    const qs_layer *OUT = &net->layers[net->output];
+    for (int32_t b = j->first; b < j->end; b++) {
+        if (j->input_path) {
+            qs_error ie;
+            if (qs_sim_set_input(j->sim, j->x + (size_t)b * (size_t)j->per, j->per, &ie)) {
+                qs_fail(e, QS_ERR_ARG, "%s: inference %d: %.400s", j->input_path, (int)b, ie.msg);
+                goto out;
+            }
+        }
+        if ((j->cycle_progress ? run_showing_cycles(j->sim, e) : qs_sim_run(j->sim, e)) != QS_OK) goto out;
+        if (j->dram_trace && b == 0) {
+            qs_sim_set_dram_trace(j->sim, NULL, NULL);
+            if (dram_log_write(j->dlog, j->dram_trace, e)) goto out;
+        }
+        if (j->trace) { /* the first inference only */
+            qs_sim_set_trace(j->sim, NULL, 0, 0);
+            qs_status ts = qs_trace_close(j->trace, e);
+            j->trace = NULL;
+            if (ts) goto out;
+            /* beside the dump, a view that opens on its window, with layer names */
+            uint64_t last = qs_sim_now(j->sim), to = j->tr_to < last ? j->tr_to : last,
+                     from = j->tr_from < to ? j->tr_from : to;
+            char view[4096];
+            if (qs_write_wave_view(j->wave_path, net, j->engine == QS_ENGINE_DETAILED, from, to, view, sizeof view, e))
+                goto out;
+            fprintf(stderr, "qsim: waveform %s holds cycles %llu..%llu; view it: gtkwave %s\n", j->wave_path,
+                    (unsigned long long)from, (unsigned long long)to, view);
+        }
+        for (int32_t i = 0; i < net->n_layers; i++) {
+            const qs_layer_stats *s = qs_sim_layer_stats(j->sim, i);
+            j->acc[i].cycles += s->cycles;
+            j->acc[i].array_busy += s->array_busy;
+            j->acc[i].stall_dram += s->stall_dram;
+            j->acc[i].stall_ppu += s->stall_ppu;
+            j->acc[i].stall_buffer += s->stall_buffer;
+            j->acc[i].stall_dep += s->stall_dep;
+            qs_events_add(&j->acc[i].ev, &s->ev);
+            qs_dram_stats none;
+            memset(&none, 0, sizeof none);
+            qs_dram_stats_add_delta(&j->acc[i].dram, &s->dram, &none);
+        }
+        j->preds[b] = argmax(qs_sim_layer_output(j->sim, net->output), (int64_t)OUT->out_c * OUT->out_h * OUT->out_w);
+        if (j->labels) j->n_correct += j->preds[b] == j->labels[b];
+        if (j->dump) {
+            int st = 0;
+            if (j->n == 1) st = dump_outputs(j->dump, -1, net, j->sim, e);
+            else if (j->dump_index < 0) st = dump_outputs(j->dump, b, net, j->sim, e);
+            else if (j->dump_index == b) st = dump_outputs(j->dump, -1, net, j->sim, e);
+            if (st) goto out;
+        }
+        if (j->progress && (b % 16 == 0 || b == j->end - 1))
+            fprintf(stderr, "\rqsim: inference %d/%d", (int)b + 1, (int)j->n);
+    }
+    j->failed = 0;
+out:
+    if (own) {
+        qs_sim_destroy(own);
+        j->sim = NULL;
+    }
+    return NULL;
+}
+
+static int online_cores(void)
+{
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c < 1 ? 1 : c > 256 ? 256 : (int)c;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     options o;
@@ -732,7 +860,7 @@ static int cmd_run(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_RUN,
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
                         " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
-                        " --weight-bits --act-bits --report-dir --dram-trace ", &o);
+                        " --weight-bits --act-bits --report-dir --dram-trace --jobs --dump-index ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qs_engine engine = QS_ENGINE_FAST;
     if (o.engine) {
@@ -745,6 +873,13 @@ static int cmd_run(int argc, char **argv)
         return usage_error(USAGE_RUN, "%s",
                            "--sparsity, --weight-bits, --act-bits and --report-dir apply to SCALE-Sim topologies (.csv)");
     if (o.labels && !o.input) return usage_error(USAGE_RUN, "%s", "--labels needs --input");
+    int n_jobs = online_cores();
+    if (o.jobs && parse_int_arg(o.jobs, 1, 256, &n_jobs))
+        return usage_error(USAGE_RUN, "--jobs '%s': a number of threads 1..256", o.jobs);
+    int dump_index = -1;
+    if (o.dump_index && !o.dump) return usage_error(USAGE_RUN, "%s", "--dump-index needs --dump-outputs");
+    if (o.dump_index && parse_int_arg(o.dump_index, 0, 2147483646, &dump_index))
+        return usage_error(USAGE_RUN, "--dump-index '%s' is not an inference index (0, 1, ...)", o.dump_index);
     if (o.fst && o.vcd) return usage_error(USAGE_RUN, "%s", "give one of --fst and --vcd");
     uint64_t tr_from = 0, tr_to = UINT64_MAX;
     if (o.trace_from && parse_cycle(o.trace_from, &tr_from))
@@ -766,6 +901,8 @@ static int cmd_run(int argc, char **argv)
     qs_npy x = {0}, y = {0};
     qs_layer_stats *acc = NULL;
     int32_t *preds = NULL;
+    batch_job *jobs = NULL;
+    pthread_t *threads = NULL;
     qs_tech tech;
     qs_trace *trace = NULL;
     dram_log dlog = {NULL, 0, 0, 0};
@@ -806,9 +943,18 @@ static int cmd_run(int argc, char **argv)
             goto out;
         }
     }
-    acc = calloc((size_t)net->n_layers, sizeof *acc);
+    if (dump_index >= n) {
+        snprintf(e.msg, sizeof e.msg, "--dump-index %d: the batch has %d inferences (0..%d)", dump_index, n, n - 1);
+        goto out;
+    }
+    if (o.dump && make_dir(o.dump, &e)) goto out;
+    if (n_jobs > n) n_jobs = n;
+    if (o.fst || o.vcd) n_jobs = 1; /* the waveform is of the first inference, on this thread's simulator */
+    acc = calloc((size_t)net->n_layers * (size_t)n_jobs, sizeof *acc);
     preds = calloc((size_t)n, sizeof *preds);
-    if (!acc || !preds) {
+    jobs = calloc((size_t)n_jobs, sizeof *jobs);
+    threads = calloc((size_t)n_jobs, sizeof *threads);
+    if (!acc || !preds || !jobs || !threads) {
         snprintf(e.msg, sizeof e.msg, "out of memory");
         goto out;
     }
@@ -830,52 +976,68 @@ static int cmd_run(int argc, char **argv)
         qs_sim_set_trace(sim, trace, tr_from, tr_to);
     }
     int n_correct = 0;
-    int progress = isatty(2) && n > 1;
+    int progress = isatty(2) && n > 1 && n_jobs == 1;
     int cycle_progress = isatty(2) && n == 1; /* one long inference: its simulated cycles */
-    for (int32_t b = 0; b < n; b++) {
-        if (o.input) {
-            qs_error ie;
-            if (qs_sim_set_input(sim, x.data + (size_t)b * per, per, &ie)) {
-                qs_fail(&e, QS_ERR_ARG, "%s: inference %d: %.400s", o.input, b, ie.msg);
-                goto out;
+    for (int k = 0; k < n_jobs; k++) { /* contiguous shares, the first n % n_jobs one longer */
+        batch_job *j = &jobs[k];
+        j->net = net;
+        j->prog = prog;
+        j->engine = engine;
+        j->sim = k == 0 ? sim : NULL;
+        j->input_path = o.input;
+        j->x = x.data;
+        j->labels = o.labels ? y.data : NULL;
+        j->per = per;
+        j->first = (int32_t)((int64_t)n * k / n_jobs);
+        j->end = (int32_t)((int64_t)n * (k + 1) / n_jobs);
+        j->n = n;
+        j->dump = o.dump;
+        j->dump_index = dump_index;
+        j->trace = k == 0 ? trace : NULL;
+        j->wave_path = o.fst ? o.fst : o.vcd;
+        j->tr_from = tr_from;
+        j->tr_to = tr_to;
+        j->dram_trace = k == 0 ? o.dram_trace : NULL;
+        j->dlog = &dlog;
+        j->progress = progress;
+        j->cycle_progress = cycle_progress;
+        j->acc = acc + (size_t)k * (size_t)net->n_layers;
+        j->preds = preds;
+    }
+    trace = NULL; /* job 0 closes it */
+    int started = 0;
+    for (int k = 1; k < n_jobs; k++, started++)
+        if (pthread_create(&threads[k], NULL, run_batch_job, &jobs[k]) != 0) break;
+    run_batch_job(&jobs[0]);
+    for (int k = 1; k <= started; k++) pthread_join(threads[k], NULL);
+    if (started < n_jobs - 1) {
+        snprintf(e.msg, sizeof e.msg, "cannot start thread %d of --jobs %d", started + 1, n_jobs);
+        goto out;
+    }
+    for (int k = 0; k < n_jobs; k++) /* the first failing inference's message */
+        if (jobs[k].failed) {
+            e = jobs[k].e;
+            if (k == 0 && jobs[0].trace) {
+                qs_error te;
+                qs_trace_close(jobs[0].trace, &te);
             }
+            goto out;
         }
-        if ((cycle_progress ? run_showing_cycles(sim, &e) : qs_sim_run(sim, &e)) != QS_OK) goto out;
-        if (o.dram_trace && b == 0) {
-            qs_sim_set_dram_trace(sim, NULL, NULL);
-            if (dram_log_write(&dlog, o.dram_trace, &e)) goto out;
-        }
-        if (trace) { /* the first inference only */
-            qs_sim_set_trace(sim, NULL, 0, 0);
-            qs_status ts = qs_trace_close(trace, &e);
-            trace = NULL;
-            if (ts) goto out;
-            /* beside the dump, a view that opens on its window, with layer names */
-            const char *dump = o.fst ? o.fst : o.vcd;
-            uint64_t end = qs_sim_now(sim), to = tr_to < end ? tr_to : end, from = tr_from < to ? tr_from : to;
-            char view[4096];
-            if (qs_write_wave_view(dump, net, engine == QS_ENGINE_DETAILED, from, to, view, sizeof view, &e)) goto out;
-            fprintf(stderr, "qsim: waveform %s holds cycles %llu..%llu; view it: gtkwave %s\n", dump,
-                    (unsigned long long)from, (unsigned long long)to, view);
-        }
+    for (int k = 1; k < n_jobs; k++) {
         for (int32_t i = 0; i < net->n_layers; i++) {
-            const qs_layer_stats *s = qs_sim_layer_stats(sim, i);
-            acc[i].cycles += s->cycles;
-            acc[i].array_busy += s->array_busy;
-            acc[i].stall_dram += s->stall_dram;
-            acc[i].stall_ppu += s->stall_ppu;
-            acc[i].stall_buffer += s->stall_buffer;
-            acc[i].stall_dep += s->stall_dep;
-            qs_events_add(&acc[i].ev, &s->ev);
+            acc[i].cycles += jobs[k].acc[i].cycles;
+            acc[i].array_busy += jobs[k].acc[i].array_busy;
+            acc[i].stall_dram += jobs[k].acc[i].stall_dram;
+            acc[i].stall_ppu += jobs[k].acc[i].stall_ppu;
+            acc[i].stall_buffer += jobs[k].acc[i].stall_buffer;
+            acc[i].stall_dep += jobs[k].acc[i].stall_dep;
+            qs_events_add(&acc[i].ev, &jobs[k].acc[i].ev);
             qs_dram_stats none;
             memset(&none, 0, sizeof none);
-            qs_dram_stats_add_delta(&acc[i].dram, &s->dram, &none);
+            qs_dram_stats_add_delta(&acc[i].dram, &jobs[k].acc[i].dram, &none);
         }
-        const qs_layer *OUT = &net->layers[net->output];
-        preds[b] = argmax(qs_sim_layer_output(sim, net->output), (int64_t)OUT->out_c * OUT->out_h * OUT->out_w);
-        if (o.labels) n_correct += preds[b] == y.data[b];
-        if (progress && (b % 16 == 0 || b == n - 1)) fprintf(stderr, "\rqsim: inference %d/%d", b + 1, n);
     }
+    for (int k = 0; k < n_jobs; k++) n_correct += jobs[k].n_correct;
     if (progress) fputc('\n', stderr);
 
     qs_report rep = {net, prog, &arch, &tech, o.net, o.arch, engine == QS_ENGINE_FAST ? "fast" : "detailed", n, acc,
@@ -892,7 +1054,6 @@ static int cmd_run(int argc, char **argv)
     }
     if (o.json && qs_report_write_json(&rep, o.json, &e)) goto out;
     if (o.csv && qs_report_write_csv(&rep, o.csv, &e)) goto out;
-    if (o.dump && dump_outputs(o.dump, net, sim, &e)) goto out;
     rc = 0;
 out:
     if (rc) fail(&e);
@@ -902,6 +1063,8 @@ out:
     }
     free(acc);
     free(preds);
+    free(jobs);
+    free(threads);
     free(dlog.v);
     qs_npy_free(&x);
     qs_npy_free(&y);

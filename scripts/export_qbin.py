@@ -94,11 +94,13 @@ class _GradScale(torch.autograd.Function):
 
 
 class LsqQuantizer(nn.Module):
-    """LSQ quantizer. weight=True: signed narrow-range (or bipolar at 1 bit), N = numel,
+    """LSQ quantizer. weight=True: signed narrow-range (or bipolar at 1 bit; full_range:
+    [-2^(b-1), 2^(b-1) - 1], e.g. 2 bits -2..1), N = numel,
     optionally one step per output channel (axis 0). weight=False: activations,
     unsigned [0, 2^b - 1] (signed=True: [-2^(b-1), 2^(b-1) - 1]), N = features/sample."""
 
-    def __init__(self, bits: int, signed: bool, weight: bool, channels: int = 0):
+    def __init__(self, bits: int, signed: bool, weight: bool, channels: int = 0,
+                 full_range: bool = False):
         super().__init__()
         if not 1 <= bits <= 16 or (bits == 1 and not (signed and weight)):
             raise ValueError("LSQ: %d-bit %s %s not supported" % (
@@ -107,6 +109,8 @@ class LsqQuantizer(nn.Module):
         self.bipolar = weight and bits == 1
         if self.bipolar:
             self.qn, self.qp = 1, 1
+        elif weight and full_range:        # LSQ's paper: [-2^(b-1), 2^(b-1) - 1], 2 bits -2..1
+            self.qn, self.qp = 2 ** (bits - 1), 2 ** (bits - 1) - 1
         elif weight:
             self.qn = self.qp = 2 ** (bits - 1) - 1
         elif signed:
@@ -183,13 +187,13 @@ class QConv2d(nn.Module):
     abits=0: no output quantizer (only allowed for a network's last layer)."""
 
     def __init__(self, cin, cout, k, stride=1, pad=0, bn=True, relu=True, wbits=8, abits=8,
-                 per_channel=False, name="conv"):
+                 per_channel=False, name="conv", wfull=False):
         super().__init__()
         self.lname = name
         self.conv = nn.Conv2d(cin, cout, k, stride, pad, bias=not bn)
         self.bn = nn.BatchNorm2d(cout) if bn else None
         self.relu = relu
-        self.wq = LsqQuantizer(wbits, True, True, cout if per_channel else 0)
+        self.wq = LsqQuantizer(wbits, True, True, cout if per_channel else 0, wfull)
         self.aq = LsqQuantizer(abits, not relu, False) if abits else None
         self.quant = False
 
@@ -246,13 +250,13 @@ class QLinear(QConv2d):
     (bn=False, relu=False, abits=0 by default: the classifier producing logits)."""
 
     def __init__(self, cin, cout, bn=False, relu=False, wbits=8, abits=0, per_channel=False,
-                 name="fc"):
+                 name="fc", wfull=False):
         nn.Module.__init__(self)
         self.lname = name
         self.conv = nn.Linear(cin, cout, bias=not bn)
         self.bn = nn.BatchNorm1d(cout) if bn else None
         self.relu = relu
-        self.wq = LsqQuantizer(wbits, True, True, cout if per_channel else 0)
+        self.wq = LsqQuantizer(wbits, True, True, cout if per_channel else 0, wfull)
         self.aq = LsqQuantizer(abits, not relu, False) if abits else None
         self.quant = False
 
@@ -590,10 +594,17 @@ def _wrap32(x: torch.Tensor) -> torch.Tensor:
     return torch.remainder(x + (1 << 31), 1 << 32) - (1 << 31)
 
 
+# int_forward may compute a convolution in float32 when that is exact (tests switch it off
+# to compare with the int64 tap-by-tap path)
+EXACT_F32_CONV = True
+
+
 @torch.no_grad()
 def int_forward(ir: Sequence[IntLayer], x_int, upto: Optional[int] = None) -> torch.Tensor:
     """Run the integer layers on a batch of input integers (N, C, H, W) with int64 torch
-    arithmetic. Returns the last layer's (or layer `upto`'s) output, (N, C, H, W) int64."""
+    arithmetic (convolution products and sums in float64, or float32 when every partial sum
+    is below 2^24: exact either way). Returns the last layer's (or layer `upto`'s) output,
+    (N, C, H, W) int64."""
     a = torch.as_tensor(np.asarray(x_int)).to(torch.int64)
     n = a.shape[0]
     prev = None
@@ -611,6 +622,16 @@ def int_forward(ir: Sequence[IntLayer], x_int, upto: Optional[int] = None) -> to
                 x = F.pad(x, (l.pad,) * 4, value=0)
             wt = torch.as_tensor(l.weight, dtype=torch.int64)
             cin_g, cout_g = wt.shape[1], l.c // l.groups
+            if EXACT_F32_CONV and int(wt.abs().sum(dim=(1, 2, 3)).max()) * int(x.abs().max()) < 2 ** 24:
+                # every product and partial sum is an integer below 2^24 in magnitude, so a
+                # float32 convolution (oneDNN, any summation order) is exact: fast for 10,000 images
+                acc = F.conv2d(x.float(), wt.float(), None, l.stride, 0, l.dil, l.groups)
+                a = _requant_int(_wrap32(acc.round().to(torch.int64)) + torch.as_tensor(l.bias).view(1, -1, 1, 1),
+                                 l.mult, l.shift, l.zp, l.lo, l.hi)
+                prev = l
+                if upto is not None and li == upto:
+                    break
+                continue
             acc = torch.zeros((n, l.c, l.h, l.w), dtype=torch.int64)
             span_h, span_w = l.stride * (l.h - 1) + 1, l.stride * (l.w - 1) + 1
             for ky in range(l.k):          # one tap at a time: acc += w[:, :, ky, kx] . x_shifted
@@ -618,9 +639,12 @@ def int_forward(ir: Sequence[IntLayer], x_int, upto: Optional[int] = None) -> to
                     y0, x0 = ky * l.dil, kx * l.dil
                     tap = x[:, :, y0:y0 + span_h:l.stride, x0:x0 + span_w:l.stride]
                     for g in range(l.groups):
+                        # float64 products and sums of these integers are exact (lower()
+                        # bounds every accumulator by int32, far below 2^53) and run in
+                        # BLAS, unlike int64 einsum (minutes for 10,000 28x28 images)
                         acc[:, g * cout_g:(g + 1) * cout_g] += torch.einsum(
-                            "oc,nchw->nohw", wt[g * cout_g:(g + 1) * cout_g, :, ky, kx],
-                            tap[:, g * cin_g:(g + 1) * cin_g])
+                            "oc,nchw->nohw", wt[g * cout_g:(g + 1) * cout_g, :, ky, kx].double(),
+                            tap[:, g * cin_g:(g + 1) * cin_g].double()).round().to(torch.int64)
             acc = _wrap32(acc) + torch.as_tensor(l.bias).view(1, -1, 1, 1)
             a = _requant_int(acc, l.mult, l.shift, l.zp, l.lo, l.hi)
         elif l.kind == "fc":
@@ -655,17 +679,29 @@ def evaluate_qbin(net: qb.Net, x_int) -> np.ndarray:
     return np.stack([qb.evaluate(net, x)[net.output].ravel() for x in np.asarray(x_int)])
 
 
-def export(model: QNet, name: str, x_int, path: Optional[str] = None, layer_check: bool = True):
+def int_forward_chunked(ir: Sequence[IntLayer], x_int, chunk: int = 500) -> np.ndarray:
+    """int_forward's output (N, K) on `chunk` inputs at a time (bounded memory: the int64
+    activations of 10,000 Fashion-MNIST images would need gigabytes)."""
+    x_int = np.asarray(x_int)
+    return np.concatenate([int_forward(ir, x_int[i:i + chunk]).reshape(len(x_int[i:i + chunk]), -1).numpy()
+                           for i in range(0, len(x_int), chunk)])
+
+
+def export(model: QNet, name: str, x_int, path: Optional[str] = None, layer_check: bool = True,
+           check_n: Optional[int] = None):
     """Lower `model`, build the .qbin net, run the integer torch model on x_int (N, C, H, W)
-    and check that qsim_qbin.evaluate gives the same output integers for every input
-    (and, with layer_check, the same integers at every layer for the first input).
+    and check that qsim_qbin.evaluate gives the same output integers for every input (or
+    for the first check_n: evaluate is one image at a time in NumPy) (and, with
+    layer_check, the same integers at every layer for the first input).
     Writes the net to `path` (re-read and compared) when given.
     Returns (net, int_logits (N, K) numpy int64)."""
     _requant_selftest()
     x_int = np.asarray(x_int)
     ir = lower(model, x_int.shape[1:])
     net = build_net(ir, name)
-    logits = int_forward(ir, x_int).reshape(x_int.shape[0], -1).numpy()
+    logits = int_forward_chunked(ir, x_int)
+    if check_n is not None:
+        x_int, logits_all, logits = x_int[:check_n], logits, logits[:check_n]
     ref = evaluate_qbin(net, x_int)
     if layer_check:
         outs = qb.evaluate(net, x_int[0])
@@ -686,7 +722,7 @@ def export(model: QNet, name: str, x_int, path: Optional[str] = None, layer_chec
         d = qb.diff(net, back)
         if d is not None:
             raise ExportError("%s: re-read differs: %s" % (path, d))
-    return net, logits
+    return net, (logits if check_n is None else logits_all)
 
 
 if __name__ == "__main__":

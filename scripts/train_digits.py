@@ -34,9 +34,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
-import platform
 import sys
 import time
 
@@ -46,11 +44,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_qbin as eq  # noqa: E402
+from qat_train import accuracy, machine_info, start_lsq, train  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_SCALE = 1.0 / 240.0      # input integer q = pixel * 15, real q / 240
@@ -90,82 +87,6 @@ def make_model(width=1, wbits=8, abits=8, first_bits=8, last_bits=8, per_channel
         eq.QGap(abits=last_bits, name="gap"),
         eq.QLinear(c3, 10, wbits=last_bits, per_channel=pc, name="fc"),
     ])
-
-
-def shift_batch(x: torch.Tensor, gen: torch.Generator, max_shift: int) -> torch.Tensor:
-    """Random translation by up to max_shift pixels (zero fill), one per image."""
-    if max_shift <= 0:
-        return x
-    n, _, h, w = x.shape
-    p = max_shift
-    xp = F.pad(x, (p, p, p, p))
-    dy = torch.randint(0, 2 * p + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * p + 1, (n,), generator=gen)
-    rows = (dy[:, None] + torch.arange(h))[:, :, None]
-    cols = (dx[:, None] + torch.arange(w))[:, None, :]
-    return xp[torch.arange(n)[:, None, None], 0, rows, cols].unsqueeze(1)
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    return float((model(x).argmax(1) == y).float().mean())
-
-
-def train(model, x, y, *, epochs, lr, wd, batch, seed, shift, teacher=None, kd=(0.5, 0.5, 1.0),
-          log=None):
-    """SGD (Nesterov momentum 0.9) with a per-step cosine LR from lr to 0. Weight decay on
-    conv/fc weights only (not on steps, batch-norm parameters, biases)."""
-    gen = torch.Generator().manual_seed(seed)
-    decay, no_decay = [], []
-    for n_, p in model.named_parameters():
-        (decay if n_.endswith("weight") and p.dim() > 1 else no_decay).append(p)
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": wd},
-                           {"params": no_decay, "weight_decay": 0.0}],
-                          lr=lr, momentum=0.9, nesterov=True)
-    n = x.shape[0]
-    steps = epochs * math.ceil(n / batch)
-    t = 0
-    for ep in range(epochs):
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        tot = 0.0
-        for i in range(0, n, batch):
-            idx = perm[i:i + batch]
-            xb, yb = shift_batch(x[idx], gen, shift), y[idx]
-            for g in opt.param_groups:
-                g["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * t / steps))
-            out = model(xb)
-            if teacher is None:
-                loss = F.cross_entropy(out, yb)
-            else:                          # Apprentice: beta*H(y, p_S) + gamma*H(p_T, p_S)
-                beta, gamma, temp = kd
-                with torch.no_grad():
-                    soft = F.softmax(teacher(xb) / temp, 1)
-                loss = beta * F.cross_entropy(out, yb) + gamma * temp * temp * \
-                    -(soft * F.log_softmax(out / temp, 1)).sum(1).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            tot += float(loss) * len(idx)
-            t += 1
-        if log is not None and (ep + 1) % max(1, epochs // 4) == 0:
-            log("    epoch %3d/%d  loss %.4f" % (ep + 1, epochs, tot / n))
-    model.eval()
-    return model
-
-
-def machine_info() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return "%s, %d CPUs (%s)" % (model, os.cpu_count() or 0, platform.machine())
 
 
 def main(argv=None) -> int:
@@ -242,12 +163,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         torch.manual_seed(args.seed + 1 + vi)
         m = make_model(args.width, wbits, abits, args.first_bits, args.last_bits, args.per_channel)
-        m.load_state_dict(fp32.state_dict())
-        m.fold_bn_()
-        m.set_quant(True)
-        with torch.no_grad():                  # LSQ step initialisation on one batch
-            m.train()
-            m(xtr[:256])
+        start_lsq(m, fp32, xtr[:256])          # LSQ step initialisation on one batch
         wd = args.wd_qat * (0.5 if wbits == 2 else (0.0 if wbits == 1 else 1.0))
         log("%s: LSQ fine-tune (W%d A%d, first %d, last %d bits)" % (
             v, wbits, abits, args.first_bits, args.last_bits))
