@@ -7,6 +7,7 @@
  * figures of the last one; exits 1 with qsim's message on any failure. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <qsim/qsim.h>
 
@@ -59,7 +60,8 @@ int main(int argc, char **argv)
                   check(qsim_config_set(cfg, shapes[s][0], &err), &err) ||
                   check(qsim_config_set(cfg, shapes[s][1], &err), &err) ||
                   check(qsim_compile(net, cfg, &prog, &err), &err) ||
-                  check(qsim_run(prog, x, per, 1, NULL, &rep, &err), &err);
+                  /* no input given: qsim's deterministic pseudo-random input, as `qsim run` without --input */
+                  check(qsim_run(prog, NULL, 0, 1, NULL, &rep, &err), &err);
         qsim_totals t;
         qsim_energy e;
         qsim_area a;
@@ -69,6 +71,22 @@ int main(int argc, char **argv)
             qsim_report_area(rep, &a, NULL);
             printf("%s %s: %.0f cycles, %.1f pJ (mac %.1f, sram %.1f, dram %.1f), %.4f mm^2, utilization %.3f\n",
                    shapes[s][0], shapes[s][1], t.cycles, e.total, e.mac, e.sram, e.dram, a.total, t.utilization);
+        }
+        if (!bad && s == 1) { /* the last shape again, on our own input (two inferences: a batch) */
+            qsim_report *ramp = NULL;
+            int32_t *xx = malloc(2 * (size_t)per * sizeof *xx);
+            bad = !xx;
+            if (xx) {
+                memcpy(xx, x, (size_t)per * sizeof *xx);
+                memcpy(xx + per, x, (size_t)per * sizeof *xx);
+            }
+            bad = bad || check(qsim_run(prog, xx, 2 * per, 2, NULL, &ramp, &err), &err);
+            const int32_t *y;
+            int64_t n;
+            if (!bad && !check(qsim_report_output(ramp, 1, &y, &n, &err), &err))
+                printf("ramp input, inference 2: %lld output values, first %d\n", (long long)n, (int)y[0]);
+            qsim_report_free(ramp);
+            free(xx);
         }
         qsim_program_free(prog);
         qsim_config_free(cfg);
@@ -85,7 +103,8 @@ int main(int argc, char **argv)
     if (check(qsim_report_output(rep, 0, &y, &n, &err), &err)) goto out;
     printf("output: %lld values, first %d\n", (long long)n, (int)y[0]);
     /* a bad call is a status and a message, not a crash */
-    if (qsim_report_layer(rep, info.n_layers, NULL, &err) != QSIM_ERR_ARG) goto out;
+    qsim_layer_figures none;
+    if (qsim_report_layer(rep, info.n_layers, &none, &err) != QSIM_ERR_ARG) goto out;
     printf("bad index: %s\n", err.msg);
     rc = 0;
 out:
