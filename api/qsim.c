@@ -439,8 +439,11 @@ qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t co
                     "qsim_run: %lld input values for %d inferences; input layer '%s' takes %dx%dx%d = %lld each",
                     (long long)count, (int)n_inputs, IN->name, IN->out_c, IN->out_h, IN->out_w, (long long)per);
     }
+    if (opts->labels && !inputs)
+        return fail(err, QSIM_ERR_ARG, "qsim_run: labels need inputs");
     const qs_layer *OUT = &net->layers[net->output];
     double t0 = now_seconds();
+    int32_t n_correct = 0;
     qs_error e;
     qs_status st = QS_OK;
     qs_sim *sim = NULL;
@@ -501,6 +504,7 @@ qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t co
         const int32_t *o = qs_sim_layer_output(sim, net->output);
         memcpy(r->outputs + (size_t)b * (size_t)r->out_count, o, (size_t)r->out_count * sizeof *o);
         preds[b] = argmax(o, r->out_count);
+        if (opts->labels) n_correct += preds[b] == opts->labels[b];
     }
     if (opts->keep_layer_outputs) {
         r->layer_outputs = calloc((size_t)net->n_layers, sizeof *r->layer_outputs);
@@ -531,8 +535,8 @@ qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t co
                          opts->engine == QSIM_ENGINE_DETAILED ? "detailed" : "fast",
                          n_inputs,
                          r->layers,
-                         0,
-                         0,
+                         n_correct,
+                         opts->labels ? n_inputs : 0,
                          inputs ? preds : NULL,
                          now_seconds() - t0,
                          opts->command_line};

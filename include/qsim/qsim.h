@@ -126,6 +126,7 @@ typedef struct {
     const char *trace_path;
     uint64_t trace_from, trace_to;   /* cycle window (inclusive) */
     int32_t keep_layer_outputs;  /* 1: every layer's output of the last inference stays readable */
+    const int32_t *labels;       /* n_inputs class labels: the report gets top-1 "accuracy" (NULL: none) */
     const char *net_path, *config_path;  /* names shown in the report (NULL: the handles' own) */
     const char *command_line;    /* recorded in the JSON report (NULL: none) */
 } qsim_run_options;

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import zlib
 
@@ -150,10 +151,102 @@ def qsim_command(point: dict, json_path: str) -> list:
     return cmd + list(point.get("qsim_args", []))
 
 
+# -- in-process runs through libqsim (scripts/qsim) -------------------------------------------------
+# A point runs through the Python bindings instead of a `qsim run` process when the qsim asked for is the
+# command built (or installed) with the library the bindings load, and the point needs nothing only the
+# command does (extra qsim arguments). The row is the same either way (tests/test_dse_bindings.py); what
+# differs: no process start, the network is read and validated once per process, and a running point
+# cannot be killed (its timeout is not enforced; a stopped sweep finishes the points already running).
+# QSIM_DSE_RUNNER=subprocess (or bindings) forces one path.
+_bind_lock = threading.Lock()
+_bind_nets = {}
+_bind_ok = {}
+
+
+def _bindings():
+    try:
+        import qsim
+    except ImportError:
+        return None
+    return qsim if qsim.available() else None
+
+
+def bindings_for(qsim_path: str):
+    """The qsim package when `qsim_path` is the command built with the library it loads, else None."""
+    mode = os.environ.get("QSIM_DSE_RUNNER", "auto")
+    if mode == "subprocess":
+        return None
+    with _bind_lock:
+        if qsim_path in _bind_ok:
+            return _bind_ok[qsim_path]
+        q = _bindings()
+        ok = None
+        if q is not None:
+            lib = os.path.realpath(q.library_path())
+            libdir = os.path.dirname(lib)
+            # build tree: build/api/libqsim.so.N <-> build/cli/qsim; installed: P/lib*/libqsim.so.N <-> P/bin/qsim
+            mates = [os.path.join(os.path.dirname(libdir), "cli", "qsim"),
+                     os.path.join(os.path.dirname(libdir), "bin", "qsim"),
+                     os.path.join(os.path.dirname(os.path.dirname(libdir)), "bin", "qsim")]
+            if mode == "bindings" or os.path.realpath(qsim_path) in [os.path.realpath(m) for m in mates]:
+                ok = q
+        elif mode == "bindings":
+            raise DseError("QSIM_DSE_RUNNER=bindings but libqsim cannot be loaded")
+        _bind_ok[qsim_path] = ok
+        return ok
+
+
+def _network(q, path: str):
+    with _bind_lock:
+        net = _bind_nets.get(path)
+        if net is None:
+            net = _bind_nets[path] = q.load(path)
+        return net
+
+
+def run_point_bindings(q, point: dict, keep_json: str | None = None) -> dict:
+    """One point through libqsim: the report `qsim run --json` would write, then the same row."""
+    import numpy as np
+    t0 = time.time()
+    row = None
+    try:
+        try:
+            x = np.load(point["input"]) if point.get("input") else None
+            y = np.load(point["labels"]) if point.get("labels") else None
+            if x is not None and x.ndim == 3:
+                x = x[None]
+            if y is not None and (x is None or y.size != x.shape[0]):
+                raise q.QsimError(7, "%s: %d labels for %d inputs" % (point["labels"], y.size,
+                                                                        0 if x is None else x.shape[0]))
+            net = _network(q, point["net_abs"])
+            rep = net.run(point["arch_abs"], set=list(point["overrides"]), inputs=x, labels=y,
+                          engine=point.get("engine", "fast"))
+        except (q.QsimError, OSError, ValueError, TypeError) as e:
+            row = base_row(point)
+            # as the command prints it
+            row.update(status="failed", error=("qsim: %s" % e)[-4000:])
+            return row
+        rep.pop("outputs", None)
+        row = row_from_report(point, rep)
+        if keep_json:
+            os.makedirs(keep_json, exist_ok=True)
+            with open(os.path.join(keep_json, point["key"] + ".json"), "w") as f:
+                json.dump(rep, f, indent=2)
+        return row
+    finally:
+        if row is not None:
+            row["wall_s"] = round(time.time() - t0, 4)
+            row["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+
+
 def run_point(point: dict, workdir: str | None = None, keep_json: str | None = None, on_start=None,
               stopped=lambda: False) -> dict | None:
     """Runs one point; returns its row (status ok or failed), or None when the sweep was stopped while
     it ran (the point is then left for the next run)."""
+    if not point.get("qsim_args"):
+        q = bindings_for(point["qsim"])
+        if q is not None:
+            return run_point_bindings(q, point, keep_json)
     tmpd = tempfile.mkdtemp(prefix="dse-", dir=workdir)
     jpath = os.path.join(tmpd, "run.json")
     t0 = time.time()

@@ -66,7 +66,8 @@ class _RunOptions(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("engine", ctypes.c_int), ("dma_hook", _DMA_HOOK),
                 ("dma_user", ctypes.c_void_p), ("trace_format", ctypes.c_int), ("trace_path", ctypes.c_char_p),
                 ("trace_from", ctypes.c_uint64), ("trace_to", ctypes.c_uint64),
-                ("keep_layer_outputs", ctypes.c_int32), ("net_path", ctypes.c_char_p),
+                ("keep_layer_outputs", ctypes.c_int32), ("labels", ctypes.POINTER(ctypes.c_int32)),
+                ("net_path", ctypes.c_char_p),
                 ("config_path", ctypes.c_char_p), ("command_line", ctypes.c_char_p)]
 
 
@@ -320,12 +321,13 @@ class Network:
         return cfg
 
     def run(self, arch, set=None, inputs=None, engine: str = "fast", keep_layer_outputs: bool = False,
-            trace=None, trace_window=None, dma_hook=None, command_line=None) -> dict:
+            trace=None, trace_window=None, dma_hook=None, command_line=None, labels=None) -> dict:
         """Compile for `arch` (a .cfg path or a Config) with overrides `set` ({"section.key": value} or
         ["section.key=value", ...]) and simulate. inputs: integers shaped (C,H,W) or (N,C,H,W); None runs
         qsim's deterministic input. Returns the JSON report (docs/report.md) as a dict, with "outputs"
         (NumPy int32, (N, C, H, W)) and, with keep_layer_outputs, "layer_outputs" (the last inference's,
-        one array per layer). trace: a .vcd or .fst path for a waveform of the first inference
+        one array per layer). labels: one class per inference; the report gets top-1 "accuracy" and
+        "labelled" (as `qsim run --labels`). trace: a .vcd or .fst path for a waveform of the first inference
         (trace_window=(from, to) in cycles); dma_hook(is_write, addr, bytes, start_cycle) is called for
         every DRAM transfer."""
         lib = _library()
@@ -356,11 +358,26 @@ class Network:
             n = int(x.shape[0])
             if n < 1:
                 raise ValueError("inputs hold no inference")
+        y = None
+        if labels is not None:
+            if x is None:
+                raise ValueError("labels need inputs")
+            if not isinstance(labels, np.ndarray):
+                if not isinstance(labels, (list, tuple)):
+                    raise TypeError("labels must be a NumPy array of integers, not %s" % type(labels).__name__)
+                labels = np.asarray(labels)
+            if labels.dtype.kind not in "iub":
+                raise TypeError("labels must hold integers, not %s" % labels.dtype)
+            if labels.size != n:
+                raise ValueError("%d labels for %d inputs" % (labels.size, n))
+            y = np.ascontiguousarray(labels.reshape(-1), dtype=np.int32)
         opts = _RunOptions()
         lib.qsim_run_options_init(ctypes.byref(opts))
         opts.engine = _ENGINES[engine]
         opts.keep_layer_outputs = 1 if keep_layer_outputs else 0
         opts.net_path = self.path.encode()
+        if y is not None:
+            opts.labels = y.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
         if command_line is not None:
             if not isinstance(command_line, str):
                 raise TypeError("command_line must be str")
