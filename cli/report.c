@@ -91,7 +91,7 @@ static void print_bytes(char *buf, size_t n, double b)
 void qs_report_print(const qs_report *r, FILE *f)
 {
     const qs_arch *a = r->arch;
-    fprintf(f, "qsim %s | %s on %s (%dx%d %s, W-path %d b, skip %s, %s engine)", QSIM_VERSION, r->net->name,
+    fprintf(f, "qsim %s (source %s) | %s on %s (%dx%d %s, W-path %d b, skip %s, %s engine)", QSIM_VERSION, qs_source_revision, r->net->name,
             a->name, a->rows, a->cols, qs_dataflow_name(a->dataflow), a->weight_path_bits,
             qs_zero_skip_name(a->zero_skip), r->engine);
     if (r->n_inferences > 1) fprintf(f, ", per inference over %d", r->n_inferences);
@@ -540,7 +540,7 @@ void qs_topo_report_print(const qs_topo_report *r, FILE *f)
     const qs_arch *a = r->arch;
     char ops[96];
     operands_text(ops, sizeof ops, r->opts);
-    fprintf(f, "qsim %s | %s (%s, %d layers) on %s (%dx%d %s, %s, skip %s, %s timing, %s engine)\n\n", QSIM_VERSION,
+    fprintf(f, "qsim %s (source %s) | %s (%s, %d layers) on %s (%dx%d %s, %s, skip %s, %s timing, %s engine)\n\n", QSIM_VERSION, qs_source_revision,
             r->topo_path, r->gemm ? "GEMM" : "conv", r->n, a->name, a->rows, a->cols, qs_dataflow_name(a->dataflow),
             ops, qs_zero_skip_name(a->zero_skip), qs_timing_name(a->timing), r->engine);
     totals t = topo_totals(r);

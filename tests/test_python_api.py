@@ -122,12 +122,19 @@ check(c.get("array.rows") == "4", "Config set/get")
 raises(qsim.QsimError, lambda: c.set("array.rows=0"), "bad override", "array.rows")
 check(c.get("array.rows") == "4", "a refused override changes nothing")
 nb = qsim.load_bytes(open(NETS[0], "rb").read(), "mem.qbin")
+net_name0 = nb.name
 check(nb.run(c)["total"]["cycles"] == qsim.load(NETS[0]).run(ARCH, set=["array.rows=4"])["total"]["cycles"],
       "Config object == path + set")
 calls = []
 r = nb.run(ARCH, dma_hook=lambda w, a, n, s: calls.append(n), trace=os.path.join(tmp, "t.vcd"))
 check(sum(calls) == r["total"]["dram_bytes"], "DMA hook bytes")
 check(os.path.getsize(os.path.join(tmp, "t.vcd")) > 0, "trace written")
+
+# the package's format and DSE modules (the loose scripts, as package members)
+from qsim import qbin as QB  # noqa: E402
+from qsim import dse as QD  # noqa: E402
+check(QB.evaluate is Q.evaluate and QB.read(NETS[0]).name == net_name0, "qsim.qbin is qsim_qbin")
+check(callable(QD.pareto_front) and QD.Spec is not None, "qsim.dse")
 
 # 3. bad input: exceptions with messages, no crash
 raises(TypeError, lambda: qsim.load(3), "load(int)")

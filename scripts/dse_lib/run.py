@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -204,6 +205,38 @@ def _network(q, path: str):
         return net
 
 
+_workers = threading.local()
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bindings_worker.py")
+
+
+def run_point_worker(point: dict, keep_json: str | None = None, on_start=None, stopped=lambda: False):
+    """One point through libqsim in this thread's worker process (dse_lib/bindings_worker.py, started once
+    per thread, which keeps the library and the networks loaded). A process per thread, not the library in
+    this process: two simulations in one process's threads ran 15-30% slower than in two processes
+    (docs/performance.md). Returns the row, or None when the sweep was stopped (the worker is killed)."""
+    w = getattr(_workers, "proc", None)
+    if w is None or w.poll() is not None:
+        w = subprocess.Popen([sys.executable, _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, start_new_session=True, env=dict(os.environ, QSIM_DSE_RUNNER="bindings"))
+        _workers.proc = w
+    if on_start:
+        on_start(w)
+    try:
+        w.stdin.write(json.dumps({"point": point, "keep_json": keep_json}) + "\n")
+        w.stdin.flush()
+        line = w.stdout.readline()
+    except OSError:
+        line = ""
+    if stopped():
+        return None
+    if not line:
+        _workers.proc = None
+        row = base_row(point)
+        row.update(status="failed", error="the bindings worker ended (status %s)" % w.wait())
+        return row
+    return json.loads(line)
+
+
 def run_point_bindings(q, point: dict, keep_json: str | None = None) -> dict:
     """One point through libqsim: the report `qsim run --json` would write, then the same row."""
     import numpy as np
@@ -246,7 +279,7 @@ def run_point(point: dict, workdir: str | None = None, keep_json: str | None = N
     if not point.get("qsim_args"):
         q = bindings_for(point["qsim"])
         if q is not None:
-            return run_point_bindings(q, point, keep_json)
+            return run_point_worker(point, keep_json, on_start, stopped)
     tmpd = tempfile.mkdtemp(prefix="dse-", dir=workdir)
     jpath = os.path.join(tmpd, "run.json")
     t0 = time.time()
