@@ -2,6 +2,7 @@
  * Every failure below a command becomes one message on stderr and exit 1;
  * usage errors exit 2. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,8 @@ static const char *USAGE_RUN =
     "                       FILE.gtkw, its view: gtkwave run.gtkw (per-clock PE activity needs --engine detailed)\n"
     "  --trace-from N, --trace-to N  cycle window of the waveform\n"
     "  --trace-layer NAME   waveform window = that layer's cycles\n"
+    "  --dram-trace FILE    every DRAM request of the (first) inference, DRAMsim3/Ramulator format\n"
+    "                       (docs/dram.md; needs a bank-level [dram] model)\n"
     "  -q, --quiet          no table on stdout\n"
     "SCALE-Sim topologies (each layer simulated on its own, synthetic operands):\n"
     "  --gemm               GEMM form (Layer, M, N, K); default: decided by the header\n"
@@ -104,6 +107,7 @@ typedef struct {
     const char *arch, *net, *engine, *input, *labels, *json, *csv, *dump;
     const char *fst, *vcd, *trace_from, *trace_to, *trace_layer;
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
+    const char *dram_trace;
     int gemm;
     const char *sets[MAX_SETS];
     int n_sets, listing, summary, quiet;
@@ -177,6 +181,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--weight-bits")) o->wbits = v;
         else if (!strcmp(a, "--act-bits")) o->abits = v;
         else if (!strcmp(a, "--report-dir")) o->report_dir = v;
+        else if (!strcmp(a, "--dram-trace")) o->dram_trace = v;
         else if (!strcmp(a, "--gemm")) o->gemm = 1;
         else if (!strcmp(a, "--listing")) o->listing = 1;
         else if (!strcmp(a, "--summary")) o->summary = 1;
@@ -579,6 +584,58 @@ out:
     return rc;
 }
 
+/* --dram-trace: the bank model's requests, collected during the first
+ * inference, written sorted by cycle (docs/dram.md, "Request traces"). */
+typedef struct {
+    uint64_t cycle, addr, seq;
+    int is_write;
+} dram_req;
+
+typedef struct {
+    dram_req *v;
+    size_t n, cap;
+    int oom;
+} dram_log;
+
+static void dram_log_add(void *user, uint64_t cycle, uint64_t addr, int is_write, uint32_t bytes)
+{
+    (void)bytes; /* one burst, the same for every request */
+    dram_log *l = user;
+    if (l->oom) return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4096;
+        dram_req *v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            l->oom = 1;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    dram_req r = {cycle, addr, l->n, is_write};
+    l->v[l->n++] = r;
+}
+
+static int dram_req_cmp(const void *a, const void *b)
+{
+    const dram_req *x = a, *y = b;
+    if (x->cycle != y->cycle) return x->cycle < y->cycle ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static qs_status dram_log_write(dram_log *l, const char *path, qs_error *e)
+{
+    if (l->oom) return qs_fail(e, QS_ERR_NOMEM, "%s: out of memory for the DRAM trace", path);
+    qsort(l->v, l->n, sizeof *l->v, dram_req_cmp);
+    FILE *f = fopen(path, "w");
+    if (!f) return qs_fail(e, QS_ERR_IO, "%s: cannot open for writing", path);
+    for (size_t i = 0; i < l->n; i++)
+        fprintf(f, "0x%" PRIx64 " %s %" PRIu64 "\n", l->v[i].addr, l->v[i].is_write ? "WRITE" : "READ", l->v[i].cycle);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return qs_fail(e, QS_ERR_IO, "%s: write failed", path);
+    return QS_OK;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     options o;
@@ -586,7 +643,7 @@ static int cmd_run(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_RUN,
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
                         " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
-                        " --weight-bits --act-bits --report-dir ", &o);
+                        " --weight-bits --act-bits --report-dir --dram-trace ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qs_engine engine = QS_ENGINE_FAST;
     if (o.engine) {
@@ -622,6 +679,7 @@ static int cmd_run(int argc, char **argv)
     int32_t *preds = NULL;
     qs_tech tech;
     qs_trace *trace = NULL;
+    dram_log dlog = {NULL, 0, 0, 0};
     qs_error e;
     rc = load_inputs(&o, &arch, &net, &e);
     if (rc == 2) return usage_error(USAGE_RUN, "%s", e.msg);
@@ -630,6 +688,12 @@ static int cmd_run(int argc, char **argv)
     if (qs_compile(net, &arch, &prog, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, 0, &tech, &e)) goto out;
     if (qs_sim_create(net, prog, engine, &sim, &e)) goto out;
+    if (o.dram_trace && arch.dram_model == QS_DRAM_SIMPLE) {
+        qs_fail(&e, QS_ERR_ARG, "--dram-trace %s: needs a bank-level DRAM model (e.g. --set dram.model=ddr4_3200); "
+                "[dram] model = simple has no DRAM requests", o.dram_trace);
+        goto out;
+    }
+    if (o.dram_trace) qs_sim_set_dram_trace(sim, dram_log_add, &dlog);
 
     const qs_layer *IN = &net->layers[0];
     int64_t per = (int64_t)IN->out_c * IN->out_h * IN->out_w;
@@ -688,6 +752,10 @@ static int cmd_run(int argc, char **argv)
             }
         }
         if ((cycle_progress ? run_showing_cycles(sim, &e) : qs_sim_run(sim, &e)) != QS_OK) goto out;
+        if (o.dram_trace && b == 0) {
+            qs_sim_set_dram_trace(sim, NULL, NULL);
+            if (dram_log_write(&dlog, o.dram_trace, &e)) goto out;
+        }
         if (trace) { /* the first inference only */
             qs_sim_set_trace(sim, NULL, 0, 0);
             qs_status ts = qs_trace_close(trace, &e);
@@ -710,6 +778,9 @@ static int cmd_run(int argc, char **argv)
             acc[i].stall_buffer += s->stall_buffer;
             acc[i].stall_dep += s->stall_dep;
             qs_events_add(&acc[i].ev, &s->ev);
+            qs_dram_stats none;
+            memset(&none, 0, sizeof none);
+            qs_dram_stats_add_delta(&acc[i].dram, &s->dram, &none);
         }
         const qs_layer *OUT = &net->layers[net->output];
         preds[b] = argmax(qs_sim_layer_output(sim, net->output), (int64_t)OUT->out_c * OUT->out_h * OUT->out_w);
@@ -743,6 +814,7 @@ out:
     }
     free(acc);
     free(preds);
+    free(dlog.v);
     qs_npy_free(&x);
     qs_npy_free(&y);
     qs_sim_destroy(sim);

@@ -15,9 +15,58 @@ typedef struct {
     uint64_t cycles, macs, macs_exec, slice_ops, gated, skipped, dram_bytes, stall[4];
     double energy_pj;
     qs_energy_breakdown e;
+    qs_dram_stats dram;   /* bank-level model */
 } totals;
 
 static double per_inf(const qs_report *r, double v) { return v / (r->n_inferences ? r->n_inferences : 1); }
+
+/* The bank-level DRAM model's figures of a layer or the run (docs/report.md):
+ * energy by action, row-buffer hit rate, bandwidth used, read latency. */
+typedef struct {
+    double hit_rate, gbps, read_latency_ns;
+} dram_figures;
+
+static dram_figures dram_figures_of(const qs_arch *a, const qs_dram_stats *d, uint64_t bytes, uint64_t cycles)
+{
+    dram_figures f = {0, 0, 0};
+    uint64_t acc = d->row_hits + d->row_misses + d->row_conflicts;
+    if (acc) f.hit_rate = (double)d->row_hits / (double)acc;
+    if (cycles) f.gbps = (double)bytes / ((double)cycles * 1e3 / a->freq_mhz); /* bytes per ns = GB/s */
+    if (d->reads) f.read_latency_ns = (double)d->read_latency_sum / (double)d->reads * a->dram.tck_ps / 1000.0;
+    return f;
+}
+
+static cJSON *dram_json(const qs_arch *a, const qs_dram_stats *d, const qs_energy_breakdown *e, uint64_t bytes,
+                        uint64_t cycles, double k)
+{
+    cJSON *o = cJSON_CreateObject();
+    dram_figures f = dram_figures_of(a, d, bytes, cycles);
+    cJSON_AddStringToObject(o, "model", qs_dram_model_name(a->dram_model));
+    cJSON *en = cJSON_AddObjectToObject(o, "energy_pj");
+    cJSON_AddNumberToObject(en, "activate_precharge", e->dram_act * k);
+    cJSON_AddNumberToObject(en, "read", e->dram_rd * k);
+    cJSON_AddNumberToObject(en, "write", e->dram_wr * k);
+    cJSON_AddNumberToObject(en, "refresh", e->dram_ref * k);
+    cJSON_AddNumberToObject(en, "background", e->dram_bg * k);
+    cJSON_AddNumberToObject(o, "activates", (double)d->acts * k);
+    cJSON_AddNumberToObject(o, "read_bursts", (double)d->reads * k);
+    cJSON_AddNumberToObject(o, "write_bursts", (double)d->writes * k);
+    cJSON_AddNumberToObject(o, "refreshes", (double)d->refreshes * k);
+    cJSON_AddNumberToObject(o, "row_hits", (double)d->row_hits * k);
+    cJSON_AddNumberToObject(o, "row_misses", (double)d->row_misses * k);
+    cJSON_AddNumberToObject(o, "row_conflicts", (double)d->row_conflicts * k);
+    cJSON_AddNumberToObject(o, "row_hit_rate", f.hit_rate);
+    cJSON_AddNumberToObject(o, "bandwidth_gbps", f.gbps);
+    cJSON_AddNumberToObject(o, "avg_read_latency_ns", f.read_latency_ns);
+    return o;
+}
+
+static void dram_stats_sum(qs_dram_stats *t, const qs_dram_stats *d)
+{
+    qs_dram_stats zero;
+    memset(&zero, 0, sizeof zero);
+    qs_dram_stats_add_delta(t, d, &zero);
+}
 
 /* Totals over layers: add each layer's stats, then finish (energy of the sum). */
 static void totals_add(totals *t, qs_events *all, const qs_layer_stats *s)
@@ -27,6 +76,7 @@ static void totals_add(totals *t, qs_events *all, const qs_layer_stats *s)
     t->stall[1] += s->stall_dep;
     t->stall[2] += s->stall_buffer;
     t->stall[3] += s->stall_ppu;
+    dram_stats_sum(&t->dram, &s->dram);
 }
 
 static void totals_finish(totals *t, const qs_events *all, const qs_tech *tech, const qs_arch *arch)
@@ -88,6 +138,33 @@ static void print_bytes(char *buf, size_t n, double b)
     else snprintf(buf, n, "%.0f B", b);
 }
 
+/* The bank-level model's block of the table: DRAM energy by action, then
+ * per layer the row-buffer hit rate, bandwidth used and read latency. */
+static void print_dram(const qs_report *r, const totals *t, FILE *f)
+{
+    const qs_arch *a = r->arch;
+    const qs_energy_breakdown *e = &t->e;
+    double d = e->dram > 0 ? e->dram : 1;
+    dram_figures tf = dram_figures_of(a, &t->dram, t->dram_bytes, t->cycles);
+    fprintf(f, "DRAM %s: %.3f uJ (activate/precharge %.1f%%, read %.1f%%, write %.1f%%, refresh %.1f%%, "
+               "background %.1f%%); row hits %.1f%%, %.2f GB/s, read latency %.1f ns\n",
+            qs_dram_model_name(a->dram_model), per_inf(r, e->dram) / 1e6, 100 * e->dram_act / d, 100 * e->dram_rd / d,
+            100 * e->dram_wr / d, 100 * e->dram_ref / d, 100 * e->dram_bg / d, 100 * tf.hit_rate, tf.gbps,
+            tf.read_latency_ns);
+    fprintf(f, "%-14s %7s %9s %11s %10s %10s %10s %10s %10s\n", "DRAM by layer", "hit%", "GB/s", "rd lat ns",
+            "act nJ", "rd nJ", "wr nJ", "ref nJ", "bg nJ");
+    for (int32_t i = 1; i < r->net->n_layers; i++) {
+        const qs_layer_stats *s = &r->layers[i];
+        if (!s->cycles) continue;
+        qs_energy_breakdown le = qs_energy_of(r->tech, a, &s->ev);
+        dram_figures lf = dram_figures_of(a, &s->dram, s->ev.dram_read_bytes + s->ev.dram_write_bytes, s->cycles);
+        fprintf(f, "%-14.14s %7.1f %9.2f %11.1f %10.2f %10.2f %10.2f %10.2f %10.2f\n", r->net->layers[i].name,
+                100 * lf.hit_rate, lf.gbps, lf.read_latency_ns, per_inf(r, le.dram_act) / 1e3,
+                per_inf(r, le.dram_rd) / 1e3, per_inf(r, le.dram_wr) / 1e3, per_inf(r, le.dram_ref) / 1e3,
+                per_inf(r, le.dram_bg) / 1e3);
+    }
+}
+
 void qs_report_print(const qs_report *r, FILE *f)
 {
     const qs_arch *a = r->arch;
@@ -133,6 +210,7 @@ void qs_report_print(const qs_report *r, FILE *f)
                "leakage %.1f%%)\n",
             epj / eu.pj, eu.name, 100 * t.e.mac / t.energy_pj, 100 * t.e.registers / t.energy_pj, 100 * t.e.sram / t.energy_pj,
             100 * t.e.dram / t.energy_pj, 100 * t.e.ppu / t.energy_pj, 100 * t.e.leakage / t.energy_pj);
+    if (a->dram_model != QS_DRAM_SIMPLE) print_dram(r, &t, f);
     const qs_tech *T = r->tech;
     fprintf(f, "area: %.3f mm^2  (array %.3f, SRAM ifmap %.3f weight %.3f accum %.3f, DMA %.3f, PPU %.3f, control %.3f) "
                "at %d nm, %.2f V\n",
@@ -178,6 +256,10 @@ static void config_json(cJSON *root, const qs_arch *a)
     cJSON_AddNumberToObject(ar, "freq_mhz", a->freq_mhz);
     cJSON_AddNumberToObject(ar, "node_nm", a->node_nm);
     cJSON_AddNumberToObject(ar, "dram_bytes_per_cycle", a->dram_bytes_per_cycle);
+    cJSON_AddStringToObject(ar, "dram_model", qs_dram_model_name(a->dram_model));
+    cJSON_AddNumberToObject(ar, "dma_outstanding", a->dma_outstanding);
+    cJSON_AddNumberToObject(ar, "dma_request_bytes", a->dma_request_bytes);
+    cJSON_AddNumberToObject(ar, "dma_separate_write_engine", a->dma_separate_write);
 }
 
 /* SRAM traffic per buffer: {"ifmap": {"read": B, "write": B}, ...}, bytes scaled by k. */
@@ -229,6 +311,8 @@ static cJSON *totals_json(cJSON *root, const qs_arch *a, const qs_tech *T, const
     cJSON_AddNumberToObject(st, "ppu", (double)t->stall[3] * k);
     cJSON_AddNumberToObject(tot, "energy_pj", epj);
     cJSON_AddItemToObject(tot, "energy_breakdown_pj", energy_json(&t->e, k));
+    if (a->dram_model != QS_DRAM_SIMPLE)
+        cJSON_AddItemToObject(tot, "dram", dram_json(a, &t->dram, &t->e, t->dram_bytes, t->cycles, k));
     cJSON_AddNumberToObject(tot, "area_mm2", T->total_mm2);
     cJSON *area = cJSON_AddObjectToObject(tot, "area_breakdown_mm2");
     cJSON_AddNumberToObject(area, "array", T->array_mm2);
@@ -282,6 +366,9 @@ static cJSON *layer_json(const qs_arch *a, const qs_tech *T, const qs_layer *L, 
     qs_energy_breakdown e = qs_energy_of(T, a, &s->ev);
     cJSON_AddNumberToObject(o, "energy_pj", e.total * k);
     cJSON_AddItemToObject(o, "energy_breakdown_pj", energy_json(&e, k));
+    if (a->dram_model != QS_DRAM_SIMPLE)
+        cJSON_AddItemToObject(o, "dram", dram_json(a, &s->dram, &e, s->ev.dram_read_bytes + s->ev.dram_write_bytes,
+                                                   s->cycles, k));
     if (m->is_gemm) {
         cJSON *mp = cJSON_AddObjectToObject(o, "mapping");
         cJSON_AddNumberToObject(mp, "M", m->g.M);

@@ -156,13 +156,78 @@ static caps caps_of(const qs_arch *a)
  * [m0, m0+mlen) over the channels that reduction indices [kfirst, klast]
  * touch (a real DMA fetches the window, not the im2col matrix). */
 /* Input rows a tile of output rows [m0, m0+mlen) reads (conv), clipped to the input. */
-static int64_t window_rows(const qs_layer *L, const qs_layer *IN, int32_t m0, int32_t mlen)
+static int64_t window_rows_from(const qs_layer *L, const qs_layer *IN, int32_t m0, int32_t mlen, int32_t *first)
 {
     int32_t oy0 = m0 / L->out_w, oy1 = (m0 + mlen - 1) / L->out_w;
     int32_t iy0 = oy0 * L->stride_h - L->pad_t, iy1 = oy1 * L->stride_h - L->pad_t + (L->kh - 1) * L->dil_h;
     if (iy0 < 0) iy0 = 0;
     if (iy1 >= IN->out_h) iy1 = IN->out_h - 1;
+    if (first) *first = iy0;
     return iy1 >= iy0 ? iy1 - iy0 + 1 : 0;
+}
+
+static int64_t window_rows(const qs_layer *L, const qs_layer *IN, int32_t m0, int32_t mlen)
+{
+    return window_rows_from(L, IN, m0, mlen, NULL);
+}
+
+/* A DMA access pattern before encoding (docs/isa.md, "Access patterns"):
+ * `rows` runs of `run_bits` bits, run r starting at bit base*8 + start_bit +
+ * r*stride_bits. */
+typedef struct {
+    uint32_t base;
+    int64_t start_bit, rows, run_bits, stride_bits;
+} dma_pat;
+
+static dma_pat pat_runs(uint32_t base, int64_t start_bit, int64_t rows, int64_t run_bits, int64_t stride_bits)
+{
+    dma_pat p = {base, start_bit, rows, run_bits, stride_bits};
+    if (rows <= 0 || run_bits <= 0) p.rows = p.run_bits = p.stride_bits = p.start_bit = 0;
+    if (p.rows > 1 && p.stride_bits == p.run_bits) { /* back-to-back runs are one run */
+        p.run_bits *= p.rows;
+        p.rows = 1;
+    }
+    if (p.rows == 1) p.stride_bits = 0;
+    return p;
+}
+
+static dma_pat pat_bytes(uint32_t base, int64_t offset, int64_t bytes)
+{
+    return pat_runs(base, offset * 8, 1, bytes * 8, 0);
+}
+
+/* Bytes a pattern moves: per run, every byte it touches (as qs_dma_row). */
+static int64_t pat_moved(const dma_pat *p)
+{
+    int64_t sum = 0;
+    for (int64_t r = 0; r < p->rows; r++) {
+        int64_t b0 = p->start_bit + r * p->stride_bits;
+        sum += (b0 + p->run_bits + 7) / 8 - b0 / 8;
+    }
+    return sum;
+}
+
+/* The input window of a conv/fc tile in the input tensor (CHW at in_addr):
+ * per input channel the reduction indices [kfirst, klast] of group g touch,
+ * the window's input rows, full width. */
+static dma_pat ifmap_pattern(const qs_layer *L, const qs_layer *IN, uint32_t in_addr, int32_t g, int32_t m0,
+                             int32_t mlen, int32_t kfirst, int32_t klast, int32_t abits)
+{
+    if (mlen <= 0 || klast < kfirst) return pat_runs(in_addr, 0, 0, 0, 0);
+    if (L->kind == QS_L_FC) return pat_runs(in_addr, (int64_t)kfirst * abits, 1, (int64_t)(klast - kfirst + 1) * abits, 0);
+    int32_t khw = L->kh * L->kw, cg = IN->out_c / L->groups, iy0 = 0;
+    int64_t nrows = window_rows_from(L, IN, m0, mlen, &iy0);
+    int64_t c0 = (int64_t)g * cg + kfirst / khw, chans = klast / khw - kfirst / khw + 1;
+    int64_t row_bits = (int64_t)IN->out_w * abits, plane_bits = (int64_t)IN->out_h * row_bits;
+    return pat_runs(in_addr, c0 * plane_bits + iy0 * row_bits, chans, nrows * row_bits, plane_bits);
+}
+
+/* Extra bytes a window may move over ifmap_bytes because its runs start and
+ * end inside bytes (sub-byte activations whose rows are not whole bytes). */
+static int64_t window_slack(const qs_layer *L, const qs_layer *IN, int64_t chans, int32_t abits)
+{
+    if (L->kind == QS_L_FC) return abits % 8 ? 1 : 0;
+    return ((int64_t)IN->out_w * abits) % 8 ? chans : 0;
 }
 
 static int64_t ifmap_bytes(const qs_layer *L, const qs_layer *IN, int32_t m0, int32_t mlen, int32_t kfirst,
@@ -244,6 +309,7 @@ static tile_bytes max_tile_bytes(const qs_layer *L, const qs_layer *IN, const qs
         }
         t.ifmap = bits_to_bytes(rows * IN->out_w * max_k_elems * m->act_bits);
     }
+    t.ifmap += window_slack(L, IN, max_k_elems, m->act_bits);
     t.accum = (int64_t)tm * (is_is ? d.N : (d.N < arch->cols ? d.N : arch->cols)) * 4;
     return t;
 }
@@ -319,10 +385,31 @@ typedef struct {
     insn_vec iv;
     int barrier_pending;  /* a STORE->LOAD "layer stored" token is owed to the next load */
     uint32_t dram_top;
+    int dram_overflow;    /* an allocation passed the 32-bit address space */
 } emitter;
 
-static qs_status emit_load(emitter *e, int32_t layer, int32_t group, qs_mem mem, uint32_t addr, int64_t bytes,
-                           int first, int last, qs_error *err)
+/* Encode a pattern into a LOAD/STORE; *moved gets its bytes. */
+static qs_status set_pattern(qs_insn *in, const dma_pat *p, int64_t *moved, qs_error *err)
+{
+    int64_t addr = (int64_t)p->base + p->start_bit / 8, bytes = pat_moved(p);
+    if (addr > UINT32_MAX || bytes > UINT32_MAX || p->rows > UINT32_MAX || p->run_bits > UINT32_MAX ||
+        p->stride_bits > UINT32_MAX)
+        return qs_fail(err, QS_ERR_NOFIT,
+                       "layer %u: a transfer of %lld B at 0x%llx (%lld runs of %lld bits) exceeds the 32-bit "
+                       "DMA fields",
+                       in->layer, (long long)bytes, (long long)addr, (long long)p->rows, (long long)p->run_bits);
+    in->addr = (uint32_t)addr;
+    in->bit0 = (uint8_t)(p->start_bit % 8);
+    in->rows = (uint32_t)p->rows;
+    in->run_bits = (uint32_t)p->run_bits;
+    in->stride_bits = (uint32_t)p->stride_bits;
+    in->bytes = (uint32_t)bytes;
+    *moved = bytes;
+    return QS_OK;
+}
+
+static qs_status emit_load(emitter *e, int32_t layer, int32_t group, qs_mem mem, const dma_pat *pat,
+                           int64_t *moved, int first, int last, qs_error *err)
 {
     qs_insn in;
     memset(&in, 0, sizeof in);
@@ -330,8 +417,8 @@ static qs_status emit_load(emitter *e, int32_t layer, int32_t group, qs_mem mem,
     in.mem = (uint8_t)mem;
     in.layer = (uint16_t)layer;
     in.group = (uint16_t)group;
-    in.addr = addr;
-    in.bytes = (uint32_t)bytes;
+    qs_status st = set_pattern(&in, pat, moved, err);
+    if (st) return st;
     if (first) in.deps |= QS_DEP_POP_NEXT;
     if (last) in.deps |= QS_DEP_PUSH_NEXT;
     if (e->barrier_pending) {
@@ -344,7 +431,12 @@ static qs_status emit_load(emitter *e, int32_t layer, int32_t group, qs_mem mem,
 static uint32_t dram_alloc(emitter *e, int64_t bytes)
 {
     uint32_t a = e->dram_top;
-    e->dram_top += (uint32_t)((bytes + 63) & ~(int64_t)63);
+    int64_t top = (int64_t)e->dram_top + ((bytes + 63) & ~(int64_t)63);
+    if (top > UINT32_MAX) {
+        e->dram_overflow = 1;
+        return 0;
+    }
+    e->dram_top = (uint32_t)top;
     return a;
 }
 
@@ -353,8 +445,51 @@ static int64_t layer_out_bytes(const qs_layer *L)
     return bits_to_bytes((int64_t)L->out_c * L->out_h * L->out_w * L->out_bits);
 }
 
+/* The weight image the compiler lays out in DRAM (docs/compiler.md, "DRAM
+ * allocation"): block by block (group-major), each block's tiles in the order
+ * the GEMM loads them, so that every weight LOAD is one contiguous run. OS/WS:
+ * block (g, n-block) is its k-chunks of tk list positions, each
+ * weight_bytes(cols, chunk). IS: block (g, k-block) is weight_bytes(rows,
+ * list length). block_off gets n_lists + 1 offsets; returns the image size. */
+static int64_t weight_image(const qs_arch *arch, const qs_layer_map *m, int64_t *block_off)
+{
+    const qs_gemm_dims d = m->g;
+    const int is_is = arch->dataflow == QS_DF_IS;
+    const int comp = skip_weights(arch);
+    int64_t off = 0;
+    for (int32_t g = 0; g < d.groups; g++)
+        for (int32_t b = 0; b < m->blocks_per_group; b++) {
+            block_off[g * m->blocks_per_group + b] = off;
+            int32_t ll = list_len(m, g, b);
+            if (is_is) {
+                off += weight_bytes(m, arch->rows, ll, comp);
+                continue;
+            }
+            int32_t ncols = d.N - b * arch->cols < arch->cols ? d.N - b * arch->cols : arch->cols;
+            for (int32_t k0 = 0; k0 < ll; k0 += m->tk)
+                off += weight_bytes(m, ncols, ll - k0 < m->tk ? ll - k0 : m->tk, comp);
+        }
+    block_off[m->n_lists] = off;
+    return off;
+}
+
+/* OS/WS: the reduction indices any n-block of group g keeps (first of the
+ * first list entries .. last of the last ones); kl < kf when all are empty. */
+static void resident_k_range(const qs_layer_map *m, int32_t g, int32_t *kf, int32_t *kl)
+{
+    *kf = INT32_MAX;
+    *kl = -1;
+    for (int32_t b = 0; b < m->blocks_per_group; b++) {
+        int32_t len = list_len(m, g, b);
+        if (!len) continue;
+        if (list_at(m, g, b)[0] < *kf) *kf = list_at(m, g, b)[0];
+        if (list_at(m, g, b)[len - 1] > *kl) *kl = list_at(m, g, b)[len - 1];
+    }
+    if (*kl < 0) *kf = 0;
+}
+
 static qs_status emit_gemm_layer(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
-                                 uint32_t in_addr, uint32_t w_addr, emitter *e, qs_error *err)
+                                 uint32_t in_addr, uint32_t w_addr, const int64_t *w_off, emitter *e, qs_error *err)
 {
     const qs_layer *L = &net->layers[li];
     const qs_layer *IN = &net->layers[L->inputs[0]];
@@ -379,11 +514,25 @@ static qs_status emit_gemm_layer(const qs_net *net, const qs_arch *arch, int32_t
             if (kc > max_kc) max_kc = kc;
         }
     }
+    /* A resident input tile serves every n-block, so it is the window of the
+     * union of the blocks' reduction ranges; it is resident only if that
+     * window fits the ifmap buffer half for every m-tile (under the SCALE-Sim
+     * convention tiles ignore the buffer sizes, docs/timing.md). */
+    int can_keep_ifmap = max_kc == 1;
+    for (int32_t g = 0; g < d.groups && can_keep_ifmap && !is_is && arch->timing != QS_TIMING_SCALESIM; g++) {
+        int32_t kf, kl;
+        resident_k_range(m, g, &kf, &kl);
+        for (int32_t m0 = 0; m0 < d.M && can_keep_ifmap; m0 += m->tm) {
+            int32_t mlen = d.M - m0 < m->tm ? d.M - m0 : m->tm;
+            dma_pat w = ifmap_pattern(L, IN, 0, g, m0, mlen, kf, kl, m->act_bits);
+            can_keep_ifmap = pat_moved(&w) <= caps_of(arch).cap_ifmap;
+        }
+    }
     int64_t t_n_outer = ifmap_total * n_nb + weight_total * (max_kc > 1 ? n_mt : 1);
-    int64_t t_m_outer = ifmap_total * (max_kc > 1 ? n_nb : 1) + weight_total * n_mt;
+    int64_t t_m_outer = ifmap_total * (can_keep_ifmap ? 1 : n_nb) + weight_total * n_mt;
     m->order = t_m_outer < t_n_outer ? QS_ORDER_M_OUTER : QS_ORDER_N_OUTER;
     m->weight_resident = m->order == QS_ORDER_N_OUTER && max_kc == 1;
-    m->ifmap_resident = m->order == QS_ORDER_M_OUTER && max_kc == 1;
+    m->ifmap_resident = m->order == QS_ORDER_M_OUTER && can_keep_ifmap;
 
     const int32_t n_outer = m->order == QS_ORDER_N_OUTER ? n_nb : n_mt;
     const int32_t n_inner = m->order == QS_ORDER_N_OUTER ? n_mt : n_nb;
@@ -407,15 +556,20 @@ static qs_status emit_gemm_layer(const qs_net *net, const qs_arch *arch, int32_t
                         if (is_is) { kfirst = k0; klast = k0 + klen - 1; }
                         else { kfirst = list_at(m, g, nb)[k0]; klast = list_at(m, g, nb)[k0 + klen - 1]; }
                     }
+                    if (m->ifmap_resident && !is_is) resident_k_range(m, g, &kfirst, &klast);
                     int need_i = !(m->ifmap_resident && nb > 0);
                     int need_w = !(m->weight_resident && mt > 0);
-                    int64_t ib = need_i ? ifmap_bytes(L, IN, m0, mlen, kfirst, klast, m->act_bits) : 0;
-                    int64_t wb = 0;
+                    dma_pat ip = need_i ? ifmap_pattern(L, IN, in_addr, g, m0, mlen, kfirst, klast, m->act_bits)
+                                        : pat_runs(in_addr, 0, 0, 0, 0);
+                    int64_t ib = pat_moved(&ip);
+                    int64_t wb = 0, woff = 0;
                     if (need_w) {
                         if (is_is) {
+                            woff = w_off[g * m->blocks_per_group + k0 / arch->rows];
                             for (int32_t b = k0 / arch->rows; b * arch->rows < k0 + klen; b++)
                                 wb += weight_bytes(m, arch->rows, list_len(m, g, b), comp);
                         } else {
+                            woff = w_off[g * m->blocks_per_group + nb] + (int64_t)kc * weight_bytes(m, nlen, m->tk, comp);
                             wb = weight_bytes(m, nlen, klen, comp);
                         }
                     }
@@ -424,13 +578,15 @@ static qs_status emit_gemm_layer(const qs_net *net, const qs_arch *arch, int32_t
                      * under weight skipping) still owes the previous layer's
                      * "layer stored" token: a LOAD of 0 bytes carries it. */
                     need_i = need_i && (ib > 0 || (e->barrier_pending && !need_w));
+                    int64_t moved;
                     if (need_i) {
-                        if ((st = emit_load(e, li, g, QS_MEM_IFMAP, in_addr, ib, 1, !need_w, err))) return st;
-                        m->dram_ifmap += ib;
+                        if ((st = emit_load(e, li, g, QS_MEM_IFMAP, &ip, &moved, 1, !need_w, err))) return st;
+                        m->dram_ifmap += moved;
                     }
                     if (need_w) {
-                        if ((st = emit_load(e, li, g, QS_MEM_WEIGHT, w_addr, wb, !need_i, 1, err))) return st;
-                        m->dram_weight += wb;
+                        dma_pat wp = pat_bytes(w_addr, woff, wb);
+                        if ((st = emit_load(e, li, g, QS_MEM_WEIGHT, &wp, &moved, !need_i, 1, err))) return st;
+                        m->dram_weight += moved;
                     }
                     qs_insn c;
                     memset(&c, 0, sizeof c);
@@ -453,9 +609,11 @@ static qs_status emit_gemm_layer(const qs_net *net, const qs_arch *arch, int32_t
                 s.group = (uint16_t)g;
                 s.m0 = (uint32_t)m0; s.m_len = (uint32_t)mlen;
                 s.n0 = (uint32_t)n0; s.n_len = (uint32_t)nlen;
-                s.addr = m->out_addr;
-                int64_t ob = bits_to_bytes((int64_t)mlen * nlen * L->out_bits);
-                s.bytes = (uint32_t)ob;
+                /* channels g*N + n0 .. +nlen of the CHW output, pixels m0 .. +mlen of each */
+                int64_t plane = (int64_t)d.M * L->out_bits, ob;
+                dma_pat op = pat_runs(m->out_addr, ((int64_t)g * d.N + n0) * plane + (int64_t)m0 * L->out_bits, nlen,
+                                      (int64_t)mlen * L->out_bits, plane);
+                if ((st = set_pattern(&s, &op, &ob, err))) return st;
                 s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
                 m->dram_out += ob;
                 if ((st = push_insn(&e->iv, &s, err))) return st;
@@ -475,14 +633,18 @@ static qs_status emit_ppu_layer(const qs_net *net, const qs_arch *arch, int32_t 
     const caps c = caps_of(arch);
     qs_status st;
     /* input bytes per output channel, summed over inputs */
-    int64_t in_per_c = 0;
+    /* (concat: output channel c reads one input's channel; the widest input
+     * bounds a channel's bytes) */
+    int64_t in_per_c = 0, slack = 0;
     for (int32_t i = 0; i < L->n_inputs; i++) {
         const qs_layer *IN = &net->layers[L->inputs[i]];
-        int64_t b = bits_to_bytes((int64_t)IN->out_h * IN->out_w * IN->out_bits);
-        if (L->kind == QS_L_CONCAT) b = bits_to_bytes((int64_t)IN->out_c * IN->out_h * IN->out_w * IN->out_bits);
-        in_per_c += b;
+        int64_t plane_bits = (int64_t)IN->out_h * IN->out_w * IN->out_bits;
+        int64_t b = bits_to_bytes(plane_bits);
+        if (L->kind == QS_L_CONCAT) in_per_c = b > in_per_c ? b : in_per_c;
+        else in_per_c += b;
+        /* a run of whole channels that are not whole bytes may touch one byte more */
+        if (plane_bits % 8) slack++;
     }
-    if (L->kind == QS_L_CONCAT) in_per_c = (in_per_c + L->out_c - 1) / L->out_c;
     int64_t out_per_c = (int64_t)L->out_h * L->out_w * 4;
     if (in_per_c > c.cap_ifmap || out_per_c > c.cap_accum)
         return qs_fail(err, QS_ERR_NOFIT,
@@ -490,20 +652,34 @@ static qs_status emit_ppu_layer(const qs_net *net, const qs_arch *arch, int32_t 
                        "output (accum buffer tile %lld B)",
                        L->name, (long long)in_per_c, (long long)c.cap_ifmap, (long long)out_per_c,
                        (long long)c.cap_accum);
-    int64_t chunk = c.cap_ifmap / in_per_c;
+    int64_t chunk = (c.cap_ifmap - slack) / in_per_c;
+    if (chunk < 1) chunk = 1;
     if (c.cap_accum / out_per_c < chunk) chunk = c.cap_accum / out_per_c;
     if (chunk > L->out_c) chunk = L->out_c;
     m->tm = (int32_t)chunk;
     for (int32_t c0 = 0; c0 < L->out_c; c0 += (int32_t)chunk) {
         int32_t cl = L->out_c - c0 < chunk ? L->out_c - c0 : (int32_t)chunk;
+        /* the input channels output channels [c0, c0+cl) read: the same
+         * channels of every input, or for concat the part of each input that
+         * falls in the range (inputs outside it load nothing) */
+        dma_pat pats[QS_MAX_INPUTS];
+        int32_t n_pats = 0, coff = 0;
         for (int32_t i = 0; i < L->n_inputs; i++) {
             const qs_layer *IN = &net->layers[L->inputs[i]];
-            int64_t b = L->kind == QS_L_CONCAT
-                            ? (int64_t)ceil_div((int64_t)in_per_c * cl * IN->out_c, L->out_c)
-                            : bits_to_bytes((int64_t)cl * IN->out_h * IN->out_w * IN->out_bits);
-            if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, addr_of[L->inputs[i]], b, i == 0, i == L->n_inputs - 1, err)))
-                return st;
-            m->dram_ifmap += b;
+            int64_t plane_bits = (int64_t)IN->out_h * IN->out_w * IN->out_bits;
+            int32_t lo = c0, hi = c0 + cl; /* channels of this input, in its own numbering */
+            if (L->kind == QS_L_CONCAT) {
+                lo = c0 > coff ? c0 - coff : 0;
+                hi = c0 + cl < coff + IN->out_c ? c0 + cl - coff : IN->out_c;
+                coff += IN->out_c;
+                if (hi <= lo) continue;
+            }
+            pats[n_pats++] = pat_runs(addr_of[L->inputs[i]], lo * plane_bits, 1, (int64_t)(hi - lo) * plane_bits, 0);
+        }
+        for (int32_t i = 0; i < n_pats; i++) {
+            int64_t moved;
+            if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &pats[i], &moved, i == 0, i == n_pats - 1, err))) return st;
+            m->dram_ifmap += moved;
         }
         qs_insn p;
         memset(&p, 0, sizeof p);
@@ -518,9 +694,9 @@ static qs_status emit_ppu_layer(const qs_net *net, const qs_arch *arch, int32_t 
         s.layer = (uint16_t)li;
         s.m0 = (uint32_t)c0;
         s.m_len = (uint32_t)cl;
-        s.addr = m->out_addr;
-        int64_t ob = bits_to_bytes((int64_t)cl * L->out_h * L->out_w * L->out_bits);
-        s.bytes = (uint32_t)ob;
+        int64_t plane_bits = (int64_t)L->out_h * L->out_w * L->out_bits, ob;
+        dma_pat op = pat_runs(m->out_addr, c0 * plane_bits, 1, cl * plane_bits, 0);
+        if ((st = set_pattern(&s, &op, &ob, err))) return st;
         s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
         m->dram_out += ob;
         if ((st = push_insn(&e->iv, &s, err))) return st;
@@ -582,12 +758,25 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
             m->g = qs_gemm_dims_of(net, li);
             if ((st = prepare_gemm(net, arch, li, m, err))) goto fail;
             if ((st = choose_tiles(net, arch, li, m, err))) goto fail;
-            uint32_t w_addr = dram_alloc(&e, (int64_t)m->g.groups * m->g.K * m->g.N * m->weight_bits / 8 + 64);
+            int64_t *w_off = malloc(sizeof(int64_t) * (size_t)(m->n_lists + 1));
+            if (!w_off) {
+                st = qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
+                goto fail;
+            }
+            m->weight_bytes = weight_image(arch, m, w_off);
+            m->weight_addr = dram_alloc(&e, m->weight_bytes);
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
-            if ((st = emit_gemm_layer(net, arch, li, m, addr_of[L->inputs[0]], w_addr, &e, err))) goto fail;
+            st = emit_gemm_layer(net, arch, li, m, addr_of[L->inputs[0]], m->weight_addr, w_off, &e, err);
+            free(w_off);
+            if (st) goto fail;
         } else {
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
             if ((st = emit_ppu_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
+        }
+        if (e.dram_overflow) {
+            st = qs_fail(err, QS_ERR_NOFIT, "layer '%s': the network's tensors exceed the 4 GiB DRAM address space",
+                         L->name);
+            goto fail;
         }
         m->n_insn = e.iv.n - m->first_insn;
         /* the last STORE of the layer tells the load queue the layer is in DRAM */

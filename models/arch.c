@@ -23,6 +23,8 @@ _Static_assert(sizeof(qs_zero_skip) == sizeof(int), "enum size");
 _Static_assert(sizeof(qs_skip_impl) == sizeof(int), "enum size");
 _Static_assert(sizeof(qs_overflow) == sizeof(int), "enum size");
 _Static_assert(sizeof(qs_timing) == sizeof(int), "enum size");
+_Static_assert(sizeof(qs_dram_model) == sizeof(int), "enum size");
+_Static_assert(sizeof(qs_page_policy) == sizeof(int), "enum size");
 
 /* ---- names ------------------------------------------------------------- */
 
@@ -32,6 +34,8 @@ static const char *const SKIP_IMPLS[] = {"hold", "isolate", "clockgate", NULL};
 static const char *const OVERFLOWS[] = {"wrap", "saturate", NULL};
 static const char *const TIMINGS[] = {"native", "scalesim", NULL};
 static const char *const DRAM_TECHS[] = {"lpddr4", "ddr4", "gddr5", "hbm2", NULL};
+static const char *const DRAM_MODELS[] = {"simple", "ddr4_3200", "lpddr4_4266", "lpddr5_6400", "hbm2", NULL};
+static const char *const PAGE_POLICIES[] = {"open", "closed", NULL};
 
 static const char *name_of(const char *const *names, int n, int v)
 {
@@ -43,6 +47,98 @@ const char *qs_zero_skip_name(qs_zero_skip z) { return name_of(ZERO_SKIPS, 5, (i
 const char *qs_skip_impl_name(qs_skip_impl s) { return name_of(SKIP_IMPLS, 3, (int)s); }
 const char *qs_overflow_name(qs_overflow o) { return name_of(OVERFLOWS, 2, (int)o); }
 const char *qs_timing_name(qs_timing t) { return name_of(TIMINGS, 2, (int)t); }
+const char *qs_dram_model_name(qs_dram_model m) { return name_of(DRAM_MODELS, QS_DRAM_MODEL_COUNT, (int)m); }
+
+/* ---- DRAM presets (docs/dram.md, "Presets", gives the source of every value;
+ * ../shared/reference/dram.md holds the facts) ----------------------------- */
+
+void qs_dram_preset(qs_dram_model m, qs_dram_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->ranks = 1;
+    c->queue_depth = 32;       /* DRAMsim3's default trans_queue_size */
+    c->page_policy = QS_PAGE_OPEN;
+    snprintf(c->address_mapping, sizeof c->address_mapping, "rochrababgco"); /* DRAMsim3 DDR4 configs */
+    c->transfers_per_cycle = 2;
+    switch (m) {
+    case QS_DRAM_SIMPLE: /* the bank model is not used; DDR4 values keep the struct valid */
+    case QS_DRAM_DDR4_3200:
+        /* DRAMsim3 DDR4_8Gb_x8_3200.ini (tCK from Ramulator2 DDR4_3200AA); one x64 rank of 8 chips */
+        c->tck_ps = 625;
+        c->channels = 1; c->bankgroups = 4; c->banks_per_group = 4; c->rows = 65536; c->columns = 1024;
+        c->bus_bits = 64; c->burst_length = 8;
+        c->tCL = 22; c->tCWL = 16; c->tRCD = 22; c->tRP = 22; c->tRAS = 52; c->tRC = 74;
+        c->tRRD_S = 4; c->tRRD_L = 8; c->tFAW = 34; c->tCCD_S = 4; c->tCCD_L = 8;
+        c->tWR = 24; c->tWTR_S = 4; c->tWTR_L = 12; c->tRTP = 12; c->tREFI = 12480; c->tRFC = 560;
+        /* DRAMsim3 DDR4_8Gb_x8_3200.ini currents */
+        c->vdd = 1.2; c->idd0 = 57; c->idd2n = 37; c->idd3n = 52; c->idd4r = 168; c->idd4w = 150; c->idd5 = 250;
+        c->devices = 8;
+        break;
+    case QS_DRAM_LPDDR4_4266:
+        /* DRAMSys JEDEC_1Gbx16_LPDDR4-4266; two x16 channels (an x32 package), 8 banks, no bank groups */
+        c->tck_ps = 469;
+        c->channels = 2; c->bankgroups = 1; c->banks_per_group = 8; c->rows = 65536; c->columns = 1024;
+        c->bus_bits = 16; c->burst_length = 16;
+        c->tCL = 36; c->tCWL = 18; c->tRCD = 39; c->tRP = 39; c->tRAS = 90; c->tRC = 135;
+        c->tRRD_S = 22; c->tRRD_L = 22; c->tFAW = 86; c->tCCD_S = 8; c->tCCD_L = 8;
+        c->tWR = 39; c->tWTR_S = 22; c->tWTR_L = 22; c->tRTP = 17; c->tREFI = 8341; c->tRFC = 812;
+        /* currents: DRAMsim3 LPDDR4_8Gb_x16_2400.ini (no public LPDDR4-4266 currents; docs/dram.md) */
+        c->vdd = 1.2; c->idd0 = 80; c->idd2n = 34; c->idd3n = 47; c->idd4r = 243; c->idd4w = 228; c->idd5 = 280;
+        c->devices = 1;
+        break;
+    case QS_DRAM_LPDDR5_6400:
+        /* Ramulator2 LPDDR5_6400 (CK 1.25 ns, WCK:CK 4:1 from gem5): one x16 channel, 4 BG x 4 banks */
+        c->tck_ps = 1250;
+        c->channels = 1; c->bankgroups = 4; c->banks_per_group = 4; c->rows = 32768; c->columns = 1024;
+        c->bus_bits = 16; c->burst_length = 16; c->transfers_per_cycle = 8;
+        c->tCL = 17; c->tCWL = 9; c->tRCD = 15; c->tRP = 15; c->tRAS = 34; c->tRC = 49;
+        c->tRRD_S = 4; c->tRRD_L = 4; c->tFAW = 16; c->tCCD_S = 2; c->tCCD_L = 4;
+        c->tWR = 28; c->tWTR_S = 5; c->tWTR_L = 10; c->tRTP = 8; c->tREFI = 3125; c->tRFC = 168;
+        /* currents: no public LPDDR5 figures; DRAMsim3's LPDDR4_8Gb_x16_2400.ini as a stand-in (docs/dram.md) */
+        c->vdd = 1.2; c->idd0 = 80; c->idd2n = 34; c->idd3n = 47; c->idd4r = 243; c->idd4w = 228; c->idd5 = 280;
+        c->devices = 1;
+        break;
+    case QS_DRAM_HBM2:
+        /* DRAMsim3 HBM2_8Gb_x128.ini: 8 channels of 128 bits, 4 BG x 4 banks, 2 KB page */
+        c->tck_ps = 1000;
+        c->channels = 8; c->bankgroups = 4; c->banks_per_group = 4; c->rows = 32768; c->columns = 128;
+        c->bus_bits = 128; c->burst_length = 4;
+        c->tCL = 14; c->tCWL = 4; c->tRCD = 14; c->tRP = 14; c->tRAS = 34; c->tRC = 48;
+        c->tRRD_S = 4; c->tRRD_L = 6; c->tFAW = 30; c->tCCD_S = 1; c->tCCD_L = 2;
+        c->tWR = 16; c->tWTR_S = 6; c->tWTR_L = 8; c->tRTP = 4; c->tREFI = 3900; c->tRFC = 260;
+        /* DRAMsim3 HBM2_8Gb_x128.ini currents, one device per channel */
+        c->vdd = 1.2; c->idd0 = 65; c->idd2n = 40; c->idd3n = 55; c->idd4r = 390; c->idd4w = 500; c->idd5 = 250;
+        c->devices = 1;
+        break;
+    default:
+        break;
+    }
+    /* read-to-write turnaround as DRAMsim3 derives it: RL + burst - WL + 2 */
+    c->tRTW = c->tCL + c->burst_length / c->transfers_per_cycle - c->tCWL + 2;
+}
+
+static int32_t log2i(int64_t v)
+{
+    int32_t n = 0;
+    while (v > 1) {
+        v >>= 1;
+        n++;
+    }
+    return n;
+}
+
+qs_dram_bits qs_dram_bits_of(const qs_dram_cfg *c)
+{
+    qs_dram_bits b;
+    b.offset_bits = log2i((int64_t)c->bus_bits / 8 * c->burst_length);
+    b.ch = log2i(c->channels);
+    b.ra = log2i(c->ranks);
+    b.bg = log2i(c->bankgroups);
+    b.ba = log2i(c->banks_per_group);
+    b.ro = log2i(c->rows);
+    b.co = log2i(c->columns / c->burst_length);
+    return b;
+}
 
 /* ---- defaults ---------------------------------------------------------- */
 
@@ -78,6 +174,11 @@ void qs_arch_defaults(qs_arch *a)
     a->dram_burst_bytes = 64;
     snprintf(a->dram_tech, sizeof a->dram_tech, "lpddr4");
     a->dram_pj_per_bit = 0.0;
+    a->dram_model = QS_DRAM_SIMPLE;
+    a->dma_outstanding = 1;
+    a->dma_request_bytes = 0;
+    a->dma_separate_write = 0;
+    qs_dram_preset(QS_DRAM_DDR4_3200, &a->dram);
     a->freq_mhz = 1000.0;
     a->ppu_lanes = 16;
     a->ppu_pool = 1;
@@ -147,6 +248,50 @@ static const keydef KEYS[] = {
     KPOW2("dram", "burst_bytes", dram_burst_bytes, 1, 65536),
     {"dram", "technology", K_NAME, OFF(dram_tech), SZ(dram_tech), 0, 0, 0, 0, DRAM_TECHS},
     KDBL("dram", "pj_per_bit", dram_pj_per_bit, 0, 1000, 0),
+    KENUM("dram", "model", dram_model, DRAM_MODELS),
+    /* the bank model (first key: tck_ps; is_bank_key relies on the order) */
+    KDBL("dram", "tck_ps", dram.tck_ps, 10, 100000, 0),
+    KPOW2("dram", "channels", dram.channels, 1, 64),
+    KPOW2("dram", "ranks", dram.ranks, 1, 16),
+    KPOW2("dram", "bankgroups", dram.bankgroups, 1, 16),
+    KPOW2("dram", "banks_per_group", dram.banks_per_group, 1, 64),
+    KPOW2("dram", "rows", dram.rows, 1, 1 << 20),
+    KPOW2("dram", "columns", dram.columns, 1, 1 << 16),
+    KPOW2("dram", "bus_bits", dram.bus_bits, 8, 1024),
+    KPOW2("dram", "burst_length", dram.burst_length, 1, 64),
+    KPOW2("dram", "transfers_per_cycle", dram.transfers_per_cycle, 1, 16),
+    KINT("dram", "tCL", dram.tCL, 1, 1000),
+    KINT("dram", "tCWL", dram.tCWL, 1, 1000),
+    KINT("dram", "tRCD", dram.tRCD, 1, 1000),
+    KINT("dram", "tRP", dram.tRP, 1, 1000),
+    KINT("dram", "tRAS", dram.tRAS, 1, 10000),
+    KINT("dram", "tRC", dram.tRC, 1, 10000),
+    KINT("dram", "tRRD_S", dram.tRRD_S, 1, 1000),
+    KINT("dram", "tRRD_L", dram.tRRD_L, 1, 1000),
+    KINT("dram", "tFAW", dram.tFAW, 1, 10000),
+    KINT("dram", "tCCD_S", dram.tCCD_S, 1, 1000),
+    KINT("dram", "tCCD_L", dram.tCCD_L, 1, 1000),
+    KINT("dram", "tWR", dram.tWR, 1, 1000),
+    KINT("dram", "tWTR_S", dram.tWTR_S, 1, 1000),
+    KINT("dram", "tWTR_L", dram.tWTR_L, 1, 1000),
+    KINT("dram", "tRTP", dram.tRTP, 1, 1000),
+    KINT("dram", "tRTW", dram.tRTW, 1, 1000),
+    KINT("dram", "tREFI", dram.tREFI, 1, 10000000),
+    KINT("dram", "tRFC", dram.tRFC, 1, 100000),
+    KINT("dram", "queue_depth", dram.queue_depth, 1, 4096),
+    KDBL("dram", "vdd", dram.vdd, 0.1, 5, 0),
+    KDBL("dram", "idd0", dram.idd0, 0, 10000, 0),
+    KDBL("dram", "idd2n", dram.idd2n, 0, 10000, 0),
+    KDBL("dram", "idd3n", dram.idd3n, 0, 10000, 0),
+    KDBL("dram", "idd4r", dram.idd4r, 0, 10000, 0),
+    KDBL("dram", "idd4w", dram.idd4w, 0, 10000, 0),
+    KDBL("dram", "idd5", dram.idd5, 0, 10000, 0),
+    KINT("dram", "devices", dram.devices, 1, 64),
+    KENUM("dram", "page_policy", dram.page_policy, PAGE_POLICIES),
+    {"dram", "address_mapping", K_IDENT, OFF(dram.address_mapping), SZ(dram.address_mapping), 0, 0, 0, 0, NULL},
+    KINT("dma", "outstanding", dma_outstanding, 1, 1024),
+    KINT("dma", "request_bytes", dma_request_bytes, 0, 1 << 24),
+    KBOOL("dma", "separate_write_engine", dma_separate_write),
     KDBL("clock", "freq_mhz", freq_mhz, 1, 100000, 0),
     KINT("ppu", "lanes", ppu_lanes, 1, 4096),
     KBOOL("ppu", "pool", ppu_pool),
@@ -160,8 +305,8 @@ static const keydef KEYS[] = {
 enum { NKEYS = sizeof KEYS / sizeof KEYS[0] };
 
 static const char *const SECTIONS[] = {"general", "array", "buffer.ifmap", "buffer.weight", "buffer.accum",
-                                       "dram", "clock", "ppu", "tech", "timing", NULL};
-enum { NSECTIONS = 10 };
+                                       "dram", "dma", "clock", "ppu", "tech", "timing", NULL};
+enum { NSECTIONS = 11 };
 
 static int section_index(const char *s)
 {
@@ -445,6 +590,84 @@ static qs_status check_buffer(const vctx *v, qs_error *err, const qs_buffer_cfg 
     return QS_OK;
 }
 
+/* The bank model's rules (docs/config.md, "Rules between keys"). */
+static qs_status check_dram(const qs_arch *a, const vctx *v, qs_error *err)
+{
+    const qs_dram_cfg *d = &a->dram;
+    const int i_model = key_index("dram", "model");
+#define DK(name) key_index("dram", name)
+    if (a->dram_model == QS_DRAM_SIMPLE) return QS_OK;
+    if (a->timing == QS_TIMING_SCALESIM)
+        return cross_fail(v, err, i_model, key_index("timing", "convention"),
+                          "model = %s: the SCALE-Sim convention has its own memory model; use model = simple",
+                          qs_dram_model_name(a->dram_model));
+    if (d->tRC < d->tRAS + d->tRP)
+        return cross_fail(v, err, DK("tRC"), later_of(v, DK("tRAS"), DK("tRP")),
+                          "tRC = %d is shorter than tRAS + tRP = %d + %d (a row must open, stay open and close "
+                          "within one row cycle)%s",
+                          d->tRC, d->tRAS, d->tRP, d->tRAS > d->tRC ? "; tRAS > tRC" : "");
+    if (d->burst_length > d->columns)
+        return cross_fail(v, err, DK("burst_length"), DK("columns"),
+                          "burst_length = %d is longer than the row (columns = %d)", d->burst_length, d->columns);
+    if (d->burst_length % d->transfers_per_cycle)
+        return cross_fail(v, err, DK("burst_length"), DK("transfers_per_cycle"),
+                          "burst_length = %d is not a whole number of cycles of transfers_per_cycle = %d",
+                          d->burst_length, d->transfers_per_cycle);
+    if (d->tRRD_L < d->tRRD_S)
+        return cross_fail(v, err, DK("tRRD_L"), DK("tRRD_S"), "tRRD_L = %d is shorter than tRRD_S = %d", d->tRRD_L,
+                          d->tRRD_S);
+    if (d->tCCD_L < d->tCCD_S)
+        return cross_fail(v, err, DK("tCCD_L"), DK("tCCD_S"), "tCCD_L = %d is shorter than tCCD_S = %d", d->tCCD_L,
+                          d->tCCD_S);
+    if (d->tWTR_L < d->tWTR_S)
+        return cross_fail(v, err, DK("tWTR_L"), DK("tWTR_S"), "tWTR_L = %d is shorter than tWTR_S = %d", d->tWTR_L,
+                          d->tWTR_S);
+    if (d->tFAW < d->tRRD_S)
+        return cross_fail(v, err, DK("tFAW"), DK("tRRD_S"), "tFAW = %d is shorter than tRRD_S = %d", d->tFAW,
+                          d->tRRD_S);
+    if (d->idd3n < d->idd2n)
+        return cross_fail(v, err, DK("idd3n"), DK("idd2n"), "idd3n = %g is below idd2n = %g (an open bank draws more)",
+                          d->idd3n, d->idd2n);
+    if (d->idd4r < d->idd3n || d->idd4w < d->idd3n || d->idd5 < d->idd3n)
+        return cross_fail(v, err, d->idd4r < d->idd3n ? DK("idd4r") : d->idd4w < d->idd3n ? DK("idd4w") : DK("idd5"),
+                          DK("idd3n"), "idd4r, idd4w and idd5 (%g, %g, %g) must not be below idd3n = %g", d->idd4r,
+                          d->idd4w, d->idd5, d->idd3n);
+    if (d->idd0 * d->tRC < d->idd3n * d->tRAS + d->idd2n * d->tRP)
+        return cross_fail(v, err, DK("idd0"), DK("idd3n"),
+                          "idd0 * tRC = %g is below idd3n * tRAS + idd2n * tRP = %g (a negative activate energy)",
+                          d->idd0 * d->tRC, d->idd3n * d->tRAS + d->idd2n * d->tRP);
+    if (d->tREFI <= d->tRFC)
+        return cross_fail(v, err, DK("tREFI"), DK("tRFC"),
+                          "tREFI = %d leaves no time between refreshes of tRFC = %d", d->tREFI, d->tRFC);
+    /* the mapping names each of the six fields exactly once */
+    static const char *const FIELDS[6] = {"ch", "ra", "bg", "ba", "ro", "co"};
+    const char *mp = d->address_mapping;
+    const int i_map = DK("address_mapping");
+    if (strlen(mp) != 12)
+        return cross_fail(v, err, i_map, i_model,
+                          "address_mapping = '%s' must be 6 two-letter fields (ch ra bg ba ro co), MSB first", mp);
+    for (int f = 0; f < 6; f++) {
+        int seen = 0;
+        for (int i = 0; i < 12; i += 2) {
+            int known = 0;
+            for (int g = 0; g < 6; g++) known |= mp[i] == FIELDS[g][0] && mp[i + 1] == FIELDS[g][1];
+            if (!known)
+                return cross_fail(v, err, i_map, i_model,
+                                  "address_mapping = '%s': '%.2s' is not a field (ch ra bg ba ro co)", mp, mp + i);
+            seen += mp[i] == FIELDS[f][0] && mp[i + 1] == FIELDS[f][1];
+        }
+        if (seen != 1)
+            return cross_fail(v, err, i_map, i_model,
+                              "address_mapping = '%s' %s the %s bits (each field exactly once)", mp,
+                              seen ? "repeats" : "drops", FIELDS[f]);
+    }
+    qs_dram_bits b = qs_dram_bits_of(d);
+    if (b.offset_bits + b.ch + b.ra + b.bg + b.ba + b.ro + b.co > 40)
+        return cross_fail(v, err, DK("rows"), DK("columns"), "the DRAM has more than 2^40 bytes");
+#undef DK
+    return QS_OK;
+}
+
 static qs_status check_cross(const qs_arch *a, const vctx *v, qs_error *err)
 {
     const int i_rows = key_index("array", "rows"), i_cols = key_index("array", "cols");
@@ -475,6 +698,8 @@ static qs_status check_cross(const qs_arch *a, const vctx *v, qs_error *err)
     if (a->rows % a->skip_group != 0)
         return cross_fail(v, err, i_grp, i_rows, "skip_group = %d does not divide rows = %d", a->skip_group,
                           a->rows);
+
+    if ((st = check_dram(a, v, err))) return st;
 
     int64_t act_word = div_up(a->max_act_bits, 8), w_word = div_up(a->max_weight_bits, 8);
     int64_t acc_word = div_up(a->acc_bits, 8);
@@ -744,6 +969,39 @@ static qs_status resolve_table(parse_ctx *c, qs_error *err)
     return QS_OK;
 }
 
+static int is_bank_key(int idx)
+{
+    return strcmp(KEYS[idx].section, "dram") == 0 && idx >= key_index("dram", "tck_ps");
+}
+
+/* [dram] model: the preset fills every bank-model key the file and --set
+ * left alone; under model = simple such a key would be ignored, so it is
+ * refused. */
+static qs_status apply_dram_preset(parse_ctx *c, qs_error *err)
+{
+    qs_dram_cfg p;
+    qs_dram_preset(c->a.dram_model, &p);
+    for (int i = 0; i < NKEYS; i++) {
+        if (!is_bank_key(i)) continue;
+        if (c->origin[i] == 0) {
+            size_t rel = KEYS[i].off - OFF(dram);
+            memcpy((char *)&c->a.dram + rel, (const char *)&p + rel, KEYS[i].size);
+        } else if (c->a.dram_model == QS_DRAM_SIMPLE) {
+            char loc[200];
+            key_loc(loc, sizeof loc, c->where, i, c->origin[i]);
+            return qs_fail(err, QS_ERR_CONFIG,
+                           "%s: a bank-model parameter, but [dram] model = simple ignores it (set model to a "
+                           "preset: ddr4_3200, lpddr4_4266, lpddr5_6400, hbm2)",
+                           loc);
+        }
+    }
+    /* tRTW is derived from tCL, the burst and tCWL unless given */
+    int i_rtw = key_index("dram", "tRTW");
+    if (c->origin[i_rtw] == 0)
+        c->a.dram.tRTW = c->a.dram.tCL + c->a.dram.burst_length / c->a.dram.transfers_per_cycle - c->a.dram.tCWL + 2;
+    return QS_OK;
+}
+
 qs_status qs_arch_parse(const char *text, const char *where, const char *const *overrides, int n_overrides,
                         qs_arch *out, qs_error *err)
 {
@@ -757,6 +1015,7 @@ qs_status qs_arch_parse(const char *text, const char *where, const char *const *
     qs_arch_defaults(&c->a);
     qs_status st = qs_ini_parse(text ? text : "", c->where, on_ini, c, err);
     for (int i = 0; st == QS_OK && i < n_overrides; i++) st = apply_override(c, overrides[i], err);
+    if (st == QS_OK) st = apply_dram_preset(c, err);
     if (st == QS_OK) {
         vctx v = {c->where, c->origin};
         st = check_all(&c->a, &v, err);

@@ -489,7 +489,18 @@ qs_energy_breakdown qs_energy_of(const qs_tech *t, const qs_arch *arch, const qs
     for (int i = 0; i < 3; i++)
         b.sram += (double)ev->sram_read_bytes[i] * t->sram_pj_per_byte[i] +
                   (double)ev->sram_write_bytes[i] * t->sram_wr_pj_per_byte[i];
-    b.dram = (double)(ev->dram_read_bytes + ev->dram_write_bytes) * t->dram_pj_per_byte;
+    if (arch->dram_model == QS_DRAM_SIMPLE) {
+        b.dram = (double)(ev->dram_read_bytes + ev->dram_write_bytes) * t->dram_pj_per_byte;
+    } else {
+        qs_dram_energy de = qs_dram_energy_of(&arch->dram);
+        double dram_cycles = (double)ev->cycles * (1e6 / arch->freq_mhz) / arch->dram.tck_ps;
+        b.dram_act = (double)ev->dram_acts * de.act;
+        b.dram_rd = (double)ev->dram_rd_bursts * de.rd;
+        b.dram_wr = (double)ev->dram_wr_bursts * de.wr;
+        b.dram_ref = (double)ev->dram_refreshes * de.ref;
+        b.dram_bg = dram_cycles * de.bg_idle_pj_per_cycle + (double)ev->dram_bank_active * de.bg_active_pj_per_bank_cycle;
+        b.dram = b.dram_act + b.dram_rd + b.dram_wr + b.dram_ref + b.dram_bg;
+    }
     b.ppu = (double)ev->ppu_ops * t->ppu_pj_per_op;
     /* mW/mm^2 * mm^2 = mW; times cycles / (freq_mhz * 1e6) seconds; 1 mW for
      * 1 ns is 1 pJ, hence * 1e3 / freq_mhz */
@@ -500,7 +511,23 @@ qs_energy_breakdown qs_energy_of(const qs_tech *t, const qs_arch *arch, const qs
 }
 
 /* A field added to qs_events must be added here too. */
-_Static_assert(sizeof(qs_events) == 18 * sizeof(uint64_t), "qs_events changed: update qs_events_add");
+_Static_assert(sizeof(qs_events) == 23 * sizeof(uint64_t), "qs_events changed: update qs_events_add");
+
+/* DRAMsim3's IDD-based action energies (../shared/reference/dram.md, section 3),
+ * per rank of `devices` chips; V x mA x cycles x tCK[ns] = pJ. */
+qs_dram_energy qs_dram_energy_of(const qs_dram_cfg *c)
+{
+    qs_dram_energy e;
+    const double k = c->vdd * c->devices * c->tck_ps / 1000.0; /* V x chips x ns */
+    const double burst = (double)c->burst_length / c->transfers_per_cycle;
+    e.act = k * (c->idd0 * c->tRC - (c->idd3n * c->tRAS + c->idd2n * c->tRP));
+    e.rd = k * (c->idd4r - c->idd3n) * burst;
+    e.wr = k * (c->idd4w - c->idd3n) * burst;
+    e.ref = k * (c->idd5 - c->idd3n) * c->tRFC;
+    e.bg_idle_pj_per_cycle = k * c->idd2n * c->channels * c->ranks;
+    e.bg_active_pj_per_bank_cycle = k * (c->idd3n - c->idd2n) / (c->bankgroups * c->banks_per_group);
+    return e;
+}
 
 void qs_events_add(qs_events *dst, const qs_events *src)
 {
@@ -520,4 +547,9 @@ void qs_events_add(qs_events *dst, const qs_events *src)
     dst->ppu_ops += src->ppu_ops;
     dst->macs += src->macs;
     dst->macs_executed += src->macs_executed;
+    dst->dram_acts += src->dram_acts;
+    dst->dram_rd_bursts += src->dram_rd_bursts;
+    dst->dram_wr_bursts += src->dram_wr_bursts;
+    dst->dram_refreshes += src->dram_refreshes;
+    dst->dram_bank_active += src->dram_bank_active;
 }

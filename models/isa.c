@@ -12,8 +12,10 @@ static uint32_t get32(const uint8_t *p)
 }
 
 /* Layout (docs/isa.md): 0 op, 1 deps, 2 mem, 3 flags, 4 layer, 6 group,
- * 8 m0, 12 m_len, 16 n0, 20 n_len, 24 k0 | addr, 28 k_len | bytes.
- * GEMM uses k0/k_len; LOAD/STORE use addr/bytes in the same words. */
+ * 8 m0, 12 m_len, 16 n0, 20 n_len, 24 k0 | addr, 28 k_len | bytes,
+ * 32 rows, 36 run_bits, 40 stride_bits, 44 bit0, 45..47 zero.
+ * GEMM uses k0/k_len; LOAD/STORE use addr/bytes in the same words and the
+ * access pattern in 32..47, which GEMM and PASS leave zero. */
 void qs_insn_encode(const qs_insn *in, uint8_t out[QS_INSN_BYTES])
 {
     memset(out, 0, QS_INSN_BYTES);
@@ -33,6 +35,12 @@ void qs_insn_encode(const qs_insn *in, uint8_t out[QS_INSN_BYTES])
     } else {
         put32(out + 24, in->addr);
         put32(out + 28, in->bytes);
+    }
+    if (in->op == QS_OP_LOAD || in->op == QS_OP_STORE) {
+        put32(out + 32, in->rows);
+        put32(out + 36, in->run_bits);
+        put32(out + 40, in->stride_bits);
+        out[44] = in->bit0;
     }
 }
 
@@ -60,6 +68,18 @@ qs_status qs_insn_decode(const uint8_t in[QS_INSN_BYTES], qs_insn *out, qs_error
     } else {
         out->addr = get32(in + 24);
         out->bytes = get32(in + 28);
+    }
+    if (out->op == QS_OP_LOAD || out->op == QS_OP_STORE) {
+        out->rows = get32(in + 32);
+        out->run_bits = get32(in + 36);
+        out->stride_bits = get32(in + 40);
+        out->bit0 = in[44];
+        if (out->bit0 > 7) return qs_fail(err, QS_ERR_FORMAT, "bad access-pattern bit offset %u", in[44]);
+        if (in[45] | in[46] | in[47]) return qs_fail(err, QS_ERR_FORMAT, "nonzero reserved pattern bytes");
+    } else {
+        for (int i = 32; i < QS_INSN_BYTES; i++)
+            if (in[i]) return qs_fail(err, QS_ERR_FORMAT, "nonzero access-pattern byte %d in a %s", i,
+                                      qs_opcode_name(out->op));
     }
     return QS_OK;
 }
@@ -95,8 +115,8 @@ void qs_insn_format(const qs_insn *in, char *buf, size_t len)
              (in->deps & QS_DEP_PUSH_PREV) ? ">p" : "", (in->deps & QS_DEP_PUSH_NEXT) ? ">n" : "");
     switch (in->op) {
     case QS_OP_LOAD:
-        snprintf(buf, len, "LOAD  %-6s L%u g%u dram[0x%08x] %u B  %s", mem_name(in->mem), in->layer,
-                 in->group, in->addr, in->bytes, deps);
+        snprintf(buf, len, "LOAD  %-6s L%u g%u dram[0x%08x] %u B %ux%ub@%ub+%u  %s", mem_name(in->mem), in->layer,
+                 in->group, in->addr, in->bytes, in->rows, in->run_bits, in->stride_bits, in->bit0, deps);
         break;
     case QS_OP_GEMM:
         snprintf(buf, len, "GEMM  L%u g%u m[%u+%u] n[%u+%u] k[%u+%u]%s%s  %s", in->layer, in->group,
@@ -108,8 +128,9 @@ void qs_insn_format(const qs_insn *in, char *buf, size_t len)
         snprintf(buf, len, "PASS  L%u  %s", in->layer, deps);
         break;
     case QS_OP_STORE:
-        snprintf(buf, len, "STORE L%u g%u m[%u+%u] n[%u+%u] dram[0x%08x] %u B  %s", in->layer, in->group,
-                 in->m0, in->m_len, in->n0, in->n_len, in->addr, in->bytes, deps);
+        snprintf(buf, len, "STORE L%u g%u m[%u+%u] n[%u+%u] dram[0x%08x] %u B %ux%ub@%ub+%u  %s", in->layer,
+                 in->group, in->m0, in->m_len, in->n0, in->n_len, in->addr, in->bytes, in->rows, in->run_bits,
+                 in->stride_bits, in->bit0, deps);
         break;
     default:
         snprintf(buf, len, "???");

@@ -16,6 +16,36 @@ typedef enum { QS_SKIPIMPL_HOLD = 0, QS_SKIPIMPL_ISOLATE, QS_SKIPIMPL_CLOCKGATE 
 typedef enum { QS_OVF_WRAP = 0, QS_OVF_SATURATE } qs_overflow;
 typedef enum { QS_TIMING_NATIVE = 0, QS_TIMING_SCALESIM } qs_timing;
 
+/* [dram] model: the simple bandwidth + latency channel, or the bank-level
+ * model (sim/dram.h) with one of the presets' parameters (docs/dram.md). */
+typedef enum {
+    QS_DRAM_SIMPLE = 0,
+    QS_DRAM_DDR4_3200,
+    QS_DRAM_LPDDR4_4266,
+    QS_DRAM_LPDDR5_6400,
+    QS_DRAM_HBM2,
+    QS_DRAM_MODEL_COUNT
+} qs_dram_model;
+typedef enum { QS_PAGE_OPEN = 0, QS_PAGE_CLOSED } qs_page_policy;
+
+/* The bank-level model's device and controller (times in DRAM clock cycles
+ * tCK unless named otherwise). Field order = the preset table's order. */
+typedef struct {
+    double tck_ps;                 /* DRAM command clock period */
+    int32_t channels, ranks, bankgroups, banks_per_group, rows, columns;
+    int32_t bus_bits;              /* data bus width of one channel */
+    int32_t burst_length;          /* transfers per burst (BL) */
+    int32_t transfers_per_cycle;   /* data transfers per tCK: 2 (DDR), 8 (LPDDR5 WCK:CK 4:1) */
+    int32_t tCL, tCWL, tRCD, tRP, tRAS, tRC, tRRD_S, tRRD_L, tFAW, tCCD_S, tCCD_L;
+    int32_t tWR, tWTR_S, tWTR_L, tRTP, tRTW, tREFI, tRFC;
+    int32_t queue_depth;           /* requests per channel the controller can reorder */
+    /* currents (mA) and supply (V) of one device, chips per rank (energy) */
+    double vdd, idd0, idd2n, idd3n, idd4r, idd4w, idd5;
+    int32_t devices;
+    qs_page_policy page_policy;
+    char address_mapping[16];      /* 6 two-letter fields MSB->LSB: ch ra bg ba ro co */
+} qs_dram_cfg;
+
 typedef struct {
     int32_t size_kib;          /* capacity in KiB */
     int32_t banks;             /* independent banks */
@@ -46,6 +76,12 @@ typedef struct {
     int32_t dram_burst_bytes;      /* transfers are rounded up to bursts */
     char dram_tech[16];            /* lpddr4 | ddr4 | gddr5 | hbm2 */
     double dram_pj_per_bit;        /* 0 = from dram_tech */
+    qs_dram_model dram_model;      /* simple: the four keys above; else the bank model */
+    qs_dram_cfg dram;              /* bank model parameters (preset, then per-key overrides) */
+    /* [dma] (docs/timing.md, "DMA engines") */
+    int32_t dma_outstanding;       /* requests in flight per engine; 1 = a blocking engine */
+    int32_t dma_request_bytes;     /* largest request; 0 = one request per transfer */
+    int32_t dma_separate_write;    /* 1: stores have their own engine (reads and writes in parallel) */
     /* [clock] */
     double freq_mhz;
     /* [ppu] */
@@ -91,6 +127,16 @@ int32_t qs_arch_weight_slices(const qs_arch *a, int weight_bits);
 const char *qs_skip_impl_name(qs_skip_impl s);
 const char *qs_overflow_name(qs_overflow o);
 const char *qs_timing_name(qs_timing t);
+const char *qs_dram_model_name(qs_dram_model m);
+
+/* The parameters of a bank-model preset (docs/dram.md names every source). */
+void qs_dram_preset(qs_dram_model m, qs_dram_cfg *out);
+
+/* Address field widths of the bank model: burst offset, then ch ra bg ba ro co. */
+typedef struct {
+    int32_t offset_bits, ch, ra, bg, ba, ro, co;
+} qs_dram_bits;
+qs_dram_bits qs_dram_bits_of(const qs_dram_cfg *c);
 
 /* Weight slices of the widest weight the arch accepts (max_weight_bits). */
 int32_t qs_arch_max_slices(const qs_arch *a);

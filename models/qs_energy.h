@@ -26,6 +26,12 @@ typedef struct {
     uint64_t ppu_ops;            /* post-processing element operations */
     uint64_t macs;               /* dense (logical) multiply-accumulates of the layers */
     uint64_t macs_executed;      /* logical MACs whose work was done (not skipped) */
+    /* bank-level DRAM only (zero under [dram] model = simple): commands and
+     * bank time, for the IDD-based energy (docs/dram.md, "Energy") */
+    uint64_t dram_acts;          /* ACT commands (each with its PRE) */
+    uint64_t dram_rd_bursts, dram_wr_bursts;
+    uint64_t dram_refreshes;     /* all-bank refreshes, per rank */
+    uint64_t dram_bank_active;   /* bank-cycles (tCK) with the bank's row open */
 } qs_events;
 
 enum { QS_BUF_IFMAP = 0, QS_BUF_WEIGHT = 1, QS_BUF_ACCUM = 2 };
@@ -57,7 +63,20 @@ typedef struct {
 
 typedef struct {
     double mac, registers, sram, dram, ppu, leakage, total;  /* pJ */
+    /* the bank-level model's DRAM energy by action (dram is their sum; all
+     * zero under model = simple, whose dram is pJ/bit x bits) */
+    double dram_act, dram_rd, dram_wr, dram_ref, dram_bg;
 } qs_energy_breakdown;
+
+/* Energy of one DRAM action of the bank-level model, pJ (docs/dram.md). */
+typedef struct {
+    double act;          /* one ACT + its PRE */
+    double rd, wr;       /* one burst */
+    double ref;          /* one all-bank refresh of a rank */
+    double bg_idle_pj_per_cycle;  /* background of all ranks with every bank precharged, per tCK */
+    double bg_active_pj_per_bank_cycle; /* extra per bank-cycle with the bank open */
+} qs_dram_energy;
+qs_dram_energy qs_dram_energy_of(const qs_dram_cfg *c);
 
 /* Load a technology table and derive qs_tech for this arch. */
 qs_status qs_tech_load(const char *path, const qs_arch *arch, int act_bits, qs_tech *out, qs_error *err);

@@ -16,9 +16,9 @@
 
 #include "qs_status.h"
 
-#define QS_INSN_BYTES 32
+#define QS_INSN_BYTES 48
 #define QS_PROG_MAGIC "QSIMPRG"   /* 8 bytes with the NUL */
-#define QS_PROG_VERSION 1
+#define QS_PROG_VERSION 2
 
 typedef enum { QS_Q_LOAD = 0, QS_Q_COMPUTE = 1, QS_Q_STORE = 2, QS_Q_COUNT = 3 } qs_queue;
 
@@ -52,9 +52,34 @@ typedef struct {
     uint32_t m0, m_len;  /* GEMM/STORE: rows of the output (pixels) */
     uint32_t n0, n_len;  /* GEMM/STORE: output channels within the group */
     uint32_t k0, k_len;  /* GEMM: reduction range (in the compressed k list); LOAD: bytes in k_len */
-    uint32_t addr;       /* LOAD/STORE: DRAM byte address */
-    uint32_t bytes;      /* LOAD/STORE: bytes moved */
+    uint32_t addr;       /* LOAD/STORE: DRAM byte address of the first byte moved */
+    uint32_t bytes;      /* LOAD/STORE: bytes moved (qs_dma_pattern_bytes of the pattern) */
+    /* LOAD/STORE access pattern (docs/isa.md, "Access patterns"): `rows` runs of
+     * `run_bits` bits; run r starts at bit addr*8 + bit0 + r*stride_bits. The
+     * DMA moves every byte a run touches. */
+    uint32_t rows, run_bits, stride_bits;
+    uint8_t bit0;        /* 0..7 */
 } qs_insn;
+
+/* Bytes run r of a LOAD/STORE moves: [*first, *first + *count). */
+static inline void qs_dma_row(const qs_insn *in, uint32_t r, uint64_t *first, uint64_t *count)
+{
+    uint64_t b0 = (uint64_t)in->addr * 8 + in->bit0 + (uint64_t)r * in->stride_bits;
+    uint64_t b1 = b0 + in->run_bits;
+    *first = b0 / 8;
+    *count = in->run_bits ? (b1 + 7) / 8 - b0 / 8 : 0;
+}
+
+/* Bytes the whole pattern moves (a byte two runs share is moved twice). */
+static inline uint64_t qs_dma_pattern_bytes(const qs_insn *in)
+{
+    uint64_t sum = 0, f, c;
+    for (uint32_t r = 0; r < in->rows; r++) {
+        qs_dma_row(in, r, &f, &c);
+        sum += c;
+    }
+    return sum;
+}
 
 enum { QS_GEMM_FIRST_K = 1u << 0, QS_GEMM_LAST_K = 1u << 1 };
 

@@ -49,6 +49,8 @@ typedef struct {
     /* DRAM traffic the compiler planned, bytes */
     int64_t dram_ifmap, dram_weight, dram_out;
     uint32_t out_addr;        /* DRAM address of the layer's output */
+    uint32_t weight_addr;     /* conv/fc: DRAM address of the weight image (docs/compiler.md) */
+    int64_t weight_bytes;     /* its size */
     int32_t first_insn, n_insn;
 } qs_layer_map;
 

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "array.h"
+#include "dma.h"
 
 enum { CH_LD_CMP = 0, CH_CMP_LD, CH_CMP_ST, CH_ST_CMP, CH_ST_LD, CH_COUNT };
 
@@ -33,10 +34,18 @@ typedef struct {
     int32_t pc;          /* next instruction of this queue (index into order[]) */
     qstate state;
     uint64_t done_at;    /* when the current phase ends */
+    uint64_t dma_done;   /* LOAD/STORE: when its data has moved (> done_at with a non-blocking engine) */
     int32_t cur;         /* program index of the running instruction */
     uint64_t started;    /* when it started, and (STORE) when its post-processing ended */
     uint64_t ppu_end;
 } queue_state;
+
+/* A LOAD/STORE whose requests are issued and whose data still moves: its
+ * tokens are pushed when it completes, in program order. */
+typedef struct {
+    int32_t idx;
+    uint64_t done, started, ppu_end;
+} in_flight;
 
 struct qs_sim {
     const qs_net *net;
@@ -63,6 +72,12 @@ struct qs_sim {
     qs_sim_insn_fn insn_hook;
     void *insn_user;
     void *dma_user;
+    qs_dram *dram;           /* the bank-level model, NULL under model = simple */
+    qs_dma *dma;             /* the DMA engines (sim/dma.c) */
+    in_flight *fly[QS_Q_COUNT];       /* per LOAD/STORE queue: a FIFO of transfers in flight */
+    int32_t fly_head[QS_Q_COUNT], fly_n[QS_Q_COUNT];
+    qs_dram_trace_fn dram_trace;
+    void *dram_trace_user;
     /* waveform */
     qs_trace *tr;
     uint64_t tr_from, tr_to;
@@ -132,6 +147,32 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
         int q = qs_opcode_queue(prog->insn[i].op);
         s->qorder[q][s->qlen[q]++] = i;
     }
+    uint32_t max_rows = 1;
+    for (int32_t i = 0; i < prog->n_insn; i++)
+        if (prog->insn[i].rows > max_rows) max_rows = prog->insn[i].rows;
+    qs_status dst = QS_OK;
+    if (prog->arch.dram_model != QS_DRAM_SIMPLE)
+        dst = qs_dram_create(&prog->arch.dram, prog->arch.freq_mhz, &s->dram, err);
+    if (!dst && s->dram) {
+        /* the largest transfer's bursts: its bytes plus, per run, a partial burst at each end */
+        size_t most = 1;
+        uint64_t burst = qs_dram_burst_bytes(s->dram);
+        for (int32_t i = 0; i < prog->n_insn; i++) {
+            const qs_insn *in = &prog->insn[i];
+            size_t n = (size_t)(in->bytes / burst) + 2 * (size_t)in->rows + 1;
+            if ((in->op == QS_OP_LOAD || in->op == QS_OP_STORE) && n > most) most = n;
+        }
+        dst = qs_dram_reserve(s->dram, most, err);
+    }
+    if (!dst) dst = qs_dma_create(&prog->arch, s->dram, max_rows, &s->dma, err);
+    if (dst) {
+        qs_sim_destroy(s);
+        return dst;
+    }
+    for (int q = 0; q < QS_Q_COUNT; q++) {
+        s->fly[q] = malloc(sizeof(in_flight) * (size_t)(s->qlen[q] + 1));
+        if (!s->fly[q]) goto oom;
+    }
     s->actx.net = net;
     s->actx.prog = prog;
     s->actx.arch = &prog->arch;
@@ -161,6 +202,9 @@ void qs_sim_destroy(qs_sim *s)
     for (int q = 0; q < QS_Q_COUNT; q++) free(s->qorder[q]);
     qs_array_ctx_free(&s->actx);
     free(s->pend);
+    qs_dma_destroy(s->dma);
+    qs_dram_destroy(s->dram);
+    for (int q = 0; q < QS_Q_COUNT; q++) free(s->fly[q]);
     free(s);
 }
 
@@ -355,18 +399,6 @@ static int64_t ppu_execute(qs_sim *s, const qs_insn *in)
 
 /* ---- DMA ------------------------------------------------------------------------ */
 
-static uint64_t dma_cycles(const qs_arch *a, uint32_t bytes)
-{
-    /* SCALE-Sim's compute cycles exclude DRAM: its double-buffered SRAMs are
-     * filled before and behind the compute (its read/write stalls come from
-     * sim/scalesim_mem.c) */
-    if (bytes == 0 || a->timing == QS_TIMING_SCALESIM) return 0;
-    int64_t bursts = ceil_div(bytes, a->dram_burst_bytes);
-    double moved = (double)(bursts * a->dram_burst_bytes);
-    int64_t xfer = (int64_t)(moved / a->dram_bytes_per_cycle);
-    if ((double)xfer * a->dram_bytes_per_cycle < moved) xfer++;
-    return (uint64_t)a->dram_latency + (uint64_t)xfer;
-}
 
 /* ---- waveforms ---------------------------------------------------------------------- */
 
@@ -520,14 +552,27 @@ static int pop_chan(int q, int from_next)
     }
 }
 
-/* The DRAM channel: first come, first served, one transfer at a time. */
-static uint64_t dram_request(qs_sim *s, const qs_insn *in)
+/* A LOAD/STORE's DMA (sim/dma.c): returns when its queue may go on (a
+ * blocking engine: when its data has moved) and sets *done to when its data
+ * has moved. */
+static uint64_t dram_request(qs_sim *s, const qs_insn *in, uint64_t *done)
 {
-    uint64_t start = s->dram_free > s->now ? s->dram_free : s->now;
-    s->dram_free = start + dma_cycles(&s->prog->arch, in->bytes);
+    qs_dram_stats before;
+    if (s->dram) before = *qs_dram_get_stats(s->dram);
+    qs_dma_times t = qs_dma_transfer(s->dma, s->now, in, s->dram_trace, s->dram_trace_user);
+    if (s->dram) qs_dram_stats_add_delta(&s->stats[in->layer].dram, qs_dram_get_stats(s->dram), &before);
+    if (t.done > s->dram_free) s->dram_free = t.done;
     s->dram_bytes = in->bytes;
-    if (s->dma_hook) s->dma_hook(s->dma_user, in->op == QS_OP_STORE, in->addr, in->bytes, start);
-    return s->dram_free;
+    if (s->dma_hook) { /* one call per run of the access pattern: the bytes really moved */
+        for (uint32_t r = 0; r < in->rows; r++) {
+            uint64_t first, count;
+            qs_dma_row(in, r, &first, &count);
+            if (count) s->dma_hook(s->dma_user, in->op == QS_OP_STORE, (uint32_t)first, (uint32_t)count, t.issued);
+        }
+        if (!in->bytes) s->dma_hook(s->dma_user, in->op == QS_OP_STORE, in->addr, 0, t.issued);
+    }
+    *done = t.done;
+    return qs_dma_blocking(s->dma) ? t.done : t.issued;
 }
 
 qs_status qs_sim_start(qs_sim *s, qs_error *err)
@@ -543,6 +588,10 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err)
     s->tokens[CH_ST_CMP] = s->prog->init_accum;
     memset(s->q, 0, sizeof s->q);
     s->now = s->dram_free = s->ppu_busy_until = 0;
+    if (s->dram) qs_dram_reset(s->dram);
+    qs_dma_reset(s->dma);
+    memset(s->fly_head, 0, sizeof s->fly_head);
+    memset(s->fly_n, 0, sizeof s->fly_n);
     s->dram_bytes = 0;
     s->total_cycles = 0;
     s->running = 1;
@@ -581,6 +630,21 @@ static void finish_run(qs_sim *s)
         }
     }
     s->total_cycles = prev_end;
+    if (s->dram) {
+        /* rows still open stay open to the end of the run: the last layer's */
+        int32_t last = net->n_layers - 1;
+        qs_dram_stats before = *qs_dram_get_stats(s->dram);
+        qs_dram_finish(s->dram, qs_dram_to_dram_cycle(s->dram, s->total_cycles));
+        qs_dram_stats_add_delta(&s->stats[last].dram, qs_dram_get_stats(s->dram), &before);
+        for (int32_t li = 1; li < net->n_layers; li++) {
+            qs_layer_stats *ls = &s->stats[li];
+            ls->ev.dram_acts = ls->dram.acts;
+            ls->ev.dram_rd_bursts = ls->dram.reads;
+            ls->ev.dram_wr_bursts = ls->dram.writes;
+            ls->ev.dram_refreshes = ls->dram.refreshes;
+            ls->ev.dram_bank_active = ls->dram.bank_active;
+        }
+    }
     if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
     s->ss_layer = -1;
     s->actx.ssm = NULL;
@@ -612,7 +676,7 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
             Q->state = Q_BUSY;
             Q->started = Q->ppu_end = s->now;
             if (in->op == QS_OP_LOAD) {
-                Q->done_at = dram_request(s, in);
+                Q->done_at = dram_request(s, in, &Q->dma_done);
                 ls->ev.dram_read_bytes += in->bytes;
                 ls->ev.sram_write_bytes[in->mem] += in->bytes;
             } else if (in->op == QS_OP_GEMM || in->op == QS_OP_PASS) {
@@ -670,7 +734,7 @@ static void attribute_wait(qs_sim *s, uint64_t next)
     if (sin && (!cin || sin->layer < cin->layer)) {
         qs_layer_stats *ls = &s->stats[sin->layer];
         if (S->state == Q_WAIT_DMA_AFTER_PPU) ls->stall_ppu += dt;
-        else if (S->state == Q_BUSY) ls->stall_dram += dt;
+        else if (S->state == Q_BUSY || s->fly_n[QS_Q_STORE]) ls->stall_dram += dt;
         else ls->stall_dep += dt;
         return;
     }
@@ -680,8 +744,18 @@ static void attribute_wait(qs_sim *s, uint64_t next)
     int need_accum = (cin->deps & QS_DEP_POP_NEXT) && s->tokens[CH_ST_CMP] <= 0;
     if (need_data) ls->stall_dram += dt;
     else if (need_accum && S->state == Q_WAIT_DMA_AFTER_PPU) ls->stall_ppu += dt;
-    else if (need_accum && S->state == Q_BUSY) ls->stall_dram += dt;
+    else if (need_accum && (S->state == Q_BUSY || s->fly_n[QS_Q_STORE])) ls->stall_dram += dt;
     else ls->stall_dep += dt;
+}
+
+/* An instruction is done: its tokens go out; a STORE ends its layer so far. */
+static void complete_insn(qs_sim *s, int qi, int32_t idx, uint64_t started, uint64_t ppu_end)
+{
+    const qs_insn *in = &s->prog->insn[idx];
+    if (s->insn_hook) s->insn_hook(s->insn_user, idx, started, ppu_end, s->now);
+    if (in->deps & QS_DEP_PUSH_PREV) s->tokens[chan_of(qi, 0)]++;
+    if (in->deps & QS_DEP_PUSH_NEXT) s->tokens[chan_of(qi, 1)]++;
+    if (in->op == QS_OP_STORE) s->stats[in->layer].end = s->now;
 }
 
 qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
@@ -701,27 +775,46 @@ qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
             if (Q->state == Q_WAIT_DMA_AFTER_PPU) {
                 /* post-processing done: the store's DMA joins the DRAM queue now */
                 Q->ppu_end = s->now;
-                Q->done_at = dram_request(s, in);
+                Q->done_at = dram_request(s, in, &Q->dma_done);
                 Q->state = Q_BUSY;
                 continue;
             }
-            if (in->deps & QS_DEP_PUSH_PREV) s->tokens[chan_of(qi, 0)]++;
-            if (in->deps & QS_DEP_PUSH_NEXT) s->tokens[chan_of(qi, 1)]++;
             Q->state = Q_IDLE;
             Q->pc++;
-            if (s->insn_hook) s->insn_hook(s->insn_user, Q->cur, Q->started, Q->ppu_end, s->now);
-            if (in->op == QS_OP_STORE) {
-                s->stats[in->layer].end = s->now;
+            if ((in->op == QS_OP_LOAD || in->op == QS_OP_STORE) && (Q->dma_done > s->now || s->fly_n[qi])) {
+                /* a non-blocking engine took its requests; it completes later, in order */
+                in_flight *f = &s->fly[qi][(s->fly_head[qi] + s->fly_n[qi]) % (s->qlen[qi] + 1)];
+                f->idx = Q->cur;
+                f->done = Q->dma_done;
+                f->started = Q->started;
+                f->ppu_end = Q->ppu_end;
+                s->fly_n[qi]++;
+                continue;
             }
+            complete_insn(s, qi, Q->cur, Q->started, Q->ppu_end);
         }
+        /* transfers in flight whose data has moved */
+        for (int qi = 0; qi < QS_Q_COUNT; qi++)
+            while (s->fly_n[qi] && s->fly[qi][s->fly_head[qi]].done <= s->now) {
+                const in_flight *f = &s->fly[qi][s->fly_head[qi]];
+                complete_insn(s, qi, f->idx, f->started, f->ppu_end);
+                s->fly_head[qi] = (s->fly_head[qi] + 1) % (s->qlen[qi] + 1);
+                s->fly_n[qi]--;
+            }
         /* 2. start what can start now */
         qs_status st = start_ready(s, err);
         if (st) return st;
+        if (s->dram && qs_dram_out_of_memory(s->dram)) {
+            s->running = 0;
+            return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for DRAM requests");
+        }
         trace_state(s);
         /* 3. advance time to the next phase end */
         uint64_t next = UINT64_MAX;
-        for (int qi = 0; qi < QS_Q_COUNT; qi++)
+        for (int qi = 0; qi < QS_Q_COUNT; qi++) {
             if (s->q[qi].state != Q_IDLE && s->q[qi].done_at < next) next = s->q[qi].done_at;
+            if (s->fly_n[qi] && s->fly[qi][s->fly_head[qi]].done < next) next = s->fly[qi][s->fly_head[qi]].done;
+        }
         if (next == UINT64_MAX) {
             int finished = 1;
             for (int qi = 0; qi < QS_Q_COUNT; qi++)
@@ -756,6 +849,12 @@ qs_status qs_sim_run(qs_sim *s, qs_error *err)
 }
 
 uint64_t qs_sim_now(const qs_sim *s) { return s->now; }
+
+void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user)
+{
+    s->dram_trace = fn;
+    s->dram_trace_user = user;
+}
 
 void qs_sim_set_insn_hook(qs_sim *s, qs_sim_insn_fn fn, void *user)
 {

@@ -11,6 +11,7 @@
 #include "qs_prog.h"
 #include "qs_status.h"
 #include "trace.h"
+#include "dram.h"
 
 typedef enum { QS_ENGINE_FAST = 0, QS_ENGINE_DETAILED } qs_engine;
 
@@ -48,6 +49,9 @@ typedef struct {
      * convention"): the figures SCALE-Sim v2 reports for this layer, counted
      * fold by fold by the array and its memory model. */
     qs_scalesim_stats ss;
+    /* Under a bank-level [dram] model: what this layer's transfers did in the
+     * DRAM (docs/dram.md); zero under model = simple. */
+    qs_dram_stats dram;
 } qs_layer_stats;
 
 typedef struct qs_sim qs_sim;
@@ -70,9 +74,15 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err);
 qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err);
 uint64_t qs_sim_now(const qs_sim *s);
 
-/* Called when a transfer takes the DRAM channel (TLM initiators use it). */
+/* Called when a transfer takes the DRAM channel (TLM initiators use it),
+ * once per run of its access pattern (docs/isa.md) with that run's bytes
+ * (a transfer of no byte: once, with 0 bytes at its address). */
 typedef void (*qs_sim_dma_fn)(void *user, int is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
 void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user);
+
+/* Every DRAM request of the next runs, as the bank-level model receives it
+ * (no call under model = simple). */
+void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user);
 
 /* Called as each instruction completes: its index in the program, the cycle it
  * started (its tokens taken), for a STORE the cycle its post-processing ended

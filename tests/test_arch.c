@@ -134,6 +134,29 @@ static const bad_case BAD[] = {
     {"[buffer.accum]\nbanks = 1\nbank_width_bytes = 2\n", NULL, "bad.cfg:3: [buffer.accum] bank_width_bytes:"},
     {"[buffer.ifmap]\nbanks = 3\n", NULL, "bad.cfg:2: [buffer.ifmap] banks: [buffer.ifmap] size_kib = 64 (65536 bytes) is not a whole number"},
     {"[buffer.weight]\nsize_kib = 1\nbanks = 1\nbank_width_bytes = 1024\n", NULL, "bad.cfg:4: [buffer.weight] bank_width_bytes:"},
+    /* [dram] bank model (docs/config.md, "Rules between keys" 6-10) */
+    {"[dram]\nmodel = ddr5\n", NULL, "bad.cfg:2: [dram] model: 'ddr5' is not one of simple, ddr4_3200"},
+    {"[dram]\nmodel = ddr4_3200\ntRAS = 80\n", NULL,
+     "bad.cfg:3: [dram] tRAS: tRC = 74 is shorter than tRAS + tRP = 80 + 22 (a row must open, stay open and close "
+     "within one row cycle); tRAS > tRC ([dram] tRC: default)"},
+    {"[dram]\nmodel = hbm2\ntRC = 40\n", NULL, "bad.cfg:3: [dram] tRC: tRC = 40 is shorter than tRAS + tRP = 34 + 14"},
+    {"[dram]\nmodel = ddr4_3200\nburst_length = 16\ncolumns = 8\n", NULL,
+     "bad.cfg:4: [dram] columns: burst_length = 16 is longer than the row (columns = 8) ([dram] burst_length: line 3)"},
+    {"[dram]\nmodel = ddr4_3200\nqueue_depth = 0\n", NULL, "bad.cfg:3: [dram] queue_depth: 0 is out of range 1..4096"},
+    {"[dram]\nmodel = ddr4_3200\naddress_mapping = rochrababgba\n", NULL,
+     "bad.cfg:3: [dram] address_mapping: address_mapping = 'rochrababgba' repeats the ba bits"},
+    {"[dram]\nmodel = lpddr5_6400\naddress_mapping = rochrababg\n", NULL,
+     "bad.cfg:3: [dram] address_mapping: address_mapping = 'rochrababg' must be 6 two-letter fields"},
+    {"[dram]\nmodel = lpddr5_6400\naddress_mapping = rochrababgxx\n", NULL,
+     "bad.cfg:3: [dram] address_mapping: address_mapping = 'rochrababgxx': 'xx' is not a field"},
+    {"[dram]\nmodel = ddr4_3200\ncolumns = 1000\n", NULL, "bad.cfg:3: [dram] columns: 1000 is not a power of two"},
+    {"[dram]\ntCL = 20\n", NULL, "bad.cfg:2: [dram] tCL: a bank-model parameter, but [dram] model = simple ignores it"},
+    {"[dram]\nmodel = ddr4_3200\ntRRD_L = 2\n", NULL, "bad.cfg:3: [dram] tRRD_L: tRRD_L = 2 is shorter than tRRD_S = 4"},
+    {"[dram]\nmodel = ddr4_3200\ntCCD_S = 9\n", NULL, "bad.cfg:3: [dram] tCCD_S: tCCD_L = 8 is shorter than tCCD_S = 9"},
+    {"[dram]\nmodel = ddr4_3200\ntREFI = 500\n", NULL, "bad.cfg:3: [dram] tREFI: tREFI = 500 leaves no time between refreshes of tRFC = 560"},
+    {"[dram]\nmodel = ddr4_3200\n[timing]\nconvention = scalesim\n", NULL, "bad.cfg:4: [timing] convention: model = ddr4_3200: the SCALE-Sim convention"},
+    {"", "dram.page_policy=lazy", "bad.cfg: --set dram.page_policy: 'lazy' is not one of open, closed"},
+    {"[dram]\nmodel = hbm2\n", "dram.tRAS=60", "bad.cfg: --set dram.tRAS: tRC = 48 is shorter than tRAS + tRP = 60 + 14"},
     /* the INI dialect */
     {"[array]\n  rows = 8\n", NULL, "bad.cfg:2: indented line"},
     {"[array] rows = 8\n", NULL, "bad.cfg:1: text after the section header"},
@@ -294,6 +317,41 @@ static void test_validate_struct(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "[clock] freq_mhz"));
 }
 
+/* [dram] model: the preset fills the bank keys the file leaves alone, a key
+ * given overrides it, tRTW is derived (tCL + burst cycles - tCWL + 2) unless
+ * given; every preset is a valid configuration. */
+static void test_dram_presets(void)
+{
+    static const char *const MODELS[4] = {"ddr4_3200", "lpddr4_4266", "lpddr5_6400", "hbm2"};
+    for (int i = 0; i < 4; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "[dram]\nmodel = %s\n", MODELS[i]);
+        qs_arch a;
+        qs_error e = {{0}};
+        CU_ASSERT_EQUAL_FATAL(qs_arch_parse(text, "p.cfg", NULL, 0, &a, &e), QS_OK);
+        CU_ASSERT_STRING_EQUAL(qs_dram_model_name(a.dram_model), MODELS[i]);
+        qs_dram_cfg p;
+        qs_dram_preset(a.dram_model, &p);
+        CU_ASSERT_EQUAL(memcmp(&p, &a.dram, sizeof p), 0);
+    }
+    qs_arch a;
+    qs_error e = {{0}};
+    const char *ov[1] = {"dram.tRCD=20"};
+    CU_ASSERT_EQUAL_FATAL(qs_arch_parse("[dram]\nmodel = hbm2\ntCL = 15\n", "p.cfg", ov, 1, &a, &e), QS_OK);
+    CU_ASSERT_EQUAL(a.dram.tCL, 15);
+    CU_ASSERT_EQUAL(a.dram.tRCD, 20);
+    CU_ASSERT_EQUAL(a.dram.tRP, 14);            /* DRAMsim3 HBM2_8Gb_x128 */
+    CU_ASSERT_EQUAL(a.dram.channels, 8);
+    CU_ASSERT_EQUAL(a.dram.tRTW, 15 + 4 / 2 - 4 + 2);
+    CU_ASSERT_EQUAL(qs_arch_parse("[dram]\nmodel = ddr4_3200\ntRTW = 3\n", "p.cfg", NULL, 0, &a, &e), QS_OK);
+    CU_ASSERT_EQUAL(a.dram.tRTW, 3);
+    CU_ASSERT_EQUAL(a.dram.tCL, 22);            /* DRAMsim3 DDR4_8Gb_x8_3200 */
+    CU_ASSERT_EQUAL(a.dram.tFAW, 34);
+    /* absent model: simple, today's four keys */
+    CU_ASSERT_EQUAL(qs_arch_parse("", "p.cfg", NULL, 0, &a, &e), QS_OK);
+    CU_ASSERT_EQUAL(a.dram_model, QS_DRAM_SIMPLE);
+}
+
 static void test_names(void)
 {
     CU_ASSERT_STRING_EQUAL(qs_dataflow_name(QS_DF_IS), "is");
@@ -310,6 +368,7 @@ int main(void)
     CU_add_test(s1, "presets load", test_presets_load);
     CU_add_test(s1, "preset values", test_preset_values);
     CU_add_test(s1, "defaults valid", test_defaults_valid);
+    CU_add_test(s1, "dram presets", test_dram_presets);
     CU_pSuite s2 = CU_add_suite("arch_errors", NULL, NULL);
     CU_add_test(s2, "error paths", test_error_paths);
     CU_add_test(s2, "long line", test_long_line);

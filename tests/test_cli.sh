@@ -169,6 +169,52 @@ then pass=$((pass + 1)); else echo "FAIL: run's throttle warning does not quote 
 # and a good run still works with the same fixtures
 expect "good run" 0 -- "$QSIM" run --arch "$ARCH" --set array.max_act_bits=8 "$NET" --input "$T/good.npy" -q
 
+# ---- the bank-level DRAM model: --dram-trace and the report's DRAM figures --------------------
+expect "--dram-trace needs a bank model" 1 "--dram-trace" "model = simple" -- \
+    "$QSIM" run --arch "$ARCH" "$NET" --dram-trace "$T/x.trace" -q
+expect "--dram-trace unwritable" 1 "/nonexistent/dir/x.trace" -- \
+    "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=ddr4_3200 --dram-trace /nonexistent/dir/x.trace -q
+expect "bad DRAM key names file and key" 1 "dlac.cfg: --set dram.tRAS" "tRAS > tRC" -- \
+    "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=ddr4_3200 --set dram.tRAS=80 -q
+if "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=hbm2 --set dma.outstanding=4 --dram-trace "$T/d.trace" \
+        --json "$T/d.json" -q 2>"$T/err" && $PY - "$T/d.trace" "$T/d.json" <<'EOF2'
+import json, re, sys
+lines = open(sys.argv[1]).read().splitlines()
+d = json.load(open(sys.argv[2]))
+ok = True
+def bad(msg):
+    global ok
+    print("   ", msg)
+    ok = False
+# docs/dram.md "Request traces": 0x<hex address> READ|WRITE <DRAM cycle>, one 64-byte burst (HBM2) each
+cyc = -1
+for l in lines:
+    m = re.fullmatch(r"0x([0-9a-f]+) (READ|WRITE) ([0-9]+)", l)
+    if not m: bad(f"trace line {l!r}"); break
+    if int(m.group(1), 16) % 64: bad(f"address not on a burst: {l!r}")
+    if int(m.group(3)) < cyc: bad(f"cycles decrease at {l!r}")
+    cyc = int(m.group(3))
+t = d["total"]["dram"]
+if len(lines) != t["read_bursts"] + t["write_bursts"]: bad(f"{len(lines)} trace lines, report {t['read_bursts']} + {t['write_bursts']} bursts")
+if sum(1 for l in lines if " WRITE " in l) != t["write_bursts"]: bad("writes")
+# the bursts cover the bytes moved: at least bytes / 64 of them
+if t["read_bursts"] * 64 < d["total"]["dram_bytes"] - sum(L["dram_write_bytes"] for L in d["layers"]): bad("too few read bursts")
+for L in d["layers"] + [d["total"]]:
+    x = L["dram"]
+    e = x["energy_pj"]
+    if abs(sum(e.values()) - L["energy_breakdown_pj"]["dram"]) > 1e-6 * max(1.0, L["energy_breakdown_pj"]["dram"]): bad("DRAM energy parts")
+    n = x["row_hits"] + x["row_misses"] + x["row_conflicts"]
+    if n and abs(x["row_hit_rate"] - x["row_hits"] / n) > 1e-12: bad("row hit rate")
+if d["config"]["dram_model"] != "hbm2" or d["config"]["dma_outstanding"] != 4: bad("config")
+sys.exit(0 if ok else 1)
+EOF2
+then
+    pass=$((pass + 1))
+else
+    echo "FAIL: --dram-trace / the report's DRAM figures: $(head -n 2 "$T/err")"
+    fail=$((fail + 1))
+fi
+
 # on a terminal a single inference reports its progress (cycles simulated) while it
 # runs; the answers must be those of a run without a terminal (`script` gives a pty)
 if command -v script >/dev/null; then

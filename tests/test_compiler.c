@@ -729,6 +729,174 @@ static int check_tokens(const qs_net *net, const qs_prog *p)
 }
 
 /* Everything about one compiled program. Returns the number of failed checks. */
+/* ---- DMA access patterns (docs/isa.md, "Access patterns") ---------------------
+ * Recomputed here from the documented meaning of the fields, not through the
+ * compiler's helpers: run r of a LOAD/STORE covers bits [addr*8 + bit0 +
+ * r*stride_bits, +run_bits) and moves every byte those bits touch. */
+
+typedef struct {
+    int64_t lo, hi; /* byte range [lo, hi) */
+} brange;
+
+static brange run_bytes(const qs_insn *in, uint32_t r)
+{
+    int64_t b0 = (int64_t)in->addr * 8 + in->bit0 + (int64_t)r * in->stride_bits;
+    brange br = {b0 / 8, cdiv(b0 + in->run_bits, 8)};
+    return br;
+}
+
+static int64_t tensor_bytes(const qs_layer *L) { return cdiv((int64_t)L->out_c * L->out_h * L->out_w * L->out_bits, 8); }
+
+/* Mark the bytes that hold elements [e0, e1) of a tensor of `bits`-bit elements. */
+static void mark_elems(uint8_t *bytes, int64_t e0, int64_t e1, int bits)
+{
+    if (e1 <= e0) return;
+    for (int64_t b = e0 * bits / 8; b < cdiv(e1 * bits, 8); b++) bytes[b] = 1;
+}
+
+/* Every LOAD/STORE of every layer:
+ *  - its byte count is the bytes its runs touch, bit0 < 8;
+ *  - every byte an input LOAD reads lies inside a tensor the layer reads (the
+ *    outputs of its input layers), every weight byte inside the layer's
+ *    weight image, and the image lies apart from every tensor;
+ *  - every byte of the input the layer needs (conv: the receptive fields of
+ *    the reduction rows the compressed lists keep; fc: the kept inputs;
+ *    post-processing: all of each input) is read, and the weight image is
+ *    read whole;
+ *  - the stores write every bit of the output tensor exactly once, each store
+ *    only the elements of its own tile. */
+static int check_dma(const qs_net *net, const qs_arch *a, const qs_prog *p)
+{
+    int bad = 0;
+    const int is_is = a->dataflow == QS_DF_IS;
+    for (int li = 1; li < net->n_layers && !bad; li++) {
+        const qs_layer *L = &net->layers[li];
+        const qs_layer_map *m = &p->maps[li];
+        if (L->kind == QS_L_FLATTEN) continue;
+        /* the tensors the layer reads */
+        uint8_t *need[QS_MAX_INPUTS] = {0}, *got[QS_MAX_INPUTS] = {0};
+        int64_t in_lo[QS_MAX_INPUTS], in_sz[QS_MAX_INPUTS];
+        for (int i = 0; i < L->n_inputs; i++) {
+            const qs_layer *IN = &net->layers[L->inputs[i]];
+            in_lo[i] = p->maps[L->inputs[i]].out_addr;
+            in_sz[i] = tensor_bytes(IN);
+            need[i] = calloc((size_t)in_sz[i] + 1, 1);
+            got[i] = calloc((size_t)in_sz[i] + 1, 1);
+        }
+        const qs_layer *IN0 = &net->layers[L->inputs[0]];
+        if (!m->is_gemm) {
+            for (int i = 0; i < L->n_inputs; i++) memset(need[i], 1, (size_t)in_sz[i]);
+        } else if (L->kind == QS_L_FC) {
+            for (int g = 0; g < m->g.groups; g++)
+                for (int k = 0; k < m->g.K; k++) {
+                    int kept = 0;
+                    for (int b = 0; b < m->blocks_per_group && !kept; b++) {
+                        if (is_is) kept = k / a->rows == b && list_len_of(m, g, b) > 0;
+                        else for (int j = 0; j < list_len_of(m, g, b); j++) kept |= list_of(m, g, b)[j] == k;
+                    }
+                    if (kept) mark_elems(need[0], k, k + 1, IN0->out_bits);
+                }
+        } else {
+            int khw = L->kh * L->kw, cg = IN0->out_c / L->groups;
+            for (int g = 0; g < m->g.groups; g++)
+                for (int k = 0; k < m->g.K; k++) {
+                    int kept = 0;
+                    for (int b = 0; b < m->blocks_per_group && !kept; b++) {
+                        if (is_is) kept = k / a->rows == b && list_len_of(m, g, b) > 0;
+                        else for (int j = 0; j < list_len_of(m, g, b); j++) kept |= list_of(m, g, b)[j] == k;
+                    }
+                    if (!kept) continue;
+                    int c = k / khw, ky = k % khw / L->kw, kx = k % L->kw;
+                    for (int oy = 0; oy < L->out_h; oy++)
+                        for (int ox = 0; ox < L->out_w; ox++) {
+                            int iy = oy * L->stride_h - L->pad_t + ky * L->dil_h;
+                            int ix = ox * L->stride_w - L->pad_l + kx * L->dil_w;
+                            if (iy < 0 || ix < 0 || iy >= IN0->out_h || ix >= IN0->out_w) continue;
+                            int64_t e = ((int64_t)(g * cg + c) * IN0->out_h + iy) * IN0->out_w + ix;
+                            mark_elems(need[0], e, e + 1, IN0->out_bits);
+                        }
+                }
+        }
+        uint8_t *wgot = calloc((size_t)(m->is_gemm ? m->weight_bytes : 0) + 1, 1);
+        int64_t n_out = (int64_t)L->out_c * L->out_h * L->out_w;
+        int64_t ob = L->out_bits;
+        uint8_t *written = calloc((size_t)n_out + 1, 1);
+        int64_t plane = (int64_t)L->out_h * L->out_w;
+        for (int32_t i = m->first_insn; i < m->first_insn + m->n_insn && !bad; i++) {
+            const qs_insn *in = &p->insn[i];
+            if (in->op != QS_OP_LOAD && in->op != QS_OP_STORE) continue;
+            int64_t sum = 0;
+            for (uint32_t r = 0; r < in->rows; r++) {
+                brange br = run_bytes(in, r);
+                if (in->run_bits) sum += br.hi - br.lo;
+            }
+            CHECK(in->bit0 < 8 && sum == (int64_t)in->bytes, "layer %d insn %d: %u B for runs that touch %lld B", li, i,
+                  in->bytes, (long long)sum);
+            CHECK(in->rows == 0 || in->rows == 1 || in->stride_bits >= in->run_bits,
+                  "layer %d insn %d: runs of %u bits every %u bits overlap", li, i, in->run_bits, in->stride_bits);
+            for (uint32_t r = 0; r < in->rows && !bad; r++) {
+                brange br = run_bytes(in, r);
+                if (in->op == QS_OP_LOAD && in->mem == QS_MEM_WEIGHT) {
+                    CHECK(m->is_gemm && br.lo >= m->weight_addr && br.hi <= m->weight_addr + m->weight_bytes,
+                          "layer %d weight LOAD %d reads [0x%llx, 0x%llx) outside its image [0x%x, +%lld)", li, i,
+                          (long long)br.lo, (long long)br.hi, m->weight_addr, (long long)m->weight_bytes);
+                    if (bad) break;
+                    for (int64_t b = br.lo; b < br.hi; b++) wgot[b - m->weight_addr] = 1;
+                } else if (in->op == QS_OP_LOAD) {
+                    int hit = -1;
+                    for (int k = 0; k < L->n_inputs && hit < 0; k++)
+                        if (br.lo >= in_lo[k] && br.hi <= in_lo[k] + in_sz[k]) hit = k;
+                    CHECK(hit >= 0, "layer %d LOAD %d reads [0x%llx, 0x%llx), outside every tensor it reads", li, i,
+                          (long long)br.lo, (long long)br.hi);
+                    if (bad) break;
+                    for (int64_t b = br.lo; b < br.hi; b++) got[hit][b - in_lo[hit]] = 1;
+                } else {
+                    /* STORE: whole elements of its tile, inside the output */
+                    int64_t b0 = (int64_t)in->addr * 8 + in->bit0 + (int64_t)r * in->stride_bits - (int64_t)m->out_addr * 8;
+                    CHECK(b0 >= 0 && b0 % ob == 0 && in->run_bits % ob == 0 && b0 + in->run_bits <= n_out * ob,
+                          "layer %d STORE %d run %u: bits [%lld, +%u) are not whole elements of the output", li, i, r,
+                          (long long)b0, in->run_bits);
+                    if (bad) break;
+                    for (int64_t e = b0 / ob; e < (b0 + in->run_bits) / ob && !bad; e++) {
+                        int64_t ch = e / plane, pix = e % plane;
+                        int inside = m->is_gemm
+                                         ? ch >= (int64_t)in->group * m->g.N + in->n0 &&
+                                               ch < (int64_t)in->group * m->g.N + in->n0 + in->n_len && pix >= in->m0 &&
+                                               pix < (int64_t)in->m0 + in->m_len
+                                         : ch >= in->m0 && ch < (int64_t)in->m0 + in->m_len;
+                        CHECK(inside, "layer %d STORE %d writes element %lld (channel %lld, pixel %lld) outside its tile",
+                              li, i, (long long)e, (long long)ch, (long long)pix);
+                        written[e]++;
+                    }
+                }
+            }
+        }
+        for (int k = 0; k < L->n_inputs && !bad; k++)
+            for (int64_t b = 0; b < in_sz[k] && !bad; b++)
+                CHECK(!need[k][b] || got[k][b], "layer %d never reads byte %lld of input %d (0x%llx), which it needs", li,
+                      (long long)b, k, (long long)(in_lo[k] + b));
+        for (int64_t b = 0; m->is_gemm && b < m->weight_bytes && !bad; b++)
+            CHECK(wgot[b], "layer %d never reads byte %lld of its weight image", li, (long long)b);
+        for (int64_t e = 0; e < n_out && !bad; e++)
+            CHECK(written[e] == 1, "layer %d element %lld of its output is written %u times", li, (long long)e, written[e]);
+        /* the weight image lies apart from every tensor */
+        for (int lj = 0; m->is_gemm && lj < net->n_layers && !bad; lj++) {
+            if (net->layers[lj].kind == QS_L_FLATTEN) continue;
+            int64_t t0 = p->maps[lj].out_addr, t1 = t0 + tensor_bytes(&net->layers[lj]);
+            CHECK(m->weight_addr + m->weight_bytes <= t0 || t1 <= m->weight_addr ||
+                      m->weight_bytes == 0 || t1 == t0,
+                  "layer %d weight image overlaps the output of layer %d", li, lj);
+        }
+        for (int i = 0; i < L->n_inputs; i++) {
+            free(need[i]);
+            free(got[i]);
+        }
+        free(wgot);
+        free(written);
+    }
+    return bad;
+}
+
 static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
 {
     int bad = 0;
@@ -826,7 +994,7 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
             }
             if (in->op == QS_OP_STORE) {
                 CHECK(in->mem == QS_MEM_ACCUM, "STORE %d from memory %u", i, in->mem);
-                CHECK(in->addr == m->out_addr, "STORE %d to 0x%x, layer output at 0x%x", i, in->addr, m->out_addr);
+                CHECK(in->addr >= m->out_addr, "STORE %d to 0x%x, layer output at 0x%x", i, in->addr, m->out_addr);
                 CHECK((in->deps & (QS_DEP_POP_PREV | QS_DEP_PUSH_PREV)) == (QS_DEP_POP_PREV | QS_DEP_PUSH_PREV) &&
                           !(in->deps & QS_DEP_POP_NEXT),
                       "STORE %d deps 0x%x", i, in->deps);
@@ -834,7 +1002,8 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
                           in->n0 + in->n_len <= (uint32_t)d.N && in->m_len > 0 && in->n_len > 0,
                       "STORE %d tile out of range", i);
                 if (bad) break;
-                CHECK(in->bytes == (uint32_t)cdiv((int64_t)in->m_len * in->n_len * L->out_bits, 8), "STORE %d bytes %u",
+                /* at least the tile's bits; the runs are checked by check_dma */
+                CHECK(in->bytes >= (uint32_t)cdiv((int64_t)in->m_len * in->n_len * L->out_bits, 8), "STORE %d bytes %u",
                       i, in->bytes);
                 for (uint32_t mm = in->m0; mm < in->m0 + in->m_len; mm++)
                     for (uint32_t nn = in->n0; nn < in->n0 + in->n_len; nn++) {
@@ -894,10 +1063,22 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
                 if (is_is) { kf = (int)in->k0; kl = (int)(in->k0 + in->k_len - 1); }
                 else { kf = list_of(m, in->group, nb)[in->k0]; kl = list_of(m, in->group, nb)[in->k0 + in->k_len - 1]; }
             }
+            if (m->ifmap_resident && !is_is) { /* a resident window serves every n-block: their union */
+                kf = INT32_MAX;
+                kl = -1;
+                for (int b = 0; b < m->blocks_per_group; b++) {
+                    int ll = list_len_of(m, in->group, b);
+                    if (!ll) continue;
+                    if (list_of(m, in->group, b)[0] < kf) kf = list_of(m, in->group, b)[0];
+                    if (list_of(m, in->group, b)[ll - 1] > kl) kl = list_of(m, in->group, b)[ll - 1];
+                }
+            }
             int64_t need_i = window_bytes(L, IN, (int)in->m0, (int)in->m_len, kf, kl, m->act_bits);
             CHECK(need_i <= cap.ifmap, "GEMM %d (m[%u+%u] k %d..%d) needs an input window of %lld B, ifmap buffer half %lld B",
                   i, in->m0, in->m_len, kf, kl, (long long)need_i, (long long)cap.ifmap);
-            if (nli) CHECK(lb_i == need_i, "GEMM %d: ifmap LOAD of %lld B, window is %lld B", i, (long long)lb_i, (long long)need_i);
+            /* the runs of a window of sub-byte elements may touch a byte more each (check_dma) */
+            if (nli) CHECK(lb_i >= need_i && (lb_i == need_i || m->act_bits % 8),
+                           "GEMM %d: ifmap LOAD of %lld B, window is %lld B", i, (long long)lb_i, (long long)need_i);
             else CHECK(need_i == 0 || m->ifmap_resident, "GEMM %d has no ifmap load and the input is not resident", i);
             int64_t need_w = 0;
             int comp = skip_w(a);
@@ -1009,7 +1190,9 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
                           "first LOAD %d of layer %d does not wait for the previous layer's store", i, li);
                 }
             } else if (in->op == QS_OP_PASS) {
-                CHECK(loads >= L->n_inputs, "PASS %d after %d loads for %d inputs", i, loads, L->n_inputs);
+                /* concat: only the inputs whose channels fall in the tile load */
+                CHECK(loads >= (L->kind == QS_L_CONCAT ? 1 : L->n_inputs), "PASS %d after %d loads for %d inputs", i, loads,
+                      L->n_inputs);
                 CHECK(pending <= cap.ifmap, "PPU layer %d: %lld B of inputs before PASS %d exceed the ifmap half %lld B",
                       li, (long long)pending, i, (long long)cap.ifmap);
                 CHECK(in->deps == (QS_DEP_POP_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_PREV | QS_DEP_PUSH_NEXT),
@@ -1018,12 +1201,12 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
                 loads = 0;
                 passes++;
             } else if (in->op == QS_OP_STORE) {
-                CHECK(in->mem == QS_MEM_ACCUM && in->addr == m->out_addr && in->m_len > 0 &&
+                CHECK(in->mem == QS_MEM_ACCUM && in->addr >= m->out_addr && in->m_len > 0 &&
                           in->m0 + in->m_len <= (uint32_t)L->out_c,
                       "PPU layer %d: STORE %d channels [%u, +%u) of %d", li, i, in->m0, in->m_len, L->out_c);
                 if (bad) break;
                 int64_t hw = (int64_t)L->out_h * L->out_w;
-                CHECK(in->bytes == (uint32_t)cdiv((int64_t)in->m_len * hw * L->out_bits, 8), "STORE %d bytes %u", i,
+                CHECK(in->bytes >= (uint32_t)cdiv((int64_t)in->m_len * hw * L->out_bits, 8), "STORE %d bytes %u", i,
                       in->bytes);
                 CHECK((int64_t)in->m_len * hw * 4 <= cap.accum, "PPU layer %d: STORE %d tile of %lld B > accum half %lld B",
                       li, i, (long long)in->m_len * hw * 4, (long long)cap.accum);
@@ -1043,6 +1226,7 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
             break;
         }
     if (!bad) bad += check_tokens(net, p);
+    if (!bad) bad += check_dma(net, a, p);
     return bad;
 }
 

@@ -231,6 +231,62 @@ static void test_dram(void)
     NEAR(t.dram_pj_per_byte, 40.0, 1e-12);
 }
 
+/* Bank-level DRAM energy by action, IDD-based as DRAMsim3 computes it
+ * (docs/dram.md "Energy"), worked by hand from the presets' currents:
+ * DDR4-3200 x8, 8 chips, VDD 1.2 V, tCK 0.625 ns:
+ *   ACT+PRE 1.2 * (57*74 - (52*52 + 37*22)) * 8 * 0.625 = 4200 pJ
+ *   RD      1.2 * (168 - 52) * 4 * 8 * 0.625           = 2784 pJ
+ *   WR      1.2 * (150 - 52) * 4 * 8 * 0.625           = 2352 pJ
+ *   REF     1.2 * (250 - 52) * 560 * 8 * 0.625         = 665280 pJ
+ *   idle background 1.2 * 37 * 8 * 0.625 = 222 pJ per tCK (355.2 mW),
+ *   an open bank adds 1.2 * (52 - 37) * 8 * 0.625 / 16 = 5.625 pJ per tCK;
+ * HBM2 one 128-bit channel: ACT+PRE 1.2 * (65*48 - (55*34 + 40*14)) = 828 pJ,
+ * RD 1.2 * (390 - 55) * 2 = 804 pJ (the reference's 0.83 nJ and 0.80 nJ). */
+static void test_dram_actions(void)
+{
+    qs_dram_cfg c;
+    qs_dram_preset(QS_DRAM_DDR4_3200, &c);
+    qs_dram_energy e = qs_dram_energy_of(&c);
+    NEAR(e.act, 4200.0, 1e-12);
+    NEAR(e.rd, 2784.0, 1e-12);
+    NEAR(e.wr, 2352.0, 1e-12);
+    NEAR(e.ref, 665280.0, 1e-12);
+    NEAR(e.bg_idle_pj_per_cycle, 222.0, 1e-12);
+    NEAR(e.bg_active_pj_per_bank_cycle, 5.625, 1e-12);
+    qs_dram_preset(QS_DRAM_HBM2, &c);
+    e = qs_dram_energy_of(&c);
+    NEAR(e.act, 828.0, 1e-12);
+    NEAR(e.rd, 804.0, 1e-12);
+    /* a run's breakdown: counts times the action energies; the background over
+     * the run's time in tCK (1000 accelerator cycles at 1 GHz = 1600 tCK) */
+    qs_arch a;
+    arch_8x8(&a);
+    a.dram_model = QS_DRAM_DDR4_3200;
+    qs_dram_preset(QS_DRAM_DDR4_3200, &a.dram);
+    qs_tech t = tech_of(&a, 0);
+    qs_events ev;
+    memset(&ev, 0, sizeof ev);
+    ev.cycles = 1000;
+    ev.dram_acts = 3;
+    ev.dram_rd_bursts = 10;
+    ev.dram_wr_bursts = 4;
+    ev.dram_refreshes = 1;
+    ev.dram_bank_active = 800;
+    ev.dram_read_bytes = 640; /* the bank model ignores pJ/bit */
+    qs_energy_breakdown b = qs_energy_of(&t, &a, &ev);
+    NEAR(b.dram_act, 3 * 4200.0, 1e-12);
+    NEAR(b.dram_rd, 10 * 2784.0, 1e-12);
+    NEAR(b.dram_wr, 4 * 2352.0, 1e-12);
+    NEAR(b.dram_ref, 665280.0, 1e-12);
+    NEAR(b.dram_bg, 1600 * 222.0 + 800 * 5.625, 1e-12);
+    NEAR(b.dram, 12600.0 + 27840.0 + 9408.0 + 665280.0 + 355200.0 + 4500.0, 1e-12);
+    /* the simple model: pJ/bit only, no breakdown */
+    a.dram_model = QS_DRAM_SIMPLE;
+    b = qs_energy_of(&t, &a, &ev);
+    NEAR(b.dram, 640 * t.dram_pj_per_byte, 1e-12);
+    CU_ASSERT(b.dram_act == 0 && b.dram_bg == 0);
+}
+
 /* ---- energy of a run ------------------------------------------------------------- */
 
 static void test_energy_of(void)
@@ -381,6 +437,7 @@ int main(void)
     CU_pSuite s2 = CU_add_suite("energy_run", suite_init, suite_clean);
     CU_add_test(s2, "energy of events", test_energy_of);
     CU_add_test(s2, "presets", test_presets);
+    CU_add_test(s2, "DRAM energy by action (bank model)", test_dram_actions);
     CU_pSuite s3 = CU_add_suite("energy_table", suite_init, suite_clean);
     CU_add_test(s3, "arguments", test_args);
     CU_add_test(s3, "table errors", test_table_errors);

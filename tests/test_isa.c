@@ -59,6 +59,12 @@ static qs_insn random_insn(uint8_t op)
         in.addr = rnd_field();
         in.bytes = rnd_field();
     }
+    if (op == QS_OP_LOAD || op == QS_OP_STORE) {
+        in.rows = rnd_field();
+        in.run_bits = rnd_field();
+        in.stride_bits = rnd_field();
+        in.bit0 = (uint8_t)(rnd64() % 8);
+    }
     return in;
 }
 
@@ -67,7 +73,8 @@ static int insn_equal(const qs_insn *a, const qs_insn *b)
     return a->op == b->op && a->deps == b->deps && a->mem == b->mem && a->flags == b->flags &&
            a->layer == b->layer && a->group == b->group && a->m0 == b->m0 && a->m_len == b->m_len &&
            a->n0 == b->n0 && a->n_len == b->n_len && a->k0 == b->k0 && a->k_len == b->k_len &&
-           a->addr == b->addr && a->bytes == b->bytes;
+           a->addr == b->addr && a->bytes == b->bytes && a->rows == b->rows && a->run_bits == b->run_bits &&
+           a->stride_bits == b->stride_bits && a->bit0 == b->bit0;
 }
 
 /* ---- layout ---------------------------------------------------------------- */
@@ -79,7 +86,7 @@ static uint32_t le32(const uint8_t *p)
 
 static void test_layout(void)
 {
-    CU_ASSERT_EQUAL(QS_INSN_BYTES, 32);
+    CU_ASSERT_EQUAL(QS_INSN_BYTES, 48);
     qs_insn g;
     memset(&g, 0, sizeof g);
     g.op = QS_OP_GEMM;
@@ -111,14 +118,24 @@ static void test_layout(void)
     CU_ASSERT_EQUAL(le32(b + 20), 0x0D0E0F10u);
     CU_ASSERT_EQUAL(le32(b + 24), 0x11121314u);
     CU_ASSERT_EQUAL(le32(b + 28), 0x15161718u);
+    for (int i = 32; i < QS_INSN_BYTES; i++) CU_ASSERT_EQUAL(b[i], 0); /* no pattern in a GEMM */
 
-    /* LOAD/STORE put addr/bytes in the words GEMM uses for k0/k_len */
+    /* LOAD/STORE put addr/bytes in the words GEMM uses for k0/k_len, and the
+     * access pattern at 32..47 */
     qs_insn l = g;
     l.op = QS_OP_LOAD;
+    l.rows = 0x21222324;
+    l.run_bits = 0x25262728;
+    l.stride_bits = 0x292A2B2C;
+    l.bit0 = 5;
     qs_insn_encode(&l, b);
     CU_ASSERT_EQUAL(b[0], QS_OP_LOAD);
     CU_ASSERT_EQUAL(le32(b + 24), 0xDEADBEEFu);
     CU_ASSERT_EQUAL(le32(b + 28), 0xCAFEBABEu);
+    CU_ASSERT_EQUAL(le32(b + 32), 0x21222324u);
+    CU_ASSERT_EQUAL(le32(b + 36), 0x25262728u);
+    CU_ASSERT_EQUAL(le32(b + 40), 0x292A2B2Cu);
+    CU_ASSERT(b[44] == 5 && b[45] == 0 && b[46] == 0 && b[47] == 0);
 
     /* encode clears the whole word first: no stale bytes */
     memset(&l, 0, sizeof l);
@@ -174,6 +191,12 @@ static void test_roundtrip_bytes(void)
         b[1] &= 0x0F;
         b[2] = (uint8_t)(b[2] % 3);
         b[3] &= 0x03;
+        if (b[0] == QS_OP_LOAD || b[0] == QS_OP_STORE) { /* pattern: bit0 < 8, reserved zero */
+            b[44] &= 7;
+            b[45] = b[46] = b[47] = 0;
+        } else {
+            memset(b + 32, 0, QS_INSN_BYTES - 32);
+        }
         qs_insn in;
         qs_error e = {{0}};
         CU_ASSERT_EQUAL_FATAL(qs_insn_decode(b, &in, &e), QS_OK);
@@ -243,6 +266,21 @@ static void test_reject(void)
         }
     }
     CU_ASSERT_EQUAL(rejected, 252 + 4 * (240 + 253 + 252));
+    /* a pattern bit offset past 7, reserved pattern bytes, a pattern in a GEMM or PASS */
+    for (int k = 0; k < 4; k++) {
+        int ldst = OPS[k] == QS_OP_LOAD || OPS[k] == QS_OP_STORE;
+        for (int i = 44; i < QS_INSN_BYTES; i++) {
+            valid_word(b, OPS[k]);
+            b[i] = i == 44 ? 8 : 1;
+            expect_reject(b, ldst ? (i == 44 ? "bit offset" : "reserved") : "access-pattern", __LINE__);
+        }
+        if (!ldst)
+            for (int i = 32; i < 44; i++) {
+                valid_word(b, OPS[k]);
+                b[i] = 0x80;
+                expect_reject(b, "access-pattern", __LINE__);
+            }
+    }
     /* decode(...) names what it read */
     memset(b, 0, sizeof b);
     b[0] = 7;

@@ -40,6 +40,14 @@ int __wrap_posix_memalign(void **p, size_t a, size_t n) { return should_fail() ?
 
 /* One run; returns the first status that is not QS_OK (QS_OK if all went
  * through) and leaves its message in *e. Everything it made is freed. */
+/* The configuration overrides of the run: the preset's memory system, or the
+ * bank-level DRAM model fed by a non-blocking DMA engine (sim/dram.c, sim/dma.c). */
+static const char *const SETS_SIMPLE[] = {"array.zero_skip=both", "buffer.weight.size_kib=1"};
+static const char *const SETS_BANK[] = {"array.zero_skip=both", "buffer.weight.size_kib=1", "dram.model=hbm2",
+                                        "dma.outstanding=4", "dma.request_bytes=64", "dma.separate_write_engine=1"};
+static const char *const *g_sets = SETS_SIMPLE;
+static int g_n_sets = 2;
+
 static qs_status one_run(const char *arch_path, const char *net_path, const char *tmpdir, qs_error *e)
 {
     qs_arch arch;
@@ -48,8 +56,7 @@ static qs_status one_run(const char *arch_path, const char *net_path, const char
     qs_prog *prog = NULL;
     qs_sim *sim = NULL;
     qs_layer_stats *layers = NULL;
-    static const char *const sets[] = {"array.zero_skip=both", "buffer.weight.size_kib=1"};
-    qs_status st = qs_arch_load(arch_path, sets, 2, &arch, e);
+    qs_status st = qs_arch_load(arch_path, g_sets, g_n_sets, &arch, e);
     if (!st) st = qs_tech_load(arch.tech_table, &arch, 0, &tech, e);
     if (!st) st = qs_net_load(net_path, &net, e);
     if (!st) st = qs_compile(net, &arch, &prog, e);
@@ -165,12 +172,21 @@ static void run_every_failure(const char *net_rel)
 
 static void test_demo(void) { run_every_failure("models/nets/demo_w2a4.qbin"); }
 static void test_tiny(void) { run_every_failure("models/nets/tiny.qbin"); }
+static void test_tiny_bank_dram(void)
+{
+    g_sets = SETS_BANK;
+    g_n_sets = 6;
+    run_every_failure("models/nets/tiny.qbin");
+    g_sets = SETS_SIMPLE;
+    g_n_sets = 2;
+}
 
 int main(void)
 {
     static CU_TestInfo tests[] = {
         {"demo_w2a4: every allocation fails once", test_demo},
         {"tiny: every allocation fails once", test_tiny},
+        {"tiny on the HBM2 bank model, non-blocking DMA: every allocation fails once", test_tiny_bank_dram},
         CU_TEST_INFO_NULL};
     CU_SuiteInfo suites[] = {{"oom", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;

@@ -4,6 +4,9 @@
 // plain C simulator (qs_sim_run) on the same network: cycles, SystemC time
 // elapsed, the DMA transfers (direction, address, size, start cycle), DRAM
 // bytes against the layers' dram_read/write_bytes, and every layer output.
+// One scenario is checked against values worked out by hand from the docs
+// instead (a one-tile layer at two DRAM latencies), so that a timing rule
+// broken in the C model cannot pass by being broken in the reference too.
 //
 // Prints one line per scenario and a closing "N passed, M failed"; the exit
 // code is nonzero on any failure.
@@ -292,10 +295,11 @@ struct rig {
     std::unique_ptr<cpu> core;
     sc_core::sc_signal<bool> done_sig;
 
-    rig(const std::string &name, sc_core::sc_clock &clk, sc_time dram_latency)
+    rig(const std::string &name, sc_core::sc_clock &clk, sc_time dram_latency, const std::string &arch = kArch,
+        const std::string &net = kNet, const std::vector<std::string> &overrides = {})
         : done_sig((name + "_done").c_str())
     {
-        accel = std::make_unique<qsim_accel>((name + "_accel").c_str(), kArch, kNet);
+        accel = std::make_unique<qsim_accel>((name + "_accel").c_str(), arch, net, QS_ENGINE_FAST, overrides);
         mem = std::make_unique<dram_target>((name + "_dram").c_str(), dram_latency);
         core = std::make_unique<cpu>((name + "_cpu").c_str(), accel.get(), mem.get(), &done_sig, clk.period());
         accel->clk(clk);
@@ -457,8 +461,33 @@ int sc_main(int, char *[])
     observed f_run;
     f.core->program = [&](cpu &c) { f_run = c.run(0, false, nullptr, true); };
 
+    // G: a one-tile layer whose cycles and transfers docs/timing.md gives by
+    // hand, independently of the C model: tests/data/fc_one_tile.qbin (27
+    // 4-bit inputs = 14 B, an fc of 5 outputs with dense int8 weights = 135 B,
+    // 5 B stored) on a 1x8 output-stationary array with an 8-bit weight path,
+    // DRAM 3 B/cycle in 16 B bursts with latency L, 2 PPU lanes. Transfers
+    // take L + ceil(ceil(n/16)*16/3) cycles: 6+L, 48+L, 6+L; the GEMM takes
+    // (27-1) + 1 + 5 - 1 + 1 = 32; the PPU ceil(5/2) = 3. Addresses follow
+    // docs/compiler.md section 8: input at 0, weights at 0x40, output at 0x100.
+    const std::string one_tile = std::string(QSIM_SOURCE_DIR) + "/tests/data/fc_one_tile.qbin";
+    const std::string tpu = std::string(QSIM_SOURCE_DIR) + "/models/arch/tpu_int8.cfg";
+    const int lat[2] = {0, 10};
+    std::vector<std::unique_ptr<rig>> g;
+    observed g_run[2];
+    for (int i = 0; i < 2; i++) {
+        g.push_back(std::make_unique<rig>("g" + std::to_string(lat[i]), clk, SC_ZERO_TIME, tpu, one_tile,
+                                          std::vector<std::string>{"array.rows=1", "array.cols=8", "array.dataflow=os",
+                                                                   "array.zero_skip=none", "array.skip_group=1",
+                                                                   "array.weight_path_bits=8", "dram.bytes_per_cycle=3",
+                                                                   "dram.burst_bytes=16",
+                                                                   "dram.latency_cycles=" + std::to_string(lat[i]),
+                                                                   "ppu.lanes=2"}));
+        g.back()->core->program = [&g_run, i](cpu &c) { g_run[i] = c.run(0); };
+    }
+
     // Stop when every CPU is done (the clock would run forever).
-    std::vector<cpu *> cpus = {a.core.get(), b.core.get(), cc.core.get(), d.core.get(), e.core.get(), f.core.get()};
+    std::vector<cpu *> cpus = {a.core.get(), b.core.get(), cc.core.get(), d.core.get(), e.core.get(), f.core.get(),
+                               g[0]->core.get(), g[1]->core.get()};
     struct stopper : sc_core::sc_module {
         std::vector<cpu *> cpus;
         SC_HAS_PROCESS(stopper);
@@ -517,6 +546,28 @@ int sc_main(int, char *[])
     CHECK(e_run.cycles == ref_fast.total, "CYCLES %" PRIu64, e_run.cycles);
     CHECK(e_run.log.size() + 1 == ref_fast.xfers.size(), "%zu good transactions", e_run.log.size());
     CHECK(!e.accel->error_message().empty(), "no error message");
+
+    for (int i = 0; i < 2; i++) {
+        const uint64_t L = (uint64_t)lat[i], want = 95 + 3 * L;
+        const struct {
+            bool write;
+            uint64_t addr, bytes, cycle;
+        } xf[3] = {{false, 0x0, 14, 0}, {false, 0x40, 135, 6 + L}, {true, 0x100, 5, (6 + L) + (48 + L) + 32 + 3}};
+        const observed &o = g_run[i];
+        begin("one-tile layer by hand (docs/timing.md), DRAM latency " + std::to_string(L));
+        CHECK(o.finished && o.status == qsim_accel::STATUS_DONE, "STATUS 0x%x", o.status);
+        CHECK(o.cycles == want, "CYCLES %" PRIu64 ", by hand %" PRIu64, o.cycles, want);
+        CHECK(o.t_done - o.t0 == period * (double)want, "elapsed %s, by hand %" PRIu64 " cycles",
+              (o.t_done - o.t0).to_string().c_str(), want);
+        CHECK(o.log.size() == 3, "%zu DRAM transactions, by hand 3", o.log.size());
+        for (size_t k = 0; k < 3 && k < o.log.size(); k++)
+            CHECK(o.log[k].write == xf[k].write && o.log[k].addr == xf[k].addr && o.log[k].bytes == xf[k].bytes &&
+                      o.log[k].at == o.t0 + period * (double)xf[k].cycle,
+                  "transaction %zu: %s 0x%" PRIx64 " %u B at %s; by hand %s 0x%" PRIx64 " %" PRIu64 " B at cycle %" PRIu64,
+                  k, o.log[k].write ? "write" : "read", o.log[k].addr, o.log[k].bytes,
+                  (o.log[k].at - o.t0).to_string().c_str(), xf[k].write ? "write" : "read", xf[k].addr, xf[k].bytes,
+                  xf[k].cycle);
+    }
 
     begin("START on a clock edge: cycle 0 is the next edge");
     check_run(f_run, ref_fast, period, true);

@@ -1,0 +1,507 @@
+/* The bank-level DRAM model; rules and their sources in docs/dram.md, the
+ * cycle rules in docs/timing.md ("Bank-level DRAM"). */
+#include "dram.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE_ROW (-1)
+
+/* ---- device state: per bank, bank group, rank, channel ---------------------- */
+
+typedef struct {
+    int64_t open_row;    /* NONE_ROW when precharged */
+    uint64_t act_ready;  /* earliest ACT: tRP after the last PRE, tRC after the last ACT, tRFC after REF */
+    uint64_t col_ready;  /* earliest RD/WR: tRCD after ACT */
+    uint64_t pre_ready;  /* earliest PRE: tRAS after ACT, tRTP after RD, tWR after write data */
+    uint64_t act_at;     /* the open row's ACT (bank active time) */
+} bank_state;
+
+typedef struct {
+    uint64_t act_ready;  /* tRRD_L after the group's last ACT */
+    uint64_t col_ready;  /* tCCD_L after the group's last RD/WR */
+    uint64_t rd_ready;   /* tWTR_L after the group's last write data */
+} group_state;
+
+typedef struct {
+    uint64_t act_ready;  /* tRRD_S after the rank's last ACT */
+    uint64_t col_ready;  /* tCCD_S after the rank's last RD/WR */
+    uint64_t rd_ready;   /* tWTR_S after the rank's last write data */
+    uint64_t wr_ready;   /* tRTW after the rank's last RD */
+    uint64_t faw[4];     /* the last four ACTs, oldest first once four are in */
+    int32_t n_acts;      /* ACTs so far, saturating at 4 */
+    uint64_t next_ref;   /* when the next all-bank refresh is due */
+} rank_state;
+
+typedef struct {
+    uint64_t bus_free;   /* first cycle the data bus is free */
+} chan_state;
+
+/* A request waiting in a channel's controller queue. */
+typedef struct {
+    uint64_t addr, arrive;
+    qs_dram_addr at;
+} queued;
+
+struct qs_dram {
+    qs_dram_cfg c;
+    qs_dram_bits bits;
+    int32_t field_shift[6]; /* ch ra bg ba ro co: bit position of each field above the burst offset */
+    uint64_t tck_fs, accel_fs;
+    int32_t burst_cycles;
+    bank_state *banks;
+    group_state *groups;
+    rank_state *ranks;
+    chan_state *chans;
+    queued *queue;          /* queue_depth entries, one channel at a time */
+    struct seen_bank {
+        const bank_state *bank;
+        int hit;
+    } *seen;                /* FR-FCFS scratch: (bank, hit) pairs already weighed */
+    uint64_t *req_addr;     /* a transfer's requests, grouped per channel */
+    int32_t *req_chan;
+    size_t req_cap;
+    int oom;
+    qs_dram_stats st;
+};
+
+enum { F_CH, F_RA, F_BG, F_BA, F_RO, F_CO };
+
+static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+/* ---- set-up -------------------------------------------------------------------- */
+
+qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out, qs_error *err)
+{
+    *out = NULL;
+    qs_dram *d = calloc(1, sizeof *d);
+    if (!d) return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
+    d->c = *cfg;
+    d->bits = qs_dram_bits_of(cfg);
+    /* address_mapping names the fields MSB first; the last one sits right
+     * above the burst offset */
+    static const char *const NAMES[6] = {"ch", "ra", "bg", "ba", "ro", "co"};
+    const int32_t width[6] = {d->bits.ch, d->bits.ra, d->bits.bg, d->bits.ba, d->bits.ro, d->bits.co};
+    int32_t shift = 0;
+    for (int i = 10; i >= 0; i -= 2)
+        for (int f = 0; f < 6; f++)
+            if (cfg->address_mapping[i] == NAMES[f][0] && cfg->address_mapping[i + 1] == NAMES[f][1]) {
+                d->field_shift[f] = shift;
+                shift += width[f];
+            }
+    d->tck_fs = (uint64_t)(cfg->tck_ps * 1000.0 + 0.5);
+    d->accel_fs = (uint64_t)(1e9 / accel_mhz + 0.5);
+    d->burst_cycles = cfg->burst_length / cfg->transfers_per_cycle;
+    size_t n_ranks = (size_t)cfg->channels * (size_t)cfg->ranks;
+    size_t n_groups = n_ranks * (size_t)cfg->bankgroups;
+    size_t n_banks = n_groups * (size_t)cfg->banks_per_group;
+    d->banks = calloc(n_banks, sizeof *d->banks);
+    d->groups = calloc(n_groups, sizeof *d->groups);
+    d->ranks = calloc(n_ranks, sizeof *d->ranks);
+    d->chans = calloc((size_t)cfg->channels, sizeof *d->chans);
+    d->queue = calloc((size_t)cfg->queue_depth, sizeof *d->queue);
+    d->seen = calloc((size_t)cfg->queue_depth, sizeof *d->seen);
+    if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->queue || !d->seen || !d->tck_fs || !d->accel_fs) {
+        qs_dram_destroy(d);
+        return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
+    }
+    qs_dram_reset(d);
+    *out = d;
+    return QS_OK;
+}
+
+void qs_dram_destroy(qs_dram *d)
+{
+    if (!d) return;
+    free(d->banks);
+    free(d->groups);
+    free(d->ranks);
+    free(d->chans);
+    free(d->queue);
+    free(d->seen);
+    free(d->req_addr);
+    free(d->req_chan);
+    free(d);
+}
+
+void qs_dram_reset(qs_dram *d)
+{
+    const qs_dram_cfg *c = &d->c;
+    size_t n_ranks = (size_t)c->channels * (size_t)c->ranks;
+    size_t n_groups = n_ranks * (size_t)c->bankgroups;
+    size_t n_banks = n_groups * (size_t)c->banks_per_group;
+    memset(d->banks, 0, n_banks * sizeof *d->banks);
+    for (size_t i = 0; i < n_banks; i++) d->banks[i].open_row = NONE_ROW;
+    memset(d->groups, 0, n_groups * sizeof *d->groups);
+    memset(d->ranks, 0, n_ranks * sizeof *d->ranks);
+    for (size_t i = 0; i < n_ranks; i++) d->ranks[i].next_ref = (uint64_t)c->tREFI;
+    memset(d->chans, 0, (size_t)c->channels * sizeof *d->chans);
+    memset(&d->st, 0, sizeof d->st);
+    d->oom = 0;
+}
+
+uint32_t qs_dram_burst_bytes(const qs_dram *d) { return (uint32_t)(d->c.bus_bits / 8 * d->c.burst_length); }
+
+qs_dram_addr qs_dram_decode(const qs_dram *d, uint64_t addr)
+{
+    uint64_t a = addr >> d->bits.offset_bits;
+    const int32_t width[6] = {d->bits.ch, d->bits.ra, d->bits.bg, d->bits.ba, d->bits.ro, d->bits.co};
+    int32_t v[6];
+    for (int f = 0; f < 6; f++) v[f] = (int32_t)((a >> d->field_shift[f]) & (((uint64_t)1 << width[f]) - 1));
+    /* addresses past the device's capacity wrap (the row field keeps its low bits) */
+    qs_dram_addr r = {v[F_CH], v[F_RA], v[F_BG], v[F_BA], v[F_RO], v[F_CO]};
+    return r;
+}
+
+const qs_dram_stats *qs_dram_get_stats(const qs_dram *d) { return &d->st; }
+
+void qs_dram_stats_add_delta(qs_dram_stats *dst, const qs_dram_stats *a, const qs_dram_stats *b)
+{
+    dst->reads += a->reads - b->reads;
+    dst->writes += a->writes - b->writes;
+    dst->acts += a->acts - b->acts;
+    dst->pres += a->pres - b->pres;
+    dst->refreshes += a->refreshes - b->refreshes;
+    dst->row_hits += a->row_hits - b->row_hits;
+    dst->row_misses += a->row_misses - b->row_misses;
+    dst->row_conflicts += a->row_conflicts - b->row_conflicts;
+    dst->read_latency_sum += a->read_latency_sum - b->read_latency_sum;
+    dst->bank_active += a->bank_active - b->bank_active;
+}
+
+/* A bank precharges at cycle pre: its row was open since its ACT. */
+static void close_row(qs_dram *d, bank_state *b, uint64_t pre)
+{
+    d->st.bank_active += pre > b->act_at ? pre - b->act_at : 0;
+    b->open_row = NONE_ROW;
+    d->st.pres++;
+}
+
+void qs_dram_finish(qs_dram *d, uint64_t t_end)
+{
+    const qs_dram_cfg *c = &d->c;
+    size_t n = (size_t)c->channels * c->ranks * c->bankgroups * c->banks_per_group;
+    for (size_t i = 0; i < n; i++)
+        if (d->banks[i].open_row != NONE_ROW)
+            d->st.bank_active += t_end > d->banks[i].act_at ? t_end - d->banks[i].act_at : 0;
+}
+
+uint64_t qs_dram_to_dram_cycle(const qs_dram *d, uint64_t accel_cycle)
+{
+    /* ceil(accel_cycle * accel_period / tCK), in 128 bits against overflow */
+    unsigned __int128 fs = (unsigned __int128)accel_cycle * d->accel_fs;
+    return (uint64_t)((fs + d->tck_fs - 1) / d->tck_fs);
+}
+
+uint64_t qs_dram_to_accel_cycle(const qs_dram *d, uint64_t dram_cycle)
+{
+    unsigned __int128 fs = (unsigned __int128)dram_cycle * d->tck_fs;
+    return (uint64_t)((fs + d->accel_fs - 1) / d->accel_fs);
+}
+
+/* ---- the rules ------------------------------------------------------------------- */
+
+static bank_state *bank_of(qs_dram *d, const qs_dram_addr *a)
+{
+    const qs_dram_cfg *c = &d->c;
+    size_t i = (((size_t)a->ch * c->ranks + a->ra) * c->bankgroups + a->bg) * c->banks_per_group + a->ba;
+    return &d->banks[i];
+}
+
+static group_state *group_of(qs_dram *d, const qs_dram_addr *a)
+{
+    return &d->groups[((size_t)a->ch * d->c.ranks + a->ra) * d->c.bankgroups + a->bg];
+}
+
+static rank_state *rank_of(qs_dram *d, const qs_dram_addr *a) { return &d->ranks[(size_t)a->ch * d->c.ranks + a->ra]; }
+
+/* All-bank refreshes of a rank due at or before cycle t: each waits until
+ * every bank may be precharged (open ones are closed, tRP), then blocks ACTs
+ * for tRFC. A long idle stretch is jumped over: after one refresh every bank
+ * is closed, so the following ones happen exactly when due. */
+static void refresh_upto(qs_dram *d, const qs_dram_addr *a, uint64_t t)
+{
+    rank_state *r = rank_of(d, a);
+    const qs_dram_cfg *c = &d->c;
+    size_t nb = (size_t)c->bankgroups * c->banks_per_group;
+    bank_state *b0 = &d->banks[((size_t)a->ch * c->ranks + a->ra) * nb];
+    int first = 1;
+    while (r->next_ref <= t) {
+        uint64_t ref = r->next_ref;
+        if (first) {
+            for (size_t i = 0; i < nb; i++) {
+                bank_state *b = &b0[i];
+                if (b->open_row != NONE_ROW) {
+                    uint64_t pre = b->pre_ready;
+                    b->act_ready = max64(b->act_ready, pre + (uint64_t)c->tRP);
+                    close_row(d, b, pre);
+                }
+                ref = max64(ref, b->act_ready);
+            }
+            first = 0;
+        } else {
+            /* every bank closed and idle: jump over the whole refreshes left */
+            uint64_t k = (t - r->next_ref) / (uint64_t)c->tREFI;
+            ref = r->next_ref + k * (uint64_t)c->tREFI;
+            d->st.refreshes += k;
+            r->next_ref = ref;
+            for (size_t i = 0; i < nb; i++) ref = max64(ref, b0[i].act_ready);
+        }
+        for (size_t i = 0; i < nb; i++) b0[i].act_ready = max64(b0[i].act_ready, ref + (uint64_t)c->tRFC);
+        d->st.refreshes++;
+        r->next_ref += (uint64_t)c->tREFI;
+    }
+}
+
+/* Place one request's commands at the earliest cycles the rules allow, with
+ * t0 the earliest issue cycle; the state is only read. */
+typedef struct {
+    qs_dram_served s;
+    uint64_t first_cmd;
+} plan;
+
+static plan plan_request(qs_dram *d, const qs_dram_addr *a, uint64_t t0, int is_write)
+{
+    const qs_dram_cfg *c = &d->c;
+    bank_state *b = bank_of(d, a);
+    group_state *g = group_of(d, a);
+    rank_state *r = rank_of(d, a);
+    chan_state *ch = &d->chans[a->ch];
+    plan p;
+    memset(&p, 0, sizeof p);
+    uint64_t t = t0, col_from = t0;
+    if (b->open_row == a->ro) {
+        p.s.outcome = QS_ROW_HIT;
+        col_from = max64(t, b->col_ready);
+        p.first_cmd = col_from;
+    } else {
+        uint64_t act_from = max64(t, b->act_ready);
+        if (b->open_row != NONE_ROW) {
+            p.s.outcome = QS_ROW_CONFLICT;
+            p.s.pre = max64(t, b->pre_ready);
+            act_from = max64(act_from, p.s.pre + (uint64_t)c->tRP);
+            p.first_cmd = p.s.pre;
+        } else {
+            p.s.outcome = QS_ROW_MISS;
+        }
+        act_from = max64(act_from, r->act_ready);
+        act_from = max64(act_from, g->act_ready);
+        if (r->n_acts >= 4) act_from = max64(act_from, r->faw[0] + (uint64_t)c->tFAW);
+        p.s.act = act_from;
+        if (p.s.outcome == QS_ROW_MISS) p.first_cmd = act_from;
+        col_from = act_from + (uint64_t)c->tRCD;
+    }
+    uint64_t col = max64(col_from, max64(r->col_ready, g->col_ready));
+    uint64_t lat = is_write ? (uint64_t)c->tCWL : (uint64_t)c->tCL;
+    if (is_write) col = max64(col, r->wr_ready);
+    else col = max64(col, max64(r->rd_ready, g->rd_ready));
+    /* the data burst needs the channel's bus */
+    if (ch->bus_free > col + lat) col = ch->bus_free - lat;
+    p.s.col = col;
+    p.s.data_end = col + lat + (uint64_t)d->burst_cycles;
+    if (p.s.outcome == QS_ROW_HIT) p.first_cmd = col;
+    return p;
+}
+
+/* Commit a planned request to the state. */
+static void commit(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_write)
+{
+    const qs_dram_cfg *c = &d->c;
+    bank_state *b = bank_of(d, a);
+    group_state *g = group_of(d, a);
+    rank_state *r = rank_of(d, a);
+    chan_state *ch = &d->chans[a->ch];
+    if (p->s.outcome != QS_ROW_HIT) {
+        if (p->s.outcome == QS_ROW_CONFLICT) close_row(d, b, p->s.pre);
+        uint64_t act = p->s.act;
+        b->open_row = a->ro;
+        b->act_at = act;
+        b->col_ready = act + (uint64_t)c->tRCD;
+        b->pre_ready = act + (uint64_t)c->tRAS;
+        b->act_ready = act + (uint64_t)c->tRC;
+        r->act_ready = max64(r->act_ready, act + (uint64_t)c->tRRD_S);
+        g->act_ready = max64(g->act_ready, act + (uint64_t)c->tRRD_L);
+        if (r->n_acts < 4) r->faw[r->n_acts++] = act;
+        else {
+            memmove(r->faw, r->faw + 1, 3 * sizeof r->faw[0]);
+            r->faw[3] = act;
+        }
+        d->st.acts++;
+        if (p->s.outcome == QS_ROW_MISS) d->st.row_misses++;
+        else d->st.row_conflicts++;
+    } else {
+        d->st.row_hits++;
+    }
+    uint64_t col = p->s.col;
+    r->col_ready = max64(r->col_ready, col + (uint64_t)c->tCCD_S);
+    g->col_ready = max64(g->col_ready, col + (uint64_t)c->tCCD_L);
+    if (is_write) {
+        b->pre_ready = max64(b->pre_ready, p->s.data_end + (uint64_t)c->tWR);
+        r->rd_ready = max64(r->rd_ready, p->s.data_end + (uint64_t)c->tWTR_S);
+        g->rd_ready = max64(g->rd_ready, p->s.data_end + (uint64_t)c->tWTR_L);
+        d->st.writes++;
+    } else {
+        b->pre_ready = max64(b->pre_ready, col + (uint64_t)c->tRTP);
+        r->wr_ready = max64(r->wr_ready, col + (uint64_t)c->tRTW);
+        d->st.reads++;
+    }
+    ch->bus_free = p->s.data_end;
+    if (c->page_policy == QS_PAGE_CLOSED) { /* auto-precharge as soon as the bank allows */
+        b->act_ready = max64(b->act_ready, b->pre_ready + (uint64_t)c->tRP);
+        close_row(d, b, b->pre_ready);
+    }
+}
+
+/* Plan with refresh: a refresh due before the request's first command comes
+ * first (and may close its row). */
+static plan plan_with_refresh(qs_dram *d, const qs_dram_addr *a, uint64_t t0, int is_write)
+{
+    plan p = plan_request(d, a, t0, is_write);
+    while (rank_of(d, a)->next_ref <= p.first_cmd) {
+        refresh_upto(d, a, p.first_cmd);
+        p = plan_request(d, a, t0, is_write);
+    }
+    return p;
+}
+
+qs_dram_served qs_dram_serve(qs_dram *d, uint64_t arrive, uint64_t addr, int is_write)
+{
+    qs_dram_addr a = qs_dram_decode(d, addr);
+    plan p = plan_with_refresh(d, &a, arrive, is_write);
+    commit(d, &a, &p, is_write);
+    if (!is_write) d->st.read_latency_sum += p.s.data_end - arrive;
+    return p.s;
+}
+
+/* ---- the controller: per channel, FR-FCFS over a queue of queue_depth --------- */
+
+static int grow_requests(qs_dram *d, size_t n)
+{
+    if (n <= d->req_cap) return 1;
+    size_t cap = d->req_cap ? d->req_cap : 256;
+    while (cap < n) cap *= 2;
+    uint64_t *a = realloc(d->req_addr, cap * sizeof *a);
+    if (!a) return 0;
+    d->req_addr = a;
+    int32_t *c = realloc(d->req_chan, cap * sizeof *c);
+    if (!c) return 0;
+    d->req_chan = c;
+    d->req_cap = cap;
+    return 1;
+}
+
+qs_status qs_dram_reserve(qs_dram *d, size_t n, qs_error *err)
+{
+    if (!grow_requests(d, n)) return qs_fail(err, QS_ERR_NOMEM, "out of memory for DRAM requests");
+    return QS_OK;
+}
+
+int qs_dram_out_of_memory(const qs_dram *d) { return d->oom; }
+
+uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64_t *first, const uint64_t *count,
+                          uint32_t n_runs, qs_dram_trace_fn trace, void *trace_user)
+{
+    const uint64_t burst = qs_dram_burst_bytes(d);
+    const uint64_t t_start = qs_dram_to_dram_cycle(d, start);
+    /* the bursts that cover the runs, in address order per run */
+    size_t n = 0;
+    for (uint32_t i = 0; i < n_runs; i++) {
+        if (!count[i]) continue;
+        uint64_t a0 = first[i] / burst * burst, a1 = first[i] + count[i];
+        for (uint64_t a = a0; a < a1; a += burst) {
+            if (!grow_requests(d, n + 1)) { /* the caller sees it (qs_dram_out_of_memory) and fails */
+                d->oom = 1;
+                return start;
+            }
+            d->req_addr[n] = a;
+            d->req_chan[n] = qs_dram_decode(d, a).ch;
+            if (trace) trace(trace_user, t_start, a, is_write, (uint32_t)burst);
+            n++;
+        }
+    }
+    if (!n) return start;
+    uint64_t end = t_start;
+    const size_t depth = (size_t)d->c.queue_depth;
+    for (int32_t ch = 0; ch < d->c.channels; ch++) {
+        size_t next = 0, qn = 0;
+        uint64_t now = t_start;
+        for (;;) {
+            /* at the start the requests fill the queue in order */
+            while (qn < depth && next < n) {
+                if (d->req_chan[next] == ch) {
+                    queued *q = &d->queue[qn++];
+                    q->addr = d->req_addr[next];
+                    q->arrive = t_start;
+                    q->at = qs_dram_decode(d, q->addr);
+                }
+                next++;
+            }
+            if (!qn) break;
+            /* FR-FCFS among the requests arrived by the decision cycle: the
+             * oldest whose row is open; else the one whose column command
+             * can issue first (the oldest on a tie) */
+            size_t pick = 0;
+            for (size_t i = 1; i < qn; i++)
+                if (d->queue[i].arrive < d->queue[pick].arrive) pick = i;
+            uint64_t t = max64(now, d->queue[pick].arrive);
+            int hit = 0;
+            if (d->c.page_policy == QS_PAGE_OPEN)
+                for (size_t i = 0; i < qn && !hit; i++) {
+                    const queued *q = &d->queue[i];
+                    if (q->arrive <= t && bank_of(d, &q->at)->open_row == q->at.ro) {
+                        pick = i;
+                        hit = 1;
+                    }
+                }
+            if (qn > 1) {
+                /* every queued request, from when it arrives: a later arrival
+                 * to an idle bank may well go before a bank still busy */
+                uint64_t best = plan_request(d, &d->queue[pick].at, t, is_write).s.col;
+                /* the queue is in arrival order; of the requests of one bank
+                 * only the oldest hit and the oldest other one can be first */
+                size_t n_seen = 0;
+                for (size_t i = 0; i < qn; i++) {
+                    const queued *q = &d->queue[i];
+                    bank_state *b = bank_of(d, &q->at);
+                    int is_hit = b->open_row == q->at.ro, seen = 0;
+                    for (size_t k = 0; k < n_seen && !seen; k++)
+                        seen = d->seen[k].bank == b && d->seen[k].hit == is_hit;
+                    if (seen) continue;
+                    d->seen[n_seen].bank = b;
+                    d->seen[n_seen++].hit = is_hit;
+                    if (i == pick) continue;
+                    uint64_t col = plan_request(d, &q->at, max64(t, q->arrive), is_write).s.col;
+                    if (col < best || (col == best && !hit && q->arrive < d->queue[pick].arrive)) {
+                        best = col;
+                        pick = i;
+                    }
+                }
+                t = max64(t, d->queue[pick].arrive);
+            }
+            queued q = d->queue[pick];
+            int was_full = qn == depth;
+            memmove(&d->queue[pick], &d->queue[pick + 1], (qn - pick - 1) * sizeof d->queue[0]);
+            qn--;
+            plan p = plan_with_refresh(d, &q.at, t, is_write);
+            commit(d, &q.at, &p, is_write);
+            if (!is_write) d->st.read_latency_sum += p.s.data_end - q.arrive;
+            end = max64(end, p.s.data_end);
+            /* decisions follow the arrivals; the commands of the next request
+             * may go before this one's where the rules allow (other banks) */
+            now = t;
+            /* a full queue takes the next request when this one's column
+             * command frees its slot */
+            if (was_full) {
+                while (next < n && d->req_chan[next] != ch) next++;
+                if (next < n) {
+                    queued *nq = &d->queue[qn++];
+                    nq->addr = d->req_addr[next];
+                    nq->arrive = p.s.col;
+                    nq->at = qs_dram_decode(d, nq->addr);
+                    next++;
+                }
+            }
+        }
+    }
+    return qs_dram_to_accel_cycle(d, end);
+}

@@ -1,0 +1,485 @@
+/* CUnit tests of the bank-level DRAM model (sim/dram.c, docs/dram.md,
+ * docs/timing.md "Bank-level DRAM"). Every expected cycle is worked out by
+ * hand below from the documented rules on a small device with distinct
+ * timings (so each rule changes a number when removed):
+ *
+ *   tCK = accelerator cycle (1000 ps at 1000 MHz), BL8 on a 64-bit bus:
+ *   64-byte bursts of 4 cycles; 2 bank groups x 4 banks, 1024 rows,
+ *   128 columns (16 bursts per row); mapping ro ch ra ba bg co (MSB first).
+ *   tCL 10, tCWL 8, tRCD 12, tRP 14, tRAS 30, tRC 50, tRRD_S 3, tRRD_L 5,
+ *   tFAW 20, tCCD_S 5, tCCD_L 7, tWR 15, tWTR_S 3, tWTR_L 7, tRTP 6,
+ *   tRTW 8, tREFI 10000, tRFC 200. */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dma.h"
+#include "dram.h"
+
+static qs_dram_cfg small_cfg(void)
+{
+    qs_dram_cfg c;
+    memset(&c, 0, sizeof c);
+    c.tck_ps = 1000;
+    c.channels = 1;
+    c.ranks = 1;
+    c.bankgroups = 2;
+    c.banks_per_group = 4;
+    c.rows = 1024;
+    c.columns = 128;
+    c.bus_bits = 64;
+    c.burst_length = 8;
+    c.transfers_per_cycle = 2;
+    c.tCL = 10; c.tCWL = 8; c.tRCD = 12; c.tRP = 14; c.tRAS = 30; c.tRC = 50;
+    c.tRRD_S = 3; c.tRRD_L = 5; c.tFAW = 20; c.tCCD_S = 5; c.tCCD_L = 7;
+    c.tWR = 15; c.tWTR_S = 3; c.tWTR_L = 7; c.tRTP = 6; c.tRTW = 8; c.tREFI = 10000; c.tRFC = 200;
+    c.queue_depth = 8;
+    c.page_policy = QS_PAGE_OPEN;
+    snprintf(c.address_mapping, sizeof c.address_mapping, "rochrababgco");
+    return c;
+}
+
+/* byte address of (row, bank group, bank, burst column) under rochrababgco:
+ * 6 offset bits, 4 column bits, 1 bank-group bit, 2 bank bits, then the row */
+static uint64_t at(int row, int bg, int ba, int col)
+{
+    return ((((uint64_t)row * 4 + (uint64_t)ba) * 2 + (uint64_t)bg) * 16 + (uint64_t)col) * 64;
+}
+
+static qs_dram *make(const qs_dram_cfg *c)
+{
+    qs_dram *d = NULL;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_dram_create(c, 1000.0, &d, &e), QS_OK);
+    return d;
+}
+
+#define EXPECT(got, want)                                                                            \
+    do {                                                                                             \
+        uint64_t g_ = (got), w_ = (want);                                                            \
+        if (g_ != w_) fprintf(stderr, "\n  line %d: %s = %llu, want %llu\n", __LINE__, #got,         \
+                              (unsigned long long)g_, (unsigned long long)w_);                      \
+        CU_ASSERT_EQUAL(g_, w_);                                                                     \
+    } while (0)
+
+static void test_decode(void)
+{
+    qs_dram_cfg c = small_cfg();
+    qs_dram *d = make(&c);
+    qs_dram_addr a = qs_dram_decode(d, at(777, 1, 3, 9) + 17);
+    EXPECT(a.ro, 777);
+    EXPECT(a.bg, 1);
+    EXPECT(a.ba, 3);
+    EXPECT(a.co, 9);
+    EXPECT(qs_dram_burst_bytes(d), 64);
+    qs_dram_destroy(d);
+    /* another bit order: bank group right above the offset, then column */
+    snprintf(c.address_mapping, sizeof c.address_mapping, "rochrabacobg");
+    d = make(&c);
+    a = qs_dram_decode(d, (((5ull * 4 + 2) * 16 + 11) * 2 + 1) * 64);
+    EXPECT(a.ro, 5);
+    EXPECT(a.ba, 2);
+    EXPECT(a.co, 11);
+    EXPECT(a.bg, 1);
+    qs_dram_destroy(d);
+}
+
+/* Row miss, hit and conflict, and the PRE rules tRAS, tRTP, tWR, tRC. */
+static void test_row_buffer(void)
+{
+    qs_dram_cfg c = small_cfg();
+    qs_dram *d = make(&c);
+    /* miss (bank closed): ACT 0, RD at tRCD 12, data 12+10 .. +4 */
+    qs_dram_served s = qs_dram_serve(d, 0, at(1, 0, 0, 0), 0);
+    EXPECT(s.outcome, QS_ROW_MISS);
+    EXPECT(s.act, 0);
+    EXPECT(s.col, 12);
+    EXPECT(s.data_end, 26);
+    /* hit at 100: RD at once, tCL + burst */
+    s = qs_dram_serve(d, 100, at(1, 0, 0, 5), 0);
+    EXPECT(s.outcome, QS_ROW_HIT);
+    EXPECT(s.col, 100);
+    EXPECT(s.data_end, 114);
+    /* conflict at 101: PRE waits for tRTP after the RD at 100 (106), ACT tRP later (120,
+     * tRC after ACT 0 long passed), RD 132, data to 146 */
+    s = qs_dram_serve(d, 101, at(2, 0, 0, 0), 0);
+    EXPECT(s.outcome, QS_ROW_CONFLICT);
+    EXPECT(s.pre, 106);
+    EXPECT(s.act, 120);
+    EXPECT(s.col, 132);
+    EXPECT(s.data_end, 146);
+    /* conflict right after ACT 120: PRE waits for tRAS (150), ACT for tRC after 120
+     * (170 > 150 + 14) */
+    s = qs_dram_serve(d, 133, at(3, 0, 0, 0), 0);
+    EXPECT(s.pre, 150);
+    EXPECT(s.act, 170);
+    EXPECT(s.data_end, 170 + 12 + 10 + 4);
+    qs_dram_destroy(d);
+
+    /* write recovery: WR miss at 0 (ACT 0, WR 12, data 20..24); a conflict at 25
+     * precharges at 24 + tWR = 39 (> tRAS 30), ACT at 53 (> tRC 50), RD 65, data to 79 */
+    d = make(&c);
+    s = qs_dram_serve(d, 0, at(1, 1, 2, 0), 1);
+    EXPECT(s.col, 12);
+    EXPECT(s.data_end, 24);
+    s = qs_dram_serve(d, 25, at(2, 1, 2, 0), 0);
+    EXPECT(s.pre, 39);
+    EXPECT(s.act, 53);
+    EXPECT(s.data_end, 79);
+    const qs_dram_stats *st = qs_dram_get_stats(d);
+    EXPECT(st->acts, 2);
+    EXPECT(st->pres, 1);
+    EXPECT(st->row_misses, 1);
+    EXPECT(st->row_conflicts, 1);
+    EXPECT(st->reads, 1);
+    EXPECT(st->writes, 1);
+    EXPECT(st->read_latency_sum, 79 - 25);
+    qs_dram_destroy(d);
+}
+
+/* Closed page: every access opens its row and auto-precharges. */
+static void test_closed_page(void)
+{
+    qs_dram_cfg c = small_cfg();
+    c.page_policy = QS_PAGE_CLOSED;
+    qs_dram *d = make(&c);
+    qs_dram_served s = qs_dram_serve(d, 0, at(1, 0, 0, 0), 0);
+    EXPECT(s.data_end, 26);
+    /* same row at 40: a miss; auto-precharge at max(tRAS 30, RD 12 + tRTP) = 30, ACT at
+     * max(30 + tRP, tRC 50) = 50 */
+    s = qs_dram_serve(d, 40, at(1, 0, 0, 1), 0);
+    EXPECT(s.outcome, QS_ROW_MISS);
+    EXPECT(s.act, 50);
+    EXPECT(s.data_end, 76);
+    EXPECT(qs_dram_get_stats(d)->pres, 2);
+    qs_dram_destroy(d);
+}
+
+/* tRRD_S / tRRD_L and the four-activate window. Five ACTs at 0 to banks
+ * alternating between the groups: 0; 3 (tRRD_S); 6 (group 0 was at 0: tRRD_L 5,
+ * rank 3 + 3); 9; then group 0 allows 11, the rank 12, but the first four
+ * ACTs span 0..9 and a fifth must wait for 0 + tFAW = 20. */
+static void test_act_window(void)
+{
+    qs_dram_cfg c = small_cfg();
+    qs_dram *d = make(&c);
+    static const int BG[5] = {0, 1, 0, 1, 0}, BA[5] = {0, 0, 1, 1, 2};
+    static const uint64_t ACT[5] = {0, 3, 6, 9, 20};
+    for (int i = 0; i < 5; i++) {
+        qs_dram_served s = qs_dram_serve(d, 0, at(1, BG[i], BA[i], 0), 0);
+        EXPECT(s.act, ACT[i]);
+    }
+    qs_dram_destroy(d);
+    /* two ACTs in one bank group: tRRD_L (5), not tRRD_S (3) */
+    d = make(&c);
+    qs_dram_serve(d, 0, at(1, 0, 0, 0), 0);
+    EXPECT(qs_dram_serve(d, 0, at(1, 0, 1, 0), 0).act, 5);
+    qs_dram_destroy(d);
+}
+
+/* Column to column: tCCD_L in one bank group, tCCD_S across groups (5 > the
+ * 4-cycle burst, so the data bus does not hide it). */
+static void test_ccd(void)
+{
+    qs_dram_cfg c = small_cfg();
+    for (int same = 0; same < 2; same++) {
+        qs_dram *d = make(&c);
+        qs_dram_serve(d, 0, at(1, 0, 0, 0), 0);              /* open both rows */
+        qs_dram_serve(d, 0, at(1, same ? 0 : 1, 1, 0), 0);
+        qs_dram_served a = qs_dram_serve(d, 1000, at(1, 0, 0, 1), 0);
+        qs_dram_served b = qs_dram_serve(d, 1000, at(1, same ? 0 : 1, 1, 1), 0);
+        EXPECT(a.col, 1000);
+        EXPECT(b.outcome, QS_ROW_HIT);
+        EXPECT(b.col, same ? 1007 : 1005);
+        qs_dram_destroy(d);
+    }
+    /* with tCCD shorter than a burst the data bus decides: the second burst
+     * starts when the first ends, RD at 1000 + 4 = 1004 */
+    c.tCCD_S = c.tCCD_L = 2;
+    qs_dram *d = make(&c);
+    qs_dram_serve(d, 0, at(1, 0, 0, 0), 0);
+    qs_dram_serve(d, 0, at(1, 1, 1, 0), 0);
+    EXPECT(qs_dram_serve(d, 1000, at(1, 0, 0, 1), 0).data_end, 1014);
+    EXPECT(qs_dram_serve(d, 1000, at(1, 1, 1, 1), 0).col, 1004);
+    qs_dram_destroy(d);
+}
+
+/* Read/write turnarounds: a read after write data waits tWTR_L (same group)
+ * or tWTR_S; a write after a read waits tRTW. */
+static void test_turnaround(void)
+{
+    qs_dram_cfg c = small_cfg();
+    for (int same = 0; same < 2; same++) {
+        qs_dram *d = make(&c);
+        qs_dram_serve(d, 0, at(1, 0, 0, 0), 0);
+        qs_dram_serve(d, 0, at(1, same ? 0 : 1, 1, 0), 0);
+        qs_dram_served w = qs_dram_serve(d, 1000, at(1, 0, 0, 1), 1);
+        EXPECT(w.col, 1000);
+        EXPECT(w.data_end, 1012);
+        qs_dram_served r = qs_dram_serve(d, 1001, at(1, same ? 0 : 1, 1, 1), 0);
+        EXPECT(r.col, same ? 1012 + 7 : 1012 + 3);
+        qs_dram_destroy(d);
+    }
+    qs_dram *d = make(&c);
+    qs_dram_serve(d, 0, at(1, 0, 0, 0), 0);
+    qs_dram_serve(d, 0, at(1, 1, 1, 0), 0);
+    qs_dram_served r = qs_dram_serve(d, 1000, at(1, 0, 0, 1), 0);
+    EXPECT(r.col, 1000);
+    /* the bus alone would allow 1000 + 10 + 4 - 8 = 1006; tRTW says 1008 */
+    qs_dram_served w = qs_dram_serve(d, 1001, at(1, 1, 1, 1), 1);
+    EXPECT(w.col, 1008);
+    qs_dram_destroy(d);
+}
+
+/* All-bank refresh every tREFI: a request due after it finds every bank
+ * closed and waits tRFC. */
+static void test_refresh(void)
+{
+    qs_dram_cfg c = small_cfg();
+    qs_dram *d = make(&c);
+    qs_dram_served s = qs_dram_serve(d, 9000, at(1, 0, 0, 0), 0);  /* opens row 1 at 9000 */
+    EXPECT(s.act, 9000);
+    /* a hit at 10005 comes after the refresh due at 10000: the row was closed
+     * (PRE at 9030, tRAS), the refresh ran at 10000, ACT at 10200 */
+    s = qs_dram_serve(d, 10005, at(1, 0, 0, 1), 0);
+    EXPECT(s.outcome, QS_ROW_MISS);
+    EXPECT(s.act, 10200);
+    EXPECT(s.data_end, 10226);
+    EXPECT(qs_dram_get_stats(d)->refreshes, 1);
+    /* a long idle stretch: refreshes at 20000, 30000, ..., 100000; the last ends at 100200 */
+    s = qs_dram_serve(d, 100100, at(2, 1, 1, 0), 0);
+    EXPECT(s.act, 100200);
+    EXPECT(qs_dram_get_stats(d)->refreshes, 10);
+    qs_dram_destroy(d);
+    /* a hit just before the due time is served; a request whose first command
+     * would come after it waits for the refresh, which itself waits until the
+     * open bank may precharge: ACT 9998 (RD 10010) leaves PRE at tRAS 10028 and
+     * the next ACT at tRC 10048, so REF at 10048 and the second request's ACT
+     * (10001 by tRRD_S) moves to 10048 + tRFC = 10248 */
+    d = make(&c);
+    qs_dram_serve(d, 0, at(1, 0, 0, 0), 0);
+    s = qs_dram_serve(d, 9990, at(1, 0, 0, 1), 0);
+    EXPECT(s.outcome, QS_ROW_HIT);
+    EXPECT(s.col, 9990);
+    qs_dram_destroy(d);
+    d = make(&c);
+    s = qs_dram_serve(d, 9998, at(1, 0, 0, 0), 0);
+    EXPECT(s.act, 9998);
+    EXPECT(s.col, 10010);
+    s = qs_dram_serve(d, 9999, at(1, 1, 0, 0), 0);
+    EXPECT(s.act, 10248);
+    qs_dram_destroy(d);
+}
+
+/* FR-FCFS through a transfer: rows A and B of one bank interleaved A0 B0 A1 B1.
+ * Queue of 4: A0 (miss: ACT 0, RD 12, data to 26), then A1, a hit (RD at the
+ * group's tCCD_L 12 + 7 = 19, data to 33), then B0 (PRE at tRAS 30, ACT at tRC 50,
+ * RD 62, data to 76), then B1 a hit (RD 69, data to 83): done at 83, 2 hits.
+ * Queue of 1 (first come first served, each request enters when the one before
+ * issues its RD): A0 to 26; B0 enters at 12: PRE 30, ACT 50, RD 62, to 76; A1
+ * enters at 62: PRE at ACT 50 + tRAS = 80, ACT 100 (tRC), RD 112, to 126; B1 enters
+ * at 112: PRE 130, ACT 150, RD 162, to 176: done at 176, no hit. */
+static void test_fr_fcfs(void)
+{
+    qs_dram_cfg c = small_cfg();
+    const uint64_t first[4] = {at(1, 0, 0, 0), at(2, 0, 0, 0), at(1, 0, 0, 1), at(2, 0, 0, 1)};
+    const uint64_t count[4] = {64, 64, 64, 64};
+    for (int k = 0; k < 2; k++) {
+        c.queue_depth = k ? 1 : 4;
+        qs_dram *d = make(&c);
+        uint64_t end = qs_dram_transfer(d, 0, 0, first, count, 4, NULL, NULL);
+        EXPECT(end, k ? 176 : 83);
+        EXPECT(qs_dram_get_stats(d)->row_hits, k ? 0 : 2);
+        EXPECT(qs_dram_get_stats(d)->reads, 4);
+        qs_dram_destroy(d);
+    }
+}
+
+/* First ready is the column command that can issue first: four hits to an
+ * open row of bank group 0 and a miss in bank group 1, all at 100. Hits RD at
+ * 100 and 107 (tCCD_L); the miss's ACT goes at 100, so its RD could go at 112,
+ * before the third hit's 114: it is served third (RD 112, the rank's tCCD_S
+ * after 107), the hits follow at 117 (tCCD_S, and the bus: data to 126) and
+ * 124 (tCCD_L): done at 124 + 14 = 138. Serving every hit first would end at 140. */
+static void test_first_ready(void)
+{
+    qs_dram_cfg c = small_cfg();
+    qs_dram *d = make(&c);
+    qs_dram_serve(d, 0, at(1, 0, 0, 0), 0); /* opens row 1 of bank (0, 0) */
+    const uint64_t first[5] = {at(1, 0, 0, 1), at(1, 0, 0, 2), at(1, 0, 0, 3), at(1, 0, 0, 4), at(1, 1, 0, 0)};
+    const uint64_t count[5] = {64, 64, 64, 64, 64};
+    EXPECT(qs_dram_transfer(d, 100, 0, first, count, 5, NULL, NULL), 138);
+    EXPECT(qs_dram_get_stats(d)->row_hits, 4);
+    qs_dram_destroy(d);
+}
+
+/* The queue bounds the requests in flight: two reads to banks of different
+ * groups. With a queue of 2 both are there at 0: ACTs 0 and 3 (tRRD_S), RDs 12
+ * and 17 (tCCD_S), done at 17 + 10 + 4 = 31. With a queue of 1 the second
+ * enters when the first issues its RD at 12: ACT 12, RD 24, done at 38. */
+static void test_queue_depth(void)
+{
+    qs_dram_cfg c = small_cfg();
+    const uint64_t first[2] = {at(1, 0, 0, 0), at(1, 1, 0, 0)};
+    const uint64_t count[2] = {64, 64};
+    for (int depth = 1; depth <= 2; depth++) {
+        c.queue_depth = depth;
+        qs_dram *d = make(&c);
+        EXPECT(qs_dram_transfer(d, 0, 0, first, count, 2, NULL, NULL), depth == 1 ? 38 : 31);
+        qs_dram_destroy(d);
+    }
+}
+
+/* A transfer covers every burst its runs touch; times convert between the
+ * accelerator clock and tCK rounding up. */
+static int g_traced;
+static uint64_t g_trace_addr[8];
+static void trace_fn(void *user, uint64_t cyc, uint64_t addr, int is_write, uint32_t bytes)
+{
+    (void)user;
+    CU_ASSERT_EQUAL(cyc, 16);
+    CU_ASSERT_EQUAL(is_write, 1);
+    CU_ASSERT_EQUAL(bytes, 64);
+    if (g_traced < 8) g_trace_addr[g_traced] = addr;
+    g_traced++;
+}
+
+static void test_transfer_and_clock(void)
+{
+    qs_dram_cfg c = small_cfg();
+    c.tck_ps = 625;
+    qs_dram *d = NULL;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_dram_create(&c, 1000.0, &d, &e), QS_OK);
+    EXPECT(qs_dram_to_dram_cycle(d, 10), 16);   /* 10 ns / 0.625 ns */
+    EXPECT(qs_dram_to_dram_cycle(d, 11), 18);   /* 17.6 -> 18 */
+    EXPECT(qs_dram_to_accel_cycle(d, 17), 11);  /* 10.625 ns -> 11 */
+    /* bytes 60..130 touch bursts 0, 64 and 128; 200..200 none */
+    const uint64_t first[2] = {60, 200}, count[2] = {71, 0};
+    uint64_t end = qs_dram_transfer(d, 10, 1, first, count, 2, trace_fn, NULL);
+    EXPECT(g_traced, 3);
+    EXPECT(g_trace_addr[0], 0);
+    EXPECT(g_trace_addr[1], 64);
+    EXPECT(g_trace_addr[2], 128);
+    EXPECT(qs_dram_get_stats(d)->writes, 3);
+    /* all three in row 0 of bank 0: ACT 16, WR 28, 35, 42 (tCCD_L 7 within the group);
+     * the last data ends 42 + 8 + 4 = 54 tCK = 33.75 ns -> 34 */
+    EXPECT(end, 34);
+    /* a transfer of nothing takes no time */
+    EXPECT(qs_dram_transfer(d, 500, 0, first + 1, count + 1, 1, NULL, NULL), 500);
+    qs_dram_destroy(d);
+}
+
+/* ---- DMA engines on the simple channel (sim/dma.c, docs/timing.md "DMA
+ * engines"): latency 100, 16 bytes per cycle, 64-byte bursts, so a 64-byte
+ * request's data takes 4 cycles and a 256-byte transfer's 16. */
+
+static qs_insn xfer(int op, uint32_t addr, uint32_t bytes)
+{
+    qs_insn in;
+    memset(&in, 0, sizeof in);
+    in.op = (uint8_t)op;
+    in.addr = addr;
+    in.bytes = bytes;
+    in.rows = bytes ? 1 : 0;
+    in.run_bits = bytes * 8;
+    return in;
+}
+
+static qs_dma *make_dma(qs_arch *a, int outstanding, int request_bytes, int separate)
+{
+    qs_arch_defaults(a);
+    a->dram_latency = 100;
+    a->dram_bytes_per_cycle = 16;
+    a->dram_burst_bytes = 64;
+    a->dma_outstanding = outstanding;
+    a->dma_request_bytes = request_bytes;
+    a->dma_separate_write = separate;
+    qs_dma *d = NULL;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_dma_create(a, NULL, 4, &d, &e), QS_OK);
+    qs_dma_reset(d);
+    return d;
+}
+
+static void test_dma_engines(void)
+{
+    qs_arch a;
+    const qs_insn ld = xfer(QS_OP_LOAD, 0, 256), st = xfer(QS_OP_STORE, 4096, 256), none = xfer(QS_OP_LOAD, 0, 0);
+    /* blocking (one outstanding request, one request per transfer): latency + data, one after the other;
+     * a transfer of nothing waits for its turn */
+    qs_dma *d = make_dma(&a, 1, 0, 0);
+    CU_ASSERT(qs_dma_blocking(d));
+    qs_dma_times t = qs_dma_transfer(d, 0, &ld, NULL, NULL);
+    EXPECT(t.done, 116);
+    t = qs_dma_transfer(d, 10, &ld, NULL, NULL);
+    EXPECT(t.issued, 116);
+    EXPECT(t.done, 232);
+    EXPECT(qs_dma_transfer(d, 5, &none, NULL, NULL).done, 232);
+    qs_dma_destroy(d);
+    /* four outstanding 64-byte requests: the first transfer's latencies overlap (data 100..116); the
+     * second's requests take the slots as the first's complete at 104, 108, 112, 116 and their data
+     * follows on the bus from 204: done at 220 (blocking: 232) */
+    d = make_dma(&a, 4, 64, 0);
+    CU_ASSERT(!qs_dma_blocking(d));
+    t = qs_dma_transfer(d, 0, &ld, NULL, NULL);
+    EXPECT(t.issued, 0);
+    EXPECT(t.done, 116);
+    t = qs_dma_transfer(d, 1, &ld, NULL, NULL);
+    EXPECT(t.issued, 116);
+    EXPECT(t.done, 220);
+    qs_dma_destroy(d);
+    /* two slots: requests 3 and 4 wait for 1 and 2 (104, 108): data 204..212 */
+    d = make_dma(&a, 2, 64, 0);
+    t = qs_dma_transfer(d, 0, &ld, NULL, NULL);
+    EXPECT(t.issued, 108);
+    EXPECT(t.done, 212);
+    qs_dma_destroy(d);
+    /* a store on its own engine overlaps its latency with a load's: it only waits for the bus (116..132) */
+    for (int sep = 0; sep < 2; sep++) {
+        d = make_dma(&a, 1, 0, sep);
+        EXPECT(qs_dma_transfer(d, 0, &ld, NULL, NULL).done, 116);
+        EXPECT(qs_dma_transfer(d, 0, &st, NULL, NULL).done, sep ? 132 : 232);
+        qs_dma_destroy(d);
+    }
+    /* transfers of an engine complete in order: on the bank model with two channels, two bursts of one
+     * row on channel 0 (ACT 0, RD 12 and 19 (tCCD_L), data to 33), then one burst on channel 1 (data to
+     * 26): the second is reported done at 33 */
+    qs_dram_cfg c = small_cfg();
+    c.channels = 2;
+    qs_dram *dr = make(&c);
+    qs_arch_defaults(&a);
+    a.dma_outstanding = 2;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_dma_create(&a, dr, 4, &d, &e), QS_OK);
+    qs_dma_reset(d);
+    const qs_insn two = xfer(QS_OP_LOAD, 0, 128), other = xfer(QS_OP_LOAD, 8192, 64);
+    EXPECT(qs_dram_decode(dr, 8192).ch, 1);
+    EXPECT(qs_dma_transfer(d, 0, &two, NULL, NULL).done, 33);
+    EXPECT(qs_dma_transfer(d, 0, &other, NULL, NULL).done, 33);
+    qs_dma_destroy(d);
+    qs_dram_destroy(dr);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("dram", NULL, NULL);
+    CU_add_test(s, "address decode", test_decode);
+    CU_add_test(s, "row hit, miss, conflict; tRAS tRTP tWR tRC", test_row_buffer);
+    CU_add_test(s, "closed page", test_closed_page);
+    CU_add_test(s, "tRRD_S/L and tFAW", test_act_window);
+    CU_add_test(s, "tCCD_S vs tCCD_L", test_ccd);
+    CU_add_test(s, "read/write turnaround tWTR tRTW", test_turnaround);
+    CU_add_test(s, "refresh", test_refresh);
+    CU_add_test(s, "FR-FCFS and queue depth", test_fr_fcfs);
+    CU_add_test(s, "queue depth bounds requests in flight", test_queue_depth);
+    CU_add_test(s, "first ready: the earliest column command", test_first_ready);
+    CU_add_test(s, "transfer bursts and clock conversion", test_transfer_and_clock);
+    CU_add_test(s, "DMA engines: outstanding requests, request size, separate write engine", test_dma_engines);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    int fail = CU_get_error() || CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return fail ? 1 : 0;
+}
