@@ -252,6 +252,7 @@ static void config_json(cJSON *root, const qs_arch *a)
     cJSON_AddNumberToObject(ar, "weight_path_bits", a->weight_path_bits);
     cJSON_AddStringToObject(ar, "zero_skip", qs_zero_skip_name(a->zero_skip));
     cJSON_AddNumberToObject(ar, "skip_group", a->skip_group);
+    cJSON_AddNumberToObject(ar, "lookahead", a->lookahead);
     cJSON_AddNumberToObject(ar, "acc_bits", a->acc_bits);
     cJSON_AddNumberToObject(ar, "freq_mhz", a->freq_mhz);
     cJSON_AddNumberToObject(ar, "node_nm", a->node_nm);

@@ -164,6 +164,7 @@ void qs_arch_defaults(qs_arch *a)
     a->zero_skip = QS_SKIP_NONE;
     a->skip_group = 1;
     a->skip_impl = QS_SKIPIMPL_CLOCKGATE;
+    a->lookahead = 0;
     a->acc_bits = 32;
     a->overflow = QS_OVF_WRAP;
     buffer_defaults(&a->ifmap);
@@ -238,6 +239,7 @@ static const keydef KEYS[] = {
     KENUM("array", "zero_skip", zero_skip, ZERO_SKIPS),
     KINT("array", "skip_group", skip_group, 1, 1024),
     KENUM("array", "skip_impl", skip_impl, SKIP_IMPLS),
+    KINT("array", "lookahead", lookahead, 0, 7),
     KINT("array", "acc_bits", acc_bits, 8, 32),
     KENUM("array", "overflow", overflow, OVERFLOWS),
     KBUF("buffer.ifmap", ifmap),
@@ -674,6 +676,8 @@ static qs_status check_cross(const qs_arch *a, const vctx *v, qs_error *err)
     const int i_wpb = key_index("array", "weight_path_bits"), i_mwb = key_index("array", "max_weight_bits");
     const int i_mab = key_index("array", "max_act_bits"), i_acc = key_index("array", "acc_bits");
     const int i_grp = key_index("array", "skip_group");
+    const int i_la = key_index("array", "lookahead"), i_zs = key_index("array", "zero_skip");
+    const int i_df = key_index("array", "dataflow"), i_conv = key_index("timing", "convention");
     qs_status st;
 
     /* A path wider than every weight it will carry is a mis-typed config. */
@@ -698,6 +702,22 @@ static qs_status check_cross(const qs_arch *a, const vctx *v, qs_error *err)
     if (a->rows % a->skip_group != 0)
         return cross_fail(v, err, i_grp, i_rows, "skip_group = %d does not divide rows = %d", a->skip_group,
                           a->rows);
+
+    /* Lookahead weight skipping (docs/timing.md "Lookahead weight skipping")
+     * schedules the weight slices of an output-stationary array's columns;
+     * it has nothing to schedule without weight skipping, and the other
+     * dataflows and SCALE-Sim's convention have no such schedule. */
+    if (a->lookahead > 0) {
+        if (a->zero_skip != QS_SKIP_WEIGHTS && a->zero_skip != QS_SKIP_BOTH)
+            return cross_fail(v, err, i_la, i_zs, "lookahead = %d needs zero_skip = weights or both, not %s",
+                              a->lookahead, qs_zero_skip_name(a->zero_skip));
+        if (a->dataflow != QS_DF_OS)
+            return cross_fail(v, err, i_la, i_df, "lookahead = %d needs dataflow = os, not %s", a->lookahead,
+                              qs_dataflow_name(a->dataflow));
+        if (a->timing == QS_TIMING_SCALESIM)
+            return cross_fail(v, err, i_la, i_conv, "lookahead = %d is not part of [timing] convention = scalesim",
+                              a->lookahead);
+    }
 
     if ((st = check_dram(a, v, err))) return st;
 

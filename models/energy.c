@@ -345,6 +345,15 @@ static qs_status derive(const table *t, const qs_arch *a, int act_bits, const ch
     /* MAC slice op: the fitted rule at the layer's activation width (the
      * multiplier toggles only the bits in use) on the weight path */
     o->mac_pj = (t->mult_fj * Wa_e * Wb + t->acc_fj * Wacc) * 1e-3 * es;
+    /* lookahead: each operation also passes its activation through the
+     * (H+1):1 multiplexer, H rows of 2:1 muxes over the activation's bits.
+     * No public per-mux energy: a mux bit is taken to switch the capacitance
+     * of its area's share of a flop bit (mux_um2 / reg_um2 of a flop's write
+     * energy), the same area-for-capacitance rule the SRAM points follow. */
+    if (a->lookahead > 0) {
+        o->lookahead_mux_pj = a->lookahead * Wa_e * t->reg_pj * (t->mux_um2 / t->reg_um2) * es;
+        o->mac_pj += o->lookahead_mux_pj;
+    }
 
     /* A gated op costs a fraction set by how the skip is built (the
      * reference's "Zero skipping and energy"). Without skip hardware a
@@ -407,6 +416,17 @@ static qs_status derive(const table *t, const qs_arch *a, int act_bits, const ch
     /* slice shifter (product << slice*Wb): log2(slices) rows of 2:1 muxes
      * over the widest shifted product */
     if (slices > 1) pe += t->mux_um2 * sbits * (Wa + Wb * slices);
+    /* lookahead H (docs/timing.md "Lookahead weight skipping"): H more
+     * activation registers with their valid bits moving east, the weight's
+     * window index of ceil(log2(H+1)) bits, and the (H+1):1 multiplexer that
+     * picks the activation, H rows of 2:1 muxes over Wa bits */
+    double la = 0;
+    if (a->lookahead > 0) {
+        const int H = a->lookahead;
+        la = t->reg_um2 * (H * (Wa + 1) + ceil_log2(H + 1)) + t->mux_um2 * H * Wa;
+    }
+    pe += la;
+    o->pe_lookahead_um2 = la * fa;
 
     double skip = 0, edge = 0;
     if (a->zero_skip != QS_SKIP_NONE) {

@@ -66,6 +66,7 @@ typedef struct {
     qs_zero_skip zero_skip;
     int32_t skip_group;            /* lanes moving in lockstep when skipping */
     qs_skip_impl skip_impl;
+    int32_t lookahead;             /* OS weight skipping: steps a column may run ahead (0: off) */
     int32_t acc_bits;              /* accumulator width, 8..32 */
     qs_overflow overflow;
     /* [buffer.ifmap] [buffer.weight] [buffer.accum] */

@@ -56,6 +56,8 @@ typedef struct {
     /* added with the implementation (models/energy.c) */
     double pe_idle_pj;      /* one idle PE-cycle (no valid operands) */
     double pe_skip_um2;     /* the part of pe_um2 that is zero-skip logic */
+    double pe_lookahead_um2; /* the part of pe_um2 that is the lookahead window, index and multiplexer */
+    double lookahead_mux_pj; /* the part of mac_pj that is the lookahead multiplexer */
     double node_area_factor;    /* area x, table node -> arch node */
     double node_energy_factor;  /* on-chip energy x, table node -> arch node */
     double voltage_energy_factor; /* on-chip energy x, table voltage -> arch voltage */

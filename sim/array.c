@@ -19,9 +19,12 @@
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
+/* Activation zeros save time (whole steps of a row group). Not with
+ * lookahead: its weight schedule is fixed by the compiler, so activations
+ * only gate (docs/timing.md "Lookahead weight skipping"). */
 static int act_skip(const qs_arch *a)
 {
-    return a->zero_skip == QS_SKIP_ACTIVATIONS || a->zero_skip == QS_SKIP_BOTH;
+    return (a->zero_skip == QS_SKIP_ACTIVATIONS || a->zero_skip == QS_SKIP_BOTH) && a->lookahead == 0;
 }
 
 static int gating(const qs_arch *a) { return a->zero_skip != QS_SKIP_NONE; }
@@ -29,11 +32,22 @@ static int gating(const qs_arch *a) { return a->zero_skip != QS_SKIP_NONE; }
 static int scalesim(const qs_arch *a) { return a->timing == QS_TIMING_SCALESIM; }
 
 /* OS rows that share a weight feed and move in lockstep. SCALE-Sim's array
- * has no skip groups: all rows move together. */
+ * has no skip groups: all rows move together; nor has lookahead, whose one
+ * weight schedule serves every row. */
 static int32_t lockstep_group(const qs_arch *a)
 {
-    return scalesim(a) ? a->rows : min32(a->skip_group, a->rows);
+    return scalesim(a) || a->lookahead > 0 ? a->rows : min32(a->skip_group, a->rows);
 }
+
+static int32_t ceil_log2_32(int32_t v)
+{
+    int32_t b = 0;
+    while (((int32_t)1 << b) < v) b++;
+    return b;
+}
+
+/* Lookahead: bits of the window index that travels with each weight slice. */
+static int32_t offset_bits(const qs_arch *a) { return ceil_log2_32(a->lookahead + 1); }
 
 int32_t qs_array_stream_needs(const qs_arch *a, const qs_layer_map *m, int64_t need[3], int64_t bw[3])
 {
@@ -47,8 +61,10 @@ int32_t qs_array_stream_needs(const qs_arch *a, const qs_layer_map *m, int64_t n
     int32_t ngroups = (int32_t)ceil_div(a->rows, lockstep_group(a));
     switch (a->dataflow) {
     case QS_DF_OS:
-        need[0] = ceil_div((int64_t)a->rows * m->act_bits, 8);
-        need[1] = ceil_div((int64_t)ngroups * a->cols * a->weight_path_bits, 8);
+        /* lookahead: the window may advance by up to H + 1 steps a clock and
+         * each weight slice carries its window index */
+        need[0] = ceil_div((int64_t)(a->lookahead + 1) * a->rows * m->act_bits, 8);
+        need[1] = ceil_div((int64_t)ngroups * a->cols * (a->weight_path_bits + offset_bits(a)), 8);
         break;
     case QS_DF_WS:
         need[0] = ceil_div((int64_t)a->rows * m->act_bits, 8);
@@ -86,6 +102,7 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
     c->facts.layer = -1;
     c->dense.layer = -1;
     c->slices.layer = -1;
+    c->la_cache.layer = -1;
     c->rows_budget = (size_t)96 << 20;
     int32_t R = a->rows, C = a->cols;
     c->n_groups = (int32_t)ceil_div(R, lockstep_group(a));
@@ -98,8 +115,10 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
      * followed by one row of its results (an IS instruction spans all n) */
     c->tile_acc = malloc(sizeof(int32_t) * ((size_t)max_n * (size_t)max_k + (size_t)max_n + (size_t)R * C + 16));
     c->colcount = calloc(edge, sizeof(int32_t));
-    c->edge_i = calloc(edge, sizeof(int32_t));
-    c->edge_v = calloc(edge, 1);
+    /* lookahead: a window of H + 1 activations per row */
+    c->edge_i = calloc(edge * (size_t)(a->lookahead + 1), sizeof(int32_t));
+    c->edge_v = calloc(edge * (size_t)(a->lookahead + 1), 1);
+    c->edge_o = calloc(edge, 1);
     c->edge_s = calloc(edge, 1);
     c->edge_n = calloc(edge, sizeof(int32_t));
     c->edge_nv = calloc(edge, 1);
@@ -107,7 +126,7 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
     c->south = calloc(edge, sizeof(int32_t));
     c->south_v = calloc(edge, 1);
     if (!c->sched_all || !c->sched_len || !c->sched || !c->kidx || !c->tile_acc || !c->colcount || !c->edge_i ||
-        !c->edge_v || !c->edge_s || !c->edge_n || !c->edge_nv || !c->edge_ns || !c->south || !c->south_v)
+        !c->edge_v || !c->edge_o || !c->edge_s || !c->edge_n || !c->edge_nv || !c->edge_ns || !c->south || !c->south_v)
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for array scratch");
     if (c->engine == QS_ENGINE_DETAILED) {
         int32_t n = a->dataflow == QS_DF_OS ? c->n_groups : 1;
@@ -115,7 +134,7 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
         if (!c->groups) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
         for (int32_t i = 0; i < n; i++) {
             qs_pe_array_cfg pc = {a->dataflow == QS_DF_OS ? lockstep_group(a) : R, C, a->dataflow,
-                                  a->weight_path_bits, a->acc_bits, a->overflow, gating(a)};
+                                  a->weight_path_bits, a->acc_bits, a->overflow, gating(a), a->lookahead};
             qs_status st = qs_pe_array_create(&pc, &c->groups[i], err);
             if (st) return st;
         }
@@ -138,6 +157,9 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->colcount);
     free(c->edge_i);
     free(c->edge_v);
+    free(c->edge_o);
+    free(c->la_cache.slot);
+    free(c->la_buf);
     free(c->edge_s);
     free(c->edge_n);
     free(c->edge_nv);
@@ -581,7 +603,7 @@ QS_VECTOR_CLONES static const struct qs_os_rows *os_rows(qs_array_ctx *c, const 
     const qs_layer_map *m = v->m;
     const int32_t kl = (int32_t)in->k_len, lp = (kl + 15) & ~15, ml = (int32_t)in->m_len;
     const int32_t *klist = v->list + in->k0;
-    const int32_t R = c->arch->rows, G = min32(c->arch->skip_group, R), ngt = (int32_t)ceil_div(R, G);
+    const int32_t R = c->arch->rows, G = lockstep_group(c->arch), ngt = (int32_t)ceil_div(R, G);
     const int32_t n_groups = (int32_t)ceil_div(ml, R) * ngt;
     /* activations (and the padding value) fit int16 whenever the input does:
      * then only the int16 rows are kept */
@@ -1073,6 +1095,259 @@ QS_VECTOR_CLONES static int32_t os_schedule_fast(qs_array_ctx *c, const qs_insn 
     return (int32_t)n;
 }
 
+/* ---- lookahead weight schedule (docs/timing.md "Lookahead weight skipping") ---------- */
+
+/* What the schedule of one instruction's n-block gives: schedule cycles,
+ * effectual (step, column) slots (a weight slice that is not zero), and
+ * (list position, column) pairs whose weight is not zero. */
+typedef struct {
+    int64_t cycles, slots, pos_cols;
+} la_counts;
+
+/* The greedy schedule of the instruction's steps e = q * S + s (list
+ * position k0 + q, slice s; L = k_len * S of them) on its Cu columns, which
+ * all rows share. Column j is effectual at e when slice s of its weight is
+ * not zero. The activation window holds steps [head, head + H]. Each cycle
+ * every column whose next effectual step lies in the window takes it (so a
+ * column still runs its own steps in order); head then moves to the earliest
+ * step some column has not taken (none left: done). With head_out / off_out
+ * (detailed engine) the cycle's head and each column's window index (-1:
+ * idle) are written, off_out[cycle * Cu + j]. Returns 0 when out of memory
+ * for the columns' step lists (c->la_buf). */
+static int la_schedule(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, int32_t H, la_counts *out,
+                       int32_t *head_out, int8_t *off_out)
+{
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, kl = (int32_t)in->k_len, L = kl * S, Cu = (int32_t)in->n_len;
+    const size_t per = (size_t)L + 1;
+    int32_t *eff = scratch(&c->la_buf, &c->la_cap, sizeof(int32_t) * (per * (size_t)Cu + 2 * (size_t)Cu + 1));
+    if (!eff) return 0;
+    int32_t *cnt = eff + per * (size_t)Cu, *at = cnt + Cu;
+    qs_slice_field f[16];
+    for (int32_t s = 0; s < S && s < 16; s++) f[s] = qs_slice_field_of(m, c->arch->weight_path_bits, s);
+    la_counts n = {0, 0, 0};
+    const int32_t *klist = v->list + in->k0;
+    for (int32_t j = 0; j < Cu; j++) {
+        const int32_t *restrict col = v->w + ((size_t)v->g * m->g.N + in->n0 + (uint32_t)j) * m->g.K;
+        int32_t *restrict ej = eff + per * (size_t)j, k = 0;
+        /* appended without branches: ternary-like weights are zero about
+         * half the time, which no branch predictor guesses */
+        int64_t pc = 0;
+        for (int32_t q = 0; q < kl; q++) {
+            const int32_t w = col[klist[q]];
+            pc += w != 0;
+            for (int32_t s = 0; s < S; s++) {
+                ej[k] = q * S + s;
+                k += qs_slice_of(f[s], w) != 0;
+            }
+        }
+        n.pos_cols += pc;
+        ej[k] = L; /* sentinel: no step left */
+        cnt[j] = k;
+        at[j] = 0;
+    }
+    int32_t head = L;
+    for (int32_t j = 0; j < Cu; j++)
+        if (eff[per * (size_t)j] < head) head = eff[per * (size_t)j];
+    while (head < L) {
+        int32_t next_head = L;
+        for (int32_t j = 0; j < Cu; j++) {
+            const int32_t *ej = eff + per * (size_t)j;
+            const int32_t e = ej[at[j]], take = (e <= head + H) & (at[j] < cnt[j]);
+            if (off_out) off_out[(size_t)n.cycles * Cu + j] = (int8_t)(take ? e - head : -1);
+            n.slots += take;
+            at[j] += take;
+            const int32_t e2 = ej[at[j]];
+            next_head = e2 < next_head ? e2 : next_head;
+        }
+        if (head_out) head_out[n.cycles] = head;
+        n.cycles++;
+        head = next_head;
+    }
+    *out = n;
+    return 1;
+}
+
+/* Fast engine: la_schedule's counts, kept per (group, n-block, k-chunk) of
+ * the current layer, since every m-tile of the layer has the same weights
+ * (struct qs_la_cache). Instructions that do not start on a block or chunk
+ * boundary are scheduled afresh. Returns 0 when out of memory. */
+static int la_counts_of(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, la_counts *out)
+{
+    const qs_layer_map *m = v->m;
+    const int32_t C = c->arch->cols;
+    struct qs_la_cache *lc = &c->la_cache;
+    const int32_t n_kc = (int32_t)ceil_div(m->g.K, m->tk);
+    const int64_t n_slots = (int64_t)m->n_lists * n_kc;
+    int64_t i = -1;
+    if (in->n0 % (uint32_t)C == 0 && in->k0 % (uint32_t)m->tk == 0 && n_slots <= INT32_MAX / 4) {
+        if (lc->layer != v->layer || lc->n < n_slots) {
+            if (lc->cap < n_slots) {
+                void *nb = realloc(lc->slot, sizeof *lc->slot * (size_t)n_slots);
+                if (!nb) return 0;
+                lc->slot = nb;
+                lc->cap = n_slots;
+            }
+            memset(lc->slot, 0, sizeof *lc->slot * (size_t)n_slots);
+            lc->layer = v->layer;
+            lc->n = n_slots;
+        }
+        i = ((int64_t)in->group * m->blocks_per_group + in->n0 / (uint32_t)C) * n_kc + in->k0 / (uint32_t)m->tk;
+        if (lc->slot[i].valid && lc->slot[i].k_len == in->k_len && lc->slot[i].n_len == in->n_len) {
+            out->cycles = lc->slot[i].cycles;
+            out->slots = lc->slot[i].slots;
+            out->pos_cols = lc->slot[i].pos_cols;
+            return 1;
+        }
+    }
+    if (!la_schedule(c, v, in, c->arch->lookahead, out, NULL, NULL)) return 0;
+    if (i >= 0) {
+        lc->slot[i].valid = 1;
+        lc->slot[i].k_len = in->k_len;
+        lc->slot[i].n_len = in->n_len;
+        lc->slot[i].cycles = out->cycles;
+        lc->slot[i].slots = out->slots;
+        lc->slot[i].pos_cols = out->pos_cols;
+    }
+    return 1;
+}
+
+/* Per list position k0 + q of the instruction, the non-zero weight slices
+ * across its Cu columns (gating counts): from the layer's facts for a whole
+ * n-block, else counted into c->kidx. */
+static const int32_t *os_nzk(qs_array_ctx *c, const gemm_view *v, const qs_insn *in)
+{
+    const qs_arch *a = c->arch;
+    const qs_layer_map *m = v->m;
+    const int32_t Cu = (int32_t)in->n_len, S = m->slices, kl = (int32_t)in->k_len;
+    /* the layer's counts cover whole n-blocks, as the compiler emits them */
+    int32_t nb = (int32_t)in->n0 / a->cols;
+    if ((int32_t)in->n0 == nb * a->cols && Cu == min32(a->cols, m->g.N - (int32_t)in->n0)) {
+        const struct qs_layer_facts *f = layer_facts(c, v, (int32_t)in->layer);
+        if (f) return f->nzk + (v->list - m->list) + in->k0;
+    }
+    int32_t *cnt = c->kidx;
+    for (int32_t q = 0; q < kl; q++) {
+        int32_t nz = 0, k = v->list[in->k0 + q];
+        for (int32_t s = 0; s < S; s++)
+            for (int32_t j = 0; j < Cu; j++) nz += wslice_at(v, s, k, (int32_t)in->n0 + j) != 0;
+        cnt[q] = nz;
+    }
+    return cnt;
+}
+
+/* OS with lookahead: every row of an array tile follows the n-block's one
+ * weight schedule; activation zeros only gate. */
+static qs_status gemm_os_lookahead(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, qs_tile_result *r,
+                                   qs_error *err)
+{
+    const qs_arch *a = c->arch;
+    const qs_layer_map *m = v->m;
+    const int32_t R = a->rows, S = m->slices, wpb = a->weight_path_bits, H = a->lookahead, W = H + 1;
+    const int32_t ob = offset_bits(a), rate = qs_array_stream_rate(a, m);
+    const int32_t Cu = (int32_t)in->n_len, kl = (int32_t)in->k_len, L = kl * S;
+    const struct qs_os_rows *rows = NULL;
+    const int32_t *nzk = NULL;
+    int32_t *heads = NULL;
+    int8_t *offs = NULL;
+    la_counts n;
+    if (c->engine == QS_ENGINE_FAST) {
+        rows = os_rows(c, v, in);
+        if (!rows || !la_counts_of(c, v, in, &n))
+            return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+        nzk = os_nzk(c, v, in);
+    } else {
+        /* the cycle heads, then the window indices, in the aux scratch */
+        size_t hb = sizeof(int32_t) * ((size_t)L + 1), bytes = hb + (size_t)L * (size_t)Cu + 1;
+        char *buf = scratch(&c->aux_buf, &c->aux_cap, bytes);
+        if (!buf) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+        heads = (int32_t *)(void *)buf;
+        offs = (int8_t *)(buf + hb);
+        if (!la_schedule(c, v, in, H, &n, heads, offs))
+            return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    }
+    const int64_t Lc = n.cycles;
+    for (int32_t mb = (int32_t)in->m0; mb < (int32_t)(in->m0 + in->m_len); mb += R) {
+        const int32_t ru = min32(R, (int32_t)(in->m0 + in->m_len) - mb);
+        const int64_t wave = Lc ? (Lc - 1) * rate + ru + Cu - 1 : 0, wave1 = Lc ? Lc + ru + Cu - 2 : 0;
+        r->ev.sram_read_bytes[QS_BUF_IFMAP] += (uint64_t)ceil_div((int64_t)kl * ru * m->act_bits, 8);
+        r->ev.sram_read_bytes[QS_BUF_WEIGHT] += (uint64_t)ceil_div(Lc * Cu * (wpb + ob), 8);
+        r->ev.macs_executed += (uint64_t)(n.pos_cols * ru);
+        r->ev.reg_bits += (uint64_t)(Lc * ru * Cu * ((int64_t)W * m->act_bits + wpb + ob));
+        const int64_t pairs = n.slots * ru;
+        if (c->engine == QS_ENGINE_FAST) {
+            /* of the ru products of a slot, those with a zero activation are gated */
+            const int32_t *za = rows->za + (size_t)((mb - (int32_t)in->m0) / R) * kl;
+            int64_t gated = 0;
+            for (int32_t q = 0; q < kl; q++) gated += (int64_t)za[q] * nzk[q];
+            r->ev.mac_gated += (uint64_t)gated;
+            r->ev.mac_ops += (uint64_t)(pairs - gated);
+        } else {
+            qs_pe_array *pa = c->groups[0];
+            int64_t consumed = 0, t = 0, limit = Lc * rate + ru + Cu + 8;
+            qs_pe_out po = {NULL, NULL, 0, 0, 0};
+            qs_pe_in pin = {c->edge_i, c->edge_v, NULL, c->edge_n, c->edge_nv, c->edge_ns, 1, 0, c->edge_o};
+            qs_pe_array_reset(pa);
+            /* until every slot's products are in and the last cycle's wavefront has crossed the tile */
+            while (consumed < pairs || t < wave) {
+                for (int32_t i = 0; i < R; i++) {
+                    int64_t d = t - i, e = d / rate;
+                    int ok = i < ru && d >= 0 && d % rate == 0 && e < Lc;
+                    for (int32_t w = 0; w < W; w++) {
+                        int32_t step = ok ? heads[e] + w : L;
+                        c->edge_v[i * W + w] = (uint8_t)(step < L);
+                        c->edge_i[i * W + w] = step < L ? act_at(v, mb + i, v->list[in->k0 + (uint32_t)(step / S)]) : 0;
+                    }
+                }
+                for (int32_t j = 0; j < a->cols; j++) {
+                    int64_t d = t - j, e = d / rate;
+                    int ok = j < Cu && d >= 0 && d % rate == 0 && e < Lc && offs[e * Cu + j] >= 0;
+                    int32_t step = ok ? heads[e] + offs[e * Cu + j] : 0;
+                    c->edge_nv[j] = (uint8_t)ok;
+                    c->edge_ns[j] = ok ? (uint8_t)(step % S) : 0;
+                    c->edge_o[j] = ok ? (uint8_t)offs[e * Cu + j] : 0;
+                    c->edge_n[j] = ok ? wslice_at(v, step % S, v->list[in->k0 + (uint32_t)(step / S)], (int32_t)in->n0 + j) : 0;
+                }
+                qs_pe_array_tick(pa, &pin, &po);
+                log_tick(c, r->cycles + (uint64_t)t, &po);
+                pin.clear = 0;
+                consumed += po.active + po.gated;
+                r->ev.mac_ops += po.active;
+                r->ev.mac_gated += po.gated;
+                r->ev.acc_overflows += po.overflows;
+                t++;
+                if (t > limit)
+                    return qs_fail(err, QS_ERR_RUN, "detailed engine: OS lookahead tile of layer %u did not drain (%lld of %lld products, %lld cycles)",
+                                   in->layer, (long long)consumed, (long long)pairs, (long long)Lc);
+            }
+            if (t != wave)
+                return qs_fail(err, QS_ERR_RUN, "detailed engine: OS lookahead tile of layer %u took %lld clocks, "
+                               "its schedule %lld", in->layer, (long long)t, (long long)wave);
+            for (int32_t i = 0; i < ru; i++)
+                for (int32_t j = 0; j < Cu; j++) {
+                    int32_t *dst = accum_at(c, v, mb + i, (int32_t)in->n0 + j);
+                    int32_t val = qs_pe_array_acc(pa, i, j);
+                    if (in->flags & QS_GEMM_FIRST_K) *dst = val;
+                    else accum_add(c, dst, val, &r->ev.acc_overflows);
+                }
+        }
+        /* drain: one row of accumulators per clock into the accumulator buffer */
+        r->cycles += (uint64_t)(wave + ru);
+        r->buffer_stall += (uint64_t)(wave - wave1);
+        r->ev.sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
+        if (!(in->flags & QS_GEMM_FIRST_K)) r->ev.sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
+    }
+    /* fast engine values: every column still adds its products in list
+     * order (a column takes its own steps in order), as without lookahead */
+    if (c->engine == QS_ENGINE_FAST) {
+        qs_status st = m->overflow_free
+                           ? values_dense(c, v, in, v->list + in->k0, kl, rows, &r->ev.acc_overflows, err)
+                           : values_checked(c, v, in, rows, &r->ev.acc_overflows, err);
+        if (st) return st;
+    }
+    return QS_OK;
+}
+
 /* ---- output stationary ----------------------------------------------------------- */
 
 static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, qs_tile_result *r,
@@ -1095,25 +1370,7 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     if (c->engine == QS_ENGINE_FAST) {
         rows = os_rows(c, v, in);
         if (!rows) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-        if (gate) {
-            /* the layer's counts cover whole n-blocks, as the compiler emits them */
-            const struct qs_layer_facts *f = NULL;
-            int32_t nb = (int32_t)in->n0 / a->cols;
-            if ((int32_t)in->n0 == nb * a->cols && Cu == min32(a->cols, m->g.N - (int32_t)in->n0))
-                f = layer_facts(c, v, (int32_t)in->layer);
-            if (f) {
-                nzk = f->nzk + (v->list - m->list) + in->k0;
-            } else {
-                int32_t *cnt = c->kidx;
-                for (int32_t q = 0; q < kl; q++) {
-                    int32_t nz = 0, k = v->list[in->k0 + q];
-                    for (int32_t s = 0; s < S; s++)
-                        for (int32_t j = 0; j < Cu; j++) nz += wslice_at(v, s, k, (int32_t)in->n0 + j) != 0;
-                    cnt[q] = nz;
-                }
-                nzk = cnt;
-            }
-        }
+        if (gate) nzk = os_nzk(c, v, in);
     }
 
     for (int32_t mb = (int32_t)in->m0; mb < (int32_t)(in->m0 + in->m_len); mb += R) {
@@ -1146,7 +1403,7 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
                 qs_pe_array *pa = c->groups[gi];
                 int64_t consumed = 0, t = 0, limit = Lg * rate + Gu + Cu + 8;
                 qs_pe_out po = {NULL, NULL, 0, 0, 0};
-                qs_pe_in pin = {c->edge_i, c->edge_v, NULL, c->edge_n, c->edge_nv, c->edge_ns, 1, 0};
+                qs_pe_in pin = {c->edge_i, c->edge_v, NULL, c->edge_n, c->edge_nv, c->edge_ns, 1, 0, NULL};
                 qs_pe_array_reset(pa);
                 while (consumed < pairs || t == 0) {
                     for (int32_t i = 0; i < G; i++) {
@@ -1377,7 +1634,7 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
 
     /* detailed: load the stationary operands, then stream */
     qs_pe_array *pa = c->groups[0];
-    qs_pe_in pin = {c->edge_i, c->edge_v, c->edge_s, c->edge_n, c->edge_nv, c->edge_ns, 0, 1};
+    qs_pe_in pin = {c->edge_i, c->edge_v, c->edge_s, c->edge_n, c->edge_nv, c->edge_ns, 0, 1, NULL};
     qs_pe_out po = {c->south, c->south_v, 0, 0, 0};
     for (int32_t t = 0; t < Ku; t++) {
         int32_t rr = Ku - 1 - t;  /* the value inserted first ends deepest */
@@ -1527,7 +1784,7 @@ qs_status qs_array_gemm(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, q
         v.list = m->list + m->list_off[in->group * m->blocks_per_group + nb];
     }
     switch (c->arch->dataflow) {
-    case QS_DF_OS: return gemm_os(c, &v, in, r, err);
+    case QS_DF_OS: return c->arch->lookahead > 0 ? gemm_os_lookahead(c, &v, in, r, err) : gemm_os(c, &v, in, r, err);
     case QS_DF_WS: return gemm_ws(c, &v, in, r, err);
     case QS_DF_IS: return gemm_is(c, &v, in, r, err);
     }

@@ -33,6 +33,7 @@ typedef struct {
     uint8_t *edge_v, *edge_s;
     int32_t *edge_n;
     uint8_t *edge_nv, *edge_ns;
+    uint8_t *edge_o;           /* lookahead: window index of each north weight slice */
     int32_t *south;
     uint8_t *south_v;
     /* fast engine scratch that grows to the largest instruction seen (kept
@@ -89,6 +90,19 @@ typedef struct {
     } *rows, rows_spare;
     int32_t n_rows;                   /* slots in rows */
     size_t rows_bytes, rows_budget;   /* bytes the slots hold, and at most */
+    /* fast engine, OS lookahead: the schedule's counts per (group, n-block,
+     * k-chunk) of the current layer (sim/array.c, la_counts_of) */
+    struct qs_la_cache {
+        int32_t layer;              /* -1: none yet */
+        int64_t n, cap;             /* slots in use, allocated */
+        struct qs_la_slot {
+            int32_t valid;
+            uint32_t k_len, n_len;
+            int64_t cycles, slots, pos_cols;
+        } *slot;
+    } la_cache;
+    void *la_buf;              /* lookahead: the columns' effectual step lists (sim/array.c, la_schedule) */
+    size_t la_cap;
     qs_pe_array **groups;      /* detailed: OS one sub-array per row group; WS/IS one */
     int32_t n_groups;
     int32_t max_k;

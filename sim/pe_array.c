@@ -15,11 +15,19 @@ typedef struct {
     uint8_t stat_v;  /* WS/IS: a value was loaded (unused columns hold none) */
     int32_t acc;     /* OS: accumulator; WS/IS: partial sum moving south */
     uint8_t accv;
+    uint8_t yo;      /* OS lookahead: the weight's window entry */
 } qs_pe;
+
+/* OS lookahead: the activation window each PE holds and forwards east, H + 1
+ * entries per PE (entry 0 is the oldest step), kept apart from qs_pe so that
+ * arrays without lookahead stay as small as before. */
+#define QS_PE_MAX_WINDOW 8
 
 struct qs_pe_array {
     qs_pe_array_cfg cfg;
     qs_pe *pe;       /* rows*cols, row-major */
+    int32_t *xw;     /* lookahead: rows*cols*(H+1) window values */
+    uint8_t *xwv;    /* and their valid bits */
 };
 
 qs_status qs_pe_array_create(const qs_pe_array_cfg *cfg, qs_pe_array **out, qs_error *err)
@@ -33,12 +41,20 @@ qs_status qs_pe_array_create(const qs_pe_array_cfg *cfg, qs_pe_array **out, qs_e
         return qs_fail(err, QS_ERR_ARG, "pe array: weight_path_bits %d out of range 1..8", cfg->weight_path_bits);
     if (cfg->acc_bits < 2 || cfg->acc_bits > 32)
         return qs_fail(err, QS_ERR_ARG, "pe array: acc_bits %d out of range", cfg->acc_bits);
+    if (cfg->lookahead < 0 || cfg->lookahead >= QS_PE_MAX_WINDOW || (cfg->lookahead > 0 && cfg->dataflow != QS_DF_OS))
+        return qs_fail(err, QS_ERR_ARG, "pe array: lookahead %d out of range 0..%d (OS only)", cfg->lookahead,
+                       QS_PE_MAX_WINDOW - 1);
     qs_pe_array *a = calloc(1, sizeof *a);
     if (!a) return qs_fail(err, QS_ERR_NOMEM, "pe array: out of memory");
     a->cfg = *cfg;
     a->pe = calloc((size_t)cfg->rows * (size_t)cfg->cols, sizeof *a->pe);
-    if (!a->pe) {
-        free(a);
+    size_t win = cfg->lookahead > 0 ? (size_t)cfg->rows * (size_t)cfg->cols * (size_t)(cfg->lookahead + 1) : 0;
+    if (win) {
+        a->xw = calloc(win, sizeof *a->xw);
+        a->xwv = calloc(win, 1);
+    }
+    if (!a->pe || (win && (!a->xw || !a->xwv))) {
+        qs_pe_array_destroy(a);
         return qs_fail(err, QS_ERR_NOMEM, "pe array: out of memory");
     }
     *out = a;
@@ -49,12 +65,19 @@ void qs_pe_array_destroy(qs_pe_array *a)
 {
     if (!a) return;
     free(a->pe);
+    free(a->xw);
+    free(a->xwv);
     free(a);
 }
 
 void qs_pe_array_reset(qs_pe_array *a)
 {
     memset(a->pe, 0, (size_t)a->cfg.rows * (size_t)a->cfg.cols * sizeof *a->pe);
+    if (a->xw) {
+        size_t win = (size_t)a->cfg.rows * (size_t)a->cfg.cols * (size_t)(a->cfg.lookahead + 1);
+        memset(a->xw, 0, win * sizeof *a->xw);
+        memset(a->xwv, 0, win);
+    }
 }
 
 int32_t qs_pe_array_acc(const qs_pe_array *a, int32_t i, int32_t j)
@@ -76,7 +99,48 @@ void qs_pe_array_tick(qs_pe_array *a, const qs_pe_in *in, qs_pe_out *out)
     const int R = c->rows, C = c->cols, wpb = c->weight_path_bits;
     uint32_t active = 0, gated = 0, ovfs = 0;
 
-    if (c->dataflow == QS_DF_OS) {
+    if (c->dataflow == QS_DF_OS && c->lookahead > 0) {
+        /* the window moves east like a single activation; the weight slice
+         * brings the index of the entry it multiplies */
+        const int W = c->lookahead + 1;
+        for (int i = R - 1; i >= 0; i--) {
+            for (int j = C - 1; j >= 0; j--) {
+                size_t at = (size_t)i * C + j;
+                qs_pe *p = &a->pe[at];
+                int32_t *xw = &a->xw[at * W];
+                uint8_t *xwv = &a->xwv[at * W];
+                const int32_t *wx = j ? xw - W : &in->west[(size_t)i * W];
+                const uint8_t *wxv = j ? xwv - W : &in->west_valid[(size_t)i * W];
+                const qs_pe *n = i ? p - C : NULL;
+                int32_t y = n ? n->y : in->north[j];
+                uint8_t yv = n ? n->yv : in->north_valid[j];
+                uint8_t ys = n ? n->ys : (in->north_shift ? in->north_shift[j] : 0);
+                uint8_t yo = n ? n->yo : (in->north_offset ? in->north_offset[j] : 0);
+                if (yo >= W) { /* an entry the window does not have selects nothing */
+                    yo = 0;
+                    yv = 0;
+                }
+                if (in->clear) p->acc = 0;
+                int32_t x = wx[yo];
+                if (wxv[yo] && yv) {
+                    if (c->gate && (x == 0 || y == 0)) {
+                        gated++;
+                    } else {
+                        int ovf = 0;
+                        p->acc = qs_acc_add(p->acc, ((int64_t)x * y) * ((int64_t)1 << (wpb * ys)),
+                                            c->acc_bits, c->overflow, &ovf);
+                        ovfs += (uint32_t)ovf;
+                        active++;
+                    }
+                }
+                for (int w = 0; w < W; w++) {
+                    xw[w] = wx[w];
+                    xwv[w] = wxv[w];
+                }
+                p->y = y; p->yv = yv; p->ys = ys; p->yo = yo;
+            }
+        }
+    } else if (c->dataflow == QS_DF_OS) {
         for (int i = R - 1; i >= 0; i--) {
             for (int j = C - 1; j >= 0; j--) {
                 qs_pe *p = &a->pe[(size_t)i * C + j];

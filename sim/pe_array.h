@@ -33,9 +33,14 @@ typedef struct {
     int32_t acc_bits;
     qs_overflow overflow;
     int32_t gate;            /* 1: zero-operand products are gated */
+    int32_t lookahead;       /* OS: H > 0 moves a window of H + 1 activations per row east and
+                              * each weight slice selects one of them (docs/timing.md
+                              * "Lookahead weight skipping"); 0: one activation per row */
 } qs_pe_array_cfg;
 
-/* One clock's edge inputs. Arrays are rows long (west) or cols long (north). */
+/* One clock's edge inputs. Arrays are rows long (west) or cols long (north);
+ * with lookahead H > 0 (OS) west and west_valid are rows * (H + 1) long, the
+ * window of row i at [i * (H + 1), (i + 1) * (H + 1)). */
 typedef struct {
     const int32_t *west;         /* OS: activation; WS: activation; IS: weight slice */
     const uint8_t *west_valid;
@@ -45,6 +50,7 @@ typedef struct {
     const uint8_t *north_shift;  /* OS/WS: slice index of the weight */
     uint8_t clear;               /* OS: zero all accumulators before this clock */
     uint8_t load;                /* WS/IS: this clock shifts north values down */
+    const uint8_t *north_offset; /* OS lookahead: window entry the weight slice multiplies; NULL: 0 */
 } qs_pe_in;
 
 /* What one clock did. south/south_valid are cols long (WS/IS). */

@@ -103,6 +103,7 @@ public:
         set_port(m_->north, p.north);
         set_port(m_->north_valid, p.north_valid);
         set_port(m_->north_shift, p.north_shift);
+        set_port(m_->north_offset, p.north_offset);
         m_->clear = p.clear;
         m_->load = p.load;
         half(0);
@@ -150,11 +151,18 @@ private:
 void print_edge(const Variant &v, const Edge &e, int r, int c)
 {
     printf("  inputs this clock: clear=%u load=%u\n  west (value/valid/shift):", e.clear, e.load);
-    for (int i = 0; i < r; i++) printf(" %d/%u/%u", e.west[i], e.west_valid[i], e.west_shift[i]);
-    printf("\n  north (value/valid/shift):");
-    for (int j = 0; j < c; j++) printf(" %d/%u/%u", e.north[j], e.north_valid[j], e.north_shift[j]);
+    const int W = v.lookahead + 1;
+    for (int i = 0; i < r; i++) {
+        printf(" ");
+        for (int w = 0; w < W; w++) printf("%s%d/%u", w ? "," : "", e.west[i * W + w], e.west_valid[i * W + w]);
+        printf("/%u", e.west_shift[i]);
+    }
+    printf("\n  north (value/valid/shift%s):", W > 1 ? "/window index" : "");
+    for (int j = 0; j < c; j++) {
+        printf(" %d/%u/%u", e.north[j], e.north_valid[j], e.north_shift[j]);
+        if (W > 1) printf("/%u", e.north_offset[j]);
+    }
     printf("\n");
-    (void)v;
 }
 
 template <class M>
@@ -369,8 +377,8 @@ struct Entry {
     int (*bench)(const Variant &, uint64_t, uint64_t);
 };
 
-#define QS_ENTRY(name, cls, rows, cols, df, opw, wpb, shw, accw, sat, gate)                            \
-    {{#name, rows, cols, df, opw, wpb, shw, accw, sat, gate}, &run_variant<cls>, &bench_variant<cls>},
+#define QS_ENTRY(name, cls, rows, cols, df, opw, wpb, shw, accw, sat, gate, la)                        \
+    {{#name, rows, cols, df, opw, wpb, shw, accw, sat, gate, la}, &run_variant<cls>, &bench_variant<cls>},
 const Entry entries[] = {QS_COSIM_VARIANTS(QS_ENTRY)};
 #undef QS_ENTRY
 
@@ -415,8 +423,9 @@ int main(int argc, char **argv)
             bench = strtoull(val(), nullptr, 0);
         else if (!strcmp(argv[a], "--list")) {
             for (const Entry &en : entries)
-                printf("%s %dx%d %s acc %d %s gate %d\n", en.v.name, en.v.rows, en.v.cols, df_name(en.v.dataflow),
-                       en.v.acc_w, en.v.saturate ? "saturate" : "wrap", en.v.gate);
+                printf("%s %dx%d %s acc %d %s gate %d lookahead %d\n", en.v.name, en.v.rows, en.v.cols,
+                       df_name(en.v.dataflow), en.v.acc_w, en.v.saturate ? "saturate" : "wrap", en.v.gate,
+                       en.v.lookahead);
             return 0;
         } else {
             usage();

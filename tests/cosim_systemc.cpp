@@ -74,7 +74,7 @@ SC_MODULE(Checker)
 
     SC_CTOR(Checker)
     {
-        v = Variant{"sc", R, C, QS_SC_DF, OPW, QS_SC_WPB, SHW, ACCW, QS_SC_SAT, QS_SC_GATE};
+        v = Variant{"sc", R, C, QS_SC_DF, OPW, QS_SC_WPB, SHW, ACCW, QS_SC_SAT, QS_SC_GATE, 0};
         SC_THREAD(run);
     }
 
@@ -194,6 +194,7 @@ int sc_main(int argc, char **argv)
     sc_signal<sc_bv<C * OPW>> north;
     sc_signal<sc_bv<C>> north_valid;
     sc_signal<sc_bv<C * SHW>> north_shift;
+    sc_signal<sc_bv<C>> north_offset; // no lookahead: one index bit per column, never read, held at 0
     sc_signal<sc_bv<C * ACCW>> south;
     sc_signal<sc_bv<C>> south_valid;
     sc_signal<sc_bv<N * ACCW>> acc_flat;
@@ -212,6 +213,7 @@ int sc_main(int argc, char **argv)
     top.north(north);
     top.north_valid(north_valid);
     top.north_shift(north_shift);
+    top.north_offset(north_offset);
     top.south(south);
     top.south_valid(south_valid);
     top.acc_flat(acc_flat);

@@ -35,6 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # (preset, extra --set overrides) x engines; every network runs on all of them
 CONFIGS = [
     ("dlac", ["array.max_act_bits=8", "array.acc_bits=32", "array.overflow=wrap"]),
+    # lookahead weight skipping (docs/timing.md): each column runs its own non-zero weights
+    ("dlac", ["array.max_act_bits=8", "array.acc_bits=32", "array.overflow=wrap", "array.lookahead=3"]),
     ("tpu_int8", []),
     ("edge", ["array.acc_bits=32", "array.overflow=wrap"]),
     ("edge", ["array.acc_bits=32", "array.overflow=wrap", "array.dataflow=is"]),
@@ -359,7 +361,9 @@ def main(argv):
             problems = []
             for preset, sets in CONFIGS:
                 for engine in ENGINES:
-                    tag = "%s%s/%s" % (preset, "(is)" if "array.dataflow=is" in sets else "", engine)
+                    tag = "%s%s%s/%s" % (preset, "(is)" if "array.dataflow=is" in sets else "",
+                                         "(lookahead)" if any(x.startswith("array.lookahead") for x in sets) else "",
+                                         engine)
                     outdir = os.path.join(tmp, "%s_%s" % (net.name, tag.replace("/", "_").replace("(", "").replace(")", "")))
                     rc, err, cmd = run_qsim(args.qsim, args.root, qbin, npy, preset, sets, engine, outdir)
                     if rc != 0:

@@ -125,6 +125,9 @@ static const bad_case BAD[] = {
     {"[general]\nname = a/b\n", NULL, "bad.cfg:2: [general] name"},
     /* cross-field: reported at the key set last, naming the other */
     {"[array]\nrows = 16\nskip_group = 5\n", NULL, "bad.cfg:3: [array] skip_group: skip_group = 5 does not divide rows = 16 ([array] rows: line 2)"},
+    {"[array]\nlookahead = 8\n", NULL, "bad.cfg:2: [array] lookahead: 8 is out of range 0..7"},
+    {"[array]\nzero_skip = gate\nlookahead = 2\n", NULL, "bad.cfg:3: [array] lookahead: lookahead = 2 needs zero_skip = weights or both, not gate ([array] zero_skip: line 2)"},
+    {"[array]\nlookahead = 1\nzero_skip = weights\ndataflow = ws\n", NULL, "bad.cfg:4: [array] dataflow: lookahead = 1 needs dataflow = os, not ws ([array] lookahead: line 2)"},
     {"[array]\nskip_group = 32\n", NULL, "bad.cfg:2: [array] skip_group: skip_group = 32 exceeds rows = 16"},
     {"[array]\nskip_group = 8\nrows = 4\n", NULL, "bad.cfg:3: [array] rows: skip_group = 8 exceeds rows = 4 ([array] skip_group: line 2)"},
     {"[array]\nweight_path_bits = 8\nmax_weight_bits = 4\n", NULL, "bad.cfg:3: [array] max_weight_bits: max_weight_bits = 4 is narrower than weight_path_bits = 8"},

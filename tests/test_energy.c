@@ -101,6 +101,33 @@ static void test_pe_area_crosscheck(void)
     NEAR(t.array_mm2, 16 * 16 * t.pe_um2 * 1e-6, 1e-12);
 }
 
+/* Lookahead: the window registers, window index and multiplexer by hand
+ * (docs/config.md "Area"), and the multiplexer's energy per operation. */
+static void test_lookahead_cost(void)
+{
+    qs_arch a;
+    arch_8x8(&a);
+    a.weight_path_bits = 2;
+    a.max_weight_bits = 2;
+    a.max_act_bits = 4;
+    a.acc_bits = 24;
+    a.zero_skip = QS_SKIP_WEIGHTS;
+    qs_tech base = tech_of(&a, 0);
+    CU_ASSERT_DOUBLE_EQUAL(base.pe_lookahead_um2, 0.0, 1e-12);
+    for (int H = 1; H <= 3; H++) {
+        a.lookahead = H;
+        qs_tech t = tech_of(&a, 0);
+        /* H x (4 activation bits + valid) flops, ceil(log2(H+1)) index flops
+         * at 6.0 um^2, H x 4 2:1 mux bits at 1.2 um^2 */
+        double want = 6.0 * (H * 5 + (H == 1 ? 1 : 2)) + 1.2 * H * 4;
+        NEAR(t.pe_lookahead_um2, want, 1e-12);
+        NEAR(t.pe_um2 - base.pe_um2, want, 1e-12);
+        /* H x 4 mux bits x 0.009 pJ x 1.2 / 6.0 per operation */
+        NEAR(t.mac_pj - base.mac_pj, H * 4 * 0.009 * 1.2 / 6.0, 1e-12);
+        NEAR(t.lookahead_mux_pj, H * 4 * 0.009 * 1.2 / 6.0, 1e-12);
+    }
+}
+
 static void test_skip_impl(void)
 {
     qs_arch a;
@@ -430,6 +457,7 @@ int main(void)
     CU_add_test(s1, "MAC energy rule", test_mac_rule);
     CU_add_test(s1, "8x8 PE area cross-check", test_pe_area_crosscheck);
     CU_add_test(s1, "skip implementation", test_skip_impl);
+    CU_add_test(s1, "lookahead window, index and multiplexer", test_lookahead_cost);
     CU_add_test(s1, "node scaling", test_node_scaling);
     CU_add_test(s1, "voltage scaling", test_voltage_scaling);
     CU_add_test(s1, "SRAM", test_sram);

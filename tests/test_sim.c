@@ -48,6 +48,7 @@ typedef struct {
     int ibanks, iwidth, wbanks, wwidth, abanks, awidth, aports;
     double dram_bpc;
     int dram_lat, burst, lanes;
+    int lookahead;
     char mem[200];  /* more [dram] keys, then a [dma] section (empty: the simple channel, a blocking engine) */
 } sim_cfg;
 
@@ -59,14 +60,14 @@ static int make_arch(const sim_cfg *c, qs_arch *a)
     char ini[3000];
     snprintf(ini, sizeof ini,
              "[array]\nrows = %d\ncols = %d\ndataflow = %s\nweight_path_bits = %d\nmax_weight_bits = %d\n"
-             "max_act_bits = %d\nzero_skip = %s\nskip_group = %d\nacc_bits = %d\noverflow = %s\n"
+             "max_act_bits = %d\nzero_skip = %s\nskip_group = %d\nacc_bits = %d\noverflow = %s\nlookahead = %d\n"
              "[buffer.ifmap]\nsize_kib = %d\nbanks = %d\nbank_width_bytes = %d\ndouble_buffer = %d\n"
              "[buffer.weight]\nsize_kib = %d\nbanks = %d\nbank_width_bytes = %d\ndouble_buffer = %d\n"
              "[buffer.accum]\nsize_kib = %d\nbanks = %d\nbank_width_bytes = %d\nports = %d\ndouble_buffer = %d\n"
              "[dram]\nbytes_per_cycle = %g\nlatency_cycles = %d\nburst_bytes = %d\n%s"
              "[ppu]\nlanes = %d\n",
              c->rows, c->cols, DFN[c->df], c->wpb, c->mwb, c->mab, SKN[c->skip], c->group, c->acc_bits,
-             c->ovf == QS_OVF_WRAP ? "wrap" : "saturate", c->ikib, c->ibanks, c->iwidth, c->dbl, c->wkib, c->wbanks,
+             c->ovf == QS_OVF_WRAP ? "wrap" : "saturate", c->lookahead, c->ikib, c->ibanks, c->iwidth, c->dbl, c->wkib, c->wbanks,
              c->wwidth, c->dbl, c->akib, c->abanks, c->awidth, c->aports, c->dbl, c->dram_bpc, c->dram_lat, c->burst,
              c->mem, c->lanes);
     return rn_arch(ini, NULL, 0, a);
@@ -75,7 +76,7 @@ static int make_arch(const sim_cfg *c, qs_arch *a)
 static sim_cfg default_cfg(void)
 {
     sim_cfg c = {4, 4, QS_DF_OS, 2, 8, 8, QS_SKIP_NONE, 1, 32, QS_OVF_WRAP, 8, 8, 8, 1, 2, 8, 2, 8, 2, 8, 1,
-                 16.0, 20, 64, 4, ""};
+                 16.0, 20, 64, 4, 0, ""};
     return c;
 }
 
@@ -142,12 +143,16 @@ static int rate_of(const qs_arch *a, int act_bits)
     int64_t r = 1, need;
     int R = a->rows, C = a->cols;
     switch (a->dataflow) {
-    case QS_DF_OS:
-        need = cdiv64((int64_t)R * act_bits, 8);
+    case QS_DF_OS: {
+        /* lookahead: H + 1 steps of activations a clock; one weight feed for
+         * all rows, each slice with its window index */
+        const int H = a->lookahead, ob = H >= 4 ? 3 : H >= 2 ? 2 : H;
+        need = cdiv64((int64_t)(H + 1) * R * act_bits, 8);
         if (cdiv64(need, bw_i) > r) r = cdiv64(need, bw_i);
-        need = cdiv64(cdiv64(R, a->skip_group) * C * a->weight_path_bits, 8);
+        need = cdiv64(cdiv64(R, H ? R : a->skip_group) * C * (a->weight_path_bits + ob), 8);
         if (cdiv64(need, bw_w) > r) r = cdiv64(need, bw_w);
         break;
+    }
     case QS_DF_WS:
         need = cdiv64((int64_t)R * act_bits, 8);
         if (cdiv64(need, bw_i) > r) r = cdiv64(need, bw_i);
@@ -163,6 +168,52 @@ static int rate_of(const qs_arch *a, int act_bits)
 }
 
 static int act_skipping(const qs_arch *a) { return a->zero_skip == QS_SKIP_ACTIVATIONS || a->zero_skip == QS_SKIP_BOTH; }
+
+/* docs/timing.md "Lookahead weight skipping", written from the text: the
+ * schedule of GEMM instruction g's n-block (list lst) as its number of
+ * cycles, effectual slots (non-zero weight slices) and (list position,
+ * column) pairs whose weight is not zero. Slice s < S-1 of a weight is its
+ * unsigned bits [p*s, p*(s+1)), slice S-1 the rest with the sign (a bipolar
+ * weight is its one slice). */
+static void la_reference(const qs_net *net, const qs_prog *p, int li, const qs_insn *g, const int32_t *lst,
+                         int64_t *cycles, int64_t *slots, int64_t *pos_cols)
+{
+    const qs_layer_map *m = &p->maps[li];
+    const int S = m->slices, wpb = p->arch.weight_path_bits, H = p->arch.lookahead;
+    const int K = m->g.K, N = m->g.N, Cu = (int)g->n_len, kl = (int)g->k_len;
+    const int32_t *w = net->tensors[net->layers[li].weight].data;
+    int *eff = malloc(sizeof(int) * (size_t)(Cu * kl * S + 1)), *cnt = calloc((size_t)Cu, sizeof(int)),
+        *at = calloc((size_t)Cu, sizeof(int));
+    *cycles = *slots = *pos_cols = 0;
+    for (int j = 0; j < Cu; j++)
+        for (int q = 0; q < kl; q++) {
+            int32_t wv = w[((int64_t)g->group * N + g->n0 + j) * K + lst[g->k0 + (uint32_t)q]];
+            int any = 0;
+            for (int sl = 0; sl < S; sl++) {
+                int32_t piece = sl < S - 1 ? (wv >> (wpb * sl)) & ((1 << wpb) - 1) : wv >> (wpb * sl);
+                if (piece != 0) {
+                    eff[j * kl * S + cnt[j]++] = q * S + sl;
+                    any = 1;
+                }
+            }
+            *pos_cols += any;
+        }
+    for (;;) {
+        int head = INT32_MAX;
+        for (int j = 0; j < Cu; j++)
+            if (at[j] < cnt[j] && eff[j * kl * S + at[j]] < head) head = eff[j * kl * S + at[j]];
+        if (head == INT32_MAX) break;
+        for (int j = 0; j < Cu; j++)
+            if (at[j] < cnt[j] && eff[j * kl * S + at[j]] - head <= H) {
+                at[j]++;
+                (*slots)++;
+            }
+        (*cycles)++;
+    }
+    free(eff);
+    free(cnt);
+    free(at);
+}
 
 /* Busy cycles and buffer stalls of GEMM layer li, from docs/timing.md "Array". */
 static void expected_busy_ev(const qs_net *net, const qs_prog *p, int li, const int32_t *in, uint64_t *busy,
@@ -197,7 +248,24 @@ static void expected_busy_ev(const qs_net *net, const qs_prog *p, int li, const 
             int nb = (int)g->n0 / C;
             const int32_t *lst = m->list + m->list_off[g->group * m->blocks_per_group + nb];
             int Cu = (int)g->n_len;
-            if (a->dataflow == QS_DF_OS) {
+            if (a->dataflow == QS_DF_OS && a->lookahead > 0) {
+                const int H = a->lookahead, ob = H >= 4 ? 3 : H >= 2 ? 2 : H;
+                int64_t Lc, slots, pc;
+                la_reference(net, p, li, g, lst, &Lc, &slots, &pc);
+                for (int mb = (int)g->m0; mb < (int)(g->m0 + g->m_len); mb += R) {
+                    int ru = (int)(g->m0 + g->m_len) - mb < R ? (int)(g->m0 + g->m_len) - mb : R;
+                    int64_t t = Lc ? (Lc - 1) * rate + ru + Cu - 1 : 0, t1 = Lc ? Lc + ru + Cu - 2 : 0;
+                    *busy += (uint64_t)(t + ru);
+                    *bstall += (uint64_t)(t - t1);
+                    ev->sram_read_bytes[QS_BUF_IFMAP] += (uint64_t)cdiv64((int64_t)g->k_len * ru * ab, 8);
+                    ev->sram_read_bytes[QS_BUF_WEIGHT] += (uint64_t)cdiv64(Lc * Cu * (wpb + ob), 8);
+                    ev->macs_executed += (uint64_t)(pc * ru);
+                    ev->mac_ops += (uint64_t)(slots * ru); /* active + gated */
+                    ev->reg_bits += (uint64_t)(Lc * ru * Cu * ((H + 1) * ab + wpb + ob));
+                    ev->sram_write_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
+                    if (!(g->flags & QS_GEMM_FIRST_K)) ev->sram_read_bytes[QS_BUF_ACCUM] += (uint64_t)ru * Cu * 4;
+                }
+            } else if (a->dataflow == QS_DF_OS) {
                 int G = a->skip_group < R ? a->skip_group : R;
                 for (int mb = (int)g->m0; mb < (int)(g->m0 + g->m_len); mb += R) {
                     int ru = (int)(g->m0 + g->m_len) - mb < R ? (int)(g->m0 + g->m_len) - mb : R;
@@ -614,9 +682,9 @@ out:
 
 static void describe_cfg(const sim_cfg *c, char *buf, size_t n)
 {
-    snprintf(buf, n, "%dx%d %s wpb %d mwb %d mab %d skip %s/%d acc %d %s buf %d/%d/%d%s banks %dx%d %dx%d %dx%dx%d "
+    snprintf(buf, n, "%dx%d %s wpb %d mwb %d mab %d skip %s/%d lookahead %d acc %d %s buf %d/%d/%d%s banks %dx%d %dx%d %dx%dx%d "
              "dram %g/%d/%d lanes %d %s",
-             c->rows, c->cols, DFN[c->df], c->wpb, c->mwb, c->mab, SKN[c->skip], c->group, c->acc_bits,
+             c->rows, c->cols, DFN[c->df], c->wpb, c->mwb, c->mab, SKN[c->skip], c->group, c->lookahead, c->acc_bits,
              c->ovf == QS_OVF_WRAP ? "wrap" : "sat", c->ikib, c->wkib, c->akib, c->dbl ? "d" : "", c->ibanks, c->iwidth,
              c->wbanks, c->wwidth, c->abanks, c->awidth, c->aports, c->dram_bpc, c->dram_lat, c->burst, c->lanes,
              c->mem);
@@ -629,7 +697,9 @@ static void test_random_equivalence(void)
     static const qs_dtype WDT[4] = {QS_DT_BIPOLAR, QS_DT_INT2, QS_DT_INT4, QS_DT_INT8};
     static const int WB[4] = {1, 2, 4, 8};
     rn_rng r = {0x5EED5111ull};
+    rn_rng rla = {0x100CA4EADull}; /* lookahead draws apart, so the other cases stay as they were */
     memset(&g_tally, 0, sizeof g_tally);
+    int la_cases = 0;
     int n_cases = 3000;
     for (int it = 0; it < n_cases; it++) {
         sim_cfg c = default_cfg();
@@ -697,6 +767,8 @@ static void test_random_equivalence(void)
         c.dram_lat = rn_int(&r, 0, 2) * 50;
         c.burst = rn_chance(&r, 0.5) ? 16 : 64;
         c.lanes = P2[rn_int(&r, 0, 3)];
+        if (c.df == QS_DF_OS && (c.skip == QS_SKIP_WEIGHTS || c.skip == QS_SKIP_BOTH) && rn_chance(&rla, 0.6))
+            c.lookahead = rn_int(&rla, 1, 4);
         /* the memory system: a bank-level DRAM preset with a random queue
          * depth and page policy, and DMA engines with outstanding requests */
         if (rn_chance(&r, 0.4)) {
@@ -714,6 +786,7 @@ static void test_random_equivalence(void)
         }
         qs_arch a;
         if (!make_arch(&c, &a)) continue;
+        la_cases += c.lookahead > 0;
         qs_net *net = rn_build(&s);
         qs_error e;
         if (qs_net_validate(net, "rand", &e) != QS_OK) {
@@ -741,7 +814,9 @@ static void test_random_equivalence(void)
            "reference, %d overflowed, %d split into k-chunks ",
            g_tally.ran, g_tally.skipped_nofit, g_tally.busy_checked, g_tally.ref_checked, g_tally.overflowed,
            g_tally.chunked);
+    printf("(%d with lookahead) ", la_cases);
     CU_ASSERT(g_tally.ran >= n_cases * 8 / 10);
+    CU_ASSERT(la_cases >= 200);
     CU_ASSERT(g_tally.overflowed >= 150);
     CU_ASSERT(g_tally.chunked >= 150);
     CU_ASSERT(g_tally.ref_checked >= 100);
@@ -850,6 +925,85 @@ static void test_activation_skipping(void)
     free(halfc);
     free(chk);
     qs_net_destroy(net);
+    g_case = "";
+}
+
+/* Lookahead by hand (docs/timing.md "Lookahead weight skipping"): a 1x1 conv
+ * of 4 pixels over K = 2 or 4 channels into 2 output channels whose weights
+ * interleave, on a 4x4 OS array (rate 1, Cu = 2, ru = 4). */
+static void set_weights(qs_net *net, const int32_t *w, int n)
+{
+    int32_t *d = net->tensors[net->layers[1].weight].data;
+    for (int i = 0; i < n; i++) d[i] = w[i];
+}
+
+static int z_channel0(int c, int m) { (void)m; return c == 0; }
+
+static void test_lookahead_by_hand(void)
+{
+    int bad = 0;
+    g_case = "lookahead by hand";
+    g_fail_msgs = 0;
+    /* int2 weights (one slice): column 0 = (1, 0, 0, 1), column 1 = (0, 1, 1, 0).
+     * Effectual steps: column 0 {0, 3}, column 1 {1, 2}.
+     *   H = 1: head 0 takes 0 (col 0) and 1 (col 1); head 2 takes 3 and 2: 2 cycles.
+     *   H = 2: the same 2 cycles (each column holds two steps, one a cycle).
+     *   H = 3: the same.
+     * All 4 rows move in lockstep: busy = (Lc - 1) + ru + Cu - 1 + ru (drain)
+     * = Lc + 8. Without lookahead (skip_group = 4, the same lockstep) the list
+     * keeps all 4 positions (none is zero in both columns): 12, and every
+     * step feeds both columns: 4 x 2 x 4 = 32 PE operations, against 16. */
+    static const int32_t W1[8] = {1, 0, 0, 1, 0, 1, 1, 0};
+    /* int4 weights on a 2-bit path (two slices): column 0 = (1, 4): slices
+     * (1, 0), (0, 1), so steps {0, 3}; column 1 = (4, 1): steps {1, 2}. */
+    static const int32_t W2[4] = {1, 4, 4, 1};
+    /* zero activations on channel 0: the slots of list position 0 gate on
+     * every row: column 0's in case 0 (4 products), both columns' in case 1 (8) */
+    static const int GATED[2] = {4, 8};
+    for (int v = 0; v < 2; v++) {
+        qs_net *net = timing_net(v ? 2 : 4, 2, 2, 1, 2, v ? QS_DT_INT4 : QS_DT_INT2, 4, 21);
+        set_weights(net, v ? W2 : W1, v ? 4 : 8);
+        int32_t *x = timing_input(net, z_none), *x0 = timing_input(net, z_channel0);
+        sim_cfg c = default_cfg();
+        c.mab = 4;
+        c.mwb = 4;
+        c.skip = QS_SKIP_WEIGHTS;
+        c.group = 4;
+        run_result rr;
+        uint64_t plain = busy_of(net, &c, x, &rr);
+        EXPECT(plain == 12, "case %d without lookahead: busy %llu, want 12", v, (unsigned long long)plain);
+        EXPECT(rr.st[1].ev.mac_ops + rr.st[1].ev.mac_gated == 32, "case %d without lookahead: %llu PE operations, "
+               "want 32", v, (unsigned long long)(rr.st[1].ev.mac_ops + rr.st[1].ev.mac_gated));
+        for (int H = 1; H <= 3; H++) {
+            c.lookahead = H;
+            uint64_t busy = busy_of(net, &c, x, &rr);
+            EXPECT(busy == 2 + 8, "case %d H %d: busy %llu, want 10", v, H, (unsigned long long)busy);
+            /* 4 effectual slots x 4 rows are PE operations; no idle slot is one */
+            EXPECT(rr.st[1].ev.mac_ops + rr.st[1].ev.mac_gated == 16, "case %d H %d: %llu PE operations, want 16", v,
+                   H, (unsigned long long)(rr.st[1].ev.mac_ops + rr.st[1].ev.mac_gated));
+            /* time is the weights' alone: zero activations only gate */
+            busy = busy_of(net, &c, x0, &rr);
+            EXPECT(busy == 2 + 8, "case %d H %d zero channel: busy %llu", v, H, (unsigned long long)busy);
+            EXPECT(rr.st[1].ev.mac_gated == (uint64_t)GATED[v], "case %d H %d: gated %llu, want %d", v, H,
+                   (unsigned long long)rr.st[1].ev.mac_gated, GATED[v]);
+            /* weight reads ceil(Lc * Cu * (p + ob) / 8), ob = ceil(log2(H + 1)) */
+            int ob = H >= 2 ? 2 : 1;
+            uint64_t wb = (uint64_t)((2 * 2 * (2 + ob) + 7) / 8);
+            EXPECT(rr.st[1].ev.sram_read_bytes[QS_BUF_WEIGHT] == wb, "case %d H %d: weight reads %llu, want %llu", v, H,
+                   (unsigned long long)rr.st[1].ev.sram_read_bytes[QS_BUF_WEIGHT], (unsigned long long)wb);
+        }
+        /* the window needs (H + 1) x 4 rows x 4 bits a clock: a 1-byte-wide ifmap
+         * bank pair (2 bytes) gives rate 2 at H = 1: (2 - 1) x 2 + 4 + 2 - 1 + 4 = 11 */
+        c.lookahead = 1;
+        c.ibanks = 2;
+        c.iwidth = 1;
+        uint64_t busy = busy_of(net, &c, x, &rr);
+        EXPECT(busy == (uint64_t)(2 - 1) * 2 + 4 + 2 - 1 + 4, "case %d rate 2: busy %llu, want 11", v,
+               (unsigned long long)busy);
+        free(x);
+        free(x0);
+        qs_net_destroy(net);
+    }
     g_case = "";
 }
 
@@ -1499,6 +1653,7 @@ int main(void)
     CU_add_test(s, "OS tile time (group time + drain, rate)", test_os_tile_formula);
     CU_add_test(s, "activation skipping needs a whole group's step zero", test_activation_skipping);
     CU_add_test(s, "wider weights take proportionally more cycles", test_weight_width);
+    CU_add_test(s, "lookahead weight skipping by hand", test_lookahead_by_hand);
     CU_add_test(s, "DRAM bandwidth removes DRAM stalls", test_dram_bandwidth);
     CU_add_test(s, "narrow banks add buffer stalls", test_bank_width);
     CU_add_test(s, "outstanding DMA requests hide DRAM latency", test_outstanding_requests);

@@ -30,7 +30,16 @@ namespace qs_cosim {
 struct Variant {
     const char *name;
     int rows, cols, dataflow, op_w, wpb, shift_w, acc_w, saturate, gate;
+    int lookahead; // OS: H > 0: a window of H+1 activations per row, a window index per weight
 };
+
+// Bits of the RTL's window index port per column (qs_pe_array's OFF_W).
+static inline int offset_width(const Variant &v)
+{
+    int b = 0;
+    while ((1 << b) < v.lookahead + 1) b++;
+    return b < 1 ? 1 : b;
+}
 
 static inline const char *df_name(int df)
 {
@@ -57,9 +66,11 @@ private:
 };
 
 // One clock's edge inputs at the RTL's full size (rows/cols of the variant).
+// With lookahead H, west and west_valid hold H+1 entries per row (row i's
+// entry w at i*(H+1)+w) once Stimulus::next() has widened them.
 struct Edge {
     std::vector<int32_t> west, north;
-    std::vector<uint8_t> west_valid, west_shift, north_valid, north_shift;
+    std::vector<uint8_t> west_valid, west_shift, north_valid, north_shift, north_offset;
     uint8_t clear = 0, load = 0;
     void resize(int rows, int cols)
     {
@@ -69,6 +80,7 @@ struct Edge {
         north.assign(cols, 0);
         north_valid.assign(cols, 0);
         north_shift.assign(cols, 0);
+        north_offset.assign(cols, 0);
     }
 };
 
@@ -122,7 +134,7 @@ static inline int32_t sext(uint64_t v, unsigned width)
 
 // Input ports as packed words, in the order of qs_pe_array's ports.
 struct PackedIn {
-    std::vector<uint32_t> west, west_valid, west_shift, north, north_valid, north_shift;
+    std::vector<uint32_t> west, west_valid, west_shift, north, north_valid, north_shift, north_offset;
     uint8_t clear = 0, load = 0;
 };
 
@@ -130,21 +142,24 @@ static inline size_t words_for(size_t bits) { return (bits + 31) / 32 + 2; }
 
 static inline void pack_edge(const Variant &v, const Edge &e, PackedIn &p)
 {
-    p.west.assign(words_for((size_t)v.rows * v.op_w), 0);
-    p.west_valid.assign(words_for(v.rows), 0);
+    const int W = v.lookahead + 1, ow = offset_width(v);
+    p.west.assign(words_for((size_t)v.rows * W * v.op_w), 0);
+    p.west_valid.assign(words_for((size_t)v.rows * W), 0);
+    p.north_offset.assign(words_for((size_t)v.cols * ow), 0);
     p.west_shift.assign(words_for((size_t)v.rows * v.shift_w), 0);
     p.north.assign(words_for((size_t)v.cols * v.op_w), 0);
     p.north_valid.assign(words_for(v.cols), 0);
     p.north_shift.assign(words_for((size_t)v.cols * v.shift_w), 0);
-    for (int i = 0; i < v.rows; i++) {
-        put_bits(p.west.data(), i * v.op_w, v.op_w, (uint64_t)(int64_t)e.west[i]);
-        put_bits(p.west_valid.data(), i, 1, e.west_valid[i]);
-        put_bits(p.west_shift.data(), i * v.shift_w, v.shift_w, e.west_shift[i]);
+    for (int k = 0; k < v.rows * W; k++) {
+        put_bits(p.west.data(), k * v.op_w, v.op_w, (uint64_t)(int64_t)e.west[k]);
+        put_bits(p.west_valid.data(), k, 1, e.west_valid[k]);
     }
+    for (int i = 0; i < v.rows; i++) put_bits(p.west_shift.data(), i * v.shift_w, v.shift_w, e.west_shift[i]);
     for (int j = 0; j < v.cols; j++) {
         put_bits(p.north.data(), j * v.op_w, v.op_w, (uint64_t)(int64_t)e.north[j]);
         put_bits(p.north_valid.data(), j, 1, e.north_valid[j]);
         put_bits(p.north_shift.data(), j * v.shift_w, v.shift_w, e.north_shift[j]);
+        put_bits(p.north_offset.data(), j * ow, ow, e.north_offset[j]);
     }
     p.clear = e.clear;
     p.load = e.load;
@@ -204,6 +219,7 @@ public:
         cfg_.acc_bits = v.acc_w;
         cfg_.overflow = v.saturate ? QS_OVF_SATURATE : QS_OVF_WRAP;
         cfg_.gate = v.gate;
+        cfg_.lookahead = v.lookahead;
         qs_error err;
         err.msg[0] = 0;
         if (qs_pe_array_create(&cfg_, &a_, &err) != QS_OK) {
@@ -224,6 +240,7 @@ public:
         in.north = e.north.data();
         in.north_valid = e.north_valid.data();
         in.north_shift = e.north_shift.data();
+        in.north_offset = e.north_offset.data();
         in.clear = e.clear;
         in.load = e.load;
         qs_pe_out out;
@@ -380,6 +397,7 @@ public:
     {
         if (pos_ >= clocks_.size()) return false;
         e = clocks_[pos_++];
+        if (v_.lookahead > 0) widen(e);
         return true;
     }
     Rng &rng() { return rng_; }
@@ -417,6 +435,31 @@ private:
         int64_t part = ((int64_t)w >> (v_.wpb * s)) & mask;
         if (s == nslices - 1 && d_.wt_signed && (part >> (v_.wpb - 1)) & 1) part -= mask + 1;
         return (int32_t)part;
+    }
+
+    // Lookahead: the stream's activation becomes window entry 0; entries
+    // 1..H get operands of the episode (valid inside the corner with
+    // probability 0.8, never outside it, so nothing leaks in) and every
+    // weight a random window index, including indices past the window when
+    // the index port can carry them (the PE must then ignore the weight).
+    void widen(Edge &e)
+    {
+        const int W = v_.lookahead + 1, ow = offset_width(v_);
+        std::vector<int32_t> x((size_t)v_.rows * W);
+        std::vector<uint8_t> xv((size_t)v_.rows * W);
+        for (int i = 0; i < v_.rows; i++) {
+            x[(size_t)i * W] = e.west[i];
+            xv[(size_t)i * W] = e.west_valid[i];
+            for (int w = 1; w < W; w++) {
+                bool in = i < d_.r && rng_.chance(0.8);
+                x[(size_t)i * W + w] = in ? act() : junk();
+                xv[(size_t)i * W + w] = (uint8_t)in;
+            }
+        }
+        e.west.swap(x);
+        e.west_valid.swap(xv);
+        for (int j = 0; j < v_.cols; j++)
+            e.north_offset[j] = (uint8_t)(rng_.chance(0.1) ? rng_.range(0, (1 << ow) - 1) : rng_.range(0, W - 1));
     }
 
     Edge blank()
