@@ -20,6 +20,7 @@
 #include "qs_scalesim.h"
 #include "array.h"
 #include "report.h"
+#include "scalesim_reads.h"
 #include "sim.h"
 #include "trace.h"
 #include "waveview.h"
@@ -53,6 +54,7 @@ static const char *USAGE =
     "  compile --arch A.cfg NET.qbin         map the network; --listing prints the mapping\n"
     "  run --arch A.cfg NET.qbin             simulate cycle by cycle and report\n"
     "  run --arch SCALE.cfg TOPOLOGY.csv     a SCALE-Sim config and topology, layer by layer (docs/scalesim.md)\n"
+    "  scalesim -c CFG -t TOPO -p DIR        the same with SCALE-Sim's command line and outputs\n"
     "  import MODEL.onnx -o NET.qbin         convert a quantized ONNX / QONNX model (docs/onnx_import.md)\n"
     "\n"
     "  qsim --version | qsim --help | qsim COMMAND --help\n";
@@ -109,6 +111,7 @@ typedef struct {
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     const char *dram_trace;
     int gemm;
+    const char *ss_outdir;   /* qsim scalesim -p: reports go to <dir>/<run_name>/, SCALE-Sim's stdout */
     const char *sets[MAX_SETS];
     int n_sets, listing, summary, quiet;
 } options;
@@ -219,7 +222,7 @@ static int cmd_info(int argc, char **argv)
     printf("input '%s': %dx%dx%d %s%d, scale %.9g, zero point %d (real = scale * (q - zero point))\n\n", IN->name,
            IN->out_c, IN->out_h, IN->out_w, IN->out_signed ? "int" : "uint", IN->out_bits, (double)IN->out_scale,
            (int)IN->out_zp);
-    printf("%3s %-*s %-8s %-10s %-14s %-9s %-10s %12s\n", "#", name_w, "name", "kind", "inputs", "out CxHxW", "out",
+    printf("%3s %-*s %-9s %-10s %-14s %-9s %-10s %12s\n", "#", name_w, "name", "kind", "inputs", "out CxHxW", "out",
            "weights", "MACs");
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
@@ -231,7 +234,11 @@ static int cmd_info(int argc, char **argv)
         }
         snprintf(shape, sizeof shape, "%dx%dx%d", L->out_c, L->out_h, L->out_w);
         snprintf(outq, sizeof outq, "%s%d", L->out_signed ? "int" : "uint", L->out_bits);
-        if (L->weight >= 0) {
+        if (L->kind == QS_L_LUT || L->kind == QS_L_SOFTMAX) { /* a table of the PPU, not weights */
+            snprintf(w, sizeof w, "table[%lld]", (long long)net->tensors[L->weight].count);
+        } else if (L->kind == QS_L_MATMUL) {
+            snprintf(w, sizeof w, "%s", (const char *[]){"A x B", "A^T x B", "A x B^T", "A^T x B^T"}[L->param & 3]);
+        } else if (L->weight >= 0) {
             const qs_tensor *T = &net->tensors[L->weight];
             snprintf(w, sizeof w, "%s", qs_dtype_name(T->dtype, T->is_signed));
             params += T->count;
@@ -239,7 +246,7 @@ static int cmd_info(int argc, char **argv)
         }
         int64_t m = qs_layer_macs(net, i);
         macs += m;
-        printf("%3d %-*s %-8s %-10s %-14s %-9s %-10s %12lld\n", i, name_w, L->name, qs_layer_kind_name(L->kind), ins,
+        printf("%3d %-*s %-9s %-10s %-14s %-9s %-10s %12lld\n", i, name_w, L->name, qs_layer_kind_name(L->kind), ins,
                shape, outq, w, (long long)m);
     }
     printf("\nparameters: %lld weights, %lld bytes packed; MACs per inference: %lld\n", (long long)params,
@@ -450,10 +457,38 @@ static int parse_int_arg(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
+/* CALC mode under the scalesim convention: the DRAM read columns and the
+ * read operands' SRAM start/stop cycles from a replay of SCALE-Sim's read
+ * buffers (docs/scalesim.md, "DRAM reads"); its own ofmap timeline must agree
+ * with the engine's. */
+static qs_status scalesim_read_replay(const qs_scalesim_layer *row, const qs_arch *arch, qs_scalesim_stats *ss,
+                                      qs_error *e)
+{
+    if (arch->timing != QS_TIMING_SCALESIM || arch->scalesim_bandwidth > 0 || ss->folds == 0) return QS_OK;
+    qs_ssreads r;
+    qs_status st = qs_ssreads_layer(row, arch, QS_SSREADS_DIRECT_LIMIT, &r, e);
+    if (st) return st;
+    if (r.total_cycles != ss->total_cycles || r.stall_cycles != ss->stall_cycles)
+        return qs_fail(e, QS_ERR_RUN, "layer '%s': SCALE-Sim read replay counts %llu cycles, the engine %llu",
+                       row->name, (unsigned long long)r.total_cycles, (unsigned long long)ss->total_cycles);
+    ss->dram_reads_replayed = 1;
+    for (int i = 0; i < 2; i++) {
+        ss->dram_reads[i] = r.dram_reads[i];
+        ss->dram_read_first[i] = r.dram_start[i];
+        ss->dram_read_last[i] = r.dram_stop[i];
+    }
+    ss->ifmap_sram_first = (uint64_t)r.sram_start[0];
+    ss->ifmap_sram_last = (uint64_t)r.sram_stop[0];
+    ss->filter_sram_first = (uint64_t)r.sram_start[1];
+    ss->filter_sram_last = (uint64_t)r.sram_stop[1];
+    return QS_OK;
+}
+
 /* One topology layer: its own network, compiled and simulated, then freed;
  * what the report needs is copied to *res. */
 static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
-                                    qs_engine engine, const qs_scalesim_opts *base, qs_topo_layer *res, qs_error *e)
+                                    qs_engine engine, const qs_scalesim_opts *base, int replay_reads,
+                                    qs_topo_layer *res, qs_error *e)
 {
     qs_scalesim_opts opts = *base;
     opts.index = index;
@@ -467,6 +502,7 @@ static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index,
     if (!st) st = qs_sim_create(net, prog, engine, &sim, e);
     if (!st) st = qs_scalesim_layer_input(net, row, &opts, &x, &n, e);
     if (!st) st = qs_sim_set_input(sim, x, n, e);
+    if (!st) qs_sim_set_scalesim_layer(sim, 1, row);
     if (!st) st = qs_sim_run(sim, e);
     if (!st) {
         res->row = *row;
@@ -477,6 +513,7 @@ static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index,
         res->map = prog->maps[1];
         res->map.list_off = res->map.list = res->map.bias_folded = NULL;
         res->stats = *qs_sim_layer_stats(sim, 1);
+        if (replay_reads) st = scalesim_read_replay(row, arch, &res->stats.ss, e);
     }
     free(x);
     qs_sim_destroy(sim);
@@ -539,9 +576,27 @@ static int run_topology(const options *o, qs_engine engine)
                 o->arch, qs_timing_name(arch.timing));
         goto out;
     }
+    char ss_report_dir[4096];
+    if (o->ss_outdir) {
+        /* SCALE-Sim's layout: <-p dir>/<run_name>/, both made if missing */
+        if (!is_ss) {
+            qs_fail(&e, QS_ERR_CONFIG, "%s: qsim scalesim needs a SCALE-Sim configuration", o->arch);
+            goto out;
+        }
+        if (mkdir(o->ss_outdir, 0777) && errno != EEXIST) {
+            qs_fail(&e, QS_ERR_IO, "%s: cannot create directory: %s", o->ss_outdir, strerror(errno));
+            goto out;
+        }
+        if ((size_t)snprintf(ss_report_dir, sizeof ss_report_dir, "%s/%s", o->ss_outdir, sscfg.run_name) >=
+            sizeof ss_report_dir) {
+            qs_fail(&e, QS_ERR_ARG, "%s: path too long", o->ss_outdir);
+            goto out;
+        }
+    }
+    const char *report_dir = o->ss_outdir ? ss_report_dir : o->report_dir;
     if (qs_scalesim_load_topology(o->net, o->gemm ? 1 : -1, &topo, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, opts.act_bits, &tech, &e)) goto out;
-    res = calloc((size_t)topo.n_layers, sizeof *res);
+    res = calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *res);
     if (!res) {
         qs_fail(&e, QS_ERR_NOMEM, "out of memory");
         goto out;
@@ -549,7 +604,9 @@ static int run_topology(const options *o, qs_engine engine)
     progress = isatty(2) && topo.n_layers > 1;
     for (int32_t i = 0; i < topo.n_layers; i++) {
         qs_error le;
-        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, &res[i], &le)) {
+        /* the replayed figures appear only in the report files, JSON and CSV */
+        int replay_reads = report_dir || o->json || o->csv || o->ss_outdir;
+        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, replay_reads, &res[i], &le)) {
             if (progress) fputc('\n', stderr);
             qs_fail(&e, QS_ERR_RUN, "%.300s:%d: %.400s", o->net, (int)topo.layers[i].line, le.msg);
             goto out;
@@ -564,8 +621,10 @@ static int run_topology(const options *o, qs_engine engine)
     if (!o->quiet) qs_topo_report_print(&rep, stdout);
     if (o->json && qs_topo_report_write_json(&rep, o->json, &e)) goto out;
     if (o->csv && qs_topo_report_write_csv(&rep, o->csv, &e)) goto out;
-    if (o->report_dir && qs_scalesim_write_reports(&rep, o->report_dir, &e)) goto out;
+    if (report_dir && qs_scalesim_write_reports(&rep, report_dir, &e)) goto out;
+    if (o->ss_outdir) qs_scalesim_print_stdout(&rep, o->net, stdout);
     for (int i = 0; is_ss && i < sscfg.n_notes; i++) fprintf(stderr, "qsim: note: %s\n", sscfg.notes[i]);
+    for (int i = 0; i < topo.n_notes; i++) fprintf(stderr, "qsim: note: %s\n", topo.notes[i]);
     /* sparse operands only count where the configuration does something with zeros (docs/scalesim.md) */
     if (opts.weight_sparsity > 0.0 || opts.act_sparsity > 0.0) {
         if (arch.zero_skip == QS_SKIP_NONE)
@@ -582,6 +641,57 @@ out:
     free(res);
     qs_scalesim_topo_free(&topo);
     return rc;
+}
+
+static const char *USAGE_SCALESIM =
+    "usage: qsim scalesim -c CONFIG.cfg -t TOPOLOGY.csv -p OUTDIR [-i gemm|conv] [options]\n"
+    "  SCALE-Sim v2's command line (scale.py): OUTDIR/<run_name>/ gets COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv\n"
+    "  and DETAILED_ACCESS_REPORT.csv; stdout gets SCALE-Sim's lines (\"Compute cycles: N\" per layer)\n"
+    "  -c FILE              SCALE-Sim configuration\n"
+    "  -t FILE              topology (convolution form unless -i gemm)\n"
+    "  -p DIR               log directory (default: ../test_runs, as scale.py)\n"
+    "  -i gemm|conv         topology form (default conv)\n"
+    "  --engine E           fast (default) or detailed\n"
+    "  --set S.K=V          override a qsim configuration key (repeatable)\n";
+
+/* `qsim scalesim`: SCALE-Sim's own flags mapped onto a topology run. */
+static int cmd_scalesim(int argc, char **argv)
+{
+    options o;
+    memset(&o, 0, sizeof o);
+    const char *cfg = NULL, *topo = NULL, *outdir = "../test_runs", *form = "conv";
+    qs_engine engine = QS_ENGINE_FAST;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(USAGE_SCALESIM, stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) return usage_error(USAGE_SCALESIM, "%s needs a value", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "-c")) cfg = v;
+        else if (!strcmp(a, "-t")) topo = v;
+        else if (!strcmp(a, "-p")) outdir = v;
+        else if (!strcmp(a, "-i")) form = v;
+        else if (!strcmp(a, "--engine")) {
+            if (!strcmp(v, "fast")) engine = QS_ENGINE_FAST;
+            else if (!strcmp(v, "detailed")) engine = QS_ENGINE_DETAILED;
+            else return usage_error(USAGE_SCALESIM, "unknown engine '%s' (fast or detailed)", v);
+        } else if (!strcmp(a, "--set")) {
+            if (o.n_sets == MAX_SETS) return usage_error(USAGE_SCALESIM, "%s", "too many --set options");
+            o.sets[o.n_sets++] = v;
+        } else return usage_error(USAGE_SCALESIM, "unknown option '%s'", a);
+    }
+    if (!cfg) return usage_error(USAGE_SCALESIM, "%s", "no -c CONFIG given");
+    if (!topo) return usage_error(USAGE_SCALESIM, "%s", "no -t TOPOLOGY given");
+    if (strcmp(form, "gemm") && strcmp(form, "conv"))
+        return usage_error(USAGE_SCALESIM, "-i '%s': gemm or conv", form);
+    o.arch = cfg;
+    o.net = topo;
+    o.gemm = !strcmp(form, "gemm");
+    o.ss_outdir = outdir;
+    o.quiet = 1;
+    return run_topology(&o, engine);
 }
 
 /* --dram-trace: the bank model's requests, collected during the first
@@ -890,6 +1000,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "scalesim")) return cmd_scalesim(argc - 2, argv + 2);
     if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
     fprintf(stderr, "qsim: unknown command '%s'; commands are info, compile, run, import (see 'qsim --help')\n", cmd);
     return 2;

@@ -585,11 +585,21 @@ static ss_figures figures_of(const qs_topo_layer *tl, const qs_arch *a)
     for (int i = 0; i < 3; i++) f.sram_bw[i] = ratio((double)f.sram_access[i], (double)f.total);
     /* DRAM reads: the compiler's planned ifmap and weight traffic in bytes
      * (= SCALE-Sim's one-byte words), over the layer's compute span */
-    f.dram_access[0] = (uint64_t)tl->map.dram_ifmap;
-    f.dram_access[1] = (uint64_t)tl->map.dram_weight;
-    for (int i = 0; i < 2; i++) {
-        f.dram_start[i] = 0.0;
-        f.dram_stop[i] = f.total ? (double)(f.total - 1) : 0.0;
+    if (s->dram_reads_replayed) {
+        /* SCALE-Sim's read buffers replayed (CALC mode, docs/scalesim.md) */
+        for (int i = 0; i < 2; i++) {
+            f.dram_access[i] = s->dram_reads[i];
+            f.dram_start[i] = (double)s->dram_read_first[i];
+            f.dram_stop[i] = (double)s->dram_read_last[i];
+        }
+    } else {
+        /* USER mode: the compiler's planned ifmap and weight traffic */
+        f.dram_access[0] = (uint64_t)tl->map.dram_ifmap;
+        f.dram_access[1] = (uint64_t)tl->map.dram_weight;
+        for (int i = 0; i < 2; i++) {
+            f.dram_start[i] = 0.0;
+            f.dram_stop[i] = f.total ? (double)(f.total - 1) : 0.0;
+        }
     }
     f.dram_access[2] = s->ofmap_dram_writes;
     f.dram_start[2] = (double)s->ofmap_dram_first;
@@ -676,10 +686,11 @@ void qs_topo_report_print(const qs_topo_report *r, FILE *f)
                 ss_total ? num_compute * 100.0 / ((double)ss_total * a->rows * a->cols) : 0.0);
     fprintf(f, "MACs: %" PRIu64 " dense, %" PRIu64 " executed (%.1f%% skipped or compressed away)\n", t.macs,
             t.macs_exec, t.macs ? 100.0 * (1.0 - (double)t.macs_exec / (double)t.macs) : 0.0);
+    /* a header-only topology has no energy at all: 0%, not NaN */
+    const double pct = t.energy_pj > 0 ? 100 / t.energy_pj : 0.0;
     fprintf(f, "energy: %.3f %s  (MAC %.1f%%, registers %.1f%%, SRAM %.1f%%, DRAM %.1f%%, PPU %.1f%%, leakage %.1f%%)\n",
-            t.energy_pj / eu.pj, eu.name, 100 * t.e.mac / t.energy_pj, 100 * t.e.registers / t.energy_pj,
-            100 * t.e.sram / t.energy_pj, 100 * t.e.dram / t.energy_pj, 100 * t.e.ppu / t.energy_pj,
-            100 * t.e.leakage / t.energy_pj);
+            t.energy_pj / eu.pj, eu.name, pct * t.e.mac, pct * t.e.registers, pct * t.e.sram, pct * t.e.dram,
+            pct * t.e.ppu, pct * t.e.leakage);
     const qs_tech *T = r->tech;
     fprintf(f, "area: %.3f mm^2  (array %.3f, SRAM ifmap %.3f weight %.3f accum %.3f, DMA %.3f, PPU %.3f, control %.3f) "
                "at %d nm, %.2f V\n",
@@ -942,4 +953,42 @@ qs_status qs_scalesim_write_reports(const qs_topo_report *r, const char *dir, qs
         if (st == QS_OK) st = s2;
     }
     return st;
+}
+
+void qs_scalesim_print_stdout(const qs_topo_report *r, const char *topo_arg, FILE *f)
+{
+    const qs_arch *a = r->arch;
+    const qs_scalesim_cfg *c = r->sscfg;
+    static const char *const DF[] = {"Output Stationary", "Weight Stationary", "Input Stationary"};
+    fprintf(f, "====================================================\n");
+    fprintf(f, "******************* SCALE SIM **********************\n");
+    fprintf(f, "====================================================\n");
+    fprintf(f, "Array Size: \t%dx%d\n", a->rows, a->cols);
+    fprintf(f, "SRAM IFMAP (kB): \t%d\n", c ? c->ifmap_kb : a->ifmap.size_kib);
+    fprintf(f, "SRAM Filter (kB): \t%d\n", c ? c->filter_kb : a->weight.size_kib);
+    fprintf(f, "SRAM OFMAP (kB): \t%d\n", c ? c->ofmap_kb : a->accum.size_kib);
+    fprintf(f, "Dataflow: \t%s\n", DF[a->dataflow == QS_DF_WS ? 1 : a->dataflow == QS_DF_IS ? 2 : 0]);
+    fprintf(f, "CSV file path: \t%s\n", topo_arg);
+    if (a->scalesim_bandwidth > 0) {
+        fprintf(f, "Bandwidth: \t");
+        if (c && c->n_bandwidths > 0) fprintf(f, "%s\n", c->bandwidth_text);
+        else fprintf(f, "%d\n", a->scalesim_bandwidth);
+        fprintf(f, "Working in USE USER BANDWIDTH mode.\n");
+    } else {
+        fprintf(f, "Working in ESTIMATE BANDWIDTH mode.\n");
+    }
+    fprintf(f, "====================================================\n");
+    for (int32_t i = 0; i < r->n; i++) {
+        ss_figures fg = figures_of(&r->layers[i], a);
+        /* Python's "{:.2f}" and "{:.3f}" round the binary value as printf does */
+        fprintf(f, "\nRunning Layer %d\n", (int)i);
+        fprintf(f, "Compute cycles: %" PRIu64 "\n", fg.total);
+        fprintf(f, "Stall cycles: %" PRIu64 "\n", fg.stall);
+        fprintf(f, "Overall utilization: %.2f%%\n", fg.overall_util);
+        fprintf(f, "Mapping efficiency: %.2f%%\n", fg.mapping_eff);
+        fprintf(f, "Average IFMAP DRAM BW: %.3f words/cycle\n", fg.dram_bw[0]);
+        fprintf(f, "Average Filter DRAM BW: %.3f words/cycle\n", fg.dram_bw[1]);
+        fprintf(f, "Average OFMAP DRAM BW: %.3f words/cycle\n", fg.dram_bw[2]);
+    }
+    fprintf(f, "************ SCALE SIM Run Complete ****************\n");
 }

@@ -71,6 +71,12 @@ qs_status qs_topo_report_write_csv(const qs_topo_report *r, const char *path, qs
  * convention (the figures come from qs_layer_stats.ss). */
 qs_status qs_scalesim_write_reports(const qs_topo_report *r, const char *dir, qs_error *err);
 
+/* What SCALE-Sim v2's scale.py prints on stdout for the same run (its
+ * configuration block, then per layer "Running Layer i", "Compute cycles: ",
+ * "Stall cycles: ", utilisation, mapping efficiency and average DRAM
+ * bandwidths, then "SCALE SIM Run Complete"), for `qsim scalesim`. */
+void qs_scalesim_print_stdout(const qs_topo_report *r, const char *topo_arg, FILE *f);
+
 /* Python's repr() of a double ("100.0", "0.1", "1e-05", "1.5e+16"). */
 void qs_py_float(char *buf, size_t n, double v);
 

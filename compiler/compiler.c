@@ -4,6 +4,8 @@
  * section. */
 #include "compiler.h"
 
+#include "qs_xfmr.h"
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -704,6 +706,196 @@ static qs_status emit_ppu_layer(const qs_net *net, const qs_arch *arch, int32_t 
     return QS_OK;
 }
 
+/* ---- transformer layers (docs/compiler.md, "Transformer layers") ---------- */
+
+/* Post-processing layers that reduce along rows of their own (docs/timing.md,
+ * "Where a row lives"): norms and softmax over channels (a row = one
+ * position's C channels), softmax over W (a row = one line of W elements).
+ * Tiled by rows, each tile holding whole rows in the ifmap buffer and their
+ * results in the accumulator buffer; a row that does not fit is refused. */
+static qs_status emit_ppu_rows(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
+                               const uint32_t *addr_of, emitter *e, qs_error *err)
+{
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *IN = &net->layers[L->inputs[0]];
+    const caps c = caps_of(arch);
+    qs_status st;
+    int64_t P = 0, C = 0;
+    qs_xfmr_rows(L, &P, &C);
+    int64_t in_row = bits_to_bytes(C * IN->out_bits) + C, out_row = C * 4;
+    if (in_row > c.cap_ifmap || out_row > c.cap_accum)
+        return qs_fail(err, QS_ERR_NOFIT,
+                       "layer '%s': one row of %lld elements needs %lld B of input (ifmap buffer tile %lld B) and "
+                       "%lld B of results (accum buffer tile %lld B)",
+                       L->name, (long long)C, (long long)in_row, (long long)c.cap_ifmap, (long long)out_row,
+                       (long long)c.cap_accum);
+    int64_t chunk = (c.cap_ifmap - C) * 8 / (C * IN->out_bits); /* a run may touch one byte more */
+    if (chunk < 1) chunk = 1;
+    if (c.cap_accum / out_row < chunk) chunk = c.cap_accum / out_row;
+    if (chunk > P) chunk = P;
+    m->tm = (int32_t)chunk;
+    /* positions: a row is one position's C channels, strided by the channel plane;
+     * lines: a row is W contiguous elements */
+    const int by_position = !(L->kind == QS_L_SOFTMAX && L->param == 2);
+    for (int64_t p0 = 0; p0 < P; p0 += chunk) {
+        int64_t pl = P - p0 < chunk ? P - p0 : chunk, moved, ob;
+        dma_pat ip = by_position ? pat_runs(addr_of[L->inputs[0]], p0 * IN->out_bits, C, pl * IN->out_bits,
+                                            P * IN->out_bits)
+                                 : pat_runs(addr_of[L->inputs[0]], p0 * C * IN->out_bits, 1, pl * C * IN->out_bits, 0);
+        if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, 1, err))) return st;
+        m->dram_ifmap += moved;
+        qs_insn p;
+        memset(&p, 0, sizeof p);
+        p.op = QS_OP_PASS;
+        p.layer = (uint16_t)li;
+        p.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT;
+        if ((st = push_insn(&e->iv, &p, err))) return st;
+        qs_insn s;
+        memset(&s, 0, sizeof s);
+        s.op = QS_OP_STORE;
+        s.mem = QS_MEM_ACCUM;
+        s.layer = (uint16_t)li;
+        s.m0 = (uint32_t)p0;
+        s.m_len = (uint32_t)pl;
+        dma_pat op = by_position ? pat_runs(m->out_addr, p0 * L->out_bits, C, pl * L->out_bits, P * L->out_bits)
+                                 : pat_runs(m->out_addr, p0 * C * L->out_bits, 1, pl * C * L->out_bits, 0);
+        if ((st = set_pattern(&s, &op, &ob, err))) return st;
+        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+        m->dram_out += ob;
+        if ((st = push_insn(&e->iv, &s, err))) return st;
+    }
+    return QS_OK;
+}
+
+/* Bits of a signed or unsigned field that holds every value in [lo, hi];
+ * *is_signed says which. */
+static int32_t width_of_range(int64_t lo, int64_t hi, int32_t *is_signed)
+{
+    int32_t w = 1;
+    *is_signed = lo < 0;
+    if (*is_signed)
+        while (lo < -((int64_t)1 << (w - 1)) || hi > ((int64_t)1 << (w - 1)) - 1) w++;
+    else
+        while (hi > ((int64_t)1 << w) - 1) w++;
+    return w;
+}
+
+/* MatMul of two activations: op(A) on the activation path, op(B) - zb on the
+ * weight path in slices of its centered width; tiles of tm rows x tn columns
+ * with the whole reduction; per batch, n-blocks outer (the B tile stays
+ * resident across the m-tiles), m-tiles inner (A re-read once per n-block,
+ * unless all of M fits in one tile). */
+static qs_status emit_matmul_layer(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
+                                   const uint32_t *addr_of, emitter *e, qs_error *err)
+{
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *LA = &net->layers[L->inputs[0]], *LB = &net->layers[L->inputs[1]];
+    const qs_matmul_dims d = qs_matmul_dims_of(net, li);
+    const caps c = caps_of(arch);
+    qs_status st;
+    if (arch->timing == QS_TIMING_SCALESIM)
+        return qs_fail(err, QS_ERR_UNSUPPORTED,
+                       "layer '%s': a matmul of two activations has no SCALE-Sim counterpart "
+                       "([timing] convention = scalesim)", L->name);
+    m->is_matmul = 1;
+    m->g.M = d.M;
+    m->g.N = d.N;
+    m->g.K = d.K;
+    m->g.groups = d.batch;
+    m->act_bits = LA->out_bits;
+    m->act_signed = LA->out_signed;
+    if (m->act_bits > arch->max_act_bits)
+        return qs_fail(err, QS_ERR_UNSUPPORTED,
+                       "layer '%s': %d-bit operand A exceeds the datapath's max_act_bits %d", L->name,
+                       m->act_bits, arch->max_act_bits);
+    int32_t blo, bhi;
+    qs_int_range(LB->out_bits, LB->out_signed, &blo, &bhi);
+    m->weight_bits = width_of_range((int64_t)blo - LB->out_zp, (int64_t)bhi - LB->out_zp, &m->weight_signed);
+    m->slices = (int32_t)ceil_div(m->weight_bits, arch->weight_path_bits);
+    m->weight_bipolar = 0;
+
+    /* tiles: tn columns (at most the array width), tm rows, whole K */
+    /* bytes of a tile, with one byte of slack per DMA run (a run of bit-packed values may touch one
+     * byte more than its bits) */
+#define MM_A_BYTES(tm_) (bits_to_bytes((int64_t)(tm_) * d.K * LA->out_bits) + (d.trans_a ? d.K : 1))
+#define MM_B_BYTES(tn_) (bits_to_bytes((int64_t)d.K * (tn_) * LB->out_bits) + (d.trans_b ? 1 : d.K))
+    int64_t tn = d.N < arch->cols ? d.N : arch->cols;
+    while (tn > 1 && MM_B_BYTES(tn) > c.cap_weight) tn--;
+    int64_t tm = d.M;
+    while (tm > 1 && (MM_A_BYTES(tm) > c.cap_ifmap || tm * tn * 4 > c.cap_accum)) tm--;
+    if (MM_B_BYTES(tn) > c.cap_weight || MM_A_BYTES(tm) > c.cap_ifmap || tm * tn * 4 > c.cap_accum)
+        return qs_fail(err, QS_ERR_NOFIT,
+                       "layer '%s': one row of A (%d x %d bits), one column of B (%d x %d bits) and one "
+                       "accumulator do not fit the ifmap, weight and accum buffer tiles (%lld, %lld, %lld B)",
+                       L->name, d.K, LA->out_bits, d.K, LB->out_bits, (long long)c.cap_ifmap,
+                       (long long)c.cap_weight, (long long)c.cap_accum);
+    m->tm = (int32_t)tm;
+    m->tn = (int32_t)tn;
+    m->tk = d.K;
+    m->order = QS_ORDER_N_OUTER;
+    m->weight_resident = 1;
+    m->ifmap_resident = tm >= d.M;
+    for (int32_t b = 0; b < d.batch; b++)
+        for (int32_t n0 = 0; n0 < d.N; n0 += (int32_t)tn) {
+            int32_t nlen = d.N - n0 < tn ? d.N - n0 : (int32_t)tn;
+            for (int32_t m0 = 0; m0 < d.M; m0 += (int32_t)tm) {
+                int32_t mlen = d.M - m0 < tm ? d.M - m0 : (int32_t)tm;
+                int need_a = !(m->ifmap_resident && n0 > 0), need_b = m0 == 0;
+                const int64_t ab_ = LA->out_bits, bb_ = LB->out_bits;
+                const int64_t HA = LA->out_h, WA = LA->out_w, HB = LB->out_h, WB = LB->out_w;
+                /* op(A) rows m0..: A's rows (contiguous) or, transposed, a column block of each of its K rows */
+                dma_pat ap = d.trans_a ? pat_runs(addr_of[L->inputs[0]], ((int64_t)b * HA * WA + m0) * ab_, HA,
+                                                  (int64_t)mlen * ab_, WA * ab_)
+                                       : pat_runs(addr_of[L->inputs[0]], ((int64_t)b * HA + m0) * WA * ab_, 1,
+                                                  (int64_t)mlen * WA * ab_, 0);
+                /* op(B) columns n0..: a column block of each of B's K rows or, transposed, B's rows */
+                dma_pat bp = d.trans_b ? pat_runs(addr_of[L->inputs[1]], ((int64_t)b * HB + n0) * WB * bb_, 1,
+                                                  (int64_t)nlen * WB * bb_, 0)
+                                       : pat_runs(addr_of[L->inputs[1]], ((int64_t)b * HB * WB + n0) * bb_, HB,
+                                                  (int64_t)nlen * bb_, WB * bb_);
+                int64_t moved;
+                if (need_a) {
+                    if ((st = emit_load(e, li, b, QS_MEM_IFMAP, &ap, &moved, 1, !need_b, err))) return st;
+                    m->dram_ifmap += moved;
+                }
+                if (need_b) {
+                    if ((st = emit_load(e, li, b, QS_MEM_WEIGHT, &bp, &moved, !need_a, 1, err))) return st;
+                    m->dram_weight += moved;
+                }
+                qs_insn g;
+                memset(&g, 0, sizeof g);
+                g.op = QS_OP_GEMM;
+                g.layer = (uint16_t)li;
+                g.group = (uint16_t)b;
+                g.m0 = (uint32_t)m0; g.m_len = (uint32_t)mlen;
+                g.n0 = (uint32_t)n0; g.n_len = (uint32_t)nlen;
+                g.k0 = 0; g.k_len = (uint32_t)d.K;
+                g.flags = QS_GEMM_FIRST_K | QS_GEMM_LAST_K;
+                g.deps = QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT;
+                if (need_a || need_b) g.deps |= QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+                if ((st = push_insn(&e->iv, &g, err))) return st;
+                qs_insn s;
+                memset(&s, 0, sizeof s);
+                s.op = QS_OP_STORE;
+                s.mem = QS_MEM_ACCUM;
+                s.layer = (uint16_t)li;
+                s.group = (uint16_t)b;
+                s.m0 = (uint32_t)m0; s.m_len = (uint32_t)mlen;
+                s.n0 = (uint32_t)n0; s.n_len = (uint32_t)nlen;
+                int64_t ob;
+                dma_pat op = pat_runs(m->out_addr, (((int64_t)b * d.M + m0) * d.N + n0) * L->out_bits, mlen,
+                                      (int64_t)nlen * L->out_bits, (int64_t)d.N * L->out_bits);
+                if ((st = set_pattern(&s, &op, &ob, err))) return st;
+                s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+                m->dram_out += ob;
+                if ((st = push_insn(&e->iv, &s, err))) return st;
+            }
+        }
+#undef MM_A_BYTES
+#undef MM_B_BYTES
+    return QS_OK;
+}
+
 static qs_status check_ppu_support(const qs_layer *L, const qs_arch *arch, qs_error *err)
 {
     int pool = L->kind == QS_L_MAXPOOL || L->kind == QS_L_AVGPOOL || L->kind == QS_L_GAP;
@@ -748,7 +940,7 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
         m->first_insn = e.iv.n;
         if (li == 0) continue;
         if ((st = check_ppu_support(L, arch, err))) goto fail;
-        if (L->kind == QS_L_FLATTEN) { /* a view: same bytes, new shape */
+        if (L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE) { /* a view: same bytes, new shape */
             addr_of[li] = addr_of[L->inputs[0]];
             m->out_addr = addr_of[li];
             continue;
@@ -769,6 +961,12 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
             st = emit_gemm_layer(net, arch, li, m, addr_of[L->inputs[0]], m->weight_addr, w_off, &e, err);
             free(w_off);
             if (st) goto fail;
+        } else if (L->kind == QS_L_MATMUL) {
+            addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
+            if ((st = emit_matmul_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
+        } else if (qs_xfmr_rows(L, &(int64_t){0}, &(int64_t){0})) {
+            addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
+            if ((st = emit_ppu_rows(net, arch, li, m, addr_of, &e, err))) goto fail;
         } else {
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
             if ((st = emit_ppu_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
@@ -839,7 +1037,14 @@ void qs_compile_listing(const qs_prog *p, const qs_net *net, int with_insns, FIL
             fprintf(f, ";   compressed lists keep %lld of %lld entries (%.1f%%)%s\n", (long long)kept,
                     (long long)total, total ? 100.0 * (double)kept / (double)total : 100.0,
                     m->overflow_free ? "" : "; accumulator may overflow: ordered adds");
-        } else if (L->kind != QS_L_FLATTEN) {
+        } else if (m->is_matmul) {
+            fprintf(f, ";   MATMUL of two activations, batch %d: M=%d N=%d K=%d, A%d%s, B centered %d bits in %d "
+                    "slice%s, MACs %lld; tile m=%d n=%d k=%d%s\n", m->g.groups, m->g.M, m->g.N, m->g.K, m->act_bits,
+                    m->act_signed ? "s" : "u", m->weight_bits, m->slices, m->slices > 1 ? "s" : "",
+                    (long long)qs_layer_macs(net, li), m->tm, m->tn, m->tk, m->ifmap_resident ? ", A resident" : "");
+        } else if (qs_xfmr_rows(L, &(int64_t){0}, &(int64_t){0})) {
+            fprintf(f, ";   post-processing by rows, %d rows per tile\n", m->tm);
+        } else if (L->kind != QS_L_FLATTEN && L->kind != QS_L_RESHAPE) {
             fprintf(f, ";   post-processing, %d channels per tile\n", m->tm);
         }
         fprintf(f, ";   DRAM ifmap %lld B, weights %lld B, out %lld B, %d instructions\n", (long long)m->dram_ifmap,

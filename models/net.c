@@ -22,10 +22,11 @@
 #include <zlib.h>
 
 #include "qs_vector.h"
+#include "qs_xfmr.h"
 
 /* ---- layout constants (docs/qbin.md) ---------------------------------- */
 
-#define QBIN_VERSION 1u
+#define QBIN_VERSION 2u   /* newest; a net without version-2 kinds is written as 1 */
 #define QBIN_HEADER_SIZE 32u
 #define QBIN_ENTRY_SIZE 24u
 #define QBIN_MAX_SECTIONS 16u
@@ -135,10 +136,21 @@ const char *qs_layer_kind_name(qs_layer_kind k)
 {
     static const char *const names[QS_L_KIND_COUNT] = {
         "input", "conv", "fc", "maxpool", "avgpool", "gap",
-        "add", "concat", "act", "requant", "flatten"};
+        "add", "concat", "act", "requant", "flatten",
+        "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul", "reshape"};
     if ((int)k < 0 || k >= QS_L_KIND_COUNT)
         return "?";
     return names[k];
+}
+
+int qs_layer_kind_is_v2(qs_layer_kind k) { return k >= QS_L_LUT && k < QS_L_KIND_COUNT; }
+
+/* The format version a network needs: 2 when it uses a version-2 kind. */
+static uint32_t net_version(const qs_net *net)
+{
+    for (int32_t i = 0; i < net->n_layers; i++)
+        if (qs_layer_kind_is_v2(net->layers[i].kind)) return 2;
+    return 1;
 }
 
 void qs_int_range(int bits, int is_signed, int32_t *lo, int32_t *hi)
@@ -590,7 +602,8 @@ static qs_status validate_tensor(const vctx *v, int32_t ti)
 static int kind_has_requant(qs_layer_kind k)
 {
     return k == QS_L_CONV || k == QS_L_FC || k == QS_L_AVGPOOL || k == QS_L_GAP ||
-           k == QS_L_ADD || k == QS_L_REQUANT;
+           k == QS_L_ADD || k == QS_L_REQUANT || k == QS_L_MUL || k == QS_L_LAYERNORM ||
+           k == QS_L_RMSNORM || k == QS_L_MATMUL;
 }
 
 /* Window geometry shared by conv and pools: checks parameters and computes
@@ -688,6 +701,113 @@ static qs_status expect_shape(const vctx *v, int32_t li, int64_t c, int64_t h, i
     return QS_OK;
 }
 
+/* A 1-D table tensor of 2^bits entries for LUT/SOFTMAX, every entry in [lo, hi]. */
+static qs_status check_table(const vctx *v, int32_t li, const qs_layer *l, int bits, int64_t lo,
+                             int64_t hi)
+{
+    const qs_net *net = v->net;
+    if (l->weight < 0 || l->weight >= net->n_tensors)
+        return layer_fail(v, li, "table tensor index %d outside 0..%d", (int)l->weight,
+                          (int)net->n_tensors - 1);
+    const qs_tensor *t = &net->tensors[l->weight];
+    if (t->dtype == QS_DT_BIPOLAR)
+        return layer_fail(v, li, "table '%s' is bipolar; a table holds integers", t->name);
+    if (t->ndim != 1 || t->shape[0] != (1 << bits))
+        return layer_fail(v, li, "table '%s' has %lld entries in %d dimension(s); a %d-bit input "
+                          "needs a vector of %d", t->name, (long long)t->count, (int)t->ndim, bits,
+                          1 << bits);
+    for (int64_t i = 0; i < t->count; i++)
+        if (t->data[i] < lo || t->data[i] > hi)
+            return layer_fail(v, li, "table '%s' entry %lld = %d outside %lld..%lld", t->name,
+                              (long long)i, (int)t->data[i], (long long)lo, (long long)hi);
+    return QS_OK;
+}
+
+/* Version-2 kinds (docs/qbin.md, "Version 2: transformer layers"). */
+static qs_status validate_v2_layer(const vctx *v, int32_t li)
+{
+    const qs_net *net = v->net;
+    const qs_layer *l = &net->layers[li];
+    const qs_layer *in = &net->layers[l->inputs[0]];
+    qs_status st;
+    switch (l->kind) {
+    case QS_L_LUT:
+        if (in->out_bits > QS_TABLE_MAX_BITS)
+            return layer_fail(v, li, "input has %d bits; a table takes at most %d", (int)in->out_bits,
+                              QS_TABLE_MAX_BITS);
+        if ((st = check_table(v, li, l, in->out_bits, INT32_MIN, INT32_MAX)) != QS_OK)
+            return st;
+        return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
+    case QS_L_MUL: {
+        const qs_layer *b = &net->layers[l->inputs[1]];
+        if (b->out_c != in->out_c || b->out_h != in->out_h || b->out_w != in->out_w)
+            return layer_fail(v, li, "inputs have different shapes %dx%dx%d and %dx%dx%d",
+                              (int)in->out_c, (int)in->out_h, (int)in->out_w, (int)b->out_c,
+                              (int)b->out_h, (int)b->out_w);
+        return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
+    }
+    case QS_L_SOFTMAX:
+        if (l->param < 0 || l->param > 2)
+            return layer_fail(v, li, "softmax axis %d does not exist; the axes of a C x H x W "
+                              "tensor are 0, 1 and 2", (int)l->param);
+        if (in->out_bits > QS_TABLE_MAX_BITS)
+            return layer_fail(v, li, "input has %d bits; softmax's exponent table takes at most %d",
+                              (int)in->out_bits, QS_TABLE_MAX_BITS);
+        if (l->out_signed || l->out_zp != 0)
+            return layer_fail(v, li, "softmax output must be unsigned with zero point 0");
+        if ((st = check_table(v, li, l, in->out_bits, 0, QS_SOFTMAX_TABLE_MAX)) != QS_OK)
+            return st;
+        if (net->tensors[l->weight].data[0] < 1)
+            return layer_fail(v, li, "exponent table entry 0 (exp(0)) must be >= 1");
+        return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
+    case QS_L_LAYERNORM:
+    case QS_L_RMSNORM:
+        if (in->out_c > QS_NORM_MAX_ROW)
+            return layer_fail(v, li, "normalizes rows of %d channels; at most %d", (int)in->out_c,
+                              QS_NORM_MAX_ROW);
+        if (l->bias != -1) {
+            if (l->bias < 0 || l->bias >= net->n_tensors)
+                return layer_fail(v, li, "bias tensor index %d outside -1..%d", (int)l->bias,
+                                  (int)net->n_tensors - 1);
+            const qs_tensor *b = &net->tensors[l->bias];
+            if (b->dtype != QS_DT_INT32 || !b->is_signed || b->ndim != 1 || b->shape[0] != l->out_c)
+                return layer_fail(v, li, "bias '%s' is not an int32 vector of %d (channels)", b->name,
+                                  (int)l->out_c);
+        }
+        return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
+    case QS_L_MATMUL: {
+        const qs_layer *b = &net->layers[l->inputs[1]];
+        if (l->param < 0 || l->param > 3)
+            return layer_fail(v, li, "matmul param %d: bit 0 transposes A, bit 1 B; 0..3",
+                              (int)l->param);
+        qs_matmul_dims d = qs_matmul_dims_of(net, li);
+        int32_t kb = (l->param & 2) ? b->out_w : b->out_h;
+        if (b->out_c != in->out_c)
+            return layer_fail(v, li, "A has %d matrices (channels), B %d: the batch must match",
+                              (int)in->out_c, (int)b->out_c);
+        if (kb != d.K)
+            return layer_fail(v, li, "mismatched shapes: op(A) is %d x %d, op(B) is %d x %d (A %dx%dx%d, "
+                              "B %dx%dx%d, param %d)", (int)d.M, (int)d.K, (int)kb, (int)d.N,
+                              (int)in->out_c, (int)in->out_h, (int)in->out_w, (int)b->out_c,
+                              (int)b->out_h, (int)b->out_w, (int)l->param);
+        return expect_shape(v, li, d.batch, d.M, d.N);
+    }
+    case QS_L_RESHAPE:
+        if ((int64_t)l->out_c * l->out_h * l->out_w != (int64_t)in->out_c * in->out_h * in->out_w)
+            return layer_fail(v, li, "reshape %dx%dx%d -> %dx%dx%d changes the element count",
+                              (int)in->out_c, (int)in->out_h, (int)in->out_w, (int)l->out_c,
+                              (int)l->out_h, (int)l->out_w);
+        if (l->out_bits != in->out_bits || l->out_signed != in->out_signed || l->out_zp != in->out_zp ||
+            l->clamp_lo > in->clamp_lo || l->clamp_hi < in->clamp_hi)
+            return layer_fail(v, li, "a reshape keeps the input's bits, signedness and zero point, "
+                              "and its clamp must contain the input's [%d, %d]",
+                              (int)in->clamp_lo, (int)in->clamp_hi);
+        return QS_OK;
+    default:
+        return QS_OK;
+    }
+}
+
 static qs_status validate_layer(const vctx *v, int32_t li)
 {
     const qs_net *net = v->net;
@@ -707,7 +827,7 @@ static qs_status validate_layer(const vctx *v, int32_t li)
     int32_t lo_n = 1, hi_n = 1;
     if (l->kind == QS_L_INPUT)
         lo_n = hi_n = 0;
-    else if (l->kind == QS_L_ADD)
+    else if (l->kind == QS_L_ADD || l->kind == QS_L_MUL || l->kind == QS_L_MATMUL)
         lo_n = hi_n = 2;
     else if (l->kind == QS_L_CONCAT)
         hi_n = QS_MAX_INPUTS;
@@ -764,9 +884,19 @@ static qs_status validate_layer(const vctx *v, int32_t li)
             return layer_fail(v, li, "requant shift[%d] = %d outside -31..31", (int)c,
                               (int)l->rq.shift[c]);
     }
-    if (l->kind != QS_L_CONV && l->kind != QS_L_FC && (l->weight != -1 || l->bias != -1))
-        return layer_fail(v, li, "a %s has no weight/bias, but refers to tensors %d/%d",
-                          qs_layer_kind_name(l->kind), (int)l->weight, (int)l->bias);
+    int has_w = l->kind == QS_L_CONV || l->kind == QS_L_FC || l->kind == QS_L_LUT ||
+                l->kind == QS_L_SOFTMAX;
+    int has_b = l->kind == QS_L_CONV || l->kind == QS_L_FC || l->kind == QS_L_LAYERNORM ||
+                l->kind == QS_L_RMSNORM;
+    if ((!has_w && l->weight != -1) || (!has_b && l->bias != -1))
+        return layer_fail(v, li, "a %s has no %s, but refers to tensors %d/%d",
+                          qs_layer_kind_name(l->kind), has_w ? "bias" : has_b ? "weight" : "weight/bias",
+                          (int)l->weight, (int)l->bias);
+    if (l->kind != QS_L_SOFTMAX && l->kind != QS_L_MATMUL && l->param != 0)
+        return layer_fail(v, li, "a %s has no parameter, but param is %d",
+                          qs_layer_kind_name(l->kind), (int)l->param);
+    if (qs_layer_kind_is_v2(l->kind))
+        return validate_v2_layer(v, li);
 
     if (l->kind == QS_L_INPUT)
         return QS_OK;
@@ -859,6 +989,7 @@ static qs_status validate_layer(const vctx *v, int32_t li)
         return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
     case QS_L_INPUT:
     case QS_L_KIND_COUNT:
+    default: /* version-2 kinds returned above */
         break;
     }
     return QS_OK;
@@ -912,6 +1043,8 @@ int64_t qs_layer_macs(const qs_net *net, int32_t li)
         return outs * (in->out_c / l->groups) * l->kh * l->kw;
     if (l->kind == QS_L_FC)
         return outs * ((int64_t)in->out_c * in->out_h * in->out_w);
+    if (l->kind == QS_L_MATMUL && l->n_inputs == 2 && l->inputs[1] >= 0 && l->inputs[1] < net->n_layers)
+        return outs * ((l->param & 1) ? in->out_h : in->out_w);
     return 0;
 }
 
@@ -984,12 +1117,12 @@ static qs_status parse_header(const pctx *p, qbin_section *net_s, qbin_section *
     if (memcmp(b, qbin_magic, sizeof qbin_magic) != 0)
         return fail_at(p->err, p->where, 0, "header", "bad magic (not a .qbin file)");
     uint32_t version = rd_u32(b + 8);
-    if (version != QBIN_VERSION)
+    if (version < 1 || version > QBIN_VERSION)
         return fail_at(p->err, p->where, 8, "header", "unsupported version %u (this reader "
-                       "implements %u)", version, QBIN_VERSION);
+                       "implements 1..%u)", version, QBIN_VERSION);
     if (rd_u32(b + 12) != 0)
-        return fail_at(p->err, p->where, 12, "header", "flags 0x%08x must be 0 in version 1",
-                       rd_u32(b + 12));
+        return fail_at(p->err, p->where, 12, "header", "flags 0x%08x must be 0 in version %u",
+                       rd_u32(b + 12), version);
     uint64_t fsize = rd_u64(b + 16);
     if (fsize != p->len)
         return fail_at(p->err, p->where, 16, "header", "file size field says %llu bytes, have %llu "
@@ -1205,6 +1338,8 @@ static qs_status parse_layers(const pctx *p, const qbin_section *s, qs_net *net,
     const uint8_t *b = p->b;
     uint64_t cur = s->off;
     uint64_t end = s->off + s->size;
+    const uint32_t version = rd_u32(b + 8); /* 1 or 2, checked with the header */
+    int uses_v2 = 0;
     qs_status st;
     /* n_layers * 192 <= size was checked before allocation */
     for (int32_t i = 0; i < net->n_layers; i++, cur += QBIN_LAYER_SIZE) {
@@ -1221,6 +1356,11 @@ static qs_status parse_layers(const pctx *p, const qbin_section *s, qs_net *net,
             return fail_at(p->err, p->where, (int64_t)cur + 48, ctx, "unknown layer kind %d",
                            (int)kind);
         l->kind = (qs_layer_kind)kind;
+        if (version < 2 && qs_layer_kind_is_v2(l->kind))
+            return fail_at(p->err, p->where, (int64_t)cur + 48, ctx, "layer kind %d (%s) needs "
+                           "format version 2; the file says version %u", (int)kind,
+                           qs_layer_kind_name(l->kind), version);
+        uses_v2 |= qs_layer_kind_is_v2(l->kind);
         l->n_inputs = rd_i32(r + 52);
         if (l->n_inputs < 0 || l->n_inputs > QS_MAX_INPUTS)
             return fail_at(p->err, p->where, (int64_t)cur + 52, ctx, "input count %d outside "
@@ -1248,9 +1388,10 @@ static qs_status parse_layers(const pctx *p, const qbin_section *s, qs_net *net,
         l->out_w = rd_i32(r + 168);
         l->out_bits = r[172];
         l->out_signed = r[173];
-        if (r[174] || r[175] || rd_u32(r + 188))
+        if (r[174] || r[175] || (version < 2 && rd_u32(r + 188)))
             return fail_at(p->err, p->where, (int64_t)cur + (r[174] || r[175] ? 174 : 188), ctx,
                            "reserved field is not 0");
+        l->param = version >= 2 ? rd_i32(r + 188) : 0;
         l->out_zp = rd_i32(r + 176);
         l->out_scale = rd_f32(r + 180);
         l->rq.n = rd_i32(r + 184);
@@ -1258,6 +1399,9 @@ static qs_status parse_layers(const pctx *p, const qbin_section *s, qs_net *net,
             return fail_at(p->err, p->where, (int64_t)cur + 184, ctx, "negative requant count %d",
                            (int)l->rq.n);
     }
+    if (version == 2 && !uses_v2)
+        return fail_at(p->err, p->where, 8, "header", "version 2, but no layer needs it: a "
+                       "network without version-2 layer kinds is written as version 1");
     /* requant arrays follow the records, in layer order */
     for (int32_t i = 0; i < net->n_layers; i++) {
         qs_layer *l = &net->layers[i];
@@ -1527,6 +1671,7 @@ qs_status qs_net_serialize(const qs_net *net, uint8_t **bytes, size_t *len, qs_e
         wr_i32(r + 176, l->out_zp);
         wr_f32(r + 180, l->out_scale);
         wr_i32(r + 184, l->rq.n);
+        wr_i32(r + 188, l->param); /* version 1: reserved, and 0 for every version-1 kind */
     }
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *l = &net->layers[i];
@@ -1542,7 +1687,7 @@ qs_status qs_net_serialize(const qs_net *net, uint8_t **bytes, size_t *len, qs_e
     const uint64_t sizes[3] = {QBIN_NET_SIZE, tsize, lsize};
     const uint32_t kinds[3] = {QBIN_SECT_NET, QBIN_SECT_TENSORS, QBIN_SECT_LAYERS};
     memcpy(b, qbin_magic, sizeof qbin_magic);
-    wr_u32(b + 8, QBIN_VERSION);
+    wr_u32(b + 8, net_version(net));
     wr_u32(b + 12, 0);
     wr_u64(b + 16, total);
     wr_u32(b + 24, n_sect);

@@ -77,6 +77,14 @@ typedef enum {
     QS_L_ACT,        /* standalone clamp (ReLU / ReLU6 / clip) */
     QS_L_REQUANT,    /* standalone requantization of one input */
     QS_L_FLATTEN,    /* C x H x W -> (C*H*W) x 1 x 1 */
+    /* format version 2 (docs/qbin.md, "Version 2: transformer layers") */
+    QS_L_LUT,        /* element-wise table lookup (weight = the table tensor) */
+    QS_L_MUL,        /* element-wise product of two inputs, requantized */
+    QS_L_SOFTMAX,    /* integer softmax along axis `param` (exp table = weight tensor) */
+    QS_L_LAYERNORM,  /* integer layer norm over channels, affine = bias + requant */
+    QS_L_RMSNORM,    /* integer RMS norm over channels, affine = bias + requant */
+    QS_L_MATMUL,     /* per batch (channel): op(A) x op(B) of two activations */
+    QS_L_RESHAPE,    /* same values in the same order, new (C, H, W) */
     QS_L_KIND_COUNT
 } qs_layer_kind;
 
@@ -107,6 +115,10 @@ typedef struct {
     /* add: integer input multipliers */
     int32_t add_mul[2];
 
+    /* version-2 kinds: softmax: the axis (0 C, 1 H, 2 W); matmul: bit 0
+     * transposes A, bit 1 transposes B; 0 for every other kind */
+    int32_t param;
+
     qs_requant rq;       /* conv, fc, add, avgpool, gap, requant */
     qs_act act;
     int32_t clamp_lo, clamp_hi;   /* applied to every output */
@@ -118,6 +130,9 @@ typedef struct {
     int32_t out_zp;
     float out_scale;     /* real-valued scale, for users and importers */
 } qs_layer;
+
+/* 1 for the layer kinds that need format version 2. */
+int qs_layer_kind_is_v2(qs_layer_kind k);
 
 /* Opaque network handle. */
 typedef struct qs_net qs_net;

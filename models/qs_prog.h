@@ -24,6 +24,8 @@ typedef enum { QS_ORDER_N_OUTER = 0, QS_ORDER_M_OUTER = 1 } qs_loop_order;
 typedef struct {
     int32_t layer;
     int32_t is_gemm;          /* conv/fc on the array; else post-processing only */
+    int32_t is_matmul;        /* matmul of two activations on the array (g: M, N, K, groups = batch;
+                               * weight_* describe op(B)'s centered values, slices their slices) */
     qs_gemm_dims g;
     int32_t weight_bits, weight_signed, weight_bipolar, act_bits, act_signed;
     int32_t slices;           /* weight slices on the weight path */

@@ -29,6 +29,7 @@ typedef struct {
     qs_dataflow dataflow;         /* Dataflow os | ws | is */
     int32_t user_bandwidth;       /* [run_presets] InterfaceBandwidth: 1 = USER, 0 = CALC */
     int32_t bandwidth;            /* first value of Bandwidth (words/cycle), 0 if absent */
+    char bandwidth_text[96];      /* every value, as SCALE-Sim prints them ("4,4") */
     int32_t n_bandwidths;         /* values in Bandwidth (one per memory bank) */
     int32_t memory_banks;         /* MemoryBanks (default 1) */
     int32_t sparsity_support;     /* v3 [sparsity] SparsitySupport (recorded, ignored) */
@@ -77,16 +78,22 @@ typedef struct {
 
 typedef struct {
     int32_t gemm;                 /* 1: the file was read in GEMM form */
-    int32_t n_layers;
+    int32_t n_layers;             /* 0 for a header-only file (SCALE-Sim v2 writes empty reports) */
     qs_scalesim_layer *layers;
+    /* Where qsim reads the file as SCALE-Sim v2 does with a remark, or
+     * differently from it: one "file:line: ..." line each, for the command
+     * to print as notes. */
+    int32_t n_notes;
+    char notes[QS_SCALESIM_MAX_NOTES][200];
 } qs_scalesim_topo;
 
 /* Parse topology text (fuzzable). gemm_mode: 1 = GEMM form (`Layer, M, N, K,`),
  * 0 = convolution form, -1 = decide from the header (GEMM when its columns 2..4
  * are M, N, K). The first line is always the header, as in SCALE-Sim. Errors
  * (QS_ERR_FORMAT, "where:line: reason"): wrong column count, zero or negative
- * sizes, a filter larger than its input, text where a number belongs, no
- * layers. On failure *out is empty. */
+ * sizes, a filter larger than its input, text where a number belongs, an
+ * empty file. A header-only file gives no layers and a note. On failure
+ * *out is empty. */
 qs_status qs_scalesim_parse_topology(const char *text, const char *where, int gemm_mode, qs_scalesim_topo *out,
                                      qs_error *err);
 

@@ -226,7 +226,13 @@ static qs_status set_mapped(cfg_ctx *c, int k, const char *v, int line, qs_error
             if (comma) *comma = '\0';
             trim(tok);
             if ((st = int_value(c, line, name, tok, 1, 1048576, &x, err))) return st;
-            if (g->n_bandwidths++ == 0) g->bandwidth = (int32_t)x;
+            if (g->n_bandwidths++ == 0) {
+                g->bandwidth = (int32_t)x;
+                g->bandwidth_text[0] = '\0';
+            }
+            size_t used = strlen(g->bandwidth_text);
+            snprintf(g->bandwidth_text + used, sizeof g->bandwidth_text - used, "%s%lld", used ? "," : "",
+                     (long long)x);
             if (!comma) break;
         }
         break;
@@ -238,6 +244,13 @@ static qs_status set_mapped(cfg_ctx *c, int k, const char *v, int line, qs_error
         else
             return qs_fail(err, QS_ERR_CONFIG, "%s:%d: Dataflow: unknown dataflow '%s' (os, ws or is)", c->where,
                            line, v);
+        /* SCALE-Sim v2 compares the value with 'os', 'ws', 'is' as written:
+         * anything else only warns and runs output stationary, surely not what
+         * the file's author meant */
+        if (strcmp(v, "os") && strcmp(v, "ws") && strcmp(v, "is") && g->dataflow != QS_DF_OS)
+            add_note(c, "%s:%d: Dataflow '%s': qsim runs %s; SCALE-Sim v2 accepts only lower case and runs output "
+                        "stationary (os) for '%s'",
+                     c->where, line, v, qs_dataflow_name(g->dataflow), v);
         break;
     case K_MEMORY_BANKS:
         if ((st = int_value(c, line, name, v, 1, 1024, &x, err))) return st;
@@ -513,10 +526,12 @@ qs_status qs_scalesim_parse_config(const char *text, const char *where, const ch
                          "%s:%d: InterfaceBandwidth = USER needs [architecture_presets] Bandwidth (words per cycle)",
                          where, c->key_line[K_INTERFACE_BW]);
         else if (c->cfg.n_bandwidths != c->cfg.memory_banks)
-            st = qs_fail(err, QS_ERR_CONFIG, "%s:%d: Bandwidth gives %d value%s for MemoryBanks = %d (USER mode: one "
-                                             "per bank)",
-                         where, c->key_line[K_BANDWIDTH], c->cfg.n_bandwidths, c->cfg.n_bandwidths == 1 ? "" : "s",
-                         c->cfg.memory_banks);
+            /* SCALE-Sim v2 reads every value and uses the first for all
+             * three memories, whatever MemoryBanks says */
+            add_note(c, "%s:%d: Bandwidth gives %d value%s for MemoryBanks = %d: the first, %d words/cycle, is used "
+                        "(as SCALE-Sim v2 does)",
+                     where, c->key_line[K_BANDWIDTH], c->cfg.n_bandwidths, c->cfg.n_bandwidths == 1 ? "" : "s",
+                     c->cfg.memory_banks, c->cfg.bandwidth);
     }
 
     textbuf t = {0};
@@ -698,8 +713,18 @@ static int header_is_data(const fields *h)
     return nums >= 3;
 }
 
+static void topo_note(qs_scalesim_topo *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void topo_note(qs_scalesim_topo *t, const char *fmt, ...)
+{
+    if (t->n_notes >= QS_SCALESIM_MAX_NOTES) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->notes[t->n_notes++], sizeof t->notes[0], fmt, ap);
+    va_end(ap);
+}
+
 static qs_status parse_row(const char *where, int line, fields *fs, int gemm, int header_cols, layer_vec *lv,
-                           qs_error *err)
+                           qs_scalesim_topo *nt, qs_error *err)
 {
     qs_scalesim_layer l;
     memset(&l, 0, sizeof l);
@@ -764,6 +789,14 @@ static qs_status parse_row(const char *where, int line, fields *fs, int gemm, in
         l.num_filters = v[5];
         l.stride_h = v[6];
         if (!l.stride_w) l.stride_w = l.stride_h;
+        /* SCALE-Sim v2 drops the field after the last comma: without the
+         * trailing comma that is the stride width, and it strides both axes
+         * by the height's. Surely not what the row says: qsim reads it. */
+        if (n == fs->n && n == need + 1 && !l.sparsity[0] && l.stride_w != l.stride_h)
+            topo_note(nt,
+                      "%s:%d: no trailing comma: qsim strides %d x %d; SCALE-Sim v2 drops the last field and strides "
+                      "%d x %d",
+                      where, line, (int)l.stride_h, (int)l.stride_w, (int)l.stride_h, (int)l.stride_h);
     }
     if ((st = check_sizes(where, &l, err))) return st;
     /* SCALE-Sim v2 runs a row whose name contains "DP" (depthwise) as one
@@ -834,15 +867,18 @@ qs_status qs_scalesim_parse_topology(const char *text, const char *where, int ge
         fields fs;
         split(buf, &fs);
         if (fs.n > 0 && all_empty(&fs)) continue; /* ",,,,,,,," separator rows of some shipped files */
-        st = parse_row(where, line, &fs, gemm, header_cols, &lv, err);
+        st = parse_row(where, line, &fs, gemm, header_cols, &lv, out, err);
     }
     if (st == QS_OK && !seen_header)
         st = qs_fail(err, QS_ERR_FORMAT, "%s: empty file (a topology is a header line, then one layer per line)",
                      where);
     if (st == QS_OK && lv.n == 0)
-        st = qs_fail(err, QS_ERR_FORMAT, "%s: no layers (only the header line)", where);
+        topo_note(out, "%s: no layers (only the header line): the reports have their headers only, as SCALE-Sim v2 "
+                       "writes them",
+                  where);
     if (st != QS_OK) {
         free(lv.v);
+        memset(out, 0, sizeof *out);
         return st;
     }
     out->gemm = gemm;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write qsim's deterministic example networks (.qbin, docs/qbin.md).
 
-    make_nets.py                      # models/nets/tiny.qbin and models/nets/demo_w2a4.qbin
+    make_nets.py                      # models/nets/tiny.qbin, demo_w2a4.qbin, xfmr_tiny.qbin
     make_nets.py --out-dir DIR        # the same, elsewhere
     make_nets.py --resnet18 [PATH] --wbits 2 --abits 4
     make_nets.py --resnet50 [PATH] --wbits 4 --abits 4
@@ -74,12 +74,58 @@ def make_demo_w2a4() -> Net:
     return net
 
 
+def make_xfmr_tiny() -> Net:
+    """A pre-norm transformer block (format version 2): 8 hidden channels x 6 tokens, 2
+    heads; layernorm, ternary 1x1-conv projections, head split/merge by reshape, both
+    attention matmuls, softmax over the keys, residual adds, rmsnorm, a table SiLU gating
+    a second projection (SwiGLU's mul). Multipliers are calibrated on one input so that
+    each accumulator's spread fills its output range."""
+    import qsim_qbin as Q
+    rng = np.random.default_rng(13)
+    d, heads, T = 8, 2, 6
+    net = Net("xfmr_tiny")
+    x = rng.integers(-100, 100, size=(d, T, 1))
+    outs = []
+
+    def done(i):
+        l = net.layers[i]
+        if l.kind in Q.REQUANT_KINDS and l.kind not in (Q.L_LAYERNORM, Q.L_RMSNORM):
+            acc = Q.layer_accumulator(net, i, outs, 32).astype(np.float64)
+            m, sh = Q.quantize_multiplier((l.clamp_hi - l.clamp_lo) / (2.0 * (np.abs(acc).max() + 1.0)))
+            l.rq_mult, l.rq_shift = np.array([m], np.int32), np.array([sh], np.int8)
+        outs.append(Q.eval_layer(net, i, outs, 32, x))
+        return i
+
+    def ternary(shape):
+        return np.clip(np.round(rng.normal(size=shape) / 1.25), -1, 1).astype(np.int64)
+
+    q8 = dict(bits=8, signed=True, zp=0, scale=0.05, multiplier=0.01)
+    x0 = done(net.input("x", c=d, h=T, w=1, bits=8, signed=True, zp=0, scale=0.05))
+    h = done(net.layernorm("ln1", x0, gamma=np.linspace(0.8, 1.2, d), beta=np.linspace(-0.1, 0.1, d),
+                           bits=8, signed=True, zp=0, scale=0.03))
+    q, k, v = (done(net.conv(n, h, ternary((d, d, 1, 1)), wbits=2, **q8)) for n in ("wq", "wk", "wv"))
+    qh, kh, vh = (done(net.reshape(n + "_heads", src, heads, d // heads, T))
+                  for n, src in (("q", q), ("k", k), ("v", v)))
+    s = done(net.matmul("scores", qh, kh, trans_a=True, bits=8, signed=True, zp=-3, scale=0.1, multiplier=0.01))
+    p = done(net.softmax("softmax", s, axis=2, bits=8))
+    o = done(net.matmul("attn_v", vh, p, trans_b=True, **q8))
+    om = done(net.reshape("merge_heads", o, d, T, 1))
+    r1 = done(net.add("res1", x0, done(net.conv("wo", om, ternary((d, d, 1, 1)), wbits=2, **q8)), 1, 1, **q8))
+    h2 = done(net.rmsnorm("rms2", r1, gamma=np.ones(d), bits=8, signed=True, zp=0, scale=0.03))
+    up = done(net.conv("w_up", h2, ternary((2 * d, d, 1, 1)), wbits=2, **q8))
+    gate = done(net.conv("w_gate", h2, ternary((2 * d, d, 1, 1)), wbits=2, **q8))
+    act = done(net.lut("silu", gate, fn=lambda t: t / (1.0 + np.exp(-t)), bits=8, signed=True, zp=0, scale=0.05))
+    g = done(net.mul("swiglu", act, up, **q8))
+    done(net.add("res2", r1, done(net.conv("w_down", g, ternary((d, 2 * d, 1, 1)), wbits=2, **q8)), 1, 1, **q8))
+    return net
+
+
 # ---------------------------------------------------------------------------- CLI
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out-dir", default=os.path.join(REPO, "models", "nets"),
-                    help="where tiny.qbin and demo_w2a4.qbin go (default models/nets)")
+                    help="where tiny.qbin, demo_w2a4.qbin and xfmr_tiny.qbin go (default models/nets)")
     ap.add_argument("--resnet18", nargs="?", const="", metavar="PATH",
                     help="also write the zoo's ResNet-18 (default path in the cache folder)")
     ap.add_argument("--resnet50", nargs="?", const="", metavar="PATH",
@@ -91,7 +137,8 @@ def main(argv=None) -> int:
 
     if not a.no_small:
         for make, path in ((make_tiny, os.path.join(a.out_dir, "tiny.qbin")),
-                           (make_demo_w2a4, os.path.join(a.out_dir, "demo_w2a4.qbin"))):
+                           (make_demo_w2a4, os.path.join(a.out_dir, "demo_w2a4.qbin")),
+                           (make_xfmr_tiny, os.path.join(a.out_dir, "xfmr_tiny.qbin"))):
             net = make()
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             net.save(path)

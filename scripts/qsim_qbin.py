@@ -32,7 +32,7 @@ import numpy as np
 
 # ---------------------------------------------------------------------------- constants
 
-VERSION = 1
+VERSION = 2          # newest; a net without version-2 kinds is written as version 1
 MAGIC = b"QSIMNET\0"
 NAME_MAX = 48
 MAX_INPUTS = 8
@@ -52,10 +52,17 @@ DTYPE_BITS = {DT_BIPOLAR: 1, DT_INT2: 2, DT_INT4: 4, DT_INT8: 8, DT_INT16: 16, D
 WEIGHT_DTYPES = (DT_BIPOLAR, DT_INT2, DT_INT4, DT_INT8)
 
 (L_INPUT, L_CONV, L_FC, L_MAXPOOL, L_AVGPOOL, L_GAP, L_ADD, L_CONCAT, L_ACT, L_REQUANT,
- L_FLATTEN) = range(11)
+ L_FLATTEN, L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE) = range(18)
 KIND_NAMES = ["input", "conv", "fc", "maxpool", "avgpool", "gap", "add", "concat", "act",
-              "requant", "flatten"]
-REQUANT_KINDS = (L_CONV, L_FC, L_AVGPOOL, L_GAP, L_ADD, L_REQUANT)
+              "requant", "flatten", "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul",
+              "reshape"]
+V2_KINDS = (L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE)
+REQUANT_KINDS = (L_CONV, L_FC, L_AVGPOOL, L_GAP, L_ADD, L_REQUANT, L_MUL, L_LAYERNORM, L_RMSNORM,
+                 L_MATMUL)
+NORM_FRAC_BITS = 16       # z = (x - mean) / sigma in Q16
+NORM_MAX_ROW = 16384      # longest normalized row
+TABLE_MAX_BITS = 8        # widest lut / softmax input
+SOFTMAX_TABLE_MAX = 65535
 KEEP_ZP_KINDS = (L_MAXPOOL, L_CONCAT, L_ACT, L_FLATTEN)
 
 ACT_NONE, ACT_RELU, ACT_RELU6, ACT_CLIP = range(4)
@@ -220,6 +227,7 @@ class Layer:
     out_signed: bool = False
     out_zp: int = 0
     out_scale: float = 0.0
+    param: int = 0          # version 2: softmax axis; matmul bit 0 = transpose A, bit 1 = B
 
     @property
     def shape(self) -> Tuple[int, int, int]:
@@ -451,6 +459,94 @@ class Net:
         self._keep_out(l, s, **keep)
         return self._add(l)
 
+    # ---- version-2 (transformer) layers, docs/qbin.md "Version 2"
+    def _table(self, name: str, values) -> int:
+        v = np.asarray(values, np.int64).ravel()
+        return self.add_tensor(name, v, DT_INT32, True)
+
+    def lut(self, name: str, src: int, table=None, fn=None, **out) -> int:
+        """Element-wise table: y = clamp(table[a - lo_in]). Give the table, or fn (a float
+        function of the real input) and the output quantization: the table is filled
+        with round(fn(s_in * (a - z_in)) / s_out) + z_out for every input code a."""
+        s = self.layers[src]
+        l = Layer(name, L_LUT, [src], out_c=s.out_c, out_h=s.out_h, out_w=s.out_w)
+        self._apply_out(l, **out)
+        if table is None:
+            lo, hi = int_range(s.out_bits, s.out_signed)
+            a = np.arange(lo, hi + 1)
+            real = np.array([fn(float(v)) for v in s.out_scale * (a - s.out_zp)])
+            table = np.clip(np.round(real / l.out_scale) + l.out_zp, *int_range(l.out_bits, l.out_signed))
+        l.weight = self._table(name + ".table", table)
+        return self._add(l)
+
+    def mul(self, name: str, a: int, b: int, **out) -> int:
+        """(a - za) * (b - zb), then requant (default multiplier s_a s_b / s_out)."""
+        sa, sb = self.layers[a], self.layers[b]
+        l = Layer(name, L_MUL, [a, b], out_c=sa.out_c, out_h=sa.out_h, out_w=sa.out_w)
+        out = dict(out)
+        if "mult" not in out and "multiplier" not in out and out.get("scale", 0) > 0:
+            out["multiplier"] = sa.out_scale * sb.out_scale / out["scale"]
+        self._apply_out(l, **out)
+        return self._add(l)
+
+    def softmax(self, name: str, src: int, axis: int = 2, bits: int = 8, table=None) -> int:
+        """Integer softmax along axis (0 C, 1 H, 2 W); unsigned output of scale 1/(2^bits-1).
+        Default exponent table: T[d] = round(65535 * exp(-d * s_in))."""
+        s = self.layers[src]
+        l = Layer(name, L_SOFTMAX, [src], out_c=s.out_c, out_h=s.out_h, out_w=s.out_w, param=int(axis))
+        self._apply_out(l, bits=bits, signed=False, zp=0, scale=1.0 / ((1 << bits) - 1))
+        if table is None:
+            table = np.round(SOFTMAX_TABLE_MAX * np.exp(-np.arange(1 << s.out_bits) * s.out_scale))
+        l.weight = self._table(name + ".exp", table)
+        return self._add(l)
+
+    def _norm(self, kind, name, src, gamma, beta, out):
+        s = self.layers[src]
+        l = Layer(name, kind, [src], out_c=s.out_c, out_h=s.out_h, out_w=s.out_w)
+        out = dict(out)
+        if gamma is not None and "mult" not in out and "multiplier" not in out:
+            # y = gamma z + beta = gamma 2^-16 (Z + beta 2^16 / gamma), Z the Q16 value
+            g = np.asarray(gamma, np.float64).ravel() * np.ones(s.out_c)
+            g = np.where(np.abs(g) < 1e-6, 1e-6, g)
+            if (g < 0).any():
+                raise ValueError("%s: negative gamma (the multiplier is >= 0)" % name)
+            out["multiplier"] = g * 2.0 ** -NORM_FRAC_BITS / out["scale"]
+            if beta is not None:
+                b = np.asarray(beta, np.float64).ravel() * np.ones(s.out_c)
+                out_bias = np.round(b * 2.0 ** NORM_FRAC_BITS / g)
+                l.bias = self.add_tensor(name + ".b", np.clip(out_bias, INT32_MIN, INT32_MAX), DT_INT32, True)
+        self._apply_out(l, **out)
+        return self._add(l)
+
+    def layernorm(self, name: str, src: int, gamma=None, beta=None, **out) -> int:
+        """Integer layer norm over channels; y = requant_c(z + bias[c]); gamma/beta (floats)
+        give the default per-channel multiplier and bias (output scale needed)."""
+        return self._norm(L_LAYERNORM, name, src, gamma, beta, out)
+
+    def rmsnorm(self, name: str, src: int, gamma=None, beta=None, **out) -> int:
+        return self._norm(L_RMSNORM, name, src, gamma, beta, out)
+
+    def matmul(self, name: str, a: int, b: int, trans_a: bool = False, trans_b: bool = False, **out) -> int:
+        """Per channel (batch) c: op(A[c]) @ op(B[c]), op = transpose when asked;
+        default multiplier s_a s_b / s_out."""
+        sa, sb = self.layers[a], self.layers[b]
+        m = sa.out_w if trans_a else sa.out_h
+        n = sb.out_h if trans_b else sb.out_w
+        l = Layer(name, L_MATMUL, [a, b], out_c=sa.out_c, out_h=m, out_w=n,
+                  param=int(bool(trans_a)) | (int(bool(trans_b)) << 1))
+        out = dict(out)
+        if "mult" not in out and "multiplier" not in out and out.get("scale", 0) > 0:
+            out["multiplier"] = sa.out_scale * sb.out_scale / out["scale"]
+        self._apply_out(l, **out)
+        return self._add(l)
+
+    def reshape(self, name: str, src: int, c: int, h: int, w: int) -> int:
+        """Same values in the same (C order) sequence as a C x H x W tensor."""
+        s = self.layers[src]
+        l = Layer(name, L_RESHAPE, [src], out_c=c, out_h=h, out_w=w)
+        self._keep_out(l, s, clamp=(s.clamp_lo, s.clamp_hi))
+        return self._add(l)
+
     @staticmethod
     def _default_out(s: Layer, out: dict, factor: float) -> dict:
         """Pools/requant: default to the input's quantization and, when scales are known
@@ -490,6 +586,9 @@ class Net:
         if l.kind == L_FC:
             s = self.layers[l.inputs[0]]
             return l.out_c * s.out_c * s.out_h * s.out_w
+        if l.kind == L_MATMUL:
+            s = self.layers[l.inputs[0]]
+            return l.out_c * l.out_h * l.out_w * (s.out_h if l.param & 1 else s.out_w)
         return 0
 
     def summary(self) -> str:
@@ -574,7 +673,8 @@ def validate(net: Net, where: str = "net", tensor_off=None, layer_off=None) -> N
             lfail(i, "unknown layer kind %d" % l.kind)
         if (i == 0) != (l.kind == L_INPUT):
             lfail(i, "layer 0 must be the input" if i == 0 else "only layer 0 may be an input")
-        nmin, nmax = {L_INPUT: (0, 0), L_ADD: (2, 2), L_CONCAT: (1, MAX_INPUTS)}.get(l.kind, (1, 1))
+        nmin, nmax = {L_INPUT: (0, 0), L_ADD: (2, 2), L_MUL: (2, 2), L_MATMUL: (2, 2),
+                      L_CONCAT: (1, MAX_INPUTS)}.get(l.kind, (1, 1))
         if not nmin <= len(l.inputs) <= nmax:
             lfail(i, "%d inputs; a %s takes %d..%d" % (len(l.inputs), l.kind_name, nmin, nmax))
         for k, j in enumerate(l.inputs):
@@ -602,8 +702,12 @@ def validate(net: Net, where: str = "net", tensor_off=None, layer_off=None) -> N
             lfail(i, "%d requant multipliers; must be 0, 1 or %d" % (n, l.out_c))
         if n and (l.rq_mult.min() < 0 or np.abs(l.rq_shift.astype(np.int64)).max() > MAX_SHIFT):
             lfail(i, "multipliers must be >= 0 and shifts in -31..31")
-        if l.kind not in (L_CONV, L_FC) and (l.weight != -1 or l.bias != -1):
-            lfail(i, "a %s has no weight/bias" % l.kind_name)
+        if l.kind not in (L_CONV, L_FC, L_LUT, L_SOFTMAX) and l.weight != -1:
+            lfail(i, "a %s has no weight" % l.kind_name)
+        if l.kind not in (L_CONV, L_FC, L_LAYERNORM, L_RMSNORM) and l.bias != -1:
+            lfail(i, "a %s has no bias" % l.kind_name)
+        if l.kind not in (L_SOFTMAX, L_MATMUL) and l.param != 0:
+            lfail(i, "a %s has no parameter, but param is %d" % (l.kind_name, l.param))
         if l.kind == L_INPUT:
             continue
         s = net.layers[l.inputs[0]]
@@ -687,6 +791,71 @@ def validate(net: Net, where: str = "net", tensor_off=None, layer_off=None) -> N
                 lfail(i, "clamp [%d, %d] is narrower than its input's [%d, %d]; a flatten is a view "
                       "and cannot clamp" % (l.clamp_lo, l.clamp_hi, s.clamp_lo, s.clamp_hi))
             expect(s.out_c * s.out_h * s.out_w, 1, 1)
+        elif l.kind in V2_KINDS:
+            _validate_v2(net, i, l, s, lfail, expect)
+
+
+def _validate_v2(net: Net, i: int, l: Layer, s: Layer, lfail, expect) -> None:
+    """Rules of docs/qbin.md, "Version 2: transformer layers"."""
+
+    def table(lo, hi):
+        if not 0 <= l.weight < len(net.tensors):
+            lfail(i, "table tensor index %d out of range" % l.weight)
+        t = net.tensors[l.weight]
+        if t.dtype == DT_BIPOLAR:
+            lfail(i, "table '%s' is bipolar" % t.name)
+        if t.ndim != 1 or t.count != 1 << s.out_bits:
+            lfail(i, "table '%s' has %d entries; a %d-bit input needs a vector of %d"
+                  % (t.name, t.count, s.out_bits, 1 << s.out_bits))
+        if t.data.min() < lo or t.data.max() > hi:
+            lfail(i, "table '%s' entries outside %d..%d" % (t.name, lo, hi))
+        return t
+
+    if l.kind in (L_LUT, L_SOFTMAX):
+        if l.kind == L_SOFTMAX and not 0 <= l.param <= 2:
+            lfail(i, "softmax axis %d does not exist (0, 1, 2)" % l.param)
+        if s.out_bits > TABLE_MAX_BITS:
+            lfail(i, "input has %d bits; a table takes at most %d" % (s.out_bits, TABLE_MAX_BITS))
+        if l.kind == L_LUT:
+            table(INT32_MIN, INT32_MAX)
+        else:
+            if l.out_signed or l.out_zp:
+                lfail(i, "softmax output must be unsigned with zero point 0")
+            if table(0, SOFTMAX_TABLE_MAX).data.ravel()[0] < 1:
+                lfail(i, "exponent table entry 0 must be >= 1")
+        expect(*s.shape)
+    elif l.kind == L_MUL:
+        if net.layers[l.inputs[1]].shape != s.shape:
+            lfail(i, "inputs have different shapes")
+        expect(*s.shape)
+    elif l.kind in (L_LAYERNORM, L_RMSNORM):
+        if s.out_c > NORM_MAX_ROW:
+            lfail(i, "rows of %d channels; at most %d" % (s.out_c, NORM_MAX_ROW))
+        if l.bias != -1:
+            if not 0 <= l.bias < len(net.tensors):
+                lfail(i, "bias tensor index %d out of range" % l.bias)
+            b = net.tensors[l.bias]
+            if b.dtype != DT_INT32 or not b.signed or tuple(b.shape) != (l.out_c,):
+                lfail(i, "bias '%s' must be an int32 vector of %d" % (b.name, l.out_c))
+        expect(*s.shape)
+    elif l.kind == L_MATMUL:
+        if not 0 <= l.param <= 3:
+            lfail(i, "matmul param %d outside 0..3" % l.param)
+        b = net.layers[l.inputs[1]]
+        m, k = (s.out_w, s.out_h) if l.param & 1 else (s.out_h, s.out_w)
+        kb, n = (b.out_w, b.out_h) if l.param & 2 else (b.out_h, b.out_w)
+        if b.out_c != s.out_c:
+            lfail(i, "A has %d matrices, B %d: the batch must match" % (s.out_c, b.out_c))
+        if kb != k:
+            lfail(i, "mismatched shapes: op(A) is %d x %d, op(B) is %d x %d" % (m, k, kb, n))
+        expect(s.out_c, m, n)
+    elif l.kind == L_RESHAPE:
+        if l.out_c * l.out_h * l.out_w != s.out_c * s.out_h * s.out_w:
+            lfail(i, "reshape changes the element count")
+        if (l.out_bits, l.out_signed, l.out_zp) != (s.out_bits, s.out_signed, s.out_zp) or \
+                l.clamp_lo > s.clamp_lo or l.clamp_hi < s.clamp_hi:
+            lfail(i, "a reshape keeps the input's bits, signedness and zero point, and its clamp "
+                  "must contain the input's")
 
 
 # ---------------------------------------------------------------------------- writer
@@ -727,7 +896,7 @@ def dumps(net: Net) -> bytes:
             l.kh, l.kw, l.stride_h, l.stride_w, l.pad_t, l.pad_l, l.pad_b, l.pad_r,
             l.dil_h, l.dil_w, l.groups, l.weight, l.bias, l.add_mul[0], l.add_mul[1],
             l.act, l.clamp_lo, l.clamp_hi, l.out_c, l.out_h, l.out_w,
-            l.out_bits, int(l.out_signed), 0, l.out_zp, l.out_scale, l.rq_mult.size, 0))
+            l.out_bits, int(l.out_signed), 0, l.out_zp, l.out_scale, l.rq_mult.size, l.param))
         n = l.rq_mult.size
         if n:
             rq.append(l.rq_mult.astype("<i4").tobytes() + l.rq_shift.astype("i1").tobytes()
@@ -745,7 +914,8 @@ def dumps(net: Net) -> bytes:
         body += payload
         pos += len(payload)
     total = pos
-    head = MAGIC + struct.pack("<IIQI", VERSION, 0, total, len(sections))
+    version = 2 if any(l.kind in V2_KINDS for l in net.layers) else 1
+    head = MAGIC + struct.pack("<IIQI", version, 0, total, len(sections))
     hcrc = zlib.crc32(table, zlib.crc32(head))
     out = head + struct.pack("<I", hcrc) + table
     out += b"\0" * (body_start - len(out)) + body
@@ -774,8 +944,8 @@ def loads(data: bytes, where: str = "<bytes>") -> Net:
     if b[:8] != MAGIC:
         fail(0, "header", "bad magic (not a .qbin file)")
     version, flags, fsize, nsec, hcrc = struct.unpack_from("<IIQII", b, 8)
-    if version != VERSION:
-        fail(8, "header", "unsupported version %d (this reader implements %d)" % (version, VERSION))
+    if not 1 <= version <= VERSION:
+        fail(8, "header", "unsupported version %d (this reader implements 1..%d)" % (version, VERSION))
     if flags:
         fail(12, "header", "flags must be 0")
     if fsize != n_file:
@@ -932,7 +1102,9 @@ def loads(data: bytes, where: str = "<bytes>") -> Net:
             fail(cur + 56, ctx, "unused input slots must hold -1")
         if not 0 <= act <= ACT_CLIP:
             fail(cur + 148, ctx, "unknown activation %d" % act)
-        if r0 or r1:
+        if version < 2 and kind in V2_KINDS:
+            fail(cur + 48, ctx, "layer kind %d (%s) needs format version 2" % (kind, KIND_NAMES[kind]))
+        if r0 or (r1 and version < 2):
             fail(cur + (174 if r0 else 188), ctx, "reserved field is not 0")
         if n < 0:
             fail(cur + 184, ctx, "negative requant count %d" % n)
@@ -940,11 +1112,13 @@ def loads(data: bytes, where: str = "<bytes>") -> Net:
                                 groups, weight, bias, [m0, m1], act=act, clamp_lo=clo,
                                 clamp_hi=chi, out_c=oc, out_h=oh, out_w=ow, out_bits=obits,
                                 out_signed=bool(osg), out_zp=ozp,
-                                out_scale=float(np.float32(oscale))))
+                                out_scale=float(np.float32(oscale)), param=r1))
         if osg > 1:
             fail(cur + 173, ctx, "out_signed %d is not 0 or 1" % osg)
         rq_n.append(n)
         cur += LAYER_SIZE
+    if version == 2 and not any(l.kind in V2_KINDS for l in net.layers):
+        fail(8, "header", "version 2, but no layer needs it (written as version 1)")
     for li, n in enumerate(rq_n):
         if not n:
             continue
@@ -1136,6 +1310,17 @@ def layer_accumulator(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: in
         acc = (a - za) * l.add_mul[0] + (b - zb) * l.add_mul[1]
     elif l.kind == L_REQUANT:
         acc = a - za
+    elif l.kind == L_MUL:
+        acc = (a - za) * (np.asarray(outs[l.inputs[1]], np.int64) - net.layers[l.inputs[1]].out_zp)
+    elif l.kind in (L_LAYERNORM, L_RMSNORM):
+        acc = norm_q16(a - za, l.kind == L_LAYERNORM)
+        if l.bias >= 0:
+            acc = acc + net.tensors[l.bias].data.astype(np.int64).reshape(-1, 1, 1)
+    elif l.kind == L_MATMUL:
+        b = np.asarray(outs[l.inputs[1]], np.int64) - net.layers[l.inputs[1]].out_zp
+        opa = (a - za).transpose(0, 2, 1) if l.param & 1 else a - za
+        opb = b.transpose(0, 2, 1) if l.param & 2 else b
+        acc = wrap(np.matmul(opa, opb), acc_bits)
     else:
         raise ValueError("layer %d '%s' (%s) has no accumulator" % (i, l.name, l.kind_name))
     if l.kind in (L_CONV, L_FC) and l.bias >= 0:
@@ -1188,7 +1373,39 @@ def eval_layer(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: int = 32,
         return np.clip(a, lo, hi)
     if l.kind == L_FLATTEN:
         return np.clip(a.reshape(-1, 1, 1), lo, hi)
+    if l.kind == L_RESHAPE:
+        return np.clip(a.reshape(l.shape), lo, hi)
+    if l.kind == L_LUT:
+        t = net.tensors[l.weight].data.astype(np.int64).ravel()
+        return np.clip(t[a - int_range(net.layers[l.inputs[0]].out_bits,
+                                       net.layers[l.inputs[0]].out_signed)[0]], lo, hi)
+    if l.kind == L_SOFTMAX:
+        t = net.tensors[l.weight].data.astype(np.int64).ravel()
+        e = t[a.max(axis=l.param, keepdims=True) - a]
+        s = e.sum(axis=l.param, keepdims=True)
+        q = (1 << l.out_bits) - 1
+        return np.clip((e * q + s // 2) // s, lo, hi)
     raise ValueError("layer %d: unknown kind %d" % (i, l.kind))
+
+
+def norm_q16(x: np.ndarray, layernorm: bool) -> np.ndarray:
+    """Normalized values in Q16 over axis 0 (channels) of centered inputs x (C, H, W):
+    docs/qbin.md, LAYERNORM / RMSNORM, step by step."""
+    n = x.shape[0]
+    x = x.astype(np.int64)
+    mean = (2 * x.sum(axis=0) + n) // (2 * n) if layernorm else np.zeros(x.shape[1:], np.int64)
+    d = x - mean
+    v = (d * d).sum(axis=0)
+    z = np.zeros_like(d)
+    for pos in np.ndindex(*v.shape):
+        vv = int(v[pos])
+        if vv == 0:
+            continue
+        g = min(15, (62 - vv.bit_length()) // 2)
+        sigma = math.isqrt((vv << (2 * g)) // n)
+        num = d[(slice(None),) + pos] * (1 << (NORM_FRAC_BITS + g))
+        z[(slice(None),) + pos] = np.sign(num) * ((2 * np.abs(num) + sigma) // (2 * sigma))
+    return z
 
 
 def evaluate(net: Net, x, acc_bits: int = 32) -> List[np.ndarray]:

@@ -1767,6 +1767,7 @@ qs_status qs_array_gemm(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, q
 {
     memset(r, 0, sizeof *r);
     const qs_layer *L = &c->net->layers[in->layer];
+    if (L->kind == QS_L_MATMUL) return qs_array_matmul(c, in, r, err);
     const qs_layer_map *m = &c->prog->maps[in->layer];
     gemm_view v;
     v.L = L;

@@ -143,6 +143,10 @@ void qs_array_value_paths(qs_value_paths *out);
  * 32-bit ones apply (which is everywhere but near 32-bit accumulators). */
 void qs_array_wide_lanes_only(int on);
 
+/* Execute a GEMM instruction of a MATMUL layer (sim/matmul.c): both
+ * operands are activations; qs_array_gemm hands such instructions here. */
+qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, qs_error *err);
+
 /* Cycles per stream element forced by SRAM bandwidth (>= 1). */
 int32_t qs_array_stream_rate(const qs_arch *a, const qs_layer_map *m);
 

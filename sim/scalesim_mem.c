@@ -79,7 +79,10 @@ static int drain(qs_ssmem *m, uint64_t cycle, uint64_t *end)
     if (m->drain_next == 0) m->st->ofmap_dram_first = cycle;
     m->drain_next += nl;
     *end = cycle + (uint64_t)nl - 1;
-    if (*end > m->st->ofmap_dram_last) m->st->ofmap_dram_last = *end;
+    /* SCALE-Sim's stop cycle is that of the last line in its trace, i.e. of
+     * the last drain started: the final flush starts at Total Cycles even
+     * when an earlier drain is still running past it */
+    m->st->ofmap_dram_last = *end;
     return 1;
 }
 
@@ -125,6 +128,25 @@ static uint64_t write_row(qs_ssmem *m, int64_t n, uint64_t cycle, int *oom)
     return cur;
 }
 
+static void log_stall(qs_ssmem *m, uint64_t row, uint64_t amount)
+{
+    if (!m->log_stalls || amount == 0) return;
+    if (m->n_stall_log == m->cap_stall_log) {
+        int64_t cap = m->cap_stall_log ? 2 * m->cap_stall_log : 64;
+        uint64_t *r = realloc(m->stall_row, sizeof *r * (size_t)cap);
+        if (r) m->stall_row = r;
+        uint64_t *a = r ? realloc(m->stall_amount, sizeof *a * (size_t)cap) : NULL;
+        if (a) m->stall_amount = a;
+        if (!r || !a) {
+            m->log_oom = 1;
+            return;
+        }
+        m->cap_stall_log = cap;
+    }
+    m->stall_row[m->n_stall_log] = row;
+    m->stall_amount[m->n_stall_log++] = amount;
+}
+
 /* Valid elements on anti-diagonal s of a block of rows x in [x0, x1) and
  * columns c in [0, cu): the count of x + c = s (the skew puts element (x, c)
  * on demand row base + x + c). */
@@ -134,6 +156,8 @@ static int64_t diag_count(int64_t s, int64_t x0, int64_t x1, int64_t cu)
     int64_t hi = s - x0 < cu - 1 ? s - x0 : cu - 1;
     return hi >= lo ? hi - lo + 1 : 0;
 }
+
+static uint64_t user_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu);
 
 uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t ifmap_block, int64_t filter_block)
 {
@@ -169,6 +193,8 @@ uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t i
     }
     st->ifmap_sram_reads += (uint64_t)ifmap_words;
     st->filter_sram_reads += (uint64_t)filter_words;
+
+    if (m->user) return user_fold(m, T, ku, cu);
 
     /* USER mode reads (qsim's model, docs/timing.md): the operand tiles a
      * fold does not share with the previous one are prefetched at read_bw
@@ -242,6 +268,7 @@ uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t i
         }
         stall += done - cycle;
         m->stalls += done - cycle;
+        log_stall(m, m->rows + (uint64_t)(base + s), done - cycle);
     }
     if (st->folds == 1) {
         st->ifmap_sram_first = m->rows + (uint64_t)if_first + fold_stall0 + 1;
@@ -249,6 +276,60 @@ uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t i
     }
     st->ifmap_sram_last = m->rows + (uint64_t)if_last + fold_stall0 + if_stall + 1;
     st->filter_sram_last = m->rows + (uint64_t)fl_last + fold_stall0 + fl_stall + 1;
+    m->rows += (uint64_t)rows;
+    m->prev_fold_rows = (uint64_t)rows;
+    return stall;
+}
+
+/* USER bandwidth mode with SCALE-Sim's read buffers (docs/timing.md,
+ * "SCALE-Sim convention"): every demand row of the fold is requested from
+ * the ifmap and filter buffers and written to the ofmap buffer at the same
+ * cycle (row index + stalls so far); the row's stall is the largest of the
+ * three waits (reads: served cycle - request - 1, ofmap: completion -
+ * request). */
+static uint64_t user_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu)
+{
+    qs_scalesim_stats *st = m->st;
+    const int32_t R = m->R, C = m->C;
+    const int64_t rows = qs_ssmem_fold_rows(m->df, R, C, T);
+    const int64_t fold = (int64_t)st->folds - 1;
+    int64_t base, x0, x1;
+    if (m->df == QS_DF_OS) {
+        base = T - 1;
+        x0 = R - ku;
+        x1 = R;
+    } else {
+        base = 2 * (int64_t)R - 1;
+        x0 = 0;
+        x1 = T;
+    }
+    uint64_t stall = 0;
+    int oom = 0;
+    for (int64_t t = 0; t < rows; t++) {
+        uint64_t cycle = m->rows + (uint64_t)t + m->stalls;
+        int64_t wait = 0;
+        for (int op = 0; op < 2; op++) {
+            int64_t served = qs_ssuser_row(m->user, op, fold, t, (int64_t)cycle);
+            if (served < 0) continue;
+            if (served - (int64_t)cycle - 1 > wait) wait = served - (int64_t)cycle - 1;
+            uint64_t *first = op == 0 ? &st->ifmap_sram_first : &st->filter_sram_first;
+            uint64_t *last = op == 0 ? &st->ifmap_sram_last : &st->filter_sram_last;
+            if (m->user_seen[op] == 0) *first = (uint64_t)served;
+            m->user_seen[op] = 1;
+            *last = (uint64_t)served;
+        }
+        int64_t n = diag_count(t - base, x0, x1, cu);
+        if (n > 0) {
+            uint64_t done = write_row(m, n, cycle, &oom);
+            if (oom) return UINT64_MAX;
+            if (!m->user_seen[2]) st->ofmap_sram_first = done;
+            m->user_seen[2] = 1;
+            st->ofmap_sram_last = done;
+            if ((int64_t)(done - cycle) > wait) wait = (int64_t)(done - cycle);
+        }
+        m->stalls += (uint64_t)wait;
+        stall += (uint64_t)wait;
+    }
     m->rows += (uint64_t)rows;
     m->prev_fold_rows = (uint64_t)rows;
     return stall;
@@ -265,7 +346,19 @@ void qs_ssmem_end(qs_ssmem *m)
         uint64_t cycle = st->total_cycles, end = cycle;
         while ((m->drain_next < m->lines || m->line_fill) && drain(m, cycle, &end) > 0) cycle = end + 1;
     }
+    if (m->user) {
+        st->dram_reads_replayed = 1;
+        for (int op = 0; op < 2; op++)
+            qs_ssuser_dram(m->user, op, &st->dram_reads[op], &st->dram_read_first[op], &st->dram_read_last[op]);
+        qs_ssuser_destroy(m->user);
+        m->user = NULL;
+    }
     free(m->partial);
     m->partial = NULL;
+    if (!m->log_stalls) { /* a replay frees its log itself */
+        free(m->stall_row);
+        free(m->stall_amount);
+        m->stall_row = m->stall_amount = NULL;
+    }
     m->n_partial = m->cap_partial = 0;
 }

@@ -6,9 +6,11 @@
  * SCALE-Sim's fold order) here; this model walks the fold's ofmap demand
  * rows (SCALE-Sim's skewed ofmap demand matrix, counted, not built) through
  * SCALE-Sim's double-buffered ofmap write buffer and returns the stall
- * cycles its drains cost, and in USER bandwidth mode the read stalls of
- * qsim's model of the operand prefetch. It also counts the report figures
- * (SRAM words, mapping efficiency, compute utilisation). */
+ * cycles its drains cost, and in USER bandwidth mode the read stalls:
+ * SCALE-Sim's read buffers replayed row by row (scalesim_reads.h) when the
+ * layer's topology row is known, else qsim's per-fold estimate. It also
+ * counts the report figures (SRAM words, mapping efficiency, compute
+ * utilisation). */
 #ifndef QS_SIM_SCALESIM_MEM_H
 #define QS_SIM_SCALESIM_MEM_H
 
@@ -16,6 +18,7 @@
 
 #include "qs_arch.h"
 #include "sim.h"
+#include "scalesim_reads.h"
 
 typedef struct {
     int64_t line;   /* trace line id */
@@ -44,6 +47,17 @@ typedef struct {
     uint64_t prev_fold_rows;    /* USER mode: rows of the previous fold (prefetch window) */
     int64_t prev_ifmap_block, prev_filter_block;  /* USER mode: operand blocks of the previous fold */
     qs_scalesim_stats *st;      /* the layer's figures */
+    /* optional log of the stalls, for replays of SCALE-Sim's read buffers
+     * (scalesim_reads.c): stall_amount[i] cycles were added after demand
+     * row stall_row[i] (SCALE-Sim adds a row's stall after servicing it) */
+    int32_t log_stalls;
+    uint64_t *stall_row, *stall_amount;
+    int64_t n_stall_log, cap_stall_log;
+    int32_t log_oom;
+    /* USER bandwidth mode with the layer's SCALE-Sim row known: its read
+     * buffers, replayed row by row (owned; freed by qs_ssmem_end) */
+    qs_ssuser *user;
+    int32_t user_seen[3];       /* a row of ifmap, filter, ofmap requests was seen */
 } qs_ssmem;
 
 /* Start a layer: an empty ofmap buffer of `a->accum.size_kib` KiB of one-byte

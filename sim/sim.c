@@ -24,6 +24,7 @@
 
 #include "array.h"
 #include "dma.h"
+#include "qs_xfmr.h"
 
 enum { CH_LD_CMP = 0, CH_CMP_LD, CH_CMP_ST, CH_ST_CMP, CH_ST_LD, CH_COUNT };
 
@@ -57,6 +58,8 @@ struct qs_sim {
     qs_array_ctx actx;
     qs_ssmem ssm;            /* scalesim convention: SCALE-Sim's memory model of layer ss_layer */
     int32_t ss_layer;        /* -1: none open */
+    int32_t ss_row_layer;    /* the layer ss_row describes (-1: none) */
+    const qs_scalesim_layer *ss_row;
     int32_t *qorder[QS_Q_COUNT];  /* per queue: program indices in order */
     int32_t qlen[QS_Q_COUNT];
     qs_layer_stats *stats;
@@ -92,6 +95,9 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /* ---- set-up ------------------------------------------------------------------- */
 
+/* Layers whose output is their input's memory under a new shape. */
+static int is_view(const qs_layer *L) { return L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE; }
+
 static int64_t layer_elems(const qs_layer *L) { return (int64_t)L->out_c * L->out_h * L->out_w; }
 
 qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine, qs_sim **out, qs_error *err)
@@ -100,6 +106,7 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
     qs_sim *s = calloc(1, sizeof *s);
     if (!s) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
     s->ss_layer = -1;
+    s->ss_row_layer = -1;
     s->net = net;
     s->prog = prog;
     s->engine = engine;
@@ -112,27 +119,27 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
      * Each output starts on a 64-byte boundary, with one spare element. */
     size_t block = 0;
     for (int32_t i = 0; i < net->n_layers; i++)
-        if (net->layers[i].kind != QS_L_FLATTEN) block += ((size_t)layer_elems(&net->layers[i]) + 1 + 15) & ~(size_t)15;
+        if (!is_view(&net->layers[i])) block += ((size_t)layer_elems(&net->layers[i]) + 1 + 15) & ~(size_t)15;
     s->output_block = qs_calloc_big(block, sizeof(int32_t));
     if (!s->output_block) goto oom;
     block = 0;
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
-        if (L->kind == QS_L_FLATTEN) continue; /* a view of its input */
+        if (is_view(L)) continue; /* a view of its input */
         s->outputs[i] = s->output_block + block;
         block += ((size_t)layer_elems(L) + 1 + 15) & ~(size_t)15;
         const qs_layer_map *m = &prog->maps[i];
-        if (m->is_gemm && (int64_t)m->g.groups * m->g.M * m->g.N > max_acc)
+        if ((m->is_gemm || m->is_matmul) && (int64_t)m->g.groups * m->g.M * m->g.N > max_acc)
             max_acc = (int64_t)m->g.groups * m->g.M * m->g.N;
     }
     for (int32_t i = 0; i < net->n_layers; i++)
-        if (net->layers[i].kind == QS_L_FLATTEN) s->outputs[i] = s->outputs[net->layers[i].inputs[0]];
+        if (is_view(&net->layers[i])) s->outputs[i] = s->outputs[net->layers[i].inputs[0]];
 #if QS_ASAN
     /* sanitizer builds: the gap after each output is poisoned, so that a
      * write past a layer's end is caught as it would be with one block per layer */
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
-        if (L->kind == QS_L_FLATTEN) continue;
+        if (is_view(L)) continue;
         size_t n = (size_t)layer_elems(L), stride = (n + 1 + 15) & ~(size_t)15;
         ASAN_POISON_MEMORY_REGION(s->outputs[i] + n, (stride - n) * sizeof(int32_t));
     }
@@ -206,6 +213,12 @@ void qs_sim_destroy(qs_sim *s)
     qs_dram_destroy(s->dram);
     for (int q = 0; q < QS_Q_COUNT; q++) free(s->fly[q]);
     free(s);
+}
+
+void qs_sim_set_scalesim_layer(qs_sim *s, int32_t layer, const qs_scalesim_layer *row)
+{
+    s->ss_row_layer = layer;
+    s->ss_row = row;
 }
 
 qs_status qs_sim_set_input(qs_sim *s, const int32_t *data, int64_t count, qs_error *err)
@@ -306,6 +319,18 @@ static int64_t ppu_execute(qs_sim *s, const qs_insn *in)
         }
         return (int64_t)in->m_len * in->n_len;
     }
+    if (m->is_matmul) { /* accumulators [batch][M][N] -> output (batch, M, N), per-batch requant */
+        const int32_t M = m->g.M, N = m->g.N, b = in->group;
+        for (uint32_t i = 0; i < in->m_len; i++)
+            for (uint32_t j = 0; j < in->n_len; j++) {
+                size_t at = ((size_t)b * M + in->m0 + i) * N + in->n0 + j;
+                out[at] = requant(L, b, s->accum[at]);
+            }
+        return (int64_t)in->m_len * in->n_len;
+    }
+    if (qs_layer_kind_is_v2(L->kind)) /* lut, mul, softmax, norms: models/xfmr.c */
+        return qs_xfmr_ppu(net, in->layer, (const int32_t *const *)s->outputs, out, (int32_t)in->m0,
+                           (int32_t)(in->m0 + in->m_len));
     const qs_layer *IN = &net->layers[L->inputs[0]];
     const int32_t *x = s->outputs[L->inputs[0]];
     int32_t c0 = (int32_t)in->m0, c1 = (int32_t)(in->m0 + in->m_len);
@@ -620,7 +645,7 @@ static void finish_run(qs_sim *s)
         if (ls->cycles > accounted) ls->stall_dep += ls->cycles - accounted;
         ls->ev.cycles = ls->cycles;
         /* skipped = the layer's dense slice operations that never reached a PE */
-        if (m->is_gemm) {
+        if (m->is_gemm || m->is_matmul) {
             uint64_t dense = (uint64_t)qs_layer_macs(net, li) * (uint64_t)m->slices;
             uint64_t done = ls->ev.mac_ops + ls->ev.mac_gated;
             ls->ev.mac_skipped = dense > done ? dense - done : 0;
@@ -690,6 +715,10 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
                         if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
                         qs_ssmem_begin(&s->ssm, a, &ls->ss);
                         s->ss_layer = in->layer;
+                        if (a->scalesim_bandwidth > 0 && s->ss_row && s->ss_row_layer == in->layer) {
+                            qs_status ust = qs_ssuser_create(s->ss_row, a, &s->ssm.user, err);
+                            if (ust) return ust;
+                        }
                         s->actx.ssm = &s->ssm;
                     }
                     qs_status st = qs_array_gemm(&s->actx, in, &r, err);

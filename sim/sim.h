@@ -9,6 +9,7 @@
 #include "qs_energy.h"
 #include "qs_net.h"
 #include "qs_prog.h"
+#include "qs_scalesim.h"
 #include "qs_status.h"
 #include "trace.h"
 #include "dram.h"
@@ -33,6 +34,11 @@ typedef struct {
     uint64_t ofmap_sram_first, ofmap_sram_last;
     uint64_t ofmap_dram_writes; /* words the ofmap buffer drained to DRAM */
     uint64_t ofmap_dram_first, ofmap_dram_last;  /* first and last cycle of an ofmap drain (0,0 if none) */
+    /* Set by the SCALE-Sim topology path from a replay of SCALE-Sim's CALC-mode
+     * read buffers (scalesim_reads.h), not by the engines: [0] ifmap, [1] filter. */
+    int32_t dram_reads_replayed;
+    uint64_t dram_reads[2];
+    int64_t dram_read_first[2], dram_read_last[2];  /* negative: before compute starts */
 } qs_scalesim_stats;
 
 /* Per-layer results. Stall cycles are those in which the array waited, by cause. */
@@ -59,6 +65,13 @@ typedef struct qs_sim qs_sim;
 
 qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine, qs_sim **out, qs_error *err);
 void qs_sim_destroy(qs_sim *s);
+
+/* Under the scalesim convention in USER bandwidth mode: the SCALE-Sim
+ * topology row that network layer `layer` simulates, so that the array waits
+ * on SCALE-Sim's read buffers replayed for that row (docs/timing.md,
+ * "SCALE-Sim convention"). `row` must outlive qs_sim_run. Without it USER
+ * mode reads use qsim's per-fold estimate. */
+void qs_sim_set_scalesim_layer(qs_sim *s, int32_t layer, const qs_scalesim_layer *row);
 
 /* Input activations (CHW, out_c*out_h*out_w of layer 0), checked against the
  * input layer's range. Without a call the input is deterministic pseudo-random. */

@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "qs_net.h"
+#include "qs_xfmr.h"
 
 #ifndef QSIM_SOURCE_DIR
 #define QSIM_SOURCE_DIR "."
@@ -48,19 +49,21 @@ static blob read_blob(const char *rel)
     return r;
 }
 
-static blob tiny, demo;
+static blob tiny, demo, xfmr;
 
 static int init_nets(void)
 {
     tiny = read_blob("models/nets/tiny.qbin");
     demo = read_blob("models/nets/demo_w2a4.qbin");
-    return tiny.n && demo.n ? 0 : 1;
+    xfmr = read_blob("models/nets/xfmr_tiny.qbin");
+    return tiny.n && demo.n && xfmr.n ? 0 : 1;
 }
 
 static int free_nets(void)
 {
     free(tiny.b);
     free(demo.b);
+    free(xfmr.b);
     return 0;
 }
 
@@ -443,12 +446,13 @@ static void roundtrip_blob(const blob *x)
 
 static void test_roundtrip_tiny(void) { roundtrip_blob(&tiny); }
 static void test_roundtrip_demo(void) { roundtrip_blob(&demo); }
+static void test_roundtrip_xfmr(void) { roundtrip_blob(&xfmr); }
 
 static void test_shipped_cover_all_kinds(void)
 {
     int seen[QS_L_KIND_COUNT] = {0};
-    const blob *bs[2] = {&tiny, &demo};
-    for (int k = 0; k < 2; k++) {
+    const blob *bs[3] = {&tiny, &demo, &xfmr};
+    for (int k = 0; k < 3; k++) {
         qs_net *net = parse_ok(bs[k]);
         for (int32_t i = 0; i < net->n_layers; i++)
             seen[net->layers[i].kind] = 1;
@@ -685,9 +689,19 @@ static void test_header_errors(void)
     EXPECT_FORMAT(c, tiny.n, "bad magic");
     free(c);
     c = copy_blob(&tiny);
+    put32(c + 8, 3);
+    fix_crcs(c, tiny.n);
+    EXPECT_FORMAT(c, tiny.n, "unsupported version 3");
+    free(c);
+    c = copy_blob(&tiny); /* version 2 is for nets that need it: one canonical encoding */
     put32(c + 8, 2);
     fix_crcs(c, tiny.n);
-    EXPECT_FORMAT(c, tiny.n, "unsupported version 2");
+    EXPECT_FORMAT(c, tiny.n, "no layer needs it");
+    free(c);
+    c = copy_blob(&xfmr); /* version-2 kinds in a version-1 file */
+    put32(c + 8, 1);
+    fix_crcs(c, xfmr.n);
+    EXPECT_FORMAT(c, xfmr.n, "needs format version 2");
     free(c);
     MUTATE32(12, 1, "flags");
     MUTATE32(16, 5, "file size");
@@ -951,7 +965,8 @@ static void test_layer_record_errors(void)
 {
     const uint64_t l0 = layer_rec(tiny.b, 0), l1 = layer_rec(tiny.b, 1), l3 = layer_rec(tiny.b, 3);
     const uint64_t l5 = layer_rec(tiny.b, 5);
-    MUTATE32(l1 + 48, 11, "unknown layer kind 11");
+    MUTATE32(l1 + 48, QS_L_KIND_COUNT, "unknown layer kind 18");
+    MUTATE32(l1 + 48, QS_L_LUT, "layer kind 11 (lut) needs format version 2");
     MUTATE32(l1 + 48, 0x80000000u, "unknown layer kind");
     MUTATE32(l1 + 48, QS_L_INPUT, "only layer 0 may be an input");
     MUTATE32(l0 + 48, QS_L_CONV, "layer 0 must be the input");
@@ -1195,6 +1210,111 @@ static void m_bipolar_zero(qs_net *n)
     n->tensors[0].data[5] = 0;
 }
 
+/* xfmr_tiny: 0 x 8x6x1, 1 ln1, 2 wq, 3 wk, 4 wv, 5 q_heads 2x4x6, 6 k_heads, 7 v_heads,
+ * 8 scores (matmul, A^T B) 2x6x6, 9 softmax (axis 2), 10 attn_v (A B^T) 2x4x6, 11 merge_heads,
+ * 12 wo, 13 res1, 14 rms2, 15 w_up 16x6x1, 16 w_gate, 17 silu (lut), 18 swiglu (mul), 19 w_down,
+ * 20 res2 */
+static void m_heads(qs_net *n) { n->layers[5].out_c = 3; n->layers[5].out_h = 2; } /* 3 heads of 8 */
+static void m_mm_shape(qs_net *n) { n->layers[8].param = 0; }   /* (4 x 6) x (4 x 6) */
+static void m_mm_batch(qs_net *n) { n->layers[8].inputs[1] = 1; }
+static void m_mm_param(qs_net *n) { n->layers[8].param = 4; }
+static void m_table_len(qs_net *n)
+{
+    qs_tensor *t = &n->tensors[n->layers[9].weight];
+    t->shape[0] = 255;
+    t->count = 255;
+}
+static void m_lut_len(qs_net *n)
+{
+    qs_tensor *t = &n->tensors[n->layers[17].weight];
+    t->shape[0] = 128;
+    t->count = 128;
+}
+static void m_axis(qs_net *n) { n->layers[9].param = 3; }
+static void m_axis_neg(qs_net *n) { n->layers[9].param = -1; }
+static void m_softmax_signed(qs_net *n) { n->layers[9].out_signed = 1; n->layers[9].clamp_hi = 127; }
+static void m_softmax_table_neg(qs_net *n) { n->tensors[n->layers[9].weight].data[7] = -1; }
+static void m_softmax_wide(qs_net *n) { n->layers[8].out_bits = 9; }
+static void m_lut_wide(qs_net *n) { n->layers[16].out_bits = 9; }
+static void m_param_on_conv(qs_net *n) { n->layers[2].param = 1; }
+static void m_norm_bias(qs_net *n) { n->layers[1].bias = n->layers[2].weight; }
+static void m_reshape_zp(qs_net *n) { n->layers[5].out_zp = 1; }
+static void m_mul_shape(qs_net *n) { n->layers[18].inputs[1] = 1; }
+static void m_mul_inputs(qs_net *n) { n->layers[18].n_inputs = 1; }
+
+static void test_validate_v2(void)
+{
+    INVALID(m_heads, &xfmr, "layer 5 'q_heads', reshape");
+    INVALID(m_heads, &xfmr, "changes the element count");
+    INVALID(m_mm_shape, &xfmr, "layer 8 'scores', matmul");
+    INVALID(m_mm_shape, &xfmr, "mismatched shapes: op(A) is 4 x 6, op(B) is 4 x 6");
+    INVALID(m_mm_batch, &xfmr, "batch must match");
+    INVALID(m_mm_param, &xfmr, "param 4");
+    INVALID(m_table_len, &xfmr, "layer 9 'softmax', softmax");
+    INVALID(m_table_len, &xfmr, "has 255 entries");
+    INVALID(m_lut_len, &xfmr, "layer 17 'silu', lut");
+    INVALID(m_lut_len, &xfmr, "needs a vector of 256");
+    INVALID(m_axis, &xfmr, "softmax axis 3 does not exist");
+    INVALID(m_axis_neg, &xfmr, "softmax axis -1 does not exist");
+    INVALID(m_softmax_signed, &xfmr, "unsigned");
+    INVALID(m_softmax_table_neg, &xfmr, "entry 7 = -1");
+    INVALID(m_softmax_wide, &xfmr, "at most 8");
+    INVALID(m_lut_wide, &xfmr, "at most 8");
+    INVALID(m_param_on_conv, &xfmr, "no parameter");
+    INVALID(m_norm_bias, &xfmr, "not an int32 vector of 8");
+    INVALID(m_reshape_zp, &xfmr, "keeps the input's bits");
+    INVALID(m_mul_shape, &xfmr, "different shapes");
+    INVALID(m_mul_inputs, &xfmr, "1 inputs");
+    /* the same refusals from a file name the file, the byte and the layer */
+    uint8_t *c = copy_blob(&xfmr);
+    uint64_t l9 = layer_rec(c, 9);
+    put32(c + l9 + 188, 5);
+    fix_crcs(c, xfmr.n);
+    EXPECT_FORMAT(c, xfmr.n, "layer 9 'softmax', softmax): softmax axis 5 does not exist");
+    free(c);
+}
+
+/* The integer operators against values worked out by hand from docs/qbin.md. */
+static void test_xfmr_integer_ops(void)
+{
+    /* isqrt = floor(sqrt(n)): exhaustive below 2^20, and the edges */
+    int ok = 1;
+    for (uint64_t n = 0; n < (1u << 20) && ok; n++) {
+        uint64_t r = qs_isqrt_u64(n);
+        ok = r * r <= n && (r + 1) * (r + 1) > n;
+    }
+    CU_ASSERT(ok);
+    CU_ASSERT_EQUAL(qs_isqrt_u64(UINT64_MAX), 4294967295u);
+    CU_ASSERT_EQUAL(qs_isqrt_u64((uint64_t)1 << 62), (uint64_t)1 << 31);
+    CU_ASSERT_EQUAL(qs_isqrt_u64(((uint64_t)1 << 62) - 1), ((uint64_t)1 << 31) - 1);
+    /* layernorm of [1, 2, 3, 6]: mean floor(28/8) = 3, V = 14, g = 15,
+     * sigma = isqrt(14 * 2^30 / 4) = 61303, z = round(d 2^31 / 61303) */
+    const int32_t row[4] = {1, 2, 3, 6};
+    qs_norm_stats st = qs_norm_stats_of(1, row, 0, 4, 1);
+    CU_ASSERT_EQUAL(st.mean, 3);
+    CU_ASSERT_EQUAL(st.g, 15);
+    CU_ASSERT_EQUAL(st.sigma, 61303);
+    CU_ASSERT_EQUAL(qs_norm_value(&st, 1), -70061);
+    CU_ASSERT_EQUAL(qs_norm_value(&st, 2), -35031);
+    CU_ASSERT_EQUAL(qs_norm_value(&st, 3), 0);
+    CU_ASSERT_EQUAL(qs_norm_value(&st, 6), 105092);
+    /* rmsnorm of the same row: V = 50, sigma = isqrt(50 * 2^30 / 4) = 115852 */
+    st = qs_norm_stats_of(0, row, 0, 4, 1);
+    CU_ASSERT_EQUAL(st.mean, 0);
+    CU_ASSERT_EQUAL(st.sigma, 115852);
+    CU_ASSERT_EQUAL(qs_norm_value(&st, 1), 18536);
+    CU_ASSERT_EQUAL(qs_norm_value(&st, 6), 111219);
+    /* the mean rounds half up with floor division: [-6, -3, -1] (zp 0) -> floor(-17/6) = -3;
+     * with zero point 2 the same row is [-8, -5, -3] -> floor(-26/6) = -5; stride 2 */
+    const int32_t neg[6] = {-6, 99, -3, 99, -1, 99};
+    CU_ASSERT_EQUAL(qs_norm_stats_of(1, neg, 0, 3, 2).mean, -3);
+    CU_ASSERT_EQUAL(qs_norm_stats_of(1, neg, 2, 3, 2).mean, -5);
+    const int32_t flat[3] = {7, 7, 7}; /* variance 0: every z is 0 */
+    st = qs_norm_stats_of(1, flat, 0, 3, 1);
+    CU_ASSERT_EQUAL(st.sigma, 0);
+    CU_ASSERT_EQUAL(qs_norm_value(&st, 7), 0);
+}
+
 static void test_validate_inmemory(void)
 {
     INVALID(m_value_range, &tiny, "value 128");
@@ -1259,6 +1379,7 @@ int main(int argc, char **argv)
     static CU_TestInfo roundtrip_tests[] = {
         {"tiny byte for byte", test_roundtrip_tiny},
         {"demo byte for byte", test_roundtrip_demo},
+        {"xfmr_tiny (version 2) byte for byte", test_roundtrip_xfmr},
         {"shipped nets cover every kind", test_shipped_cover_all_kinds},
         {"macs", test_macs},
         {"in-memory build", test_inmemory_build},
@@ -1279,6 +1400,8 @@ int main(int argc, char **argv)
         CU_TEST_INFO_NULL};
     static CU_TestInfo validate_tests[] = {
         {"in-memory nets", test_validate_inmemory},
+        {"version-2 layers", test_validate_v2},
+        {"transformer integer operators", test_xfmr_integer_ops},
         CU_TEST_INFO_NULL};
     CU_SuiteInfo suites[] = {
         {"dtype", NULL, NULL, NULL, NULL, dtype_tests},

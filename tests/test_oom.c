@@ -172,6 +172,7 @@ static void run_every_failure(const char *net_rel)
 
 static void test_demo(void) { run_every_failure("models/nets/demo_w2a4.qbin"); }
 static void test_tiny(void) { run_every_failure("models/nets/tiny.qbin"); }
+static void test_xfmr(void) { run_every_failure("models/nets/xfmr_tiny.qbin"); }
 static void test_tiny_bank_dram(void)
 {
     g_sets = SETS_BANK;
@@ -186,6 +187,7 @@ int main(void)
     static CU_TestInfo tests[] = {
         {"demo_w2a4: every allocation fails once", test_demo},
         {"tiny: every allocation fails once", test_tiny},
+        {"xfmr_tiny (transformer layers): every allocation fails once", test_xfmr},
         {"tiny on the HBM2 bank model, non-blocking DMA: every allocation fails once", test_tiny_bank_dram},
         CU_TEST_INFO_NULL};
     CU_SuiteInfo suites[] = {{"oom", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

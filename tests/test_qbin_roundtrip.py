@@ -107,10 +107,41 @@ def every_feature_net() -> q.Net:
     return net
 
 
+def every_v2_net() -> q.Net:
+    """Every version-2 kind with its options: softmax on each axis, matmul with each
+    transpose combination, lut/softmax tables of odd dtypes, norms with and without bias."""
+    rng = np.random.default_rng(8)
+    net = q.Net("every_v2")
+    x = net.input("in", 6, 4, 3, bits=6, signed=True, zp=-2, scale=0.05)
+    lut = net.lut("lut", x, table=rng.integers(-100, 100, 64), bits=8, signed=True, zp=1, scale=0.1)
+    mul = net.mul("mul", x, lut, bits=7, signed=True, zp=0, scale=0.2, multiplier=rng.uniform(0.01, 0.1, 6))
+    for ax in (0, 1, 2):
+        net.softmax("softmax%d" % ax, mul, axis=ax, bits=4 + ax)
+    ln = net.layernorm("ln", x, gamma=np.linspace(0.5, 2, 6), beta=np.linspace(-1, 1, 6), bits=8, signed=True,
+                       zp=3, scale=0.02)
+    net.rmsnorm("rms", ln, bits=5, signed=False, zp=4, scale=0.1, multiplier=2.0 ** -17)
+    r = net.reshape("r", ln, 2, 9, 4)
+    for p in range(4):
+        b = net.reshape("rb%d" % p, ln, 2, 9 if p & 2 else 4, 4 if p & 2 else 9)
+        a = r if not p & 1 else net.reshape("ra%d" % p, ln, 2, 4, 9)
+        net.matmul("mm%d" % p, a, b, trans_a=bool(p & 1), trans_b=bool(p & 2), bits=9, signed=True, zp=-5,
+                   scale=0.3, mult=[1 << 30, 3 << 29], shift=[4, 5])
+    return net
+
+
 def test_python_c_python():
     net = every_feature_net()
-    kinds = {l.kind for l in net.layers}
-    check(kinds == set(range(len(q.KIND_NAMES))), "every_feature covers all kinds (%s)" % sorted(kinds))
+    net2 = every_v2_net()
+    kinds = {l.kind for l in net.layers} | {l.kind for l in net2.layers}
+    check(kinds == set(range(len(q.KIND_NAMES))), "every_feature + every_v2 cover all kinds (%s)" % sorted(kinds))
+    check(net.to_bytes()[8] == 1, "a net without version-2 kinds is written as version 1")
+    data2 = net2.to_bytes()
+    check(data2[8] == 2, "a net with version-2 kinds is written as version 2")
+    check(c_roundtrip(data2, "every_v2") == data2, "C re-serializes the version-2 net byte for byte")
+    check(q.diff(net2, q.Net.from_bytes(data2)) is None, "version-2 net reads back")
+    x2 = np.random.default_rng(2).integers(-32, 32, size=net2.layers[0].shape)
+    for i, (l, o) in enumerate(zip(net2.layers, q.evaluate(net2, x2))):
+        check(o.shape == l.shape and o.min() >= l.clamp_lo and o.max() <= l.clamp_hi, "v2 layer %d output" % i)
     data = net.to_bytes()
     back_c = c_roundtrip(data, "every_feature")
     check(back_c == data, "C re-serializes the Python net byte for byte")
@@ -128,7 +159,7 @@ def test_python_c_python():
 
 
 def test_shipped_nets():
-    for name in ("tiny", "demo_w2a4"):
+    for name in ("tiny", "demo_w2a4", "xfmr_tiny"):
         path = os.path.join(REPO, "models", "nets", name + ".qbin")
         with open(path, "rb") as f:
             data = f.read()
@@ -141,7 +172,7 @@ def test_shipped_nets():
         check(c_macs == [net.macs(i) for i in range(len(net.layers))], "MACs agree for %s" % name)
     regen = os.path.join(TMP, "regen")
     make_nets.main(["--out-dir", regen])
-    for name in ("tiny", "demo_w2a4"):
+    for name in ("tiny", "demo_w2a4", "xfmr_tiny"):
         with open(os.path.join(regen, name + ".qbin"), "rb") as f1, \
                 open(os.path.join(REPO, "models", "nets", name + ".qbin"), "rb") as f2:
             check(f1.read() == f2.read(), "make_nets.py regenerates %s exactly" % name)
@@ -162,7 +193,12 @@ def fix_crcs(b: bytearray):
 
 
 def test_parsers_agree():
-    with open(os.path.join(REPO, "models", "nets", "tiny.qbin"), "rb") as f:
+    for name in ("tiny", "xfmr_tiny"):
+        parsers_agree(name)
+
+
+def parsers_agree(name):
+    with open(os.path.join(REPO, "models", "nets", name + ".qbin"), "rb") as f:
         base = f.read()
     # every prefix is refused by Python too
     for n in range(len(base)):
@@ -195,7 +231,7 @@ def test_parsers_agree():
         agree += py_ok == c_ok
         accepted += py_ok
     check(accepted > 0, "some mutations are legal")
-    print("parsers agree on %d/400 mutated files (%d accepted)" % (agree, accepted))
+    print("parsers agree on %d/400 mutated %s files (%d accepted)" % (agree, name, accepted))
 
 
 def test_rules_agree():

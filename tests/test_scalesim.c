@@ -15,6 +15,8 @@
 #include "qs_arch.h"
 #include "qs_energy.h"
 #include "qs_scalesim.h"
+#include "scalesim_reads.h"
+#include "scalesim_reads.h"
 #include "report.h"
 #include "sim.h"
 
@@ -197,6 +199,14 @@ static void test_cfg_dialects(void)
     CU_ASSERT_EQUAL(a.dataflow, QS_DF_WS);
     CU_ASSERT_EQUAL(parse_cfg(with_line(14, "Dataflow : is"), NULL, 0, &a, NULL, &e), QS_OK);
     CU_ASSERT_EQUAL(a.dataflow, QS_DF_IS);
+    /* upper case: SCALE-Sim v2 warns and runs os; qsim runs what is written and says so */
+    qs_scalesim_cfg uc;
+    CU_ASSERT_EQUAL_FATAL(parse_cfg(with_line(14, "Dataflow : WS"), NULL, 0, &a, &uc, &e), QS_OK);
+    CU_ASSERT_EQUAL(a.dataflow, QS_DF_WS);
+    CU_ASSERT_EQUAL_FATAL(uc.n_notes, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(uc.notes[0], "my.cfg:14: Dataflow 'WS': qsim runs ws; SCALE-Sim v2"));
+    CU_ASSERT_EQUAL_FATAL(parse_cfg(with_line(14, "Dataflow : OS"), NULL, 0, &a, &uc, &e), QS_OK);
+    CU_ASSERT_EQUAL(uc.n_notes, 0); /* os either way */
     /* CALC without Bandwidth: SCALE-Sim does not read it then */
     CU_ASSERT_EQUAL(parse_cfg(with_line(13, NULL), NULL, 0, &a, &c, &e), QS_OK);
     CU_ASSERT_EQUAL(c.bandwidth, 0);
@@ -304,10 +314,14 @@ static void test_cfg_errors(void)
     memcpy(strstr(text, "CALC"), "USER", 4);
     CU_ASSERT_EQUAL(parse_cfg(text, NULL, 0, &a, NULL, &e), QS_ERR_CONFIG);
     CHECK_MSG(e, "my.cfg:17: InterfaceBandwidth = USER needs");
-    snprintf(text, sizeof text, "%s", with_line(13, "Bandwidth: 10,10"));
+    /* more values than banks: SCALE-Sim v2 uses the first; so does qsim, with a note */
+    snprintf(text, sizeof text, "%s", with_line(13, "Bandwidth: 4,10"));
     memcpy(strstr(text, "CALC"), "USER", 4);
-    CU_ASSERT_EQUAL(parse_cfg(text, NULL, 0, &a, NULL, &e), QS_ERR_CONFIG);
-    CHECK_MSG(e, "my.cfg:13: Bandwidth gives 2 values for MemoryBanks = 1");
+    qs_scalesim_cfg nc;
+    CU_ASSERT_EQUAL_FATAL(parse_cfg(text, NULL, 0, &a, &nc, &e), QS_OK);
+    CU_ASSERT_EQUAL(a.scalesim_bandwidth, 4);
+    CU_ASSERT_EQUAL_FATAL(nc.n_notes, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(nc.notes[0], "my.cfg:13: Bandwidth gives 2 values for MemoryBanks = 1: the first, 4"));
     /* empty text, files */
     CU_ASSERT_EQUAL(parse_cfg("", NULL, 0, &a, NULL, &e), QS_ERR_CONFIG);
     CHECK_MSG(e, "my.cfg: missing section [general]");
@@ -504,8 +518,6 @@ static void test_topo_errors(void)
         {"Big, 65536, 65536, 1, 1, 1024, 4, 1,\n", "t.csv:2:", "2^31"},
         /* 23 bytes that once asked for a 6261x6261x40 zero-extended input (6.3 GB) */
         {"C,7,54,5,5,40,5,6256\n", "t.csv:2: layer 'C': strides 6256x6256", "past the 7x54 input"},
-        {"", "t.csv: no layers", NULL},
-        {"\n\n", "t.csv: no layers", NULL},
     };
     for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
         char text[1024];
@@ -519,6 +531,36 @@ static void test_topo_errors(void)
         CU_ASSERT_PTR_NULL(t.layers);
         CHECK_MSG(e, C[i].needle1);
         if (C[i].needle2) CHECK_MSG(e, C[i].needle2);
+    }
+    /* header only: SCALE-Sim v2 runs no layer and writes empty reports; so does qsim, with a note */
+    {
+        const char *const empty[] = {"", "\n\n"};
+        for (int i = 0; i < 2; i++) {
+            char text[1024];
+            snprintf(text, sizeof text, "%s%s", HDR, empty[i]);
+            qs_scalesim_topo h;
+            qs_error he;
+            CU_ASSERT_EQUAL_FATAL(parse_topo(text, -1, &h, &he), QS_OK);
+            CU_ASSERT_EQUAL(h.n_layers, 0);
+            CU_ASSERT_EQUAL_FATAL(h.n_notes, 1);
+            CU_ASSERT_PTR_NOT_NULL(strstr(h.notes[0], "t.csv: no layers"));
+            qs_scalesim_topo_free(&h);
+        }
+    }
+    /* nine columns without the trailing comma: SCALE-Sim v2 drops the stride
+     * width; qsim reads it and says how SCALE-Sim differs */
+    {
+        char text[1024];
+        snprintf(text, sizeof text, "%s%s", HDR, "L9, 10, 11, 3, 3, 2, 4, 2, 1\nL8, 10, 11, 3, 3, 2, 4, 2, 2\n");
+        qs_scalesim_topo h;
+        qs_error he;
+        CU_ASSERT_EQUAL_FATAL(parse_topo(text, 0, &h, &he), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(h.n_layers, 2);
+        CU_ASSERT_EQUAL(h.layers[0].stride_h, 2);
+        CU_ASSERT_EQUAL(h.layers[0].stride_w, 1);
+        CU_ASSERT_EQUAL_FATAL(h.n_notes, 1); /* equal strides: no difference, no note */
+        CU_ASSERT_PTR_NOT_NULL(strstr(h.notes[0], "t.csv:2: no trailing comma: qsim strides 2 x 1; SCALE-Sim v2"));
+        qs_scalesim_topo_free(&h);
     }
     qs_scalesim_topo t;
     qs_error e;
@@ -771,6 +813,55 @@ static void test_operands(void)
 
 /* ---- reports -------------------------------------------------------------------- */
 
+
+/* The CALC read replay's two address tables (one window id per address, or
+ * the window's addresses hashed, bounded by the SRAM) give the same figures:
+ * layers whose window moves many times, padded and strided, every dataflow. */
+static void test_read_replay_tables(void)
+{
+    static const char *const TOPO =
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+        "Pad3, 12, 12, 3, 3, 4, 10, 1,\n"
+        "Str2, 13, 13, 3, 3, 3, 9, 2,\n"
+        "Big, 30, 30, 3, 3, 16, 40, 1,\n"
+        "Odd7, 23, 19, 7, 5, 3, 17, 3,\n";
+    qs_scalesim_topo t;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(parse_topo(TOPO, 0, &t, &e), QS_OK);
+    static const char *const DF[] = {"Dataflow : os", "Dataflow : ws", "Dataflow : is"};
+    int moved = 0;
+    for (int d = 0; d < 3; d++) {
+        char text[4096];
+        snprintf(text, sizeof text, "%s", with_line(14, DF[d]));
+        /* 1 KiB SRAMs on an 8x8 array: the window moves */
+        char *p = strstr(text, "IfmapSramSzkB:    64");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        memcpy(p, "IfmapSramSzkB:     1", 20);
+        p = strstr(text, "FilterSramSzkB:   64");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        memcpy(p, "FilterSramSzkB:    1", 20);
+        p = strstr(text, "ArrayHeight:    32");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        memcpy(p, "ArrayHeight:     8", 18);
+        p = strstr(text, "ArrayWidth:     32");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        memcpy(p, "ArrayWidth:      8", 18);
+        qs_arch a;
+        qs_status pst = parse_cfg(text, NULL, 0, &a, NULL, &e);
+        if (pst) fprintf(stderr, "\n%s\n", e.msg);
+        CU_ASSERT_EQUAL_FATAL(pst, QS_OK);
+        for (int32_t i = 0; i < t.n_layers; i++) {
+            qs_ssreads direct, hashed;
+            CU_ASSERT_EQUAL_FATAL(qs_ssreads_layer(&t.layers[i], &a, INT64_MAX, &direct, &e), QS_OK);
+            CU_ASSERT_EQUAL_FATAL(qs_ssreads_layer(&t.layers[i], &a, 0, &hashed, &e), QS_OK);
+            CU_ASSERT_EQUAL(memcmp(&direct, &hashed, sizeof direct), 0);
+            moved += direct.dram_stop[0] > 0 && direct.dram_stop[1] > 0;
+        }
+    }
+    CU_ASSERT(moved >= 3); /* the cases do move both windows */
+    qs_scalesim_topo_free(&t);
+}
+
 static void test_py_float(void)
 {
     struct {
@@ -964,6 +1055,7 @@ int main(void)
     CU_pSuite s4 = CU_add_suite("scalesim_reports", NULL, NULL);
     CU_add_test(s4, "Python float format", test_py_float);
     CU_add_test(s4, "report files", test_reports);
+    CU_add_test(s4, "read replay: direct and hashed tables agree", test_read_replay_tables);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fail = CU_get_error() || CU_get_number_of_failures();

@@ -405,9 +405,18 @@ static uint64_t doc_dma_cycles(const qs_arch *a, uint64_t n)
 static uint64_t doc_ppu_ops(const qs_net *net, const qs_insn *in)
 {
     const qs_layer *L = &net->layers[in->layer];
-    if (L->kind == QS_L_CONV || L->kind == QS_L_FC) return (uint64_t)in->m_len * in->n_len;
+    if (L->kind == QS_L_CONV || L->kind == QS_L_FC || L->kind == QS_L_MATMUL)
+        return (uint64_t)in->m_len * in->n_len;
     const qs_layer *IN = &net->layers[L->inputs[0]];
+    /* transformer layers: rows across channels (m = positions) for norms and softmax over axis 0 */
+    const uint64_t C = (uint64_t)L->out_c;
+    if (L->kind == QS_L_LAYERNORM) return (uint64_t)in->m_len * (3 * C + 32);
+    if (L->kind == QS_L_RMSNORM) return (uint64_t)in->m_len * (2 * C + 32);
+    if (L->kind == QS_L_SOFTMAX && L->param == 0) return (uint64_t)in->m_len * 3 * C;
+    if (L->kind == QS_L_SOFTMAX && L->param == 2) return (uint64_t)in->m_len * 3 * (uint64_t)L->out_w; /* m = lines */
     uint64_t outs = (uint64_t)in->m_len * (uint64_t)L->out_h * (uint64_t)L->out_w; /* m = channels */
+    if (L->kind == QS_L_SOFTMAX) return 3 * outs;
+    if (L->kind == QS_L_MUL) return 2 * outs;
     switch (L->kind) {
     case QS_L_MAXPOOL:
     case QS_L_AVGPOOL: return outs * (uint64_t)L->kh * (uint64_t)L->kw;
@@ -1313,10 +1322,11 @@ static void test_dma_ppu_by_hand(void)
  * dataflow and skip mode: both engines agree on every layer. */
 static void test_shipped_nets(void)
 {
-    static const char *NETS[2] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin"};
+    static const char *NETS[3] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
+                                  "models/nets/xfmr_tiny.qbin"};
     rn_rng r = {31337};
     int ran = 0;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         char path[1024], ctx[800];
         snprintf(path, sizeof path, "%s/%s", QSIM_SOURCE_DIR, NETS[k]);
         qs_net *net = NULL;
@@ -1350,8 +1360,177 @@ static void test_shipped_nets(void)
         qs_net_destroy(net);
     }
     g_case = "";
-    printf("\n    %d of 30 runs compared ", ran);
-    CU_ASSERT(ran >= 20);
+    printf("\n    %d of 45 runs compared ", ran);
+    CU_ASSERT(ran >= 30);
+}
+
+/* ---- matmul of two activations and the transformer PPU layers (docs/timing.md) ---- */
+
+/* x (2, 3, 4) and y = matmul(x, x) with param (2: x x^T per channel, 1: x^T x), no
+ * requantization (16-bit output = the accumulator). */
+static qs_net *matmul_net(int bits, int is_signed, int zp, int param)
+{
+    qs_net *n = calloc(1, sizeof *n);
+    n->layers = calloc(2, sizeof(qs_layer));
+    n->n_layers = 2;
+    n->output = 1;
+    strcpy(n->name, "mm");
+    for (int i = 0; i < 2; i++) {
+        qs_layer *L = &n->layers[i];
+        for (int k = 0; k < QS_MAX_INPUTS; k++) L->inputs[k] = -1;
+        L->weight = L->bias = -1;
+    }
+    qs_layer *X = &n->layers[0], *M = &n->layers[1];
+    strcpy(X->name, "x");
+    X->kind = QS_L_INPUT;
+    X->out_c = 2, X->out_h = 3, X->out_w = 4;
+    X->out_bits = (uint8_t)bits, X->out_signed = (uint8_t)is_signed, X->out_zp = zp;
+    qs_int_range(bits, is_signed, &X->clamp_lo, &X->clamp_hi);
+    strcpy(M->name, "mm");
+    M->kind = QS_L_MATMUL;
+    M->n_inputs = 2;
+    M->inputs[0] = M->inputs[1] = 0;
+    M->param = param;
+    M->out_c = 2, M->out_h = param == 2 ? 3 : 4, M->out_w = param == 2 ? 3 : 4;
+    M->out_bits = 16, M->out_signed = 1;
+    qs_int_range(16, 1, &M->clamp_lo, &M->clamp_hi);
+    return n;
+}
+
+/* x[b][m][k]: zp (a centered 0) where zero(b, m, k), else zp + a nonzero value. */
+static int32_t *matmul_input(int bits, int is_signed, int zp, int (*zero)(int b, int m, int k))
+{
+    int32_t *x = malloc(sizeof(int32_t) * 24), lo, hi;
+    qs_int_range(bits, is_signed, &lo, &hi);
+    for (int b = 0; b < 2; b++)
+        for (int m = 0; m < 3; m++)
+            for (int k = 0; k < 4; k++) {
+                int32_t v = zp + 1 + (b * 5 + m * 3 + k) % 3;
+                if (v > hi) v = zp - 1;
+                x[(b * 3 + m) * 4 + k] = zero && zero(b, m, k) ? zp : v;
+            }
+    return x;
+}
+static int mz_first_two_k_of_batch0(int b, int m, int k) { (void)m; return b == 0 && k < 2; }
+
+static void test_matmul_timing(void)
+{
+    int bad = 0;
+    g_case = "matmul timing";
+    g_fail_msgs = 0;
+    struct {
+        qs_dataflow df;
+        qs_zero_skip skip;
+        int is_signed, zp;
+        int (*zero)(int, int, int);
+        uint64_t busy;
+        const char *why;
+    } cases[] = {
+        /* OS 4x4, G 1, B = x^T 4-bit unsigned zp 0: 4-bit centered width, S = 2 slices; one array tile
+         * per batch (M = N = 3, K = 4): (4*2 - 1) + 1 + 3 - 1 = 10, + 3 rows of drain = 13, x 2 batches */
+        {QS_DF_OS, QS_SKIP_NONE, 0, 0, NULL, 26, "OS dense"},
+        /* signed 4-bit with zp -3: B - zb spans [-5, 10], a 5-bit signed value: S = 3 -> (12-1)+3 = 14, +3 */
+        {QS_DF_OS, QS_SKIP_NONE, 1, -3, NULL, 34, "OS, zero point widens B to 3 slices"},
+        /* batch 0 has A = zp at k = 0, 1 on every row: each 1-row group keeps L = 2: (4-1)+3 = 6, +3 = 9;
+         * batch 1 stays 13 */
+        {QS_DF_OS, QS_SKIP_ACTIVATIONS, 0, 0, mz_first_two_k_of_batch0, 22, "OS activation skipping"},
+        /* the same k rows of B = x^T are all zero across the tile's columns: weight skipping at run time */
+        {QS_DF_OS, QS_SKIP_WEIGHTS, 0, 0, mz_first_two_k_of_batch0, 22, "OS run-time weight skipping"},
+        {QS_DF_OS, QS_SKIP_GATE, 0, 0, mz_first_two_k_of_batch0, 26, "OS gating saves no cycle"},
+        /* WS: per slice, preload K = 4, then 3 rows: (3-1) + R 4 + 3 - 1 -> 12, two slices, two batches */
+        {QS_DF_WS, QS_SKIP_NONE, 0, 0, NULL, 48, "WS dense"},
+        /* WS with weight skipping: batch 0 keeps k = 2, 3: per slice 2 + 2 + 4 + 3 - 1 = 10 */
+        {QS_DF_WS, QS_SKIP_WEIGHTS, 0, 0, mz_first_two_k_of_batch0, 44, "WS run-time weight skipping"},
+        /* IS: A stationary (4 k x 3 rows), stream 3 columns x 2 slices: 4 + (6-1) + 4 + 3 - 1 = 15 */
+        {QS_DF_IS, QS_SKIP_NONE, 0, 0, NULL, 30, "IS dense"},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        qs_net *net = matmul_net(4, cases[ci].is_signed, cases[ci].zp, 2);
+        qs_error e;
+        CU_ASSERT_EQUAL_FATAL(qs_net_validate(net, "mm", &e), QS_OK);
+        int32_t *x = matmul_input(4, cases[ci].is_signed, cases[ci].zp, cases[ci].zero);
+        sim_cfg c = default_cfg();
+        c.df = cases[ci].df;
+        c.skip = cases[ci].skip;
+        c.mab = 4;
+        run_result rr;
+        uint64_t busy = busy_of(net, &c, x, &rr);
+        EXPECT(busy == cases[ci].busy, "%s: busy %llu, docs/timing.md gives %llu", cases[ci].why,
+               (unsigned long long)busy, (unsigned long long)cases[ci].busy);
+        /* values: a direct loop over the definition (docs/qbin.md, MATMUL) */
+        qs_arch a;
+        make_arch(&c, &a);
+        qs_prog *p = NULL;
+        qs_sim *s = NULL;
+        CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_DETAILED, &s, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(s, x, 24, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_run(s, &e), QS_OK);
+        const int32_t *y = qs_sim_layer_output(s, 1);
+        int zp = cases[ci].zp, wrong = 0;
+        for (int b = 0; b < 2; b++)
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) {
+                    int64_t acc = 0;
+                    for (int k = 0; k < 4; k++)
+                        acc += (int64_t)(x[(b * 3 + i) * 4 + k] - zp) * (x[(b * 3 + j) * 4 + k] - zp);
+                    wrong += y[(b * 3 + i) * 3 + j] != acc;
+                }
+        EXPECT(wrong == 0, "%s: %d matmul values differ from the definition", cases[ci].why, wrong);
+        EXPECT(qs_sim_layer_stats(s, 1)->ev.ppu_ops == 18, "%s: ppu ops %llu, want one per output (18)",
+               cases[ci].why, (unsigned long long)qs_sim_layer_stats(s, 1)->ev.ppu_ops);
+        qs_sim_destroy(s);
+        qs_prog_destroy(p);
+        free(x);
+        qs_net_destroy(net);
+    }
+    g_case = "";
+}
+
+/* Element operations of the transformer PPU layers (docs/timing.md, "Post-processing"),
+ * on the shipped xfmr_tiny block: 8 channels x 6 tokens, scores 2 x 6 x 6, MLP 16 x 6. */
+static void test_xfmr_ppu_ops(void)
+{
+    int bad = 0;
+    g_case = "transformer ppu ops";
+    g_fail_msgs = 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/nets/xfmr_tiny.qbin", QSIM_SOURCE_DIR);
+    qs_net *net = NULL;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_net_load(path, &net, &e), QS_OK);
+    sim_cfg c = default_cfg();
+    c.lanes = 3;
+    qs_arch a;
+    CU_ASSERT_FATAL(make_arch(&c, &a));
+    qs_prog *p = NULL;
+    qs_sim *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
+    CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_FAST, &s, &e), QS_OK);
+    rn_rng xr = {5};
+    int32_t *x = rn_input(&xr, net, 0.2, 0.0);
+    CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(s, x, 48, &e), QS_OK);
+    CU_ASSERT_EQUAL_FATAL(qs_sim_run(s, &e), QS_OK);
+    struct { int layer; uint64_t ops; const char *why; } want[] = {
+        {1, 6 * (3 * 8 + 32), "layernorm: 3 passes over 8 channels + 32 for the square root, per token"},
+        {14, 6 * (2 * 8 + 32), "rmsnorm: 2 passes + 32 per token"},
+        {9, 3 * 2 * 6 * 6, "softmax: 3 passes (max, exp+sum, divide) per element"},
+        {17, 16 * 6, "lut: 1 per element"},
+        {18, 2 * 16 * 6, "mul: 2 per element"},
+        {8, 2 * 6 * 6, "matmul: 1 per output (requantize)"},
+        {5, 0, "reshape: a view, no instruction"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        uint64_t got = qs_sim_layer_stats(s, want[i].layer)->ev.ppu_ops;
+        EXPECT(got == want[i].ops, "%s: %llu ops, want %llu", want[i].why, (unsigned long long)got,
+               (unsigned long long)want[i].ops);
+    }
+    qs_prog_destroy(p);
+    p = NULL;
+    qs_sim_destroy(s);
+    free(x);
+    qs_net_destroy(net);
+    g_case = "";
 }
 
 /* Running the same simulator twice gives the same answer (state is reset). */
@@ -1660,6 +1839,8 @@ int main(void)
     CU_add_test(s, "a slow PPU shows as ppu stalls", test_ppu_stalls);
     CU_add_test(s, "DMA, DRAM and PPU time of a one-tile layer by hand, latency sweep", test_dma_ppu_by_hand);
     CU_add_test(s, "shipped networks: fast == detailed on every layer kind", test_shipped_nets);
+    CU_add_test(s, "matmul of two activations: OS/WS/IS times, run-time skipping, values", test_matmul_timing);
+    CU_add_test(s, "transformer PPU layers: element operations", test_xfmr_ppu_ops);
     CU_add_test(s, "rerun and input checks", test_rerun);
     CU_add_test(s, "rerun with a new input reuses nothing stale", test_rerun_new_input);
     CU_add_test(s, "16-bit activations (int32 rows)", test_wide_activations);

@@ -1,0 +1,73 @@
+/* Integer transformer operators of .qbin format version 2 (docs/qbin.md,
+ * "Version 2: transformer layers"): lut, mul, softmax, layernorm, rmsnorm,
+ * matmul of two activations, reshape. The C side of the contract; the NumPy
+ * reference (scripts/qsim_qbin.py) implements the same document separately. */
+#ifndef QS_XFMR_H
+#define QS_XFMR_H
+
+#include <stdint.h>
+
+#include "qs_net.h"
+
+/* Fraction bits of a normalized value (layernorm/rmsnorm): z = d / sigma * 2^16. */
+#define QS_NORM_FRAC_BITS 16
+/* Longest row a norm may reduce (keeps |z| * 2^16 below 2^24, docs/qbin.md). */
+#define QS_NORM_MAX_ROW 16384
+/* Widest input of a table lookup or a softmax (the table has 2^bits entries). */
+#define QS_TABLE_MAX_BITS 8
+/* Largest entry of a softmax exponent table (16 bits unsigned). */
+#define QS_SOFTMAX_TABLE_MAX 65535
+
+/* floor(sqrt(n)), exactly (Newton's iteration of docs/qbin.md). */
+uint64_t qs_isqrt_u64(uint64_t n);
+
+/* One norm row a[i * stride], i < n, with zero point za: its rounded mean
+ * (0 for RMSNORM), sigma = isqrt(floor(V 4^g / n)) and the scale exponent g
+ * (docs/qbin.md, LAYERNORM). */
+typedef struct {
+    int64_t mean, sigma;
+    int g;
+} qs_norm_stats;
+qs_norm_stats qs_norm_stats_of(int is_layernorm, const int32_t *a, int32_t za, int32_t n, int64_t stride);
+/* z = round((x - mean) 2^(16+g) / sigma), half away from zero; 0 when sigma = 0. */
+int64_t qs_norm_value(const qs_norm_stats *st, int32_t x);
+
+/* Shape of a MATMUL layer: batch, rows of op(A), columns of op(B), reduction. */
+typedef struct {
+    int32_t batch, M, N, K, trans_a, trans_b;
+} qs_matmul_dims;
+qs_matmul_dims qs_matmul_dims_of(const qs_net *net, int32_t layer);
+
+/* op(A)[b][m][k] and op(B)[b][k][n] as stored values (zero points not removed). */
+static inline int32_t qs_matmul_a(const qs_layer *A, const int32_t *a, const qs_matmul_dims *d, int32_t b,
+                                  int32_t m, int32_t k)
+{
+    int64_t base = (int64_t)b * A->out_h * A->out_w;
+    return d->trans_a ? a[base + (int64_t)k * A->out_w + m] : a[base + (int64_t)m * A->out_w + k];
+}
+static inline int32_t qs_matmul_b(const qs_layer *B, const int32_t *bv, const qs_matmul_dims *d, int32_t b,
+                                  int32_t k, int32_t n)
+{
+    int64_t base = (int64_t)b * B->out_h * B->out_w;
+    return d->trans_b ? bv[base + (int64_t)n * B->out_w + k] : bv[base + (int64_t)k * B->out_w + n];
+}
+
+/* Does the post-processing unit walk this layer by rows of its own rather
+ * than by channels? Norms and softmax over axis 0: a row is a position
+ * (h, w) with all its channels; softmax over axis 2: a row is one line
+ * (c, h) of W elements. Sets *units (rows) and *elems (elements per row). */
+int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems);
+
+/* Post-process units [u0, u1) (channels, or the rows of qs_xfmr_rows) of a
+ * LUT, MUL, SOFTMAX, LAYERNORM or RMSNORM
+ * layer from its inputs' outputs (CHW int32, indexed by layer) into out.
+ * Returns the element operations it costs (docs/timing.md, "Post-processing"). */
+int64_t qs_xfmr_ppu(const qs_net *net, int32_t layer, const int32_t *const *outputs, int32_t *out, int32_t u0,
+                    int32_t u1);
+
+/* Post-processing element operations per output element / per row that do
+ * not depend on the data (docs/timing.md): a norm row also pays
+ * QS_PPU_SQRT_OPS for its square root and reciprocal. */
+#define QS_PPU_SQRT_OPS 32
+
+#endif

@@ -1,0 +1,163 @@
+/* Integer transformer operators (docs/qbin.md, "Version 2: transformer
+ * layers"). Every step below is a line of that document; the NumPy reference
+ * in scripts/qsim_qbin.py implements the same lines independently. */
+#include "qs_xfmr.h"
+
+uint64_t qs_isqrt_u64(uint64_t n)
+{
+    /* Newton from above (I-BERT Alg. 4): x0 = 2^ceil(bitlen(n)/2) >= sqrt(n);
+     * x_{i+1} = floor((x_i + floor(n / x_i)) / 2) decreases strictly while
+     * x_i > floor(sqrt(n)); the first x_i with x_{i+1} >= x_i is the answer. */
+    if (n == 0) return 0;
+    int bits = 0;
+    for (uint64_t t = n; t; t >>= 1) bits++;
+    uint64_t x = (uint64_t)1 << ((bits + 1) / 2);
+    for (;;) {
+        uint64_t y = (x + n / x) / 2;
+        if (y >= x) return x;
+        x = y;
+    }
+}
+
+/* floor(a / b) for b > 0 (C division truncates toward zero). */
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+qs_norm_stats qs_norm_stats_of(int is_layernorm, const int32_t *a, int32_t za, int32_t n, int64_t stride)
+{
+    qs_norm_stats st = {0, 0, 0};
+    if (is_layernorm) {
+        int64_t s = 0;
+        for (int32_t i = 0; i < n; i++) s += a[i * stride] - za;
+        st.mean = floor_div(2 * s + n, 2 * (int64_t)n); /* the mean rounded half up */
+    }
+    uint64_t V = 0; /* < 2^48: |d| < 2^17, n <= 2^14 */
+    for (int32_t i = 0; i < n; i++) {
+        int64_t d = a[i * stride] - za - st.mean;
+        V += (uint64_t)(d * d);
+    }
+    if (V == 0) return st; /* sigma 0: every z is 0 */
+    int bl = 0;
+    for (uint64_t t = V; t; t >>= 1) bl++;
+    st.g = (62 - bl) / 2;
+    if (st.g > 15) st.g = 15;
+    st.sigma = (int64_t)qs_isqrt_u64((V << (2 * st.g)) / (uint64_t)n); /* >= 1: V 4^g >= 4^7 >= n */
+    return st;
+}
+
+int64_t qs_norm_value(const qs_norm_stats *st, int32_t x)
+{
+    if (st->sigma == 0) return 0;
+    int64_t num = (x - st->mean) * ((int64_t)1 << (QS_NORM_FRAC_BITS + st->g));
+    uint64_t mag = (uint64_t)(num < 0 ? -num : num);
+    int64_t q = (int64_t)((2 * mag + (uint64_t)st->sigma) / (2 * (uint64_t)st->sigma)); /* half away from 0 */
+    return num < 0 ? -q : q;
+}
+
+qs_matmul_dims qs_matmul_dims_of(const qs_net *net, int32_t li)
+{
+    qs_matmul_dims d = {0, 0, 0, 0, 0, 0};
+    const qs_layer *L = &net->layers[li];
+    if (L->kind != QS_L_MATMUL) return d;
+    const qs_layer *A = &net->layers[L->inputs[0]], *B = &net->layers[L->inputs[1]];
+    d.trans_a = L->param & 1;
+    d.trans_b = (L->param >> 1) & 1;
+    d.batch = A->out_c;
+    d.M = d.trans_a ? A->out_w : A->out_h;
+    d.K = d.trans_a ? A->out_h : A->out_w;
+    d.N = d.trans_b ? B->out_h : B->out_w;
+    return d;
+}
+
+int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems)
+{
+    if (L->kind == QS_L_LAYERNORM || L->kind == QS_L_RMSNORM || (L->kind == QS_L_SOFTMAX && L->param == 0)) {
+        *units = (int64_t)L->out_h * L->out_w;
+        *elems = L->out_c;
+        return 1;
+    }
+    if (L->kind == QS_L_SOFTMAX && L->param == 2) {
+        *units = (int64_t)L->out_c * L->out_h;
+        *elems = L->out_w;
+        return 1;
+    }
+    return 0;
+}
+
+static int32_t clamp32(int64_t v, int32_t lo, int32_t hi) { return (int32_t)(v < lo ? lo : v > hi ? hi : v); }
+
+/* One softmax line of n values at x[i * stride] (docs/qbin.md, SOFTMAX). */
+static void softmax_line(const qs_layer *L, const int32_t *T, const int32_t *x, int32_t n, int64_t stride,
+                         int32_t *y)
+{
+    int32_t mx = x[0];
+    for (int32_t i = 1; i < n; i++)
+        if (x[i * stride] > mx) mx = x[i * stride];
+    int64_t s = 0;
+    for (int32_t i = 0; i < n; i++) s += T[mx - x[i * stride]];
+    const int64_t q = ((int64_t)1 << L->out_bits) - 1;
+    for (int32_t i = 0; i < n; i++)
+        y[i * stride] = clamp32((T[mx - x[i * stride]] * q + s / 2) / s, L->clamp_lo, L->clamp_hi);
+}
+
+int64_t qs_xfmr_ppu(const qs_net *net, int32_t li, const int32_t *const *outputs, int32_t *out, int32_t u0,
+                    int32_t u1)
+{
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *IN = &net->layers[L->inputs[0]];
+    const int32_t *x = outputs[L->inputs[0]];
+    const int64_t C = L->out_c, H = L->out_h, W = L->out_w, HW = H * W;
+    int64_t ops = 0;
+    switch (L->kind) {
+    case QS_L_LUT: {
+        const int32_t *T = net->tensors[L->weight].data;
+        int32_t ilo, ihi;
+        qs_int_range(IN->out_bits, IN->out_signed, &ilo, &ihi);
+        for (int64_t i = (int64_t)u0 * HW; i < (int64_t)u1 * HW; i++)
+            out[i] = clamp32(T[x[i] - ilo], L->clamp_lo, L->clamp_hi);
+        return ((int64_t)u1 - u0) * HW;
+    }
+    case QS_L_MUL: {
+        const qs_layer *IN2 = &net->layers[L->inputs[1]];
+        const int32_t *x2 = outputs[L->inputs[1]];
+        for (int32_t c = u0; c < u1; c++)
+            for (int64_t p = 0; p < HW; p++) {
+                int64_t i = c * HW + p;
+                out[i] = qs_layer_requant(L, c, (int64_t)(x[i] - IN->out_zp) * (x2[i] - IN2->out_zp));
+            }
+        return 2 * ((int64_t)u1 - u0) * HW;
+    }
+    case QS_L_SOFTMAX: {
+        const int32_t *T = net->tensors[L->weight].data;
+        if (L->param == 0) {
+            for (int32_t p = u0; p < u1; p++) softmax_line(L, T, x + p, (int32_t)C, HW, out + p);
+            return 3 * ((int64_t)u1 - u0) * C;
+        }
+        if (L->param == 2) { /* rows are the lines (c, h), W elements each, side by side */
+            for (int64_t r = u0; r < u1; r++) softmax_line(L, T, x + r * W, (int32_t)W, 1, out + r * W);
+            return 3 * ((int64_t)u1 - u0) * W;
+        }
+        for (int32_t c = u0; c < u1; c++)
+            for (int64_t w = 0; w < W; w++) softmax_line(L, T, x + c * HW + w, (int32_t)H, W, out + c * HW + w);
+        return 3 * ((int64_t)u1 - u0) * HW;
+    }
+    case QS_L_LAYERNORM:
+    case QS_L_RMSNORM: {
+        const int32_t *bias = L->bias >= 0 ? net->tensors[L->bias].data : NULL;
+        for (int32_t p = u0; p < u1; p++) {
+            qs_norm_stats st = qs_norm_stats_of(L->kind == QS_L_LAYERNORM, x + p, IN->out_zp, (int32_t)C, HW);
+            for (int64_t c = 0; c < C; c++) {
+                int64_t z = qs_norm_value(&st, x[c * HW + p] - IN->out_zp);
+                out[c * HW + p] = qs_layer_requant(L, (int32_t)c, z + (bias ? bias[c] : 0));
+            }
+            ops += (L->kind == QS_L_LAYERNORM ? 3 : 2) * C + QS_PPU_SQRT_OPS;
+        }
+        return ops;
+    }
+    default:
+        return 0;
+    }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""scripts/xfmr_zoo.py networks at reduced size through qsim, bit for bit.
+
+    test_xfmr_zoo.py QSIM_BINARY [SOURCE_DIR]
+
+Builds ViT-Ti/16 (one block, every weight format) and BERT-base (one block, 16 tokens, W4A8),
+runs each with `qsim run --dump-outputs` on the dlac and tpu_int8 presets (fast engine; the
+engines are compared field by field in tests/e2e_xfmr.py) and checks every layer's output
+against the NumPy reference (scripts/qsim_qbin.py evaluate); checks the published MAC counts
+(ViT-Ti block 102.0 M less the class token: 196 tokens; BERT-base per layer at T tokens:
+4 T d^2 + 2 T^2 d + 2 T d f) and that `qsim info` lists the tables and matmuls.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main(argv):
+    qsim = argv[0]
+    root = argv[1] if len(argv) > 1 else os.path.dirname(HERE)
+    sys.path.insert(0, os.path.join(root, "scripts"))
+    import qsim_qbin as Q
+    import xfmr_zoo as Z
+
+    tmp = tempfile.mkdtemp(prefix="qsim_xzoo_")
+    failures = []
+    try:
+        cases = [("vit_tiny", w, 1, None) for w in ("w8", "w4", "w2", "ternary")] + [("bert_base", "w4", 1, 16)]
+        for net_name, w, layers, tokens in cases:
+            net, x = Z.build(net_name, w, layers, tokens)
+            path = os.path.join(tmp, net.name + ".qbin")
+            npy = os.path.join(tmp, net.name + ".npy")
+            net.save(path)
+            np.save(npy, x)
+            ref = Q.evaluate(Q.read(path), x)
+            macs = sum(net.macs(i) for i in range(len(net.layers)))
+            if net_name == "bert_base":
+                T, d, f = 16, 768, 3072
+                want = 4 * T * d * d + 2 * T * T * d + 2 * T * d * f
+            else:  # patch embedding 196 x 192 x 768, one block at 196 tokens, head 192 x 1000
+                T, d, f = 196, 192, 768
+                want = 196 * 192 * 768 + 4 * T * d * d + 2 * T * T * d + 2 * T * d * f + 192 * 1000
+            if macs != want:
+                failures.append("%s: %d MACs, the published shapes give %d" % (net.name, macs, want))
+            info = subprocess.run([qsim, "info", path], capture_output=True, text=True)
+            if info.returncode or "table[256]" not in info.stdout or "A^T x B" not in info.stdout:
+                failures.append("%s: qsim info does not list the tables and matmuls:\n%s%s" % (
+                    net.name, info.stdout, info.stderr))
+            for arch in ("dlac", "tpu_int8"):
+                out = os.path.join(tmp, "%s_%s" % (net.name, arch))
+                r = subprocess.run([qsim, "run", "--arch", os.path.join(root, "models", "arch", arch + ".cfg"), path,
+                                    "--input", npy, "--dump-outputs", out, "-q"], capture_output=True, text=True)
+                if r.returncode:
+                    failures.append("%s on %s: exit %d: %s" % (net.name, arch, r.returncode, r.stderr.strip()))
+                    continue
+                bad = []
+                for i, l in enumerate(net.layers):
+                    got = np.load(os.path.join(out, "%03d_%s.npy" % (i, l.name)))
+                    if got.shape != ref[i].shape or (got != ref[i]).any():
+                        bad.append(l.name)
+                if bad:
+                    failures.append("%s on %s: layers differ from the reference: %s" % (net.name, arch, bad[:5]))
+                else:
+                    print("ok   %s on %s (%d layers, %.1f M MACs)" % (net.name, arch, len(net.layers), macs / 1e6))
+                shutil.rmtree(out, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for f in failures:
+        print("FAIL " + f)
+    print("%d failure(s)" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
