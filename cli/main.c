@@ -17,6 +17,7 @@
 #include "qs_energy.h"
 #include "qs_net.h"
 #include "qs_npy.h"
+#include "qs_revision.h"
 #include "qs_scalesim.h"
 #include "array.h"
 #include "report.h"
@@ -26,6 +27,25 @@
 #include "waveview.h"
 
 #define MAX_SETS 256
+
+/* The command line as typed (arguments quoted where the shell would need it),
+ * recorded in every JSON report so that a result says how it was made. */
+static char command_line[8192];
+
+static void record_command_line(int argc, char **argv)
+{
+    size_t n = 0;
+    command_line[0] = '\0';
+    for (int i = 0; i < argc && n + 1 < sizeof command_line; i++) {
+        const char *a = argv[i];
+        int plain = a[0] != '\0' && strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.,/=:+@%") == strlen(a);
+        int w = snprintf(command_line + n, sizeof command_line - n, plain ? "%s%s" : "%s'%s'", i ? " " : "", a);
+        if (w < 0) break;
+        n += (size_t)w;
+    }
+    if (n >= sizeof command_line) n = sizeof command_line - 1;
+    command_line[n] = '\0';
+}
 
 static const char *USAGE =
     "usage: qsim <command> [options]\n"
@@ -614,8 +634,9 @@ static int run_topology(const options *o, qs_engine engine)
     }
     if (progress) fputc('\n', stderr);
     qs_topo_report rep = {&arch, &tech, is_ss ? &sscfg : NULL, &opts, o->net, o->arch,
-                          engine == QS_ENGINE_FAST ? "fast" : "detailed", topo.gemm, topo.n_layers, res, 0.0};
+                          engine == QS_ENGINE_FAST ? "fast" : "detailed", topo.gemm, topo.n_layers, res, 0.0, NULL};
     rep.wall_seconds = now_seconds() - t0;
+    rep.command_line = command_line;
     if (!o->quiet) qs_topo_report_print(&rep, stdout);
     if (o->json && qs_topo_report_write_json(&rep, o->json, &e)) goto out;
     if (o->csv && qs_topo_report_write_csv(&rep, o->csv, &e)) goto out;
@@ -1041,8 +1062,9 @@ static int cmd_run(int argc, char **argv)
     if (progress) fputc('\n', stderr);
 
     qs_report rep = {net, prog, &arch, &tech, o.net, o.arch, engine == QS_ENGINE_FAST ? "fast" : "detailed", n, acc,
-                     n_correct, o.labels ? n : 0, o.input ? preds : NULL, 0.0};
+                     n_correct, o.labels ? n : 0, o.input ? preds : NULL, 0.0, NULL};
     rep.wall_seconds = now_seconds() - t0;
+    rep.command_line = command_line;
     if (!o.quiet) qs_report_print(&rep, stdout);
     {
         uint64_t cyc = 0, stall_buffer = 0;
@@ -1129,12 +1151,13 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    record_command_line(argc, argv);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(USAGE, stdout);
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("qsim %s\n", QSIM_VERSION);
+        printf("qsim %s (source %s)\n", QSIM_VERSION, qs_source_revision);
         return 0;
     }
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);

@@ -1,6 +1,7 @@
 /* Formatting of the run report. Every figure is computed here from counts;
  * nothing is typed in. Field meanings: docs/report.md. */
 #include "report.h"
+#include "qs_revision.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -91,15 +92,20 @@ static void totals_finish(totals *t, const qs_events *all, const qs_tech *tech, 
     t->energy_pj = t->e.total;
 }
 
-static totals sum_all(const qs_report *r)
+static totals sum_events(const qs_report *r, qs_events *all)
 {
     totals t;
     memset(&t, 0, sizeof t);
-    qs_events all;
-    memset(&all, 0, sizeof all);
-    for (int32_t i = 1; i < r->net->n_layers; i++) totals_add(&t, &all, &r->layers[i]);
-    totals_finish(&t, &all, r->tech, r->arch);
+    memset(all, 0, sizeof *all);
+    for (int32_t i = 1; i < r->net->n_layers; i++) totals_add(&t, all, &r->layers[i]);
+    totals_finish(&t, all, r->tech, r->arch);
     return t;
+}
+
+static totals sum_all(const qs_report *r)
+{
+    qs_events all;
+    return sum_events(r, &all);
 }
 
 /* The terminal report shows energy in one unit, chosen once from the total so
@@ -162,7 +168,7 @@ static void print_dram(const qs_report *r, const totals *t, FILE *f)
 void qs_report_print(const qs_report *r, FILE *f)
 {
     const qs_arch *a = r->arch;
-    fprintf(f, "qsim %s | %s on %s (%dx%d %s, W-path %d b, skip %s, %s engine)", QSIM_VERSION, r->net->name,
+    fprintf(f, "qsim %s (source %s) | %s on %s (%dx%d %s, W-path %d b, skip %s, %s engine)", QSIM_VERSION, qs_source_revision, r->net->name,
             a->name, a->rows, a->cols, qs_dataflow_name(a->dataflow), a->weight_path_bits,
             qs_zero_skip_name(a->zero_skip), r->engine);
     if (r->n_inferences > 1) fprintf(f, ", per inference over %d", r->n_inferences);
@@ -257,6 +263,33 @@ static void config_json(cJSON *root, const qs_arch *a)
     cJSON_AddNumberToObject(ar, "dma_separate_write_engine", a->dma_separate_write);
 }
 
+/* SRAM traffic per buffer: {"ifmap": {"read": B, "write": B}, ...}, bytes scaled by k. */
+static void sram_json(cJSON *o, const qs_events *ev, double k)
+{
+    static const char *const BUF[3] = {"ifmap", "weight", "accum"};
+    cJSON *sb = cJSON_AddObjectToObject(o, "sram_bytes");
+    for (int b = 0; b < 3; b++) {
+        cJSON *x = cJSON_AddObjectToObject(sb, BUF[b]);
+        cJSON_AddNumberToObject(x, "read", (double)ev->sram_read_bytes[b] * k);
+        cJSON_AddNumberToObject(x, "write", (double)ev->sram_write_bytes[b] * k);
+    }
+}
+
+/* Every configuration key after the file and the overrides, "section.key": value. */
+static void effective_config_json(cJSON *root, const qs_arch *a)
+{
+    cJSON *o = cJSON_AddObjectToObject(root, "effective_config");
+    for (int32_t i = 0; i < qs_arch_n_keys(); i++) {
+        const char *sec, *key;
+        char val[300], name[80];
+        int num;
+        if (!qs_arch_key_value(a, i, &sec, &key, val, sizeof val, &num)) continue;
+        snprintf(name, sizeof name, "%s.%s", sec, key);
+        if (num) cJSON_AddNumberToObject(o, name, strtod(val, NULL));
+        else cJSON_AddStringToObject(o, name, val);
+    }
+}
+
 /* The "total" object; k scales per-inference figures. */
 static cJSON *totals_json(cJSON *root, const qs_arch *a, const qs_tech *T, const totals *t, double k)
 {
@@ -330,6 +363,7 @@ static cJSON *layer_json(const qs_arch *a, const qs_tech *T, const qs_layer *L, 
     cJSON_AddNumberToObject(o, "acc_overflows", (double)s->ev.acc_overflows * k);
     cJSON_AddNumberToObject(o, "dram_read_bytes", (double)s->ev.dram_read_bytes * k);
     cJSON_AddNumberToObject(o, "dram_write_bytes", (double)s->ev.dram_write_bytes * k);
+    sram_json(o, &s->ev, k);
     qs_energy_breakdown e = qs_energy_of(T, a, &s->ev);
     cJSON_AddNumberToObject(o, "energy_pj", e.total * k);
     cJSON_AddItemToObject(o, "energy_breakdown_pj", energy_json(&e, k));
@@ -372,18 +406,23 @@ static qs_status write_json_file(cJSON *root, const char *path, qs_error *err)
     return QS_OK;
 }
 
-qs_status qs_report_write_json(const qs_report *r, const char *path, qs_error *err)
+static cJSON *report_json(const qs_report *r)
 {
     double k = 1.0 / (r->n_inferences ? r->n_inferences : 1);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "qsim_version", QSIM_VERSION);
+    cJSON_AddStringToObject(root, "source_revision", qs_source_revision);
+    if (r->command_line) cJSON_AddStringToObject(root, "command_line", r->command_line);
     cJSON_AddStringToObject(root, "network", r->net_path);
     cJSON_AddStringToObject(root, "arch", r->arch_path);
     cJSON_AddStringToObject(root, "engine", r->engine);
     cJSON_AddNumberToObject(root, "inferences", r->n_inferences);
     config_json(root, r->arch);
-    totals t = sum_all(r);
-    totals_json(root, r->arch, r->tech, &t, k);
+    effective_config_json(root, r->arch);
+    qs_events all;
+    totals t = sum_events(r, &all);
+    cJSON *tot = totals_json(root, r->arch, r->tech, &t, k);
+    sram_json(tot, &all, k);
     if (r->n_labelled) {
         cJSON_AddNumberToObject(root, "accuracy", (double)r->n_correct / r->n_labelled);
         cJSON_AddNumberToObject(root, "labelled", r->n_labelled);
@@ -395,7 +434,24 @@ qs_status qs_report_write_json(const qs_report *r, const char *path, qs_error *e
     for (int32_t i = 1; i < r->net->n_layers; i++)
         cJSON_AddItemToArray(layers, layer_json(r->arch, r->tech, &r->net->layers[i], &r->layers[i],
                                                 &r->prog->maps[i], k));
+    return root;
+}
+
+qs_status qs_report_write_json(const qs_report *r, const char *path, qs_error *err)
+{
+    cJSON *root = report_json(r);
+    if (!root) return qs_fail(err, QS_ERR_NOMEM, "out of memory writing JSON");
     return write_json_file(root, path, err);
+}
+
+qs_status qs_report_json_text(const qs_report *r, char **text, qs_error *err)
+{
+    cJSON *root = report_json(r);
+    if (!root) return qs_fail(err, QS_ERR_NOMEM, "out of memory writing JSON");
+    *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!*text) return qs_fail(err, QS_ERR_NOMEM, "out of memory writing JSON");
+    return QS_OK;
 }
 
 qs_status qs_report_write_csv(const qs_report *r, const char *path, qs_error *err)
@@ -582,7 +638,7 @@ void qs_topo_report_print(const qs_topo_report *r, FILE *f)
     const qs_arch *a = r->arch;
     char ops[96];
     operands_text(ops, sizeof ops, r->opts);
-    fprintf(f, "qsim %s | %s (%s, %d layers) on %s (%dx%d %s, %s, skip %s, %s timing, %s engine)\n\n", QSIM_VERSION,
+    fprintf(f, "qsim %s (source %s) | %s (%s, %d layers) on %s (%dx%d %s, %s, skip %s, %s timing, %s engine)\n\n", QSIM_VERSION, qs_source_revision,
             r->topo_path, r->gemm ? "GEMM" : "conv", r->n, a->name, a->rows, a->cols, qs_dataflow_name(a->dataflow),
             ops, qs_zero_skip_name(a->zero_skip), qs_timing_name(a->timing), r->engine);
     totals t = topo_totals(r);
@@ -684,12 +740,15 @@ qs_status qs_topo_report_write_json(const qs_topo_report *r, const char *path, q
     const qs_arch *a = r->arch;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "qsim_version", QSIM_VERSION);
+    cJSON_AddStringToObject(root, "source_revision", qs_source_revision);
+    if (r->command_line) cJSON_AddStringToObject(root, "command_line", r->command_line);
     cJSON_AddStringToObject(root, "network", r->topo_path);
     cJSON_AddStringToObject(root, "arch", r->arch_path);
     cJSON_AddStringToObject(root, "engine", r->engine);
     cJSON_AddNumberToObject(root, "inferences", 1);
     config_json(root, a);
     cJSON_AddStringToObject(cJSON_GetObjectItem(root, "config"), "timing", qs_timing_name(a->timing));
+    effective_config_json(root, a);
     cJSON *tp = cJSON_AddObjectToObject(root, "topology");
     cJSON_AddStringToObject(tp, "path", r->topo_path);
     cJSON_AddStringToObject(tp, "form", r->gemm ? "gemm" : "conv");

@@ -28,10 +28,14 @@ typedef struct {
     int32_t n_correct, n_labelled;
     const int32_t *predictions;  /* argmax of the output per inference, n_inferences of them (batch runs) */
     double wall_seconds;
+    const char *command_line;    /* how the run was asked for (the qsim command's argv, or the API caller's
+                                    note); NULL: not recorded */
 } qs_report;
 
 void qs_report_print(const qs_report *r, FILE *f);
 qs_status qs_report_write_json(const qs_report *r, const char *path, qs_error *err);
+/* The same JSON text in a malloc'd string (the caller frees it). */
+qs_status qs_report_json_text(const qs_report *r, char **text, qs_error *err);
 qs_status qs_report_write_csv(const qs_report *r, const char *path, qs_error *err);
 
 /* ---- SCALE-Sim topologies ------------------------------------------------------ */
@@ -54,6 +58,7 @@ typedef struct {
     int32_t n;
     const qs_topo_layer *layers;
     double wall_seconds;
+    const char *command_line;        /* NULL: not recorded */
 } qs_topo_report;
 
 void qs_topo_report_print(const qs_topo_report *r, FILE *f);

@@ -1068,3 +1068,47 @@ int32_t qs_arch_weight_slices(const qs_arch *a, int weight_bits)
 }
 
 int32_t qs_arch_max_slices(const qs_arch *a) { return qs_arch_weight_slices(a, a->max_weight_bits); }
+
+/* ---- the effective configuration, key by key ---------------------------------- */
+
+int32_t qs_arch_n_keys(void) { return NKEYS; }
+
+int qs_arch_key_value(const qs_arch *a, int32_t index, const char **section, const char **key, char *buf,
+                      size_t n, int *is_number)
+{
+    if (!a || index < 0 || index >= NKEYS || !buf || n == 0) return 0;
+    const keydef *k = &KEYS[index];
+    const char *p = (const char *)a + k->off;
+    *section = k->section;
+    *key = k->key;
+    *is_number = k->type == K_INT || k->type == K_BOOL || k->type == K_DBL;
+    switch (k->type) {
+    case K_INT:
+    case K_BOOL: {
+        int32_t x;
+        memcpy(&x, p, sizeof x);
+        snprintf(buf, n, "%d", (int)x);
+        break;
+    }
+    case K_DBL: {
+        double x;
+        memcpy(&x, p, sizeof x);
+        snprintf(buf, n, "%.17g", x);
+        break;
+    }
+    case K_ENUM: {
+        int v;
+        memcpy(&v, p, sizeof v);
+        int count = 0;
+        while (k->names[count]) count++;
+        snprintf(buf, n, "%s", v >= 0 && v < count ? k->names[v] : "?");
+        break;
+    }
+    case K_NAME:
+    case K_IDENT:
+    case K_PATH:
+        snprintf(buf, n, "%.*s", (int)k->size, p);
+        break;
+    }
+    return 1;
+}

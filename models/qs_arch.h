@@ -158,4 +158,12 @@ qs_status qs_ini_parse(const char *text, const char *where, qs_ini_fn fn, void *
  * the path. The caller frees *out. */
 qs_status qs_read_text_file(const char *path, char **out, qs_error *err);
 
+/* The effective configuration key by key (every key of docs/config.md, after
+ * the file and the overrides): qs_arch_n_keys() keys; key `index` gets its
+ * section, name and value as text (numbers exactly: "%.17g"), *is_number
+ * saying whether the value is a number. Returns 0 for an index out of range. */
+int32_t qs_arch_n_keys(void);
+int qs_arch_key_value(const qs_arch *a, int32_t index, const char **section, const char **key, char *buf,
+                      size_t n, int *is_number);
+
 #endif

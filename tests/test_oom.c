@@ -70,7 +70,7 @@ static qs_status one_run(const char *arch_path, const char *net_path, const char
                 snprintf(e->msg, sizeof e->msg, "test: out of memory");
             } else {
                 for (int32_t li = 0; li < net->n_layers; li++) layers[li] = *qs_sim_layer_stats(sim, li);
-                qs_report rep = {net, prog, &arch, &tech, net_path, arch_path, "detailed", 1, layers, 0, 0, NULL, 0.0};
+                qs_report rep = {net, prog, &arch, &tech, net_path, arch_path, "detailed", 1, layers, 0, 0, NULL, 0.0, NULL};
                 char path[512];
                 snprintf(path, sizeof path, "%s/run.json", tmpdir);
                 st = qs_report_write_json(&rep, path, e);

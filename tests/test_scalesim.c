@@ -959,7 +959,7 @@ static void test_reports(void)
     }
     char dir[] = "/tmp/qsim_test_scalesim_XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-    qs_topo_report rep = {&a, &tech, &c, &o, "t.csv", path, "fast", 0, 2, res[0], 0.0};
+    qs_topo_report rep = {&a, &tech, &c, &o, "t.csv", path, "fast", 0, 2, res[0], 0.0, NULL};
     char sub[600];
     snprintf(sub, sizeof sub, "%s/out", dir);
     CU_ASSERT_EQUAL_FATAL(qs_scalesim_write_reports(&rep, sub, &e), QS_OK);

@@ -11,7 +11,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import zlib
 
@@ -150,10 +152,134 @@ def qsim_command(point: dict, json_path: str) -> list:
     return cmd + list(point.get("qsim_args", []))
 
 
+# -- in-process runs through libqsim (scripts/qsim) -------------------------------------------------
+# A point runs through the Python bindings instead of a `qsim run` process when the qsim asked for is the
+# command built (or installed) with the library the bindings load, and the point needs nothing only the
+# command does (extra qsim arguments). The row is the same either way (tests/test_dse_bindings.py); what
+# differs: no process start, the network is read and validated once per process, and a running point
+# cannot be killed (its timeout is not enforced; a stopped sweep finishes the points already running).
+# QSIM_DSE_RUNNER=subprocess (or bindings) forces one path.
+_bind_lock = threading.Lock()
+_bind_nets = {}
+_bind_ok = {}
+
+
+def _bindings():
+    try:
+        import qsim
+    except ImportError:
+        return None
+    return qsim if qsim.available() else None
+
+
+def bindings_for(qsim_path: str):
+    """The qsim package when `qsim_path` is the command built with the library it loads, else None."""
+    mode = os.environ.get("QSIM_DSE_RUNNER", "auto")
+    if mode == "subprocess":
+        return None
+    with _bind_lock:
+        if qsim_path in _bind_ok:
+            return _bind_ok[qsim_path]
+        q = _bindings()
+        ok = None
+        if q is not None:
+            lib = os.path.realpath(q.library_path())
+            libdir = os.path.dirname(lib)
+            # build tree: build/api/libqsim.so.N <-> build/cli/qsim; installed: P/lib*/libqsim.so.N <-> P/bin/qsim
+            mates = [os.path.join(os.path.dirname(libdir), "cli", "qsim"),
+                     os.path.join(os.path.dirname(libdir), "bin", "qsim"),
+                     os.path.join(os.path.dirname(os.path.dirname(libdir)), "bin", "qsim")]
+            if mode == "bindings" or os.path.realpath(qsim_path) in [os.path.realpath(m) for m in mates]:
+                ok = q
+        elif mode == "bindings":
+            raise DseError("QSIM_DSE_RUNNER=bindings but libqsim cannot be loaded")
+        _bind_ok[qsim_path] = ok
+        return ok
+
+
+def _network(q, path: str):
+    with _bind_lock:
+        net = _bind_nets.get(path)
+        if net is None:
+            net = _bind_nets[path] = q.load(path)
+        return net
+
+
+_workers = threading.local()
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bindings_worker.py")
+
+
+def run_point_worker(point: dict, keep_json: str | None = None, on_start=None, stopped=lambda: False):
+    """One point through libqsim in this thread's worker process (dse_lib/bindings_worker.py, started once
+    per thread, which keeps the library and the networks loaded). A process per thread, not the library in
+    this process: two simulations in one process's threads ran 15-30% slower than in two processes
+    (docs/performance.md). Returns the row, or None when the sweep was stopped (the worker is killed)."""
+    w = getattr(_workers, "proc", None)
+    if w is None or w.poll() is not None:
+        w = subprocess.Popen([sys.executable, _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, start_new_session=True, env=dict(os.environ, QSIM_DSE_RUNNER="bindings"))
+        _workers.proc = w
+    if on_start:
+        on_start(w)
+    try:
+        w.stdin.write(json.dumps({"point": point, "keep_json": keep_json}) + "\n")
+        w.stdin.flush()
+        line = w.stdout.readline()
+    except OSError:
+        line = ""
+    if stopped():
+        return None
+    if not line:
+        _workers.proc = None
+        row = base_row(point)
+        row.update(status="failed", error="the bindings worker ended (status %s)" % w.wait())
+        return row
+    return json.loads(line)
+
+
+def run_point_bindings(q, point: dict, keep_json: str | None = None) -> dict:
+    """One point through libqsim: the report `qsim run --json` would write, then the same row."""
+    import numpy as np
+    t0 = time.time()
+    row = None
+    try:
+        try:
+            x = np.load(point["input"]) if point.get("input") else None
+            y = np.load(point["labels"]) if point.get("labels") else None
+            if x is not None and x.ndim == 3:
+                x = x[None]
+            if y is not None and (x is None or y.size != x.shape[0]):
+                raise q.QsimError(7, "%s: %d labels for %d inputs" % (point["labels"], y.size,
+                                                                        0 if x is None else x.shape[0]))
+            net = _network(q, point["net_abs"])
+            rep = net.run(point["arch_abs"], set=list(point["overrides"]), inputs=x, labels=y,
+                          engine=point.get("engine", "fast"))
+        except (q.QsimError, OSError, ValueError, TypeError) as e:
+            row = base_row(point)
+            # as the command prints it
+            row.update(status="failed", error=("qsim: %s" % e)[-4000:])
+            return row
+        rep.pop("outputs", None)
+        row = row_from_report(point, rep)
+        if keep_json:
+            os.makedirs(keep_json, exist_ok=True)
+            with open(os.path.join(keep_json, point["key"] + ".json"), "w") as f:
+                json.dump(rep, f, indent=2)
+        return row
+    finally:
+        if row is not None:
+            row["wall_s"] = round(time.time() - t0, 4)
+            row["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+
+
 def run_point(point: dict, workdir: str | None = None, keep_json: str | None = None, on_start=None,
               stopped=lambda: False) -> dict | None:
     """Runs one point; returns its row (status ok or failed), or None when the sweep was stopped while
     it ran (the point is then left for the next run)."""
+    if not point.get("qsim_args"):
+        q = bindings_for(point["qsim"])
+        if q is not None:
+            return run_point_worker(point, keep_json, on_start, stopped)
     tmpd = tempfile.mkdtemp(prefix="dse-", dir=workdir)
     jpath = os.path.join(tmpd, "run.json")
     t0 = time.time()

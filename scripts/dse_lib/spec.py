@@ -152,7 +152,9 @@ def qsim_version(qsim: str) -> str:
         raise DseError("cannot run %s: %s" % (qsim, e))
     if p.returncode != 0:
         raise DseError("%s --version failed: %s" % (qsim, (p.stderr or p.stdout).strip()))
-    return p.stdout.strip().replace("qsim ", "", 1)
+    # "qsim 0.1.0 (source REV)": the version alone (point keys must not change with every commit;
+    # every row records the revision apart, in source_revision)
+    return p.stdout.strip().replace("qsim ", "", 1).split(" (")[0]
 
 
 def source_revision() -> str:

@@ -1,0 +1,196 @@
+/* qsim as a library: the public C API (docs/api.md).
+ *
+ * One header, opaque handles, and the core's error style: every call that can
+ * fail returns a qsim_status and, on failure, writes one line into a
+ * qsim_error saying what and where (file, line, layer). Nothing here prints
+ * or exits. A NULL handle, an index out of range or a NULL output pointer is
+ * QSIM_ERR_ARG with a message, never a crash. The `err` argument may be NULL
+ * when the caller does not want the message.
+ *
+ * Ownership: a qsim_program keeps pointers into the qsim_net it was compiled
+ * from (the net must outlive it); a qsim_config is copied into the program.
+ * Handles are not shared between threads while in use; different handles
+ * may be used from different threads at once.
+ *
+ * ABI: QSIM_API_VERSION is the soname's major number (libqsim.so.N). It
+ * changes whenever a signature, a struct below, or an enum value changes.
+ * Call qsim_check_version(QSIM_API_VERSION, &err) once: it fails when the
+ * library loaded at run time is not the one these declarations describe. */
+#ifndef QSIM_QSIM_H
+#define QSIM_QSIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QSIM_API_VERSION 1
+
+typedef enum {
+    QSIM_OK = 0,
+    QSIM_ERR_IO,          /* cannot open/read/write a file */
+    QSIM_ERR_FORMAT,      /* malformed file contents (.qbin, .npy) */
+    QSIM_ERR_CONFIG,      /* bad key, value or combination in a configuration */
+    QSIM_ERR_UNSUPPORTED, /* well-formed but not supported by this configuration */
+    QSIM_ERR_NOFIT,       /* a layer cannot be mapped onto the buffers/array */
+    QSIM_ERR_NOMEM,       /* allocation failed */
+    QSIM_ERR_ARG,         /* bad argument (NULL handle, index out of range, ...) */
+    QSIM_ERR_RUN,         /* the simulation could not complete */
+    QSIM_ERR_VERSION      /* the library is not the version the caller was built for */
+} qsim_status;
+
+typedef struct {
+    char msg[512];
+} qsim_error;
+
+/* ---- version -------------------------------------------------------------- */
+
+/* Release version ("0.1.0"). */
+const char *qsim_version(void);
+/* Exact source revision (`git describe --always --dirty --tags` at build
+ * time, or the release version for a build outside git). */
+const char *qsim_source_revision(void);
+/* QSIM_API_VERSION of the library itself. */
+int qsim_api_version(void);
+/* QSIM_OK when the library implements api_version (pass QSIM_API_VERSION). */
+qsim_status qsim_check_version(int api_version, qsim_error *err);
+/* Short name of a status ("config error", ...). */
+const char *qsim_status_name(qsim_status st);
+
+/* ---- networks (.qbin, docs/qbin.md) --------------------------------------- */
+
+typedef struct qsim_net qsim_net;
+
+qsim_status qsim_net_load(const char *path, qsim_net **out, qsim_error *err);
+/* From a .qbin image in memory (copied); `name` is used in messages. */
+qsim_status qsim_net_from_bytes(const void *bytes, size_t len, const char *name, qsim_net **out, qsim_error *err);
+void qsim_net_free(qsim_net *net);
+
+typedef struct {
+    const char *name;     /* the network's name */
+    int32_t n_layers;     /* layers, the input layer (index 0) included */
+    int32_t output;       /* index of the output layer */
+    int32_t in_c, in_h, in_w;  /* one input: in_c * in_h * in_w integers, CHW */
+    int32_t in_bits, in_signed;
+} qsim_net_info;
+qsim_status qsim_net_get_info(const qsim_net *net, qsim_net_info *out, qsim_error *err);
+
+typedef struct {
+    const char *name, *kind;   /* kind: "conv", "fc", "add", ... (docs/qbin.md) */
+    int32_t out_c, out_h, out_w;
+    int64_t macs;              /* dense MACs of one inference */
+} qsim_layer_info;
+qsim_status qsim_net_get_layer(const qsim_net *net, int32_t index, qsim_layer_info *out, qsim_error *err);
+
+/* ---- accelerator configurations (docs/config.md) ------------------------- */
+
+typedef struct qsim_config qsim_config;
+
+/* From a file (a tech table path inside resolves against the file's folder). */
+qsim_status qsim_config_load(const char *path, qsim_config **out, qsim_error *err);
+/* From INI text; `where` names it in messages and is the base of a relative
+ * tech table path (NULL: "<config>", relative to the working directory). */
+qsim_status qsim_config_parse(const char *text, const char *where, qsim_config **out, qsim_error *err);
+/* Override one key, "section.key=value" as qsim's --set. The configuration is
+ * re-checked as a whole; on failure it is left unchanged. */
+qsim_status qsim_config_set(qsim_config *cfg, const char *assignment, qsim_error *err);
+qsim_status qsim_config_copy(const qsim_config *cfg, qsim_config **out, qsim_error *err);
+/* The effective value of "section.key" as text, into buf (size n). */
+qsim_status qsim_config_get(const qsim_config *cfg, const char *key, char *buf, size_t n, qsim_error *err);
+void qsim_config_free(qsim_config *cfg);
+
+/* ---- compile and run ------------------------------------------------------- */
+
+typedef struct qsim_program qsim_program;
+
+/* Map the network onto the configuration (docs/compiler.md); also loads the
+ * configuration's technology table. */
+qsim_status qsim_compile(const qsim_net *net, const qsim_config *cfg, qsim_program **out, qsim_error *err);
+void qsim_program_free(qsim_program *prog);
+
+typedef enum { QSIM_ENGINE_FAST = 0, QSIM_ENGINE_DETAILED = 1 } qsim_engine;
+typedef enum { QSIM_TRACE_NONE = 0, QSIM_TRACE_FST = 1, QSIM_TRACE_VCD = 2 } qsim_trace_format;
+
+/* Called when a transfer takes the DRAM channel: direction, DRAM byte
+ * address, bytes, the cycle it starts. */
+typedef void (*qsim_dma_hook)(void *user, int is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
+
+typedef struct {
+    uint32_t struct_size;        /* sizeof(qsim_run_options), set by qsim_run_options_init */
+    qsim_engine engine;
+    qsim_dma_hook dma_hook;      /* NULL: none */
+    void *dma_user;
+    qsim_trace_format trace_format;  /* waveform of the first inference */
+    const char *trace_path;
+    uint64_t trace_from, trace_to;   /* cycle window (inclusive) */
+    int32_t keep_layer_outputs;  /* 1: every layer's output of the last inference stays readable */
+    const int32_t *labels;       /* n_inputs class labels: the report gets top-1 "accuracy" (NULL: none) */
+    const char *net_path, *config_path;  /* names shown in the report (NULL: the handles' own) */
+    const char *command_line;    /* recorded in the JSON report (NULL: none) */
+} qsim_run_options;
+
+void qsim_run_options_init(qsim_run_options *opts);
+
+typedef struct qsim_report qsim_report;
+
+/* Run n_inputs inferences. inputs: n_inputs * in_c*in_h*in_w integers
+ * (count of them), CHW per inference, within the input layer's range; NULL
+ * (count 0, n_inputs 1) runs qsim's deterministic pseudo-random input.
+ * opts may be NULL (defaults). */
+qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t count, int32_t n_inputs,
+                     const qsim_run_options *opts, qsim_report **out, qsim_error *err);
+void qsim_report_free(qsim_report *rep);
+
+/* ---- the report (docs/report.md): figures per inference --------------------- */
+
+typedef struct {
+    int32_t inferences;
+    double cycles, time_s;
+    double macs, macs_executed, mac_slice_ops, mac_slice_gated, mac_slice_skipped;
+    double dram_bytes;
+    double stall_dram, stall_dependency, stall_buffer, stall_ppu;
+    double sram_read_bytes[3], sram_write_bytes[3];  /* ifmap, weight, accum */
+    double energy_pj;
+    double utilization;
+} qsim_totals;
+
+typedef struct {
+    double mac, registers, sram, dram, ppu, leakage, total;  /* pJ per inference */
+} qsim_energy;
+
+typedef struct {
+    double total, array, sram_ifmap, sram_weight, sram_accum, dma, ppu, control;  /* mm^2 */
+    double pe_um2;
+} qsim_area;
+
+typedef struct {
+    const char *name, *kind;
+    double cycles, array_busy, macs, macs_executed;
+    double stall_dram, stall_dependency, stall_buffer, stall_ppu;
+    double dram_read_bytes, dram_write_bytes;
+    double sram_read_bytes[3], sram_write_bytes[3];
+    double acc_overflows;
+    qsim_energy energy;
+} qsim_layer_figures;
+
+qsim_status qsim_report_totals(const qsim_report *rep, qsim_totals *out, qsim_error *err);
+qsim_status qsim_report_energy(const qsim_report *rep, qsim_energy *out, qsim_error *err);
+qsim_status qsim_report_area(const qsim_report *rep, qsim_area *out, qsim_error *err);
+/* Layer 1..n_layers-1 (layer 0 is the input and does no work). */
+qsim_status qsim_report_layer(const qsim_report *rep, int32_t layer, qsim_layer_figures *out, qsim_error *err);
+/* The JSON report qsim run --json writes (docs/report.md); owned by rep. */
+qsim_status qsim_report_json(const qsim_report *rep, const char **json, qsim_error *err);
+/* The network output of inference i (0..n_inputs-1): out_c*out_h*out_w integers, CHW; owned by rep. */
+qsim_status qsim_report_output(const qsim_report *rep, int32_t inference, const int32_t **data, int64_t *count,
+                               qsim_error *err);
+/* Layer `layer`'s output of the last inference (needs keep_layer_outputs). */
+qsim_status qsim_report_layer_output(const qsim_report *rep, int32_t layer, const int32_t **data, int64_t *count,
+                                     qsim_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
