@@ -22,7 +22,7 @@ static size_t make_npy(uint8_t *buf, size_t cap, const char *dict, const uint8_t
     memset(buf + 10, ' ', hl);
     memcpy(buf + 10, dict, dl);
     buf[10 + hl - 1] = '\n';
-    memcpy(buf + 10 + hl, data, n);
+    if (n) memcpy(buf + 10 + hl, data, n); /* data may be NULL when n = 0 */
     return 10 + hl + n;
 }
 
