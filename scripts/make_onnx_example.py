@@ -9,7 +9,7 @@ flatten -> fully connected, every activation re-quantized by a QuantizeLinear /
 DequantizeLinear pair. Weights are fixed pseudo-random integers (seed 7), so the file is
 the same on every run: `qsim import models/onnx/example_qdq.onnx -o example.qbin` turns it
 into a .qbin, and tests/test_readme.py checks that the shipped file is this script's output.
-Needs the onnx package (Debian python3-onnx, installed by scripts/setup-deps).
+Needs the onnx package (Debian python3-onnx, installed by scripts/setup-deps --tests).
 """
 import argparse
 import os

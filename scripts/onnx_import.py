@@ -22,7 +22,7 @@ enumerable); --report prints the verdict per layer, --strict refuses anything no
 exact. An unsupported op, attribute or pattern stops the import with one line naming the
 node, e.g. "onnx_import: m.onnx: node 'sm' (Softmax): unsupported op", exit status 1.
 
-Needs NumPy and the onnx package (Debian: python3-onnx; scripts/setup-deps installs it).
+Needs NumPy and the onnx package (Debian: python3-onnx; scripts/setup-deps --tests installs it).
 """
 from __future__ import annotations
 
@@ -1929,7 +1929,7 @@ def load_model(path: str):
         import onnx
     except ImportError:
         raise Refused("the Python onnx package is missing (Debian: apt-get install python3-onnx, or "
-                      "scripts/setup-deps)")
+                      "scripts/setup-deps --tests)")
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -162,7 +162,7 @@ def test_resume(tmp, qsim):
 
 def test_parallel(tmp, qsim):
     if not shutil.which("parallel"):
-        print("skip GNU parallel backend: 'parallel' is not installed (scripts/setup-deps installs it)")
+        print("skip GNU parallel backend: 'parallel' is not installed (scripts/setup-deps --tests installs it)")
         return
     spec = os.path.join(tmp, "par.toml")
     write_spec(spec, '"array.cols" = [4, 8]\n"array.skip_group" = [2, "y"]')
@@ -366,7 +366,7 @@ def main():
             if HAVE_MPL:
                 test_report(tmp, qsim)
             else:
-                print("skip figures and scripts/report: matplotlib is not installed (scripts/setup-deps installs "
+                print("skip figures and scripts/report: matplotlib is not installed (scripts/setup-deps --tests installs "
                       "python3-matplotlib)")
     print("%.1f s" % (time.time() - t0))
     print("%d passed, %d failed" % (passed, len(failures)))

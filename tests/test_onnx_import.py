@@ -36,7 +36,7 @@ try:
     from onnx import helper as oh
     from onnx import numpy_helper as nph
 except ImportError:
-    print("SKIP: the Python onnx package is not installed (scripts/setup-deps installs python3-onnx)")
+    print("SKIP: the Python onnx package is not installed (scripts/setup-deps --tests installs python3-onnx)")
     sys.exit(77)
 
 FAILS = []
@@ -267,7 +267,7 @@ def torch_mode(qsim, tmp):
         import torch.nn as nn
         import torch.ao.quantization as tq
     except ImportError:
-        print("SKIP: torch is not installed (scripts/setup-deps installs python3-torch)")
+        print("SKIP: torch is not installed (scripts/setup-deps --tests installs python3-torch)")
         return 77
     sys.path.insert(0, os.path.join(SRC, "scripts"))
     import qsim_qbin as qb

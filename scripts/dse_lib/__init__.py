@@ -4,7 +4,7 @@ import os
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(SCRIPTS)
 
-# Debian packages the DSE scripts use (scripts/setup-deps installs them):
+# Debian packages the DSE scripts use (scripts/setup-deps --tests installs them):
 #   python3-numpy, python3-matplotlib  -- figures, .npz -> .npy
 #   parallel                           -- --backend parallel (GNU parallel)
 #   slurm-client (+ slurmctld slurmd munge for a local cluster) -- --backend slurm
@@ -24,7 +24,7 @@ def need_matplotlib():
         plt.rcParams["svg.hashsalt"] = "qsim-dse"   # reproducible SVG ids: figures change only with the data
         return plt
     except ImportError:
-        raise DseError("matplotlib is missing: run scripts/setup-deps (Debian package python3-matplotlib)")
+        raise DseError("matplotlib is missing: run scripts/setup-deps --tests (Debian package python3-matplotlib)")
 
 
 def _meta(ext):

@@ -173,7 +173,7 @@ def run_parallel(points, results, sshlogin, jobs, progress, dry_run=False):
     if dry_run:
         return
     if not shutil.which("parallel"):
-        raise DseError("GNU parallel is missing: run scripts/setup-deps (Debian package parallel)")
+        raise DseError("GNU parallel is missing: run scripts/setup-deps --tests (Debian package parallel)")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                             start_new_session=True)
     signum = []

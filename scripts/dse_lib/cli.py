@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         description="Design-space exploration over qsim runs: every point is one `qsim run --set ... --json`; "
                     "results go to OUT/results.jsonl and OUT/results.csv, Pareto fronts to OUT/*.csv/png/svg. "
                     "A re-run skips points already in the table (same key). See docs/dse.md.",
-        epilog="Debian packages used: %s (scripts/setup-deps installs them)." % ", ".join(DEBIAN_PACKAGES))
+        epilog="Debian packages used: %s (scripts/setup-deps --tests installs them)." % ", ".join(DEBIAN_PACKAGES))
     ap.add_argument("spec", help="sweep specification (TOML, docs/dse.md)")
     ap.add_argument("--jobs", "-j", type=int, help="points run at once (local: default all cores; parallel: per "
                     "host, default GNU parallel's; slurm: array throttle)")

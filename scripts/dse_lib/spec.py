@@ -327,7 +327,7 @@ class Spec:
         try:
             import numpy as np
         except ImportError:
-            raise DseError("numpy is missing: run scripts/setup-deps (Debian package python3-numpy)")
+            raise DseError("numpy is missing: run scripts/setup-deps --tests (Debian package python3-numpy)")
         z = np.load(net["npz"])
         def pick(want, defaults):
             for k in ([want] if want else defaults):
