@@ -2,7 +2,8 @@
 """qsim run --jobs and --dump-outputs of a batch (cli/main.c).
 
 - The JSON and CSV reports of a batch are byte for byte the same with --jobs 1, 2, 3 and 7
-  (and the default), apart from the JSON's wall_seconds line, on both engines.
+  (and the default), apart from the JSON's wall_seconds and command_line lines (which name the
+  options), on both engines.
 - --dump-outputs of a batch writes every inference as DIR/<inference, 5 digits>/; each
   layer's output equals the independent NumPy reference (scripts/qsim_qbin.evaluate) of
   that image; --dump-index K writes inference K alone as DIR/<index>_<name>.npy.
@@ -21,6 +22,11 @@ import numpy as np
 
 failures = []
 
+
+
+def volatile(line):
+    """JSON lines that differ between equal runs: the wall time and the command line."""
+    return b'"wall_seconds"' in line or b'"command_line"' in line
 
 def check(cond, what):
     print(("ok   " if cond else "FAIL ") + what)
@@ -53,7 +59,7 @@ def main():
                         check(False, "%s %s --jobs %s: %s" % (netname, engine, j, r.stderr.strip()))
                         continue
                     text = open(js, "rb").read().split(b"\n")
-                    outs[j] = (b"\n".join(ln for ln in text if b'"wall_seconds"' not in ln), open(cs, "rb").read())
+                    outs[j] = (b"\n".join(ln for ln in text if not volatile(ln)), open(cs, "rb").read())
                 base = outs.get("1")
                 for j, o in outs.items():
                     if j != "1":
@@ -71,7 +77,7 @@ def main():
                 check(False, "ddr4_3200 --jobs %s: %s" % (j, r.stderr.strip()))
                 continue
             text = open(js, "rb").read().split(b"\n")
-            outs[j] = (b"\n".join(ln for ln in text if b'"wall_seconds"' not in ln), open(tr, "rb").read())
+            outs[j] = (b"\n".join(ln for ln in text if not volatile(ln)), open(tr, "rb").read())
         check(len(outs) == 2 and outs["1"] == outs["3"] and len(outs["1"][1]) > 0,
               "dram.model=ddr4_3200: --jobs 3 report and --dram-trace == --jobs 1")
 
