@@ -131,6 +131,17 @@ def _declare(lib):
         f.restype = res
 
 
+def _instrumented(path: str) -> bool:
+    """True for a library built with AddressSanitizer (scripts/test --sanitize): loading one into an
+    uninstrumented Python aborts the process instead of raising, so it is skipped. Its dynamic symbol
+    names hold the sanitizer's entry point."""
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 def _library():
     global _lib, _lib_path
     with _lock:
@@ -138,6 +149,9 @@ def _library():
             return _lib
         tried = []
         for path in _candidates():
+            if _instrumented(path):
+                tried.append("%s (built with AddressSanitizer: Python cannot load it)" % path)
+                continue
             try:
                 lib = ctypes.CDLL(path)
             except OSError as e:
