@@ -121,6 +121,7 @@ class LsqQuantizer(nn.Module):
         self.step = nn.Parameter(torch.ones(max(1, channels)))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self.enabled = False
+        self.calib_pct = None       # set: init_step calibrates on a percentile (FAQ), not LSQ's rule
 
     def extra_repr(self):
         return "bits=%d, %s, range=[%d, %d], channels=%d" % (
@@ -134,6 +135,10 @@ class LsqQuantizer(nn.Module):
             else:
                 m = x.detach().abs().mean().reshape(1)
             s = m if self.bipolar else 2.0 * m / math.sqrt(self.qp)
+            if self.calib_pct is not None and not self.bipolar:
+                # FAQ-style calibration: the range covers the calib_pct-th percentile of |x|
+                a = x.detach().abs().reshape(x.shape[0] if self.channels else 1, -1)
+                s = torch.quantile(a, self.calib_pct / 100.0, dim=1) / self.qp
             self.step.copy_(s.clamp_min(1e-6))
             self.initialized.fill_(True)
 
@@ -518,8 +523,20 @@ def lower(model: QNet, input_shape) -> List[IntLayer]:
     return out
 
 
+def storage_bits(bits: int) -> int:
+    """Bits of the narrowest .qbin weight dtype that holds every `bits`-bit value: the
+    format stores 1 (bipolar), 2, 4 and 8 bits, so a 3-bit weight ([-4, 3] or [-3, 3])
+    is stored as int4 (its values unchanged; the 2-bit weight path takes two slices for
+    int4 either way), 5..7 bits as int8."""
+    for b in (1, 2, 4, 8):
+        if bits <= b:
+            return b
+    raise ExportError("no .qbin weight dtype holds %d-bit weights (widest: 8)" % bits)
+
+
 def build_net(ir: Sequence[IntLayer], name: str) -> qb.Net:
-    """The .qbin network of the integer layers (qsim_qbin's builder)."""
+    """The .qbin network of the integer layers (qsim_qbin's builder). Weights are stored
+    in the narrowest dtype that holds them (storage_bits)."""
     net = qb.Net(name)
     idx = -1
     for l in ir:
@@ -532,10 +549,10 @@ def build_net(ir: Sequence[IntLayer], name: str) -> qb.Net:
             ws = l.w_scale if l.w_scale.size > 1 else float(l.w_scale[0])
             if l.kind == "conv":
                 idx = net.conv(l.name, idx, l.weight, l.bias, stride=l.stride, pad=l.pad,
-                               dilation=l.dil, groups=l.groups, wbits=l.wbits, wsigned=True,
+                               dilation=l.dil, groups=l.groups, wbits=storage_bits(l.wbits), wsigned=True,
                                w_scale=ws, **rq)
             else:
-                idx = net.fc(l.name, idx, l.weight, l.bias, wbits=l.wbits, wsigned=True,
+                idx = net.fc(l.name, idx, l.weight, l.bias, wbits=storage_bits(l.wbits), wsigned=True,
                              w_scale=ws, **rq)
         elif l.kind == "maxpool":
             idx = net.maxpool(l.name, idx, l.k, l.stride, l.pad)

@@ -113,3 +113,26 @@ def start_lsq(model, fp32: nn.Module, x_init: torch.Tensor) -> None:
     model.set_quant(True)
     model.train()
     model(x_init)
+
+
+@torch.no_grad()
+def start_faq(model, fp32: nn.Module, x_calib: torch.Tensor, pct: float = 99.99) -> None:
+    """Make `model` the start of a FAQ-style fine-tune (McKinstry et al., "Discovering
+    low-precision networks close to full-precision networks for efficient embedded
+    inference", arXiv:1809.04191): the trained fp32 weights, batch norms folded, and every
+    quantizer's range calibrated once on x_calib (activations and weights: the pct-th
+    percentile of |x| maps to the largest level; bipolar weights: mean |w|), then frozen:
+    unlike LSQ the steps are not learned, only the weights are fine-tuned (with a smaller
+    learning rate and a larger batch, FAQ's remedy for the quantization noise)."""
+    from export_qbin import LsqQuantizer
+    model.load_state_dict(fp32.state_dict())
+    model.fold_bn_()
+    model.set_quant(True)
+    quantizers = [m for m in model.modules() if isinstance(m, LsqQuantizer)]
+    for q in quantizers:
+        q.calib_pct = pct
+    model.train()
+    model(x_calib)
+    for q in quantizers:
+        q.calib_pct = None
+        q.step.requires_grad_(False)

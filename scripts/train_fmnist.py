@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import fcntl
 import json
 import os
 import sys
@@ -45,7 +46,7 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_qbin as eq  # noqa: E402
 import fmnist_data  # noqa: E402
-from qat_train import accuracy, machine_info, predict, start_lsq, train  # noqa: E402
+from qat_train import accuracy, machine_info, predict, start_faq, start_lsq, train  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_SCALE = 1.0 / 255.0      # input integer q = pixel, real q / 255
@@ -56,7 +57,22 @@ VARIANTS = {                # name: (weight bits, activation bits, full-range we
     "ter_a4": (2, 4, False, "ternary {-1, 0, 1}"),
     "bin_a4": (1, 4, False, "bipolar {-1, +1}"),
     "w2a2": (2, 2, True, "int2 [-2, 1]"),
+    "w3a3": (3, 3, True, "int3 [-4, 3] stored as int4"),
+    "faq_w8a8": (8, 8, False, "int8 [-127, 127]"),
+    "faq_w4a4": (4, 4, False, "int4 [-7, 7]"),
+    "w2a2_x2": (2, 2, True, "int2 [-2, 1]"),
+    "ter_a4_x2": (2, 4, False, "ternary {-1, 0, 1}"),
+    "kd_w2a4": (2, 4, True, "int2 [-2, 1]"),
+    "kd_ter_a4": (2, 4, False, "ternary {-1, 0, 1}"),
+    "kd_w2a2": (2, 2, True, "int2 [-2, 1]"),
 }
+# how each variant is trained (default: LSQ fine-tune from the fp32 network of width 1)
+METHOD = {v: "faq" for v in ("faq_w8a8", "faq_w4a4")}
+METHOD.update({v: "kd" for v in ("kd_w2a4", "kd_ter_a4", "kd_w2a2")})
+WIDTH = {"w2a2_x2": 2, "ter_a4_x2": 2}     # WRPN: every hidden layer twice as wide
+KD = (0.5, 0.5, 1.0)        # Apprentice: beta (hard labels), gamma (teacher), temperature T
+FAQ_PCT = 99.99             # FAQ: calibration percentile of the frozen quantizer ranges
+FAQ_LR_DIV, FAQ_BATCH_MUL = 10, 2   # FAQ: 10x smaller learning rate, 2x larger batch than LSQ
 DEFAULT_VARIANTS = ("w8a8", "w4a4", "w2a4", "ter_a4", "bin_a4")
 
 
@@ -74,6 +90,13 @@ def make_model(width=1, wbits=8, abits=8, wfull=False, first_bits=8, last_bits=8
         eq.QMaxPool(2, name="pool2"),
         eq.QConv2d(c2, c3, 3, pad=1, wbits=wbits, abits=abits, wfull=wfull, name="conv3"),
     ] + tail)
+
+
+def macs(width=1, head="flat"):
+    """Multiply-accumulates per image of make_model(width)."""
+    c1, c2, c3 = 16 * width, 32 * width, 64 * width
+    conv = 28 * 28 * c1 * 9 + 14 * 14 * c2 * c1 * 9 + 7 * 7 * c3 * c2 * 9
+    return conv + (c3 * 10 if head == "gap" else c3 * 7 * 7 * 10)
 
 
 def to_real(x_int) -> torch.Tensor:
@@ -143,37 +166,100 @@ def main(argv=None) -> int:
     ytr, yte = torch.as_tensor(ytr_np), torch.as_tensor(yte_np)
     log("fashion-mnist: %d train, %d test" % (len(ytr), len(yte)))
 
-    t0 = time.time()
-    torch.manual_seed(args.seed)
-    fp32 = make_model(head=args.head)
-    train(fp32, xtr, ytr, epochs=args.epochs_fp32, lr=args.lr_fp32, wd=args.wd_fp32, batch=args.batch,
-          seed=args.seed, shift=args.shift, hflip=True, log=log)
-    fp32_acc = accuracy(fp32, xte, yte, batch=1000)
-    t_fp32 = time.time() - t0
-    log("fp32: test accuracy %.2f%% (%.1f s)" % (100 * fp32_acc, t_fp32))
     same = ("n_train", "epochs_fp32", "epochs_qat", "head", "check_n", "threads")
+    now = {"n_train": int(len(ytr)), "epochs_fp32": args.epochs_fp32, "epochs_qat": args.epochs_qat,
+           "head": args.head, "check_n": args.check_n, "threads": args.threads}
     if old is not None:
-        now = {"n_train": int(len(ytr)), "epochs_fp32": args.epochs_fp32, "epochs_qat": args.epochs_qat,
-               "head": args.head, "check_n": args.check_n, "threads": args.threads}
-        bad = [k for k in same if old.get(k) != now[k]] + (["fp32_acc"] if old.get("fp32_acc") != round(fp32_acc, 6)
-                                                           else [])
+        bad = [k for k in same if old.get(k) != now[k]]
         if bad:
-            print("train_fmnist: --add: %s was written with other settings or another fp32 network (%s)" % (
-                jpath, ", ".join(bad)), file=sys.stderr)
+            print("train_fmnist: --add: %s was written with other settings (%s)" % (jpath, ", ".join(bad)),
+                  file=sys.stderr)
+            return 1
+    fp32_wide = {}
+    fp32 = fp32_acc = t_fp32 = None
+    # --add with only widened variants needs no fp32 network of width 1 (the settings are checked)
+    if old is None or any(WIDTH.get(v, 1) == 1 for v in names):
+        t0 = time.time()
+        torch.manual_seed(args.seed)
+        fp32 = make_model(head=args.head)
+        train(fp32, xtr, ytr, epochs=args.epochs_fp32, lr=args.lr_fp32, wd=args.wd_fp32, batch=args.batch,
+              seed=args.seed, shift=args.shift, hflip=True, log=log)
+        fp32_acc = accuracy(fp32, xte, yte, batch=1000)
+        t_fp32 = time.time() - t0
+        log("fp32: test accuracy %.2f%% (%.1f s)" % (100 * fp32_acc, t_fp32))
+        fp32_wide[1] = (fp32, fp32_acc, t_fp32)
+        if old is not None and old.get("fp32_acc") != round(fp32_acc, 6):
+            print("train_fmnist: --add: %s was written with another fp32 network (fp32_acc %s, now %s)" % (
+                jpath, old.get("fp32_acc"), round(fp32_acc, 6)), file=sys.stderr)
             return 1
 
+    def save(results, total):
+        """Write the JSON (after every variant: an interrupted run keeps what it finished)."""
+        info = {
+            "dataset": "Fashion-MNIST (Debian dataset-fashion-mnist): the first n_train training images, "
+                       "all 10,000 test images",
+            "input": "uint8 q = pixel, real q/255",
+            "n_train": int(len(ytr)), "n_test": int(len(yte)),
+            "fp32_acc": None if fp32_acc is None else round(fp32_acc, 6),
+            "fp32_seconds": None if t_fp32 is None else round(t_fp32, 1),
+            "head": args.head, "epochs_fp32": args.epochs_fp32, "epochs_qat": args.epochs_qat,
+            "check_n": args.check_n, "total_seconds": round(total, 1), "threads": args.threads,
+            "torch": torch.__version__, "machine": machine_info(),
+            "load_average": os.getloadavg()[0],
+            "command": command,
+            "variants": results,
+        }
+        lock = os.open(args.out_dir, os.O_RDONLY) if old is not None else None
+        if lock is not None:
+            # two --add runs may go on at once (one per core): re-read under a lock, keep both
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with open(jpath) as f:
+                prev = json.load(f)
+            for k in ("fp32_acc", "fp32_seconds", "total_seconds", "load_average", "command", "add_seconds"):
+                if k in prev:
+                    info[k] = prev[k]
+            info["variants"] = dict(prev["variants"], **results)
+        with open(jpath + ".tmp", "w") as f:
+            json.dump(info, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(jpath + ".tmp", jpath)
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            os.close(lock)
+
+    command = " ".join(["scripts/train_fmnist.py"] + list(sys.argv[1:] if argv is None else argv))
     results = {}
     for v in names:
         vi = list(VARIANTS).index(v)       # seeds by variant, whichever subset runs
         wbits, abits, wfull, label = VARIANTS[v]
+        width, method = WIDTH.get(v, 1), METHOD.get(v, "lsq")
+        if width not in fp32_wide:         # WRPN: its own fp32 network, same recipe and seed
+            t0 = time.time()
+            torch.manual_seed(args.seed)
+            wide = make_model(width, head=args.head)
+            log("fp32 x%d (WRPN widening)" % width)
+            train(wide, xtr, ytr, epochs=args.epochs_fp32, lr=args.lr_fp32, wd=args.wd_fp32, batch=args.batch,
+                  seed=args.seed, shift=args.shift, hflip=True, log=log)
+            fp32_wide[width] = (wide, accuracy(wide, xte, yte, batch=1000), time.time() - t0)
+            log("fp32 x%d: test accuracy %.2f%% (%.1f s)" % (width, 100 * fp32_wide[width][1],
+                                                              fp32_wide[width][2]))
+        base, base_acc, base_seconds = fp32_wide[width]
         t0 = time.time()
         torch.manual_seed(args.seed + 1 + vi)
-        m = make_model(1, wbits, abits, wfull, args.first_bits, args.last_bits, args.head)
-        start_lsq(m, fp32, xtr[:256])
+        m = make_model(width, wbits, abits, wfull, args.first_bits, args.last_bits, args.head)
         wd = args.wd_qat * (0.0 if wbits == 1 else (0.5 if wbits == 2 else 1.0))
-        log("%s: LSQ fine-tune (W%d%s A%d, first %d, last %d bits)" % (
-            v, wbits, " full range" if wfull else "", abits, args.first_bits, args.last_bits))
-        train(m, xtr, ytr, epochs=args.epochs_qat, lr=args.lr_qat, wd=wd, batch=args.batch,
+        lr, batch, teacher = args.lr_qat, args.batch, None
+        if method == "faq":
+            start_faq(m, base, xtr[:256], FAQ_PCT)
+            lr, batch = args.lr_qat / FAQ_LR_DIV, args.batch * FAQ_BATCH_MUL
+        else:
+            start_lsq(m, base, xtr[:256])
+        if method == "kd":
+            teacher = base
+        log("%s: %s fine-tune (W%d%s A%d, first %d, last %d bits, width x%d, lr %g, batch %d)" % (
+            v, {"lsq": "LSQ", "faq": "FAQ", "kd": "LSQ + Apprentice distillation"}[method], wbits,
+            " full range" if wfull else "", abits, args.first_bits, args.last_bits, width, lr, batch))
+        train(m, xtr, ytr, epochs=args.epochs_qat, lr=lr, wd=wd, batch=batch, teacher=teacher, kd=KD,
               seed=args.seed + 100 + vi, shift=args.shift, hflip=True, log=log)
         t_train = time.time() - t0
         fq_pred = predict(m, xte, batch=1000).numpy()
@@ -185,40 +271,29 @@ def main(argv=None) -> int:
         dt = time.time() - t0
         results[v] = {
             "file": fname, "weight_bits": wbits, "act_bits": abits, "weights": label,
-            "first_bits": args.first_bits, "last_bits": args.last_bits,
-            "fp32_acc": round(fp32_acc, 6), "fakequant_acc": round(float((fq_pred == yte_np).mean()), 6),
+            "first_bits": args.first_bits, "last_bits": args.last_bits, "width": width, "method": method,
+            "storage_bits": eq.storage_bits(wbits), "macs": macs(width, args.head),
+            "fp32_acc": round(base_acc, 6), "fakequant_acc": round(float((fq_pred == yte_np).mean()), 6),
             "int_acc": round(n_ok / len(yte_np), 6), "n_correct": n_ok, "n_test": len(yte_np),
             "fakequant_int_agreement": round(float((fq_pred == pred).mean()), 6),
             "int_predictions": "".join(str(int(p)) for p in pred),
             "bytes": os.path.getsize(path), "finetune_seconds": round(t_train, 1),
             "export_seconds": round(dt - t_train, 1),
         }
+        if width != 1:
+            results[v]["fp32_width_seconds"] = round(base_seconds, 1)
+        if method == "faq":
+            results[v].update(faq_percentile=FAQ_PCT, lr=lr, batch=batch)
+        if method == "kd":
+            results[v].update(kd_beta=KD[0], kd_gamma=KD[1], kd_temperature=KD[2], teacher="fp32 x1")
+        results[v].update(command=command, load_average=round(os.getloadavg()[0], 2))
+        save(results, time.time() - t_all)
         log("%s: fake-quant %.2f%%, integer %.2f%% (%d/%d), %d bytes, fine-tune %.1f s, export %.1f s" % (
             v, 100 * results[v]["fakequant_acc"], 100 * n_ok / len(yte_np), n_ok, len(yte_np),
             results[v]["bytes"], t_train, dt - t_train))
 
     total = time.time() - t_all
-    info = {
-        "dataset": "Fashion-MNIST (Debian dataset-fashion-mnist): the first n_train training images, "
-                   "all 10,000 test images",
-        "input": "uint8 q = pixel, real q/255",
-        "n_train": int(len(ytr)), "n_test": int(len(yte)),
-        "fp32_acc": round(fp32_acc, 6), "fp32_seconds": round(t_fp32, 1),
-        "head": args.head, "epochs_fp32": args.epochs_fp32, "epochs_qat": args.epochs_qat, "check_n": args.check_n,
-        "total_seconds": round(total, 1), "threads": args.threads,
-        "torch": torch.__version__, "machine": machine_info(),
-        "load_average": os.getloadavg()[0],
-        "command": " ".join(["scripts/train_fmnist.py"] + list(sys.argv[1:] if argv is None else argv)),
-        "variants": results,
-    }
-    if old is not None:
-        info["variants"] = dict(old["variants"], **results)
-        info["command"] = old["command"] + "; " + info["command"]
-        info["total_seconds"] = old["total_seconds"]
-        info["add_seconds"] = round(total, 1)
-    with open(jpath, "w") as f:
-        json.dump(info, f, indent=1, sort_keys=True)
-        f.write("\n")
+    save(results, total)
     print()
     print("| variant | weights | act bits | first/last | fp32 | fake-quant | integer (.qbin) | bytes | fine-tune s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
