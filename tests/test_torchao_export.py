@@ -2,7 +2,7 @@
 """torch.ao sub-8-bit route, end to end (docs/torchao_export.md, the worked example):
 a small CNN whose qconfig declares 2-bit weights (quant_min -2, quant_max 1) and 4-bit
 activations (0..15) is trained a few QAT steps on Fashion-MNIST, converted with torch.ao,
-exported by scripts/torchao_export.py, run by `qsim run --input --labels` on dlac.cfg, and
+exported by scripts/qsim/torchao_export.py, run by `qsim run --input --labels` on dlac.cfg, and
 qsim's predictions must equal torch's (the converted model with the declared activation
 clamps), image by image; the .qbin must hold int2 weights and 4-bit activations; the NumPy
 reference (qsim_qbin.evaluate) must give torch's output integers. Then the refusals:
@@ -75,7 +75,7 @@ def main():
         return 77
     import fmnist_data
     import qsim_qbin as qb
-    import torchao_export as tx
+    from qsim import torchao_export as tx
     try:
         xtr, ytr = fmnist_data.load("train")
         xte, yte = fmnist_data.load("test")

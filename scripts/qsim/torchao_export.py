@@ -2,7 +2,7 @@
 """Export a torch.ao (eager mode) quantized model to .qbin at the widths its fake-quant
 modules declare.
 
-    import torchao_export as tx
+    from qsim import torchao_export as tx     # scripts/ on sys.path
     prepared = torch.ao.quantization.prepare_qat(model)   # qconfig with quant_min/quant_max
     ... train ...
     converted = torch.ao.quantization.convert(prepared.eval())
@@ -32,8 +32,6 @@ model with every quantized activation's integers clamped to its declared range. 
 """
 from __future__ import annotations
 
-import os
-import sys
 from typing import Dict, Tuple
 
 import numpy as np
@@ -41,9 +39,8 @@ import torch
 import torch.fx
 import torch.nn as nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import export_qbin as eq  # noqa: E402
-import qsim_qbin as qb  # noqa: E402
+from . import export_qbin as eq
+from . import qbin as qb
 
 
 class ExportError(ValueError):
@@ -264,6 +261,3 @@ def reference(converted: nn.Module, prepared: nn.Module, x: torch.Tensor) -> np.
             h.remove()
 
 
-if __name__ == "__main__":
-    print(__doc__)
-    sys.exit(0 if sys.argv[1:] in ([], ["-h"], ["--help"]) else 2)
