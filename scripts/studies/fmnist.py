@@ -39,6 +39,14 @@ def simulate(qsim, qbin, x, tmp):
     return {"cycles": rep["total"]["cycles"], "energy_pj": rep["total"]["energy_pj"]}
 
 
+def macs(width, head):
+    """Multiply-accumulates per image of train_fmnist.make_model(width) (the JSON of the first
+    variants predates its `macs` field)."""
+    c1, c2, c3 = 16 * width, 32 * width, 64 * width
+    conv = 28 * 28 * c1 * 9 + 14 * 14 * c2 * c1 * 9 + 7 * 7 * c3 * c2 * 9
+    return conv + (c3 * 10 if head == "gap" else c3 * 7 * 7 * 10)
+
+
 def pareto(rows):
     """Rows not dominated in (energy lower, accuracy higher)."""
     front = []
@@ -80,9 +88,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name, v in sorted(acc["variants"].items()):
             sim = simulate(args.qsim, os.path.join(ROOT, "models", "nets", v["file"]), x[:args.n], tmp)
+            width = v.get("width", 1)
             rows.append(dict(variant=name, file=v["file"], weights=v["weights"], act_bits=v["act_bits"],
-                             width=v.get("width", 1), method=v.get("method", "lsq"), fp32_acc=v["fp32_acc"],
-                             int_acc=v["int_acc"], macs=v.get("macs"), bytes=v["bytes"], **sim))
+                             width=width, method=v.get("method", "lsq"), fp32_acc=v["fp32_acc"],
+                             int_acc=v["int_acc"], macs=v.get("macs") or macs(width, acc["head"]),
+                             bytes=v["bytes"], **sim))
             print("%-10s %6.2f%%  %8d cycles  %8.1f nJ" % (name, 100 * v["int_acc"], sim["cycles"],
                                                           sim["energy_pj"] / 1e3), flush=True)
     front = pareto(rows)
@@ -122,8 +132,12 @@ def write_page(res, acc):
     rows = sorted(res["rows"], key=lambda r: r["energy_pj"])
     by = {r["variant"]: r for r in rows}
 
-    def a(v):
-        return "%.2f%%" % (100 * by[v]["int_acc"]) if v in by else "(not trained)"
+    def a(v, ref=None):
+        """Accuracy of variant v, and its difference in points from ref (a variant) or from fp32."""
+        if v not in by:
+            return "(not trained)"
+        base = by[ref]["int_acc"] if ref in by else by[v]["fp32_acc"]
+        return "%.2f%% (%+.2f)" % (100 * by[v]["int_acc"], 100 * (by[v]["int_acc"] - base))
 
     fp32 = acc.get("fp32_acc")
     lines = [
@@ -166,26 +180,26 @@ def write_page(res, acc):
         "| --- | --- | --- |",
         "| LSQ: 4- and 8-bit match full precision; 3-bit reaches the fp32 baseline (Esser et al., ICLR 2020, "
         "arXiv:1902.08153, abstract) | ImageNet, several architectures, 2 to 4 bits: the best accuracy to date; "
-        "3-bit models reach full precision | W8A8 %s, W4A4 %s, W3A3 %s, W2A2 %s against fp32 %.2f%% |" % (
-            a("w8a8"), a("w4a4"), a("w3a3"), a("w2a2"), 100 * fp32),
+        "3-bit models reach full precision | against fp32 %.2f%% (points in brackets): W8A8 %s, W4A4 %s, W3A3 %s, W2A2 %s |" % (100 * fp32,
+            a("w8a8"), a("w4a4"), a("w3a3"), a("w2a2")),
         "| FAQ: start from the trained fp32 network, fine-tune (McKinstry et al., arXiv:1809.04191, abstract) | "
         "8-bit exceeds the fp32 baseline after one epoch of fine-tuning; 4-bit ResNet-18/34/50 match it | "
-        "FAQ W8A8 %s, FAQ W4A4 %s (frozen calibrated ranges, 10x smaller LR, 1 epoch) against LSQ %s / %s |" % (
-            a("faq_w8a8"), a("faq_w4a4"), a("w8a8"), a("w4a4")),
+        "against fp32: FAQ W8A8 %s, FAQ W4A4 %s (frozen calibrated ranges, 10x smaller LR, 1 epoch); against "
+        "LSQ's: %s, %s |" % (a("faq_w8a8"), a("faq_w4a4"), a("faq_w8a8", "w8a8"), a("faq_w4a4", "w4a4")),
         "| WRPN: widen the layers to recover low-precision accuracy (Mishra et al., arXiv:1709.01134, "
         "introduction) | 4-bit with doubled filters matches or beats the fp32 baseline (AlexNet, ResNet-34) | "
-        "W2A2 x2 %s vs x1 %s; ternary-A4 x2 %s vs x1 %s (4x the MACs of the two big layers) |" % (
-            a("w2a2_x2"), a("w2a2"), a("ter_a4_x2"), a("ter_a4")),
+        "against x1 (points): W2A2 x2 %s, ternary-A4 x2 %s (3.9x the MACs); x2 against its own fp32 x2: %s, %s |" % (
+            a("w2a2_x2", "w2a2"), a("ter_a4_x2", "ter_a4"), a("w2a2_x2"), a("ter_a4_x2")),
         "| Apprentice: distil from the fp32 teacher (Mishra and Marr, ICLR 2018, arXiv:1711.05852, abstract) | "
         "knowledge distillation significantly improves ternary and 4-bit ResNets on ImageNet | "
-        "W2A4 %s vs %s, ternary-A4 %s vs %s, W2A2 %s vs %s (KD vs plain LSQ; beta 0.5, gamma 0.5, T 1) |" % (
-            a("kd_w2a4"), a("w2a4"), a("kd_ter_a4"), a("ter_a4"), a("kd_w2a2"), a("w2a2")),
+        "against plain LSQ (points): W2A4 %s, ternary-A4 %s, W2A2 %s (teacher fp32 x1; beta 0.5, gamma 0.5, T 1) |" % (
+            a("kd_w2a4", "w2a4"), a("kd_ter_a4", "ter_a4"), a("kd_w2a2", "w2a2")),
         "| binary weights in the same framework (BNN, UniQ) | binarized CNN on Fashion-MNIST: 92.86%% (CBCNN) | "
-        "bipolar-A4 %s |" % a("bin_a4"),
+        "bipolar-A4 %s against fp32 |" % a("bin_a4"),
         "",
         "Read with care: one seed per variant and one fine-tuning epoch on half the training set; one test image "
-        "is 0.01 points, and differences under about 0.3 points are within what another seed gives (not measured "
-        "here). Energy and cycles are the simulator's for this array; the x2 networks do 3.9x the MACs.",
+        "is 0.01 points; the spread between seeds was not measured, so a difference of a few tenths of a point "
+        "may be noise. Energy and cycles are the simulator's for this array; the x2 networks do 3.9x the MACs.",
         "",
     ]
     with open(PAGE, "w") as f:
