@@ -93,6 +93,20 @@ def main():
         lw = [t for t in netq.summary().split("\n") if "conv2" in t]
         check(len(lw) == 1 and "int2" in lw[0], "2-bit weights stored as int2: %s" % (lw[0].strip() if lw else "?"))
 
+    # 3-bit weights (W3A3): values [-4, 3] unchanged, stored in int4, the outputs 3 bits (0..7)
+    check([eq.storage_bits(b) for b in (1, 2, 3, 4, 5, 8)] == [1, 2, 4, 4, 8, 8],
+          "storage bits of 1, 2, 3, 4, 5, 8-bit weights: 1, 2, 4, 4, 8, 8")
+    m = net(wbits=3, wfull=True)
+    with torch.no_grad():
+        m.layers[2].wq.step.fill_(float(m.layers[2].folded()[0].abs().mean()) * 0.4)
+    netq, logits = eq.export(m, "w3", x_int)
+    w = np.asarray(m.layers[2].int_params(m.layers[1].aq.step)[0].numpy(), dtype=np.int64)
+    check(w.min() == -4 and w.max() == 3, "3-bit weights, full range: values %d..%d (-4..3)" % (w.min(), w.max()))
+    lw = [t for t in netq.summary().split("\n") if "conv2" in t]
+    check(len(lw) == 1 and "int4" in lw[0], "3-bit weights stored as int4: %s" % (lw[0].strip() if lw else "?"))
+    wt = netq.tensors[[l for l in netq.layers if l.name == "conv2"][0].weight]
+    check(np.array_equal(np.asarray(wt.data).reshape(w.shape), w), "the stored int4 values are the 3-bit integers")
+
     m = net()
     ir = eq.lower(m, x_int.shape[1:])
     calls = []
