@@ -95,7 +95,8 @@ static const char *USAGE_RUN =
     "  --weight-sparsity F, --act-sparsity F   the same for one operand\n"
     "  --weight-bits B      signed weights: 1 (bipolar), 2, 4 or 8 (default 8)\n"
     "  --act-bits B         unsigned activations: 1..16 (default 8)\n"
-    "  --report-dir DIR     SCALE-Sim's COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv\n";
+    "  --report-dir DIR     SCALE-Sim's COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv\n"
+    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs, in DIR/layer<i>/ (needs --report-dir)\n";
 
 static const char *USAGE_INFO = "usage: qsim info NET.qbin\n";
 
@@ -116,7 +117,7 @@ typedef struct {
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     const char *jobs, *dump_index;
     const char *dram_trace;
-    int gemm;
+    int gemm, traces;        /* traces: SCALE-Sim's trace CSVs per layer (docs/scalesim.md, "Traces") */
     const char *ss_outdir;   /* qsim scalesim -p: reports go to <dir>/<run_name>/, SCALE-Sim's stdout */
     const char *sets[MAX_SETS];
     int n_sets, listing, summary, quiet;
@@ -163,7 +164,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         snprintf(key, sizeof key, " %s ", a);
         if (!strstr(allowed, key)) return usage_error(cmd_usage, "unknown option '%s'", a);
         int takes_value = strcmp(a, "--listing") && strcmp(a, "--summary") && strcmp(a, "-q") && strcmp(a, "--quiet") &&
-                          strcmp(a, "--gemm");
+                          strcmp(a, "--gemm") && strcmp(a, "--traces");
         const char *v = NULL;
         if (takes_value) {
             if (i + 1 >= argc) return usage_error(cmd_usage, "option '%s' needs a value", a);
@@ -194,6 +195,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--report-dir")) o->report_dir = v;
         else if (!strcmp(a, "--dram-trace")) o->dram_trace = v;
         else if (!strcmp(a, "--gemm")) o->gemm = 1;
+        else if (!strcmp(a, "--traces")) o->traces = 1;
         else if (!strcmp(a, "--listing")) o->listing = 1;
         else if (!strcmp(a, "--summary")) o->summary = 1;
         else o->quiet = 1;
@@ -503,6 +505,26 @@ static qs_status scalesim_read_replay(const qs_scalesim_layer *row, const qs_arc
     return QS_OK;
 }
 
+/* SCALE-Sim's six trace files of one layer into <dir>/layer<index>/, from a
+ * replay of its memories whose cycle counts must equal the engine's. */
+static qs_status scalesim_write_traces(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
+                                       const int64_t offsets[3], const qs_scalesim_stats *ss, const char *dir,
+                                       qs_error *e)
+{
+    char layer_dir[4096];
+    if ((size_t)snprintf(layer_dir, sizeof layer_dir, "%s/layer%d", dir, (int)index) >= sizeof layer_dir)
+        return qs_fail(e, QS_ERR_ARG, "%s: path too long", dir);
+    if (mkdir(layer_dir, 0777) && errno != EEXIST)
+        return qs_fail(e, QS_ERR_IO, "%s: cannot create directory: %s", layer_dir, strerror(errno));
+    qs_ssreads r;
+    qs_status st = qs_sstrace_layer(row, arch, offsets, layer_dir, &r, e);
+    if (st) return st;
+    if (ss->folds && (r.total_cycles != ss->total_cycles || r.stall_cycles != ss->stall_cycles))
+        return qs_fail(e, QS_ERR_RUN, "layer '%s': SCALE-Sim trace replay counts %llu cycles, the engine %llu",
+                       row->name, (unsigned long long)r.total_cycles, (unsigned long long)ss->total_cycles);
+    return QS_OK;
+}
+
 /* One topology layer: its own network, compiled and simulated, then freed;
  * what the report needs is copied to *res. */
 static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
@@ -613,6 +635,16 @@ static int run_topology(const options *o, qs_engine engine)
         }
     }
     const char *report_dir = o->ss_outdir ? ss_report_dir : o->report_dir;
+    if (o->traces) {
+        if (!report_dir) {
+            rc = usage_error(USAGE_RUN, "%s", "--traces needs --report-dir (the traces go to DIR/layer<i>/)");
+            goto out_usage;
+        }
+        if (mkdir(report_dir, 0777) && errno != EEXIST) {
+            qs_fail(&e, QS_ERR_IO, "%s: cannot create directory: %s", report_dir, strerror(errno));
+            goto out;
+        }
+    }
     if (qs_scalesim_load_topology(o->net, o->gemm ? 1 : -1, &topo, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, opts.act_bits, &tech, &e)) goto out;
     res = calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *res);
@@ -621,11 +653,16 @@ static int run_topology(const options *o, qs_engine engine)
         goto out;
     }
     progress = isatty(2) && topo.n_layers > 1;
+    /* SCALE-Sim's defaults when the configuration is a native one */
+    const int64_t trace_offsets[3] = {is_ss ? sscfg.ifmap_offset : 0, is_ss ? sscfg.filter_offset : 10000000,
+                                      is_ss ? sscfg.ofmap_offset : 20000000};
     for (int32_t i = 0; i < topo.n_layers; i++) {
         qs_error le;
         /* the replayed figures appear only in the report files, JSON and CSV */
         int replay_reads = report_dir || o->json || o->csv || o->ss_outdir;
-        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, replay_reads, &res[i], &le)) {
+        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, replay_reads, &res[i], &le) ||
+            (o->traces && scalesim_write_traces(&topo.layers[i], i, &arch, trace_offsets, &res[i].stats.ss,
+                                                report_dir, &le))) {
             if (progress) fputc('\n', stderr);
             qs_fail(&e, QS_ERR_RUN, "%.300s:%d: %.400s", o->net, (int)topo.layers[i].line, le.msg);
             goto out;
@@ -657,6 +694,7 @@ static int run_topology(const options *o, qs_engine engine)
     rc = 0;
 out:
     if (rc) fail(&e);
+out_usage:
     free(res);
     qs_scalesim_topo_free(&topo);
     return rc;
@@ -671,7 +709,8 @@ static const char *USAGE_SCALESIM =
     "  -p DIR               log directory (default: ../test_runs, as scale.py)\n"
     "  -i gemm|conv         topology form (default conv)\n"
     "  --engine E           fast (default) or detailed\n"
-    "  --set S.K=V          override a qsim configuration key (repeatable)\n";
+    "  --set S.K=V          override a qsim configuration key (repeatable)\n"
+    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs in OUTDIR/<run_name>/layer<i>/\n";
 
 /* `qsim scalesim`: SCALE-Sim's own flags mapped onto a topology run. */
 static int cmd_scalesim(int argc, char **argv)
@@ -685,6 +724,10 @@ static int cmd_scalesim(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(USAGE_SCALESIM, stdout);
             return 0;
+        }
+        if (!strcmp(a, "--traces")) {
+            o.traces = 1;
+            continue;
         }
         if (i + 1 >= argc) return usage_error(USAGE_SCALESIM, "%s needs a value", a);
         const char *v = argv[++i];
@@ -881,7 +924,7 @@ static int cmd_run(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_RUN,
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
                         " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
-                        " --weight-bits --act-bits --report-dir --dram-trace --jobs --dump-index ", &o);
+                        " --weight-bits --act-bits --report-dir --traces --dram-trace --jobs --dump-index ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qs_engine engine = QS_ENGINE_FAST;
     if (o.engine) {
@@ -890,9 +933,9 @@ static int cmd_run(int argc, char **argv)
         else return usage_error(USAGE_RUN, "unknown engine '%s' (fast or detailed)", o.engine);
     }
     if (o.gemm || is_topology_path(o.net)) return run_topology(&o, engine);
-    if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir)
+    if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir || o.traces)
         return usage_error(USAGE_RUN, "%s",
-                           "--sparsity, --weight-bits, --act-bits and --report-dir apply to SCALE-Sim topologies (.csv)");
+                           "--sparsity, --weight-bits, --act-bits, --report-dir and --traces apply to SCALE-Sim topologies (.csv)");
     if (o.labels && !o.input) return usage_error(USAGE_RUN, "%s", "--labels needs --input");
     int n_jobs = online_cores();
     if (o.jobs && parse_int_arg(o.jobs, 1, 256, &n_jobs))
