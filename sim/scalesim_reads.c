@@ -295,6 +295,30 @@ static void geom_free(geom *g)
     g->win_off = g->pix_base = NULL;
 }
 
+/* The report figures of operand op from its replayed CALC buffer. */
+static void est_figures(const est_buf *b, int op, qs_ssreads *out)
+{
+    out->dram_reads[op] = b->reads;
+    out->sram_start[op] = b->sram_first_row_cycle + 1; /* one-cycle hit latency */
+    out->sram_stop[op] = b->sram_last_row_cycle + 1;
+    if (b->active_done) {
+        /* the first window was fetched at 10 words/cycle, ending two
+         * cycles before the first request (one for the DRAM latency);
+         * the last fetch ends on the row that completed the last window,
+         * and responses come one cycle after their request */
+        int64_t first_fetch = (int64_t)SETS_ACTIVE * b->per_set / CALC_READ_BW; /* 5 x per_set, exact */
+        out->dram_start[op] = b->first_request - 2 - first_fetch + 1 + 1;
+        out->dram_stop[op] = b->last_trigger + 1;
+    } else {
+        /* everything fits the window: fetched before cycle 0, ending at
+         * cycle -2, responses one later */
+        int64_t sets = (int64_t)b->cur_set + (b->elems > 0 ? 1 : 0);
+        int64_t cycles = (sets * b->per_set + CALC_READ_BW - 1) / CALC_READ_BW;
+        out->dram_start[op] = -2 - cycles + 1 + 1;
+        out->dram_stop[op] = -1;
+    }
+}
+
 qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t direct_limit, qs_ssreads *out,
                            qs_error *err)
 {
@@ -363,25 +387,7 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
         free(b.table);
         free(b.joined);
         if (rc) break;
-        out->dram_reads[op] = b.reads;
-        out->sram_start[op] = b.sram_first_row_cycle + 1; /* one-cycle hit latency */
-        out->sram_stop[op] = b.sram_last_row_cycle + 1;
-        if (b.active_done) {
-            /* the first window was fetched at 10 words/cycle, ending two
-             * cycles before the first request (one for the DRAM latency);
-             * the last fetch ends on the row that completed the last window,
-             * and responses come one cycle after their request */
-            int64_t first_fetch = (int64_t)SETS_ACTIVE * b.per_set / CALC_READ_BW; /* 5 x per_set, exact */
-            out->dram_start[op] = b.first_request - 2 - first_fetch + 1 + 1;
-            out->dram_stop[op] = b.last_trigger + 1;
-        } else {
-            /* everything fits the window: fetched before cycle 0, ending at
-             * cycle -2, responses one later */
-            int64_t sets = (int64_t)b.cur_set + (b.elems > 0 ? 1 : 0);
-            int64_t cycles = (sets * b.per_set + CALC_READ_BW - 1) / CALC_READ_BW;
-            out->dram_start[op] = -2 - cycles + 1 + 1;
-            out->dram_stop[op] = -1;
-        }
+        est_figures(&b, op, out);
     }
     geom_free(&g);
     free(addrs);
@@ -635,7 +641,7 @@ void qs_ssuser_destroy(qs_ssuser *u)
  * values (Python's repr: "12.0", "-1.0"). */
 typedef struct {
     FILE *f;
-    char buf[1 << 16];
+    char buf[1 << 18];
     size_t n;
     int failed;
 } trace_out;
@@ -657,18 +663,37 @@ static inline void out_char(trace_out *o, char c)
     o->buf[o->n++] = c;
 }
 
-static inline void out_int(trace_out *o, int64_t v)
+static const char DIGIT_PAIRS[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                   "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                   "8081828384858687888990919293949596979899";
+
+/* v in decimal at o->buf + o->n; the caller made room for 21 bytes */
+static inline void out_int_unchecked(trace_out *o, int64_t v)
 {
     char tmp[24];
-    int k = 0;
+    int k = 24;
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[k++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        tmp[--k] = DIGIT_PAIRS[d + 1];
+        tmp[--k] = DIGIT_PAIRS[d];
+    }
+    if (u >= 10) {
+        tmp[--k] = DIGIT_PAIRS[u * 2 + 1];
+        tmp[--k] = DIGIT_PAIRS[u * 2];
+    } else {
+        tmp[--k] = (char)('0' + u);
+    }
+    if (v < 0) tmp[--k] = '-';
+    memcpy(o->buf + o->n, tmp + k, (size_t)(24 - k));
+    o->n += (size_t)(24 - k);
+}
+
+static inline void out_int(trace_out *o, int64_t v)
+{
     out_room(o, 24);
-    if (v < 0) o->buf[o->n++] = '-';
-    while (k) o->buf[o->n++] = tmp[--k];
+    out_int_unchecked(o, v);
 }
 
 /* Python's repr of float(v): "v.0" below 1e16, else the shortest
@@ -676,8 +701,8 @@ static inline void out_int(trace_out *o, int64_t v)
 static void out_float(trace_out *o, int64_t v)
 {
     if (v > -10000000000000000LL && v < 10000000000000000LL) {
-        out_int(o, v);
-        out_room(o, 2);
+        out_room(o, 26);
+        out_int_unchecked(o, v);
         o->buf[o->n++] = '.';
         o->buf[o->n++] = '0';
         return;
@@ -774,6 +799,7 @@ typedef struct {
 static uint64_t py_hash(int64_t v)
 {
     const int64_t P = ((int64_t)1 << 61) - 1;
+    if (v >= 0 && v < P) return (uint64_t)v; /* every address: no division */
     int64_t h = v >= 0 ? v % P : -((-(v + 1) % P + 1) % P);
     if (h == -1) h = -2;
     return (uint64_t)h;
@@ -839,54 +865,6 @@ static int py_set_order(py_set *s, int64_t *keys, int64_t n, int64_t *scratch)
     return 0;
 }
 
-/* Rows of a DRAM read trace: `rows` rows of `bw` words, requested one per
- * cycle from `first_request`, each line answered one cycle later; the words
- * not given are -1; a row narrower than the file's widest (`width`) ends
- * with 1.0 cells (SCALE-Sim pads its trace matrix with np.ones). */
-typedef struct {
-    trace_out *o;
-    int64_t bw, width, cycle, rows_left, col;
-} row_packer;
-
-static void packer_start(row_packer *p, trace_out *o, int64_t first_request, int64_t rows, int64_t bw, int64_t width)
-{
-    *p = (row_packer){o, bw, width, first_request + 1, rows, 0};
-}
-
-static void packer_end_row(row_packer *p)
-{
-    for (int64_t k = p->bw; k < p->width; k++) {
-        out_room(p->o, 4);
-        memcpy(p->o->buf + p->o->n, ",1.0", 4);
-        p->o->n += 4;
-    }
-    out_char(p->o, '\n');
-    p->cycle++;
-    p->rows_left--;
-    p->col = 0;
-}
-
-static void packer_push(row_packer *p, int64_t word)
-{
-    if (p->rows_left <= 0) return;
-    if (p->col == 0) out_float(p->o, p->cycle);
-    out_char(p->o, ',');
-    out_float(p->o, word);
-    if (++p->col == p->bw) packer_end_row(p);
-}
-
-static void packer_finish(row_packer *p)
-{
-    if (p->bw == 0) {
-        while (p->rows_left > 0) {
-            out_float(p->o, p->cycle);
-            packer_end_row(p);
-        }
-        return;
-    }
-    while (p->rows_left > 0) packer_push(p, -1);
-}
-
 /* CALC mode: SCALE-Sim's estimate-bandwidth buffer writes each window of 50
  * sets when the row that completes the next window arrives, over the cycles
  * since the previous window (the first: ahead of the first request, at 10
@@ -907,18 +885,57 @@ static void emit_insert(struct est_emit *e, int64_t addr) { e->win[e->n_win++] =
 
 static int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* Write the addresses of win[0 .. n) as `sets` sets over `rows` rows from
- * `first_request`, `bw` words per row. */
+/* Write the addresses of win[0 .. n) (sets of per_set, each listed in
+ * CPython's set order) over `rows` rows answered from first_request + 1,
+ * `bw` words per row, -1 after the last address, 1.0 cells up to the
+ * file's width. */
 static void emit_sets(struct est_emit *e, int64_t n, int64_t first_request, int64_t rows, int64_t bw)
 {
-    row_packer p;
-    packer_start(&p, e->o, first_request, rows, bw, e->width);
     for (int64_t s0 = 0; s0 < n; s0 += e->per_set) {
         int64_t k = n - s0 < e->per_set ? n - s0 : e->per_set;
         if (py_set_order(&e->set, e->win + s0, k, e->scratch)) e->failed = 1;
-        for (int64_t i = 0; i < k; i++) packer_push(&p, e->win[s0 + i]);
     }
-    packer_finish(&p);
+    trace_out *o = e->o;
+    const size_t row_bytes = (size_t)(e->width + 1) * 26 + 2;
+    int64_t i = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        if (row_bytes > sizeof o->buf) { /* rows wider than the buffer: checked writes */
+            out_float(o, first_request + 1 + r);
+            for (int64_t c = 0; c < bw; c++, i++) {
+                out_char(o, ',');
+                out_float(o, i < n ? e->win[i] : -1);
+            }
+            for (int64_t c = bw; c < e->width; c++) {
+                out_char(o, ',');
+                out_float(o, 1);
+            }
+            out_char(o, '\n');
+            continue;
+        }
+        out_room(o, row_bytes);
+        char *p;
+        out_int_unchecked(o, first_request + 1 + r);
+        p = o->buf + o->n;
+        *p++ = '.';
+        *p++ = '0';
+        o->n = (size_t)(p - o->buf);
+        for (int64_t c = 0; c < bw; c++, i++) {
+            o->buf[o->n++] = ',';
+            if (i < n) {
+                out_int_unchecked(o, e->win[i]);
+                o->buf[o->n++] = '.';
+                o->buf[o->n++] = '0';
+            } else {
+                memcpy(o->buf + o->n, "-1.0", 4);
+                o->n += 4;
+            }
+        }
+        for (int64_t c = bw; c < e->width; c++) {
+            memcpy(o->buf + o->n, ",1.0", 4);
+            o->n += 4;
+        }
+        o->buf[o->n++] = '\n';
+    }
 }
 
 /* the request cycles of the prefetch at window move k (1-based): the first
@@ -1121,6 +1138,21 @@ static void sram_row(sram_writer *w, int op, int64_t fold, int64_t t, int64_t cy
     int64_t fr = fold % w->f->row_folds, fc = fold / w->f->row_folds;
     int64_t width = demand_row_full(w->g, w->f, w->N, op, fr, fc, t, w->row);
     trace_out *o = w->o[op];
+    if ((size_t)(width + 1) * 24 + 1 <= sizeof o->buf) {
+        /* the whole row fits the buffer: no check per number */
+        out_room(o, (size_t)(width + 1) * 24 + 1);
+        out_int_unchecked(o, cycle);
+        for (int64_t c = 0; c < width; c++) {
+            o->buf[o->n++] = ',';
+            if (w->row[c] >= 0) out_int_unchecked(o, w->row[c] + w->off[op]);
+            else {
+                o->buf[o->n++] = '-';
+                o->buf[o->n++] = '1';
+            }
+        }
+        o->buf[o->n++] = '\n';
+        return;
+    }
     out_int(o, cycle);
     for (int64_t c = 0; c < width; c++) {
         out_char(o, ',');
@@ -1151,6 +1183,15 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
     int64_t n_addr[2] = {(int64_t)l->ifmap_h * l->ifmap_w * l->channels, K * N};
     if (n_addr[0] > INT32_MAX || n_addr[1] > INT32_MAX || K > INT32_MAX)
         return qs_fail(err, QS_ERR_ARG, "layer '%s': too large for SCALE-Sim's traces", l->name);
+    /* SCALE-Sim marks "no request" with -1, and its DRAM traces print
+     * float64 values, integers only below 2^53: offsets keep every address
+     * a non-negative integer the fast writers print exactly */
+    const int64_t span[3] = {n_addr[0], n_addr[1], M * N};
+    static const char *const OFFSET_KEYS[3] = {"IfmapOffset", "FilterOffset", "OfmapOffset"};
+    for (int i = 0; i < 3; i++)
+        if (offsets[i] < 0 || offsets[i] > ((int64_t)1 << 50) - span[i])
+            return qs_fail(err, QS_ERR_UNSUPPORTED, "%s = %lld: traces need addresses from 0 to 2^50",
+                           OFFSET_KEYS[i], (long long)offsets[i]);
     fold_shape f;
     fold_shape_init(&f, l, a);
     const int user = a->scalesim_bandwidth > 0;
@@ -1316,6 +1357,7 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
         if ((!b.joined && !b.table) || !addrs) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
         if (!rc) rc = walk(&g, &f, op, &b, &m, addrs, err);
         if (!rc && b.trigger_oom) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
+        if (!rc) est_figures(&b, op, out); /* the report's figures too: one replay serves both */
         struct est_emit e;
         memset(&e, 0, sizeof e);
         if (!rc) {
