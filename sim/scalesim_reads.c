@@ -639,8 +639,11 @@ void qs_ssuser_destroy(qs_ssuser *u)
 /* A buffered CSV writer: SCALE-Sim writes its traces with numpy's savetxt,
  * the SRAM ones with '%i' (integers), the DRAM ones with '%s' of float64
  * values (Python's repr: "12.0", "-1.0"). */
+typedef struct digits4 digits4;
+
 typedef struct {
     FILE *f;
+    const digits4 *dig;
     char buf[1 << 18];
     size_t n;
     int failed;
@@ -663,31 +666,55 @@ static inline void out_char(trace_out *o, char c)
     o->buf[o->n++] = c;
 }
 
-static const char DIGIT_PAIRS[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                                   "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                                   "8081828384858687888990919293949596979899";
+/* four decimal digits of every number below 10000, for the writers below
+ * (filled once per trace run: no shared state) */
+struct digits4 {
+    char d[10000][4];
+};
+
+static void digits4_fill(digits4 *t)
+{
+    for (int i = 0; i < 10000; i++) {
+        t->d[i][0] = (char)('0' + i / 1000);
+        t->d[i][1] = (char)('0' + i / 100 % 10);
+        t->d[i][2] = (char)('0' + i / 10 % 10);
+        t->d[i][3] = (char)('0' + i % 10);
+    }
+}
+
+/* the last `len` of the four digits of v < 10000 */
+static inline char *put_head(char *p, const digits4 *t, unsigned v)
+{
+    int skip = v >= 1000 ? 0 : v >= 100 ? 1 : v >= 10 ? 2 : 3;
+    memcpy(p, t->d[v] + skip, 4);
+    return p + 4 - skip;
+}
 
 /* v in decimal at o->buf + o->n; the caller made room for 21 bytes */
 static inline void out_int_unchecked(trace_out *o, int64_t v)
 {
-    char tmp[24];
-    int k = 24;
+    char *p = o->buf + o->n;
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    while (u >= 100) {
-        unsigned d = (unsigned)(u % 100) * 2;
-        u /= 100;
-        tmp[--k] = DIGIT_PAIRS[d + 1];
-        tmp[--k] = DIGIT_PAIRS[d];
-    }
-    if (u >= 10) {
-        tmp[--k] = DIGIT_PAIRS[u * 2 + 1];
-        tmp[--k] = DIGIT_PAIRS[u * 2];
+    if (v < 0) *p++ = '-';
+    if (u < 10000) {
+        p = put_head(p, o->dig, (unsigned)u);
+    } else if (u < 100000000) {
+        p = put_head(p, o->dig, (unsigned)(u / 10000));
+        memcpy(p, o->dig->d[u % 10000], 4);
+        p += 4;
     } else {
-        tmp[--k] = (char)('0' + u);
+        char tmp[24];
+        int k = 24;
+        while (u >= 10000) {
+            k -= 4;
+            memcpy(tmp + k, o->dig->d[u % 10000], 4);
+            u /= 10000;
+        }
+        p = put_head(p, o->dig, (unsigned)u);
+        memcpy(p, tmp + k, (size_t)(24 - k));
+        p += 24 - k;
     }
-    if (v < 0) tmp[--k] = '-';
-    memcpy(o->buf + o->n, tmp + k, (size_t)(24 - k));
-    o->n += (size_t)(24 - k);
+    o->n = (size_t)(p - o->buf);
 }
 
 static inline void out_int(trace_out *o, int64_t v)
@@ -1203,8 +1230,12 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
     trace_out *o[6] = {0};
     char path[4096];
     qs_status rc = QS_OK;
+    digits4 *dig = malloc(sizeof *dig);
+    if (!dig) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
+    digits4_fill(dig);
     for (int i = 0; i < 6 && !rc; i++) {
         o[i] = calloc(1, sizeof *o[i]);
+        if (o[i]) o[i]->dig = dig;
         if (!o[i]) {
             rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
             break;
@@ -1421,6 +1452,7 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
         free(o[i]);
     }
     for (int op = 0; op < 2; op++) free(ut[op].mask);
+    free(dig);
     free(w.row);
     geom_free(&g);
     free(m.stall_row);
