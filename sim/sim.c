@@ -709,7 +709,15 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
                     qs_tile_result r;
                     if (s->actx.log_len) memset(s->actx.log, 0, s->actx.log_len * sizeof *s->actx.log);
                     s->actx.log_len = 0;
-                    s->actx.logging = s->tr != NULL && s->engine == QS_ENGINE_DETAILED;
+                    /* a hook may run some layers of a fast-engine simulator on the detailed
+                     * engine (both give the same answers, docs/timing.md) */
+                    s->actx.engine = s->engine;
+                    if (s->actx.hook && s->engine == QS_ENGINE_FAST && s->actx.hook->wants_layer &&
+                        s->actx.hook->wants_layer(s->actx.hook->user, (int32_t)in->layer, s->net->layers[in->layer].name))
+                        s->actx.engine = QS_ENGINE_DETAILED;
+                    s->actx.insn_start = s->now;
+                    s->actx.insn = idx;
+                    s->actx.logging = s->tr != NULL && s->actx.engine == QS_ENGINE_DETAILED;
                     if (a->timing == QS_TIMING_SCALESIM && s->ss_layer != in->layer) {
                         /* SCALE-Sim simulates every layer with fresh buffers */
                         if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
@@ -883,6 +891,13 @@ void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user)
 {
     s->dram_trace = fn;
     s->dram_trace_user = user;
+}
+
+qs_status qs_sim_set_array_hook(qs_sim *s, const qs_array_hook *hook, qs_error *err)
+{
+    s->actx.hook = hook;
+    s->actx.tile_layer = -1;
+    return hook ? qs_array_ctx_make_groups(&s->actx, err) : QS_OK;
 }
 
 void qs_sim_set_insn_hook(qs_sim *s, qs_sim_insn_fn fn, void *user)
