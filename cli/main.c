@@ -1176,10 +1176,12 @@ static int cmd_run(int argc, char **argv)
                      o.trace_layer ? o.trace_layer : "(all)", o.rtl_tiles ? o.rtl_tiles : "(all)");
             goto out;
         }
+        /* the run's own time: the whole wall time but the model builds */
+        double run_s = now_seconds() - t0 - cs.build_seconds;
         printf("RTL co-simulation: agreement: %" PRIu64 " clocks compared, %" PRIu64 " values compared, %" PRIu64
-               " tiles, %d array configuration%s (%d built, %.1f s)\n",
+               " tiles, %d array configuration%s (%d built, %.1f s); %.0f clocks/s\n",
                cs.clocks, cs.values, cs.tiles, (int)cs.models, cs.models == 1 ? "" : "s", (int)cs.built,
-               cs.build_seconds);
+               cs.build_seconds, run_s > 0 ? (double)cs.clocks / run_s : 0.0);
         if (o.fst) fprintf(stderr, "qsim: the RTL's own signals are in %s\n", rtl_fst);
     }
     if (o.json && qs_report_write_json(&rep, o.json, &e)) goto out;

@@ -32,6 +32,7 @@ typedef struct {
     void *dl;
     const qs_rtl_api *api;
     qs_rtl *rtl;
+    int traced;                 /* built with FST tracing (the model that dumps) */
     char dir[1024];
 } model;
 
@@ -50,8 +51,10 @@ struct qs_rtl_cosim {
     int32_t *acc, *stat, *south;
     uint8_t *accv, *south_v;
     size_t cap;
-    /* test-only: QSIM_RTL_FLIP=CYCLE,ROW,COL flips bit 0 of that PE's RTL accumulator as read */
-    int flip;
+    /* test-only: QSIM_RTL_FLIP=CYCLE,ROW,COL flips bit 0 of that PE's RTL
+     * accumulator as read at that simulator cycle (#N,ROW,COL: at the N-th
+     * compared clock, from 0), to show a mismatch is caught and reported */
+    int flip, flip_by_clock;
     uint64_t flip_cycle;
     int32_t flip_row, flip_col;
     qs_rtl_cosim_stats st;
@@ -218,8 +221,22 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
             return qs_fail(err, QS_ERR_IO, "--engine rtl: cannot read %s (set QSIM_RTL_DIR to qsim's rtl/ folder)",
                            path);
     }
-    h1 = fnv(fnv(h1, pstr, strlen(pstr)), r->vversion, strlen(r->vversion));
-    h2 = fnv(fnv(h2, pstr, strlen(pstr)), r->vversion, strlen(r->vversion));
+    /* FST tracing doubles the generated code: only models that dump have it */
+    const int trace = r->o.fst != NULL && !r->fst_taken;
+    /* Verilator inlines every PE into one flat model by default: fastest to
+     * run, but its C++ grows with the PE count (a 128x128 array: gigabytes
+     * and hours). Past QSIM_RTL_INLINE_MAX PEs (default 1024) the PE stays a
+     * module that 
+     * all instances share (-fno-inline): the code is that of one PE */
+    const char *im = getenv("QSIM_RTL_INLINE_MAX");
+    long inline_max = im && *im ? strtol(im, NULL, 10) : 1024;
+    const int no_inline = (long)p->rows * p->cols > inline_max;
+    m->traced = trace;
+    char key[900];
+    sfmt(key, sizeof key, "%s trace=%d no_inline=%d cflags=%s", pstr, trace, no_inline,
+         getenv("QSIM_RTL_CFLAGS") ? getenv("QSIM_RTL_CFLAGS") : "");
+    h1 = fnv(fnv(h1, key, strlen(key)), r->vversion, strlen(r->vversion));
+    h2 = fnv(fnv(h2, key, strlen(key)), r->vversion, strlen(r->vversion));
     sfmt(m->dir, sizeof m->dir, "%s/%016" PRIx64 "%016" PRIx64, r->cache, h1, h2);
     char so[1200];
     sfmt(so, sizeof so, "%s/qs_rtl.so", m->dir);
@@ -270,10 +287,19 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
         sfmt(cflags, sizeof cflags, "-fPIC %s", opt ? opt : "-O1 -g0");
         sfmt(inc, sizeof inc, "-I%s/driver", r->src);
         sfmt(drv, sizeof drv, "%s/driver/qs_rtl_driver.cpp", r->src);
-        char *va[] = {r->verilator, "--cc", "--exe", "--build", "-j", "2", "--Mdir", obj, "--top-module", "qs_pe_array",
-                      "--prefix", "Vqs_rtl", "--trace-fst", tscale, ts, "-CFLAGS", cflags, "-CFLAGS", inc,
-                      "-CFLAGS", "-fvisibility=hidden", "-LDFLAGS", "-shared", "-o", so_name,
-                      g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], v1, v2, drv, NULL};
+        char *va[40];
+        int na = 0;
+        char *fixed[] = {r->verilator, "--cc", "--exe", "--build", "-j", "2", "--Mdir", obj, "--top-module",
+                         "qs_pe_array", "--prefix", "Vqs_rtl", tscale, ts, "-CFLAGS", cflags, "-CFLAGS", inc,
+                         "-CFLAGS", "-fvisibility=hidden", "-LDFLAGS", "-shared", "-o", so_name};
+        for (size_t k = 0; k < sizeof fixed / sizeof *fixed; k++) va[na++] = fixed[k];
+        if (trace) va[na++] = "--trace-fst";
+        if (no_inline) va[na++] = "-fno-inline";
+        for (int k = 0; k < 12; k++) va[na++] = g[k];
+        va[na++] = v1;
+        va[na++] = v2;
+        va[na++] = drv;
+        va[na] = NULL;
         int rc = run(va, log, NULL, 0);
         if (rc)
             return qs_fail(err, QS_ERR_RUN, "--engine rtl: verilator failed (exit %d) for %s; see %s", rc, pstr, log);
@@ -326,7 +352,7 @@ static qs_status get_model(qs_rtl_cosim *r, const qs_pe_array_cfg *cfg, model **
     }
     char msg[256];
     const char *fst = NULL;
-    if (r->o.fst && !r->fst_taken) {
+    if (m->traced) {
         fst = r->o.fst;
         r->fst_taken = 1;
     }
@@ -431,7 +457,8 @@ static qs_status tick(void *user, uint64_t cycle, const qs_pe_in *in, const qs_p
                  in->north_offset, in->clear, in->load, dump);
     uint32_t cnt[3];
     m->api->read(m->rtl, r->acc, r->accv, r->stat, r->south, r->south_v, cnt);
-    if (r->flip && cycle == r->flip_cycle && r->flip_row < R && r->flip_col < C) {
+    if (r->flip && (r->flip_by_clock ? r->st.clocks == r->flip_cycle : cycle == r->flip_cycle) && r->flip_row < R &&
+        r->flip_col < C) {
         r->acc[(size_t)r->flip_row * C + r->flip_col] ^= 1;
         r->flip = 0; /* once */
     }
@@ -522,8 +549,9 @@ qs_status qs_rtl_cosim_create(const qs_rtl_cosim_opts *opts, qs_rtl_cosim **out,
     if (flip && *flip) {
         unsigned long long cy;
         int32_t i, j;
-        if (sscanf(flip, "%llu,%d,%d", &cy, &i, &j) != 3 || i < 0 || j < 0) {
-            qs_fail(err, QS_ERR_ARG, "QSIM_RTL_FLIP='%s': expected CYCLE,ROW,COL", flip);
+        r->flip_by_clock = flip[0] == '#';
+        if (sscanf(flip + r->flip_by_clock, "%llu,%d,%d", &cy, &i, &j) != 3 || i < 0 || j < 0) {
+            qs_fail(err, QS_ERR_ARG, "QSIM_RTL_FLIP='%s': expected CYCLE,ROW,COL or #CLOCK,ROW,COL", flip);
             free(r);
             return QS_ERR_ARG;
         }

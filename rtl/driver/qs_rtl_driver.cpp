@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "verilated.h"
+#if VM_TRACE
 #include "verilated_fst_c.h"
+#endif
 
 #include QS_RTL_MODEL_HEADER
 
@@ -97,7 +99,9 @@ void get_port(const VlWide<N> &p, Bits &b)
 struct qs_rtl {
     std::unique_ptr<VerilatedContext> ctx;
     std::unique_ptr<QS_RTL_MODEL> m;
+#if VM_TRACE
     std::unique_ptr<VerilatedFstC> fst;
+#endif
     Bits west, west_valid, west_shift, north, north_valid, north_shift, north_offset;
     Bits south, south_valid, acc, acc_valid, stat;
     uint64_t last_dump = 0;
@@ -116,8 +120,11 @@ qs_rtl *rtl_open(const char *fst, char *msg, size_t msg_len)
         return nullptr;
     }
     r->ctx.reset(new VerilatedContext);
+#if VM_TRACE
     if (fst) r->ctx->traceEverOn(true);
+#endif
     r->m.reset(new QS_RTL_MODEL(r->ctx.get(), "TOP"));
+#if VM_TRACE
     if (fst) {
         r->fst.reset(new VerilatedFstC);
         r->m->trace(r->fst.get(), 99);
@@ -130,6 +137,14 @@ qs_rtl *rtl_open(const char *fst, char *msg, size_t msg_len)
             return nullptr;
         }
     }
+#else
+    if (fst) {
+        snprintf(msg, msg_len, "%s: this RTL model was built without tracing", fst);
+        r->m->final();
+        delete r;
+        return nullptr;
+    }
+#endif
     const size_t R = QS_RTL_ROWS, C = QS_RTL_COLS;
     r->west.size_for(R * kWin * QS_RTL_WEST_W);
     r->west_valid.size_for(R * kWin);
@@ -149,7 +164,9 @@ qs_rtl *rtl_open(const char *fst, char *msg, size_t msg_len)
 void rtl_close(qs_rtl *r)
 {
     if (!r) return;
+#if VM_TRACE
     if (r->fst) r->fst->close();
+#endif
     r->m->final();
     delete r;
 }
@@ -193,15 +210,24 @@ void rtl_tick(qs_rtl *r, const int32_t *west, const uint8_t *west_valid, const u
     r->m->load = (uint8_t)load;
     // FST times must not go back: with lockstep row groups several arrays
     // run the same cycles one after the other, and the first one is dumped
+#if VM_TRACE
     const bool dump = r->fst && dump_time != UINT64_MAX && dump_time >= 500 &&
                       (!r->dumped || dump_time - 500 > r->last_dump);
+#else
+    const bool dump = false;
+    (void)dump_time;
+#endif
     r->m->clk = 0;
     r->m->eval();
+#if VM_TRACE
     if (dump) r->fst->dump(dump_time - 500);
+#endif
     r->m->clk = 1;
     r->m->eval();
     if (dump) {
+#if VM_TRACE
         r->fst->dump(dump_time);
+#endif
         r->last_dump = dump_time;
         r->dumped = true;
     }
