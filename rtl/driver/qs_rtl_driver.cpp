@@ -238,18 +238,22 @@ void rtl_read(qs_rtl *r, int32_t *acc, uint8_t *acc_valid, int32_t *stat, int32_
 {
     const size_t n = (size_t)QS_RTL_ROWS * QS_RTL_COLS;
     get_port(r->m->acc_flat, r->acc);
-    get_port(r->m->acc_valid_flat, r->acc_valid);
-    get_port(r->m->stat_flat, r->stat);
-    get_port(r->m->south, r->south);
-    get_port(r->m->south_valid, r->south_valid);
-    for (size_t k = 0; k < n; k++) {
-        acc[k] = r->acc.get_signed(k * QS_RTL_ACC_W, QS_RTL_ACC_W);
-        acc_valid[k] = (uint8_t)r->acc_valid.get(k, 1);
-        stat[k] = r->stat.get_signed(k * QS_RTL_NORTH_W, QS_RTL_NORTH_W);
-    }
-    for (size_t j = 0; j < (size_t)QS_RTL_COLS; j++) {
-        south[j] = r->south.get_signed(j * QS_RTL_ACC_W, QS_RTL_ACC_W);
-        south_valid[j] = (uint8_t)r->south_valid.get(j, 1);
+    for (size_t k = 0; k < n; k++) acc[k] = r->acc.get_signed(k * QS_RTL_ACC_W, QS_RTL_ACC_W);
+    // OS has no partial-sum valids, stationaries or south edge (the RTL ties
+    // them to 0 and the host compares none of them): not read
+    if (QS_RTL_DATAFLOW != 1) {
+        get_port(r->m->acc_valid_flat, r->acc_valid);
+        get_port(r->m->stat_flat, r->stat);
+        get_port(r->m->south, r->south);
+        get_port(r->m->south_valid, r->south_valid);
+        for (size_t k = 0; k < n; k++) {
+            acc_valid[k] = (uint8_t)r->acc_valid.get(k, 1);
+            stat[k] = r->stat.get_signed(k * QS_RTL_NORTH_W, QS_RTL_NORTH_W);
+        }
+        for (size_t j = 0; j < (size_t)QS_RTL_COLS; j++) {
+            south[j] = r->south.get_signed(j * QS_RTL_ACC_W, QS_RTL_ACC_W);
+            south_valid[j] = (uint8_t)r->south_valid.get(j, 1);
+        }
     }
     counts[0] = r->m->active_cnt;
     counts[1] = r->m->gated_cnt;
