@@ -128,7 +128,6 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
     if (!c->sched_all || !c->sched_len || !c->sched || !c->kidx || !c->tile_acc || !c->colcount || !c->edge_i ||
         !c->edge_v || !c->edge_o || !c->edge_s || !c->edge_n || !c->edge_nv || !c->edge_ns || !c->south || !c->south_v)
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for array scratch");
-    c->tile_layer = -1;
     if (c->engine == QS_ENGINE_DETAILED) return qs_array_ctx_make_groups(c, err);
     return QS_OK;
 }
@@ -154,11 +153,9 @@ qs_status qs_array_hook_tile(qs_array_ctx *c, const qs_pe_array *pa, const qs_in
 {
     c->hook_follow = 0;
     if (!c->hook) return QS_OK;
-    if ((int32_t)in->layer != c->tile_layer) {
-        c->tile_layer = (int32_t)in->layer;
-        c->tile_no = 0;
-    }
-    qs_array_tile_info t = {(int32_t)in->layer, c->net->layers[in->layer].name, c->insn, c->tile_no++,
+    /* counted per layer (instructions of two layers may interleave), so
+     * that a tile's index names it in a replay of the run */
+    qs_array_tile_info t = {(int32_t)in->layer, c->net->layers[in->layer].name, c->insn, c->tile_count[in->layer]++,
                             m0, in->n0, k0, group};
     return c->hook->tile_begin(c->hook->user, &t, qs_pe_array_config(pa), &c->hook_follow, err);
 }
@@ -194,6 +191,7 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->south);
     free(c->south_v);
     free(c->log);
+    free(c->tile_count);
     for (int32_t i = 0; i < c->n_rows; i++) free(c->rows[i].buf);
     free(c->rows);
     free(c->rows_spare.buf);

@@ -117,14 +117,13 @@ typedef struct {
     qs_ssmem *ssm;
     /* a per-clock observer of the detailed engine (array_hook.h; NULL: none),
      * with the cycle the current instruction started, its index, whether the
-     * current tile is followed and the tile count of the current layer */
+     * current tile is followed and the tiles of each layer so far */
     const qs_array_hook *hook;
     uint64_t insn_start;
     int32_t insn;
     const qs_insn *hook_in;     /* the GEMM instruction running */
     int32_t hook_follow;
-    int32_t tile_layer;
-    int64_t tile_no;
+    int64_t *tile_count;        /* per layer: array tiles announced to the hook this run */
 } qs_array_ctx;
 
 typedef struct {

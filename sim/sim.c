@@ -608,6 +608,7 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err)
     s->ss_layer = -1;
     s->actx.ssm = NULL;
     memset(s->stats, 0, sizeof(qs_layer_stats) * (size_t)s->net->n_layers);
+    if (s->actx.tile_count) memset(s->actx.tile_count, 0, sizeof *s->actx.tile_count * (size_t)s->net->n_layers);
     memset(s->tokens, 0, sizeof s->tokens);
     s->tokens[CH_CMP_LD] = s->prog->init_slots;
     s->tokens[CH_ST_CMP] = s->prog->init_accum;
@@ -896,7 +897,10 @@ void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user)
 qs_status qs_sim_set_array_hook(qs_sim *s, const qs_array_hook *hook, qs_error *err)
 {
     s->actx.hook = hook;
-    s->actx.tile_layer = -1;
+    if (hook && !s->actx.tile_count) {
+        s->actx.tile_count = calloc((size_t)s->net->n_layers, sizeof *s->actx.tile_count);
+        if (!s->actx.tile_count) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
+    }
     return hook ? qs_array_ctx_make_groups(&s->actx, err) : QS_OK;
 }
 

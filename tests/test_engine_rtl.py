@@ -7,7 +7,7 @@ For each preset (the user's design point as shipped, with a small network and a 
 input): `--engine rtl` must report agreement with some clocks and values compared, give
 every layer's output the fast engine gives (the engines' contract) and, when no
 accumulator overflowed, the network output of the independent NumPy reference
-(scripts/qsim_qbin.py evaluate); its JSON figures must be the detailed engine's.
+(scripts/qsim/qbin.py evaluate); its JSON figures must be the detailed engine's.
 
 Then, on the first preset, an injected mismatch (QSIM_RTL_FLIP flips bit 0 of one RTL
 accumulator as read at one clock) must stop the run (non-zero exit) with the cycle, the
@@ -58,7 +58,7 @@ def main(argv):
     qsim, root, cache = argv[1], argv[2], argv[3]
     specs = argv[4:]
     sys.path.insert(0, os.path.join(root, "scripts"))
-    import qsim_qbin as Q
+    from qsim import qbin as Q
     env = dict(os.environ, QSIM_RTL_CACHE=cache)
     env.pop("QSIM_RTL_FLIP", None)
     tmp = tempfile.mkdtemp(prefix="qsim_rtl_")
