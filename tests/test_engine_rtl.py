@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,23 @@ def main(argv):
             if check(rc3 == 0 and m3 is not None, "%s: the reproduce command without a flip: exit %d %r" % (tag, rc3, err3[-800:])):
                 check(int(m3.group(3)) == 1, "%s: the window should hold one tile, it held %s" % (tag, m3.group(3)))
             print("%s: injected flip caught at cycle %d, tile %d of layer %s, and replayed" % (tag, cycle, tile, layer))
+    if first is not None:
+        # --fst with a layer window: qsim's FST and the RTL's own beside it, whose clocks lie in the window
+        tag, base = first
+        fst = os.path.join(tmp, "w.fst")
+        layer = Q.read(base[4]).layers[-1].name
+        rc, out, err = run(base + ["--engine", "rtl", "--fst", fst, "--trace-layer", layer], env)
+        rfst = os.path.join(tmp, "w.rtl.fst")
+        if check(rc == 0 and os.path.exists(rfst), "%s: --fst: exit %d, %s %s" % (tag, rc, rfst, err[-600:])):
+            m = re.search(r"holds cycles (\d+)\.\.(\d+)", err)
+            f2v = shutil.which("fst2vcd")
+            if check(m is not None, "%s: no window in %r" % (tag, err[-400:])) and f2v:
+                vcd = subprocess.run([f2v, rfst], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+                times = [int(t[1:]) for t in vcd.split("\n") if t.startswith("#")]
+                span = (int(m.group(2)) - int(m.group(1))) * 1000 + 500
+                check("1ps" in vcd and times and max(times) <= span and "acc_q" in vcd,
+                      "%s: RTL FST times %s..%s, window %d ps" % (tag, times[:1], times[-1:], span))
+                print("%s: RTL FST %d time steps in the %s window" % (tag, len(times), layer))
     if FAIL:
         print("%d failure(s)" % len(FAIL))
         return 1
