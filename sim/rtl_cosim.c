@@ -1,7 +1,9 @@
 /* RTL co-simulation host: builds, caches and loads the Verilated PE array of
  * each configuration and compares it with qs_pe_array every clock. See
  * rtl_cosim.h and docs/waveforms.md ("RTL co-simulation"). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "rtl_cosim.h"
 
 #include <dlfcn.h>
