@@ -289,11 +289,12 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
         sfmt(cflags, sizeof cflags, "-fPIC %s", opt ? opt : "-O1 -g0");
         sfmt(inc, sizeof inc, "-I%s/driver", r->src);
         sfmt(drv, sizeof drv, "%s/driver/qs_rtl_driver.cpp", r->src);
-        char *va[40];
+        char *va[64]; /* the fixed arguments, 2 optional, 12 parameters, 3 sources and NULL: 42 */
         int na = 0;
         char *fixed[] = {r->verilator, "--cc", "--exe", "--build", "-j", "2", "--Mdir", obj, "--top-module",
                          "qs_pe_array", "--prefix", "Vqs_rtl", tscale, ts, "-CFLAGS", cflags, "-CFLAGS", inc,
                          "-CFLAGS", "-fvisibility=hidden", "-LDFLAGS", "-shared", "-o", so_name};
+        _Static_assert(sizeof fixed / sizeof *fixed + 2 + 12 + 3 + 1 <= sizeof va / sizeof *va, "va too small");
         for (size_t k = 0; k < sizeof fixed / sizeof *fixed; k++) va[na++] = fixed[k];
         if (trace) va[na++] = "--trace-fst";
         if (no_inline) va[na++] = "-fno-inline";
