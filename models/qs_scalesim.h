@@ -74,6 +74,8 @@ typedef struct {
     int32_t is_gemm;              /* from a GEMM row: gemm_m/n/k hold M, N, K */
     int32_t gemm_m, gemm_n, gemm_k;
     char sparsity[16];            /* v3 "N:M" sparsity column, "" if none (recorded, ignored) */
+    int32_t no_operands;          /* too large to simulate on operands (a size over 2^20 or a tensor of
+                                     2^31 elements): SCALE-Sim's figures only (docs/scalesim.md) */
 } qs_scalesim_layer;
 
 typedef struct {

@@ -564,8 +564,20 @@ qs_status qs_scalesim_load_config(const char *path, const char *const *overrides
 
 /* ---- topology -------------------------------------------------------------------- */
 
-/* Sizes qsim accepts in a topology (each tensor also stays below 2^31 elements). */
+/* Sizes qsim simulates on operands (each tensor also below 2^31 elements);
+ * a larger layer gets SCALE-Sim's figures only (no_operands), up to
+ * FIG_DIM_MAX per field and FIG_MNK_MAX ofmap pixels per filter and window
+ * elements (the read replay keeps 16 bytes of tables for each). */
 #define DIM_MAX (1 << 20)
+#define FIG_DIM_MAX (1 << 30)
+#define FIG_MNK_MAX ((int64_t)1 << 24)
+
+/* a * b, saturated at INT64_MAX (operands >= 0) */
+static int64_t mul_sat(int64_t a, int64_t b)
+{
+    if (a != 0 && b > INT64_MAX / a) return INT64_MAX;
+    return a * b;
+}
 
 static const char *const CONV_COLS[] = {"Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
                                         "Channels", "Num Filter", "Strides"};
@@ -634,14 +646,14 @@ static qs_status field_int(const char *where, int line, const char *col, const c
     if (x < 1)
         return qs_fail(err, QS_ERR_FORMAT, "%s:%d: %s = %lld: sizes and strides must be at least 1", where, line, col,
                        (long long)x);
-    if (x > DIM_MAX)
+    if (x > FIG_DIM_MAX)
         return qs_fail(err, QS_ERR_FORMAT, "%s:%d: %s = %lld is larger than qsim's limit %d", where, line, col,
-                       (long long)x, DIM_MAX);
+                       (long long)x, FIG_DIM_MAX);
     *out = (int32_t)x;
     return QS_OK;
 }
 
-static qs_status check_sizes(const char *where, const qs_scalesim_layer *l, qs_error *err)
+static qs_status check_sizes(const char *where, qs_scalesim_layer *l, qs_error *err)
 {
     if (l->filter_h > l->ifmap_h)
         return qs_fail(err, QS_ERR_FORMAT, "%s:%d: layer '%s': Filter Height %d is larger than IFMAP Height %d", where,
@@ -659,7 +671,8 @@ static qs_status check_sizes(const char *where, const qs_scalesim_layer *l, qs_e
     /* A stride far above the input puts whole windows in that zero margin; bound the
      * margin by what the row justifies (at most the real input again, or 2^24 elements),
      * so that a 23-byte row cannot ask for gigabytes of zeros. */
-    const int64_t real = (int64_t)l->channels * l->ifmap_h * l->ifmap_w, built = (int64_t)l->channels * ih * iw;
+    const int64_t real = mul_sat(l->channels, mul_sat(l->ifmap_h, l->ifmap_w)),
+                  built = mul_sat(l->channels, mul_sat(ih, iw));
     if (built - real > real && built - real > ((int64_t)1 << 24))
         return qs_fail(err, QS_ERR_FORMAT,
                        "%s:%d: layer '%s': strides %dx%d put whole windows past the %dx%d input (SCALE-Sim's ofmap "
@@ -667,11 +680,24 @@ static qs_status check_sizes(const char *where, const qs_scalesim_layer *l, qs_e
                        "strides that keep each window on the input",
                        where, l->line, l->name, l->stride_h, l->stride_w, l->ifmap_h, l->ifmap_w, oh, ow,
                        (long long)ih, (long long)iw, (long long)built);
-    if ((int64_t)l->channels * ih * iw > INT32_MAX ||
-        (int64_t)l->num_filters * l->channels * l->filter_h * l->filter_w > INT32_MAX ||
-        (int64_t)l->num_filters * oh * ow > INT32_MAX)
-        return qs_fail(err, QS_ERR_FORMAT, "%s:%d: layer '%s': a tensor of this layer exceeds 2^31 elements", where,
-                       l->line, l->name);
+    /* qs_scalesim_mnk's products, without overflow for any field up to 2^30 */
+    const int64_t M = mul_sat(oh, ow), K = mul_sat(mul_sat(l->filter_h, l->filter_w), l->channels);
+    if (M > FIG_MNK_MAX || K > FIG_MNK_MAX)
+        return qs_fail(err, QS_ERR_FORMAT,
+                       "%s:%d: layer '%s': %lld ofmap pixels per filter and a window of %lld elements; qsim computes "
+                       "SCALE-Sim's figures for at most %lld of each",
+                       where, l->line, l->name, (long long)M, (long long)K, (long long)FIG_MNK_MAX);
+    /* too large to simulate on operands (the engines keep whole tensors):
+     * SCALE-Sim's figures only (docs/scalesim.md, "Layers without operands") */
+    const int32_t dims[] = {l->ifmap_h, l->ifmap_w, l->filter_h, l->filter_w, l->channels, l->num_filters,
+                            l->stride_h, l->stride_w};
+    l->no_operands = 0;
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i] > DIM_MAX) l->no_operands = 1;
+    if (mul_sat(l->channels, mul_sat(ih, iw)) > INT32_MAX ||
+        mul_sat(mul_sat(l->num_filters, l->channels), mul_sat(l->filter_h, l->filter_w)) > INT32_MAX ||
+        mul_sat(l->num_filters, mul_sat(oh, ow)) > INT32_MAX)
+        l->no_operands = 1;
     return QS_OK;
 }
 
@@ -1032,6 +1058,9 @@ qs_status qs_scalesim_layer_net(const qs_scalesim_layer *l, const qs_scalesim_op
 {
     if (!out) return qs_fail(err, QS_ERR_ARG, "qs_scalesim_layer_net: no output");
     *out = NULL;
+    if (l && l->no_operands)
+        return qs_fail(err, QS_ERR_UNSUPPORTED, "layer '%s': too large to simulate on operands (SCALE-Sim's figures "
+                       "only)", l->name);
     if (!l) return qs_fail(err, QS_ERR_ARG, "qs_scalesim_layer_net: no layer");
     qs_status st = check_opts(opts, err);
     if (st) return st;
