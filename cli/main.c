@@ -671,7 +671,16 @@ static int run_topology(const options *o, qs_engine engine)
         }
     }
     if (qs_scalesim_load_topology(o->net, o->gemm ? 1 : -1, &topo, &e)) goto out;
-    if (qs_tech_load(arch.tech_table, &arch, opts.act_bits, &tech, &e)) goto out;
+    /* an array over the engines' limit runs SCALE-Sim's figures only, which
+     * use no technology figure (energy and area are not computed): the
+     * table is loaded for the largest array the engines hold */
+    qs_arch tech_arch = arch;
+    if (tech_arch.scalesim_figures_only) {
+        tech_arch.rows = tech_arch.rows < 1024 ? tech_arch.rows : 1024;
+        tech_arch.cols = tech_arch.cols < 1024 ? tech_arch.cols : 1024;
+        tech_arch.scalesim_figures_only = 0;
+    }
+    if (qs_tech_load(arch.tech_table, &tech_arch, opts.act_bits, &tech, &e)) goto out;
     res = calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *res);
     if (!res) {
         qs_fail(&e, QS_ERR_NOMEM, "out of memory");
@@ -685,7 +694,8 @@ static int run_topology(const options *o, qs_engine engine)
         qs_error le;
         /* the replayed figures appear only in the report files, JSON and CSV */
         int replay_reads = report_dir || o->json || o->csv || o->ss_outdir;
-        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, o->timing_only, replay_reads,
+        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, o->timing_only || arch.scalesim_figures_only,
+                               replay_reads,
                                o->traces ? report_dir : NULL, trace_offsets, &res[i], &le)) {
             if (progress) fputc('\n', stderr);
             qs_fail(&e, QS_ERR_RUN, "%.300s:%d: %.400s", o->net, (int)topo.layers[i].line, le.msg);

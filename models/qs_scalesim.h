@@ -18,6 +18,9 @@
 /* ---- configuration ----------------------------------------------------------- */
 
 #define QS_SCALESIM_MAX_NOTES 8
+/* ArrayHeight/ArrayWidth qsim accepts; over 1024 (the engines' limit) a run
+ * gets SCALE-Sim's figures only (qs_arch.scalesim_figures_only) */
+#define QS_SCALESIM_ARRAY_MAX 65536
 
 /* What the SCALE-Sim configuration said (after checking), for reports and
  * for the notes the command prints about settings qsim does not model. */

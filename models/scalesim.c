@@ -184,7 +184,8 @@ static qs_status int_value(const cfg_ctx *c, int line, const char *key, const ch
     if (x < lo || x > hi)
         return qs_fail(err, QS_ERR_CONFIG, "%s:%d: %s = %lld is outside %lld..%lld%s", c->where, line, key,
                        (long long)x, (long long)lo, (long long)hi,
-                       hi == 1024 ? " (qsim's arrays have at most 1024 rows and columns)" : "");
+                       hi == QS_SCALESIM_ARRAY_MAX ? " (qsim's limit for SCALE-Sim's figures; the engines simulate "
+                                                     "up to 1024)" : "");
     *out = x;
     return QS_OK;
 }
@@ -201,7 +202,8 @@ static qs_status set_mapped(cfg_ctx *c, int k, const char *v, int line, qs_error
         break;
     case K_ARRAY_H:
     case K_ARRAY_W:
-        if ((st = int_value(c, line, name, v, 1, 1024, &x, err))) return st;
+        /* over 1024: SCALE-Sim's figures only (the engines' limit) */
+        if ((st = int_value(c, line, name, v, 1, QS_SCALESIM_ARRAY_MAX, &x, err))) return st;
         *(k == K_ARRAY_H ? &g->array_h : &g->array_w) = (int32_t)x;
         break;
     case K_IFMAP_KB:
@@ -427,14 +429,14 @@ static void emit_mapping(textbuf *t, const qs_scalesim_cfg *g)
     emit(t, -1, "[general]");
     emit(t, K_RUN_NAME, "name = %s", name);
     emit(t, -1, "[array]");
-    emit(t, K_ARRAY_H, "rows = %d", g->array_h);
-    emit(t, K_ARRAY_W, "cols = %d", g->array_w);
+    emit(t, K_ARRAY_H, "rows = %d", g->array_h < 1024 ? g->array_h : 1024);
+    emit(t, K_ARRAY_W, "cols = %d", g->array_w < 1024 ? g->array_w : 1024);
     emit(t, K_DATAFLOW, "dataflow = %s", qs_dataflow_name(g->dataflow));
     emit(t, -1, "weight_path_bits = 8");
     emit(t, -1, "max_weight_bits = 8");
     emit(t, -1, "max_act_bits = 8");
     emit(t, -1, "zero_skip = none");
-    emit(t, K_ARRAY_H, "skip_group = %d", g->array_h);
+    emit(t, K_ARRAY_H, "skip_group = %d", g->array_h < 1024 ? g->array_h : 1024);
     emit(t, -1, "acc_bits = 32");
     emit(t, -1, "overflow = wrap");
     emit_buffer(t, "buffer.ifmap", K_IFMAP_KB, g->ifmap_kb, K_ARRAY_H, g->array_h);
@@ -542,6 +544,18 @@ qs_status qs_scalesim_parse_config(const char *text, const char *where, const ch
     if (st == QS_OK) {
         st = qs_arch_parse(t.buf, where, overrides, n_overrides, out, err);
         if (st != QS_OK && err) translate(err->msg, sizeof err->msg, where, &t, c);
+    }
+    if (st == QS_OK && (c->cfg.array_h > 1024 || c->cfg.array_w > 1024)) {
+        /* an array the engines cannot hold: the mapping was written at
+         * 1024; the real size goes into the result, which only SCALE-Sim's
+         * figures may use (a --set of the size is not overridden) */
+        if (c->cfg.array_h > 1024 && out->rows == 1024) out->rows = c->cfg.array_h;
+        if (c->cfg.array_w > 1024 && out->cols == 1024) out->cols = c->cfg.array_w;
+        out->scalesim_figures_only = out->rows > 1024 || out->cols > 1024;
+        if (out->scalesim_figures_only)
+            add_note(c, "%s: a %dx%d array is larger than qsim's engines hold (1024): every layer gets SCALE-Sim's "
+                        "figures only, without operands",
+                     where, (int)out->rows, (int)out->cols);
     }
     if (st == QS_OK && cfg) *cfg = c->cfg;
     free(t.buf);
