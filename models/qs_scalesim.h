@@ -78,7 +78,7 @@ typedef struct {
     int32_t gemm_m, gemm_n, gemm_k;
     char sparsity[16];            /* v3 "N:M" sparsity column, "" if none (recorded, ignored) */
     int32_t no_operands;          /* too large to simulate on operands (a size over 2^20 or a tensor of
-                                     2^31 elements): SCALE-Sim's figures only (docs/scalesim.md) */
+                                     more than 2^26 elements): SCALE-Sim's figures only (docs/scalesim.md) */
 } qs_scalesim_layer;
 
 typedef struct {

@@ -578,12 +578,15 @@ qs_status qs_scalesim_load_config(const char *path, const char *const *overrides
 
 /* ---- topology -------------------------------------------------------------------- */
 
-/* Sizes qsim simulates on operands (each tensor also below 2^31 elements);
+/* Sizes qsim simulates on operands (each tensor also of at most
+ * OPERANDS_MAX_ELEMS elements: the engines keep whole tensors, 4 bytes an
+ * element, and the compiler's transfers have 32-bit fields);
  * a larger layer gets SCALE-Sim's figures only (no_operands), up to
  * FIG_DIM_MAX per field and FIG_MNK_MAX ofmap pixels per filter and window
  * elements (the read replay keeps 16 bytes of tables for each). */
 #define DIM_MAX (1 << 20)
 #define FIG_DIM_MAX (1 << 30)
+#define OPERANDS_MAX_ELEMS ((int64_t)1 << 26)
 #define FIG_MNK_MAX ((int64_t)1 << 24)
 
 /* a * b, saturated at INT64_MAX (operands >= 0) */
@@ -701,16 +704,17 @@ static qs_status check_sizes(const char *where, qs_scalesim_layer *l, qs_error *
                        "%s:%d: layer '%s': %lld ofmap pixels per filter and a window of %lld elements; qsim computes "
                        "SCALE-Sim's figures for at most %lld of each",
                        where, l->line, l->name, (long long)M, (long long)K, (long long)FIG_MNK_MAX);
-    /* too large to simulate on operands (the engines keep whole tensors):
+    /* too large to simulate on operands (the engines keep whole tensors; a
+     * GEMM's ifmap is M x K, as SCALE-Sim builds it):
      * SCALE-Sim's figures only (docs/scalesim.md, "Layers without operands") */
     const int32_t dims[] = {l->ifmap_h, l->ifmap_w, l->filter_h, l->filter_w, l->channels, l->num_filters,
                             l->stride_h, l->stride_w};
     l->no_operands = 0;
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
         if (dims[i] > DIM_MAX) l->no_operands = 1;
-    if (mul_sat(l->channels, mul_sat(ih, iw)) > INT32_MAX ||
-        mul_sat(mul_sat(l->num_filters, l->channels), mul_sat(l->filter_h, l->filter_w)) > INT32_MAX ||
-        mul_sat(l->num_filters, mul_sat(oh, ow)) > INT32_MAX)
+    if (mul_sat(l->channels, mul_sat(ih, iw)) > OPERANDS_MAX_ELEMS ||
+        mul_sat(mul_sat(l->num_filters, l->channels), mul_sat(l->filter_h, l->filter_w)) > OPERANDS_MAX_ELEMS ||
+        mul_sat(l->num_filters, mul_sat(oh, ow)) > OPERANDS_MAX_ELEMS)
         l->no_operands = 1;
     return QS_OK;
 }

@@ -551,12 +551,12 @@ static void test_topo_errors(void)
         if (C[i].needle2) CHECK_MSG(e, C[i].needle2);
     }
     /* too large to simulate on operands, small enough for SCALE-Sim's figures:
-     * a size over 2^20, or a tensor of 2^31 elements (docs/scalesim.md) */
+     * a size over 2^20, or a tensor of more than 2^26 elements (docs/scalesim.md) */
     {
         char text[1024];
         snprintf(text, sizeof text, "%s%s", HDR,
                  "Small, 224, 224, 7, 7, 3, 64, 2,\nWide, 3, 1048577, 1, 1, 1, 4, 1,\nEdge, 3, 1048576, 1, 1, 1, 4, 1,\n"
-                 "Tensor, 4096, 4096, 1, 1, 128, 1, 1,\nJust, 4096, 4096, 1, 1, 127, 1, 1,\n");
+                 "Tensor, 1024, 1024, 1, 1, 65, 1, 1,\nJust, 1024, 1024, 1, 1, 64, 1, 1,\n");
         qs_scalesim_topo h;
         qs_error he;
         CU_ASSERT_EQUAL_FATAL(parse_topo(text, -1, &h, &he), QS_OK);
@@ -564,7 +564,7 @@ static void test_topo_errors(void)
         CU_ASSERT_EQUAL(h.layers[0].no_operands, 0);
         CU_ASSERT_EQUAL(h.layers[1].no_operands, 1);
         CU_ASSERT_EQUAL(h.layers[2].no_operands, 0);
-        CU_ASSERT_EQUAL(h.layers[3].no_operands, 1); /* 128 x 4096 x 4096 = 2^31 */
+        CU_ASSERT_EQUAL(h.layers[3].no_operands, 1); /* 65 x 1024 x 1024 > 2^26 */
         CU_ASSERT_EQUAL(h.layers[4].no_operands, 0);
         qs_scalesim_opts o;
         qs_scalesim_opts_default(&o);
