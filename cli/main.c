@@ -970,7 +970,7 @@ static int cmd_run(int argc, char **argv)
     if (o.gemm || is_topology_path(o.net)) return run_topology(&o, engine);
     if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir || o.traces || o.timing_only)
         return usage_error(USAGE_RUN, "%s",
-                           "--sparsity, --weight-bits, --act-bits, --report-dir, --traces and --timing-only apply to "
+                           "--sparsity, --weight-bits, --act-bits, --report-dir, --timing-only and --traces apply to "
                            "SCALE-Sim topologies (.csv)");
     if (o.labels && !o.input) return usage_error(USAGE_RUN, "%s", "--labels needs --input");
     int n_jobs = online_cores();
