@@ -184,15 +184,29 @@ static int32_t demand_row(const geom *g, const fold_shape *f, int op, int64_t fr
         c1 = cu - 1;
     }
     int32_t n = 0;
-    for (int64_t c = c0; c <= c1; c++) {
-        int64_t addr;
-        if (f->df == QS_DF_OS)
-            addr = op == 0 ? ifmap_addr(g, fr * R + c, t - c) : filter_addr(g, t - c, fc * C + c);
-        else if (f->df == QS_DF_WS)
-            addr = op == 0 ? ifmap_addr(g, t - R - c, fr * R + c) : filter_addr(g, fr * R + R - 1 - t, fc * C + c);
-        else
-            addr = op == 0 ? ifmap_addr(g, fc * C + c, fr * R + R - 1 - t) : filter_addr(g, fr * R + c, t - R - c);
-        if (addr >= 0) addrs[n++] = addr;
+    /* one loop per dataflow and operand (the hot path of the replay: the
+     * choice is made once per row, not per address) */
+    if (f->df == QS_DF_OS && op == 0) {
+        for (int64_t c = c0; c <= c1; c++) {
+            int64_t addr = ifmap_addr(g, fr * R + c, t - c);
+            if (addr >= 0) addrs[n++] = addr;
+        }
+    } else if (f->df == QS_DF_OS) {
+        for (int64_t c = c0; c <= c1; c++) addrs[n++] = filter_addr(g, t - c, fc * C + c);
+    } else if (f->df == QS_DF_WS && op == 0) {
+        for (int64_t c = c0; c <= c1; c++) {
+            int64_t addr = ifmap_addr(g, t - R - c, fr * R + c);
+            if (addr >= 0) addrs[n++] = addr;
+        }
+    } else if (f->df == QS_DF_WS) {
+        for (int64_t c = c0; c <= c1; c++) addrs[n++] = filter_addr(g, fr * R + R - 1 - t, fc * C + c);
+    } else if (op == 0) {
+        for (int64_t c = c0; c <= c1; c++) {
+            int64_t addr = ifmap_addr(g, fc * C + c, fr * R + R - 1 - t);
+            if (addr >= 0) addrs[n++] = addr;
+        }
+    } else {
+        for (int64_t c = c0; c <= c1; c++) addrs[n++] = filter_addr(g, fr * R + c, t - R - c);
     }
     return n;
 }
