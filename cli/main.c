@@ -935,9 +935,9 @@ static int cmd_run(int argc, char **argv)
     if (qs_compile(net, &arch, &prog, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, 0, &tech, &e)) goto out;
     if (qs_sim_create(net, prog, engine, &sim, &e)) goto out;
-    if (o.dram_trace && arch.dram_model == QS_DRAM_SIMPLE) {
+    if (o.dram_trace && !qs_dram_is_bank_model(arch.dram_model)) {
         qs_fail(&e, QS_ERR_ARG, "--dram-trace %s: needs a bank-level DRAM model (e.g. --set dram.model=ddr4_3200); "
-                "[dram] model = simple has no DRAM requests", o.dram_trace);
+                "[dram] model = %s has no DRAM requests", o.dram_trace, qs_dram_model_name(arch.dram_model));
         goto out;
     }
     if (o.dram_trace) qs_sim_set_dram_trace(sim, dram_log_add, &dlog);
