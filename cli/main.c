@@ -932,6 +932,13 @@ static int cmd_run(int argc, char **argv)
     if (rc == 2) return usage_error(USAGE_RUN, "%s", e.msg);
     if (rc) return fail(&e);
     rc = 1;
+    if (arch.dram_model == QS_DRAM_TLM) {
+        /* the memory backend model = tlm needs exists only inside a SystemC platform */
+        qs_fail(&e, QS_ERR_CONFIG, "%s: [dram] model = tlm: the DRAM is a SystemC/TLM-2.0 platform's memory, which "
+                "only the SystemC wrapper (sim/systemc, docs/systemc.md) connects; qsim run needs model = simple or a "
+                "bank-level preset (ddr4_3200, lpddr4_4266, lpddr5_6400, hbm2)", o.arch);
+        goto out;
+    }
     if (qs_compile(net, &arch, &prog, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, 0, &tech, &e)) goto out;
     if (qs_sim_create(net, prog, engine, &sim, &e)) goto out;

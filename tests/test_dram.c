@@ -461,6 +461,97 @@ static void test_dma_engines(void)
     qs_dram_destroy(dr);
 }
 
+/* ---- the memory backend (model = tlm; docs/timing.md "Memory backend"): a
+ * backend that completes a request 10 cycles plus a cycle per 16 bytes after
+ * its issue, with no shared bus, and logs every call. */
+typedef struct {
+    int calls;
+    uint64_t issue[8], first[8][2], count[8][2];
+    uint32_t runs[8];
+    int write[8];
+    int early; /* 1: answer a cycle before the issue */
+} backend_log;
+
+static uint64_t log_backend(void *user, uint64_t issue, int is_write, const uint64_t *first, const uint64_t *count,
+                            uint32_t n_runs)
+{
+    backend_log *l = user;
+    uint64_t bytes = 0;
+    if (l->calls < 8) {
+        l->issue[l->calls] = issue;
+        l->write[l->calls] = is_write;
+        l->runs[l->calls] = n_runs;
+        for (uint32_t i = 0; i < n_runs && i < 2; i++) {
+            l->first[l->calls][i] = first[i];
+            l->count[l->calls][i] = count[i];
+        }
+    }
+    l->calls++;
+    for (uint32_t i = 0; i < n_runs; i++) bytes += count[i];
+    if (l->early) return issue ? issue - 1 : 0;
+    return issue + 10 + bytes / 16;
+}
+
+static void test_dma_backend(void)
+{
+    qs_arch a;
+    backend_log l;
+    const qs_mem_backend b = {log_backend, &l};
+    const qs_insn ld = xfer(QS_OP_LOAD, 0, 256);
+    /* blocking, one request per transfer: 10 + 256/16 = 26 cycles each, back to back */
+    qs_dma *d = make_dma(&a, 1, 0, 0);
+    a.dram_model = QS_DRAM_TLM;
+    memset(&l, 0, sizeof l);
+    qs_dma_set_backend(d, &b);
+    EXPECT(qs_dma_transfer(d, 0, &ld, NULL, NULL).done, 26);
+    qs_dma_times t = qs_dma_transfer(d, 3, &ld, NULL, NULL);
+    EXPECT(t.issued, 26);
+    EXPECT(t.done, 52);
+    EXPECT(l.calls, 2);
+    EXPECT(l.issue[1], 26);
+    EXPECT(l.runs[0], 1);
+    EXPECT(l.count[0][0], 256);
+    qs_dma_destroy(d);
+    /* four outstanding 64-byte requests: all issue at 0 and complete at 10 + 4 = 14 (the simple channel's
+     * shared bus made this 116); with two slots, requests 3 and 4 issue at 14: done 28 */
+    for (int slots = 4; slots >= 2; slots -= 2) {
+        d = make_dma(&a, slots, 64, 0);
+        a.dram_model = QS_DRAM_TLM;
+        memset(&l, 0, sizeof l);
+        qs_dma_set_backend(d, &b);
+        t = qs_dma_transfer(d, 0, &ld, NULL, NULL);
+        EXPECT(t.issued, slots == 4 ? 0 : 14);
+        EXPECT(t.done, slots == 4 ? 14 : 28);
+        EXPECT(l.calls, 4);
+        EXPECT(l.first[3][0], 192);
+        EXPECT(l.count[3][0], 64);
+        qs_dma_destroy(d);
+    }
+    /* a store of two runs of 32 bytes 100 bytes apart is one request with both runs: 10 + 64/16 = 14 */
+    qs_insn st = xfer(QS_OP_STORE, 4096, 64);
+    st.rows = 2;
+    st.run_bits = 32 * 8;
+    st.stride_bits = 100 * 8;
+    d = make_dma(&a, 1, 0, 0);
+    a.dram_model = QS_DRAM_TLM;
+    memset(&l, 0, sizeof l);
+    qs_dma_set_backend(d, &b);
+    EXPECT(qs_dma_transfer(d, 5, &st, NULL, NULL).done, 19);
+    EXPECT(l.write[0], 1);
+    EXPECT(l.runs[0], 2);
+    EXPECT(l.first[0][0], 4096);
+    EXPECT(l.first[0][1], 4196);
+    EXPECT(l.count[0][1], 32);
+    /* an answer before the issue counts as the issue; no backend: the request is flagged */
+    l.early = 1;
+    EXPECT(qs_dma_transfer(d, 40, &st, NULL, NULL).done, 40);
+    CU_ASSERT(!qs_dma_backend_missing(d));
+    qs_dma_set_backend(d, NULL);
+    qs_dma_transfer(d, 50, &st, NULL, NULL);
+    CU_ASSERT(qs_dma_backend_missing(d));
+    qs_dma_destroy(d);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -477,6 +568,7 @@ int main(void)
     CU_add_test(s, "first ready: the earliest column command", test_first_ready);
     CU_add_test(s, "transfer bursts and clock conversion", test_transfer_and_clock);
     CU_add_test(s, "DMA engines: outstanding requests, request size, separate write engine", test_dma_engines);
+    CU_add_test(s, "memory backend (model = tlm): the backend's completions", test_dma_backend);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fail = CU_get_error() || CU_get_number_of_failures();

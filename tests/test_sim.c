@@ -1658,6 +1658,73 @@ static void test_rerun(void)
  * from the first (sim/array.c keeps an instruction's activation rows for the
  * next n-block): a one-layer network with one m-tile and one n-block, whose
  * first instruction of the second run looks like the last of the first. */
+/* ---- [dram] model = tlm: the memory backend (docs/timing.md, "Memory backend") ---- */
+
+/* Completes every request `user` cycles (+1) after its issue. */
+static uint64_t fixed_backend(void *user, uint64_t issue, int is_write, const uint64_t *first, const uint64_t *count,
+                              uint32_t n_runs)
+{
+    (void)is_write, (void)first, (void)count, (void)n_runs;
+    return issue + *(const uint64_t *)user + 1;
+}
+
+static qs_status run_demo(const char *const *ov, int n_ov, qs_engine eng, const qs_mem_backend *b, uint64_t *cycles,
+                          qs_layer_stats *stats, qs_error *e)
+{
+    char cfg[1024], netp[1024];
+    snprintf(cfg, sizeof cfg, "%s/models/arch/dlac.cfg", QSIM_SOURCE_DIR);
+    snprintf(netp, sizeof netp, "%s/models/nets/demo_w2a4.qbin", QSIM_SOURCE_DIR);
+    qs_arch a;
+    qs_net *net = NULL;
+    qs_prog *p = NULL;
+    qs_sim *sim = NULL;
+    qs_status st = qs_arch_load(cfg, ov, n_ov, &a, e);
+    if (!st) st = qs_net_load(netp, &net, e);
+    if (!st) st = qs_compile(net, &a, &p, e);
+    if (!st) st = qs_sim_create(net, p, eng, &sim, e);
+    if (!st && b) qs_sim_set_memory_backend(sim, b);
+    if (!st) st = qs_sim_run(sim, e);
+    if (!st) {
+        *cycles = qs_sim_total_cycles(sim);
+        for (int32_t i = 0; i < net->n_layers && i < 16; i++) stats[i] = *qs_sim_layer_stats(sim, i);
+    }
+    qs_sim_destroy(sim);
+    if (p) qs_prog_destroy(p);
+    qs_net_destroy(net);
+    return st;
+}
+
+static void test_tlm_backend(void)
+{
+    qs_error e;
+    uint64_t cyc[3] = {0, 0, 0};
+    static qs_layer_stats ls[3][16];
+    /* no backend: a clear error, not a run */
+    const char *tlm[] = {"dram.model=tlm"};
+    CU_ASSERT_EQUAL(run_demo(tlm, 1, QS_ENGINE_FAST, NULL, &cyc[0], ls[0], &e), QS_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "[dram] model = tlm: no memory backend"));
+    /* a backend answering latency + 1 cycles equals the simple channel at that latency and a bandwidth that
+     * moves any of the demo's transfers (at most 1152 B) in one cycle; both engines agree field by field */
+    uint64_t lat = 25;
+    const qs_mem_backend b = {fixed_backend, &lat};
+    CU_ASSERT_EQUAL_FATAL(run_demo(tlm, 1, QS_ENGINE_FAST, &b, &cyc[0], ls[0], &e), QS_OK);
+    CU_ASSERT_EQUAL_FATAL(run_demo(tlm, 1, QS_ENGINE_DETAILED, &b, &cyc[1], ls[1], &e), QS_OK);
+    const char *simple[] = {"dram.latency_cycles=25", "dram.bytes_per_cycle=4096"};
+    CU_ASSERT_EQUAL_FATAL(run_demo(simple, 2, QS_ENGINE_FAST, NULL, &cyc[2], ls[2], &e), QS_OK);
+    CU_ASSERT_EQUAL(cyc[0], cyc[2]);
+    CU_ASSERT_EQUAL(cyc[1], cyc[0]);
+    CU_ASSERT(memcmp(ls[0], ls[1], sizeof ls[0]) == 0);
+    for (int i = 0; i < 11; i++) {
+        CU_ASSERT_EQUAL(ls[0][i].cycles, ls[2][i].cycles);
+        CU_ASSERT_EQUAL(ls[0][i].stall_dram, ls[2][i].stall_dram);
+    }
+    /* a slower backend changes the cycles */
+    lat = 200;
+    uint64_t slow = 0;
+    CU_ASSERT_EQUAL_FATAL(run_demo(tlm, 1, QS_ENGINE_FAST, &b, &slow, ls[1], &e), QS_OK);
+    CU_ASSERT(slow > cyc[0]);
+}
+
 static void test_rerun_new_input(void)
 {
     int bad = 0;
@@ -1916,6 +1983,7 @@ int main(void)
     CU_add_test(s, "transformer PPU layers: element operations", test_xfmr_ppu_ops);
     CU_add_test(s, "rerun and input checks", test_rerun);
     CU_add_test(s, "rerun with a new input reuses nothing stale", test_rerun_new_input);
+    CU_add_test(s, "[dram] model = tlm: memory backend, no backend refused", test_tlm_backend);
     CU_add_test(s, "16-bit activations (int32 rows)", test_wide_activations);
     CU_add_test(s, "accumulators that may overflow: exact sums only within the bound", test_overflow_bounds);
     CU_basic_set_mode(CU_BRM_VERBOSE);
