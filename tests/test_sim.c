@@ -1725,6 +1725,122 @@ static void test_tlm_backend(void)
     CU_ASSERT(slow > cyc[0]);
 }
 
+/* qs_sim_read_dram: the weight images decoded as docs/compiler.md section 8 describes them equal the
+ * .qbin's weights (every dataflow, dense and compressed), and each layer's output region unpacks to the
+ * layer's output after a run. */
+static int32_t bits_at(const uint8_t *p, uint64_t bit, int bits, int sign)
+{
+    uint32_t v = 0;
+    for (int b = 0; b < bits; b++, bit++)
+        if ((p[bit / 8] >> (bit % 8)) & 1) v |= 1u << b;
+    if (sign && bits < 32 && ((v >> (bits - 1)) & 1)) v |= ~0u << bits;
+    return (int32_t)v;
+}
+
+static int weight_of(const qs_tensor *W, int bits, int32_t code)
+{
+    if (W->dtype == QS_DT_BIPOLAR) return code ? 1 : -1;
+    (void)bits;
+    return code;
+}
+
+static void test_dram_image(void)
+{
+    static const char *NETS[2] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin"};
+    static const qs_zero_skip SK[3] = {QS_SKIP_NONE, QS_SKIP_WEIGHTS, QS_SKIP_BOTH};
+    int bad = 0, layers = 0, compressed_layers = 0;
+    for (int k = 0; k < 2; k++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", QSIM_SOURCE_DIR, NETS[k]);
+        qs_net *net = NULL;
+        qs_error e;
+        CU_ASSERT_EQUAL_FATAL(qs_net_load(path, &net, &e), QS_OK);
+        for (int df = 0; df < 3; df++)
+            for (int sk = 0; sk < 3; sk++) {
+                sim_cfg c = default_cfg();
+                c.df = (qs_dataflow)df;
+                c.skip = SK[sk];
+                qs_arch a;
+                if (!make_arch(&c, &a)) continue;
+                qs_prog *p = NULL;
+                qs_sim *sim = NULL;
+                if (qs_compile(net, &a, &p, &e)) continue;
+                CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_FAST, &sim, &e), QS_OK);
+                CU_ASSERT_EQUAL_FATAL(qs_sim_run(sim, &e), QS_OK);
+                const int comp = SK[sk] != QS_SKIP_NONE;
+                for (int32_t li = 1; li < net->n_layers; li++) {
+                    const qs_layer *L = &net->layers[li];
+                    const qs_layer_map *m = &p->maps[li];
+                    /* the output, unpacked from its region */
+                    uint64_t ob = ((uint64_t)L->out_c * L->out_h * L->out_w * L->out_bits + 7) / 8;
+                    uint8_t *buf = malloc(ob + 1);
+                    CU_ASSERT_EQUAL_FATAL(qs_sim_read_dram(sim, m->out_addr, buf, ob, &e), QS_OK);
+                    const int32_t *o = qs_sim_layer_output(sim, li);
+                    for (int64_t i = 0; i < (int64_t)L->out_c * L->out_h * L->out_w; i++)
+                        if (bits_at(buf, (uint64_t)i * L->out_bits, L->out_bits, L->out_signed) != o[i]) {
+                            bad++;
+                            break;
+                        }
+                    free(buf);
+                    if (!m->is_gemm || m->is_matmul || m->weight_bytes <= 0) continue;
+                    layers++;
+                    compressed_layers += comp;
+                    const qs_tensor *W = &net->tensors[L->weight];
+                    const int wb = m->weight_bits, sign = W->dtype != QS_DT_BIPOLAR && W->is_signed;
+                    uint8_t *img = malloc((size_t)m->weight_bytes);
+                    CU_ASSERT_EQUAL_FATAL(qs_sim_read_dram(sim, m->weight_addr, img, (uint64_t)m->weight_bytes, &e), QS_OK);
+                    const qs_gemm_dims d = m->g;
+                    uint64_t off = 0;
+                    int wrong = 0;
+                    for (int32_t g = 0; g < d.groups; g++)
+                        for (int32_t b = 0; b < m->blocks_per_group; b++) {
+                            const int32_t *lst = m->list + m->list_off[g * m->blocks_per_group + b];
+                            int32_t ll = m->list_off[g * m->blocks_per_group + b + 1] - m->list_off[g * m->blocks_per_group + b];
+                            if (a.dataflow == QS_DF_IS) {
+                                for (int32_t q = 0; q < ll; q++)
+                                    for (int32_t r = 0; r < a.rows; r++) {
+                                        int32_t kk = b * a.rows + r;
+                                        int32_t code = bits_at(img + off, ((uint64_t)q * a.rows + r) * wb, wb, sign);
+                                        int32_t want = kk < d.K ? W->data[((int64_t)g * d.N + lst[q]) * d.K + kk] : 0;
+                                        if (kk < d.K ? weight_of(W, wb, code) != want : code != 0) wrong++;
+                                    }
+                                off += ((uint64_t)a.rows * ll * wb + 7) / 8;
+                                for (int32_t q = 0; comp && q < ll; q++, off += 2)
+                                    if (img[off] + 256 * img[off + 1] != (lst[q] & 0xffff)) wrong++;
+                                continue;
+                            }
+                            int32_t ncols = d.N - b * a.cols < a.cols ? d.N - b * a.cols : a.cols;
+                            for (int32_t k0 = 0; k0 < ll; k0 += m->tk) {
+                                int32_t ch = ll - k0 < m->tk ? ll - k0 : m->tk;
+                                for (int32_t q = 0; q < ch; q++)
+                                    for (int32_t cc = 0; cc < ncols; cc++) {
+                                        int32_t code = bits_at(img + off, ((uint64_t)q * ncols + cc) * wb, wb, sign);
+                                        if (weight_of(W, wb, code) !=
+                                            W->data[((int64_t)g * d.N + b * a.cols + cc) * d.K + lst[k0 + q]])
+                                            wrong++;
+                                    }
+                                off += ((uint64_t)ncols * ch * wb + 7) / 8;
+                                for (int32_t q = 0; comp && q < ch; q++, off += 2)
+                                    if (img[off] + 256 * img[off + 1] != (lst[k0 + q] & 0xffff)) wrong++;
+                            }
+                        }
+                    if (wrong || off != (uint64_t)m->weight_bytes) {
+                        bad++;
+                        fprintf(stderr, "\n  %s layer %s df %d skip %d: %d weights or indices differ, %llu of %lld bytes",
+                                NETS[k], L->name, df, (int)SK[sk], wrong, (unsigned long long)off,
+                                (long long)m->weight_bytes);
+                    }
+                    free(img);
+                }
+                qs_sim_destroy(sim);
+                qs_prog_destroy(p);
+            }
+        qs_net_destroy(net);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(layers >= 20 && compressed_layers >= 10);
+}
+
 static void test_rerun_new_input(void)
 {
     int bad = 0;
@@ -1984,6 +2100,7 @@ int main(void)
     CU_add_test(s, "rerun and input checks", test_rerun);
     CU_add_test(s, "rerun with a new input reuses nothing stale", test_rerun_new_input);
     CU_add_test(s, "[dram] model = tlm: memory backend, no backend refused", test_tlm_backend);
+    CU_add_test(s, "DRAM contents: weight images decoded, outputs unpacked", test_dram_image);
     CU_add_test(s, "16-bit activations (int32 rows)", test_wide_activations);
     CU_add_test(s, "accumulators that may overflow: exact sums only within the bound", test_overflow_bounds);
     CU_basic_set_mode(CU_BRM_VERBOSE);
