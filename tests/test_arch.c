@@ -154,6 +154,8 @@ static const bad_case BAD[] = {
      "bad.cfg:3: [dram] address_mapping: address_mapping = 'rochrababgxx': 'xx' is not a field"},
     {"[dram]\nmodel = ddr4_3200\ncolumns = 1000\n", NULL, "bad.cfg:3: [dram] columns: 1000 is not a power of two"},
     {"[dram]\ntCL = 20\n", NULL, "bad.cfg:2: [dram] tCL: a bank-model parameter, but [dram] model = simple ignores it"},
+    {"[dram]\nmodel = tlm\ntCL = 20\n", NULL, "bad.cfg:3: [dram] tCL: a bank-model parameter, but [dram] model = tlm ignores it"},
+    {"[dram]\nmodel = tlm\n[timing]\nconvention = scalesim\n", NULL, "bad.cfg:4: [timing] convention: model = tlm: the SCALE-Sim convention"},
     {"[dram]\nmodel = ddr4_3200\ntRRD_L = 2\n", NULL, "bad.cfg:3: [dram] tRRD_L: tRRD_L = 2 is shorter than tRRD_S = 4"},
     {"[dram]\nmodel = ddr4_3200\ntCCD_S = 9\n", NULL, "bad.cfg:3: [dram] tCCD_S: tCCD_L = 8 is shorter than tCCD_S = 9"},
     {"[dram]\nmodel = ddr4_3200\ntREFI = 500\n", NULL, "bad.cfg:3: [dram] tREFI: tREFI = 500 leaves no time between refreshes of tRFC = 560"},
