@@ -481,6 +481,7 @@ int sc_main(int, char *[])
     rig cc("c", clk, SC_ZERO_TIME);
     cc.accel->set_quantum(0);
     cc.accel->set_input(input);
+    cc.mem->mem = cc.accel->dram_image();   // the explicit input and the weights
     observed c_run;
     cc.core->program = [&](cpu &c) { c_run = c.run(0); };
 
@@ -631,6 +632,15 @@ int sc_main(int, char *[])
     begin("whole run in one step (quantum 0), explicit input");
     check_run(c_run, ref_input, period, true);
     CHECK(c_run.outputs != ref_fast.outputs, "the explicit input made no difference (test is not testing)");
+    // real bytes on the replay path too: every read finds what the model reads, every output lands
+    CHECK(c_run.read_mismatches == 0, "%" PRIu64 " reads returned other bytes than the model's", c_run.read_mismatches);
+    CHECK(b_run1.read_mismatches > 0, "reads of a memory that does not hold the network all matched (not testing)");
+    for (int32_t li = 1; li < cc.accel->net()->n_layers; li++) {
+        const qs_layer &L = cc.accel->net()->layers[li];
+        CHECK(unpack(c_run.mem, cc.accel->prog()->maps[li].out_addr, (size_t)layer_elems(L), L.out_bits, L.out_signed) ==
+                  ref_input.outputs[li],
+              "layer %d's output in the target's memory differs from the plain run's", li);
+    }
 
     begin("slow DRAM target: late transfers, done after the last one");
     check_run(d_run, ref_fast, period, false);
