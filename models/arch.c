@@ -284,6 +284,7 @@ static const keydef KEYS[] = {
     KINT("dram", "tREFI", dram.tREFI, 1, 10000000),
     KINT("dram", "tRFC", dram.tRFC, 1, 100000),
     KINT("dram", "queue_depth", dram.queue_depth, 1, 4096),
+    KINT("dram", "cmd_queue_depth", dram.cmd_queue_depth, 0, 4096),
     KDBL("dram", "vdd", dram.vdd, 0.1, 5, 0),
     KDBL("dram", "idd0", dram.idd0, 0, 10000, 0),
     KDBL("dram", "idd2n", dram.idd2n, 0, 10000, 0),

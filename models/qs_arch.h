@@ -45,7 +45,8 @@ typedef struct {
     int32_t transfers_per_cycle;   /* data transfers per tCK: 2 (DDR), 8 (LPDDR5 WCK:CK 4:1) */
     int32_t tCL, tCWL, tRCD, tRP, tRAS, tRC, tRRD_S, tRRD_L, tFAW, tCCD_S, tCCD_L;
     int32_t tWR, tWTR_S, tWTR_L, tRTP, tRTW, tREFI, tRFC;
-    int32_t queue_depth;           /* requests per channel the controller can reorder */
+    int32_t queue_depth;           /* requests per channel the controller can reorder (the transaction queue) */
+    int32_t cmd_queue_depth;       /* 0: one queue; else per-bank command queues of this depth behind it */
     /* currents (mA) and supply (V) of one device, chips per rank (energy) */
     double vdd, idd0, idd2n, idd3n, idd4r, idd4w, idd5;
     int32_t devices;

@@ -154,6 +154,8 @@ static const bad_case BAD[] = {
      "bad.cfg:3: [dram] address_mapping: address_mapping = 'rochrababgxx': 'xx' is not a field"},
     {"[dram]\nmodel = ddr4_3200\ncolumns = 1000\n", NULL, "bad.cfg:3: [dram] columns: 1000 is not a power of two"},
     {"[dram]\ntCL = 20\n", NULL, "bad.cfg:2: [dram] tCL: a bank-model parameter, but [dram] model = simple ignores it"},
+    {"[dram]\nmodel = ddr4_3200\ncmd_queue_depth = -1\n", NULL, "bad.cfg:3: [dram] cmd_queue_depth: -1 is out of range 0..4096"},
+    {"[dram]\ncmd_queue_depth = 8\n", NULL, "bad.cfg:2: [dram] cmd_queue_depth: a bank-model parameter, but [dram] model = simple ignores it"},
     {"[dram]\nmodel = tlm\ntCL = 20\n", NULL, "bad.cfg:3: [dram] tCL: a bank-model parameter, but [dram] model = tlm ignores it"},
     {"[dram]\nmodel = tlm\n[timing]\nconvention = scalesim\n", NULL, "bad.cfg:4: [timing] convention: model = tlm: the SCALE-Sim convention"},
     {"[dram]\nmodel = ddr4_3200\ntRRD_L = 2\n", NULL, "bad.cfg:3: [dram] tRRD_L: tRRD_L = 2 is shorter than tRRD_S = 4"},

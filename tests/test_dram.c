@@ -330,6 +330,39 @@ static void test_queue_depth(void)
     }
 }
 
+/* The two-level controller (cmd_queue_depth > 0, docs/timing.md "Bank-level
+ * DRAM"): a transaction queue feeding per-bank command queues, one move per
+ * cycle, read latency from the transaction queue. */
+static void test_two_level_queues(void)
+{
+    qs_dram_cfg c = small_cfg();
+    /* three reads of one open row, transaction queue 1, command queue 1: req 0 enters both at 0 (ACT 0, RD 12,
+     * data to 26); req 1 enters the transaction queue at 0, its bank queue at 12 (req 0's RD frees it): RD at
+     * 19 (tCCD_L), data to 33; req 2 enters at 12, moves at 19, RD 26, data to 40. Latencies from the
+     * transaction queue: 26 + 33 + 28 = 87. (One queue of 1: 26 + 21 + 21 = 68.) */
+    const uint64_t row[1] = {at(1, 0, 0, 0)}, three[1] = {192};
+    for (int two = 0; two < 2; two++) {
+        c.queue_depth = 1;
+        c.cmd_queue_depth = two;
+        qs_dram *d = make(&c);
+        EXPECT(qs_dram_transfer(d, 0, 0, row, three, 1, NULL, NULL), 40);
+        EXPECT(qs_dram_get_stats(d)->read_latency_sum, two ? 87 : 68);
+        qs_dram_destroy(d);
+    }
+    /* one move per cycle: reads of three banks, transaction queue 1, command queues 8. Req 0 moves at 0, req 1
+     * enters at 0 and moves at 1, req 2 enters at 1 and moves at 2. Req 0: ACT 0, RD 12, data 22..26; req 1
+     * (bg 1): ACT 3 (tRRD_S), RD 17 (tCCD_S), data to 31; req 2 (bg 0, bank 1): ACT 6, RD 22, data to 36.
+     * Latencies 26 + 31 + (36 - 1) = 92. */
+    const uint64_t banks[3] = {at(1, 0, 0, 0), at(1, 1, 0, 0), at(1, 0, 1, 0)}, one[3] = {64, 64, 64};
+    c.queue_depth = 1;
+    c.cmd_queue_depth = 8;
+    qs_dram *d = make(&c);
+    EXPECT(qs_dram_transfer(d, 0, 0, banks, one, 3, NULL, NULL), 36);
+    EXPECT(qs_dram_get_stats(d)->read_latency_sum, 92);
+    EXPECT(qs_dram_get_stats(d)->acts, 3);
+    qs_dram_destroy(d);
+}
+
 /* A transfer covers every burst its runs touch; times convert between the
  * accelerator clock and tCK rounding up. */
 static int g_traced;
@@ -565,6 +598,7 @@ int main(void)
     CU_add_test(s, "refresh", test_refresh);
     CU_add_test(s, "FR-FCFS and queue depth", test_fr_fcfs);
     CU_add_test(s, "queue depth bounds requests in flight", test_queue_depth);
+    CU_add_test(s, "two-level queues: transaction queue, per-bank command queues", test_two_level_queues);
     CU_add_test(s, "first ready: the earliest column command", test_first_ready);
     CU_add_test(s, "transfer bursts and clock conversion", test_transfer_and_clock);
     CU_add_test(s, "DMA engines: outstanding requests, request size, separate write engine", test_dma_engines);

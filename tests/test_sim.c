@@ -707,6 +707,7 @@ static void test_random_equivalence(void)
     static const int WB[4] = {1, 2, 4, 8};
     rn_rng r = {0x5EED5111ull};
     rn_rng rla = {0x100CA4EADull}; /* lookahead draws apart, so the other cases stay as they were */
+    rn_rng rcq = {0x2C0DEC0Full};  /* command-queue draws apart likewise */
     memset(&g_tally, 0, sizeof g_tally);
     int la_cases = 0;
     int n_cases = 3000;
@@ -785,10 +786,11 @@ static void test_random_equivalence(void)
             static const int QD[4] = {1, 2, 8, 32};
             static const int RB[4] = {0, 32, 64, 256};
             snprintf(c.mem, sizeof c.mem,
-                     "model = %s\nqueue_depth = %d\npage_policy = %s\n[dma]\noutstanding = %d\nrequest_bytes = %d\n"
-                     "separate_write_engine = %d\n",
+                     "model = %s\nqueue_depth = %d\npage_policy = %s\ncmd_queue_depth = %d\n[dma]\noutstanding = %d\n"
+                     "request_bytes = %d\nseparate_write_engine = %d\n",
                      MODELS[rn_int(&r, 0, 3)], QD[rn_int(&r, 0, 3)], rn_chance(&r, 0.7) ? "open" : "closed",
-                     P2[rn_int(&r, 0, 3)], RB[rn_int(&r, 0, 3)], rn_int(&r, 0, 1));
+                     rn_chance(&rcq, 0.5) ? 0 : (int)QD[rn_int(&rcq, 0, 2)], P2[rn_int(&r, 0, 3)], RB[rn_int(&r, 0, 3)],
+                     rn_int(&r, 0, 1));
         } else if (rn_chance(&r, 0.3)) {
             snprintf(c.mem, sizeof c.mem, "[dma]\noutstanding = %d\nrequest_bytes = %d\nseparate_write_engine = %d\n",
                      P2[rn_int(&r, 0, 3)], 16 << rn_int(&r, 0, 4), rn_int(&r, 0, 1));
