@@ -166,7 +166,7 @@ private:
     sc_core::sc_time find_period();
 
     friend void ::qsim_accel_dma_hook(void *, int, uint32_t, uint32_t, uint64_t);
-    friend uint64_t ::qsim_accel_mem_request(void *, uint64_t, int, const uint64_t *, const uint64_t *, uint32_t);
+    friend uint64_t(::qsim_accel_mem_request)(void *, uint64_t, int, const uint64_t *, const uint64_t *, uint32_t);
     void on_dma(bool is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
     uint64_t on_mem_request(uint64_t issue, bool is_write, const uint64_t *first, const uint64_t *count,
                             uint32_t n_runs);
