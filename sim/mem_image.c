@@ -161,6 +161,16 @@ const uint8_t *qs_mem_image_weights(qs_mem_image *m, int32_t layer, qs_error *er
 static uint8_t act_byte(const int32_t *x, int64_t count, int bits, uint64_t j)
 {
     uint8_t byte = 0;
+    if (bits % 8 == 0) { /* whole bytes: byte j % (bits / 8) of element j / (bits / 8) */
+        uint64_t per = (uint64_t)bits / 8, e = j / per;
+        return (int64_t)e < count ? (uint8_t)((uint32_t)x[e] >> (8 * (j % per))) : 0;
+    }
+    if (8 % bits == 0) { /* whole elements per byte */
+        uint64_t per = 8 / (uint64_t)bits, e0 = j * per;
+        for (uint64_t k = 0; k < per && (int64_t)(e0 + k) < count; k++)
+            byte |= (uint8_t)(((uint32_t)x[e0 + k] & ((1u << bits) - 1)) << (k * (uint64_t)bits));
+        return byte;
+    }
     for (int b = 0; b < 8; b++) {
         uint64_t gb = j * 8 + (uint64_t)b, e = gb / (uint64_t)bits;
         if ((int64_t)e >= count) break;
