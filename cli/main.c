@@ -22,6 +22,7 @@
 #include "array.h"
 #include "report.h"
 #include "scalesim_reads.h"
+#include "rtl_cosim.h"
 #include "sim.h"
 #include "trace.h"
 #include "waveview.h"
@@ -72,7 +73,12 @@ static const char *USAGE_RUN =
     "       qsim run --arch A.cfg TOPOLOGY.csv [options]   (SCALE-Sim topology, docs/scalesim.md)\n"
     "  --arch FILE          accelerator configuration (models/arch/*.cfg, or a SCALE-Sim .cfg)\n"
     "  --set S.K=V          override a configuration key (repeatable)\n"
-    "  --engine E           fast (default) or detailed (every PE every cycle)\n"
+    "  --engine E           fast (default), detailed (every PE every cycle) or rtl (the detailed engine\n"
+    "                       with the Verilated PE array of this configuration beside it, compared\n"
+    "                       every clock; needs verilator; docs/waveforms.md \"RTL co-simulation\")\n"
+    "  --rtl-tiles A:B      with --engine rtl: only array tiles A..B of each co-simulated layer\n"
+    "  --rtl-cache DIR      with --engine rtl: where built models are kept (default\n"
+    "                       $XDG_CACHE_HOME/qsim/rtl or ~/.cache/qsim/rtl)\n"
     "  --input X.npy        input integers, shape (C,H,W) or (N,C,H,W) for a batch\n"
     "  --labels Y.npy       labels of a batch: reports top-1 accuracy\n"
     "  --json FILE          write the full report as JSON (docs/report.md)\n"
@@ -85,7 +91,9 @@ static const char *USAGE_RUN =
     "  --fst FILE, --vcd FILE  waveform of the (first) inference for GTKWave, time in cycles; beside it\n"
     "                       FILE.gtkw, its view: gtkwave run.gtkw (per-clock PE activity needs --engine detailed)\n"
     "  --trace-from N, --trace-to N  cycle window of the waveform\n"
-    "  --trace-layer NAME   waveform window = that layer's cycles\n"
+    "  --trace-layer NAME   waveform window = that layer's cycles; with --engine rtl also the only\n"
+    "                       layer co-simulated (the others run fast), and --fst FILE puts the RTL's\n"
+    "                       own signals in FILE.rtl.fst beside FILE\n"
     "  --dram-trace FILE    every DRAM request of the (first) inference, DRAMsim3/Ramulator format\n"
     "                       (docs/dram.md; needs a bank-level [dram] model)\n"
     "  -q, --quiet          no table on stdout\n"
@@ -118,6 +126,7 @@ typedef struct {
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     const char *jobs, *dump_index;
     const char *dram_trace;
+    const char *rtl_tiles, *rtl_cache;  /* --engine rtl (docs/waveforms.md, "RTL co-simulation") */
     int timing_only;         /* SCALE-Sim topologies: no operands, SCALE-Sim's figures only */
     int gemm, traces;        /* traces: SCALE-Sim's trace CSVs per layer (docs/scalesim.md, "Traces") */
     const char *ss_outdir;   /* qsim scalesim -p: reports go to <dir>/<run_name>/, SCALE-Sim's stdout */
@@ -196,6 +205,8 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--act-bits")) o->abits = v;
         else if (!strcmp(a, "--report-dir")) o->report_dir = v;
         else if (!strcmp(a, "--dram-trace")) o->dram_trace = v;
+        else if (!strcmp(a, "--rtl-tiles")) o->rtl_tiles = v;
+        else if (!strcmp(a, "--rtl-cache")) o->rtl_cache = v;
         else if (!strcmp(a, "--gemm")) o->gemm = 1;
         else if (!strcmp(a, "--traces")) o->traces = 1;
         else if (!strcmp(a, "--timing-only")) o->timing_only = 1;
@@ -952,6 +963,37 @@ static int online_cores(void)
     return c < 1 ? 1 : c > 256 ? 256 : (int)c;
 }
 
+/* --engine rtl: progress of a model build, on stderr */
+static void rtl_note(void *user, const char *msg)
+{
+    (void)user;
+    fprintf(stderr, "qsim: %s\n", msg);
+}
+
+/* The run's command line without the options a co-simulation mismatch
+ * message supplies itself (engine and window) or that a replay needs not
+ * (outputs), for that message. */
+static void rtl_repro(int argc, char **argv, char *out, size_t cap)
+{
+    static const char *const drop[] = {"--engine", "--trace-layer", "--rtl-tiles", "--fst", "--vcd", "--trace-from",
+                                       "--trace-to", "--json", "--csv", "--dump-outputs", "--dump-index", "--jobs",
+                                       "--dram-trace"};
+    size_t n = (size_t)snprintf(out, cap, "qsim run");
+    for (int i = 0; i < argc && n + 1 < cap; i++) {
+        const char *a = argv[i];
+        int skip = 0;
+        for (size_t k = 0; k < sizeof drop / sizeof *drop; k++) skip |= !strcmp(a, drop[k]);
+        if (skip) {
+            i++;
+            continue;
+        }
+        int plain = a[0] != '\0' && strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.,/=:+@%") == strlen(a);
+        int w = snprintf(out + n, cap - n, plain ? " %s" : " '%s'", a);
+        if (w < 0) break;
+        n += (size_t)w;
+    }
+}
+
 static int cmd_run(int argc, char **argv)
 {
     options o;
@@ -959,14 +1001,32 @@ static int cmd_run(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_RUN,
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
                         " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
-                        " --weight-bits --act-bits --report-dir --traces --timing-only --dram-trace --jobs --dump-index ", &o);
+                        " --weight-bits --act-bits --report-dir --traces --timing-only --dram-trace --jobs --dump-index"
+                        " --rtl-tiles --rtl-cache ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qs_engine engine = QS_ENGINE_FAST;
+    int rtl = 0;
     if (o.engine) {
         if (!strcmp(o.engine, "fast")) engine = QS_ENGINE_FAST;
         else if (!strcmp(o.engine, "detailed")) engine = QS_ENGINE_DETAILED;
-        else return usage_error(USAGE_RUN, "unknown engine '%s' (fast or detailed)", o.engine);
+        else if (!strcmp(o.engine, "rtl")) rtl = 1; /* fast outside the co-simulated layers */
+        else return usage_error(USAGE_RUN, "unknown engine '%s' (fast, detailed or rtl)", o.engine);
     }
+    int64_t tile_from = 0, tile_to = INT64_MAX;
+    if ((o.rtl_tiles || o.rtl_cache) && !rtl)
+        return usage_error(USAGE_RUN, "%s", "--rtl-tiles and --rtl-cache need --engine rtl");
+    if (o.rtl_tiles) {
+        char *end1 = NULL, *end2 = NULL;
+        errno = 0;
+        long long a = strtoll(o.rtl_tiles, &end1, 10), b = a;
+        if (end1 != o.rtl_tiles && *end1 == ':') b = strtoll(end1 + 1, &end2, 10);
+        if (errno || end1 == o.rtl_tiles || a < 0 || (*end1 && (*end1 != ':' || !end2 || *end2 || end2 == end1 + 1)) || b < a)
+            return usage_error(USAGE_RUN, "--rtl-tiles '%s': a tile range A:B (or one tile A), 0 <= A <= B", o.rtl_tiles);
+        tile_from = a;
+        tile_to = b;
+    }
+    if (rtl && (o.gemm || is_topology_path(o.net)))
+        return usage_error(USAGE_RUN, "%s", "--engine rtl runs .qbin networks (not SCALE-Sim topologies)");
     if (o.gemm || is_topology_path(o.net)) return run_topology(&o, engine);
     if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir || o.traces || o.timing_only)
         return usage_error(USAGE_RUN, "%s",
@@ -991,9 +1051,9 @@ static int cmd_run(int argc, char **argv)
                            o.trace_to);
     if (o.trace_layer && (o.trace_from || o.trace_to))
         return usage_error(USAGE_RUN, "%s", "give --trace-layer or --trace-from/--trace-to, not both");
-    if ((o.trace_from || o.trace_to || o.trace_layer) && !o.fst && !o.vcd)
+    if ((o.trace_from || o.trace_to || (o.trace_layer && !rtl)) && !o.fst && !o.vcd)
         return usage_error(USAGE_RUN, "%s", "a trace window needs --fst or --vcd");
-    double t0 = now_seconds();
+    double t0 = now_seconds(), cpu0 = (double)clock() / CLOCKS_PER_SEC;
     qs_arch arch;
     qs_net *net = NULL;
     qs_prog *prog = NULL;
@@ -1005,6 +1065,8 @@ static int cmd_run(int argc, char **argv)
     pthread_t *threads = NULL;
     qs_tech tech;
     qs_trace *trace = NULL;
+    qs_rtl_cosim *cosim = NULL;
+    char rtl_fst[4096], rtl_cmd[8192];
     dram_log dlog = {NULL, 0, 0, 0};
     qs_error e;
     rc = load_inputs(&o, &arch, &net, &e);
@@ -1021,6 +1083,14 @@ static int cmd_run(int argc, char **argv)
     if (qs_compile(net, &arch, &prog, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, 0, &tech, &e)) goto out;
     if (qs_sim_create(net, prog, engine, &sim, &e)) goto out;
+    if (rtl && o.trace_layer) {
+        int32_t li = 1;
+        while (li < net->n_layers && strcmp(net->layers[li].name, o.trace_layer)) li++;
+        if (li == net->n_layers) {
+            qs_fail(&e, QS_ERR_ARG, "--trace-layer: no layer named '%s' in %s", o.trace_layer, o.net);
+            goto out;
+        }
+    }
     if (o.dram_trace && !qs_dram_is_bank_model(arch.dram_model)) {
         qs_fail(&e, QS_ERR_ARG, "--dram-trace %s: needs a bank-level DRAM model (e.g. --set dram.model=ddr4_3200); "
                 "[dram] model = %s has no DRAM requests", o.dram_trace, qs_dram_model_name(arch.dram_model));
@@ -1057,6 +1127,7 @@ static int cmd_run(int argc, char **argv)
     if (o.dump && make_dir(o.dump, &e)) goto out;
     if (n_jobs > n) n_jobs = n;
     if (o.fst || o.vcd) n_jobs = 1; /* the waveform is of the first inference, on this thread's simulator */
+    if (rtl) n_jobs = 1;            /* the co-simulation hook is on this thread's simulator */
     acc = calloc((size_t)net->n_layers * (size_t)n_jobs, sizeof *acc);
     preds = calloc((size_t)n, sizeof *preds);
     jobs = calloc((size_t)n_jobs, sizeof *jobs);
@@ -1081,6 +1152,29 @@ static int cmd_run(int argc, char **argv)
         }
         if (qs_trace_open(path, o.fst ? QS_TRACE_FST : QS_TRACE_VCD, "1ns", &trace, &e)) goto out;
         qs_sim_set_trace(sim, trace, tr_from, tr_to);
+    }
+    if (rtl) {
+        qs_rtl_cosim_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.max_act_bits = arch.max_act_bits;
+        ro.max_weight_bits = arch.max_weight_bits;
+        ro.cache_dir = o.rtl_cache;
+        ro.layer = o.trace_layer;
+        ro.tile_from = tile_from;
+        ro.tile_to = tile_to;
+        if (o.fst) { /* FILE.fst -> FILE.rtl.fst */
+            size_t len = strlen(o.fst);
+            int sfx = len > 4 && !strcmp(o.fst + len - 4, ".fst");
+            snprintf(rtl_fst, sizeof rtl_fst, "%.*s.rtl.fst", (int)(sfx ? len - 4 : len), o.fst);
+            ro.fst = rtl_fst;
+            ro.fst_from = tr_from;
+            ro.fst_to = tr_to;
+        }
+        rtl_repro(argc, argv, rtl_cmd, sizeof rtl_cmd);
+        ro.repro = rtl_cmd;
+        ro.note = rtl_note;
+        if (qs_rtl_cosim_create(&ro, &cosim, &e)) goto out;
+        if (qs_sim_set_array_hook(sim, qs_rtl_cosim_hook(cosim), &e)) goto out;
     }
     int n_correct = 0;
     int progress = isatty(2) && n > 1 && n_jobs == 1;
@@ -1147,7 +1241,7 @@ static int cmd_run(int argc, char **argv)
     for (int k = 0; k < n_jobs; k++) n_correct += jobs[k].n_correct;
     if (progress) fputc('\n', stderr);
 
-    qs_report rep = {net, prog, &arch, &tech, o.net, o.arch, engine == QS_ENGINE_FAST ? "fast" : "detailed", n, acc,
+    qs_report rep = {net, prog, &arch, &tech, o.net, o.arch, rtl ? "rtl" : engine == QS_ENGINE_FAST ? "fast" : "detailed", n, acc,
                      n_correct, o.labels ? n : 0, o.input ? preds : NULL, 0.0, NULL};
     rep.wall_seconds = now_seconds() - t0;
     rep.command_line = command_line;
@@ -1160,11 +1254,30 @@ static int cmd_run(int argc, char **argv)
         }
         if (cyc > 0) warn_buffer_throttle(net, prog, &arch, stall_buffer, cyc);
     }
+    if (cosim) {
+        qs_rtl_cosim_stats cs;
+        qs_rtl_cosim_stats_get(cosim, &cs);
+        if (cs.clocks == 0) {
+            snprintf(e.msg, sizeof e.msg, "--engine rtl: no array tile in the window (--trace-layer %s, --rtl-tiles %s)",
+                     o.trace_layer ? o.trace_layer : "(all)", o.rtl_tiles ? o.rtl_tiles : "(all)");
+            goto out;
+        }
+        /* the run's own time: the wall time but the model builds, and the
+         * CPU time of this process (the builds run in child processes),
+         * which a loaded machine does not inflate */
+        double run_s = now_seconds() - t0 - cs.build_seconds, cpu_s = (double)clock() / CLOCKS_PER_SEC - cpu0;
+        printf("RTL co-simulation: agreement: %" PRIu64 " clocks compared, %" PRIu64 " values compared, %" PRIu64
+               " tiles, %d array configuration%s (%d built, %.1f s); %.0f clocks/s, %.0f per CPU second\n",
+               cs.clocks, cs.values, cs.tiles, (int)cs.models, cs.models == 1 ? "" : "s", (int)cs.built,
+               cs.build_seconds, run_s > 0 ? (double)cs.clocks / run_s : 0.0, cpu_s > 0 ? (double)cs.clocks / cpu_s : 0.0);
+        if (o.fst) fprintf(stderr, "qsim: the RTL's own signals are in %s\n", rtl_fst);
+    }
     if (o.json && qs_report_write_json(&rep, o.json, &e)) goto out;
     if (o.csv && qs_report_write_csv(&rep, o.csv, &e)) goto out;
     rc = 0;
 out:
     if (rc) fail(&e);
+    qs_rtl_cosim_destroy(cosim);
     if (trace) {
         qs_error te;
         qs_trace_close(trace, &te);

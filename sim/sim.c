@@ -617,6 +617,7 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err)
     s->ss_layer = -1;
     s->actx.ssm = NULL;
     memset(s->stats, 0, sizeof(qs_layer_stats) * (size_t)s->net->n_layers);
+    if (s->actx.tile_count) memset(s->actx.tile_count, 0, sizeof *s->actx.tile_count * (size_t)s->net->n_layers);
     memset(s->tokens, 0, sizeof s->tokens);
     s->tokens[CH_CMP_LD] = s->prog->init_slots;
     s->tokens[CH_ST_CMP] = s->prog->init_accum;
@@ -718,7 +719,15 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
                     qs_tile_result r;
                     if (s->actx.log_len) memset(s->actx.log, 0, s->actx.log_len * sizeof *s->actx.log);
                     s->actx.log_len = 0;
-                    s->actx.logging = s->tr != NULL && s->engine == QS_ENGINE_DETAILED;
+                    /* a hook may run some layers of a fast-engine simulator on the detailed
+                     * engine (both give the same answers, docs/timing.md) */
+                    s->actx.engine = s->engine;
+                    if (s->actx.hook && s->engine == QS_ENGINE_FAST && s->actx.hook->wants_layer &&
+                        s->actx.hook->wants_layer(s->actx.hook->user, (int32_t)in->layer, s->net->layers[in->layer].name))
+                        s->actx.engine = QS_ENGINE_DETAILED;
+                    s->actx.insn_start = s->now;
+                    s->actx.insn = idx;
+                    s->actx.logging = s->tr != NULL && s->actx.engine == QS_ENGINE_DETAILED;
                     if (a->timing == QS_TIMING_SCALESIM && s->ss_layer != in->layer) {
                         /* SCALE-Sim simulates every layer with fresh buffers */
                         if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
@@ -892,6 +901,16 @@ void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user)
 {
     s->dram_trace = fn;
     s->dram_trace_user = user;
+}
+
+qs_status qs_sim_set_array_hook(qs_sim *s, const qs_array_hook *hook, qs_error *err)
+{
+    s->actx.hook = hook;
+    if (hook && !s->actx.tile_count) {
+        s->actx.tile_count = calloc((size_t)s->net->n_layers, sizeof *s->actx.tile_count);
+        if (!s->actx.tile_count) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
+    }
+    return hook ? qs_array_ctx_make_groups(&s->actx, err) : QS_OK;
 }
 
 void qs_sim_set_insn_hook(qs_sim *s, qs_sim_insn_fn fn, void *user)

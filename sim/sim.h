@@ -14,6 +14,7 @@
 #include "trace.h"
 #include "dram.h"
 #include "mem_backend.h"
+#include "array_hook.h"
 
 typedef enum { QS_ENGINE_FAST = 0, QS_ENGINE_DETAILED } qs_engine;
 
@@ -118,6 +119,12 @@ void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user);
  * completed. Lets a test replay the schedule from docs/timing.md. */
 typedef void (*qs_sim_insn_fn)(void *user, int32_t insn, uint64_t start, uint64_t ppu_end, uint64_t end);
 void qs_sim_set_insn_hook(qs_sim *s, qs_sim_insn_fn fn, void *user);
+
+/* A per-clock observer of the detailed engine's PE arrays (array_hook.h),
+ * for RTL co-simulation; NULL removes it. With a fast-engine simulator the
+ * layers the hook asks for run on the detailed engine. `hook` must outlive
+ * the runs. */
+qs_status qs_sim_set_array_hook(qs_sim *s, const qs_array_hook *hook, qs_error *err);
 
 /* Waveform of the next runs: queues, tokens, DMA, PPU, and the array's PE
  * activity (per clock with the detailed engine), cycles [from, to] only
