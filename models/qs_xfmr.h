@@ -18,6 +18,22 @@
 /* Largest entry of a softmax exponent table (16 bits unsigned). */
 #define QS_SOFTMAX_TABLE_MAX 65535
 
+/* SOFTMAX's param (docs/qbin.md, SOFTMAX): bits 0-3 the axis, bit 4 the causal
+ * mask, bits 5-7 zero, bits 8-30 the mask's offset: along axis 2 the line
+ * (c, h) keeps elements w <= h + offset, along axis 1 the line (c, w) keeps
+ * h <= w + offset; the others are masked out (excluded from max and sum,
+ * output 0). */
+#define QS_SOFTMAX_AXIS(param) ((param) & 15)
+#define QS_SOFTMAX_CAUSAL_BIT 16
+#define QS_SOFTMAX_OFFSET_SHIFT 8
+#define QS_SOFTMAX_IS_CAUSAL(param) (((param) & QS_SOFTMAX_CAUSAL_BIT) != 0)
+#define QS_SOFTMAX_OFFSET(param) ((param) >> QS_SOFTMAX_OFFSET_SHIFT)
+
+/* MUL's param: 0 the element-wise product; QS_MUL_ROWMAX multiplies each
+ * element of input 1 by the absmax over channels of input 2 at the same
+ * position (re-applies a DYNQUANT's per-token scale). */
+#define QS_MUL_ROWMAX 1
+
 /* floor(sqrt(n)), exactly (Newton's iteration of docs/qbin.md). */
 uint64_t qs_isqrt_u64(uint64_t n);
 
