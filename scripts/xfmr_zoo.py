@@ -1,13 +1,19 @@
 #!/usr/bin/python3
-"""Transformer encoders at low precision as .qbin (format version 2, docs/qbin.md).
+"""Transformers at low precision as .qbin (format version 2, docs/qbin.md).
 
     xfmr_zoo.py --net vit_tiny --weights ternary [--layers N] [--tokens T] [-o PATH]
     xfmr_zoo.py --net bert_base --weights w4 --layers 2
+    xfmr_zoo.py --net gpt2_small --weights w8 --tokens 128
+    xfmr_zoo.py --net llama_style --weights ternary --layers 2
 
 Nets, from their published shapes (../shared/reference/transformers.md, section 5):
   vit_tiny   timm vit_tiny_patch16_224: d 192, 3 heads, MLP 768, 12 layers, 224x224 image
   vit_base   timm vit_base_patch16_224: d 768, 12 heads, MLP 3072, 12 layers
   bert_base  HF bert-base-uncased:      d 768, 12 heads, MLP 3072, 12 layers, sequence 128
+  gpt2_small HF gpt2:                   d 768, 12 heads, MLP 3072 (GELU), 12 layers, LayerNorm,
+                                        causal; the prompt of --tokens (default 128)
+  llama_style TinyLlama-1.1B's shape:   d 2048, 32 heads, MLP 5632 (SwiGLU), 22 layers, RMSNorm,
+                                        causal
 Weights: w8, w4, w2 (LSQ-like: step 2 mean|W| / sqrt(Qp), Qp = 2^(b-1) - 1, per output
 channel) or ternary (BitNet b1.58 absmean: gamma = mean|W| per tensor, round(W / gamma)
 clipped to [-1, 1]); 8-bit activations everywhere (softmax output 8-bit unsigned).
@@ -19,8 +25,15 @@ by reshape, output projection, residual add, layernorm, MLP with a table GELU, r
 ViT: the 16x16/16 patch embedding is a conv on the 3x224x224 image, reshaped to (d, 196, 1); the
 class token and position embeddings are left out (no op concatenates along tokens yet), so the
 sequence is 196 tokens; a final layernorm, mean over tokens (gap) and a 1000-way fc. BERT: the
-input is the embedded sequence (d, T, 1), 8-bit; no pooler. Decoders (GPT-2, Llama: causal masking,
-KV cache) are not built yet.
+input is the embedded sequence (d, T, 1), 8-bit; no pooler. Decoders: the same pre-norm block with
+the causal softmax mask (docs/qbin.md), the prompt graph of T tokens (prefill); GPT-2 with LayerNorm and
+a table GELU, the Llama-style decoder with RMSNorm and SwiGLU (a table SiLU of the gate times the up
+projection, by MUL). Left out, and why: the token embedding and the LM head (a per-token FC of d x
+vocab, which adds d*vocab MACs per token and nothing new to check); rotary position embeddings (an
+integer rotation by per-position cos/sin tables is definable but not built: the Llama-style decoder has
+no position information); grouped-query attention (TinyLlama's 4 KV heads: a matmul's batch must match,
+so K/V heads are not shared; every head has its own K/V, as Llama-2-7B); decode steps with a KV cache
+(the graph is the prompt's; docs/studies/xfmr_ternary.md says what is missing).
 
 Weights are Gaussian (std 1/sqrt(fan_in)), LayerNorm gamma 1 and beta 0; every requantization is
 calibrated on one synthetic input: each output scale puts the 99.9th percentile of the real
@@ -43,6 +56,10 @@ NETS = {
     "vit_tiny": dict(d=192, heads=3, mlp=768, layers=12, image=224, patch=16, classes=1000),
     "vit_base": dict(d=768, heads=12, mlp=3072, layers=12, image=224, patch=16, classes=1000),
     "bert_base": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128),
+    # decoders: the prompt (prefill) graph with a causal mask; no LM head (see the docstring)
+    "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True),
+    "llama_style": dict(d=2048, heads=32, mlp=5632, layers=22, tokens=128, causal=True, norm="rms",
+                        ffn="swiglu"),
 }
 WEIGHTS = {"w8": 8, "w4": 4, "w2": 2, "ternary": 2}
 
@@ -122,6 +139,29 @@ class Builder:
         self.set_rq(i, big / 1024 / out, out)
         return self.done(i)
 
+    def rmsnorm(self, name, src):
+        s = self.net.layers[src]
+        i = self.net.rmsnorm(name, src, gamma=np.ones(s.out_c), bits=8, signed=True, zp=0, scale=1.0)
+        z = Q.layer_accumulator(self.net, i, self.outs, 32) / 65536.0
+        out = self.calib(z)
+        self.set_rq(i, 2.0 ** -16 / out, out)
+        return self.done(i)
+
+    def mul(self, name, a, b):
+        la, lb = self.net.layers[a], self.net.layers[b]
+        i = self.net.mul(name, a, b, bits=8, signed=True, zp=0, scale=1.0, multiplier=1e-3)
+        real = Q.layer_accumulator(self.net, i, self.outs, 32) * la.out_scale * lb.out_scale
+        out = self.calib(real)
+        self.set_rq(i, la.out_scale * lb.out_scale / out, out)
+        return self.done(i)
+
+    def silu(self, name, src):
+        s = self.net.layers[src]
+        fn = lambda v: v / (1.0 + math.exp(-v))  # noqa: E731
+        real = np.array([fn(v) for v in s.out_scale * np.arange(-128, 128)])
+        out = max(float(np.abs(real).max()), 1e-6) / 127.0
+        return self.done(self.net.lut(name, src, fn=fn, bits=8, signed=True, zp=0, scale=out))
+
     def gelu(self, name, src):
         s = self.net.layers[src]
         codes = np.arange(-128, 128)
@@ -153,19 +193,25 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026):
         x0 = net.input("embeddings", c=d, h=T, w=1, bits=8, signed=True, zp=0, scale=1 / 32)
         b.x = np.clip(np.round(b.rng.normal(size=(d, T, 1)) * 32), -128, 127).astype(np.int32)
         cur = b.done(x0)
+    norm = b.rmsnorm if cfg.get("norm") == "rms" else b.layernorm
     for li in range(L):
         p = "l%d." % li
-        h = b.layernorm(p + "ln1", cur)
+        h = norm(p + "ln1", cur)
         q, k, v = (b.conv(p + n, h, d) for n in ("q", "k", "v"))
         qh, kh, vh = (b.done(net.reshape(p + n + "_heads", src, H, dh, T)) for n, src in (("q", q), ("k", k), ("v", v)))
         s = b.matmul(p + "scores", qh, kh, trans_a=True, factor=1 / math.sqrt(dh))
-        pr = b.done(net.softmax(p + "softmax", s, axis=2, bits=8))
+        # decoders: query i sees keys j <= i (docs/qbin.md, SOFTMAX causal mask, offset 0 for a prompt)
+        pr = b.done(net.softmax(p + "softmax", s, axis=2, bits=8, causal=bool(cfg.get("causal"))))
         o = b.matmul(p + "attn_v", vh, pr, trans_b=True)
         om = b.done(net.reshape(p + "merge_heads", o, d, T, 1))
         cur = b.add(p + "res1", cur, b.conv(p + "proj", om, d))
-        h2 = b.layernorm(p + "ln2", cur)
-        f = b.gelu(p + "gelu", b.conv(p + "fc1", h2, cfg["mlp"]))
-        cur = b.add(p + "res2", cur, b.conv(p + "fc2", f, d))
+        h2 = norm(p + "ln2", cur)
+        if cfg.get("ffn") == "swiglu":  # down(silu(gate(h)) * up(h))
+            g = b.silu(p + "silu", b.conv(p + "gate", h2, cfg["mlp"]))
+            f = b.mul(p + "swiglu", g, b.conv(p + "up", h2, cfg["mlp"]))
+        else:
+            f = b.gelu(p + "gelu", b.conv(p + "fc1", h2, cfg["mlp"]))
+        cur = b.add(p + "res2", cur, b.conv(p + ("down" if cfg.get("ffn") == "swiglu" else "fc2"), f, d))
     if "classes" in cfg:
         h = b.layernorm("norm", cur)
         g = net.gap("pool", h, bits=8, signed=True, zp=0, scale=net.layers[h].out_scale)
@@ -186,14 +232,14 @@ def main(argv=None):
     ap.add_argument("--net", choices=sorted(NETS), required=True)
     ap.add_argument("--weights", choices=sorted(WEIGHTS), default="w8")
     ap.add_argument("--layers", type=int, help="blocks (default: the published depth)")
-    ap.add_argument("--tokens", type=int, help="sequence length (bert_base; default 128)")
+    ap.add_argument("--tokens", type=int, help="sequence length (bert_base, decoders' prompt; default 128)")
     ap.add_argument("-o", "--out", help="output .qbin (default NET_WEIGHTS[_lN].qbin here)")
     ap.add_argument("--input-out", help="also write the calibration input as .npy")
     a = ap.parse_args(argv)
     if a.layers is not None and not 1 <= a.layers <= NETS[a.net]["layers"]:
         ap.error("--layers must be 1..%d" % NETS[a.net]["layers"])
-    if a.tokens is not None and (a.net != "bert_base" or not 1 <= a.tokens <= 512):
-        ap.error("--tokens applies to bert_base, 1..512")
+    if a.tokens is not None and ("tokens" not in NETS[a.net] or not 1 <= a.tokens <= 2048):
+        ap.error("--tokens applies to bert_base, gpt2_small and llama_style, 1..2048")
     net, x = build(a.net, a.weights, a.layers, a.tokens)
     path = a.out or net.name + ".qbin"
     net.save(path)
