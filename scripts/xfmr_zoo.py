@@ -16,7 +16,9 @@ Nets, from their published shapes (../shared/reference/transformers.md, section 
                                         causal
 Weights: w8, w4, w2 (LSQ-like: step 2 mean|W| / sqrt(Qp), Qp = 2^(b-1) - 1, per output
 channel) or ternary (BitNet b1.58 absmean: gamma = mean|W| per tensor, round(W / gamma)
-clipped to [-1, 1]); 8-bit activations everywhere (softmax output 8-bit unsigned).
+clipped to [-1, 1]); 8-bit activations everywhere (softmax output 8-bit unsigned). --act dynamic
+quantizes each token's activations by their absmax in front of every projection (BitNet b1.58's
+BitLinear: DYNQUANT, the ternary 1x1 conv, a row-absmax MUL that re-applies the token's scale).
 
 Each block is pre-norm: layernorm, Q/K/V as 1x1 convolutions over (d, T, 1) (channels =
 hidden, height = tokens), heads split by reshape, scores = matmul(Qh, Kh, trans_a) scaled by
@@ -92,18 +94,44 @@ class Builder:
         q = np.clip(np.round(w / step.reshape((-1,) + (1,) * (w.ndim - 1))), -qp - 1, qp)
         return q.astype(np.int64), step, b
 
-    def conv(self, name, src, out_c, k=1, stride=1):
+    def conv(self, name, src, out_c, k=1, stride=1, in_scale=None):
+        """in_scale: the input's real step when its out_scale is not one (a dynquant's: 1/127 of
+        the token's absmax, counted here in units of that absmax)"""
         s = self.net.layers[src]
+        s_in = s.out_scale if in_scale is None else in_scale
         fan_in = s.out_c * k * k
         w = self.rng.normal(size=(out_c, s.out_c, k, k)) / math.sqrt(fan_in)
         q, step, bits = self.quant_weights(w)
         i = self.net.conv(name, src, q, stride=stride, wbits=bits, w_scale=step, bits=8, signed=True, zp=0,
                           scale=1.0, multiplier=1e-3)
         acc = Q.layer_accumulator(self.net, i, self.outs, 32).astype(np.float64)
-        real = acc * s.out_scale * step.reshape(-1, 1, 1)
+        real = acc * s_in * step.reshape(-1, 1, 1)
         out = self.calib(real)
-        self.set_rq(i, s.out_scale * step / out, out)
+        self.set_rq(i, s_in * step / out, out)
         return self.done(i)
+
+    def bitlinear(self, name, src_q, src, out_c):
+        """BitNet b1.58's BitLinear on a per-token-quantized input src_q = dynquant(src): the
+        conv sees x q / m (m the token's absmax over channels), then a row-absmax mul
+        multiplies by m: real = conv * m * s_src / 127."""
+        c = self.conv(name, src_q, out_c, in_scale=1.0 / 127)
+        lc, ls = self.net.layers[c], self.net.layers[src]
+        i = self.net.mul(name + ".rescale", c, src, rowmax=True, bits=8, signed=True, zp=0, scale=1.0,
+                         multiplier=1e-3)
+        real = Q.layer_accumulator(self.net, i, self.outs, 32) * lc.out_scale * ls.out_scale
+        out = self.calib(real)
+        self.set_rq(i, lc.out_scale * ls.out_scale / out, out)
+        return self.done(i)
+
+    def linear(self, name, src, out_c, act_q):
+        """A per-token projection: a 1x1 conv on static 8-bit activations, or, with act_q
+        ("dynamic"), BitNet's absmax per-token quantization first (one dynquant per input,
+        shared by the projections that read it: act_q caches it)."""
+        if act_q is None:
+            return self.conv(name, src, out_c)
+        if src not in act_q:
+            act_q[src] = self.done(self.net.dynquant(self.net.layers[src].name + ".q", src, bits=8))
+        return self.bitlinear(name, act_q[src], src, out_c)
 
     def set_rq(self, i, reals, out_scale):
         l = self.net.layers[i]
@@ -172,12 +200,15 @@ class Builder:
         return self.done(i)
 
 
-def build(net_name, weights, layers=None, tokens=None, seed=2026):
+def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static"):
+    """act: "static" (8-bit activations with calibrated scales) or "dynamic" (BitNet b1.58:
+    per-token absmax int8 in front of every projection, its scale re-applied after)."""
     cfg = NETS[net_name]
     L = cfg["layers"] if layers is None else layers
     d, H = cfg["d"], cfg["heads"]
     dh = d // H
-    tag = "%s_%s%s" % (net_name, weights, "" if layers is None else "_l%d" % layers)
+    tag = "%s_%s%s%s" % (net_name, weights, "_dyn" if act == "dynamic" else "",
+                         "" if layers is None else "_l%d" % layers)
     b = Builder(tag, weights, seed)
     net = b.net
     if "image" in cfg:
@@ -196,22 +227,23 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026):
     norm = b.rmsnorm if cfg.get("norm") == "rms" else b.layernorm
     for li in range(L):
         p = "l%d." % li
+        aq = {} if act == "dynamic" else None
         h = norm(p + "ln1", cur)
-        q, k, v = (b.conv(p + n, h, d) for n in ("q", "k", "v"))
+        q, k, v = (b.linear(p + n, h, d, aq) for n in ("q", "k", "v"))
         qh, kh, vh = (b.done(net.reshape(p + n + "_heads", src, H, dh, T)) for n, src in (("q", q), ("k", k), ("v", v)))
         s = b.matmul(p + "scores", qh, kh, trans_a=True, factor=1 / math.sqrt(dh))
         # decoders: query i sees keys j <= i (docs/qbin.md, SOFTMAX causal mask, offset 0 for a prompt)
         pr = b.done(net.softmax(p + "softmax", s, axis=2, bits=8, causal=bool(cfg.get("causal"))))
         o = b.matmul(p + "attn_v", vh, pr, trans_b=True)
         om = b.done(net.reshape(p + "merge_heads", o, d, T, 1))
-        cur = b.add(p + "res1", cur, b.conv(p + "proj", om, d))
+        cur = b.add(p + "res1", cur, b.linear(p + "proj", om, d, aq))
         h2 = norm(p + "ln2", cur)
         if cfg.get("ffn") == "swiglu":  # down(silu(gate(h)) * up(h))
-            g = b.silu(p + "silu", b.conv(p + "gate", h2, cfg["mlp"]))
-            f = b.mul(p + "swiglu", g, b.conv(p + "up", h2, cfg["mlp"]))
+            g = b.silu(p + "silu", b.linear(p + "gate", h2, cfg["mlp"], aq))
+            f = b.mul(p + "swiglu", g, b.linear(p + "up", h2, cfg["mlp"], aq))
         else:
-            f = b.gelu(p + "gelu", b.conv(p + "fc1", h2, cfg["mlp"]))
-        cur = b.add(p + "res2", cur, b.conv(p + ("down" if cfg.get("ffn") == "swiglu" else "fc2"), f, d))
+            f = b.gelu(p + "gelu", b.linear(p + "fc1", h2, cfg["mlp"], aq))
+        cur = b.add(p + "res2", cur, b.linear(p + ("down" if cfg.get("ffn") == "swiglu" else "fc2"), f, d, aq))
     if "classes" in cfg:
         h = b.layernorm("norm", cur)
         g = net.gap("pool", h, bits=8, signed=True, zp=0, scale=net.layers[h].out_scale)
@@ -233,6 +265,9 @@ def main(argv=None):
     ap.add_argument("--weights", choices=sorted(WEIGHTS), default="w8")
     ap.add_argument("--layers", type=int, help="blocks (default: the published depth)")
     ap.add_argument("--tokens", type=int, help="sequence length (bert_base, decoders' prompt; default 128)")
+    ap.add_argument("--act", choices=("static", "dynamic"), default="static",
+                    help="activations: static 8-bit scales, or BitNet's dynamic per-token absmax int8 "
+                         "(dynquant before every projection, its scale re-applied by a row-absmax mul)")
     ap.add_argument("-o", "--out", help="output .qbin (default NET_WEIGHTS[_lN].qbin here)")
     ap.add_argument("--input-out", help="also write the calibration input as .npy")
     a = ap.parse_args(argv)
@@ -240,7 +275,7 @@ def main(argv=None):
         ap.error("--layers must be 1..%d" % NETS[a.net]["layers"])
     if a.tokens is not None and ("tokens" not in NETS[a.net] or not 1 <= a.tokens <= 2048):
         ap.error("--tokens applies to bert_base, gpt2_small and llama_style, 1..2048")
-    net, x = build(a.net, a.weights, a.layers, a.tokens)
+    net, x = build(a.net, a.weights, a.layers, a.tokens, act=a.act)
     path = a.out or net.name + ".qbin"
     net.save(path)
     if a.input_out:

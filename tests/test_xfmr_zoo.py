@@ -4,7 +4,8 @@
     test_xfmr_zoo.py QSIM_BINARY [SOURCE_DIR]
 
 Builds ViT-Ti/16 (one block, every weight format), BERT-base (one block, 16 tokens, W4A8), GPT-2
-small (one block, a 16-token prompt, causal, W8A8) and the Llama-style decoder (one block, 8 tokens,
+small (one block, a 16-token prompt, causal, W8A8, and ternary with BitNet's dynamic per-token
+activation quantization) and the Llama-style decoder (one block, 8 tokens,
 RMSNorm, SwiGLU, causal, ternary),
 runs each with `qsim run --dump-outputs` on the dlac and tpu_int8 presets (fast engine; the
 engines are compared field by field in tests/e2e_xfmr.py) and checks every layer's output
@@ -34,10 +35,11 @@ def main(argv):
     tmp = tempfile.mkdtemp(prefix="qsim_xzoo_")
     failures = []
     try:
-        cases = [("vit_tiny", w, 1, None) for w in ("w8", "w4", "w2", "ternary")] + [("bert_base", "w4", 1, 16)]
-        cases += [("gpt2_small", "w8", 1, 16), ("llama_style", "ternary", 1, 8)]
-        for net_name, w, layers, tokens in cases:
-            net, x = Z.build(net_name, w, layers, tokens)
+        cases = [("vit_tiny", w, 1, None, "static") for w in ("w8", "w4", "w2", "ternary")]
+        cases += [("bert_base", "w4", 1, 16, "static"), ("gpt2_small", "w8", 1, 16, "static"),
+                  ("gpt2_small", "ternary", 1, 16, "dynamic"), ("llama_style", "ternary", 1, 8, "static")]
+        for net_name, w, layers, tokens, act in cases:
+            net, x = Z.build(net_name, w, layers, tokens, act=act)
             path = os.path.join(tmp, net.name + ".qbin")
             npy = os.path.join(tmp, net.name + ".npy")
             net.save(path)
@@ -58,7 +60,8 @@ def main(argv):
             info = subprocess.run([qsim, "info", path], capture_output=True, text=True)
             decoder = net_name in ("gpt2_small", "llama_style")
             if info.returncode or "table[256]" not in info.stdout or "A^T x B" not in info.stdout or \
-                    decoder != ("causal" in info.stdout) or (net_name == "llama_style") != ("rmsnorm" in info.stdout):
+                    decoder != ("causal" in info.stdout) or (net_name == "llama_style") != ("rmsnorm" in info.stdout) or \
+                    (act == "dynamic") != ("dynquant" in info.stdout and "x rowmax" in info.stdout):
                 failures.append("%s: qsim info does not list the tables and matmuls:\n%s%s" % (
                     net.name, info.stdout, info.stderr))
             for arch in ("dlac", "tpu_int8"):
