@@ -235,7 +235,7 @@ static int cmd_info(int argc, char **argv)
            "weights", "MACs");
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
-        char ins[32] = "", shape[32], outq[16], w[16] = "-";
+        char ins[32] = "", shape[32], outq[16], w[40] = "-";
         for (int32_t k = 0; k < L->n_inputs && k < 3; k++) {
             char t[12];
             snprintf(t, sizeof t, "%s%d", k ? "," : "", L->inputs[k]);
@@ -250,6 +250,9 @@ static int cmd_info(int argc, char **argv)
                 snprintf(w, sizeof w, "causal");
         } else if (L->kind == QS_L_LUT || L->kind == QS_L_SOFTMAX) { /* a table of the PPU, not weights */
             snprintf(w, sizeof w, "table[%lld]", (long long)net->tensors[L->weight].count);
+        } else if (L->kind == QS_L_ROPE) { /* cos/sin table: positions x pairs */
+            snprintf(w, sizeof w, "rope[%lldx%lld]", (long long)net->tensors[L->weight].shape[0],
+                     (long long)net->tensors[L->weight].shape[1]);
         } else if (L->kind == QS_L_MUL && L->param == QS_MUL_ROWMAX) {
             snprintf(w, sizeof w, "x rowmax(%d)", (int)L->inputs[1]);
         } else if (L->kind == QS_L_MATMUL) {

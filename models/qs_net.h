@@ -86,6 +86,7 @@ typedef enum {
     QS_L_MATMUL,     /* per batch (channel): op(A) x op(B) of two activations */
     QS_L_RESHAPE,    /* same values in the same order, new (C, H, W) */
     QS_L_DYNQUANT,   /* per-position absmax quantization over channels (BitNet b1.58) */
+    QS_L_ROPE,       /* rotary position embedding: integer rotation by cos/sin tables (weight) */
     QS_L_KIND_COUNT
 } qs_layer_kind;
 

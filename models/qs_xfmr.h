@@ -34,6 +34,13 @@
  * position (re-applies a DYNQUANT's per-token scale). */
 #define QS_MUL_ROWMAX 1
 
+/* ROPE's param: bits 0-15 the head size dh (even), bits 16-30 the position
+ * of token 0 (a decode step's offset); weight = table [P][dh/2][2] of
+ * round(2^14 cos), round(2^14 sin), P >= tokens + offset. */
+#define QS_ROPE_HEAD_DIM(param) ((param) & 0xffff)
+#define QS_ROPE_OFFSET(param) ((param) >> 16)
+#define QS_ROPE_FRAC_BITS 14
+
 /* floor(sqrt(n)), exactly (Newton's iteration of docs/qbin.md). */
 uint64_t qs_isqrt_u64(uint64_t n);
 

@@ -75,7 +75,8 @@ qs_matmul_dims qs_matmul_dims_of(const qs_net *net, int32_t li)
 int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems)
 {
     const int axis = L->kind == QS_L_SOFTMAX ? QS_SOFTMAX_AXIS(L->param) : -1;
-    if (L->kind == QS_L_LAYERNORM || L->kind == QS_L_RMSNORM || L->kind == QS_L_DYNQUANT || axis == 0) {
+    if (L->kind == QS_L_LAYERNORM || L->kind == QS_L_RMSNORM || L->kind == QS_L_DYNQUANT || L->kind == QS_L_ROPE ||
+        axis == 0) {
         *units = (int64_t)L->out_h * L->out_w;
         *elems = L->out_c;
         return 1;
@@ -171,6 +172,21 @@ int64_t qs_xfmr_ppu(const qs_net *net, int32_t li, const int32_t *const *outputs
             for (int64_t w = 0; w < W; w++)
                 softmax_line(L, T, x + c * HW + w, (int32_t)H, W, causal ? w + offset + 1 : H, out + c * HW + w);
         return 3 * ((int64_t)u1 - u0) * HW;
+    }
+    case QS_L_ROPE: { /* per position p (token t = p, W = 1), per head, pairs (i, i + dh/2) */
+        const int32_t *tab = net->tensors[L->weight].data;
+        const int64_t dh = QS_ROPE_HEAD_DIM(L->param), half = dh / 2, off = QS_ROPE_OFFSET(L->param);
+        for (int32_t p = u0; p < u1; p++) {
+            const int32_t *row = tab + (p + off) * dh; /* [dh/2][2] of this position */
+            for (int64_t h0 = 0; h0 < C; h0 += dh)
+                for (int64_t i = 0; i < half; i++) {
+                    const int64_t a = h0 + i, b = h0 + i + half, cs = row[2 * i], sn = row[2 * i + 1];
+                    const int64_t xa = (int64_t)x[a * HW + p] - IN->out_zp, xb = (int64_t)x[b * HW + p] - IN->out_zp;
+                    out[a * HW + p] = qs_layer_requant(L, (int32_t)a, xa * cs - xb * sn);
+                    out[b * HW + p] = qs_layer_requant(L, (int32_t)b, xa * sn + xb * cs);
+                }
+        }
+        return 3 * ((int64_t)u1 - u0) * C;
     }
     case QS_L_DYNQUANT: {
         const int64_t q = ((int64_t)1 << (L->out_bits - 1)) - 1;

@@ -53,17 +53,18 @@ WEIGHT_DTYPES = (DT_BIPOLAR, DT_INT2, DT_INT4, DT_INT8)
 
 (L_INPUT, L_CONV, L_FC, L_MAXPOOL, L_AVGPOOL, L_GAP, L_ADD, L_CONCAT, L_ACT, L_REQUANT,
  L_FLATTEN, L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE,
- L_DYNQUANT) = range(19)
+ L_DYNQUANT, L_ROPE) = range(20)
 KIND_NAMES = ["input", "conv", "fc", "maxpool", "avgpool", "gap", "add", "concat", "act",
               "requant", "flatten", "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul",
-              "reshape", "dynquant"]
-V2_KINDS = (L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE, L_DYNQUANT)
+              "reshape", "dynquant", "rope"]
+V2_KINDS = (L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE, L_DYNQUANT, L_ROPE)
+ROPE_FRAC_BITS = 14       # ROPE table entries: round(2^14 cos), round(2^14 sin)
 # SOFTMAX param: bits 0-3 the axis, bit 4 the causal mask, bits 8-30 the mask's offset
 SOFTMAX_CAUSAL = 1 << 4
 SOFTMAX_OFFSET_SHIFT = 8
 MUL_ROWMAX = 1            # MUL param: input 1 times input 2's absmax over channels, per position
 REQUANT_KINDS = (L_CONV, L_FC, L_AVGPOOL, L_GAP, L_ADD, L_REQUANT, L_MUL, L_LAYERNORM, L_RMSNORM,
-                 L_MATMUL)
+                 L_MATMUL, L_ROPE)
 NORM_FRAC_BITS = 16       # z = (x - mean) / sigma in Q16
 NORM_MAX_ROW = 16384      # longest normalized row
 TABLE_MAX_BITS = 8        # widest lut / softmax input
@@ -511,6 +512,28 @@ class Net:
         l.weight = self._table(name + ".exp", table)
         return self._add(l)
 
+    def rope(self, name: str, src: int, head_dim: int, positions: int = None, offset: int = 0,
+             base: float = 10000.0, table=None, **out) -> int:
+        """Rotary position embedding (Llama's rotate_half pairing: channel i with i + dh/2 of each
+        head) of token t at position t + offset: y_a = x_a cos - x_b sin, y_b = x_a sin + x_b cos,
+        cos/sin in Q14 from a table of `positions` rows (default tokens + offset); the default
+        multiplier is s_in 2^-14 / s_out (output scale needed)."""
+        s = self.layers[src]
+        l = Layer(name, L_ROPE, [src], out_c=s.out_c, out_h=s.out_h, out_w=s.out_w,
+                  param=int(head_dim) | (int(offset) << 16))
+        if table is None:
+            n = s.out_h + offset if positions is None else positions
+            theta = base ** (-2.0 * np.arange(head_dim // 2) / head_dim)
+            ang = np.arange(n).reshape(-1, 1) * theta
+            table = np.stack([np.round(np.cos(ang) * (1 << ROPE_FRAC_BITS)),
+                              np.round(np.sin(ang) * (1 << ROPE_FRAC_BITS))], axis=2)
+        l.weight = self.add_tensor(name + ".cos_sin", np.asarray(table, np.int64), DT_INT16, True)
+        out = dict(out)
+        if "mult" not in out and "multiplier" not in out and out.get("scale", 0) > 0 and s.out_scale > 0:
+            out["multiplier"] = s.out_scale * 2.0 ** -ROPE_FRAC_BITS / out["scale"]
+        self._apply_out(l, **out)
+        return self._add(l)
+
     def dynquant(self, name: str, src: int, bits: int = 8) -> int:
         """Per position, over channels: round((x - zp) q / max|x - zp|), q = 2^(bits-1) - 1
         (BitNet b1.58's absmax activation quantizer). The real scale differs per token, so
@@ -723,11 +746,11 @@ def validate(net: Net, where: str = "net", tensor_off=None, layer_off=None) -> N
             lfail(i, "%d requant multipliers; must be 0, 1 or %d" % (n, l.out_c))
         if n and (l.rq_mult.min() < 0 or np.abs(l.rq_shift.astype(np.int64)).max() > MAX_SHIFT):
             lfail(i, "multipliers must be >= 0 and shifts in -31..31")
-        if l.kind not in (L_CONV, L_FC, L_LUT, L_SOFTMAX) and l.weight != -1:
+        if l.kind not in (L_CONV, L_FC, L_LUT, L_SOFTMAX, L_ROPE) and l.weight != -1:
             lfail(i, "a %s has no weight" % l.kind_name)
         if l.kind not in (L_CONV, L_FC, L_LAYERNORM, L_RMSNORM) and l.bias != -1:
             lfail(i, "a %s has no bias" % l.kind_name)
-        if l.kind not in (L_SOFTMAX, L_MATMUL, L_MUL) and l.param != 0:
+        if l.kind not in (L_SOFTMAX, L_MATMUL, L_MUL, L_ROPE) and l.param != 0:
             lfail(i, "a %s has no parameter, but param is %d" % (l.kind_name, l.param))
         if l.kind == L_INPUT:
             continue
@@ -853,6 +876,23 @@ def _validate_v2(net: Net, i: int, l: Layer, s: Layer, lfail, expect) -> None:
                 lfail(i, "softmax output must be unsigned with zero point 0")
             if table(0, SOFTMAX_TABLE_MAX).data.ravel()[0] < 1:
                 lfail(i, "exponent table entry 0 must be >= 1")
+        expect(*s.shape)
+    elif l.kind == L_ROPE:
+        dh, off = l.param & 0xffff, l.param >> 16
+        if l.param < 0 or dh < 2 or dh % 2 or s.out_c % dh:
+            lfail(i, "rope head size %d must be even, >= 2 and divide the %d channels" % (dh, s.out_c))
+        if s.out_w != 1:
+            lfail(i, "rope input: tokens run along H, W must be 1")
+        if not 0 <= l.weight < len(net.tensors):
+            lfail(i, "table tensor index %d out of range" % l.weight)
+        t = net.tensors[l.weight]
+        if t.dtype not in (DT_INT16, DT_INT32) or not t.signed or tuple(t.shape)[1:] != (dh // 2, 2):
+            lfail(i, "rope table '%s' must be signed int16/int32 of shape [positions][%d][2]" % (t.name, dh // 2))
+        if t.shape[0] < s.out_h + off:
+            lfail(i, "rope table '%s' holds %d positions; tokens %d at offset %d need %d"
+                  % (t.name, t.shape[0], s.out_h, off, s.out_h + off))
+        if t.data.size and np.abs(t.data).max() > 1 << ROPE_FRAC_BITS:
+            lfail(i, "rope table '%s' entries outside -16384..16384 (Q14 cos/sin)" % t.name)
         expect(*s.shape)
     elif l.kind == L_DYNQUANT:
         if not l.out_signed or l.out_zp != 0 or l.out_bits < 2:
@@ -1362,6 +1402,13 @@ def layer_accumulator(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: in
         acc = norm_q16(a - za, l.kind == L_LAYERNORM)
         if l.bias >= 0:
             acc = acc + net.tensors[l.bias].data.astype(np.int64).reshape(-1, 1, 1)
+    elif l.kind == L_ROPE:   # pairs (i, i + dh/2) of each head rotated by the token's angle
+        dh, off = l.param & 0xffff, l.param >> 16
+        x = (a - za).reshape(-1, dh, a.shape[1])                  # (heads, dh, T)
+        tab = net.tensors[l.weight].data.astype(np.int64)[off:off + a.shape[1]]   # (T, dh/2, 2)
+        cs, sn = tab[:, :, 0].T[None], tab[:, :, 1].T[None]     # (1, dh/2, T)
+        xa, xb = x[:, :dh // 2], x[:, dh // 2:]
+        acc = np.concatenate([xa * cs - xb * sn, xa * sn + xb * cs], axis=1).reshape(a.shape)
     elif l.kind == L_MATMUL:
         b = np.asarray(outs[l.inputs[1]], np.int64) - net.layers[l.inputs[1]].out_zp
         opa = (a - za).transpose(0, 2, 1) if l.param & 1 else a - za

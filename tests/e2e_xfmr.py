@@ -8,7 +8,8 @@ Q/K/V/output/MLP projections (channels = hidden, height = tokens), reshapes that
 merge heads, both attention matmuls (with and without transposes), softmax along the keys
 (axis 2 or 1, half of them with a causal mask and an offset) and sometimes along channels
 (axis 0), sometimes BitNet's per-token absmax quantization (dynquant) before the MLP's up
-projection with its scale re-applied by a row-absmax mul, table GELU/SiLU, a SwiGLU-style
+projection with its scale re-applied by a row-absmax mul, sometimes rotary position embeddings
+(rope) of Q and K at a position offset, table GELU/SiLU, a SwiGLU-style
 mul and residual adds. Every network runs through
 
     qsim run --arch models/arch/X.cfg NET --input X.npy --dump-outputs DIR -q --engine E
@@ -154,6 +155,11 @@ class Block:
         h = self.norm(x0)
         loud = self.p(0.3)
         q, k, v = self.proj(h, d, loud), self.proj(h, d, loud), self.proj(h, d)
+        if dh % 2 == 0 and self.p(0.4):  # rotary position embeddings of Q and K (tokens at an offset)
+            off = self.r(0, 3)
+            q, k = (self.done(self.net.rope("rope_" + n, src, dh, offset=off, positions=T + off + self.r(0, 2),
+                                            multiplier=0.01, **self.q_out()), tune=True)
+                    for n, src in (("q", q), ("k", k)))
         qh = self.done(self.net.reshape("qh", q, heads, dh, T))
         kh = self.done(self.net.reshape("kh", k, heads, dh, T))
         vh = self.done(self.net.reshape("vh", v, heads, dh, T))
@@ -316,7 +322,7 @@ def main(argv):
         print("layers with accumulator overflows under 16-bit accumulators: %d" % overflowed)
         print("matmul layers that saturated (engines compared): %d" % saturated)
         need = {"layernorm", "rmsnorm", "matmul", "softmax", "lut", "mul", "reshape", "conv", "add",
-                "softmax-causal", "dynquant", "mul-rowmax"}
+                "softmax-causal", "dynquant", "mul-rowmax", "rope"}
         if args.nets >= 20 and (need - kinds or overflowed == 0 or saturated == 0):
             print("coverage incomplete: missing %s, overflowing layers %d" % (sorted(need - kinds), overflowed))
             failed += 1
