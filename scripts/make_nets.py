@@ -123,8 +123,9 @@ def make_xfmr_tiny() -> Net:
 def make_decoder_tiny() -> Net:
     """A BitNet-b1.58-style decoder block (format version 2): 8 hidden channels x 6 tokens,
     2 heads; rmsnorm, per-token absmax quantization (dynquant) in front of the ternary
-    projections with each token's scale re-applied after them (row-absmax mul), a causal
-    softmax, a table SiLU and residual adds. Calibrated like xfmr_tiny."""
+    projections with each token's scale re-applied after them (row-absmax mul), rotary
+    position embeddings of Q and K, a causal softmax, a table SiLU and residual adds.
+    Calibrated like xfmr_tiny."""
     import qsim_qbin as Q
     rng = np.random.default_rng(17)
     d, heads, T = 8, 2, 6
@@ -155,6 +156,9 @@ def make_decoder_tiny() -> Net:
     h = done(net.rmsnorm("rms1", x0, gamma=np.linspace(0.8, 1.2, d), bits=8, signed=True, zp=0, scale=0.03))
     hq = done(net.dynquant("h_q", h, bits=8))
     q, k, v = (bitlinear(n, h, hq, d) for n in ("wq", "wk", "wv"))
+    # rotary position embeddings of Q and K (Q14 cos/sin table; multiplier 2^-14: the same scale)
+    q, k = (done(net.rope("rope_" + n, src, d // heads, bits=8, signed=True, zp=0, scale=0.05,
+                          multiplier=2.0 ** -14)) for n, src in (("q", q), ("k", k)))
     qh, kh, vh = (done(net.reshape(n + "_heads", src, heads, d // heads, T))
                   for n, src in (("q", q), ("k", k), ("v", v)))
     s = done(net.matmul("scores", qh, kh, trans_a=True, bits=8, signed=True, zp=0, scale=0.1, multiplier=0.01))

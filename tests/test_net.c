@@ -968,7 +968,7 @@ static void test_layer_record_errors(void)
 {
     const uint64_t l0 = layer_rec(tiny.b, 0), l1 = layer_rec(tiny.b, 1), l3 = layer_rec(tiny.b, 3);
     const uint64_t l5 = layer_rec(tiny.b, 5);
-    MUTATE32(l1 + 48, QS_L_KIND_COUNT, "unknown layer kind 19");
+    MUTATE32(l1 + 48, QS_L_KIND_COUNT, "unknown layer kind 20");
     MUTATE32(l1 + 48, QS_L_LUT, "layer kind 11 (lut) needs format version 2");
     MUTATE32(l1 + 48, 0x80000000u, "unknown layer kind");
     MUTATE32(l1 + 48, QS_L_INPUT, "only layer 0 may be an input");
@@ -1265,8 +1265,17 @@ static void m_dynquant_zp(qs_net *n) /* the silu lut made a dynquant with a zero
     l->clamp_hi = 127;
 }
 
+/* decoder_tiny: 9 rope_q (8x6x1, head size 4, table [6][2][2]) */
+static void m_rope_dh(qs_net *n) { n->layers[9].param = 3; }
+static void m_rope_offset(qs_net *n) { n->layers[9].param = 4 | (1 << 16); } /* needs 7 positions, has 6 */
+static void m_rope_entry(qs_net *n) { n->tensors[n->layers[9].weight].data[3] = 16385; }
+
 static void test_validate_v2(void)
 {
+    INVALID(m_rope_dh, &decoder, "layer 9 'rope_q', rope");
+    INVALID(m_rope_dh, &decoder, "head size 3 must be even");
+    INVALID(m_rope_offset, &decoder, "holds 6 positions; tokens 6 at offset 1 need 7");
+    INVALID(m_rope_entry, &decoder, "entry 3 = 16385 outside -16384..16384");
     INVALID(m_heads, &xfmr, "layer 5 'q_heads', reshape");
     INVALID(m_heads, &xfmr, "changes the element count");
     INVALID(m_mm_shape, &xfmr, "layer 8 'scores', matmul");

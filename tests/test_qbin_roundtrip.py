@@ -119,6 +119,8 @@ def every_v2_net() -> q.Net:
         net.softmax("softmax%d" % ax, mul, axis=ax, bits=4 + ax)
     net.softmax("causal1", mul, axis=1, bits=8, causal=True)
     net.softmax("causal2", mul, axis=2, bits=8, causal=True, offset=3)
+    tok = net.reshape("tokens", x, 6, 12, 1)
+    net.rope("rope", tok, 6, offset=2, positions=16, bits=8, signed=True, zp=-1, scale=0.05)
     dq = net.dynquant("dynquant", x, bits=5)
     net.mul("rowmax", dq, lut, rowmax=True, bits=8, signed=True, zp=0, scale=0.2, multiplier=0.05)
     ln = net.layernorm("ln", x, gamma=np.linspace(0.5, 2, 6), beta=np.linspace(-1, 1, 6), bits=8, signed=True,
@@ -299,6 +301,16 @@ def test_rules_agree():
     both_refuse(patched(dq, 176, "<i", 1), "dynquant output must be signed", "a dynquant with a zero point")
     both_refuse(patched(mu, 188, "<i", 2), "mul param 2", "mul param 2")
     both_refuse(patched(mu, 60, "<i", y), "different positions", "a row-absmax mul over other positions")
+
+    net = q.Net("rope")
+    x = net.input("in", c=8, h=3, w=1, bits=8, signed=True, zp=0, scale=0.1)
+    ro = net.rope("ro", x, 4, offset=1, positions=5, bits=8, signed=True, zp=0, scale=0.1)
+    ok = net.to_bytes()
+    check(tool_check(ok), "C accepts the rope net")
+    _, _, loff, _ = struct.unpack_from("<IIQQ", ok, 32 + 48)
+    both_refuse(patched(ro, 188, "<i", 3), "head size 3 must be even", "a rope of odd head size")
+    both_refuse(patched(ro, 188, "<i", 4 | (3 << 16)), "holds 5 positions; tokens 3 at offset 3 need 6",
+                "a rope table shorter than the positions")
 
 
 def tool_check(data: bytes) -> bool:

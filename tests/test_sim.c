@@ -413,6 +413,7 @@ static uint64_t doc_ppu_ops(const qs_net *net, const qs_insn *in)
     if (L->kind == QS_L_LAYERNORM) return (uint64_t)in->m_len * (3 * C + 32);
     if (L->kind == QS_L_RMSNORM) return (uint64_t)in->m_len * (2 * C + 32);
     if (L->kind == QS_L_DYNQUANT) return (uint64_t)in->m_len * (2 * C + 32);
+    if (L->kind == QS_L_ROPE) return (uint64_t)in->m_len * 3 * C;
     if (L->kind == QS_L_MUL && L->param == 1) /* row absmax of input 2, then multiply + requantize */
         return (uint64_t)in->m_len * ((uint64_t)net->layers[L->inputs[1]].out_c + 2 * C);
     if (L->kind == QS_L_SOFTMAX && (L->param & 15) == 0) return (uint64_t)in->m_len * 3 * C;
@@ -1636,8 +1637,9 @@ static void test_decoder_ppu_ops(void)
     struct { int layer; uint64_t ops; const char *why; } want[] = {
         {2, 6 * (2 * 8 + 32), "dynquant: absmax pass + scale pass over 8 channels + 32 for the reciprocal, per token"},
         {4, 6 * (8 + 2 * 8), "row-absmax mul: absmax over input 2's 8 channels + multiply and requantize 8, per token"},
-        {21, 6 * (8 + 2 * 16), "row-absmax mul: 8-channel absmax + 2 x 16 outputs, per token"},
-        {13, 3 * 2 * 6 * 6, "causal softmax: 3 per element, masked ones included"},
+        {23, 6 * (8 + 2 * 16), "row-absmax mul: 8-channel absmax + 2 x 16 outputs, per token"},
+        {15, 3 * 2 * 6 * 6, "causal softmax: 3 per element, masked ones included"},
+        {9, 3 * 8 * 6, "rope: 3 per output (two multiplies and an add, requantize)"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         uint64_t got = qs_sim_layer_stats(s, want[i].layer)->ev.ppu_ops;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The decoder operators of docs/qbin.md (causal SOFTMAX, DYNQUANT, row-absmax MUL) against
+"""The decoder operators of docs/qbin.md (causal SOFTMAX, DYNQUANT, row-absmax MUL, ROPE) against
 values worked out by hand from the document, through both the NumPy reference evaluator and
 `qsim run` with both engines (every layer dumped).
 
@@ -49,6 +49,29 @@ CAUSAL1 = [[255, 170, 85], [0, 85, 85], [0, 0, 85]]   # rows h, columns w
 DYNQUANT = [[0, 7, 0], [4, 4, 0], [7, -4, 0]]         # [c][t]
 # row-absmax mul of the dynquant output by x's absmax at the token (2, 2, 0), multiplier 1:
 ROWMAX = [[0, 14, 0], [8, 8, 0], [14, -8, 0]]
+
+# ROPE, one head of dh = 4 (pairs (0, 2) and (1, 3)), input (4 channels, 2 tokens): channels
+# [10, 0], [0, 5], [0, 10], [7, -5]; table rows (position) of (cos, sin) per pair i, multiplier 1:
+#   position 0: i0 (1, 0),  i1 (2, 1);   position 1: i0 (0, 1), i1 (1, -1);   position 2: i0 (-1, 0), i1 (0, 0)
+# offset 0: t=0 x=[10,0,0,7]: i0 a=10,b=0 -> 10, 0; i1 a=0,b=7 -> 0*2-7*1 = -7, 0*1+7*2 = 14
+#           t=1 x=[0,5,10,-5]: i0 a=0,b=10 (0,1) -> -10, 0; i1 a=5,b=-5 (1,-1) -> 5-5 = 0, -5-5 = -10
+# offset 1: t=0 at position 1: i0 (0,1) -> 0, 10; i1 (1,-1) -> 0+7*(-1)*(-1) = 7, 7
+#           t=1 at position 2: i0 (-1,0) -> 0, -10; i1 (0,0) -> 0, 0
+ROPE_X = np.array([[10, 0], [0, 5], [0, 10], [7, -5]]).reshape(4, 2, 1)
+ROPE_TABLE = [[[1, 0], [2, 1]], [[0, 1], [1, -1]], [[-1, 0], [0, 0]]]
+ROPE0 = [[10, -10], [-7, 0], [0, 0], [14, -10]]        # [c][t]
+ROPE1 = [[0, 0], [7, 0], [10, -10], [7, 0]]
+
+
+def build_rope(Q):
+    net = Q.Net("rope_ops")
+    x = net.input("x", c=4, h=2, w=1, bits=8, signed=True, zp=0, scale=0.1)
+    want = {net.rope("rope0", x, 4, table=ROPE_TABLE, bits=8, signed=True, zp=0, scale=0.1, multiplier=1.0):
+            np.array(ROPE0).reshape(4, 2, 1),
+            net.rope("rope1", x, 4, offset=1, table=ROPE_TABLE, bits=8, signed=True, zp=0, scale=0.1,
+                     multiplier=1.0): np.array(ROPE1).reshape(4, 2, 1)}
+    net.output = len(net.layers) - 1
+    return net, want
 
 
 def build(Q):
@@ -119,6 +142,27 @@ def main(argv):
                                      ("rowmax", 3 * (3 + 2 * 3), "n2 + 2n per token")):
                 check(abs(ops[name] - n_ops) < 1e-6, "%s: %.3f PPU operations, want %d (%s)" % (name, ops[name],
                                                                                               n_ops, why))
+    rnet, rwant = build_rope(Q)
+    rref = Q.evaluate(rnet, ROPE_X)
+    for i, w in rwant.items():
+        check(np.array_equal(rref[i], w), "reference '%s': %s, by hand %s" % (rnet.layers[i].name,
+                                                                              rref[i].ravel().tolist(), w.ravel().tolist()))
+    with tempfile.TemporaryDirectory(prefix="qsim_rope_") as tmp:
+        qbin, npy = os.path.join(tmp, "r.qbin"), os.path.join(tmp, "x.npy")
+        rnet.save(qbin)
+        np.save(npy, ROPE_X.astype(np.int32))
+        for engine in ("fast", "detailed"):
+            out = os.path.join(tmp, engine)
+            p = subprocess.run([qsim, "run", "--arch", os.path.join(root, "models", "arch", "dlac.cfg"), qbin,
+                                "--input", npy, "--dump-outputs", out, "--engine", engine, "-q"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+            check(p.returncode == 0, "%s: qsim run (rope) exit %d: %s" % (engine, p.returncode, p.stderr.strip()))
+            for i, w in rwant.items():
+                if p.returncode:
+                    break
+                got = np.load(os.path.join(out, "%03d_%s.npy" % (i, rnet.layers[i].name)))
+                check(np.array_equal(got, w), "%s '%s': %s, by hand %s" % (engine, rnet.layers[i].name,
+                                                                           got.ravel().tolist(), w.ravel().tolist()))
     print("%d failure(s)" % len(fails))
     return 1 if fails else 0
 
