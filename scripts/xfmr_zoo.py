@@ -13,7 +13,7 @@ Nets, from their published shapes (../shared/reference/transformers.md, section 
   gpt2_small HF gpt2:                   d 768, 12 heads, MLP 3072 (GELU), 12 layers, LayerNorm,
                                         causal; the prompt of --tokens (default 128)
   llama_style TinyLlama-1.1B's shape:   d 2048, 32 heads, MLP 5632 (SwiGLU), 22 layers, RMSNorm,
-                                        causal
+                                        rotary embeddings (base 10000), causal
 Weights: w8, w4, w2 (LSQ-like: step 2 mean|W| / sqrt(Qp), Qp = 2^(b-1) - 1, per output
 channel) or ternary (BitNet b1.58 absmean: gamma = mean|W| per tensor, round(W / gamma)
 clipped to [-1, 1]); 8-bit activations everywhere (softmax output 8-bit unsigned). --act dynamic
@@ -29,11 +29,10 @@ class token and position embeddings are left out (no op concatenates along token
 sequence is 196 tokens; a final layernorm, mean over tokens (gap) and a 1000-way fc. BERT: the
 input is the embedded sequence (d, T, 1), 8-bit; no pooler. Decoders: the same pre-norm block with
 the causal softmax mask (docs/qbin.md), the prompt graph of T tokens (prefill); GPT-2 with LayerNorm and
-a table GELU, the Llama-style decoder with RMSNorm and SwiGLU (a table SiLU of the gate times the up
+a table GELU, the Llama-style decoder with RMSNorm, rotary position embeddings of Q and K (ROPE: an
+integer rotation by a Q14 cos/sin table, docs/qbin.md) and SwiGLU (a table SiLU of the gate times the up
 projection, by MUL). Left out, and why: the token embedding and the LM head (a per-token FC of d x
-vocab, which adds d*vocab MACs per token and nothing new to check); rotary position embeddings (an
-integer rotation by per-position cos/sin tables is definable but not built: the Llama-style decoder has
-no position information); grouped-query attention (TinyLlama's 4 KV heads: a matmul's batch must match,
+vocab, which adds d*vocab MACs per token and nothing new to check); grouped-query attention (TinyLlama's 4 KV heads: a matmul's batch must match,
 so K/V heads are not shared; every head has its own K/V, as Llama-2-7B); decode steps with a KV cache
 (the graph is the prompt's; docs/studies/xfmr_ternary.md says what is missing).
 
@@ -61,7 +60,7 @@ NETS = {
     # decoders: the prompt (prefill) graph with a causal mask; no LM head (see the docstring)
     "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True),
     "llama_style": dict(d=2048, heads=32, mlp=5632, layers=22, tokens=128, causal=True, norm="rms",
-                        ffn="swiglu"),
+                        ffn="swiglu", rope=10000.0),
 }
 WEIGHTS = {"w8": 8, "w4": 4, "w2": 2, "ternary": 2}
 
@@ -183,6 +182,14 @@ class Builder:
         self.set_rq(i, la.out_scale * lb.out_scale / out, out)
         return self.done(i)
 
+    def rope(self, name, src, head_dim, base):
+        s = self.net.layers[src]
+        i = self.net.rope(name, src, head_dim, base=base, bits=8, signed=True, zp=0, scale=1.0, multiplier=1e-3)
+        real = Q.layer_accumulator(self.net, i, self.outs, 32) * s.out_scale * 2.0 ** -Q.ROPE_FRAC_BITS
+        out = self.calib(real)
+        self.set_rq(i, s.out_scale * 2.0 ** -Q.ROPE_FRAC_BITS / out, out)
+        return self.done(i)
+
     def silu(self, name, src):
         s = self.net.layers[src]
         fn = lambda v: v / (1.0 + math.exp(-v))  # noqa: E731
@@ -230,6 +237,8 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static"):
         aq = {} if act == "dynamic" else None
         h = norm(p + "ln1", cur)
         q, k, v = (b.linear(p + n, h, d, aq) for n in ("q", "k", "v"))
+        if cfg.get("rope"):  # rotary position embeddings of Q and K, tokens at positions 0..T-1
+            q, k = b.rope(p + "rope_q", q, dh, cfg["rope"]), b.rope(p + "rope_k", k, dh, cfg["rope"])
         qh, kh, vh = (b.done(net.reshape(p + n + "_heads", src, H, dh, T)) for n, src in (("q", q), ("k", k), ("v", v)))
         s = b.matmul(p + "scores", qh, kh, trans_a=True, factor=1 / math.sqrt(dh))
         # decoders: query i sees keys j <= i (docs/qbin.md, SOFTMAX causal mask, offset 0 for a prompt)

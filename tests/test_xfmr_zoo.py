@@ -6,7 +6,7 @@
 Builds ViT-Ti/16 (one block, every weight format), BERT-base (one block, 16 tokens, W4A8), GPT-2
 small (one block, a 16-token prompt, causal, W8A8, and ternary with BitNet's dynamic per-token
 activation quantization) and the Llama-style decoder (one block, 8 tokens,
-RMSNorm, SwiGLU, causal, ternary),
+RMSNorm, rotary embeddings, SwiGLU, causal, ternary),
 runs each with `qsim run --dump-outputs` on the dlac and tpu_int8 presets (fast engine; the
 engines are compared field by field in tests/e2e_xfmr.py) and checks every layer's output
 against the NumPy reference (scripts/qsim_qbin.py evaluate); checks the published MAC counts
@@ -60,7 +60,7 @@ def main(argv):
             info = subprocess.run([qsim, "info", path], capture_output=True, text=True)
             decoder = net_name in ("gpt2_small", "llama_style")
             if info.returncode or "table[256]" not in info.stdout or "A^T x B" not in info.stdout or \
-                    decoder != ("causal" in info.stdout) or (net_name == "llama_style") != ("rmsnorm" in info.stdout) or \
+                    decoder != ("causal" in info.stdout) or (net_name == "llama_style") != ("rmsnorm" in info.stdout and "rope[8x32]" in info.stdout) or \
                     (act == "dynamic") != ("dynquant" in info.stdout and "x rowmax" in info.stdout):
                 failures.append("%s: qsim info does not list the tables and matmuls:\n%s%s" % (
                     net.name, info.stdout, info.stderr))
