@@ -210,7 +210,7 @@ _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bindings_wor
 
 
 def run_point_worker(point: dict, keep_json: str | None = None, on_start=None, stopped=lambda: False):
-    """One point through libqsim in this thread's worker process (dse_lib/bindings_worker.py, started once
+    """One point through libqsim in this thread's worker process (qsim/dse/bindings_worker.py, started once
     per thread, which keeps the library and the networks loaded). A process per thread, not the library in
     this process: two simulations in one process's threads ran 15-30% slower than in two processes
     (docs/performance.md). Returns the row, or None when the sweep was stopped (the worker is killed)."""

@@ -50,7 +50,7 @@ def _page(spec, outdir, title, headline, sections, rows):
              "page no longer matches the code. Files in `%s/`: "
              "`results.csv` (every point: parameters, cycles, time, energy and its breakdown, area, TOPS/W, "
              "utilization, DRAM bytes), `results.jsonl` (the same with per-layer summaries), `pareto*.csv` and "
-             "the figures (PNG + SVG), written by `scripts/dse_lib/studies.py`; last point simulated on %s." % (
+             "the figures (PNG + SVG), written by `scripts/qsim/dse/studies.py`; last point simulated on %s." % (
                  len(rows), len(ok), len(rows) - len(ok), ", ".join(versions), ", ".join(revisions), wall,
                  _rel(outdir, pdir),
                  max([str(r.get("finished") or "")[:10] for r in rows] or [time.strftime("%Y-%m-%d")])), ""]

@@ -173,6 +173,6 @@ def _main(a) -> int:
         from . import studies
         fn = getattr(studies, spec.analysis, None)
         if fn is None:
-            raise DseError("analysis %r: no such study in scripts/dse_lib/studies.py" % spec.analysis)
+            raise DseError("analysis %r: no such study in scripts/qsim/dse/studies.py" % spec.analysis)
         fn(spec, results.flat_rows(keys), out, results)
     return 0
