@@ -76,13 +76,13 @@ static inline int32_t qs_matmul_b(const qs_layer *B, const int32_t *bv, const qs
 }
 
 /* Does the post-processing unit walk this layer by rows of its own rather
- * than by channels? Norms and softmax over axis 0: a row is a position
- * (h, w) with all its channels; softmax over axis 2: a row is one line
+ * than by channels? Norms, DYNQUANT, ROPE, the row-absmax MUL and softmax
+ * over axis 0: a row is a position (h, w) with all its channels; softmax over axis 2: a row is one line
  * (c, h) of W elements. Sets *units (rows) and *elems (elements per row). */
 int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems);
 
 /* Post-process units [u0, u1) (channels, or the rows of qs_xfmr_rows) of a
- * LUT, MUL, SOFTMAX, LAYERNORM or RMSNORM
+ * LUT, MUL, SOFTMAX, LAYERNORM, RMSNORM, DYNQUANT or ROPE
  * layer from its inputs' outputs (CHW int32, indexed by layer) into out.
  * Returns the element operations it costs (docs/timing.md, "Post-processing"). */
 int64_t qs_xfmr_ppu(const qs_net *net, int32_t layer, const int32_t *const *outputs, int32_t *out, int32_t u0,
