@@ -121,14 +121,14 @@ def make_xfmr_tiny() -> Net:
 
 
 def make_decoder_tiny() -> Net:
-    """A BitNet-b1.58-style decoder block (format version 2): 8 hidden channels x 6 tokens,
+    """A BitNet-b1.58-style decoder block (format version 2): 16 hidden channels x 24 tokens,
     2 heads; rmsnorm, per-token absmax quantization (dynquant) in front of the ternary
     projections with each token's scale re-applied after them (row-absmax mul), rotary
     position embeddings of Q and K, a causal softmax, a table SiLU and residual adds.
     Calibrated like xfmr_tiny."""
     import qsim_qbin as Q
     rng = np.random.default_rng(17)
-    d, heads, T = 8, 2, 6
+    d, heads, T = 16, 2, 24   # 24 tokens: small ifmap buffers need several row tiles (tests/test_compiler.c)
     net = Net("decoder_tiny")
     x = rng.integers(-100, 100, size=(d, T, 1))
     outs = []

@@ -1265,16 +1265,16 @@ static void m_dynquant_zp(qs_net *n) /* the silu lut made a dynquant with a zero
     l->clamp_hi = 127;
 }
 
-/* decoder_tiny: 9 rope_q (8x6x1, head size 4, table [6][2][2]) */
+/* decoder_tiny: 9 rope_q (16x24x1, head size 8, table [24][4][2]) */
 static void m_rope_dh(qs_net *n) { n->layers[9].param = 3; }
-static void m_rope_offset(qs_net *n) { n->layers[9].param = 4 | (1 << 16); } /* needs 7 positions, has 6 */
+static void m_rope_offset(qs_net *n) { n->layers[9].param = 8 | (1 << 16); } /* needs 25 positions, has 24 */
 static void m_rope_entry(qs_net *n) { n->tensors[n->layers[9].weight].data[3] = 16385; }
 
 static void test_validate_v2(void)
 {
     INVALID(m_rope_dh, &decoder, "layer 9 'rope_q', rope");
     INVALID(m_rope_dh, &decoder, "head size 3 must be even");
-    INVALID(m_rope_offset, &decoder, "holds 6 positions; tokens 6 at offset 1 need 7");
+    INVALID(m_rope_offset, &decoder, "holds 24 positions; tokens 24 at offset 1 need 25");
     INVALID(m_rope_entry, &decoder, "entry 3 = 16385 outside -16384..16384");
     INVALID(m_heads, &xfmr, "layer 5 'q_heads', reshape");
     INVALID(m_heads, &xfmr, "changes the element count");

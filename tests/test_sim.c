@@ -1610,7 +1610,7 @@ static void test_xfmr_ppu_ops(void)
 }
 
 /* The decoder's PPU layers (docs/timing.md, "Post-processing") on the shipped
- * decoder_tiny block: 8 channels x 6 tokens, 2 heads, scores 2 x 6 x 6. The
+ * decoder_tiny block: 16 channels x 24 tokens, 2 heads, scores 2 x 24 x 24. The
  * counts below come from the table of docs/timing.md, by hand. */
 static void test_decoder_ppu_ops(void)
 {
@@ -1632,14 +1632,14 @@ static void test_decoder_ppu_ops(void)
     CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_FAST, &s, &e), QS_OK);
     rn_rng xr = {7};
     int32_t *x = rn_input(&xr, net, 0.2, 0.0);
-    CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(s, x, 48, &e), QS_OK);
+    CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(s, x, 16 * 24, &e), QS_OK);
     CU_ASSERT_EQUAL_FATAL(qs_sim_run(s, &e), QS_OK);
     struct { int layer; uint64_t ops; const char *why; } want[] = {
-        {2, 6 * (2 * 8 + 32), "dynquant: absmax pass + scale pass over 8 channels + 32 for the reciprocal, per token"},
-        {4, 6 * (8 + 2 * 8), "row-absmax mul: absmax over input 2's 8 channels + multiply and requantize 8, per token"},
-        {23, 6 * (8 + 2 * 16), "row-absmax mul: 8-channel absmax + 2 x 16 outputs, per token"},
-        {15, 3 * 2 * 6 * 6, "causal softmax: 3 per element, masked ones included"},
-        {9, 3 * 8 * 6, "rope: 3 per output (two multiplies and an add, requantize)"},
+        {2, 24 * (2 * 16 + 32), "dynquant: absmax pass + scale pass over 16 channels + 32 for the reciprocal, per token"},
+        {4, 24 * (16 + 2 * 16), "row-absmax mul: absmax over input 2's 16 channels + multiply and requantize 16, per token"},
+        {23, 24 * (16 + 2 * 32), "row-absmax mul: 16-channel absmax + 2 x 32 outputs, per token"},
+        {15, 3 * 2 * 24 * 24, "causal softmax: 3 per element, masked ones included"},
+        {9, 3 * 16 * 24, "rope: 3 per output (two multiplies and an add, requantize)"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         uint64_t got = qs_sim_layer_stats(s, want[i].layer)->ev.ppu_ops;
