@@ -97,7 +97,8 @@ static const char *USAGE_RUN =
     "  --weight-bits B      signed weights: 1 (bipolar), 2, 4 or 8 (default 8)\n"
     "  --act-bits B         unsigned activations: 1..16 (default 8)\n"
     "  --report-dir DIR     SCALE-Sim's COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv\n"
-    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs, in DIR/layer<i>/ (needs --report-dir)\n";
+    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs, in DIR/layer<i>/ (needs --report-dir)\n"
+    "  --timing-only        SCALE-Sim's figures only, no operands (layers too large to simulate always run so)\n";
 
 static const char *USAGE_INFO = "usage: qsim info NET.qbin\n";
 
@@ -118,6 +119,7 @@ typedef struct {
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     const char *jobs, *dump_index;
     const char *dram_trace;
+    int timing_only;         /* SCALE-Sim topologies: no operands, SCALE-Sim's figures only */
     int gemm, traces;        /* traces: SCALE-Sim's trace CSVs per layer (docs/scalesim.md, "Traces") */
     const char *ss_outdir;   /* qsim scalesim -p: reports go to <dir>/<run_name>/, SCALE-Sim's stdout */
     const char *sets[MAX_SETS];
@@ -165,7 +167,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         snprintf(key, sizeof key, " %s ", a);
         if (!strstr(allowed, key)) return usage_error(cmd_usage, "unknown option '%s'", a);
         int takes_value = strcmp(a, "--listing") && strcmp(a, "--summary") && strcmp(a, "-q") && strcmp(a, "--quiet") &&
-                          strcmp(a, "--gemm") && strcmp(a, "--traces");
+                          strcmp(a, "--gemm") && strcmp(a, "--traces") && strcmp(a, "--timing-only");
         const char *v = NULL;
         if (takes_value) {
             if (i + 1 >= argc) return usage_error(cmd_usage, "option '%s' needs a value", a);
@@ -197,6 +199,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--dram-trace")) o->dram_trace = v;
         else if (!strcmp(a, "--gemm")) o->gemm = 1;
         else if (!strcmp(a, "--traces")) o->traces = 1;
+        else if (!strcmp(a, "--timing-only")) o->timing_only = 1;
         else if (!strcmp(a, "--listing")) o->listing = 1;
         else if (!strcmp(a, "--summary")) o->summary = 1;
         else o->quiet = 1;
@@ -541,10 +544,28 @@ static qs_status scalesim_read_replay(const qs_scalesim_layer *row, int32_t inde
 /* One topology layer: its own network, compiled and simulated, then freed;
  * what the report needs is copied to *res. */
 static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
-                                    qs_engine engine, const qs_scalesim_opts *base, int replay_reads,
+                                    qs_engine engine, const qs_scalesim_opts *base, int timing_only, int replay_reads,
                                     const char *trace_dir, const int64_t trace_offsets[3], qs_topo_layer *res,
                                     qs_error *e)
 {
+    if (timing_only || row->no_operands) {
+        /* SCALE-Sim's figures from the row alone (docs/scalesim.md, "Layers
+         * without operands"): no network, no qsim cycles or energy */
+        memset(res, 0, sizeof *res);
+        res->row = *row;
+        res->no_operands = 1;
+        snprintf(res->layer.name, sizeof res->layer.name, "%.40s", row->name);
+        res->layer.kind = QS_L_CONV;
+        int32_t oh, ow;
+        qs_scalesim_ofmap_dims(row, &oh, &ow);
+        res->layer.out_c = row->num_filters;
+        res->layer.out_h = row->is_gemm ? row->gemm_m : oh;
+        res->layer.out_w = row->is_gemm ? 1 : ow;
+        qs_status st = qs_ssstats_layer(row, arch, &res->stats.ss, e);
+        if (!st && (replay_reads || trace_dir))
+            st = scalesim_read_replay(row, index, arch, trace_dir, trace_offsets, &res->stats.ss, e);
+        return st;
+    }
     qs_scalesim_opts opts = *base;
     opts.index = index;
     qs_net *net = NULL;
@@ -661,7 +682,16 @@ static int run_topology(const options *o, qs_engine engine)
         }
     }
     if (qs_scalesim_load_topology(o->net, o->gemm ? 1 : -1, &topo, &e)) goto out;
-    if (qs_tech_load(arch.tech_table, &arch, opts.act_bits, &tech, &e)) goto out;
+    /* an array over the engines' limit runs SCALE-Sim's figures only, which
+     * use no technology figure (energy and area are not computed): the
+     * table is loaded for the largest array the engines hold */
+    qs_arch tech_arch = arch;
+    if (tech_arch.scalesim_figures_only) {
+        tech_arch.rows = tech_arch.rows < 1024 ? tech_arch.rows : 1024;
+        tech_arch.cols = tech_arch.cols < 1024 ? tech_arch.cols : 1024;
+        tech_arch.scalesim_figures_only = 0;
+    }
+    if (qs_tech_load(arch.tech_table, &tech_arch, opts.act_bits, &tech, &e)) goto out;
     res = calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *res);
     if (!res) {
         qs_fail(&e, QS_ERR_NOMEM, "out of memory");
@@ -675,7 +705,8 @@ static int run_topology(const options *o, qs_engine engine)
         qs_error le;
         /* the replayed figures appear only in the report files, JSON and CSV */
         int replay_reads = report_dir || o->json || o->csv || o->ss_outdir;
-        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, replay_reads,
+        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, o->timing_only || arch.scalesim_figures_only,
+                               replay_reads,
                                o->traces ? report_dir : NULL, trace_offsets, &res[i], &le)) {
             if (progress) fputc('\n', stderr);
             qs_fail(&e, QS_ERR_RUN, "%.300s:%d: %.400s", o->net, (int)topo.layers[i].line, le.msg);
@@ -724,7 +755,8 @@ static const char *USAGE_SCALESIM =
     "  -i gemm|conv         topology form (default conv)\n"
     "  --engine E           fast (default) or detailed\n"
     "  --set S.K=V          override a qsim configuration key (repeatable)\n"
-    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs in OUTDIR/<run_name>/layer<i>/\n";
+    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs in OUTDIR/<run_name>/layer<i>/\n"
+    "  --timing-only        no operands: SCALE-Sim's figures only (layers too large to simulate always run so)\n";
 
 /* `qsim scalesim`: SCALE-Sim's own flags mapped onto a topology run. */
 static int cmd_scalesim(int argc, char **argv)
@@ -739,8 +771,8 @@ static int cmd_scalesim(int argc, char **argv)
             fputs(USAGE_SCALESIM, stdout);
             return 0;
         }
-        if (!strcmp(a, "--traces")) {
-            o.traces = 1;
+        if (!strcmp(a, "--traces") || !strcmp(a, "--timing-only")) {
+            *(!strcmp(a, "--traces") ? &o.traces : &o.timing_only) = 1;
             continue;
         }
         if (i + 1 >= argc) return usage_error(USAGE_SCALESIM, "%s needs a value", a);
@@ -938,7 +970,7 @@ static int cmd_run(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_RUN,
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
                         " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
-                        " --weight-bits --act-bits --report-dir --traces --dram-trace --jobs --dump-index ", &o);
+                        " --weight-bits --act-bits --report-dir --traces --timing-only --dram-trace --jobs --dump-index ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qs_engine engine = QS_ENGINE_FAST;
     if (o.engine) {
@@ -947,9 +979,10 @@ static int cmd_run(int argc, char **argv)
         else return usage_error(USAGE_RUN, "unknown engine '%s' (fast or detailed)", o.engine);
     }
     if (o.gemm || is_topology_path(o.net)) return run_topology(&o, engine);
-    if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir || o.traces)
+    if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir || o.traces || o.timing_only)
         return usage_error(USAGE_RUN, "%s",
-                           "--sparsity, --weight-bits, --act-bits, --report-dir and --traces apply to SCALE-Sim topologies (.csv)");
+                           "--sparsity, --weight-bits, --act-bits, --report-dir, --timing-only and --traces apply to "
+                           "SCALE-Sim topologies (.csv)");
     if (o.labels && !o.input) return usage_error(USAGE_RUN, "%s", "--labels needs --input");
     int n_jobs = online_cores();
     if (o.jobs && parse_int_arg(o.jobs, 1, 256, &n_jobs))
