@@ -412,8 +412,12 @@ static uint64_t doc_ppu_ops(const qs_net *net, const qs_insn *in)
     const uint64_t C = (uint64_t)L->out_c;
     if (L->kind == QS_L_LAYERNORM) return (uint64_t)in->m_len * (3 * C + 32);
     if (L->kind == QS_L_RMSNORM) return (uint64_t)in->m_len * (2 * C + 32);
-    if (L->kind == QS_L_SOFTMAX && L->param == 0) return (uint64_t)in->m_len * 3 * C;
-    if (L->kind == QS_L_SOFTMAX && L->param == 2) return (uint64_t)in->m_len * 3 * (uint64_t)L->out_w; /* m = lines */
+    if (L->kind == QS_L_DYNQUANT) return (uint64_t)in->m_len * (2 * C + 32);
+    if (L->kind == QS_L_ROPE) return (uint64_t)in->m_len * 3 * C;
+    if (L->kind == QS_L_MUL && L->param == 1) /* row absmax of input 2, then multiply + requantize */
+        return (uint64_t)in->m_len * ((uint64_t)net->layers[L->inputs[1]].out_c + 2 * C);
+    if (L->kind == QS_L_SOFTMAX && (L->param & 15) == 0) return (uint64_t)in->m_len * 3 * C;
+    if (L->kind == QS_L_SOFTMAX && (L->param & 15) == 2) return (uint64_t)in->m_len * 3 * (uint64_t)L->out_w; /* m = lines */
     uint64_t outs = (uint64_t)in->m_len * (uint64_t)L->out_h * (uint64_t)L->out_w; /* m = channels */
     if (L->kind == QS_L_SOFTMAX) return 3 * outs;
     if (L->kind == QS_L_MUL) return 2 * outs;
@@ -1396,11 +1400,11 @@ static void test_dma_ppu_by_hand(void)
  * dataflow and skip mode: both engines agree on every layer. */
 static void test_shipped_nets(void)
 {
-    static const char *NETS[3] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
-                                  "models/nets/xfmr_tiny.qbin"};
+    static const char *NETS[4] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
+                                  "models/nets/xfmr_tiny.qbin", "models/nets/decoder_tiny.qbin"};
     rn_rng r = {31337};
     int ran = 0;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         char path[1024], ctx[800];
         snprintf(path, sizeof path, "%s/%s", QSIM_SOURCE_DIR, NETS[k]);
         qs_net *net = NULL;
@@ -1434,8 +1438,8 @@ static void test_shipped_nets(void)
         qs_net_destroy(net);
     }
     g_case = "";
-    printf("\n    %d of 45 runs compared ", ran);
-    CU_ASSERT(ran >= 30);
+    printf("\n    %d of 60 runs compared ", ran);
+    CU_ASSERT(ran >= 40);
 }
 
 /* ---- matmul of two activations and the transformer PPU layers (docs/timing.md) ---- */
@@ -1601,6 +1605,50 @@ static void test_xfmr_ppu_ops(void)
     }
     qs_prog_destroy(p);
     p = NULL;
+    qs_sim_destroy(s);
+    free(x);
+    qs_net_destroy(net);
+    g_case = "";
+}
+
+/* The decoder's PPU layers (docs/timing.md, "Post-processing") on the shipped
+ * decoder_tiny block: 16 channels x 24 tokens, 2 heads, scores 2 x 24 x 24. The
+ * counts below come from the table of docs/timing.md, by hand. */
+static void test_decoder_ppu_ops(void)
+{
+    int bad = 0;
+    g_case = "decoder ppu ops";
+    g_fail_msgs = 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/nets/decoder_tiny.qbin", QSIM_SOURCE_DIR);
+    qs_net *net = NULL;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_net_load(path, &net, &e), QS_OK);
+    sim_cfg c = default_cfg();
+    c.lanes = 3;
+    qs_arch a;
+    CU_ASSERT_FATAL(make_arch(&c, &a));
+    qs_prog *p = NULL;
+    qs_sim *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
+    CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_FAST, &s, &e), QS_OK);
+    rn_rng xr = {7};
+    int32_t *x = rn_input(&xr, net, 0.2, 0.0);
+    CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(s, x, 16 * 24, &e), QS_OK);
+    CU_ASSERT_EQUAL_FATAL(qs_sim_run(s, &e), QS_OK);
+    struct { int layer; uint64_t ops; const char *why; } want[] = {
+        {2, 24 * (2 * 16 + 32), "dynquant: absmax pass + scale pass over 16 channels + 32 for the reciprocal, per token"},
+        {4, 24 * (16 + 2 * 16), "row-absmax mul: absmax over input 2's 16 channels + multiply and requantize 16, per token"},
+        {23, 24 * (16 + 2 * 32), "row-absmax mul: 16-channel absmax + 2 x 32 outputs, per token"},
+        {15, 3 * 2 * 24 * 24, "causal softmax: 3 per element, masked ones included"},
+        {9, 3 * 16 * 24, "rope: 3 per output (two multiplies and an add, requantize)"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        uint64_t got = qs_sim_layer_stats(s, want[i].layer)->ev.ppu_ops;
+        EXPECT(got == want[i].ops, "%s: %llu ops, want %llu", want[i].why, (unsigned long long)got,
+               (unsigned long long)want[i].ops);
+    }
+    qs_prog_destroy(p);
     qs_sim_destroy(s);
     free(x);
     qs_net_destroy(net);
@@ -2099,6 +2147,7 @@ int main(void)
     CU_add_test(s, "shipped networks: fast == detailed on every layer kind", test_shipped_nets);
     CU_add_test(s, "matmul of two activations: OS/WS/IS times, run-time skipping, values", test_matmul_timing);
     CU_add_test(s, "transformer PPU layers: element operations", test_xfmr_ppu_ops);
+    CU_add_test(s, "decoder PPU layers: element operations", test_decoder_ppu_ops);
     CU_add_test(s, "rerun and input checks", test_rerun);
     CU_add_test(s, "rerun with a new input reuses nothing stale", test_rerun_new_input);
     CU_add_test(s, "[dram] model = tlm: memory backend, no backend refused", test_tlm_backend);
