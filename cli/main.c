@@ -19,6 +19,7 @@
 #include "qs_npy.h"
 #include "qs_revision.h"
 #include "qs_scalesim.h"
+#include "qs_xfmr.h"
 #include "array.h"
 #include "report.h"
 #include "scalesim_reads.h"
@@ -250,7 +251,7 @@ static int cmd_info(int argc, char **argv)
            "weights", "MACs");
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
-        char ins[32] = "", shape[32], outq[16], w[16] = "-";
+        char ins[32] = "", shape[32], outq[16], w[40] = "-";
         for (int32_t k = 0; k < L->n_inputs && k < 3; k++) {
             char t[12];
             snprintf(t, sizeof t, "%s%d", k ? "," : "", L->inputs[k]);
@@ -258,8 +259,18 @@ static int cmd_info(int argc, char **argv)
         }
         snprintf(shape, sizeof shape, "%dx%dx%d", L->out_c, L->out_h, L->out_w);
         snprintf(outq, sizeof outq, "%s%d", L->out_signed ? "int" : "uint", L->out_bits);
-        if (L->kind == QS_L_LUT || L->kind == QS_L_SOFTMAX) { /* a table of the PPU, not weights */
+        if (L->kind == QS_L_SOFTMAX && QS_SOFTMAX_IS_CAUSAL(L->param)) { /* the mask says more than the table */
+            if (QS_SOFTMAX_OFFSET(L->param))
+                snprintf(w, sizeof w, "causal+%d", (int)QS_SOFTMAX_OFFSET(L->param));
+            else
+                snprintf(w, sizeof w, "causal");
+        } else if (L->kind == QS_L_LUT || L->kind == QS_L_SOFTMAX) { /* a table of the PPU, not weights */
             snprintf(w, sizeof w, "table[%lld]", (long long)net->tensors[L->weight].count);
+        } else if (L->kind == QS_L_ROPE) { /* cos/sin table: positions x pairs */
+            snprintf(w, sizeof w, "rope[%lldx%lld]", (long long)net->tensors[L->weight].shape[0],
+                     (long long)net->tensors[L->weight].shape[1]);
+        } else if (L->kind == QS_L_MUL && L->param == QS_MUL_ROWMAX) {
+            snprintf(w, sizeof w, "x rowmax(%d)", (int)L->inputs[1]);
         } else if (L->kind == QS_L_MATMUL) {
             snprintf(w, sizeof w, "%s", (const char *[]){"A x B", "A^T x B", "A x B^T", "A^T x B^T"}[L->param & 3]);
         } else if (L->weight >= 0) {
@@ -1073,6 +1084,13 @@ static int cmd_run(int argc, char **argv)
     if (rc == 2) return usage_error(USAGE_RUN, "%s", e.msg);
     if (rc) return fail(&e);
     rc = 1;
+    if (arch.dram_model == QS_DRAM_TLM) {
+        /* the memory backend model = tlm needs exists only inside a SystemC platform */
+        qs_fail(&e, QS_ERR_CONFIG, "%s: [dram] model = tlm: the DRAM is a SystemC/TLM-2.0 platform's memory, which "
+                "only the SystemC wrapper (sim/systemc, docs/systemc.md) connects; qsim run needs model = simple or a "
+                "bank-level preset (ddr4_3200, lpddr4_4266, lpddr5_6400, hbm2)", o.arch);
+        goto out;
+    }
     if (qs_compile(net, &arch, &prog, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, 0, &tech, &e)) goto out;
     if (qs_sim_create(net, prog, engine, &sim, &e)) goto out;
@@ -1084,9 +1102,9 @@ static int cmd_run(int argc, char **argv)
             goto out;
         }
     }
-    if (o.dram_trace && arch.dram_model == QS_DRAM_SIMPLE) {
+    if (o.dram_trace && !qs_dram_is_bank_model(arch.dram_model)) {
         qs_fail(&e, QS_ERR_ARG, "--dram-trace %s: needs a bank-level DRAM model (e.g. --set dram.model=ddr4_3200); "
-                "[dram] model = simple has no DRAM requests", o.dram_trace);
+                "[dram] model = %s has no DRAM requests", o.dram_trace, qs_dram_model_name(arch.dram_model));
         goto out;
     }
     if (o.dram_trace) qs_sim_set_dram_trace(sim, dram_log_add, &dlog);

@@ -13,6 +13,7 @@
 #include "qs_status.h"
 #include "trace.h"
 #include "dram.h"
+#include "mem_backend.h"
 #include "array_hook.h"
 
 typedef enum { QS_ENGINE_FAST = 0, QS_ENGINE_DETAILED } qs_engine;
@@ -93,6 +94,20 @@ uint64_t qs_sim_now(const qs_sim *s);
  * (a transfer of no byte: once, with 0 bytes at its address). */
 typedef void (*qs_sim_dma_fn)(void *user, int is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
 void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user);
+
+/* [dram] model = tlm: the memory backend that says when each DMA request
+ * completes (sim/mem_backend.h; docs/timing.md, "Memory backend"). Copied;
+ * NULL detaches. A run under model = tlm without one fails at qs_sim_start
+ * (the `qsim` command has none: only the SystemC wrapper attaches one). */
+void qs_sim_set_memory_backend(qs_sim *s, const qs_mem_backend *b);
+
+/* The DRAM bytes [addr, addr + n) as the model holds them now: the input,
+ * the weight images and the layer outputs computed so far, packed as
+ * docs/isa.md and docs/compiler.md define (docs/systemc.md, "Payloads"). A
+ * STORE's bytes are complete when its DMA is handed over (the hook and the
+ * backend are called then); bytes no tensor covers read 0. Fails only when
+ * out of memory. */
+qs_status qs_sim_read_dram(qs_sim *s, uint64_t addr, uint8_t *out, uint64_t n, qs_error *err);
 
 /* Every DRAM request of the next runs, as the bank-level model receives it
  * (no call under model = simple). */

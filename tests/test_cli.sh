@@ -185,6 +185,10 @@ expect "--dram-trace unwritable" 1 "/nonexistent/dir/x.trace" -- \
     "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=ddr4_3200 --dram-trace /nonexistent/dir/x.trace -q
 expect "bad DRAM key names file and key" 1 "dlac.cfg: --set dram.tRAS" "tRAS > tRC" -- \
     "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=ddr4_3200 --set dram.tRAS=80 -q
+expect "model = tlm outside SystemC is refused" 1 "dlac.cfg: [dram] model = tlm" "SystemC wrapper" -- \
+    "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=tlm -q
+expect "model = tlm refuses bank-model keys" 1 "dlac.cfg: --set dram.tCL" "model = tlm ignores it" -- \
+    "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=tlm --set dram.tCL=20 -q
 if "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=hbm2 --set dma.outstanding=4 --dram-trace "$T/d.trace" \
         --json "$T/d.json" -q 2>"$T/err" && $PY - "$T/d.trace" "$T/d.json" <<'EOF2'
 import json, re, sys
