@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "qs_alloc.h"
 #include "compiler.h"
 #include "qs_arch.h"
 #include "qs_energy.h"
@@ -271,7 +272,7 @@ static int load_arch(const options *o, qs_arch *arch, qs_scalesim_cfg *sscfg, in
     if (qs_read_text_file(o->arch, &text, e)) return 1;
     int ss = qs_scalesim_is_config(text);
     qs_status st = ss ? qs_scalesim_parse_config(text, o->arch, o->sets, o->n_sets, arch, sscfg, e) : QS_OK;
-    free(text);
+    qs_free(text);
     /* a native file through qs_arch_load: it resolves the tech table against the file's folder */
     if (!ss) st = qs_arch_load(o->arch, o->sets, o->n_sets, arch, e);
     if (is_scalesim) *is_scalesim = ss;
@@ -534,7 +535,7 @@ static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index,
         res->stats = *qs_sim_layer_stats(sim, 1);
         if (replay_reads) st = scalesim_read_replay(row, arch, &res->stats.ss, e);
     }
-    free(x);
+    qs_free(x);
     qs_sim_destroy(sim);
     qs_prog_destroy(prog);
     qs_net_destroy(net);
@@ -615,7 +616,7 @@ static int run_topology(const options *o, qs_engine engine)
     const char *report_dir = o->ss_outdir ? ss_report_dir : o->report_dir;
     if (qs_scalesim_load_topology(o->net, o->gemm ? 1 : -1, &topo, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, opts.act_bits, &tech, &e)) goto out;
-    res = calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *res);
+    res = qs_calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *res);
     if (!res) {
         qs_fail(&e, QS_ERR_NOMEM, "out of memory");
         goto out;
@@ -657,7 +658,7 @@ static int run_topology(const options *o, qs_engine engine)
     rc = 0;
 out:
     if (rc) fail(&e);
-    free(res);
+    qs_free(res);
     qs_scalesim_topo_free(&topo);
     return rc;
 }
@@ -733,7 +734,7 @@ static void dram_log_add(void *user, uint64_t cycle, uint64_t addr, int is_write
     if (l->oom) return;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4096;
-        dram_req *v = realloc(l->v, cap * sizeof *v);
+        dram_req *v = qs_realloc(l->v, cap * sizeof *v);
         if (!v) {
             l->oom = 1;
             return;
@@ -971,10 +972,10 @@ static int cmd_run(int argc, char **argv)
     if (o.dump && make_dir(o.dump, &e)) goto out;
     if (n_jobs > n) n_jobs = n;
     if (o.fst || o.vcd) n_jobs = 1; /* the waveform is of the first inference, on this thread's simulator */
-    acc = calloc((size_t)net->n_layers * (size_t)n_jobs, sizeof *acc);
-    preds = calloc((size_t)n, sizeof *preds);
-    jobs = calloc((size_t)n_jobs, sizeof *jobs);
-    threads = calloc((size_t)n_jobs, sizeof *threads);
+    acc = qs_calloc((size_t)net->n_layers * (size_t)n_jobs, sizeof *acc);
+    preds = qs_calloc((size_t)n, sizeof *preds);
+    jobs = qs_calloc((size_t)n_jobs, sizeof *jobs);
+    threads = qs_calloc((size_t)n_jobs, sizeof *threads);
     if (!acc || !preds || !jobs || !threads) {
         snprintf(e.msg, sizeof e.msg, "out of memory");
         goto out;
@@ -1083,11 +1084,11 @@ out:
         qs_error te;
         qs_trace_close(trace, &te);
     }
-    free(acc);
-    free(preds);
-    free(jobs);
-    free(threads);
-    free(dlog.v);
+    qs_free(acc);
+    qs_free(preds);
+    qs_free(jobs);
+    qs_free(threads);
+    qs_free(dlog.v);
     qs_npy_free(&x);
     qs_npy_free(&y);
     qs_sim_destroy(sim);
@@ -1129,7 +1130,7 @@ static int cmd_import(int argc, char **argv)
                 python);
         return 1;
     }
-    char **args = calloc((size_t)argc + 3, sizeof *args);
+    char **args = qs_calloc((size_t)argc + 3, sizeof *args);
     if (!args) {
         fprintf(stderr, "qsim: out of memory\n");
         return 1;
@@ -1140,7 +1141,7 @@ static int cmd_import(int argc, char **argv)
     fflush(stdout);
     execv(python, args);
     fprintf(stderr, "qsim: cannot run %s: %s\n", python, strerror(errno));
-    free(args);
+    qs_free(args);
     return 1;
 }
 

@@ -1,6 +1,7 @@
 /* Formatting of the run report. Every figure is computed here from counts;
  * nothing is typed in. Field meanings: docs/report.md. */
 #include "report.h"
+#include "qs_alloc.h"
 #include "qs_revision.h"
 
 #include <cjson/cJSON.h>
@@ -395,12 +396,12 @@ static qs_status write_json_file(cJSON *root, const char *path, qs_error *err)
     if (!text) return qs_fail(err, QS_ERR_NOMEM, "out of memory writing JSON");
     FILE *f = fopen(path, "w");
     if (!f) {
-        free(text);
+        cJSON_free(text);
         return qs_fail(err, QS_ERR_IO, "%s: cannot open for writing", path);
     }
     fputs(text, f);
     fputc('\n', f);
-    free(text);
+    cJSON_free(text);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) return qs_fail(err, QS_ERR_IO, "%s: write failed", path);
     return QS_OK;
@@ -448,10 +449,20 @@ qs_status qs_report_json_text(const qs_report *r, char **text, qs_error *err)
 {
     cJSON *root = report_json(r);
     if (!root) return qs_fail(err, QS_ERR_NOMEM, "out of memory writing JSON");
-    *text = cJSON_Print(root);
+    char *printed = cJSON_Print(root);
     cJSON_Delete(root);
+    /* the caller frees with qs_free: nothing of cJSON's outlives this call,
+     * so its hooks may change between calls (qs_report_route_cjson) */
+    *text = printed ? qs_strdup(printed) : NULL;
+    cJSON_free(printed);
     if (!*text) return qs_fail(err, QS_ERR_NOMEM, "out of memory writing JSON");
     return QS_OK;
+}
+
+void qs_report_route_cjson(int through_qs_allocator)
+{
+    cJSON_Hooks hooks = {qs_malloc, qs_free};
+    cJSON_InitHooks(through_qs_allocator ? &hooks : NULL);
 }
 
 qs_status qs_report_write_csv(const qs_report *r, const char *path, qs_error *err)

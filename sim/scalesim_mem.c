@@ -1,6 +1,7 @@
 /* SCALE-Sim v2's memory model for the scalesim timing convention
  * (scalesim_mem.h; rules and reasons in docs/timing.md, "SCALE-Sim convention"). */
 #include "scalesim_mem.h"
+#include "qs_alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ static int drain(qs_ssmem *m, uint64_t cycle, uint64_t *end)
     if (m->line_fill) { /* the line being filled is sent as it is */
         if (m->n_partial == m->cap_partial) {
             int32_t cap = m->cap_partial ? 2 * m->cap_partial : 16;
-            qs_ssmem_partial *p = realloc(m->partial, sizeof *p * (size_t)cap);
+            qs_ssmem_partial *p = qs_realloc(m->partial, sizeof *p * (size_t)cap);
             if (!p) return -1;
             m->partial = p;
             m->cap_partial = cap;
@@ -133,9 +134,9 @@ static void log_stall(qs_ssmem *m, uint64_t row, uint64_t amount)
     if (!m->log_stalls || amount == 0) return;
     if (m->n_stall_log == m->cap_stall_log) {
         int64_t cap = m->cap_stall_log ? 2 * m->cap_stall_log : 64;
-        uint64_t *r = realloc(m->stall_row, sizeof *r * (size_t)cap);
+        uint64_t *r = qs_realloc(m->stall_row, sizeof *r * (size_t)cap);
         if (r) m->stall_row = r;
-        uint64_t *a = r ? realloc(m->stall_amount, sizeof *a * (size_t)cap) : NULL;
+        uint64_t *a = r ? qs_realloc(m->stall_amount, sizeof *a * (size_t)cap) : NULL;
         if (a) m->stall_amount = a;
         if (!r || !a) {
             m->log_oom = 1;
@@ -353,11 +354,11 @@ void qs_ssmem_end(qs_ssmem *m)
         qs_ssuser_destroy(m->user);
         m->user = NULL;
     }
-    free(m->partial);
+    qs_free(m->partial);
     m->partial = NULL;
     if (!m->log_stalls) { /* a replay frees its log itself */
-        free(m->stall_row);
-        free(m->stall_amount);
+        qs_free(m->stall_row);
+        qs_free(m->stall_amount);
         m->stall_row = m->stall_amount = NULL;
     }
     m->n_partial = m->cap_partial = 0;

@@ -1,6 +1,7 @@
 /* SCALE-Sim v2's CALC-mode read buffers, replayed (scalesim_reads.h; rules
  * and reasons in docs/scalesim.md, "DRAM reads"). */
 #include "scalesim_reads.h"
+#include "qs_alloc.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -194,7 +195,7 @@ static qs_status walk(const geom *g, const fold_shape *f, int op, est_buf *b, co
     uint64_t base = 0;
     const int64_t rows = qs_ssmem_fold_rows(f->df, (int32_t)f->R, (int32_t)f->C, f->T);
     const int64_t n_blocks = f->df == QS_DF_OS && op == 1 ? f->col_folds : f->row_folds;
-    int64_t *block_window = malloc(sizeof *block_window * (size_t)n_blocks);
+    int64_t *block_window = qs_malloc(sizeof *block_window * (size_t)n_blocks);
     if (!block_window) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     for (int64_t i = 0; i < n_blocks; i++) block_window[i] = -1;
     for (int64_t fc = 0; fc < f->col_folds; fc++)
@@ -221,7 +222,7 @@ static qs_status walk(const geom *g, const fold_shape *f, int op, est_buf *b, co
             if (blk >= 0 && b->window_id == window0) block_window[blk] = window0;
             base += (uint64_t)rows;
         }
-    free(block_window);
+    qs_free(block_window);
     return QS_OK;
 }
 
@@ -234,9 +235,9 @@ static qs_status geom_init(geom *g, const qs_scalesim_layer *l, qs_error *err)
     *g = (geom){l->ifmap_h, l->ifmap_w, l->channels, ow, l->stride_h, l->stride_w, K, NULL, NULL, NULL,
                 NULL, NULL, NULL};
     (void)N;
-    g->pix_r = malloc(sizeof *g->pix_r * (size_t)M);
-    g->pix_c = malloc(sizeof *g->pix_c * (size_t)M);
-    g->pix_base = malloc(sizeof *g->pix_base * (size_t)M);
+    g->pix_r = qs_malloc(sizeof *g->pix_r * (size_t)M);
+    g->pix_c = qs_malloc(sizeof *g->pix_c * (size_t)M);
+    g->pix_base = qs_malloc(sizeof *g->pix_base * (size_t)M);
     if (!g->pix_r || !g->pix_c || !g->pix_base) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     for (int64_t p = 0; p < M; p++) {
         int64_t ir = (p / g->Ew) * g->sh, ic = (p % g->Ew) * g->sw;
@@ -244,9 +245,9 @@ static qs_status geom_init(geom *g, const qs_scalesim_layer *l, qs_error *err)
         g->pix_c[p] = (int32_t)ic;
         g->pix_base[p] = (ir * g->W + ic) * g->Ch;
     }
-    g->win_r = malloc(sizeof *g->win_r * (size_t)K);
-    g->win_c = malloc(sizeof *g->win_c * (size_t)K);
-    g->win_off = malloc(sizeof *g->win_off * (size_t)K);
+    g->win_r = qs_malloc(sizeof *g->win_r * (size_t)K);
+    g->win_c = qs_malloc(sizeof *g->win_c * (size_t)K);
+    g->win_off = qs_malloc(sizeof *g->win_off * (size_t)K);
     if (!g->win_r || !g->win_c || !g->win_off) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     for (int64_t j = 0; j < K; j++) {
         int64_t fs_ch = (int64_t)l->filter_w * g->Ch;
@@ -260,12 +261,12 @@ static qs_status geom_init(geom *g, const qs_scalesim_layer *l, qs_error *err)
 
 static void geom_free(geom *g)
 {
-    free(g->win_r);
-    free(g->win_c);
-    free(g->win_off);
-    free(g->pix_r);
-    free(g->pix_c);
-    free(g->pix_base);
+    qs_free(g->win_r);
+    qs_free(g->win_c);
+    qs_free(g->win_off);
+    qs_free(g->pix_r);
+    qs_free(g->pix_c);
+    qs_free(g->pix_base);
     g->win_r = g->win_c = g->pix_r = g->pix_c = NULL;
     g->win_off = g->pix_base = NULL;
 }
@@ -302,7 +303,7 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
 
     geom g;
     memset(&g, 0, sizeof g);
-    int64_t *addrs = malloc(sizeof *addrs * (size_t)(f.R > f.C ? f.R : f.C));
+    int64_t *addrs = qs_malloc(sizeof *addrs * (size_t)(f.R > f.C ? f.R : f.C));
     if (!rc) rc = geom_init(&g, l, err);
     if (!rc && !addrs) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     const int64_t words[2] = {(int64_t)a->ifmap.size_kib * 1024, (int64_t)a->weight.size_kib * 1024};
@@ -317,7 +318,7 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
          * the SRAM): the same answers. A layer cannot move the window 2^31
          * times on a direct table (that needs 2^31 x 500 requests). */
         if (n_addr[op] <= direct_limit) {
-            b.joined = calloc((size_t)n_addr[op], sizeof *b.joined);
+            b.joined = qs_calloc((size_t)n_addr[op], sizeof *b.joined);
             if (!b.joined) {
                 rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
                 break;
@@ -327,7 +328,7 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
             int64_t size = 16;
             while (size < 2 * need) size *= 2;
             b.mask = size - 1;
-            b.table = malloc(sizeof *b.table * (size_t)size);
+            b.table = qs_malloc(sizeof *b.table * (size_t)size);
             if (!b.table) {
                 rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
                 break;
@@ -335,8 +336,8 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
             memset(b.table, 0xff, sizeof *b.table * (size_t)size);
         }
         rc = walk(&g, &f, op, &b, &m, addrs, err);
-        free(b.table);
-        free(b.joined);
+        qs_free(b.table);
+        qs_free(b.joined);
         if (rc) break;
         out->dram_reads[op] = b.reads;
         out->sram_start[op] = b.sram_first_row_cycle + 1; /* one-cycle hit latency */
@@ -359,9 +360,9 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
         }
     }
     geom_free(&g);
-    free(addrs);
-    free(m.stall_row);
-    free(m.stall_amount);
+    qs_free(addrs);
+    qs_free(m.stall_row);
+    qs_free(m.stall_amount);
     return rc;
 }
 
@@ -462,7 +463,7 @@ static qs_status user_buf_init(user_buf *b, const geom *g, const fold_shape *f, 
     int64_t active = (total_words + 1) / 2; /* SCALE-Sim: ceil(total * 0.5) */
     b->prefetch_words = total_words - active;
     int64_t per_line = (total_words + 99) / 100; /* ceil(total / 100) */
-    b->occ_start = calloc((size_t)n_addr + 1, sizeof *b->occ_start);
+    b->occ_start = qs_calloc((size_t)n_addr + 1, sizeof *b->occ_start);
     if (!b->occ_start) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     int64_t valid = 0, all = 0;
     FOR_FETCH_ORDER(g, f, op, a, {
@@ -475,10 +476,10 @@ static qs_status user_buf_init(user_buf *b, const geom *g, const fold_shape *f, 
     if (valid > INT32_MAX)
         return qs_fail(err, QS_ERR_ARG, "layer too large for SCALE-Sim's read replay (2^31 fetched words)");
     for (int64_t i = 0; i < n_addr; i++) b->occ_start[i + 1] += b->occ_start[i];
-    b->occ_line = malloc(sizeof *b->occ_line * (size_t)(valid ? valid : 1));
-    int32_t *fill = calloc((size_t)n_addr, sizeof *fill);
+    b->occ_line = qs_malloc(sizeof *b->occ_line * (size_t)(valid ? valid : 1));
+    int32_t *fill = qs_calloc((size_t)n_addr, sizeof *fill);
     if (!b->occ_line || !fill) {
-        free(fill);
+        qs_free(fill);
         return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     }
     int64_t k = 0;
@@ -488,7 +489,7 @@ static qs_status user_buf_init(user_buf *b, const geom *g, const fold_shape *f, 
             k++;
         }
     });
-    free(fill);
+    qs_free(fill);
     b->n_lines = valid / per_line + 1;
     int64_t max_active = (active + per_line - 1) / per_line, max_prefetch = (b->prefetch_words + per_line - 1) / per_line;
     b->active_lines = b->n_lines < max_active ? b->n_lines : max_active;
@@ -532,11 +533,11 @@ qs_status qs_ssuser_create(const qs_scalesim_layer *l, const qs_arch *a, qs_ssus
     int64_t n_addr[2] = {(int64_t)l->ifmap_h * l->ifmap_w * l->channels, K * N};
     if (n_addr[0] > INT32_MAX || n_addr[1] > INT32_MAX || K > INT32_MAX)
         return qs_fail(err, QS_ERR_ARG, "layer '%s': too large for SCALE-Sim's read replay", l->name);
-    qs_ssuser *u = calloc(1, sizeof *u);
+    qs_ssuser *u = qs_calloc(1, sizeof *u);
     if (!u) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     fold_shape_init(&u->f, l, a);
     qs_status rc = geom_init(&u->g, l, err);
-    u->addrs = malloc(sizeof *u->addrs * (size_t)(u->f.R > u->f.C ? u->f.R : u->f.C));
+    u->addrs = qs_malloc(sizeof *u->addrs * (size_t)(u->f.R > u->f.C ? u->f.R : u->f.C));
     if (!rc && !u->addrs) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     const int64_t words[2] = {(int64_t)a->ifmap.size_kib * 1024, (int64_t)a->weight.size_kib * 1024};
     for (int op = 0; op < 2 && !rc; op++)
@@ -589,10 +590,10 @@ void qs_ssuser_destroy(qs_ssuser *u)
 {
     if (!u) return;
     for (int op = 0; op < 2; op++) {
-        free(u->b[op].occ_start);
-        free(u->b[op].occ_line);
+        qs_free(u->b[op].occ_start);
+        qs_free(u->b[op].occ_line);
     }
     geom_free(&u->g);
-    free(u->addrs);
-    free(u);
+    qs_free(u->addrs);
+    qs_free(u);
 }

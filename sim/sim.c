@@ -3,6 +3,7 @@
  * docs/timing.md ("Queues and tokens", "DMA and DRAM", "Post-processing",
  * "Stall attribution") is the specification. */
 #include "sim.h"
+#include "qs_alloc.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define QS_ASAN 1
@@ -103,15 +104,15 @@ static int64_t layer_elems(const qs_layer *L) { return (int64_t)L->out_c * L->ou
 qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine, qs_sim **out, qs_error *err)
 {
     *out = NULL;
-    qs_sim *s = calloc(1, sizeof *s);
+    qs_sim *s = qs_calloc(1, sizeof *s);
     if (!s) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
     s->ss_layer = -1;
     s->ss_row_layer = -1;
     s->net = net;
     s->prog = prog;
     s->engine = engine;
-    s->outputs = calloc((size_t)net->n_layers, sizeof *s->outputs);
-    s->stats = calloc((size_t)net->n_layers, sizeof *s->stats);
+    s->outputs = qs_calloc((size_t)net->n_layers, sizeof *s->outputs);
+    s->stats = qs_calloc((size_t)net->n_layers, sizeof *s->stats);
     int64_t max_acc = 1;
     if (!s->outputs || !s->stats) goto oom;
     /* The layers' outputs in one block: one big allocation takes huge pages
@@ -147,7 +148,7 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
     s->accum = qs_calloc_big((size_t)max_acc, sizeof(int32_t));
     if (!s->accum) goto oom;
     for (int q = 0; q < QS_Q_COUNT; q++) {
-        s->qorder[q] = malloc(sizeof(int32_t) * (size_t)(prog->n_insn + 1));
+        s->qorder[q] = qs_malloc(sizeof(int32_t) * (size_t)(prog->n_insn + 1));
         if (!s->qorder[q]) goto oom;
     }
     for (int32_t i = 0; i < prog->n_insn; i++) {
@@ -177,7 +178,7 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
         return dst;
     }
     for (int q = 0; q < QS_Q_COUNT; q++) {
-        s->fly[q] = malloc(sizeof(in_flight) * (size_t)(s->qlen[q] + 1));
+        s->fly[q] = qs_malloc(sizeof(in_flight) * (size_t)(s->qlen[q] + 1));
         if (!s->fly[q]) goto oom;
     }
     s->actx.net = net;
@@ -202,17 +203,17 @@ void qs_sim_destroy(qs_sim *s)
 {
     if (!s) return;
     if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
-    free(s->output_block);
-    free(s->outputs);
-    free(s->stats);
-    free(s->accum);
-    for (int q = 0; q < QS_Q_COUNT; q++) free(s->qorder[q]);
+    qs_free(s->output_block);
+    qs_free(s->outputs);
+    qs_free(s->stats);
+    qs_free(s->accum);
+    for (int q = 0; q < QS_Q_COUNT; q++) qs_free(s->qorder[q]);
     qs_array_ctx_free(&s->actx);
-    free(s->pend);
+    qs_free(s->pend);
     qs_dma_destroy(s->dma);
     qs_dram_destroy(s->dram);
-    for (int q = 0; q < QS_Q_COUNT; q++) free(s->fly[q]);
-    free(s);
+    for (int q = 0; q < QS_Q_COUNT; q++) qs_free(s->fly[q]);
+    qs_free(s);
 }
 
 void qs_sim_set_scalesim_layer(qs_sim *s, int32_t layer, const qs_scalesim_layer *row)
@@ -540,7 +541,7 @@ static void trace_gemm(qs_sim *s, const qs_tile_result *r, uint16_t layer)
     s->pend_t0 = s->now;
     if (c->log && c->log_len) {
         if (c->log_len > s->pend_cap) {
-            struct qs_pe_log *n = realloc(s->pend, c->log_len * sizeof *n);
+            struct qs_pe_log *n = qs_realloc(s->pend, c->log_len * sizeof *n);
             if (!n) return; /* the waveform loses this tile's detail, the run goes on */
             s->pend = n;
             s->pend_cap = c->log_len;
