@@ -336,16 +336,19 @@ static uint64_t user_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu)
     return stall;
 }
 
-void qs_ssmem_end(qs_ssmem *m)
+int qs_ssmem_end(qs_ssmem *m)
 {
     qs_scalesim_stats *st = m->st;
+    int oom = 0;
     if (m->rows > 0) {
         st->stall_cycles = m->stalls;
         st->total_cycles = m->rows - 1 + m->stalls;
         /* SCALE-Sim empties the buffer after the last demand row: each drain
          * starts the cycle after the previous one ended */
         uint64_t cycle = st->total_cycles, end = cycle;
-        while ((m->drain_next < m->lines || m->line_fill) && drain(m, cycle, &end) > 0) cycle = end + 1;
+        int d = 1;
+        while ((m->drain_next < m->lines || m->line_fill) && (d = drain(m, cycle, &end)) > 0) cycle = end + 1;
+        oom = d < 0; /* the drain figures would be short: the run must fail */
     }
     if (m->user) {
         st->dram_reads_replayed = 1;
@@ -362,4 +365,5 @@ void qs_ssmem_end(qs_ssmem *m)
         m->stall_row = m->stall_amount = NULL;
     }
     m->n_partial = m->cap_partial = 0;
+    return oom ? -1 : 0;
 }

@@ -297,7 +297,7 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
             if (qs_ssmem_fold(&m, f.T, ku, cu, 0, 0) == UINT64_MAX || m.log_oom)
                 rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
         }
-    qs_ssmem_end(&m);
+    if (qs_ssmem_end(&m) < 0 && !rc) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     out->total_cycles = st.total_cycles;
     out->stall_cycles = st.stall_cycles;
 

@@ -626,7 +626,7 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err)
 
 /* Per-layer spans once the program is done: layers are separated by the
  * barrier, so each spans from the previous layer's last store to its own. */
-static void finish_run(qs_sim *s)
+static qs_status finish_run(qs_sim *s, qs_error *err)
 {
     const qs_prog *p = s->prog;
     const qs_arch *a = &p->arch;
@@ -671,11 +671,13 @@ static void finish_run(qs_sim *s)
             ls->ev.dram_bank_active = ls->dram.bank_active;
         }
     }
-    if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
+    int ss_short = s->ss_layer >= 0 && qs_ssmem_end(&s->ssm) < 0;
     s->ss_layer = -1;
     s->actx.ssm = NULL;
     s->running = 0;
     if (s->tr) flush_pending(s, UINT64_MAX);
+    if (ss_short) return qs_fail(err, QS_ERR_NOMEM, "out of memory draining SCALE-Sim's ofmap buffer");
+    return QS_OK;
 }
 
 /* Starts what can start at s->now, LOAD before COMPUTE before STORE, until
@@ -713,7 +715,8 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
                     s->actx.logging = s->tr != NULL && s->engine == QS_ENGINE_DETAILED;
                     if (a->timing == QS_TIMING_SCALESIM && s->ss_layer != in->layer) {
                         /* SCALE-Sim simulates every layer with fresh buffers */
-                        if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
+                        if (s->ss_layer >= 0 && qs_ssmem_end(&s->ssm) < 0)
+                            return qs_fail(err, QS_ERR_NOMEM, "out of memory draining SCALE-Sim's ofmap buffer");
                         qs_ssmem_begin(&s->ssm, a, &ls->ss);
                         s->ss_layer = in->layer;
                         if (a->scalesim_bandwidth > 0 && s->ss_row && s->ss_row_layer == in->layer) {
@@ -850,9 +853,8 @@ qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
             for (int qi = 0; qi < QS_Q_COUNT; qi++)
                 if (s->q[qi].pc < s->qlen[qi]) finished = 0;
             if (finished) {
-                finish_run(s);
                 *done = 1;
-                return QS_OK;
+                return finish_run(s, err);
             }
             int32_t blocked = -1;
             for (int qi = 0; qi < QS_Q_COUNT && blocked < 0; qi++)
