@@ -96,7 +96,8 @@ static const char *USAGE_RUN =
     "  --weight-sparsity F, --act-sparsity F   the same for one operand\n"
     "  --weight-bits B      signed weights: 1 (bipolar), 2, 4 or 8 (default 8)\n"
     "  --act-bits B         unsigned activations: 1..16 (default 8)\n"
-    "  --report-dir DIR     SCALE-Sim's COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv\n";
+    "  --report-dir DIR     SCALE-Sim's COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv\n"
+    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs, in DIR/layer<i>/ (needs --report-dir)\n";
 
 static const char *USAGE_INFO = "usage: qsim info NET.qbin\n";
 
@@ -117,7 +118,7 @@ typedef struct {
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     const char *jobs, *dump_index;
     const char *dram_trace;
-    int gemm;
+    int gemm, traces;        /* traces: SCALE-Sim's trace CSVs per layer (docs/scalesim.md, "Traces") */
     const char *ss_outdir;   /* qsim scalesim -p: reports go to <dir>/<run_name>/, SCALE-Sim's stdout */
     const char *sets[MAX_SETS];
     int n_sets, listing, summary, quiet;
@@ -164,7 +165,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         snprintf(key, sizeof key, " %s ", a);
         if (!strstr(allowed, key)) return usage_error(cmd_usage, "unknown option '%s'", a);
         int takes_value = strcmp(a, "--listing") && strcmp(a, "--summary") && strcmp(a, "-q") && strcmp(a, "--quiet") &&
-                          strcmp(a, "--gemm");
+                          strcmp(a, "--gemm") && strcmp(a, "--traces");
         const char *v = NULL;
         if (takes_value) {
             if (i + 1 >= argc) return usage_error(cmd_usage, "option '%s' needs a value", a);
@@ -195,6 +196,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--report-dir")) o->report_dir = v;
         else if (!strcmp(a, "--dram-trace")) o->dram_trace = v;
         else if (!strcmp(a, "--gemm")) o->gemm = 1;
+        else if (!strcmp(a, "--traces")) o->traces = 1;
         else if (!strcmp(a, "--listing")) o->listing = 1;
         else if (!strcmp(a, "--summary")) o->summary = 1;
         else o->quiet = 1;
@@ -477,30 +479,52 @@ static int parse_int_arg(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
+/* The replayed figures of SCALE-Sim's CALC read buffers into the layer's
+ * statistics. */
+static void apply_read_replay(const qs_ssreads *r, qs_scalesim_stats *ss)
+{
+    ss->dram_reads_replayed = 1;
+    for (int i = 0; i < 2; i++) {
+        ss->dram_reads[i] = r->dram_reads[i];
+        ss->dram_read_first[i] = r->dram_start[i];
+        ss->dram_read_last[i] = r->dram_stop[i];
+    }
+    ss->ifmap_sram_first = (uint64_t)r->sram_start[0];
+    ss->ifmap_sram_last = (uint64_t)r->sram_stop[0];
+    ss->filter_sram_first = (uint64_t)r->sram_start[1];
+    ss->filter_sram_last = (uint64_t)r->sram_stop[1];
+}
+
 /* CALC mode under the scalesim convention: the DRAM read columns and the
  * read operands' SRAM start/stop cycles from a replay of SCALE-Sim's read
  * buffers (docs/scalesim.md, "DRAM reads"); its own ofmap timeline must agree
- * with the engine's. */
-static qs_status scalesim_read_replay(const qs_scalesim_layer *row, const qs_arch *arch, qs_scalesim_stats *ss,
+ * with the engine's. With trace_dir, SCALE-Sim's six trace files of the
+ * layer go to <trace_dir>/layer<index>/ (docs/scalesim.md, "Traces"), from
+ * the same replay (in either bandwidth mode). */
+static qs_status scalesim_read_replay(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
+                                      const char *trace_dir, const int64_t offsets[3], qs_scalesim_stats *ss,
                                       qs_error *e)
 {
-    if (arch->timing != QS_TIMING_SCALESIM || arch->scalesim_bandwidth > 0 || ss->folds == 0) return QS_OK;
+    if (arch->timing != QS_TIMING_SCALESIM || ss->folds == 0) return QS_OK;
+    const int calc = arch->scalesim_bandwidth <= 0;
+    if (!trace_dir && !calc) return QS_OK;
     qs_ssreads r;
-    qs_status st = qs_ssreads_layer(row, arch, QS_SSREADS_DIRECT_LIMIT, &r, e);
+    qs_status st;
+    if (trace_dir) {
+        char layer_dir[4096];
+        if ((size_t)snprintf(layer_dir, sizeof layer_dir, "%s/layer%d", trace_dir, (int)index) >= sizeof layer_dir)
+            return qs_fail(e, QS_ERR_ARG, "%s: path too long", trace_dir);
+        if (mkdir(layer_dir, 0777) && errno != EEXIST)
+            return qs_fail(e, QS_ERR_IO, "%s: cannot create directory: %s", layer_dir, strerror(errno));
+        st = qs_sstrace_layer(row, arch, offsets, layer_dir, &r, e);
+    } else {
+        st = qs_ssreads_layer(row, arch, QS_SSREADS_DIRECT_LIMIT, &r, e);
+    }
     if (st) return st;
     if (r.total_cycles != ss->total_cycles || r.stall_cycles != ss->stall_cycles)
         return qs_fail(e, QS_ERR_RUN, "layer '%s': SCALE-Sim read replay counts %llu cycles, the engine %llu",
                        row->name, (unsigned long long)r.total_cycles, (unsigned long long)ss->total_cycles);
-    ss->dram_reads_replayed = 1;
-    for (int i = 0; i < 2; i++) {
-        ss->dram_reads[i] = r.dram_reads[i];
-        ss->dram_read_first[i] = r.dram_start[i];
-        ss->dram_read_last[i] = r.dram_stop[i];
-    }
-    ss->ifmap_sram_first = (uint64_t)r.sram_start[0];
-    ss->ifmap_sram_last = (uint64_t)r.sram_stop[0];
-    ss->filter_sram_first = (uint64_t)r.sram_start[1];
-    ss->filter_sram_last = (uint64_t)r.sram_stop[1];
+    if (calc) apply_read_replay(&r, ss);
     return QS_OK;
 }
 
@@ -508,7 +532,8 @@ static qs_status scalesim_read_replay(const qs_scalesim_layer *row, const qs_arc
  * what the report needs is copied to *res. */
 static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
                                     qs_engine engine, const qs_scalesim_opts *base, int replay_reads,
-                                    qs_topo_layer *res, qs_error *e)
+                                    const char *trace_dir, const int64_t trace_offsets[3], qs_topo_layer *res,
+                                    qs_error *e)
 {
     qs_scalesim_opts opts = *base;
     opts.index = index;
@@ -533,7 +558,8 @@ static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index,
         res->map = prog->maps[1];
         res->map.list_off = res->map.list = res->map.bias_folded = NULL;
         res->stats = *qs_sim_layer_stats(sim, 1);
-        if (replay_reads) st = scalesim_read_replay(row, arch, &res->stats.ss, e);
+        if (replay_reads || trace_dir)
+            st = scalesim_read_replay(row, index, arch, trace_dir, trace_offsets, &res->stats.ss, e);
     }
     qs_free(x);
     qs_sim_destroy(sim);
@@ -614,6 +640,16 @@ static int run_topology(const options *o, qs_engine engine)
         }
     }
     const char *report_dir = o->ss_outdir ? ss_report_dir : o->report_dir;
+    if (o->traces) {
+        if (!report_dir) {
+            rc = usage_error(USAGE_RUN, "%s", "--traces needs --report-dir (the traces go to DIR/layer<i>/)");
+            goto out_usage;
+        }
+        if (mkdir(report_dir, 0777) && errno != EEXIST) {
+            qs_fail(&e, QS_ERR_IO, "%s: cannot create directory: %s", report_dir, strerror(errno));
+            goto out;
+        }
+    }
     if (qs_scalesim_load_topology(o->net, o->gemm ? 1 : -1, &topo, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, opts.act_bits, &tech, &e)) goto out;
     res = qs_calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *res);
@@ -622,11 +658,15 @@ static int run_topology(const options *o, qs_engine engine)
         goto out;
     }
     progress = isatty(2) && topo.n_layers > 1;
+    /* SCALE-Sim's defaults when the configuration is a native one */
+    const int64_t trace_offsets[3] = {is_ss ? sscfg.ifmap_offset : 0, is_ss ? sscfg.filter_offset : 10000000,
+                                      is_ss ? sscfg.ofmap_offset : 20000000};
     for (int32_t i = 0; i < topo.n_layers; i++) {
         qs_error le;
         /* the replayed figures appear only in the report files, JSON and CSV */
         int replay_reads = report_dir || o->json || o->csv || o->ss_outdir;
-        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, replay_reads, &res[i], &le)) {
+        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, replay_reads,
+                               o->traces ? report_dir : NULL, trace_offsets, &res[i], &le)) {
             if (progress) fputc('\n', stderr);
             qs_fail(&e, QS_ERR_RUN, "%.300s:%d: %.400s", o->net, (int)topo.layers[i].line, le.msg);
             goto out;
@@ -658,6 +698,7 @@ static int run_topology(const options *o, qs_engine engine)
     rc = 0;
 out:
     if (rc) fail(&e);
+out_usage:
     qs_free(res);
     qs_scalesim_topo_free(&topo);
     return rc;
@@ -672,7 +713,8 @@ static const char *USAGE_SCALESIM =
     "  -p DIR               log directory (default: ../test_runs, as scale.py)\n"
     "  -i gemm|conv         topology form (default conv)\n"
     "  --engine E           fast (default) or detailed\n"
-    "  --set S.K=V          override a qsim configuration key (repeatable)\n";
+    "  --set S.K=V          override a qsim configuration key (repeatable)\n"
+    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs in OUTDIR/<run_name>/layer<i>/\n";
 
 /* `qsim scalesim`: SCALE-Sim's own flags mapped onto a topology run. */
 static int cmd_scalesim(int argc, char **argv)
@@ -686,6 +728,10 @@ static int cmd_scalesim(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(USAGE_SCALESIM, stdout);
             return 0;
+        }
+        if (!strcmp(a, "--traces")) {
+            o.traces = 1;
+            continue;
         }
         if (i + 1 >= argc) return usage_error(USAGE_SCALESIM, "%s needs a value", a);
         const char *v = argv[++i];
@@ -882,7 +928,7 @@ static int cmd_run(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_RUN,
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
                         " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
-                        " --weight-bits --act-bits --report-dir --dram-trace --jobs --dump-index ", &o);
+                        " --weight-bits --act-bits --report-dir --traces --dram-trace --jobs --dump-index ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qs_engine engine = QS_ENGINE_FAST;
     if (o.engine) {
@@ -891,9 +937,9 @@ static int cmd_run(int argc, char **argv)
         else return usage_error(USAGE_RUN, "unknown engine '%s' (fast or detailed)", o.engine);
     }
     if (o.gemm || is_topology_path(o.net)) return run_topology(&o, engine);
-    if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir)
+    if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir || o.traces)
         return usage_error(USAGE_RUN, "%s",
-                           "--sparsity, --weight-bits, --act-bits and --report-dir apply to SCALE-Sim topologies (.csv)");
+                           "--sparsity, --weight-bits, --act-bits, --report-dir and --traces apply to SCALE-Sim topologies (.csv)");
     if (o.labels && !o.input) return usage_error(USAGE_RUN, "%s", "--labels needs --input");
     int n_jobs = online_cores();
     if (o.jobs && parse_int_arg(o.jobs, 1, 256, &n_jobs))

@@ -55,5 +55,13 @@ assert qsim.library_path().startswith(sys.argv[3]), qsim.library_path()
 r = qsim.load(sys.argv[1]).run(sys.argv[2], set={'array.rows': 16, 'array.cols': 16})
 assert '%.0f' % r['total']['cycles'] == sys.argv[4], (r['total']['cycles'], sys.argv[4])
 " "$net" "$cfg" "$prefix" "$cyc" || fail "installed Python package"
+# the tools are modules of the installed package; the old script paths are wrappers around them
+env -u QSIM_LIBRARY PYTHONPATH=$prefix/share/qsim /usr/bin/python3 -c "
+import sys, qsim.qbin, qsim.dse, qsim.zoo, qsim.xfmr_zoo, qsim.onnx_import, qsim.array_ref
+assert qsim.qbin.__file__.startswith(sys.argv[1]), qsim.qbin.__file__
+assert len(qsim.qbin.read(sys.argv[2]).layers) > 0
+" "$prefix" "$net" || fail "installed package modules"
+/usr/bin/python3 "$prefix/share/qsim/qsim_qbin.py" info "$net" | grep -q "layers" || fail "installed qsim_qbin.py wrapper"
+/usr/bin/python3 "$prefix/share/qsim/model_zoo.py" --help | grep -q "usage:" || fail "installed model_zoo.py wrapper"
 head -3 "$tmp/out_pc"
 echo "install test passed ($prefix)"

@@ -181,6 +181,24 @@ if subprocess.run(["cc", "-shared", "-fPIC", "-o", fake_so, fake_c]).returncode 
 else:
     check(False, "no C compiler for the wrong-version library")
 
+# 5. the package holds the Python tools; the old scripts/ paths are thin wrappers: imported they are the
+#    package's very modules (one copy, so classes compare equal), run they are its command lines
+import importlib  # noqa: E402
+for old, new in (("qsim_qbin", "qsim.qbin"), ("qsim_array_ref", "qsim.array_ref"), ("fmnist_data", "qsim.fmnist_data"),
+                 ("xfmr_zoo", "qsim.xfmr_zoo"), ("model_zoo", "qsim.zoo"), ("dse_lib", "qsim.dse"),
+                 ("dse_lib.run", "qsim.dse.run"), ("dse_lib.pareto", "qsim.dse.pareto")):
+    check(importlib.import_module(old) is importlib.import_module(new), "import %s is %s" % (old, new))
+check(Q.Net is importlib.import_module("qsim.qbin").Net, "one Net class")
+demo = os.path.join(ROOT, "models", "nets", "demo_w2a4.qbin")
+env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "scripts"))
+for cmd in ([os.path.join(ROOT, "scripts", "qsim_qbin.py"), "info", demo], [sys.executable, "-m", "qsim.qbin", "info", demo]):
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
+    check(p.returncode == 0 and p.stdout.startswith("net 'demo_w2a4': 11 layers"),
+          "%s: %r %r" % (" ".join(cmd[-3:]), p.stdout[:200], p.stderr[-300:]))
+for script in ("model_zoo.py", "xfmr_zoo.py", "fmnist_data.py", "onnx_import.py"):
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), "--help"], capture_output=True, text=True)
+    check(p.returncode == 0 and "usage:" in p.stdout, "scripts/%s --help: %r" % (script, p.stderr[-300:]))
+
 if failures:
     print("%d failure(s)" % len(failures))
     sys.exit(1)

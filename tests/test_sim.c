@@ -1673,7 +1673,7 @@ static void test_rerun_new_input(void)
         c.mab = 4;
         c.mwb = 2;
         c.skip = QS_SKIP_BOTH;
-        c.acc_bits = narrow ? 8 : 32; /* not proven overflow-qs_free(6 x 15 x 2 > 127) / proven */
+        c.acc_bits = narrow ? 8 : 32; /* not proven overflow-free (6 x 15 x 2 > 127) / proven */
         qs_arch a;
         CU_ASSERT_FATAL(make_arch(&c, &a));
         qs_prog *p;

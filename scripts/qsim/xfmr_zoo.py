@@ -1,0 +1,207 @@
+#!/usr/bin/python3
+"""Transformer encoders at low precision as .qbin (format version 2, docs/qbin.md).
+
+    xfmr_zoo.py --net vit_tiny --weights ternary [--layers N] [--tokens T] [-o PATH]
+    xfmr_zoo.py --net bert_base --weights w4 --layers 2
+
+Nets, from their published shapes (../shared/reference/transformers.md, section 5):
+  vit_tiny   timm vit_tiny_patch16_224: d 192, 3 heads, MLP 768, 12 layers, 224x224 image
+  vit_base   timm vit_base_patch16_224: d 768, 12 heads, MLP 3072, 12 layers
+  bert_base  HF bert-base-uncased:      d 768, 12 heads, MLP 3072, 12 layers, sequence 128
+Weights: w8, w4, w2 (LSQ-like: step 2 mean|W| / sqrt(Qp), Qp = 2^(b-1) - 1, per output
+channel) or ternary (BitNet b1.58 absmean: gamma = mean|W| per tensor, round(W / gamma)
+clipped to [-1, 1]); 8-bit activations everywhere (softmax output 8-bit unsigned).
+
+Each block is pre-norm: layernorm, Q/K/V as 1x1 convolutions over (d, T, 1) (channels =
+hidden, height = tokens), heads split by reshape, scores = matmul(Qh, Kh, trans_a) scaled by
+1/sqrt(dh) in its multiplier, softmax over the keys, O^T = matmul(Vh, P, trans_b), heads merged
+by reshape, output projection, residual add, layernorm, MLP with a table GELU, residual add.
+ViT: the 16x16/16 patch embedding is a conv on the 3x224x224 image, reshaped to (d, 196, 1); the
+class token and position embeddings are left out (no op concatenates along tokens yet), so the
+sequence is 196 tokens; a final layernorm, mean over tokens (gap) and a 1000-way fc. BERT: the
+input is the embedded sequence (d, T, 1), 8-bit; no pooler. Decoders (GPT-2, Llama: causal masking,
+KV cache) are not built yet.
+
+Weights are Gaussian (std 1/sqrt(fan_in)), LayerNorm gamma 1 and beta 0; every requantization is
+calibrated on one synthetic input: each output scale puts the 99.9th percentile of the real
+values at the top of its 8-bit range, multipliers are the exact real ratios. Deterministic
+(seeded). Prints a summary; `qsim info PATH` shows the file.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+
+from . import qbin as Q  # noqa: E402
+
+NETS = {
+    "vit_tiny": dict(d=192, heads=3, mlp=768, layers=12, image=224, patch=16, classes=1000),
+    "vit_base": dict(d=768, heads=12, mlp=3072, layers=12, image=224, patch=16, classes=1000),
+    "bert_base": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128),
+}
+WEIGHTS = {"w8": 8, "w4": 4, "w2": 2, "ternary": 2}
+
+
+class Builder:
+    def __init__(self, name, weights, seed):
+        self.net = Q.Net(name)
+        self.rng = np.random.default_rng(seed)
+        self.weights = weights
+        self.outs = []
+        self.x = None
+
+    def done(self, i):
+        self.outs.append(Q.eval_layer(self.net, i, self.outs, 32, self.x))
+        return i
+
+    def calib(self, real):
+        """Output scale of a signed 8-bit tensor holding `real`."""
+        return max(float(np.percentile(np.abs(real), 99.9)), 1e-6) / 127.0
+
+    def quant_weights(self, w):
+        """Integer weights and per-output-channel scales."""
+        if self.weights == "ternary":
+            gamma = max(float(np.abs(w).mean()), 1e-5)
+            return np.clip(np.round(w / gamma), -1, 1).astype(np.int64), np.full(w.shape[0], gamma), 2
+        b = WEIGHTS[self.weights]
+        qp = 2 ** (b - 1) - 1
+        axes = tuple(range(1, w.ndim))
+        step = 2.0 * np.abs(w).mean(axis=axes) / math.sqrt(qp)
+        q = np.clip(np.round(w / step.reshape((-1,) + (1,) * (w.ndim - 1))), -qp - 1, qp)
+        return q.astype(np.int64), step, b
+
+    def conv(self, name, src, out_c, k=1, stride=1):
+        s = self.net.layers[src]
+        fan_in = s.out_c * k * k
+        w = self.rng.normal(size=(out_c, s.out_c, k, k)) / math.sqrt(fan_in)
+        q, step, bits = self.quant_weights(w)
+        i = self.net.conv(name, src, q, stride=stride, wbits=bits, w_scale=step, bits=8, signed=True, zp=0,
+                          scale=1.0, multiplier=1e-3)
+        acc = Q.layer_accumulator(self.net, i, self.outs, 32).astype(np.float64)
+        real = acc * s.out_scale * step.reshape(-1, 1, 1)
+        out = self.calib(real)
+        self.set_rq(i, s.out_scale * step / out, out)
+        return self.done(i)
+
+    def set_rq(self, i, reals, out_scale):
+        l = self.net.layers[i]
+        pairs = [Q.quantize_multiplier(float(v)) for v in np.atleast_1d(reals)]
+        l.rq_mult = np.array([m for m, _ in pairs], np.int64).astype(np.int32)
+        l.rq_shift = np.array([s for _, s in pairs], np.int64).astype(np.int8)
+        l.out_scale = float(out_scale)
+
+    def layernorm(self, name, src):
+        s = self.net.layers[src]
+        i = self.net.layernorm(name, src, gamma=np.ones(s.out_c), bits=8, signed=True, zp=0, scale=1.0)
+        z = Q.layer_accumulator(self.net, i, self.outs, 32) / 65536.0
+        out = self.calib(z)
+        self.set_rq(i, 2.0 ** -16 / out, out)
+        return self.done(i)
+
+    def matmul(self, name, a, b, trans_a=False, trans_b=False, factor=1.0):
+        la, lb = self.net.layers[a], self.net.layers[b]
+        i = self.net.matmul(name, a, b, trans_a=trans_a, trans_b=trans_b, bits=8, signed=True, zp=0, scale=1.0,
+                            multiplier=1e-3)
+        real = Q.layer_accumulator(self.net, i, self.outs, 32) * la.out_scale * lb.out_scale * factor
+        out = self.calib(real)
+        self.set_rq(i, la.out_scale * lb.out_scale * factor / out, out)
+        return self.done(i)
+
+    def add(self, name, a, b):
+        la, lb = self.net.layers[a], self.net.layers[b]
+        big = max(la.out_scale, lb.out_scale)
+        ma, mb = int(round(1024 * la.out_scale / big)), int(round(1024 * lb.out_scale / big))
+        i = self.net.add(name, a, b, max(ma, 1), max(mb, 1), bits=8, signed=True, zp=0, scale=1.0, multiplier=1e-3)
+        real = Q.layer_accumulator(self.net, i, self.outs, 32) * big / 1024
+        out = self.calib(real)
+        self.set_rq(i, big / 1024 / out, out)
+        return self.done(i)
+
+    def gelu(self, name, src):
+        s = self.net.layers[src]
+        codes = np.arange(-128, 128)
+        real = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in s.out_scale * codes])
+        out = max(float(np.abs(real).max()), 1e-6) / 127.0
+        i = self.net.lut(name, src, fn=lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2))), bits=8, signed=True,
+                         zp=0, scale=out)
+        return self.done(i)
+
+
+def build(net_name, weights, layers=None, tokens=None, seed=2026):
+    cfg = NETS[net_name]
+    L = cfg["layers"] if layers is None else layers
+    d, H = cfg["d"], cfg["heads"]
+    dh = d // H
+    tag = "%s_%s%s" % (net_name, weights, "" if layers is None else "_l%d" % layers)
+    b = Builder(tag, weights, seed)
+    net = b.net
+    if "image" in cfg:
+        n = cfg["image"]
+        x0 = net.input("image", c=3, h=n, w=n, bits=8, signed=True, zp=0, scale=1 / 64)
+        b.x = np.clip(np.round(b.rng.normal(size=(3, n, n)) * 40), -128, 127).astype(np.int32)
+        b.done(x0)
+        pe = b.conv("patch_embed", x0, d, k=cfg["patch"], stride=cfg["patch"])
+        T = net.layers[pe].out_h * net.layers[pe].out_w
+        cur = b.done(net.reshape("tokens", pe, d, T, 1))
+    else:
+        T = tokens or cfg["tokens"]
+        x0 = net.input("embeddings", c=d, h=T, w=1, bits=8, signed=True, zp=0, scale=1 / 32)
+        b.x = np.clip(np.round(b.rng.normal(size=(d, T, 1)) * 32), -128, 127).astype(np.int32)
+        cur = b.done(x0)
+    for li in range(L):
+        p = "l%d." % li
+        h = b.layernorm(p + "ln1", cur)
+        q, k, v = (b.conv(p + n, h, d) for n in ("q", "k", "v"))
+        qh, kh, vh = (b.done(net.reshape(p + n + "_heads", src, H, dh, T)) for n, src in (("q", q), ("k", k), ("v", v)))
+        s = b.matmul(p + "scores", qh, kh, trans_a=True, factor=1 / math.sqrt(dh))
+        pr = b.done(net.softmax(p + "softmax", s, axis=2, bits=8))
+        o = b.matmul(p + "attn_v", vh, pr, trans_b=True)
+        om = b.done(net.reshape(p + "merge_heads", o, d, T, 1))
+        cur = b.add(p + "res1", cur, b.conv(p + "proj", om, d))
+        h2 = b.layernorm(p + "ln2", cur)
+        f = b.gelu(p + "gelu", b.conv(p + "fc1", h2, cfg["mlp"]))
+        cur = b.add(p + "res2", cur, b.conv(p + "fc2", f, d))
+    if "classes" in cfg:
+        h = b.layernorm("norm", cur)
+        g = net.gap("pool", h, bits=8, signed=True, zp=0, scale=net.layers[h].out_scale)
+        g = b.done(g)
+        w = b.rng.normal(size=(cfg["classes"], d)) / math.sqrt(d)
+        qw, step, bits = b.quant_weights(w)
+        i = net.fc("head", g, qw, wbits=bits, w_scale=step, bits=8, signed=True, zp=0, scale=1.0, multiplier=1e-3)
+        real = Q.layer_accumulator(net, i, b.outs, 32) * net.layers[g].out_scale * step.reshape(-1, 1, 1)
+        out = b.calib(real)
+        b.set_rq(i, net.layers[g].out_scale * step / out, out)
+        b.done(i)
+    net.validate()
+    return net, b.x
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--net", choices=sorted(NETS), required=True)
+    ap.add_argument("--weights", choices=sorted(WEIGHTS), default="w8")
+    ap.add_argument("--layers", type=int, help="blocks (default: the published depth)")
+    ap.add_argument("--tokens", type=int, help="sequence length (bert_base; default 128)")
+    ap.add_argument("-o", "--out", help="output .qbin (default NET_WEIGHTS[_lN].qbin here)")
+    ap.add_argument("--input-out", help="also write the calibration input as .npy")
+    a = ap.parse_args(argv)
+    if a.layers is not None and not 1 <= a.layers <= NETS[a.net]["layers"]:
+        ap.error("--layers must be 1..%d" % NETS[a.net]["layers"])
+    if a.tokens is not None and (a.net != "bert_base" or not 1 <= a.tokens <= 512):
+        ap.error("--tokens applies to bert_base, 1..512")
+    net, x = build(a.net, a.weights, a.layers, a.tokens)
+    path = a.out or net.name + ".qbin"
+    net.save(path)
+    if a.input_out:
+        np.save(a.input_out, x)
+    macs = sum(net.macs(i) for i in range(len(net.layers)))
+    print("wrote %s: %d layers, %.3f GMACs, %d bytes" % (path, len(net.layers), macs / 1e9, os.path.getsize(path)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
