@@ -487,8 +487,11 @@ static qs_status derive(const table *t, const qs_arch *a, int act_bits, const ch
         {"PE area", o->pe_um2, 0},
         {"total area", o->total_mm2, 1},
     };
+    /* above 1e15 (pJ per event, mm^2, ...) no figure is physical, and a finite
+     * but huge one times a run's event counts (up to 2^40 each) gives an
+     * infinite energy (found by fuzz_tech) */
     for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
-        if (!isfinite(out[i].v) || out[i].v < 0 || (out[i].positive && !(out[i].v > 0)))
+        if (!isfinite(out[i].v) || out[i].v < 0 || out[i].v > 1e15 || (out[i].positive && !(out[i].v > 0)))
             return qs_fail(err, QS_ERR_CONFIG,
                            "%s: the table gives %s = %g for this configuration (node %d nm, %g V): its points are "
                            "not physical",
