@@ -18,6 +18,7 @@
 #include "qs_revision.h"
 #include "qs_scalesim.h"
 #include "report.h"
+#include "rtl_cosim.h"
 #include "sim.h"
 #include "trace.h"
 
@@ -60,6 +61,7 @@ struct qsim_report {
     int32_t **layer_outputs; /* last inference, when kept */
     int64_t *layer_counts;
     char *json;
+    qsim_rtl_stats rtl;      /* QSIM_ENGINE_RTL: what was compared */
 };
 
 /* ---- errors ----------------------------------------------------------------- */
@@ -388,6 +390,7 @@ void qsim_run_options_init(qsim_run_options *opts)
     opts->struct_size = sizeof *opts;
     opts->engine = QSIM_ENGINE_FAST;
     opts->trace_to = UINT64_MAX;
+    opts->rtl_tile_to = INT64_MAX;
 }
 
 static double now_seconds(void)
@@ -418,8 +421,11 @@ qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t co
         return fail(err, QSIM_ERR_VERSION, "qsim_run: options of %u bytes, this library's are %zu (call "
                                            "qsim_run_options_init; rebuild against this qsim.h)",
                     (unsigned)opts->struct_size, sizeof *opts);
-    if (opts->engine != QSIM_ENGINE_FAST && opts->engine != QSIM_ENGINE_DETAILED)
-        return fail(err, QSIM_ERR_ARG, "qsim_run: unknown engine %d (fast 0, detailed 1)", (int)opts->engine);
+    if (opts->engine != QSIM_ENGINE_FAST && opts->engine != QSIM_ENGINE_DETAILED && opts->engine != QSIM_ENGINE_RTL)
+        return fail(err, QSIM_ERR_ARG, "qsim_run: unknown engine %d (fast 0, detailed 1, rtl 2)", (int)opts->engine);
+    if (opts->engine == QSIM_ENGINE_RTL && (opts->rtl_tile_from < 0 || opts->rtl_tile_to < opts->rtl_tile_from))
+        return fail(err, QSIM_ERR_ARG, "qsim_run: rtl tiles %lld..%lld: need 0 <= from <= to",
+                    (long long)opts->rtl_tile_from, (long long)opts->rtl_tile_to);
     if (opts->trace_format != QSIM_TRACE_NONE && (opts->trace_format != QSIM_TRACE_FST &&
                                                   opts->trace_format != QSIM_TRACE_VCD))
         return fail(err, QSIM_ERR_ARG, "qsim_run: unknown trace format %d", (int)opts->trace_format);
@@ -449,6 +455,7 @@ qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t co
     qs_status st = QS_OK;
     qs_sim *sim = NULL;
     qs_trace *trace = NULL;
+    qs_rtl_cosim *cosim = NULL;
     int32_t *preds = NULL;
     qsim_report *r = qs_calloc(1, sizeof *r);
     if (!r) return fail(err, QSIM_ERR_NOMEM, "out of memory");
@@ -468,6 +475,31 @@ qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t co
                        &sim, &e);
     if (st) goto out;
     if (opts->dma_hook) qs_sim_set_dma_hook(sim, opts->dma_hook, opts->dma_user);
+    if (opts->engine == QSIM_ENGINE_RTL) { /* fast outside the co-simulated layers */
+        if (opts->rtl_layer) {
+            int32_t li = 1;
+            while (li < net->n_layers && strcmp(net->layers[li].name, opts->rtl_layer)) li++;
+            if (li == net->n_layers) {
+                st = qs_fail(&e, QS_ERR_ARG, "rtl_layer: no layer named '%s'", opts->rtl_layer);
+                goto out;
+            }
+        }
+        qs_rtl_cosim_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.max_act_bits = r->arch.max_act_bits;
+        ro.max_weight_bits = r->arch.max_weight_bits;
+        ro.cache_dir = opts->rtl_cache;
+        ro.layer = opts->rtl_layer;
+        ro.tile_from = opts->rtl_tile_from;
+        ro.tile_to = opts->rtl_tile_to;
+        ro.fst = opts->rtl_fst;
+        ro.fst_from = opts->trace_from;
+        ro.fst_to = opts->trace_to;
+        ro.repro = opts->rtl_repro;
+        st = qs_rtl_cosim_create(&ro, &cosim, &e);
+        if (!st) st = qs_sim_set_array_hook(sim, qs_rtl_cosim_hook(cosim), &e);
+        if (st) goto out;
+    }
     if (opts->trace_format != QSIM_TRACE_NONE) {
         st = qs_trace_open(opts->trace_path, opts->trace_format == QSIM_TRACE_FST ? QS_TRACE_FST : QS_TRACE_VCD,
                            "1ns", &trace, &e);
@@ -533,7 +565,7 @@ qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t co
                          &r->tech,
                          opts->net_path ? opts->net_path : prog->net->path,
                          opts->config_path ? opts->config_path : prog->config_where,
-                         opts->engine == QSIM_ENGINE_DETAILED ? "detailed" : "fast",
+                         opts->engine == QSIM_ENGINE_RTL ? "rtl" : opts->engine == QSIM_ENGINE_DETAILED ? "detailed" : "fast",
                          n_inputs,
                          r->layers,
                          n_correct,
@@ -549,7 +581,18 @@ out:
         qs_sim_set_trace(sim, NULL, 0, 0);
         qs_trace_close(trace, &te);
     }
+    if (cosim) {
+        qs_rtl_cosim_stats cs;
+        qs_rtl_cosim_stats_get(cosim, &cs);
+        r->rtl.clocks = cs.clocks;
+        r->rtl.values = cs.values;
+        r->rtl.tiles = cs.tiles;
+        r->rtl.models = cs.models;
+        r->rtl.built = cs.built;
+        r->rtl.build_seconds = cs.build_seconds;
+    }
     qs_sim_destroy(sim);
+    qs_rtl_cosim_destroy(cosim);
     qs_free(preds);
     if (st) {
         qsim_report_free(r);
@@ -630,6 +673,14 @@ qsim_status qsim_report_totals(const qsim_report *r, qsim_totals *out, qsim_erro
     out->utilization = all.cycles ? (double)(all.mac_ops + all.mac_gated) /
                                         ((double)r->arch.rows * r->arch.cols * (double)all.cycles)
                                   : 0.0;
+    return QSIM_OK;
+}
+
+qsim_status qsim_report_rtl(const qsim_report *r, qsim_rtl_stats *out, qsim_error *err)
+{
+    if (!r) return fail(err, QSIM_ERR_ARG, "qsim_report_rtl: report is NULL");
+    if (!out) return fail(err, QSIM_ERR_ARG, "qsim_report_rtl: out is NULL");
+    *out = r->rtl;
     return QSIM_OK;
 }
 

@@ -20,9 +20,11 @@
 #include "qs_npy.h"
 #include "qs_revision.h"
 #include "qs_scalesim.h"
+#include "qs_xfmr.h"
 #include "array.h"
 #include "report.h"
 #include "scalesim_reads.h"
+#include "rtl_cosim.h"
 #include "sim.h"
 #include "trace.h"
 #include "waveview.h"
@@ -73,7 +75,12 @@ static const char *USAGE_RUN =
     "       qsim run --arch A.cfg TOPOLOGY.csv [options]   (SCALE-Sim topology, docs/scalesim.md)\n"
     "  --arch FILE          accelerator configuration (models/arch/*.cfg, or a SCALE-Sim .cfg)\n"
     "  --set S.K=V          override a configuration key (repeatable)\n"
-    "  --engine E           fast (default) or detailed (every PE every cycle)\n"
+    "  --engine E           fast (default), detailed (every PE every cycle) or rtl (the detailed engine\n"
+    "                       with the Verilated PE array of this configuration beside it, compared\n"
+    "                       every clock; needs verilator; docs/waveforms.md \"RTL co-simulation\")\n"
+    "  --rtl-tiles A:B      with --engine rtl: only array tiles A..B of each co-simulated layer\n"
+    "  --rtl-cache DIR      with --engine rtl: where built models are kept (default\n"
+    "                       $XDG_CACHE_HOME/qsim/rtl or ~/.cache/qsim/rtl)\n"
     "  --input X.npy        input integers, shape (C,H,W) or (N,C,H,W) for a batch\n"
     "  --labels Y.npy       labels of a batch: reports top-1 accuracy\n"
     "  --json FILE          write the full report as JSON (docs/report.md)\n"
@@ -86,7 +93,9 @@ static const char *USAGE_RUN =
     "  --fst FILE, --vcd FILE  waveform of the (first) inference for GTKWave, time in cycles; beside it\n"
     "                       FILE.gtkw, its view: gtkwave run.gtkw (per-clock PE activity needs --engine detailed)\n"
     "  --trace-from N, --trace-to N  cycle window of the waveform\n"
-    "  --trace-layer NAME   waveform window = that layer's cycles\n"
+    "  --trace-layer NAME   waveform window = that layer's cycles; with --engine rtl also the only\n"
+    "                       layer co-simulated (the others run fast), and --fst FILE puts the RTL's\n"
+    "                       own signals in FILE.rtl.fst beside FILE\n"
     "  --dram-trace FILE    every DRAM request of the (first) inference, DRAMsim3/Ramulator format\n"
     "                       (docs/dram.md; needs a bank-level [dram] model)\n"
     "  -q, --quiet          no table on stdout\n"
@@ -97,7 +106,8 @@ static const char *USAGE_RUN =
     "  --weight-bits B      signed weights: 1 (bipolar), 2, 4 or 8 (default 8)\n"
     "  --act-bits B         unsigned activations: 1..16 (default 8)\n"
     "  --report-dir DIR     SCALE-Sim's COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv\n"
-    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs, in DIR/layer<i>/ (needs --report-dir)\n";
+    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs, in DIR/layer<i>/ (needs --report-dir)\n"
+    "  --timing-only        SCALE-Sim's figures only, no operands (layers too large to simulate always run so)\n";
 
 static const char *USAGE_INFO = "usage: qsim info NET.qbin\n";
 
@@ -118,6 +128,8 @@ typedef struct {
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     const char *jobs, *dump_index;
     const char *dram_trace;
+    const char *rtl_tiles, *rtl_cache;  /* --engine rtl (docs/waveforms.md, "RTL co-simulation") */
+    int timing_only;         /* SCALE-Sim topologies: no operands, SCALE-Sim's figures only */
     int gemm, traces;        /* traces: SCALE-Sim's trace CSVs per layer (docs/scalesim.md, "Traces") */
     const char *ss_outdir;   /* qsim scalesim -p: reports go to <dir>/<run_name>/, SCALE-Sim's stdout */
     const char *sets[MAX_SETS];
@@ -165,7 +177,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         snprintf(key, sizeof key, " %s ", a);
         if (!strstr(allowed, key)) return usage_error(cmd_usage, "unknown option '%s'", a);
         int takes_value = strcmp(a, "--listing") && strcmp(a, "--summary") && strcmp(a, "-q") && strcmp(a, "--quiet") &&
-                          strcmp(a, "--gemm") && strcmp(a, "--traces");
+                          strcmp(a, "--gemm") && strcmp(a, "--traces") && strcmp(a, "--timing-only");
         const char *v = NULL;
         if (takes_value) {
             if (i + 1 >= argc) return usage_error(cmd_usage, "option '%s' needs a value", a);
@@ -195,8 +207,11 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--act-bits")) o->abits = v;
         else if (!strcmp(a, "--report-dir")) o->report_dir = v;
         else if (!strcmp(a, "--dram-trace")) o->dram_trace = v;
+        else if (!strcmp(a, "--rtl-tiles")) o->rtl_tiles = v;
+        else if (!strcmp(a, "--rtl-cache")) o->rtl_cache = v;
         else if (!strcmp(a, "--gemm")) o->gemm = 1;
         else if (!strcmp(a, "--traces")) o->traces = 1;
+        else if (!strcmp(a, "--timing-only")) o->timing_only = 1;
         else if (!strcmp(a, "--listing")) o->listing = 1;
         else if (!strcmp(a, "--summary")) o->summary = 1;
         else o->quiet = 1;
@@ -237,7 +252,7 @@ static int cmd_info(int argc, char **argv)
            "weights", "MACs");
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
-        char ins[32] = "", shape[32], outq[16], w[16] = "-";
+        char ins[32] = "", shape[32], outq[16], w[40] = "-";
         for (int32_t k = 0; k < L->n_inputs && k < 3; k++) {
             char t[12];
             snprintf(t, sizeof t, "%s%d", k ? "," : "", L->inputs[k]);
@@ -245,8 +260,18 @@ static int cmd_info(int argc, char **argv)
         }
         snprintf(shape, sizeof shape, "%dx%dx%d", L->out_c, L->out_h, L->out_w);
         snprintf(outq, sizeof outq, "%s%d", L->out_signed ? "int" : "uint", L->out_bits);
-        if (L->kind == QS_L_LUT || L->kind == QS_L_SOFTMAX) { /* a table of the PPU, not weights */
+        if (L->kind == QS_L_SOFTMAX && QS_SOFTMAX_IS_CAUSAL(L->param)) { /* the mask says more than the table */
+            if (QS_SOFTMAX_OFFSET(L->param))
+                snprintf(w, sizeof w, "causal+%d", (int)QS_SOFTMAX_OFFSET(L->param));
+            else
+                snprintf(w, sizeof w, "causal");
+        } else if (L->kind == QS_L_LUT || L->kind == QS_L_SOFTMAX) { /* a table of the PPU, not weights */
             snprintf(w, sizeof w, "table[%lld]", (long long)net->tensors[L->weight].count);
+        } else if (L->kind == QS_L_ROPE) { /* cos/sin table: positions x pairs */
+            snprintf(w, sizeof w, "rope[%lldx%lld]", (long long)net->tensors[L->weight].shape[0],
+                     (long long)net->tensors[L->weight].shape[1]);
+        } else if (L->kind == QS_L_MUL && L->param == QS_MUL_ROWMAX) {
+            snprintf(w, sizeof w, "x rowmax(%d)", (int)L->inputs[1]);
         } else if (L->kind == QS_L_MATMUL) {
             snprintf(w, sizeof w, "%s", (const char *[]){"A x B", "A^T x B", "A x B^T", "A^T x B^T"}[L->param & 3]);
         } else if (L->weight >= 0) {
@@ -531,10 +556,28 @@ static qs_status scalesim_read_replay(const qs_scalesim_layer *row, int32_t inde
 /* One topology layer: its own network, compiled and simulated, then freed;
  * what the report needs is copied to *res. */
 static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
-                                    qs_engine engine, const qs_scalesim_opts *base, int replay_reads,
+                                    qs_engine engine, const qs_scalesim_opts *base, int timing_only, int replay_reads,
                                     const char *trace_dir, const int64_t trace_offsets[3], qs_topo_layer *res,
                                     qs_error *e)
 {
+    if (timing_only || row->no_operands) {
+        /* SCALE-Sim's figures from the row alone (docs/scalesim.md, "Layers
+         * without operands"): no network, no qsim cycles or energy */
+        memset(res, 0, sizeof *res);
+        res->row = *row;
+        res->no_operands = 1;
+        snprintf(res->layer.name, sizeof res->layer.name, "%.40s", row->name);
+        res->layer.kind = QS_L_CONV;
+        int32_t oh, ow;
+        qs_scalesim_ofmap_dims(row, &oh, &ow);
+        res->layer.out_c = row->num_filters;
+        res->layer.out_h = row->is_gemm ? row->gemm_m : oh;
+        res->layer.out_w = row->is_gemm ? 1 : ow;
+        qs_status st = qs_ssstats_layer(row, arch, &res->stats.ss, e);
+        if (!st && (replay_reads || trace_dir))
+            st = scalesim_read_replay(row, index, arch, trace_dir, trace_offsets, &res->stats.ss, e);
+        return st;
+    }
     qs_scalesim_opts opts = *base;
     opts.index = index;
     qs_net *net = NULL;
@@ -651,7 +694,16 @@ static int run_topology(const options *o, qs_engine engine)
         }
     }
     if (qs_scalesim_load_topology(o->net, o->gemm ? 1 : -1, &topo, &e)) goto out;
-    if (qs_tech_load(arch.tech_table, &arch, opts.act_bits, &tech, &e)) goto out;
+    /* an array over the engines' limit runs SCALE-Sim's figures only, which
+     * use no technology figure (energy and area are not computed): the
+     * table is loaded for the largest array the engines hold */
+    qs_arch tech_arch = arch;
+    if (tech_arch.scalesim_figures_only) {
+        tech_arch.rows = tech_arch.rows < 1024 ? tech_arch.rows : 1024;
+        tech_arch.cols = tech_arch.cols < 1024 ? tech_arch.cols : 1024;
+        tech_arch.scalesim_figures_only = 0;
+    }
+    if (qs_tech_load(arch.tech_table, &tech_arch, opts.act_bits, &tech, &e)) goto out;
     res = qs_calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *res);
     if (!res) {
         qs_fail(&e, QS_ERR_NOMEM, "out of memory");
@@ -665,7 +717,8 @@ static int run_topology(const options *o, qs_engine engine)
         qs_error le;
         /* the replayed figures appear only in the report files, JSON and CSV */
         int replay_reads = report_dir || o->json || o->csv || o->ss_outdir;
-        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, replay_reads,
+        if (run_topology_layer(&topo.layers[i], i, &arch, engine, &opts, o->timing_only || arch.scalesim_figures_only,
+                               replay_reads,
                                o->traces ? report_dir : NULL, trace_offsets, &res[i], &le)) {
             if (progress) fputc('\n', stderr);
             qs_fail(&e, QS_ERR_RUN, "%.300s:%d: %.400s", o->net, (int)topo.layers[i].line, le.msg);
@@ -714,7 +767,8 @@ static const char *USAGE_SCALESIM =
     "  -i gemm|conv         topology form (default conv)\n"
     "  --engine E           fast (default) or detailed\n"
     "  --set S.K=V          override a qsim configuration key (repeatable)\n"
-    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs in OUTDIR/<run_name>/layer<i>/\n";
+    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs in OUTDIR/<run_name>/layer<i>/\n"
+    "  --timing-only        no operands: SCALE-Sim's figures only (layers too large to simulate always run so)\n";
 
 /* `qsim scalesim`: SCALE-Sim's own flags mapped onto a topology run. */
 static int cmd_scalesim(int argc, char **argv)
@@ -729,8 +783,8 @@ static int cmd_scalesim(int argc, char **argv)
             fputs(USAGE_SCALESIM, stdout);
             return 0;
         }
-        if (!strcmp(a, "--traces")) {
-            o.traces = 1;
+        if (!strcmp(a, "--traces") || !strcmp(a, "--timing-only")) {
+            *(!strcmp(a, "--traces") ? &o.traces : &o.timing_only) = 1;
             continue;
         }
         if (i + 1 >= argc) return usage_error(USAGE_SCALESIM, "%s needs a value", a);
@@ -921,6 +975,37 @@ static int online_cores(void)
     return c < 1 ? 1 : c > 256 ? 256 : (int)c;
 }
 
+/* --engine rtl: progress of a model build, on stderr */
+static void rtl_note(void *user, const char *msg)
+{
+    (void)user;
+    fprintf(stderr, "qsim: %s\n", msg);
+}
+
+/* The run's command line without the options a co-simulation mismatch
+ * message supplies itself (engine and window) or that a replay needs not
+ * (outputs), for that message. */
+static void rtl_repro(int argc, char **argv, char *out, size_t cap)
+{
+    static const char *const drop[] = {"--engine", "--trace-layer", "--rtl-tiles", "--fst", "--vcd", "--trace-from",
+                                       "--trace-to", "--json", "--csv", "--dump-outputs", "--dump-index", "--jobs",
+                                       "--dram-trace"};
+    size_t n = (size_t)snprintf(out, cap, "qsim run");
+    for (int i = 0; i < argc && n + 1 < cap; i++) {
+        const char *a = argv[i];
+        int skip = 0;
+        for (size_t k = 0; k < sizeof drop / sizeof *drop; k++) skip |= !strcmp(a, drop[k]);
+        if (skip) {
+            i++;
+            continue;
+        }
+        int plain = a[0] != '\0' && strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.,/=:+@%") == strlen(a);
+        int w = snprintf(out + n, cap - n, plain ? " %s" : " '%s'", a);
+        if (w < 0) break;
+        n += (size_t)w;
+    }
+}
+
 static int cmd_run(int argc, char **argv)
 {
     options o;
@@ -928,18 +1013,37 @@ static int cmd_run(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_RUN,
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
                         " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
-                        " --weight-bits --act-bits --report-dir --traces --dram-trace --jobs --dump-index ", &o);
+                        " --weight-bits --act-bits --report-dir --traces --timing-only --dram-trace --jobs --dump-index"
+                        " --rtl-tiles --rtl-cache ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qs_engine engine = QS_ENGINE_FAST;
+    int rtl = 0;
     if (o.engine) {
         if (!strcmp(o.engine, "fast")) engine = QS_ENGINE_FAST;
         else if (!strcmp(o.engine, "detailed")) engine = QS_ENGINE_DETAILED;
-        else return usage_error(USAGE_RUN, "unknown engine '%s' (fast or detailed)", o.engine);
+        else if (!strcmp(o.engine, "rtl")) rtl = 1; /* fast outside the co-simulated layers */
+        else return usage_error(USAGE_RUN, "unknown engine '%s' (fast, detailed or rtl)", o.engine);
     }
+    int64_t tile_from = 0, tile_to = INT64_MAX;
+    if ((o.rtl_tiles || o.rtl_cache) && !rtl)
+        return usage_error(USAGE_RUN, "%s", "--rtl-tiles and --rtl-cache need --engine rtl");
+    if (o.rtl_tiles) {
+        char *end1 = NULL, *end2 = NULL;
+        errno = 0;
+        long long a = strtoll(o.rtl_tiles, &end1, 10), b = a;
+        if (end1 != o.rtl_tiles && *end1 == ':') b = strtoll(end1 + 1, &end2, 10);
+        if (errno || end1 == o.rtl_tiles || a < 0 || (*end1 && (*end1 != ':' || !end2 || *end2 || end2 == end1 + 1)) || b < a)
+            return usage_error(USAGE_RUN, "--rtl-tiles '%s': a tile range A:B (or one tile A), 0 <= A <= B", o.rtl_tiles);
+        tile_from = a;
+        tile_to = b;
+    }
+    if (rtl && (o.gemm || is_topology_path(o.net)))
+        return usage_error(USAGE_RUN, "%s", "--engine rtl runs .qbin networks (not SCALE-Sim topologies)");
     if (o.gemm || is_topology_path(o.net)) return run_topology(&o, engine);
-    if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir || o.traces)
+    if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir || o.traces || o.timing_only)
         return usage_error(USAGE_RUN, "%s",
-                           "--sparsity, --weight-bits, --act-bits, --report-dir and --traces apply to SCALE-Sim topologies (.csv)");
+                           "--sparsity, --weight-bits, --act-bits, --report-dir, --timing-only and --traces apply to "
+                           "SCALE-Sim topologies (.csv)");
     if (o.labels && !o.input) return usage_error(USAGE_RUN, "%s", "--labels needs --input");
     int n_jobs = online_cores();
     if (o.jobs && parse_int_arg(o.jobs, 1, 256, &n_jobs))
@@ -959,9 +1063,9 @@ static int cmd_run(int argc, char **argv)
                            o.trace_to);
     if (o.trace_layer && (o.trace_from || o.trace_to))
         return usage_error(USAGE_RUN, "%s", "give --trace-layer or --trace-from/--trace-to, not both");
-    if ((o.trace_from || o.trace_to || o.trace_layer) && !o.fst && !o.vcd)
+    if ((o.trace_from || o.trace_to || (o.trace_layer && !rtl)) && !o.fst && !o.vcd)
         return usage_error(USAGE_RUN, "%s", "a trace window needs --fst or --vcd");
-    double t0 = now_seconds();
+    double t0 = now_seconds(), cpu0 = (double)clock() / CLOCKS_PER_SEC;
     qs_arch arch;
     qs_net *net = NULL;
     qs_prog *prog = NULL;
@@ -973,18 +1077,35 @@ static int cmd_run(int argc, char **argv)
     pthread_t *threads = NULL;
     qs_tech tech;
     qs_trace *trace = NULL;
+    qs_rtl_cosim *cosim = NULL;
+    char rtl_fst[4096], rtl_cmd[8192];
     dram_log dlog = {NULL, 0, 0, 0};
     qs_error e;
     rc = load_inputs(&o, &arch, &net, &e);
     if (rc == 2) return usage_error(USAGE_RUN, "%s", e.msg);
     if (rc) return fail(&e);
     rc = 1;
+    if (arch.dram_model == QS_DRAM_TLM) {
+        /* the memory backend model = tlm needs exists only inside a SystemC platform */
+        qs_fail(&e, QS_ERR_CONFIG, "%s: [dram] model = tlm: the DRAM is a SystemC/TLM-2.0 platform's memory, which "
+                "only the SystemC wrapper (sim/systemc, docs/systemc.md) connects; qsim run needs model = simple or a "
+                "bank-level preset (ddr4_3200, lpddr4_4266, lpddr5_6400, hbm2)", o.arch);
+        goto out;
+    }
     if (qs_compile(net, &arch, &prog, &e)) goto out;
     if (qs_tech_load(arch.tech_table, &arch, 0, &tech, &e)) goto out;
     if (qs_sim_create(net, prog, engine, &sim, &e)) goto out;
-    if (o.dram_trace && arch.dram_model == QS_DRAM_SIMPLE) {
+    if (rtl && o.trace_layer) {
+        int32_t li = 1;
+        while (li < net->n_layers && strcmp(net->layers[li].name, o.trace_layer)) li++;
+        if (li == net->n_layers) {
+            qs_fail(&e, QS_ERR_ARG, "--trace-layer: no layer named '%s' in %s", o.trace_layer, o.net);
+            goto out;
+        }
+    }
+    if (o.dram_trace && !qs_dram_is_bank_model(arch.dram_model)) {
         qs_fail(&e, QS_ERR_ARG, "--dram-trace %s: needs a bank-level DRAM model (e.g. --set dram.model=ddr4_3200); "
-                "[dram] model = simple has no DRAM requests", o.dram_trace);
+                "[dram] model = %s has no DRAM requests", o.dram_trace, qs_dram_model_name(arch.dram_model));
         goto out;
     }
     if (o.dram_trace) qs_sim_set_dram_trace(sim, dram_log_add, &dlog);
@@ -1018,6 +1139,7 @@ static int cmd_run(int argc, char **argv)
     if (o.dump && make_dir(o.dump, &e)) goto out;
     if (n_jobs > n) n_jobs = n;
     if (o.fst || o.vcd) n_jobs = 1; /* the waveform is of the first inference, on this thread's simulator */
+    if (rtl) n_jobs = 1;            /* the co-simulation hook is on this thread's simulator */
     acc = qs_calloc((size_t)net->n_layers * (size_t)n_jobs, sizeof *acc);
     preds = qs_calloc((size_t)n, sizeof *preds);
     jobs = qs_calloc((size_t)n_jobs, sizeof *jobs);
@@ -1042,6 +1164,29 @@ static int cmd_run(int argc, char **argv)
         }
         if (qs_trace_open(path, o.fst ? QS_TRACE_FST : QS_TRACE_VCD, "1ns", &trace, &e)) goto out;
         qs_sim_set_trace(sim, trace, tr_from, tr_to);
+    }
+    if (rtl) {
+        qs_rtl_cosim_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.max_act_bits = arch.max_act_bits;
+        ro.max_weight_bits = arch.max_weight_bits;
+        ro.cache_dir = o.rtl_cache;
+        ro.layer = o.trace_layer;
+        ro.tile_from = tile_from;
+        ro.tile_to = tile_to;
+        if (o.fst) { /* FILE.fst -> FILE.rtl.fst */
+            size_t len = strlen(o.fst);
+            int sfx = len > 4 && !strcmp(o.fst + len - 4, ".fst");
+            snprintf(rtl_fst, sizeof rtl_fst, "%.*s.rtl.fst", (int)(sfx ? len - 4 : len), o.fst);
+            ro.fst = rtl_fst;
+            ro.fst_from = tr_from;
+            ro.fst_to = tr_to;
+        }
+        rtl_repro(argc, argv, rtl_cmd, sizeof rtl_cmd);
+        ro.repro = rtl_cmd;
+        ro.note = rtl_note;
+        if (qs_rtl_cosim_create(&ro, &cosim, &e)) goto out;
+        if (qs_sim_set_array_hook(sim, qs_rtl_cosim_hook(cosim), &e)) goto out;
     }
     int n_correct = 0;
     int progress = isatty(2) && n > 1 && n_jobs == 1;
@@ -1108,7 +1253,7 @@ static int cmd_run(int argc, char **argv)
     for (int k = 0; k < n_jobs; k++) n_correct += jobs[k].n_correct;
     if (progress) fputc('\n', stderr);
 
-    qs_report rep = {net, prog, &arch, &tech, o.net, o.arch, engine == QS_ENGINE_FAST ? "fast" : "detailed", n, acc,
+    qs_report rep = {net, prog, &arch, &tech, o.net, o.arch, rtl ? "rtl" : engine == QS_ENGINE_FAST ? "fast" : "detailed", n, acc,
                      n_correct, o.labels ? n : 0, o.input ? preds : NULL, 0.0, NULL};
     rep.wall_seconds = now_seconds() - t0;
     rep.command_line = command_line;
@@ -1121,11 +1266,30 @@ static int cmd_run(int argc, char **argv)
         }
         if (cyc > 0) warn_buffer_throttle(net, prog, &arch, stall_buffer, cyc);
     }
+    if (cosim) {
+        qs_rtl_cosim_stats cs;
+        qs_rtl_cosim_stats_get(cosim, &cs);
+        if (cs.clocks == 0) {
+            snprintf(e.msg, sizeof e.msg, "--engine rtl: no array tile in the window (--trace-layer %s, --rtl-tiles %s)",
+                     o.trace_layer ? o.trace_layer : "(all)", o.rtl_tiles ? o.rtl_tiles : "(all)");
+            goto out;
+        }
+        /* the run's own time: the wall time but the model builds, and the
+         * CPU time of this process (the builds run in child processes),
+         * which a loaded machine does not inflate */
+        double run_s = now_seconds() - t0 - cs.build_seconds, cpu_s = (double)clock() / CLOCKS_PER_SEC - cpu0;
+        printf("RTL co-simulation: agreement: %" PRIu64 " clocks compared, %" PRIu64 " values compared, %" PRIu64
+               " tiles, %d array configuration%s (%d built, %.1f s); %.0f clocks/s, %.0f per CPU second\n",
+               cs.clocks, cs.values, cs.tiles, (int)cs.models, cs.models == 1 ? "" : "s", (int)cs.built,
+               cs.build_seconds, run_s > 0 ? (double)cs.clocks / run_s : 0.0, cpu_s > 0 ? (double)cs.clocks / cpu_s : 0.0);
+        if (o.fst) fprintf(stderr, "qsim: the RTL's own signals are in %s\n", rtl_fst);
+    }
     if (o.json && qs_report_write_json(&rep, o.json, &e)) goto out;
     if (o.csv && qs_report_write_csv(&rep, o.csv, &e)) goto out;
     rc = 0;
 out:
     if (rc) fail(&e);
+    qs_rtl_cosim_destroy(cosim);
     if (trace) {
         qs_error te;
         qs_trace_close(trace, &te);
