@@ -3,6 +3,7 @@
  * It adds handle checks and ownership, nothing else: every figure comes from
  * the same code the qsim command runs. */
 #include "qsim/qsim.h"
+#include "qs_alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -87,7 +88,7 @@ static qsim_status pass(qsim_error *err, qs_status st, const qs_error *e)
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *d = malloc(n);
+    char *d = qs_malloc(n);
     if (d) memcpy(d, s, n);
     return d;
 }
@@ -119,11 +120,11 @@ const char *qsim_status_name(qsim_status st)
 
 static qsim_status wrap_net(qs_net *n, const char *path, qsim_net **out, qsim_error *err)
 {
-    qsim_net *h = calloc(1, sizeof *h);
+    qsim_net *h = qs_calloc(1, sizeof *h);
     char *p = dup_str(path);
     if (!h || !p) {
-        free(h);
-        free(p);
+        qs_free(h);
+        qs_free(p);
         qs_net_destroy(n);
         return fail(err, QSIM_ERR_NOMEM, "out of memory");
     }
@@ -162,8 +163,8 @@ void qsim_net_free(qsim_net *net)
 {
     if (!net) return;
     qs_net_destroy(net->net);
-    free(net->path);
-    free(net);
+    qs_free(net->path);
+    qs_free(net);
 }
 
 qsim_status qsim_net_get_info(const qsim_net *net, qsim_net_info *out, qsim_error *err)
@@ -221,12 +222,12 @@ static qsim_status parse_config(const char *text, const char *where, char *const
 
 static qsim_status new_config(char *text, const char *where, qsim_config **out, qsim_error *err)
 {
-    qsim_config *c = calloc(1, sizeof *c);
+    qsim_config *c = qs_calloc(1, sizeof *c);
     char *w = dup_str(where);
     if (!c || !w) {
-        free(c);
-        free(w);
-        free(text);
+        qs_free(c);
+        qs_free(w);
+        qs_free(text);
         return fail(err, QSIM_ERR_NOMEM, "out of memory");
     }
     c->text = text;
@@ -270,7 +271,7 @@ qsim_status qsim_config_set(qsim_config *cfg, const char *assignment, qsim_error
         return fail(err, QSIM_ERR_ARG, "qsim_config_set: more than %d overrides", MAX_OVERRIDES);
     if (cfg->n_sets == cfg->cap_sets) {
         int cap = cfg->cap_sets ? 2 * cfg->cap_sets : 8;
-        char **s = realloc(cfg->sets, (size_t)cap * sizeof *s);
+        char **s = qs_realloc(cfg->sets, (size_t)cap * sizeof *s);
         if (!s) return fail(err, QSIM_ERR_NOMEM, "out of memory");
         cfg->sets = s;
         cfg->cap_sets = cap;
@@ -281,7 +282,7 @@ qsim_status qsim_config_set(qsim_config *cfg, const char *assignment, qsim_error
     qs_arch arch;
     qsim_status st = parse_config(cfg->text, cfg->where, cfg->sets, cfg->n_sets + 1, &arch, err);
     if (st) {
-        free(a);
+        qs_free(a);
         return st;
     }
     cfg->n_sets++;
@@ -294,11 +295,11 @@ qsim_status qsim_config_copy(const qsim_config *cfg, qsim_config **out, qsim_err
     if (!out) return fail(err, QSIM_ERR_ARG, "qsim_config_copy: out is NULL");
     *out = NULL;
     if (!cfg) return fail(err, QSIM_ERR_ARG, "qsim_config_copy: cfg is NULL");
-    qsim_config *c = calloc(1, sizeof *c);
+    qsim_config *c = qs_calloc(1, sizeof *c);
     if (!c) return fail(err, QSIM_ERR_NOMEM, "out of memory");
     c->text = dup_str(cfg->text);
     c->where = dup_str(cfg->where);
-    c->sets = cfg->n_sets ? calloc((size_t)cfg->n_sets, sizeof *c->sets) : NULL;
+    c->sets = cfg->n_sets ? qs_calloc((size_t)cfg->n_sets, sizeof *c->sets) : NULL;
     int ok = c->text && c->where && (c->sets || !cfg->n_sets);
     for (int i = 0; ok && i < cfg->n_sets; i++) {
         c->sets[i] = dup_str(cfg->sets[i]);
@@ -337,11 +338,11 @@ qsim_status qsim_config_get(const qsim_config *cfg, const char *key, char *buf, 
 void qsim_config_free(qsim_config *cfg)
 {
     if (!cfg) return;
-    for (int i = 0; i < cfg->n_sets; i++) free(cfg->sets[i]);
-    free(cfg->sets);
-    free(cfg->text);
-    free(cfg->where);
-    free(cfg);
+    for (int i = 0; i < cfg->n_sets; i++) qs_free(cfg->sets[i]);
+    qs_free(cfg->sets);
+    qs_free(cfg->text);
+    qs_free(cfg->where);
+    qs_free(cfg);
 }
 
 /* ---- compile ---------------------------------------------------------------------- */
@@ -352,13 +353,13 @@ qsim_status qsim_compile(const qsim_net *net, const qsim_config *cfg, qsim_progr
     *out = NULL;
     if (!net) return fail(err, QSIM_ERR_ARG, "qsim_compile: net is NULL");
     if (!cfg) return fail(err, QSIM_ERR_ARG, "qsim_compile: cfg is NULL");
-    qsim_program *p = calloc(1, sizeof *p);
+    qsim_program *p = qs_calloc(1, sizeof *p);
     if (!p) return fail(err, QSIM_ERR_NOMEM, "out of memory");
     p->net = net;
     p->arch = cfg->arch;
     p->config_where = dup_str(cfg->where);
     if (!p->config_where) {
-        free(p);
+        qs_free(p);
         return fail(err, QSIM_ERR_NOMEM, "out of memory");
     }
     qs_error e;
@@ -376,8 +377,8 @@ void qsim_program_free(qsim_program *prog)
 {
     if (!prog) return;
     qs_prog_destroy(prog->prog);
-    free(prog->config_where);
-    free(prog);
+    qs_free(prog->config_where);
+    qs_free(prog);
 }
 
 /* ---- run ---------------------------------------------------------------------------- */
@@ -456,16 +457,16 @@ qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t co
     qs_trace *trace = NULL;
     qs_rtl_cosim *cosim = NULL;
     int32_t *preds = NULL;
-    qsim_report *r = calloc(1, sizeof *r);
+    qsim_report *r = qs_calloc(1, sizeof *r);
     if (!r) return fail(err, QSIM_ERR_NOMEM, "out of memory");
     r->net = net;
     r->arch = prog->arch;
     r->tech = prog->tech;
     r->n_inferences = n_inputs;
     r->out_count = (int64_t)OUT->out_c * OUT->out_h * OUT->out_w;
-    r->layers = calloc((size_t)net->n_layers, sizeof *r->layers);
-    r->outputs = calloc((size_t)n_inputs, (size_t)r->out_count * sizeof *r->outputs);
-    preds = calloc((size_t)n_inputs, sizeof *preds);
+    r->layers = qs_calloc((size_t)net->n_layers, sizeof *r->layers);
+    r->outputs = qs_calloc((size_t)n_inputs, (size_t)r->out_count * sizeof *r->outputs);
+    preds = qs_calloc((size_t)n_inputs, sizeof *preds);
     if (!r->layers || !r->outputs || !preds) {
         st = qs_fail(&e, QS_ERR_NOMEM, "out of memory");
         goto out;
@@ -539,8 +540,8 @@ qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t co
         if (opts->labels) n_correct += preds[b] == opts->labels[b];
     }
     if (opts->keep_layer_outputs) {
-        r->layer_outputs = calloc((size_t)net->n_layers, sizeof *r->layer_outputs);
-        r->layer_counts = calloc((size_t)net->n_layers, sizeof *r->layer_counts);
+        r->layer_outputs = qs_calloc((size_t)net->n_layers, sizeof *r->layer_outputs);
+        r->layer_counts = qs_calloc((size_t)net->n_layers, sizeof *r->layer_counts);
         if (!r->layer_outputs || !r->layer_counts) {
             st = qs_fail(&e, QS_ERR_NOMEM, "out of memory");
             goto out;
@@ -548,7 +549,7 @@ qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t co
         for (int32_t i = 0; i < net->n_layers; i++) {
             const qs_layer *L = &net->layers[i];
             int64_t c = (int64_t)L->out_c * L->out_h * L->out_w;
-            r->layer_outputs[i] = malloc((size_t)(c ? c : 1) * sizeof(int32_t));
+            r->layer_outputs[i] = qs_malloc((size_t)(c ? c : 1) * sizeof(int32_t));
             if (!r->layer_outputs[i]) {
                 st = qs_fail(&e, QS_ERR_NOMEM, "out of memory");
                 goto out;
@@ -592,7 +593,7 @@ out:
     }
     qs_sim_destroy(sim);
     qs_rtl_cosim_destroy(cosim);
-    free(preds);
+    qs_free(preds);
     if (st) {
         qsim_report_free(r);
         return pass(err, st, &e);
@@ -605,13 +606,13 @@ void qsim_report_free(qsim_report *r)
 {
     if (!r) return;
     if (r->layer_outputs)
-        for (int32_t i = 0; i < r->net->n_layers; i++) free(r->layer_outputs[i]);
-    free(r->layer_outputs);
-    free(r->layer_counts);
-    free(r->layers);
-    free(r->outputs);
-    free(r->json);
-    free(r);
+        for (int32_t i = 0; i < r->net->n_layers; i++) qs_free(r->layer_outputs[i]);
+    qs_free(r->layer_outputs);
+    qs_free(r->layer_counts);
+    qs_free(r->layers);
+    qs_free(r->outputs);
+    qs_free(r->json);
+    qs_free(r);
 }
 
 /* ---- report ----------------------------------------------------------------------------- */
@@ -778,3 +779,13 @@ qsim_status qsim_report_layer_output(const qsim_report *r, int32_t layer, const 
     *count = r->layer_counts[layer];
     return QSIM_OK;
 }
+
+/* ---- memory --------------------------------------------------------------- */
+
+void qsim_set_allocator(qsim_alloc_fn fn, void *ud)
+{
+    qs_set_allocator(fn, ud);
+    qs_report_route_cjson(fn != NULL);
+}
+
+void qsim_get_allocator(qsim_alloc_fn *fn, void **ud) { qs_get_allocator(fn, ud); }

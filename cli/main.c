@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "qs_alloc.h"
 #include "compiler.h"
 #include "qs_arch.h"
 #include "qs_energy.h"
@@ -298,7 +299,7 @@ static int load_arch(const options *o, qs_arch *arch, qs_scalesim_cfg *sscfg, in
     if (qs_read_text_file(o->arch, &text, e)) return 1;
     int ss = qs_scalesim_is_config(text);
     qs_status st = ss ? qs_scalesim_parse_config(text, o->arch, o->sets, o->n_sets, arch, sscfg, e) : QS_OK;
-    free(text);
+    qs_free(text);
     /* a native file through qs_arch_load: it resolves the tech table against the file's folder */
     if (!ss) st = qs_arch_load(o->arch, o->sets, o->n_sets, arch, e);
     if (is_scalesim) *is_scalesim = ss;
@@ -603,7 +604,7 @@ static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index,
         if (replay_reads || trace_dir)
             st = scalesim_read_replay(row, index, arch, trace_dir, trace_offsets, &res->stats.ss, e);
     }
-    free(x);
+    qs_free(x);
     qs_sim_destroy(sim);
     qs_prog_destroy(prog);
     qs_net_destroy(net);
@@ -703,7 +704,7 @@ static int run_topology(const options *o, qs_engine engine)
         tech_arch.scalesim_figures_only = 0;
     }
     if (qs_tech_load(arch.tech_table, &tech_arch, opts.act_bits, &tech, &e)) goto out;
-    res = calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *res);
+    res = qs_calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *res);
     if (!res) {
         qs_fail(&e, QS_ERR_NOMEM, "out of memory");
         goto out;
@@ -751,7 +752,7 @@ static int run_topology(const options *o, qs_engine engine)
 out:
     if (rc) fail(&e);
 out_usage:
-    free(res);
+    qs_free(res);
     qs_scalesim_topo_free(&topo);
     return rc;
 }
@@ -833,7 +834,7 @@ static void dram_log_add(void *user, uint64_t cycle, uint64_t addr, int is_write
     if (l->oom) return;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4096;
-        dram_req *v = realloc(l->v, cap * sizeof *v);
+        dram_req *v = qs_realloc(l->v, cap * sizeof *v);
         if (!v) {
             l->oom = 1;
             return;
@@ -1139,10 +1140,10 @@ static int cmd_run(int argc, char **argv)
     if (n_jobs > n) n_jobs = n;
     if (o.fst || o.vcd) n_jobs = 1; /* the waveform is of the first inference, on this thread's simulator */
     if (rtl) n_jobs = 1;            /* the co-simulation hook is on this thread's simulator */
-    acc = calloc((size_t)net->n_layers * (size_t)n_jobs, sizeof *acc);
-    preds = calloc((size_t)n, sizeof *preds);
-    jobs = calloc((size_t)n_jobs, sizeof *jobs);
-    threads = calloc((size_t)n_jobs, sizeof *threads);
+    acc = qs_calloc((size_t)net->n_layers * (size_t)n_jobs, sizeof *acc);
+    preds = qs_calloc((size_t)n, sizeof *preds);
+    jobs = qs_calloc((size_t)n_jobs, sizeof *jobs);
+    threads = qs_calloc((size_t)n_jobs, sizeof *threads);
     if (!acc || !preds || !jobs || !threads) {
         snprintf(e.msg, sizeof e.msg, "out of memory");
         goto out;
@@ -1293,11 +1294,11 @@ out:
         qs_error te;
         qs_trace_close(trace, &te);
     }
-    free(acc);
-    free(preds);
-    free(jobs);
-    free(threads);
-    free(dlog.v);
+    qs_free(acc);
+    qs_free(preds);
+    qs_free(jobs);
+    qs_free(threads);
+    qs_free(dlog.v);
     qs_npy_free(&x);
     qs_npy_free(&y);
     qs_sim_destroy(sim);
@@ -1339,7 +1340,7 @@ static int cmd_import(int argc, char **argv)
                 python);
         return 1;
     }
-    char **args = calloc((size_t)argc + 3, sizeof *args);
+    char **args = qs_calloc((size_t)argc + 3, sizeof *args);
     if (!args) {
         fprintf(stderr, "qsim: out of memory\n");
         return 1;
@@ -1350,7 +1351,7 @@ static int cmd_import(int argc, char **argv)
     fflush(stdout);
     execv(python, args);
     fprintf(stderr, "qsim: cannot run %s: %s\n", python, strerror(errno));
-    free(args);
+    qs_free(args);
     return 1;
 }
 

@@ -1,6 +1,7 @@
 /* Formatting of the run report. Every figure is computed here from counts;
  * nothing is typed in. Field meanings: docs/report.md. */
 #include "report.h"
+#include "qs_alloc.h"
 #include "qs_revision.h"
 
 #include <cjson/cJSON.h>
@@ -10,6 +11,60 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* cJSON gives back NULL when an allocation fails and silently leaves the
+ * field out: every creation goes through these, which remember the failure
+ * (and free an item that could not be attached), so that a report missing a
+ * field is refused as out of memory instead of written (tests/test_oom.c). */
+static _Thread_local int json_failed;
+
+static cJSON *j_note(cJSON *item)
+{
+    if (!item) json_failed = 1;
+    return item;
+}
+
+static void j_add(cJSON *object, const char *name, cJSON *item)
+{
+    if (!item || !object || !cJSON_AddItemToObject(object, name, item)) {
+        cJSON_Delete(item);
+        json_failed = 1;
+    }
+}
+
+static void j_append(cJSON *array, cJSON *item)
+{
+    if (!item || !array || !cJSON_AddItemToArray(array, item)) {
+        cJSON_Delete(item);
+        json_failed = 1;
+    }
+}
+
+/* A string member's new value, in place (cJSON 1.7.15's
+ * ReplaceItemInObject drops the key when copying it fails and still says
+ * it succeeded). */
+static void j_set_string(cJSON *object, const char *name, const char *value)
+{
+    cJSON *item = object ? cJSON_GetObjectItemCaseSensitive(object, name) : NULL;
+    if (!item || !cJSON_SetValuestring(item, value)) json_failed = 1;
+}
+
+/* A finished tree, or NULL (and nothing kept) when any part of it failed. */
+static cJSON *j_finish(cJSON *root)
+{
+    if (json_failed) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+#define J_NUM(o, name, v) j_note(cJSON_AddNumberToObject(o, name, v))
+#define J_STR(o, name, v) j_note(cJSON_AddStringToObject(o, name, v))
+#define J_OBJ(o, name) j_note(cJSON_AddObjectToObject(o, name))
+#define J_ARR(o, name) j_note(cJSON_AddArrayToObject(o, name))
+#define J_NEWOBJ() j_note(cJSON_CreateObject())
+#define J_INTS(v, n) j_note(cJSON_CreateIntArray(v, n))
 
 typedef struct {
     uint64_t cycles, macs, macs_exec, slice_ops, gated, skipped, dram_bytes, stall[4];
@@ -39,25 +94,25 @@ static dram_figures dram_figures_of(const qs_arch *a, const qs_dram_stats *d, ui
 static cJSON *dram_json(const qs_arch *a, const qs_dram_stats *d, const qs_energy_breakdown *e, uint64_t bytes,
                         uint64_t cycles, double k)
 {
-    cJSON *o = cJSON_CreateObject();
+    cJSON *o = J_NEWOBJ();
     dram_figures f = dram_figures_of(a, d, bytes, cycles);
-    cJSON_AddStringToObject(o, "model", qs_dram_model_name(a->dram_model));
-    cJSON *en = cJSON_AddObjectToObject(o, "energy_pj");
-    cJSON_AddNumberToObject(en, "activate_precharge", e->dram_act * k);
-    cJSON_AddNumberToObject(en, "read", e->dram_rd * k);
-    cJSON_AddNumberToObject(en, "write", e->dram_wr * k);
-    cJSON_AddNumberToObject(en, "refresh", e->dram_ref * k);
-    cJSON_AddNumberToObject(en, "background", e->dram_bg * k);
-    cJSON_AddNumberToObject(o, "activates", (double)d->acts * k);
-    cJSON_AddNumberToObject(o, "read_bursts", (double)d->reads * k);
-    cJSON_AddNumberToObject(o, "write_bursts", (double)d->writes * k);
-    cJSON_AddNumberToObject(o, "refreshes", (double)d->refreshes * k);
-    cJSON_AddNumberToObject(o, "row_hits", (double)d->row_hits * k);
-    cJSON_AddNumberToObject(o, "row_misses", (double)d->row_misses * k);
-    cJSON_AddNumberToObject(o, "row_conflicts", (double)d->row_conflicts * k);
-    cJSON_AddNumberToObject(o, "row_hit_rate", f.hit_rate);
-    cJSON_AddNumberToObject(o, "bandwidth_gbps", f.gbps);
-    cJSON_AddNumberToObject(o, "avg_read_latency_ns", f.read_latency_ns);
+    J_STR(o, "model", qs_dram_model_name(a->dram_model));
+    cJSON *en = J_OBJ(o, "energy_pj");
+    J_NUM(en, "activate_precharge", e->dram_act * k);
+    J_NUM(en, "read", e->dram_rd * k);
+    J_NUM(en, "write", e->dram_wr * k);
+    J_NUM(en, "refresh", e->dram_ref * k);
+    J_NUM(en, "background", e->dram_bg * k);
+    J_NUM(o, "activates", (double)d->acts * k);
+    J_NUM(o, "read_bursts", (double)d->reads * k);
+    J_NUM(o, "write_bursts", (double)d->writes * k);
+    J_NUM(o, "refreshes", (double)d->refreshes * k);
+    J_NUM(o, "row_hits", (double)d->row_hits * k);
+    J_NUM(o, "row_misses", (double)d->row_misses * k);
+    J_NUM(o, "row_conflicts", (double)d->row_conflicts * k);
+    J_NUM(o, "row_hit_rate", f.hit_rate);
+    J_NUM(o, "bandwidth_gbps", f.gbps);
+    J_NUM(o, "avg_read_latency_ns", f.read_latency_ns);
     return o;
 }
 
@@ -232,61 +287,61 @@ void qs_report_print(const qs_report *r, FILE *f)
 
 static cJSON *energy_json(const qs_energy_breakdown *e, double scale)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "mac", e->mac * scale);
-    cJSON_AddNumberToObject(o, "registers", e->registers * scale);
-    cJSON_AddNumberToObject(o, "sram", e->sram * scale);
-    cJSON_AddNumberToObject(o, "dram", e->dram * scale);
-    cJSON_AddNumberToObject(o, "ppu", e->ppu * scale);
-    cJSON_AddNumberToObject(o, "leakage", e->leakage * scale);
+    cJSON *o = J_NEWOBJ();
+    J_NUM(o, "mac", e->mac * scale);
+    J_NUM(o, "registers", e->registers * scale);
+    J_NUM(o, "sram", e->sram * scale);
+    J_NUM(o, "dram", e->dram * scale);
+    J_NUM(o, "ppu", e->ppu * scale);
+    J_NUM(o, "leakage", e->leakage * scale);
     return o;
 }
 
 static void config_json(cJSON *root, const qs_arch *a)
 {
-    cJSON *ar = cJSON_AddObjectToObject(root, "config");
-    cJSON_AddStringToObject(ar, "name", a->name);
-    cJSON_AddNumberToObject(ar, "rows", a->rows);
-    cJSON_AddNumberToObject(ar, "cols", a->cols);
-    cJSON_AddStringToObject(ar, "dataflow", qs_dataflow_name(a->dataflow));
-    cJSON_AddNumberToObject(ar, "weight_path_bits", a->weight_path_bits);
-    cJSON_AddStringToObject(ar, "zero_skip", qs_zero_skip_name(a->zero_skip));
-    cJSON_AddNumberToObject(ar, "skip_group", a->skip_group);
-    cJSON_AddNumberToObject(ar, "lookahead", a->lookahead);
-    cJSON_AddNumberToObject(ar, "acc_bits", a->acc_bits);
-    cJSON_AddNumberToObject(ar, "freq_mhz", a->freq_mhz);
-    cJSON_AddNumberToObject(ar, "node_nm", a->node_nm);
-    cJSON_AddNumberToObject(ar, "dram_bytes_per_cycle", a->dram_bytes_per_cycle);
-    cJSON_AddStringToObject(ar, "dram_model", qs_dram_model_name(a->dram_model));
-    cJSON_AddNumberToObject(ar, "dma_outstanding", a->dma_outstanding);
-    cJSON_AddNumberToObject(ar, "dma_request_bytes", a->dma_request_bytes);
-    cJSON_AddNumberToObject(ar, "dma_separate_write_engine", a->dma_separate_write);
+    cJSON *ar = J_OBJ(root, "config");
+    J_STR(ar, "name", a->name);
+    J_NUM(ar, "rows", a->rows);
+    J_NUM(ar, "cols", a->cols);
+    J_STR(ar, "dataflow", qs_dataflow_name(a->dataflow));
+    J_NUM(ar, "weight_path_bits", a->weight_path_bits);
+    J_STR(ar, "zero_skip", qs_zero_skip_name(a->zero_skip));
+    J_NUM(ar, "skip_group", a->skip_group);
+    J_NUM(ar, "lookahead", a->lookahead);
+    J_NUM(ar, "acc_bits", a->acc_bits);
+    J_NUM(ar, "freq_mhz", a->freq_mhz);
+    J_NUM(ar, "node_nm", a->node_nm);
+    J_NUM(ar, "dram_bytes_per_cycle", a->dram_bytes_per_cycle);
+    J_STR(ar, "dram_model", qs_dram_model_name(a->dram_model));
+    J_NUM(ar, "dma_outstanding", a->dma_outstanding);
+    J_NUM(ar, "dma_request_bytes", a->dma_request_bytes);
+    J_NUM(ar, "dma_separate_write_engine", a->dma_separate_write);
 }
 
 /* SRAM traffic per buffer: {"ifmap": {"read": B, "write": B}, ...}, bytes scaled by k. */
 static void sram_json(cJSON *o, const qs_events *ev, double k)
 {
     static const char *const BUF[3] = {"ifmap", "weight", "accum"};
-    cJSON *sb = cJSON_AddObjectToObject(o, "sram_bytes");
+    cJSON *sb = J_OBJ(o, "sram_bytes");
     for (int b = 0; b < 3; b++) {
-        cJSON *x = cJSON_AddObjectToObject(sb, BUF[b]);
-        cJSON_AddNumberToObject(x, "read", (double)ev->sram_read_bytes[b] * k);
-        cJSON_AddNumberToObject(x, "write", (double)ev->sram_write_bytes[b] * k);
+        cJSON *x = J_OBJ(sb, BUF[b]);
+        J_NUM(x, "read", (double)ev->sram_read_bytes[b] * k);
+        J_NUM(x, "write", (double)ev->sram_write_bytes[b] * k);
     }
 }
 
 /* Every configuration key after the file and the overrides, "section.key": value. */
 static void effective_config_json(cJSON *root, const qs_arch *a)
 {
-    cJSON *o = cJSON_AddObjectToObject(root, "effective_config");
+    cJSON *o = J_OBJ(root, "effective_config");
     for (int32_t i = 0; i < qs_arch_n_keys(); i++) {
         const char *sec, *key;
         char val[300], name[80];
         int num;
         if (!qs_arch_key_value(a, i, &sec, &key, val, sizeof val, &num)) continue;
         snprintf(name, sizeof name, "%s.%s", sec, key);
-        if (num) cJSON_AddNumberToObject(o, name, strtod(val, NULL));
-        else cJSON_AddStringToObject(o, name, val);
+        if (num) J_NUM(o, name, strtod(val, NULL));
+        else J_STR(o, name, val);
     }
 }
 
@@ -295,44 +350,44 @@ static cJSON *totals_json(cJSON *root, const qs_arch *a, const qs_tech *T, const
 {
     double secs = (double)t->cycles * k / (a->freq_mhz * 1e6);
     double epj = t->energy_pj * k;
-    cJSON *tot = cJSON_AddObjectToObject(root, "total");
-    cJSON_AddNumberToObject(tot, "cycles", (double)t->cycles * k);
-    cJSON_AddNumberToObject(tot, "time_s", secs);
-    cJSON_AddNumberToObject(tot, "inferences_per_s", secs > 0 ? 1.0 / secs : 0);
-    cJSON_AddNumberToObject(tot, "macs", (double)t->macs * k);
-    cJSON_AddNumberToObject(tot, "macs_executed", (double)t->macs_exec * k);
-    cJSON_AddNumberToObject(tot, "mac_slice_ops", (double)t->slice_ops * k);
-    cJSON_AddNumberToObject(tot, "mac_slice_gated", (double)t->gated * k);
-    cJSON_AddNumberToObject(tot, "mac_slice_skipped", (double)t->skipped * k);
-    cJSON_AddNumberToObject(tot, "dram_bytes", (double)t->dram_bytes * k);
-    cJSON *st = cJSON_AddObjectToObject(tot, "stall_cycles");
-    cJSON_AddNumberToObject(st, "dram", (double)t->stall[0] * k);
-    cJSON_AddNumberToObject(st, "dependency", (double)t->stall[1] * k);
-    cJSON_AddNumberToObject(st, "buffer", (double)t->stall[2] * k);
-    cJSON_AddNumberToObject(st, "ppu", (double)t->stall[3] * k);
-    cJSON_AddNumberToObject(tot, "energy_pj", epj);
-    cJSON_AddItemToObject(tot, "energy_breakdown_pj", energy_json(&t->e, k));
+    cJSON *tot = J_OBJ(root, "total");
+    J_NUM(tot, "cycles", (double)t->cycles * k);
+    J_NUM(tot, "time_s", secs);
+    J_NUM(tot, "inferences_per_s", secs > 0 ? 1.0 / secs : 0);
+    J_NUM(tot, "macs", (double)t->macs * k);
+    J_NUM(tot, "macs_executed", (double)t->macs_exec * k);
+    J_NUM(tot, "mac_slice_ops", (double)t->slice_ops * k);
+    J_NUM(tot, "mac_slice_gated", (double)t->gated * k);
+    J_NUM(tot, "mac_slice_skipped", (double)t->skipped * k);
+    J_NUM(tot, "dram_bytes", (double)t->dram_bytes * k);
+    cJSON *st = J_OBJ(tot, "stall_cycles");
+    J_NUM(st, "dram", (double)t->stall[0] * k);
+    J_NUM(st, "dependency", (double)t->stall[1] * k);
+    J_NUM(st, "buffer", (double)t->stall[2] * k);
+    J_NUM(st, "ppu", (double)t->stall[3] * k);
+    J_NUM(tot, "energy_pj", epj);
+    j_add(tot, "energy_breakdown_pj", energy_json(&t->e, k));
     if (qs_dram_is_bank_model(a->dram_model))
-        cJSON_AddItemToObject(tot, "dram", dram_json(a, &t->dram, &t->e, t->dram_bytes, t->cycles, k));
-    cJSON_AddNumberToObject(tot, "area_mm2", T->total_mm2);
-    cJSON *area = cJSON_AddObjectToObject(tot, "area_breakdown_mm2");
-    cJSON_AddNumberToObject(area, "array", T->array_mm2);
-    cJSON_AddNumberToObject(area, "sram_ifmap", T->sram_mm2[0]);
-    cJSON_AddNumberToObject(area, "sram_weight", T->sram_mm2[1]);
-    cJSON_AddNumberToObject(area, "sram_accum", T->sram_mm2[2]);
-    cJSON_AddNumberToObject(area, "dma", T->dma_mm2);
-    cJSON_AddNumberToObject(area, "ppu", T->ppu_mm2);
-    cJSON_AddNumberToObject(area, "control", T->control_mm2);
-    cJSON_AddNumberToObject(tot, "pe_area_um2", T->pe_um2);
+        j_add(tot, "dram", dram_json(a, &t->dram, &t->e, t->dram_bytes, t->cycles, k));
+    J_NUM(tot, "area_mm2", T->total_mm2);
+    cJSON *area = J_OBJ(tot, "area_breakdown_mm2");
+    J_NUM(area, "array", T->array_mm2);
+    J_NUM(area, "sram_ifmap", T->sram_mm2[0]);
+    J_NUM(area, "sram_weight", T->sram_mm2[1]);
+    J_NUM(area, "sram_accum", T->sram_mm2[2]);
+    J_NUM(area, "dma", T->dma_mm2);
+    J_NUM(area, "ppu", T->ppu_mm2);
+    J_NUM(area, "control", T->control_mm2);
+    J_NUM(tot, "pe_area_um2", T->pe_um2);
     double ops_eff = 2.0 * (double)t->macs * k, ops_exec = 2.0 * (double)t->macs_exec * k;
-    cJSON_AddNumberToObject(tot, "effective_tops", secs > 0 ? ops_eff / secs / 1e12 : 0);
-    cJSON_AddNumberToObject(tot, "executed_tops", secs > 0 ? ops_exec / secs / 1e12 : 0);
-    cJSON_AddNumberToObject(tot, "effective_tops_per_w", epj > 0 ? ops_eff / epj : 0);
-    cJSON_AddNumberToObject(tot, "executed_tops_per_w", epj > 0 ? ops_exec / epj : 0);
-    cJSON_AddNumberToObject(tot, "effective_tops_per_mm2", secs > 0 ? ops_eff / secs / 1e12 / T->total_mm2 : 0);
-    cJSON_AddNumberToObject(tot, "executed_tops_per_mm2", secs > 0 ? ops_exec / secs / 1e12 / T->total_mm2 : 0);
-    cJSON_AddNumberToObject(tot, "fp32_equivalent_tflops_per_mm2", secs > 0 ? ops_eff / secs / 1e12 / T->total_mm2 : 0);
-    cJSON_AddNumberToObject(tot, "utilization", t->cycles ? (double)(t->slice_ops + t->gated) /
+    J_NUM(tot, "effective_tops", secs > 0 ? ops_eff / secs / 1e12 : 0);
+    J_NUM(tot, "executed_tops", secs > 0 ? ops_exec / secs / 1e12 : 0);
+    J_NUM(tot, "effective_tops_per_w", epj > 0 ? ops_eff / epj : 0);
+    J_NUM(tot, "executed_tops_per_w", epj > 0 ? ops_exec / epj : 0);
+    J_NUM(tot, "effective_tops_per_mm2", secs > 0 ? ops_eff / secs / 1e12 / T->total_mm2 : 0);
+    J_NUM(tot, "executed_tops_per_mm2", secs > 0 ? ops_exec / secs / 1e12 / T->total_mm2 : 0);
+    J_NUM(tot, "fp32_equivalent_tflops_per_mm2", secs > 0 ? ops_eff / secs / 1e12 / T->total_mm2 : 0);
+    J_NUM(tot, "utilization", t->cycles ? (double)(t->slice_ops + t->gated) /
                                                     ((double)a->rows * a->cols * (double)t->cycles) : 0);
     return tot;
 }
@@ -341,48 +396,48 @@ static cJSON *totals_json(cJSON *root, const qs_arch *a, const qs_tech *T, const
 static cJSON *layer_json(const qs_arch *a, const qs_tech *T, const qs_layer *L, const qs_layer_stats *s,
                          const qs_layer_map *m, double k)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", L->name);
-    cJSON_AddStringToObject(o, "type", qs_layer_kind_name(L->kind));
+    cJSON *o = J_NEWOBJ();
+    J_STR(o, "name", L->name);
+    J_STR(o, "type", qs_layer_kind_name(L->kind));
     int shp[3] = {L->out_c, L->out_h, L->out_w};
-    cJSON_AddItemToObject(o, "out_shape", cJSON_CreateIntArray(shp, 3));
-    cJSON_AddNumberToObject(o, "macs", (double)s->ev.macs * k);
-    cJSON_AddNumberToObject(o, "macs_executed", (double)s->ev.macs_executed * k);
-    cJSON_AddNumberToObject(o, "cycles", (double)s->cycles * k);
-    cJSON_AddNumberToObject(o, "array_busy", (double)s->array_busy * k);
-    cJSON_AddNumberToObject(o, "utilization", s->cycles ? (double)(s->ev.mac_ops + s->ev.mac_gated) /
+    j_add(o, "out_shape", J_INTS(shp, 3));
+    J_NUM(o, "macs", (double)s->ev.macs * k);
+    J_NUM(o, "macs_executed", (double)s->ev.macs_executed * k);
+    J_NUM(o, "cycles", (double)s->cycles * k);
+    J_NUM(o, "array_busy", (double)s->array_busy * k);
+    J_NUM(o, "utilization", s->cycles ? (double)(s->ev.mac_ops + s->ev.mac_gated) /
                                                   ((double)a->rows * a->cols * (double)s->cycles) : 0);
-    cJSON *ls = cJSON_AddObjectToObject(o, "stall_cycles");
-    cJSON_AddNumberToObject(ls, "dram", (double)s->stall_dram * k);
-    cJSON_AddNumberToObject(ls, "dependency", (double)s->stall_dep * k);
-    cJSON_AddNumberToObject(ls, "buffer", (double)s->stall_buffer * k);
-    cJSON_AddNumberToObject(ls, "ppu", (double)s->stall_ppu * k);
+    cJSON *ls = J_OBJ(o, "stall_cycles");
+    J_NUM(ls, "dram", (double)s->stall_dram * k);
+    J_NUM(ls, "dependency", (double)s->stall_dep * k);
+    J_NUM(ls, "buffer", (double)s->stall_buffer * k);
+    J_NUM(ls, "ppu", (double)s->stall_ppu * k);
     double dense = (double)s->ev.macs * m->slices;
-    cJSON_AddNumberToObject(o, "skipped_fraction", dense > 0 ? (double)s->ev.mac_skipped / dense : 0);
-    cJSON_AddNumberToObject(o, "gated_fraction", dense > 0 ? (double)s->ev.mac_gated / dense : 0);
-    cJSON_AddNumberToObject(o, "acc_overflows", (double)s->ev.acc_overflows * k);
-    cJSON_AddNumberToObject(o, "dram_read_bytes", (double)s->ev.dram_read_bytes * k);
-    cJSON_AddNumberToObject(o, "dram_write_bytes", (double)s->ev.dram_write_bytes * k);
+    J_NUM(o, "skipped_fraction", dense > 0 ? (double)s->ev.mac_skipped / dense : 0);
+    J_NUM(o, "gated_fraction", dense > 0 ? (double)s->ev.mac_gated / dense : 0);
+    J_NUM(o, "acc_overflows", (double)s->ev.acc_overflows * k);
+    J_NUM(o, "dram_read_bytes", (double)s->ev.dram_read_bytes * k);
+    J_NUM(o, "dram_write_bytes", (double)s->ev.dram_write_bytes * k);
     sram_json(o, &s->ev, k);
     qs_energy_breakdown e = qs_energy_of(T, a, &s->ev);
-    cJSON_AddNumberToObject(o, "energy_pj", e.total * k);
-    cJSON_AddItemToObject(o, "energy_breakdown_pj", energy_json(&e, k));
+    J_NUM(o, "energy_pj", e.total * k);
+    j_add(o, "energy_breakdown_pj", energy_json(&e, k));
     if (qs_dram_is_bank_model(a->dram_model))
-        cJSON_AddItemToObject(o, "dram", dram_json(a, &s->dram, &e, s->ev.dram_read_bytes + s->ev.dram_write_bytes,
+        j_add(o, "dram", dram_json(a, &s->dram, &e, s->ev.dram_read_bytes + s->ev.dram_write_bytes,
                                                    s->cycles, k));
     if (m->is_gemm) {
-        cJSON *mp = cJSON_AddObjectToObject(o, "mapping");
-        cJSON_AddNumberToObject(mp, "M", m->g.M);
-        cJSON_AddNumberToObject(mp, "N", m->g.N);
-        cJSON_AddNumberToObject(mp, "K", m->g.K);
-        cJSON_AddNumberToObject(mp, "groups", m->g.groups);
-        cJSON_AddNumberToObject(mp, "weight_bits", m->weight_bits);
-        cJSON_AddNumberToObject(mp, "act_bits", m->act_bits);
-        cJSON_AddNumberToObject(mp, "slices", m->slices);
-        cJSON_AddNumberToObject(mp, "tile_m", m->tm);
-        cJSON_AddNumberToObject(mp, "tile_n", m->tn);
-        cJSON_AddNumberToObject(mp, "tile_k", m->tk);
-        cJSON_AddStringToObject(mp, "loop_order", m->order == QS_ORDER_N_OUTER ? "n-outer" : "m-outer");
+        cJSON *mp = J_OBJ(o, "mapping");
+        J_NUM(mp, "M", m->g.M);
+        J_NUM(mp, "N", m->g.N);
+        J_NUM(mp, "K", m->g.K);
+        J_NUM(mp, "groups", m->g.groups);
+        J_NUM(mp, "weight_bits", m->weight_bits);
+        J_NUM(mp, "act_bits", m->act_bits);
+        J_NUM(mp, "slices", m->slices);
+        J_NUM(mp, "tile_m", m->tm);
+        J_NUM(mp, "tile_n", m->tn);
+        J_NUM(mp, "tile_k", m->tk);
+        J_STR(mp, "loop_order", m->order == QS_ORDER_N_OUTER ? "n-outer" : "m-outer");
     }
     return o;
 }
@@ -395,12 +450,12 @@ static qs_status write_json_file(cJSON *root, const char *path, qs_error *err)
     if (!text) return qs_fail(err, QS_ERR_NOMEM, "out of memory writing JSON");
     FILE *f = fopen(path, "w");
     if (!f) {
-        free(text);
+        cJSON_free(text);
         return qs_fail(err, QS_ERR_IO, "%s: cannot open for writing", path);
     }
     fputs(text, f);
     fputc('\n', f);
-    free(text);
+    cJSON_free(text);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) return qs_fail(err, QS_ERR_IO, "%s: write failed", path);
     return QS_OK;
@@ -409,14 +464,15 @@ static qs_status write_json_file(cJSON *root, const char *path, qs_error *err)
 static cJSON *report_json(const qs_report *r)
 {
     double k = 1.0 / (r->n_inferences ? r->n_inferences : 1);
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "qsim_version", QSIM_VERSION);
-    cJSON_AddStringToObject(root, "source_revision", qs_source_revision);
-    if (r->command_line) cJSON_AddStringToObject(root, "command_line", r->command_line);
-    cJSON_AddStringToObject(root, "network", r->net_path);
-    cJSON_AddStringToObject(root, "arch", r->arch_path);
-    cJSON_AddStringToObject(root, "engine", r->engine);
-    cJSON_AddNumberToObject(root, "inferences", r->n_inferences);
+    json_failed = 0;
+    cJSON *root = J_NEWOBJ();
+    J_STR(root, "qsim_version", QSIM_VERSION);
+    J_STR(root, "source_revision", qs_source_revision);
+    if (r->command_line) J_STR(root, "command_line", r->command_line);
+    J_STR(root, "network", r->net_path);
+    J_STR(root, "arch", r->arch_path);
+    J_STR(root, "engine", r->engine);
+    J_NUM(root, "inferences", r->n_inferences);
     config_json(root, r->arch);
     effective_config_json(root, r->arch);
     qs_events all;
@@ -424,17 +480,17 @@ static cJSON *report_json(const qs_report *r)
     cJSON *tot = totals_json(root, r->arch, r->tech, &t, k);
     sram_json(tot, &all, k);
     if (r->n_labelled) {
-        cJSON_AddNumberToObject(root, "accuracy", (double)r->n_correct / r->n_labelled);
-        cJSON_AddNumberToObject(root, "labelled", r->n_labelled);
+        J_NUM(root, "accuracy", (double)r->n_correct / r->n_labelled);
+        J_NUM(root, "labelled", r->n_labelled);
     }
-    if (r->predictions) cJSON_AddItemToObject(root, "predictions", cJSON_CreateIntArray(r->predictions, r->n_inferences));
-    cJSON_AddNumberToObject(root, "wall_seconds", r->wall_seconds);
+    if (r->predictions) j_add(root, "predictions", J_INTS(r->predictions, r->n_inferences));
+    J_NUM(root, "wall_seconds", r->wall_seconds);
 
-    cJSON *layers = cJSON_AddArrayToObject(root, "layers");
+    cJSON *layers = J_ARR(root, "layers");
     for (int32_t i = 1; i < r->net->n_layers; i++)
-        cJSON_AddItemToArray(layers, layer_json(r->arch, r->tech, &r->net->layers[i], &r->layers[i],
+        j_append(layers, layer_json(r->arch, r->tech, &r->net->layers[i], &r->layers[i],
                                                 &r->prog->maps[i], k));
-    return root;
+    return j_finish(root);
 }
 
 qs_status qs_report_write_json(const qs_report *r, const char *path, qs_error *err)
@@ -448,10 +504,20 @@ qs_status qs_report_json_text(const qs_report *r, char **text, qs_error *err)
 {
     cJSON *root = report_json(r);
     if (!root) return qs_fail(err, QS_ERR_NOMEM, "out of memory writing JSON");
-    *text = cJSON_Print(root);
+    char *printed = cJSON_Print(root);
     cJSON_Delete(root);
+    /* the caller frees with qs_free: nothing of cJSON's outlives this call,
+     * so its hooks may change between calls (qs_report_route_cjson) */
+    *text = printed ? qs_strdup(printed) : NULL;
+    cJSON_free(printed);
     if (!*text) return qs_fail(err, QS_ERR_NOMEM, "out of memory writing JSON");
     return QS_OK;
+}
+
+void qs_report_route_cjson(int through_qs_allocator)
+{
+    cJSON_Hooks hooks = {qs_malloc, qs_free};
+    cJSON_InitHooks(through_qs_allocator ? &hooks : NULL);
 }
 
 qs_status qs_report_write_csv(const qs_report *r, const char *path, qs_error *err)
@@ -733,77 +799,78 @@ static cJSON *ss_layer_json(const qs_topo_layer *tl, const qs_arch *a)
     ss_figures fg = figures_of(tl, a);
     int64_t sr, sc, t;
     qs_scalesim_spatiotemporal(&tl->row, a->dataflow, &sr, &sc, &t);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "Sr", (double)sr);
-    cJSON_AddNumberToObject(o, "Sc", (double)sc);
-    cJSON_AddNumberToObject(o, "T", (double)t);
+    cJSON *o = J_NEWOBJ();
+    J_NUM(o, "Sr", (double)sr);
+    J_NUM(o, "Sc", (double)sc);
+    J_NUM(o, "T", (double)t);
     if (!fg.valid) return o;
-    cJSON_AddNumberToObject(o, "folds", (double)s->folds);
-    cJSON_AddNumberToObject(o, "total_cycles", (double)fg.total);
-    cJSON_AddNumberToObject(o, "stall_cycles", (double)fg.stall);
-    cJSON_AddNumberToObject(o, "overall_util_pct", fg.overall_util);
-    cJSON_AddNumberToObject(o, "mapping_efficiency_pct", fg.mapping_eff);
-    cJSON_AddNumberToObject(o, "compute_util_pct", fg.compute_util);
-    cJSON_AddNumberToObject(o, "ifmap_sram_reads", (double)fg.sram_access[0]);
-    cJSON_AddNumberToObject(o, "filter_sram_reads", (double)fg.sram_access[1]);
-    cJSON_AddNumberToObject(o, "ofmap_sram_writes", (double)fg.sram_access[2]);
-    cJSON_AddNumberToObject(o, "ifmap_dram_reads", (double)fg.dram_access[0]);
-    cJSON_AddNumberToObject(o, "filter_dram_reads", (double)fg.dram_access[1]);
-    cJSON_AddNumberToObject(o, "ofmap_dram_writes", (double)fg.dram_access[2]);
-    cJSON_AddNumberToObject(o, "ifmap_sram_first_cycle", (double)s->ifmap_sram_first);
-    cJSON_AddNumberToObject(o, "ifmap_sram_last_cycle", (double)s->ifmap_sram_last);
-    cJSON_AddNumberToObject(o, "filter_sram_first_cycle", (double)s->filter_sram_first);
-    cJSON_AddNumberToObject(o, "filter_sram_last_cycle", (double)s->filter_sram_last);
-    cJSON_AddNumberToObject(o, "ofmap_sram_first_cycle", (double)s->ofmap_sram_first);
-    cJSON_AddNumberToObject(o, "ofmap_sram_last_cycle", (double)s->ofmap_sram_last);
-    cJSON_AddNumberToObject(o, "ofmap_dram_first_cycle", (double)s->ofmap_dram_first);
-    cJSON_AddNumberToObject(o, "ofmap_dram_last_cycle", (double)s->ofmap_dram_last);
+    J_NUM(o, "folds", (double)s->folds);
+    J_NUM(o, "total_cycles", (double)fg.total);
+    J_NUM(o, "stall_cycles", (double)fg.stall);
+    J_NUM(o, "overall_util_pct", fg.overall_util);
+    J_NUM(o, "mapping_efficiency_pct", fg.mapping_eff);
+    J_NUM(o, "compute_util_pct", fg.compute_util);
+    J_NUM(o, "ifmap_sram_reads", (double)fg.sram_access[0]);
+    J_NUM(o, "filter_sram_reads", (double)fg.sram_access[1]);
+    J_NUM(o, "ofmap_sram_writes", (double)fg.sram_access[2]);
+    J_NUM(o, "ifmap_dram_reads", (double)fg.dram_access[0]);
+    J_NUM(o, "filter_dram_reads", (double)fg.dram_access[1]);
+    J_NUM(o, "ofmap_dram_writes", (double)fg.dram_access[2]);
+    J_NUM(o, "ifmap_sram_first_cycle", (double)s->ifmap_sram_first);
+    J_NUM(o, "ifmap_sram_last_cycle", (double)s->ifmap_sram_last);
+    J_NUM(o, "filter_sram_first_cycle", (double)s->filter_sram_first);
+    J_NUM(o, "filter_sram_last_cycle", (double)s->filter_sram_last);
+    J_NUM(o, "ofmap_sram_first_cycle", (double)s->ofmap_sram_first);
+    J_NUM(o, "ofmap_sram_last_cycle", (double)s->ofmap_sram_last);
+    J_NUM(o, "ofmap_dram_first_cycle", (double)s->ofmap_dram_first);
+    J_NUM(o, "ofmap_dram_last_cycle", (double)s->ofmap_dram_last);
     return o;
 }
 
 qs_status qs_topo_report_write_json(const qs_topo_report *r, const char *path, qs_error *err)
 {
     const qs_arch *a = r->arch;
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "qsim_version", QSIM_VERSION);
-    cJSON_AddStringToObject(root, "source_revision", qs_source_revision);
-    if (r->command_line) cJSON_AddStringToObject(root, "command_line", r->command_line);
-    cJSON_AddStringToObject(root, "network", r->topo_path);
-    cJSON_AddStringToObject(root, "arch", r->arch_path);
-    cJSON_AddStringToObject(root, "engine", r->engine);
-    cJSON_AddNumberToObject(root, "inferences", 1);
+    json_failed = 0;
+    cJSON *root = J_NEWOBJ();
+    J_STR(root, "qsim_version", QSIM_VERSION);
+    J_STR(root, "source_revision", qs_source_revision);
+    if (r->command_line) J_STR(root, "command_line", r->command_line);
+    J_STR(root, "network", r->topo_path);
+    J_STR(root, "arch", r->arch_path);
+    J_STR(root, "engine", r->engine);
+    J_NUM(root, "inferences", 1);
     config_json(root, a);
-    cJSON_AddStringToObject(cJSON_GetObjectItem(root, "config"), "timing", qs_timing_name(a->timing));
+    J_STR(cJSON_GetObjectItem(root, "config"), "timing", qs_timing_name(a->timing));
     effective_config_json(root, a);
-    cJSON *tp = cJSON_AddObjectToObject(root, "topology");
-    cJSON_AddStringToObject(tp, "path", r->topo_path);
-    cJSON_AddStringToObject(tp, "form", r->gemm ? "gemm" : "conv");
-    cJSON_AddNumberToObject(tp, "layers", r->n);
-    cJSON *op = cJSON_AddObjectToObject(root, "operands");
-    cJSON_AddNumberToObject(op, "weight_bits", r->opts->weight_bits);
-    cJSON_AddNumberToObject(op, "act_bits", r->opts->act_bits);
-    cJSON_AddNumberToObject(op, "weight_sparsity", r->opts->weight_sparsity);
-    cJSON_AddNumberToObject(op, "act_sparsity", r->opts->act_sparsity);
+    cJSON *tp = J_OBJ(root, "topology");
+    J_STR(tp, "path", r->topo_path);
+    J_STR(tp, "form", r->gemm ? "gemm" : "conv");
+    J_NUM(tp, "layers", r->n);
+    cJSON *op = J_OBJ(root, "operands");
+    J_NUM(op, "weight_bits", r->opts->weight_bits);
+    J_NUM(op, "act_bits", r->opts->act_bits);
+    J_NUM(op, "weight_sparsity", r->opts->weight_sparsity);
+    J_NUM(op, "act_sparsity", r->opts->act_sparsity);
     if (r->sscfg) {
         const qs_scalesim_cfg *g = r->sscfg;
-        cJSON *c = cJSON_AddObjectToObject(root, "scalesim_config");
-        cJSON_AddStringToObject(c, "run_name", g->run_name);
-        cJSON_AddNumberToObject(c, "ArrayHeight", g->array_h);
-        cJSON_AddNumberToObject(c, "ArrayWidth", g->array_w);
-        cJSON_AddNumberToObject(c, "IfmapSramSzkB", g->ifmap_kb);
-        cJSON_AddNumberToObject(c, "FilterSramSzkB", g->filter_kb);
-        cJSON_AddNumberToObject(c, "OfmapSramSzkB", g->ofmap_kb);
-        cJSON_AddStringToObject(c, "Dataflow", qs_dataflow_name(g->dataflow));
-        cJSON_AddNumberToObject(c, "Bandwidth", g->bandwidth);
-        cJSON_AddStringToObject(c, "InterfaceBandwidth", g->user_bandwidth ? "USER" : "CALC");
+        cJSON *c = J_OBJ(root, "scalesim_config");
+        J_STR(c, "run_name", g->run_name);
+        J_NUM(c, "ArrayHeight", g->array_h);
+        J_NUM(c, "ArrayWidth", g->array_w);
+        J_NUM(c, "IfmapSramSzkB", g->ifmap_kb);
+        J_NUM(c, "FilterSramSzkB", g->filter_kb);
+        J_NUM(c, "OfmapSramSzkB", g->ofmap_kb);
+        J_STR(c, "Dataflow", qs_dataflow_name(g->dataflow));
+        J_NUM(c, "Bandwidth", g->bandwidth);
+        J_STR(c, "InterfaceBandwidth", g->user_bandwidth ? "USER" : "CALC");
     }
     totals t = topo_totals(r);
     const int32_t no_ops = topo_no_operands(r);
     cJSON *tot;
     if (no_ops) {
         /* qsim's own totals need every layer simulated on operands */
-        cJSON_AddNumberToObject(root, "layers_without_operands", no_ops);
-        tot = cJSON_AddObjectToObject(root, "total");
+        J_NUM(root, "layers_without_operands", no_ops);
+        tot = J_OBJ(root, "total");
     } else {
         tot = totals_json(root, a, r->tech, &t, 1.0);
     }
@@ -813,32 +880,34 @@ qs_status qs_topo_report_write_json(const qs_topo_report *r, const char *path, q
             st += r->layers[i].stats.ss.total_cycles;
             ss += r->layers[i].stats.ss.stall_cycles;
         }
-        cJSON *so = cJSON_AddObjectToObject(tot, "scalesim");
-        cJSON_AddNumberToObject(so, "total_cycles", (double)st);
-        cJSON_AddNumberToObject(so, "stall_cycles", (double)ss);
+        cJSON *so = J_OBJ(tot, "scalesim");
+        J_NUM(so, "total_cycles", (double)st);
+        J_NUM(so, "stall_cycles", (double)ss);
     }
-    cJSON_AddNumberToObject(root, "wall_seconds", r->wall_seconds);
-    cJSON *layers = cJSON_AddArrayToObject(root, "layers");
+    J_NUM(root, "wall_seconds", r->wall_seconds);
+    cJSON *layers = J_ARR(root, "layers");
     for (int32_t i = 0; i < r->n; i++) {
         const qs_topo_layer *tl = &r->layers[i];
         cJSON *o;
         if (tl->no_operands) {
-            o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "name", tl->row.name);
+            o = J_NEWOBJ();
+            J_STR(o, "name", tl->row.name);
             cJSON_AddBoolToObject(o, "no_operands", 1);
-            cJSON_AddNumberToObject(o, "out_c", tl->layer.out_c);
-            cJSON_AddNumberToObject(o, "out_h", tl->layer.out_h);
-            cJSON_AddNumberToObject(o, "out_w", tl->layer.out_w);
+            J_NUM(o, "out_c", tl->layer.out_c);
+            J_NUM(o, "out_h", tl->layer.out_h);
+            J_NUM(o, "out_w", tl->layer.out_w);
         } else {
             o = layer_json(a, r->tech, &tl->layer, &tl->stats, &tl->map, 1.0);
         }
         /* the topology's own name (the network's is cut to 47 printable characters) */
-        cJSON_ReplaceItemInObject(o, "name", cJSON_CreateString(tl->row.name));
-        cJSON_AddNumberToObject(o, "index", i);
-        cJSON_AddNumberToObject(o, "line", tl->row.line);
-        cJSON_AddItemToObject(o, "scalesim", ss_layer_json(tl, a));
-        cJSON_AddItemToArray(layers, o);
+        j_set_string(o, "name", tl->row.name);
+        J_NUM(o, "index", i);
+        J_NUM(o, "line", tl->row.line);
+        j_add(o, "scalesim", ss_layer_json(tl, a));
+        j_append(layers, o);
     }
+    root = j_finish(root);
+    if (!root) return qs_fail(err, QS_ERR_NOMEM, "out of memory writing JSON");
     return write_json_file(root, path, err);
 }
 

@@ -34,8 +34,14 @@ typedef struct {
 
 void qs_report_print(const qs_report *r, FILE *f);
 qs_status qs_report_write_json(const qs_report *r, const char *path, qs_error *err);
-/* The same JSON text in a malloc'd string (the caller frees it). */
+/* The same JSON text in a qs_malloc string (the caller frees it with qs_free). */
 qs_status qs_report_json_text(const qs_report *r, char **text, qs_error *err);
+
+/* cJSON allocates through process-wide hooks: 1 sends them through qsim's
+ * allocator (models/qs_alloc.h), 0 back to malloc and free. No cJSON object
+ * or string of qsim's lives past a call, so this may be switched between
+ * calls; cJSON objects of the application itself follow the same hooks. */
+void qs_report_route_cjson(int through_qs_allocator);
 qs_status qs_report_write_csv(const qs_report *r, const char *path, qs_error *err);
 
 /* ---- SCALE-Sim topologies ------------------------------------------------------ */

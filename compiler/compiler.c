@@ -3,6 +3,7 @@
  * are written down in docs/compiler.md; this file follows it section by
  * section. */
 #include "compiler.h"
+#include "qs_alloc.h"
 
 #include "qs_xfmr.h"
 
@@ -31,7 +32,7 @@ static qs_status push_insn(insn_vec *iv, const qs_insn *in, qs_error *err)
     if (iv->n == iv->cap) {
         int32_t cap = iv->cap ? iv->cap * 2 : 1024;
         if (cap > (1 << 26)) return qs_fail(err, QS_ERR_NOFIT, "program exceeds %d instructions", 1 << 26);
-        qs_insn *v = realloc(iv->v, (size_t)cap * sizeof *v);
+        qs_insn *v = qs_realloc(iv->v, (size_t)cap * sizeof *v);
         if (!v) return qs_fail(err, QS_ERR_NOMEM, "out of memory for the instruction stream");
         iv->v = v;
         iv->cap = cap;
@@ -78,7 +79,7 @@ static qs_status prepare_gemm(const qs_net *net, const qs_arch *arch, int32_t li
     m->slices = (int32_t)ceil_div(slice_bits, p);
     if (m->weight_bipolar && p < 2) m->slices = 1;
 
-    m->bias_folded = malloc(sizeof(int32_t) * (size_t)L->out_c);
+    m->bias_folded = qs_malloc(sizeof(int32_t) * (size_t)L->out_c);
     if (!m->bias_folded) return qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
 
     const int32_t mask = (1 << p) - 1;
@@ -118,8 +119,8 @@ static qs_status prepare_gemm(const qs_net *net, const qs_arch *arch, int32_t li
     const int32_t len = is_is ? d.N : d.K;                   /* what the list indexes */
     m->blocks_per_group = (int32_t)ceil_div(span, blk);
     m->n_lists = d.groups * m->blocks_per_group;
-    m->list_off = malloc(sizeof(int32_t) * (size_t)(m->n_lists + 1));
-    m->list = malloc(sizeof(int32_t) * (size_t)m->n_lists * (size_t)len + 1);
+    m->list_off = qs_malloc(sizeof(int32_t) * (size_t)(m->n_lists + 1));
+    m->list = qs_malloc(sizeof(int32_t) * (size_t)m->n_lists * (size_t)len + 1);
     if (!m->list_off || !m->list) return qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
     int32_t pos = 0;
     for (int32_t g = 0; g < d.groups; g++)
@@ -922,18 +923,18 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
         return qs_fail(err, QS_ERR_CONFIG, "a %dx%d array: qsim's engines simulate at most 1024 rows and columns "
                        "(SCALE-Sim's figures only, for a topology: docs/scalesim.md)", (int)arch->rows, (int)arch->cols);
     qs_status st = QS_OK;
-    qs_prog *p = calloc(1, sizeof *p);
-    uint32_t *addr_of = calloc((size_t)net->n_layers, sizeof *addr_of);
+    qs_prog *p = qs_calloc(1, sizeof *p);
+    uint32_t *addr_of = qs_calloc((size_t)net->n_layers, sizeof *addr_of);
     emitter e;
     memset(&e, 0, sizeof e);
     if (!p || !addr_of) {
-        free(p);
-        free(addr_of);
+        qs_free(p);
+        qs_free(addr_of);
         return qs_fail(err, QS_ERR_NOMEM, "out of memory");
     }
     p->arch = *arch;
     p->n_layers = net->n_layers;
-    p->maps = calloc((size_t)net->n_layers, sizeof *p->maps);
+    p->maps = qs_calloc((size_t)net->n_layers, sizeof *p->maps);
     if (!p->maps) {
         st = qs_fail(err, QS_ERR_NOMEM, "out of memory");
         goto fail;
@@ -961,7 +962,7 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
             m->g = qs_gemm_dims_of(net, li);
             if ((st = prepare_gemm(net, arch, li, m, err))) goto fail;
             if ((st = choose_tiles(net, arch, li, m, err))) goto fail;
-            int64_t *w_off = malloc(sizeof(int64_t) * (size_t)(m->n_lists + 1));
+            int64_t *w_off = qs_malloc(sizeof(int64_t) * (size_t)(m->n_lists + 1));
             if (!w_off) {
                 st = qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
                 goto fail;
@@ -970,7 +971,7 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
             m->weight_addr = dram_alloc(&e, m->weight_bytes);
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
             st = emit_gemm_layer(net, arch, li, m, addr_of[L->inputs[0]], m->weight_addr, w_off, &e, err);
-            free(w_off);
+            qs_free(w_off);
             if (st) goto fail;
         } else if (L->kind == QS_L_MATMUL) {
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
@@ -1005,12 +1006,12 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
     p->insn = e.iv.v;
     p->n_insn = e.iv.n;
     p->dram_bytes = e.dram_top;
-    free(addr_of);
+    qs_free(addr_of);
     *out = p;
     return QS_OK;
 fail:
-    free(e.iv.v);
-    free(addr_of);
+    qs_free(e.iv.v);
+    qs_free(addr_of);
     qs_prog_destroy(p);
     return st;
 }

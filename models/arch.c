@@ -7,6 +7,7 @@
  * Cross-field rules (docs/config.md, "Rules between keys") come after every
  * key is known, in check_cross(). */
 #include "qs_arch.h"
+#include "qs_alloc.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -861,7 +862,7 @@ qs_status qs_read_text_file(const char *path, char **out, qs_error *err)
     if (st) return st;
     /* a NUL would silently end the text early */
     if (strlen((char *)bytes) != len) {
-        free(bytes);
+        qs_free(bytes);
         return qs_fail(err, QS_ERR_IO, "%s: contains a NUL byte (not a text file)", path);
     }
     *out = (char *)bytes;
@@ -1034,7 +1035,7 @@ qs_status qs_arch_parse(const char *text, const char *where, const char *const *
     if (n_overrides < 0 || (n_overrides > 0 && !overrides))
         return qs_fail(err, QS_ERR_ARG, "qs_arch_parse: bad overrides");
     /* on the heap: the context holds a whole qs_arch plus bookkeeping */
-    parse_ctx *c = calloc(1, sizeof *c);
+    parse_ctx *c = qs_calloc(1, sizeof *c);
     if (!c) return qs_fail(err, QS_ERR_NOMEM, "out of memory");
     c->where = where ? where : "<config>";
     qs_arch_defaults(&c->a);
@@ -1047,7 +1048,7 @@ qs_status qs_arch_parse(const char *text, const char *where, const char *const *
     }
     if (st == QS_OK) st = resolve_table(c, err);
     if (st == QS_OK) *out = c->a;
-    free(c);
+    qs_free(c);
     return st;
 }
 
@@ -1059,7 +1060,7 @@ qs_status qs_arch_load(const char *path, const char *const *overrides, int n_ove
     qs_status st = qs_read_text_file(path, &text, err);
     if (st != QS_OK) return st;
     st = qs_arch_parse(text, path, overrides, n_overrides, out, err);
-    free(text);
+    qs_free(text);
     return st;
 }
 

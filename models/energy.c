@@ -8,6 +8,7 @@
  * configuration and every derivation step is visible in one place.
  * docs/config.md ("Energy and area model") states the same rules. */
 #include "qs_energy.h"
+#include "qs_alloc.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -486,8 +487,11 @@ static qs_status derive(const table *t, const qs_arch *a, int act_bits, const ch
         {"PE area", o->pe_um2, 0},
         {"total area", o->total_mm2, 1},
     };
+    /* above 1e15 (pJ per event, mm^2, ...) no figure is physical, and a finite
+     * but huge one times a run's event counts (up to 2^40 each) gives an
+     * infinite energy (found by fuzz_tech) */
     for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
-        if (!isfinite(out[i].v) || out[i].v < 0 || (out[i].positive && !(out[i].v > 0)))
+        if (!isfinite(out[i].v) || out[i].v < 0 || out[i].v > 1e15 || (out[i].positive && !(out[i].v > 0)))
             return qs_fail(err, QS_ERR_CONFIG,
                            "%s: the table gives %s = %g for this configuration (node %d nm, %g V): its points are "
                            "not physical",
@@ -509,13 +513,13 @@ qs_status qs_tech_parse(const char *text, const char *where, const qs_arch *arch
     qs_status st = qs_arch_validate(arch, "arch", err);
     if (st != QS_OK) return st;
     /* on the heap: the table with its curves is a few KiB */
-    tctx *c = calloc(1, sizeof *c);
+    tctx *c = qs_calloc(1, sizeof *c);
     if (!c) return qs_fail(err, QS_ERR_NOMEM, "out of memory");
     c->where = where;
     st = qs_ini_parse(text ? text : "", where, on_tech, c, err);
     if (st == QS_OK) st = check_complete(c, err);
     if (st == QS_OK) st = derive(&c->t, arch, act_bits, where, out, err);
-    free(c);
+    qs_free(c);
     return st;
 }
 
@@ -526,7 +530,7 @@ qs_status qs_tech_load(const char *path, const qs_arch *arch, int act_bits, qs_t
     qs_status st = qs_read_text_file(path, &text, err);
     if (st != QS_OK) return st;
     st = qs_tech_parse(text, path, arch, act_bits, out, err);
-    free(text);
+    qs_free(text);
     return st;
 }
 

@@ -8,6 +8,7 @@
  * serialize(parse(f)) == f for every valid file. */
 #define _DEFAULT_SOURCE /* glibc: MADV_HUGEPAGE and MAP_POPULATE besides POSIX */
 #include "qs_net.h"
+#include "qs_alloc.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -316,21 +317,22 @@ int32_t qs_layer_requant(const qs_layer *l, int32_t c, int64_t acc)
  * advised to use them: first touching it then costs one page fault per
  * 2 MiB instead of one per 4 KiB (on virtual machines a fault is dear). From
  * half a huge page up, rounding wastes less than the faults it saves. Advice
- * only: where it is refused, or elsewhere, this is malloc. */
+ * only: where it is refused, or elsewhere, this is qs_malloc. Both go through
+ * the allocator (models/qs_alloc.h), which is asked for one huge page more. */
 void *qs_alloc_big(size_t bytes)
 {
 #if defined(MADV_HUGEPAGE)
     const size_t huge = (size_t)2 << 20;
     if (bytes >= huge / 2 && bytes <= SIZE_MAX - huge) {
         const size_t rounded = (bytes + huge - 1) / huge * huge;
-        void *p = NULL;
-        if (posix_memalign(&p, huge, rounded) == 0) {
+        void *p = qs_alloc_aligned(huge, rounded);
+        if (p) {
             (void)madvise(p, rounded, MADV_HUGEPAGE);
             return p;
         }
     }
 #endif
-    return malloc(bytes ? bytes : 1);
+    return qs_malloc(bytes ? bytes : 1);
 }
 
 void *qs_calloc_big(size_t n, size_t size)
@@ -1120,20 +1122,20 @@ void qs_net_destroy(qs_net *net)
         return;
     if (net->tensors) {
         for (int32_t t = 0; t < net->n_tensors; t++) {
-            free(net->tensors[t].data);
-            free(net->tensors[t].q_scale);
-            free(net->tensors[t].q_zp);
+            qs_free(net->tensors[t].data);
+            qs_free(net->tensors[t].q_scale);
+            qs_free(net->tensors[t].q_zp);
         }
     }
     if (net->layers) {
         for (int32_t i = 0; i < net->n_layers; i++) {
-            free(net->layers[i].rq.mult);
-            free(net->layers[i].rq.shift);
+            qs_free(net->layers[i].rq.mult);
+            qs_free(net->layers[i].rq.shift);
         }
     }
-    free(net->tensors);
-    free(net->layers);
-    free(net);
+    qs_free(net->tensors);
+    qs_free(net->layers);
+    qs_free(net);
 }
 
 /* ---- parse ------------------------------------------------------------ */
@@ -1363,8 +1365,8 @@ static qs_status parse_tensor(const pctx *p, uint64_t sec_off, uint64_t sec_end,
     t->q_n = (int32_t)qn;
     t->q_axis = qaxis;
     if (qn > 0) {
-        t->q_scale = malloc(qn * sizeof *t->q_scale);
-        t->q_zp = malloc(qn * sizeof *t->q_zp);
+        t->q_scale = qs_malloc(qn * sizeof *t->q_scale);
+        t->q_zp = qs_malloc(qn * sizeof *t->q_zp);
         if (!t->q_scale || !t->q_zp)
             return qs_fail(p->err, QS_ERR_NOMEM, "%s: out of memory reading %s", p->where, ctx);
         for (uint32_t c = 0; c < qn; c++) {
@@ -1480,8 +1482,8 @@ static qs_status parse_layers(const pctx *p, const qbin_section *s, qs_net *net,
             return fail_at(p->err, p->where, (int64_t)cur, ctx, "%llu multipliers need %llu "
                            "bytes, %llu left in the section", (unsigned long long)n,
                            (unsigned long long)need, (unsigned long long)(end - cur));
-        l->rq.mult = malloc(n * sizeof *l->rq.mult);
-        l->rq.shift = malloc(n * sizeof *l->rq.shift);
+        l->rq.mult = qs_malloc(n * sizeof *l->rq.mult);
+        l->rq.shift = qs_malloc(n * sizeof *l->rq.shift);
         if (!l->rq.mult || !l->rq.shift)
             return qs_fail(p->err, QS_ERR_NOMEM, "%s: out of memory reading %s", p->where, ctx);
         for (uint64_t c = 0; c < n; c++) {
@@ -1536,19 +1538,19 @@ qs_status qs_net_parse(const uint8_t *bytes, size_t len, const char *where, qs_n
     if (rd_u32(nr + 60) != 0)
         return fail_at(err, where, (int64_t)ns.off + 60, "net section", "reserved field is not 0");
 
-    qs_net *net = calloc(1, sizeof *net);
-    int64_t *offs = calloc((size_t)n_t + n_l + 1, sizeof *offs);
+    qs_net *net = qs_calloc(1, sizeof *net);
+    int64_t *offs = qs_calloc((size_t)n_t + n_l + 1, sizeof *offs);
     if (!net || !offs) {
-        free(net);
-        free(offs);
+        qs_free(net);
+        qs_free(offs);
         return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", where);
     }
     if ((st = read_name(&p, ns.off, "net section", net->name)) != QS_OK)
         goto fail;
     net->output = output;
     /* counts are set as the arrays appear so destroy() frees exactly what exists */
-    net->tensors = n_t ? calloc(n_t, sizeof *net->tensors) : NULL;
-    net->layers = calloc(n_l, sizeof *net->layers);
+    net->tensors = n_t ? qs_calloc(n_t, sizeof *net->tensors) : NULL;
+    net->layers = qs_calloc(n_l, sizeof *net->layers);
     if ((n_t && !net->tensors) || !net->layers) {
         st = qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", where);
         goto fail;
@@ -1574,11 +1576,11 @@ qs_status qs_net_parse(const uint8_t *bytes, size_t len, const char *where, qs_n
     qbin_layout lay = {offs, offs + n_t};
     if ((st = validate_impl(net, where, err, &lay)) != QS_OK)
         goto fail;
-    free(offs);
+    qs_free(offs);
     *out = net;
     return QS_OK;
 fail:
-    free(offs);
+    qs_free(offs);
     qs_net_destroy(net);
     return st;
 }
@@ -1630,7 +1632,7 @@ qs_status qs_net_load(const char *path, qs_net **out, qs_error *err)
     if (rd)
         return rd;
     qs_status st = qs_net_parse(buf, len, path, out, err);
-    free(buf);
+    qs_free(buf);
     return st;
 }
 
@@ -1668,7 +1670,7 @@ qs_status qs_net_serialize(const qs_net *net, uint8_t **bytes, size_t *len, qs_e
     if (total > SIZE_MAX)
         return qs_fail(err, QS_ERR_NOMEM, "serialize: %llu bytes do not fit in memory",
                        (unsigned long long)total);
-    uint8_t *b = calloc(1, (size_t)total);
+    uint8_t *b = qs_calloc(1, (size_t)total);
     if (!b)
         return qs_fail(err, QS_ERR_NOMEM, "serialize: out of memory for %llu bytes",
                        (unsigned long long)total);
@@ -1703,7 +1705,7 @@ qs_status qs_net_serialize(const qs_net *net, uint8_t **bytes, size_t *len, qs_e
         uint8_t *d0 = q + 8 * (size_t)t->q_n;
         if ((st = qs_tensor_pack(t->data, t->count, t->dtype, t->is_signed, d0, (size_t)db, err)) !=
             QS_OK) { /* cannot happen after validation; kept for safety */
-            free(b);
+            qs_free(b);
             return st;
         }
         cur += QBIN_TENSOR_FIXED + 8u * (uint64_t)t->q_n + (uint64_t)db;
@@ -1780,13 +1782,13 @@ qs_status qs_net_save(const qs_net *net, const char *path, qs_error *err)
         return st;
     FILE *f = fopen(path, "wb");
     if (!f) {
-        free(b);
+        qs_free(b);
         return qs_fail(err, QS_ERR_IO, "%s: cannot open for writing", path);
     }
     size_t put = fwrite(b, 1, n, f);
     int bad = put != n || ferror(f);
     bad |= fclose(f) != 0;
-    free(b);
+    qs_free(b);
     if (bad)
         return qs_fail(err, QS_ERR_IO, "%s: write error", path);
     return QS_OK;

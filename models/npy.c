@@ -1,4 +1,5 @@
 #include "qs_npy.h"
+#include "qs_alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +89,7 @@ qs_status qs_npy_parse(const uint8_t *b, size_t len, const char *where, qs_npy *
     if ((uint64_t)out->count * (uint64_t)size > len - data_off)
         return qs_fail(err, QS_ERR_FORMAT, "%s: truncated data: %lld elements of %d bytes need %lld bytes, %zu present",
                        where, (long long)out->count, size, (long long)out->count * size, len - data_off);
-    out->data = malloc(sizeof(int32_t) * (size_t)(out->count ? out->count : 1));
+    out->data = qs_malloc(sizeof(int32_t) * (size_t)(out->count ? out->count : 1));
     if (!out->data) return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", where);
     const uint8_t *q = b + data_off;
     for (int64_t i = 0; i < out->count; i++, q += size) {
@@ -133,7 +134,7 @@ qs_status qs_npy_load(const char *path, qs_npy *out, qs_error *err)
     qs_status st = qs_read_file_declared(path, (size_t)1 << 34, npy_declared_size, &buf, &len, err);
     if (st) return st;
     st = qs_npy_parse(buf, len, path, out, err);
-    free(buf);
+    qs_free(buf);
     return st;
 }
 
@@ -171,6 +172,6 @@ qs_status qs_npy_save_i32(const char *path, const int64_t *shape, int32_t ndim, 
 
 void qs_npy_free(qs_npy *a)
 {
-    free(a->data);
+    qs_free(a->data);
     a->data = NULL;
 }

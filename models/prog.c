@@ -1,5 +1,6 @@
 /* The program container shared by compiler and simulator. */
 #include "qs_prog.h"
+#include "qs_alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +30,13 @@ void qs_prog_destroy(qs_prog *p)
 {
     if (!p) return;
     for (int32_t i = 0; p->maps && i < p->n_layers; i++) { /* maps may be missing after an allocation failed */
-        free(p->maps[i].list_off);
-        free(p->maps[i].list);
-        free(p->maps[i].bias_folded);
+        qs_free(p->maps[i].list_off);
+        qs_free(p->maps[i].list);
+        qs_free(p->maps[i].bias_folded);
     }
-    free(p->maps);
-    free(p->insn);
-    free(p);
+    qs_free(p->maps);
+    qs_free(p->insn);
+    qs_free(p);
 }
 
 static void put32(FILE *f, uint32_t v)

@@ -166,8 +166,8 @@ typedef qs_status (*qs_ini_fn)(void *user, const char *section, const char *key,
 qs_status qs_ini_parse(const char *text, const char *where, qs_ini_fn fn, void *user,
                        qs_error *err);
 
-/* Read a whole text file (NUL-free) into a malloc'd string; QS_ERR_IO names
- * the path. The caller frees *out. */
+/* Read a whole text file (NUL-free) into a qs_malloc'd string; QS_ERR_IO names
+ * the path. The caller frees *out with qs_free. */
 qs_status qs_read_text_file(const char *path, char **out, qs_error *err);
 
 /* The effective configuration key by key (every key of docs/config.md, after

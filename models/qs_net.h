@@ -61,8 +61,8 @@ typedef struct {
      * tensor (q_axis -1, or an axis of extent 1); else shape[q_axis]. */
     int32_t q_n;
     int32_t q_axis;
-    float *q_scale;     /* q_n of them, malloc'd */
-    int32_t *q_zp;      /* q_n of them, malloc'd; 0 for weights and biases */
+    float *q_scale;     /* q_n of them, qs_malloc'd */
+    int32_t *q_zp;      /* q_n of them, qs_malloc'd; 0 for weights and biases */
 } qs_tensor;
 
 typedef enum {
@@ -158,7 +158,7 @@ qs_status qs_net_parse(const uint8_t *bytes, size_t len, const char *where,
 /* Read and parse a file. */
 qs_status qs_net_load(const char *path, qs_net **out, qs_error *err);
 
-/* Serialize to a freshly malloc'd buffer / to a file. */
+/* Serialize to a freshly qs_malloc'd buffer (qs_free) / to a file. */
 qs_status qs_net_serialize(const qs_net *net, uint8_t **bytes, size_t *len, qs_error *err);
 qs_status qs_net_save(const qs_net *net, const char *path, qs_error *err);
 
@@ -198,8 +198,8 @@ int64_t qs_tensor_packed_bytes(int64_t count, qs_dtype dt);
 qs_status qs_tensor_pack(const int32_t *vals, int64_t count, qs_dtype dt, int is_signed,
                          uint8_t *out, size_t out_len, qs_error *err);
 
-/* malloc / calloc for big arrays (tensor data, layer buffers), freed with
- * free(): where the system offers transparent huge pages on request, asks
+/* qs_malloc / qs_calloc for big arrays (tensor data, layer buffers), freed with
+ * qs_free(): where the system offers transparent huge pages on request, asks
  * for them, so that first touching the memory takes far fewer page faults. */
 void *qs_alloc_big(size_t bytes);
 void *qs_calloc_big(size_t n, size_t size);

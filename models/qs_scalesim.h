@@ -146,7 +146,7 @@ void qs_scalesim_opts_default(qs_scalesim_opts *o);
 qs_status qs_scalesim_layer_net(const qs_scalesim_layer *l, const qs_scalesim_opts *opts, qs_net **out,
                                 qs_error *err);
 
-/* The input activations for that network (CHW, malloc'd, *count values),
+/* The input activations for that network (CHW, qs_malloc'd, freed with qs_free, *count values),
  * from the same generator; rows/columns added for SCALE-Sim's ofmap size
  * are zero. For qs_sim_set_input. */
 qs_status qs_scalesim_layer_input(const qs_net *net, const qs_scalesim_layer *l, const qs_scalesim_opts *opts,

@@ -1,4 +1,5 @@
 #include "qs_status.h"
+#include "qs_alloc.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -58,7 +59,7 @@ qs_status qs_read_stream_declared(FILE *f, const char *path, size_t max_bytes, q
      * length, one byte past it is enough to know the stream is too long */
     uint64_t limit = max_bytes, declared = 0;
     int known = declared_size ? 0 : -1;
-    uint8_t *buf = malloc(cap);
+    uint8_t *buf = qs_malloc(cap);
     qs_status st = QS_OK;
     while (buf) {
         if (n + 1 >= cap) {
@@ -70,7 +71,7 @@ qs_status qs_read_stream_declared(FILE *f, const char *path, size_t max_bytes, q
                     st = qs_fail(err, QS_ERR_IO, "%s: file larger than %zu bytes", path, max_bytes);
                 break;
             }
-            uint8_t *nb = realloc(buf, cap * 2);
+            uint8_t *nb = qs_realloc(buf, cap * 2);
             if (!nb) {
                 st = qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path);
                 break;
@@ -101,7 +102,7 @@ qs_status qs_read_stream_declared(FILE *f, const char *path, size_t max_bytes, q
     fclose(f);
     if (!buf) return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path);
     if (st != QS_OK) {
-        free(buf);
+        qs_free(buf);
         return st;
     }
     buf[n] = 0;

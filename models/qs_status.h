@@ -32,7 +32,7 @@ typedef struct {
 qs_status qs_fail(qs_error *err, qs_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Read a whole file into a malloc'd buffer with a NUL after the last byte
+/* Read a whole file into a qs_malloc'd buffer (freed with qs_free) with a NUL after the last byte
  * (so text parsers can use it as a string). Reads in growing chunks, so pipes
  * work and no size is trusted; refuses files over max_bytes. */
 qs_status qs_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, qs_error *err);

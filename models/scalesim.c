@@ -8,6 +8,7 @@
  * parse that point into the generated text are translated back to the line
  * of the SCALE-Sim key the value came from. */
 #include "qs_scalesim.h"
+#include "qs_alloc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -363,7 +364,7 @@ static void emit(textbuf *t, int origin, const char *fmt, ...)
     if (t->len + (size_t)n + 2 > t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 2048;
         while (cap < t->len + (size_t)n + 2) cap *= 2;
-        char *b = realloc(t->buf, cap);
+        char *b = qs_realloc(t->buf, cap);
         if (!b) {
             t->oom = 1;
             return;
@@ -373,7 +374,7 @@ static void emit(textbuf *t, int origin, const char *fmt, ...)
     }
     if (t->line + 2 > t->ocap) {
         int oc = t->ocap ? t->ocap * 2 : 64;
-        int *o = realloc(t->origin, sizeof(int) * (size_t)oc);
+        int *o = qs_realloc(t->origin, sizeof(int) * (size_t)oc);
         if (!o) {
             t->oom = 1;
             return;
@@ -506,7 +507,7 @@ qs_status qs_scalesim_parse_config(const char *text, const char *where, const ch
     if (n_overrides < 0 || (n_overrides > 0 && !overrides))
         return qs_fail(err, QS_ERR_ARG, "qs_scalesim_parse_config: bad overrides");
     if (!where) where = "<scalesim config>";
-    cfg_ctx *c = calloc(1, sizeof *c);
+    cfg_ctx *c = qs_calloc(1, sizeof *c);
     if (!c) return qs_fail(err, QS_ERR_NOMEM, "out of memory");
     c->where = where;
     c->cfg.memory_banks = 1;
@@ -558,9 +559,9 @@ qs_status qs_scalesim_parse_config(const char *text, const char *where, const ch
                      where, (int)out->rows, (int)out->cols);
     }
     if (st == QS_OK && cfg) *cfg = c->cfg;
-    free(t.buf);
-    free(t.origin);
-    free(c);
+    qs_free(t.buf);
+    qs_free(t.origin);
+    qs_free(c);
     return st;
 }
 
@@ -572,7 +573,7 @@ qs_status qs_scalesim_load_config(const char *path, const char *const *overrides
     qs_status st = qs_read_text_file(path, &text, err);
     if (st) return st;
     st = qs_scalesim_parse_config(text, path, overrides, n_overrides, out, cfg, err);
-    free(text);
+    qs_free(text);
     return st;
 }
 
@@ -729,7 +730,7 @@ static qs_status push_layer(layer_vec *lv, const qs_scalesim_layer *l, qs_error 
     if (lv->n == lv->cap) {
         if (lv->cap >= (1 << 22)) return qs_fail(err, QS_ERR_FORMAT, "more than %d layers", 1 << 22);
         int32_t cap = lv->cap ? lv->cap * 2 : 32;
-        qs_scalesim_layer *v = realloc(lv->v, sizeof *v * (size_t)cap);
+        qs_scalesim_layer *v = qs_realloc(lv->v, sizeof *v * (size_t)cap);
         if (!v) return qs_fail(err, QS_ERR_NOMEM, "out of memory for the topology");
         lv->v = v;
         lv->cap = cap;
@@ -921,7 +922,7 @@ qs_status qs_scalesim_parse_topology(const char *text, const char *where, int ge
                        "writes them",
                   where);
     if (st != QS_OK) {
-        free(lv.v);
+        qs_free(lv.v);
         memset(out, 0, sizeof *out);
         return st;
     }
@@ -939,14 +940,14 @@ qs_status qs_scalesim_load_topology(const char *path, int gemm_mode, qs_scalesim
     qs_status st = qs_read_text_file(path, &text, err);
     if (st) return st;
     st = qs_scalesim_parse_topology(text, path, gemm_mode, out, err);
-    free(text);
+    qs_free(text);
     return st;
 }
 
 void qs_scalesim_topo_free(qs_scalesim_topo *t)
 {
     if (!t) return;
-    free(t->layers);
+    qs_free(t->layers);
     memset(t, 0, sizeof *t);
 }
 
@@ -1093,13 +1094,13 @@ qs_status qs_scalesim_layer_net(const qs_scalesim_layer *l, const qs_scalesim_op
     const int gemm = l->is_gemm;
     const int32_t in_c = gemm ? l->gemm_k : l->channels, kh = gemm ? 1 : l->filter_h, kw = gemm ? 1 : l->filter_w;
 
-    qs_net *net = calloc(1, sizeof *net);
+    qs_net *net = qs_calloc(1, sizeof *net);
     if (!net) return qs_fail(err, QS_ERR_NOMEM, "out of memory");
     net->n_layers = 2;
     net->n_tensors = 1;
     net->output = 1;
-    net->layers = calloc(2, sizeof *net->layers);
-    net->tensors = calloc(1, sizeof *net->tensors);
+    net->layers = qs_calloc(2, sizeof *net->layers);
+    net->tensors = qs_calloc(1, sizeof *net->tensors);
     if (!net->layers || !net->tensors) goto oom;
     layer_name(net->name, l->name);
 
@@ -1128,7 +1129,7 @@ qs_status qs_scalesim_layer_net(const qs_scalesim_layer *l, const qs_scalesim_op
     w->shape[2] = kh;
     w->shape[3] = kw;
     w->count = (int64_t)l->num_filters * in_c * kh * kw;
-    w->data = malloc(sizeof(int32_t) * (size_t)w->count);
+    w->data = qs_malloc(sizeof(int32_t) * (size_t)w->count);
     if (!w->data) goto oom;
     uint64_t s = stream_seed(opts, 1);
     for (int64_t i = 0; i < w->count; i++)
@@ -1162,8 +1163,8 @@ qs_status qs_scalesim_layer_net(const qs_scalesim_layer *l, const qs_scalesim_op
     /* any valid requantization: 0.5 * 2^-shift brings the largest possible
      * accumulator near the 8-bit range */
     cv->rq.n = 1;
-    cv->rq.mult = malloc(sizeof(int32_t));
-    cv->rq.shift = malloc(sizeof(int8_t));
+    cv->rq.mult = qs_malloc(sizeof(int32_t));
+    cv->rq.shift = qs_malloc(sizeof(int8_t));
     if (!cv->rq.mult || !cv->rq.shift) goto oom;
     {
         int64_t k = (int64_t)l->channels * l->filter_h * l->filter_w;
@@ -1203,7 +1204,7 @@ qs_status qs_scalesim_layer_input(const qs_net *net, const qs_scalesim_layer *l,
                    : (in->out_c != l->channels || in->out_h < l->ifmap_h || in->out_w < l->ifmap_w))
         return qs_fail(err, QS_ERR_ARG, "qs_scalesim_layer_input: the network is not this layer's");
     int64_t n = (int64_t)in->out_c * in->out_h * in->out_w;
-    int32_t *v = calloc((size_t)n, sizeof *v);
+    int32_t *v = qs_calloc((size_t)n, sizeof *v);
     if (!v) return qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory for its input", l->name);
     uint64_t s = stream_seed(opts, 2);
     if (l->is_gemm) {

@@ -8,6 +8,7 @@
  * detailed engine feeds qs_pe_array clock by clock and reads cycles, activity,
  * overflows and values off it. tests/test_sim.c checks that they agree. */
 #include "array.h"
+#include "qs_alloc.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -107,24 +108,24 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
     int32_t R = a->rows, C = a->cols;
     c->n_groups = (int32_t)ceil_div(R, lockstep_group(a));
     size_t edge = (size_t)(R > C ? R : C) + 1;
-    c->sched_all = malloc(sizeof(int32_t) * (size_t)c->n_groups * (size_t)max_k);
-    c->sched_len = calloc((size_t)c->n_groups, sizeof(int32_t));
-    c->sched = malloc(sizeof(int32_t) * (size_t)max_k);
-    c->kidx = malloc(sizeof(int32_t) * (size_t)max_k);
+    c->sched_all = qs_malloc(sizeof(int32_t) * (size_t)c->n_groups * (size_t)max_k);
+    c->sched_len = qs_calloc((size_t)c->n_groups, sizeof(int32_t));
+    c->sched = qs_malloc(sizeof(int32_t) * (size_t)max_k);
+    c->kidx = qs_malloc(sizeof(int32_t) * (size_t)max_k);
     /* tile_acc doubles as the gathered weight matrix [n][p] of the fast engine,
      * followed by one row of its results (an IS instruction spans all n) */
-    c->tile_acc = malloc(sizeof(int32_t) * ((size_t)max_n * (size_t)max_k + (size_t)max_n + (size_t)R * C + 16));
-    c->colcount = calloc(edge, sizeof(int32_t));
+    c->tile_acc = qs_malloc(sizeof(int32_t) * ((size_t)max_n * (size_t)max_k + (size_t)max_n + (size_t)R * C + 16));
+    c->colcount = qs_calloc(edge, sizeof(int32_t));
     /* lookahead: a window of H + 1 activations per row */
-    c->edge_i = calloc(edge * (size_t)(a->lookahead + 1), sizeof(int32_t));
-    c->edge_v = calloc(edge * (size_t)(a->lookahead + 1), 1);
-    c->edge_o = calloc(edge, 1);
-    c->edge_s = calloc(edge, 1);
-    c->edge_n = calloc(edge, sizeof(int32_t));
-    c->edge_nv = calloc(edge, 1);
-    c->edge_ns = calloc(edge, 1);
-    c->south = calloc(edge, sizeof(int32_t));
-    c->south_v = calloc(edge, 1);
+    c->edge_i = qs_calloc(edge * (size_t)(a->lookahead + 1), sizeof(int32_t));
+    c->edge_v = qs_calloc(edge * (size_t)(a->lookahead + 1), 1);
+    c->edge_o = qs_calloc(edge, 1);
+    c->edge_s = qs_calloc(edge, 1);
+    c->edge_n = qs_calloc(edge, sizeof(int32_t));
+    c->edge_nv = qs_calloc(edge, 1);
+    c->edge_ns = qs_calloc(edge, 1);
+    c->south = qs_calloc(edge, sizeof(int32_t));
+    c->south_v = qs_calloc(edge, 1);
     if (!c->sched_all || !c->sched_len || !c->sched || !c->kidx || !c->tile_acc || !c->colcount || !c->edge_i ||
         !c->edge_v || !c->edge_o || !c->edge_s || !c->edge_n || !c->edge_nv || !c->edge_ns || !c->south || !c->south_v)
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for array scratch");
@@ -137,7 +138,7 @@ qs_status qs_array_ctx_make_groups(qs_array_ctx *c, qs_error *err)
     const qs_arch *a = c->arch;
     if (c->groups) return QS_OK;
     int32_t n = a->dataflow == QS_DF_OS ? c->n_groups : 1;
-    c->groups = calloc((size_t)n, sizeof *c->groups);
+    c->groups = qs_calloc((size_t)n, sizeof *c->groups);
     if (!c->groups) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
     for (int32_t i = 0; i < n; i++) {
         qs_pe_array_cfg pc = {a->dataflow == QS_DF_OS ? lockstep_group(a) : a->rows, a->cols, a->dataflow,
@@ -171,35 +172,35 @@ void qs_array_ctx_free(qs_array_ctx *c)
     if (c->groups) { /* made all at once: a failure leaves NULLs, which destroy skips */
         int32_t n = c->arch->dataflow == QS_DF_OS ? c->n_groups : 1;
         for (int32_t i = 0; i < n; i++) qs_pe_array_destroy(c->groups[i]);
-        free(c->groups);
+        qs_free(c->groups);
     }
-    free(c->sched_all);
-    free(c->sched_len);
-    free(c->sched);
-    free(c->kidx);
-    free(c->tile_acc);
-    free(c->colcount);
-    free(c->edge_i);
-    free(c->edge_v);
-    free(c->edge_o);
-    free(c->la_cache.slot);
-    free(c->la_buf);
-    free(c->edge_s);
-    free(c->edge_n);
-    free(c->edge_nv);
-    free(c->edge_ns);
-    free(c->south);
-    free(c->south_v);
-    free(c->log);
-    free(c->tile_count);
-    for (int32_t i = 0; i < c->n_rows; i++) free(c->rows[i].buf);
-    free(c->rows);
-    free(c->rows_spare.buf);
-    free(c->val_buf);
-    free(c->aux_buf);
-    free(c->facts.buf);
-    free(c->dense.buf);
-    free(c->slices.buf);
+    qs_free(c->sched_all);
+    qs_free(c->sched_len);
+    qs_free(c->sched);
+    qs_free(c->kidx);
+    qs_free(c->tile_acc);
+    qs_free(c->colcount);
+    qs_free(c->edge_i);
+    qs_free(c->edge_v);
+    qs_free(c->edge_o);
+    qs_free(c->la_cache.slot);
+    qs_free(c->la_buf);
+    qs_free(c->edge_s);
+    qs_free(c->edge_n);
+    qs_free(c->edge_nv);
+    qs_free(c->edge_ns);
+    qs_free(c->south);
+    qs_free(c->south_v);
+    qs_free(c->log);
+    qs_free(c->tile_count);
+    for (int32_t i = 0; i < c->n_rows; i++) qs_free(c->rows[i].buf);
+    qs_free(c->rows);
+    qs_free(c->rows_spare.buf);
+    qs_free(c->val_buf);
+    qs_free(c->aux_buf);
+    qs_free(c->facts.buf);
+    qs_free(c->dense.buf);
+    qs_free(c->slices.buf);
 }
 
 /* Record one clock of PE activity at tile-relative time t (groups that run
@@ -210,7 +211,7 @@ static void log_tick(qs_array_ctx *c, uint64_t t, const qs_pe_out *po)
     if (t >= c->log_cap) {
         uint64_t cap = c->log_cap ? c->log_cap : 4096;
         while (cap <= t) cap *= 2;
-        struct qs_pe_log *n = realloc(c->log, cap * sizeof *n);
+        struct qs_pe_log *n = qs_realloc(c->log, cap * sizeof *n);
         if (!n) { c->logging = 0; return; }
         memset(n + c->log_cap, 0, (cap - c->log_cap) * sizeof *n);
         c->log = n;
@@ -284,11 +285,11 @@ static int act_rows_init(act_rows *g, const gemm_view *v, const int32_t *kidx, i
     g->fc = L->kind == QS_L_FC;
     if (g->fc) return 0;
     size_t n = len > 0 ? (size_t)len : 1;
-    g->off = malloc(n * sizeof *g->off);
-    g->dy = malloc(2 * n * sizeof *g->dy);
+    g->off = qs_malloc(n * sizeof *g->off);
+    g->dy = qs_malloc(2 * n * sizeof *g->dy);
     if (!g->off || !g->dy) {
-        free(g->off);
-        free(g->dy);
+        qs_free(g->off);
+        qs_free(g->dy);
         return -1;
     }
     g->dx = g->dy + n;
@@ -308,8 +309,8 @@ static int act_rows_init(act_rows *g, const gemm_view *v, const int32_t *kidx, i
 
 static void act_rows_free(act_rows *g)
 {
-    free(g->off);
-    free(g->dy);
+    qs_free(g->off);
+    qs_free(g->dy);
 }
 
 /* out[p] = a[m][kidx[p]] for p < len */
@@ -396,10 +397,10 @@ static int acts_fit_i16(const qs_layer_map *m, int32_t za)
 static void *scratch(void **buf, size_t *cap, size_t bytes)
 {
     if (bytes > *cap) {
-        free(*buf);
+        qs_free(*buf);
         *cap = 0;
         size_t want = bytes + bytes / 4;  /* room to grow before the next reallocation */
-        *buf = malloc(want);
+        *buf = qs_malloc(want);
         if (!*buf) return NULL;
         *cap = want;
     }
@@ -643,7 +644,7 @@ QS_VECTOR_CLONES static const struct qs_os_rows *os_rows(qs_array_ctx *c, const 
     const int64_t n_slots = (int64_t)m->g.groups * n_mt * n_kc;
     if (in->m0 % (uint32_t)m->tm == 0 && in->k0 % (uint32_t)m->tk == 0 && n_slots <= INT32_MAX / 2) {
         if (n_slots > c->n_rows) {
-            struct qs_os_rows *nr = realloc(c->rows, sizeof *nr * (size_t)n_slots);
+            struct qs_os_rows *nr = qs_realloc(c->rows, sizeof *nr * (size_t)n_slots);
             if (nr) {
                 memset(nr + c->n_rows, 0, sizeof *nr * (size_t)(n_slots - c->n_rows));
                 c->rows = nr;
@@ -1209,7 +1210,7 @@ static int la_counts_of(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, 
     if (in->n0 % (uint32_t)C == 0 && in->k0 % (uint32_t)m->tk == 0 && n_slots <= INT32_MAX / 4) {
         if (lc->layer != v->layer || lc->n < n_slots) {
             if (lc->cap < n_slots) {
-                void *nb = realloc(lc->slot, sizeof *lc->slot * (size_t)n_slots);
+                void *nb = qs_realloc(lc->slot, sizeof *lc->slot * (size_t)n_slots);
                 if (!nb) return 0;
                 lc->slot = nb;
                 lc->cap = n_slots;

@@ -1,6 +1,7 @@
 /* DMA engines and the simple DRAM channel; rules in docs/timing.md ("DMA and
  * DRAM", "DMA engines"). */
 #include "dma.h"
+#include "qs_alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +41,14 @@ uint64_t qs_dma_simple_cycles(const qs_arch *a, uint64_t bytes)
 qs_status qs_dma_create(const qs_arch *arch, qs_dram *dram, uint32_t max_runs, qs_dma **out, qs_error *err)
 {
     *out = NULL;
-    qs_dma *d = calloc(1, sizeof *d);
+    qs_dma *d = qs_calloc(1, sizeof *d);
     if (!d) return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DMA engines");
     d->arch = arch;
     d->dram = dram;
     if (max_runs < 1) max_runs = 1;
-    d->run_first = malloc(sizeof(uint64_t) * max_runs);
-    d->run_count = malloc(sizeof(uint64_t) * max_runs);
-    for (int e = 0; e < 2; e++) d->eng[e].slot_done = calloc((size_t)arch->dma_outstanding, sizeof(uint64_t));
+    d->run_first = qs_malloc(sizeof(uint64_t) * max_runs);
+    d->run_count = qs_malloc(sizeof(uint64_t) * max_runs);
+    for (int e = 0; e < 2; e++) d->eng[e].slot_done = qs_calloc((size_t)arch->dma_outstanding, sizeof(uint64_t));
     if (!d->run_first || !d->run_count || !d->eng[0].slot_done || !d->eng[1].slot_done) {
         qs_dma_destroy(d);
         return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DMA engines");
@@ -59,11 +60,11 @@ qs_status qs_dma_create(const qs_arch *arch, qs_dram *dram, uint32_t max_runs, q
 void qs_dma_destroy(qs_dma *d)
 {
     if (!d) return;
-    free(d->eng[0].slot_done);
-    free(d->eng[1].slot_done);
-    free(d->run_first);
-    free(d->run_count);
-    free(d);
+    qs_free(d->eng[0].slot_done);
+    qs_free(d->eng[1].slot_done);
+    qs_free(d->run_first);
+    qs_free(d->run_count);
+    qs_free(d);
 }
 
 void qs_dma_reset(qs_dma *d)

@@ -1,6 +1,7 @@
 /* The bank-level DRAM model; rules and their sources in docs/dram.md, the
  * cycle rules in docs/timing.md ("Bank-level DRAM"). */
 #include "dram.h"
+#include "qs_alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,7 @@ static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out, qs_error *err)
 {
     *out = NULL;
-    qs_dram *d = calloc(1, sizeof *d);
+    qs_dram *d = qs_calloc(1, sizeof *d);
     if (!d) return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
     d->c = *cfg;
     d->bits = qs_dram_bits_of(cfg);
@@ -99,16 +100,16 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
     size_t n_ranks = (size_t)cfg->channels * (size_t)cfg->ranks;
     size_t n_groups = n_ranks * (size_t)cfg->bankgroups;
     size_t n_banks = n_groups * (size_t)cfg->banks_per_group;
-    d->banks = calloc(n_banks, sizeof *d->banks);
-    d->groups = calloc(n_groups, sizeof *d->groups);
-    d->ranks = calloc(n_ranks, sizeof *d->ranks);
-    d->chans = calloc((size_t)cfg->channels, sizeof *d->chans);
-    d->queue = calloc((size_t)cfg->queue_depth, sizeof *d->queue);
-    d->seen = calloc((size_t)cfg->queue_depth, sizeof *d->seen);
+    d->banks = qs_calloc(n_banks, sizeof *d->banks);
+    d->groups = qs_calloc(n_groups, sizeof *d->groups);
+    d->ranks = qs_calloc(n_ranks, sizeof *d->ranks);
+    d->chans = qs_calloc((size_t)cfg->channels, sizeof *d->chans);
+    d->queue = qs_calloc((size_t)cfg->queue_depth, sizeof *d->queue);
+    d->seen = qs_calloc((size_t)cfg->queue_depth, sizeof *d->seen);
     d->banks_per_channel = cfg->ranks * cfg->bankgroups * cfg->banks_per_group;
     if (cfg->cmd_queue_depth > 0) {
-        d->cq = calloc((size_t)d->banks_per_channel * (size_t)cfg->cmd_queue_depth, sizeof *d->cq);
-        d->cq_n = calloc((size_t)d->banks_per_channel, sizeof *d->cq_n);
+        d->cq = qs_calloc((size_t)d->banks_per_channel * (size_t)cfg->cmd_queue_depth, sizeof *d->cq);
+        d->cq_n = qs_calloc((size_t)d->banks_per_channel, sizeof *d->cq_n);
         if (!d->cq || !d->cq_n) {
             qs_dram_destroy(d);
             return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
@@ -126,17 +127,17 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
 void qs_dram_destroy(qs_dram *d)
 {
     if (!d) return;
-    free(d->banks);
-    free(d->groups);
-    free(d->ranks);
-    free(d->chans);
-    free(d->queue);
-    free(d->seen);
-    free(d->cq);
-    free(d->cq_n);
-    free(d->req_addr);
-    free(d->req_chan);
-    free(d);
+    qs_free(d->banks);
+    qs_free(d->groups);
+    qs_free(d->ranks);
+    qs_free(d->chans);
+    qs_free(d->queue);
+    qs_free(d->seen);
+    qs_free(d->cq);
+    qs_free(d->cq_n);
+    qs_free(d->req_addr);
+    qs_free(d->req_chan);
+    qs_free(d);
 }
 
 void qs_dram_reset(qs_dram *d)
@@ -395,10 +396,10 @@ static int grow_requests(qs_dram *d, size_t n)
     if (n <= d->req_cap) return 1;
     size_t cap = d->req_cap ? d->req_cap : 256;
     while (cap < n) cap *= 2;
-    uint64_t *a = realloc(d->req_addr, cap * sizeof *a);
+    uint64_t *a = qs_realloc(d->req_addr, cap * sizeof *a);
     if (!a) return 0;
     d->req_addr = a;
-    int32_t *c = realloc(d->req_chan, cap * sizeof *c);
+    int32_t *c = qs_realloc(d->req_chan, cap * sizeof *c);
     if (!c) return 0;
     d->req_chan = c;
     d->req_cap = cap;

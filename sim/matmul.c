@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pe_array.h"
+#include "qs_alloc.h"
 
 #include "array.h"
 #include "qs_vector.h"
@@ -233,13 +234,13 @@ static qs_status detailed_os(qs_array_ctx *c, const qs_insn *in, const mm_view *
     qs_pe_array *pa = NULL;
     qs_status st = qs_pe_array_create(&pc, &pa, err);
     if (st) return st;
-    int32_t *west = calloc((size_t)(G + C) * 2 + 2, sizeof(int32_t));
-    uint8_t *flags = calloc((size_t)(G + C) * 3 + 3, 1);
-    int32_t *sched = malloc(sizeof(int32_t) * ((size_t)v->K + 1));
+    int32_t *west = qs_calloc((size_t)(G + C) * 2 + 2, sizeof(int32_t));
+    uint8_t *flags = qs_calloc((size_t)(G + C) * 3 + 3, 1);
+    int32_t *sched = qs_malloc(sizeof(int32_t) * ((size_t)v->K + 1));
     if (!west || !flags || !sched) {
-        free(west);
-        free(flags);
-        free(sched);
+        qs_free(west);
+        qs_free(flags);
+        qs_free(sched);
         qs_pe_array_destroy(pa);
         return qs_fail(err, QS_ERR_NOMEM, "out of memory for the detailed matmul engine");
     }
@@ -308,9 +309,9 @@ static qs_status detailed_os(qs_array_ctx *c, const qs_insn *in, const mm_view *
     }
     *cycles = t_total;
 out:
-    free(west);
-    free(flags);
-    free(sched);
+    qs_free(west);
+    qs_free(flags);
+    qs_free(sched);
     qs_pe_array_destroy(pa);
     return st;
 }
@@ -327,7 +328,7 @@ qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r,
     const int32_t b = in->group, mlen = (int32_t)in->m_len, nlen = (int32_t)in->n_len, K = d.K;
     const size_t nA = (size_t)mlen * K, nB = (size_t)K * nlen;
     const int32_t S = m->slices;
-    int32_t *A = malloc(sizeof *A * (nA + 2 * nB + (size_t)K * (2 + (size_t)S) + 1));
+    int32_t *A = qs_malloc(sizeof *A * (nA + 2 * nB + (size_t)K * (2 + (size_t)S) + 1));
     if (!A) return qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory for a matmul tile", L->name);
     int32_t *B = A + nA, *Bt = B + nB, *klist = Bt + nB, *cntA = klist + K, *cntB = cntA + K;
     int32_t amax = 0, bmax = 0;
@@ -385,7 +386,7 @@ qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r,
 
     mm_view v = {arch, m, mlen, nlen, K, S, arch->weight_path_bits, qs_array_stream_rate(arch, m), A, B, cntB, cntA, r};
     if (!accv) { /* detailed engine, OS: the PE array computes values, counts and time */
-        int32_t *tile = malloc(sizeof(int32_t) * ((size_t)mlen * nlen + 1));
+        int32_t *tile = qs_malloc(sizeof(int32_t) * ((size_t)mlen * nlen + 1));
         qs_status st = tile ? detailed_os(c, in, &v, tile, &r->cycles, err)
                             : qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
         if (st == QS_OK) {
@@ -405,8 +406,8 @@ qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r,
             memcpy(r->ev.sram_read_bytes, side.ev.sram_read_bytes, sizeof side.ev.sram_read_bytes);
             memcpy(r->ev.sram_write_bytes, side.ev.sram_write_bytes, sizeof side.ev.sram_write_bytes);
         }
-        free(tile);
-        free(A);
+        qs_free(tile);
+        qs_free(A);
         return st;
     }
     switch (arch->dataflow) {
@@ -414,6 +415,6 @@ qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r,
     case QS_DF_WS: r->cycles = run_ws(&v, klist); break;
     case QS_DF_IS: r->cycles = run_is(&v); break;
     }
-    free(A);
+    qs_free(A);
     return QS_OK;
 }

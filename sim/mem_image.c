@@ -1,5 +1,6 @@
 /* DRAM contents of a program: see mem_image.h. */
 #include "mem_image.h"
+#include "qs_alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +30,12 @@ static int is_view(const qs_layer *L) { return L->kind == QS_L_FLATTEN || L->kin
 qs_status qs_mem_image_create(const qs_net *net, const qs_prog *prog, qs_mem_image **out, qs_error *err)
 {
     *out = NULL;
-    qs_mem_image *m = calloc(1, sizeof *m);
+    qs_mem_image *m = qs_calloc(1, sizeof *m);
     if (!m) return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM image");
     m->net = net;
     m->prog = prog;
-    m->r = calloc(2 * (size_t)net->n_layers, sizeof *m->r);
-    m->weights = calloc((size_t)net->n_layers, sizeof *m->weights);
+    m->r = qs_calloc(2 * (size_t)net->n_layers, sizeof *m->r);
+    m->weights = qs_calloc((size_t)net->n_layers, sizeof *m->weights);
     if (!m->r || !m->weights) {
         qs_mem_image_destroy(m);
         return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM image");
@@ -57,10 +58,10 @@ void qs_mem_image_destroy(qs_mem_image *m)
 {
     if (!m) return;
     if (m->weights)
-        for (int32_t i = 0; i < m->net->n_layers; i++) free(m->weights[i]);
-    free(m->weights);
-    free(m->r);
-    free(m);
+        for (int32_t i = 0; i < m->net->n_layers; i++) qs_free(m->weights[i]);
+    qs_free(m->weights);
+    qs_free(m->r);
+    qs_free(m);
 }
 
 /* ---- the weight image (docs/compiler.md, "DRAM allocation") ------------------ */
@@ -144,7 +145,7 @@ const uint8_t *qs_mem_image_weights(qs_mem_image *m, int32_t layer, qs_error *er
     const qs_layer_map *lm = &m->prog->maps[layer];
     if (!lm->is_gemm || lm->is_matmul || lm->weight_bytes <= 0) return NULL;
     if (!m->weights[layer]) {
-        uint8_t *img = calloc((size_t)lm->weight_bytes, 1);
+        uint8_t *img = qs_calloc((size_t)lm->weight_bytes, 1);
         if (!img) {
             qs_fail(err, QS_ERR_NOMEM, "out of memory for the weight image of layer '%s'", m->net->layers[layer].name);
             return NULL;

@@ -1,4 +1,5 @@
 #include "pe_array.h"
+#include "qs_alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,14 +45,14 @@ qs_status qs_pe_array_create(const qs_pe_array_cfg *cfg, qs_pe_array **out, qs_e
     if (cfg->lookahead < 0 || cfg->lookahead >= QS_PE_MAX_WINDOW || (cfg->lookahead > 0 && cfg->dataflow != QS_DF_OS))
         return qs_fail(err, QS_ERR_ARG, "pe array: lookahead %d out of range 0..%d (OS only)", cfg->lookahead,
                        QS_PE_MAX_WINDOW - 1);
-    qs_pe_array *a = calloc(1, sizeof *a);
+    qs_pe_array *a = qs_calloc(1, sizeof *a);
     if (!a) return qs_fail(err, QS_ERR_NOMEM, "pe array: out of memory");
     a->cfg = *cfg;
-    a->pe = calloc((size_t)cfg->rows * (size_t)cfg->cols, sizeof *a->pe);
+    a->pe = qs_calloc((size_t)cfg->rows * (size_t)cfg->cols, sizeof *a->pe);
     size_t win = cfg->lookahead > 0 ? (size_t)cfg->rows * (size_t)cfg->cols * (size_t)(cfg->lookahead + 1) : 0;
     if (win) {
-        a->xw = calloc(win, sizeof *a->xw);
-        a->xwv = calloc(win, 1);
+        a->xw = qs_calloc(win, sizeof *a->xw);
+        a->xwv = qs_calloc(win, 1);
     }
     if (!a->pe || (win && (!a->xw || !a->xwv))) {
         qs_pe_array_destroy(a);
@@ -64,10 +65,10 @@ qs_status qs_pe_array_create(const qs_pe_array_cfg *cfg, qs_pe_array **out, qs_e
 void qs_pe_array_destroy(qs_pe_array *a)
 {
     if (!a) return;
-    free(a->pe);
-    free(a->xw);
-    free(a->xwv);
-    free(a);
+    qs_free(a->pe);
+    qs_free(a->xw);
+    qs_free(a->xwv);
+    qs_free(a);
 }
 
 void qs_pe_array_reset(qs_pe_array *a)

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #endif
 #include "rtl_cosim.h"
+#include "qs_alloc.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -366,16 +367,16 @@ static qs_status get_model(qs_rtl_cosim *r, const qs_pe_array_cfg *cfg, model **
     }
     size_t n = (size_t)cfg->rows * (size_t)cfg->cols + (size_t)cfg->cols + 1;
     if (n > r->cap) {
-        free(r->acc);
-        free(r->stat);
-        free(r->south);
-        free(r->accv);
-        free(r->south_v);
-        r->acc = malloc(n * sizeof *r->acc);
-        r->stat = malloc(n * sizeof *r->stat);
-        r->south = malloc(n * sizeof *r->south);
-        r->accv = malloc(n);
-        r->south_v = malloc(n);
+        qs_free(r->acc);
+        qs_free(r->stat);
+        qs_free(r->south);
+        qs_free(r->accv);
+        qs_free(r->south_v);
+        r->acc = qs_malloc(n * sizeof *r->acc);
+        r->stat = qs_malloc(n * sizeof *r->stat);
+        r->south = qs_malloc(n * sizeof *r->south);
+        r->accv = qs_malloc(n);
+        r->south_v = qs_malloc(n);
         r->cap = n;
         if (!r->acc || !r->stat || !r->south || !r->accv || !r->south_v) {
             r->cap = 0;
@@ -513,20 +514,20 @@ static qs_status tick(void *user, uint64_t cycle, const qs_pe_in *in, const qs_p
 qs_status qs_rtl_cosim_create(const qs_rtl_cosim_opts *opts, qs_rtl_cosim **out, qs_error *err)
 {
     *out = NULL;
-    qs_rtl_cosim *r = calloc(1, sizeof *r);
+    qs_rtl_cosim *r = qs_calloc(1, sizeof *r);
     if (!r) return qs_fail(err, QS_ERR_NOMEM, "--engine rtl: out of memory");
     r->o = *opts;
     const char *v = getenv("QSIM_VERILATOR");
     if (v && *v) sfmt(r->verilator, sizeof r->verilator, "%s", v);
     else if (find_in_path("verilator", r->verilator, sizeof r->verilator)) {
-        free(r);
+        qs_free(r);
         return qs_fail(err, QS_ERR_UNSUPPORTED, "--engine rtl needs verilator (apt install verilator)");
     }
     char *va[] = {r->verilator, "--version", NULL};
     if (run(va, NULL, r->vversion, sizeof r->vversion) != 0 || strncmp(r->vversion, "Verilator", 9)) {
         qs_fail(err, QS_ERR_UNSUPPORTED, "--engine rtl needs verilator (apt install verilator): '%s --version' failed",
                 r->verilator);
-        free(r);
+        qs_free(r);
         return QS_ERR_UNSUPPORTED;
     }
     r->vversion[strcspn(r->vversion, "\r\n")] = 0;
@@ -536,7 +537,7 @@ qs_status qs_rtl_cosim_create(const qs_rtl_cosim_opts *opts, qs_rtl_cosim **out,
     sfmt(probe, sizeof probe, "%s/qs_pe_array.v", r->src);
     if (!r->src[0] || !is_file(probe)) {
         qs_fail(err, QS_ERR_IO, "--engine rtl: no RTL sources at '%s' (set QSIM_RTL_DIR to qsim's rtl/ folder)", r->src);
-        free(r);
+        qs_free(r);
         return QS_ERR_IO;
     }
     const char *c = opts->cache_dir ? opts->cache_dir : getenv("QSIM_RTL_CACHE");
@@ -545,7 +546,7 @@ qs_status qs_rtl_cosim_create(const qs_rtl_cosim_opts *opts, qs_rtl_cosim **out,
     else sfmt(r->cache, sizeof r->cache, "%s/.cache/qsim/rtl", getenv("HOME") ? getenv("HOME") : "/tmp");
     if (mkdirs(r->cache)) {
         qs_fail(err, QS_ERR_IO, "--engine rtl: cannot create the cache folder %s: %s", r->cache, strerror(errno));
-        free(r);
+        qs_free(r);
         return QS_ERR_IO;
     }
     const char *flip = getenv("QSIM_RTL_FLIP");
@@ -555,7 +556,7 @@ qs_status qs_rtl_cosim_create(const qs_rtl_cosim_opts *opts, qs_rtl_cosim **out,
         r->flip_by_clock = flip[0] == '#';
         if (sscanf(flip + r->flip_by_clock, "%llu,%d,%d", &cy, &i, &j) != 3 || i < 0 || j < 0) {
             qs_fail(err, QS_ERR_ARG, "QSIM_RTL_FLIP='%s': expected CYCLE,ROW,COL or #CLOCK,ROW,COL", flip);
-            free(r);
+            qs_free(r);
             return QS_ERR_ARG;
         }
         r->flip = 1;
@@ -591,10 +592,10 @@ void qs_rtl_cosim_destroy(qs_rtl_cosim *r)
         /* the shared object stays loaded: Verilator's runtime registers
          * process-wide state (atexit handlers) that must not be unmapped */
     }
-    free(r->acc);
-    free(r->stat);
-    free(r->south);
-    free(r->accv);
-    free(r->south_v);
-    free(r);
+    qs_free(r->acc);
+    qs_free(r->stat);
+    qs_free(r->south);
+    qs_free(r->accv);
+    qs_free(r->south_v);
+    qs_free(r);
 }

@@ -1,6 +1,7 @@
 /* SCALE-Sim v2's memory model for the scalesim timing convention
  * (scalesim_mem.h; rules and reasons in docs/timing.md, "SCALE-Sim convention"). */
 #include "scalesim_mem.h"
+#include "qs_alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ static int drain(qs_ssmem *m, uint64_t cycle, uint64_t *end)
     if (m->line_fill) { /* the line being filled is sent as it is */
         if (m->n_partial == m->cap_partial) {
             int32_t cap = m->cap_partial ? 2 * m->cap_partial : 16;
-            qs_ssmem_partial *p = realloc(m->partial, sizeof *p * (size_t)cap);
+            qs_ssmem_partial *p = qs_realloc(m->partial, sizeof *p * (size_t)cap);
             if (!p) return -1;
             m->partial = p;
             m->cap_partial = cap;
@@ -60,9 +61,9 @@ static int drain(qs_ssmem *m, uint64_t cycle, uint64_t *end)
         if (m->log_drains) {
             if (m->n_forced_log == m->cap_forced_log) {
                 int64_t cap = m->cap_forced_log ? 2 * m->cap_forced_log : 64;
-                int64_t *l = realloc(m->forced_line, sizeof *l * (size_t)cap);
+                int64_t *l = qs_realloc(m->forced_line, sizeof *l * (size_t)cap);
                 if (l) m->forced_line = l;
-                int32_t *v = l ? realloc(m->forced_valid, sizeof *v * (size_t)cap) : NULL;
+                int32_t *v = l ? qs_realloc(m->forced_valid, sizeof *v * (size_t)cap) : NULL;
                 if (v) m->forced_valid = v;
                 if (!l || !v) {
                     m->log_oom = 1;
@@ -96,11 +97,11 @@ static int drain(qs_ssmem *m, uint64_t cycle, uint64_t *end)
     if (m->log_drains) {
         if (m->n_drain_log == m->cap_drain_log) {
             int64_t cap = m->cap_drain_log ? 2 * m->cap_drain_log : 64;
-            int64_t *l0 = realloc(m->drain_line0, sizeof *l0 * (size_t)cap);
+            int64_t *l0 = qs_realloc(m->drain_line0, sizeof *l0 * (size_t)cap);
             if (l0) m->drain_line0 = l0;
-            int64_t *n = l0 ? realloc(m->drain_lines, sizeof *n * (size_t)cap) : NULL;
+            int64_t *n = l0 ? qs_realloc(m->drain_lines, sizeof *n * (size_t)cap) : NULL;
             if (n) m->drain_lines = n;
-            uint64_t *c = n ? realloc(m->drain_cycle, sizeof *c * (size_t)cap) : NULL;
+            uint64_t *c = n ? qs_realloc(m->drain_cycle, sizeof *c * (size_t)cap) : NULL;
             if (c) m->drain_cycle = c;
             if (!l0 || !n || !c) {
                 m->log_oom = 1;
@@ -168,9 +169,9 @@ static void log_stall(qs_ssmem *m, uint64_t row, uint64_t amount)
     if (!m->log_stalls || amount == 0) return;
     if (m->n_stall_log == m->cap_stall_log) {
         int64_t cap = m->cap_stall_log ? 2 * m->cap_stall_log : 64;
-        uint64_t *r = realloc(m->stall_row, sizeof *r * (size_t)cap);
+        uint64_t *r = qs_realloc(m->stall_row, sizeof *r * (size_t)cap);
         if (r) m->stall_row = r;
-        uint64_t *a = r ? realloc(m->stall_amount, sizeof *a * (size_t)cap) : NULL;
+        uint64_t *a = r ? qs_realloc(m->stall_amount, sizeof *a * (size_t)cap) : NULL;
         if (a) m->stall_amount = a;
         if (!r || !a) {
             m->log_oom = 1;
@@ -374,16 +375,19 @@ static uint64_t user_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu)
     return stall;
 }
 
-void qs_ssmem_end(qs_ssmem *m)
+int qs_ssmem_end(qs_ssmem *m)
 {
     qs_scalesim_stats *st = m->st;
+    int oom = 0;
     if (m->rows > 0) {
         st->stall_cycles = m->stalls;
         st->total_cycles = m->rows - 1 + m->stalls;
         /* SCALE-Sim empties the buffer after the last demand row: each drain
          * starts the cycle after the previous one ended */
         uint64_t cycle = st->total_cycles, end = cycle;
-        while ((m->drain_next < m->lines || m->line_fill) && drain(m, cycle, &end) > 0) cycle = end + 1;
+        int d = 1;
+        while ((m->drain_next < m->lines || m->line_fill) && (d = drain(m, cycle, &end)) > 0) cycle = end + 1;
+        oom = d < 0; /* the drain figures would be short: the run must fail */
     }
     if (m->user) {
         st->dram_reads_replayed = 1;
@@ -392,12 +396,13 @@ void qs_ssmem_end(qs_ssmem *m)
         qs_ssuser_destroy(m->user);
         m->user = NULL;
     }
-    free(m->partial);
+    qs_free(m->partial);
     m->partial = NULL;
     if (!m->log_stalls) { /* a replay frees its log itself */
-        free(m->stall_row);
-        free(m->stall_amount);
+        qs_free(m->stall_row);
+        qs_free(m->stall_amount);
         m->stall_row = m->stall_amount = NULL;
     }
     m->n_partial = m->cap_partial = 0;
+    return oom ? -1 : 0;
 }

@@ -91,8 +91,9 @@ uint64_t qs_ssmem_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu, int64_t i
 int64_t qs_ssmem_fold_rows(qs_dataflow df, int32_t R, int32_t C, int64_t T);
 
 /* End of the layer: drain what is left (DRAM write figures) and set
- * total_cycles. Frees the model's memory. */
-void qs_ssmem_end(qs_ssmem *m);
+ * total_cycles. Frees the model's memory. 0, or -1 when the drain ran out
+ * of memory (its figures are then short: the run must fail). */
+int qs_ssmem_end(qs_ssmem *m);
 
 /* SCALE-Sim's per-layer figures from the topology row alone, without
  * operands: the fold sequence the engines report (column folds outer, each

@@ -1,6 +1,7 @@
 /* SCALE-Sim v2's CALC-mode read buffers, replayed (scalesim_reads.h; rules
  * and reasons in docs/scalesim.md, "DRAM reads"). */
 #include "scalesim_reads.h"
+#include "qs_alloc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -87,7 +88,7 @@ static void est_access(est_buf *b, int64_t addr, int64_t cycle)
         if (b->log_triggers) {
             if (b->n_trigger == b->cap_trigger) {
                 int64_t cap = b->cap_trigger ? 2 * b->cap_trigger : 64;
-                int64_t *t = realloc(b->trigger, sizeof *t * (size_t)cap);
+                int64_t *t = qs_realloc(b->trigger, sizeof *t * (size_t)cap);
                 if (!t) {
                     b->trigger_oom = 1;
                     return;
@@ -233,7 +234,7 @@ static qs_status walk(const geom *g, const fold_shape *f, int op, est_buf *b, co
     uint64_t base = 0;
     const int64_t rows = qs_ssmem_fold_rows(f->df, (int32_t)f->R, (int32_t)f->C, f->T);
     const int64_t n_blocks = f->df == QS_DF_OS && op == 1 ? f->col_folds : f->row_folds;
-    int64_t *block_window = malloc(sizeof *block_window * (size_t)n_blocks);
+    int64_t *block_window = qs_malloc(sizeof *block_window * (size_t)n_blocks);
     if (!block_window) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     for (int64_t i = 0; i < n_blocks; i++) block_window[i] = -1;
     for (int64_t fc = 0; fc < f->col_folds; fc++)
@@ -260,7 +261,7 @@ static qs_status walk(const geom *g, const fold_shape *f, int op, est_buf *b, co
             if (blk >= 0 && b->window_id == window0) block_window[blk] = window0;
             base += (uint64_t)rows;
         }
-    free(block_window);
+    qs_free(block_window);
     return QS_OK;
 }
 
@@ -273,9 +274,9 @@ static qs_status geom_init(geom *g, const qs_scalesim_layer *l, qs_error *err)
     *g = (geom){l->ifmap_h, l->ifmap_w, l->channels, ow, l->stride_h, l->stride_w, K, NULL, NULL, NULL,
                 NULL, NULL, NULL};
     (void)N;
-    g->pix_r = malloc(sizeof *g->pix_r * (size_t)M);
-    g->pix_c = malloc(sizeof *g->pix_c * (size_t)M);
-    g->pix_base = malloc(sizeof *g->pix_base * (size_t)M);
+    g->pix_r = qs_malloc(sizeof *g->pix_r * (size_t)M);
+    g->pix_c = qs_malloc(sizeof *g->pix_c * (size_t)M);
+    g->pix_base = qs_malloc(sizeof *g->pix_base * (size_t)M);
     if (!g->pix_r || !g->pix_c || !g->pix_base) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     for (int64_t p = 0; p < M; p++) {
         int64_t ir = (p / g->Ew) * g->sh, ic = (p % g->Ew) * g->sw;
@@ -283,9 +284,9 @@ static qs_status geom_init(geom *g, const qs_scalesim_layer *l, qs_error *err)
         g->pix_c[p] = (int32_t)ic;
         g->pix_base[p] = (ir * g->W + ic) * g->Ch;
     }
-    g->win_r = malloc(sizeof *g->win_r * (size_t)K);
-    g->win_c = malloc(sizeof *g->win_c * (size_t)K);
-    g->win_off = malloc(sizeof *g->win_off * (size_t)K);
+    g->win_r = qs_malloc(sizeof *g->win_r * (size_t)K);
+    g->win_c = qs_malloc(sizeof *g->win_c * (size_t)K);
+    g->win_off = qs_malloc(sizeof *g->win_off * (size_t)K);
     if (!g->win_r || !g->win_c || !g->win_off) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     for (int64_t j = 0; j < K; j++) {
         int64_t fs_ch = (int64_t)l->filter_w * g->Ch;
@@ -299,12 +300,12 @@ static qs_status geom_init(geom *g, const qs_scalesim_layer *l, qs_error *err)
 
 static void geom_free(geom *g)
 {
-    free(g->win_r);
-    free(g->win_c);
-    free(g->win_off);
-    free(g->pix_r);
-    free(g->pix_c);
-    free(g->pix_base);
+    qs_free(g->win_r);
+    qs_free(g->win_c);
+    qs_free(g->win_off);
+    qs_free(g->pix_r);
+    qs_free(g->pix_c);
+    qs_free(g->pix_base);
     g->win_r = g->win_c = g->pix_r = g->pix_c = NULL;
     g->win_off = g->pix_base = NULL;
 }
@@ -361,13 +362,13 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
             if (qs_ssmem_fold(&m, f.T, ku, cu, 0, 0) == UINT64_MAX || m.log_oom)
                 rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
         }
-    qs_ssmem_end(&m);
+    if (qs_ssmem_end(&m) < 0 && !rc) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     out->total_cycles = st.total_cycles;
     out->stall_cycles = st.stall_cycles;
 
     geom g;
     memset(&g, 0, sizeof g);
-    int64_t *addrs = malloc(sizeof *addrs * (size_t)(f.R > f.C ? f.R : f.C));
+    int64_t *addrs = qs_malloc(sizeof *addrs * (size_t)(f.R > f.C ? f.R : f.C));
     if (!rc) rc = geom_init(&g, l, err);
     if (!rc && !addrs) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     const int64_t words[2] = {(int64_t)a->ifmap.size_kib * 1024, (int64_t)a->weight.size_kib * 1024};
@@ -382,7 +383,7 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
          * the SRAM): the same answers. A layer cannot move the window 2^31
          * times on a direct table (that needs 2^31 x 500 requests). */
         if (n_addr[op] <= direct_limit) {
-            b.joined = calloc((size_t)n_addr[op], sizeof *b.joined);
+            b.joined = qs_calloc((size_t)n_addr[op], sizeof *b.joined);
             if (!b.joined) {
                 rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
                 break;
@@ -392,7 +393,7 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
             int64_t size = 16;
             while (size < 2 * need) size *= 2;
             b.mask = size - 1;
-            b.table = malloc(sizeof *b.table * (size_t)size);
+            b.table = qs_malloc(sizeof *b.table * (size_t)size);
             if (!b.table) {
                 rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
                 break;
@@ -400,15 +401,15 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
             memset(b.table, 0xff, sizeof *b.table * (size_t)size);
         }
         rc = walk(&g, &f, op, &b, &m, addrs, err);
-        free(b.table);
-        free(b.joined);
+        qs_free(b.table);
+        qs_free(b.joined);
         if (rc) break;
         est_figures(&b, op, out);
     }
     geom_free(&g);
-    free(addrs);
-    free(m.stall_row);
-    free(m.stall_amount);
+    qs_free(addrs);
+    qs_free(m.stall_row);
+    qs_free(m.stall_amount);
     return rc;
 }
 
@@ -541,7 +542,7 @@ static qs_status user_buf_init(user_buf *b, const geom *g, const fold_shape *f, 
     int64_t active = (total_words + 1) / 2; /* SCALE-Sim: ceil(total * 0.5) */
     b->prefetch_words = total_words - active;
     int64_t per_line = (total_words + 99) / 100; /* ceil(total / 100) */
-    b->occ_start = calloc((size_t)n_addr + 1, sizeof *b->occ_start);
+    b->occ_start = qs_calloc((size_t)n_addr + 1, sizeof *b->occ_start);
     if (!b->occ_start) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     int64_t valid = 0, all = 0;
     FOR_FETCH_ORDER(g, f, op, a, {
@@ -554,10 +555,10 @@ static qs_status user_buf_init(user_buf *b, const geom *g, const fold_shape *f, 
     if (valid > INT32_MAX)
         return qs_fail(err, QS_ERR_ARG, "layer too large for SCALE-Sim's read replay (2^31 fetched words)");
     for (int64_t i = 0; i < n_addr; i++) b->occ_start[i + 1] += b->occ_start[i];
-    b->occ_line = malloc(sizeof *b->occ_line * (size_t)(valid ? valid : 1));
-    int32_t *fill = calloc((size_t)n_addr, sizeof *fill);
+    b->occ_line = qs_malloc(sizeof *b->occ_line * (size_t)(valid ? valid : 1));
+    int32_t *fill = qs_calloc((size_t)n_addr, sizeof *fill);
     if (!b->occ_line || !fill) {
-        free(fill);
+        qs_free(fill);
         return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     }
     int64_t k = 0;
@@ -567,7 +568,7 @@ static qs_status user_buf_init(user_buf *b, const geom *g, const fold_shape *f, 
             k++;
         }
     });
-    free(fill);
+    qs_free(fill);
     b->n_lines = valid / per_line + 1;
     int64_t max_active = (active + per_line - 1) / per_line, max_prefetch = (b->prefetch_words + per_line - 1) / per_line;
     b->active_lines = b->n_lines < max_active ? b->n_lines : max_active;
@@ -611,11 +612,11 @@ qs_status qs_ssuser_create(const qs_scalesim_layer *l, const qs_arch *a, qs_ssus
     int64_t n_addr[2] = {(int64_t)l->ifmap_h * l->ifmap_w * l->channels, K * N};
     if (n_addr[0] > INT32_MAX || n_addr[1] > INT32_MAX || K > INT32_MAX)
         return qs_fail(err, QS_ERR_ARG, "layer '%s': too large for SCALE-Sim's read replay", l->name);
-    qs_ssuser *u = calloc(1, sizeof *u);
+    qs_ssuser *u = qs_calloc(1, sizeof *u);
     if (!u) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     fold_shape_init(&u->f, l, a);
     qs_status rc = geom_init(&u->g, l, err);
-    u->addrs = malloc(sizeof *u->addrs * (size_t)(u->f.R > u->f.C ? u->f.R : u->f.C));
+    u->addrs = qs_malloc(sizeof *u->addrs * (size_t)(u->f.R > u->f.C ? u->f.R : u->f.C));
     if (!rc && !u->addrs) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim read replay: out of memory");
     const int64_t words[2] = {(int64_t)a->ifmap.size_kib * 1024, (int64_t)a->weight.size_kib * 1024};
     for (int op = 0; op < 2 && !rc; op++)
@@ -669,12 +670,12 @@ void qs_ssuser_destroy(qs_ssuser *u)
 {
     if (!u) return;
     for (int op = 0; op < 2; op++) {
-        free(u->b[op].occ_start);
-        free(u->b[op].occ_line);
+        qs_free(u->b[op].occ_start);
+        qs_free(u->b[op].occ_line);
     }
     geom_free(&u->g);
-    free(u->addrs);
-    free(u);
+    qs_free(u->addrs);
+    qs_free(u);
 }
 
 /* ---- SCALE-Sim's trace files (qs_sstrace_layer) ----------------------------------- */
@@ -891,9 +892,9 @@ static uint64_t py_slot(const uint8_t *full, uint64_t mask, uint64_t hash)
 static int py_set_reset(py_set *s, uint64_t size)
 {
     if (size > s->cap) {
-        int64_t *k = realloc(s->key, sizeof *k * size);
+        int64_t *k = qs_realloc(s->key, sizeof *k * size);
         if (k) s->key = k;
-        uint8_t *f = k ? realloc(s->full, size) : NULL;
+        uint8_t *f = k ? qs_realloc(s->full, size) : NULL;
         if (f) s->full = f;
         if (!k || !f) return -1;
         s->cap = size;
@@ -1122,7 +1123,7 @@ static int user_mask_add(struct user_trace *t, int64_t row, int64_t c0, int64_t 
         if (t->mask[i].row == row && t->mask[i].c0 == c0 && t->mask[i].c1 == c1) return 0;
     if (t->n_mask == t->cap_mask) {
         int64_t cap = t->cap_mask ? 2 * t->cap_mask : 8;
-        fetch_mask *m = realloc(t->mask, sizeof *m * (size_t)cap);
+        fetch_mask *m = qs_realloc(t->mask, sizeof *m * (size_t)cap);
         if (!m) return -1;
         t->mask = m;
         t->cap_mask = cap;
@@ -1273,11 +1274,11 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
     trace_out *o[6] = {0};
     char path[4096];
     qs_status rc = QS_OK;
-    digits4 *dig = malloc(sizeof *dig);
+    digits4 *dig = qs_malloc(sizeof *dig);
     if (!dig) return qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
     digits4_fill(dig);
     for (int i = 0; i < 6 && !rc; i++) {
-        o[i] = calloc(1, sizeof *o[i]);
+        o[i] = qs_calloc(1, sizeof *o[i]);
         if (o[i]) o[i]->dig = dig;
         if (!o[i]) {
             rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
@@ -1294,7 +1295,7 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
     memset(&g, 0, sizeof g);
     if (!rc) rc = geom_init(&g, l, err);
     sram_writer w = {{o[0], o[1], o[2], o[3], o[4], o[5]}, &g, &f, N, {offsets[0], offsets[1], offsets[2]}, NULL};
-    w.row = malloc(sizeof *w.row * (size_t)(f.R > f.C ? f.R : f.C));
+    w.row = qs_malloc(sizeof *w.row * (size_t)(f.R > f.C ? f.R : f.C));
     if (!rc && !w.row) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
 
     /* 1. the timeline: SCALE-Sim's folds through its memories (USER mode:
@@ -1376,7 +1377,7 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
     if (!rc) {
         int64_t line = 0, fill = 0, forced = 0, drain = 0;
         const int64_t lw = m.line_words;
-        int64_t *buf = malloc(sizeof *buf * (size_t)lw);
+        int64_t *buf = qs_malloc(sizeof *buf * (size_t)lw);
         if (!buf) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
         for (int64_t fold = 0; fold < folds && !rc; fold++) {
             int64_t fr = fold % f.row_folds, fc = fold / f.row_folds;
@@ -1403,7 +1404,7 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
                 }
             }
         }
-        free(buf);
+        qs_free(buf);
     }
 
     /* 4. CALC mode: the read buffers' DRAM traces, walked twice: once for
@@ -1417,17 +1418,17 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
          * addresses hashed (bounded by the SRAM), as qs_ssreads_layer */
         int64_t table_size = 0;
         if (n_addr[op] <= QS_SSREADS_DIRECT_LIMIT) {
-            b.joined = calloc((size_t)n_addr[op], sizeof *b.joined);
+            b.joined = qs_calloc((size_t)n_addr[op], sizeof *b.joined);
         } else {
             int64_t need = b.window_words < n_addr[op] ? b.window_words : n_addr[op];
             table_size = 16;
             while (table_size < 2 * need) table_size *= 2;
             b.mask = table_size - 1;
-            b.table = malloc(sizeof *b.table * (size_t)table_size);
+            b.table = qs_malloc(sizeof *b.table * (size_t)table_size);
             if (b.table) memset(b.table, 0xff, sizeof *b.table * (size_t)table_size);
         }
         b.log_triggers = 1;
-        int64_t *addrs = malloc(sizeof *addrs * (size_t)(f.R > f.C ? f.R : f.C));
+        int64_t *addrs = qs_malloc(sizeof *addrs * (size_t)(f.R > f.C ? f.R : f.C));
         if ((!b.joined && !b.table) || !addrs) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
         if (!rc) rc = walk(&g, &f, op, &b, &m, addrs, err);
         if (!rc && b.trigger_oom) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
@@ -1450,8 +1451,8 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
                 int64_t wk = ceil_div64((int64_t)SETS_ACTIVE * b.per_set, t - s + 1);
                 if (wk > e.width) e.width = wk;
             }
-            e.win = malloc(sizeof *e.win * (size_t)(b.window_words + b.per_set));
-            e.scratch = malloc(sizeof *e.scratch * (size_t)(b.per_set + 1));
+            e.win = qs_malloc(sizeof *e.win * (size_t)(b.window_words + b.per_set));
+            e.scratch = qs_malloc(sizeof *e.scratch * (size_t)(b.per_set + 1));
             if (!e.win || !e.scratch) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
             /* the second walk, from a fresh buffer, writing */
             est_buf b2;
@@ -1471,14 +1472,14 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
                 if (e.failed) rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim traces: out of memory");
             }
         }
-        free(e.win);
-        free(e.scratch);
-        free(e.set.key);
-        free(e.set.full);
-        free(b.joined);
-        free(b.table);
-        free(b.trigger);
-        free(addrs);
+        qs_free(e.win);
+        qs_free(e.scratch);
+        qs_free(e.set.key);
+        qs_free(e.set.full);
+        qs_free(b.joined);
+        qs_free(b.table);
+        qs_free(b.trigger);
+        qs_free(addrs);
     }
 
     for (int i = 0; i < 6; i++) {
@@ -1492,18 +1493,18 @@ qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const i
                 }
             }
         }
-        free(o[i]);
+        qs_free(o[i]);
     }
-    for (int op = 0; op < 2; op++) free(ut[op].mask);
-    free(dig);
-    free(w.row);
+    for (int op = 0; op < 2; op++) qs_free(ut[op].mask);
+    qs_free(dig);
+    qs_free(w.row);
     geom_free(&g);
-    free(m.stall_row);
-    free(m.stall_amount);
-    free(m.drain_line0);
-    free(m.drain_lines);
-    free(m.drain_cycle);
-    free(m.forced_line);
-    free(m.forced_valid);
+    qs_free(m.stall_row);
+    qs_free(m.stall_amount);
+    qs_free(m.drain_line0);
+    qs_free(m.drain_lines);
+    qs_free(m.drain_cycle);
+    qs_free(m.forced_line);
+    qs_free(m.forced_valid);
     return rc;
 }

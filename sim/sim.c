@@ -3,6 +3,7 @@
  * docs/timing.md ("Queues and tokens", "DMA and DRAM", "Post-processing",
  * "Stall attribution") is the specification. */
 #include "sim.h"
+#include "qs_alloc.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define QS_ASAN 1
@@ -106,15 +107,15 @@ static int64_t layer_elems(const qs_layer *L) { return (int64_t)L->out_c * L->ou
 qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine, qs_sim **out, qs_error *err)
 {
     *out = NULL;
-    qs_sim *s = calloc(1, sizeof *s);
+    qs_sim *s = qs_calloc(1, sizeof *s);
     if (!s) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
     s->ss_layer = -1;
     s->ss_row_layer = -1;
     s->net = net;
     s->prog = prog;
     s->engine = engine;
-    s->outputs = calloc((size_t)net->n_layers, sizeof *s->outputs);
-    s->stats = calloc((size_t)net->n_layers, sizeof *s->stats);
+    s->outputs = qs_calloc((size_t)net->n_layers, sizeof *s->outputs);
+    s->stats = qs_calloc((size_t)net->n_layers, sizeof *s->stats);
     int64_t max_acc = 1;
     if (!s->outputs || !s->stats) goto oom;
     /* The layers' outputs in one block: one big allocation takes huge pages
@@ -150,7 +151,7 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
     s->accum = qs_calloc_big((size_t)max_acc, sizeof(int32_t));
     if (!s->accum) goto oom;
     for (int q = 0; q < QS_Q_COUNT; q++) {
-        s->qorder[q] = malloc(sizeof(int32_t) * (size_t)(prog->n_insn + 1));
+        s->qorder[q] = qs_malloc(sizeof(int32_t) * (size_t)(prog->n_insn + 1));
         if (!s->qorder[q]) goto oom;
     }
     for (int32_t i = 0; i < prog->n_insn; i++) {
@@ -180,7 +181,7 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
         return dst;
     }
     for (int q = 0; q < QS_Q_COUNT; q++) {
-        s->fly[q] = malloc(sizeof(in_flight) * (size_t)(s->qlen[q] + 1));
+        s->fly[q] = qs_malloc(sizeof(in_flight) * (size_t)(s->qlen[q] + 1));
         if (!s->fly[q]) goto oom;
     }
     s->actx.net = net;
@@ -205,18 +206,18 @@ void qs_sim_destroy(qs_sim *s)
 {
     if (!s) return;
     if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
-    free(s->output_block);
-    free(s->outputs);
-    free(s->stats);
-    free(s->accum);
-    for (int q = 0; q < QS_Q_COUNT; q++) free(s->qorder[q]);
+    qs_free(s->output_block);
+    qs_free(s->outputs);
+    qs_free(s->stats);
+    qs_free(s->accum);
+    for (int q = 0; q < QS_Q_COUNT; q++) qs_free(s->qorder[q]);
     qs_array_ctx_free(&s->actx);
-    free(s->pend);
+    qs_free(s->pend);
     qs_dma_destroy(s->dma);
     qs_dram_destroy(s->dram);
     qs_mem_image_destroy(s->img);
-    for (int q = 0; q < QS_Q_COUNT; q++) free(s->fly[q]);
-    free(s);
+    for (int q = 0; q < QS_Q_COUNT; q++) qs_free(s->fly[q]);
+    qs_free(s);
 }
 
 void qs_sim_set_scalesim_layer(qs_sim *s, int32_t layer, const qs_scalesim_layer *row)
@@ -544,7 +545,7 @@ static void trace_gemm(qs_sim *s, const qs_tile_result *r, uint16_t layer)
     s->pend_t0 = s->now;
     if (c->log && c->log_len) {
         if (c->log_len > s->pend_cap) {
-            struct qs_pe_log *n = realloc(s->pend, c->log_len * sizeof *n);
+            struct qs_pe_log *n = qs_realloc(s->pend, c->log_len * sizeof *n);
             if (!n) return; /* the waveform loses this tile's detail, the run goes on */
             s->pend = n;
             s->pend_cap = c->log_len;
@@ -635,7 +636,7 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err)
 
 /* Per-layer spans once the program is done: layers are separated by the
  * barrier, so each spans from the previous layer's last store to its own. */
-static void finish_run(qs_sim *s)
+static qs_status finish_run(qs_sim *s, qs_error *err)
 {
     const qs_prog *p = s->prog;
     const qs_arch *a = &p->arch;
@@ -680,11 +681,13 @@ static void finish_run(qs_sim *s)
             ls->ev.dram_bank_active = ls->dram.bank_active;
         }
     }
-    if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
+    int ss_short = s->ss_layer >= 0 && qs_ssmem_end(&s->ssm) < 0;
     s->ss_layer = -1;
     s->actx.ssm = NULL;
     s->running = 0;
     if (s->tr) flush_pending(s, UINT64_MAX);
+    if (ss_short) return qs_fail(err, QS_ERR_NOMEM, "out of memory draining SCALE-Sim's ofmap buffer");
+    return QS_OK;
 }
 
 /* Starts what can start at s->now, LOAD before COMPUTE before STORE, until
@@ -730,7 +733,8 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
                     s->actx.logging = s->tr != NULL && s->actx.engine == QS_ENGINE_DETAILED;
                     if (a->timing == QS_TIMING_SCALESIM && s->ss_layer != in->layer) {
                         /* SCALE-Sim simulates every layer with fresh buffers */
-                        if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
+                        if (s->ss_layer >= 0 && qs_ssmem_end(&s->ssm) < 0)
+                            return qs_fail(err, QS_ERR_NOMEM, "out of memory draining SCALE-Sim's ofmap buffer");
                         qs_ssmem_begin(&s->ssm, a, &ls->ss);
                         s->ss_layer = in->layer;
                         if (a->scalesim_bandwidth > 0 && s->ss_row && s->ss_row_layer == in->layer) {
@@ -867,9 +871,8 @@ qs_status qs_sim_advance(qs_sim *s, uint64_t until, int *done, qs_error *err)
             for (int qi = 0; qi < QS_Q_COUNT; qi++)
                 if (s->q[qi].pc < s->qlen[qi]) finished = 0;
             if (finished) {
-                finish_run(s);
                 *done = 1;
-                return QS_OK;
+                return finish_run(s, err);
             }
             int32_t blocked = -1;
             for (int qi = 0; qi < QS_Q_COUNT && blocked < 0; qi++)
@@ -907,7 +910,7 @@ qs_status qs_sim_set_array_hook(qs_sim *s, const qs_array_hook *hook, qs_error *
 {
     s->actx.hook = hook;
     if (hook && !s->actx.tile_count) {
-        s->actx.tile_count = calloc((size_t)s->net->n_layers, sizeof *s->actx.tile_count);
+        s->actx.tile_count = qs_calloc((size_t)s->net->n_layers, sizeof *s->actx.tile_count);
         if (!s->actx.tile_count) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
     }
     return hook ? qs_array_ctx_make_groups(&s->actx, err) : QS_OK;

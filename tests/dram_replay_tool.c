@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qs_alloc.h"
 #include "dram.h"
 #include "qs_arch.h"
 
@@ -45,7 +46,7 @@ int main(int argc, char **argv)
     }
     const uint64_t burst = qs_dram_burst_bytes(d);
     size_t cap = 1 << 16, n = 0;
-    uint64_t *first = malloc(cap * sizeof *first), *count = malloc(cap * sizeof *count);
+    uint64_t *first = qs_malloc(cap * sizeof *first), *count = qs_malloc(cap * sizeof *count);
     uint64_t cur_cycle = 0, first_arrival = UINT64_MAX, end = 0, requests = 0;
     int cur_write = 0, line_no = 0, rc = 0;
     char line[256];
@@ -73,8 +74,8 @@ int main(int argc, char **argv)
         if (!got) break;
         if (n == cap) {
             cap *= 2;
-            first = realloc(first, cap * sizeof *first);
-            count = realloc(count, cap * sizeof *count);
+            first = qs_realloc(first, cap * sizeof *first);
+            count = qs_realloc(count, cap * sizeof *count);
             if (!first || !count) {
                 fprintf(stderr, "dram_replay_tool: out of memory\n");
                 return 1;
@@ -99,8 +100,8 @@ int main(int argc, char **argv)
                s->reads ? (double)s->read_latency_sum / (double)s->reads : 0.0, s->row_hits, s->row_misses,
                s->row_conflicts, s->refreshes);
     }
-    free(first);
-    free(count);
+    qs_free(first);
+    qs_free(count);
     qs_dram_destroy(d);
     return rc;
 }

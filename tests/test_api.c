@@ -395,6 +395,103 @@ static void test_hooks(void)
     qsim_program_free(p);
 }
 
+/* ---- allocator: every allocation of a whole run through the API fails once ---- */
+
+typedef union {
+    size_t size;
+    max_align_t align;
+} api_block;
+
+typedef struct {
+    long fail_at, requests, live, bad_osize;
+} api_alloc_state;
+
+static void *api_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    api_alloc_state *st = ud;
+    api_block *b = ptr ? (api_block *)ptr - 1 : NULL;
+    if (b && b->size != osize) st->bad_osize++;
+    if (nsize == 0) {
+        if (b) st->live--;
+        free(b);
+        return NULL;
+    }
+    if (++st->requests == st->fail_at) return NULL;
+    api_block *n = realloc(b, sizeof *n + nsize);
+    if (!n) return NULL;
+    if (!b) st->live++;
+    n->size = nsize;
+    return n + 1;
+}
+
+/* load, configure (bank-level DRAM preset), compile, both engines, JSON */
+static qsim_status api_whole_run(qsim_totals *t, qsim_error *e)
+{
+    qsim_net *net = NULL;
+    qsim_config *cfg = NULL;
+    qsim_program *p = NULL;
+    qsim_report *r = NULL;
+    const char *js;
+    qsim_run_options o;
+    qsim_run_options_init(&o);
+    qsim_status st = qsim_net_load(NET, &net, e);
+    if (!st) st = qsim_config_load(ARCH, &cfg, e);
+    if (!st) st = qsim_config_set(cfg, "dram.model=hbm2", e);
+    if (!st) st = qsim_compile(net, cfg, &p, e);
+    if (!st) st = qsim_run(p, NULL, 0, 1, &o, &r, e);
+    qsim_report_free(r);
+    r = NULL;
+    o.engine = QSIM_ENGINE_DETAILED;
+    if (!st) st = qsim_run(p, NULL, 0, 1, &o, &r, e);
+    if (!st) st = qsim_report_json(r, &js, e);
+    if (!st) st = qsim_report_totals(r, t, e);
+    qsim_report_free(r);
+    qsim_program_free(p);
+    qsim_config_free(cfg);
+    qsim_net_free(net);
+    return st;
+}
+
+static void test_allocator(void)
+{
+    api_alloc_state st = {0, 0, 0, 0};
+    qsim_alloc_fn fn0;
+    void *ud0;
+    qsim_get_allocator(&fn0, &ud0);
+    qsim_set_allocator(api_alloc, &st);
+    qsim_alloc_fn fn;
+    void *ud;
+    qsim_get_allocator(&fn, &ud);
+    CU_ASSERT(fn == api_alloc && ud == &st);
+    qsim_error e = {{0}};
+    qsim_totals want, got;
+    CU_ASSERT_EQUAL_FATAL(api_whole_run(&want, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(st.live, 0);
+    const long total = st.requests;
+    CU_ASSERT(total > 100);
+    long nomem = 0, bad = 0;
+    for (long n = 1; n <= total; n++) {
+        st.fail_at = n;
+        st.requests = 0;
+        e.msg[0] = 0;
+        qsim_status rs = api_whole_run(&got, &e);
+        if (rs == QSIM_ERR_NOMEM) nomem++;
+        if ((rs != QSIM_OK && !e.msg[0]) || (rs == QSIM_OK && memcmp(&got, &want, sizeof got) != 0) || st.live != 0) {
+            if (!bad++)
+                fprintf(stderr, "\n  allocation %ld of %ld: status %d, %ld blocks not given back: %s\n", n, total, (int)rs,
+                        st.live, e.msg);
+            st.live = 0;
+        }
+    }
+    qsim_set_allocator(NULL, NULL);
+    qsim_get_allocator(&fn, &ud);
+    CU_ASSERT(fn == fn0 && ud == NULL);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(st.bad_osize, 0);
+    CU_ASSERT(nomem > total / 2);
+    printf("\n    %ld allocations, each failed once: %ld out of memory ", total, nomem);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -406,6 +503,7 @@ int main(void)
     CU_add_test(s, "report", test_report);
     CU_add_test(s, "batch", test_batch);
     CU_add_test(s, "hooks and traces", test_hooks);
+    CU_add_test(s, "allocator: every allocation of a whole run fails once", test_allocator);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fail = CU_get_error() || CU_get_number_of_failures();

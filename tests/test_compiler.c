@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qs_alloc.h"
 #include "compiler.h"
 #include "qs_xfmr.h"
 #include "qs_arch.h"
@@ -243,10 +244,10 @@ static RN_UNUSED int rn_wmax(qs_dtype dt, int sgn)
 static RN_UNUSED qs_net *rn_build(const rn_spec *s)
 {
     rn_rng r = {s->seed};
-    qs_net *net = calloc(1, sizeof *net);
+    qs_net *net = qs_calloc(1, sizeof *net);
     snprintf(net->name, sizeof net->name, "rand");
-    net->layers = calloc(1 + 2 * (size_t)s->n, sizeof *net->layers);
-    net->tensors = calloc(2 * (size_t)s->n, sizeof *net->tensors);
+    net->layers = qs_calloc(1 + 2 * (size_t)s->n, sizeof *net->layers);
+    net->tensors = qs_calloc(2 * (size_t)s->n, sizeof *net->tensors);
     qs_layer *in = &net->layers[0];
     snprintf(in->name, sizeof in->name, "input");
     in->kind = QS_L_INPUT;
@@ -325,7 +326,7 @@ static RN_UNUSED qs_net *rn_build(const rn_spec *s)
             W->shape[1] = K;
         }
         W->count = (int64_t)L->out_c * K;
-        W->data = malloc(sizeof(int32_t) * (size_t)W->count);
+        W->data = qs_malloc(sizeof(int32_t) * (size_t)W->count);
         int32_t wlo, whi;
         qs_int_range(qs_dtype_bits(q->wdt), W->is_signed, &wlo, &whi);
         int N = L->out_c / L->groups;
@@ -355,7 +356,7 @@ static RN_UNUSED qs_net *rn_build(const rn_spec *s)
             B->ndim = 1;
             B->shape[0] = L->out_c;
             B->count = L->out_c;
-            B->data = malloc(sizeof(int32_t) * (size_t)L->out_c);
+            B->data = qs_malloc(sizeof(int32_t) * (size_t)L->out_c);
             int span = 4 * K * rn_wmax(q->wdt, W->is_signed) + 8;
             for (int oc = 0; oc < L->out_c; oc++) B->data[oc] = rn_int(&r, -span, span);
             L->bias = nt++;
@@ -377,8 +378,8 @@ static RN_UNUSED qs_net *rn_build(const rn_spec *s)
             double target = 0.5 * (double)(L->clamp_hi - L->clamp_lo + 1);
             int n = q->rq_mode == 2 ? L->out_c : 1;
             L->rq.n = n;
-            L->rq.mult = malloc(sizeof(int32_t) * (size_t)n);
-            L->rq.shift = malloc((size_t)n);
+            L->rq.mult = qs_malloc(sizeof(int32_t) * (size_t)n);
+            L->rq.shift = qs_malloc((size_t)n);
             for (int c = 0; c < n; c++)
                 rn_quantize_multiplier(target / est * q->rq_gain * (0.6 + 0.8 * rn_unit(&r)), &L->rq.mult[c],
                                        &L->rq.shift[c]);
@@ -398,7 +399,7 @@ static RN_UNUSED int32_t *rn_input(rn_rng *r, const qs_net *net, double zero_fra
 {
     const qs_layer *L = &net->layers[0];
     int64_t hw = (int64_t)L->out_h * L->out_w, n = L->out_c * hw;
-    int32_t *x = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    int32_t *x = qs_malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
     int32_t lo, hi;
     qs_int_range(L->out_bits, L->out_signed, &lo, &hi);
     for (int c = 0; c < L->out_c; c++) {
@@ -653,9 +654,9 @@ static int check_tokens(const qs_net *net, const qs_prog *p)
     int32_t *q[3], qlen[3] = {0, 0, 0}, pc[3] = {0, 0, 0};
     int32_t *fifo[CH_N];
     int64_t head[CH_N], tail[CH_N];
-    for (int i = 0; i < 3; i++) q[i] = malloc(sizeof(int32_t) * (size_t)(n + 1));
+    for (int i = 0; i < 3; i++) q[i] = qs_malloc(sizeof(int32_t) * (size_t)(n + 1));
     for (int c = 0; c < CH_N; c++) {
-        fifo[c] = malloc(sizeof(int32_t) * (size_t)(n + 8));
+        fifo[c] = qs_malloc(sizeof(int32_t) * (size_t)(n + 8));
         head[c] = tail[c] = 0;
     }
     for (int i = 0; i < n; i++) {
@@ -724,8 +725,8 @@ static int check_tokens(const qs_net *net, const qs_prog *p)
         }
     }
     (void)net;
-    for (int i = 0; i < 3; i++) free(q[i]);
-    for (int c = 0; c < CH_N; c++) free(fifo[c]);
+    for (int i = 0; i < 3; i++) qs_free(q[i]);
+    for (int c = 0; c < CH_N; c++) qs_free(fifo[c]);
     return bad;
 }
 
@@ -781,8 +782,8 @@ static int check_dma(const qs_net *net, const qs_arch *a, const qs_prog *p)
             const qs_layer *IN = &net->layers[L->inputs[i]];
             in_lo[i] = p->maps[L->inputs[i]].out_addr;
             in_sz[i] = tensor_bytes(IN);
-            need[i] = calloc((size_t)in_sz[i] + 1, 1);
-            got[i] = calloc((size_t)in_sz[i] + 1, 1);
+            need[i] = qs_calloc((size_t)in_sz[i] + 1, 1);
+            got[i] = qs_calloc((size_t)in_sz[i] + 1, 1);
         }
         const qs_layer *IN0 = &net->layers[L->inputs[0]];
         if (!m->is_gemm) {
@@ -818,10 +819,10 @@ static int check_dma(const qs_net *net, const qs_arch *a, const qs_prog *p)
                         }
                 }
         }
-        uint8_t *wgot = calloc((size_t)(m->is_gemm ? m->weight_bytes : 0) + 1, 1);
+        uint8_t *wgot = qs_calloc((size_t)(m->is_gemm ? m->weight_bytes : 0) + 1, 1);
         int64_t n_out = (int64_t)L->out_c * L->out_h * L->out_w;
         int64_t ob = L->out_bits;
-        uint8_t *written = calloc((size_t)n_out + 1, 1);
+        uint8_t *written = qs_calloc((size_t)n_out + 1, 1);
         int64_t plane = (int64_t)L->out_h * L->out_w;
         for (int32_t i = m->first_insn; i < m->first_insn + m->n_insn && !bad; i++) {
             const qs_insn *in = &p->insn[i];
@@ -899,11 +900,11 @@ static int check_dma(const qs_net *net, const qs_arch *a, const qs_prog *p)
                   "layer %d weight image overlaps the output of layer %d", li, lj);
         }
         for (int i = 0; i < L->n_inputs; i++) {
-            free(need[i]);
-            free(got[i]);
+            qs_free(need[i]);
+            qs_free(got[i]);
         }
-        free(wgot);
-        free(written);
+        qs_free(wgot);
+        qs_free(written);
     }
     return bad;
 }
@@ -976,10 +977,10 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
         const qs_layer *IN = &net->layers[L->inputs[0]];
         qs_gemm_dims d = m->g;
         size_t cells = (size_t)d.groups * d.M * d.N * d.K;
-        uint8_t *cov = calloc(cells ? cells : 1, 1);
-        uint8_t *first = calloc((size_t)d.groups * d.M * d.N + 1, 1);
-        uint8_t *last = calloc((size_t)d.groups * d.M * d.N + 1, 1);
-        uint8_t *stored = calloc((size_t)d.groups * d.M * d.N + 1, 1);
+        uint8_t *cov = qs_calloc(cells ? cells : 1, 1);
+        uint8_t *first = qs_calloc((size_t)d.groups * d.M * d.N + 1, 1);
+        uint8_t *last = qs_calloc((size_t)d.groups * d.M * d.N + 1, 1);
+        uint8_t *stored = qs_calloc((size_t)d.groups * d.M * d.N + 1, 1);
         last_compute = m->first_insn - 1; /* loads of other layers are not this layer's */
 #define CELL(g, mm, nn, kk) cov[(((size_t)(g) * d.M + (mm)) * d.N + (nn)) * d.K + (kk)]
 #define OUTI(g, mm, nn) (((size_t)(g) * d.M + (mm)) * d.N + (nn))
@@ -1175,10 +1176,10 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
         }
 #undef CELL
 #undef OUTI
-        free(cov);
-        free(first);
-        free(last);
-        free(stored);
+        qs_free(cov);
+        qs_free(first);
+        qs_free(last);
+        qs_free(stored);
     }
     /* post-processing-only layers: input chunks fit, every channel stored once */
     for (int li = 1; li < net->n_layers && !bad; li++) {
@@ -1187,7 +1188,7 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
         if (m->is_gemm || (L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE)) continue;
         if (m->is_matmul) { /* every output (batch, m, n) stored exactly once, each store inside its tile */
             int64_t n_out = (int64_t)L->out_c * L->out_h * L->out_w;
-            int *once = calloc((size_t)n_out, sizeof(int));
+            int *once = qs_calloc((size_t)n_out, sizeof(int));
             for (int32_t i = m->first_insn; i < m->first_insn + m->n_insn; i++) {
                 const qs_insn *in = &p->insn[i];
                 if (in->op != QS_OP_STORE) continue;
@@ -1201,13 +1202,13 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
                         once[((int64_t)in->group * L->out_h + a) * L->out_w + b]++;
             }
             for (int64_t o = 0; o < n_out && !bad; o++) CHECK(once[o] == 1, "matmul layer %d output %lld stored %d times", li, (long long)o, once[o]);
-            free(once);
+            qs_free(once);
             continue;
         }
         /* the PPU's units: channels, or rows (positions / lines) for norms and softmax */
         int64_t n_units = L->out_c, unit_elems = (int64_t)L->out_h * L->out_w;
         qs_xfmr_rows(L, &n_units, &unit_elems);
-        int *chan = calloc((size_t)n_units, sizeof(int));
+        int *chan = qs_calloc((size_t)n_units, sizeof(int));
         int64_t pending = 0;
         int loads = 0, passes = 0;
         for (int32_t i = m->first_insn; i < m->first_insn + m->n_insn && !bad; i++) {
@@ -1251,7 +1252,7 @@ static int check_program(const qs_net *net, const qs_arch *a, const qs_prog *p)
         CHECK(passes > 0, "PPU layer %d has no PASS", li);
         for (int64_t c = 0; c < n_units && !bad; c++)
             CHECK(chan[c] == 1, "PPU layer %d unit %lld stored %d times", li, (long long)c, chan[c]);
-        free(chan);
+        qs_free(chan);
     }
     /* the final store sends no barrier token nobody takes */
     for (int32_t i = p->n_insn - 1; i >= 0; i--)
@@ -1460,7 +1461,7 @@ static void test_nofit(void)
     {
         qs_net *net = one_conv(1, 64, 64, 1, 2, QS_DT_INT4, 8, "c1");
         /* append a maxpool over the 2x64x64 output: one channel = 4096 B in, 16 KiB out */
-        qs_layer *ls = realloc(net->layers, 3 * sizeof *ls);
+        qs_layer *ls = qs_realloc(net->layers, 3 * sizeof *ls);
         net->layers = ls;
         qs_layer *mp = &ls[2];
         memset(mp, 0, sizeof *mp);
@@ -1540,7 +1541,7 @@ static void test_unsupported(void)
     qs_net_destroy(net);
     /* pooling without [ppu] pool */
     net = one_conv(1, 6, 6, 1, 2, QS_DT_INT4, 4, "c1");
-    qs_layer *ls = realloc(net->layers, 3 * sizeof *ls);
+    qs_layer *ls = qs_realloc(net->layers, 3 * sizeof *ls);
     net->layers = ls;
     memset(&ls[2], 0, sizeof ls[2]);
     snprintf(ls[2].name, sizeof ls[2].name, "the_pool");

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qs_alloc.h"
 #include "qs_energy.h"
 
 #ifndef QSIM_SOURCE_DIR
@@ -27,7 +28,7 @@ static int suite_init(void)
 
 static int suite_clean(void)
 {
-    free(g_table_text);
+    qs_free(g_table_text);
     g_table_text = NULL;
     return 0;
 }
@@ -400,7 +401,7 @@ static char *edited(const char *after, const char *ins, int replace, int *line)
     const char *tail = eol + 1;
     *line = 1;
     for (const char *q = g_table_text; q < g_table_text + head; q++) *line += *q == '\n';
-    char *out = malloc(strlen(g_table_text) + strlen(ins) + 2);
+    char *out = qs_malloc(strlen(g_table_text) + strlen(ins) + 2);
     memcpy(out, g_table_text, head);
     strcpy(out + head, ins);
     strcat(out, tail);
@@ -436,7 +437,7 @@ static void test_table_errors(void)
         CU_ASSERT_EQUAL(st, QS_ERR_CONFIG);
         if (!strstr(e.msg, want)) fprintf(stderr, "\ncase %zu: got \"%s\", want \"%s\"\n", i, e.msg, want);
         CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, want));
-        free(text);
+        qs_free(text);
     }
     /* Points each in range whose power-law curve gives an infinite factor at
      * the configuration's node: refused (found by tests/fuzz/fuzz_tech.c, which
@@ -454,7 +455,7 @@ static void test_table_errors(void)
         /* the same table at its own node (45 nm) stays usable: only the far point is wrong */
         a16.node_nm = 45;
         CU_ASSERT_EQUAL(qs_tech_parse(steep, "t/my.tech", &a16, 0, &t16, &e16), QS_OK);
-        free(steep);
+        qs_free(steep);
     }
     /* a missing figure is an error, not a silent built-in */
     int line;
@@ -465,7 +466,7 @@ static void test_table_errors(void)
     arch_8x8(&a);
     CU_ASSERT_EQUAL(qs_tech_parse(text, "t/my.tech", &a, 0, &t, &e), QS_ERR_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "my.tech: [voltage] leakage_exponent: missing"));
-    free(text);
+    qs_free(text);
 }
 
 int main(void)

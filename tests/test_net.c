@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "qs_alloc.h"
 #include "qs_net.h"
 #include "qs_xfmr.h"
 
@@ -41,7 +42,7 @@ static blob read_blob(const char *rel)
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
     if (n > 0) {
-        r.b = malloc((size_t)n);
+        r.b = qs_malloc((size_t)n);
         if (r.b && fread(r.b, 1, (size_t)n, f) == (size_t)n)
             r.n = (size_t)n;
     }
@@ -62,10 +63,10 @@ static int init_nets(void)
 
 static int free_nets(void)
 {
-    free(tiny.b);
-    free(demo.b);
-    free(xfmr.b);
-    free(decoder.b);
+    qs_free(tiny.b);
+    qs_free(demo.b);
+    qs_free(xfmr.b);
+    qs_free(decoder.b);
     return 0;
 }
 
@@ -105,7 +106,7 @@ static void fix_crcs(uint8_t *b, size_t n)
 
 static uint8_t *copy_blob(const blob *x)
 {
-    uint8_t *c = malloc(x->n);
+    uint8_t *c = qs_malloc(x->n);
     memcpy(c, x->b, x->n);
     return c;
 }
@@ -151,7 +152,7 @@ static void mutate32(uint64_t at, uint32_t v, const char *needle, int line)
     put32(c + at, v);
     fix_crcs(c, tiny.n);
     expect_format(c, tiny.n, needle, line);
-    free(c);
+    qs_free(c);
 }
 #define MUTATE32(at, v, needle) mutate32((at), (uint32_t)(v), (needle), __LINE__)
 
@@ -259,8 +260,8 @@ static void test_pack_rejects(void)
 static void test_pack_roundtrip_all(void)
 {
     enum { N = 1001 };
-    int32_t *in = malloc(N * sizeof *in), *back = malloc(N * sizeof *back);
-    uint8_t *buf = malloc(4 * N + 8);
+    int32_t *in = qs_malloc(N * sizeof *in), *back = qs_malloc(N * sizeof *back);
+    uint8_t *buf = qs_malloc(4 * N + 8);
     qs_error err;
     uint32_t seed = 12345;
     for (int dt = QS_DT_BIPOLAR; dt <= QS_DT_INT32; dt++) {
@@ -296,9 +297,9 @@ static void test_pack_roundtrip_all(void)
                 CU_ASSERT_EQUAL(buf[k], 0);
         }
     }
-    free(in);
-    free(back);
-    free(buf);
+    qs_free(in);
+    qs_free(back);
+    qs_free(buf);
 }
 
 /* Big-array allocation: zeroed where asked, writable to the last byte at
@@ -312,11 +313,11 @@ static void test_alloc_big(void)
         int nonzero = 0;
         for (size_t k = 0; k < sizes[i]; k++) nonzero |= z[k];
         CU_ASSERT_EQUAL(nonzero, 0);
-        free(z);
+        qs_free(z);
         uint8_t *p = qs_alloc_big(sizes[i]);
         CU_ASSERT_PTR_NOT_NULL_FATAL(p);
         if (sizes[i]) p[0] = p[sizes[i] - 1] = 0x5A;
-        free(p);
+        qs_free(p);
     }
     CU_ASSERT_PTR_NULL(qs_calloc_big(SIZE_MAX / 2, 4));
 }
@@ -441,7 +442,7 @@ static void roundtrip_blob(const blob *x)
     qs_net *again = NULL;
     CU_ASSERT_EQUAL(qs_net_parse(b, n, "again", &again, &err), QS_OK);
     CU_ASSERT_EQUAL(again->n_layers, net->n_layers);
-    free(b);
+    qs_free(b);
     qs_net_destroy(again);
     qs_net_destroy(net);
 }
@@ -489,10 +490,10 @@ static void test_macs(void)
  * every dtype and a per-channel quant record, survives serialize/parse. */
 static void test_inmemory_build(void)
 {
-    qs_net *net = calloc(1, sizeof *net);
+    qs_net *net = qs_calloc(1, sizeof *net);
     strcpy(net->name, "built");
     net->n_tensors = 7;
-    net->tensors = calloc(7, sizeof *net->tensors);
+    net->tensors = qs_calloc(7, sizeof *net->tensors);
     const qs_dtype dts[6] = {QS_DT_BIPOLAR, QS_DT_INT2, QS_DT_INT4, QS_DT_INT8, QS_DT_INT16, QS_DT_INT32};
     for (int t = 0; t < 6; t++) {
         qs_tensor *x = &net->tensors[t];
@@ -503,7 +504,7 @@ static void test_inmemory_build(void)
         x->shape[0] = 3;
         x->shape[1] = 5;
         x->count = 15;
-        x->data = malloc(15 * sizeof *x->data);
+        x->data = qs_malloc(15 * sizeof *x->data);
         for (int i = 0; i < 15; i++)
             x->data[i] = dts[t] == QS_DT_BIPOLAR ? (i % 3 ? 1 : -1) : (i % 4) - 2;
     }
@@ -516,8 +517,8 @@ static void test_inmemory_build(void)
     w->shape[3] = 1;
     w->q_n = 3;
     w->q_axis = 0;
-    w->q_scale = malloc(3 * sizeof(float));
-    w->q_zp = calloc(3, sizeof(int32_t));
+    w->q_scale = qs_malloc(3 * sizeof(float));
+    w->q_zp = qs_calloc(3, sizeof(int32_t));
     for (int c = 0; c < 3; c++)
         w->q_scale[c] = 0.25f * (float)(c + 1);
     qs_tensor *b = &net->tensors[6];
@@ -527,13 +528,13 @@ static void test_inmemory_build(void)
     b->ndim = 1;
     b->shape[0] = 3;
     b->count = 3;
-    b->data = malloc(3 * sizeof *b->data);
+    b->data = qs_malloc(3 * sizeof *b->data);
     b->data[0] = INT32_MIN;
     b->data[1] = 0;
     b->data[2] = INT32_MAX;
 
     net->n_layers = 2;
-    net->layers = calloc(2, sizeof *net->layers);
+    net->layers = qs_calloc(2, sizeof *net->layers);
     qs_layer *in = &net->layers[0];
     strcpy(in->name, "in");
     in->kind = QS_L_INPUT;
@@ -559,8 +560,8 @@ static void test_inmemory_build(void)
     cv->clamp_lo = -8;
     cv->clamp_hi = 7;
     cv->rq.n = 3;
-    cv->rq.mult = malloc(3 * sizeof(int32_t));
-    cv->rq.shift = malloc(3);
+    cv->rq.mult = qs_malloc(3 * sizeof(int32_t));
+    cv->rq.shift = qs_malloc(3);
     for (int c = 0; c < 3; c++) {
         cv->rq.mult[c] = (1 << 30) + c;
         cv->rq.shift[c] = (int8_t)(c - 1);
@@ -596,13 +597,13 @@ static void test_inmemory_build(void)
     size_t n2;
     CU_ASSERT_EQUAL(qs_net_serialize(back, &bytes2, &n2, &err), QS_OK);
     CU_ASSERT(n2 == n && memcmp(bytes, bytes2, n) == 0);
-    free(bytes2);
+    qs_free(bytes2);
     /* serialize refuses an invalid net, and says so */
     net->tensors[3].data[0] = 300; /* int8 */
     CU_ASSERT_EQUAL(qs_net_serialize(net, &bytes2, &n2, &err), QS_ERR_FORMAT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "t3"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "serialize"));
-    free(bytes);
+    qs_free(bytes);
     qs_net_destroy(back);
     qs_net_destroy(net);
 }
@@ -641,7 +642,7 @@ static void test_every_prefix(void)
 {
     /* every proper prefix, including the empty one, is refused cleanly */
     for (size_t n = 0; n < tiny.n; n++) {
-        uint8_t *c = malloc(n ? n : 1); /* exact-size copy: ASan sees any over-read */
+        uint8_t *c = qs_malloc(n ? n : 1); /* exact-size copy: ASan sees any over-read */
         memcpy(c, tiny.b, n);
         qs_net *net = NULL;
         qs_error err;
@@ -650,7 +651,7 @@ static void test_every_prefix(void)
         CU_ASSERT_EQUAL(st, QS_ERR_FORMAT);
         CU_ASSERT_PTR_NULL(net);
         CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bad.qbin"));
-        free(c);
+        qs_free(c);
     }
     CU_ASSERT_EQUAL(qs_net_parse(NULL, 0, NULL, &(qs_net *){NULL}, &(qs_error){{0}}), QS_ERR_FORMAT);
 }
@@ -674,7 +675,7 @@ static void test_every_byte_flip(void)
             if (st == QS_OK)
                 qs_net_destroy(net);
             crc_msgs += strstr(err.msg, "CRC") != NULL;
-            free(c);
+            qs_free(c);
         }
     }
     CU_ASSERT(crc_msgs > (int)tiny.n); /* most flips land in a section: a CRC error */
@@ -682,7 +683,7 @@ static void test_every_byte_flip(void)
     uint8_t *c = copy_blob(&tiny);
     c[tensor_rec(c, 0) + 90] ^= 0x10;
     EXPECT_FORMAT(c, tiny.n, "section CRC mismatch");
-    free(c);
+    qs_free(c);
 }
 
 static void test_header_errors(void)
@@ -690,22 +691,22 @@ static void test_header_errors(void)
     uint8_t *c = copy_blob(&tiny);
     c[0] = 'X';
     EXPECT_FORMAT(c, tiny.n, "bad magic");
-    free(c);
+    qs_free(c);
     c = copy_blob(&tiny);
     put32(c + 8, 3);
     fix_crcs(c, tiny.n);
     EXPECT_FORMAT(c, tiny.n, "unsupported version 3");
-    free(c);
+    qs_free(c);
     c = copy_blob(&tiny); /* version 2 is for nets that need it: one canonical encoding */
     put32(c + 8, 2);
     fix_crcs(c, tiny.n);
     EXPECT_FORMAT(c, tiny.n, "no layer needs it");
-    free(c);
+    qs_free(c);
     c = copy_blob(&xfmr); /* version-2 kinds in a version-1 file */
     put32(c + 8, 1);
     fix_crcs(c, xfmr.n);
     EXPECT_FORMAT(c, xfmr.n, "needs format version 2");
-    free(c);
+    qs_free(c);
     MUTATE32(12, 1, "flags");
     MUTATE32(16, 5, "file size");
     MUTATE32(24, 0, "section count 0");
@@ -714,9 +715,9 @@ static void test_header_errors(void)
     c = copy_blob(&tiny);
     c[28] ^= 1;
     EXPECT_FORMAT(c, tiny.n, "header CRC");
-    free(c);
+    qs_free(c);
     /* trailing garbage: the size field no longer matches */
-    c = malloc(tiny.n + 8);
+    c = qs_malloc(tiny.n + 8);
     memcpy(c, tiny.b, tiny.n);
     memset(c + tiny.n, 0, 8);
     EXPECT_FORMAT(c, tiny.n + 8, "file size");
@@ -724,18 +725,18 @@ static void test_header_errors(void)
     put64(c + 16, tiny.n + 8);
     fix_crcs(c, tiny.n + 8);
     EXPECT_FORMAT(c, tiny.n + 8, "8 bytes after the last section");
-    free(c);
+    qs_free(c);
     /* 8 zero bytes of padding before the last section (layers, entry 2): not canonical */
     {
         const uint64_t e2 = 32 + 48, off = get64(tiny.b + e2 + 8);
-        c = calloc(tiny.n + 8, 1);
+        c = qs_calloc(tiny.n + 8, 1);
         memcpy(c, tiny.b, off);
         memcpy(c + off + 8, tiny.b + off, tiny.n - off);
         put64(c + e2 + 8, off + 8);
         put64(c + 16, tiny.n + 8);
         fix_crcs(c, tiny.n + 8);
         EXPECT_FORMAT(c, tiny.n + 8, "bytes of padding before the section at byte");
-        free(c);
+        qs_free(c);
     }
 }
 
@@ -788,7 +789,7 @@ static void test_section_table_errors(void)
         put64(c + e1 + 8, UINT64_MAX - 7);
         fix_crcs(c, tiny.n);
         EXPECT_FORMAT(c, tiny.n, "outside the file body");
-        free(c);
+        qs_free(c);
     }
     MUTATE32(e2, 2, "duplicate section kind 2");
     MUTATE32(e2, 7, "unknown required section kind 7");
@@ -797,14 +798,14 @@ static void test_section_table_errors(void)
         put64(c + e2 + 8, get64(c + e1 + 8) + 8);
         fix_crcs(c, tiny.n);
         EXPECT_FORMAT(c, tiny.n, "overlap");
-        free(c);
+        qs_free(c);
     }
     {   /* a shrunken section leaves non-zero bytes outside every section */
         uint8_t *c = copy_blob(&tiny);
         put64(c + e1 + 16, get64(c + e1 + 16) - 88);
         fix_crcs(c, tiny.n);
         EXPECT_FORMAT(c, tiny.n, NULL);
-        free(c);
+        qs_free(c);
     }
 }
 
@@ -819,7 +820,7 @@ static uint8_t *build_file(const uint32_t *kinds, const uint8_t *const *pay, con
         offs[i] = pos;
         pos += sz[i];
     }
-    uint8_t *b = calloc(1, pos);
+    uint8_t *b = qs_calloc(1, pos);
     memcpy(b, "QSIMNET", 8);
     put32(b + 8, 1);
     put64(b + 16, pos);
@@ -856,11 +857,11 @@ static void test_optional_and_missing_sections(void)
     qs_net_destroy(net);
     f[n - 1] ^= 1; /* but its CRC is checked */
     EXPECT_FORMAT(f, n, "CRC");
-    free(f);
+    qs_free(f);
     kinds[3] = 4; /* same, but required and unknown */
     f = build_file(kinds, pay, sz, 4, &n);
     EXPECT_FORMAT(f, n, "unknown required section kind 4");
-    free(f);
+    qs_free(f);
     /* sections in another order are fine */
     const uint8_t *pay2[3] = {pay[2], pay[0], pay[1]};
     uint64_t sz2[3] = {sz[2], sz[0], sz[1]};
@@ -868,17 +869,17 @@ static void test_optional_and_missing_sections(void)
     f = build_file(kinds2, pay2, sz2, 3, &n);
     CU_ASSERT_EQUAL(qs_net_parse(f, n, "order.qbin", &net, &err), QS_OK);
     qs_net_destroy(net);
-    free(f);
+    qs_free(f);
     f = build_file(kinds, pay, sz, 2, &n); /* no layers section */
     EXPECT_FORMAT(f, n, "missing");
-    free(f);
+    qs_free(f);
     uint8_t big_net[72] = {0}; /* a net section of the wrong size */
     memcpy(big_net, pay[0], 64);
     pay[0] = big_net;
     sz[0] = sizeof big_net;
     f = build_file(kinds, pay, sz, 3, &n);
     EXPECT_FORMAT(f, n, "net section");
-    free(f);
+    qs_free(f);
 }
 
 static void test_count_errors(void)
@@ -898,14 +899,14 @@ static void test_count_errors(void)
         memset(c + net, 'a', 48);
         fix_crcs(c, tiny.n);
         EXPECT_FORMAT(c, tiny.n, "NUL");
-        free(c);
+        qs_free(c);
     }
     {   /* garbage after the terminator */
         uint8_t *c = copy_blob(&tiny);
         c[net + 40] = 'x';
         fix_crcs(c, tiny.n);
         EXPECT_FORMAT(c, tiny.n, "after the name");
-        free(c);
+        qs_free(c);
     }
 }
 
@@ -919,7 +920,7 @@ static void test_tensor_record_errors(void)
         c[(at)] = (uint8_t)(v);                   \
         fix_crcs(c, tiny.n);                      \
         EXPECT_FORMAT(c, tiny.n, (needle));       \
-        free(c);                                  \
+        qs_free(c);                                  \
     } while (0)
     MUT8(t0 + 48, 6, "unknown dtype 6");
     MUT8(t0 + 48, 255, "unknown dtype");
@@ -945,7 +946,7 @@ static void test_tensor_record_errors(void)
     put32(c + t0 + 64, 4);
     fix_crcs(c, tiny.n);
     EXPECT_FORMAT(c, tiny.n, "does not match");
-    free(c);
+    qs_free(c);
     /* non-zero weight zero point (conv1.w has a per-tensor record: q_n 1) */
     CU_ASSERT_EQUAL(get32(tiny.b + t0 + 68), 1);
     MUTATE32(t0 + 88 + 4, 3, "zero point 3");
@@ -959,7 +960,7 @@ static void test_tensor_record_errors(void)
     c[t1 + 48] = QS_DT_INT16;
     fix_crcs(c, tiny.n);
     EXPECT_FORMAT(c, tiny.n, NULL); /* data size no longer matches; either way refused */
-    free(c);
+    qs_free(c);
     /* weights of the wrong dtype: int8 -> int16 keeps nothing consistent; use the in-memory path below */
 #undef MUT8
 }
@@ -1007,23 +1008,23 @@ static void test_layer_record_errors(void)
         c[l1 + 172] = 17;
         fix_crcs(c, tiny.n);
         EXPECT_FORMAT(c, tiny.n, "out_bits 17");
-        free(c);
+        qs_free(c);
         c = copy_blob(&tiny);
         c[l1 + 172] = 1;
         c[l1 + 173] = 1;
         fix_crcs(c, tiny.n);
         EXPECT_FORMAT(c, tiny.n, "1-bit activations must be unsigned");
-        free(c);
+        qs_free(c);
         c = copy_blob(&tiny);
         c[l1 + 173] = 2;
         fix_crcs(c, tiny.n);
         EXPECT_FORMAT(c, tiny.n, "out_signed");
-        free(c);
+        qs_free(c);
         c = copy_blob(&tiny);
         c[l1 + 174] = 1;
         fix_crcs(c, tiny.n);
         EXPECT_FORMAT(c, tiny.n, "reserved");
-        free(c);
+        qs_free(c);
     }
     MUTATE32(l1 + 156, 256, "clamp");                           /* hi outside u8 */
     MUTATE32(l1 + 152, 0xFFFFFFFFu, "clamp [-1");               /* lo outside u8 */
@@ -1057,12 +1058,12 @@ static void test_requant_array_errors(void)
     c[a + 16] = 32; /* shift[0] */
     fix_crcs(c, tiny.n);
     EXPECT_FORMAT(c, tiny.n, "shift[0] = 32");
-    free(c);
+    qs_free(c);
     c = copy_blob(&tiny);
     c[a + 16] = (uint8_t)-32;
     fix_crcs(c, tiny.n);
     EXPECT_FORMAT(c, tiny.n, "shift[0] = -32");
-    free(c);
+    qs_free(c);
 }
 
 /* Random mutations with repaired CRCs reach the checks behind the CRCs: the
@@ -1097,13 +1098,13 @@ static void test_random_mutations(void)
                 CU_ASSERT_EQUAL(qs_net_serialize(net, &b2, &n2, &err), QS_OK);
                 if (n2 == bs[k]->n)
                     CU_ASSERT_EQUAL(memcmp(b2, c, n2), 0); /* still canonical */
-                free(b2);
+                qs_free(b2);
                 qs_net_destroy(net);
             } else {
                 CU_ASSERT_PTR_NULL(net);
                 CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "fuzz.qbin"));
             }
-            free(c);
+            qs_free(c);
         }
     }
     CU_ASSERT(accepted > 0); /* some mutations (weights, scales) are legal */
@@ -1172,8 +1173,8 @@ static void m_name_ctrl(qs_net *n) { n->tensors[2].name[0] = '\n'; }
 static void m_no_layers(qs_net *n)
 {
     for (int32_t i = 0; i < n->n_layers; i++) { /* destroy() will not see them any more */
-        free(n->layers[i].rq.mult);
-        free(n->layers[i].rq.shift);
+        qs_free(n->layers[i].rq.mult);
+        qs_free(n->layers[i].rq.shift);
         n->layers[i].rq.mult = NULL;
         n->layers[i].rq.shift = NULL;
     }
@@ -1312,7 +1313,7 @@ static void test_validate_v2(void)
     put32(c + l9 + 188, 5);
     fix_crcs(c, xfmr.n);
     EXPECT_FORMAT(c, xfmr.n, "layer 9 'softmax', softmax): softmax axis 5 does not exist");
-    free(c);
+    qs_free(c);
 }
 
 /* The integer operators against values worked out by hand from docs/qbin.md. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qs_alloc.h"
 #include "compiler.h"
 #include "qs_arch.h"
 #include "qs_energy.h"
@@ -358,7 +359,7 @@ static void test_cfg_detect_and_files(void)
     src_path(path, sizeof path, "models/arch/dlac.cfg");
     CU_ASSERT_EQUAL_FATAL(qs_read_text_file(path, &text, &e), QS_OK);
     CU_ASSERT(!qs_scalesim_is_config(text));
-    free(text);
+    qs_free(text);
     const char *SHIPPED[] = {"models/scalesim/scale.cfg", "models/scalesim/google.cfg", "models/scalesim/eyeriss.cfg"};
     const int ROWS[] = {32, 256, 12}, COLS[] = {32, 256, 14};
     const qs_dataflow DF[] = {QS_DF_OS, QS_DF_WS, QS_DF_WS};
@@ -368,7 +369,7 @@ static void test_cfg_detect_and_files(void)
         src_path(path, sizeof path, SHIPPED[i]);
         CU_ASSERT_EQUAL_FATAL(qs_read_text_file(path, &text, &e), QS_OK);
         CU_ASSERT(qs_scalesim_is_config(text));
-        free(text);
+        qs_free(text);
         qs_status st = qs_scalesim_load_config(path, NULL, 0, &a, &c, &e);
         if (st) fprintf(stderr, "\n%s\n", e.msg);
         CU_ASSERT_EQUAL_FATAL(st, QS_OK);
@@ -752,7 +753,7 @@ static void test_layer_net_shapes(void)
             }
     CU_ASSERT(extra_zero);
     CU_ASSERT(inner_nonzero); /* dense by default */
-    free(x);
+    qs_free(x);
     qs_net_destroy(net);
 }
 
@@ -774,7 +775,7 @@ static void test_operands(void)
     CU_ASSERT_EQUAL_FATAL(qs_scalesim_layer_input(b, &l, &o, &xb, &nb, &e), QS_OK);
     CU_ASSERT_EQUAL(na, nb);
     CU_ASSERT_EQUAL(memcmp(xa, xb, sizeof(int32_t) * (size_t)na), 0);
-    free(xb);
+    qs_free(xb);
     qs_net_destroy(b);
     /* another index: other operands */
     o.index = 4;
@@ -793,7 +794,7 @@ static void test_operands(void)
     CU_ASSERT_EQUAL(zeros, 0);
     CU_ASSERT_EQUAL(lo, -128);
     CU_ASSERT_EQUAL(hi, 127);
-    free(xa);
+    qs_free(xa);
     qs_net_destroy(a);
     qs_net_destroy(b);
 
@@ -833,7 +834,7 @@ static void test_operands(void)
         }
         CU_ASSERT(arange);
         CU_ASSERT(fabs((double)az / (double)na - 0.25) < 0.03);
-        free(xa);
+        qs_free(xa);
         qs_net_destroy(a);
     }
     /* refused options */
@@ -988,7 +989,7 @@ static void test_reports(void)
             r->stats = *qs_sim_layer_stats(s, 1);
             CU_ASSERT(r->stats.ss.folds > 0);
             CU_ASSERT(r->stats.ss.total_cycles > 0);
-            free(x);
+            qs_free(x);
             qs_sim_destroy(s);
             qs_prog_destroy(p);
             qs_net_destroy(net);
@@ -1035,7 +1036,7 @@ static void test_reports(void)
             row = nl + 1;
         }
         CU_ASSERT_EQUAL(*row, '\0');
-        free(text);
+        qs_free(text);
     }
     /* COMPUTE_REPORT's figures */
     char f[700];
@@ -1052,7 +1053,7 @@ static void test_reports(void)
     CU_ASSERT_DOUBLE_EQUAL(ou, 100.0 * 100 * 40 * 36 / ((double)tc * 32 * 32), 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(me, 100.0 * res[0][0].stats.ss.mapping_eff_sum / (double)res[0][0].stats.ss.folds, 1e-9);
     CU_ASSERT(me > 0 && me <= 100 && cu > 0 && cu <= 100);
-    free(text);
+    qs_free(text);
     /* the qsim JSON and CSV of a topology */
     snprintf(f, sizeof f, "%s/r.json", dir);
     CU_ASSERT_EQUAL(qs_topo_report_write_json(&rep, f, &e), QS_OK);
@@ -1060,7 +1061,7 @@ static void test_reports(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"scalesim_config\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"total_cycles\""));
-    free(text);
+    qs_free(text);
     snprintf(f, sizeof f, "%s/r.csv", dir);
     CU_ASSERT_EQUAL(qs_topo_report_write_csv(&rep, f, &e), QS_OK);
     /* native timing: no SCALE-Sim figures, reports refused */

@@ -24,6 +24,7 @@
  *    overflow inside one weight's slices whose final sum would fit, and each
  *    of its paths is exercised by random layers. */
 #define QS_RANDNET_ONLY
+#include "qs_alloc.h"
 #include "test_compiler.c"
 
 #include "array.h"
@@ -182,8 +183,8 @@ static void la_reference(const qs_net *net, const qs_prog *p, int li, const qs_i
     const int S = m->slices, wpb = p->arch.weight_path_bits, H = p->arch.lookahead;
     const int K = m->g.K, N = m->g.N, Cu = (int)g->n_len, kl = (int)g->k_len;
     const int32_t *w = net->tensors[net->layers[li].weight].data;
-    int *eff = malloc(sizeof(int) * (size_t)(Cu * kl * S + 1)), *cnt = calloc((size_t)Cu, sizeof(int)),
-        *at = calloc((size_t)Cu, sizeof(int));
+    int *eff = qs_malloc(sizeof(int) * (size_t)(Cu * kl * S + 1)), *cnt = qs_calloc((size_t)Cu, sizeof(int)),
+        *at = qs_calloc((size_t)Cu, sizeof(int));
     *cycles = *slots = *pos_cols = 0;
     for (int j = 0; j < Cu; j++)
         for (int q = 0; q < kl; q++) {
@@ -210,9 +211,9 @@ static void la_reference(const qs_net *net, const qs_prog *p, int li, const qs_i
             }
         (*cycles)++;
     }
-    free(eff);
-    free(cnt);
-    free(at);
+    qs_free(eff);
+    qs_free(cnt);
+    qs_free(at);
 }
 
 /* Busy cycles and buffer stalls of GEMM layer li, from docs/timing.md "Array". */
@@ -378,8 +379,8 @@ static void log_dma(void *user, int is_write, uint32_t addr, uint32_t bytes, uin
     }
     if (l->n_dma == l->cap_dma) {
         l->cap_dma = l->cap_dma ? 2 * l->cap_dma : 64;
-        l->dma_start = realloc(l->dma_start, sizeof *l->dma_start * (size_t)l->cap_dma);
-        l->dma_insn_bytes = realloc(l->dma_insn_bytes, sizeof *l->dma_insn_bytes * (size_t)l->cap_dma);
+        l->dma_start = qs_realloc(l->dma_start, sizeof *l->dma_start * (size_t)l->cap_dma);
+        l->dma_insn_bytes = qs_realloc(l->dma_insn_bytes, sizeof *l->dma_insn_bytes * (size_t)l->cap_dma);
     }
     l->dma_start[l->n_dma] = start;
     l->dma_insn_bytes[l->n_dma++] = (int32_t)bytes;
@@ -387,9 +388,9 @@ static void log_dma(void *user, int is_write, uint32_t addr, uint32_t bytes, uin
 
 static void sched_log_free(sched_log *l)
 {
-    free(l->t);
-    free(l->dma_start);
-    free(l->dma_insn_bytes);
+    qs_free(l->t);
+    qs_free(l->dma_start);
+    qs_free(l->dma_insn_bytes);
     memset(l, 0, sizeof *l);
 }
 
@@ -444,7 +445,7 @@ static int replay_schedule(const qs_net *net, const qs_prog *p, const sched_log 
     const qs_arch *a = &p->arch;
     enum { LD = 0, CMP = 1, ST = 2 };
     int32_t *order[3], len[3] = {0, 0, 0};
-    for (int q = 0; q < 3; q++) order[q] = malloc(sizeof(int32_t) * (size_t)(p->n_insn + 1));
+    for (int q = 0; q < 3; q++) order[q] = qs_malloc(sizeof(int32_t) * (size_t)(p->n_insn + 1));
     for (int32_t i = 0; i < p->n_insn; i++) {
         uint8_t op = p->insn[i].op;
         int q = op == QS_OP_LOAD ? LD : op == QS_OP_STORE ? ST : CMP;
@@ -543,7 +544,7 @@ static int replay_schedule(const qs_net *net, const qs_prog *p, const sched_log 
     EXPECT(n_dma == log->n_dma, "%s: %d transfers by docs/timing.md, simulator %d", engine, n_dma, log->n_dma);
     EXPECT(end == total, "%s: total cycles %llu by docs/timing.md, simulator %llu", engine, (unsigned long long)end,
            (unsigned long long)total);
-    for (int q = 0; q < 3; q++) free(order[q]);
+    for (int q = 0; q < 3; q++) qs_free(order[q]);
     return bad;
 }
 
@@ -590,7 +591,7 @@ static int run_both(const qs_net *net, const qs_arch *a, const int32_t *x, run_r
         st = qs_sim_set_input(s[k], x, (int64_t)IN->out_c * IN->out_h * IN->out_w, &e);
         EXPECT(st == QS_OK, "set_input: %s", e.msg);
         if (st) goto out;
-        sched_log log = {calloc((size_t)p->n_insn + 1, sizeof(insn_times)), p->n_insn, NULL, NULL, 0, 0};
+        sched_log log = {qs_calloc((size_t)p->n_insn + 1, sizeof(insn_times)), p->n_insn, NULL, NULL, 0, 0};
         qs_sim_set_insn_hook(s[k], log_insn, &log);
         qs_sim_set_dma_hook(s[k], log_dma, &log);
         st = qs_sim_run(s[k], &e);
@@ -673,14 +674,14 @@ static int run_both(const qs_net *net, const qs_arch *a, const int32_t *x, run_r
                    "layer %d '%s' proven overflow-free but %llu overflows counted", li, L->name,
                    (unsigned long long)a1->ev.acc_overflows);
         if (m->overflow_free || a1->ev.acc_overflows == 0) {
-            int32_t *ref = malloc(sizeof(int32_t) * (size_t)n);
+            int32_t *ref = qs_malloc(sizeof(int32_t) * (size_t)n);
             ref_layer(net, li, lin, ref);
             int64_t d2 = -1;
             for (int64_t i = 0; i < n && d2 < 0; i++)
                 if (ref[i] != o1[i]) d2 = i;
             EXPECT(d2 < 0, "layer %d '%s': output %lld is %d, reference %d", li, L->name, (long long)d2,
                    d2 >= 0 ? o1[d2] : 0, d2 >= 0 ? ref[d2] : 0);
-            free(ref);
+            qs_free(ref);
             g_tally.ref_checked++;
         } else {
             g_tally.overflowed++;
@@ -821,7 +822,7 @@ static void test_random_equivalence(void)
         int rc = run_both(net, &a, x, NULL);
         if (rc < 0) g_tally.skipped_nofit++;
         else g_tally.ran++;
-        free(x);
+        qs_free(x);
         qs_net_destroy(net);
     }
     g_case = "";
@@ -850,7 +851,7 @@ static int32_t *timing_input(const qs_net *net, int (*zero)(int c, int m))
 {
     const qs_layer *L = &net->layers[0];
     int hw = L->out_h * L->out_w;
-    int32_t *x = malloc(sizeof(int32_t) * (size_t)(L->out_c * hw));
+    int32_t *x = qs_malloc(sizeof(int32_t) * (size_t)(L->out_c * hw));
     int32_t lo, hi;
     qs_int_range(L->out_bits, L->out_signed, &lo, &hi);
     for (int c = 0; c < L->out_c; c++)
@@ -900,7 +901,7 @@ static void test_os_tile_formula(void)
     EXPECT(busy == (uint64_t)((6 - 1) * 2 + 1 + 3 - 1 + 4), "rate 2: busy %llu", (unsigned long long)busy);
     EXPECT(rr.st[1].stall_buffer == 5, "rate 2: buffer stall %llu, want (L-1)*(rate-1) = 5",
            (unsigned long long)rr.st[1].stall_buffer);
-    free(x);
+    qs_free(x);
     qs_net_destroy(net);
     g_case = "";
 }
@@ -936,9 +937,9 @@ static void test_activation_skipping(void)
         if (G == 1) EXPECT(ba < bg, "G 1 checkerboard: skipping %llu, gating %llu", (unsigned long long)ba, (unsigned long long)bg);
         else EXPECT(ba == bg, "G %d checkerboard: skipping %llu, gating %llu", G, (unsigned long long)ba, (unsigned long long)bg);
     }
-    free(dense);
-    free(halfc);
-    free(chk);
+    qs_free(dense);
+    qs_free(halfc);
+    qs_free(chk);
     qs_net_destroy(net);
     g_case = "";
 }
@@ -1010,7 +1011,7 @@ static void test_scalesim_ignores_skip_group(void)
                    (unsigned long long)base.st[1].ev.mac_gated, (unsigned long long)base.st[1].ev.mac_ops);
         }
     }
-    free(chk);
+    qs_free(chk);
     qs_net_destroy(net);
     g_case = "";
 }
@@ -1087,8 +1088,8 @@ static void test_lookahead_by_hand(void)
         uint64_t busy = busy_of(net, &c, x, &rr);
         EXPECT(busy == (uint64_t)(2 - 1) * 2 + 4 + 2 - 1 + 4, "case %d rate 2: busy %llu, want 11", v,
                (unsigned long long)busy);
-        free(x);
-        free(x0);
+        qs_free(x);
+        qs_free(x0);
         qs_net_destroy(net);
     }
     g_case = "";
@@ -1113,7 +1114,7 @@ static void test_weight_width(void)
             c.group = 1;
             run_result rr;
             b[i] = busy_of(net, &c, x, &rr);
-            free(x);
+            qs_free(x);
             qs_net_destroy(net);
         }
         /* slices 1, 2, 4 on the 2-bit path */
@@ -1182,7 +1183,7 @@ static void test_dram_bandwidth(void)
                (unsigned long long)rf.total, (unsigned long long)rs.total);
         EXPECT(rf.st[1].array_busy == rs.st[1].array_busy, "%s: DRAM changed the busy time", DFN[df]);
     }
-    free(x);
+    qs_free(x);
     qs_net_destroy(net);
     g_case = "";
 }
@@ -1234,7 +1235,7 @@ static void test_outstanding_requests(void)
         EXPECT(rn.st[1].array_busy == rb.st[1].array_busy, "array time changed");
         EXPECT(rn.st[1].ev.dram_read_bytes == rb.st[1].ev.dram_read_bytes, "traffic changed");
     }
-    free(x);
+    qs_free(x);
     qs_net_destroy(net);
     g_case = "";
 }
@@ -1268,7 +1269,7 @@ static void test_bank_width(void)
         EXPECT(bn == bw + rn.st[1].stall_buffer, "%s: busy %llu narrow vs %llu wide + %llu buffer stall", DFN[df],
                (unsigned long long)bn, (unsigned long long)bw, (unsigned long long)rn.st[1].stall_buffer);
     }
-    free(x);
+    qs_free(x);
     qs_net_destroy(net);
     g_case = "";
 }
@@ -1308,7 +1309,7 @@ static void test_ppu_stalls(void)
                "%s: ppu ops %llu / %llu, want one per output", DFN[df], (unsigned long long)rs.st[1].ev.ppu_ops,
                (unsigned long long)rw.st[1].ev.ppu_ops);
     }
-    free(x);
+    qs_free(x);
     qs_net_destroy(net);
     g_case = "";
 }
@@ -1391,7 +1392,7 @@ static void test_dma_ppu_by_hand(void)
             qs_prog_destroy(p);
         }
     }
-    free(x);
+    qs_free(x);
     qs_net_destroy(net);
     g_case = "";
 }
@@ -1433,7 +1434,7 @@ static void test_shipped_nets(void)
             int rc = run_both(net, &a, x, NULL);
             CU_ASSERT(rc == 0 || rc == -1);
             ran += rc == 0;
-            free(x);
+            qs_free(x);
         }
         qs_net_destroy(net);
     }
@@ -1448,8 +1449,8 @@ static void test_shipped_nets(void)
  * requantization (16-bit output = the accumulator). */
 static qs_net *matmul_net(int bits, int is_signed, int zp, int param)
 {
-    qs_net *n = calloc(1, sizeof *n);
-    n->layers = calloc(2, sizeof(qs_layer));
+    qs_net *n = qs_calloc(1, sizeof *n);
+    n->layers = qs_calloc(2, sizeof(qs_layer));
     n->n_layers = 2;
     n->output = 1;
     strcpy(n->name, "mm");
@@ -1478,7 +1479,7 @@ static qs_net *matmul_net(int bits, int is_signed, int zp, int param)
 /* x[b][m][k]: zp (a centered 0) where zero(b, m, k), else zp + a nonzero value. */
 static int32_t *matmul_input(int bits, int is_signed, int zp, int (*zero)(int b, int m, int k))
 {
-    int32_t *x = malloc(sizeof(int32_t) * 24), lo, hi;
+    int32_t *x = qs_malloc(sizeof(int32_t) * 24), lo, hi;
     qs_int_range(bits, is_signed, &lo, &hi);
     for (int b = 0; b < 2; b++)
         for (int m = 0; m < 3; m++)
@@ -1559,7 +1560,7 @@ static void test_matmul_timing(void)
                cases[ci].why, (unsigned long long)qs_sim_layer_stats(s, 1)->ev.ppu_ops);
         qs_sim_destroy(s);
         qs_prog_destroy(p);
-        free(x);
+        qs_free(x);
         qs_net_destroy(net);
     }
     g_case = "";
@@ -1606,7 +1607,7 @@ static void test_xfmr_ppu_ops(void)
     qs_prog_destroy(p);
     p = NULL;
     qs_sim_destroy(s);
-    free(x);
+    qs_free(x);
     qs_net_destroy(net);
     g_case = "";
 }
@@ -1650,7 +1651,7 @@ static void test_decoder_ppu_ops(void)
     }
     qs_prog_destroy(p);
     qs_sim_destroy(s);
-    free(x);
+    qs_free(x);
     qs_net_destroy(net);
     g_case = "";
 }
@@ -1680,7 +1681,7 @@ static void test_rerun(void)
         uint64_t t1 = qs_sim_total_cycles(sim);
         const qs_layer *O = &net->layers[net->output];
         int64_t n = (int64_t)O->out_c * O->out_h * O->out_w;
-        int32_t *o1 = malloc(sizeof(int32_t) * (size_t)n);
+        int32_t *o1 = qs_malloc(sizeof(int32_t) * (size_t)n);
         memcpy(o1, qs_sim_layer_output(sim, net->output), sizeof(int32_t) * (size_t)n);
         CU_ASSERT_EQUAL(qs_sim_run(sim, &e), QS_OK);
         EXPECT(qs_sim_total_cycles(sim) == t1, "second run %llu cycles, first %llu", (unsigned long long)qs_sim_total_cycles(sim),
@@ -1689,14 +1690,14 @@ static void test_rerun(void)
         /* inputs are range-checked */
         const qs_layer *IN = &net->layers[0];
         int64_t cnt = (int64_t)IN->out_c * IN->out_h * IN->out_w;
-        int32_t *bad_in = calloc((size_t)cnt, sizeof(int32_t));
+        int32_t *bad_in = qs_calloc((size_t)cnt, sizeof(int32_t));
         int32_t lo, hi;
         qs_int_range(IN->out_bits, IN->out_signed, &lo, &hi);
         bad_in[cnt - 1] = hi + 1;
         CU_ASSERT_EQUAL(qs_sim_set_input(sim, bad_in, cnt, &e), QS_ERR_ARG);
         CU_ASSERT_EQUAL(qs_sim_set_input(sim, bad_in, cnt - 1, &e), QS_ERR_ARG);
-        free(bad_in);
-        free(o1);
+        qs_free(bad_in);
+        qs_free(o1);
         qs_sim_destroy(sim);
     }
     qs_prog_destroy(p);
@@ -1823,7 +1824,7 @@ static void test_dram_image(void)
                     const qs_layer_map *m = &p->maps[li];
                     /* the output, unpacked from its region */
                     uint64_t ob = ((uint64_t)L->out_c * L->out_h * L->out_w * L->out_bits + 7) / 8;
-                    uint8_t *buf = malloc(ob + 1);
+                    uint8_t *buf = qs_malloc(ob + 1);
                     CU_ASSERT_EQUAL_FATAL(qs_sim_read_dram(sim, m->out_addr, buf, ob, &e), QS_OK);
                     const int32_t *o = qs_sim_layer_output(sim, li);
                     for (int64_t i = 0; i < (int64_t)L->out_c * L->out_h * L->out_w; i++)
@@ -1831,13 +1832,13 @@ static void test_dram_image(void)
                             bad++;
                             break;
                         }
-                    free(buf);
+                    qs_free(buf);
                     if (!m->is_gemm || m->is_matmul || m->weight_bytes <= 0) continue;
                     layers++;
                     compressed_layers += comp;
                     const qs_tensor *W = &net->tensors[L->weight];
                     const int wb = m->weight_bits, sign = W->dtype != QS_DT_BIPOLAR && W->is_signed;
-                    uint8_t *img = malloc((size_t)m->weight_bytes);
+                    uint8_t *img = qs_malloc((size_t)m->weight_bytes);
                     CU_ASSERT_EQUAL_FATAL(qs_sim_read_dram(sim, m->weight_addr, img, (uint64_t)m->weight_bytes, &e), QS_OK);
                     const qs_gemm_dims d = m->g;
                     uint64_t off = 0;
@@ -1880,7 +1881,7 @@ static void test_dram_image(void)
                                 NETS[k], L->name, df, (int)SK[sk], wrong, (unsigned long long)off,
                                 (long long)m->weight_bytes);
                     }
-                    free(img);
+                    qs_free(img);
                 }
                 qs_sim_destroy(sim);
                 qs_prog_destroy(p);
@@ -1929,8 +1930,8 @@ static void test_rerun_new_input(void)
         qs_sim_destroy(once);
         qs_prog_destroy(p);
     }
-    free(x1);
-    free(x2);
+    qs_free(x1);
+    qs_free(x2);
     qs_net_destroy(net);
     g_case = "";
     CU_ASSERT_EQUAL(bad, 0);
@@ -1963,7 +1964,7 @@ static void test_wide_activations(void)
             run_result rr;
             bad += run_both(net, &a, x, &rr) != 0;
         }
-    free(x);
+    qs_free(x);
     qs_net_destroy(net);
     g_case = "";
     CU_ASSERT_EQUAL(bad, 0);
@@ -2109,7 +2110,7 @@ static void test_overflow_bounds(void)
                 ran++;
                 for (int li = 1; li < net->n_layers && li < 8; li++) overflowed += rr.st[li].ev.acc_overflows > 0;
             }
-            free(xin);
+            qs_free(xin);
             qs_net_destroy(net);
         }
         g_case = "";

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "qs_alloc.h"
 #include "trace.h"
 
 /* ---- fixtures --------------------------------------------------------- */
@@ -54,9 +55,9 @@ static char *slurp(const char *path)
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
+    char *s = qs_malloc((size_t)n + 1);
     if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
+        qs_free(s);
         s = NULL;
     }
     if (s) s[n] = '\0';
@@ -168,7 +169,7 @@ static void test_vcd_exact(void)
                        "#9\n";
     CU_ASSERT_STRING_EQUAL(s, want);
     if (strcmp(s, want) != 0) fprintf(stderr, "\n--- got:\n%s--- want:\n%s", s, want);
-    free(s);
+    qs_free(s);
 }
 
 static void test_vcd_mask_and_wide(void)
@@ -198,7 +199,7 @@ static void test_vcd_mask_and_wide(void)
                                  "b1111111111111111111111111111111111111111111111111111111111111111 #\n"
                                  "#1\n"
                                  "b1000000000000000000000000000000000000000000000000000000000000000 #\n");
-    free(s);
+    qs_free(s);
 }
 
 /* Identifiers stay unique past one and two characters (94, 94*94). */
@@ -218,14 +219,14 @@ static void test_vcd_many_ids(void)
     char *s = slurp(in_dir("many.vcd"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     /* collect the identifier of every $var and check they are distinct */
-    char **ids = calloc(N, sizeof *ids);
+    char **ids = qs_calloc(N, sizeof *ids);
     int n = 0;
     for (char *p = s; (p = strstr(p, "$var wire ")) && n < N; n++) {
         int bits, len = 0;
         char id[8];
         CU_ASSERT_EQUAL(sscanf(p, "$var wire %d %7s %n", &bits, id, &len), 2);
         CU_ASSERT_EQUAL(bits, 1 + n % 64);
-        ids[n] = strdup(id);
+        ids[n] = qs_strdup(id);
         p += 10;
     }
     CU_ASSERT_EQUAL(n, N);
@@ -240,9 +241,9 @@ static void test_vcd_many_ids(void)
     CU_ASSERT_EQUAL(strlen(ids[94]), 2);
     CU_ASSERT_EQUAL(strlen(ids[94 * 94 - 1]), 2);
     CU_ASSERT_EQUAL(strlen(ids[94 * 94]), 3);
-    for (int i = 0; i < n; i++) free(ids[i]);
-    free(ids);
-    free(s);
+    for (int i = 0; i < n; i++) qs_free(ids[i]);
+    qs_free(ids);
+    qs_free(s);
 }
 
 static void test_vcd_timescales(void)
@@ -260,7 +261,7 @@ static void test_vcd_timescales(void)
         char want[64];
         snprintf(want, sizeof want, "$timescale %s $end\n", ok[i].out);
         CU_ASSERT(s && strstr(s, want));
-        free(s);
+        qs_free(s);
     }
     static const char *const bad[] = {"2ns", "1", "ns", "1 xs", "1nss", "1000ns", "-1ns", "", "01ns"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -287,7 +288,7 @@ static void test_vcd_edges(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(count(s, "$enddefinitions $end\n"), 1);
     CU_ASSERT_EQUAL(count(s, "#"), 0);
-    free(s);
+    qs_free(s);
 
     t = open_ok("open_scopes.vcd", QS_TRACE_VCD);
     qs_trace_scope_push(t, "a");
@@ -301,7 +302,7 @@ static void test_vcd_edges(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "$var wire 3 ! v $end\n$upscope $end\n$upscope $end\n$enddefinitions $end\n#6\n"));
     CU_ASSERT_EQUAL(count(s, "#"), 1); /* only the final time */
-    free(s);
+    qs_free(s);
 }
 
 /* ---- misuse ------------------------------------------------------------- */
@@ -428,7 +429,7 @@ static void test_failed_var_handle(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'x': width 99"));
     char *s = slurp(in_dir("minus1.vcd"));
     CU_ASSERT(s && strstr(s, "#0\nb11 !\n"));
-    free(s);
+    qs_free(s);
 }
 
 static void test_null_handle(void)
@@ -512,7 +513,7 @@ static void test_overwrite(void)
         char *s = slurp(p);
         CU_ASSERT_PTR_NOT_NULL(s);
         if (s && fmt) CU_ASSERT_PTR_NULL(strstr(s, "old contents"));
-        free(s);
+        qs_free(s);
     }
 }
 
@@ -535,7 +536,7 @@ static void test_fst_basic(void)
     char *s = slurp(in_dir("basic.fst"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(s[0], 0); /* FST_BL_HDR */
-    free(s);
+    qs_free(s);
     /* the writer's scratch file next to the dump is gone */
     CU_ASSERT_EQUAL(access(in_dir("basic.fst.hier"), F_OK), -1);
 

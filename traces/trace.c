@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* strdup, fseeko, ftello, off_t */
 #endif
 #include "trace.h"
+#include "qs_alloc.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -170,10 +171,10 @@ static size_t hash_slot(const qs_trace *t, const char *full)
 static bool hash_grow(qs_trace *t)
 {
     size_t cap = t->hash_cap ? t->hash_cap * 2 : 64;
-    int32_t *h = malloc(cap * sizeof *h);
+    int32_t *h = qs_malloc(cap * sizeof *h);
     if (!h) return false;
     for (size_t i = 0; i < cap; i++) h[i] = -1;
-    free(t->hash);
+    qs_free(t->hash);
     t->hash = h;
     t->hash_cap = cap;
     for (int32_t v = 0; v < t->nvars; v++) t->hash[hash_slot(t, t->vars[v].full)] = v;
@@ -205,15 +206,15 @@ qs_status qs_trace_open(const char *path, qs_trace_format fmt, const char *times
         return set_err(err, QS_ERR_ARG, "%s: bad timescale '%s' (expected 1, 10 or 100 and s, ms, us, ns, ps or fs)",
                        path, timescale);
 
-    qs_trace *t = calloc(1, sizeof *t);
+    qs_trace *t = qs_calloc(1, sizeof *t);
     if (!t) return set_err(err, QS_ERR_NOMEM, "%s: out of memory", path);
-    t->path = strdup(path);
+    t->path = qs_strdup(path);
     t->scope_cap = 64;
-    t->scope = malloc(t->scope_cap);
+    t->scope = qs_malloc(t->scope_cap);
     if (!t->path || !t->scope) {
-        free(t->path);
-        free(t->scope);
-        free(t);
+        qs_free(t->path);
+        qs_free(t->scope);
+        qs_free(t);
         return set_err(err, QS_ERR_NOMEM, "%s: out of memory", path);
     }
     t->scope[0] = '\0';
@@ -222,9 +223,9 @@ qs_status qs_trace_open(const char *path, qs_trace_format fmt, const char *times
         t->vcd = fopen(path, "w");
         if (!t->vcd) {
             int e = errno;
-            free(t->path);
-            free(t->scope);
-            free(t);
+            qs_free(t->path);
+            qs_free(t->scope);
+            qs_free(t);
             return set_err(err, QS_ERR_IO, "%s: cannot create: %s", path, strerror(e));
         }
         setvbuf(t->vcd, NULL, _IOFBF, 1 << 16);
@@ -235,18 +236,18 @@ qs_status qs_trace_open(const char *path, qs_trace_format fmt, const char *times
         struct stat sb;
         int e = 0;
         if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-            free(t->path);
-            free(t->scope);
-            free(t);
+            qs_free(t->path);
+            qs_free(t->scope);
+            qs_free(t);
             return set_err(err, QS_ERR_IO, "%s: cannot create: exists and is not a regular file", path);
         }
         errno = 0;
         t->fst = fstWriterCreate(path, 1);
         e = errno;
         if (!t->fst) {
-            free(t->path);
-            free(t->scope);
-            free(t);
+            qs_free(t->path);
+            qs_free(t->scope);
+            qs_free(t);
             return set_err(err, QS_ERR_IO, "%s: cannot create: %s", path, e ? strerror(e) : "FST writer failed");
         }
         fstWriterSetTimescaleFromString(t->fst, ts);
@@ -281,7 +282,7 @@ void qs_trace_scope_push(qs_trace *t, const char *name)
     size_t n = strlen(name);
     if (t->depth >= t->marks_cap) {
         int cap = t->marks_cap ? t->marks_cap * 2 : 16;
-        size_t *m = realloc(t->scope_marks, (size_t)cap * sizeof *m);
+        size_t *m = qs_realloc(t->scope_marks, (size_t)cap * sizeof *m);
         if (!m) {
             misuse(t, QS_ERR_NOMEM, "out of memory");
             return;
@@ -291,7 +292,7 @@ void qs_trace_scope_push(qs_trace *t, const char *name)
     }
     if (t->scope_len + n + 2 > t->scope_cap) {
         size_t cap = (t->scope_len + n + 2) * 2;
-        char *s = realloc(t->scope, cap);
+        char *s = qs_realloc(t->scope, cap);
         if (!s) {
             misuse(t, QS_ERR_NOMEM, "out of memory");
             return;
@@ -352,7 +353,7 @@ int32_t qs_trace_var(qs_trace *t, const char *name, int bits)
         return -1;
     }
     size_t n = strlen(name);
-    char *full = malloc(t->scope_len + n + 2);
+    char *full = qs_malloc(t->scope_len + n + 2);
     if (!full) {
         misuse(t, QS_ERR_NOMEM, "out of memory");
         return -1;
@@ -364,11 +365,11 @@ int32_t qs_trace_var(qs_trace *t, const char *name, int bits)
 
     if (t->nvars >= t->vars_cap) {
         int32_t cap = t->vars_cap ? (t->vars_cap > INT32_MAX / 2 ? INT32_MAX : t->vars_cap * 2) : 32;
-        trace_var *v = realloc(t->vars, (size_t)cap * sizeof *v);
+        trace_var *v = qs_realloc(t->vars, (size_t)cap * sizeof *v);
         if (v) t->vars = v;
-        int32_t *p = v ? realloc(t->pending, (size_t)cap * sizeof *p) : NULL;
+        int32_t *p = v ? qs_realloc(t->pending, (size_t)cap * sizeof *p) : NULL;
         if (!p) {
-            free(full);
+            qs_free(full);
             misuse(t, QS_ERR_NOMEM, "out of memory");
             return -1;
         }
@@ -376,14 +377,14 @@ int32_t qs_trace_var(qs_trace *t, const char *name, int bits)
         t->vars_cap = cap;
     }
     if ((size_t)(t->nvars + 1) * 2 > t->hash_cap && !hash_grow(t)) {
-        free(full);
+        qs_free(full);
         misuse(t, QS_ERR_NOMEM, "out of memory");
         return -1;
     }
     size_t slot = hash_slot(t, full);
     if (t->hash[slot] >= 0) {
         misuse(t, QS_ERR_ARG, "variable '%s' declared twice", full);
-        free(full);
+        qs_free(full);
         return -1;
     }
 
@@ -570,14 +571,14 @@ static const char *fst_check(const char *path, int32_t nvars)
 
 static void free_trace(qs_trace *t)
 {
-    for (int32_t i = 0; i < t->nvars; i++) free(t->vars[i].full);
-    free(t->vars);
-    free(t->pending);
-    free(t->hash);
-    free(t->scope);
-    free(t->scope_marks);
-    free(t->path);
-    free(t);
+    for (int32_t i = 0; i < t->nvars; i++) qs_free(t->vars[i].full);
+    qs_free(t->vars);
+    qs_free(t->pending);
+    qs_free(t->hash);
+    qs_free(t->scope);
+    qs_free(t->scope_marks);
+    qs_free(t->path);
+    qs_free(t);
 }
 
 qs_status qs_trace_close(qs_trace *t, qs_error *err)

@@ -206,6 +206,24 @@ qsim_status qsim_report_output(const qsim_report *rep, int32_t inference, const 
 qsim_status qsim_report_layer_output(const qsim_report *rep, int32_t layer, const int32_t **data, int64_t *count,
                                      qsim_error *err);
 
+/* ---- memory (docs/api.md, "Allocator") ------------------------------------ */
+/* Every heap allocation of the library goes through one function, as Lua's
+ * lua_Alloc: fn(ud, NULL, 0, n) allocates n bytes; fn(ud, p, osize, 0) frees
+ * p (a block of osize bytes) and returns NULL; fn(ud, p, osize, n) resizes p
+ * to n bytes, keeping its contents as realloc does. It returns NULL when it
+ * cannot allocate (leaving p as it was), and malloc-aligned blocks. osize is
+ * always exactly the block's size; qsim never asks for 0 bytes. A block goes
+ * back to the function and ud that allocated it, so the allocator may change
+ * while handles are alive. On a failed allocation a call returns
+ * QSIM_ERR_NOMEM, never crashes, and leaks nothing.
+ * Process-wide: call it while no other thread is inside qsim. fn NULL: the
+ * default (malloc/realloc/free). It also routes cJSON (the report's JSON),
+ * whose hooks are process-wide too (docs/api.md says what else allocates). */
+typedef void *(*qsim_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+void qsim_set_allocator(qsim_alloc_fn fn, void *ud);
+/* The current allocation function and ud (the default's when none was set). */
+void qsim_get_allocator(qsim_alloc_fn *fn, void **ud);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@
  *
  * Properties: an accepted configuration passes qs_arch_validate again and
  * its derived quantities are in range; a refused one gets a message. */
+#include "qs_alloc.h"
 #include "fuzz_util.h"
 #include "qs_arch.h"
 #include "qs_scalesim.h"
@@ -30,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int bits = 1; bits <= a.max_weight_bits; bits++)
             FZ_CHECK(qs_arch_weight_slices(&a, bits) >= 1, "no slice for %d-bit weights", bits);
     }
-    free(parts[0]);
-    free(parts);
+    qs_free(parts[0]);
+    qs_free(parts);
     return 0;
 }

@@ -26,6 +26,7 @@
  *    layer's y = clamp(..., lo, hi)). */
 #include <math.h>
 
+#include "qs_alloc.h"
 #include "compiler.h"
 #include "fuzz_util.h"
 #include "qs_arch.h"
@@ -159,8 +160,8 @@ static void gen_requant(fz_bytes *b, gen *g, qs_layer *L)
     if (mode == 0) return;
     int32_t n = mode == 1 ? 1 : L->out_c;
     L->rq.n = n;
-    L->rq.mult = malloc(sizeof(int32_t) * (size_t)n);
-    L->rq.shift = malloc((size_t)n);
+    L->rq.mult = qs_malloc(sizeof(int32_t) * (size_t)n);
+    L->rq.shift = qs_malloc((size_t)n);
     if (!L->rq.mult || !L->rq.shift) abort();
     int pattern = (int)fz_range(b, 0, 3);
     int32_t m0 = extreme_in(b, 0, INT32_MAX);
@@ -239,7 +240,7 @@ static void gen_weights(fz_bytes *b, gen *g, qs_layer *L, int ndim, const int32_
     W->ndim = (uint8_t)ndim;
     for (int d = 0; d < ndim; d++) W->shape[d] = shape[d];
     W->count = (int64_t)L->out_c * per_out;
-    W->data = malloc(sizeof(int32_t) * (size_t)W->count);
+    W->data = qs_malloc(sizeof(int32_t) * (size_t)W->count);
     if (!W->data) abort();
     int32_t lo, hi;
     qs_int_range(qs_dtype_bits(W->dtype), W->is_signed, &lo, &hi);
@@ -248,8 +249,8 @@ static void gen_weights(fz_bytes *b, gen *g, qs_layer *L, int ndim, const int32_
     if (fz_range(b, 0, 3) == 0) { /* per-channel quantization record, symmetric */
         W->q_n = L->out_c;
         W->q_axis = 0;
-        W->q_scale = malloc(sizeof(float) * (size_t)W->q_n);
-        W->q_zp = calloc((size_t)W->q_n, sizeof(int32_t));
+        W->q_scale = qs_malloc(sizeof(float) * (size_t)W->q_n);
+        W->q_zp = qs_calloc((size_t)W->q_n, sizeof(int32_t));
         if (!W->q_scale || !W->q_zp) abort();
         for (int32_t c = 0; c < W->q_n; c++) W->q_scale[c] = 0.01f * (float)(c + 1);
     }
@@ -263,7 +264,7 @@ static void gen_weights(fz_bytes *b, gen *g, qs_layer *L, int ndim, const int32_
     B->ndim = 1;
     B->shape[0] = L->out_c;
     B->count = L->out_c;
-    B->data = malloc(sizeof(int32_t) * (size_t)L->out_c);
+    B->data = qs_malloc(sizeof(int32_t) * (size_t)L->out_c);
     if (!B->data) abort();
     int bp = (int)fz_range(b, 0, 3);
     for (int32_t c = 0; c < L->out_c; c++)
@@ -445,12 +446,12 @@ static qs_net *gen_net(fz_bytes *b, const qs_arch *arch)
     g.max_wbits = arch->max_weight_bits;
     g.max_abits = arch->max_act_bits;
     g.rng = fz_u64(b);
-    qs_net *net = calloc(1, sizeof *net);
+    qs_net *net = qs_calloc(1, sizeof *net);
     if (!net) abort();
     g.net = net;
     snprintf(net->name, sizeof net->name, "fuzz");
-    net->layers = calloc(1 + MAX_GEN, sizeof *net->layers);
-    net->tensors = calloc(2 * MAX_GEN, sizeof *net->tensors);
+    net->layers = qs_calloc(1 + MAX_GEN, sizeof *net->layers);
+    net->tensors = qs_calloc(2 * MAX_GEN, sizeof *net->tensors);
     if (!net->layers || !net->tensors) abort();
     qs_layer *in = new_layer(&g, QS_L_INPUT, "input");
     in->out_c = (int32_t)fz_range(b, 1, 8);
@@ -473,7 +474,7 @@ static qs_net *gen_net(fz_bytes *b, const qs_arch *arch)
 static int32_t *gen_input(fz_bytes *b, const qs_layer *in, uint64_t seed)
 {
     int64_t n = elems(in);
-    int32_t *x = malloc(sizeof(int32_t) * (size_t)n);
+    int32_t *x = qs_malloc(sizeof(int32_t) * (size_t)n);
     if (!x) abort();
     int32_t lo, hi;
     qs_int_range(in->out_bits, in->out_signed, &lo, &hi);
@@ -528,7 +529,7 @@ static void check_engines(const qs_net *net, const qs_arch *arch, fz_bytes *b)
                      (unsigned long long)e0[k], (unsigned long long)e1[k]);
         FZ_CHECK(memcmp(&a0->ss, &a1->ss, sizeof a0->ss) == 0, "layer %d '%s': SCALE-Sim figures differ", li, L->name);
     }
-    free(x);
+    qs_free(x);
     qs_sim_destroy(s[0]);
     qs_sim_destroy(s[1]);
     qs_prog_destroy(prog);
@@ -585,8 +586,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(qs_net_parse(b1, n1, "generated.qbin", &loaded, &e) == QS_OK, "written bytes do not load: %s", e.msg);
     FZ_CHECK(qs_net_serialize(loaded, &b2, &n2, &e) == QS_OK, "serialize: %s", e.msg);
     FZ_CHECK(n1 == n2 && memcmp(b1, b2, n1) == 0, "save(load(save(net))) != save(net)");
-    free(b1);
-    free(b2);
+    qs_free(b1);
+    qs_free(b2);
 
     /* the engines run on the network as loaded from its file, as `qsim run` does */
     check_engines(loaded, &arch, &b);

@@ -14,6 +14,7 @@
  * gets a message. ASan/UBSan catch the rest. */
 #include <zlib.h>
 
+#include "qs_alloc.h"
 #include "compiler.h"
 #include "fuzz_util.h"
 #include "qs_arch.h"
@@ -111,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *bytes = data;
 #ifdef QS_FUZZ_FIX_CRC
-    uint8_t *copy = malloc(size ? size : 1);
+    uint8_t *copy = qs_malloc(size ? size : 1);
     if (!copy) abort();
     memcpy(copy, data, size);
     fix_integrity(copy, size);
@@ -140,15 +141,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(st == QS_OK, "the writer's bytes do not load: %s", e.msg);
     st = qs_net_serialize(again, &b2, &n2, &e);
     FZ_CHECK(st == QS_OK && n1 == n2 && memcmp(b1, b2, n1) == 0, "save(load(save(x))) != save(x)");
-    free(b1);
-    free(b2);
+    qs_free(b1);
+    qs_free(b2);
     qs_net_destroy(again);
 
     compile_and_run(net);
     qs_net_destroy(net);
 out:
 #ifdef QS_FUZZ_FIX_CRC
-    free(copy);
+    qs_free(copy);
 #endif
     return 0;
 }

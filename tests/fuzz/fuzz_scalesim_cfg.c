@@ -5,6 +5,7 @@
  * Properties: an accepted configuration gives a valid qs_arch under the
  * scalesim timing convention, with the array SCALE-Sim's file named, and
  * terminated strings and notes; a refused one gets a message. */
+#include "qs_alloc.h"
 #include "fuzz_util.h"
 #include "qs_arch.h"
 #include "qs_scalesim.h"
@@ -31,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(memchr(cfg.run_name, '\0', sizeof cfg.run_name) != NULL, "run_name unterminated");
         FZ_CHECK(cfg.array_h >= 1 && cfg.array_w >= 1, "array %dx%d", cfg.array_h, cfg.array_w);
     }
-    free(parts[0]);
-    free(parts);
+    qs_free(parts[0]);
+    qs_free(parts);
     return 0;
 }

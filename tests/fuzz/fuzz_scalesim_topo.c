@@ -12,6 +12,7 @@
  * with both engines giving the same SCALE-Sim figures. Allocations beyond
  * what the declared sizes justify are caught by libFuzzer's -malloc_limit_mb
  * (scripts/fuzz sets it). */
+#include "qs_alloc.h"
 #include "compiler.h"
 #include "fuzz_util.h"
 #include "qs_scalesim.h"
@@ -84,14 +85,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     int df = (ctl >> 6) % 3;
 
-    char *text = malloc(size);
+    char *text = qs_malloc(size);
     if (!text) abort();
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0';
     qs_scalesim_topo topo;
     qs_error e;
     qs_status st = qs_scalesim_parse_topology(text, "fuzz/topology.csv", gemm_mode, &topo, &e);
-    free(text);
+    qs_free(text);
     if (st != QS_OK) {
         fz_check_error(st, &e);
         FZ_CHECK(topo.n_layers == 0 && topo.layers == NULL, "a refused topology keeps layers");
@@ -136,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st = qs_scalesim_layer_input(net, l, &opts, &x, &count, &e);
         FZ_CHECK(st == QS_OK, "layer %d: no input: %s", i, e.msg);
         if (m * n * k <= MACS_MAX) run_layer(net, x, count, scalesim_arch(df));
-        free(x);
+        qs_free(x);
         qs_net_destroy(net);
     }
     qs_scalesim_topo_free(&topo);

@@ -11,6 +11,7 @@
  * is finite, not negative, and the sum of its parts. */
 #include <math.h>
 
+#include "qs_alloc.h"
 #include "fuzz_util.h"
 #include "qs_energy.h"
 
@@ -35,14 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int act_bits = (int)(v >> 31) ? 4 : 0; /* 0: the arch's widest */
 
     size_t skip = size < 4 ? size : 4;
-    char *text = malloc(size - skip + 1);
+    char *text = qs_malloc(size - skip + 1);
     if (!text) abort();
     memcpy(text, data + skip, size - skip);
     text[size - skip] = '\0';
     qs_tech t;
     qs_error e;
     qs_status st = qs_tech_parse(text, "fuzz/table.tech", &a, act_bits, &t, &e);
-    free(text);
+    qs_free(text);
     if (st != QS_OK) {
         fz_check_error(st, &e);
         return 0;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qs_alloc.h"
 #include "qs_status.h"
 
 #define FZ_CHECK(cond, ...)                                                       \
@@ -45,11 +46,11 @@ static inline void fz_check_error(qs_status st, const qs_error *e)
 /* The fuzz input as text parts: part 0 is everything up to the first NUL
  * byte (a whole file), each following NUL-separated part one more string
  * (the --set overrides). All parts live in one malloc'd block, *n_parts of
- * them, at most max_parts; free(parts[0]) releases them. */
+ * them, at most max_parts; qs_free(parts[0]) releases them. */
 static inline char **fz_split(const uint8_t *data, size_t size, int max_parts, int *n_parts)
 {
-    char *text = malloc(size + 1);
-    char **parts = malloc(sizeof(char *) * (size_t)max_parts);
+    char *text = qs_malloc(size + 1);
+    char **parts = qs_malloc(sizeof(char *) * (size_t)max_parts);
     if (!text || !parts) abort();
     memcpy(text, data, size);
     text[size] = '\0';
