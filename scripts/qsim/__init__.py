@@ -8,6 +8,11 @@ Load a network once, run it on many configurations in one process:
     rep["total"]["cycles"], rep["total"]["energy_pj"]      # the JSON report of `qsim run --json`, as a dict
     rep["outputs"]                                          # network outputs, NumPy int32 (N, C, H, W)
 
+The package also holds qsim's Python tools as modules (docs/api.md, "Python"): qsim.qbin (the .qbin
+reader/writer and NumPy reference evaluator), qsim.array_ref, qsim.zoo, qsim.xfmr_zoo, qsim.onnx_import,
+qsim.export_qbin, qsim.qat_train, qsim.train_digits, qsim.train_fmnist, qsim.fmnist_data and qsim.dse;
+importing this package loads none of them and no library.
+
 Every failure of the library is a QsimError carrying qsim's message (and .status); an argument of the
 wrong type is a TypeError raised before the library is called. The library is found, in this order, at
 $QSIM_LIBRARY, next to an installed package (<prefix>/lib*/libqsim.so.N), in the source tree's build/
