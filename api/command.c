@@ -286,30 +286,52 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The replayed figures of SCALE-Sim's CALC read buffers into the layer's
+ * statistics. */
+static void apply_read_replay(const qs_ssreads *r, qs_scalesim_stats *ss)
+{
+    ss->dram_reads_replayed = 1;
+    for (int i = 0; i < 2; i++) {
+        ss->dram_reads[i] = r->dram_reads[i];
+        ss->dram_read_first[i] = r->dram_start[i];
+        ss->dram_read_last[i] = r->dram_stop[i];
+    }
+    ss->ifmap_sram_first = (uint64_t)r->sram_start[0];
+    ss->ifmap_sram_last = (uint64_t)r->sram_stop[0];
+    ss->filter_sram_first = (uint64_t)r->sram_start[1];
+    ss->filter_sram_last = (uint64_t)r->sram_stop[1];
+}
+
 /* CALC mode under the scalesim convention: the DRAM read columns and the
  * read operands' SRAM start/stop cycles from a replay of SCALE-Sim's read
  * buffers (docs/scalesim.md, "DRAM reads"); its own ofmap timeline must agree
- * with the engine's. */
-static qs_status scalesim_read_replay(const qs_scalesim_layer *row, const qs_arch *arch, qs_scalesim_stats *ss,
+ * with the engine's. With trace_dir, SCALE-Sim's six trace files of the
+ * layer go to <trace_dir>/layer<index>/ (docs/scalesim.md, "Traces"), from
+ * the same replay (in either bandwidth mode). */
+static qs_status scalesim_read_replay(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
+                                      const char *trace_dir, const int64_t offsets[3], qs_scalesim_stats *ss,
                                       qs_error *e)
 {
-    if (arch->timing != QS_TIMING_SCALESIM || arch->scalesim_bandwidth > 0 || ss->folds == 0) return QS_OK;
+    if (arch->timing != QS_TIMING_SCALESIM || ss->folds == 0) return QS_OK;
+    const int calc = arch->scalesim_bandwidth <= 0;
+    if (!trace_dir && !calc) return QS_OK;
     qs_ssreads r;
-    qs_status st = qs_ssreads_layer(row, arch, QS_SSREADS_DIRECT_LIMIT, &r, e);
+    qs_status st;
+    if (trace_dir) {
+        char layer_dir[4096];
+        if ((size_t)snprintf(layer_dir, sizeof layer_dir, "%s/layer%d", trace_dir, (int)index) >= sizeof layer_dir)
+            return qs_fail(e, QS_ERR_ARG, "%s: path too long", trace_dir);
+        if (mkdir(layer_dir, 0777) && errno != EEXIST)
+            return qs_fail(e, QS_ERR_IO, "%s: cannot create directory: %s", layer_dir, strerror(errno));
+        st = qs_sstrace_layer(row, arch, offsets, layer_dir, &r, e);
+    } else {
+        st = qs_ssreads_layer(row, arch, QS_SSREADS_DIRECT_LIMIT, &r, e);
+    }
     if (st) return st;
     if (r.total_cycles != ss->total_cycles || r.stall_cycles != ss->stall_cycles)
         return qs_fail(e, QS_ERR_RUN, "layer '%s': SCALE-Sim read replay counts %llu cycles, the engine %llu",
                        row->name, (unsigned long long)r.total_cycles, (unsigned long long)ss->total_cycles);
-    ss->dram_reads_replayed = 1;
-    for (int i = 0; i < 2; i++) {
-        ss->dram_reads[i] = r.dram_reads[i];
-        ss->dram_read_first[i] = r.dram_start[i];
-        ss->dram_read_last[i] = r.dram_stop[i];
-    }
-    ss->ifmap_sram_first = (uint64_t)r.sram_start[0];
-    ss->ifmap_sram_last = (uint64_t)r.sram_stop[0];
-    ss->filter_sram_first = (uint64_t)r.sram_start[1];
-    ss->filter_sram_last = (uint64_t)r.sram_stop[1];
+    if (calc) apply_read_replay(&r, ss);
     return QS_OK;
 }
 
@@ -317,7 +339,8 @@ static qs_status scalesim_read_replay(const qs_scalesim_layer *row, const qs_arc
  * what the report needs is copied to *res. */
 static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
                                     qs_engine engine, const qs_scalesim_opts *base, int replay_reads,
-                                    qs_topo_layer *res, qs_error *e)
+                                    const char *trace_dir, const int64_t trace_offsets[3], qs_topo_layer *res,
+                                    qs_error *e)
 {
     qs_scalesim_opts opts = *base;
     opts.index = index;
@@ -342,7 +365,8 @@ static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index,
         res->map = prog->maps[1];
         res->map.list_off = res->map.list = res->map.bias_folded = NULL;
         res->stats = *qs_sim_layer_stats(sim, 1);
-        if (replay_reads) st = scalesim_read_replay(row, arch, &res->stats.ss, e);
+        if (replay_reads || trace_dir)
+            st = scalesim_read_replay(row, index, arch, trace_dir, trace_offsets, &res->stats.ss, e);
     }
     free(x);
     qs_sim_destroy(sim);
@@ -438,6 +462,16 @@ qsim_status qsim_topology_run(const qsim_config *cfg, const char *topology_path,
         st = qs_fail(&e, QS_ERR_NOMEM, "out of memory");
         goto out;
     }
+    if (o->traces) {
+        if (!r->report_dir) {
+            st = qs_fail(&e, QS_ERR_ARG, "--traces needs --report-dir (the traces go to DIR/layer<i>/)");
+            goto out;
+        }
+        if (mkdir(r->report_dir, 0777) && errno != EEXIST) {
+            st = qs_fail(&e, QS_ERR_IO, "%s: cannot create directory: %s", r->report_dir, strerror(errno));
+            goto out;
+        }
+    }
     if ((st = qs_scalesim_load_topology(topology_path, o->gemm, &topo, &e))) goto out;
     if ((st = qs_tech_load(arch->tech_table, &r->arch, o->act_bits, &r->tech, &e))) goto out;
     r->topo_gemm = topo.gemm;
@@ -447,10 +481,14 @@ qsim_status qsim_topology_run(const qsim_config *cfg, const char *topology_path,
         goto out;
     }
     qs_engine engine = o->engine == QSIM_ENGINE_DETAILED ? QS_ENGINE_DETAILED : QS_ENGINE_FAST;
+    /* SCALE-Sim's defaults when the configuration is a native one */
+    const int is_ss = cfg->is_scalesim;
+    const int64_t trace_offsets[3] = {is_ss ? cfg->ss.ifmap_offset : 0, is_ss ? cfg->ss.filter_offset : 10000000,
+                                      is_ss ? cfg->ss.ofmap_offset : 20000000};
     for (int32_t i = 0; i < topo.n_layers; i++) {
         qs_error le;
-        if (run_topology_layer(&topo.layers[i], i, &r->arch, engine, &r->ssopts, o->replay_reads, &r->topo_layers[i],
-                               &le)) {
+        if (run_topology_layer(&topo.layers[i], i, &r->arch, engine, &r->ssopts, o->replay_reads,
+                               o->traces ? r->report_dir : NULL, trace_offsets, &r->topo_layers[i], &le)) {
             st = qs_fail(&e, QS_ERR_RUN, "%.300s:%d: %.400s", topology_path, (int)topo.layers[i].line, le.msg);
             goto out;
         }

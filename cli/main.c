@@ -84,7 +84,8 @@ static const char *USAGE_RUN =
     "  --weight-sparsity F, --act-sparsity F   the same for one operand\n"
     "  --weight-bits B      signed weights: 1 (bipolar), 2, 4 or 8 (default 8)\n"
     "  --act-bits B         unsigned activations: 1..16 (default 8)\n"
-    "  --report-dir DIR     SCALE-Sim's COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv\n";
+    "  --report-dir DIR     SCALE-Sim's COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv\n"
+    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs, in DIR/layer<i>/ (needs --report-dir)\n";
 
 static const char *USAGE_INFO = "usage: qsim info NET.qbin\n";
 
@@ -105,7 +106,7 @@ typedef struct {
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     const char *jobs, *dump_index;
     const char *dram_trace;
-    int gemm;
+    int gemm, traces;        /* traces: SCALE-Sim's trace CSVs per layer (docs/scalesim.md, "Traces") */
     const char *ss_outdir;   /* qsim scalesim -p: reports go to <dir>/<run_name>/, SCALE-Sim's stdout */
     const char *sets[MAX_SETS];
     int n_sets, listing, summary, quiet;
@@ -152,7 +153,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         snprintf(key, sizeof key, " %s ", a);
         if (!strstr(allowed, key)) return usage_error(cmd_usage, "unknown option '%s'", a);
         int takes_value = strcmp(a, "--listing") && strcmp(a, "--summary") && strcmp(a, "-q") && strcmp(a, "--quiet") &&
-                          strcmp(a, "--gemm");
+                          strcmp(a, "--gemm") && strcmp(a, "--traces");
         const char *v = NULL;
         if (takes_value) {
             if (i + 1 >= argc) return usage_error(cmd_usage, "option '%s' needs a value", a);
@@ -183,6 +184,7 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--report-dir")) o->report_dir = v;
         else if (!strcmp(a, "--dram-trace")) o->dram_trace = v;
         else if (!strcmp(a, "--gemm")) o->gemm = 1;
+        else if (!strcmp(a, "--traces")) o->traces = 1;
         else if (!strcmp(a, "--listing")) o->listing = 1;
         else if (!strcmp(a, "--summary")) o->summary = 1;
         else o->quiet = 1;
@@ -416,6 +418,7 @@ static int run_topology(const options *o, qsim_engine engine)
     opts.replay_reads = o->report_dir || o->json || o->csv || o->ss_outdir;
     opts.report_dir = o->report_dir;
     opts.scalesim_outdir = o->ss_outdir;
+    opts.traces = o->traces;
     opts.command_line = command_line;
     progress_state prog = {0, 0.0};
     if (isatty(2)) {
@@ -429,6 +432,11 @@ static int run_topology(const options *o, qsim_engine engine)
     const char *messages;
     int rc = 1;
     if (load_config(o, &cfg, &e)) goto out;
+    if (o->traces && !o->report_dir && !o->ss_outdir) {
+        rc = usage_error(USAGE_RUN, "%s", "--traces needs --report-dir (the traces go to DIR/layer<i>/)");
+        qsim_config_free(cfg);
+        return rc;
+    }
     qsim_status st = qsim_topology_run(cfg, o->net, &opts, &rep, &e);
     end_progress(&prog);
     if (st) goto out;
@@ -462,7 +470,8 @@ static const char *USAGE_SCALESIM =
     "  -p DIR               log directory (default: ../test_runs, as scale.py)\n"
     "  -i gemm|conv         topology form (default conv)\n"
     "  --engine E           fast (default) or detailed\n"
-    "  --set S.K=V          override a qsim configuration key (repeatable)\n";
+    "  --set S.K=V          override a qsim configuration key (repeatable)\n"
+    "  --traces             also SCALE-Sim's SRAM and DRAM trace CSVs in OUTDIR/<run_name>/layer<i>/\n";
 
 /* `qsim scalesim`: SCALE-Sim's own flags mapped onto a topology run. */
 static int cmd_scalesim(int argc, char **argv)
@@ -476,6 +485,10 @@ static int cmd_scalesim(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(USAGE_SCALESIM, stdout);
             return 0;
+        }
+        if (!strcmp(a, "--traces")) {
+            o.traces = 1;
+            continue;
         }
         if (i + 1 >= argc) return usage_error(USAGE_SCALESIM, "%s needs a value", a);
         const char *v = argv[++i];
@@ -519,7 +532,7 @@ static int cmd_run(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_RUN,
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
                         " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
-                        " --weight-bits --act-bits --report-dir --dram-trace --jobs --dump-index ", &o);
+                        " --weight-bits --act-bits --report-dir --traces --dram-trace --jobs --dump-index ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qsim_engine engine = QSIM_ENGINE_FAST;
     if (o.engine) {
@@ -528,9 +541,9 @@ static int cmd_run(int argc, char **argv)
         else return usage_error(USAGE_RUN, "unknown engine '%s' (fast or detailed)", o.engine);
     }
     if (o.gemm || is_topology_path(o.net)) return run_topology(&o, engine);
-    if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir)
+    if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir || o.traces)
         return usage_error(USAGE_RUN, "%s",
-                           "--sparsity, --weight-bits, --act-bits and --report-dir apply to SCALE-Sim topologies (.csv)");
+                           "--sparsity, --weight-bits, --act-bits, --report-dir and --traces apply to SCALE-Sim topologies (.csv)");
     if (o.labels && !o.input) return usage_error(USAGE_RUN, "%s", "--labels needs --input");
     int n_jobs = online_cores();
     if (o.jobs && parse_int_arg(o.jobs, 1, 256, &n_jobs))

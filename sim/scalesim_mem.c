@@ -57,6 +57,22 @@ static int drain(qs_ssmem *m, uint64_t cycle, uint64_t *end)
             m->cap_partial = cap;
         }
         m->partial[m->n_partial++] = (qs_ssmem_partial){m->lines, m->line_fill};
+        if (m->log_drains) {
+            if (m->n_forced_log == m->cap_forced_log) {
+                int64_t cap = m->cap_forced_log ? 2 * m->cap_forced_log : 64;
+                int64_t *l = realloc(m->forced_line, sizeof *l * (size_t)cap);
+                if (l) m->forced_line = l;
+                int32_t *v = l ? realloc(m->forced_valid, sizeof *v * (size_t)cap) : NULL;
+                if (v) m->forced_valid = v;
+                if (!l || !v) {
+                    m->log_oom = 1;
+                    return -1;
+                }
+                m->cap_forced_log = cap;
+            }
+            m->forced_line[m->n_forced_log] = m->lines;
+            m->forced_valid[m->n_forced_log++] = m->line_fill;
+        }
         m->lines++;
         m->line_fill = 0;
     }
@@ -77,6 +93,25 @@ static int drain(qs_ssmem *m, uint64_t cycle, uint64_t *end)
     m->free_words += words;
     m->st->ofmap_dram_writes += (uint64_t)words;
     if (m->drain_next == 0) m->st->ofmap_dram_first = cycle;
+    if (m->log_drains) {
+        if (m->n_drain_log == m->cap_drain_log) {
+            int64_t cap = m->cap_drain_log ? 2 * m->cap_drain_log : 64;
+            int64_t *l0 = realloc(m->drain_line0, sizeof *l0 * (size_t)cap);
+            if (l0) m->drain_line0 = l0;
+            int64_t *n = l0 ? realloc(m->drain_lines, sizeof *n * (size_t)cap) : NULL;
+            if (n) m->drain_lines = n;
+            uint64_t *c = n ? realloc(m->drain_cycle, sizeof *c * (size_t)cap) : NULL;
+            if (c) m->drain_cycle = c;
+            if (!l0 || !n || !c) {
+                m->log_oom = 1;
+                return -1;
+            }
+            m->cap_drain_log = cap;
+        }
+        m->drain_line0[m->n_drain_log] = m->drain_next;
+        m->drain_lines[m->n_drain_log] = nl;
+        m->drain_cycle[m->n_drain_log++] = cycle;
+    }
     m->drain_next += nl;
     *end = cycle + (uint64_t)nl - 1;
     /* SCALE-Sim's stop cycle is that of the last line in its trace, i.e. of
@@ -308,25 +343,29 @@ static uint64_t user_fold(qs_ssmem *m, int64_t T, int32_t ku, int32_t cu)
     for (int64_t t = 0; t < rows; t++) {
         uint64_t cycle = m->rows + (uint64_t)t + m->stalls;
         int64_t wait = 0;
+        uint64_t served[2] = {cycle + 1, cycle + 1}; /* a row without a request is served after the hit latency */
         for (int op = 0; op < 2; op++) {
-            int64_t served = qs_ssuser_row(m->user, op, fold, t, (int64_t)cycle);
-            if (served < 0) continue;
-            if (served - (int64_t)cycle - 1 > wait) wait = served - (int64_t)cycle - 1;
+            int64_t sv = qs_ssuser_row(m->user, op, fold, t, (int64_t)cycle);
+            if (sv < 0) continue;
+            served[op] = (uint64_t)sv;
+            if (sv - (int64_t)cycle - 1 > wait) wait = sv - (int64_t)cycle - 1;
             uint64_t *first = op == 0 ? &st->ifmap_sram_first : &st->filter_sram_first;
             uint64_t *last = op == 0 ? &st->ifmap_sram_last : &st->filter_sram_last;
-            if (m->user_seen[op] == 0) *first = (uint64_t)served;
+            if (m->user_seen[op] == 0) *first = (uint64_t)sv;
             m->user_seen[op] = 1;
-            *last = (uint64_t)served;
+            *last = (uint64_t)sv;
         }
         int64_t n = diag_count(t - base, x0, x1, cu);
+        uint64_t done = cycle;
         if (n > 0) {
-            uint64_t done = write_row(m, n, cycle, &oom);
+            done = write_row(m, n, cycle, &oom);
             if (oom) return UINT64_MAX;
             if (!m->user_seen[2]) st->ofmap_sram_first = done;
             m->user_seen[2] = 1;
             st->ofmap_sram_last = done;
             if ((int64_t)(done - cycle) > wait) wait = (int64_t)(done - cycle);
         }
+        if (m->row_hook) m->row_hook(m->hook_ctx, fold, t, cycle, served[0], served[1], done);
         m->stalls += (uint64_t)wait;
         stall += (uint64_t)wait;
     }

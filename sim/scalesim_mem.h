@@ -58,6 +58,21 @@ typedef struct {
      * buffers, replayed row by row (owned; freed by qs_ssmem_end) */
     qs_ssuser *user;
     int32_t user_seen[3];       /* a row of ifmap, filter, ofmap requests was seen */
+    /* optional log of the ofmap drains, for SCALE-Sim's OFMAP DRAM trace
+     * (scalesim_reads.c): drain i sent lines drain_line0[i] .. + drain_lines[i]
+     * - 1 at cycles drain_cycle[i] ..; forced_line[j] was sent with only
+     * forced_valid[j] words (the line being filled when a drain started) */
+    int32_t log_drains;
+    int64_t *drain_line0, *drain_lines, *forced_line;
+    uint64_t *drain_cycle;
+    int32_t *forced_valid;
+    int64_t n_drain_log, cap_drain_log, n_forced_log, cap_forced_log;
+    /* optional per-row callback in USER mode (traces): the row's global
+     * index, the fold and row in it, its request cycle, the cycles its
+     * ifmap and filter reads are served and its ofmap write completes */
+    void (*row_hook)(void *ctx, int64_t fold, int64_t t, uint64_t cycle, uint64_t ifmap_served,
+                     uint64_t filter_served, uint64_t ofmap_done);
+    void *hook_ctx;
 } qs_ssmem;
 
 /* Start a layer: an empty ofmap buffer of `a->accum.size_kib` KiB of one-byte

@@ -65,4 +65,17 @@ void qs_ssuser_fold_dims(const qs_ssuser *u, int64_t fold, int32_t *ku, int32_t 
 
 void qs_ssuser_destroy(qs_ssuser *u);
 
+/* SCALE-Sim v2's six trace files of layer l (docs/scalesim.md, "Traces"):
+ * IFMAP_SRAM_TRACE.csv, FILTER_SRAM_TRACE.csv, OFMAP_SRAM_TRACE.csv,
+ * IFMAP_DRAM_TRACE.csv, FILTER_DRAM_TRACE.csv, OFMAP_DRAM_TRACE.csv, written
+ * into the existing directory `dir` as SCALE-Sim writes them (same rows,
+ * same number format), with offsets[3] = IfmapOffset, FilterOffset,
+ * OfmapOffset added to the real addresses. Streamed: rows are generated
+ * and written one at a time. out gets the replay's total and stall cycles
+ * (the caller checks them against the engine's). Errors: QS_ERR_IO,
+ * QS_ERR_NOMEM, QS_ERR_ARG (layer too large to index), QS_ERR_UNSUPPORTED
+ * (cases SCALE-Sim v2 itself fails on). */
+qs_status qs_sstrace_layer(const qs_scalesim_layer *l, const qs_arch *a, const int64_t offsets[3], const char *dir,
+                           qs_ssreads *out, qs_error *err);
+
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <qsim/qsim.h>
@@ -794,6 +795,26 @@ static void test_topology(void)
     CU_ASSERT_EQUAL(qsim_report_write_scalesim(r, &e), QSIM_ERR_ARG);
     HAS(e.msg, "no report_dir");
     qsim_report_free(r);
+    /* SCALE-Sim's trace files need a report directory; with one, each layer gets its folder of traces */
+    o.traces = 1;
+    CU_ASSERT_EQUAL(qsim_topology_run(ss, topo, &o, &r, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "--traces needs --report-dir");
+    CU_ASSERT_PTR_NULL(r);
+    char tdir[] = "/tmp/qsim_test_api_tr_XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(tdir));
+    o.report_dir = tdir;
+    CU_ASSERT_EQUAL_FATAL(qsim_topology_run(ss, topo, &o, &r, &e), QSIM_OK);
+    char layer0[96];
+    snprintf(layer0, sizeof layer0, "%s/layer0", tdir);
+    struct stat sb;
+    CU_ASSERT(stat(layer0, &sb) == 0 && S_ISDIR(sb.st_mode));
+    qsim_report_free(r);
+    r = NULL;
+    char rm[128];
+    snprintf(rm, sizeof rm, "rm -rf %s", tdir);
+    CU_ASSERT_EQUAL(system(rm), 0);
+    o.traces = 0;
+    o.report_dir = NULL;
     /* qsim scalesim's -p needs a SCALE-Sim configuration */
     o.scalesim_outdir = "/tmp";
     CU_ASSERT_EQUAL(qsim_topology_run(g_cfg, topo, &o, &r, &e), QSIM_ERR_CONFIG);

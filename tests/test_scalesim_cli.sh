@@ -186,6 +186,8 @@ expect "bad --set on a SCALE-Sim config" 1 "--set array.rowz" -- "$QSIM" "${A[@]
 expect "--report-dir needs scalesim timing" 1 "convention = scalesim" -- "$QSIM" "${A[@]}" --set timing.convention=native "$SS/gemm_example.csv" --report-dir "$T/x"
 expect "unwritable --report-dir" 1 "/nonexistent/dir" -- "$QSIM" "${A[@]}" "$SS/gemm_example.csv" -q --report-dir /nonexistent/dir/x
 expect "--act-bits above the arch" 1 "max_act_bits" -- "$QSIM" "${A[@]}" "$SS/gemm_example.csv" --act-bits 12
+sed 's/^IfmapOffset:.*/IfmapOffset: -5/' "$SS/scale.cfg" >"$T/negoff.cfg"
+expect "--traces with a negative offset" 1 "IfmapOffset = -5" -- "$QSIM" run --arch "$T/negoff.cfg" "$SS/gemm_example.csv" -q --report-dir "$T/negoff" --traces
 # usage errors: exit 2
 expect "--sparsity out of range" 2 "--sparsity" -- "$QSIM" "${A[@]}" "$SS/gemm_example.csv" --sparsity 1.5
 expect "--weight-bits 3" 2 "--weight-bits" -- "$QSIM" "${A[@]}" "$SS/gemm_example.csv" --weight-bits 3
@@ -194,6 +196,8 @@ expect "sparse bipolar" 2 "bipolar" -- "$QSIM" "${A[@]}" "$SS/gemm_example.csv" 
 expect "--input with a topology" 2 "synthetic" -- "$QSIM" "${A[@]}" "$SS/gemm_example.csv" --input x.npy
 expect "topology flags on a .qbin" 2 "topologies" -- "$QSIM" "${A[@]}" "$ROOT/models/nets/tiny.qbin" --sparsity 0.5
 expect "--gemm without a topology" 2 "topology" -- "$QSIM" "${A[@]}" --gemm
+expect "--traces without --report-dir" 2 "--traces needs --report-dir" -- "$QSIM" "${A[@]}" "$SS/gemm_example.csv" --traces
+expect "--traces on a .qbin" 2 "--traces apply" -- "$QSIM" "${A[@]}" "$ROOT/models/nets/tiny.qbin" --traces
 
 # sparse operands: on the SCALE-Sim config (zero_skip = none) they change no figure, and the run says so;
 # with native timing and skipping (the README's example) they skip about the zero fraction of the MACs

@@ -283,6 +283,8 @@ typedef struct {
     int32_t replay_reads;        /* 1: replay SCALE-Sim's read buffers for the DRAM read columns (slower) */
     const char *report_dir;      /* SCALE-Sim's three report files go here (qsim_report_write_scalesim) */
     const char *scalesim_outdir; /* qsim scalesim -p: reports go to DIR/<run_name>/ (both made if missing) */
+    int32_t traces;              /* 1: SCALE-Sim's six SRAM and DRAM trace CSVs of each layer into
+                                    <report dir>/layer<i>/ (docs/scalesim.md, "Traces"); needs a report dir */
     const char *topology_name, *config_path;  /* names shown in the report (NULL: the paths) */
     const char *command_line;    /* recorded in the JSON report (NULL: none) */
     qsim_progress_hook progress; /* QSIM_PROGRESS_LAYER; NULL: none */
