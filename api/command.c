@@ -338,10 +338,28 @@ static qs_status scalesim_read_replay(const qs_scalesim_layer *row, int32_t inde
 /* One topology layer: its own network, compiled and simulated, then freed;
  * what the report needs is copied to *res. */
 static qs_status run_topology_layer(const qs_scalesim_layer *row, int32_t index, const qs_arch *arch,
-                                    qs_engine engine, const qs_scalesim_opts *base, int replay_reads,
+                                    qs_engine engine, const qs_scalesim_opts *base, int timing_only, int replay_reads,
                                     const char *trace_dir, const int64_t trace_offsets[3], qs_topo_layer *res,
                                     qs_error *e)
 {
+    if (timing_only || row->no_operands) {
+        /* SCALE-Sim's figures from the row alone (docs/scalesim.md, "Layers
+         * without operands"): no network, no qsim cycles or energy */
+        memset(res, 0, sizeof *res);
+        res->row = *row;
+        res->no_operands = 1;
+        snprintf(res->layer.name, sizeof res->layer.name, "%.40s", row->name);
+        res->layer.kind = QS_L_CONV;
+        int32_t oh, ow;
+        qs_scalesim_ofmap_dims(row, &oh, &ow);
+        res->layer.out_c = row->num_filters;
+        res->layer.out_h = row->is_gemm ? row->gemm_m : oh;
+        res->layer.out_w = row->is_gemm ? 1 : ow;
+        qs_status st = qs_ssstats_layer(row, arch, &res->stats.ss, e);
+        if (!st && (replay_reads || trace_dir))
+            st = scalesim_read_replay(row, index, arch, trace_dir, trace_offsets, &res->stats.ss, e);
+        return st;
+    }
     qs_scalesim_opts opts = *base;
     opts.index = index;
     qs_net *net = NULL;
@@ -473,7 +491,18 @@ qsim_status qsim_topology_run(const qsim_config *cfg, const char *topology_path,
         }
     }
     if ((st = qs_scalesim_load_topology(topology_path, o->gemm, &topo, &e))) goto out;
-    if ((st = qs_tech_load(arch->tech_table, &r->arch, o->act_bits, &r->tech, &e))) goto out;
+    {
+        /* an array over the engines' limit runs SCALE-Sim's figures only, which
+         * use no technology figure (energy and area are not computed): the
+         * table is loaded for the largest array the engines hold */
+        qs_arch tech_arch = r->arch;
+        if (tech_arch.scalesim_figures_only) {
+            tech_arch.rows = tech_arch.rows < 1024 ? tech_arch.rows : 1024;
+            tech_arch.cols = tech_arch.cols < 1024 ? tech_arch.cols : 1024;
+            tech_arch.scalesim_figures_only = 0;
+        }
+        if ((st = qs_tech_load(arch->tech_table, &tech_arch, o->act_bits, &r->tech, &e))) goto out;
+    }
     r->topo_gemm = topo.gemm;
     r->topo_layers = calloc(topo.n_layers ? (size_t)topo.n_layers : 1, sizeof *r->topo_layers);
     if (!r->topo_layers) {
@@ -487,7 +516,8 @@ qsim_status qsim_topology_run(const qsim_config *cfg, const char *topology_path,
                                       is_ss ? cfg->ss.ofmap_offset : 20000000};
     for (int32_t i = 0; i < topo.n_layers; i++) {
         qs_error le;
-        if (run_topology_layer(&topo.layers[i], i, &r->arch, engine, &r->ssopts, o->replay_reads,
+        if (run_topology_layer(&topo.layers[i], i, &r->arch, engine, &r->ssopts,
+                               o->timing_only || r->arch.scalesim_figures_only, o->replay_reads,
                                o->traces ? r->report_dir : NULL, trace_offsets, &r->topo_layers[i], &le)) {
             st = qs_fail(&e, QS_ERR_RUN, "%.300s:%d: %.400s", topology_path, (int)topo.layers[i].line, le.msg);
             goto out;

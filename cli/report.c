@@ -615,9 +615,18 @@ static totals topo_totals(const qs_topo_report *r)
     memset(&t, 0, sizeof t);
     qs_events all;
     memset(&all, 0, sizeof all);
-    for (int32_t i = 0; i < r->n; i++) totals_add(&t, &all, &r->layers[i].stats);
+    for (int32_t i = 0; i < r->n; i++)
+        if (!r->layers[i].no_operands) totals_add(&t, &all, &r->layers[i].stats);
     totals_finish(&t, &all, r->tech, r->arch);
     return t;
+}
+
+/* layers run without operands: qsim's own totals are not computed when any is */
+static int32_t topo_no_operands(const qs_topo_report *r)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < r->n; i++) n += r->layers[i].no_operands != 0;
+    return n;
 }
 
 static void operands_text(char *buf, size_t n, const qs_scalesim_opts *o)
@@ -671,11 +680,28 @@ void qs_topo_report_print(const qs_topo_report *r, FILE *f)
             snprintf(sm, sizeof sm, "%.2f", fg.mapping_eff);
         }
         num_compute += (double)m * (double)n * (double)k;
+        if (tl->no_operands) {
+            fprintf(f, "%3d %-*s %-13s %-18s %10s %10s %9s %7s %7s %6s %10s\n", (int)i, nw, tl->row.name, shape, mnk,
+                    "-", st, ss, su, sm, "-", "-");
+            continue;
+        }
         double util = s->cycles ? 100.0 * (double)(s->ev.mac_ops + s->ev.mac_gated) /
                                       ((double)a->rows * a->cols * (double)s->cycles) : 0.0;
         qs_energy_breakdown e = qs_energy_of(r->tech, a, &s->ev);
         fprintf(f, "%3d %-*s %-13s %-18s %10" PRIu64 " %10s %9s %7s %7s %6.1f %10.3f\n", (int)i, nw, tl->row.name,
                 shape, mnk, s->cycles, st, ss, su, sm, util, e.total / eu.pj);
+    }
+    const int32_t no_ops = topo_no_operands(r);
+    if (no_ops) {
+        /* qsim's cycles, MACs and energy need every layer simulated on operands */
+        fprintf(f, "\n%d of %d layers ran without operands (SCALE-Sim's figures only): qsim's own cycles, MACs and "
+                   "energy are not computed (docs/scalesim.md)\n",
+                (int)no_ops, (int)r->n);
+        if (any_ss)
+            fprintf(f, "SCALE-Sim figures: Total Cycles %" PRIu64 ", Stall Cycles %" PRIu64 ", Overall Util %.2f%%\n",
+                    ss_total, ss_stall,
+                    ss_total ? num_compute * 100.0 / ((double)ss_total * a->rows * a->cols) : 0.0);
+        return;
     }
     double secs = (double)t.cycles / (a->freq_mhz * 1e6);
     fprintf(f, "\ntotal: %" PRIu64 " cycles = %.3f us at %.0f MHz (layers one after another)\n", t.cycles, secs * 1e6,
@@ -772,7 +798,15 @@ qs_status qs_topo_report_write_json(const qs_topo_report *r, const char *path, q
         cJSON_AddStringToObject(c, "InterfaceBandwidth", g->user_bandwidth ? "USER" : "CALC");
     }
     totals t = topo_totals(r);
-    cJSON *tot = totals_json(root, a, r->tech, &t, 1.0);
+    const int32_t no_ops = topo_no_operands(r);
+    cJSON *tot;
+    if (no_ops) {
+        /* qsim's own totals need every layer simulated on operands */
+        cJSON_AddNumberToObject(root, "layers_without_operands", no_ops);
+        tot = cJSON_AddObjectToObject(root, "total");
+    } else {
+        tot = totals_json(root, a, r->tech, &t, 1.0);
+    }
     if (a->timing == QS_TIMING_SCALESIM) {
         uint64_t st = 0, ss = 0;
         for (int32_t i = 0; i < r->n; i++) {
@@ -787,7 +821,17 @@ qs_status qs_topo_report_write_json(const qs_topo_report *r, const char *path, q
     cJSON *layers = cJSON_AddArrayToObject(root, "layers");
     for (int32_t i = 0; i < r->n; i++) {
         const qs_topo_layer *tl = &r->layers[i];
-        cJSON *o = layer_json(a, r->tech, &tl->layer, &tl->stats, &tl->map, 1.0);
+        cJSON *o;
+        if (tl->no_operands) {
+            o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", tl->row.name);
+            cJSON_AddBoolToObject(o, "no_operands", 1);
+            cJSON_AddNumberToObject(o, "out_c", tl->layer.out_c);
+            cJSON_AddNumberToObject(o, "out_h", tl->layer.out_h);
+            cJSON_AddNumberToObject(o, "out_w", tl->layer.out_w);
+        } else {
+            o = layer_json(a, r->tech, &tl->layer, &tl->stats, &tl->map, 1.0);
+        }
         /* the topology's own name (the network's is cut to 47 printable characters) */
         cJSON_ReplaceItemInObject(o, "name", cJSON_CreateString(tl->row.name));
         cJSON_AddNumberToObject(o, "index", i);
@@ -829,15 +873,20 @@ qs_status qs_topo_report_write_csv(const qs_topo_report *r, const char *path, qs
         int64_t m, n, k;
         qs_scalesim_mnk(&tl->row, &m, &n, &k);
         csv_name(f, tl->row.name);
-        fprintf(f, ",%s,%d,%d,%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.6f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-                   ",%.6f,%" PRIu64 ",%.3f,%lld,%lld,%lld",
-                qs_layer_kind_name(tl->layer.kind), tl->layer.out_c, tl->layer.out_h, tl->layer.out_w, s->ev.macs,
-                s->ev.macs_executed, s->cycles,
-                s->cycles ? (double)(s->ev.mac_ops + s->ev.mac_gated) / ((double)a->rows * a->cols * (double)s->cycles)
-                          : 0.0,
-                s->stall_dram, s->stall_dep, s->stall_buffer, s->stall_ppu,
-                dense > 0 ? (double)s->ev.mac_skipped / dense : 0.0, s->ev.dram_read_bytes + s->ev.dram_write_bytes,
-                e.total, (long long)m, (long long)n, (long long)k);
+        if (tl->no_operands) /* qsim's own columns are not computed: empty */
+            fprintf(f, ",%s,%d,%d,%d,,,,,,,,,,,,%lld,%lld,%lld", qs_layer_kind_name(tl->layer.kind), tl->layer.out_c,
+                    tl->layer.out_h, tl->layer.out_w, (long long)m, (long long)n, (long long)k);
+        else {
+            fprintf(f, ",%s,%d,%d,%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.6f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+                       ",%.6f,%" PRIu64 ",%.3f,%lld,%lld,%lld",
+                    qs_layer_kind_name(tl->layer.kind), tl->layer.out_c, tl->layer.out_h, tl->layer.out_w, s->ev.macs,
+                    s->ev.macs_executed, s->cycles,
+                    s->cycles ? (double)(s->ev.mac_ops + s->ev.mac_gated) / ((double)a->rows * a->cols * (double)s->cycles)
+                              : 0.0,
+                    s->stall_dram, s->stall_dep, s->stall_buffer, s->stall_ppu,
+                    dense > 0 ? (double)s->ev.mac_skipped / dense : 0.0, s->ev.dram_read_bytes + s->ev.dram_write_bytes,
+                    e.total, (long long)m, (long long)n, (long long)k);
+        }
         ss_figures fg = figures_of(tl, a);
         if (fg.valid)
             fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%.6f,%.6f,%.6f\n", fg.total, fg.stall, fg.overall_util,

@@ -46,6 +46,8 @@ typedef struct {
     qs_layer layer;            /* the conv layer (shape and name; requant arrays not kept) */
     qs_layer_map map;          /* its mapping (pointers not kept) */
     qs_layer_stats stats;      /* its simulation */
+    int32_t no_operands;       /* not simulated on operands: only stats.ss (SCALE-Sim's figures) and the
+                                  layer's shape are set; qsim's own figures are not computed */
 } qs_topo_layer;
 
 typedef struct {

@@ -910,6 +910,9 @@ static qs_status check_ppu_support(const qs_layer *L, const qs_arch *arch, qs_er
 qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_error *err)
 {
     *out = NULL;
+    if (arch->scalesim_figures_only)
+        return qs_fail(err, QS_ERR_CONFIG, "a %dx%d array: qsim's engines simulate at most 1024 rows and columns "
+                       "(SCALE-Sim's figures only, for a topology: docs/scalesim.md)", (int)arch->rows, (int)arch->cols);
     qs_status st = QS_OK;
     qs_prog *p = calloc(1, sizeof *p);
     uint32_t *addr_of = calloc((size_t)net->n_layers, sizeof *addr_of);

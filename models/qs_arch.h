@@ -98,6 +98,10 @@ typedef struct {
      * 0 = its CALC mode (stall-free reads, ofmap drained at `cols` words per
      * cycle), else its USER mode with this many words per cycle per operand. */
     int32_t scalesim_bandwidth;
+    /* Set by a SCALE-Sim configuration whose array exceeds the engines'
+     * 1024 rows or columns (rows/cols then hold its size): only SCALE-Sim's
+     * figures can be computed (docs/scalesim.md); qs_compile refuses it. */
+    int32_t scalesim_figures_only;
 } qs_arch;
 
 /* Defaults (the values docs/config.md lists). */

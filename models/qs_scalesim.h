@@ -18,6 +18,9 @@
 /* ---- configuration ----------------------------------------------------------- */
 
 #define QS_SCALESIM_MAX_NOTES 8
+/* ArrayHeight/ArrayWidth qsim accepts; over 1024 (the engines' limit) a run
+ * gets SCALE-Sim's figures only (qs_arch.scalesim_figures_only) */
+#define QS_SCALESIM_ARRAY_MAX 65536
 
 /* What the SCALE-Sim configuration said (after checking), for reports and
  * for the notes the command prints about settings qsim does not model. */
@@ -74,6 +77,8 @@ typedef struct {
     int32_t is_gemm;              /* from a GEMM row: gemm_m/n/k hold M, N, K */
     int32_t gemm_m, gemm_n, gemm_k;
     char sparsity[16];            /* v3 "N:M" sparsity column, "" if none (recorded, ignored) */
+    int32_t no_operands;          /* too large to simulate on operands (a size over 2^20 or a tensor of
+                                     more than 2^26 elements): SCALE-Sim's figures only (docs/scalesim.md) */
 } qs_scalesim_layer;
 
 typedef struct {

@@ -184,7 +184,8 @@ static qs_status int_value(const cfg_ctx *c, int line, const char *key, const ch
     if (x < lo || x > hi)
         return qs_fail(err, QS_ERR_CONFIG, "%s:%d: %s = %lld is outside %lld..%lld%s", c->where, line, key,
                        (long long)x, (long long)lo, (long long)hi,
-                       hi == 1024 ? " (qsim's arrays have at most 1024 rows and columns)" : "");
+                       hi == QS_SCALESIM_ARRAY_MAX ? " (qsim's limit for SCALE-Sim's figures; the engines simulate "
+                                                     "up to 1024)" : "");
     *out = x;
     return QS_OK;
 }
@@ -201,7 +202,8 @@ static qs_status set_mapped(cfg_ctx *c, int k, const char *v, int line, qs_error
         break;
     case K_ARRAY_H:
     case K_ARRAY_W:
-        if ((st = int_value(c, line, name, v, 1, 1024, &x, err))) return st;
+        /* over 1024: SCALE-Sim's figures only (the engines' limit) */
+        if ((st = int_value(c, line, name, v, 1, QS_SCALESIM_ARRAY_MAX, &x, err))) return st;
         *(k == K_ARRAY_H ? &g->array_h : &g->array_w) = (int32_t)x;
         break;
     case K_IFMAP_KB:
@@ -427,14 +429,14 @@ static void emit_mapping(textbuf *t, const qs_scalesim_cfg *g)
     emit(t, -1, "[general]");
     emit(t, K_RUN_NAME, "name = %s", name);
     emit(t, -1, "[array]");
-    emit(t, K_ARRAY_H, "rows = %d", g->array_h);
-    emit(t, K_ARRAY_W, "cols = %d", g->array_w);
+    emit(t, K_ARRAY_H, "rows = %d", g->array_h < 1024 ? g->array_h : 1024);
+    emit(t, K_ARRAY_W, "cols = %d", g->array_w < 1024 ? g->array_w : 1024);
     emit(t, K_DATAFLOW, "dataflow = %s", qs_dataflow_name(g->dataflow));
     emit(t, -1, "weight_path_bits = 8");
     emit(t, -1, "max_weight_bits = 8");
     emit(t, -1, "max_act_bits = 8");
     emit(t, -1, "zero_skip = none");
-    emit(t, K_ARRAY_H, "skip_group = %d", g->array_h);
+    emit(t, K_ARRAY_H, "skip_group = %d", g->array_h < 1024 ? g->array_h : 1024);
     emit(t, -1, "acc_bits = 32");
     emit(t, -1, "overflow = wrap");
     emit_buffer(t, "buffer.ifmap", K_IFMAP_KB, g->ifmap_kb, K_ARRAY_H, g->array_h);
@@ -543,6 +545,18 @@ qs_status qs_scalesim_parse_config(const char *text, const char *where, const ch
         st = qs_arch_parse(t.buf, where, overrides, n_overrides, out, err);
         if (st != QS_OK && err) translate(err->msg, sizeof err->msg, where, &t, c);
     }
+    if (st == QS_OK && (c->cfg.array_h > 1024 || c->cfg.array_w > 1024)) {
+        /* an array the engines cannot hold: the mapping was written at
+         * 1024; the real size goes into the result, which only SCALE-Sim's
+         * figures may use (a --set of the size is not overridden) */
+        if (c->cfg.array_h > 1024 && out->rows == 1024) out->rows = c->cfg.array_h;
+        if (c->cfg.array_w > 1024 && out->cols == 1024) out->cols = c->cfg.array_w;
+        out->scalesim_figures_only = out->rows > 1024 || out->cols > 1024;
+        if (out->scalesim_figures_only)
+            add_note(c, "%s: a %dx%d array is larger than qsim's engines hold (1024): every layer gets SCALE-Sim's "
+                        "figures only, without operands",
+                     where, (int)out->rows, (int)out->cols);
+    }
     if (st == QS_OK && cfg) *cfg = c->cfg;
     free(t.buf);
     free(t.origin);
@@ -564,8 +578,23 @@ qs_status qs_scalesim_load_config(const char *path, const char *const *overrides
 
 /* ---- topology -------------------------------------------------------------------- */
 
-/* Sizes qsim accepts in a topology (each tensor also stays below 2^31 elements). */
+/* Sizes qsim simulates on operands (each tensor also of at most
+ * OPERANDS_MAX_ELEMS elements: the engines keep whole tensors, 4 bytes an
+ * element, and the compiler's transfers have 32-bit fields);
+ * a larger layer gets SCALE-Sim's figures only (no_operands), up to
+ * FIG_DIM_MAX per field and FIG_MNK_MAX ofmap pixels per filter and window
+ * elements (the read replay keeps 16 bytes of tables for each). */
 #define DIM_MAX (1 << 20)
+#define FIG_DIM_MAX (1 << 30)
+#define OPERANDS_MAX_ELEMS ((int64_t)1 << 26)
+#define FIG_MNK_MAX ((int64_t)1 << 24)
+
+/* a * b, saturated at INT64_MAX (operands >= 0) */
+static int64_t mul_sat(int64_t a, int64_t b)
+{
+    if (a != 0 && b > INT64_MAX / a) return INT64_MAX;
+    return a * b;
+}
 
 static const char *const CONV_COLS[] = {"Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
                                         "Channels", "Num Filter", "Strides"};
@@ -634,14 +663,14 @@ static qs_status field_int(const char *where, int line, const char *col, const c
     if (x < 1)
         return qs_fail(err, QS_ERR_FORMAT, "%s:%d: %s = %lld: sizes and strides must be at least 1", where, line, col,
                        (long long)x);
-    if (x > DIM_MAX)
+    if (x > FIG_DIM_MAX)
         return qs_fail(err, QS_ERR_FORMAT, "%s:%d: %s = %lld is larger than qsim's limit %d", where, line, col,
-                       (long long)x, DIM_MAX);
+                       (long long)x, FIG_DIM_MAX);
     *out = (int32_t)x;
     return QS_OK;
 }
 
-static qs_status check_sizes(const char *where, const qs_scalesim_layer *l, qs_error *err)
+static qs_status check_sizes(const char *where, qs_scalesim_layer *l, qs_error *err)
 {
     if (l->filter_h > l->ifmap_h)
         return qs_fail(err, QS_ERR_FORMAT, "%s:%d: layer '%s': Filter Height %d is larger than IFMAP Height %d", where,
@@ -659,7 +688,8 @@ static qs_status check_sizes(const char *where, const qs_scalesim_layer *l, qs_e
     /* A stride far above the input puts whole windows in that zero margin; bound the
      * margin by what the row justifies (at most the real input again, or 2^24 elements),
      * so that a 23-byte row cannot ask for gigabytes of zeros. */
-    const int64_t real = (int64_t)l->channels * l->ifmap_h * l->ifmap_w, built = (int64_t)l->channels * ih * iw;
+    const int64_t real = mul_sat(l->channels, mul_sat(l->ifmap_h, l->ifmap_w)),
+                  built = mul_sat(l->channels, mul_sat(ih, iw));
     if (built - real > real && built - real > ((int64_t)1 << 24))
         return qs_fail(err, QS_ERR_FORMAT,
                        "%s:%d: layer '%s': strides %dx%d put whole windows past the %dx%d input (SCALE-Sim's ofmap "
@@ -667,11 +697,25 @@ static qs_status check_sizes(const char *where, const qs_scalesim_layer *l, qs_e
                        "strides that keep each window on the input",
                        where, l->line, l->name, l->stride_h, l->stride_w, l->ifmap_h, l->ifmap_w, oh, ow,
                        (long long)ih, (long long)iw, (long long)built);
-    if ((int64_t)l->channels * ih * iw > INT32_MAX ||
-        (int64_t)l->num_filters * l->channels * l->filter_h * l->filter_w > INT32_MAX ||
-        (int64_t)l->num_filters * oh * ow > INT32_MAX)
-        return qs_fail(err, QS_ERR_FORMAT, "%s:%d: layer '%s': a tensor of this layer exceeds 2^31 elements", where,
-                       l->line, l->name);
+    /* qs_scalesim_mnk's products, without overflow for any field up to 2^30 */
+    const int64_t M = mul_sat(oh, ow), K = mul_sat(mul_sat(l->filter_h, l->filter_w), l->channels);
+    if (M > FIG_MNK_MAX || K > FIG_MNK_MAX)
+        return qs_fail(err, QS_ERR_FORMAT,
+                       "%s:%d: layer '%s': %lld ofmap pixels per filter and a window of %lld elements; qsim computes "
+                       "SCALE-Sim's figures for at most %lld of each",
+                       where, l->line, l->name, (long long)M, (long long)K, (long long)FIG_MNK_MAX);
+    /* too large to simulate on operands (the engines keep whole tensors; a
+     * GEMM's ifmap is M x K, as SCALE-Sim builds it):
+     * SCALE-Sim's figures only (docs/scalesim.md, "Layers without operands") */
+    const int32_t dims[] = {l->ifmap_h, l->ifmap_w, l->filter_h, l->filter_w, l->channels, l->num_filters,
+                            l->stride_h, l->stride_w};
+    l->no_operands = 0;
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i] > DIM_MAX) l->no_operands = 1;
+    if (mul_sat(l->channels, mul_sat(ih, iw)) > OPERANDS_MAX_ELEMS ||
+        mul_sat(mul_sat(l->num_filters, l->channels), mul_sat(l->filter_h, l->filter_w)) > OPERANDS_MAX_ELEMS ||
+        mul_sat(l->num_filters, mul_sat(oh, ow)) > OPERANDS_MAX_ELEMS)
+        l->no_operands = 1;
     return QS_OK;
 }
 
@@ -1032,6 +1076,9 @@ qs_status qs_scalesim_layer_net(const qs_scalesim_layer *l, const qs_scalesim_op
 {
     if (!out) return qs_fail(err, QS_ERR_ARG, "qs_scalesim_layer_net: no output");
     *out = NULL;
+    if (l && l->no_operands)
+        return qs_fail(err, QS_ERR_UNSUPPORTED, "layer '%s': too large to simulate on operands (SCALE-Sim's figures "
+                       "only)", l->name);
     if (!l) return qs_fail(err, QS_ERR_ARG, "qs_scalesim_layer_net: no layer");
     qs_status st = check_opts(opts, err);
     if (st) return st;

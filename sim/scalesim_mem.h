@@ -94,4 +94,17 @@ int64_t qs_ssmem_fold_rows(qs_dataflow df, int32_t R, int32_t C, int64_t T);
  * total_cycles. Frees the model's memory. */
 void qs_ssmem_end(qs_ssmem *m);
 
+/* SCALE-Sim's per-layer figures from the topology row alone, without
+ * operands: the fold sequence the engines report (column folds outer, each
+ * fold's used rows, columns and streamed length) through the same memory
+ * model (this model), so every field equals what either engine counts
+ * for a layer both can run; in USER mode with SCALE-Sim's read buffers
+ * replayed (DRAM read columns included). In CALC mode the DRAM read columns
+ * come from qs_ssreads_layer, as for a simulated layer. Memory: the ofmap
+ * model's few words per drain, plus in USER mode qs_ssuser_create's. For
+ * layers too large to simulate on operands (docs/scalesim.md, "Layers
+ * without operands"). Errors: QS_ERR_CONFIG (not the scalesim convention),
+ * QS_ERR_NOMEM, QS_ERR_ARG (USER mode, an operand of 2^31 addresses). */
+qs_status qs_ssstats_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_scalesim_stats *out, qs_error *err);
+
 #endif

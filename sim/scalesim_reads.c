@@ -184,15 +184,29 @@ static int32_t demand_row(const geom *g, const fold_shape *f, int op, int64_t fr
         c1 = cu - 1;
     }
     int32_t n = 0;
-    for (int64_t c = c0; c <= c1; c++) {
-        int64_t addr;
-        if (f->df == QS_DF_OS)
-            addr = op == 0 ? ifmap_addr(g, fr * R + c, t - c) : filter_addr(g, t - c, fc * C + c);
-        else if (f->df == QS_DF_WS)
-            addr = op == 0 ? ifmap_addr(g, t - R - c, fr * R + c) : filter_addr(g, fr * R + R - 1 - t, fc * C + c);
-        else
-            addr = op == 0 ? ifmap_addr(g, fc * C + c, fr * R + R - 1 - t) : filter_addr(g, fr * R + c, t - R - c);
-        if (addr >= 0) addrs[n++] = addr;
+    /* one loop per dataflow and operand (the hot path of the replay: the
+     * choice is made once per row, not per address) */
+    if (f->df == QS_DF_OS && op == 0) {
+        for (int64_t c = c0; c <= c1; c++) {
+            int64_t addr = ifmap_addr(g, fr * R + c, t - c);
+            if (addr >= 0) addrs[n++] = addr;
+        }
+    } else if (f->df == QS_DF_OS) {
+        for (int64_t c = c0; c <= c1; c++) addrs[n++] = filter_addr(g, t - c, fc * C + c);
+    } else if (f->df == QS_DF_WS && op == 0) {
+        for (int64_t c = c0; c <= c1; c++) {
+            int64_t addr = ifmap_addr(g, t - R - c, fr * R + c);
+            if (addr >= 0) addrs[n++] = addr;
+        }
+    } else if (f->df == QS_DF_WS) {
+        for (int64_t c = c0; c <= c1; c++) addrs[n++] = filter_addr(g, fr * R + R - 1 - t, fc * C + c);
+    } else if (op == 0) {
+        for (int64_t c = c0; c <= c1; c++) {
+            int64_t addr = ifmap_addr(g, fc * C + c, fr * R + R - 1 - t);
+            if (addr >= 0) addrs[n++] = addr;
+        }
+    } else {
+        for (int64_t c = c0; c <= c1; c++) addrs[n++] = filter_addr(g, fr * R + c, t - R - c);
     }
     return n;
 }
@@ -328,7 +342,9 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
     int64_t M, N, K;
     qs_scalesim_mnk(l, &M, &N, &K);
     int64_t n_addr[2] = {(int64_t)l->ifmap_h * l->ifmap_w * l->channels, K * N};
-    if (n_addr[0] > INT32_MAX || n_addr[1] > INT32_MAX || K > INT32_MAX)
+    /* operands of 2^31 addresses or more (layers too large to simulate on
+     * operands) take the hashed window, whose addresses are 64-bit */
+    if (K > INT32_MAX || M > INT32_MAX)
         return qs_fail(err, QS_ERR_ARG, "layer '%s': too large for SCALE-Sim's read replay", l->name);
     fold_shape f;
     fold_shape_init(&f, l, a);
@@ -393,6 +409,33 @@ qs_status qs_ssreads_layer(const qs_scalesim_layer *l, const qs_arch *a, int64_t
     free(addrs);
     free(m.stall_row);
     free(m.stall_amount);
+    return rc;
+}
+
+qs_status qs_ssstats_layer(const qs_scalesim_layer *l, const qs_arch *a, qs_scalesim_stats *out, qs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (a->timing != QS_TIMING_SCALESIM)
+        return qs_fail(err, QS_ERR_CONFIG, "layer '%s': SCALE-Sim's figures need [timing] convention = scalesim",
+                       l->name);
+    fold_shape f;
+    fold_shape_init(&f, l, a);
+    qs_ssmem m;
+    qs_ssmem_begin(&m, a, out);
+    qs_status rc = QS_OK;
+    if (a->scalesim_bandwidth > 0) rc = qs_ssuser_create(l, a, &m.user, err);
+    /* the engines' fold order (column folds outer), each fold's used rows and columns */
+    for (int64_t fc = 0; fc < f.col_folds && !rc; fc++)
+        for (int64_t fr = 0; fr < f.row_folds && !rc; fr++) {
+            int32_t ku = (int32_t)min64(f.R, f.Sr - fr * f.R), cu = (int32_t)min64(f.C, f.Sc - fc * f.C);
+            if (qs_ssmem_fold(&m, f.T, ku, cu, fr, fc) == UINT64_MAX)
+                rc = qs_fail(err, QS_ERR_NOMEM, "SCALE-Sim figures: out of memory");
+        }
+    if (rc) {
+        qs_ssuser_destroy(m.user);
+        m.user = NULL;
+    }
+    qs_ssmem_end(&m);
     return rc;
 }
 

@@ -265,6 +265,24 @@ static void test_cfg_overrides(void)
     CU_ASSERT(strstr(e.msg, "[buffer.accum]") != NULL);
 }
 
+/* An array over the engines' 1024: its real size for SCALE-Sim's figures,
+ * marked so that nothing compiles for it, with a note. */
+static void test_cfg_big_array(void)
+{
+    qs_arch a;
+    qs_scalesim_cfg c;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(parse_cfg(with_line(5, "ArrayHeight: 2048"), NULL, 0, &a, &c, &e), QS_OK);
+    CU_ASSERT_EQUAL(a.rows, 2048);
+    CU_ASSERT_EQUAL(a.cols, 32);
+    CU_ASSERT_EQUAL(a.scalesim_figures_only, 1);
+    CU_ASSERT_EQUAL(c.array_h, 2048);
+    CU_ASSERT(c.n_notes >= 1 && strstr(c.notes[c.n_notes - 1], "2048x32 array") != NULL);
+    CU_ASSERT_EQUAL_FATAL(parse_cfg(with_line(5, "ArrayHeight: 1024"), NULL, 0, &a, &c, &e), QS_OK);
+    CU_ASSERT_EQUAL(a.rows, 1024);
+    CU_ASSERT_EQUAL(a.scalesim_figures_only, 0);
+}
+
 static void test_cfg_errors(void)
 {
     qs_arch a;
@@ -285,7 +303,7 @@ static void test_cfg_errors(void)
         {5, "ArrayHeight: abc", "my.cfg:5: ArrayHeight", "'abc' is not an integer"},
         {5, "ArrayHeight: 32.5", "my.cfg:5:", "32.5"},
         {5, "ArrayHeight: 0", "my.cfg:5: ArrayHeight = 0", NULL},
-        {5, "ArrayHeight: 2048", "my.cfg:5:", "1024"},
+        {5, "ArrayHeight: 65537", "my.cfg:5:", "65536"},
         {7, "IfmapSramSzkB: -4", "my.cfg:7: IfmapSramSzkB", NULL},
         {7, "IfmapSramSzkB:", "my.cfg:7: IfmapSramSzkB: empty value", NULL},
         {13, "Bandwidth : ten", "my.cfg:13: Bandwidth", "'ten'"},
@@ -514,8 +532,8 @@ static void test_topo_errors(void)
         {"Conv1, 224, 224, 7, 7, 3, 64, 2, z,\n", "t.csv:2:", "'z' is not an integer"},
         {"Conv1, 224, , 7, 7, 3, 64, 2,\n", "t.csv:2: IFMAP Width is empty", NULL},
         {", 224, 224, 7, 7, 3, 64, 2,\n", "t.csv:2: the layer name", NULL},
-        {"Conv1, 224, 2000000, 7, 7, 3, 64, 2,\n", "t.csv:2: IFMAP Width = 2000000", "limit"},
-        {"Big, 65536, 65536, 1, 1, 1024, 4, 1,\n", "t.csv:2:", "2^31"},
+        {"Conv1, 224, 2000000000, 7, 7, 3, 64, 2,\n", "t.csv:2: IFMAP Width = 2000000000", "limit"},
+        {"Big, 65536, 65536, 1, 1, 1024, 4, 1,\n", "t.csv:2:", "4294967296 ofmap pixels per filter"},
         /* 23 bytes that once asked for a 6261x6261x40 zero-extended input (6.3 GB) */
         {"C,7,54,5,5,40,5,6256\n", "t.csv:2: layer 'C': strides 6256x6256", "past the 7x54 input"},
     };
@@ -531,6 +549,29 @@ static void test_topo_errors(void)
         CU_ASSERT_PTR_NULL(t.layers);
         CHECK_MSG(e, C[i].needle1);
         if (C[i].needle2) CHECK_MSG(e, C[i].needle2);
+    }
+    /* too large to simulate on operands, small enough for SCALE-Sim's figures:
+     * a size over 2^20, or a tensor of more than 2^26 elements (docs/scalesim.md) */
+    {
+        char text[1024];
+        snprintf(text, sizeof text, "%s%s", HDR,
+                 "Small, 224, 224, 7, 7, 3, 64, 2,\nWide, 3, 1048577, 1, 1, 1, 4, 1,\nEdge, 3, 1048576, 1, 1, 1, 4, 1,\n"
+                 "Tensor, 1024, 1024, 1, 1, 65, 1, 1,\nJust, 1024, 1024, 1, 1, 64, 1, 1,\n");
+        qs_scalesim_topo h;
+        qs_error he;
+        CU_ASSERT_EQUAL_FATAL(parse_topo(text, -1, &h, &he), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(h.n_layers, 5);
+        CU_ASSERT_EQUAL(h.layers[0].no_operands, 0);
+        CU_ASSERT_EQUAL(h.layers[1].no_operands, 1);
+        CU_ASSERT_EQUAL(h.layers[2].no_operands, 0);
+        CU_ASSERT_EQUAL(h.layers[3].no_operands, 1); /* 65 x 1024 x 1024 > 2^26 */
+        CU_ASSERT_EQUAL(h.layers[4].no_operands, 0);
+        qs_scalesim_opts o;
+        qs_scalesim_opts_default(&o);
+        qs_net *n = NULL;
+        CU_ASSERT_EQUAL(qs_scalesim_layer_net(&h.layers[1], &o, &n, &he), QS_ERR_UNSUPPORTED);
+        CU_ASSERT_PTR_NULL(n);
+        qs_scalesim_topo_free(&h);
     }
     /* header only: SCALE-Sim v2 runs no layer and writes empty reports; so does qsim, with a note */
     {
@@ -1042,6 +1083,7 @@ int main(void)
     CU_add_test(s1, "dialects (separators, case, comments, v3)", test_cfg_dialects);
     CU_add_test(s1, "notes on ignored settings", test_cfg_notes);
     CU_add_test(s1, "--set overrides", test_cfg_overrides);
+    CU_add_test(s1, "arrays over 1024: SCALE-Sim figures only", test_cfg_big_array);
     CU_add_test(s1, "bad configs name file and line", test_cfg_errors);
     CU_add_test(s1, "detection and shipped configs", test_cfg_detect_and_files);
     CU_pSuite s2 = CU_add_suite("scalesim_topology", NULL, NULL);

@@ -198,6 +198,11 @@ expect "topology flags on a .qbin" 2 "topologies" -- "$QSIM" "${A[@]}" "$ROOT/mo
 expect "--gemm without a topology" 2 "topology" -- "$QSIM" "${A[@]}" --gemm
 expect "--traces without --report-dir" 2 "--traces needs --report-dir" -- "$QSIM" "${A[@]}" "$SS/gemm_example.csv" --traces
 expect "--traces on a .qbin" 2 "--traces apply" -- "$QSIM" "${A[@]}" "$ROOT/models/nets/tiny.qbin" --traces
+expect "--timing-only on a .qbin" 2 "--timing-only" -- "$QSIM" "${A[@]}" "$ROOT/models/nets/tiny.qbin" --timing-only
+expect "--timing-only, native timing" 1 "resnet18.csv:2: layer 'Conv1': SCALE-Sim's figures need" -- \
+    "$QSIM" "${A[@]}" "$SS/resnet18.csv" --timing-only --set timing.convention=native
+expect "a 2048x8 array on a .qbin" 1 "at most 1024 rows and columns" -- \
+    "$QSIM" run --arch "$ROOT/tests/scalesim_v2/cases/c_2048x8_os.cfg" "$ROOT/models/nets/tiny.qbin"
 
 # sparse operands: on the SCALE-Sim config (zero_skip = none) they change no figure, and the run says so;
 # with native timing and skipping (the README's example) they skip about the zero fraction of the MACs

@@ -11,7 +11,11 @@ Where SCALE-Sim's stdout was kept (stdout.txt: its lines without the progress
 bars), `qsim scalesim -c CFG -t TOPO -p DIR [-i gemm]` must print the same
 non-empty lines and write the same reports under DIR/<run_name>/.
 
-    test_scalesim_reference.py QSIM [--engines fast,detailed] [--only SUBSTR]
+"Engine" timing-only runs `--timing-only` (no operands: SCALE-Sim's figures
+from the topology rows alone, docs/scalesim.md "Layers without operands"),
+which must give the same cells as the engines.
+
+    test_scalesim_reference.py QSIM [--engines fast,detailed,timing-only] [--only SUBSTR]
 Exit 0 when every cell of every run agrees.
 """
 import argparse
@@ -33,7 +37,7 @@ def cells(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("qsim")
-    ap.add_argument("--engines", default="fast,detailed")
+    ap.add_argument("--engines", default="fast,detailed,timing-only")
     ap.add_argument("--only", default="")
     a = ap.parse_args()
     runs = bad_runs = compared = 0
@@ -49,7 +53,8 @@ def main():
                 gemm = ["--gemm"] if topo.startswith("gemm") else []
                 for eng in a.engines.split(","):
                     out = os.path.join(tmp, "%s.%s.%s" % (topo, run, eng))
-                    p = subprocess.run([a.qsim, "run", "--engine", eng, "--arch", cfg, topo_csv, "-q",
+                    how = ["--timing-only"] if eng == "timing-only" else ["--engine", eng]
+                    p = subprocess.run([a.qsim, "run"] + how + ["--arch", cfg, topo_csv, "-q",
                                         "--report-dir", out] + gemm, capture_output=True, text=True)
                     runs += 1
                     if p.returncode:
@@ -74,10 +79,12 @@ def main():
                                     diffs.append("%s layer %s %s: qsim %s, SCALE-Sim %s" % (rep, w_row[0], name,
                                                                                            g, w))
                     want_stdout = os.path.join(want_dir, "stdout.txt")
-                    if eng == "fast" and os.path.exists(want_stdout):
+                    if eng in ("fast", "timing-only") and os.path.exists(want_stdout):
                         pdir = os.path.join(tmp, "p.%s.%s" % (topo, run))
                         q = subprocess.run([a.qsim, "scalesim", "-c", cfg, "-t", topo_csv, "-p", pdir] +
-                                           (["-i", "gemm"] if gemm else []), capture_output=True, text=True)
+                                           (["-i", "gemm"] if gemm else []) +
+                                           (["--timing-only"] if eng == "timing-only" else []),
+                                           capture_output=True, text=True)
                         runs += 1
                         with open(want_stdout) as f:
                             want_lines = [x for x in f.read().split("\n") if x.strip()]

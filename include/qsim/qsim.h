@@ -285,6 +285,8 @@ typedef struct {
     const char *scalesim_outdir; /* qsim scalesim -p: reports go to DIR/<run_name>/ (both made if missing) */
     int32_t traces;              /* 1: SCALE-Sim's six SRAM and DRAM trace CSVs of each layer into
                                     <report dir>/layer<i>/ (docs/scalesim.md, "Traces"); needs a report dir */
+    int32_t timing_only;         /* 1: no operands, SCALE-Sim's figures only (docs/scalesim.md, "Layers without
+                                    operands"); layers too large to simulate always run so */
     const char *topology_name, *config_path;  /* names shown in the report (NULL: the paths) */
     const char *command_line;    /* recorded in the JSON report (NULL: none) */
     qsim_progress_hook progress; /* QSIM_PROGRESS_LAYER; NULL: none */

@@ -114,11 +114,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             qs_scalesim_spatiotemporal(l, (qs_dataflow)d, &sr, &sc, &t);
             FZ_CHECK(sr >= 1 && sc >= 1 && t >= 1, "layer %d: empty mapping", i);
         }
-        int64_t declared = m * k + n * k + m * n; /* ifmap windows bound the ifmap from above */
-        int64_t ifmap = l->is_gemm ? (int64_t)l->gemm_m * l->gemm_k : (int64_t)l->channels * l->ifmap_h * l->ifmap_w;
-        if (declared > DECLARED_MAX || ifmap > DECLARED_MAX) continue;
         opts.index = i;
         qs_net *net = NULL;
+        if (l->no_operands) {
+            /* too large to simulate: SCALE-Sim's figures only, and no network */
+            FZ_CHECK(qs_scalesim_layer_net(l, &opts, &net, &e) == QS_ERR_UNSUPPORTED && net == NULL,
+                     "layer %d: a network for a layer without operands", i);
+            continue;
+        }
+        /* sizes up to 2^30: products in double before int64 (no overflow) */
+        if ((double)m * k + (double)n * k + (double)m * n > (double)DECLARED_MAX) continue;
+        int64_t declared = m * k + n * k + m * n; /* ifmap windows bound the ifmap from above */
+        double ifmap_d = l->is_gemm ? (double)l->gemm_m * l->gemm_k
+                                    : (double)l->channels * l->ifmap_h * (double)l->ifmap_w;
+        if (declared > DECLARED_MAX || ifmap_d > (double)DECLARED_MAX) continue;
         st = qs_scalesim_layer_net(l, &opts, &net, &e);
         FZ_CHECK(st == QS_OK, "layer %d: no network: %s", i, e.msg);
         FZ_CHECK(qs_net_validate(net, "layer", &e) == QS_OK, "layer %d: invalid network: %s", i, e.msg);
