@@ -11,6 +11,7 @@
 
 #include "array.h"
 #include "qs_npy.h"
+#include "qs_xfmr.h"
 #include "scalesim_reads.h"
 
 void qsim_text_free(char *text) { free(text); }
@@ -69,7 +70,7 @@ qsim_status qsim_net_describe(const qsim_net *h, char **text, qsim_error *err)
             "weights", "MACs");
     for (int32_t i = 0; i < net->n_layers; i++) {
         const qs_layer *L = &net->layers[i];
-        char ins[32] = "", shape[32], outq[16], w[16] = "-";
+        char ins[32] = "", shape[32], outq[16], w[40] = "-";
         for (int32_t k = 0; k < L->n_inputs && k < 3; k++) {
             char t[12];
             snprintf(t, sizeof t, "%s%d", k ? "," : "", L->inputs[k]);
@@ -77,8 +78,18 @@ qsim_status qsim_net_describe(const qsim_net *h, char **text, qsim_error *err)
         }
         snprintf(shape, sizeof shape, "%dx%dx%d", L->out_c, L->out_h, L->out_w);
         snprintf(outq, sizeof outq, "%s%d", L->out_signed ? "int" : "uint", L->out_bits);
-        if (L->kind == QS_L_LUT || L->kind == QS_L_SOFTMAX) { /* a table of the PPU, not weights */
+        if (L->kind == QS_L_SOFTMAX && QS_SOFTMAX_IS_CAUSAL(L->param)) { /* the mask says more than the table */
+            if (QS_SOFTMAX_OFFSET(L->param))
+                snprintf(w, sizeof w, "causal+%d", (int)QS_SOFTMAX_OFFSET(L->param));
+            else
+                snprintf(w, sizeof w, "causal");
+        } else if (L->kind == QS_L_LUT || L->kind == QS_L_SOFTMAX) { /* a table of the PPU, not weights */
             snprintf(w, sizeof w, "table[%lld]", (long long)net->tensors[L->weight].count);
+        } else if (L->kind == QS_L_ROPE) { /* cos/sin table: positions x pairs */
+            snprintf(w, sizeof w, "rope[%lldx%lld]", (long long)net->tensors[L->weight].shape[0],
+                     (long long)net->tensors[L->weight].shape[1]);
+        } else if (L->kind == QS_L_MUL && L->param == QS_MUL_ROWMAX) {
+            snprintf(w, sizeof w, "x rowmax(%d)", (int)L->inputs[1]);
         } else if (L->kind == QS_L_MATMUL) {
             snprintf(w, sizeof w, "%s", (const char *[]){"A x B", "A^T x B", "A x B^T", "A^T x B^T"}[L->param & 3]);
         } else if (L->weight >= 0) {

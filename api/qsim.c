@@ -368,6 +368,7 @@ void qsim_run_options_init(qsim_run_options *opts)
     opts->struct_size = sizeof *opts;
     opts->engine = QSIM_ENGINE_FAST;
     opts->trace_to = UINT64_MAX;
+    opts->rtl_tile_to = INT64_MAX;
 }
 
 void qsim_run_extras_init(qsim_run_extras *x)
@@ -647,8 +648,11 @@ qsim_status qsim_run_with(const qsim_program *prog, const int32_t *inputs, int64
         return fail(err, QSIM_ERR_VERSION, "qsim_run: extras of %u bytes, this library's are %zu (call "
                                            "qsim_run_extras_init; rebuild against this qsim.h)",
                     (unsigned)xo->struct_size, sizeof *xo);
-    if (opts->engine != QSIM_ENGINE_FAST && opts->engine != QSIM_ENGINE_DETAILED)
-        return fail(err, QSIM_ERR_ARG, "qsim_run: unknown engine %d (fast 0, detailed 1)", (int)opts->engine);
+    if (opts->engine != QSIM_ENGINE_FAST && opts->engine != QSIM_ENGINE_DETAILED && opts->engine != QSIM_ENGINE_RTL)
+        return fail(err, QSIM_ERR_ARG, "qsim_run: unknown engine %d (fast 0, detailed 1, rtl 2)", (int)opts->engine);
+    if (opts->engine == QSIM_ENGINE_RTL && (opts->rtl_tile_from < 0 || opts->rtl_tile_to < opts->rtl_tile_from))
+        return fail(err, QSIM_ERR_ARG, "qsim_run: rtl tiles %lld..%lld: need 0 <= from <= to",
+                    (long long)opts->rtl_tile_from, (long long)opts->rtl_tile_to);
     if (opts->trace_format != QSIM_TRACE_NONE && (opts->trace_format != QSIM_TRACE_FST &&
                                                   opts->trace_format != QSIM_TRACE_VCD))
         return fail(err, QSIM_ERR_ARG, "qsim_run: unknown trace format %d", (int)opts->trace_format);
@@ -687,6 +691,7 @@ qsim_status qsim_run_with(const qsim_program *prog, const int32_t *inputs, int64
     pthread_t *threads = NULL;
     qs_layer_stats *acc = NULL;
     dram_log dlog = {NULL, 0, 0, 0};
+    qs_rtl_cosim *cosim = NULL;
     int32_t n_jobs = xo->jobs > 1 ? xo->jobs : 1;
     uint64_t tr_from = opts->trace_from, tr_to = opts->trace_to;
     qsim_report *r = calloc(1, sizeof *r);
@@ -696,7 +701,7 @@ qsim_status qsim_run_with(const qsim_program *prog, const int32_t *inputs, int64
     r->arch = prog->arch;
     r->tech = prog->tech;
     r->n_inferences = n_inputs;
-    r->engine = engine == QS_ENGINE_DETAILED ? "detailed" : "fast";
+    r->engine = opts->engine == QSIM_ENGINE_RTL ? "rtl" : engine == QS_ENGINE_DETAILED ? "detailed" : "fast";
     r->out_count = (int64_t)OUT->out_c * OUT->out_h * OUT->out_w;
     r->net_path = dup_str(opts->net_path ? opts->net_path : prog->net->path);
     r->config_path = dup_str(opts->config_path ? opts->config_path : prog->config_where);
@@ -710,9 +715,17 @@ qsim_status qsim_run_with(const qsim_program *prog, const int32_t *inputs, int64
         st = qs_fail(&e, QS_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (xo->dram_trace_path && prog->arch.dram_model == QS_DRAM_SIMPLE) {
+    if (prog->arch.dram_model == QS_DRAM_TLM) {
+        /* the memory backend model = tlm needs exists only inside a SystemC platform */
+        st = qs_fail(&e, QS_ERR_CONFIG, "%s: [dram] model = tlm: the DRAM is a SystemC/TLM-2.0 platform's memory, "
+                     "which only the SystemC wrapper (sim/systemc, docs/systemc.md) connects; qsim run needs model = "
+                     "simple or a bank-level preset (ddr4_3200, lpddr4_4266, lpddr5_6400, hbm2)", r->config_path);
+        goto out;
+    }
+    if (xo->dram_trace_path && !qs_dram_is_bank_model(prog->arch.dram_model)) {
         st = qs_fail(&e, QS_ERR_ARG, "--dram-trace %s: needs a bank-level DRAM model (e.g. --set dram.model=ddr4_3200); "
-                     "[dram] model = simple has no DRAM requests", xo->dram_trace_path);
+                     "[dram] model = %s has no DRAM requests", xo->dram_trace_path,
+                     qs_dram_model_name(prog->arch.dram_model));
         goto out;
     }
     if (xo->dump_index >= n_inputs) {
@@ -727,6 +740,7 @@ qsim_status qsim_run_with(const qsim_program *prog, const int32_t *inputs, int64
     if (xo->dump_dir && (st = make_dir(xo->dump_dir, &e))) goto out;
     if (n_jobs > n_inputs) n_jobs = n_inputs;
     if (opts->trace_format != QSIM_TRACE_NONE) n_jobs = 1; /* the waveform is of the first inference, on this thread */
+    if (opts->engine == QSIM_ENGINE_RTL) n_jobs = 1; /* the co-simulation hook is on this thread's simulator */
     acc = calloc((size_t)net->n_layers * (size_t)n_jobs, sizeof *acc);
     jobs = calloc((size_t)n_jobs, sizeof *jobs);
     threads = calloc((size_t)n_jobs, sizeof *threads);
@@ -752,6 +766,31 @@ qsim_status qsim_run_with(const qsim_program *prog, const int32_t *inputs, int64
                            "1ns", &trace, &e);
         if (st) goto out;
         qs_sim_set_trace(sim, trace, tr_from, tr_to);
+    }
+    if (opts->engine == QSIM_ENGINE_RTL) { /* fast outside the co-simulated layers */
+        if (opts->rtl_layer) {
+            int32_t li = 1;
+            while (li < net->n_layers && strcmp(net->layers[li].name, opts->rtl_layer)) li++;
+            if (li == net->n_layers) {
+                st = qs_fail(&e, QS_ERR_ARG, "rtl_layer: no layer named '%s'", opts->rtl_layer);
+                goto out;
+            }
+        }
+        qs_rtl_cosim_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.max_act_bits = r->arch.max_act_bits;
+        ro.max_weight_bits = r->arch.max_weight_bits;
+        ro.cache_dir = opts->rtl_cache;
+        ro.layer = opts->rtl_layer;
+        ro.tile_from = opts->rtl_tile_from;
+        ro.tile_to = opts->rtl_tile_to;
+        ro.fst = opts->rtl_fst;
+        ro.fst_from = tr_from;
+        ro.fst_to = tr_to;
+        ro.repro = opts->rtl_repro;
+        st = qs_rtl_cosim_create(&ro, &cosim, &e);
+        if (!st) st = qs_sim_set_array_hook(sim, qs_rtl_cosim_hook(cosim), &e);
+        if (st) goto out;
     }
     for (int32_t k = 0; k < n_jobs; k++) { /* contiguous shares, the later ones one longer */
         batch_job *j = &jobs[k];
@@ -868,6 +907,16 @@ out:
         qs_sim_set_trace(sim, NULL, 0, 0);
         qs_trace_close(trace, &te);
     }
+    if (cosim) {
+        qs_rtl_cosim_stats cs;
+        qs_rtl_cosim_stats_get(cosim, &cs);
+        r->rtl.clocks = cs.clocks;
+        r->rtl.values = cs.values;
+        r->rtl.tiles = cs.tiles;
+        r->rtl.models = cs.models;
+        r->rtl.built = cs.built;
+        r->rtl.build_seconds = cs.build_seconds;
+    }
     if (jobs) {
         for (int32_t k = 0; k < n_jobs; k++) {
             free(jobs[k].messages);
@@ -875,6 +924,7 @@ out:
         }
     }
     qs_sim_destroy(sim);
+    qs_rtl_cosim_destroy(cosim);
     free(jobs);
     free(threads);
     free(acc);
@@ -975,6 +1025,14 @@ qsim_status qsim_report_totals(const qsim_report *r, qsim_totals *out, qsim_erro
     out->utilization = all.cycles ? (double)(all.mac_ops + all.mac_gated) /
                                         ((double)r->arch.rows * r->arch.cols * (double)all.cycles)
                                   : 0.0;
+    return QSIM_OK;
+}
+
+qsim_status qsim_report_rtl(const qsim_report *r, qsim_rtl_stats *out, qsim_error *err)
+{
+    if (!r) return fail(err, QSIM_ERR_ARG, "qsim_report_rtl: report is NULL");
+    if (!out) return fail(err, QSIM_ERR_ARG, "qsim_report_rtl: out is NULL");
+    *out = r->rtl;
     return QSIM_OK;
 }
 

@@ -17,6 +17,7 @@
 #include "qs_net.h"
 #include "qs_scalesim.h"
 #include "report.h"
+#include "rtl_cosim.h"
 #include "sim.h"
 
 struct qsim_net {
@@ -67,6 +68,7 @@ struct qsim_report {
     qs_scalesim_cfg sscfg;
     qs_scalesim_opts ssopts;
     char *report_dir;          /* where qsim_report_write_scalesim writes (NULL: nowhere given) */
+    qsim_rtl_stats rtl;        /* QSIM_ENGINE_RTL: what was compared */
 };
 
 static inline qsim_status fail(qsim_error *err, qsim_status st, const char *fmt, ...)

@@ -61,7 +61,12 @@ static const char *USAGE_RUN =
     "       qsim run --arch A.cfg TOPOLOGY.csv [options]   (SCALE-Sim topology, docs/scalesim.md)\n"
     "  --arch FILE          accelerator configuration (models/arch/*.cfg, or a SCALE-Sim .cfg)\n"
     "  --set S.K=V          override a configuration key (repeatable)\n"
-    "  --engine E           fast (default) or detailed (every PE every cycle)\n"
+    "  --engine E           fast (default), detailed (every PE every cycle) or rtl (the detailed engine\n"
+    "                       with the Verilated PE array of this configuration beside it, compared\n"
+    "                       every clock; needs verilator; docs/waveforms.md \"RTL co-simulation\")\n"
+    "  --rtl-tiles A:B      with --engine rtl: only array tiles A..B of each co-simulated layer\n"
+    "  --rtl-cache DIR      with --engine rtl: where built models are kept (default\n"
+    "                       $XDG_CACHE_HOME/qsim/rtl or ~/.cache/qsim/rtl)\n"
     "  --input X.npy        input integers, shape (C,H,W) or (N,C,H,W) for a batch\n"
     "  --labels Y.npy       labels of a batch: reports top-1 accuracy\n"
     "  --json FILE          write the full report as JSON (docs/report.md)\n"
@@ -74,7 +79,9 @@ static const char *USAGE_RUN =
     "  --fst FILE, --vcd FILE  waveform of the (first) inference for GTKWave, time in cycles; beside it\n"
     "                       FILE.gtkw, its view: gtkwave run.gtkw (per-clock PE activity needs --engine detailed)\n"
     "  --trace-from N, --trace-to N  cycle window of the waveform\n"
-    "  --trace-layer NAME   waveform window = that layer's cycles\n"
+    "  --trace-layer NAME   waveform window = that layer's cycles; with --engine rtl also the only\n"
+    "                       layer co-simulated (the others run fast), and --fst FILE puts the RTL's\n"
+    "                       own signals in FILE.rtl.fst beside FILE\n"
     "  --dram-trace FILE    every DRAM request of the (first) inference, DRAMsim3/Ramulator format\n"
     "                       (docs/dram.md; needs a bank-level [dram] model)\n"
     "  -q, --quiet          no table on stdout\n"
@@ -107,6 +114,7 @@ typedef struct {
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     const char *jobs, *dump_index;
     const char *dram_trace;
+    const char *rtl_tiles, *rtl_cache;  /* --engine rtl (docs/waveforms.md, "RTL co-simulation") */
     int timing_only;         /* SCALE-Sim topologies: no operands, SCALE-Sim's figures only */
     int gemm, traces;        /* traces: SCALE-Sim's trace CSVs per layer (docs/scalesim.md, "Traces") */
     const char *ss_outdir;   /* qsim scalesim -p: reports go to <dir>/<run_name>/, SCALE-Sim's stdout */
@@ -185,6 +193,8 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--act-bits")) o->abits = v;
         else if (!strcmp(a, "--report-dir")) o->report_dir = v;
         else if (!strcmp(a, "--dram-trace")) o->dram_trace = v;
+        else if (!strcmp(a, "--rtl-tiles")) o->rtl_tiles = v;
+        else if (!strcmp(a, "--rtl-cache")) o->rtl_cache = v;
         else if (!strcmp(a, "--gemm")) o->gemm = 1;
         else if (!strcmp(a, "--traces")) o->traces = 1;
         else if (!strcmp(a, "--timing-only")) o->timing_only = 1;
@@ -530,6 +540,30 @@ static int online_cores(void)
     return c < 1 ? 1 : c > 256 ? 256 : (int)c;
 }
 
+/* The run's command line without the options a co-simulation mismatch
+ * message supplies itself (engine and window) or that a replay needs not
+ * (outputs), for that message. */
+static void rtl_repro(int argc, char **argv, char *out, size_t cap)
+{
+    static const char *const drop[] = {"--engine", "--trace-layer", "--rtl-tiles", "--fst", "--vcd", "--trace-from",
+                                       "--trace-to", "--json", "--csv", "--dump-outputs", "--dump-index", "--jobs",
+                                       "--dram-trace"};
+    size_t n = (size_t)snprintf(out, cap, "qsim run");
+    for (int i = 0; i < argc && n + 1 < cap; i++) {
+        const char *a = argv[i];
+        int skip = 0;
+        for (size_t k = 0; k < sizeof drop / sizeof *drop; k++) skip |= !strcmp(a, drop[k]);
+        if (skip) {
+            i++;
+            continue;
+        }
+        int plain = a[0] != '\0' && strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.,/=:+@%") == strlen(a);
+        int w = snprintf(out + n, cap - n, plain ? " %s" : " '%s'", a);
+        if (w < 0) break;
+        n += (size_t)w;
+    }
+}
+
 static int cmd_run(int argc, char **argv)
 {
     options o;
@@ -537,14 +571,32 @@ static int cmd_run(int argc, char **argv)
     int rc = parse_opts(argc, argv, USAGE_RUN,
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
                         " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
-                        " --weight-bits --act-bits --report-dir --traces --timing-only --dram-trace --jobs --dump-index ", &o);
+                        " --weight-bits --act-bits --report-dir --traces --timing-only --dram-trace --jobs --dump-index"
+                        " --rtl-tiles --rtl-cache ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qsim_engine engine = QSIM_ENGINE_FAST;
+    int rtl = 0;
     if (o.engine) {
         if (!strcmp(o.engine, "fast")) engine = QSIM_ENGINE_FAST;
         else if (!strcmp(o.engine, "detailed")) engine = QSIM_ENGINE_DETAILED;
-        else return usage_error(USAGE_RUN, "unknown engine '%s' (fast or detailed)", o.engine);
+        else if (!strcmp(o.engine, "rtl")) rtl = 1; /* fast outside the co-simulated layers */
+        else return usage_error(USAGE_RUN, "unknown engine '%s' (fast, detailed or rtl)", o.engine);
     }
+    int64_t tile_from = 0, tile_to = INT64_MAX;
+    if ((o.rtl_tiles || o.rtl_cache) && !rtl)
+        return usage_error(USAGE_RUN, "%s", "--rtl-tiles and --rtl-cache need --engine rtl");
+    if (o.rtl_tiles) {
+        char *end1 = NULL, *end2 = NULL;
+        errno = 0;
+        long long a = strtoll(o.rtl_tiles, &end1, 10), b = a;
+        if (end1 != o.rtl_tiles && *end1 == ':') b = strtoll(end1 + 1, &end2, 10);
+        if (errno || end1 == o.rtl_tiles || a < 0 || (*end1 && (*end1 != ':' || !end2 || *end2 || end2 == end1 + 1)) || b < a)
+            return usage_error(USAGE_RUN, "--rtl-tiles '%s': a tile range A:B (or one tile A), 0 <= A <= B", o.rtl_tiles);
+        tile_from = a;
+        tile_to = b;
+    }
+    if (rtl && (o.gemm || is_topology_path(o.net)))
+        return usage_error(USAGE_RUN, "%s", "--engine rtl runs .qbin networks (not SCALE-Sim topologies)");
     if (o.gemm || is_topology_path(o.net)) return run_topology(&o, engine);
     if (o.sparsity || o.wsparsity || o.asparsity || o.wbits || o.abits || o.report_dir || o.traces || o.timing_only)
         return usage_error(USAGE_RUN, "%s",
@@ -569,7 +621,7 @@ static int cmd_run(int argc, char **argv)
                            o.trace_to);
     if (o.trace_layer && (o.trace_from || o.trace_to))
         return usage_error(USAGE_RUN, "%s", "give --trace-layer or --trace-from/--trace-to, not both");
-    if ((o.trace_from || o.trace_to || o.trace_layer) && !o.fst && !o.vcd)
+    if ((o.trace_from || o.trace_to || (o.trace_layer && !rtl)) && !o.fst && !o.vcd)
         return usage_error(USAGE_RUN, "%s", "a trace window needs --fst or --vcd");
     qsim_config *cfg = NULL;
     qsim_net *net = NULL;
@@ -579,11 +631,24 @@ static int cmd_run(int argc, char **argv)
     qsim_error e;
     char *text = NULL;
     const char *messages;
+    double t0 = now_seconds(), cpu0 = (double)clock() / CLOCKS_PER_SEC;
+    char rtl_fst[4096], rtl_cmd[8192];
     rc = load_inputs(&o, &cfg, &net, &e);
     if (rc == 2) return usage_error(USAGE_RUN, "%s", e.msg);
     if (rc) return fail(&e);
     rc = 1;
     if (qsim_compile(net, cfg, &prog, &e)) goto out;
+    if (rtl && o.trace_layer) {
+        qsim_net_info ni;
+        qsim_layer_info li;
+        int32_t k = 1;
+        if (qsim_net_get_info(net, &ni, &e)) goto out;
+        while (k < ni.n_layers && !qsim_net_get_layer(net, k, &li, &e) && strcmp(li.name, o.trace_layer)) k++;
+        if (k == ni.n_layers) {
+            snprintf(e.msg, sizeof e.msg, "--trace-layer: no layer named '%s' in %s", o.trace_layer, o.net);
+            goto out;
+        }
+    }
     qsim_net_info info;
     if (qsim_net_get_info(net, &info, &e)) goto out;
     qsim_layer_info in0;
@@ -622,6 +687,21 @@ static int cmd_run(int argc, char **argv)
     rx.dump_dir = o.dump;
     rx.dump_index = dump_index;
     rx.dram_trace_path = o.dram_trace;
+    if (rtl) {
+        ro.engine = QSIM_ENGINE_RTL;
+        ro.rtl_cache = o.rtl_cache;
+        ro.rtl_layer = o.trace_layer;
+        ro.rtl_tile_from = tile_from;
+        ro.rtl_tile_to = tile_to;
+        if (o.fst) { /* FILE.fst -> FILE.rtl.fst */
+            size_t len = strlen(o.fst);
+            int sfx = len > 4 && !strcmp(o.fst + len - 4, ".fst");
+            snprintf(rtl_fst, sizeof rtl_fst, "%.*s.rtl.fst", (int)(sfx ? len - 4 : len), o.fst);
+            ro.rtl_fst = rtl_fst;
+        }
+        rtl_repro(argc, argv, rtl_cmd, sizeof rtl_cmd);
+        ro.rtl_repro = rtl_cmd;
+    }
     if (o.fst || o.vcd) {
         ro.trace_format = o.fst ? QSIM_TRACE_FST : QSIM_TRACE_VCD;
         ro.trace_path = o.fst ? o.fst : o.vcd;
@@ -644,6 +724,24 @@ static int cmd_run(int argc, char **argv)
     }
     if (qsim_report_messages(rep, &messages, &e)) goto out;
     put_messages(messages);
+    if (rtl) {
+        qsim_rtl_stats cs;
+        if (qsim_report_rtl(rep, &cs, &e)) goto out;
+        if (cs.clocks == 0) {
+            snprintf(e.msg, sizeof e.msg, "--engine rtl: no array tile in the window (--trace-layer %s, --rtl-tiles %s)",
+                     o.trace_layer ? o.trace_layer : "(all)", o.rtl_tiles ? o.rtl_tiles : "(all)");
+            goto out;
+        }
+        /* the run's own time: the wall time but the model builds, and the
+         * CPU time of this process (the builds run in child processes),
+         * which a loaded machine does not inflate */
+        double run_s = now_seconds() - t0 - cs.build_seconds, cpu_s = (double)clock() / CLOCKS_PER_SEC - cpu0;
+        printf("RTL co-simulation: agreement: %" PRIu64 " clocks compared, %" PRIu64 " values compared, %" PRIu64
+               " tiles, %d array configuration%s (%d built, %.1f s); %.0f clocks/s, %.0f per CPU second\n",
+               cs.clocks, cs.values, cs.tiles, (int)cs.models, cs.models == 1 ? "" : "s", (int)cs.built,
+               cs.build_seconds, run_s > 0 ? (double)cs.clocks / run_s : 0.0, cpu_s > 0 ? (double)cs.clocks / cpu_s : 0.0);
+        if (o.fst) fprintf(stderr, "qsim: the RTL's own signals are in %s\n", rtl_fst);
+    }
     if (o.json && qsim_report_write_json(rep, o.json, &e)) goto out;
     if (o.csv && qsim_report_write_csv(rep, o.csv, &e)) goto out;
     rc = 0;

@@ -210,7 +210,7 @@ void qs_report_print(const qs_report *r, FILE *f)
                "leakage %.1f%%)\n",
             epj / eu.pj, eu.name, 100 * t.e.mac / t.energy_pj, 100 * t.e.registers / t.energy_pj, 100 * t.e.sram / t.energy_pj,
             100 * t.e.dram / t.energy_pj, 100 * t.e.ppu / t.energy_pj, 100 * t.e.leakage / t.energy_pj);
-    if (a->dram_model != QS_DRAM_SIMPLE) print_dram(r, &t, f);
+    if (qs_dram_is_bank_model(a->dram_model)) print_dram(r, &t, f);
     const qs_tech *T = r->tech;
     fprintf(f, "area: %.3f mm^2  (array %.3f, SRAM ifmap %.3f weight %.3f accum %.3f, DMA %.3f, PPU %.3f, control %.3f) "
                "at %d nm, %.2f V\n",
@@ -312,7 +312,7 @@ static cJSON *totals_json(cJSON *root, const qs_arch *a, const qs_tech *T, const
     cJSON_AddNumberToObject(st, "ppu", (double)t->stall[3] * k);
     cJSON_AddNumberToObject(tot, "energy_pj", epj);
     cJSON_AddItemToObject(tot, "energy_breakdown_pj", energy_json(&t->e, k));
-    if (a->dram_model != QS_DRAM_SIMPLE)
+    if (qs_dram_is_bank_model(a->dram_model))
         cJSON_AddItemToObject(tot, "dram", dram_json(a, &t->dram, &t->e, t->dram_bytes, t->cycles, k));
     cJSON_AddNumberToObject(tot, "area_mm2", T->total_mm2);
     cJSON *area = cJSON_AddObjectToObject(tot, "area_breakdown_mm2");
@@ -367,7 +367,7 @@ static cJSON *layer_json(const qs_arch *a, const qs_tech *T, const qs_layer *L, 
     qs_energy_breakdown e = qs_energy_of(T, a, &s->ev);
     cJSON_AddNumberToObject(o, "energy_pj", e.total * k);
     cJSON_AddItemToObject(o, "energy_breakdown_pj", energy_json(&e, k));
-    if (a->dram_model != QS_DRAM_SIMPLE)
+    if (qs_dram_is_bank_model(a->dram_model))
         cJSON_AddItemToObject(o, "dram", dram_json(a, &s->dram, &e, s->ev.dram_read_bytes + s->ev.dram_write_bytes,
                                                    s->cycles, k));
     if (m->is_gemm) {

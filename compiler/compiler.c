@@ -722,28 +722,36 @@ static qs_status emit_ppu_rows(const qs_net *net, const qs_arch *arch, int32_t l
     qs_status st;
     int64_t P = 0, C = 0;
     qs_xfmr_rows(L, &P, &C);
-    int64_t in_row = bits_to_bytes(C * IN->out_bits) + C, out_row = C * 4;
+    /* a row-absmax MUL also holds its second input's row (C2 channels) */
+    const qs_layer *IN2 = L->n_inputs > 1 ? &net->layers[L->inputs[1]] : NULL;
+    const int64_t C2 = IN2 ? IN2->out_c : 0, bits2 = IN2 ? IN2->out_bits : 0;
+    int64_t in_row = bits_to_bytes(C * IN->out_bits) + C + bits_to_bytes(C2 * bits2) + C2, out_row = C * 4;
     if (in_row > c.cap_ifmap || out_row > c.cap_accum)
         return qs_fail(err, QS_ERR_NOFIT,
                        "layer '%s': one row of %lld elements needs %lld B of input (ifmap buffer tile %lld B) and "
                        "%lld B of results (accum buffer tile %lld B)",
                        L->name, (long long)C, (long long)in_row, (long long)c.cap_ifmap, (long long)out_row,
                        (long long)c.cap_accum);
-    int64_t chunk = (c.cap_ifmap - C) * 8 / (C * IN->out_bits); /* a run may touch one byte more */
+    int64_t chunk = (c.cap_ifmap - C - C2) * 8 / (C * IN->out_bits + C2 * bits2); /* a run may touch one byte more */
     if (chunk < 1) chunk = 1;
     if (c.cap_accum / out_row < chunk) chunk = c.cap_accum / out_row;
     if (chunk > P) chunk = P;
     m->tm = (int32_t)chunk;
     /* positions: a row is one position's C channels, strided by the channel plane;
      * lines: a row is W contiguous elements */
-    const int by_position = !(L->kind == QS_L_SOFTMAX && L->param == 2);
+    const int by_position = !(L->kind == QS_L_SOFTMAX && QS_SOFTMAX_AXIS(L->param) == 2);
     for (int64_t p0 = 0; p0 < P; p0 += chunk) {
         int64_t pl = P - p0 < chunk ? P - p0 : chunk, moved, ob;
         dma_pat ip = by_position ? pat_runs(addr_of[L->inputs[0]], p0 * IN->out_bits, C, pl * IN->out_bits,
                                             P * IN->out_bits)
                                  : pat_runs(addr_of[L->inputs[0]], p0 * C * IN->out_bits, 1, pl * C * IN->out_bits, 0);
-        if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, 1, err))) return st;
+        if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, !IN2, err))) return st;
         m->dram_ifmap += moved;
+        if (IN2) { /* by position: C2 runs of the same positions */
+            dma_pat ip2 = pat_runs(addr_of[L->inputs[1]], p0 * bits2, C2, pl * bits2, P * bits2);
+            if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip2, &moved, 0, 1, err))) return st;
+            m->dram_ifmap += moved;
+        }
         qs_insn p;
         memset(&p, 0, sizeof p);
         p.op = QS_OP_PASS;

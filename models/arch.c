@@ -34,7 +34,7 @@ static const char *const SKIP_IMPLS[] = {"hold", "isolate", "clockgate", NULL};
 static const char *const OVERFLOWS[] = {"wrap", "saturate", NULL};
 static const char *const TIMINGS[] = {"native", "scalesim", NULL};
 static const char *const DRAM_TECHS[] = {"lpddr4", "ddr4", "gddr5", "hbm2", NULL};
-static const char *const DRAM_MODELS[] = {"simple", "ddr4_3200", "lpddr4_4266", "lpddr5_6400", "hbm2", NULL};
+static const char *const DRAM_MODELS[] = {"simple", "ddr4_3200", "lpddr4_4266", "lpddr5_6400", "hbm2", "tlm", NULL};
 static const char *const PAGE_POLICIES[] = {"open", "closed", NULL};
 
 static const char *name_of(const char *const *names, int n, int v)
@@ -48,6 +48,7 @@ const char *qs_skip_impl_name(qs_skip_impl s) { return name_of(SKIP_IMPLS, 3, (i
 const char *qs_overflow_name(qs_overflow o) { return name_of(OVERFLOWS, 2, (int)o); }
 const char *qs_timing_name(qs_timing t) { return name_of(TIMINGS, 2, (int)t); }
 const char *qs_dram_model_name(qs_dram_model m) { return name_of(DRAM_MODELS, QS_DRAM_MODEL_COUNT, (int)m); }
+int qs_dram_is_bank_model(qs_dram_model m) { return m != QS_DRAM_SIMPLE && m != QS_DRAM_TLM && m < QS_DRAM_MODEL_COUNT; }
 
 /* ---- DRAM presets (docs/dram.md, "Presets", gives the source of every value;
  * ../shared/reference/dram.md holds the facts) ----------------------------- */
@@ -62,6 +63,8 @@ void qs_dram_preset(qs_dram_model m, qs_dram_cfg *c)
     c->transfers_per_cycle = 2;
     switch (m) {
     case QS_DRAM_SIMPLE: /* the bank model is not used; DDR4 values keep the struct valid */
+    case QS_DRAM_TLM:
+    case QS_DRAM_MODEL_COUNT:
     case QS_DRAM_DDR4_3200:
         /* DRAMsim3 DDR4_8Gb_x8_3200.ini (tCK from Ramulator2 DDR4_3200AA); one x64 rank of 8 chips */
         c->tck_ps = 625;
@@ -281,6 +284,7 @@ static const keydef KEYS[] = {
     KINT("dram", "tREFI", dram.tREFI, 1, 10000000),
     KINT("dram", "tRFC", dram.tRFC, 1, 100000),
     KINT("dram", "queue_depth", dram.queue_depth, 1, 4096),
+    KINT("dram", "cmd_queue_depth", dram.cmd_queue_depth, 0, 4096),
     KDBL("dram", "vdd", dram.vdd, 0.1, 5, 0),
     KDBL("dram", "idd0", dram.idd0, 0, 10000, 0),
     KDBL("dram", "idd2n", dram.idd2n, 0, 10000, 0),
@@ -603,6 +607,7 @@ static qs_status check_dram(const qs_arch *a, const vctx *v, qs_error *err)
         return cross_fail(v, err, i_model, key_index("timing", "convention"),
                           "model = %s: the SCALE-Sim convention has its own memory model; use model = simple",
                           qs_dram_model_name(a->dram_model));
+    if (a->dram_model == QS_DRAM_TLM) return QS_OK; /* the memory backend has its own parameters */
     if (d->tRC < d->tRAS + d->tRP)
         return cross_fail(v, err, DK("tRC"), later_of(v, DK("tRAS"), DK("tRP")),
                           "tRC = %d is shorter than tRAS + tRP = %d + %d (a row must open, stay open and close "
@@ -1006,13 +1011,13 @@ static qs_status apply_dram_preset(parse_ctx *c, qs_error *err)
         if (c->origin[i] == 0) {
             size_t rel = KEYS[i].off - OFF(dram);
             memcpy((char *)&c->a.dram + rel, (const char *)&p + rel, KEYS[i].size);
-        } else if (c->a.dram_model == QS_DRAM_SIMPLE) {
+        } else if (!qs_dram_is_bank_model(c->a.dram_model)) {
             char loc[200];
             key_loc(loc, sizeof loc, c->where, i, c->origin[i]);
             return qs_fail(err, QS_ERR_CONFIG,
-                           "%s: a bank-model parameter, but [dram] model = simple ignores it (set model to a "
+                           "%s: a bank-model parameter, but [dram] model = %s ignores it (set model to a "
                            "preset: ddr4_3200, lpddr4_4266, lpddr5_6400, hbm2)",
-                           loc);
+                           loc, qs_dram_model_name(c->a.dram_model));
         }
     }
     /* tRTW is derived from tCL, the burst and tCWL unless given */

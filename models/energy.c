@@ -541,7 +541,7 @@ qs_energy_breakdown qs_energy_of(const qs_tech *t, const qs_arch *arch, const qs
     for (int i = 0; i < 3; i++)
         b.sram += (double)ev->sram_read_bytes[i] * t->sram_pj_per_byte[i] +
                   (double)ev->sram_write_bytes[i] * t->sram_wr_pj_per_byte[i];
-    if (arch->dram_model == QS_DRAM_SIMPLE) {
+    if (!qs_dram_is_bank_model(arch->dram_model)) { /* simple, tlm: pJ/bit */
         b.dram = (double)(ev->dram_read_bytes + ev->dram_write_bytes) * t->dram_pj_per_byte;
     } else {
         qs_dram_energy de = qs_dram_energy_of(&arch->dram);

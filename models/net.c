@@ -137,7 +137,7 @@ const char *qs_layer_kind_name(qs_layer_kind k)
     static const char *const names[QS_L_KIND_COUNT] = {
         "input", "conv", "fc", "maxpool", "avgpool", "gap",
         "add", "concat", "act", "requant", "flatten",
-        "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul", "reshape"};
+        "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul", "reshape", "dynquant", "rope"};
     if ((int)k < 0 || k >= QS_L_KIND_COUNT)
         return "?";
     return names[k];
@@ -613,7 +613,7 @@ static int kind_has_requant(qs_layer_kind k)
 {
     return k == QS_L_CONV || k == QS_L_FC || k == QS_L_AVGPOOL || k == QS_L_GAP ||
            k == QS_L_ADD || k == QS_L_REQUANT || k == QS_L_MUL || k == QS_L_LAYERNORM ||
-           k == QS_L_RMSNORM || k == QS_L_MATMUL;
+           k == QS_L_RMSNORM || k == QS_L_MATMUL || k == QS_L_ROPE;
 }
 
 /* Window geometry shared by conv and pools: checks parameters and computes
@@ -750,16 +750,36 @@ static qs_status validate_v2_layer(const vctx *v, int32_t li)
         return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
     case QS_L_MUL: {
         const qs_layer *b = &net->layers[l->inputs[1]];
+        if (l->param != 0 && l->param != QS_MUL_ROWMAX)
+            return layer_fail(v, li, "mul param %d: 0 (element-wise) or 1 (times input 2's row absmax)",
+                              (int)l->param);
+        if (l->param == QS_MUL_ROWMAX) {
+            if (b->out_h != in->out_h || b->out_w != in->out_w)
+                return layer_fail(v, li, "row-absmax mul: inputs have different positions %dx%d and %dx%d",
+                                  (int)in->out_h, (int)in->out_w, (int)b->out_h, (int)b->out_w);
+            if (in->out_c > QS_NORM_MAX_ROW || b->out_c > QS_NORM_MAX_ROW)
+                return layer_fail(v, li, "row-absmax mul: rows of %d and %d channels; at most %d",
+                                  (int)in->out_c, (int)b->out_c, QS_NORM_MAX_ROW);
+            return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
+        }
         if (b->out_c != in->out_c || b->out_h != in->out_h || b->out_w != in->out_w)
             return layer_fail(v, li, "inputs have different shapes %dx%dx%d and %dx%dx%d",
                               (int)in->out_c, (int)in->out_h, (int)in->out_w, (int)b->out_c,
                               (int)b->out_h, (int)b->out_w);
         return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
     }
-    case QS_L_SOFTMAX:
-        if (l->param < 0 || l->param > 2)
+    case QS_L_SOFTMAX: {
+        const int axis = l->param < 0 ? l->param : QS_SOFTMAX_AXIS(l->param);
+        if (axis < 0 || axis > 2)
             return layer_fail(v, li, "softmax axis %d does not exist; the axes of a C x H x W "
-                              "tensor are 0, 1 and 2", (int)l->param);
+                              "tensor are 0, 1 and 2", axis);
+        if (l->param & 0xe0)
+            return layer_fail(v, li, "softmax param 0x%x: bits 5-7 must be 0 (bits 0-3 axis, bit 4 causal, "
+                              "bits 8-30 offset)", (unsigned)l->param);
+        if (!QS_SOFTMAX_IS_CAUSAL(l->param) && QS_SOFTMAX_OFFSET(l->param) != 0)
+            return layer_fail(v, li, "softmax offset %d without the causal bit", (int)QS_SOFTMAX_OFFSET(l->param));
+        if (QS_SOFTMAX_IS_CAUSAL(l->param) && axis == 0)
+            return layer_fail(v, li, "a causal softmax runs along axis 1 or 2 (keys), not over channels");
         if (in->out_bits > QS_TABLE_MAX_BITS)
             return layer_fail(v, li, "input has %d bits; softmax's exponent table takes at most %d",
                               (int)in->out_bits, QS_TABLE_MAX_BITS);
@@ -769,6 +789,39 @@ static qs_status validate_v2_layer(const vctx *v, int32_t li)
             return st;
         if (net->tensors[l->weight].data[0] < 1)
             return layer_fail(v, li, "exponent table entry 0 (exp(0)) must be >= 1");
+        return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
+    }
+    case QS_L_ROPE: {
+        const int32_t dh = QS_ROPE_HEAD_DIM(l->param), off = QS_ROPE_OFFSET(l->param);
+        if (l->param < 0 || dh < 2 || dh % 2 || in->out_c % dh)
+            return layer_fail(v, li, "rope head size %d must be even, >= 2 and divide the %d channels",
+                              (int)dh, (int)in->out_c);
+        if (in->out_w != 1)
+            return layer_fail(v, li, "rope input %dx%dx%d: tokens run along H, W must be 1", (int)in->out_c,
+                              (int)in->out_h, (int)in->out_w);
+        if (l->weight < 0 || l->weight >= net->n_tensors)
+            return layer_fail(v, li, "table tensor index %d outside 0..%d", (int)l->weight,
+                              (int)net->n_tensors - 1);
+        const qs_tensor *t = &net->tensors[l->weight];
+        if ((t->dtype != QS_DT_INT16 && t->dtype != QS_DT_INT32) || !t->is_signed || t->ndim != 3 ||
+            t->shape[1] != dh / 2 || t->shape[2] != 2)
+            return layer_fail(v, li, "rope table '%s' must be signed int16/int32 of shape [positions][%d][2]",
+                              t->name, (int)dh / 2);
+        if (t->shape[0] < (int64_t)in->out_h + off)
+            return layer_fail(v, li, "rope table '%s' holds %lld positions; tokens %d at offset %d need %lld",
+                              t->name, (long long)t->shape[0], (int)in->out_h, (int)off,
+                              (long long)in->out_h + off);
+        for (int64_t i = 0; i < t->count; i++)
+            if (t->data[i] < -(1 << QS_ROPE_FRAC_BITS) || t->data[i] > (1 << QS_ROPE_FRAC_BITS))
+                return layer_fail(v, li, "rope table '%s' entry %lld = %d outside -16384..16384 (Q14 cos/sin)",
+                                  t->name, (long long)i, (int)t->data[i]);
+        return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
+    }
+    case QS_L_DYNQUANT:
+        if (!l->out_signed || l->out_zp != 0 || l->out_bits < 2)
+            return layer_fail(v, li, "dynquant output must be signed, at least 2 bits, zero point 0 "
+                              "(it is %s %d-bit, zero point %d)", l->out_signed ? "signed" : "unsigned",
+                              (int)l->out_bits, (int)l->out_zp);
         return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
     case QS_L_LAYERNORM:
     case QS_L_RMSNORM:
@@ -895,14 +948,15 @@ static qs_status validate_layer(const vctx *v, int32_t li)
                               (int)l->rq.shift[c]);
     }
     int has_w = l->kind == QS_L_CONV || l->kind == QS_L_FC || l->kind == QS_L_LUT ||
-                l->kind == QS_L_SOFTMAX;
+                l->kind == QS_L_SOFTMAX || l->kind == QS_L_ROPE;
     int has_b = l->kind == QS_L_CONV || l->kind == QS_L_FC || l->kind == QS_L_LAYERNORM ||
                 l->kind == QS_L_RMSNORM;
     if ((!has_w && l->weight != -1) || (!has_b && l->bias != -1))
         return layer_fail(v, li, "a %s has no %s, but refers to tensors %d/%d",
                           qs_layer_kind_name(l->kind), has_w ? "bias" : has_b ? "weight" : "weight/bias",
                           (int)l->weight, (int)l->bias);
-    if (l->kind != QS_L_SOFTMAX && l->kind != QS_L_MATMUL && l->param != 0)
+    if (l->kind != QS_L_SOFTMAX && l->kind != QS_L_MATMUL && l->kind != QS_L_MUL && l->kind != QS_L_ROPE &&
+        l->param != 0)
         return layer_fail(v, li, "a %s has no parameter, but param is %d",
                           qs_layer_kind_name(l->kind), (int)l->param);
     if (qs_layer_kind_is_v2(l->kind))

@@ -16,16 +16,23 @@ typedef enum { QS_SKIPIMPL_HOLD = 0, QS_SKIPIMPL_ISOLATE, QS_SKIPIMPL_CLOCKGATE 
 typedef enum { QS_OVF_WRAP = 0, QS_OVF_SATURATE } qs_overflow;
 typedef enum { QS_TIMING_NATIVE = 0, QS_TIMING_SCALESIM } qs_timing;
 
-/* [dram] model: the simple bandwidth + latency channel, or the bank-level
- * model (sim/dram.h) with one of the presets' parameters (docs/dram.md). */
+/* [dram] model: the simple bandwidth + latency channel, the bank-level
+ * model (sim/dram.h) with one of the presets' parameters (docs/dram.md), or
+ * tlm: a memory backend attached by the embedding program (the SystemC
+ * wrapper's TLM-2.0 socket; qs_sim_set_memory_backend) says when each DMA
+ * request completes. */
 typedef enum {
     QS_DRAM_SIMPLE = 0,
     QS_DRAM_DDR4_3200,
     QS_DRAM_LPDDR4_4266,
     QS_DRAM_LPDDR5_6400,
     QS_DRAM_HBM2,
+    QS_DRAM_TLM,
     QS_DRAM_MODEL_COUNT
 } qs_dram_model;
+
+/* 1 for the presets of the bank-level model (not simple, not tlm). */
+int qs_dram_is_bank_model(qs_dram_model m);
 typedef enum { QS_PAGE_OPEN = 0, QS_PAGE_CLOSED } qs_page_policy;
 
 /* The bank-level model's device and controller (times in DRAM clock cycles
@@ -38,7 +45,8 @@ typedef struct {
     int32_t transfers_per_cycle;   /* data transfers per tCK: 2 (DDR), 8 (LPDDR5 WCK:CK 4:1) */
     int32_t tCL, tCWL, tRCD, tRP, tRAS, tRC, tRRD_S, tRRD_L, tFAW, tCCD_S, tCCD_L;
     int32_t tWR, tWTR_S, tWTR_L, tRTP, tRTW, tREFI, tRFC;
-    int32_t queue_depth;           /* requests per channel the controller can reorder */
+    int32_t queue_depth;           /* requests per channel the controller can reorder (the transaction queue) */
+    int32_t cmd_queue_depth;       /* 0: one queue; else per-bank command queues of this depth behind it */
     /* currents (mA) and supply (V) of one device, chips per rank (energy) */
     double vdd, idd0, idd2n, idd3n, idd4r, idd4w, idd5;
     int32_t devices;
@@ -77,7 +85,7 @@ typedef struct {
     int32_t dram_burst_bytes;      /* transfers are rounded up to bursts */
     char dram_tech[16];            /* lpddr4 | ddr4 | gddr5 | hbm2 */
     double dram_pj_per_bit;        /* 0 = from dram_tech */
-    qs_dram_model dram_model;      /* simple: the four keys above; else the bank model */
+    qs_dram_model dram_model;      /* simple: the four keys above; tlm: a memory backend; else the bank model */
     qs_dram_cfg dram;              /* bank model parameters (preset, then per-key overrides) */
     /* [dma] (docs/timing.md, "DMA engines") */
     int32_t dma_outstanding;       /* requests in flight per engine; 1 = a blocking engine */

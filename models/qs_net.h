@@ -85,6 +85,8 @@ typedef enum {
     QS_L_RMSNORM,    /* integer RMS norm over channels, affine = bias + requant */
     QS_L_MATMUL,     /* per batch (channel): op(A) x op(B) of two activations */
     QS_L_RESHAPE,    /* same values in the same order, new (C, H, W) */
+    QS_L_DYNQUANT,   /* per-position absmax quantization over channels (BitNet b1.58) */
+    QS_L_ROPE,       /* rotary position embedding: integer rotation by cos/sin tables (weight) */
     QS_L_KIND_COUNT
 } qs_layer_kind;
 
@@ -115,7 +117,8 @@ typedef struct {
     /* add: integer input multipliers */
     int32_t add_mul[2];
 
-    /* version-2 kinds: softmax: the axis (0 C, 1 H, 2 W); matmul: bit 0
+    /* version-2 kinds: softmax: the axis (0 C, 1 H, 2 W) in bits 0-3, bit 4
+     * a causal mask, bits 8-30 its offset (QS_SOFTMAX_* in qs_xfmr.h); matmul: bit 0
      * transposes A, bit 1 transposes B; 0 for every other kind */
     int32_t param;
 

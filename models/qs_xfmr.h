@@ -18,6 +18,29 @@
 /* Largest entry of a softmax exponent table (16 bits unsigned). */
 #define QS_SOFTMAX_TABLE_MAX 65535
 
+/* SOFTMAX's param (docs/qbin.md, SOFTMAX): bits 0-3 the axis, bit 4 the causal
+ * mask, bits 5-7 zero, bits 8-30 the mask's offset: along axis 2 the line
+ * (c, h) keeps elements w <= h + offset, along axis 1 the line (c, w) keeps
+ * h <= w + offset; the others are masked out (excluded from max and sum,
+ * output 0). */
+#define QS_SOFTMAX_AXIS(param) ((param) & 15)
+#define QS_SOFTMAX_CAUSAL_BIT 16
+#define QS_SOFTMAX_OFFSET_SHIFT 8
+#define QS_SOFTMAX_IS_CAUSAL(param) (((param) & QS_SOFTMAX_CAUSAL_BIT) != 0)
+#define QS_SOFTMAX_OFFSET(param) ((param) >> QS_SOFTMAX_OFFSET_SHIFT)
+
+/* MUL's param: 0 the element-wise product; QS_MUL_ROWMAX multiplies each
+ * element of input 1 by the absmax over channels of input 2 at the same
+ * position (re-applies a DYNQUANT's per-token scale). */
+#define QS_MUL_ROWMAX 1
+
+/* ROPE's param: bits 0-15 the head size dh (even), bits 16-30 the position
+ * of token 0 (a decode step's offset); weight = table [P][dh/2][2] of
+ * round(2^14 cos), round(2^14 sin), P >= tokens + offset. */
+#define QS_ROPE_HEAD_DIM(param) ((param) & 0xffff)
+#define QS_ROPE_OFFSET(param) ((param) >> 16)
+#define QS_ROPE_FRAC_BITS 14
+
 /* floor(sqrt(n)), exactly (Newton's iteration of docs/qbin.md). */
 uint64_t qs_isqrt_u64(uint64_t n);
 
@@ -53,13 +76,13 @@ static inline int32_t qs_matmul_b(const qs_layer *B, const int32_t *bv, const qs
 }
 
 /* Does the post-processing unit walk this layer by rows of its own rather
- * than by channels? Norms and softmax over axis 0: a row is a position
- * (h, w) with all its channels; softmax over axis 2: a row is one line
+ * than by channels? Norms, DYNQUANT, ROPE, the row-absmax MUL and softmax
+ * over axis 0: a row is a position (h, w) with all its channels; softmax over axis 2: a row is one line
  * (c, h) of W elements. Sets *units (rows) and *elems (elements per row). */
 int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems);
 
 /* Post-process units [u0, u1) (channels, or the rows of qs_xfmr_rows) of a
- * LUT, MUL, SOFTMAX, LAYERNORM or RMSNORM
+ * LUT, MUL, SOFTMAX, LAYERNORM, RMSNORM, DYNQUANT or ROPE
  * layer from its inputs' outputs (CHW int32, indexed by layer) into out.
  * Returns the element operations it costs (docs/timing.md, "Post-processing"). */
 int64_t qs_xfmr_ppu(const qs_net *net, int32_t layer, const int32_t *const *outputs, int32_t *out, int32_t u0,

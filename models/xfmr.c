@@ -74,12 +74,19 @@ qs_matmul_dims qs_matmul_dims_of(const qs_net *net, int32_t li)
 
 int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems)
 {
-    if (L->kind == QS_L_LAYERNORM || L->kind == QS_L_RMSNORM || (L->kind == QS_L_SOFTMAX && L->param == 0)) {
+    const int axis = L->kind == QS_L_SOFTMAX ? QS_SOFTMAX_AXIS(L->param) : -1;
+    if (L->kind == QS_L_LAYERNORM || L->kind == QS_L_RMSNORM || L->kind == QS_L_DYNQUANT || L->kind == QS_L_ROPE ||
+        axis == 0) {
         *units = (int64_t)L->out_h * L->out_w;
         *elems = L->out_c;
         return 1;
     }
-    if (L->kind == QS_L_SOFTMAX && L->param == 2) {
+    if (L->kind == QS_L_MUL && L->param == QS_MUL_ROWMAX) { /* rows: positions, reading input 2's row too */
+        *units = (int64_t)L->out_h * L->out_w;
+        *elems = L->out_c;
+        return 1;
+    }
+    if (axis == 2) {
         *units = (int64_t)L->out_c * L->out_h;
         *elems = L->out_w;
         return 1;
@@ -89,18 +96,22 @@ int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems)
 
 static int32_t clamp32(int64_t v, int32_t lo, int32_t hi) { return (int32_t)(v < lo ? lo : v > hi ? hi : v); }
 
-/* One softmax line of n values at x[i * stride] (docs/qbin.md, SOFTMAX). */
+/* One softmax line of n values at x[i * stride] (docs/qbin.md, SOFTMAX), of
+ * which the first `keep` take part (a causal mask keeps a prefix; keep >= 1)
+ * and the rest are masked out to clamp(0). */
 static void softmax_line(const qs_layer *L, const int32_t *T, const int32_t *x, int32_t n, int64_t stride,
-                         int32_t *y)
+                         int64_t keep, int32_t *y)
 {
+    if (keep > n) keep = n;
     int32_t mx = x[0];
-    for (int32_t i = 1; i < n; i++)
+    for (int32_t i = 1; i < keep; i++)
         if (x[i * stride] > mx) mx = x[i * stride];
     int64_t s = 0;
-    for (int32_t i = 0; i < n; i++) s += T[mx - x[i * stride]];
+    for (int32_t i = 0; i < keep; i++) s += T[mx - x[i * stride]];
     const int64_t q = ((int64_t)1 << L->out_bits) - 1;
-    for (int32_t i = 0; i < n; i++)
+    for (int32_t i = 0; i < keep; i++)
         y[i * stride] = clamp32((T[mx - x[i * stride]] * q + s / 2) / s, L->clamp_lo, L->clamp_hi);
+    for (int32_t i = (int32_t)keep; i < n; i++) y[i * stride] = clamp32(0, L->clamp_lo, L->clamp_hi);
 }
 
 int64_t qs_xfmr_ppu(const qs_net *net, int32_t li, const int32_t *const *outputs, int32_t *out, int32_t u0,
@@ -123,6 +134,20 @@ int64_t qs_xfmr_ppu(const qs_net *net, int32_t li, const int32_t *const *outputs
     case QS_L_MUL: {
         const qs_layer *IN2 = &net->layers[L->inputs[1]];
         const int32_t *x2 = outputs[L->inputs[1]];
+        if (L->param == QS_MUL_ROWMAX) { /* y = requant_c((a - za) * max_c' |b[c'] - zb|), per position */
+            const int64_t C2 = IN2->out_c;
+            for (int32_t p = u0; p < u1; p++) {
+                int64_t m = 0;
+                for (int64_t c = 0; c < C2; c++) {
+                    int64_t v = (int64_t)x2[c * HW + p] - IN2->out_zp;
+                    if (v < 0) v = -v;
+                    if (v > m) m = v;
+                }
+                for (int64_t c = 0; c < C; c++)
+                    out[c * HW + p] = qs_layer_requant(L, (int32_t)c, (int64_t)(x[c * HW + p] - IN->out_zp) * m);
+            }
+            return ((int64_t)u1 - u0) * (C2 + 2 * C);
+        }
         for (int32_t c = u0; c < u1; c++)
             for (int64_t p = 0; p < HW; p++) {
                 int64_t i = c * HW + p;
@@ -132,17 +157,57 @@ int64_t qs_xfmr_ppu(const qs_net *net, int32_t li, const int32_t *const *outputs
     }
     case QS_L_SOFTMAX: {
         const int32_t *T = net->tensors[L->weight].data;
-        if (L->param == 0) {
-            for (int32_t p = u0; p < u1; p++) softmax_line(L, T, x + p, (int32_t)C, HW, out + p);
+        const int axis = QS_SOFTMAX_AXIS(L->param), causal = QS_SOFTMAX_IS_CAUSAL(L->param);
+        const int64_t offset = QS_SOFTMAX_OFFSET(L->param);
+        if (axis == 0) {
+            for (int32_t p = u0; p < u1; p++) softmax_line(L, T, x + p, (int32_t)C, HW, C, out + p);
             return 3 * ((int64_t)u1 - u0) * C;
         }
-        if (L->param == 2) { /* rows are the lines (c, h), W elements each, side by side */
-            for (int64_t r = u0; r < u1; r++) softmax_line(L, T, x + r * W, (int32_t)W, 1, out + r * W);
+        if (axis == 2) { /* rows are the lines (c, h), W elements each, side by side */
+            for (int64_t r = u0; r < u1; r++) /* query h = r mod H keeps keys w <= h + offset */
+                softmax_line(L, T, x + r * W, (int32_t)W, 1, causal ? r % H + offset + 1 : W, out + r * W);
             return 3 * ((int64_t)u1 - u0) * W;
         }
-        for (int32_t c = u0; c < u1; c++)
-            for (int64_t w = 0; w < W; w++) softmax_line(L, T, x + c * HW + w, (int32_t)H, W, out + c * HW + w);
+        for (int32_t c = u0; c < u1; c++) /* query w keeps keys h <= w + offset */
+            for (int64_t w = 0; w < W; w++)
+                softmax_line(L, T, x + c * HW + w, (int32_t)H, W, causal ? w + offset + 1 : H, out + c * HW + w);
         return 3 * ((int64_t)u1 - u0) * HW;
+    }
+    case QS_L_ROPE: { /* per position p (token t = p, W = 1), per head, pairs (i, i + dh/2) */
+        const int32_t *tab = net->tensors[L->weight].data;
+        const int64_t dh = QS_ROPE_HEAD_DIM(L->param), half = dh / 2, off = QS_ROPE_OFFSET(L->param);
+        for (int32_t p = u0; p < u1; p++) {
+            const int32_t *row = tab + (p + off) * dh; /* [dh/2][2] of this position */
+            for (int64_t h0 = 0; h0 < C; h0 += dh)
+                for (int64_t i = 0; i < half; i++) {
+                    const int64_t a = h0 + i, b = h0 + i + half, cs = row[2 * i], sn = row[2 * i + 1];
+                    const int64_t xa = (int64_t)x[a * HW + p] - IN->out_zp, xb = (int64_t)x[b * HW + p] - IN->out_zp;
+                    out[a * HW + p] = qs_layer_requant(L, (int32_t)a, xa * cs - xb * sn);
+                    out[b * HW + p] = qs_layer_requant(L, (int32_t)b, xa * sn + xb * cs);
+                }
+        }
+        return 3 * ((int64_t)u1 - u0) * C;
+    }
+    case QS_L_DYNQUANT: {
+        const int64_t q = ((int64_t)1 << (L->out_bits - 1)) - 1;
+        for (int32_t p = u0; p < u1; p++) {
+            int64_t m = 0; /* absmax of the position's centered values */
+            for (int64_t c = 0; c < C; c++) {
+                int64_t v = (int64_t)x[c * HW + p] - IN->out_zp;
+                if (v < 0) v = -v;
+                if (v > m) m = v;
+            }
+            for (int64_t c = 0; c < C; c++) {
+                int64_t v = (int64_t)x[c * HW + p] - IN->out_zp, y = 0;
+                if (m > 0) { /* round(v q / m), halves away from zero */
+                    int64_t mag = (2 * (v < 0 ? -v : v) * q + m) / (2 * m);
+                    y = v < 0 ? -mag : mag;
+                }
+                out[c * HW + p] = clamp32(y, L->clamp_lo, L->clamp_hi);
+            }
+            ops += 2 * C + QS_PPU_SQRT_OPS;
+        }
+        return ops;
     }
     case QS_L_LAYERNORM:
     case QS_L_RMSNORM: {

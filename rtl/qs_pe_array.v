@@ -71,25 +71,36 @@ module qs_pe_array #(
     localparam W = LOOKAHEAD + 1;
     localparam XB = W * WEST_W; // a PE's window bits
 
-    // Every PE's registers, PE(i,j) at index i*COLS+j.
-    wire [N*XB-1:0]      x_all;
-    wire [N*W-1:0]       xv_all;
-    wire [N*OFF_W-1:0]   yo_all;
-    wire [N*SHIFT_W-1:0] xs_all;
-    wire [N*NORTH_W-1:0] y_all;
-    wire [N-1:0]         yv_all;
-    wire [N*SHIFT_W-1:0] ys_all;
+    // Every PE's registers, PE(i,j) at index i*COLS+j: one array element per
+    // PE rather than slices of wide vectors, so that Verilator writes each
+    // PE's outputs in place (a slice of a vector wider than 64 bits costs a
+    // copy of the whole vector per PE: quadratic in the PE count).
+    wire [XB-1:0]      x_arr  [0:N-1];
+    wire [W-1:0]       xv_arr [0:N-1];
+    wire [OFF_W-1:0]   yo_arr [0:N-1];
+    wire [SHIFT_W-1:0] xs_arr [0:N-1];
+    wire [NORTH_W-1:0] y_arr  [0:N-1];
+    wire               yv_arr [0:N-1];
+    wire [SHIFT_W-1:0] ys_arr [0:N-1];
     // The operands that leave the last column eastwards and the last row
     // southwards have no neighbour to read them: they end here, named one by
     // one, so that lint still reports any other register nobody reads.
-    wire [ROWS*(XB+W+SHIFT_W)-1:0]            east_edge;
-    wire [COLS*(NORTH_W+1+SHIFT_W+OFF_W)-1:0] south_edge;
+    wire [XB+W+SHIFT_W-1:0]            east_edge  [0:ROWS-1];
+    wire [NORTH_W+1+SHIFT_W+OFF_W-1:0] south_edge [0:COLS-1];
     /* verilator lint_off UNUSEDSIGNAL */
-    wire edge_sink = ^{east_edge, south_edge};
+    reg edge_sink;
+    integer e;
+    always @(*) begin
+        edge_sink = 1'b0;
+        for (e = 0; e < ROWS; e = e + 1) edge_sink = edge_sink ^ (^east_edge[e]);
+        for (e = 0; e < COLS; e = e + 1) edge_sink = edge_sink ^ (^south_edge[e]);
+    end
     /* verilator lint_on UNUSEDSIGNAL */
-    wire [N*ACC_W-1:0]   acc_all;
-    wire [N-1:0]         accv_all;
-    wire [N-1:0]         act_all, gate_all, ovf_all;
+    wire [ACC_W-1:0]   acc_arr  [0:N-1];
+    wire               accv_arr [0:N-1];
+    wire               act_arr  [0:N-1];
+    wire               gate_arr [0:N-1];
+    wire               ovf_arr  [0:N-1];
 
     genvar i, j;
     generate
@@ -110,9 +121,9 @@ module qs_pe_array #(
                     assign xv_in = west_valid[i*W +: W];
                     assign xs_in = west_shift[i*SHIFT_W +: SHIFT_W];
                 end else begin : g_west_pe
-                    assign x_in  = x_all[(K-1)*XB +: XB];
-                    assign xv_in = xv_all[(K-1)*W +: W];
-                    assign xs_in = xs_all[(K-1)*SHIFT_W +: SHIFT_W];
+                    assign x_in  = x_arr[K-1];
+                    assign xv_in = xv_arr[K-1];
+                    assign xs_in = xs_arr[K-1];
                 end
                 if (i == 0) begin : g_north_edge
                     assign y_in   = north[j*NORTH_W +: NORTH_W];
@@ -122,21 +133,18 @@ module qs_pe_array #(
                     assign ps_in  = {ACC_W{1'b0}};
                     assign psv_in = 1'b0;
                 end else begin : g_north_pe
-                    assign y_in   = y_all[(K-COLS)*NORTH_W +: NORTH_W];
-                    assign yv_in  = yv_all[K-COLS];
-                    assign ys_in  = ys_all[(K-COLS)*SHIFT_W +: SHIFT_W];
-                    assign yo_in  = yo_all[(K-COLS)*OFF_W +: OFF_W];
-                    assign ps_in  = acc_all[(K-COLS)*ACC_W +: ACC_W];
-                    assign psv_in = accv_all[K-COLS];
+                    assign y_in   = y_arr[K-COLS];
+                    assign yv_in  = yv_arr[K-COLS];
+                    assign ys_in  = ys_arr[K-COLS];
+                    assign yo_in  = yo_arr[K-COLS];
+                    assign ps_in  = acc_arr[K-COLS];
+                    assign psv_in = accv_arr[K-COLS];
                 end
                 if (j == COLS - 1) begin : g_east_edge
-                    assign east_edge[i*(XB+W+SHIFT_W) +: XB+W+SHIFT_W] =
-                        {x_all[K*XB +: XB], xv_all[K*W +: W], xs_all[K*SHIFT_W +: SHIFT_W]};
+                    assign east_edge[i] = {x_arr[K], xv_arr[K], xs_arr[K]};
                 end
                 if (i == ROWS - 1) begin : g_south_edge
-                    assign south_edge[j*(NORTH_W+1+SHIFT_W+OFF_W) +: NORTH_W+1+SHIFT_W+OFF_W] =
-                        {y_all[K*NORTH_W +: NORTH_W], yv_all[K], ys_all[K*SHIFT_W +: SHIFT_W],
-                         yo_all[K*OFF_W +: OFF_W]};
+                    assign south_edge[j] = {y_arr[K], yv_arr[K], ys_arr[K], yo_arr[K]};
                 end
                 qs_pe #(
                     .DATAFLOW(DATAFLOW), .XW(WEST_W), .YW(NORTH_W), .WPB(WPB),
@@ -147,29 +155,43 @@ module qs_pe_array #(
                     .x_in(x_in), .x_v_in(xv_in), .x_s_in(xs_in),
                     .y_in(y_in), .y_v_in(yv_in), .y_s_in(ys_in), .y_o_in(yo_in),
                     .psum_in(ps_in), .psum_v_in(psv_in),
-                    .x_q(x_all[K*XB +: XB]), .x_v_q(xv_all[K*W +: W]),
-                    .x_s_q(xs_all[K*SHIFT_W +: SHIFT_W]),
-                    .y_q(y_all[K*NORTH_W +: NORTH_W]), .y_v_q(yv_all[K]),
-                    .y_s_q(ys_all[K*SHIFT_W +: SHIFT_W]), .y_o_q(yo_all[K*OFF_W +: OFF_W]),
-                    .acc_q(acc_all[K*ACC_W +: ACC_W]), .acc_v_q(accv_all[K]),
-                    .active(act_all[K]), .gated(gate_all[K]), .ovf(ovf_all[K])
+                    .x_q(x_arr[K]), .x_v_q(xv_arr[K]), .x_s_q(xs_arr[K]),
+                    .y_q(y_arr[K]), .y_v_q(yv_arr[K]), .y_s_q(ys_arr[K]), .y_o_q(yo_arr[K]),
+                    .acc_q(acc_arr[K]), .acc_v_q(accv_arr[K]),
+                    .active(act_arr[K]), .gated(gate_arr[K]), .ovf(ovf_arr[K])
                 );
+
             end
         end
 
-        if (IS_OS) begin : g_out_os
-            assign south          = {(COLS*ACC_W){1'b0}};
-            assign south_valid    = {COLS{1'b0}};
-            assign stat_flat      = {(N*NORTH_W){1'b0}};
-        end else begin : g_out_stat
-            assign south          = acc_all[(ROWS-1)*COLS*ACC_W +: COLS*ACC_W];
-            assign south_valid    = accv_all[(ROWS-1)*COLS +: COLS];
-            assign stat_flat      = y_all;
-        end
     endgenerate
 
-    assign acc_flat       = acc_all;
-    assign acc_valid_flat = accv_all;
+
+    // The flattened outputs, filled slice by slice in one block: Verilator
+    // turns one continuous assignment per slice into nested concatenations of
+    // the whole port (quadratic in the PE count), a loop into in-place writes.
+    reg [N*ACC_W-1:0]   acc_flat_r;
+    reg [N-1:0]         accv_flat_r;
+    reg [N*NORTH_W-1:0] stat_flat_r;
+    reg [COLS*ACC_W-1:0] south_r;
+    reg [COLS-1:0]       south_v_r;
+    integer q;
+    always @(*) begin
+        for (q = 0; q < N; q = q + 1) begin
+            acc_flat_r[q*ACC_W +: ACC_W]    = acc_arr[q];
+            accv_flat_r[q]                  = accv_arr[q];
+            stat_flat_r[q*NORTH_W +: NORTH_W] = IS_OS ? {NORTH_W{1'b0}} : y_arr[q];
+        end
+        for (q = 0; q < COLS; q = q + 1) begin
+            south_r[q*ACC_W +: ACC_W] = IS_OS ? {ACC_W{1'b0}} : acc_arr[(ROWS-1)*COLS+q];
+            south_v_r[q]              = IS_OS ? 1'b0 : accv_arr[(ROWS-1)*COLS+q];
+        end
+    end
+    assign acc_flat       = acc_flat_r;
+    assign acc_valid_flat = accv_flat_r;
+    assign stat_flat      = stat_flat_r;
+    assign south          = south_r;
+    assign south_valid    = south_v_r;
 
     // Per-clock event counts: population counts of the PE flags, registered
     // so that they line up with the registers they describe.
@@ -180,9 +202,9 @@ module qs_pe_array #(
         n_gate = {CNT_W{1'b0}};
         n_ovf = {CNT_W{1'b0}};
         for (k = 0; k < N; k = k + 1) begin
-            n_act  = n_act  + {{(CNT_W-1){1'b0}}, act_all[k]};
-            n_gate = n_gate + {{(CNT_W-1){1'b0}}, gate_all[k]};
-            n_ovf  = n_ovf  + {{(CNT_W-1){1'b0}}, ovf_all[k]};
+            n_act  = n_act  + {{(CNT_W-1){1'b0}}, act_arr[k]};
+            n_gate = n_gate + {{(CNT_W-1){1'b0}}, gate_arr[k]};
+            n_ovf  = n_ovf  + {{(CNT_W-1){1'b0}}, ovf_arr[k]};
         end
     end
 

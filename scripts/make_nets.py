@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write qsim's deterministic example networks (.qbin, docs/qbin.md).
 
-    make_nets.py                      # models/nets/tiny.qbin, demo_w2a4.qbin, xfmr_tiny.qbin
+    make_nets.py                      # models/nets/tiny.qbin, demo_w2a4.qbin, xfmr_tiny.qbin, decoder_tiny.qbin
     make_nets.py --out-dir DIR        # the same, elsewhere
     make_nets.py --resnet18 [PATH] --wbits 2 --abits 4
     make_nets.py --resnet50 [PATH] --wbits 4 --abits 4
@@ -120,12 +120,66 @@ def make_xfmr_tiny() -> Net:
     return net
 
 
+def make_decoder_tiny() -> Net:
+    """A BitNet-b1.58-style decoder block (format version 2): 16 hidden channels x 24 tokens,
+    2 heads; rmsnorm, per-token absmax quantization (dynquant) in front of the ternary
+    projections with each token's scale re-applied after them (row-absmax mul), rotary
+    position embeddings of Q and K, a causal softmax, a table SiLU and residual adds.
+    Calibrated like xfmr_tiny."""
+    import qsim_qbin as Q
+    rng = np.random.default_rng(17)
+    d, heads, T = 16, 2, 24   # 24 tokens: small ifmap buffers need several row tiles (tests/test_compiler.c)
+    net = Net("decoder_tiny")
+    x = rng.integers(-100, 100, size=(d, T, 1))
+    outs = []
+
+    def done(i):
+        l = net.layers[i]
+        if l.kind in Q.REQUANT_KINDS and l.kind not in (Q.L_LAYERNORM, Q.L_RMSNORM):
+            acc = Q.layer_accumulator(net, i, outs, 32).astype(np.float64)
+            m, sh = Q.quantize_multiplier((l.clamp_hi - l.clamp_lo) / (2.0 * (np.abs(acc).max() + 1.0)))
+            l.rq_mult, l.rq_shift = np.array([m], np.int32), np.array([sh], np.int8)
+        outs.append(Q.eval_layer(net, i, outs, 32, x))
+        return i
+
+    def ternary(shape):
+        return np.clip(np.round(rng.normal(size=shape) / 1.25), -1, 1).astype(np.int64)
+
+    q8 = dict(bits=8, signed=True, zp=0, scale=0.05, multiplier=0.01)
+
+    def bitlinear(name, src_norm, src_q, out_c):
+        """ternary 1x1 conv of the quantized tokens, then the token's absmax re-applied"""
+        c = done(net.conv(name, src_q, ternary((out_c, net.layers[src_q].out_c, 1, 1)), wbits=2, **q8))
+        return done(net.mul(name + "_scale", c, src_norm, rowmax=True, **q8))
+
+    x0 = done(net.input("x", c=d, h=T, w=1, bits=8, signed=True, zp=0, scale=0.05))
+    h = done(net.rmsnorm("rms1", x0, gamma=np.linspace(0.8, 1.2, d), bits=8, signed=True, zp=0, scale=0.03))
+    hq = done(net.dynquant("h_q", h, bits=8))
+    q, k, v = (bitlinear(n, h, hq, d) for n in ("wq", "wk", "wv"))
+    # rotary position embeddings of Q and K (Q14 cos/sin table; multiplier 2^-14: the same scale)
+    q, k = (done(net.rope("rope_" + n, src, d // heads, bits=8, signed=True, zp=0, scale=0.05,
+                          multiplier=2.0 ** -14)) for n, src in (("q", q), ("k", k)))
+    qh, kh, vh = (done(net.reshape(n + "_heads", src, heads, d // heads, T))
+                  for n, src in (("q", q), ("k", k), ("v", v)))
+    s = done(net.matmul("scores", qh, kh, trans_a=True, bits=8, signed=True, zp=0, scale=0.1, multiplier=0.01))
+    p = done(net.softmax("softmax", s, axis=2, bits=8, causal=True))
+    o = done(net.matmul("attn_v", vh, p, trans_b=True, **q8))
+    om = done(net.reshape("merge_heads", o, d, T, 1))
+    r1 = done(net.add("res1", x0, done(net.conv("wo", om, ternary((d, d, 1, 1)), wbits=2, **q8)), 1, 1, **q8))
+    h2 = done(net.rmsnorm("rms2", r1, gamma=np.ones(d), bits=8, signed=True, zp=0, scale=0.03))
+    h2q = done(net.dynquant("h2_q", h2, bits=8))
+    up = bitlinear("w_up", h2, h2q, 2 * d)
+    act = done(net.lut("silu", up, fn=lambda t: t / (1.0 + np.exp(-t)), bits=8, signed=True, zp=0, scale=0.05))
+    done(net.add("res2", r1, done(net.conv("w_down", act, ternary((d, 2 * d, 1, 1)), wbits=2, **q8)), 1, 1, **q8))
+    return net
+
+
 # ---------------------------------------------------------------------------- CLI
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out-dir", default=os.path.join(REPO, "models", "nets"),
-                    help="where tiny.qbin, demo_w2a4.qbin and xfmr_tiny.qbin go (default models/nets)")
+                    help="where tiny.qbin, demo_w2a4.qbin, xfmr_tiny.qbin and decoder_tiny.qbin go (default models/nets)")
     ap.add_argument("--resnet18", nargs="?", const="", metavar="PATH",
                     help="also write the zoo's ResNet-18 (default path in the cache folder)")
     ap.add_argument("--resnet50", nargs="?", const="", metavar="PATH",
@@ -138,7 +192,8 @@ def main(argv=None) -> int:
     if not a.no_small:
         for make, path in ((make_tiny, os.path.join(a.out_dir, "tiny.qbin")),
                            (make_demo_w2a4, os.path.join(a.out_dir, "demo_w2a4.qbin")),
-                           (make_xfmr_tiny, os.path.join(a.out_dir, "xfmr_tiny.qbin"))):
+                           (make_xfmr_tiny, os.path.join(a.out_dir, "xfmr_tiny.qbin")),
+                           (make_decoder_tiny, os.path.join(a.out_dir, "decoder_tiny.qbin"))):
             net = make()
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             net.save(path)

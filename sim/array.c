@@ -128,23 +128,47 @@ qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err)
     if (!c->sched_all || !c->sched_len || !c->sched || !c->kidx || !c->tile_acc || !c->colcount || !c->edge_i ||
         !c->edge_v || !c->edge_o || !c->edge_s || !c->edge_n || !c->edge_nv || !c->edge_ns || !c->south || !c->south_v)
         return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for array scratch");
-    if (c->engine == QS_ENGINE_DETAILED) {
-        int32_t n = a->dataflow == QS_DF_OS ? c->n_groups : 1;
-        c->groups = calloc((size_t)n, sizeof *c->groups);
-        if (!c->groups) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
-        for (int32_t i = 0; i < n; i++) {
-            qs_pe_array_cfg pc = {a->dataflow == QS_DF_OS ? lockstep_group(a) : R, C, a->dataflow,
-                                  a->weight_path_bits, a->acc_bits, a->overflow, gating(a), a->lookahead};
-            qs_status st = qs_pe_array_create(&pc, &c->groups[i], err);
-            if (st) return st;
-        }
+    if (c->engine == QS_ENGINE_DETAILED) return qs_array_ctx_make_groups(c, err);
+    return QS_OK;
+}
+
+qs_status qs_array_ctx_make_groups(qs_array_ctx *c, qs_error *err)
+{
+    const qs_arch *a = c->arch;
+    if (c->groups) return QS_OK;
+    int32_t n = a->dataflow == QS_DF_OS ? c->n_groups : 1;
+    c->groups = calloc((size_t)n, sizeof *c->groups);
+    if (!c->groups) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
+    for (int32_t i = 0; i < n; i++) {
+        qs_pe_array_cfg pc = {a->dataflow == QS_DF_OS ? lockstep_group(a) : a->rows, a->cols, a->dataflow,
+                              a->weight_path_bits, a->acc_bits, a->overflow, gating(a), a->lookahead};
+        qs_status st = qs_pe_array_create(&pc, &c->groups[i], err);
+        if (st) return st;
     }
     return QS_OK;
 }
 
+qs_status qs_array_hook_tile(qs_array_ctx *c, const qs_pe_array *pa, const qs_insn *in, uint32_t m0, uint32_t k0,
+                             int32_t group, qs_error *err)
+{
+    c->hook_follow = 0;
+    if (!c->hook) return QS_OK;
+    /* counted per layer (instructions of two layers may interleave), so
+     * that a tile's index names it in a replay of the run */
+    qs_array_tile_info t = {(int32_t)in->layer, c->net->layers[in->layer].name, c->insn, c->tile_count[in->layer]++,
+                            m0, in->n0, k0, group};
+    return c->hook->tile_begin(c->hook->user, &t, qs_pe_array_config(pa), &c->hook_follow, err);
+}
+
+qs_status qs_array_hook_tick(qs_array_ctx *c, uint64_t rel_cycle, const qs_pe_in *pin, const qs_pe_out *po,
+                             const qs_pe_array *pa, qs_error *err)
+{
+    return c->hook->tick(c->hook->user, c->insn_start + rel_cycle, pin, po, pa, err);
+}
+
 void qs_array_ctx_free(qs_array_ctx *c)
 {
-    if (c->groups) {
+    if (c->groups) { /* made all at once: a failure leaves NULLs, which destroy skips */
         int32_t n = c->arch->dataflow == QS_DF_OS ? c->n_groups : 1;
         for (int32_t i = 0; i < n; i++) qs_pe_array_destroy(c->groups[i]);
         free(c->groups);
@@ -167,6 +191,7 @@ void qs_array_ctx_free(qs_array_ctx *c)
     free(c->south);
     free(c->south_v);
     free(c->log);
+    free(c->tile_count);
     for (int32_t i = 0; i < c->n_rows; i++) free(c->rows[i].buf);
     free(c->rows);
     free(c->rows_spare.buf);
@@ -1289,6 +1314,10 @@ static qs_status gemm_os_lookahead(qs_array_ctx *c, const gemm_view *v, const qs
             qs_pe_out po = {NULL, NULL, 0, 0, 0};
             qs_pe_in pin = {c->edge_i, c->edge_v, NULL, c->edge_n, c->edge_nv, c->edge_ns, 1, 0, c->edge_o};
             qs_pe_array_reset(pa);
+            if (c->hook) {
+                qs_status hs = qs_array_hook_tile(c, pa, in, (uint32_t)mb, in->k0, 0, err);
+                if (hs) return hs;
+            }
             /* until every slot's products are in and the last cycle's wavefront has crossed the tile */
             while (consumed < pairs || t < wave) {
                 for (int32_t i = 0; i < R; i++) {
@@ -1310,6 +1339,10 @@ static qs_status gemm_os_lookahead(qs_array_ctx *c, const gemm_view *v, const qs
                     c->edge_n[j] = ok ? wslice_at(v, step % S, v->list[in->k0 + (uint32_t)(step / S)], (int32_t)in->n0 + j) : 0;
                 }
                 qs_pe_array_tick(pa, &pin, &po);
+                if (c->hook_follow) {
+                    qs_status hs = qs_array_hook_tick(c, r->cycles + (uint64_t)t, &pin, &po, pa, err);
+                    if (hs) return hs;
+                }
                 log_tick(c, r->cycles + (uint64_t)t, &po);
                 pin.clear = 0;
                 consumed += po.active + po.gated;
@@ -1406,6 +1439,10 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
                 qs_pe_out po = {NULL, NULL, 0, 0, 0};
                 qs_pe_in pin = {c->edge_i, c->edge_v, NULL, c->edge_n, c->edge_nv, c->edge_ns, 1, 0, NULL};
                 qs_pe_array_reset(pa);
+                if (c->hook) {
+                    qs_status hs = qs_array_hook_tile(c, pa, in, (uint32_t)mb, in->k0, gi, err);
+                    if (hs) return hs;
+                }
                 while (consumed < pairs || t == 0) {
                     for (int32_t i = 0; i < G; i++) {
                         int64_t d = t - i, e = d / rate;
@@ -1421,6 +1458,10 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
                         c->edge_n[j] = ok ? wslice_at(v, (int32_t)(e % S), v->list[sched[e / S]], (int32_t)in->n0 + j) : 0;
                     }
                     qs_pe_array_tick(pa, &pin, &po);
+                    if (c->hook_follow) {
+                        qs_status hs = qs_array_hook_tick(c, r->cycles + (uint64_t)t, &pin, &po, pa, err);
+                        if (hs) return hs;
+                    }
                     log_tick(c, r->cycles + (uint64_t)t, &po);
                     pin.clear = 0;
                     consumed += po.active + po.gated;
@@ -1637,6 +1678,16 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
     qs_pe_array *pa = c->groups[0];
     qs_pe_in pin = {c->edge_i, c->edge_v, c->edge_s, c->edge_n, c->edge_nv, c->edge_ns, 0, 1, NULL};
     qs_pe_out po = {c->south, c->south_v, 0, 0, 0};
+    if (c->hook) {
+        /* a co-simulated pass starts from reset on both sides, so that any
+         * one pass can be replayed alone; the stationary registers it uses
+         * are all loaded below and the partial sums it reads are cleared
+         * by the load, so no value or count depends on an earlier pass */
+        qs_pe_array_reset(pa);
+        qs_status hs = qs_array_hook_tile(c, pa, c->hook_in, pd->is_is ? (uint32_t)pd->col0 : c->hook_in->m0,
+                                          (uint32_t)pd->krow[0], 0, err);
+        if (hs) return hs;
+    }
     for (int32_t t = 0; t < Ku; t++) {
         int32_t rr = Ku - 1 - t;  /* the value inserted first ends deepest */
         for (int32_t j = 0; j < a->cols; j++) {
@@ -1645,7 +1696,14 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
             c->edge_nv[j] = (uint8_t)ok;
             c->edge_ns[j] = (uint8_t)(pd->is_is ? 0 : pd->s);
         }
-        qs_pe_array_tick(pa, &pin, NULL);
+        if (c->hook_follow) {
+            qs_pe_out lo = {c->south, c->south_v, 0, 0, 0};
+            qs_pe_array_tick(pa, &pin, &lo);
+            qs_status hs = qs_array_hook_tick(c, r->cycles + (uint64_t)t, &pin, &lo, pa, err);
+            if (hs) return hs;
+        } else {
+            qs_pe_array_tick(pa, &pin, NULL);
+        }
     }
     r->cycles += (uint64_t)Ku;
     pin.load = 0;
@@ -1660,6 +1718,10 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
             c->edge_s[i] = (uint8_t)(ok && pd->is_is ? SHIFT_OF(e) : 0);
         }
         qs_pe_array_tick(pa, &pin, &po);
+        if (c->hook_follow) {
+            qs_status hs = qs_array_hook_tick(c, r->cycles + (uint64_t)t, &pin, &po, pa, err);
+            if (hs) return hs;
+        }
         log_tick(c, r->cycles + (uint64_t)t, &po);
         r->ev.mac_ops += po.active;
         r->ev.mac_gated += po.gated;
@@ -1767,6 +1829,7 @@ static qs_status gemm_is(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
 qs_status qs_array_gemm(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, qs_error *err)
 {
     memset(r, 0, sizeof *r);
+    c->hook_in = in;
     const qs_layer *L = &c->net->layers[in->layer];
     if (L->kind == QS_L_MATMUL) return qs_array_matmul(c, in, r, err);
     const qs_layer_map *m = &c->prog->maps[in->layer];

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "array_hook.h"
 #include "pe_array.h"
 #include "qs_energy.h"
 #include "qs_isa.h"
@@ -114,6 +115,15 @@ typedef struct {
     /* [timing] convention = scalesim: SCALE-Sim's memory model of the
      * current layer (owned by the simulator), else NULL */
     qs_ssmem *ssm;
+    /* a per-clock observer of the detailed engine (array_hook.h; NULL: none),
+     * with the cycle the current instruction started, its index, whether the
+     * current tile is followed and the tiles of each layer so far */
+    const qs_array_hook *hook;
+    uint64_t insn_start;
+    int32_t insn;
+    const qs_insn *hook_in;     /* the GEMM instruction running */
+    int32_t hook_follow;
+    int64_t *tile_count;        /* per layer: array tiles announced to the hook this run */
 } qs_array_ctx;
 
 typedef struct {
@@ -124,6 +134,14 @@ typedef struct {
 } qs_tile_result;
 
 qs_status qs_array_ctx_init(qs_array_ctx *c, qs_error *err);
+/* The detailed engine's PE arrays (made by init for that engine; a hook that
+ * switches layers of a fast-engine simulator to it needs them too). */
+qs_status qs_array_ctx_make_groups(qs_array_ctx *c, qs_error *err);
+/* For the hook: tell it a tile starts on pa (just reset), and pass it a clock. */
+qs_status qs_array_hook_tile(qs_array_ctx *c, const qs_pe_array *pa, const qs_insn *in, uint32_t m0, uint32_t k0,
+                             int32_t group, qs_error *err);
+qs_status qs_array_hook_tick(qs_array_ctx *c, uint64_t rel_cycle, const qs_pe_in *pin, const qs_pe_out *po,
+                             const qs_pe_array *pa, qs_error *err);
 void qs_array_ctx_free(qs_array_ctx *c);
 
 /* Execute GEMM instruction `in`: update c->accum, return timing and counts. */

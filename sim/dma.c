@@ -18,6 +18,8 @@ struct qs_dma {
     engine eng[2];        /* read, write (write = read unless separate_write_engine) */
     uint64_t bus_free;    /* simple channel: first cycle its data bus is free */
     uint64_t *run_first, *run_count;
+    qs_mem_backend backend;  /* model = tlm */
+    int backend_missing;
 };
 
 static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
@@ -72,7 +74,16 @@ void qs_dma_reset(qs_dma *d)
         d->eng[e].last_issue = d->eng[e].last_done = 0;
     }
     d->bus_free = 0;
+    d->backend_missing = 0;
 }
+
+void qs_dma_set_backend(qs_dma *d, const qs_mem_backend *b)
+{
+    if (b) d->backend = *b;
+    else memset(&d->backend, 0, sizeof d->backend);
+}
+
+int qs_dma_backend_missing(const qs_dma *d) { return d->backend_missing; }
 
 int qs_dma_blocking(const qs_dma *d) { return d->arch->dma_outstanding == 1; }
 
@@ -83,6 +94,15 @@ static uint64_t serve(qs_dma *d, uint64_t issue, int is_write, const uint64_t *f
                       uint32_t n, qs_dram_trace_fn trace, void *trace_user)
 {
     const qs_arch *a = d->arch;
+    if (a->dram_model == QS_DRAM_TLM) {
+        /* the backend decides (docs/timing.md, "Memory backend") */
+        if (!d->backend.request) {
+            d->backend_missing = 1;
+            return issue;
+        }
+        uint64_t done = d->backend.request(d->backend.user, issue, is_write, first, count, n);
+        return done > issue ? done : issue;
+    }
     if (d->dram && a->timing != QS_TIMING_SCALESIM)
         return qs_dram_transfer(d->dram, issue, is_write, first, count, n, trace, trace_user);
     uint64_t bytes = 0;

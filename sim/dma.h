@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "dram.h"
+#include "mem_backend.h"
 #include "qs_arch.h"
 #include "qs_isa.h"
 #include "qs_status.h"
@@ -31,6 +32,12 @@ typedef struct {
 qs_status qs_dma_create(const qs_arch *arch, qs_dram *dram, uint32_t max_runs, qs_dma **out, qs_error *err);
 void qs_dma_destroy(qs_dma *d);
 void qs_dma_reset(qs_dma *d);
+/* [dram] model = tlm: the backend that serves every request (copied; NULL
+ * detaches it). Without one, a request under model = tlm fails the run
+ * (qs_dma_backend_missing). */
+void qs_dma_set_backend(qs_dma *d, const qs_mem_backend *b);
+/* 1 once a request under model = tlm found no backend. */
+int qs_dma_backend_missing(const qs_dma *d);
 
 /* Issue a LOAD/STORE at cycle `now`. trace (may be NULL) sees every DRAM
  * request of the bank-level model. */

@@ -41,6 +41,7 @@ typedef struct {
 typedef struct {
     uint64_t addr, arrive;
     qs_dram_addr at;
+    uint64_t ready, seq;  /* two-level controller: in its bank's command queue from `ready`; age */
 } queued;
 
 struct qs_dram {
@@ -54,6 +55,9 @@ struct qs_dram {
     rank_state *ranks;
     chan_state *chans;
     queued *queue;          /* queue_depth entries, one channel at a time */
+    queued *cq;             /* cmd_queue_depth > 0: per bank of a channel, its command queue */
+    int32_t *cq_n;
+    int32_t banks_per_channel;
     struct seen_bank {
         const bank_state *bank;
         int hit;
@@ -101,6 +105,15 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
     d->chans = calloc((size_t)cfg->channels, sizeof *d->chans);
     d->queue = calloc((size_t)cfg->queue_depth, sizeof *d->queue);
     d->seen = calloc((size_t)cfg->queue_depth, sizeof *d->seen);
+    d->banks_per_channel = cfg->ranks * cfg->bankgroups * cfg->banks_per_group;
+    if (cfg->cmd_queue_depth > 0) {
+        d->cq = calloc((size_t)d->banks_per_channel * (size_t)cfg->cmd_queue_depth, sizeof *d->cq);
+        d->cq_n = calloc((size_t)d->banks_per_channel, sizeof *d->cq_n);
+        if (!d->cq || !d->cq_n) {
+            qs_dram_destroy(d);
+            return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
+        }
+    }
     if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->queue || !d->seen || !d->tck_fs || !d->accel_fs) {
         qs_dram_destroy(d);
         return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
@@ -119,6 +132,8 @@ void qs_dram_destroy(qs_dram *d)
     free(d->chans);
     free(d->queue);
     free(d->seen);
+    free(d->cq);
+    free(d->cq_n);
     free(d->req_addr);
     free(d->req_chan);
     free(d);
@@ -398,6 +413,129 @@ qs_status qs_dram_reserve(qs_dram *d, size_t n, qs_error *err)
 
 int qs_dram_out_of_memory(const qs_dram *d) { return d->oom; }
 
+/* ---- the two-level controller (cmd_queue_depth > 0), as DRAMsim3's: a
+ * transaction queue of queue_depth feeding per-bank command queues of
+ * cmd_queue_depth; one transaction moves per cycle, the first in order whose
+ * bank queue has room; the scheduler sees the command queues only. */
+
+typedef struct {
+    qs_dram *d;
+    int32_t ch;
+    size_t n, next, tn;
+    uint64_t seq, last_move;
+    int moved;
+} two_level;
+
+static int32_t bank_in_channel(const qs_dram *d, const qs_dram_addr *a)
+{
+    return (a->ra * d->c.bankgroups + a->bg) * d->c.banks_per_group + a->ba;
+}
+
+/* Requests of the channel enter the transaction queue while it has room, at `time`. */
+static void tl_fill(two_level *s, uint64_t time)
+{
+    qs_dram *d = s->d;
+    while (s->tn < (size_t)d->c.queue_depth && s->next < s->n) {
+        if (d->req_chan[s->next] == s->ch) {
+            queued *q = &d->queue[s->tn++];
+            q->addr = d->req_addr[s->next];
+            q->arrive = time;
+            q->at = qs_dram_decode(d, q->addr);
+            q->seq = s->seq++;
+        }
+        s->next++;
+    }
+}
+
+/* Move transactions whose bank queue has room (from `time`), in order, one per cycle. */
+static void tl_move(two_level *s, uint64_t time)
+{
+    qs_dram *d = s->d;
+    const int32_t depth = d->c.cmd_queue_depth;
+    for (size_t i = 0; i < s->tn;) {
+        queued *q = &d->queue[i];
+        int32_t b = bank_in_channel(d, &q->at);
+        if (d->cq_n[b] >= depth) {
+            i++;
+            continue;
+        }
+        uint64_t t = max64(time, q->arrive);
+        if (s->moved) t = max64(t, s->last_move + 1);
+        s->last_move = t;
+        s->moved = 1;
+        queued *e = &d->cq[(size_t)b * (size_t)depth + (size_t)d->cq_n[b]++];
+        *e = *q;
+        e->ready = t;
+        memmove(q, q + 1, (s->tn - i - 1) * sizeof *q);
+        s->tn--;
+        tl_fill(s, t); /* its slot takes the next request */
+    }
+}
+
+static uint64_t transfer_two_level(qs_dram *d, int32_t ch, size_t n, uint64_t t_start, int is_write)
+{
+    two_level s = {d, ch, n, 0, 0, 0, 0, 0};
+    const int32_t depth = d->c.cmd_queue_depth, nb = d->banks_per_channel;
+    memset(d->cq_n, 0, (size_t)nb * sizeof *d->cq_n);
+    uint64_t now = t_start, end = t_start;
+    tl_fill(&s, t_start);
+    tl_move(&s, t_start);
+    for (;;) {
+        /* the decision cycle: the earliest a queued command may go */
+        const queued *pick = NULL;
+        uint64_t tmin = UINT64_MAX;
+        for (int32_t b = 0; b < nb; b++)
+            if (d->cq_n[b] && d->cq[(size_t)b * depth].ready < tmin) tmin = d->cq[(size_t)b * depth].ready;
+        if (tmin == UINT64_MAX) break;
+        uint64_t t = max64(now, tmin);
+        /* FR-FCFS: the oldest ready row hit, else the oldest ready; then first ready */
+        int hit = 0;
+        for (int32_t b = 0; b < nb; b++)
+            for (int32_t k = 0; k < d->cq_n[b]; k++) {
+                const queued *q = &d->cq[(size_t)b * depth + k];
+                if (q->ready > t) break; /* a bank's queue is in the order its entries came */
+                int h = d->c.page_policy == QS_PAGE_OPEN && bank_of(d, &q->at)->open_row == q->at.ro;
+                if (h > hit || (h == hit && (!pick || q->seq < pick->seq))) {
+                    pick = q;
+                    hit = h;
+                }
+            }
+        uint64_t best = plan_request(d, &pick->at, max64(t, pick->ready), is_write).s.col;
+        for (int32_t b = 0; b < nb; b++) {
+            /* of a bank's queue only its oldest row hit and its oldest entry can be first */
+            const queued *head = d->cq_n[b] ? &d->cq[(size_t)b * depth] : NULL, *h = NULL;
+            for (int32_t k = 0; k < d->cq_n[b] && !h; k++) {
+                const queued *q = &d->cq[(size_t)b * depth + k];
+                if (bank_of(d, &q->at)->open_row == q->at.ro) h = q;
+            }
+            const queued *cand[2] = {head, h};
+            for (int c = 0; c < 2; c++) {
+                const queued *q = cand[c];
+                if (!q || q == pick) continue;
+                uint64_t col = plan_request(d, &q->at, max64(t, q->ready), is_write).s.col;
+                if (col < best || (col == best && !hit && q->seq < pick->seq)) {
+                    best = col;
+                    pick = q;
+                }
+            }
+        }
+        t = max64(t, pick->ready);
+        queued q = *pick;
+        int32_t b = bank_in_channel(d, &q.at);
+        queued *base = &d->cq[(size_t)b * depth];
+        size_t at = (size_t)(pick - base);
+        memmove(base + at, base + at + 1, ((size_t)d->cq_n[b] - at - 1) * sizeof *base);
+        d->cq_n[b]--;
+        plan p = plan_with_refresh(d, &q.at, t, is_write);
+        commit(d, &q.at, &p, is_write);
+        if (!is_write) d->st.read_latency_sum += p.s.data_end - q.arrive;
+        end = max64(end, p.s.data_end);
+        now = t;
+        tl_move(&s, p.s.col); /* its column command frees its place in the bank queue */
+    }
+    return end;
+}
+
 uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64_t *first, const uint64_t *count,
                           uint32_t n_runs, qs_dram_trace_fn trace, void *trace_user)
 {
@@ -422,6 +560,10 @@ uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64
     if (!n) return start;
     uint64_t end = t_start;
     const size_t depth = (size_t)d->c.queue_depth;
+    if (d->c.cmd_queue_depth > 0) {
+        for (int32_t ch = 0; ch < d->c.channels; ch++) end = max64(end, transfer_two_level(d, ch, n, t_start, is_write));
+        return qs_dram_to_accel_cycle(d, end);
+    }
     for (int32_t ch = 0; ch < d->c.channels; ch++) {
         size_t next = 0, qn = 0;
         uint64_t now = t_start;

@@ -223,7 +223,8 @@ static uint64_t run_is(const mm_view *v)
  * enters row i at e*rate + i and column j at e*rate + j; the accumulators
  * give the values (acc[i*nlen + j]), the PE counters the operations. Returns
  * the instruction's cycles: per tile the slowest group plus the drain. */
-static qs_status detailed_os(const mm_view *v, int32_t *acc, uint64_t *cycles, qs_error *err)
+static qs_status detailed_os(qs_array_ctx *c, const qs_insn *in, const mm_view *v, int32_t *acc, uint64_t *cycles,
+                             qs_error *err)
 {
     const qs_arch *a = v->a;
     const int32_t R = a->rows, C = a->cols, G = min32(a->skip_group, a->rows);
@@ -262,6 +263,10 @@ static qs_status detailed_os(const mm_view *v, int32_t *acc, uint64_t *cycles, q
                 int64_t E = (int64_t)L * v->S;
                 uint64_t T = E ? (uint64_t)((E - 1) * v->rate + gu + cu - 1) : 0;
                 qs_pe_array_reset(pa);
+                if (c->hook && T > 0) {
+                    st = qs_array_hook_tile(c, pa, in, in->m0 + (uint32_t)g0, in->k0, (g0 - r0) / G, err);
+                    if (st) goto out;
+                }
                 for (uint64_t t = 0; t < T; t++) {
                     for (int32_t i = 0; i < G; i++) {
                         int64_t d = (int64_t)t - i;
@@ -285,6 +290,10 @@ static qs_status detailed_os(const mm_view *v, int32_t *acc, uint64_t *cycles, q
                     qs_pe_in pin = {west, wv, wsft, north, nv, ns, (uint8_t)(t == 0), 0, NULL};
                     qs_pe_out po = {NULL, NULL, 0, 0, 0};
                     qs_pe_array_tick(pa, &pin, &po);
+                    if (c->hook_follow) {
+                        st = qs_array_hook_tick(c, t_total + t, &pin, &po, pa, err);
+                        if (st) goto out;
+                    }
                     v->r->ev.mac_ops += po.active;
                     v->r->ev.mac_gated += po.gated;
                     v->r->ev.acc_overflows += po.overflows;
@@ -297,12 +306,13 @@ static qs_status detailed_os(const mm_view *v, int32_t *acc, uint64_t *cycles, q
             t_total += tmax + (uint64_t)ru;
         }
     }
+    *cycles = t_total;
+out:
     free(west);
     free(flags);
     free(sched);
     qs_pe_array_destroy(pa);
-    *cycles = t_total;
-    return QS_OK;
+    return st;
 }
 
 qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r, qs_error *err)
@@ -376,7 +386,7 @@ qs_status qs_array_matmul(qs_array_ctx *c, const qs_insn *in, qs_tile_result *r,
     mm_view v = {arch, m, mlen, nlen, K, S, arch->weight_path_bits, qs_array_stream_rate(arch, m), A, B, cntB, cntA, r};
     if (!accv) { /* detailed engine, OS: the PE array computes values, counts and time */
         int32_t *tile = malloc(sizeof(int32_t) * ((size_t)mlen * nlen + 1));
-        qs_status st = tile ? detailed_os(&v, tile, &r->cycles, err)
+        qs_status st = tile ? detailed_os(c, in, &v, tile, &r->cycles, err)
                             : qs_fail(err, QS_ERR_NOMEM, "layer '%s': out of memory", L->name);
         if (st == QS_OK) {
             for (int32_t i = 0; i < mlen; i++)

@@ -90,6 +90,13 @@ int32_t qs_pe_array_stationary(const qs_pe_array *a, int32_t i, int32_t j)
     return a->pe[(size_t)i * (size_t)a->cfg.cols + (size_t)j].stat;
 }
 
+int32_t qs_pe_array_acc_valid(const qs_pe_array *a, int32_t i, int32_t j)
+{
+    return a->pe[(size_t)i * (size_t)a->cfg.cols + (size_t)j].accv;
+}
+
+const qs_pe_array_cfg *qs_pe_array_config(const qs_pe_array *a) { return &a->cfg; }
+
 /* Registers update from their west/north neighbours' values of the previous
  * clock, so PEs are visited from the south-east corner backwards: a PE reads
  * its neighbours before they are overwritten. */

@@ -72,6 +72,10 @@ void qs_pe_array_tick(qs_pe_array *a, const qs_pe_in *in, qs_pe_out *out);
  * the last clock (the stationary value has its own accessor). */
 int32_t qs_pe_array_acc(const qs_pe_array *a, int32_t i, int32_t j);
 int32_t qs_pe_array_stationary(const qs_pe_array *a, int32_t i, int32_t j);
+/* WS/IS: the valid bit of PE(i,j)'s partial-sum register; OS: 0. */
+int32_t qs_pe_array_acc_valid(const qs_pe_array *a, int32_t i, int32_t j);
+/* The configuration the array was created with. */
+const qs_pe_array_cfg *qs_pe_array_config(const qs_pe_array *a);
 
 /* Add b to a in a `bits`-wide two's-complement accumulator, wrapping or
  * saturating; *ovf is set to 1 when the exact sum is out of range. */

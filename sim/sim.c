@@ -24,6 +24,7 @@
 
 #include "array.h"
 #include "dma.h"
+#include "mem_image.h"
 #include "qs_xfmr.h"
 
 enum { CH_LD_CMP = 0, CH_CMP_LD, CH_CMP_ST, CH_ST_CMP, CH_ST_LD, CH_COUNT };
@@ -77,6 +78,8 @@ struct qs_sim {
     void *dma_user;
     qs_dram *dram;           /* the bank-level model, NULL under model = simple */
     qs_dma *dma;             /* the DMA engines (sim/dma.c) */
+    int has_backend;         /* a memory backend is attached (model = tlm) */
+    qs_mem_image *img;       /* DRAM contents, built on the first qs_sim_read_dram */
     in_flight *fly[QS_Q_COUNT];       /* per LOAD/STORE queue: a FIFO of transfers in flight */
     int32_t fly_head[QS_Q_COUNT], fly_n[QS_Q_COUNT];
     qs_dram_trace_fn dram_trace;
@@ -158,7 +161,7 @@ qs_status qs_sim_create(const qs_net *net, const qs_prog *prog, qs_engine engine
     for (int32_t i = 0; i < prog->n_insn; i++)
         if (prog->insn[i].rows > max_rows) max_rows = prog->insn[i].rows;
     qs_status dst = QS_OK;
-    if (prog->arch.dram_model != QS_DRAM_SIMPLE)
+    if (qs_dram_is_bank_model(prog->arch.dram_model))
         dst = qs_dram_create(&prog->arch.dram, prog->arch.freq_mhz, &s->dram, err);
     if (!dst && s->dram) {
         /* the largest transfer's bursts: its bytes plus, per run, a partial burst at each end */
@@ -211,6 +214,7 @@ void qs_sim_destroy(qs_sim *s)
     free(s->pend);
     qs_dma_destroy(s->dma);
     qs_dram_destroy(s->dram);
+    qs_mem_image_destroy(s->img);
     for (int q = 0; q < QS_Q_COUNT; q++) free(s->fly[q]);
     free(s);
 }
@@ -602,12 +606,18 @@ static uint64_t dram_request(qs_sim *s, const qs_insn *in, uint64_t *done)
 
 qs_status qs_sim_start(qs_sim *s, qs_error *err)
 {
-    (void)err;
+    if (s->prog->arch.dram_model == QS_DRAM_TLM && !s->has_backend) {
+        s->running = 0;
+        return qs_fail(err, QS_ERR_ARG, "[dram] model = tlm: no memory backend is attached; only the SystemC wrapper "
+                       "(sim/systemc, docs/systemc.md) provides one; outside it use model = simple or a bank-level "
+                       "preset (ddr4_3200, lpddr4_4266, lpddr5_6400, hbm2)");
+    }
     if (!s->input_set) default_input(s);
     if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm); /* a run abandoned half way */
     s->ss_layer = -1;
     s->actx.ssm = NULL;
     memset(s->stats, 0, sizeof(qs_layer_stats) * (size_t)s->net->n_layers);
+    if (s->actx.tile_count) memset(s->actx.tile_count, 0, sizeof *s->actx.tile_count * (size_t)s->net->n_layers);
     memset(s->tokens, 0, sizeof s->tokens);
     s->tokens[CH_CMP_LD] = s->prog->init_slots;
     s->tokens[CH_ST_CMP] = s->prog->init_accum;
@@ -709,7 +719,15 @@ static qs_status start_ready(qs_sim *s, qs_error *err)
                     qs_tile_result r;
                     if (s->actx.log_len) memset(s->actx.log, 0, s->actx.log_len * sizeof *s->actx.log);
                     s->actx.log_len = 0;
-                    s->actx.logging = s->tr != NULL && s->engine == QS_ENGINE_DETAILED;
+                    /* a hook may run some layers of a fast-engine simulator on the detailed
+                     * engine (both give the same answers, docs/timing.md) */
+                    s->actx.engine = s->engine;
+                    if (s->actx.hook && s->engine == QS_ENGINE_FAST && s->actx.hook->wants_layer &&
+                        s->actx.hook->wants_layer(s->actx.hook->user, (int32_t)in->layer, s->net->layers[in->layer].name))
+                        s->actx.engine = QS_ENGINE_DETAILED;
+                    s->actx.insn_start = s->now;
+                    s->actx.insn = idx;
+                    s->actx.logging = s->tr != NULL && s->actx.engine == QS_ENGINE_DETAILED;
                     if (a->timing == QS_TIMING_SCALESIM && s->ss_layer != in->layer) {
                         /* SCALE-Sim simulates every layer with fresh buffers */
                         if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
@@ -885,10 +903,36 @@ void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user)
     s->dram_trace_user = user;
 }
 
+qs_status qs_sim_set_array_hook(qs_sim *s, const qs_array_hook *hook, qs_error *err)
+{
+    s->actx.hook = hook;
+    if (hook && !s->actx.tile_count) {
+        s->actx.tile_count = calloc((size_t)s->net->n_layers, sizeof *s->actx.tile_count);
+        if (!s->actx.tile_count) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory");
+    }
+    return hook ? qs_array_ctx_make_groups(&s->actx, err) : QS_OK;
+}
+
 void qs_sim_set_insn_hook(qs_sim *s, qs_sim_insn_fn fn, void *user)
 {
     s->insn_hook = fn;
     s->insn_user = user;
+}
+
+void qs_sim_set_memory_backend(qs_sim *s, const qs_mem_backend *b)
+{
+    s->has_backend = b && b->request;
+    qs_dma_set_backend(s->dma, s->has_backend ? b : NULL);
+}
+
+qs_status qs_sim_read_dram(qs_sim *s, uint64_t addr, uint8_t *out, uint64_t n, qs_error *err)
+{
+    if (!s->input_set && !s->running) default_input(s); /* what the next run will read */
+    if (!s->img) {
+        qs_status st = qs_mem_image_create(s->net, s->prog, &s->img, err);
+        if (st) return st;
+    }
+    return qs_mem_image_read(s->img, (const int32_t *const *)s->outputs, addr, out, n, err);
 }
 
 void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user)

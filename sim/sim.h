@@ -13,6 +13,8 @@
 #include "qs_status.h"
 #include "trace.h"
 #include "dram.h"
+#include "mem_backend.h"
+#include "array_hook.h"
 
 typedef enum { QS_ENGINE_FAST = 0, QS_ENGINE_DETAILED } qs_engine;
 
@@ -93,6 +95,20 @@ uint64_t qs_sim_now(const qs_sim *s);
 typedef void (*qs_sim_dma_fn)(void *user, int is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
 void qs_sim_set_dma_hook(qs_sim *s, qs_sim_dma_fn fn, void *user);
 
+/* [dram] model = tlm: the memory backend that says when each DMA request
+ * completes (sim/mem_backend.h; docs/timing.md, "Memory backend"). Copied;
+ * NULL detaches. A run under model = tlm without one fails at qs_sim_start
+ * (the `qsim` command has none: only the SystemC wrapper attaches one). */
+void qs_sim_set_memory_backend(qs_sim *s, const qs_mem_backend *b);
+
+/* The DRAM bytes [addr, addr + n) as the model holds them now: the input,
+ * the weight images and the layer outputs computed so far, packed as
+ * docs/isa.md and docs/compiler.md define (docs/systemc.md, "Payloads"). A
+ * STORE's bytes are complete when its DMA is handed over (the hook and the
+ * backend are called then); bytes no tensor covers read 0. Fails only when
+ * out of memory. */
+qs_status qs_sim_read_dram(qs_sim *s, uint64_t addr, uint8_t *out, uint64_t n, qs_error *err);
+
 /* Every DRAM request of the next runs, as the bank-level model receives it
  * (no call under model = simple). */
 void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user);
@@ -103,6 +119,12 @@ void qs_sim_set_dram_trace(qs_sim *s, qs_dram_trace_fn fn, void *user);
  * completed. Lets a test replay the schedule from docs/timing.md. */
 typedef void (*qs_sim_insn_fn)(void *user, int32_t insn, uint64_t start, uint64_t ppu_end, uint64_t end);
 void qs_sim_set_insn_hook(qs_sim *s, qs_sim_insn_fn fn, void *user);
+
+/* A per-clock observer of the detailed engine's PE arrays (array_hook.h),
+ * for RTL co-simulation; NULL removes it. With a fast-engine simulator the
+ * layers the hook asks for run on the detailed engine. `hook` must outlive
+ * the runs. */
+qs_status qs_sim_set_array_hook(qs_sim *s, const qs_array_hook *hook, qs_error *err);
 
 /* Waveform of the next runs: queues, tokens, DMA, PPU, and the array's PE
  * activity (per clock with the detailed engine), cycles [from, to] only

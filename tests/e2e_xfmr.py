@@ -6,8 +6,11 @@ hidden sizes, head counts, sequence lengths, weight widths (bipolar, ternary int
 int8), activation widths and zero points; layernorm or rmsnorm, 1x1 convolutions for the
 Q/K/V/output/MLP projections (channels = hidden, height = tokens), reshapes that split and
 merge heads, both attention matmuls (with and without transposes), softmax along the keys
-(axis 2 or 1) and sometimes along channels (axis 0), table GELU/SiLU, a SwiGLU-style mul
-and residual adds. Every network runs through
+(axis 2 or 1, half of them with a causal mask and an offset) and sometimes along channels
+(axis 0), sometimes BitNet's per-token absmax quantization (dynquant) before the MLP's up
+projection with its scale re-applied by a row-absmax mul, sometimes rotary position embeddings
+(rope) of Q and K at a position offset, table GELU/SiLU, a SwiGLU-style
+mul and residual adds. Every network runs through
 
     qsim run --arch models/arch/X.cfg NET --input X.npy --dump-outputs DIR -q --engine E
 
@@ -152,6 +155,11 @@ class Block:
         h = self.norm(x0)
         loud = self.p(0.3)
         q, k, v = self.proj(h, d, loud), self.proj(h, d, loud), self.proj(h, d)
+        if dh % 2 == 0 and self.p(0.4):  # rotary position embeddings of Q and K (tokens at an offset)
+            off = self.r(0, 3)
+            q, k = (self.done(self.net.rope("rope_" + n, src, dh, offset=off, positions=T + off + self.r(0, 2),
+                                            multiplier=0.01, **self.q_out()), tune=True)
+                    for n, src in (("q", q), ("k", k)))
         qh = self.done(self.net.reshape("qh", q, heads, dh, T))
         kh = self.done(self.net.reshape("kh", k, heads, dh, T))
         vh = self.done(self.net.reshape("vh", v, heads, dh, T))
@@ -164,7 +172,12 @@ class Block:
         else:           # S^T = K Q^T: (heads, Tk, Tq), softmax over H
             s = self.net.matmul("scores_t", kh, qh, trans_a=True, multiplier=0.01, **sq)
         self.done(s, tune=True)
-        pr = self.done(self.net.softmax("softmax", s, axis=2 if keys_on_w else 1, bits=self.r(4, 8)))
+        causal = self.p(0.5)   # a decoder's mask: key j takes part for query i when j <= i + offset
+        offset = self.r(0, 3) if causal and self.p(0.3) else 0
+        pr = self.done(self.net.softmax("softmax", s, axis=2 if keys_on_w else 1, bits=self.r(4, 8),
+                                        causal=causal, offset=offset))
+        if causal:
+            self.kinds.add("softmax-causal")
         if keys_on_w:   # O^T = V^T P^T: (heads, dh, Tq)
             o = self.net.matmul("attn_v", vh, pr, trans_b=True, multiplier=0.01, **self.q_out(conv_input=True))
         else:           # O^T = V^T P^T with P^T stored: no transpose
@@ -174,7 +187,14 @@ class Block:
         r1 = self.add(x0, self.proj(om, d))
         h2 = self.norm(r1)
         f = min(64, d * self.r(1, 3))  # the edge preset as IS holds 8 x 64 int32 accumulators
-        up = self.proj(h2, f)
+        if self.p(0.4):  # BitNet b1.58: per-token absmax quantization, then its scale re-applied
+            dq = self.done(self.net.dynquant("dynquant", h2, bits=self.r(4, 8)))
+            up = self.proj(dq, f)
+            up = self.done(self.net.mul("rescale", up, h2, rowmax=True, multiplier=0.01,
+                                        **self.q_out(conv_input=True)), tune=True)
+            self.kinds.add("mul-rowmax")
+        else:
+            up = self.proj(h2, f)
         fn = (lambda t: t / (1.0 + np.exp(-1.702 * t))) if self.p(0.5) else (lambda t: 0.5 * t * (1.0 + np.tanh(0.79788456 * (t + 0.044715 * t ** 3))))
         act = self.done(self.net.lut("act", up, fn=fn, **self.q_out(conv_input=True)))
         if self.p(0.5):  # SwiGLU-style gate
@@ -301,7 +321,8 @@ def main(argv):
         print("covered layer kinds: %s" % ", ".join(sorted(kinds)))
         print("layers with accumulator overflows under 16-bit accumulators: %d" % overflowed)
         print("matmul layers that saturated (engines compared): %d" % saturated)
-        need = {"layernorm", "rmsnorm", "matmul", "softmax", "lut", "mul", "reshape", "conv", "add"}
+        need = {"layernorm", "rmsnorm", "matmul", "softmax", "lut", "mul", "reshape", "conv", "add",
+                "softmax-causal", "dynquant", "mul-rowmax", "rope"}
         if args.nets >= 20 and (need - kinds or overflowed == 0 or saturated == 0):
             print("coverage incomplete: missing %s, overflowing layers %d" % (sorted(need - kinds), overflowed))
             failed += 1

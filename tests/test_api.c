@@ -7,6 +7,7 @@
 #include <CUnit/Basic.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,36 @@ static void test_null_and_range(void)
     o.engine = (qsim_engine)7;
     CU_ASSERT_EQUAL(qsim_run(p, NULL, 0, 1, &o, &r, &e), QSIM_ERR_ARG);
     HAS(e.msg, "unknown engine 7");
+    /* engine rtl: a bad tile window, then no verilator: one clear message, no report */
+    qsim_run_options_init(&o);
+    o.engine = QSIM_ENGINE_RTL;
+    CU_ASSERT_EQUAL(o.rtl_tile_to, INT64_MAX);
+    o.rtl_tile_from = 3;
+    o.rtl_tile_to = 2;
+    CU_ASSERT_EQUAL(qsim_run(p, NULL, 0, 1, &o, &r, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "rtl tiles 3..2");
+    o.rtl_tile_from = 0;
+    o.rtl_tile_to = INT64_MAX;
+    o.rtl_layer = "no_such_layer";
+    CU_ASSERT_EQUAL(qsim_run(p, NULL, 0, 1, &o, &r, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "no layer named 'no_such_layer'");
+    o.rtl_layer = NULL;
+    char *old_v = getenv("QSIM_VERILATOR") ? strdup(getenv("QSIM_VERILATOR")) : NULL;
+    setenv("QSIM_VERILATOR", "/nonexistent/verilator", 1);
+    CU_ASSERT_EQUAL(qsim_run(p, NULL, 0, 1, &o, &r, &e), QSIM_ERR_UNSUPPORTED);
+    HAS(e.msg, "--engine rtl needs verilator (apt install verilator)");
+    CU_ASSERT_PTR_NULL(r);
+    if (old_v) setenv("QSIM_VERILATOR", old_v, 1);
+    else unsetenv("QSIM_VERILATOR");
+    free(old_v);
+    /* the other engines report no co-simulation */
+    CU_ASSERT_EQUAL_FATAL(qsim_run(p, NULL, 0, 1, NULL, &r, &e), QSIM_OK);
+    qsim_rtl_stats rs;
+    CU_ASSERT_EQUAL(qsim_report_rtl(r, &rs, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(rs.clocks, 0);
+    CU_ASSERT_EQUAL(qsim_report_rtl(r, NULL, &e), QSIM_ERR_ARG);
+    qsim_report_free(r);
+    r = NULL;
     qsim_program_free(p);
 }
 

@@ -91,6 +91,15 @@ expect "unknown option" 2 "--bogus" "--help" -- "$QSIM" run --arch "$ARCH" "$NET
 expect "unknown option (compile)" 2 "--engine" -- "$QSIM" compile --arch "$ARCH" "$NET" --engine fast
 expect "option without value" 2 "--arch" -- "$QSIM" run "$NET" --arch
 expect "unknown engine" 2 "turbo" -- "$QSIM" run --arch "$ARCH" "$NET" --engine turbo
+# --engine rtl (docs/waveforms.md): its options, and no verilator (nothing is built in these cases)
+expect "rtl tiles reversed" 2 "--rtl-tiles '3:1': a tile range" -- "$QSIM" run --arch "$ARCH" "$NET" --engine rtl --rtl-tiles 3:1
+expect "rtl tiles not a number" 2 "--rtl-tiles 'x'" -- "$QSIM" run --arch "$ARCH" "$NET" --engine rtl --rtl-tiles x
+expect "rtl tiles without rtl" 2 "need --engine rtl" -- "$QSIM" run --arch "$ARCH" "$NET" --rtl-tiles 0
+expect "rtl window: no such layer" 1 "no layer named 'nope'" -- "$QSIM" run --arch "$ARCH" "$NET" --engine rtl --trace-layer nope
+expect "rtl without verilator" 1 "--engine rtl needs verilator (apt install verilator)" -- \
+    env QSIM_VERILATOR=/nonexistent/verilator "$QSIM" run --arch "$ARCH" "$NET" --engine rtl
+expect "rtl without verilator on PATH" 1 "--engine rtl needs verilator (apt install verilator)" -- \
+    env -u QSIM_VERILATOR PATH=/nonexistent "$QSIM" run --arch "$ARCH" "$NET" --engine rtl
 expect "no --arch" 2 "--arch" -- "$QSIM" run "$NET"
 expect "no network" 2 "network" -- "$QSIM" run --arch "$ARCH"
 expect "two networks" 2 "more than one network" -- "$QSIM" run --arch "$ARCH" "$NET" "$NET"
@@ -176,6 +185,10 @@ expect "--dram-trace unwritable" 1 "/nonexistent/dir/x.trace" -- \
     "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=ddr4_3200 --dram-trace /nonexistent/dir/x.trace -q
 expect "bad DRAM key names file and key" 1 "dlac.cfg: --set dram.tRAS" "tRAS > tRC" -- \
     "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=ddr4_3200 --set dram.tRAS=80 -q
+expect "model = tlm outside SystemC is refused" 1 "dlac.cfg: [dram] model = tlm" "SystemC wrapper" -- \
+    "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=tlm -q
+expect "model = tlm refuses bank-model keys" 1 "dlac.cfg: --set dram.tCL" "model = tlm ignores it" -- \
+    "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=tlm --set dram.tCL=20 -q
 if "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=hbm2 --set dma.outstanding=4 --dram-trace "$T/d.trace" \
         --json "$T/d.json" -q 2>"$T/err" && $PY - "$T/d.trace" "$T/d.json" <<'EOF2'
 import json, re, sys

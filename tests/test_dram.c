@@ -330,6 +330,39 @@ static void test_queue_depth(void)
     }
 }
 
+/* The two-level controller (cmd_queue_depth > 0, docs/timing.md "Bank-level
+ * DRAM"): a transaction queue feeding per-bank command queues, one move per
+ * cycle, read latency from the transaction queue. */
+static void test_two_level_queues(void)
+{
+    qs_dram_cfg c = small_cfg();
+    /* three reads of one open row, transaction queue 1, command queue 1: req 0 enters both at 0 (ACT 0, RD 12,
+     * data to 26); req 1 enters the transaction queue at 0, its bank queue at 12 (req 0's RD frees it): RD at
+     * 19 (tCCD_L), data to 33; req 2 enters at 12, moves at 19, RD 26, data to 40. Latencies from the
+     * transaction queue: 26 + 33 + 28 = 87. (One queue of 1: 26 + 21 + 21 = 68.) */
+    const uint64_t row[1] = {at(1, 0, 0, 0)}, three[1] = {192};
+    for (int two = 0; two < 2; two++) {
+        c.queue_depth = 1;
+        c.cmd_queue_depth = two;
+        qs_dram *d = make(&c);
+        EXPECT(qs_dram_transfer(d, 0, 0, row, three, 1, NULL, NULL), 40);
+        EXPECT(qs_dram_get_stats(d)->read_latency_sum, two ? 87 : 68);
+        qs_dram_destroy(d);
+    }
+    /* one move per cycle: reads of three banks, transaction queue 1, command queues 8. Req 0 moves at 0, req 1
+     * enters at 0 and moves at 1, req 2 enters at 1 and moves at 2. Req 0: ACT 0, RD 12, data 22..26; req 1
+     * (bg 1): ACT 3 (tRRD_S), RD 17 (tCCD_S), data to 31; req 2 (bg 0, bank 1): ACT 6, RD 22, data to 36.
+     * Latencies 26 + 31 + (36 - 1) = 92. */
+    const uint64_t banks[3] = {at(1, 0, 0, 0), at(1, 1, 0, 0), at(1, 0, 1, 0)}, one[3] = {64, 64, 64};
+    c.queue_depth = 1;
+    c.cmd_queue_depth = 8;
+    qs_dram *d = make(&c);
+    EXPECT(qs_dram_transfer(d, 0, 0, banks, one, 3, NULL, NULL), 36);
+    EXPECT(qs_dram_get_stats(d)->read_latency_sum, 92);
+    EXPECT(qs_dram_get_stats(d)->acts, 3);
+    qs_dram_destroy(d);
+}
+
 /* A transfer covers every burst its runs touch; times convert between the
  * accelerator clock and tCK rounding up. */
 static int g_traced;
@@ -461,6 +494,97 @@ static void test_dma_engines(void)
     qs_dram_destroy(dr);
 }
 
+/* ---- the memory backend (model = tlm; docs/timing.md "Memory backend"): a
+ * backend that completes a request 10 cycles plus a cycle per 16 bytes after
+ * its issue, with no shared bus, and logs every call. */
+typedef struct {
+    int calls;
+    uint64_t issue[8], first[8][2], count[8][2];
+    uint32_t runs[8];
+    int write[8];
+    int early; /* 1: answer a cycle before the issue */
+} backend_log;
+
+static uint64_t log_backend(void *user, uint64_t issue, int is_write, const uint64_t *first, const uint64_t *count,
+                            uint32_t n_runs)
+{
+    backend_log *l = user;
+    uint64_t bytes = 0;
+    if (l->calls < 8) {
+        l->issue[l->calls] = issue;
+        l->write[l->calls] = is_write;
+        l->runs[l->calls] = n_runs;
+        for (uint32_t i = 0; i < n_runs && i < 2; i++) {
+            l->first[l->calls][i] = first[i];
+            l->count[l->calls][i] = count[i];
+        }
+    }
+    l->calls++;
+    for (uint32_t i = 0; i < n_runs; i++) bytes += count[i];
+    if (l->early) return issue ? issue - 1 : 0;
+    return issue + 10 + bytes / 16;
+}
+
+static void test_dma_backend(void)
+{
+    qs_arch a;
+    backend_log l;
+    const qs_mem_backend b = {log_backend, &l};
+    const qs_insn ld = xfer(QS_OP_LOAD, 0, 256);
+    /* blocking, one request per transfer: 10 + 256/16 = 26 cycles each, back to back */
+    qs_dma *d = make_dma(&a, 1, 0, 0);
+    a.dram_model = QS_DRAM_TLM;
+    memset(&l, 0, sizeof l);
+    qs_dma_set_backend(d, &b);
+    EXPECT(qs_dma_transfer(d, 0, &ld, NULL, NULL).done, 26);
+    qs_dma_times t = qs_dma_transfer(d, 3, &ld, NULL, NULL);
+    EXPECT(t.issued, 26);
+    EXPECT(t.done, 52);
+    EXPECT(l.calls, 2);
+    EXPECT(l.issue[1], 26);
+    EXPECT(l.runs[0], 1);
+    EXPECT(l.count[0][0], 256);
+    qs_dma_destroy(d);
+    /* four outstanding 64-byte requests: all issue at 0 and complete at 10 + 4 = 14 (the simple channel's
+     * shared bus made this 116); with two slots, requests 3 and 4 issue at 14: done 28 */
+    for (int slots = 4; slots >= 2; slots -= 2) {
+        d = make_dma(&a, slots, 64, 0);
+        a.dram_model = QS_DRAM_TLM;
+        memset(&l, 0, sizeof l);
+        qs_dma_set_backend(d, &b);
+        t = qs_dma_transfer(d, 0, &ld, NULL, NULL);
+        EXPECT(t.issued, slots == 4 ? 0 : 14);
+        EXPECT(t.done, slots == 4 ? 14 : 28);
+        EXPECT(l.calls, 4);
+        EXPECT(l.first[3][0], 192);
+        EXPECT(l.count[3][0], 64);
+        qs_dma_destroy(d);
+    }
+    /* a store of two runs of 32 bytes 100 bytes apart is one request with both runs: 10 + 64/16 = 14 */
+    qs_insn st = xfer(QS_OP_STORE, 4096, 64);
+    st.rows = 2;
+    st.run_bits = 32 * 8;
+    st.stride_bits = 100 * 8;
+    d = make_dma(&a, 1, 0, 0);
+    a.dram_model = QS_DRAM_TLM;
+    memset(&l, 0, sizeof l);
+    qs_dma_set_backend(d, &b);
+    EXPECT(qs_dma_transfer(d, 5, &st, NULL, NULL).done, 19);
+    EXPECT(l.write[0], 1);
+    EXPECT(l.runs[0], 2);
+    EXPECT(l.first[0][0], 4096);
+    EXPECT(l.first[0][1], 4196);
+    EXPECT(l.count[0][1], 32);
+    /* an answer before the issue counts as the issue; no backend: the request is flagged */
+    l.early = 1;
+    EXPECT(qs_dma_transfer(d, 40, &st, NULL, NULL).done, 40);
+    CU_ASSERT(!qs_dma_backend_missing(d));
+    qs_dma_set_backend(d, NULL);
+    qs_dma_transfer(d, 50, &st, NULL, NULL);
+    CU_ASSERT(qs_dma_backend_missing(d));
+    qs_dma_destroy(d);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -474,9 +598,11 @@ int main(void)
     CU_add_test(s, "refresh", test_refresh);
     CU_add_test(s, "FR-FCFS and queue depth", test_fr_fcfs);
     CU_add_test(s, "queue depth bounds requests in flight", test_queue_depth);
+    CU_add_test(s, "two-level queues: transaction queue, per-bank command queues", test_two_level_queues);
     CU_add_test(s, "first ready: the earliest column command", test_first_ready);
     CU_add_test(s, "transfer bursts and clock conversion", test_transfer_and_clock);
     CU_add_test(s, "DMA engines: outstanding requests, request size, separate write engine", test_dma_engines);
+    CU_add_test(s, "memory backend (model = tlm): the backend's completions", test_dma_backend);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fail = CU_get_error() || CU_get_number_of_failures();

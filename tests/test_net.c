@@ -49,14 +49,15 @@ static blob read_blob(const char *rel)
     return r;
 }
 
-static blob tiny, demo, xfmr;
+static blob tiny, demo, xfmr, decoder;
 
 static int init_nets(void)
 {
     tiny = read_blob("models/nets/tiny.qbin");
     demo = read_blob("models/nets/demo_w2a4.qbin");
     xfmr = read_blob("models/nets/xfmr_tiny.qbin");
-    return tiny.n && demo.n && xfmr.n ? 0 : 1;
+    decoder = read_blob("models/nets/decoder_tiny.qbin");
+    return tiny.n && demo.n && xfmr.n && decoder.n ? 0 : 1;
 }
 
 static int free_nets(void)
@@ -64,6 +65,7 @@ static int free_nets(void)
     free(tiny.b);
     free(demo.b);
     free(xfmr.b);
+    free(decoder.b);
     return 0;
 }
 
@@ -447,12 +449,13 @@ static void roundtrip_blob(const blob *x)
 static void test_roundtrip_tiny(void) { roundtrip_blob(&tiny); }
 static void test_roundtrip_demo(void) { roundtrip_blob(&demo); }
 static void test_roundtrip_xfmr(void) { roundtrip_blob(&xfmr); }
+static void test_roundtrip_decoder(void) { roundtrip_blob(&decoder); }
 
 static void test_shipped_cover_all_kinds(void)
 {
     int seen[QS_L_KIND_COUNT] = {0};
-    const blob *bs[3] = {&tiny, &demo, &xfmr};
-    for (int k = 0; k < 3; k++) {
+    const blob *bs[4] = {&tiny, &demo, &xfmr, &decoder};
+    for (int k = 0; k < 4; k++) {
         qs_net *net = parse_ok(bs[k]);
         for (int32_t i = 0; i < net->n_layers; i++)
             seen[net->layers[i].kind] = 1;
@@ -965,7 +968,7 @@ static void test_layer_record_errors(void)
 {
     const uint64_t l0 = layer_rec(tiny.b, 0), l1 = layer_rec(tiny.b, 1), l3 = layer_rec(tiny.b, 3);
     const uint64_t l5 = layer_rec(tiny.b, 5);
-    MUTATE32(l1 + 48, QS_L_KIND_COUNT, "unknown layer kind 18");
+    MUTATE32(l1 + 48, QS_L_KIND_COUNT, "unknown layer kind 20");
     MUTATE32(l1 + 48, QS_L_LUT, "layer kind 11 (lut) needs format version 2");
     MUTATE32(l1 + 48, 0x80000000u, "unknown layer kind");
     MUTATE32(l1 + 48, QS_L_INPUT, "only layer 0 may be an input");
@@ -1241,9 +1244,38 @@ static void m_norm_bias(qs_net *n) { n->layers[1].bias = n->layers[2].weight; }
 static void m_reshape_zp(qs_net *n) { n->layers[5].out_zp = 1; }
 static void m_mul_shape(qs_net *n) { n->layers[18].inputs[1] = 1; }
 static void m_mul_inputs(qs_net *n) { n->layers[18].n_inputs = 1; }
+static void m_causal_axis0(qs_net *n) { n->layers[9].param = QS_SOFTMAX_CAUSAL_BIT; }
+static void m_softmax_bit5(qs_net *n) { n->layers[9].param = 2 | 32; }
+static void m_offset_no_causal(qs_net *n) { n->layers[9].param = 2 | (7 << QS_SOFTMAX_OFFSET_SHIFT); }
+static void m_mul_param(qs_net *n) { n->layers[18].param = 2; }
+static void m_rowmax_positions(qs_net *n) /* scores 2x6x6 has other positions than w_up 16x6x1 */
+{
+    n->layers[18].param = QS_MUL_ROWMAX;
+    n->layers[18].inputs[1] = 8;
+}
+static void m_dynquant_zp(qs_net *n) /* the silu lut made a dynquant with a zero point */
+{
+    qs_layer *l = &n->layers[17];
+    l->kind = QS_L_DYNQUANT;
+    l->weight = -1;
+    l->out_bits = 8;
+    l->out_signed = 1;
+    l->out_zp = 3;
+    l->clamp_lo = -127;
+    l->clamp_hi = 127;
+}
+
+/* decoder_tiny: 9 rope_q (16x24x1, head size 8, table [24][4][2]) */
+static void m_rope_dh(qs_net *n) { n->layers[9].param = 3; }
+static void m_rope_offset(qs_net *n) { n->layers[9].param = 8 | (1 << 16); } /* needs 25 positions, has 24 */
+static void m_rope_entry(qs_net *n) { n->tensors[n->layers[9].weight].data[3] = 16385; }
 
 static void test_validate_v2(void)
 {
+    INVALID(m_rope_dh, &decoder, "layer 9 'rope_q', rope");
+    INVALID(m_rope_dh, &decoder, "head size 3 must be even");
+    INVALID(m_rope_offset, &decoder, "holds 24 positions; tokens 24 at offset 1 need 25");
+    INVALID(m_rope_entry, &decoder, "entry 3 = 16385 outside -16384..16384");
     INVALID(m_heads, &xfmr, "layer 5 'q_heads', reshape");
     INVALID(m_heads, &xfmr, "changes the element count");
     INVALID(m_mm_shape, &xfmr, "layer 8 'scores', matmul");
@@ -1265,6 +1297,15 @@ static void test_validate_v2(void)
     INVALID(m_reshape_zp, &xfmr, "keeps the input's bits");
     INVALID(m_mul_shape, &xfmr, "different shapes");
     INVALID(m_mul_inputs, &xfmr, "1 inputs");
+    INVALID(m_causal_axis0, &xfmr, "layer 9 'softmax', softmax");
+    INVALID(m_causal_axis0, &xfmr, "causal softmax runs along axis 1 or 2");
+    INVALID(m_softmax_bit5, &xfmr, "bits 5-7 must be 0");
+    INVALID(m_offset_no_causal, &xfmr, "offset 7 without the causal bit");
+    INVALID(m_mul_param, &xfmr, "layer 18 'swiglu', mul");
+    INVALID(m_mul_param, &xfmr, "mul param 2");
+    INVALID(m_rowmax_positions, &xfmr, "different positions 6x1 and 6x6");
+    INVALID(m_dynquant_zp, &xfmr, "layer 17 'silu', dynquant");
+    INVALID(m_dynquant_zp, &xfmr, "zero point 3");
     /* the same refusals from a file name the file, the byte and the layer */
     uint8_t *c = copy_blob(&xfmr);
     uint64_t l9 = layer_rec(c, 9);
@@ -1380,6 +1421,7 @@ int main(int argc, char **argv)
         {"tiny byte for byte", test_roundtrip_tiny},
         {"demo byte for byte", test_roundtrip_demo},
         {"xfmr_tiny (version 2) byte for byte", test_roundtrip_xfmr},
+        {"decoder_tiny (version 2) byte for byte", test_roundtrip_decoder},
         {"shipped nets cover every kind", test_shipped_cover_all_kinds},
         {"macs", test_macs},
         {"in-memory build", test_inmemory_build},

@@ -117,6 +117,12 @@ def every_v2_net() -> q.Net:
     mul = net.mul("mul", x, lut, bits=7, signed=True, zp=0, scale=0.2, multiplier=rng.uniform(0.01, 0.1, 6))
     for ax in (0, 1, 2):
         net.softmax("softmax%d" % ax, mul, axis=ax, bits=4 + ax)
+    net.softmax("causal1", mul, axis=1, bits=8, causal=True)
+    net.softmax("causal2", mul, axis=2, bits=8, causal=True, offset=3)
+    tok = net.reshape("tokens", x, 6, 12, 1)
+    net.rope("rope", tok, 6, offset=2, positions=16, bits=8, signed=True, zp=-1, scale=0.05)
+    dq = net.dynquant("dynquant", x, bits=5)
+    net.mul("rowmax", dq, lut, rowmax=True, bits=8, signed=True, zp=0, scale=0.2, multiplier=0.05)
     ln = net.layernorm("ln", x, gamma=np.linspace(0.5, 2, 6), beta=np.linspace(-1, 1, 6), bits=8, signed=True,
                        zp=3, scale=0.02)
     net.rmsnorm("rms", ln, bits=5, signed=False, zp=4, scale=0.1, multiplier=2.0 ** -17)
@@ -270,6 +276,41 @@ def test_rules_agree():
     struct.pack_into("<Q", b, 16, len(b))
     fix_crcs(b)
     both_refuse(bytes(b), "8 bytes after the last section", "zero bytes after the last section")
+
+    # the decoder rules (docs/qbin.md): a causal mask needs a key axis, param bits 5-7 are 0,
+    # an offset needs the causal bit, dynquant's output is signed with zero point 0, mul's
+    # param is 0 or 1 and a row-absmax mul's inputs share their positions
+    net = q.Net("dec")
+    x = net.input("in", c=4, h=3, w=2, bits=8, signed=True, zp=0, scale=0.1)
+    sm = net.softmax("sm", x, axis=2, bits=8, causal=True, offset=1)
+    dq = net.dynquant("dq", x, bits=8)
+    y = net.reshape("y", x, 4, 6, 1)
+    mu = net.mul("mu", dq, x, rowmax=True, bits=8, signed=True, zp=0, scale=0.1, multiplier=0.01)
+    ok = net.to_bytes()
+    check(tool_check(ok), "C accepts the decoder net")
+    _, _, loff, _ = struct.unpack_from("<IIQQ", ok, 32 + 48)
+
+    def patched(layer, off, fmt, value):
+        b = bytearray(ok)
+        struct.pack_into(fmt, b, loff + layer * q.LAYER_SIZE + off, value)
+        fix_crcs(b)
+        return bytes(b)
+    both_refuse(patched(sm, 188, "<i", 0 | 16), "causal softmax runs along axis 1 or 2", "a causal softmax over channels")
+    both_refuse(patched(sm, 188, "<i", 2 | 32), "bits 5-7 must be 0", "softmax param bit 5")
+    both_refuse(patched(sm, 188, "<i", 2 | (5 << 8)), "offset 5 without the causal bit", "an offset without the mask")
+    both_refuse(patched(dq, 176, "<i", 1), "dynquant output must be signed", "a dynquant with a zero point")
+    both_refuse(patched(mu, 188, "<i", 2), "mul param 2", "mul param 2")
+    both_refuse(patched(mu, 60, "<i", y), "different positions", "a row-absmax mul over other positions")
+
+    net = q.Net("rope")
+    x = net.input("in", c=8, h=3, w=1, bits=8, signed=True, zp=0, scale=0.1)
+    ro = net.rope("ro", x, 4, offset=1, positions=5, bits=8, signed=True, zp=0, scale=0.1)
+    ok = net.to_bytes()
+    check(tool_check(ok), "C accepts the rope net")
+    _, _, loff, _ = struct.unpack_from("<IIQQ", ok, 32 + 48)
+    both_refuse(patched(ro, 188, "<i", 3), "head size 3 must be even", "a rope of odd head size")
+    both_refuse(patched(ro, 188, "<i", 4 | (3 << 16)), "holds 5 positions; tokens 3 at offset 3 need 6",
+                "a rope table shorter than the positions")
 
 
 def tool_check(data: bytes) -> bool:

@@ -92,15 +92,18 @@ extern "C" void ref_hook(void *user, int is_write, uint32_t addr, uint32_t bytes
 
 int64_t layer_elems(const qs_layer &L) { return (int64_t)L.out_c * L.out_h * L.out_w; }
 
-bool plain_run(qs_engine engine, const std::vector<int32_t> *input, reference &ref)
+bool plain_run(qs_engine engine, const std::vector<int32_t> *input, reference &ref, const std::string &arch_cfg = kArch,
+               const std::string &net_qbin = kNet, const std::vector<std::string> &overrides = {})
 {
+    std::vector<const char *> ov;
+    for (const auto &s : overrides) ov.push_back(s.c_str());
     qs_error e{};
     qs_arch arch;
     qs_net *net = nullptr;
     qs_prog *prog = nullptr;
     qs_sim *sim = nullptr;
     bool ok = false;
-    if (qs_arch_load(kArch.c_str(), nullptr, 0, &arch, &e) || qs_net_load(kNet.c_str(), &net, &e) ||
+    if (qs_arch_load(arch_cfg.c_str(), ov.data(), (int)ov.size(), &arch, &e) || qs_net_load(net_qbin.c_str(), &net, &e) ||
         qs_compile(net, &arch, &prog, &e) || qs_sim_create(net, prog, engine, &sim, &e) ||
         (input && qs_sim_set_input(sim, input->data(), (int64_t)input->size(), &e))) {
         std::printf("plain run: %s\n", e.msg);
@@ -127,17 +130,22 @@ bool plain_run(qs_engine engine, const std::vector<int32_t> *input, reference &r
 
 // ---- the platform -------------------------------------------------------------------
 
-// DRAM: counts bytes, logs transfers with their time, annotates a latency;
-// optionally answers one transaction with an address error.
+// DRAM: a byte-addressed memory (grows as written; reads of bytes never
+// written return `fill`); counts bytes, logs transfers with their time and
+// payload, annotates a latency plus `per_byte` per byte moved; optionally
+// answers one transaction with an address error.
 struct dram_target : sc_core::sc_module {
     tlm_utils::simple_target_socket<dram_target> sock;
-    sc_time latency;
+    sc_time latency, per_byte = SC_ZERO_TIME;
     int fail_index = -1;   // transaction number to answer with an error
+    unsigned char fill = 0xA5;
+    std::vector<unsigned char> mem;
     struct seen {
         bool write;
         uint64_t addr;
         uint32_t bytes;
         sc_time at;
+        std::vector<unsigned char> data;   // what was written / returned
     };
     std::vector<seen> log;
     uint64_t rd = 0, wr = 0;
@@ -154,17 +162,47 @@ struct dram_target : sc_core::sc_module {
             t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
             return;
         }
-        log.push_back({w, t.get_address(), t.get_data_length(), sc_core::sc_time_stamp() + delay});
-        if (w)
-            wr += t.get_data_length();
-        else {
-            rd += t.get_data_length();
-            std::memset(t.get_data_ptr(), 0xA5, t.get_data_length());
+        const uint64_t a = t.get_address();
+        const uint32_t len = t.get_data_length();
+        unsigned char *p = t.get_data_ptr();
+        if (w) {
+            wr += len;
+            if (mem.size() < a + len) mem.resize(a + len, fill);
+            std::memcpy(mem.data() + a, p, len);
+        } else {
+            rd += len;
+            for (uint32_t i = 0; i < len; i++) p[i] = a + i < mem.size() ? mem[a + i] : fill;
         }
-        delay += latency;
+        log.push_back({w, a, len, sc_core::sc_time_stamp() + delay, std::vector<unsigned char>(p, p + len)});
+        delay += latency + per_byte * (double)len;
         t.set_response_status(tlm::TLM_OK_RESPONSE);
     }
 };
+
+// Values packed LSB first, `bits` each (docs/isa.md), and back (sign-extended when signed).
+std::vector<unsigned char> pack(const std::vector<int32_t> &v, int bits)
+{
+    std::vector<unsigned char> out((v.size() * bits + 7) / 8, 0);
+    for (size_t i = 0; i < v.size(); i++)
+        for (int b = 0; b < bits; b++)
+            if (((uint32_t)v[i] >> b) & 1) out[(i * bits + b) / 8] |= (unsigned char)(1u << ((i * bits + b) % 8));
+    return out;
+}
+
+std::vector<int32_t> unpack(const std::vector<unsigned char> &mem, uint64_t addr, size_t count, int bits, bool is_signed)
+{
+    std::vector<int32_t> v(count, 0);
+    for (size_t i = 0; i < count; i++) {
+        uint32_t x = 0;
+        for (int b = 0; b < bits; b++) {
+            uint64_t bit = addr * 8 + i * bits + b;
+            if (bit / 8 < mem.size() && ((mem[bit / 8] >> (bit % 8)) & 1)) x |= 1u << b;
+        }
+        if (is_signed && bits < 32 && (x >> (bits - 1)) & 1) x |= ~0u << bits;
+        v[i] = (int32_t)x;
+    }
+    return v;
+}
 
 // The first rising edge strictly after t (the clock starts high at 0).
 sc_time next_edge(sc_time t, sc_time period)
@@ -177,7 +215,8 @@ struct observed {
     bool finished = false;
     sc_time t_write, t_seen_done, t0, t_done;
     uint32_t status = 0, error = 0, dma_count = 0, rd_lo = 0, wr_lo = 0;
-    uint64_t cycles = 0, late = 0, accel_rd = 0, accel_wr = 0;
+    uint64_t cycles = 0, late = 0, accel_rd = 0, accel_wr = 0, read_mismatches = 0;
+    std::vector<unsigned char> mem;   // the DRAM target's memory afterwards
     bool done_signal = false;
     std::vector<dram_target::seen> log;
     uint64_t target_rd = 0, target_wr = 0;
@@ -273,6 +312,8 @@ struct cpu : sc_core::sc_module {
         o.t0 = accel->start_time();
         o.t_done = accel->done_time();
         o.late = accel->late_transfers();
+        o.read_mismatches = accel->read_mismatches();
+        o.mem = mem->mem;
         o.accel_rd = accel->dram_bytes_read();
         o.accel_wr = accel->dram_bytes_written();
         o.log.swap(mem->log);
@@ -440,6 +481,7 @@ int sc_main(int, char *[])
     rig cc("c", clk, SC_ZERO_TIME);
     cc.accel->set_quantum(0);
     cc.accel->set_input(input);
+    cc.mem->mem = cc.accel->dram_image();   // the explicit input and the weights
     observed c_run;
     cc.core->program = [&](cpu &c) { c_run = c.run(0); };
 
@@ -485,9 +527,68 @@ int sc_main(int, char *[])
         g.back()->core->program = [&g_run, i](cpu &c) { g_run[i] = c.run(0); };
     }
 
+    // H: [dram] model = tlm on the same one-tile layer: the target's delay
+    // decides. A target that adds D cycles to every transaction makes each
+    // transfer (one run each here) take D cycles (docs/timing.md, "Memory
+    // backend"), so by hand: input load D, weight load D, GEMM 32, PPU 3,
+    // store D: 35 + 3D cycles, transactions at cycles 0, D and 2D + 35. The
+    // target's memory starts as dram_image(): the loads must return the
+    // input and the weight image (by hand from the .qbin: per reduction
+    // position k, the 5 channels' int8 weights), the store must carry the
+    // layer's 5 outputs.
+    const int tlm_d[2] = {0, 7};
+    const std::vector<std::string> one_tile_ov = {"array.rows=1", "array.cols=8", "array.dataflow=os",
+                                                  "array.zero_skip=none", "array.skip_group=1",
+                                                  "array.weight_path_bits=8", "ppu.lanes=2"};
+    reference ref_one_tile;
+    if (!plain_run(QS_ENGINE_FAST, nullptr, ref_one_tile, tpu, one_tile, one_tile_ov)) {
+        std::printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    std::vector<std::unique_ptr<rig>> h;
+    observed h_run[2];
+    for (int i = 0; i < 2; i++) {
+        std::vector<std::string> ov = one_tile_ov;
+        ov.push_back("dram.model=tlm");
+        h.push_back(std::make_unique<rig>("h" + std::to_string(tlm_d[i]), clk, period * (double)tlm_d[i], tpu, one_tile, ov));
+        h.back()->mem->mem = h.back()->accel->dram_image();
+        h.back()->core->program = [&h_run, i](cpu &c) { h_run[i] = c.run(0); };
+    }
+
+    // I: model = tlm on the demo network, a target that takes one cycle per
+    // byte. By docs/timing.md a request's runs go out back to back, so a
+    // request of n bytes takes n cycles: exactly the simple model at
+    // latency 0, 1 B/cycle, 1-byte bursts (blocking engine, one request per
+    // transfer, one engine). Run i of a transfer starts at the transfer's
+    // start plus the bytes of runs 0..i-1. Lockstep and chunked stepping
+    // must agree. The memory starts as dram_image(): every read must return
+    // what the model reads, and at the end every layer's output must be in
+    // the target's memory at its address.
+    // (a 1 KiB accumulator makes stores of 8 runs, one per output channel)
+    const std::vector<std::string> dma_ov = {"dma.outstanding=1", "dma.request_bytes=0", "dma.separate_write_engine=0",
+                                             "buffer.accum.size_kib=1"};
+    std::vector<std::string> simple_ov = dma_ov, tlm_ov = dma_ov;
+    for (const char *k : {"dram.latency_cycles=0", "dram.bytes_per_cycle=1", "dram.burst_bytes=1"}) simple_ov.push_back(k);
+    tlm_ov.push_back("dram.model=tlm");
+    reference ref_bytewise;
+    if (!plain_run(QS_ENGINE_FAST, nullptr, ref_bytewise, kArch, kNet, simple_ov)) {
+        std::printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    std::vector<std::unique_ptr<rig>> ii;
+    observed i_run[2];
+    for (int i = 0; i < 2; i++) {
+        ii.push_back(std::make_unique<rig>("i" + std::to_string(i), clk, SC_ZERO_TIME, kArch, kNet, tlm_ov));
+        ii.back()->mem->per_byte = period;
+        ii.back()->mem->mem = ii.back()->accel->dram_image();
+        if (i == 1) ii.back()->accel->set_quantum(1);
+        ii.back()->core->program = [&i_run, i](cpu &c) { i_run[i] = c.run(0); };
+    }
+
     // Stop when every CPU is done (the clock would run forever).
     std::vector<cpu *> cpus = {a.core.get(), b.core.get(), cc.core.get(), d.core.get(), e.core.get(), f.core.get(),
-                               g[0]->core.get(), g[1]->core.get()};
+                               g[0]->core.get(), g[1]->core.get(), h[0]->core.get(), h[1]->core.get(),
+                               ii[0]->core.get(), ii[1]->core.get()};
     struct stopper : sc_core::sc_module {
         std::vector<cpu *> cpus;
         SC_HAS_PROCESS(stopper);
@@ -531,6 +632,15 @@ int sc_main(int, char *[])
     begin("whole run in one step (quantum 0), explicit input");
     check_run(c_run, ref_input, period, true);
     CHECK(c_run.outputs != ref_fast.outputs, "the explicit input made no difference (test is not testing)");
+    // real bytes on the replay path too: every read finds what the model reads, every output lands
+    CHECK(c_run.read_mismatches == 0, "%" PRIu64 " reads returned other bytes than the model's", c_run.read_mismatches);
+    CHECK(b_run1.read_mismatches > 0, "reads of a memory that does not hold the network all matched (not testing)");
+    for (int32_t li = 1; li < cc.accel->net()->n_layers; li++) {
+        const qs_layer &L = cc.accel->net()->layers[li];
+        CHECK(unpack(c_run.mem, cc.accel->prog()->maps[li].out_addr, (size_t)layer_elems(L), L.out_bits, L.out_signed) ==
+                  ref_input.outputs[li],
+              "layer %d's output in the target's memory differs from the plain run's", li);
+    }
 
     begin("slow DRAM target: late transfers, done after the last one");
     check_run(d_run, ref_fast, period, false);
@@ -567,6 +677,91 @@ int sc_main(int, char *[])
                   k, o.log[k].write ? "write" : "read", o.log[k].addr, o.log[k].bytes,
                   (o.log[k].at - o.t0).to_string().c_str(), xf[k].write ? "write" : "read", xf[k].addr, xf[k].bytes,
                   xf[k].cycle);
+    }
+
+    {
+        qs_error err{};
+        qs_net *net = nullptr;
+        std::vector<unsigned char> w_by_hand;
+        if (qs_net_load(one_tile.c_str(), &net, &err) == QS_OK) {
+            const qs_tensor &W = net->tensors[net->layers[1].weight];
+            for (int k = 0; k < 27; k++)
+                for (int n = 0; n < 5; n++) w_by_hand.push_back((unsigned char)(W.data[n * 27 + k] & 0xff));
+        }
+        for (int i = 0; i < 2; i++) {
+            const uint64_t D = (uint64_t)tlm_d[i], want = 35 + 3 * D;
+            const observed &o = h_run[i];
+            begin("model = tlm, one-tile layer by hand: a target adding " + std::to_string(D) + " cycles");
+            CHECK(net != nullptr, "cannot load %s: %s", one_tile.c_str(), err.msg);
+            CHECK(o.finished && o.status == qsim_accel::STATUS_DONE, "STATUS 0x%x (%s)", o.status,
+                  h[i]->accel->error_message().c_str());
+            CHECK(o.cycles == want, "CYCLES %" PRIu64 ", by hand %" PRIu64, o.cycles, want);
+            CHECK(o.t_done - o.t0 == period * (double)want, "elapsed %s, by hand %" PRIu64 " cycles",
+                  (o.t_done - o.t0).to_string().c_str(), want);
+            CHECK(o.late == 0, "%" PRIu64 " late transactions", o.late);
+            const uint64_t at[3] = {0, D, 2 * D + 35}, addr[3] = {0x0, 0x40, 0x100};
+            CHECK(o.log.size() == 3, "%zu DRAM transactions, by hand 3", o.log.size());
+            for (size_t k = 0; k < 3 && k < o.log.size(); k++)
+                CHECK(o.log[k].write == (k == 2) && o.log[k].addr == addr[k] && o.log[k].at == o.t0 + period * (double)at[k],
+                      "transaction %zu: %s 0x%" PRIx64 " at %s; by hand 0x%" PRIx64 " at cycle %" PRIu64, k,
+                      o.log[k].write ? "write" : "read", o.log[k].addr, (o.log[k].at - o.t0).to_string().c_str(), addr[k],
+                      at[k]);
+            if (o.log.size() == 3 && net) {
+                const qs_layer &L0 = net->layers[0], &L1 = net->layers[1];
+                CHECK(o.log[0].data == pack(ref_one_tile.outputs[0], L0.out_bits), "the input read is not the input's bytes");
+                CHECK(o.log[1].data == w_by_hand, "the weight read (%zu B) is not the .qbin's weights (%zu B) in "
+                      "weight-image order", o.log[1].data.size(), w_by_hand.size());
+                CHECK(o.log[2].data == pack(ref_one_tile.outputs[1], L1.out_bits), "the store does not carry the outputs");
+                CHECK(unpack(o.mem, 0x100, 5, L1.out_bits, L1.out_signed) == ref_one_tile.outputs[1],
+                      "the target's memory at 0x100 does not read back as the layer's outputs");
+                CHECK(ref_one_tile.outputs[1] != std::vector<int32_t>(5, 0), "all-zero outputs: the test is not testing");
+            }
+            CHECK(o.read_mismatches == 0, "%" PRIu64 " reads returned other bytes than the model's", o.read_mismatches);
+        }
+        if (net) qs_net_destroy(net);
+    }
+
+    // transfers of several runs: more runs than distinct start cycles
+    size_t multi_run_min = 0;
+    for (size_t k = 1; k < ref_bytewise.xfers.size(); k++)
+        if (ref_bytewise.xfers[k].cycle != ref_bytewise.xfers[k - 1].cycle) multi_run_min++;
+    for (int i = 0; i < 2; i++) {
+        const observed &o = i_run[i];
+        begin(std::string("model = tlm, demo network, 1 cycle per byte = simple model at 1 B/cycle") +
+              (i ? " (lockstep)" : ""));
+        CHECK(o.finished && o.status == qsim_accel::STATUS_DONE, "STATUS 0x%x (%s)", o.status,
+              ii[i]->accel->error_message().c_str());
+        CHECK(o.cycles == ref_bytewise.total, "CYCLES %" PRIu64 ", simple model at 1 B/cycle %" PRIu64, o.cycles,
+              ref_bytewise.total);
+        CHECK(ref_bytewise.total != ref_fast.total, "the byte-wise DRAM changed nothing (the test is not testing)");
+        CHECK(o.t_done - o.t0 == period * (double)ref_bytewise.total, "elapsed %s",
+              (o.t_done - o.t0).to_string().c_str());
+        CHECK(o.log.size() == ref_bytewise.xfers.size(), "%zu transactions, plain run %zu runs", o.log.size(),
+              ref_bytewise.xfers.size());
+        size_t bad = 0, first_bad = 0;
+        uint64_t offset = 0;
+        for (size_t k = 0; k < o.log.size() && k < ref_bytewise.xfers.size(); k++) {
+            const xfer &r = ref_bytewise.xfers[k];
+            if (k == 0 || r.cycle != ref_bytewise.xfers[k - 1].cycle || r.write != ref_bytewise.xfers[k - 1].write) offset = 0;
+            bool same = o.log[k].write == r.write && o.log[k].addr == r.addr && o.log[k].bytes == r.bytes &&
+                        o.log[k].at == o.t0 + period * (double)(r.cycle + offset);
+            offset += r.bytes;
+            if (!same && bad++ == 0) first_bad = k;
+        }
+        CHECK(bad == 0, "%zu transactions differ (address, size, start), first #%zu", bad, first_bad);
+        CHECK(o.log.size() > multi_run_min, "only %zu transactions: no transfer of several runs (the test is not testing)",
+              o.log.size());
+        CHECK(o.read_mismatches == 0, "%" PRIu64 " reads returned other bytes than the model's", o.read_mismatches);
+        CHECK(o.outputs == ref_bytewise.outputs, "layer outputs differ from the plain run's");
+        const qsim_accel &acc = *ii[i]->accel;
+        int32_t wrong = -1;
+        for (int32_t li = 1; li < acc.net()->n_layers && li < (int32_t)ref_bytewise.outputs.size(); li++) {
+            const qs_layer &L = acc.net()->layers[li];
+            if (unpack(o.mem, acc.prog()->maps[li].out_addr, (size_t)layer_elems(L), L.out_bits, L.out_signed) !=
+                    ref_bytewise.outputs[li] && wrong < 0)
+                wrong = li;
+        }
+        CHECK(wrong < 0, "layer %d's output in the target's memory differs from the plain run's", wrong);
     }
 
     begin("START on a clock edge: cycle 0 is the next edge");

@@ -11,6 +11,7 @@ norm written with torch ops, torch's GELU/SiLU/sigmoid/tanh/exp for tables):
   layernorm z (before the affine):    |z - z_float| <= 0.5/sigma + |z| (0.125/sigma^2 + 2^-13) + 2^-17
   rmsnorm z:                          |z - z_float| <= |z| 2^-13 + 2^-17
   lut:                                |y - f(x)| <= out_scale / 2 (inside the output range)
+  rope (output scale = input scale s): |y - y_float| <= s (0.5 + (|x_a| + |x_b|) 2^-15)
 
 (sigma: the row's float standard deviation in input steps). The integers come from the NumPy
 reference evaluator (scripts/qsim_qbin.py), which qsim equals bit for bit. Prints the worst
@@ -122,8 +123,36 @@ def test_luts(rng):
         report("lut %s" % name, worst, werr)
 
 
+def test_rope(rng):
+    """ROPE against the float rotation (torch cos/sin of position * base^(-2i/dh)), output scale =
+    input scale (multiplier 2^-14, exact), 16-bit output so nothing clips: the Q14 table rounds each
+    cos/sin by at most 2^-15, the requantization by half a step."""
+    worst, werr = 0.0, 0.0
+    for trial in range(30):
+        dh = 2 * int(rng.integers(1, 33))
+        heads, T, off = int(rng.integers(1, 4)), int(rng.integers(1, 40)), int(rng.integers(0, 2000))
+        scale = float(rng.choice([0.01, 0.1, 1.0]))
+        x = rng.integers(-128, 128, size=(heads * dh, T, 1))
+        net, y = one_layer(lambda nt, i: nt.rope("rope", i, dh, offset=off, bits=16, signed=True, zp=0,
+                                                 scale=scale, multiplier=2.0 ** -14),
+                           heads * dh, T, 1, 8, True, 0, scale, x)
+        xf = torch.tensor(x[:, :, 0] * scale, dtype=torch.float64).reshape(heads, dh, T)
+        theta = 10000.0 ** (-2.0 * torch.arange(dh // 2, dtype=torch.float64) / dh)
+        ang = theta.reshape(-1, 1) * torch.arange(off, off + T, dtype=torch.float64).reshape(1, -1)
+        xa, xb = xf[:, :dh // 2], xf[:, dh // 2:]
+        yf = torch.cat([xa * torch.cos(ang) - xb * torch.sin(ang), xa * torch.sin(ang) + xb * torch.cos(ang)],
+                       dim=1).reshape(heads * dh, T).numpy()
+        err = np.abs(y[:, :, 0] * scale - yf)
+        xi = np.abs(x[:, :, 0]).reshape(heads, dh, T)
+        pair = np.concatenate([xi[:, :dh // 2] + xi[:, dh // 2:]] * 2, axis=1).reshape(heads * dh, T)
+        bound = scale * (pair * 2.0 ** -15 + 0.5) + 1e-12
+        worst, werr = max(worst, float((err / bound).max())), max(werr, float(err.max()))
+    report("rope (Q14 table)", worst, werr)
+
+
 def main():
     rng = np.random.default_rng(2026)
+    test_rope(rng)
     test_softmax(rng)
     norm_case(rng, True)
     norm_case(rng, False)

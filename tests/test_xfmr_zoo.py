@@ -3,12 +3,16 @@
 
     test_xfmr_zoo.py QSIM_BINARY [SOURCE_DIR]
 
-Builds ViT-Ti/16 (one block, every weight format) and BERT-base (one block, 16 tokens, W4A8),
+Builds ViT-Ti/16 (one block, every weight format), BERT-base (one block, 16 tokens, W4A8), GPT-2
+small (one block, a 16-token prompt, causal, W8A8, and ternary with BitNet's dynamic per-token
+activation quantization) and the Llama-style decoder (one block, 8 tokens,
+RMSNorm, rotary embeddings, SwiGLU, causal, ternary),
 runs each with `qsim run --dump-outputs` on the dlac and tpu_int8 presets (fast engine; the
 engines are compared field by field in tests/e2e_xfmr.py) and checks every layer's output
 against the NumPy reference (scripts/qsim_qbin.py evaluate); checks the published MAC counts
 (ViT-Ti block 102.0 M less the class token: 196 tokens; BERT-base per layer at T tokens:
-4 T d^2 + 2 T^2 d + 2 T d f) and that `qsim info` lists the tables and matmuls.
+4 T d^2 + 2 T^2 d + 2 T d f; GPT-2 the same, Llama-style 4 T d^2 + 2 T^2 d + 3 T d f) and that
+`qsim info` lists the tables, matmuls and (decoders only) the causal masks.
 """
 import os
 import shutil
@@ -31,25 +35,33 @@ def main(argv):
     tmp = tempfile.mkdtemp(prefix="qsim_xzoo_")
     failures = []
     try:
-        cases = [("vit_tiny", w, 1, None) for w in ("w8", "w4", "w2", "ternary")] + [("bert_base", "w4", 1, 16)]
-        for net_name, w, layers, tokens in cases:
-            net, x = Z.build(net_name, w, layers, tokens)
+        cases = [("vit_tiny", w, 1, None, "static") for w in ("w8", "w4", "w2", "ternary")]
+        cases += [("bert_base", "w4", 1, 16, "static"), ("gpt2_small", "w8", 1, 16, "static"),
+                  ("gpt2_small", "ternary", 1, 16, "dynamic"), ("llama_style", "ternary", 1, 8, "static")]
+        for net_name, w, layers, tokens, act in cases:
+            net, x = Z.build(net_name, w, layers, tokens, act=act)
             path = os.path.join(tmp, net.name + ".qbin")
             npy = os.path.join(tmp, net.name + ".npy")
             net.save(path)
             np.save(npy, x)
             ref = Q.evaluate(Q.read(path), x)
             macs = sum(net.macs(i) for i in range(len(net.layers)))
-            if net_name == "bert_base":
+            if net_name in ("bert_base", "gpt2_small"):  # the causal mask skips nothing in the MAC count
                 T, d, f = 16, 768, 3072
                 want = 4 * T * d * d + 2 * T * T * d + 2 * T * d * f
+            elif net_name == "llama_style":  # SwiGLU: gate, up and down, 3 T d f
+                T, d, f = 8, 2048, 5632
+                want = 4 * T * d * d + 2 * T * T * d + 3 * T * d * f
             else:  # patch embedding 196 x 192 x 768, one block at 196 tokens, head 192 x 1000
                 T, d, f = 196, 192, 768
                 want = 196 * 192 * 768 + 4 * T * d * d + 2 * T * T * d + 2 * T * d * f + 192 * 1000
             if macs != want:
                 failures.append("%s: %d MACs, the published shapes give %d" % (net.name, macs, want))
             info = subprocess.run([qsim, "info", path], capture_output=True, text=True)
-            if info.returncode or "table[256]" not in info.stdout or "A^T x B" not in info.stdout:
+            decoder = net_name in ("gpt2_small", "llama_style")
+            if info.returncode or "table[256]" not in info.stdout or "A^T x B" not in info.stdout or \
+                    decoder != ("causal" in info.stdout) or (net_name == "llama_style") != ("rmsnorm" in info.stdout and "rope[8x32]" in info.stdout) or \
+                    (act == "dynamic") != ("dynquant" in info.stdout and "x rowmax" in info.stdout):
                 failures.append("%s: qsim info does not list the tables and matmuls:\n%s%s" % (
                     net.name, info.stdout, info.stderr))
             for arch in ("dlac", "tpu_int8"):

@@ -149,7 +149,11 @@ qsim_status qsim_program_listing(const qsim_program *prog, int with_instructions
  * one line each, "" when none), as `qsim compile` prints them. */
 qsim_status qsim_program_warnings(const qsim_program *prog, char **text, qsim_error *err);
 
-typedef enum { QSIM_ENGINE_FAST = 0, QSIM_ENGINE_DETAILED = 1 } qsim_engine;
+/* QSIM_ENGINE_RTL: the detailed engine with the Verilated PE array of the
+ * configuration beside it, compared every clock (docs/waveforms.md, "RTL
+ * co-simulation"; needs verilator at run time, builds cached); a mismatch is
+ * QSIM_ERR_RUN with the cycle, PE, both values and a command that replays it. */
+typedef enum { QSIM_ENGINE_FAST = 0, QSIM_ENGINE_DETAILED = 1, QSIM_ENGINE_RTL = 2 } qsim_engine;
 typedef enum { QSIM_TRACE_NONE = 0, QSIM_TRACE_FST = 1, QSIM_TRACE_VCD = 2 } qsim_trace_format;
 
 /* Called when a transfer takes the DRAM channel: direction, DRAM byte
@@ -175,6 +179,12 @@ typedef struct {
     const int32_t *labels;       /* n_inputs class labels: the report gets top-1 "accuracy" (NULL: none) */
     const char *net_path, *config_path;  /* names shown in the report (NULL: the handles' own) */
     const char *command_line;    /* recorded in the JSON report (NULL: none) */
+    /* QSIM_ENGINE_RTL only (docs/waveforms.md, "RTL co-simulation"): */
+    const char *rtl_cache;       /* model cache (NULL: $QSIM_RTL_CACHE, $XDG_CACHE_HOME/qsim/rtl, ~/.cache/qsim/rtl) */
+    const char *rtl_layer;       /* co-simulate only this layer, the others run fast (NULL: every layer) */
+    int64_t rtl_tile_from, rtl_tile_to;  /* only these tiles of each co-simulated layer (init: 0, INT64_MAX) */
+    const char *rtl_fst;         /* the RTL's own signals for cycles trace_from..trace_to (NULL: none) */
+    const char *rtl_repro;       /* the command a mismatch message offers, without engine and window (NULL: "qsim run ...") */
 } qsim_run_options;
 
 void qsim_run_options_init(qsim_run_options *opts);
@@ -249,6 +259,13 @@ qsim_status qsim_report_energy(const qsim_report *rep, qsim_energy *out, qsim_er
 qsim_status qsim_report_area(const qsim_report *rep, qsim_area *out, qsim_error *err);
 /* Layer 1..n_layers-1 (layer 0 is the input and does no work). */
 qsim_status qsim_report_layer(const qsim_report *rep, int32_t layer, qsim_layer_figures *out, qsim_error *err);
+/* Of a QSIM_ENGINE_RTL run: what was compared (all zero for other engines). */
+typedef struct {
+    uint64_t clocks, values, tiles;  /* clocks compared, values compared, tiles co-simulated */
+    int32_t models, built;           /* array configurations co-simulated; of them built by this run */
+    double build_seconds;
+} qsim_rtl_stats;
+qsim_status qsim_report_rtl(const qsim_report *rep, qsim_rtl_stats *out, qsim_error *err);
 /* The JSON report qsim run --json writes (docs/report.md); owned by rep. */
 qsim_status qsim_report_json(const qsim_report *rep, const char **json, qsim_error *err);
 /* The network output of inference i (0..n_inputs-1): out_c*out_h*out_w integers, CHW; owned by rep. */

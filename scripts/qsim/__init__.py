@@ -73,7 +73,11 @@ class _RunOptions(ctypes.Structure):
                 ("trace_from", ctypes.c_uint64), ("trace_to", ctypes.c_uint64),
                 ("keep_layer_outputs", ctypes.c_int32), ("labels", ctypes.POINTER(ctypes.c_int32)),
                 ("net_path", ctypes.c_char_p),
-                ("config_path", ctypes.c_char_p), ("command_line", ctypes.c_char_p)]
+                ("config_path", ctypes.c_char_p), ("command_line", ctypes.c_char_p),
+                # engine rtl (2) only; left at qsim_run_options_init's values here
+                ("rtl_cache", ctypes.c_char_p), ("rtl_layer", ctypes.c_char_p),
+                ("rtl_tile_from", ctypes.c_int64), ("rtl_tile_to", ctypes.c_int64),
+                ("rtl_fst", ctypes.c_char_p), ("rtl_repro", ctypes.c_char_p)]
 
 
 _PROGRESS_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64)

@@ -52,13 +52,19 @@ DTYPE_BITS = {DT_BIPOLAR: 1, DT_INT2: 2, DT_INT4: 4, DT_INT8: 8, DT_INT16: 16, D
 WEIGHT_DTYPES = (DT_BIPOLAR, DT_INT2, DT_INT4, DT_INT8)
 
 (L_INPUT, L_CONV, L_FC, L_MAXPOOL, L_AVGPOOL, L_GAP, L_ADD, L_CONCAT, L_ACT, L_REQUANT,
- L_FLATTEN, L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE) = range(18)
+ L_FLATTEN, L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE,
+ L_DYNQUANT, L_ROPE) = range(20)
 KIND_NAMES = ["input", "conv", "fc", "maxpool", "avgpool", "gap", "add", "concat", "act",
               "requant", "flatten", "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul",
-              "reshape"]
-V2_KINDS = (L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE)
+              "reshape", "dynquant", "rope"]
+V2_KINDS = (L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE, L_DYNQUANT, L_ROPE)
+ROPE_FRAC_BITS = 14       # ROPE table entries: round(2^14 cos), round(2^14 sin)
+# SOFTMAX param: bits 0-3 the axis, bit 4 the causal mask, bits 8-30 the mask's offset
+SOFTMAX_CAUSAL = 1 << 4
+SOFTMAX_OFFSET_SHIFT = 8
+MUL_ROWMAX = 1            # MUL param: input 1 times input 2's absmax over channels, per position
 REQUANT_KINDS = (L_CONV, L_FC, L_AVGPOOL, L_GAP, L_ADD, L_REQUANT, L_MUL, L_LAYERNORM, L_RMSNORM,
-                 L_MATMUL)
+                 L_MATMUL, L_ROPE)
 NORM_FRAC_BITS = 16       # z = (x - mean) / sigma in Q16
 NORM_MAX_ROW = 16384      # longest normalized row
 TABLE_MAX_BITS = 8        # widest lut / softmax input
@@ -227,7 +233,7 @@ class Layer:
     out_signed: bool = False
     out_zp: int = 0
     out_scale: float = 0.0
-    param: int = 0          # version 2: softmax axis; matmul bit 0 = transpose A, bit 1 = B
+    param: int = 0          # version 2: softmax axis (+ causal, offset); matmul bit 0 = transpose A, bit 1 = B
 
     @property
     def shape(self) -> Tuple[int, int, int]:
@@ -479,25 +485,63 @@ class Net:
         l.weight = self._table(name + ".table", table)
         return self._add(l)
 
-    def mul(self, name: str, a: int, b: int, **out) -> int:
-        """(a - za) * (b - zb), then requant (default multiplier s_a s_b / s_out)."""
+    def mul(self, name: str, a: int, b: int, rowmax: bool = False, **out) -> int:
+        """(a - za) * (b - zb), then requant (default multiplier s_a s_b / s_out). rowmax:
+        (a - za) * max over b's channels of |b - zb| at the same position (re-applies a
+        dynquant's per-token scale: b is the dynquant's input)."""
         sa, sb = self.layers[a], self.layers[b]
-        l = Layer(name, L_MUL, [a, b], out_c=sa.out_c, out_h=sa.out_h, out_w=sa.out_w)
+        l = Layer(name, L_MUL, [a, b], out_c=sa.out_c, out_h=sa.out_h, out_w=sa.out_w,
+                  param=MUL_ROWMAX if rowmax else 0)
         out = dict(out)
         if "mult" not in out and "multiplier" not in out and out.get("scale", 0) > 0:
             out["multiplier"] = sa.out_scale * sb.out_scale / out["scale"]
         self._apply_out(l, **out)
         return self._add(l)
 
-    def softmax(self, name: str, src: int, axis: int = 2, bits: int = 8, table=None) -> int:
+    def softmax(self, name: str, src: int, axis: int = 2, bits: int = 8, table=None,
+                causal: bool = False, offset: int = 0) -> int:
         """Integer softmax along axis (0 C, 1 H, 2 W); unsigned output of scale 1/(2^bits-1).
-        Default exponent table: T[d] = round(65535 * exp(-d * s_in))."""
+        Default exponent table: T[d] = round(65535 * exp(-d * s_in)). causal: along axis 2 the
+        line (c, h) keeps only w <= h + offset (axis 1: the line (c, w) keeps h <= w + offset)."""
         s = self.layers[src]
-        l = Layer(name, L_SOFTMAX, [src], out_c=s.out_c, out_h=s.out_h, out_w=s.out_w, param=int(axis))
+        param = int(axis) | ((SOFTMAX_CAUSAL | (int(offset) << SOFTMAX_OFFSET_SHIFT)) if causal else 0)
+        l = Layer(name, L_SOFTMAX, [src], out_c=s.out_c, out_h=s.out_h, out_w=s.out_w, param=param)
         self._apply_out(l, bits=bits, signed=False, zp=0, scale=1.0 / ((1 << bits) - 1))
         if table is None:
             table = np.round(SOFTMAX_TABLE_MAX * np.exp(-np.arange(1 << s.out_bits) * s.out_scale))
         l.weight = self._table(name + ".exp", table)
+        return self._add(l)
+
+    def rope(self, name: str, src: int, head_dim: int, positions: int = None, offset: int = 0,
+             base: float = 10000.0, table=None, **out) -> int:
+        """Rotary position embedding (Llama's rotate_half pairing: channel i with i + dh/2 of each
+        head) of token t at position t + offset: y_a = x_a cos - x_b sin, y_b = x_a sin + x_b cos,
+        cos/sin in Q14 from a table of `positions` rows (default tokens + offset); the default
+        multiplier is s_in 2^-14 / s_out (output scale needed)."""
+        s = self.layers[src]
+        l = Layer(name, L_ROPE, [src], out_c=s.out_c, out_h=s.out_h, out_w=s.out_w,
+                  param=int(head_dim) | (int(offset) << 16))
+        if table is None:
+            n = s.out_h + offset if positions is None else positions
+            theta = base ** (-2.0 * np.arange(head_dim // 2) / head_dim)
+            ang = np.arange(n).reshape(-1, 1) * theta
+            table = np.stack([np.round(np.cos(ang) * (1 << ROPE_FRAC_BITS)),
+                              np.round(np.sin(ang) * (1 << ROPE_FRAC_BITS))], axis=2)
+        l.weight = self.add_tensor(name + ".cos_sin", np.asarray(table, np.int64), DT_INT16, True)
+        out = dict(out)
+        if "mult" not in out and "multiplier" not in out and out.get("scale", 0) > 0 and s.out_scale > 0:
+            out["multiplier"] = s.out_scale * 2.0 ** -ROPE_FRAC_BITS / out["scale"]
+        self._apply_out(l, **out)
+        return self._add(l)
+
+    def dynquant(self, name: str, src: int, bits: int = 8) -> int:
+        """Per position, over channels: round((x - zp) q / max|x - zp|), q = 2^(bits-1) - 1
+        (BitNet b1.58's absmax activation quantizer). The real scale differs per token, so
+        out_scale is left 0 (unknown)."""
+        s = self.layers[src]
+        l = Layer(name, L_DYNQUANT, [src], out_c=s.out_c, out_h=s.out_h, out_w=s.out_w)
+        q = (1 << (bits - 1)) - 1
+        self._apply_out(l, bits=bits, signed=True, zp=0, scale=0.0, clamp=(-q, q))
         return self._add(l)
 
     def _norm(self, kind, name, src, gamma, beta, out):
@@ -702,11 +746,11 @@ def validate(net: Net, where: str = "net", tensor_off=None, layer_off=None) -> N
             lfail(i, "%d requant multipliers; must be 0, 1 or %d" % (n, l.out_c))
         if n and (l.rq_mult.min() < 0 or np.abs(l.rq_shift.astype(np.int64)).max() > MAX_SHIFT):
             lfail(i, "multipliers must be >= 0 and shifts in -31..31")
-        if l.kind not in (L_CONV, L_FC, L_LUT, L_SOFTMAX) and l.weight != -1:
+        if l.kind not in (L_CONV, L_FC, L_LUT, L_SOFTMAX, L_ROPE) and l.weight != -1:
             lfail(i, "a %s has no weight" % l.kind_name)
         if l.kind not in (L_CONV, L_FC, L_LAYERNORM, L_RMSNORM) and l.bias != -1:
             lfail(i, "a %s has no bias" % l.kind_name)
-        if l.kind not in (L_SOFTMAX, L_MATMUL) and l.param != 0:
+        if l.kind not in (L_SOFTMAX, L_MATMUL, L_MUL, L_ROPE) and l.param != 0:
             lfail(i, "a %s has no parameter, but param is %d" % (l.kind_name, l.param))
         if l.kind == L_INPUT:
             continue
@@ -812,8 +856,17 @@ def _validate_v2(net: Net, i: int, l: Layer, s: Layer, lfail, expect) -> None:
         return t
 
     if l.kind in (L_LUT, L_SOFTMAX):
-        if l.kind == L_SOFTMAX and not 0 <= l.param <= 2:
-            lfail(i, "softmax axis %d does not exist (0, 1, 2)" % l.param)
+        if l.kind == L_SOFTMAX:
+            axis = l.param if l.param < 0 else l.param % 16
+            if not 0 <= axis <= 2:
+                lfail(i, "softmax axis %d does not exist (0, 1, 2)" % axis)
+            if l.param & 0xe0:
+                lfail(i, "softmax param 0x%x: bits 5-7 must be 0" % l.param)
+            causal, offset = l.param & SOFTMAX_CAUSAL, l.param >> SOFTMAX_OFFSET_SHIFT
+            if offset and not causal:
+                lfail(i, "softmax offset %d without the causal bit" % offset)
+            if causal and axis == 0:
+                lfail(i, "a causal softmax runs along axis 1 or 2 (keys), not over channels")
         if s.out_bits > TABLE_MAX_BITS:
             lfail(i, "input has %d bits; a table takes at most %d" % (s.out_bits, TABLE_MAX_BITS))
         if l.kind == L_LUT:
@@ -824,7 +877,37 @@ def _validate_v2(net: Net, i: int, l: Layer, s: Layer, lfail, expect) -> None:
             if table(0, SOFTMAX_TABLE_MAX).data.ravel()[0] < 1:
                 lfail(i, "exponent table entry 0 must be >= 1")
         expect(*s.shape)
+    elif l.kind == L_ROPE:
+        dh, off = l.param & 0xffff, l.param >> 16
+        if l.param < 0 or dh < 2 or dh % 2 or s.out_c % dh:
+            lfail(i, "rope head size %d must be even, >= 2 and divide the %d channels" % (dh, s.out_c))
+        if s.out_w != 1:
+            lfail(i, "rope input: tokens run along H, W must be 1")
+        if not 0 <= l.weight < len(net.tensors):
+            lfail(i, "table tensor index %d out of range" % l.weight)
+        t = net.tensors[l.weight]
+        if t.dtype not in (DT_INT16, DT_INT32) or not t.signed or tuple(t.shape)[1:] != (dh // 2, 2):
+            lfail(i, "rope table '%s' must be signed int16/int32 of shape [positions][%d][2]" % (t.name, dh // 2))
+        if t.shape[0] < s.out_h + off:
+            lfail(i, "rope table '%s' holds %d positions; tokens %d at offset %d need %d"
+                  % (t.name, t.shape[0], s.out_h, off, s.out_h + off))
+        if t.data.size and np.abs(t.data).max() > 1 << ROPE_FRAC_BITS:
+            lfail(i, "rope table '%s' entries outside -16384..16384 (Q14 cos/sin)" % t.name)
+        expect(*s.shape)
+    elif l.kind == L_DYNQUANT:
+        if not l.out_signed or l.out_zp != 0 or l.out_bits < 2:
+            lfail(i, "dynquant output must be signed, at least 2 bits, zero point 0")
+        expect(*s.shape)
+    elif l.kind == L_MUL and l.param == MUL_ROWMAX:
+        b = net.layers[l.inputs[1]]
+        if (b.out_h, b.out_w) != (s.out_h, s.out_w):
+            lfail(i, "row-absmax mul: inputs have different positions")
+        if max(s.out_c, b.out_c) > NORM_MAX_ROW:
+            lfail(i, "row-absmax mul: rows of more than %d channels" % NORM_MAX_ROW)
+        expect(*s.shape)
     elif l.kind == L_MUL:
+        if l.param != 0:
+            lfail(i, "mul param %d: 0 (element-wise) or 1 (row absmax)" % l.param)
         if net.layers[l.inputs[1]].shape != s.shape:
             lfail(i, "inputs have different shapes")
         expect(*s.shape)
@@ -1311,11 +1394,21 @@ def layer_accumulator(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: in
     elif l.kind == L_REQUANT:
         acc = a - za
     elif l.kind == L_MUL:
-        acc = (a - za) * (np.asarray(outs[l.inputs[1]], np.int64) - net.layers[l.inputs[1]].out_zp)
+        b = np.asarray(outs[l.inputs[1]], np.int64) - net.layers[l.inputs[1]].out_zp
+        if l.param == MUL_ROWMAX:   # each position's absmax over input 2's channels
+            b = np.abs(b).max(axis=0, keepdims=True)
+        acc = (a - za) * b
     elif l.kind in (L_LAYERNORM, L_RMSNORM):
         acc = norm_q16(a - za, l.kind == L_LAYERNORM)
         if l.bias >= 0:
             acc = acc + net.tensors[l.bias].data.astype(np.int64).reshape(-1, 1, 1)
+    elif l.kind == L_ROPE:   # pairs (i, i + dh/2) of each head rotated by the token's angle
+        dh, off = l.param & 0xffff, l.param >> 16
+        x = (a - za).reshape(-1, dh, a.shape[1])                  # (heads, dh, T)
+        tab = net.tensors[l.weight].data.astype(np.int64)[off:off + a.shape[1]]   # (T, dh/2, 2)
+        cs, sn = tab[:, :, 0].T[None], tab[:, :, 1].T[None]     # (1, dh/2, T)
+        xa, xb = x[:, :dh // 2], x[:, dh // 2:]
+        acc = np.concatenate([xa * cs - xb * sn, xa * sn + xb * cs], axis=1).reshape(a.shape)
     elif l.kind == L_MATMUL:
         b = np.asarray(outs[l.inputs[1]], np.int64) - net.layers[l.inputs[1]].out_zp
         opa = (a - za).transpose(0, 2, 1) if l.param & 1 else a - za
@@ -1381,10 +1474,24 @@ def eval_layer(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: int = 32,
                                        net.layers[l.inputs[0]].out_signed)[0]], lo, hi)
     if l.kind == L_SOFTMAX:
         t = net.tensors[l.weight].data.astype(np.int64).ravel()
-        e = t[a.max(axis=l.param, keepdims=True) - a]
-        s = e.sum(axis=l.param, keepdims=True)
+        axis = l.param % 16
+        keep = np.ones(a.shape, bool)
+        if l.param & SOFTMAX_CAUSAL:   # keys after query + offset take no part
+            off = l.param >> SOFTMAX_OFFSET_SHIFT
+            hh = np.arange(a.shape[1]).reshape(1, -1, 1)
+            ww = np.arange(a.shape[2]).reshape(1, 1, -1)
+            keep = np.broadcast_to(ww <= hh + off if axis == 2 else hh <= ww + off, a.shape)
+        mx = np.where(keep, a, np.iinfo(np.int64).min).max(axis=axis, keepdims=True)
+        e = np.where(keep, t[np.where(keep, mx - a, 0)], 0)
+        s = e.sum(axis=axis, keepdims=True)
         q = (1 << l.out_bits) - 1
-        return np.clip((e * q + s // 2) // s, lo, hi)
+        return np.clip(np.where(keep, (e * q + s // 2) // s, 0), lo, hi)
+    if l.kind == L_DYNQUANT:
+        v = a - net.layers[l.inputs[0]].out_zp
+        m = np.abs(v).max(axis=0, keepdims=True)
+        q = (1 << (l.out_bits - 1)) - 1
+        mag = (2 * np.abs(v) * q + m) // np.maximum(2 * m, 1)
+        return np.clip(np.where(m > 0, np.sign(v) * mag, 0), lo, hi)
     raise ValueError("layer %d: unknown kind %d" % (i, l.kind))
 
 

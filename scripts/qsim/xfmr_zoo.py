@@ -1,16 +1,24 @@
 #!/usr/bin/python3
-"""Transformer encoders at low precision as .qbin (format version 2, docs/qbin.md).
+"""Transformers at low precision as .qbin (format version 2, docs/qbin.md).
 
     xfmr_zoo.py --net vit_tiny --weights ternary [--layers N] [--tokens T] [-o PATH]
     xfmr_zoo.py --net bert_base --weights w4 --layers 2
+    xfmr_zoo.py --net gpt2_small --weights w8 --tokens 128
+    xfmr_zoo.py --net llama_style --weights ternary --layers 2
 
 Nets, from their published shapes (../shared/reference/transformers.md, section 5):
   vit_tiny   timm vit_tiny_patch16_224: d 192, 3 heads, MLP 768, 12 layers, 224x224 image
   vit_base   timm vit_base_patch16_224: d 768, 12 heads, MLP 3072, 12 layers
   bert_base  HF bert-base-uncased:      d 768, 12 heads, MLP 3072, 12 layers, sequence 128
+  gpt2_small HF gpt2:                   d 768, 12 heads, MLP 3072 (GELU), 12 layers, LayerNorm,
+                                        causal; the prompt of --tokens (default 128)
+  llama_style TinyLlama-1.1B's shape:   d 2048, 32 heads, MLP 5632 (SwiGLU), 22 layers, RMSNorm,
+                                        rotary embeddings (base 10000), causal
 Weights: w8, w4, w2 (LSQ-like: step 2 mean|W| / sqrt(Qp), Qp = 2^(b-1) - 1, per output
 channel) or ternary (BitNet b1.58 absmean: gamma = mean|W| per tensor, round(W / gamma)
-clipped to [-1, 1]); 8-bit activations everywhere (softmax output 8-bit unsigned).
+clipped to [-1, 1]); 8-bit activations everywhere (softmax output 8-bit unsigned). --act dynamic
+quantizes each token's activations by their absmax in front of every projection (BitNet b1.58's
+BitLinear: DYNQUANT, the ternary 1x1 conv, a row-absmax MUL that re-applies the token's scale).
 
 Each block is pre-norm: layernorm, Q/K/V as 1x1 convolutions over (d, T, 1) (channels =
 hidden, height = tokens), heads split by reshape, scores = matmul(Qh, Kh, trans_a) scaled by
@@ -19,8 +27,14 @@ by reshape, output projection, residual add, layernorm, MLP with a table GELU, r
 ViT: the 16x16/16 patch embedding is a conv on the 3x224x224 image, reshaped to (d, 196, 1); the
 class token and position embeddings are left out (no op concatenates along tokens yet), so the
 sequence is 196 tokens; a final layernorm, mean over tokens (gap) and a 1000-way fc. BERT: the
-input is the embedded sequence (d, T, 1), 8-bit; no pooler. Decoders (GPT-2, Llama: causal masking,
-KV cache) are not built yet.
+input is the embedded sequence (d, T, 1), 8-bit; no pooler. Decoders: the same pre-norm block with
+the causal softmax mask (docs/qbin.md), the prompt graph of T tokens (prefill); GPT-2 with LayerNorm and
+a table GELU, the Llama-style decoder with RMSNorm, rotary position embeddings of Q and K (ROPE: an
+integer rotation by a Q14 cos/sin table, docs/qbin.md) and SwiGLU (a table SiLU of the gate times the up
+projection, by MUL). Left out, and why: the token embedding and the LM head (a per-token FC of d x
+vocab, which adds d*vocab MACs per token and nothing new to check); grouped-query attention (TinyLlama's 4 KV heads: a matmul's batch must match,
+so K/V heads are not shared; every head has its own K/V, as Llama-2-7B); decode steps with a KV cache
+(the graph is the prompt's; docs/studies/xfmr_ternary.md says what is missing).
 
 Weights are Gaussian (std 1/sqrt(fan_in)), LayerNorm gamma 1 and beta 0; every requantization is
 calibrated on one synthetic input: each output scale puts the 99.9th percentile of the real
@@ -42,6 +56,10 @@ NETS = {
     "vit_tiny": dict(d=192, heads=3, mlp=768, layers=12, image=224, patch=16, classes=1000),
     "vit_base": dict(d=768, heads=12, mlp=3072, layers=12, image=224, patch=16, classes=1000),
     "bert_base": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128),
+    # decoders: the prompt (prefill) graph with a causal mask; no LM head (see the docstring)
+    "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True),
+    "llama_style": dict(d=2048, heads=32, mlp=5632, layers=22, tokens=128, causal=True, norm="rms",
+                        ffn="swiglu", rope=10000.0),
 }
 WEIGHTS = {"w8": 8, "w4": 4, "w2": 2, "ternary": 2}
 
@@ -74,18 +92,44 @@ class Builder:
         q = np.clip(np.round(w / step.reshape((-1,) + (1,) * (w.ndim - 1))), -qp - 1, qp)
         return q.astype(np.int64), step, b
 
-    def conv(self, name, src, out_c, k=1, stride=1):
+    def conv(self, name, src, out_c, k=1, stride=1, in_scale=None):
+        """in_scale: the input's real step when its out_scale is not one (a dynquant's: 1/127 of
+        the token's absmax, counted here in units of that absmax)"""
         s = self.net.layers[src]
+        s_in = s.out_scale if in_scale is None else in_scale
         fan_in = s.out_c * k * k
         w = self.rng.normal(size=(out_c, s.out_c, k, k)) / math.sqrt(fan_in)
         q, step, bits = self.quant_weights(w)
         i = self.net.conv(name, src, q, stride=stride, wbits=bits, w_scale=step, bits=8, signed=True, zp=0,
                           scale=1.0, multiplier=1e-3)
         acc = Q.layer_accumulator(self.net, i, self.outs, 32).astype(np.float64)
-        real = acc * s.out_scale * step.reshape(-1, 1, 1)
+        real = acc * s_in * step.reshape(-1, 1, 1)
         out = self.calib(real)
-        self.set_rq(i, s.out_scale * step / out, out)
+        self.set_rq(i, s_in * step / out, out)
         return self.done(i)
+
+    def bitlinear(self, name, src_q, src, out_c):
+        """BitNet b1.58's BitLinear on a per-token-quantized input src_q = dynquant(src): the
+        conv sees x q / m (m the token's absmax over channels), then a row-absmax mul
+        multiplies by m: real = conv * m * s_src / 127."""
+        c = self.conv(name, src_q, out_c, in_scale=1.0 / 127)
+        lc, ls = self.net.layers[c], self.net.layers[src]
+        i = self.net.mul(name + ".rescale", c, src, rowmax=True, bits=8, signed=True, zp=0, scale=1.0,
+                         multiplier=1e-3)
+        real = Q.layer_accumulator(self.net, i, self.outs, 32) * lc.out_scale * ls.out_scale
+        out = self.calib(real)
+        self.set_rq(i, lc.out_scale * ls.out_scale / out, out)
+        return self.done(i)
+
+    def linear(self, name, src, out_c, act_q):
+        """A per-token projection: a 1x1 conv on static 8-bit activations, or, with act_q
+        ("dynamic"), BitNet's absmax per-token quantization first (one dynquant per input,
+        shared by the projections that read it: act_q caches it)."""
+        if act_q is None:
+            return self.conv(name, src, out_c)
+        if src not in act_q:
+            act_q[src] = self.done(self.net.dynquant(self.net.layers[src].name + ".q", src, bits=8))
+        return self.bitlinear(name, act_q[src], src, out_c)
 
     def set_rq(self, i, reals, out_scale):
         l = self.net.layers[i]
@@ -121,6 +165,37 @@ class Builder:
         self.set_rq(i, big / 1024 / out, out)
         return self.done(i)
 
+    def rmsnorm(self, name, src):
+        s = self.net.layers[src]
+        i = self.net.rmsnorm(name, src, gamma=np.ones(s.out_c), bits=8, signed=True, zp=0, scale=1.0)
+        z = Q.layer_accumulator(self.net, i, self.outs, 32) / 65536.0
+        out = self.calib(z)
+        self.set_rq(i, 2.0 ** -16 / out, out)
+        return self.done(i)
+
+    def mul(self, name, a, b):
+        la, lb = self.net.layers[a], self.net.layers[b]
+        i = self.net.mul(name, a, b, bits=8, signed=True, zp=0, scale=1.0, multiplier=1e-3)
+        real = Q.layer_accumulator(self.net, i, self.outs, 32) * la.out_scale * lb.out_scale
+        out = self.calib(real)
+        self.set_rq(i, la.out_scale * lb.out_scale / out, out)
+        return self.done(i)
+
+    def rope(self, name, src, head_dim, base):
+        s = self.net.layers[src]
+        i = self.net.rope(name, src, head_dim, base=base, bits=8, signed=True, zp=0, scale=1.0, multiplier=1e-3)
+        real = Q.layer_accumulator(self.net, i, self.outs, 32) * s.out_scale * 2.0 ** -Q.ROPE_FRAC_BITS
+        out = self.calib(real)
+        self.set_rq(i, s.out_scale * 2.0 ** -Q.ROPE_FRAC_BITS / out, out)
+        return self.done(i)
+
+    def silu(self, name, src):
+        s = self.net.layers[src]
+        fn = lambda v: v / (1.0 + math.exp(-v))  # noqa: E731
+        real = np.array([fn(v) for v in s.out_scale * np.arange(-128, 128)])
+        out = max(float(np.abs(real).max()), 1e-6) / 127.0
+        return self.done(self.net.lut(name, src, fn=fn, bits=8, signed=True, zp=0, scale=out))
+
     def gelu(self, name, src):
         s = self.net.layers[src]
         codes = np.arange(-128, 128)
@@ -131,12 +206,15 @@ class Builder:
         return self.done(i)
 
 
-def build(net_name, weights, layers=None, tokens=None, seed=2026):
+def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static"):
+    """act: "static" (8-bit activations with calibrated scales) or "dynamic" (BitNet b1.58:
+    per-token absmax int8 in front of every projection, its scale re-applied after)."""
     cfg = NETS[net_name]
     L = cfg["layers"] if layers is None else layers
     d, H = cfg["d"], cfg["heads"]
     dh = d // H
-    tag = "%s_%s%s" % (net_name, weights, "" if layers is None else "_l%d" % layers)
+    tag = "%s_%s%s%s" % (net_name, weights, "_dyn" if act == "dynamic" else "",
+                         "" if layers is None else "_l%d" % layers)
     b = Builder(tag, weights, seed)
     net = b.net
     if "image" in cfg:
@@ -152,19 +230,28 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026):
         x0 = net.input("embeddings", c=d, h=T, w=1, bits=8, signed=True, zp=0, scale=1 / 32)
         b.x = np.clip(np.round(b.rng.normal(size=(d, T, 1)) * 32), -128, 127).astype(np.int32)
         cur = b.done(x0)
+    norm = b.rmsnorm if cfg.get("norm") == "rms" else b.layernorm
     for li in range(L):
         p = "l%d." % li
-        h = b.layernorm(p + "ln1", cur)
-        q, k, v = (b.conv(p + n, h, d) for n in ("q", "k", "v"))
+        aq = {} if act == "dynamic" else None
+        h = norm(p + "ln1", cur)
+        q, k, v = (b.linear(p + n, h, d, aq) for n in ("q", "k", "v"))
+        if cfg.get("rope"):  # rotary position embeddings of Q and K, tokens at positions 0..T-1
+            q, k = b.rope(p + "rope_q", q, dh, cfg["rope"]), b.rope(p + "rope_k", k, dh, cfg["rope"])
         qh, kh, vh = (b.done(net.reshape(p + n + "_heads", src, H, dh, T)) for n, src in (("q", q), ("k", k), ("v", v)))
         s = b.matmul(p + "scores", qh, kh, trans_a=True, factor=1 / math.sqrt(dh))
-        pr = b.done(net.softmax(p + "softmax", s, axis=2, bits=8))
+        # decoders: query i sees keys j <= i (docs/qbin.md, SOFTMAX causal mask, offset 0 for a prompt)
+        pr = b.done(net.softmax(p + "softmax", s, axis=2, bits=8, causal=bool(cfg.get("causal"))))
         o = b.matmul(p + "attn_v", vh, pr, trans_b=True)
         om = b.done(net.reshape(p + "merge_heads", o, d, T, 1))
-        cur = b.add(p + "res1", cur, b.conv(p + "proj", om, d))
-        h2 = b.layernorm(p + "ln2", cur)
-        f = b.gelu(p + "gelu", b.conv(p + "fc1", h2, cfg["mlp"]))
-        cur = b.add(p + "res2", cur, b.conv(p + "fc2", f, d))
+        cur = b.add(p + "res1", cur, b.linear(p + "proj", om, d, aq))
+        h2 = norm(p + "ln2", cur)
+        if cfg.get("ffn") == "swiglu":  # down(silu(gate(h)) * up(h))
+            g = b.silu(p + "silu", b.linear(p + "gate", h2, cfg["mlp"], aq))
+            f = b.mul(p + "swiglu", g, b.linear(p + "up", h2, cfg["mlp"], aq))
+        else:
+            f = b.gelu(p + "gelu", b.linear(p + "fc1", h2, cfg["mlp"], aq))
+        cur = b.add(p + "res2", cur, b.linear(p + ("down" if cfg.get("ffn") == "swiglu" else "fc2"), f, d, aq))
     if "classes" in cfg:
         h = b.layernorm("norm", cur)
         g = net.gap("pool", h, bits=8, signed=True, zp=0, scale=net.layers[h].out_scale)
@@ -185,15 +272,18 @@ def main(argv=None):
     ap.add_argument("--net", choices=sorted(NETS), required=True)
     ap.add_argument("--weights", choices=sorted(WEIGHTS), default="w8")
     ap.add_argument("--layers", type=int, help="blocks (default: the published depth)")
-    ap.add_argument("--tokens", type=int, help="sequence length (bert_base; default 128)")
+    ap.add_argument("--tokens", type=int, help="sequence length (bert_base, decoders' prompt; default 128)")
+    ap.add_argument("--act", choices=("static", "dynamic"), default="static",
+                    help="activations: static 8-bit scales, or BitNet's dynamic per-token absmax int8 "
+                         "(dynquant before every projection, its scale re-applied by a row-absmax mul)")
     ap.add_argument("-o", "--out", help="output .qbin (default NET_WEIGHTS[_lN].qbin here)")
     ap.add_argument("--input-out", help="also write the calibration input as .npy")
     a = ap.parse_args(argv)
     if a.layers is not None and not 1 <= a.layers <= NETS[a.net]["layers"]:
         ap.error("--layers must be 1..%d" % NETS[a.net]["layers"])
-    if a.tokens is not None and (a.net != "bert_base" or not 1 <= a.tokens <= 512):
-        ap.error("--tokens applies to bert_base, 1..512")
-    net, x = build(a.net, a.weights, a.layers, a.tokens)
+    if a.tokens is not None and ("tokens" not in NETS[a.net] or not 1 <= a.tokens <= 2048):
+        ap.error("--tokens applies to bert_base, gpt2_small and llama_style, 1..2048")
+    net, x = build(a.net, a.weights, a.layers, a.tokens, act=a.act)
     path = a.out or net.name + ".qbin"
     net.save(path)
     if a.input_out:

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 extern "C" {
 #include "compiler.h"
@@ -21,6 +22,19 @@ extern "C" void qsim_accel_dma_hook(void *user, int is_write, uint32_t addr, uin
     } catch (...) {
         // no exception may cross the C frames; a lost transfer shows in the
         // counters (and std::bad_alloc here means the host is out of memory)
+    }
+}
+
+// The memory backend under [dram] model = tlm. It runs inside qs_sim_advance
+// (on run_thread's stack) and issues the request's transactions right away,
+// loosely timed: each carries its start as an offset from SystemC time.
+extern "C" uint64_t qsim_accel_mem_request(void *user, uint64_t issue, int is_write, const uint64_t *first,
+                                           const uint64_t *count, uint32_t n_runs)
+{
+    try {
+        return static_cast<qsim_accel *>(user)->on_mem_request(issue, is_write != 0, first, count, n_runs);
+    } catch (...) {
+        return issue;   // no exception may cross the C frames (std::bad_alloc: the host is out of memory)
     }
 }
 
@@ -129,7 +143,12 @@ bool qsim_accel::prepare_run()
             return false;
         }
         sim_engine_ = want;
-        qs_sim_set_dma_hook(sim_, qsim_accel_dma_hook, this);
+        if (memory_timing()) {
+            const qs_mem_backend b = {qsim_accel_mem_request, this};
+            qs_sim_set_memory_backend(sim_, &b);
+        } else {
+            qs_sim_set_dma_hook(sim_, qsim_accel_dma_hook, this);
+        }
         if (input_set_) {
             st = qs_sim_set_input(sim_, input_.data(), static_cast<int64_t>(input_.size()), &e);
             if (st) {
@@ -212,17 +231,115 @@ void qsim_accel::done_driver() { done.write(done_out_value_); }
 
 // ---- DMA -------------------------------------------------------------------------
 
+std::vector<unsigned char> qsim_accel::model_bytes(uint64_t addr, uint32_t bytes)
+{
+    std::vector<unsigned char> v(bytes);
+    qs_error e{};
+    if (bytes && qs_sim_read_dram(sim_, addr, v.data(), bytes, &e) && !dram_error_) {
+        dram_error_ = true;
+        dram_error_msg_ = msg_of("qs_sim_read_dram", e);
+    }
+    return v;
+}
+
+std::vector<unsigned char> qsim_accel::dram_image()
+{
+    qs_error e{};
+    qs_sim *probe = sim_;
+    if (!probe && qs_sim_create(net_, prog_, QS_ENGINE_FAST, &probe, &e))
+        throw std::runtime_error(msg_of("qsim_accel: simulator", e));
+    std::vector<unsigned char> img(prog_->dram_bytes);
+    qs_status st = QS_OK;
+    if (input_set_) st = qs_sim_set_input(probe, input_.data(), static_cast<int64_t>(input_.size()), &e);
+    // only the input and the weights: the layer outputs are the run's to write
+    for (int32_t li = 0; li < net_->n_layers && !st; li++) {
+        const qs_layer_map &m = prog_->maps[li];
+        uint64_t a = 0, n = 0;
+        if (li == 0) {
+            const qs_layer &L = net_->layers[0];
+            a = m.out_addr;
+            n = ((uint64_t)L.out_c * L.out_h * L.out_w * L.out_bits + 7) / 8;
+        } else if (m.is_gemm && !m.is_matmul && m.weight_bytes > 0) {
+            a = m.weight_addr;
+            n = (uint64_t)m.weight_bytes;
+        }
+        if (n) st = qs_sim_read_dram(probe, a, img.data() + a, n, &e);
+    }
+    if (probe != sim_) qs_sim_destroy(probe);
+    if (st) throw std::runtime_error(msg_of("qsim_accel: DRAM image", e));
+    return img;
+}
+
 void qsim_accel::on_dma(bool is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle)
 {
-    dma_q_.push_back(dma_req{is_write, addr, bytes, start_cycle});
+    // The bytes as the model holds them now: a store's payload, or what a
+    // load should find (the transaction goes out later, at start_cycle).
+    dma_q_.push_back(dma_req{is_write, addr, bytes, start_cycle, model_bytes(addr, bytes)});
     dma_ev_.notify(SC_ZERO_TIME);
+}
+
+bool qsim_accel::transact(bool is_write, uint64_t addr, uint32_t bytes, unsigned char *data, sc_time &delay)
+{
+    tlm::tlm_generic_payload &gp = dma_gp_;
+    gp.set_command(is_write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+    gp.set_address(dram_base_ + addr);
+    gp.set_data_ptr(data);
+    gp.set_data_length(bytes);
+    gp.set_streaming_width(bytes);
+    gp.set_byte_enable_ptr(nullptr);
+    gp.set_byte_enable_length(0);
+    gp.set_dmi_allowed(false);
+    gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    dram->b_transport(gp, delay);
+    dma_count_++;
+    if (gp.is_response_error()) {
+        if (!dram_error_) {
+            char b[160];
+            std::snprintf(b, sizeof b, "DRAM %s of %u bytes at 0x%llx: %s", is_write ? "write" : "read", bytes,
+                          static_cast<unsigned long long>(dram_base_ + addr), gp.get_response_string().c_str());
+            dram_error_msg_ = b;
+        }
+        dram_error_ = true;
+        return false;
+    }
+    (is_write ? dma_wr_bytes_ : dma_rd_bytes_) += bytes;
+    return true;
+}
+
+uint64_t qsim_accel::on_mem_request(uint64_t issue, bool is_write, const uint64_t *first, const uint64_t *count,
+                                    uint32_t n_runs)
+{
+    // The runs go out back to back: each starts when the target says the
+    // previous one ended (its annotated delay, plus any time it waited).
+    sc_time t = cycle_time(issue);
+    for (uint32_t i = 0; i < n_runs; i++) {
+        if (!count[i]) continue;
+        const uint32_t n = static_cast<uint32_t>(count[i]);
+        std::vector<unsigned char> want = model_bytes(first[i], n);
+        if (is_write)
+            mem_buf_ = want;
+        else
+            mem_buf_.assign(n, 0);
+        const sc_time now = sc_core::sc_time_stamp();
+        if (t < now) {   // the target waited inside an earlier transaction: it starts now
+            late_++;
+            t = now;
+        }
+        sc_time delay = t - now;
+        if (transact(is_write, first[i], n, mem_buf_.data(), delay) && !is_write && mem_buf_ != want)
+            read_mismatch_++;
+        t = sc_core::sc_time_stamp() + delay;
+    }
+    // completion: the first clock edge at or after the last transaction's end
+    const uint64_t span = (t - t0_).value(), p = period_.value();
+    const uint64_t done = span / p + (span % p != 0);
+    return done > issue ? done : issue;
 }
 
 void qsim_accel::dma_thread()
 {
     // A member, not a local: a thread's stack is never unwound at the end of
     // the simulation, and the payload owns heap memory (its extension array).
-    tlm::tlm_generic_payload &gp = dma_gp_;
     for (;;) {
         if (dma_q_.empty()) {
             dma_active_ = false;
@@ -231,7 +348,7 @@ void qsim_accel::dma_thread()
             continue;
         }
         dma_active_ = true;
-        dma_req r = dma_q_.front();
+        dma_req r = std::move(dma_q_.front());
         dma_q_.pop_front();
         if (r.bytes == 0) continue;   // nothing moves: no transaction
         sc_time when = cycle_time(r.start_cycle), now = sc_core::sc_time_stamp();
@@ -239,36 +356,16 @@ void qsim_accel::dma_thread()
             wait(when - now);
         else if (when < now)
             late_++;
-        if (dma_buf_.size() < r.bytes) dma_buf_.resize(r.bytes);
-        // The model computes on its own copy of the data: reads land in a
-        // scratch buffer, writes carry zeros (docs/systemc.md, "Payloads").
-        if (r.is_write) std::memset(dma_buf_.data(), 0, r.bytes);
-        gp.set_command(r.is_write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
-        gp.set_address(dram_base_ + r.addr);
-        gp.set_data_ptr(dma_buf_.data());
-        gp.set_data_length(r.bytes);
-        gp.set_streaming_width(r.bytes);
-        gp.set_byte_enable_ptr(nullptr);
-        gp.set_byte_enable_length(0);
-        gp.set_dmi_allowed(false);
-        gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        // Writes carry the model's output bytes; reads land in a scratch
+        // buffer and are compared with what the model reads there (the
+        // model computes on its own copy: docs/systemc.md, "Payloads").
+        if (r.is_write)
+            dma_buf_ = r.data;
+        else
+            dma_buf_.assign(r.bytes, 0);
         sc_time delay = SC_ZERO_TIME;
-        dram->b_transport(gp, delay);
-        dma_count_++;
-        if (gp.is_response_error()) {
-            if (!dram_error_) {
-                char b[160];
-                std::snprintf(b, sizeof b, "DRAM %s of %u bytes at 0x%llx: %s", r.is_write ? "write" : "read",
-                              r.bytes, static_cast<unsigned long long>(dram_base_ + r.addr),
-                              gp.get_response_string().c_str());
-                dram_error_msg_ = b;
-            }
-            dram_error_ = true;
-        } else if (r.is_write) {
-            dma_wr_bytes_ += r.bytes;
-        } else {
-            dma_rd_bytes_ += r.bytes;
-        }
+        if (transact(r.is_write, r.addr, r.bytes, dma_buf_.data(), delay) && !r.is_write && dma_buf_ != r.data)
+            read_mismatch_++;
         // The channel is busy for the target's annotated time.
         if (delay > SC_ZERO_TIME) wait(delay);
     }
@@ -323,7 +420,7 @@ void qsim_accel::csr_write(uint32_t off, uint32_t value, const sc_time &delay)
             error_msg_.clear();
             dram_error_ = false;
             dram_error_msg_.clear();
-            dma_count_ = dma_rd_bytes_ = dma_wr_bytes_ = late_ = 0;
+            dma_count_ = dma_rd_bytes_ = dma_wr_bytes_ = late_ = read_mismatch_ = 0;
             total_ = 0;
             start_pending_ = true;
             done_out_value_ = false;

@@ -3,7 +3,8 @@
 //
 //   clk   sc_in<bool>                         the accelerator clock (an sc_clock)
 //   csr   tlm_utils::simple_target_socket     configuration / start / status registers
-//   dram  tlm_utils::simple_initiator_socket  one blocking b_transport per DMA transfer
+//   dram  tlm_utils::simple_initiator_socket  one blocking b_transport per run of a DMA
+//                                             transfer's access pattern, real address and bytes
 //   done  sc_out<bool>                        high from the end of a run until the next
 //                                             START or CLEAR (done_event() fires too)
 //
@@ -14,6 +15,9 @@
 // C model gave it the DRAM channel. The C model may run up to quantum()
 // cycles ahead of SystemC time; that is invisible to the platform (nothing
 // the platform does can change the model's course once started).
+// With [dram] model = tlm the DRAM target's annotated delays decide when each
+// DMA request completes (loosely timed, temporal decoupling: the model's
+// request carries its offset from SystemC time as the annotated delay).
 #ifndef QSIM_SC_H
 #define QSIM_SC_H
 
@@ -37,6 +41,9 @@ extern "C" {
 class qsim_accel;
 // The DMA hook given to qs_sim_set_dma_hook (C linkage; internal use).
 extern "C" void qsim_accel_dma_hook(void *user, int is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
+// The memory backend given to qs_sim_set_memory_backend under model = tlm (internal use).
+extern "C" uint64_t qsim_accel_mem_request(void *user, uint64_t issue, int is_write, const uint64_t *first,
+                                           const uint64_t *count, uint32_t n_runs);
 
 class qsim_accel : public sc_core::sc_module
 {
@@ -121,14 +128,29 @@ public:
     uint64_t dram_bytes_read() const { return dma_rd_bytes_; }
     uint64_t dram_bytes_written() const { return dma_wr_bytes_; }
     // Transfers issued after their model start cycle because the DRAM
-    // target's annotated delays made the channel lag (0 with a fast target).
+    // target's annotated delays made the channel lag (0 with a fast target,
+    // and under model = tlm, where the delays decide the cycles instead).
     uint64_t late_transfers() const { return late_; }
+    // 1 when the configuration's [dram] model = tlm: the DRAM target's
+    // annotated delays decide when each DMA request completes.
+    bool memory_timing() const { return prog_->arch.dram_model == QS_DRAM_TLM; }
+    // The DRAM contents a run starts from: the input (set_input's, else the
+    // model's pseudo-random one) and every conv/fc weight image at the
+    // program's addresses (prog()->dram_bytes bytes; docs/systemc.md,
+    // "Payloads"). Load it into the platform's memory before START so that
+    // the accelerator's reads return the network's tensors.
+    std::vector<unsigned char> dram_image();
+    // Read transactions whose returned bytes differed from the bytes the
+    // model reads there (the platform's memory does not hold the network's
+    // tensors, or something else wrote them) in the current / last run.
+    uint64_t read_mismatches() const { return read_mismatch_; }
 
 private:
     struct dma_req {
         bool is_write;
         uint32_t addr, bytes;
         uint64_t start_cycle;
+        std::vector<unsigned char> data;   // write: the payload; read: the bytes the model reads there
     };
 
     void init(qs_engine engine);
@@ -144,7 +166,14 @@ private:
     sc_core::sc_time find_period();
 
     friend void ::qsim_accel_dma_hook(void *, int, uint32_t, uint32_t, uint64_t);
+    friend uint64_t(::qsim_accel_mem_request)(void *, uint64_t, int, const uint64_t *, const uint64_t *, uint32_t);
     void on_dma(bool is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
+    uint64_t on_mem_request(uint64_t issue, bool is_write, const uint64_t *first, const uint64_t *count,
+                            uint32_t n_runs);
+    // One DRAM transaction from the calling thread; `delay` in: offset from
+    // now at which it starts, out: when it ends. Returns false on an error response.
+    bool transact(bool is_write, uint64_t addr, uint32_t bytes, unsigned char *data, sc_core::sc_time &delay);
+    std::vector<unsigned char> model_bytes(uint64_t addr, uint32_t bytes);
 
     // model
     qs_arch arch_{};
@@ -174,7 +203,8 @@ private:
     std::vector<unsigned char> dma_buf_;
     tlm::tlm_generic_payload dma_gp_;
     bool dma_active_ = false;
-    uint64_t dma_count_ = 0, dma_rd_bytes_ = 0, dma_wr_bytes_ = 0, late_ = 0;
+    uint64_t dma_count_ = 0, dma_rd_bytes_ = 0, dma_wr_bytes_ = 0, late_ = 0, read_mismatch_ = 0;
+    std::vector<unsigned char> mem_buf_;   // model = tlm: one run's bytes
     bool dram_error_ = false;
     std::string dram_error_msg_;
     uint64_t dram_base_ = 0;
