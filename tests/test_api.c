@@ -6,10 +6,12 @@
  * Outputs against the NumPy reference: tests/test_python_api.py. */
 #include <CUnit/Basic.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <qsim/qsim.h>
@@ -387,6 +389,15 @@ static void test_hooks(void)
     fclose(f);
     CU_ASSERT_PTR_NOT_NULL(strstr(head, "$"));
     remove(vcd);
+    /* beside it, its GTKWave view and layer names, as qsim run writes them; the message says where */
+    const char *msgs = NULL;
+    CU_ASSERT_EQUAL(qsim_report_messages(r, &msgs, &e), QSIM_OK);
+    HAS(msgs, "view it: gtkwave");
+    char side[64];
+    snprintf(side, sizeof side, "%s.gtkw", vcd);
+    CU_ASSERT_EQUAL(remove(side), 0);
+    snprintf(side, sizeof side, "%s.layers.txt", vcd);
+    CU_ASSERT_EQUAL(remove(side), 0);
     qsim_report_free(r);
     r = NULL;
     o.trace_path = "/nonexistent/dir/t.vcd";
@@ -492,6 +503,494 @@ static void test_allocator(void)
     printf("\n    %ld allocations, each failed once: %ld out of memory ", total, nomem);
 }
 
+/* ---- what the qsim command is built on (docs/api.md, "The command's calls") ---- */
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = (n + 4096 + 1) * 2;
+            char *b = realloc(buf, cap);
+            if (!b) break;
+            buf = b;
+        }
+        size_t got = fread(buf + n, 1, 4096, f);
+        n += got;
+        if (got == 0) break;
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++) n += *s == '\n';
+    return n;
+}
+
+static void test_texts(void)
+{
+    qsim_error e = {{0}};
+    char *text = (char *)1;
+    qsim_net_info info;
+    CU_ASSERT_EQUAL_FATAL(qsim_net_get_info(g_net, &info, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(qsim_net_describe(NULL, &text, &e), QSIM_ERR_ARG);
+    CU_ASSERT_PTR_NULL(text);
+    CU_ASSERT_EQUAL(qsim_net_describe(g_net, NULL, &e), QSIM_ERR_ARG);
+    CU_ASSERT_EQUAL_FATAL(qsim_net_describe(g_net, &text, &e), QSIM_OK);
+    /* the header names the file; one row per layer; the MAC total is the layers' sum */
+    HAS(text, "network '");
+    HAS(text, NET);
+    int64_t macs = 0;
+    for (int32_t i = 0; i < info.n_layers; i++) {
+        qsim_layer_info li;
+        CU_ASSERT_EQUAL(qsim_net_get_layer(g_net, i, &li, &e), QSIM_OK);
+        macs += li.macs;
+        HAS(text, li.name);
+    }
+    char want[96];
+    snprintf(want, sizeof want, "MACs per inference: %lld\n", (long long)macs);
+    HAS(text, want);
+    CU_ASSERT_EQUAL(count_lines(text), 5 + info.n_layers + 1);
+    qsim_text_free(text);
+    qsim_text_free(NULL);
+
+    qsim_program *p = NULL;
+    CU_ASSERT_EQUAL_FATAL(qsim_compile(g_net, g_cfg, &p, &e), QSIM_OK);
+    qsim_program_info pi;
+    CU_ASSERT_EQUAL(qsim_program_get_info(NULL, &pi, &e), QSIM_ERR_ARG);
+    CU_ASSERT_EQUAL(qsim_program_get_info(p, NULL, &e), QSIM_ERR_ARG);
+    CU_ASSERT_EQUAL_FATAL(qsim_program_get_info(p, &pi, &e), QSIM_OK);
+    CU_ASSERT(pi.n_instructions > 0);
+    CU_ASSERT(pi.dram_bytes > 0);
+    char *summary = NULL, *listing = NULL, *warn = NULL;
+    CU_ASSERT_EQUAL(qsim_program_listing(NULL, 0, &summary, &e), QSIM_ERR_ARG);
+    CU_ASSERT_EQUAL_FATAL(qsim_program_listing(p, 0, &summary, &e), QSIM_OK);
+    CU_ASSERT_EQUAL_FATAL(qsim_program_listing(p, 1, &listing, &e), QSIM_OK);
+    /* the listing is the summary plus every instruction: longer, by at least one line per instruction */
+    CU_ASSERT(count_lines(listing) >= count_lines(summary) + pi.n_instructions);
+    CU_ASSERT_EQUAL_FATAL(qsim_program_warnings(p, &warn, &e), QSIM_OK);
+    CU_ASSERT_STRING_EQUAL(warn, ""); /* dlac.cfg streams the tiny net at full rate */
+    qsim_text_free(summary);
+    qsim_text_free(listing);
+    qsim_text_free(warn);
+    qsim_program_free(p);
+
+    /* a narrow weight buffer under a wide array: the bandwidth warning (docs/timing.md, Buffer bandwidth) */
+    qsim_config *c = NULL;
+    const char *sets[] = {"array.rows=64", "array.cols=64", "buffer.weight.banks=1"};
+    CU_ASSERT_EQUAL_FATAL(qsim_config_load_set(ARCH, sets, 3, &c, &e), QSIM_OK);
+    CU_ASSERT_EQUAL_FATAL(qsim_compile(g_net, c, &p, &e), QSIM_OK);
+    CU_ASSERT_EQUAL_FATAL(qsim_program_warnings(p, &warn, &e), QSIM_OK);
+    HAS(warn, "warning: buffer bandwidth throttles the array");
+    HAS(warn, "weight buffer");
+    qsim_text_free(warn);
+    qsim_report *r = NULL;
+    const char *msgs = NULL;
+    CU_ASSERT_EQUAL_FATAL(qsim_run(p, NULL, 0, 1, NULL, &r, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(qsim_report_messages(r, &msgs, &e), QSIM_OK);
+    HAS(msgs, "are buffer stalls");
+    CU_ASSERT_EQUAL(qsim_report_messages(NULL, &msgs, &e), QSIM_ERR_ARG);
+    qsim_report_free(r);
+    qsim_program_free(p);
+    qsim_config_free(c);
+}
+
+static void test_config_load_set(void)
+{
+    qsim_error e = {{0}};
+    qsim_config *c = (qsim_config *)1;
+    char v[64];
+    const char *sets[] = {"array.rows=8", "array.cols=4"};
+    CU_ASSERT_EQUAL(qsim_config_load_set(NULL, sets, 2, &c, &e), QSIM_ERR_ARG);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(qsim_config_load_set(ARCH, NULL, 2, &c, &e), QSIM_ERR_ARG);
+    CU_ASSERT_EQUAL(qsim_config_load_set(ARCH, sets, -1, &c, &e), QSIM_ERR_ARG);
+    const char *with_null[] = {"array.rows=8", NULL};
+    CU_ASSERT_EQUAL(qsim_config_load_set(ARCH, with_null, 2, &c, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "assignment 1 is NULL");
+    CU_ASSERT_EQUAL_FATAL(qsim_config_load_set(ARCH, sets, 2, &c, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(qsim_config_get(c, "array.rows", v, sizeof v, &e), QSIM_OK);
+    CU_ASSERT_STRING_EQUAL(v, "8");
+    CU_ASSERT_EQUAL(qsim_config_get(c, "array.cols", v, sizeof v, &e), QSIM_OK);
+    CU_ASSERT_STRING_EQUAL(v, "4");
+    CU_ASSERT_EQUAL(qsim_config_is_scalesim(c), 0);
+    CU_ASSERT_EQUAL(qsim_config_is_scalesim(NULL), 0);
+    /* the copy keeps the overrides */
+    qsim_config *d = NULL;
+    CU_ASSERT_EQUAL_FATAL(qsim_config_copy(c, &d, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(qsim_config_get(d, "array.rows", v, sizeof v, &e), QSIM_OK);
+    CU_ASSERT_STRING_EQUAL(v, "8");
+    qsim_config_free(d);
+    qsim_config_free(c);
+    const char *bad[] = {"array.rows=0"};
+    CU_ASSERT_EQUAL(qsim_config_load_set(ARCH, bad, 1, &c, &e), QSIM_ERR_CONFIG);
+    HAS(e.msg, "array.rows");
+    CU_ASSERT_EQUAL(qsim_config_load_set(QSIM_SOURCE_DIR "/models/scalesim/scale.cfg", NULL, 0, &c, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(qsim_config_is_scalesim(c), 1);
+    qsim_config_free(c);
+}
+
+typedef struct {
+    int inference_calls, cycle_calls, layer_calls;
+    uint64_t last_done, last_total;
+} progress_count;
+
+static void on_progress(void *user, qsim_progress_kind kind, uint64_t done, uint64_t total)
+{
+    progress_count *c = user;
+    if (kind == QSIM_PROGRESS_INFERENCE) c->inference_calls++;
+    else if (kind == QSIM_PROGRESS_CYCLES) c->cycle_calls++;
+    else c->layer_calls++;
+    c->last_done = done;
+    c->last_total = total;
+}
+
+/* the JSON text without its host-time field */
+static void strip_wall(char *js)
+{
+    char *w = strstr(js, "\"wall_seconds\"");
+    if (!w) return;
+    char *end = strpbrk(w, ",\n}");
+    if (end) memmove(w, end, strlen(end) + 1);
+}
+
+static void test_jobs_and_files(void)
+{
+    qsim_error e = {{0}};
+    qsim_net_info info;
+    qsim_net_get_info(g_net, &info, &e);
+    int64_t per = (int64_t)info.in_c * info.in_h * info.in_w;
+    enum { N = 5 };
+    int32_t *x = calloc((size_t)(N * per), sizeof *x);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    int32_t hi = info.in_signed ? (1 << (info.in_bits - 1)) - 1 : (1 << info.in_bits) - 1;
+    for (int64_t i = 0; i < N * per; i++) x[i] = (int32_t)((i * 11 + i / per) % (hi + 1));
+    int32_t labels[N] = {0, 1, 2, 3, 4};
+    qsim_program *p = NULL;
+    CU_ASSERT_EQUAL_FATAL(qsim_compile(g_net, g_cfg, &p, &e), QSIM_OK);
+    qsim_run_options o;
+    qsim_run_options_init(&o);
+    qsim_run_extras x2;
+    qsim_run_extras_init(&x2);
+    CU_ASSERT_EQUAL(x2.dump_index, -1);
+    o.labels = labels;
+    o.keep_layer_outputs = 1;
+    progress_count pc = {0, 0, 0, 0, 0};
+    x2.progress = on_progress;
+    x2.progress_user = &pc;
+    qsim_report *one = NULL, *three = NULL;
+    CU_ASSERT_EQUAL_FATAL(qsim_run_with(p, x, N * per, N, &o, &x2, &one, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(pc.inference_calls, N);
+    CU_ASSERT_EQUAL(pc.last_done, N);
+    CU_ASSERT_EQUAL(pc.last_total, N);
+    x2.jobs = 3;
+    x2.progress = NULL;
+    CU_ASSERT_EQUAL_FATAL(qsim_run_with(p, x, N * per, N, &o, &x2, &three, &e), QSIM_OK);
+    /* no figure depends on the number of threads: same JSON (but host time), outputs, last layer outputs */
+    const char *j1, *j3;
+    qsim_report_json(one, &j1, &e);
+    qsim_report_json(three, &j3, &e);
+    char *a = strdup(j1), *b = strdup(j3);
+    strip_wall(a);
+    strip_wall(b);
+    CU_ASSERT_STRING_EQUAL(a, b);
+    if (strcmp(a, b)) {
+        FILE *fa = fopen("/tmp/qsim_test_api_j1.json", "w"), *fb = fopen("/tmp/qsim_test_api_j3.json", "w");
+        if (fa) fputs(a, fa), fclose(fa);
+        if (fb) fputs(b, fb), fclose(fb);
+    }
+    free(a);
+    free(b);
+    for (int32_t k = 0; k < N; k++) {
+        const int32_t *d1, *d3;
+        int64_t n1, n3;
+        qsim_report_output(one, k, &d1, &n1, &e);
+        qsim_report_output(three, k, &d3, &n3, &e);
+        CU_ASSERT(n1 == n3 && memcmp(d1, d3, (size_t)n1 * sizeof *d1) == 0);
+    }
+    const int32_t *l1, *l3;
+    int64_t m1, m3;
+    CU_ASSERT_EQUAL(qsim_report_layer_output(three, info.output, &l3, &m3, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(qsim_report_layer_output(one, info.output, &l1, &m1, &e), QSIM_OK);
+    CU_ASSERT(m1 == m3 && memcmp(l1, l3, (size_t)m1 * sizeof *l1) == 0);
+
+    /* text, JSON and CSV files: the JSON file is the report's JSON; the CSV has a row per layer */
+    char dir[] = "/tmp/qsim_test_api_dir_XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[256], path2[256];
+    snprintf(path, sizeof path, "%s/r.json", dir);
+    CU_ASSERT_EQUAL(qsim_report_write_json(three, path, &e), QSIM_OK);
+    char *file = read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(file);
+    CU_ASSERT_EQUAL(strncmp(file, j3, strlen(j3)), 0);
+    free(file);
+    remove(path);
+    snprintf(path, sizeof path, "%s/r.csv", dir);
+    CU_ASSERT_EQUAL(qsim_report_write_csv(three, path, &e), QSIM_OK);
+    file = read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(file);
+    CU_ASSERT_EQUAL(count_lines(file), info.n_layers); /* header + layers 1..n-1 */
+    free(file);
+    remove(path);
+    CU_ASSERT_EQUAL(qsim_report_write_csv(three, "/nonexistent/dir/r.csv", &e), QSIM_ERR_IO);
+    HAS(e.msg, "/nonexistent/dir/r.csv");
+    char *table = NULL;
+    CU_ASSERT_EQUAL_FATAL(qsim_report_text(three, &table, &e), QSIM_OK);
+    qsim_layer_info li;
+    qsim_net_get_layer(g_net, info.output, &li, &e);
+    HAS(table, li.name);
+    qsim_text_free(table);
+    CU_ASSERT_EQUAL(qsim_report_text(NULL, &table, &e), QSIM_ERR_ARG);
+    qsim_report_free(one);
+    qsim_report_free(three);
+
+    /* dumps: one inference of the batch into DIR itself, one .npy per layer, readable back */
+    x2.jobs = 2;
+    x2.dump_dir = dir;
+    x2.dump_index = N; /* out of range */
+    qsim_report *r = NULL;
+    CU_ASSERT_EQUAL(qsim_run_with(p, x, N * per, N, &o, &x2, &r, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "--dump-index 5: the batch has 5 inferences (0..4)");
+    x2.dump_index = 2;
+    CU_ASSERT_EQUAL_FATAL(qsim_run_with(p, x, N * per, N, &o, &x2, &r, &e), QSIM_OK);
+    for (int32_t i = 0; i < info.n_layers; i++) {
+        qsim_net_get_layer(g_net, i, &li, &e);
+        snprintf(path, sizeof path, "%s/%03d_%s.npy", dir, (int)i, li.name);
+        qsim_array arr;
+        CU_ASSERT_EQUAL(qsim_npy_load(path, &arr, &e), QSIM_OK);
+        CU_ASSERT_EQUAL(arr.ndim, 3);
+        CU_ASSERT_EQUAL(arr.count, (int64_t)li.out_c * li.out_h * li.out_w);
+        if (i == 0) CU_ASSERT(memcmp(arr.data, x + 2 * per, (size_t)per * sizeof *x) == 0); /* inference 2's input */
+        qsim_array_free(&arr);
+        remove(path);
+    }
+    qsim_report_free(r);
+    r = NULL;
+    x2.dump_dir = NULL;
+    x2.dump_index = -1;
+    o.labels = NULL;
+
+    /* the DRAM request trace: refused without a bank-level model; else sorted by cycle */
+    snprintf(path2, sizeof path2, "%s/d.trace", dir);
+    x2.dram_trace_path = path2;
+    CU_ASSERT_EQUAL(qsim_run_with(p, NULL, 0, 1, &o, &x2, &r, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "needs a bank-level DRAM model");
+    qsim_config *ddr = NULL;
+    const char *dram[] = {"dram.model=ddr4_3200"};
+    qsim_program *pd = NULL;
+    CU_ASSERT_EQUAL_FATAL(qsim_config_load_set(ARCH, dram, 1, &ddr, &e), QSIM_OK);
+    CU_ASSERT_EQUAL_FATAL(qsim_compile(g_net, ddr, &pd, &e), QSIM_OK);
+    CU_ASSERT_EQUAL_FATAL(qsim_run_with(pd, NULL, 0, 1, &o, &x2, &r, &e), QSIM_OK);
+    file = read_file(path2, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(file);
+    CU_ASSERT(count_lines(file) > 0);
+    unsigned long long prev = 0, addr, cyc;
+    char kind[8];
+    int sorted = 1, lines = 0;
+    for (char *line = file; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (sscanf(line, "0x%llx %7s %llu", &addr, kind, &cyc) != 3) {
+            sorted = 0;
+            break;
+        }
+        sorted &= cyc >= prev;
+        prev = cyc;
+        lines++;
+    }
+    CU_ASSERT(sorted);
+    CU_ASSERT_EQUAL(lines, count_lines(file));
+    free(file);
+    remove(path2);
+    qsim_report_free(r);
+    r = NULL;
+    qsim_program_free(pd);
+    qsim_config_free(ddr);
+    x2.dram_trace_path = NULL;
+
+    /* a single inference tells the progress hook its cycles */
+    pc.cycle_calls = 0;
+    x2.progress = on_progress;
+    CU_ASSERT_EQUAL_FATAL(qsim_run_with(p, NULL, 0, 1, &o, &x2, &r, &e), QSIM_OK);
+    qsim_totals t;
+    qsim_report_totals(r, &t, &e);
+    CU_ASSERT(pc.cycle_calls >= 1);
+    CU_ASSERT(pc.last_done >= (uint64_t)t.cycles);
+    qsim_report_free(r);
+    r = NULL;
+
+    /* extras of another layout are refused, not read */
+    x2.struct_size = 8;
+    CU_ASSERT_EQUAL(qsim_run_with(p, NULL, 0, 1, &o, &x2, &r, &e), QSIM_ERR_VERSION);
+    HAS(e.msg, "extras of 8 bytes");
+    CU_ASSERT_PTR_NULL(r);
+    /* NULL extras: the defaults, as qsim_run */
+    CU_ASSERT_EQUAL(qsim_run_with(p, NULL, 0, 1, NULL, NULL, &r, &e), QSIM_OK);
+    qsim_report_free(r);
+    rmdir(dir);
+    qsim_program_free(p);
+    free(x);
+}
+
+static void test_topology(void)
+{
+    qsim_error e = {{0}};
+    qsim_config *ss = NULL;
+    qsim_report *r = (qsim_report *)1;
+    CU_ASSERT_EQUAL_FATAL(qsim_config_load_set(QSIM_SOURCE_DIR "/models/scalesim/scale.cfg", NULL, 0, &ss, &e), QSIM_OK);
+    const char *topo = QSIM_SOURCE_DIR "/models/scalesim/gemm_example.csv";
+    CU_ASSERT_EQUAL(qsim_topology_run(NULL, topo, NULL, &r, &e), QSIM_ERR_ARG);
+    CU_ASSERT_PTR_NULL(r);
+    CU_ASSERT_EQUAL(qsim_topology_run(ss, NULL, NULL, &r, &e), QSIM_ERR_ARG);
+    qsim_topology_options o;
+    qsim_topology_options_init(&o);
+    CU_ASSERT_EQUAL(o.gemm, -1);
+    CU_ASSERT_EQUAL(o.weight_bits, 8);
+    o.weight_bits = 3;
+    CU_ASSERT_EQUAL(qsim_topology_run(ss, topo, &o, &r, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "weight_bits 3");
+    o.weight_bits = 8;
+    o.struct_size = 4;
+    CU_ASSERT_EQUAL(qsim_topology_run(ss, topo, &o, &r, &e), QSIM_ERR_VERSION);
+    qsim_topology_options_init(&o);
+    CU_ASSERT_EQUAL(qsim_topology_run(ss, "/nonexistent.csv", &o, &r, &e), QSIM_ERR_IO);
+    HAS(e.msg, "/nonexistent.csv");
+    char dir[] = "/tmp/qsim_test_api_ss_XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    o.gemm = 1;
+    o.report_dir = dir;
+    o.replay_reads = 1;
+    progress_count pc = {0, 0, 0, 0, 0};
+    o.progress = on_progress;
+    o.progress_user = &pc;
+    CU_ASSERT_EQUAL_FATAL(qsim_topology_run(ss, topo, &o, &r, &e), QSIM_OK);
+    CU_ASSERT(pc.layer_calls >= 1);
+    CU_ASSERT_EQUAL(pc.last_done, pc.last_total);
+    /* the network-only figures refuse a topology report, with a message */
+    qsim_totals t;
+    const char *js;
+    CU_ASSERT_EQUAL(qsim_report_totals(r, &t, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "topology");
+    CU_ASSERT_EQUAL(qsim_report_json(r, &js, &e), QSIM_ERR_ARG);
+    char *text = NULL, *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(qsim_report_text(r, &text, &e), QSIM_OK);
+    CU_ASSERT(strlen(text) > 0);
+    CU_ASSERT_EQUAL_FATAL(qsim_report_scalesim_stdout(r, &out, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(count_lines(strstr(out, "Compute cycles") ? out : ""), count_lines(out));
+    HAS(out, "Compute cycles:");
+    CU_ASSERT_EQUAL(qsim_report_write_scalesim(r, &e), QSIM_OK);
+    static const char *const files[] = {"COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "DETAILED_ACCESS_REPORT.csv"};
+    for (int i = 0; i < 3; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        size_t len = 0;
+        char *f = read_file(path, &len);
+        CU_ASSERT_PTR_NOT_NULL(f);
+        CU_ASSERT(len > 0);
+        free(f);
+        remove(path);
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/t.json", dir);
+    CU_ASSERT_EQUAL(qsim_report_write_json(r, path, &e), QSIM_OK);
+    char *f = read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL(f);
+    if (f) HAS(f, "\"topology\"");
+    free(f);
+    remove(path);
+    rmdir(dir);
+    qsim_text_free(text);
+    qsim_text_free(out);
+    qsim_report_free(r);
+    /* a network report has no SCALE-Sim files; a topology run without a directory neither */
+    qsim_program *p = NULL;
+    qsim_report *nr = NULL;
+    CU_ASSERT_EQUAL_FATAL(qsim_compile(g_net, g_cfg, &p, &e), QSIM_OK);
+    CU_ASSERT_EQUAL_FATAL(qsim_run(p, NULL, 0, 1, NULL, &nr, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(qsim_report_write_scalesim(nr, &e), QSIM_ERR_ARG);
+    CU_ASSERT_EQUAL(qsim_report_scalesim_stdout(nr, &out, &e), QSIM_ERR_ARG);
+    qsim_report_free(nr);
+    qsim_program_free(p);
+    qsim_topology_options_init(&o);
+    o.gemm = 1;
+    CU_ASSERT_EQUAL_FATAL(qsim_topology_run(ss, topo, &o, &r, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(qsim_report_write_scalesim(r, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "no report_dir");
+    qsim_report_free(r);
+    /* SCALE-Sim's trace files need a report directory; with one, each layer gets its folder of traces */
+    o.traces = 1;
+    CU_ASSERT_EQUAL(qsim_topology_run(ss, topo, &o, &r, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "--traces needs --report-dir");
+    CU_ASSERT_PTR_NULL(r);
+    char tdir[] = "/tmp/qsim_test_api_tr_XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(tdir));
+    o.report_dir = tdir;
+    CU_ASSERT_EQUAL_FATAL(qsim_topology_run(ss, topo, &o, &r, &e), QSIM_OK);
+    char layer0[96];
+    snprintf(layer0, sizeof layer0, "%s/layer0", tdir);
+    struct stat sb;
+    CU_ASSERT(stat(layer0, &sb) == 0 && S_ISDIR(sb.st_mode));
+    qsim_report_free(r);
+    r = NULL;
+    char rm[128];
+    snprintf(rm, sizeof rm, "rm -rf %s", tdir);
+    CU_ASSERT_EQUAL(system(rm), 0);
+    o.traces = 0;
+    o.report_dir = NULL;
+    /* qsim scalesim's -p needs a SCALE-Sim configuration */
+    o.scalesim_outdir = "/tmp";
+    CU_ASSERT_EQUAL(qsim_topology_run(g_cfg, topo, &o, &r, &e), QSIM_ERR_CONFIG);
+    HAS(e.msg, "needs a SCALE-Sim configuration");
+    qsim_config_free(ss);
+}
+
+static void test_npy(void)
+{
+    qsim_error e = {{0}};
+    qsim_array a;
+    CU_ASSERT_EQUAL(qsim_npy_load(NULL, &a, &e), QSIM_ERR_ARG);
+    CU_ASSERT_EQUAL(qsim_npy_load("x.npy", NULL, &e), QSIM_ERR_ARG);
+    /* a (2, 3) int16 array written by hand from the format's description (NumPy's .npy v1.0) */
+    char path[] = "/tmp/qsim_test_api_npy_XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    FILE *f = fdopen(fd, "wb");
+    const char *dict = "{'descr': '<i2', 'fortran_order': False, 'shape': (2, 3), }";
+    char header[128];
+    memset(header, ' ', sizeof header);
+    size_t hl = 128 - 10;
+    memcpy(header, dict, strlen(dict));
+    header[hl - 1] = '\n';
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    unsigned char len2[2] = {(unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
+    fwrite(len2, 1, 2, f);
+    fwrite(header, 1, hl, f);
+    int16_t v[6] = {-3, 0, 7, 32767, -32768, 1};
+    fwrite(v, sizeof *v, 6, f);
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(qsim_npy_load(path, &a, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(a.ndim, 2);
+    CU_ASSERT_EQUAL(a.shape[0], 2);
+    CU_ASSERT_EQUAL(a.shape[1], 3);
+    CU_ASSERT_EQUAL(a.count, 6);
+    for (int i = 0; i < 6; i++) CU_ASSERT_EQUAL(a.data[i], v[i]);
+    qsim_array_free(&a);
+    CU_ASSERT_PTR_NULL(a.data);
+    qsim_array_free(NULL);
+    /* truncated: the message names the file */
+    if (truncate(path, 8 + 2 + (off_t)hl + 4) == 0) {
+        CU_ASSERT_EQUAL(qsim_npy_load(path, &a, &e), QSIM_ERR_FORMAT);
+        HAS(e.msg, path);
+    }
+    remove(path);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -504,6 +1003,11 @@ int main(void)
     CU_add_test(s, "batch", test_batch);
     CU_add_test(s, "hooks and traces", test_hooks);
     CU_add_test(s, "allocator: every allocation of a whole run fails once", test_allocator);
+    CU_add_test(s, "texts of the command", test_texts);
+    CU_add_test(s, "configuration with overrides", test_config_load_set);
+    CU_add_test(s, "threads, dumps, DRAM trace, progress", test_jobs_and_files);
+    CU_add_test(s, "SCALE-Sim topologies", test_topology);
+    CU_add_test(s, ".npy arrays", test_npy);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     int fail = CU_get_error() || CU_get_number_of_failures();

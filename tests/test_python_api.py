@@ -181,6 +181,17 @@ if subprocess.run(["cc", "-shared", "-fPIC", "-o", fake_so, fake_c]).returncode 
 else:
     check(False, "no C compiler for the wrong-version library")
 
+# 4b. jobs: threads sharing a batch give the same report (host time and command line aside) and outputs
+xb = random_input(net, 5)
+r1 = net.run(ARCH, inputs=xb, jobs=1)
+r3 = net.run(ARCH, inputs=xb, jobs=3)
+for r in (r1, r3):
+    r.pop("wall_seconds", None)
+check(np.array_equal(r1.pop("outputs"), r3.pop("outputs")) and r1 == r3, "jobs=3 report equals jobs=1")
+raises(TypeError, lambda: net.run(ARCH, jobs="2"), "jobs str")
+raises(TypeError, lambda: net.run(ARCH, jobs=True), "jobs bool")
+raises(ValueError, lambda: net.run(ARCH, jobs=0), "jobs 0")
+
 # 5. the package holds the Python tools; the old scripts/ paths are thin wrappers: imported they are the
 #    package's very modules (one copy, so classes compare equal), run they are its command lines
 import importlib  # noqa: E402

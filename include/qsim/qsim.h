@@ -82,7 +82,24 @@ typedef struct {
     int32_t out_c, out_h, out_w;
     int64_t macs;              /* dense MACs of one inference */
 } qsim_layer_info;
+/* The table `qsim info` prints: layers, shapes, bit widths, parameters, MACs. */
+qsim_status qsim_net_describe(const qsim_net *net, char **text, qsim_error *err);
+
 qsim_status qsim_net_get_layer(const qsim_net *net, int32_t index, qsim_layer_info *out, qsim_error *err);
+
+/* ---- NumPy .npy arrays of integers (qsim run --input/--labels) ------------ */
+
+#define QSIM_NPY_MAXDIM 8
+typedef struct {
+    int32_t ndim;
+    int64_t shape[QSIM_NPY_MAXDIM];
+    int64_t count;
+    int32_t *data;   /* the values as int32 (a value out of int32's range is an error) */
+} qsim_array;
+
+/* Integer dtypes i1 u1 i2 u2 i4 u4 i8 u8, C order, format 1.0/2.0. */
+qsim_status qsim_npy_load(const char *path, qsim_array *out, qsim_error *err);
+void qsim_array_free(qsim_array *a);
 
 /* ---- accelerator configurations (docs/config.md) ------------------------- */
 
@@ -96,6 +113,13 @@ qsim_status qsim_config_parse(const char *text, const char *where, qsim_config *
 /* Override one key, "section.key=value" as qsim's --set. The configuration is
  * re-checked as a whole; on failure it is left unchanged. */
 qsim_status qsim_config_set(qsim_config *cfg, const char *assignment, qsim_error *err);
+/* From a file with overrides applied at once and the whole checked once, as
+ * `qsim run --arch FILE --set ...` (a file that is valid only with its
+ * overrides loads; the message is the command's). */
+qsim_status qsim_config_load_set(const char *path, const char *const *assignments, int n_assignments,
+                                 qsim_config **out, qsim_error *err);
+/* 1 when the configuration is a SCALE-Sim one (docs/scalesim.md), else 0. */
+int qsim_config_is_scalesim(const qsim_config *cfg);
 qsim_status qsim_config_copy(const qsim_config *cfg, qsim_config **out, qsim_error *err);
 /* The effective value of "section.key" as text, into buf (size n). */
 qsim_status qsim_config_get(const qsim_config *cfg, const char *key, char *buf, size_t n, qsim_error *err);
@@ -110,6 +134,21 @@ typedef struct qsim_program qsim_program;
 qsim_status qsim_compile(const qsim_net *net, const qsim_config *cfg, qsim_program **out, qsim_error *err);
 void qsim_program_free(qsim_program *prog);
 
+typedef struct {
+    int32_t n_instructions;
+    uint64_t dram_bytes;  /* DRAM footprint: weights, activations, program */
+} qsim_program_info;
+qsim_status qsim_program_get_info(const qsim_program *prog, qsim_program_info *out, qsim_error *err);
+
+/* Text the caller owns, freed with qsim_text_free (NULL is fine). */
+void qsim_text_free(char *text);
+/* The mapping per layer (docs/compiler.md §10) as `qsim compile --summary`,
+ * with each layer's instructions too when with_instructions (--listing). */
+qsim_status qsim_program_listing(const qsim_program *prog, int with_instructions, char **text, qsim_error *err);
+/* Warnings about the mapping ("warning: buffer bandwidth throttles ...",
+ * one line each, "" when none), as `qsim compile` prints them. */
+qsim_status qsim_program_warnings(const qsim_program *prog, char **text, qsim_error *err);
+
 /* QSIM_ENGINE_RTL: the detailed engine with the Verilated PE array of the
  * configuration beside it, compared every clock (docs/waveforms.md, "RTL
  * co-simulation"; needs verilator at run time, builds cached); a mismatch is
@@ -120,6 +159,13 @@ typedef enum { QSIM_TRACE_NONE = 0, QSIM_TRACE_FST = 1, QSIM_TRACE_VCD = 2 } qsi
 /* Called when a transfer takes the DRAM channel: direction, DRAM byte
  * address, bytes, the cycle it starts. */
 typedef void (*qsim_dma_hook)(void *user, int is_write, uint32_t addr, uint32_t bytes, uint64_t start_cycle);
+
+/* Progress of a long run, for a display: QSIM_PROGRESS_INFERENCE after each
+ * inference of a one-thread batch (done of total), QSIM_PROGRESS_CYCLES every
+ * 65,536 simulated cycles of a single inference (done cycles, total 0),
+ * QSIM_PROGRESS_LAYER after each layer of a topology run (done of total). */
+typedef enum { QSIM_PROGRESS_INFERENCE = 0, QSIM_PROGRESS_CYCLES = 1, QSIM_PROGRESS_LAYER = 2 } qsim_progress_kind;
+typedef void (*qsim_progress_hook)(void *user, qsim_progress_kind kind, uint64_t done, uint64_t total);
 
 typedef struct {
     uint32_t struct_size;        /* sizeof(qsim_run_options), set by qsim_run_options_init */
@@ -143,6 +189,25 @@ typedef struct {
 
 void qsim_run_options_init(qsim_run_options *opts);
 
+/* What `qsim run` adds to a run (a struct of its own, so qsim_run_options keeps
+ * the layout callers were built with). */
+typedef struct {
+    uint32_t struct_size;        /* sizeof(qsim_run_extras), set by qsim_run_extras_init */
+    int32_t jobs;                /* threads sharing a batch's inferences (<= 1: one); no figure depends on it.
+                                    With a trace, one. With jobs > 1 the DMA hook is called from every thread. */
+    const char *dump_dir;        /* every layer's output as DIR/<index>_<name>.npy; of a batch each inference's
+                                    in DIR/<inference, 5 digits>/ (qsim run --dump-outputs); NULL: none */
+    int32_t dump_index;          /* >= 0: of a batch, only that inference, into DIR itself; -1 (default): all */
+    const char *dram_trace_path; /* every DRAM request of the first inference (DRAMsim3 format, docs/dram.md);
+                                    needs a bank-level [dram] model */
+    const char *trace_layer;     /* the waveform window is this layer's cycles (instead of trace_from/to) */
+    qsim_progress_hook progress; /* NULL: none */
+    void *progress_user;
+    const char *input_name;      /* names the inputs in messages ("X.npy: inference 3: ..."); NULL: none */
+} qsim_run_extras;
+
+void qsim_run_extras_init(qsim_run_extras *extras);
+
 typedef struct qsim_report qsim_report;
 
 /* Run n_inputs inferences. inputs: n_inputs * in_c*in_h*in_w integers
@@ -151,6 +216,10 @@ typedef struct qsim_report qsim_report;
  * opts may be NULL (defaults). */
 qsim_status qsim_run(const qsim_program *prog, const int32_t *inputs, int64_t count, int32_t n_inputs,
                      const qsim_run_options *opts, qsim_report **out, qsim_error *err);
+/* qsim_run with extras (NULL: the defaults of qsim_run_extras_init). */
+qsim_status qsim_run_with(const qsim_program *prog, const int32_t *inputs, int64_t count, int32_t n_inputs,
+                          const qsim_run_options *opts, const qsim_run_extras *extras, qsim_report **out,
+                          qsim_error *err);
 void qsim_report_free(qsim_report *rep);
 
 /* ---- the report (docs/report.md): figures per inference --------------------- */
@@ -223,6 +292,53 @@ typedef void *(*qsim_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 void qsim_set_allocator(qsim_alloc_fn fn, void *ud);
 /* The current allocation function and ud (the default's when none was set). */
 void qsim_get_allocator(qsim_alloc_fn *fn, void **ud);
+/* ---- what the qsim command prints and writes (a report keeps pointers into its
+ * program and network: they must outlive it for these calls) ------------------- */
+
+/* The terminal table `qsim run` prints. */
+qsim_status qsim_report_text(const qsim_report *rep, char **text, qsim_error *err);
+/* The JSON report (as qsim_report_json) and the per-layer CSV, into files. */
+qsim_status qsim_report_write_json(const qsim_report *rep, const char *path, qsim_error *err);
+qsim_status qsim_report_write_csv(const qsim_report *rep, const char *path, qsim_error *err);
+/* Warnings and notes of the run ("warning: ...", "note: ...", where a
+ * waveform's view is), one line each; "" when none; owned by rep. */
+qsim_status qsim_report_messages(const qsim_report *rep, const char **text, qsim_error *err);
+
+/* ---- SCALE-Sim topologies (docs/scalesim.md): each layer simulated on its own,
+ * synthetic operands ------------------------------------------------------- */
+
+typedef struct {
+    uint32_t struct_size;        /* sizeof(qsim_topology_options), set by qsim_topology_options_init */
+    qsim_engine engine;
+    int32_t gemm;                /* 1: GEMM form (Layer, M, N, K); 0: convolution; -1 (default): the header says */
+    double weight_sparsity, act_sparsity;  /* fraction of zero operands, 0..1 (default 0) */
+    int32_t weight_bits;         /* signed weights: 1 (bipolar), 2, 4 or 8 (default 8) */
+    int32_t act_bits;            /* unsigned activations: 1..16 (default 8) */
+    int32_t replay_reads;        /* 1: replay SCALE-Sim's read buffers for the DRAM read columns (slower) */
+    const char *report_dir;      /* SCALE-Sim's three report files go here (qsim_report_write_scalesim) */
+    const char *scalesim_outdir; /* qsim scalesim -p: reports go to DIR/<run_name>/ (both made if missing) */
+    int32_t traces;              /* 1: SCALE-Sim's six SRAM and DRAM trace CSVs of each layer into
+                                    <report dir>/layer<i>/ (docs/scalesim.md, "Traces"); needs a report dir */
+    int32_t timing_only;         /* 1: no operands, SCALE-Sim's figures only (docs/scalesim.md, "Layers without
+                                    operands"); layers too large to simulate always run so */
+    const char *topology_name, *config_path;  /* names shown in the report (NULL: the paths) */
+    const char *command_line;    /* recorded in the JSON report (NULL: none) */
+    qsim_progress_hook progress; /* QSIM_PROGRESS_LAYER; NULL: none */
+    void *progress_user;
+} qsim_topology_options;
+
+void qsim_topology_options_init(qsim_topology_options *opts);
+/* Run every layer of the topology file on the configuration (native or
+ * SCALE-Sim). A failing layer's message starts with "TOPOLOGY:LINE:". The
+ * report has text, JSON, CSV and messages; totals, layers and outputs are
+ * those of networks only (QSIM_ERR_ARG). */
+qsim_status qsim_topology_run(const qsim_config *cfg, const char *topology_path, const qsim_topology_options *opts,
+                              qsim_report **out, qsim_error *err);
+/* COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv into
+ * the options' report_dir or scalesim_outdir/<run_name> (topology reports). */
+qsim_status qsim_report_write_scalesim(const qsim_report *rep, qsim_error *err);
+/* The lines SCALE-Sim's scale.py prints ("Compute cycles: N" per layer). */
+qsim_status qsim_report_scalesim_stdout(const qsim_report *rep, char **text, qsim_error *err);
 
 #ifdef __cplusplus
 }

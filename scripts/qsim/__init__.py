@@ -8,6 +8,11 @@ Load a network once, run it on many configurations in one process:
     rep["total"]["cycles"], rep["total"]["energy_pj"]      # the JSON report of `qsim run --json`, as a dict
     rep["outputs"]                                          # network outputs, NumPy int32 (N, C, H, W)
 
+The package also holds qsim's Python tools as modules (docs/api.md, "Python"): qsim.qbin (the .qbin
+reader/writer and NumPy reference evaluator), qsim.array_ref, qsim.zoo, qsim.xfmr_zoo, qsim.onnx_import,
+qsim.export_qbin, qsim.qat_train, qsim.train_digits, qsim.train_fmnist, qsim.fmnist_data and qsim.dse;
+importing this package loads none of them and no library.
+
 Every failure of the library is a QsimError carrying qsim's message (and .status); an argument of the
 wrong type is a TypeError raised before the library is called. The library is found, in this order, at
 $QSIM_LIBRARY, next to an installed package (<prefix>/lib*/libqsim.so.N), in the source tree's build/
@@ -75,6 +80,16 @@ class _RunOptions(ctypes.Structure):
                 ("rtl_fst", ctypes.c_char_p), ("rtl_repro", ctypes.c_char_p)]
 
 
+_PROGRESS_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64)
+
+
+class _RunExtras(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("jobs", ctypes.c_int32), ("dump_dir", ctypes.c_char_p),
+                ("dump_index", ctypes.c_int32), ("dram_trace_path", ctypes.c_char_p),
+                ("trace_layer", ctypes.c_char_p), ("progress", _PROGRESS_HOOK), ("progress_user", ctypes.c_void_p),
+                ("input_name", ctypes.c_char_p)]
+
+
 _lib = None
 _lib_path = None
 _lock = threading.Lock()
@@ -123,6 +138,9 @@ def _declare(lib):
         "qsim_run_options_init": ([c.POINTER(_RunOptions)], None),
         "qsim_run": ([P, c.POINTER(c.c_int32), c.c_int64, c.c_int32, c.POINTER(_RunOptions), c.POINTER(P), E],
                      c.c_int),
+        "qsim_run_extras_init": ([c.POINTER(_RunExtras)], None),
+        "qsim_run_with": ([P, c.POINTER(c.c_int32), c.c_int64, c.c_int32, c.POINTER(_RunOptions),
+                           c.POINTER(_RunExtras), c.POINTER(P), E], c.c_int),
         "qsim_report_free": ([P], None),
         "qsim_report_json": ([P, c.POINTER(c.c_char_p), E], c.c_int),
         "qsim_report_output": ([P, c.c_int32, c.POINTER(c.POINTER(c.c_int32)), c.POINTER(c.c_int64), E], c.c_int),
@@ -339,7 +357,7 @@ class Network:
         return cfg
 
     def run(self, arch, set=None, inputs=None, engine: str = "fast", keep_layer_outputs: bool = False,
-            trace=None, trace_window=None, dma_hook=None, command_line=None, labels=None) -> dict:
+            trace=None, trace_window=None, dma_hook=None, command_line=None, labels=None, jobs: int = 1) -> dict:
         """Compile for `arch` (a .cfg path or a Config) with overrides `set` ({"section.key": value} or
         ["section.key=value", ...]) and simulate. inputs: integers shaped (C,H,W) or (N,C,H,W); None runs
         qsim's deterministic input. Returns the JSON report (docs/report.md) as a dict, with "outputs"
@@ -347,7 +365,8 @@ class Network:
         one array per layer). labels: one class per inference; the report gets top-1 "accuracy" and
         "labelled" (as `qsim run --labels`). trace: a .vcd or .fst path for a waveform of the first inference
         (trace_window=(from, to) in cycles); dma_hook(is_write, addr, bytes, start_cycle) is called for
-        every DRAM transfer."""
+        every DRAM transfer (from every thread when jobs > 1). jobs: threads sharing a batch's inferences
+        (as `qsim run --jobs`); no figure depends on it."""
         lib = _library()
         overrides = _assignments(set)
         if not isinstance(engine, str) or engine not in _ENGINES:
@@ -415,6 +434,13 @@ class Network:
                         or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in trace_window)):
                     raise TypeError("trace_window must be (from, to): two cycle numbers")
                 opts.trace_from, opts.trace_to = trace_window
+        if not isinstance(jobs, int) or isinstance(jobs, bool):
+            raise TypeError("jobs must be an int, not %s" % type(jobs).__name__)
+        if not 1 <= jobs <= 256:
+            raise ValueError("jobs %d: 1..256 threads" % jobs)
+        extras = _RunExtras()
+        lib.qsim_run_extras_init(ctypes.byref(extras))
+        extras.jobs = jobs
         cfg = self._config(arch, overrides)
         opts.config_path = cfg.where.encode()
         err = _Error()
@@ -423,8 +449,8 @@ class Network:
         try:
             _check(lib.qsim_compile(self._h, cfg._h, ctypes.byref(prog), ctypes.byref(err)), err)
             xp = x.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)) if x is not None else None
-            _check(lib.qsim_run(prog, xp, 0 if x is None else x.size, n, ctypes.byref(opts), ctypes.byref(rep),
-                                ctypes.byref(err)), err)
+            _check(lib.qsim_run_with(prog, xp, 0 if x is None else x.size, n, ctypes.byref(opts),
+                                     ctypes.byref(extras), ctypes.byref(rep), ctypes.byref(err)), err)
             js = ctypes.c_char_p()
             _check(lib.qsim_report_json(rep, ctypes.byref(js), ctypes.byref(err)), err)
             report = json.loads(js.value.decode())
