@@ -76,12 +76,10 @@ static inline qsim_status fail(qsim_error *err, qsim_status st, const char *fmt,
     __attribute__((format(printf, 3, 4)));
 static inline qsim_status fail(qsim_error *err, qsim_status st, const char *fmt, ...)
 {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    qs_vfail((qs_error *)err, (qs_status)st, fmt, ap); /* qsim_error has qs_error's layout (api/qsim.c) */
+    va_end(ap);
     return st;
 }
 

@@ -7,14 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+qs_status qs_vfail(qs_error *err, qs_status st, const char *fmt, va_list ap)
+{
+    if (err) vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    return st;
+}
+
 qs_status qs_fail(qs_error *err, qs_status st, const char *fmt, ...)
 {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    qs_vfail(err, st, fmt, ap);
+    va_end(ap);
     return st;
 }
 

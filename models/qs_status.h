@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 typedef enum {
@@ -31,6 +32,9 @@ typedef struct {
 /* printf-style setter; returns st so callers can write `return qs_fail(...)`. */
 qs_status qs_fail(qs_error *err, qs_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same with a va_list (for wrappers such as the public API's, whose error
+ * struct has qs_error's layout). */
+qs_status qs_vfail(qs_error *err, qs_status st, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* Read a whole file into a qs_malloc'd buffer (freed with qs_free) with a NUL after the last byte
  * (so text parsers can use it as a string). Reads in growing chunks, so pipes

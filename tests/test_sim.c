@@ -1566,15 +1566,23 @@ static void test_matmul_timing(void)
     g_case = "";
 }
 
-/* Element operations of the transformer PPU layers (docs/timing.md, "Post-processing"),
- * on the shipped xfmr_tiny block: 8 channels x 6 tokens, scores 2 x 6 x 6, MLP 16 x 6. */
-static void test_xfmr_ppu_ops(void)
+typedef struct {
+    int layer;
+    uint64_t ops;
+    const char *why;
+} ppu_want;
+
+/* Runs a shipped network on the fast engine with 3 PPU lanes on a random input and
+ * checks the PPU element operations of the listed layers against counts worked out
+ * by hand from the table of docs/timing.md ("Post-processing"). */
+static void check_ppu_ops(const char *case_name, const char *net_file, uint64_t seed, int64_t n_in,
+                          const ppu_want *want, size_t n_want)
 {
     int bad = 0;
-    g_case = "transformer ppu ops";
+    g_case = case_name;
     g_fail_msgs = 0;
     char path[1024];
-    snprintf(path, sizeof path, "%s/models/nets/xfmr_tiny.qbin", QSIM_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/models/nets/%s", QSIM_SOURCE_DIR, net_file);
     qs_net *net = NULL;
     qs_error e;
     CU_ASSERT_EQUAL_FATAL(qs_net_load(path, &net, &e), QS_OK);
@@ -1586,11 +1594,27 @@ static void test_xfmr_ppu_ops(void)
     qs_sim *s = NULL;
     CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
     CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_FAST, &s, &e), QS_OK);
-    rn_rng xr = {5};
+    rn_rng xr = {seed};
     int32_t *x = rn_input(&xr, net, 0.2, 0.0);
-    CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(s, x, 48, &e), QS_OK);
+    CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(s, x, n_in, &e), QS_OK);
     CU_ASSERT_EQUAL_FATAL(qs_sim_run(s, &e), QS_OK);
-    struct { int layer; uint64_t ops; const char *why; } want[] = {
+    for (size_t i = 0; i < n_want; i++) {
+        uint64_t got = qs_sim_layer_stats(s, want[i].layer)->ev.ppu_ops;
+        EXPECT(got == want[i].ops, "%s: %llu ops, want %llu", want[i].why, (unsigned long long)got,
+               (unsigned long long)want[i].ops);
+    }
+    qs_prog_destroy(p);
+    qs_sim_destroy(s);
+    qs_free(x);
+    qs_net_destroy(net);
+    g_case = "";
+}
+
+/* Element operations of the transformer PPU layers on the shipped xfmr_tiny block:
+ * 8 channels x 6 tokens, scores 2 x 6 x 6, MLP 16 x 6. */
+static void test_xfmr_ppu_ops(void)
+{
+    static const ppu_want want[] = {
         {1, 6 * (3 * 8 + 32), "layernorm: 3 passes over 8 channels + 32 for the square root, per token"},
         {14, 6 * (2 * 8 + 32), "rmsnorm: 2 passes + 32 per token"},
         {9, 3 * 2 * 6 * 6, "softmax: 3 passes (max, exp+sum, divide) per element"},
@@ -1599,61 +1623,21 @@ static void test_xfmr_ppu_ops(void)
         {8, 2 * 6 * 6, "matmul: 1 per output (requantize)"},
         {5, 0, "reshape: a view, no instruction"},
     };
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        uint64_t got = qs_sim_layer_stats(s, want[i].layer)->ev.ppu_ops;
-        EXPECT(got == want[i].ops, "%s: %llu ops, want %llu", want[i].why, (unsigned long long)got,
-               (unsigned long long)want[i].ops);
-    }
-    qs_prog_destroy(p);
-    p = NULL;
-    qs_sim_destroy(s);
-    qs_free(x);
-    qs_net_destroy(net);
-    g_case = "";
+    check_ppu_ops("transformer ppu ops", "xfmr_tiny.qbin", 5, 48, want, sizeof want / sizeof want[0]);
 }
 
-/* The decoder's PPU layers (docs/timing.md, "Post-processing") on the shipped
- * decoder_tiny block: 16 channels x 24 tokens, 2 heads, scores 2 x 24 x 24. The
- * counts below come from the table of docs/timing.md, by hand. */
+/* The decoder's PPU layers on the shipped decoder_tiny block: 16 channels x 24
+ * tokens, 2 heads, scores 2 x 24 x 24. */
 static void test_decoder_ppu_ops(void)
 {
-    int bad = 0;
-    g_case = "decoder ppu ops";
-    g_fail_msgs = 0;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/nets/decoder_tiny.qbin", QSIM_SOURCE_DIR);
-    qs_net *net = NULL;
-    qs_error e;
-    CU_ASSERT_EQUAL_FATAL(qs_net_load(path, &net, &e), QS_OK);
-    sim_cfg c = default_cfg();
-    c.lanes = 3;
-    qs_arch a;
-    CU_ASSERT_FATAL(make_arch(&c, &a));
-    qs_prog *p = NULL;
-    qs_sim *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
-    CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, QS_ENGINE_FAST, &s, &e), QS_OK);
-    rn_rng xr = {7};
-    int32_t *x = rn_input(&xr, net, 0.2, 0.0);
-    CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(s, x, 16 * 24, &e), QS_OK);
-    CU_ASSERT_EQUAL_FATAL(qs_sim_run(s, &e), QS_OK);
-    struct { int layer; uint64_t ops; const char *why; } want[] = {
+    static const ppu_want want[] = {
         {2, 24 * (2 * 16 + 32), "dynquant: absmax pass + scale pass over 16 channels + 32 for the reciprocal, per token"},
         {4, 24 * (16 + 2 * 16), "row-absmax mul: absmax over input 2's 16 channels + multiply and requantize 16, per token"},
         {23, 24 * (16 + 2 * 32), "row-absmax mul: 16-channel absmax + 2 x 32 outputs, per token"},
         {15, 3 * 2 * 24 * 24, "causal softmax: 3 per element, masked ones included"},
         {9, 3 * 16 * 24, "rope: 3 per output (two multiplies and an add, requantize)"},
     };
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        uint64_t got = qs_sim_layer_stats(s, want[i].layer)->ev.ppu_ops;
-        EXPECT(got == want[i].ops, "%s: %llu ops, want %llu", want[i].why, (unsigned long long)got,
-               (unsigned long long)want[i].ops);
-    }
-    qs_prog_destroy(p);
-    qs_sim_destroy(s);
-    qs_free(x);
-    qs_net_destroy(net);
-    g_case = "";
+    check_ppu_ops("decoder ppu ops", "decoder_tiny.qbin", 7, 16 * 24, want, sizeof want / sizeof want[0]);
 }
 
 /* Running the same simulator twice gives the same answer (state is reset). */

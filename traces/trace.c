@@ -62,18 +62,6 @@ struct qs_trace {
 
 /* ---- errors ---- */
 
-static qs_status set_err(qs_error *err, qs_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static qs_status set_err(qs_error *err, qs_status st, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 /* Remembers the first misuse; later ones are dropped (they often follow from it). */
 static void misuse(qs_trace *t, qs_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void misuse(qs_trace *t, qs_status st, const char *fmt, ...)
@@ -197,17 +185,17 @@ qs_status qs_trace_open(const char *path, qs_trace_format fmt, const char *times
                         qs_error *err)
 {
     if (out) *out = NULL;
-    if (!path || !*path || !out) return set_err(err, QS_ERR_ARG, "qs_trace_open: no path or no result pointer");
+    if (!path || !*path || !out) return qs_fail(err, QS_ERR_ARG, "qs_trace_open: no path or no result pointer");
     if (fmt != QS_TRACE_FST && fmt != QS_TRACE_VCD)
-        return set_err(err, QS_ERR_ARG, "%s: unknown trace format %d", path, (int)fmt);
+        return qs_fail(err, QS_ERR_ARG, "%s: unknown trace format %d", path, (int)fmt);
     char ts[8];
     if (!timescale) timescale = "1ns";
     if (!parse_timescale(timescale, ts))
-        return set_err(err, QS_ERR_ARG, "%s: bad timescale '%s' (expected 1, 10 or 100 and s, ms, us, ns, ps or fs)",
+        return qs_fail(err, QS_ERR_ARG, "%s: bad timescale '%s' (expected 1, 10 or 100 and s, ms, us, ns, ps or fs)",
                        path, timescale);
 
     qs_trace *t = qs_calloc(1, sizeof *t);
-    if (!t) return set_err(err, QS_ERR_NOMEM, "%s: out of memory", path);
+    if (!t) return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path);
     t->path = qs_strdup(path);
     t->scope_cap = 64;
     t->scope = qs_malloc(t->scope_cap);
@@ -215,7 +203,7 @@ qs_status qs_trace_open(const char *path, qs_trace_format fmt, const char *times
         qs_free(t->path);
         qs_free(t->scope);
         qs_free(t);
-        return set_err(err, QS_ERR_NOMEM, "%s: out of memory", path);
+        return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", path);
     }
     t->scope[0] = '\0';
 
@@ -226,7 +214,7 @@ qs_status qs_trace_open(const char *path, qs_trace_format fmt, const char *times
             qs_free(t->path);
             qs_free(t->scope);
             qs_free(t);
-            return set_err(err, QS_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+            return qs_fail(err, QS_ERR_IO, "%s: cannot create: %s", path, strerror(e));
         }
         setvbuf(t->vcd, NULL, _IOFBF, 1 << 16);
         vcd_check(t, fprintf(t->vcd, "$version qsim traces $end\n$timescale %s $end\n", ts) > 0);
@@ -239,7 +227,7 @@ qs_status qs_trace_open(const char *path, qs_trace_format fmt, const char *times
             qs_free(t->path);
             qs_free(t->scope);
             qs_free(t);
-            return set_err(err, QS_ERR_IO, "%s: cannot create: exists and is not a regular file", path);
+            return qs_fail(err, QS_ERR_IO, "%s: cannot create: exists and is not a regular file", path);
         }
         errno = 0;
         t->fst = fstWriterCreate(path, 1);
@@ -248,7 +236,7 @@ qs_status qs_trace_open(const char *path, qs_trace_format fmt, const char *times
             qs_free(t->path);
             qs_free(t->scope);
             qs_free(t);
-            return set_err(err, QS_ERR_IO, "%s: cannot create: %s", path, e ? strerror(e) : "FST writer failed");
+            return qs_fail(err, QS_ERR_IO, "%s: cannot create: %s", path, e ? strerror(e) : "FST writer failed");
         }
         fstWriterSetTimescaleFromString(t->fst, ts);
         fstWriterSetVersion(t->fst, "qsim traces");
@@ -595,7 +583,7 @@ qs_status qs_trace_close(qs_trace *t, qs_error *err)
         vcd_check(t, !ferror(t->vcd));
         vcd_check(t, fclose(t->vcd) == 0);
         if (t->io_errno)
-            st = set_err(err, QS_ERR_IO, "%s: write error: %s", t->path,
+            st = qs_fail(err, QS_ERR_IO, "%s: write error: %s", t->path,
                          t->io_errno > 0 ? strerror(t->io_errno) : "unknown cause");
     } else {
         /* fstWriterClose() leaves a file GTKWave cannot open when there are
@@ -612,7 +600,7 @@ qs_status qs_trace_close(qs_trace *t, qs_error *err)
         bool seek_failed = fstWriterGetFseekFailed(t->fst) != 0;
         fstWriterClose(t->fst);
         const char *why = seek_failed ? "seek failed while writing" : t->nvars ? fst_check(t->path, t->nvars) : NULL;
-        if (why) st = set_err(err, QS_ERR_IO, "%s: write error: FST file incomplete (%s)", t->path, why);
+        if (why) st = qs_fail(err, QS_ERR_IO, "%s: write error: FST file incomplete (%s)", t->path, why);
     }
     if (st == QS_OK && t->st != QS_OK) {
         st = t->st;
