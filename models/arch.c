@@ -757,6 +757,18 @@ qs_status qs_arch_validate(const qs_arch *a, const char *where, qs_error *err)
 {
     vctx v = {where ? where : "<arch>", NULL};
     if (!a) return qs_fail(err, QS_ERR_ARG, "%s: no configuration", v.where);
+    if (a->scalesim_figures_only) {
+        /* A SCALE-Sim array over 1024 (models/scalesim.c): only SCALE-Sim's
+         * figures use its real size, and every other rule holds as for the
+         * 1024-wide mapping the SCALE-Sim reader checked. */
+        if (a->rows < 1 || a->rows > 65536 || a->cols < 1 || a->cols > 65536)
+            return qs_fail(err, QS_ERR_CONFIG, "%s: array %dx%d outside 1..65536", v.where, (int)a->rows, (int)a->cols);
+        qs_arch mapped = *a;
+        if (mapped.rows > 1024) mapped.rows = 1024;
+        if (mapped.cols > 1024) mapped.cols = 1024;
+        mapped.scalesim_figures_only = 0;
+        return check_all(&mapped, &v, err);
+    }
     return check_all(a, &v, err);
 }
 

@@ -279,6 +279,12 @@ static void test_cfg_big_array(void)
     CU_ASSERT_EQUAL(a.scalesim_figures_only, 1);
     CU_ASSERT_EQUAL(c.array_h, 2048);
     CU_ASSERT(c.n_notes >= 1 && strstr(c.notes[c.n_notes - 1], "2048x32 array") != NULL);
+    /* what the reader accepts, validation accepts (found by fuzz_scalesim_cfg) */
+    CU_ASSERT_EQUAL(qs_arch_validate(&a, "my.cfg", &e), QS_OK);
+    qs_arch bad = a;
+    bad.rows = 65537;
+    CU_ASSERT_EQUAL(qs_arch_validate(&bad, "my.cfg", &e), QS_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "outside 1..65536"));
     CU_ASSERT_EQUAL_FATAL(parse_cfg(with_line(5, "ArrayHeight: 1024"), NULL, 0, &a, &c, &e), QS_OK);
     CU_ASSERT_EQUAL(a.rows, 1024);
     CU_ASSERT_EQUAL(a.scalesim_figures_only, 0);
