@@ -169,21 +169,33 @@ static void fold_shape_init(fold_shape *f, const qs_scalesim_layer *l, const qs_
  * WS ifmap and IS filter after R preload rows), stationary ones (WS filter,
  * IS ifmap) flipped over the first R rows; folds of fewer rows or columns
  * and window positions past the ifmap edge request nothing. */
+/* The lanes [*c0, *c1] of operand op (0 ifmap, 1 filter) that demand data in
+ * cycle t of a fold with ku used rows and cu used columns (an empty range:
+ * *c1 < *c0); the rule of docs/scalesim.md's demand matrices, shared by the
+ * read replay and the trace writer. */
+static void demand_lanes(const fold_shape *f, int op, int64_t t, int64_t ku, int64_t cu, int64_t *c0, int64_t *c1)
+{
+    const int64_t R = f->R, T = f->T;
+    *c0 = 0;
+    *c1 = -1;
+    if (f->df == QS_DF_OS) {
+        *c0 = max64(0, t - T + 1);
+        *c1 = min64((op == 0 ? ku : cu) - 1, t);
+    } else if ((f->df == QS_DF_WS && op == 0) || (f->df == QS_DF_IS && op == 1)) {
+        *c0 = max64(0, t - R - T + 1);
+        *c1 = min64(ku - 1, t - R);
+    } else if (t < R && R - 1 - t < ku) {
+        *c1 = cu - 1;
+    }
+}
+
 static int32_t demand_row(const geom *g, const fold_shape *f, int op, int64_t fr, int64_t fc, int64_t t,
                           int64_t *addrs)
 {
-    const int64_t R = f->R, C = f->C, T = f->T;
+    const int64_t R = f->R, C = f->C;
     int64_t ku = min64(R, f->Sr - fr * R), cu = min64(C, f->Sc - fc * C);
-    int64_t c0 = 0, c1 = -1;
-    if (f->df == QS_DF_OS) {
-        c0 = max64(0, t - T + 1);
-        c1 = min64((op == 0 ? ku : cu) - 1, t);
-    } else if ((f->df == QS_DF_WS && op == 0) || (f->df == QS_DF_IS && op == 1)) {
-        c0 = max64(0, t - R - T + 1);
-        c1 = min64(ku - 1, t - R);
-    } else if (t < R && R - 1 - t < ku) {
-        c1 = cu - 1;
-    }
+    int64_t c0, c1;
+    demand_lanes(f, op, t, ku, cu, &c0, &c1);
     int32_t n = 0;
     /* one loop per dataflow and operand (the hot path of the replay: the
      * choice is made once per row, not per address) */
@@ -815,16 +827,8 @@ static int64_t demand_row_full(const geom *g, const fold_shape *f, int64_t N, in
     else width = op == 0 ? R : C;
     for (int64_t c = 0; c < width; c++) row[c] = -1;
     if (op < 2) {
-        int64_t c0 = 0, c1 = -1;
-        if (f->df == QS_DF_OS) {
-            c0 = max64(0, t - T + 1);
-            c1 = min64((op == 0 ? ku : cu) - 1, t);
-        } else if ((f->df == QS_DF_WS && op == 0) || (f->df == QS_DF_IS && op == 1)) {
-            c0 = max64(0, t - R - T + 1);
-            c1 = min64(ku - 1, t - R);
-        } else if (t < R && R - 1 - t < ku) {
-            c1 = cu - 1;
-        }
+        int64_t c0, c1;
+        demand_lanes(f, op, t, ku, cu, &c0, &c1);
         for (int64_t c = c0; c <= c1; c++) {
             if (f->df == QS_DF_OS)
                 row[c] = op == 0 ? ifmap_addr(g, fr * R + c, t - c) : filter_addr(g, t - c, fc * C + c);
