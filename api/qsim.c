@@ -61,6 +61,11 @@ static qsim_status wrap_net(qs_net *n, const char *path, qsim_net **out, qsim_er
     }
     h->net = n;
     h->path = p;
+    qs_error e;
+    if (qs_value_cache_create(n, 0, &h->cache, &e)) { /* on by default */
+        qsim_net_free(h);
+        return fail(err, QSIM_ERR_NOMEM, "out of memory");
+    }
     *out = h;
     return QSIM_OK;
 }
@@ -93,9 +98,37 @@ qsim_status qsim_net_from_bytes(const void *bytes, size_t len, const char *name,
 void qsim_net_free(qsim_net *net)
 {
     if (!net) return;
+    qs_value_cache_destroy(net->cache);
     qs_net_destroy(net->net);
     qs_free(net->path);
     qs_free(net);
+}
+
+qsim_status qsim_net_set_cache(qsim_net *net, int enabled, size_t max_bytes, qsim_error *err)
+{
+    if (!net) return fail(err, QSIM_ERR_ARG, "qsim_net_set_cache: net is NULL");
+    qs_value_cache_destroy(net->cache); /* a new bound starts empty */
+    net->cache = NULL;
+    if (!enabled) return QSIM_OK;
+    qs_error e;
+    qs_status st = qs_value_cache_create(net->net, max_bytes, &net->cache, &e);
+    return st ? pass(err, st, &e) : QSIM_OK;
+}
+
+qsim_status qsim_net_get_cache(const qsim_net *net, qsim_cache_info *out, qsim_error *err)
+{
+    if (!net || !out) return fail(err, QSIM_ERR_ARG, "qsim_net_get_cache: %s is NULL", !net ? "net" : "out");
+    memset(out, 0, sizeof *out);
+    if (!net->cache) return QSIM_OK;
+    qs_value_cache_stats vs;
+    qs_value_cache_get_stats(net->cache, &vs);
+    out->enabled = 1;
+    out->hits = vs.hits;
+    out->misses = vs.misses;
+    out->stores = vs.stores;
+    out->bytes = vs.bytes;
+    out->need_bytes = vs.need;
+    return QSIM_OK;
 }
 
 qsim_status qsim_net_get_info(const qsim_net *net, qsim_net_info *out, qsim_error *err)
@@ -501,6 +534,7 @@ typedef struct {
     const qs_net *net;
     const qs_prog *prog;
     qs_engine engine;
+    struct qs_value_cache *cache; /* the network's (NULL: off) */
     const qsim_run_options *o;
     const qsim_run_extras *xo;
     qs_sim *sim;                /* the caller's thread's for job 0; else created by the job */
@@ -548,6 +582,7 @@ static void *run_batch_job(void *arg)
     if (!j->sim) {
         if ((j->status = qs_sim_create(j->net, j->prog, j->engine, &own, e))) return NULL;
         j->sim = own;
+        qs_sim_set_value_cache(own, j->cache);
         if (o->dma_hook) qs_sim_set_dma_hook(own, o->dma_hook, o->dma_user);
     }
     const qs_net *net = j->net;
@@ -735,6 +770,7 @@ qsim_status qsim_run_with(const qsim_program *prog, const int32_t *inputs, int64
     }
     st = qs_sim_create(net, prog->prog, engine, &sim, &e);
     if (st) goto out;
+    qs_sim_set_value_cache(sim, prog->net->cache);
     if (opts->dma_hook) qs_sim_set_dma_hook(sim, opts->dma_hook, opts->dma_user);
     if (xo->dram_trace_path) qs_sim_set_dram_trace(sim, dram_log_add, &dlog);
     if (xo->dump_dir && (st = make_dir(xo->dump_dir, &e))) goto out;
@@ -796,6 +832,7 @@ qsim_status qsim_run_with(const qsim_program *prog, const int32_t *inputs, int64
         batch_job *j = &jobs[k];
         j->net = net;
         j->prog = prog->prog;
+        j->cache = prog->net->cache;
         j->engine = engine;
         j->o = opts;
         j->xo = xo;

@@ -20,10 +20,14 @@
 #include "report.h"
 #include "rtl_cosim.h"
 #include "sim.h"
+#include "value_cache.h"
 
 struct qsim_net {
     qs_net *net;
     char *path; /* as given (file) or the caller's name (bytes) */
+    /* layer outputs kept across runs (sim/value_cache.h; docs/api.md,
+     * "Re-running a network across configurations"); NULL: turned off */
+    struct qs_value_cache *cache;
 };
 
 struct qsim_config {

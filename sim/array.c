@@ -1374,7 +1374,7 @@ static qs_status gemm_os_lookahead(qs_array_ctx *c, const gemm_view *v, const qs
     }
     /* fast engine values: every column still adds its products in list
      * order (a column takes its own steps in order), as without lookahead */
-    if (c->engine == QS_ENGINE_FAST) {
+    if (c->engine == QS_ENGINE_FAST && !c->values_known) {
         qs_status st = m->overflow_free
                            ? values_dense(c, v, in, v->list + in->k0, kl, rows, &r->ev.acc_overflows, err)
                            : values_checked(c, v, in, rows, &r->ev.acc_overflows, err);
@@ -1507,7 +1507,7 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     }
     /* values of the fast engine: they do not depend on the schedule (see
      * values_checked), so the whole instruction at once */
-    if (c->engine == QS_ENGINE_FAST) {
+    if (c->engine == QS_ENGINE_FAST && !c->values_known) {
         qs_status st = m->overflow_free
                            ? values_dense(c, v, in, v->list + in->k0, kl, rows, &r->ev.acc_overflows, err)
                            : values_checked(c, v, in, rows, &r->ev.acc_overflows, err);
@@ -1749,7 +1749,7 @@ static qs_status gemm_ws(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     const qs_arch *a = c->arch;
     const int32_t R = a->rows;
     qs_status st;
-    if (in->flags & QS_GEMM_FIRST_K)
+    if ((in->flags & QS_GEMM_FIRST_K) && !c->values_known)
         for (uint32_t i = 0; i < in->m_len; i++)
             for (uint32_t j = 0; j < in->n_len; j++) *accum_at(c, v, (int32_t)(in->m0 + i), (int32_t)(in->n0 + j)) = 0;
     for (uint32_t p0 = in->k0; p0 < in->k0 + in->k_len; p0 += (uint32_t)R) {
@@ -1784,7 +1784,7 @@ static qs_status gemm_ws(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             if ((st = stationary_pass(c, v, &pd, r, err))) return st;
         }
     }
-    if (c->engine == QS_ENGINE_FAST && v->m->overflow_free) {
+    if (c->engine == QS_ENGINE_FAST && v->m->overflow_free && !c->values_known) {
         qs_insn cont = *in;
         cont.flags &= (uint8_t)~QS_GEMM_FIRST_K; /* accumulators were zeroed above */
         return values_dense(c, v, &cont, v->list + in->k0, (int32_t)in->k_len, NULL, &r->ev.acc_overflows, err);
@@ -1798,7 +1798,7 @@ static qs_status gemm_is(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     const int32_t R = a->rows, C = a->cols;
     const qs_layer_map *m = v->m;
     qs_status st;
-    if (in->flags & QS_GEMM_FIRST_K)
+    if ((in->flags & QS_GEMM_FIRST_K) && !c->values_known)
         for (uint32_t i = 0; i < in->m_len; i++)
             for (uint32_t j = 0; j < in->n_len; j++) *accum_at(c, v, (int32_t)(in->m0 + i), (int32_t)(in->n0 + j)) = 0;
     int32_t *krow = c->sched_all;
@@ -1818,7 +1818,7 @@ static qs_status gemm_is(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             pass_desc pd = {1, krow, Ku, Mu, (int32_t)mb, nl, nlen, 0, NULL, 0};
             if ((st = stationary_pass(c, v, &pd, r, err))) return st;
         }
-    if (c->engine == QS_ENGINE_FAST && m->overflow_free) {
+    if (c->engine == QS_ENGINE_FAST && m->overflow_free && !c->values_known) {
         for (uint32_t p = 0; p < in->k_len; p++) c->kidx[p] = (int32_t)(in->k0 + p);
         qs_insn cont = *in;
         cont.flags &= (uint8_t)~QS_GEMM_FIRST_K; /* accumulators were zeroed above */

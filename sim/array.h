@@ -23,6 +23,8 @@ typedef struct {
     qs_engine engine;
     int32_t *const *outputs;   /* per layer output tensors (CHW) */
     int32_t *accum;            /* accumulator buffer: [g][m][n] of the current layer */
+    int values_known;          /* fast engine: every layer output is already in place (the value cache,
+                                * sim/value_cache.h): GEMMs compute timing and counts only */
     /* scratch, sized at create for the largest layer / array */
     int32_t *sched;            /* step list of one row group */
     int32_t *kidx;             /* reduction indices of a dense dot product */

@@ -131,6 +131,14 @@ qs_status qs_sim_set_array_hook(qs_sim *s, const qs_array_hook *hook, qs_error *
  * (times in the file start at `from`). t stays owned by the caller. */
 void qs_sim_set_trace(qs_sim *s, qs_trace *t, uint64_t from, uint64_t to);
 
+/* The network's value cache (value_cache.h; NULL: none), shared by every
+ * simulator of the network: a fast-engine run of a program whose outputs
+ * depend on the network and the input alone copies them from it when it
+ * holds this input's, else computes them and keeps them there. Reports are
+ * the same byte for byte either way. */
+struct qs_value_cache;
+void qs_sim_set_value_cache(qs_sim *s, struct qs_value_cache *vc);
+
 const qs_layer_stats *qs_sim_layer_stats(const qs_sim *s, int32_t layer);
 const int32_t *qs_sim_layer_output(const qs_sim *s, int32_t layer);
 uint64_t qs_sim_total_cycles(const qs_sim *s);

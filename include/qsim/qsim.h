@@ -87,6 +87,25 @@ qsim_status qsim_net_describe(const qsim_net *net, char **text, qsim_error *err)
 
 qsim_status qsim_net_get_layer(const qsim_net *net, int32_t index, qsim_layer_info *out, qsim_error *err);
 
+/* The network's value cache (docs/api.md, "Re-running a network across
+ * configurations"): a fast-engine run whose every CONV/FC layer the compiler
+ * proves overflow-free takes the layer outputs of its input from the cache
+ * instead of computing them (they depend on the network and the input alone),
+ * or keeps them there. Reports are byte-identical with or without it. On by
+ * default with max_bytes = 256 MiB; max_bytes 0 means that default; a network
+ * whose outputs take more is never cached. enabled 0 frees it. Setting it
+ * (on or off) empties it. Not while a run of the network is under way. */
+qsim_status qsim_net_set_cache(qsim_net *net, int enabled, size_t max_bytes, qsim_error *err);
+typedef struct {
+    int enabled;
+    uint64_t hits;        /* runs that took their outputs from the cache */
+    uint64_t misses;      /* cacheable runs that found another input's (or none) */
+    uint64_t stores;      /* cacheable runs whose outputs were kept */
+    size_t bytes;         /* held now */
+    size_t need_bytes;    /* one input's outputs (held or not) */
+} qsim_cache_info;
+qsim_status qsim_net_get_cache(const qsim_net *net, qsim_cache_info *out, qsim_error *err);
+
 /* ---- NumPy .npy arrays of integers (qsim run --input/--labels) ------------ */
 
 #define QSIM_NPY_MAXDIM 8

@@ -67,6 +67,11 @@ class _LayerInfo(ctypes.Structure):
 _DMA_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64)
 
 
+class _CacheInfo(ctypes.Structure):
+    _fields_ = [("enabled", ctypes.c_int), ("hits", ctypes.c_uint64), ("misses", ctypes.c_uint64),
+                ("stores", ctypes.c_uint64), ("bytes", ctypes.c_size_t), ("need_bytes", ctypes.c_size_t)]
+
+
 class _RunOptions(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("engine", ctypes.c_int), ("dma_hook", _DMA_HOOK),
                 ("dma_user", ctypes.c_void_p), ("trace_format", ctypes.c_int), ("trace_path", ctypes.c_char_p),
@@ -127,6 +132,8 @@ def _declare(lib):
         "qsim_net_free": ([P], None),
         "qsim_net_get_info": ([P, c.POINTER(_NetInfo), E], c.c_int),
         "qsim_net_get_layer": ([P, c.c_int32, c.POINTER(_LayerInfo), E], c.c_int),
+        "qsim_net_set_cache": ([P, c.c_int, c.c_size_t, E], c.c_int),
+        "qsim_net_get_cache": ([P, c.POINTER(_CacheInfo), E], c.c_int),
         "qsim_config_load": ([c.c_char_p, c.POINTER(P), E], c.c_int),
         "qsim_config_parse": ([c.c_char_p, c.c_char_p, c.POINTER(P), E], c.c_int),
         "qsim_config_set": ([P, c.c_char_p, E], c.c_int),
@@ -342,6 +349,25 @@ class Network:
         _check(_library().qsim_net_get_layer(self._h, index, ctypes.byref(li), ctypes.byref(err)), err)
         return {"name": li.name.decode(), "kind": li.kind.decode(), "out_shape": (li.out_c, li.out_h, li.out_w),
                 "macs": li.macs}
+
+    def set_cache(self, enabled: bool = True, max_bytes: int = 0) -> None:
+        """Turn the network's value cache on or off (docs/api.md, "Re-running a network across
+        configurations"): runs whose layer outputs depend on the network and the input alone reuse them
+        across configurations; reports are identical either way. On by default; max_bytes 0 = 256 MiB.
+        Setting it empties it."""
+        if not isinstance(enabled, bool):
+            raise TypeError("enabled must be a bool, not %s" % type(enabled).__name__)
+        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
+            raise TypeError("max_bytes must be an int >= 0, not %r" % (max_bytes,))
+        err = _Error()
+        _check(_library().qsim_net_set_cache(self._h, int(enabled), max_bytes, ctypes.byref(err)), err)
+
+    def cache_info(self) -> dict:
+        """The value cache's state: enabled, hits, misses, stores, bytes (held), need_bytes (one input's)."""
+        ci = _CacheInfo()
+        err = _Error()
+        _check(_library().qsim_net_get_cache(self._h, ctypes.byref(ci), ctypes.byref(err)), err)
+        return {f: (bool(getattr(ci, f)) if f == "enabled" else getattr(ci, f)) for f, _ in _CacheInfo._fields_}
 
     def _config(self, arch, overrides) -> Config:
         if isinstance(arch, Config):

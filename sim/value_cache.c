@@ -1,0 +1,121 @@
+/* A network's layer outputs for one input, reused across runs (value_cache.h). */
+#include "value_cache.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "qs_alloc.h"
+
+struct qs_value_cache {
+    const qs_net *net;
+    pthread_mutex_t lock;
+    size_t max_bytes;
+    size_t need;          /* bytes of one set: every non-view layer's output, layer 0 included */
+    int32_t *block;       /* the kept set, layer after layer (NULL: none) */
+    size_t *off;          /* per layer: its first value in block; (size_t)-1: a view (FLATTEN/RESHAPE) */
+    uint64_t hits, stores, misses;
+};
+
+static int is_view(const qs_layer *L) { return L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE; }
+
+qs_status qs_value_cache_create(const qs_net *net, size_t max_bytes, qs_value_cache **out, qs_error *err)
+{
+    *out = NULL;
+    qs_value_cache *vc = qs_calloc(1, sizeof *vc);
+    size_t *off = qs_calloc((size_t)net->n_layers + 1, sizeof *off);
+    if (!vc || !off) {
+        qs_free(vc);
+        qs_free(off);
+        return qs_fail(err, QS_ERR_NOMEM, "value cache: out of memory");
+    }
+    if (pthread_mutex_init(&vc->lock, NULL) != 0) {
+        qs_free(vc);
+        qs_free(off);
+        return qs_fail(err, QS_ERR_NOMEM, "value cache: cannot create its lock");
+    }
+    /* the layers' sizes were checked when the network was loaded; the sum is
+     * checked here (a set that does not fit size_t is simply never kept) */
+    size_t n = 0;
+    int fits = 1;
+    for (int32_t i = 0; i < net->n_layers; i++) {
+        const qs_layer *L = &net->layers[i];
+        if (is_view(L)) {
+            off[i] = (size_t)-1;
+            continue;
+        }
+        off[i] = n;
+        size_t e = (size_t)L->out_c * (size_t)L->out_h * (size_t)L->out_w;
+        if (e > SIZE_MAX / 8 - n) fits = 0;
+        else n += e;
+    }
+    vc->net = net;
+    vc->off = off;
+    vc->max_bytes = max_bytes ? max_bytes : QS_VALUE_CACHE_DEFAULT_BYTES;
+    vc->need = fits ? n * sizeof(int32_t) : SIZE_MAX;
+    *out = vc;
+    return QS_OK;
+}
+
+void qs_value_cache_clear(qs_value_cache *vc)
+{
+    if (!vc) return;
+    pthread_mutex_lock(&vc->lock);
+    qs_free(vc->block);
+    vc->block = NULL;
+    pthread_mutex_unlock(&vc->lock);
+}
+
+void qs_value_cache_destroy(qs_value_cache *vc)
+{
+    if (!vc) return;
+    qs_free(vc->block);
+    qs_free(vc->off);
+    pthread_mutex_destroy(&vc->lock);
+    qs_free(vc);
+}
+
+void qs_value_cache_get_stats(qs_value_cache *vc, qs_value_cache_stats *out)
+{
+    pthread_mutex_lock(&vc->lock);
+    out->hits = vc->hits;
+    out->stores = vc->stores;
+    out->misses = vc->misses;
+    out->bytes = vc->block ? vc->need : 0;
+    out->need = vc->need;
+    pthread_mutex_unlock(&vc->lock);
+}
+
+static size_t layer_values(const qs_layer *L) { return (size_t)L->out_c * (size_t)L->out_h * (size_t)L->out_w; }
+
+int qs_value_cache_fetch(qs_value_cache *vc, int32_t *const *outputs)
+{
+    const qs_net *net = vc->net;
+    int hit = 0;
+    pthread_mutex_lock(&vc->lock);
+    if (vc->block && memcmp(vc->block, outputs[0], layer_values(&net->layers[0]) * sizeof(int32_t)) == 0) {
+        for (int32_t i = 1; i < net->n_layers; i++)
+            if (vc->off[i] != (size_t)-1)
+                memcpy(outputs[i], vc->block + vc->off[i], layer_values(&net->layers[i]) * sizeof(int32_t));
+        hit = 1;
+        vc->hits++;
+    } else {
+        vc->misses++;
+    }
+    pthread_mutex_unlock(&vc->lock);
+    return hit;
+}
+
+void qs_value_cache_store(qs_value_cache *vc, const int32_t *const *outputs)
+{
+    const qs_net *net = vc->net;
+    if (vc->need > vc->max_bytes) return;
+    pthread_mutex_lock(&vc->lock);
+    if (!vc->block) vc->block = qs_malloc(vc->need ? vc->need : 1);
+    if (vc->block) {
+        for (int32_t i = 0; i < net->n_layers; i++)
+            if (vc->off[i] != (size_t)-1)
+                memcpy(vc->block + vc->off[i], outputs[i], layer_values(&net->layers[i]) * sizeof(int32_t));
+        vc->stores++;
+    }
+    pthread_mutex_unlock(&vc->lock);
+}
