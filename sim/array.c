@@ -609,6 +609,88 @@ static qs_status values_dense(qs_array_ctx *c, const gemm_view *v, const qs_insn
     return QS_OK;
 }
 
+/* ---- zero bits of a layer's GEMM operands (fast engine, value cache) ------------------ */
+
+/* With the layer outputs from the value cache (c->values_known), which
+ * activations are zero is known before the run: the cache keeps, per layer,
+ * bit m of word row (g*K + k) set when act(m, k) of group g is 0 (the test
+ * os_rows and gemm_ws apply to gathered rows), ceil(M/64) words a row. The
+ * zero statistics of any tiling are then counts over those bits instead of
+ * gathers: what an instruction needs no longer depends on re-reading the
+ * input. Built once per input by the first run that needs them. */
+static int32_t zb_words(const qs_layer_map *m) { return (int32_t)ceil_div(m->g.M, 64); }
+
+static const uint64_t *zero_bits(qs_array_ctx *c, const gemm_view *v)
+{
+    if (c->zb_layer == v->layer) return c->zb;
+    c->zb_layer = v->layer;
+    c->zb = qs_value_cache_zero_bits(c->vc, v->layer);
+    if (c->zb) return c->zb;
+    const qs_layer_map *m = v->m;
+    const int32_t M = m->g.M, K = m->g.K, W = zb_words(m);
+    const size_t bytes = sizeof(uint64_t) * (size_t)m->g.groups * (size_t)K * (size_t)W;
+    uint64_t *bits = qs_calloc(bytes / sizeof(uint64_t) + 1, sizeof(uint64_t));
+    int32_t *kidx = qs_malloc(sizeof(int32_t) * ((size_t)K * 2 + 1));
+    if (!bits || !kidx) { /* no bits: the instructions gather as without the cache */
+        qs_free(bits);
+        qs_free(kidx);
+        return NULL;
+    }
+    int32_t *row = kidx + K;
+    for (int32_t k = 0; k < K; k++) kidx[k] = k;
+    for (int32_t g = 0; g < m->g.groups; g++) {
+        gemm_view vg = *v;
+        vg.g = g;
+        act_rows ar;
+        const int have_rows = act_rows_init(&ar, &vg, kidx, K) == 0;
+        uint64_t *gb = bits + (size_t)g * K * W;
+        for (int32_t mm = 0; mm < M; mm++) {
+            if (have_rows)
+                act_rows_get(&ar, mm, row);
+            else
+                for (int32_t k = 0; k < K; k++) row[k] = act_at(&vg, mm, k);
+            const uint64_t bit = (uint64_t)1 << (mm & 63);
+            uint64_t *col = gb + (mm >> 6);
+            for (int32_t k = 0; k < K; k++)
+                if (row[k] == 0) col[(size_t)k * W] |= bit;
+        }
+        if (have_rows) act_rows_free(&ar);
+    }
+    qs_free(kidx);
+    c->zb = qs_value_cache_put_zero_bits(c->vc, v->layer, bits, bytes);
+    return c->zb;
+}
+
+/* Set bits of row w in [lo, hi). */
+static inline int32_t bits_in(const uint64_t *w, int32_t lo, int32_t hi)
+{
+    int32_t n = 0;
+    while (lo < hi) {
+        const int32_t b = lo & 63, take = hi - lo < 64 - b ? hi - lo : 64 - b;
+        const uint64_t mask = (take == 64 ? ~(uint64_t)0 : (((uint64_t)1 << take) - 1)) << b;
+        n += __builtin_popcountll(w[lo >> 6] & mask);
+        lo += take;
+    }
+    return n;
+}
+
+/* za of os_rows for one row group (output rows [lo, hi) of group g) from the
+ * zero bits: zeros per list position. */
+static void za_from_bits(const uint64_t *zb, const gemm_view *v, const int32_t *klist, int32_t kl, int32_t lo,
+                         int32_t hi, int32_t *za)
+{
+    const int32_t W = zb_words(v->m);
+    const uint64_t *gb = zb + (size_t)v->g * v->m->g.K * W;
+    if (hi - lo <= 64 - (lo & 63)) { /* the group's rows in one word */
+        const int32_t b = lo & 63, take = hi - lo;
+        const uint64_t mask = (take == 64 ? ~(uint64_t)0 : (((uint64_t)1 << take) - 1)) << b;
+        const uint64_t *col = gb + (lo >> 6);
+        for (int32_t q = 0; q < kl; q++) za[q] = __builtin_popcountll(col[(size_t)klist[q] * W] & mask);
+        return;
+    }
+    for (int32_t q = 0; q < kl; q++) za[q] = bits_in(gb + (size_t)klist[q] * W, lo, hi);
+}
+
 /* ---- activation rows of an OS instruction (fast engine) ----------------------------- */
 
 /* The instruction's activation rows and what depends on them alone: the zero
@@ -1402,9 +1484,20 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
     const int32_t kl = (int32_t)in->k_len, ngt = (int32_t)ceil_div(R, G);
     const struct qs_os_rows *rows = NULL;
     const int32_t *nzk = NULL;
+    /* values from the cache: the schedule's zero counts from its zero bits
+     * (none needed without skipping or gating) instead of the rows */
+    const uint64_t *zb = NULL;
+    int32_t *za_buf = NULL;
+    const int need_za = act_skip(a) || gate;
+    if (c->engine == QS_ENGINE_FAST && c->values_known && need_za && (zb = zero_bits(c, v)) != NULL) {
+        za_buf = scratch(&c->val_buf, &c->val_cap, sizeof(int32_t) * ((size_t)kl + 1));
+        if (!za_buf) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    }
     if (c->engine == QS_ENGINE_FAST) {
-        rows = os_rows(c, v, in);
-        if (!rows) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+        if (!zb && (need_za || !c->values_known)) {
+            rows = os_rows(c, v, in);
+            if (!rows) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+        }
         if (gate) nzk = os_nzk(c, v, in);
     }
 
@@ -1416,10 +1509,15 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             int32_t r0 = gi * G, r1 = min32(r0 + G, ru), Gu = r1 - r0;
             int32_t *sched = &c->sched_all[(size_t)gi * c->max_k];
             uint64_t gated = 0;
-            int32_t len = c->engine == QS_ENGINE_FAST
-                              ? os_schedule_fast(c, in, rows->za + ((size_t)((mb - (int32_t)in->m0) / R) * ngt + gi) * kl,
-                                                 Gu, nzk, S, Cu, &gated)
-                              : os_schedule(c, v, in, mb, r0, r1, sched);
+            const int32_t *za = NULL;
+            if (zb) {
+                za_from_bits(zb, v, v->list + in->k0, kl, mb + r0, mb + r1, za_buf);
+                za = za_buf;
+            } else if (rows) {
+                za = rows->za + ((size_t)((mb - (int32_t)in->m0) / R) * ngt + gi) * kl;
+            }
+            int32_t len = c->engine == QS_ENGINE_FAST ? os_schedule_fast(c, in, za, Gu, nzk, S, Cu, &gated)
+                                                      : os_schedule(c, v, in, mb, r0, r1, sched);
             c->sched_len[gi] = len;
             int64_t Lg = (int64_t)len * S;
             int64_t pairs = Lg * Gu * Cu;
@@ -1535,6 +1633,9 @@ typedef struct {
     /* WS, fast engine: the instruction's activations on the pass's rows,
      * a(m, krow[r]) at act[(m - m0) * Ku + r], when gathered */
     const int32_t *act; int32_t m0;
+    /* WS, values from the cache: zero stream operands per row among the
+     * scheduled activation rows, counted from the zero bits (act unused) */
+    const int32_t *zs_known;
 } pass_desc;
 
 /* Fast engine, one stationary pass: the operands side by side, X[e*Ku + r]
@@ -1557,6 +1658,20 @@ QS_VECTOR_CLONES static qs_status stationary_fast(qs_array_ctx *c, const gemm_vi
                                                       sizeof(int32_t) * ((size_t)L * Ku + (size_t)Ku * Cu + 2 * (size_t)Ku + 1));
     if (!ws || !P) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
     int32_t *X = (int32_t *)(P + Cu), *Y = X + (size_t)L * Ku, *zs = Y + (size_t)Ku * Cu, *zc = zs + Ku;
+    if (pd->zs_known) { /* values known (overflow-free): only the gated products are counted */
+        for (int32_t rr = 0; rr < Ku; rr++) {
+            const int16_t *y = &ws[(((size_t)v->g * S + pd->s) * K + pd->krow[rr]) * N + pd->col0];
+            int32_t z = 0;
+            for (int32_t j = 0; j < Cu; j++) z += y[j] == 0;
+            zc[rr] = z;
+        }
+        uint64_t gated = 0;
+        for (int32_t rr = 0; rr < Ku; rr++)
+            gated += (uint64_t)((int64_t)pd->zs_known[rr] * Cu + (L - pd->zs_known[rr]) * zc[rr]);
+        r->ev.mac_gated += gated;
+        r->ev.mac_ops += (uint64_t)(L * Ku * Cu) - gated;
+        return QS_OK;
+    }
     if (pd->is_is) {
         for (int64_t e = 0; e < L; e++)
             for (int32_t rr = 0; rr < Ku; rr++)
@@ -1744,17 +1859,72 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
     return QS_OK;
 }
 
+/* WS with the values from the cache: the activation rows m0..m0+m_len that
+ * survive skipping (not zero on every row of the pass: krow[0..Ku)) into
+ * c->sched (their count in c->ws_len), and per row the zeros among them
+ * (zs_known of stationary_fast), from the zero bits as gemm_ws would count
+ * them from gathered rows. NULL when out of memory. */
+static const int32_t *ws_zero_rows(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const uint64_t *zb,
+                                   const int32_t *krow, int32_t Ku)
+{
+    const int32_t W = zb_words(v->m), lo = (int32_t)in->m0, hi = (int32_t)(in->m0 + in->m_len);
+    const int32_t w0 = lo >> 6, w1 = (hi - 1) >> 6, nw = w1 - w0 + 1;
+    const uint64_t *gb = zb + (size_t)v->g * v->m->g.K * W;
+    uint64_t *keep = scratch(&c->val_buf, &c->val_cap, sizeof(uint64_t) * (size_t)nw + sizeof(int32_t) * ((size_t)Ku + 1));
+    if (!keep) return NULL;
+    int32_t *zs = (int32_t *)(keep + nw);
+    const int skip = act_skip(c->arch);
+    for (int32_t w = 0; w < nw; w++) {
+        uint64_t all_zero = ~(uint64_t)0;
+        if (skip)
+            for (int32_t rr = 0; rr < Ku; rr++) all_zero &= gb[(size_t)krow[rr] * W + w0 + w];
+        else
+            all_zero = 0;
+        uint64_t range = ~(uint64_t)0;
+        if (w == 0) range &= ~(uint64_t)0 << (lo & 63);
+        if (w == nw - 1 && (hi & 63)) range &= ~(uint64_t)0 >> (64 - (hi & 63));
+        keep[w] = ~all_zero & range;
+    }
+    int32_t L = 0;
+    for (int32_t w = 0; w < nw; w++)
+        for (uint64_t b = keep[w]; b; b &= b - 1) c->sched[L++] = ((w0 + w) << 6) + __builtin_ctzll(b);
+    c->ws_len = L;
+    for (int32_t rr = 0; rr < Ku; rr++) {
+        const uint64_t *row = gb + (size_t)krow[rr] * W + w0;
+        int32_t z = 0;
+        for (int32_t w = 0; w < nw; w++) z += __builtin_popcountll(row[w] & keep[w]);
+        zs[rr] = z;
+    }
+    return zs;
+}
+
 static qs_status gemm_ws(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, qs_tile_result *r, qs_error *err)
 {
     const qs_arch *a = c->arch;
     const int32_t R = a->rows;
     qs_status st;
+    /* values from the cache: the zero bits replace the gathered rows where
+     * the schedule or the gating counts need activations */
+    const uint64_t *zb = c->engine == QS_ENGINE_FAST && c->values_known && (act_skip(a) || gating(a))
+                             ? zero_bits(c, v) : NULL;
     if ((in->flags & QS_GEMM_FIRST_K) && !c->values_known)
         for (uint32_t i = 0; i < in->m_len; i++)
             for (uint32_t j = 0; j < in->n_len; j++) *accum_at(c, v, (int32_t)(in->m0 + i), (int32_t)(in->n0 + j)) = 0;
     for (uint32_t p0 = in->k0; p0 < in->k0 + in->k_len; p0 += (uint32_t)R) {
         int32_t Ku = min32(R, (int32_t)(in->k0 + in->k_len - p0));
         const int32_t *krow = v->list + p0;
+        /* values from the cache: schedule and zero counts from the zero bits */
+        const int32_t *zs_known = NULL;
+        if (zb) {
+            zs_known = ws_zero_rows(c, v, in, zb, krow, Ku);
+            if (!zs_known) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+            for (int32_t s = 0; s < v->m->slices; s++) {
+                pass_desc pd = {0, krow, Ku, (int32_t)in->n_len, (int32_t)in->n0, c->sched, c->ws_len, s, NULL,
+                                (int32_t)in->m0, gating(a) ? zs_known : NULL};
+                if ((st = stationary_pass(c, v, &pd, r, err))) return st;
+            }
+            continue;
+        }
         /* fast engine: the activations on these rows, gathered once for the
          * schedule and the slices' passes (when they need them) */
         int32_t *act = NULL;
@@ -1780,7 +1950,7 @@ static qs_status gemm_ws(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             if (keep) c->sched[L++] = mm;
         }
         for (int32_t s = 0; s < v->m->slices; s++) {
-            pass_desc pd = {0, krow, Ku, (int32_t)in->n_len, (int32_t)in->n0, c->sched, L, s, act, (int32_t)in->m0};
+            pass_desc pd = {0, krow, Ku, (int32_t)in->n_len, (int32_t)in->n0, c->sched, L, s, act, (int32_t)in->m0, NULL};
             if ((st = stationary_pass(c, v, &pd, r, err))) return st;
         }
     }
@@ -1815,7 +1985,7 @@ static qs_status gemm_is(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
             const int32_t *nl = m->list + m->list_off[v->g * m->blocks_per_group + kb];
             int32_t nlen = m->list_off[v->g * m->blocks_per_group + kb + 1] - m->list_off[v->g * m->blocks_per_group + kb];
             int32_t Mu = min32(C, (int32_t)(in->m0 + in->m_len - mb));
-            pass_desc pd = {1, krow, Ku, Mu, (int32_t)mb, nl, nlen, 0, NULL, 0};
+            pass_desc pd = {1, krow, Ku, Mu, (int32_t)mb, nl, nlen, 0, NULL, 0, NULL};
             if ((st = stationary_pass(c, v, &pd, r, err))) return st;
         }
     if (c->engine == QS_ENGINE_FAST && m->overflow_free && !c->values_known) {

@@ -15,6 +15,7 @@
 #include "qs_prog.h"
 #include "scalesim_mem.h"
 #include "sim.h"
+#include "value_cache.h"
 
 typedef struct {
     const qs_net *net;
@@ -25,6 +26,10 @@ typedef struct {
     int32_t *accum;            /* accumulator buffer: [g][m][n] of the current layer */
     int values_known;          /* fast engine: every layer output is already in place (the value cache,
                                 * sim/value_cache.h): GEMMs compute timing and counts only */
+    struct qs_value_cache *vc; /* with values_known: the cache, whose zero bits give the zero statistics */
+    int32_t zb_layer;          /* the layer zb describes (-1: none looked up this run) */
+    const uint64_t *zb;        /* its zero bits (NULL: not available, gather instead) */
+    int32_t ws_len;            /* WS with zero bits: rows in sched */
     /* scratch, sized at create for the largest layer / array */
     int32_t *sched;            /* step list of one row group */
     int32_t *kidx;             /* reduction indices of a dense dot product */

@@ -210,6 +210,7 @@ oom:
 void qs_sim_destroy(qs_sim *s)
 {
     if (!s) return;
+    if (s->actx.values_known) qs_value_cache_release(s->vc); /* a run abandoned half way */
     if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm);
     qs_free(s->output_block);
     qs_free(s->outputs);
@@ -634,6 +635,8 @@ static int program_values_exact(const qs_net *net, const qs_prog *prog, qs_engin
 
 void qs_sim_set_value_cache(qs_sim *s, qs_value_cache *vc)
 {
+    if (s->actx.values_known) qs_value_cache_release(s->vc);
+    s->actx.vc = NULL;
     s->vc = vc;
     s->vc_eligible = vc && program_values_exact(s->net, s->prog, s->engine);
     s->actx.values_known = 0;
@@ -650,7 +653,10 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err)
     if (!s->input_set) default_input(s);
     /* outputs that depend on the network and the input alone: from the cache
      * when it holds this input's (the array and the PPU then leave them be) */
+    if (s->actx.values_known) qs_value_cache_release(s->vc); /* a run abandoned half way */
     s->actx.values_known = values_cacheable(s) && qs_value_cache_fetch(s->vc, s->outputs);
+    s->actx.vc = s->actx.values_known ? s->vc : NULL;
+    s->actx.zb_layer = -1;
     if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm); /* a run abandoned half way */
     s->ss_layer = -1;
     s->actx.ssm = NULL;
@@ -724,7 +730,13 @@ static qs_status finish_run(qs_sim *s, qs_error *err)
     s->running = 0;
     if (s->tr) flush_pending(s, UINT64_MAX);
     if (ss_short) return qs_fail(err, QS_ERR_NOMEM, "out of memory draining SCALE-Sim's ofmap buffer");
-    if (values_cacheable(s) && !s->actx.values_known) qs_value_cache_store(s->vc, (const int32_t *const *)s->outputs);
+    if (s->actx.values_known) {
+        qs_value_cache_release(s->vc);
+        s->actx.values_known = 0;
+        s->actx.vc = NULL;
+    } else if (values_cacheable(s)) {
+        qs_value_cache_store(s->vc, (const int32_t *const *)s->outputs);
+    }
     return QS_OK;
 }
 

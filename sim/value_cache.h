@@ -10,10 +10,16 @@
  * computing them. Any other program (a layer that may overflow, a MATMUL or
  * a version-2 operator) computes everything and neither reads nor fills it.
  *
+ * Beside the outputs it keeps, per CONV/FC layer, which of its GEMM
+ * operands are zero (one bit per (group, reduction index, output pixel)),
+ * built by the first run that needs them: the zero statistics of every
+ * tiling (schedules, gated products) are counted from those bits.
+ *
  * Memory: one copy of every layer output (4 bytes a value) and the input,
- * only if that fits max_bytes; filled by the first eligible run, replaced by
- * an eligible run on another input. Thread-safe: runs of one network on
- * several threads share it. */
+ * plus the zero bits, only as far as they fit max_bytes; filled by the first
+ * eligible run, replaced by an eligible run on another input once no run
+ * uses the kept set. Thread-safe: runs of one network on several threads
+ * share it. */
 #ifndef QS_VALUE_CACHE_H
 #define QS_VALUE_CACHE_H
 
@@ -43,10 +49,20 @@ void qs_value_cache_get_stats(qs_value_cache *vc, qs_value_cache_stats *out);
 
 /* For the simulator (sim/sim.c). outputs[i] is layer i's output (CHW);
  * layer 0 is the input. fetch copies the kept outputs of layers 1.. into
- * outputs and returns 1 when the kept input equals outputs[0], else 0.
- * store keeps them (a failed allocation or a set over max_bytes keeps
- * nothing: the cache only ever saves work). */
+ * outputs and returns 1 when the kept input equals outputs[0], else 0; on
+ * 1 the run holds the kept set until it calls release (a store does not
+ * replace a held set). store keeps them (a failed allocation, a set over
+ * max_bytes or a held set keeps nothing: the cache only ever saves work). */
 int qs_value_cache_fetch(qs_value_cache *vc, int32_t *const *outputs);
+void qs_value_cache_release(qs_value_cache *vc);
 void qs_value_cache_store(qs_value_cache *vc, const int32_t *const *outputs);
+
+/* For the array (sim/array.c), while holding the set: layer `layer`'s zero
+ * bits, NULL when not built yet. put offers bits built from the held set
+ * (`bytes` long, allocated with qs_malloc; the cache takes them) and returns
+ * the kept ones: these, another thread's built meanwhile, or NULL when they
+ * do not fit max_bytes (then freed). */
+const uint64_t *qs_value_cache_zero_bits(qs_value_cache *vc, int32_t layer);
+const uint64_t *qs_value_cache_put_zero_bits(qs_value_cache *vc, int32_t layer, uint64_t *bits, size_t bytes);
 
 #endif
