@@ -676,7 +676,7 @@ static inline int32_t bits_in(const uint64_t *w, int32_t lo, int32_t hi)
 
 /* za of os_rows for one row group (output rows [lo, hi) of group g) from the
  * zero bits: zeros per list position. */
-static void za_from_bits(const uint64_t *zb, const gemm_view *v, const int32_t *klist, int32_t kl, int32_t lo,
+QS_VECTOR_CLONES static void za_from_bits(const uint64_t *zb, const gemm_view *v, const int32_t *klist, int32_t kl, int32_t lo,
                          int32_t hi, int32_t *za)
 {
     const int32_t W = zb_words(v->m);
@@ -1864,7 +1864,7 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
  * c->sched (their count in c->ws_len), and per row the zeros among them
  * (zs_known of stationary_fast), from the zero bits as gemm_ws would count
  * them from gathered rows. NULL when out of memory. */
-static const int32_t *ws_zero_rows(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const uint64_t *zb,
+QS_VECTOR_CLONES static const int32_t *ws_zero_rows(qs_array_ctx *c, const gemm_view *v, const qs_insn *in, const uint64_t *zb,
                                    const int32_t *krow, int32_t Ku)
 {
     const int32_t W = zb_words(v->m), lo = (int32_t)in->m0, hi = (int32_t)(in->m0 + in->m_len);
