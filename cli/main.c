@@ -272,6 +272,8 @@ static int load_inputs(const options *o, qsim_config **cfg, qsim_net **net, qsim
         *cfg = NULL;
         return 1;
     }
+    /* one process runs one program: the value cache (docs/api.md) would only copy outputs it never reuses */
+    qsim_net_set_cache(*net, 0, 0, NULL);
     return 0;
 }
 

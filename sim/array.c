@@ -661,6 +661,37 @@ static const uint64_t *zero_bits(qs_array_ctx *c, const gemm_view *v)
     return c->zb;
 }
 
+/* Which weight slices of the layer are zero: bit n of word row
+ * ((g*S + s)*K + k) set when slice s of w(k, n) of group g is 0,
+ * ceil(N/64) words a row; kept in the value cache for this slicing. */
+static int32_t wzb_words(const qs_layer_map *m) { return (int32_t)ceil_div(m->g.N, 64); }
+
+static const uint64_t *weight_zero_bits(qs_array_ctx *c, const gemm_view *v)
+{
+    if (c->wzb_layer == v->layer) return c->wzb;
+    const qs_layer_map *m = v->m;
+    const int32_t S = m->slices, K = m->g.K, N = m->g.N, W = wzb_words(m), key = v->path_bits * 64 + S;
+    c->wzb_layer = v->layer;
+    c->wzb = qs_value_cache_weight_bits(c->vc, v->layer, key);
+    if (c->wzb) return c->wzb;
+    const size_t bytes = sizeof(uint64_t) * (size_t)m->g.groups * (size_t)S * (size_t)K * (size_t)W;
+    uint64_t *bits = qs_calloc(bytes / sizeof(uint64_t) + 1, sizeof(uint64_t));
+    if (!bits) return NULL;
+    for (int32_t g = 0; g < m->g.groups; g++)
+        for (int32_t s = 0; s < S; s++) {
+            const qs_slice_field f = qs_slice_field_of(m, v->path_bits, s);
+            uint64_t *plane = bits + ((size_t)g * S + s) * K * W;
+            for (int32_t n = 0; n < N; n++) {
+                const int32_t *col = v->w + ((size_t)g * N + n) * K;
+                const uint64_t bit = (uint64_t)1 << (n & 63);
+                for (int32_t k = 0; k < K; k++)
+                    if (qs_slice_of(f, col[k]) == 0) plane[(size_t)k * W + (n >> 6)] |= bit;
+            }
+        }
+    c->wzb = qs_value_cache_put_weight_bits(c->vc, v->layer, key, bits, bytes);
+    return c->wzb;
+}
+
 /* Set bits of row w in [lo, hi). */
 static inline int32_t bits_in(const uint64_t *w, int32_t lo, int32_t hi)
 {
@@ -1653,17 +1684,21 @@ QS_VECTOR_CLONES static qs_status stationary_fast(qs_array_ctx *c, const gemm_vi
     const int32_t S = m->slices, K = m->g.K, N = m->g.N, wpb = a->weight_path_bits;
     const int32_t Ku = pd->Ku, Cu = pd->cols_used;
     const int gate = gating(a);
-    const int16_t *ws = layer_slices(c, v, v->layer);
-    int64_t *P = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * ((size_t)Cu + 1) +
-                                                      sizeof(int32_t) * ((size_t)L * Ku + (size_t)Ku * Cu + 2 * (size_t)Ku + 1));
-    if (!ws || !P) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
-    int32_t *X = (int32_t *)(P + Cu), *Y = X + (size_t)L * Ku, *zs = Y + (size_t)Ku * Cu, *zc = zs + Ku;
     if (pd->zs_known) { /* values known (overflow-free): only the gated products are counted */
+        const uint64_t *wz = weight_zero_bits(c, v);
+        const int16_t *wsl = wz ? NULL : layer_slices(c, v, v->layer);
+        int32_t *zc = scratch(&c->aux_buf, &c->aux_cap, sizeof(int32_t) * ((size_t)Ku + 1));
+        if ((!wz && !wsl) || !zc) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
         for (int32_t rr = 0; rr < Ku; rr++) {
-            const int16_t *y = &ws[(((size_t)v->g * S + pd->s) * K + pd->krow[rr]) * N + pd->col0];
-            int32_t z = 0;
-            for (int32_t j = 0; j < Cu; j++) z += y[j] == 0;
-            zc[rr] = z;
+            if (wz) {
+                const int32_t W = wzb_words(m);
+                zc[rr] = bits_in(wz + (((size_t)v->g * S + pd->s) * K + pd->krow[rr]) * W, pd->col0, pd->col0 + Cu);
+            } else {
+                const int16_t *y = &wsl[(((size_t)v->g * S + pd->s) * K + pd->krow[rr]) * N + pd->col0];
+                int32_t z = 0;
+                for (int32_t j = 0; j < Cu; j++) z += y[j] == 0;
+                zc[rr] = z;
+            }
         }
         uint64_t gated = 0;
         for (int32_t rr = 0; rr < Ku; rr++)
@@ -1672,6 +1707,11 @@ QS_VECTOR_CLONES static qs_status stationary_fast(qs_array_ctx *c, const gemm_vi
         r->ev.mac_ops += (uint64_t)(L * Ku * Cu) - gated;
         return QS_OK;
     }
+    const int16_t *ws = layer_slices(c, v, v->layer);
+    int64_t *P = scratch(&c->aux_buf, &c->aux_cap, sizeof(int64_t) * ((size_t)Cu + 1) +
+                                                      sizeof(int32_t) * ((size_t)L * Ku + (size_t)Ku * Cu + 2 * (size_t)Ku + 1));
+    if (!ws || !P) return qs_fail(err, QS_ERR_NOMEM, "simulator: out of memory for layer %s", v->L->name);
+    int32_t *X = (int32_t *)(P + Cu), *Y = X + (size_t)L * Ku, *zs = Y + (size_t)Ku * Cu, *zc = zs + Ku;
     if (pd->is_is) {
         for (int64_t e = 0; e < L; e++)
             for (int32_t rr = 0; rr < Ku; rr++)

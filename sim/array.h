@@ -30,6 +30,8 @@ typedef struct {
     int32_t zb_layer;          /* the layer zb describes (-1: none looked up this run) */
     const uint64_t *zb;        /* its zero bits (NULL: not available, gather instead) */
     int32_t ws_len;            /* WS with zero bits: rows in sched */
+    int32_t wzb_layer;         /* the layer wzb describes (-1: none looked up this run) */
+    const uint64_t *wzb;       /* its zero weight-slice bits (NULL: not available, slices instead) */
     /* scratch, sized at create for the largest layer / array */
     int32_t *sched;            /* step list of one row group */
     int32_t *kidx;             /* reduction indices of a dense dot product */

@@ -14,6 +14,8 @@ struct qs_value_cache {
     int32_t *block;       /* the kept set, layer after layer (NULL: none) */
     size_t *off;          /* per layer: its first value in block; (size_t)-1: a view (FLATTEN/RESHAPE) */
     uint64_t **zbits;     /* per layer: zero bits of the kept set (NULL: not built) */
+    uint64_t **wbits;     /* per layer: zero weight slices (NULL: not built), for the slicing wkey */
+    int32_t *wkey;
     size_t zbytes;        /* their sum */
     int32_t holders;      /* runs using the kept set (fetch .. release) */
     uint64_t hits, stores, misses;
@@ -26,17 +28,20 @@ qs_status qs_value_cache_create(const qs_net *net, size_t max_bytes, qs_value_ca
     *out = NULL;
     qs_value_cache *vc = qs_calloc(1, sizeof *vc);
     size_t *off = qs_calloc((size_t)net->n_layers + 1, sizeof *off);
-    uint64_t **zb = qs_calloc((size_t)net->n_layers + 1, sizeof *zb);
-    if (!vc || !off || !zb) {
+    uint64_t **zb = qs_calloc(2 * ((size_t)net->n_layers + 1), sizeof *zb);
+    int32_t *wkey = qs_calloc((size_t)net->n_layers + 1, sizeof *wkey);
+    if (!vc || !off || !zb || !wkey) {
         qs_free(vc);
         qs_free(off);
         qs_free(zb);
+        qs_free(wkey);
         return qs_fail(err, QS_ERR_NOMEM, "value cache: out of memory");
     }
     if (pthread_mutex_init(&vc->lock, NULL) != 0) {
         qs_free(vc);
         qs_free(off);
         qs_free(zb);
+        qs_free(wkey);
         return qs_fail(err, QS_ERR_NOMEM, "value cache: cannot create its lock");
     }
     /* the layers' sizes were checked when the network was loaded; the sum is
@@ -57,6 +62,8 @@ qs_status qs_value_cache_create(const qs_net *net, size_t max_bytes, qs_value_ca
     vc->net = net;
     vc->off = off;
     vc->zbits = zb;
+    vc->wbits = zb + net->n_layers + 1;
+    vc->wkey = wkey;
     vc->max_bytes = max_bytes ? max_bytes : QS_VALUE_CACHE_DEFAULT_BYTES;
     vc->need = fits ? n * sizeof(int32_t) : SIZE_MAX;
     *out = vc;
@@ -68,7 +75,8 @@ static void drop_zero_bits(qs_value_cache *vc)
 {
     for (int32_t i = 0; i < vc->net->n_layers; i++) {
         qs_free(vc->zbits[i]);
-        vc->zbits[i] = NULL;
+        qs_free(vc->wbits[i]);
+        vc->zbits[i] = vc->wbits[i] = NULL;
     }
     vc->zbytes = 0;
 }
@@ -90,6 +98,7 @@ void qs_value_cache_destroy(qs_value_cache *vc)
     if (!vc) return;
     drop_zero_bits(vc);
     qs_free(vc->zbits);
+    qs_free(vc->wkey);
     qs_free(vc->block);
     qs_free(vc->off);
     pthread_mutex_destroy(&vc->lock);
@@ -174,6 +183,35 @@ const uint64_t *qs_value_cache_put_zero_bits(qs_value_cache *vc, int32_t layer, 
         vc->zbytes += bytes;
         kept = bits;
     } else {
+        qs_free(bits);
+    }
+    pthread_mutex_unlock(&vc->lock);
+    return kept;
+}
+
+const uint64_t *qs_value_cache_weight_bits(qs_value_cache *vc, int32_t layer, int32_t key)
+{
+    pthread_mutex_lock(&vc->lock);
+    const uint64_t *z = vc->wkey[layer] == key ? vc->wbits[layer] : NULL;
+    pthread_mutex_unlock(&vc->lock);
+    return z;
+}
+
+const uint64_t *qs_value_cache_put_weight_bits(qs_value_cache *vc, int32_t layer, int32_t key, uint64_t *bits,
+                                               size_t bytes)
+{
+    pthread_mutex_lock(&vc->lock);
+    const uint64_t *kept = NULL;
+    if (vc->wbits[layer] && vc->wkey[layer] == key) {
+        qs_free(bits); /* another thread built them first */
+        kept = vc->wbits[layer];
+    } else if (!vc->wbits[layer] && vc->need + vc->zbytes <= vc->max_bytes &&
+               bytes <= vc->max_bytes - vc->need - vc->zbytes) {
+        vc->wbits[layer] = bits;
+        vc->wkey[layer] = key;
+        vc->zbytes += bytes;
+        kept = bits;
+    } else { /* another slicing's bits are kept (a run may be using them): these are not */
         qs_free(bits);
     }
     pthread_mutex_unlock(&vc->lock);

@@ -11,8 +11,9 @@
  * a version-2 operator) computes everything and neither reads nor fills it.
  *
  * Beside the outputs it keeps, per CONV/FC layer, which of its GEMM
- * operands are zero (one bit per (group, reduction index, output pixel)),
- * built by the first run that needs them: the zero statistics of every
+ * operands are zero (one bit per (group, reduction index, output pixel), and
+ * per weight slice one bit per (group, slice, reduction index, output
+ * channel)), built by the first run that needs them: the zero statistics of every
  * tiling (schedules, gated products) are counted from those bits.
  *
  * Memory: one copy of every layer output (4 bytes a value) and the input,
@@ -64,5 +65,11 @@ void qs_value_cache_store(qs_value_cache *vc, const int32_t *const *outputs);
  * do not fit max_bytes (then freed). */
 const uint64_t *qs_value_cache_zero_bits(qs_value_cache *vc, int32_t layer);
 const uint64_t *qs_value_cache_put_zero_bits(qs_value_cache *vc, int32_t layer, uint64_t *bits, size_t bytes);
+/* The same for which weight slices are zero (they depend on the weights and
+ * on `key`, the slicing: weight path width and slices), kept beside the
+ * zero bits and dropped with them. */
+const uint64_t *qs_value_cache_weight_bits(qs_value_cache *vc, int32_t layer, int32_t key);
+const uint64_t *qs_value_cache_put_weight_bits(qs_value_cache *vc, int32_t layer, int32_t key, uint64_t *bits,
+                                               size_t bytes);
 
 #endif

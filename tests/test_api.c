@@ -292,6 +292,87 @@ static void test_report(void)
     qsim_program_free(p);
 }
 
+/* The JSON text without its wall time (the only field two identical runs may differ in). */
+static char *json_without_wall(const char *js)
+{
+    char *c = strdup(js);
+    char *w = c ? strstr(c, "\"wall_seconds\"") : NULL;
+    char *v = w ? strchr(w, ':') : NULL;
+    if (v) { /* cut the number out */
+        char *end = ++v;
+        while (*end && *end != ',' && *end != '\n' && *end != '}') end++;
+        memmove(v, end, strlen(end) + 1);
+    }
+    return c;
+}
+
+/* The value cache (docs/api.md, "Re-running a network across configurations"):
+ * runs of one network over configurations with it, and each point on a
+ * network without it, write the same JSON; its counters say it served. */
+static void test_value_cache(void)
+{
+    /* digits_w2a4: 16-bit saturating accumulators overflow on its 8-bit first layer, so a cache keyed
+     * too loosely would hand those points the exact values */
+    static const char *const points[][4] = {
+        {"array.rows=8", "array.dataflow=os", "array.zero_skip=both", NULL},
+        {"array.rows=8", "array.dataflow=ws", "array.zero_skip=activations", NULL},
+        {"array.cols=8", "array.dataflow=ws", "array.zero_skip=gate", NULL},
+        {"array.dataflow=is", "array.zero_skip=weights", NULL, NULL},
+        {"array.acc_bits=16", "array.overflow=wrap", NULL, NULL},
+        {"array.acc_bits=16", "array.overflow=saturate", "array.dataflow=ws", NULL}, /* overflows: not cached */
+        {"array.rows=8", "array.cols=8", NULL, NULL},
+        {"array.skip_group=1", "array.lookahead=2", NULL, NULL},
+        {"array.rows=4", "array.cols=4", "array.zero_skip=none", NULL},
+    };
+    qsim_error e = {{0}};
+    qsim_net *cached = NULL, *fresh = NULL;
+    CU_ASSERT_EQUAL_FATAL(qsim_net_load(QSIM_SOURCE_DIR "/models/nets/digits_w2a4.qbin", &cached, &e), QSIM_OK);
+    CU_ASSERT_EQUAL_FATAL(qsim_net_load(QSIM_SOURCE_DIR "/models/nets/digits_w2a4.qbin", &fresh, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(qsim_net_set_cache(fresh, 0, 0, &e), QSIM_OK);
+    qsim_cache_info ci;
+    CU_ASSERT_EQUAL(qsim_net_get_cache(cached, &ci, &e), QSIM_OK);
+    CU_ASSERT(ci.enabled && ci.need_bytes > 0 && ci.bytes == 0); /* on by default, empty */
+    int compared = 0;
+    for (size_t i = 0; i < sizeof points / sizeof points[0]; i++) {
+        qsim_config *cfg = NULL;
+        CU_ASSERT_EQUAL_FATAL(qsim_config_copy(g_cfg, &cfg, &e), QSIM_OK);
+        int ok = 1;
+        for (int k = 0; k < 4 && points[i][k]; k++) ok = ok && qsim_config_set(cfg, points[i][k], &e) == QSIM_OK;
+        CU_ASSERT(ok);
+        char *text[2] = {NULL, NULL};
+        for (int w = 0; w < 2 && ok; w++) {
+            qsim_program *p = NULL;
+            qsim_report *r = NULL;
+            const char *js = NULL;
+            if (qsim_compile(w ? fresh : cached, cfg, &p, &e) == QSIM_OK &&
+                qsim_run(p, NULL, 0, 1, NULL, &r, &e) == QSIM_OK && qsim_report_json(r, &js, &e) == QSIM_OK)
+                text[w] = json_without_wall(js);
+            qsim_report_free(r);
+            qsim_program_free(p);
+        }
+        if (text[0] && text[1]) {
+            compared++;
+            CU_ASSERT_STRING_EQUAL(text[0], text[1]);
+        }
+        free(text[0]);
+        free(text[1]);
+        qsim_config_free(cfg);
+    }
+    CU_ASSERT(compared >= 6);
+    CU_ASSERT_EQUAL(qsim_net_get_cache(cached, &ci, &e), QSIM_OK);
+    CU_ASSERT(ci.stores >= 1 && ci.hits >= 4 && ci.bytes > ci.need_bytes); /* outputs and zero bits kept */
+    CU_ASSERT_EQUAL(qsim_net_get_cache(fresh, &ci, &e), QSIM_OK);
+    CU_ASSERT(!ci.enabled && ci.hits == 0 && ci.bytes == 0);
+    /* bad calls */
+    CU_ASSERT_EQUAL(qsim_net_set_cache(NULL, 1, 0, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "qsim_net_set_cache");
+    CU_ASSERT_EQUAL(qsim_net_get_cache(NULL, &ci, &e), QSIM_ERR_ARG);
+    CU_ASSERT_EQUAL(qsim_net_get_cache(cached, NULL, &e), QSIM_ERR_ARG);
+    HAS(e.msg, "out is NULL");
+    qsim_net_free(cached);
+    qsim_net_free(fresh);
+}
+
 static void test_batch(void)
 {
     qsim_error e = {{0}};
@@ -1001,6 +1082,7 @@ int main(void)
     CU_add_test(s, "network from bytes", test_bytes);
     CU_add_test(s, "report", test_report);
     CU_add_test(s, "batch", test_batch);
+    CU_add_test(s, "value cache: the same reports with it and without", test_value_cache);
     CU_add_test(s, "hooks and traces", test_hooks);
     CU_add_test(s, "allocator: every allocation of a whole run fails once", test_allocator);
     CU_add_test(s, "texts of the command", test_texts);
