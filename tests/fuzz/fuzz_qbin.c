@@ -22,7 +22,6 @@
 #include "sim.h"
 
 static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
 /* An accepted file with exactly the three required sections: docs/qbin.md's
  * canonical layout (one section order, table in file order, no free bytes)
@@ -31,6 +30,8 @@ static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd
 static int without_optional_sections(const uint8_t *b) { return rd32(b + 24) == 3; }
 
 #ifdef QS_FUZZ_FIX_CRC
+static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+
 static void wr32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
