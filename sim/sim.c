@@ -656,7 +656,7 @@ qs_status qs_sim_start(qs_sim *s, qs_error *err)
     if (s->actx.values_known) qs_value_cache_release(s->vc); /* a run abandoned half way */
     s->actx.values_known = values_cacheable(s) && qs_value_cache_fetch(s->vc, s->outputs);
     s->actx.vc = s->actx.values_known ? s->vc : NULL;
-    s->actx.zb_layer = -1;
+    s->actx.zb_layer = s->actx.wzb_layer = -1; /* the kept set may have been replaced since */
     if (s->ss_layer >= 0) qs_ssmem_end(&s->ssm); /* a run abandoned half way */
     s->ss_layer = -1;
     s->actx.ssm = NULL;
