@@ -95,10 +95,14 @@ module qs_pe_array #(
 `include "qs_pe_step.vh"
     localparam F_EN = NW - 1, F_X_OK = NW - 4, F_YV = NW - 5;
 
+    // ---- ARRAY_STYLE = 0: a grid of qs_pe instances ----
     // Every PE's registers, PE(i,j) at index i*COLS+j: one array element per
     // PE rather than slices of wide vectors, so that Verilator writes each
     // PE's outputs in place (a slice of a vector wider than 64 bits costs a
-    // copy of the whole vector per PE: quadratic in the PE count).
+    // copy of the whole vector per PE: quadratic in the PE count). Style 1
+    // neither drives nor reads them (its loop has its own arrays, below).
+    /* verilator lint_off UNUSEDSIGNAL */
+    /* verilator lint_off UNDRIVEN */
     wire [XB-1:0]      x_arr  [0:N-1];
     wire [W-1:0]       xv_arr [0:N-1];
     wire [OFF_W-1:0]   yo_arr [0:N-1];
@@ -106,36 +110,49 @@ module qs_pe_array #(
     wire [NORTH_W-1:0] y_arr  [0:N-1];
     wire               yv_arr [0:N-1];
     wire [SHIFT_W-1:0] ys_arr [0:N-1];
-    // The operands that leave the last column eastwards and the last row
-    // southwards have no neighbour to read them: they end here, named one by
-    // one, so that lint still reports any other register nobody reads.
-    wire [XB+W+SHIFT_W-1:0]            east_edge  [0:ROWS-1];
-    wire [NORTH_W+1+SHIFT_W+OFF_W-1:0] south_edge [0:COLS-1];
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg edge_sink;
-    integer e;
-    always @(*) begin
-        edge_sink = 1'b0;
-        for (e = 0; e < ROWS; e = e + 1) edge_sink = edge_sink ^ (^east_edge[e]);
-        for (e = 0; e < COLS; e = e + 1) edge_sink = edge_sink ^ (^south_edge[e]);
-    end
-    /* verilator lint_on UNUSEDSIGNAL */
     wire [ACC_W-1:0]   acc_arr  [0:N-1];
     wire               accv_arr [0:N-1];
-    // The PEs' event flags (style 0; style 1 sums them in its loop).
-    /* verilator lint_off UNUSEDSIGNAL */
     wire               act_arr  [0:N-1];
     wire               gate_arr [0:N-1];
     wire               ovf_arr  [0:N-1];
+    /* verilator lint_on UNDRIVEN */
     /* verilator lint_on UNUSEDSIGNAL */
+    // Style 1 generates no per-PE scopes at all (16,384 of them at 128x128
+    // cost Verilator minutes and gigabytes): the grid loops run 0 times.
+    localparam GRID_ROWS = ARRAY_STYLE == 0 ? ROWS : 0;
 
     genvar i, j;
     generate
-        for (i = 0; i < ROWS; i = i + 1) begin : g_row
+        if (ARRAY_STYLE == 0) begin : g_edges
+            // The operands that leave the last column eastwards and the last
+            // row southwards have no neighbour to read them: they end here,
+            // named one by one, so that lint still reports any other register
+            // nobody reads.
+            wire [XB+W+SHIFT_W-1:0]            east_edge  [0:ROWS-1];
+            wire [NORTH_W+1+SHIFT_W+OFF_W-1:0] south_edge [0:COLS-1];
+            /* verilator lint_off UNUSEDSIGNAL */
+            reg edge_sink;
+            integer e;
+            always @(*) begin
+                edge_sink = 1'b0;
+                for (e = 0; e < ROWS; e = e + 1) edge_sink = edge_sink ^ (^east_edge[e]);
+                for (e = 0; e < COLS; e = e + 1) edge_sink = edge_sink ^ (^south_edge[e]);
+            end
+            /* verilator lint_on UNUSEDSIGNAL */
+            for (i = 0; i < ROWS; i = i + 1) begin : g_east
+                assign east_edge[i] = {x_arr[i*COLS+COLS-1], xv_arr[i*COLS+COLS-1], xs_arr[i*COLS+COLS-1]};
+            end
+            for (j = 0; j < COLS; j = j + 1) begin : g_south
+                localparam KS = (ROWS - 1) * COLS + j;
+                assign south_edge[j] = {y_arr[KS], yv_arr[KS], ys_arr[KS], yo_arr[KS]};
+                // the word ports of the south edge (OBS = 1)
+                assign south_w[j]   = (OBS == 0 || IS_OS) ? 32'd0 : {{(32-ACC_W){acc_arr[KS][ACC_W-1]}}, acc_arr[KS]};
+                assign south_v_w[j] = (OBS == 0 || IS_OS) ? 8'd0 : {7'd0, accv_arr[KS]};
+            end
+        end
+        for (i = 0; i < GRID_ROWS; i = i + 1) begin : g_row
             for (j = 0; j < COLS; j = j + 1) begin : g_col
                 localparam K = i * COLS + j;
-                // A PE's inputs (style 0; style 1 reads none of them).
-                /* verilator lint_off UNUSEDSIGNAL */
                 wire [XB-1:0]      x_in;
                 wire [W-1:0]       xv_in;
                 wire [OFF_W-1:0]   yo_in;
@@ -145,7 +162,6 @@ module qs_pe_array #(
                 wire [SHIFT_W-1:0] ys_in;
                 wire [ACC_W-1:0]   ps_in;
                 wire               psv_in;
-                /* verilator lint_on UNUSEDSIGNAL */
                 if (j == 0) begin : g_west_edge
                     assign x_in  = west[i*XB +: XB];
                     assign xv_in = west_valid[i*W +: W];
@@ -170,25 +186,10 @@ module qs_pe_array #(
                     assign ps_in  = acc_arr[K-COLS];
                     assign psv_in = accv_arr[K-COLS];
                 end
-                if (j == COLS - 1) begin : g_east_edge
-                    assign east_edge[i] = {x_arr[K], xv_arr[K], xs_arr[K]};
-                end
-                if (i == ROWS - 1) begin : g_south_edge
-                    assign south_edge[j] = {y_arr[K], yv_arr[K], ys_arr[K], yo_arr[K]};
-                end
-                if (ARRAY_STYLE != 0) begin : g_loop_pe
-                    assign x_arr[K]    = x_q[K];
-                    assign xv_arr[K]   = xv_q[K];
-                    assign xs_arr[K]   = xs_q[K];
-                    assign y_arr[K]    = y_q[K];
-                    assign yv_arr[K]   = yv_q[K];
-                    assign ys_arr[K]   = ys_q[K];
-                    assign yo_arr[K]   = yo_q[K];
-                    assign acc_arr[K]  = acc_q[K];
-                    assign accv_arr[K] = accv_q[K];
-                end
-                // (no begin/end: the instance keeps its name g_row[i].g_col[j].pe)
-                if (ARRAY_STYLE == 0)
+                // the word ports of this PE (OBS = 1)
+                assign acc_w[K]   = OBS == 0 ? 32'd0 : {{(32-ACC_W){acc_arr[K][ACC_W-1]}}, acc_arr[K]};
+                assign acc_v_w[K] = (OBS == 0 || IS_OS) ? 8'd0 : {7'd0, accv_arr[K]};
+                assign stat_w[K]  = (OBS == 0 || IS_OS) ? 32'd0 : {{(32-NORTH_W){y_arr[K][NORTH_W-1]}}, y_arr[K]};
                 qs_pe #(
                     .DATAFLOW(DATAFLOW), .XW(WEST_W), .YW(NORTH_W), .WPB(WPB),
                     .SHIFT_W(SHIFT_W), .ACC_W(ACC_W), .SATURATE(SATURATE), .GATE(GATE),
@@ -203,10 +204,8 @@ module qs_pe_array #(
                     .acc_q(acc_arr[K]), .acc_v_q(accv_arr[K]),
                     .active(act_arr[K]), .gated(gate_arr[K]), .ovf(ovf_arr[K])
                 );
-
             end
         end
-
     endgenerate
 
     // ARRAY_STYLE = 1: every PE's registers, PE(i,j) at index i*COLS+j, the
@@ -241,6 +240,18 @@ module qs_pe_array #(
             // This clock's event counts, summed over the PEs as the loop
             // goes (the registered counts of style 0's popcounts).
             reg [CNT_W-1:0]   l_act, l_gate, l_ovf, cnt_act, cnt_gate, cnt_ovf;
+            // The word ports (OBS = 1), kept by the loop beside the registers
+            // they show.
+            reg [31:0]        accw_q    [0:N-1];
+            reg [7:0]         accvw_q   [0:N-1];
+            reg [31:0]        statw_q   [0:N-1];
+            reg [31:0]        southw_q  [0:COLS-1];
+            reg [7:0]         southvw_q [0:COLS-1];
+            assign acc_w     = accw_q;
+            assign acc_v_w   = accvw_q;
+            assign stat_w    = statw_q;
+            assign south_w   = southw_q;
+            assign south_v_w = southvw_q;
             integer li, lj, lk;
             assign active_cnt = cnt_act;
             assign gated_cnt  = cnt_gate;
@@ -322,6 +333,18 @@ module qs_pe_array #(
                             acc_q[lk] = l_st[F_EN] ? l_st[ACC_W-1:0] : l_ps;
                             accv_q[lk] = l_st[F_X_OK] | l_psv;
                         end
+                        // (what OS or OBS = 0 ties to 0 is written on reset only)
+                        if (OBS != 0 || rst)
+                            accw_q[lk] = OBS == 0 ? 32'd0 : {{(32-ACC_W){acc_q[lk][ACC_W-1]}}, acc_q[lk]};
+                        if ((OBS != 0 && !IS_OS) || rst) begin
+                            accvw_q[lk] = (OBS == 0 || IS_OS) ? 8'd0 : {7'd0, accv_q[lk]};
+                            statw_q[lk] = (OBS == 0 || IS_OS) ? 32'd0
+                                          : {{(32-NORTH_W){y_q[lk][NORTH_W-1]}}, y_q[lk]};
+                            if (li == ROWS - 1) begin
+                                southw_q[lj] = (OBS == 0 || IS_OS) ? 32'd0 : accw_q[lk];
+                                southvw_q[lj] = accvw_q[lk];
+                            end
+                        end
                     end
                 cnt_act = rst ? {CNT_W{1'b0}} : l_act;
                 cnt_gate = rst ? {CNT_W{1'b0}} : l_gate;
@@ -343,13 +366,16 @@ module qs_pe_array #(
     integer q;
     always @(*) begin
         for (q = 0; q < N; q = q + 1) begin
-            acc_flat_r[q*ACC_W +: ACC_W]    = OBS != 0 ? {ACC_W{1'b0}} : acc_arr[q];
-            accv_flat_r[q]                  = OBS != 0 ? 1'b0 : accv_arr[q];
-            stat_flat_r[q*NORTH_W +: NORTH_W] = (IS_OS || OBS != 0) ? {NORTH_W{1'b0}} : y_arr[q];
+            acc_flat_r[q*ACC_W +: ACC_W]    = OBS != 0 ? {ACC_W{1'b0}} : ARRAY_STYLE != 0 ? acc_q[q] : acc_arr[q];
+            accv_flat_r[q]                  = OBS != 0 ? 1'b0 : ARRAY_STYLE != 0 ? accv_q[q] : accv_arr[q];
+            stat_flat_r[q*NORTH_W +: NORTH_W] = (IS_OS || OBS != 0) ? {NORTH_W{1'b0}}
+                                                : ARRAY_STYLE != 0 ? y_q[q] : y_arr[q];
         end
         for (q = 0; q < COLS; q = q + 1) begin
-            south_r[q*ACC_W +: ACC_W] = (IS_OS || OBS != 0) ? {ACC_W{1'b0}} : acc_arr[(ROWS-1)*COLS+q];
-            south_v_r[q]              = (IS_OS || OBS != 0) ? 1'b0 : accv_arr[(ROWS-1)*COLS+q];
+            south_r[q*ACC_W +: ACC_W] = (IS_OS || OBS != 0) ? {ACC_W{1'b0}}
+                                        : ARRAY_STYLE != 0 ? acc_q[(ROWS-1)*COLS+q] : acc_arr[(ROWS-1)*COLS+q];
+            south_v_r[q]              = (IS_OS || OBS != 0) ? 1'b0
+                                        : ARRAY_STYLE != 0 ? accv_q[(ROWS-1)*COLS+q] : accv_arr[(ROWS-1)*COLS+q];
         end
     end
     assign acc_flat       = acc_flat_r;
@@ -357,21 +383,6 @@ module qs_pe_array #(
     assign stat_flat      = stat_flat_r;
     assign south          = south_r;
     assign south_valid    = south_v_r;
-
-    // The word outputs (OBS = 1): the same values, one array element each.
-    genvar p;
-    generate
-        for (p = 0; p < N; p = p + 1) begin : g_obs_pe
-            assign acc_w[p]   = OBS == 0 ? 32'd0 : {{(32-ACC_W){acc_arr[p][ACC_W-1]}}, acc_arr[p]};
-            assign acc_v_w[p] = (OBS == 0 || IS_OS) ? 8'd0 : {7'd0, accv_arr[p]};
-            assign stat_w[p]  = (OBS == 0 || IS_OS) ? 32'd0 : {{(32-NORTH_W){y_arr[p][NORTH_W-1]}}, y_arr[p]};
-        end
-        for (p = 0; p < COLS; p = p + 1) begin : g_obs_south
-            assign south_w[p]   = (OBS == 0 || IS_OS) ? 32'd0
-                                  : {{(32-ACC_W){acc_arr[(ROWS-1)*COLS+p][ACC_W-1]}}, acc_arr[(ROWS-1)*COLS+p]};
-            assign south_v_w[p] = (OBS == 0 || IS_OS) ? 8'd0 : {7'd0, accv_arr[(ROWS-1)*COLS+p]};
-        end
-    endgenerate
 
     // Per-clock event counts (style 0): population counts of the PE flags,
     // which the PEs register (REG_FLAGS = 1), so that after edge n they count
