@@ -232,17 +232,9 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
     }
     /* FST tracing doubles the generated code: only models that dump have it */
     const int trace = r->o.fst != NULL && !r->fst_taken;
-    /* Verilator inlines every PE into one flat model by default: fastest to
-     * run, but its C++ grows with the PE count (a 128x128 array: gigabytes
-     * and hours). Past QSIM_RTL_INLINE_MAX PEs (default 1024) the PE stays a
-     * module that 
-     * all instances share (-fno-inline): the code is that of one PE */
-    const char *im = getenv("QSIM_RTL_INLINE_MAX");
-    long inline_max = im && *im ? strtol(im, NULL, 10) : 1024;
-    const int no_inline = (long)p->rows * p->cols > inline_max;
     m->traced = trace;
     char key[900];
-    sfmt(key, sizeof key, "%s trace=%d no_inline=%d cflags=%s", pstr, trace, no_inline,
+    sfmt(key, sizeof key, "%s trace=%d cflags=%s", pstr, trace,
          getenv("QSIM_RTL_CFLAGS") ? getenv("QSIM_RTL_CFLAGS") : "");
     h1 = fnv(fnv(h1, key, strlen(key)), r->vversion, strlen(r->vversion));
     h2 = fnv(fnv(h2, key, strlen(key)), r->vversion, strlen(r->vversion));
@@ -301,15 +293,14 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
         sfmt(inc, sizeof inc, "-I%s/driver", r->src);
         sfmt(vinc, sizeof vinc, "-I%s", r->src); /* qs_pe_step.vh */
         sfmt(drv, sizeof drv, "%s/driver/qs_rtl_driver.cpp", r->src);
-        char *va[64]; /* the fixed arguments, 2 optional, 14 parameters, 3 sources and NULL: 45 */
+        char *va[64]; /* the fixed arguments, 1 optional, 14 parameters, 3 sources and NULL: 45 */
         int na = 0;
         char *fixed[] = {r->verilator, "--cc", "--exe", "--build", "-j", "2", "--Mdir", obj, "--top-module",
                          "qs_pe_array", "--prefix", "Vqs_rtl", tscale, ts, "-CFLAGS", cflags, "-CFLAGS", inc,
                          "-CFLAGS", "-fvisibility=hidden", "-LDFLAGS", "-shared", "-o", so_name, vinc};
-        _Static_assert(sizeof fixed / sizeof *fixed + 2 + 14 + 3 + 1 <= sizeof va / sizeof *va, "va too small");
+        _Static_assert(sizeof fixed / sizeof *fixed + 1 + 14 + 3 + 1 <= sizeof va / sizeof *va, "va too small");
         for (size_t k = 0; k < sizeof fixed / sizeof *fixed; k++) va[na++] = fixed[k];
         if (trace) va[na++] = "--trace-fst";
-        if (no_inline) va[na++] = "-fno-inline";
         for (int k = 0; k < 14; k++) va[na++] = g[k];
         va[na++] = v1;
         va[na++] = v2;
