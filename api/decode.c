@@ -220,7 +220,7 @@ qsim_status qsim_decode(const qsim_net *net, const qsim_config *cfg, const int32
         base.config_path = opts->config_path;
     }
     const qs_net *N = net->net;
-    const char *where = opts && opts->net_path ? opts->net_path : net->path;
+    const char *where = opts && opts->net_path ? opts->net_path : net->path ? net->path : "network";
     if (d->steps < 1 || d->steps > 1000000)
         return fail(err, QSIM_ERR_ARG, "qsim_decode: %d decode steps (1..1000000)", (int)d->steps);
     const qs_layer *IN = &N->layers[0], *OUT = &N->layers[N->output];
@@ -263,7 +263,7 @@ qsim_status qsim_decode(const qsim_net *net, const qsim_config *cfg, const int32
     r->freq_mhz = cfg->arch.freq_mhz;
     r->engine = base.engine == QSIM_ENGINE_DETAILED ? "detailed" : "fast";
     r->net_path = dup_str(where);
-    r->config_path = dup_str(base.config_path ? base.config_path : cfg->where);
+    r->config_path = dup_str(base.config_path ? base.config_path : cfg->where ? cfg->where : "configuration");
     r->step = qs_calloc((size_t)d->steps, sizeof *r->step);
     r->prefill_count = (int64_t)OUT->out_c * OUT->out_h * OUT->out_w;
     r->prefill_out = qs_malloc(sizeof *r->prefill_out * (size_t)r->prefill_count);
