@@ -246,6 +246,14 @@ qsim_status qsim_decode(const qsim_net *net, const qsim_config *cfg, const int32
                     "(--decode-input)", where, OUT->name, OUT->out_c, OUT->out_h, OUT->out_w, OUT->out_bits,
                     IN->out_c, IN->out_bits);
     }
+    for (int32_t li = 0; li < N->n_layers; li++) /* refused before anything runs, not at the step that overflows */
+        if (N->layers[li].kind == QS_L_KVCACHE && (int64_t)IN->out_h + d->steps > N->layers[li].param) {
+            qs_free(roles);
+            return fail(err, QSIM_ERR_FORMAT, "%s: layer %d '%s' (kvcache): a KV cache longer than its maximum: %lld "
+                        "tokens (a prompt of %d + %d decode steps) exceed the maximum context %d", where, (int)li,
+                        N->layers[li].name, (long long)IN->out_h + d->steps, (int)IN->out_h, (int)d->steps,
+                        (int)N->layers[li].param);
+        }
     const int32_t n_caches = qs_decode_n_caches(N);
     qsim_decode_report *r = qs_calloc(1, sizeof *r);
     int32_t **caches = qs_calloc((size_t)n_caches + 1, sizeof *caches);

@@ -561,7 +561,7 @@ static void test_decode(void)
     CU_ASSERT_EQUAL(decode_run(25, NULL, &r, &e), QSIM_ERR_FORMAT);
     CU_ASSERT_PTR_NULL(r);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "decoder_kv.qbin: layer 8 'k_cache' (kvcache): a KV cache longer than its "
-                                         "maximum: 33 tokens"));
+                                         "maximum: 33 tokens (a prompt of 8 + 25 decode steps)"));
     CU_ASSERT_EQUAL(decode_run(0, NULL, &r, &e), QSIM_ERR_ARG);
     qsim_decode_options d;
     qsim_decode_options_init(&d);

@@ -189,7 +189,7 @@ expect "bad DRAM key names file and key" 1 "dlac.cfg: --set dram.tRAS" "tRAS > t
 # ---- decoding with a KV cache (docs/decode.md) --------------------------------------
 DKV="$ROOT/models/nets/decoder_kv.qbin"
 expect "decode: a KV cache longer than its maximum names file and layer" 1 "$DKV: layer 8 'k_cache' (kvcache)" \
-    "a KV cache longer than its maximum: 33 tokens (32 cached + 1 new) exceed the maximum context 32" -- \
+    "a KV cache longer than its maximum: 33 tokens (a prompt of 8 + 25 decode steps) exceed the maximum context 32" -- \
     "$QSIM" run --arch "$ARCH" "$DKV" --decode 25 -q
 expect "decode: a network without caches is refused naming the layer" 1 "decoder_tiny.qbin: layer 15 'softmax' (softmax)" \
     "a softmax along the tokens mixes them" -- "$QSIM" run --arch "$ARCH" "$ROOT/models/nets/decoder_tiny.qbin" --decode 2 -q
