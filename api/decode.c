@@ -11,7 +11,7 @@
 
 typedef struct {
     int32_t past;
-    double cycles, time_s, energy_pj, dram_bytes, kv_read, kv_written;
+    double cycles, time_s, energy_pj, dram_bytes, kv_read, kv_written, stall_dram;
 } phase_figures;
 
 struct qsim_decode_report {
@@ -79,6 +79,7 @@ static qsim_status run_phase(const qsim_net *handle, const qsim_config *cfg, con
         f->time_s = t.time_s;
         f->energy_pj = t.energy_pj;
         f->dram_bytes = t.dram_bytes;
+        f->stall_dram = t.stall_dram;
         kv_bytes(net, prog->prog, &f->kv_read, &f->kv_written);
         const int32_t *data;
         int64_t n;
@@ -138,6 +139,7 @@ static phase_figures decode_sum(const qsim_decode_report *r)
         s.dram_bytes += r->step[i].dram_bytes;
         s.kv_read += r->step[i].kv_read;
         s.kv_written += r->step[i].kv_written;
+        s.stall_dram += r->step[i].stall_dram;
     }
     return s;
 }
@@ -171,21 +173,22 @@ static qsim_status make_json(qsim_decode_report *r, qsim_error *err)
     bad |= add_text(&b, &n, &c, "    \"prefill\": {\"tokens\": %d, \"cycles\": %.17g, \"time_s\": %.17g, "
                     "\"time_to_first_token_s\": %.17g, \"energy_pj\": %.17g, \"energy_pj_per_token\": %.17g, "
                     "\"dram_bytes\": %.17g, \"dram_bytes_per_token\": %.17g, \"kv_bytes_read\": %.17g, "
-                    "\"kv_bytes_written\": %.17g},\n",
+                    "\"kv_bytes_written\": %.17g, \"stall_dram_cycles\": %.17g},\n",
                     (int)r->tokens, p.cycles, p.time_s, p.time_s, p.energy_pj, p.energy_pj / r->tokens, p.dram_bytes,
-                    p.dram_bytes / r->tokens, p.kv_read, p.kv_written);
+                    p.dram_bytes / r->tokens, p.kv_read, p.kv_written, p.stall_dram);
     bad |= add_text(&b, &n, &c, "    \"decode\": {\"tokens\": %d, \"cycles\": %.17g, \"time_s\": %.17g, "
                     "\"tokens_per_s\": %.17g, \"energy_pj\": %.17g, \"energy_pj_per_token\": %.17g, "
                     "\"dram_bytes\": %.17g, \"dram_bytes_per_token\": %.17g, \"kv_bytes_read\": %.17g, "
-                    "\"kv_bytes_written\": %.17g},\n    \"steps\": [",
+                    "\"kv_bytes_written\": %.17g, \"stall_dram_cycles\": %.17g},\n    \"steps\": [",
                     (int)r->steps, d.cycles, d.time_s, d.time_s > 0 ? r->steps / d.time_s : 0.0, d.energy_pj,
-                    d.energy_pj / r->steps, d.dram_bytes, d.dram_bytes / r->steps, d.kv_read, d.kv_written);
+                    d.energy_pj / r->steps, d.dram_bytes, d.dram_bytes / r->steps, d.kv_read, d.kv_written,
+                    d.stall_dram);
     for (int32_t i = 0; i < r->steps; i++) {
         const phase_figures *s = &r->step[i];
         bad |= add_text(&b, &n, &c, "%s\n      {\"step\": %d, \"past\": %d, \"cycles\": %.17g, \"time_s\": %.17g, "
                         "\"energy_pj\": %.17g, \"dram_bytes\": %.17g, \"kv_bytes_read\": %.17g, "
-                        "\"kv_bytes_written\": %.17g}", i ? "," : "", (int)i, (int)s->past, s->cycles, s->time_s,
-                        s->energy_pj, s->dram_bytes, s->kv_read, s->kv_written);
+                        "\"kv_bytes_written\": %.17g, \"stall_dram_cycles\": %.17g}", i ? "," : "", (int)i, (int)s->past,
+                        s->cycles, s->time_s, s->energy_pj, s->dram_bytes, s->kv_read, s->kv_written, s->stall_dram);
     }
     bad |= add_text(&b, &n, &c, "\n    ]\n  }\n}\n");
     if (bad) {

@@ -233,21 +233,23 @@ def main(argv=None):
         "DRAM and appending one row to each of the %d caches. Figures per decode token are the means over "
         "the %d steps; \"context\" is the prompt length (the steps see %s.. %s cached tokens). \"DRAM time\" "
         "is the step's DRAM bytes at the core's DRAM bandwidth (dlac %.0f B/cycle, tpu_int8 %.0f B/cycle) as a "
+        "fraction of the step's cycles; \"DRAM stalls\" the cycles the array waited for DRAM (measured), as a "
         "fraction of the step's cycles: near 100%% the step is DRAM-bound."
         % (N, ", ".join(map(str, contexts)), N, 2 * a.decoder_layers, N, "/".join(map(str, contexts)),
            "/".join(str(c + N - 1) for c in contexts), dram_bytes_per_cycle("dlac"), dram_bytes_per_cycle("tpu_int8")),
         "",
         "| weights | core | context | TTFT ms | decode tokens/s | cycles per token | DRAM per token kB | "
-        "of which KV cache | energy per token uJ | DRAM time |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "of which KV cache | energy per token uJ | DRAM time | DRAM stalls |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for w, label, arch, ctx, d in krows:
         dec = d["decode"]
         kv = dec["kv_bytes_read"] + dec["kv_bytes_written"]
-        lines.append("| %s | %s | %d | %.3f | %.0f | %.0f | %.1f | %.1f%% | %.2f | %.0f%% |" % (
+        lines.append("| %s | %s | %d | %.3f | %.0f | %.0f | %.1f | %.1f%% | %.2f | %.0f%% | %.1f%% |" % (
             w, label, ctx, 1e3 * d["prefill"]["time_to_first_token_s"], dec["tokens_per_s"], dec["cycles"] / N,
             dec["dram_bytes_per_token"] / 1e3, 100.0 * kv / dec["dram_bytes"], dec["energy_pj_per_token"] / 1e6,
-            100.0 * dec["dram_bytes"] / dram_bytes_per_cycle(arch) / dec["cycles"]))
+            100.0 * dec["dram_bytes"] / dram_bytes_per_cycle(arch) / dec["cycles"],
+            100.0 * dec["stall_dram_cycles"] / dec["cycles"]))
     kby = {(w, label, ctx): d for w, label, arch, ctx, d in krows}
     c0, c1 = contexts[0], contexts[-1]
     t0, t1 = kby[("ternary", s0, c0)]["decode"], kby[("ternary", s0, c1)]["decode"]
@@ -269,9 +271,13 @@ def main(argv=None):
            100.0 * (t1["kv_bytes_read"] + t1["kv_bytes_written"]) / t1["dram_bytes"], t0["tokens_per_s"],
            t1["tokens_per_s"], p0["tokens_per_s"], p1["tokens_per_s"]),
         "- Where decode is DRAM-bound: the DRAM transfers alone take %.0f%% of a ternary step's cycles on the "
-        "dLAC core and %.0f%% on the TPU-like core at %d tokens of context (%.0f%% and %.0f%% at %d)."
+        "dLAC core and %.0f%% on the TPU-like core at %d tokens of context (%.0f%% and %.0f%% at %d); the array "
+        "waits for DRAM %.1f%% and %.1f%% of the cycles at %d tokens (%.1f%% and %.1f%% at %d). A one-row GEMM "
+        "keeps one row of the array busy, so a step is bound by the array unless its DRAM time nears 100%%."
         % (100 * frac(t0, "dlac"), 100 * frac(p0, "tpu_int8"), c0, 100 * frac(t1, "dlac"),
-           100 * frac(p1, "tpu_int8"), c1),
+           100 * frac(p1, "tpu_int8"), c1, 100 * t0["stall_dram_cycles"] / t0["cycles"],
+           100 * p0["stall_dram_cycles"] / p0["cycles"], c0, 100 * t1["stall_dram_cycles"] / t1["cycles"],
+           100 * p1["stall_dram_cycles"] / p1["cycles"], c1),
         "",
     ]
     with open(a.out, "w") as f:
