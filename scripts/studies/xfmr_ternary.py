@@ -232,7 +232,7 @@ def main(argv=None):
         "the prefill, then %d one-token steps, each reading every weight and every cached key and value from "
         "DRAM and appending one row to each of the %d caches. Figures per decode token are the means over "
         "the %d steps; \"context\" is the prompt length (the steps see %s.. %s cached tokens). \"DRAM time\" "
-        "is the step's DRAM bytes at the core's DRAM bandwidth (dlac %.0f B/cycle, tpu_int8 %.0f B/cycle) as a "
+        "is the step's DRAM bytes at the core's DRAM bandwidth (dlac %.1f B/cycle, tpu_int8 %.1f B/cycle) as a "
         "fraction of the step's cycles; \"DRAM stalls\" the cycles the array waited for DRAM (measured), as a "
         "fraction of the step's cycles: near 100%% the step is DRAM-bound."
         % (N, ", ".join(map(str, contexts)), N, 2 * a.decoder_layers, N, "/".join(map(str, contexts)),
