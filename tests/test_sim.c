@@ -1402,11 +1402,12 @@ static void test_dma_ppu_by_hand(void)
  * dataflow and skip mode: both engines agree on every layer. */
 static void test_shipped_nets(void)
 {
-    static const char *NETS[4] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
-                                  "models/nets/xfmr_tiny.qbin", "models/nets/decoder_tiny.qbin"};
+    static const char *NETS[5] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
+                                  "models/nets/xfmr_tiny.qbin", "models/nets/decoder_tiny.qbin",
+                                  "models/nets/decoder_kv.qbin"};
     rn_rng r = {31337};
     int ran = 0;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         char path[1024], ctx[800];
         snprintf(path, sizeof path, "%s/%s", QSIM_SOURCE_DIR, NETS[k]);
         qs_net *net = NULL;
