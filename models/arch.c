@@ -26,6 +26,7 @@ _Static_assert(sizeof(qs_overflow) == sizeof(int), "enum size");
 _Static_assert(sizeof(qs_timing) == sizeof(int), "enum size");
 _Static_assert(sizeof(qs_dram_model) == sizeof(int), "enum size");
 _Static_assert(sizeof(qs_page_policy) == sizeof(int), "enum size");
+_Static_assert(sizeof(qs_cmd_arbiter) == sizeof(int), "enum size");
 
 /* ---- names ------------------------------------------------------------- */
 
@@ -37,6 +38,7 @@ static const char *const TIMINGS[] = {"native", "scalesim", NULL};
 static const char *const DRAM_TECHS[] = {"lpddr4", "ddr4", "gddr5", "hbm2", NULL};
 static const char *const DRAM_MODELS[] = {"simple", "ddr4_3200", "lpddr4_4266", "lpddr5_6400", "hbm2", "tlm", NULL};
 static const char *const PAGE_POLICIES[] = {"open", "closed", NULL};
+static const char *const CMD_ARBITERS[] = {"oldest", "round_robin", NULL};
 
 static const char *name_of(const char *const *names, int n, int v)
 {
@@ -295,6 +297,7 @@ static const keydef KEYS[] = {
     KDBL("dram", "idd5", dram.idd5, 0, 10000, 0),
     KINT("dram", "devices", dram.devices, 1, 64),
     KENUM("dram", "page_policy", dram.page_policy, PAGE_POLICIES),
+    KENUM("dram", "cmd_arbiter", dram.cmd_arbiter, CMD_ARBITERS),
     {"dram", "address_mapping", K_IDENT, OFF(dram.address_mapping), SZ(dram.address_mapping), 0, 0, 0, 0, NULL},
     KINT("dma", "outstanding", dma_outstanding, 1, 1024),
     KINT("dma", "request_bytes", dma_request_bytes, 0, 1 << 24),

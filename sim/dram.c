@@ -16,6 +16,7 @@ typedef struct {
     uint64_t col_ready;  /* earliest RD/WR: tRCD after ACT */
     uint64_t pre_ready;  /* earliest PRE: tRAS after ACT, tRTP after RD, tWR after write data */
     uint64_t act_at;     /* the open row's ACT (bank active time) */
+    int32_t row_hits;    /* column commands to the open row since its ACT (round-robin arbiter) */
 } bank_state;
 
 typedef struct {
@@ -59,6 +60,7 @@ struct qs_dram {
     queued *cq;             /* cmd_queue_depth > 0: per bank of a channel, its command queue */
     int32_t *cq_n;
     int32_t banks_per_channel;
+    int32_t *rr_last;       /* round-robin arbiter, per channel: the bank queue served last */
     struct seen_bank {
         const bank_state *bank;
         int hit;
@@ -107,6 +109,7 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
     d->queue = qs_calloc((size_t)cfg->queue_depth, sizeof *d->queue);
     d->seen = qs_calloc((size_t)cfg->queue_depth, sizeof *d->seen);
     d->banks_per_channel = cfg->ranks * cfg->bankgroups * cfg->banks_per_group;
+    d->rr_last = qs_calloc((size_t)cfg->channels, sizeof *d->rr_last);
     if (cfg->cmd_queue_depth > 0) {
         d->cq = qs_calloc((size_t)d->banks_per_channel * (size_t)cfg->cmd_queue_depth, sizeof *d->cq);
         d->cq_n = qs_calloc((size_t)d->banks_per_channel, sizeof *d->cq_n);
@@ -115,7 +118,7 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
             return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
         }
     }
-    if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->queue || !d->seen || !d->tck_fs || !d->accel_fs) {
+    if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->rr_last || !d->queue || !d->seen || !d->tck_fs || !d->accel_fs) {
         qs_dram_destroy(d);
         return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
     }
@@ -131,6 +134,7 @@ void qs_dram_destroy(qs_dram *d)
     qs_free(d->groups);
     qs_free(d->ranks);
     qs_free(d->chans);
+    qs_free(d->rr_last);
     qs_free(d->queue);
     qs_free(d->seen);
     qs_free(d->cq);
@@ -152,6 +156,7 @@ void qs_dram_reset(qs_dram *d)
     memset(d->ranks, 0, n_ranks * sizeof *d->ranks);
     for (size_t i = 0; i < n_ranks; i++) d->ranks[i].next_ref = (uint64_t)c->tREFI;
     memset(d->chans, 0, (size_t)c->channels * sizeof *d->chans);
+    memset(d->rr_last, 0, (size_t)c->channels * sizeof *d->rr_last);
     memset(&d->st, 0, sizeof d->st);
     d->oom = 0;
 }
@@ -342,12 +347,14 @@ static void commit(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_writ
             memmove(r->faw, r->faw + 1, 3 * sizeof r->faw[0]);
             r->faw[3] = act;
         }
+        b->row_hits = 0;
         d->st.acts++;
         if (p->s.outcome == QS_ROW_MISS) d->st.row_misses++;
         else d->st.row_conflicts++;
     } else {
         d->st.row_hits++;
     }
+    b->row_hits++;
     uint64_t col = p->s.col;
     r->col_ready = max64(r->col_ready, col + (uint64_t)c->tCCD_S);
     g->col_ready = max64(g->col_ready, col + (uint64_t)c->tCCD_L);
@@ -473,6 +480,78 @@ static void tl_move(two_level *s, uint64_t time)
     }
 }
 
+/* The round-robin arbiter (cmd_arbiter = round_robin). Each bank queue
+ * offers one entry: its oldest row hit (while the open row has served fewer
+ * than ROW_HIT_CAP column commands), else its head. Of the offers, those
+ * whose column command can issue first are eligible, and the first eligible
+ * queue after the one served last is served: banks with work are served in
+ * turn, at an equal rate, as DRAMsim3's round robin over its bank queues. */
+enum { ROW_HIT_CAP = 4 };
+
+static const queued *rr_pick(qs_dram *d, int32_t ch, uint64_t t, int is_write)
+{
+    const int32_t depth = d->c.cmd_queue_depth, nb = d->banks_per_channel;
+    const queued *pick = NULL;
+    uint64_t best = UINT64_MAX;
+    for (int32_t k = 1; k <= nb; k++) {
+        int32_t b = (d->rr_last[ch] + k) % nb;
+        const queued *base = &d->cq[(size_t)b * depth], *offer = NULL;
+        if (!d->cq_n[b]) continue;
+        const bank_state *bs = bank_of(d, &base[0].at);
+        if (d->c.page_policy == QS_PAGE_OPEN && bs->open_row != NONE_ROW && bs->row_hits < ROW_HIT_CAP)
+            for (int32_t i = 0; i < d->cq_n[b] && !offer; i++)
+                if (base[i].at.ro == bs->open_row) offer = &base[i];
+        if (!offer) offer = &base[0];
+        uint64_t col = plan_request(d, &offer->at, max64(t, offer->ready), is_write).s.col;
+        if (col < best) { /* strictly: on a tie the queue met first in turn keeps it */
+            best = col;
+            pick = offer;
+        }
+    }
+    d->rr_last[ch] = bank_in_channel(d, &pick->at);
+    return pick;
+}
+
+/* The oldest-first arbiter (cmd_arbiter = oldest): FR-FCFS over the bank
+ * queues' entries arrived by decision cycle t. */
+static const queued *oldest_pick(qs_dram *d, uint64_t t, int is_write)
+{
+    const int32_t depth = d->c.cmd_queue_depth, nb = d->banks_per_channel;
+    const queued *pick = NULL;
+    /* FR-FCFS: the oldest ready row hit, else the oldest ready; then first ready */
+    int hit = 0;
+    for (int32_t b = 0; b < nb; b++)
+        for (int32_t k = 0; k < d->cq_n[b]; k++) {
+            const queued *q = &d->cq[(size_t)b * depth + k];
+            if (q->ready > t) break; /* a bank's queue is in the order its entries came */
+            int h = d->c.page_policy == QS_PAGE_OPEN && bank_of(d, &q->at)->open_row == q->at.ro;
+            if (h > hit || (h == hit && (!pick || q->seq < pick->seq))) {
+                pick = q;
+                hit = h;
+            }
+        }
+    uint64_t best = plan_request(d, &pick->at, max64(t, pick->ready), is_write).s.col;
+    for (int32_t b = 0; b < nb; b++) {
+        /* of a bank's queue only its oldest row hit and its oldest entry can be first */
+        const queued *head = d->cq_n[b] ? &d->cq[(size_t)b * depth] : NULL, *h = NULL;
+        for (int32_t k = 0; k < d->cq_n[b] && !h; k++) {
+            const queued *q = &d->cq[(size_t)b * depth + k];
+            if (bank_of(d, &q->at)->open_row == q->at.ro) h = q;
+        }
+        const queued *cand[2] = {head, h};
+        for (int c = 0; c < 2; c++) {
+            const queued *q = cand[c];
+            if (!q || q == pick) continue;
+            uint64_t col = plan_request(d, &q->at, max64(t, q->ready), is_write).s.col;
+            if (col < best || (col == best && !hit && q->seq < pick->seq)) {
+                best = col;
+                pick = q;
+            }
+        }
+    }
+    return pick;
+}
+
 static uint64_t transfer_two_level(qs_dram *d, int32_t ch, size_t n, uint64_t t_start, int is_write)
 {
     two_level s = {d, ch, n, 0, 0, 0, 0, 0};
@@ -489,37 +568,8 @@ static uint64_t transfer_two_level(qs_dram *d, int32_t ch, size_t n, uint64_t t_
             if (d->cq_n[b] && d->cq[(size_t)b * depth].ready < tmin) tmin = d->cq[(size_t)b * depth].ready;
         if (tmin == UINT64_MAX) break;
         uint64_t t = max64(now, tmin);
-        /* FR-FCFS: the oldest ready row hit, else the oldest ready; then first ready */
-        int hit = 0;
-        for (int32_t b = 0; b < nb; b++)
-            for (int32_t k = 0; k < d->cq_n[b]; k++) {
-                const queued *q = &d->cq[(size_t)b * depth + k];
-                if (q->ready > t) break; /* a bank's queue is in the order its entries came */
-                int h = d->c.page_policy == QS_PAGE_OPEN && bank_of(d, &q->at)->open_row == q->at.ro;
-                if (h > hit || (h == hit && (!pick || q->seq < pick->seq))) {
-                    pick = q;
-                    hit = h;
-                }
-            }
-        uint64_t best = plan_request(d, &pick->at, max64(t, pick->ready), is_write).s.col;
-        for (int32_t b = 0; b < nb; b++) {
-            /* of a bank's queue only its oldest row hit and its oldest entry can be first */
-            const queued *head = d->cq_n[b] ? &d->cq[(size_t)b * depth] : NULL, *h = NULL;
-            for (int32_t k = 0; k < d->cq_n[b] && !h; k++) {
-                const queued *q = &d->cq[(size_t)b * depth + k];
-                if (bank_of(d, &q->at)->open_row == q->at.ro) h = q;
-            }
-            const queued *cand[2] = {head, h};
-            for (int c = 0; c < 2; c++) {
-                const queued *q = cand[c];
-                if (!q || q == pick) continue;
-                uint64_t col = plan_request(d, &q->at, max64(t, q->ready), is_write).s.col;
-                if (col < best || (col == best && !hit && q->seq < pick->seq)) {
-                    best = col;
-                    pick = q;
-                }
-            }
-        }
+        if (d->c.cmd_arbiter == QS_ARB_ROUND_ROBIN) pick = rr_pick(d, ch, t, is_write);
+        else pick = oldest_pick(d, t, is_write);
         t = max64(t, pick->ready);
         queued q = *pick;
         int32_t b = bank_in_channel(d, &q.at);

@@ -363,6 +363,46 @@ static void test_two_level_queues(void)
     qs_dram_destroy(d);
 }
 
+/* The round-robin arbiter (cmd_arbiter = round_robin, docs/timing.md
+ * "Bank-level DRAM"): equal column times go to the bank queue after the one
+ * served last; a row serves at most 4 column commands while its queue's head
+ * waits to precharge. Expected times worked out by hand in the comments. */
+static void test_round_robin(void)
+{
+    qs_dram_cfg c = small_cfg();
+    c.cmd_queue_depth = 8;
+    /* in turn: A = (bg 0, ba 0) and B = (bg 0, ba 1) each get reads of row 1 at columns 0..2; they move at
+     * 0..5. A0: ACT 0, RD 12. Then A1 (hit) and B0 (ACT 5, tRRD_L) can both read at 19 (tCCD_L): round robin
+     * serves B0 (the queue after A), then A1 and B1 tie at 26 and A1 goes (the queue after B), and so on:
+     * A0 12, B0 19, A1 26, B1 33, A2 40, B2 47. Oldest first: A0 12, A1 19, A2 26, B0 33, B1 40, B2 47 (data
+     * to 61 either way). A second transfer, a read of A's row 2: PRE at A's last RD + tRTP (46 / 32; tRAS
+     * ends at 30), ACT at PRE + tRP or tRC after ACT 0 (60 / 50), RD + tRCD (72 / 62), data + tCL + 4 (86 /
+     * 76). (A pointer that does not move on would serve B1 and B2 before A1: A's last RD 47, data 93.) */
+    const uint64_t first[2] = {at(1, 0, 0, 0), at(1, 0, 1, 0)}, count[2] = {192, 192};
+    const uint64_t conflict[1] = {at(2, 0, 0, 0)}, one[1] = {64};
+    for (int rr = 0; rr < 2; rr++) {
+        c.cmd_arbiter = rr ? QS_ARB_ROUND_ROBIN : QS_ARB_OLDEST;
+        qs_dram *d = make(&c);
+        EXPECT(qs_dram_transfer(d, 0, 0, first, count, 2, NULL, NULL), 61);
+        EXPECT(qs_dram_transfer(d, 0, 0, conflict, one, 1, NULL, NULL), rr ? 86 : 76);
+        qs_dram_destroy(d);
+    }
+    /* the row-hit cap: one bank, reads of row 1 (col 0), row 2, row 1 (cols 1..5), all queued by cycle 6.
+     * Round robin: row 1 serves RD 12, 19, 26, 33 (tCCD_L; latencies 26, 33, 40, 47), then its 4 column
+     * commands let the head (row 2) precharge: PRE 39 (RD 33 + tRTP), ACT 53, RD 65, data 79; then row 1
+     * again: PRE 83 (ACT 53 + tRAS), ACT 103 (tRC), RD 115, data 129; RD 122, data 136. Sum 490, 3 ACTs.
+     * Oldest first serves all five hits first (sum 354, 2 ACTs: 26, 33, 40, 47, 54, 61, then row 2 at 93). */
+    const uint64_t cap[3] = {at(1, 0, 0, 0), at(2, 0, 0, 0), at(1, 0, 0, 1)}, cap_n[3] = {64, 64, 320};
+    for (int rr = 0; rr < 2; rr++) {
+        c.cmd_arbiter = rr ? QS_ARB_ROUND_ROBIN : QS_ARB_OLDEST;
+        qs_dram *d = make(&c);
+        EXPECT(qs_dram_transfer(d, 0, 0, cap, cap_n, 3, NULL, NULL), rr ? 136 : 93);
+        EXPECT(qs_dram_get_stats(d)->read_latency_sum, rr ? 490 : 354);
+        EXPECT(qs_dram_get_stats(d)->acts, rr ? 3 : 2);
+        qs_dram_destroy(d);
+    }
+}
+
 /* A transfer covers every burst its runs touch; times convert between the
  * accelerator clock and tCK rounding up. */
 static int g_traced;
@@ -599,6 +639,7 @@ int main(void)
     CU_add_test(s, "FR-FCFS and queue depth", test_fr_fcfs);
     CU_add_test(s, "queue depth bounds requests in flight", test_queue_depth);
     CU_add_test(s, "two-level queues: transaction queue, per-bank command queues", test_two_level_queues);
+    CU_add_test(s, "round-robin arbiter: bank queues in turn, row-hit cap", test_round_robin);
     CU_add_test(s, "first ready: the earliest column command", test_first_ready);
     CU_add_test(s, "transfer bursts and clock conversion", test_transfer_and_clock);
     CU_add_test(s, "DMA engines: outstanding requests, request size, separate write engine", test_dma_engines);
