@@ -44,6 +44,7 @@ typedef struct {
     uint64_t addr, arrive;
     qs_dram_addr at;
     uint64_t ready, seq;  /* two-level controller: in its bank's command queue from `ready`; age */
+    int opened;           /* round-robin arbiter: its own ACT opened its row (counted a miss or conflict) */
 } queued;
 
 struct qs_dram {
@@ -325,35 +326,45 @@ static plan plan_request(qs_dram *d, const qs_dram_addr *a, uint64_t t0, int is_
 }
 
 /* Commit a planned request to the state. */
-static void commit(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_write)
+/* An ACT of row a->ro at cycle act (the bank is closed). */
+static void place_act(qs_dram *d, const qs_dram_addr *a, uint64_t act)
+{
+    const qs_dram_cfg *c = &d->c;
+    bank_state *b = bank_of(d, a);
+    group_state *g = group_of(d, a);
+    rank_state *r = rank_of(d, a);
+    b->open_row = a->ro;
+    b->act_at = act;
+    b->col_ready = act + (uint64_t)c->tRCD;
+    b->pre_ready = act + (uint64_t)c->tRAS;
+    b->act_ready = act + (uint64_t)c->tRC;
+    r->act_ready = max64(r->act_ready, act + (uint64_t)c->tRRD_S);
+    g->act_ready = max64(g->act_ready, act + (uint64_t)c->tRRD_L);
+    if (r->n_acts < 4) r->faw[r->n_acts++] = act;
+    else {
+        memmove(r->faw, r->faw + 1, 3 * sizeof r->faw[0]);
+        r->faw[3] = act;
+    }
+    b->row_hits = 0;
+    d->st.acts++;
+}
+
+/* An explicit PRE at cycle pre (the bank's row is open). */
+static void place_pre(qs_dram *d, const qs_dram_addr *a, uint64_t pre)
+{
+    bank_state *b = bank_of(d, a);
+    b->act_ready = max64(b->act_ready, pre + (uint64_t)d->c.tRP);
+    close_row(d, b, pre);
+}
+
+/* The RD/WR of a planned request, its row open. */
+static void place_col(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_write)
 {
     const qs_dram_cfg *c = &d->c;
     bank_state *b = bank_of(d, a);
     group_state *g = group_of(d, a);
     rank_state *r = rank_of(d, a);
     chan_state *ch = &d->chans[a->ch];
-    if (p->s.outcome != QS_ROW_HIT) {
-        if (p->s.outcome == QS_ROW_CONFLICT) close_row(d, b, p->s.pre);
-        uint64_t act = p->s.act;
-        b->open_row = a->ro;
-        b->act_at = act;
-        b->col_ready = act + (uint64_t)c->tRCD;
-        b->pre_ready = act + (uint64_t)c->tRAS;
-        b->act_ready = act + (uint64_t)c->tRC;
-        r->act_ready = max64(r->act_ready, act + (uint64_t)c->tRRD_S);
-        g->act_ready = max64(g->act_ready, act + (uint64_t)c->tRRD_L);
-        if (r->n_acts < 4) r->faw[r->n_acts++] = act;
-        else {
-            memmove(r->faw, r->faw + 1, 3 * sizeof r->faw[0]);
-            r->faw[3] = act;
-        }
-        b->row_hits = 0;
-        d->st.acts++;
-        if (p->s.outcome == QS_ROW_MISS) d->st.row_misses++;
-        else d->st.row_conflicts++;
-    } else {
-        d->st.row_hits++;
-    }
     b->row_hits++;
     uint64_t col = p->s.col;
     r->col_ready = max64(r->col_ready, col + (uint64_t)c->tCCD_S);
@@ -373,6 +384,20 @@ static void commit(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_writ
         b->act_ready = max64(b->act_ready, b->pre_ready + (uint64_t)c->tRP);
         close_row(d, b, b->pre_ready);
     }
+}
+
+/* Commit a planned request to the state: its PRE, ACT and RD/WR. */
+static void commit(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_write)
+{
+    if (p->s.outcome != QS_ROW_HIT) {
+        if (p->s.outcome == QS_ROW_CONFLICT) close_row(d, bank_of(d, a), p->s.pre);
+        place_act(d, a, p->s.act);
+        if (p->s.outcome == QS_ROW_MISS) d->st.row_misses++;
+        else d->st.row_conflicts++;
+    } else {
+        d->st.row_hits++;
+    }
+    place_col(d, a, p, is_write);
 }
 
 /* Plan with refresh: a refresh due before the request's first command comes
@@ -450,6 +475,7 @@ static void tl_fill(two_level *s, uint64_t time)
             q->arrive = time;
             q->at = qs_dram_decode(d, q->addr);
             q->seq = s->seq++;
+            q->opened = 0;
         }
         s->next++;
     }
@@ -478,38 +504,6 @@ static void tl_move(two_level *s, uint64_t time)
         s->tn--;
         tl_fill(s, t); /* its slot takes the next request */
     }
-}
-
-/* The round-robin arbiter (cmd_arbiter = round_robin). Each bank queue
- * offers one entry: its oldest row hit (while the open row has served fewer
- * than ROW_HIT_CAP column commands), else its head. Of the offers, those
- * whose column command can issue first are eligible, and the first eligible
- * queue after the one served last is served: banks with work are served in
- * turn, at an equal rate, as DRAMsim3's round robin over its bank queues. */
-enum { ROW_HIT_CAP = 4 };
-
-static const queued *rr_pick(qs_dram *d, int32_t ch, uint64_t t, int is_write)
-{
-    const int32_t depth = d->c.cmd_queue_depth, nb = d->banks_per_channel;
-    const queued *pick = NULL;
-    uint64_t best = UINT64_MAX;
-    for (int32_t k = 1; k <= nb; k++) {
-        int32_t b = (d->rr_last[ch] + k) % nb;
-        const queued *base = &d->cq[(size_t)b * depth], *offer = NULL;
-        if (!d->cq_n[b]) continue;
-        const bank_state *bs = bank_of(d, &base[0].at);
-        if (d->c.page_policy == QS_PAGE_OPEN && bs->open_row != NONE_ROW && bs->row_hits < ROW_HIT_CAP)
-            for (int32_t i = 0; i < d->cq_n[b] && !offer; i++)
-                if (base[i].at.ro == bs->open_row) offer = &base[i];
-        if (!offer) offer = &base[0];
-        uint64_t col = plan_request(d, &offer->at, max64(t, offer->ready), is_write).s.col;
-        if (col < best) { /* strictly: on a tie the queue met first in turn keeps it */
-            best = col;
-            pick = offer;
-        }
-    }
-    d->rr_last[ch] = bank_in_channel(d, &pick->at);
-    return pick;
 }
 
 /* The oldest-first arbiter (cmd_arbiter = oldest): FR-FCFS over the bank
@@ -568,8 +562,7 @@ static uint64_t transfer_two_level(qs_dram *d, int32_t ch, size_t n, uint64_t t_
             if (d->cq_n[b] && d->cq[(size_t)b * depth].ready < tmin) tmin = d->cq[(size_t)b * depth].ready;
         if (tmin == UINT64_MAX) break;
         uint64_t t = max64(now, tmin);
-        if (d->c.cmd_arbiter == QS_ARB_ROUND_ROBIN) pick = rr_pick(d, ch, t, is_write);
-        else pick = oldest_pick(d, t, is_write);
+        pick = oldest_pick(d, t, is_write);
         t = max64(t, pick->ready);
         queued q = *pick;
         int32_t b = bank_in_channel(d, &q.at);
@@ -583,6 +576,95 @@ static uint64_t transfer_two_level(qs_dram *d, int32_t ch, size_t n, uint64_t t_
         end = max64(end, p.s.data_end);
         now = t;
         tl_move(&s, p.s.col); /* its column command frees its place in the bank queue */
+    }
+    return end;
+}
+
+/* The round-robin arbiter (cmd_arbiter = round_robin), DRAMsim3's: one
+ * command (PRE, ACT or RD/WR) per DRAM cycle, each placed at the cycle it is
+ * chosen. At cycle t the bank command queues are visited in turn from the one
+ * after the queue that issued last; a queue offers its first entry (in queue
+ * order) whose next command may issue at t, and the first offer issues. A
+ * PRE comes only from the queue's head, and not while an entry of the queue
+ * hits the open row, unless that row has served ROW_HIT_CAP column commands
+ * (the cap keeps a stream of hits from starving the head). With no offer at
+ * t, the next decision is at the earliest cycle an offer may be. */
+enum { ROW_HIT_CAP = 4 };
+
+static uint64_t transfer_round_robin(qs_dram *d, int32_t ch, size_t n, uint64_t t_start, int is_write)
+{
+    two_level s = {d, ch, n, 0, 0, 0, 0, 0};
+    const int32_t depth = d->c.cmd_queue_depth, nb = d->banks_per_channel;
+    memset(d->cq_n, 0, (size_t)nb * sizeof *d->cq_n);
+    uint64_t t = t_start, end = t_start;
+    tl_fill(&s, t_start);
+    tl_move(&s, t_start);
+    for (;;) {
+        queued *pick = NULL;
+        plan p;
+        int32_t pick_bank = 0, any = 0;
+        /* with an entry queued, some entry gives a finite t_next: a head that may not precharge waits
+         * for a hit of its queue, which does */
+        uint64_t t_next = UINT64_MAX;
+        for (int32_t k = 1; k <= nb && !pick; k++) {
+            int32_t b = (d->rr_last[ch] + k) % nb;
+            queued *base = &d->cq[(size_t)b * depth];
+            for (int32_t i = 0; i < d->cq_n[b]; i++) {
+                queued *q = &base[i];
+                any = 1;
+                if (q->ready > t) {
+                    t_next = q->ready < t_next ? q->ready : t_next;
+                    break; /* a bank's queue is in the order its entries came */
+                }
+                const bank_state *bs = bank_of(d, &q->at);
+                if (bs->open_row != NONE_ROW && bs->open_row != q->at.ro) {
+                    if (i > 0) continue;
+                    if (bs->row_hits < ROW_HIT_CAP) {
+                        int hit_pending = 0;
+                        for (int32_t j = 1; j < d->cq_n[b] && !hit_pending; j++) hit_pending = base[j].at.ro == bs->open_row;
+                        if (hit_pending) continue;
+                    }
+                }
+                p = plan_request(d, &q->at, t, is_write);
+                if (p.first_cmd <= t) {
+                    pick = q;
+                    pick_bank = b;
+                    break;
+                }
+                t_next = p.first_cmd < t_next ? p.first_cmd : t_next;
+            }
+        }
+        if (!any) break;
+        if (!pick) {
+            t = t_next;
+            continue;
+        }
+        if (rank_of(d, &pick->at)->next_ref <= t) { /* a refresh due goes first */
+            refresh_upto(d, &pick->at, t);
+            continue;
+        }
+        d->rr_last[ch] = pick_bank;
+        if (p.s.outcome == QS_ROW_CONFLICT) {
+            place_pre(d, &pick->at, t);
+            pick->opened = 2;
+        } else if (p.s.outcome == QS_ROW_MISS) {
+            place_act(d, &pick->at, t);
+            if (pick->opened == 2) d->st.row_conflicts++;
+            else if (!pick->opened) d->st.row_misses++;
+            pick->opened = 1; /* (a refresh may close the row again: the ACT then repeats, counted once) */
+        } else {
+            if (pick->opened == 2) d->st.row_conflicts++; /* its row was reopened by another entry */
+            else if (!pick->opened) d->st.row_hits++;
+            place_col(d, &pick->at, &p, is_write);
+            if (!is_write) d->st.read_latency_sum += p.s.data_end - pick->arrive;
+            end = max64(end, p.s.data_end);
+            queued *base = &d->cq[(size_t)pick_bank * depth];
+            size_t at = (size_t)(pick - base);
+            memmove(base + at, base + at + 1, ((size_t)d->cq_n[pick_bank] - at - 1) * sizeof *base);
+            d->cq_n[pick_bank]--;
+            tl_move(&s, t); /* its column command frees its place in the bank queue */
+        }
+        t++; /* one command per cycle */
     }
     return end;
 }
@@ -612,7 +694,9 @@ uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64
     uint64_t end = t_start;
     const size_t depth = (size_t)d->c.queue_depth;
     if (d->c.cmd_queue_depth > 0) {
-        for (int32_t ch = 0; ch < d->c.channels; ch++) end = max64(end, transfer_two_level(d, ch, n, t_start, is_write));
+        for (int32_t ch = 0; ch < d->c.channels; ch++)
+            end = max64(end, d->c.cmd_arbiter == QS_ARB_ROUND_ROBIN ? transfer_round_robin(d, ch, n, t_start, is_write)
+                                                                     : transfer_two_level(d, ch, n, t_start, is_write));
         return qs_dram_to_accel_cycle(d, end);
     }
     for (int32_t ch = 0; ch < d->c.channels; ch++) {
