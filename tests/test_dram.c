@@ -401,6 +401,19 @@ static void test_round_robin(void)
         EXPECT(qs_dram_get_stats(d)->acts, rr ? 3 : 2);
         qs_dram_destroy(d);
     }
+    /* one command per cycle: reads of A = (bg 0, ba 0) and C = (bg 1, ba 0), row 1: ACT A 0, ACT C 3 (tRRD_S),
+     * RD A 12, RD C 17 (tCCD_S), data to 26 and 31. Then at 29 a read of A's row 2 (moves at 29) and of C's
+     * row 1 (moves at 30): A's PRE may go at 30 (ACT 0 + tRAS) and C's RD at 30 too; A comes first in turn
+     * (C issued last), so PRE 30 and C's RD 31, data to 45 (latency 16; 15 with two commands at 30). A: ACT 50
+     * (tRC), RD 62, data to 76 (latency 47). Sum 26 + 31 + 16 + 47 = 120. */
+    c.cmd_arbiter = QS_ARB_ROUND_ROBIN;
+    const uint64_t two[2] = {at(1, 0, 0, 0), at(1, 1, 0, 0)}, next[2] = {at(2, 0, 0, 0), at(1, 1, 0, 1)};
+    const uint64_t ones[2] = {64, 64};
+    qs_dram *d = make(&c);
+    EXPECT(qs_dram_transfer(d, 0, 0, two, ones, 2, NULL, NULL), 31);
+    EXPECT(qs_dram_transfer(d, 29, 0, next, ones, 2, NULL, NULL), 76);
+    EXPECT(qs_dram_get_stats(d)->read_latency_sum, 120);
+    qs_dram_destroy(d);
 }
 
 /* A transfer covers every burst its runs touch; times convert between the
@@ -639,7 +652,7 @@ int main(void)
     CU_add_test(s, "FR-FCFS and queue depth", test_fr_fcfs);
     CU_add_test(s, "queue depth bounds requests in flight", test_queue_depth);
     CU_add_test(s, "two-level queues: transaction queue, per-bank command queues", test_two_level_queues);
-    CU_add_test(s, "round-robin arbiter: bank queues in turn, row-hit cap", test_round_robin);
+    CU_add_test(s, "round-robin arbiter: bank queues in turn, row-hit cap, one command per cycle", test_round_robin);
     CU_add_test(s, "first ready: the earliest column command", test_first_ready);
     CU_add_test(s, "transfer bursts and clock conversion", test_transfer_and_clock);
     CU_add_test(s, "DMA engines: outstanding requests, request size, separate write engine", test_dma_engines);
