@@ -298,6 +298,7 @@ static const keydef KEYS[] = {
     KINT("dram", "devices", dram.devices, 1, 64),
     KENUM("dram", "page_policy", dram.page_policy, PAGE_POLICIES),
     KENUM("dram", "cmd_arbiter", dram.cmd_arbiter, CMD_ARBITERS),
+    KINT("dram", "write_buffer", dram.write_buffer, 0, 4096),
     {"dram", "address_mapping", K_IDENT, OFF(dram.address_mapping), SZ(dram.address_mapping), 0, 0, 0, 0, NULL},
     KINT("dma", "outstanding", dma_outstanding, 1, 1024),
     KINT("dma", "request_bytes", dma_request_bytes, 0, 1 << 24),
@@ -624,6 +625,12 @@ static qs_status check_dram(const qs_arch *a, const vctx *v, qs_error *err)
         return cross_fail(v, err, DK("burst_length"), DK("transfers_per_cycle"),
                           "burst_length = %d is not a whole number of cycles of transfers_per_cycle = %d",
                           d->burst_length, d->transfers_per_cycle);
+    if (d->cmd_arbiter == QS_ARB_ROUND_ROBIN && d->cmd_queue_depth == 0)
+        return cross_fail(v, err, DK("cmd_arbiter"), DK("cmd_queue_depth"),
+                          "cmd_arbiter = round_robin turns over bank command queues, but cmd_queue_depth = 0 has none");
+    if (d->write_buffer > 0 && d->cmd_queue_depth == 0)
+        return cross_fail(v, err, DK("write_buffer"), DK("cmd_queue_depth"),
+                          "write_buffer = %d needs the two-level controller, but cmd_queue_depth = 0", d->write_buffer);
     if (d->tRRD_L < d->tRRD_S)
         return cross_fail(v, err, DK("tRRD_L"), DK("tRRD_S"), "tRRD_L = %d is shorter than tRRD_S = %d", d->tRRD_L,
                           d->tRRD_S);

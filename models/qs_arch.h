@@ -55,6 +55,7 @@ typedef struct {
     qs_page_policy page_policy;
     char address_mapping[16];      /* 6 two-letter fields MSB->LSB: ch ra bg ba ro co */
     qs_cmd_arbiter cmd_arbiter;    /* two-level controller: oldest first, or round robin over the bank queues */
+    int32_t write_buffer;          /* two-level controller: 0 serves writes as they come; N posts them to a buffer of N */
 } qs_dram_cfg;
 
 typedef struct {

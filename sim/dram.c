@@ -62,6 +62,11 @@ struct qs_dram {
     int32_t *cq_n;
     int32_t banks_per_channel;
     int32_t *rr_last;       /* round-robin arbiter, per channel: the bank queue served last */
+    uint64_t *wb;           /* write_buffer > 0: per channel, the posted writes' addresses, oldest first */
+    int32_t *wb_n;
+    uint64_t *wb_since;     /* per channel: the last write posted */
+    uint64_t *idle_from;    /* per channel: the last column command (its command queues are empty after it) */
+    uint64_t last_move;     /* the last move of a two-level transfer into the command queues */
     struct seen_bank {
         const bank_state *bank;
         int hit;
@@ -111,6 +116,10 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
     d->seen = qs_calloc((size_t)cfg->queue_depth, sizeof *d->seen);
     d->banks_per_channel = cfg->ranks * cfg->bankgroups * cfg->banks_per_group;
     d->rr_last = qs_calloc((size_t)cfg->channels, sizeof *d->rr_last);
+    d->wb = qs_calloc((size_t)cfg->channels * (size_t)(cfg->write_buffer + 1), sizeof *d->wb);
+    d->wb_n = qs_calloc((size_t)cfg->channels, sizeof *d->wb_n);
+    d->wb_since = qs_calloc((size_t)cfg->channels, sizeof *d->wb_since);
+    d->idle_from = qs_calloc((size_t)cfg->channels, sizeof *d->idle_from);
     if (cfg->cmd_queue_depth > 0) {
         d->cq = qs_calloc((size_t)d->banks_per_channel * (size_t)cfg->cmd_queue_depth, sizeof *d->cq);
         d->cq_n = qs_calloc((size_t)d->banks_per_channel, sizeof *d->cq_n);
@@ -119,7 +128,7 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
             return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
         }
     }
-    if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->rr_last || !d->queue || !d->seen || !d->tck_fs || !d->accel_fs) {
+    if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->rr_last || !d->wb || !d->wb_n || !d->wb_since || !d->idle_from || !d->queue || !d->seen || !d->tck_fs || !d->accel_fs) {
         qs_dram_destroy(d);
         return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
     }
@@ -136,6 +145,10 @@ void qs_dram_destroy(qs_dram *d)
     qs_free(d->ranks);
     qs_free(d->chans);
     qs_free(d->rr_last);
+    qs_free(d->wb);
+    qs_free(d->wb_n);
+    qs_free(d->wb_since);
+    qs_free(d->idle_from);
     qs_free(d->queue);
     qs_free(d->seen);
     qs_free(d->cq);
@@ -158,6 +171,9 @@ void qs_dram_reset(qs_dram *d)
     for (size_t i = 0; i < n_ranks; i++) d->ranks[i].next_ref = (uint64_t)c->tREFI;
     memset(d->chans, 0, (size_t)c->channels * sizeof *d->chans);
     memset(d->rr_last, 0, (size_t)c->channels * sizeof *d->rr_last);
+    memset(d->wb_n, 0, (size_t)c->channels * sizeof *d->wb_n);
+    memset(d->wb_since, 0, (size_t)c->channels * sizeof *d->wb_since);
+    memset(d->idle_from, 0, (size_t)c->channels * sizeof *d->idle_from);
     memset(&d->st, 0, sizeof d->st);
     d->oom = 0;
 }
@@ -453,6 +469,8 @@ int qs_dram_out_of_memory(const qs_dram *d) { return d->oom; }
 
 typedef struct {
     qs_dram *d;
+    const uint64_t *addr;  /* the requests; chan[i] their channels (NULL: all of channel ch) */
+    const int32_t *chan;
     int32_t ch;
     size_t n, next, tn;
     uint64_t seq, last_move;
@@ -469,9 +487,9 @@ static void tl_fill(two_level *s, uint64_t time)
 {
     qs_dram *d = s->d;
     while (s->tn < (size_t)d->c.queue_depth && s->next < s->n) {
-        if (d->req_chan[s->next] == s->ch) {
+        if (!s->chan || s->chan[s->next] == s->ch) {
             queued *q = &d->queue[s->tn++];
-            q->addr = d->req_addr[s->next];
+            q->addr = s->addr[s->next];
             q->arrive = time;
             q->at = qs_dram_decode(d, q->addr);
             q->seq = s->seq++;
@@ -546,9 +564,10 @@ static const queued *oldest_pick(qs_dram *d, uint64_t t, int is_write)
     return pick;
 }
 
-static uint64_t transfer_two_level(qs_dram *d, int32_t ch, size_t n, uint64_t t_start, int is_write)
+static uint64_t transfer_two_level(qs_dram *d, const uint64_t *addr, const int32_t *chan, int32_t ch, size_t n,
+                                   uint64_t t_start, int is_write)
 {
-    two_level s = {d, ch, n, 0, 0, 0, 0, 0};
+    two_level s = {d, addr, chan, ch, n, 0, 0, 0, 0, 0};
     const int32_t depth = d->c.cmd_queue_depth, nb = d->banks_per_channel;
     memset(d->cq_n, 0, (size_t)nb * sizeof *d->cq_n);
     uint64_t now = t_start, end = t_start;
@@ -575,8 +594,10 @@ static uint64_t transfer_two_level(qs_dram *d, int32_t ch, size_t n, uint64_t t_
         if (!is_write) d->st.read_latency_sum += p.s.data_end - q.arrive;
         end = max64(end, p.s.data_end);
         now = t;
+        d->idle_from[ch] = max64(d->idle_from[ch], p.s.col);
         tl_move(&s, p.s.col); /* its column command frees its place in the bank queue */
     }
+    d->last_move = s.last_move;
     return end;
 }
 
@@ -591,9 +612,10 @@ static uint64_t transfer_two_level(qs_dram *d, int32_t ch, size_t n, uint64_t t_
  * t, the next decision is at the earliest cycle an offer may be. */
 enum { ROW_HIT_CAP = 4 };
 
-static uint64_t transfer_round_robin(qs_dram *d, int32_t ch, size_t n, uint64_t t_start, int is_write)
+static uint64_t transfer_round_robin(qs_dram *d, const uint64_t *addr, const int32_t *chan, int32_t ch, size_t n,
+                                     uint64_t t_start, int is_write)
 {
-    two_level s = {d, ch, n, 0, 0, 0, 0, 0};
+    two_level s = {d, addr, chan, ch, n, 0, 0, 0, 0, 0};
     const int32_t depth = d->c.cmd_queue_depth, nb = d->banks_per_channel;
     memset(d->cq_n, 0, (size_t)nb * sizeof *d->cq_n);
     uint64_t t = t_start, end = t_start;
@@ -662,11 +684,92 @@ static uint64_t transfer_round_robin(qs_dram *d, int32_t ch, size_t n, uint64_t 
             size_t at = (size_t)(pick - base);
             memmove(base + at, base + at + 1, ((size_t)d->cq_n[pick_bank] - at - 1) * sizeof *base);
             d->cq_n[pick_bank]--;
+            d->idle_from[ch] = max64(d->idle_from[ch], t);
             tl_move(&s, t); /* its column command frees its place in the bank queue */
         }
         t++; /* one command per cycle */
     }
+    d->last_move = s.last_move;
     return end;
+}
+
+/* One channel's requests through the two-level controller (the arbiter chosen). */
+static uint64_t serve_two_level(qs_dram *d, const uint64_t *addr, const int32_t *chan, int32_t ch, size_t n,
+                                uint64_t t_start, int is_write)
+{
+    return d->c.cmd_arbiter == QS_ARB_ROUND_ROBIN ? transfer_round_robin(d, addr, chan, ch, n, t_start, is_write)
+                                                   : transfer_two_level(d, addr, chan, ch, n, t_start, is_write);
+}
+
+/* ---- the write buffer (write_buffer = N > 0), as DRAMsim3's: a write is
+ * posted (done for its sender) when the buffer takes it; a write to an
+ * address already posted merges with it; a read of a posted address is
+ * answered from the buffer in one cycle. The buffer drains, all its writes
+ * through the controller as one batch, when a write finds it full (from that
+ * cycle; the write is taken when the batch has moved into the command queues)
+ * or, holding more than WB_LOW writes, once the controller is idle: from
+ * max(the last column command, the last write posted), when the next
+ * transfer comes (or the run ends). */
+enum { WB_LOW = 8 };
+
+static int64_t wb_find(const qs_dram *d, int32_t ch, uint64_t addr)
+{
+    const uint64_t *wb = &d->wb[(size_t)ch * (size_t)d->c.write_buffer];
+    for (int32_t i = 0; i < d->wb_n[ch]; i++)
+        if (wb[i] == addr) return i;
+    return -1;
+}
+
+/* Drain channel ch's buffer from cycle t; returns when the batch has moved into the command queues. */
+static uint64_t wb_drain(qs_dram *d, int32_t ch, uint64_t t)
+{
+    if (!d->wb_n[ch]) return t;
+    serve_two_level(d, &d->wb[(size_t)ch * (size_t)d->c.write_buffer], NULL, ch, (size_t)d->wb_n[ch], t, 1);
+    d->wb_n[ch] = 0;
+    return d->last_move;
+}
+
+static void wb_drain_if_idle(qs_dram *d, int32_t ch, uint64_t t)
+{
+    uint64_t idle = max64(d->idle_from[ch], d->wb_since[ch]);
+    if (d->wb_n[ch] > WB_LOW && idle < t) wb_drain(d, ch, idle);
+}
+
+/* A transfer with the write buffer: returns its last DRAM cycle (writes: when the buffer took the last one). */
+static uint64_t transfer_buffered(qs_dram *d, size_t n, uint64_t t_start, int is_write)
+{
+    uint64_t end = t_start;
+    const int32_t cap = d->c.write_buffer;
+    for (int32_t ch = 0; ch < d->c.channels; ch++) {
+        wb_drain_if_idle(d, ch, t_start);
+        size_t n_ch = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (d->req_chan[i] != ch) continue;
+            if (!is_write) {
+                if (wb_find(d, ch, d->req_addr[i]) >= 0) { /* answered from the buffer */
+                    d->req_chan[i] = -1;
+                    end = max64(end, t_start + 1);
+                } else {
+                    n_ch++;
+                }
+                continue;
+            }
+            if (wb_find(d, ch, d->req_addr[i]) >= 0) continue; /* merged */
+            uint64_t taken = t_start;
+            if (d->wb_n[ch] == cap) taken = max64(taken, wb_drain(d, ch, t_start));
+            d->wb[(size_t)ch * (size_t)cap + (size_t)d->wb_n[ch]++] = d->req_addr[i];
+            d->wb_since[ch] = max64(d->wb_since[ch], taken);
+            end = max64(end, taken);
+        }
+        if (n_ch) end = max64(end, serve_two_level(d, d->req_addr, d->req_chan, ch, n, t_start, 0));
+    }
+    return end;
+}
+
+void qs_dram_drain(qs_dram *d)
+{
+    if (d->c.cmd_queue_depth <= 0 || d->c.write_buffer <= 0) return;
+    for (int32_t ch = 0; ch < d->c.channels; ch++) wb_drain(d, ch, max64(d->idle_from[ch], d->wb_since[ch]));
 }
 
 uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64_t *first, const uint64_t *count,
@@ -694,9 +797,9 @@ uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64
     uint64_t end = t_start;
     const size_t depth = (size_t)d->c.queue_depth;
     if (d->c.cmd_queue_depth > 0) {
+        if (d->c.write_buffer > 0) return qs_dram_to_accel_cycle(d, transfer_buffered(d, n, t_start, is_write));
         for (int32_t ch = 0; ch < d->c.channels; ch++)
-            end = max64(end, d->c.cmd_arbiter == QS_ARB_ROUND_ROBIN ? transfer_round_robin(d, ch, n, t_start, is_write)
-                                                                     : transfer_two_level(d, ch, n, t_start, is_write));
+            end = max64(end, serve_two_level(d, d->req_addr, d->req_chan, ch, n, t_start, is_write));
         return qs_dram_to_accel_cycle(d, end);
     }
     for (int32_t ch = 0; ch < d->c.channels; ch++) {

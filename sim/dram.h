@@ -80,6 +80,10 @@ qs_status qs_dram_reserve(qs_dram *d, size_t n, qs_error *err);
  * requests were then not modelled): the caller must fail the run. */
 int qs_dram_out_of_memory(const qs_dram *d);
 
+/* write_buffer > 0: the writes still posted go to the DRAM now (from when the
+ * controller went idle), so that they count; the run's cycles do not change. */
+void qs_dram_drain(qs_dram *d);
+
 /* End of a run at DRAM cycle t_end: rows still open count as open until
  * then (bank_active), as if precharged there. */
 void qs_dram_finish(qs_dram *d, uint64_t t_end);
