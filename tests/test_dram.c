@@ -416,6 +416,47 @@ static void test_round_robin(void)
     qs_dram_destroy(d);
 }
 
+/* The write buffer (write_buffer = N, docs/timing.md "Bank-level DRAM"):
+ * writes are posted; a full buffer drains (the write waits for the batch to
+ * move into the command queues); more than 8 posted drain once the controller
+ * is idle; a read of a posted address is answered in one cycle. */
+static void test_write_buffer(void)
+{
+    qs_dram_cfg c = small_cfg();
+    c.cmd_queue_depth = 8;
+    c.cmd_arbiter = QS_ARB_ROUND_ROBIN;
+    /* buffer of 2, three writes of bank A's row 1 at 0: two are posted, the third finds the buffer full: the
+     * two drain from 0 (ACT 0, WR 12 and 19, data to 24 and 31; they move at 0 and 1), the third is taken at 1.
+     * A read of A's row 2 at 5: PRE at the last write data + tWR (46), ACT 60, RD 72, data to 86. */
+    c.write_buffer = 2;
+    const uint64_t row1[1] = {at(1, 0, 0, 0)}, three[1] = {192}, row2[1] = {at(2, 0, 0, 0)}, one[1] = {64};
+    qs_dram *d = make(&c);
+    EXPECT(qs_dram_transfer(d, 0, 1, row1, three, 1, NULL, NULL), 1);
+    EXPECT(qs_dram_get_stats(d)->writes, 2);
+    EXPECT(qs_dram_transfer(d, 5, 0, row2, one, 1, NULL, NULL), 86);
+    EXPECT(qs_dram_get_stats(d)->read_latency_sum, 81);
+    qs_dram_drain(d);
+    EXPECT(qs_dram_get_stats(d)->writes, 3);
+    qs_dram_destroy(d);
+    /* buffer of 16: 9 writes of A's row 1 at 0 are posted (done at 0); a read of A's row 2 at 100 finds the
+     * controller idle with more than 8 posted: they drain from 0 first (ACT 0; moves at 0..7, the 9th at 12
+     * when the first WR frees its place; WR 12, 19, ..., 68, data to 80), so the read precharges at 100
+     * (data end 80 + tWR = 95), ACT 114, RD 126, data to 140. With 8 posted nothing drains: bank A is closed,
+     * ACT 100, RD 112, data to 126; and a read of a posted address (row 1) is answered at 101, where after the
+     * drain it is a DRAM read again: PRE 200 (row 2 opened at 114: tRAS), ACT 214, RD 226, data to 240. */
+    c.write_buffer = 16;
+    for (int nine = 0; nine < 2; nine++) {
+        const uint64_t w[1] = {nine ? 576 : 512};
+        d = make(&c);
+        EXPECT(qs_dram_transfer(d, 0, 1, row1, w, 1, NULL, NULL), 0);
+        EXPECT(qs_dram_get_stats(d)->writes, 0);
+        EXPECT(qs_dram_transfer(d, 100, 0, row2, one, 1, NULL, NULL), nine ? 140 : 126);
+        EXPECT(qs_dram_get_stats(d)->writes, nine ? 9 : 0);
+        EXPECT(qs_dram_transfer(d, 200, 0, row1, one, 1, NULL, NULL), nine ? 240 : 201);
+        qs_dram_destroy(d);
+    }
+}
+
 /* A transfer covers every burst its runs touch; times convert between the
  * accelerator clock and tCK rounding up. */
 static int g_traced;
@@ -653,6 +694,7 @@ int main(void)
     CU_add_test(s, "queue depth bounds requests in flight", test_queue_depth);
     CU_add_test(s, "two-level queues: transaction queue, per-bank command queues", test_two_level_queues);
     CU_add_test(s, "round-robin arbiter: bank queues in turn, row-hit cap, one command per cycle", test_round_robin);
+    CU_add_test(s, "write buffer: posted writes, drains when full or idle, reads answered", test_write_buffer);
     CU_add_test(s, "first ready: the earliest column command", test_first_ready);
     CU_add_test(s, "transfer bursts and clock conversion", test_transfer_and_clock);
     CU_add_test(s, "DMA engines: outstanding requests, request size, separate write engine", test_dma_engines);
