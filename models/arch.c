@@ -61,6 +61,9 @@ void qs_dram_preset(qs_dram_model m, qs_dram_cfg *c)
     memset(c, 0, sizeof *c);
     c->ranks = 1;
     c->queue_depth = 32;       /* DRAMsim3's default trans_queue_size */
+    c->cmd_queue_depth = 8;    /* DRAMsim3's cmd_queue_size, per bank (PER_BANK) in its DDR4, LPDDR4, HBM2 configs */
+    c->cmd_arbiter = QS_ARB_ROUND_ROBIN; /* DRAMsim3's command scheduling (docs/dram.md "Validation") */
+    c->write_buffer = 32;      /* DRAMsim3's write buffer: the size of its transaction queue */
     c->page_policy = QS_PAGE_OPEN;
     snprintf(c->address_mapping, sizeof c->address_mapping, "rochrababgco"); /* DRAMsim3 DDR4 configs */
     c->transfers_per_cycle = 2;
@@ -625,10 +628,12 @@ static qs_status check_dram(const qs_arch *a, const vctx *v, qs_error *err)
         return cross_fail(v, err, DK("burst_length"), DK("transfers_per_cycle"),
                           "burst_length = %d is not a whole number of cycles of transfers_per_cycle = %d",
                           d->burst_length, d->transfers_per_cycle);
-    if (d->cmd_arbiter == QS_ARB_ROUND_ROBIN && d->cmd_queue_depth == 0)
+    /* the presets' round robin and write buffer act on command queues: refused with the single queue
+     * only when given (from a preset they do not apply) */
+    if (d->cmd_arbiter == QS_ARB_ROUND_ROBIN && d->cmd_queue_depth == 0 && origin_of(v, DK("cmd_arbiter")))
         return cross_fail(v, err, DK("cmd_arbiter"), DK("cmd_queue_depth"),
                           "cmd_arbiter = round_robin turns over bank command queues, but cmd_queue_depth = 0 has none");
-    if (d->write_buffer > 0 && d->cmd_queue_depth == 0)
+    if (d->write_buffer > 0 && d->cmd_queue_depth == 0 && origin_of(v, DK("write_buffer")))
         return cross_fail(v, err, DK("write_buffer"), DK("cmd_queue_depth"),
                           "write_buffer = %d needs the two-level controller, but cmd_queue_depth = 0", d->write_buffer);
     if (d->tRRD_L < d->tRRD_S)

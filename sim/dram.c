@@ -654,6 +654,10 @@ static uint64_t transfer_round_robin(qs_dram *d, const uint64_t *addr, const int
                     break;
                 }
                 t_next = p.first_cmd < t_next ? p.first_cmd : t_next;
+                /* the later entries that are not conflicts would plan the same first command (a row hit's
+                 * RD/WR or a closed bank's ACT depends on the bank, not the entry), the later conflicts
+                 * may not precharge: none can offer */
+                if (p.s.outcome != QS_ROW_CONFLICT) break;
             }
         }
         if (!any) break;
