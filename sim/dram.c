@@ -116,6 +116,7 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
     d->seen = qs_calloc((size_t)cfg->queue_depth, sizeof *d->seen);
     d->banks_per_channel = cfg->ranks * cfg->bankgroups * cfg->banks_per_group;
     d->rr_last = qs_calloc((size_t)cfg->channels, sizeof *d->rr_last);
+    /* (+ 1: a block even when write_buffer = 0) */
     d->wb = qs_calloc((size_t)cfg->channels * (size_t)(cfg->write_buffer + 1), sizeof *d->wb);
     d->wb_n = qs_calloc((size_t)cfg->channels, sizeof *d->wb_n);
     d->wb_since = qs_calloc((size_t)cfg->channels, sizeof *d->wb_since);
@@ -128,7 +129,8 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
             return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
         }
     }
-    if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->rr_last || !d->wb || !d->wb_n || !d->wb_since || !d->idle_from || !d->queue || !d->seen || !d->tck_fs || !d->accel_fs) {
+    if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->rr_last || !d->wb || !d->wb_n || !d->wb_since ||
+        !d->idle_from || !d->queue || !d->seen || !d->tck_fs || !d->accel_fs) {
         qs_dram_destroy(d);
         return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
     }
@@ -643,7 +645,8 @@ static uint64_t transfer_round_robin(qs_dram *d, const uint64_t *addr, const int
                     if (i > 0) continue;
                     if (bs->row_hits < ROW_HIT_CAP) {
                         int hit_pending = 0;
-                        for (int32_t j = 1; j < d->cq_n[b] && !hit_pending; j++) hit_pending = base[j].at.ro == bs->open_row;
+                        for (int32_t j = 1; j < d->cq_n[b] && !hit_pending; j++)
+                            hit_pending = base[j].at.ro == bs->open_row;
                         if (hit_pending) continue;
                     }
                 }

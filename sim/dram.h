@@ -1,6 +1,8 @@
 /* The bank-level DRAM model (docs/dram.md): channels, ranks, bank groups,
  * banks with row buffers (open or closed page), the JEDEC timing rules, a
- * per-channel FR-FCFS controller with a bounded request queue, all-bank
+ * per-channel FR-FCFS controller with a bounded request queue (or a
+ * transaction queue feeding per-bank command queues, served oldest first or
+ * in turn one command per cycle, with an optional write buffer), all-bank
  * refresh and a configurable address mapping.
  *
  * It works per request, not per cycle: each request's commands (PRE, ACT,
