@@ -100,7 +100,10 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /* ---- set-up ------------------------------------------------------------------- */
 
 /* Layers whose output is their input's memory under a new shape. */
-static int is_view(const qs_layer *L) { return L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE; }
+static int is_view(const qs_layer *L)
+{ /* a kvcache over a prompt (no cached rows) is its input itself (docs/decode.md) */
+    return L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE || (L->kind == QS_L_KVCACHE && L->weight < 0);
+}
 
 static int64_t layer_elems(const qs_layer *L) { return (int64_t)L->out_c * L->out_h * L->out_w; }
 

@@ -132,6 +132,8 @@ def every_v2_net() -> q.Net:
         a = r if not p & 1 else net.reshape("ra%d" % p, ln, 2, 4, 9)
         net.matmul("mm%d" % p, a, b, trans_a=bool(p & 1), trans_b=bool(p & 2), bits=9, signed=True, zp=-5,
                    scale=0.3, mult=[1 << 30, 3 << 29], shift=[4, 5])
+    kc = net.kvcache("kv", r, 40)   # (2, 9, 4): 4 tokens along W, at most 40
+    net.matmul("mm_kv", r, kc, trans_b=True, bits=8, signed=True, zp=0, scale=0.3, multiplier=0.01)
     return net
 
 
@@ -139,7 +141,8 @@ def test_python_c_python():
     net = every_feature_net()
     net2 = every_v2_net()
     kinds = {l.kind for l in net.layers} | {l.kind for l in net2.layers}
-    check(kinds == set(range(len(q.KIND_NAMES))), "every_feature + every_v2 cover all kinds (%s)" % sorted(kinds))
+    check(kinds == {k for k, n in enumerate(q.KIND_NAMES) if n}, "every_feature + every_v2 cover all kinds (%s)"
+          % sorted(kinds))
     check(net.to_bytes()[8] == 1, "a net without version-2 kinds is written as version 1")
     data2 = net2.to_bytes()
     check(data2[8] == 2, "a net with version-2 kinds is written as version 2")
@@ -335,6 +338,18 @@ def test_rules_agree():
     both_refuse(patched(ro, 188, "<i", 3), "head size 3 must be even", "a rope of odd head size")
     both_refuse(patched(ro, 188, "<i", 4 | (3 << 16)), "holds 5 positions; tokens 3 at offset 3 need 6",
                 "a rope table shorter than the positions")
+
+    # KVCACHE (docs/decode.md): the prompt within the maximum context, only matmuls read it; kinds 20, 21 reserved
+    net = q.Net("kv")
+    x = net.input("in", c=2, h=3, w=4, bits=8, signed=True, zp=0, scale=0.1)
+    kc = net.kvcache("kc", x, 8)
+    net.matmul("mm", x, kc, trans_b=True, bits=8, signed=True, zp=0, scale=0.1, multiplier=0.01)
+    ok = net.to_bytes()
+    check(tool_check(ok), "C accepts the kvcache net")
+    _, _, loff, _ = struct.unpack_from("<IIQQ", ok, 32 + 48)
+    both_refuse(patched(kc, 188, "<i", 3), "a KV cache longer than its maximum", "a prompt longer than the cache")
+    both_refuse(patched(kc, 188, "<i", 0), "maximum context 0 must be >= 1", "a cache of maximum 0")
+    both_refuse(patched(kc, 48, "<i", 20), "unknown layer kind 20", "reserved kind 20")
 
 
 def tool_check(data: bytes) -> bool:

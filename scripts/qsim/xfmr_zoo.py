@@ -31,10 +31,12 @@ input is the embedded sequence (d, T, 1), 8-bit; no pooler. Decoders: the same p
 the causal softmax mask (docs/qbin.md), the prompt graph of T tokens (prefill); GPT-2 with LayerNorm and
 a table GELU, the Llama-style decoder with RMSNorm, rotary position embeddings of Q and K (ROPE: an
 integer rotation by a Q14 cos/sin table, docs/qbin.md) and SwiGLU (a table SiLU of the gate times the up
-projection, by MUL). Left out, and why: the token embedding and the LM head (a per-token FC of d x
+projection, by MUL). K and V (per head, after the split) go through KVCACHE layers (maximum context
+1024 for GPT-2, 2048 for the Llama-style decoder; its rope table holds 2048 positions), so
+`qsim run NET --decode N` runs the prompt and then N decode steps with the caches growing in DRAM
+(docs/decode.md). Left out, and why: the token embedding and the LM head (a per-token FC of d x
 vocab, which adds d*vocab MACs per token and nothing new to check); grouped-query attention (TinyLlama's 4 KV heads: a matmul's batch must match,
-so K/V heads are not shared; every head has its own K/V, as Llama-2-7B); decode steps with a KV cache
-(the graph is the prompt's; docs/studies/xfmr_ternary.md says what is missing).
+so K/V heads are not shared; every head has its own K/V, as Llama-2-7B).
 
 Weights are Gaussian (std 1/sqrt(fan_in)), LayerNorm gamma 1 and beta 0; every requantization is
 calibrated on one synthetic input: each output scale puts the 99.9th percentile of the real
@@ -57,9 +59,9 @@ NETS = {
     "vit_base": dict(d=768, heads=12, mlp=3072, layers=12, image=224, patch=16, classes=1000),
     "bert_base": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128),
     # decoders: the prompt (prefill) graph with a causal mask; no LM head (see the docstring)
-    "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True),
+    "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True, max_context=1024),
     "llama_style": dict(d=2048, heads=32, mlp=5632, layers=22, tokens=128, causal=True, norm="rms",
-                        ffn="swiglu", rope=10000.0),
+                        ffn="swiglu", rope=10000.0, max_context=2048),
 }
 WEIGHTS = {"w8": 8, "w4": 4, "w2": 2, "ternary": 2}
 
@@ -181,9 +183,10 @@ class Builder:
         self.set_rq(i, la.out_scale * lb.out_scale / out, out)
         return self.done(i)
 
-    def rope(self, name, src, head_dim, base):
+    def rope(self, name, src, head_dim, base, positions=None):
         s = self.net.layers[src]
-        i = self.net.rope(name, src, head_dim, base=base, bits=8, signed=True, zp=0, scale=1.0, multiplier=1e-3)
+        i = self.net.rope(name, src, head_dim, positions=positions, base=base, bits=8, signed=True, zp=0, scale=1.0,
+                          multiplier=1e-3)
         real = Q.layer_accumulator(self.net, i, self.outs, 32) * s.out_scale * 2.0 ** -Q.ROPE_FRAC_BITS
         out = self.calib(real)
         self.set_rq(i, s.out_scale * 2.0 ** -Q.ROPE_FRAC_BITS / out, out)
@@ -236,9 +239,13 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static"):
         aq = {} if act == "dynamic" else None
         h = norm(p + "ln1", cur)
         q, k, v = (b.linear(p + n, h, d, aq) for n in ("q", "k", "v"))
-        if cfg.get("rope"):  # rotary position embeddings of Q and K, tokens at positions 0..T-1
-            q, k = b.rope(p + "rope_q", q, dh, cfg["rope"]), b.rope(p + "rope_k", k, dh, cfg["rope"])
+        if cfg.get("rope"):  # rotary position embeddings of Q and K, tokens at positions 0..T-1 (table: max context)
+            mc = cfg.get("max_context")
+            q, k = b.rope(p + "rope_q", q, dh, cfg["rope"], mc), b.rope(p + "rope_k", k, dh, cfg["rope"], mc)
         qh, kh, vh = (b.done(net.reshape(p + n + "_heads", src, H, dh, T)) for n, src in (("q", q), ("k", k), ("v", v)))
+        if cfg.get("max_context"):  # decoders: K and V cached for decode steps (docs/decode.md)
+            kh = b.done(net.kvcache(p + "k_cache", kh, cfg["max_context"]))
+            vh = b.done(net.kvcache(p + "v_cache", vh, cfg["max_context"]))
         s = b.matmul(p + "scores", qh, kh, trans_a=True, factor=1 / math.sqrt(dh))
         # decoders: query i sees keys j <= i (docs/qbin.md, SOFTMAX causal mask, offset 0 for a prompt)
         pr = b.done(net.softmax(p + "softmax", s, axis=2, bits=8, causal=bool(cfg.get("causal"))))
@@ -281,8 +288,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.layers is not None and not 1 <= a.layers <= NETS[a.net]["layers"]:
         ap.error("--layers must be 1..%d" % NETS[a.net]["layers"])
-    if a.tokens is not None and ("tokens" not in NETS[a.net] or not 1 <= a.tokens <= 2048):
-        ap.error("--tokens applies to bert_base, gpt2_small and llama_style, 1..2048")
+    top = NETS[a.net].get("max_context", 2048)
+    if a.tokens is not None and ("tokens" not in NETS[a.net] or not 1 <= a.tokens <= top):
+        ap.error("--tokens applies to bert_base (1..2048), gpt2_small (1..1024: its maximum context) and "
+                 "llama_style (1..2048)")
     net, x = build(a.net, a.weights, a.layers, a.tokens, act=a.act)
     path = a.out or net.name + ".qbin"
     net.save(path)
