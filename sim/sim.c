@@ -670,9 +670,10 @@ static qs_status finish_run(qs_sim *s, qs_error *err)
     }
     s->total_cycles = prev_end;
     if (s->dram) {
-        /* rows still open stay open to the end of the run: the last layer's */
+        /* rows still open stay open to the end of the run, and posted writes drain: the last layer's */
         int32_t last = net->n_layers - 1;
         qs_dram_stats before = *qs_dram_get_stats(s->dram);
+        qs_dram_drain(s->dram); /* writes still posted count (energy, bursts) in the last layer */
         qs_dram_finish(s->dram, qs_dram_to_dram_cycle(s->dram, s->total_cycles));
         qs_dram_stats_add_delta(&s->stats[last].dram, qs_dram_get_stats(s->dram), &before);
         for (int32_t li = 1; li < net->n_layers; li++) {

@@ -51,7 +51,7 @@ typedef struct {
     double dram_bpc;
     int dram_lat, burst, lanes;
     int lookahead;
-    char mem[200];  /* more [dram] keys, then a [dma] section (empty: the simple channel, a blocking engine) */
+    char mem[320];  /* more [dram] keys, then a [dma] section (empty: the simple channel, a blocking engine) */
 } sim_cfg;
 
 static const char *const DFN[3] = {"ws", "os", "is"};
@@ -791,11 +791,17 @@ static void test_random_equivalence(void)
             static const char *const MODELS[4] = {"ddr4_3200", "lpddr4_4266", "lpddr5_6400", "hbm2"};
             static const int QD[4] = {1, 2, 8, 32};
             static const int RB[4] = {0, 32, 64, 256};
+            static const int WB[3] = {0, 4, 32};
+            const char *model = MODELS[rn_int(&r, 0, 3)];
+            int qd = QD[rn_int(&r, 0, 3)];
+            const char *page = rn_chance(&r, 0.7) ? "open" : "closed";
+            int cqd = rn_chance(&rcq, 0.5) ? 0 : (int)QD[rn_int(&rcq, 0, 2)];
+            /* with command queues: either arbiter, with or without the write buffer */
+            int rr = cqd && rn_chance(&rcq, 0.5), wb = cqd ? WB[rn_int(&rcq, 0, 2)] : 0;
             snprintf(c.mem, sizeof c.mem,
-                     "model = %s\nqueue_depth = %d\npage_policy = %s\ncmd_queue_depth = %d\n[dma]\noutstanding = %d\n"
-                     "request_bytes = %d\nseparate_write_engine = %d\n",
-                     MODELS[rn_int(&r, 0, 3)], QD[rn_int(&r, 0, 3)], rn_chance(&r, 0.7) ? "open" : "closed",
-                     rn_chance(&rcq, 0.5) ? 0 : (int)QD[rn_int(&rcq, 0, 2)], P2[rn_int(&r, 0, 3)], RB[rn_int(&r, 0, 3)],
+                     "model = %s\nqueue_depth = %d\npage_policy = %s\ncmd_queue_depth = %d\ncmd_arbiter = %s\n"
+                     "write_buffer = %d\n[dma]\noutstanding = %d\nrequest_bytes = %d\nseparate_write_engine = %d\n",
+                     model, qd, page, cqd, rr ? "round_robin" : "oldest", wb, P2[rn_int(&r, 0, 3)], RB[rn_int(&r, 0, 3)],
                      rn_int(&r, 0, 1));
         } else if (rn_chance(&r, 0.3)) {
             snprintf(c.mem, sizeof c.mem, "[dma]\noutstanding = %d\nrequest_bytes = %d\nseparate_write_engine = %d\n",
