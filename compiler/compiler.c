@@ -843,24 +843,31 @@ static qs_status emit_matmul_layer(const qs_net *net, const qs_arch *arch, int32
     m->tk = d.K;
     m->order = QS_ORDER_N_OUTER;
     m->weight_resident = 1;
-    m->ifmap_resident = tm >= d.M;
-    for (int32_t b = 0; b < d.batch; b++)
-        for (int32_t n0 = 0; n0 < d.N; n0 += (int32_t)tn) {
+    /* grouped (docs/compiler.md, "Grouped matmul"): the output's batch runs in groups of g consecutive
+     * matrices that share one matrix of the smaller operand; per group and n-block that shared tile is
+     * loaded once and the g matrices run against it one after the other. A stays resident across
+     * n-blocks (and across its group) when all of M fits one tile and B is not the shared operand. */
+    const int32_t g = d.group_a > d.group_b ? d.group_a : d.group_b;
+    m->ifmap_resident = tm >= d.M && d.group_b == 1;
+    for (int32_t grp = 0; grp < d.batch / g; grp++)
+        for (int32_t n0 = 0; n0 < d.N; n0 += (int32_t)tn)
+            for (int32_t b = grp * g; b < (grp + 1) * g; b++) {
             int32_t nlen = d.N - n0 < tn ? d.N - n0 : (int32_t)tn;
+            const int32_t ba = b / d.group_a, bbat = b / d.group_b, first = b == grp * g;
             for (int32_t m0 = 0; m0 < d.M; m0 += (int32_t)tm) {
                 int32_t mlen = d.M - m0 < tm ? d.M - m0 : (int32_t)tm;
-                int need_a = !(m->ifmap_resident && n0 > 0), need_b = m0 == 0;
+                int need_a = !(m->ifmap_resident && (n0 > 0 || !first)), need_b = m0 == 0 && (d.group_b == 1 || first);
                 const int64_t ab_ = LA->out_bits, bb_ = LB->out_bits;
                 const int64_t HA = LA->out_h, WA = LA->out_w, HB = LB->out_h, WB = LB->out_w;
                 /* op(A) rows m0..: A's rows (contiguous) or, transposed, a column block of each of its K rows */
-                dma_pat ap = d.trans_a ? pat_runs(addr_of[L->inputs[0]], ((int64_t)b * HA * WA + m0) * ab_, HA,
+                dma_pat ap = d.trans_a ? pat_runs(addr_of[L->inputs[0]], ((int64_t)ba * HA * WA + m0) * ab_, HA,
                                                   (int64_t)mlen * ab_, WA * ab_)
-                                       : pat_runs(addr_of[L->inputs[0]], ((int64_t)b * HA + m0) * WA * ab_, 1,
+                                       : pat_runs(addr_of[L->inputs[0]], ((int64_t)ba * HA + m0) * WA * ab_, 1,
                                                   (int64_t)mlen * WA * ab_, 0);
                 /* op(B) columns n0..: a column block of each of B's K rows or, transposed, B's rows */
-                dma_pat bp = d.trans_b ? pat_runs(addr_of[L->inputs[1]], ((int64_t)b * HB + n0) * WB * bb_, 1,
+                dma_pat bp = d.trans_b ? pat_runs(addr_of[L->inputs[1]], ((int64_t)bbat * HB + n0) * WB * bb_, 1,
                                                   (int64_t)nlen * WB * bb_, 0)
-                                       : pat_runs(addr_of[L->inputs[1]], ((int64_t)b * HB * WB + n0) * bb_, HB,
+                                       : pat_runs(addr_of[L->inputs[1]], ((int64_t)bbat * HB * WB + n0) * bb_, HB,
                                                   (int64_t)nlen * bb_, WB * bb_);
                 int64_t moved;
                 if (need_a) {
@@ -1050,8 +1057,10 @@ void qs_compile_listing(const qs_prog *p, const qs_net *net, int with_insns, FIL
                     (long long)total, total ? 100.0 * (double)kept / (double)total : 100.0,
                     m->overflow_free ? "" : "; accumulator may overflow: ordered adds");
         } else if (m->is_matmul) {
-            fprintf(f, ";   MATMUL of two activations, batch %d: M=%d N=%d K=%d, A%d%s, B centered %d bits in %d "
-                    "slice%s, MACs %lld; tile m=%d n=%d k=%d%s\n", m->g.groups, m->g.M, m->g.N, m->g.K, m->act_bits,
+            const qs_matmul_dims md = qs_matmul_dims_of(net, li);
+            fprintf(f, ";   MATMUL of two activations, batch %d%s%.0d: M=%d N=%d K=%d, A%d%s, B centered %d bits in %d "
+                    "slice%s, MACs %lld; tile m=%d n=%d k=%d%s\n", m->g.groups, md.group_a * md.group_b > 1 ? " grouped by " : "",
+                    md.group_a * md.group_b > 1 ? md.group_a * md.group_b : 0, m->g.M, m->g.N, m->g.K, m->act_bits,
                     m->act_signed ? "s" : "u", m->weight_bits, m->slices, m->slices > 1 ? "s" : "",
                     (long long)qs_layer_macs(net, li), m->tm, m->tn, m->tk, m->ifmap_resident ? ", A resident" : "");
         } else if (qs_xfmr_rows(L, &(int64_t){0}, &(int64_t){0})) {

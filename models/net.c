@@ -842,14 +842,17 @@ static qs_status validate_v2_layer(const vctx *v, int32_t li)
         return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
     case QS_L_MATMUL: {
         const qs_layer *b = &net->layers[l->inputs[1]];
-        if (l->param < 0 || l->param > 3)
-            return layer_fail(v, li, "matmul param %d: bit 0 transposes A, bit 1 B; 0..3",
+        if (l->param < 0 || l->param > 7)
+            return layer_fail(v, li, "matmul param %d: bit 0 transposes A, bit 1 B, bit 2 groups; 0..7",
                               (int)l->param);
         qs_matmul_dims d = qs_matmul_dims_of(net, li);
-        int32_t kb = (l->param & 2) ? b->out_w : b->out_h;
-        if (b->out_c != in->out_c)
+        int32_t kb = (l->param & QS_MATMUL_TRANS_B) ? b->out_w : b->out_h;
+        if (!(l->param & QS_MATMUL_GROUPED) && b->out_c != in->out_c)
             return layer_fail(v, li, "A has %d matrices (channels), B %d: the batch must match",
                               (int)in->out_c, (int)b->out_c);
+        if ((l->param & QS_MATMUL_GROUPED) && in->out_c % b->out_c != 0 && b->out_c % in->out_c != 0)
+            return layer_fail(v, li, "grouped: A has %d matrices (heads), B %d: one must be a multiple of the "
+                              "other", (int)in->out_c, (int)b->out_c);
         if (kb != d.K)
             return layer_fail(v, li, "mismatched shapes: op(A) is %d x %d, op(B) is %d x %d (A %dx%dx%d, "
                               "B %dx%dx%d, param %d)", (int)d.M, (int)d.K, (int)kb, (int)d.N,

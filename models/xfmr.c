@@ -59,13 +59,23 @@ int64_t qs_norm_value(const qs_norm_stats *st, int32_t x)
 
 qs_matmul_dims qs_matmul_dims_of(const qs_net *net, int32_t li)
 {
-    qs_matmul_dims d = {0, 0, 0, 0, 0, 0};
+    qs_matmul_dims d = {0, 0, 0, 0, 0, 0, 1, 1};
     const qs_layer *L = &net->layers[li];
     if (L->kind != QS_L_MATMUL) return d;
     const qs_layer *A = &net->layers[L->inputs[0]], *B = &net->layers[L->inputs[1]];
-    d.trans_a = L->param & 1;
-    d.trans_b = (L->param >> 1) & 1;
+    d.trans_a = (L->param & QS_MATMUL_TRANS_A) != 0;
+    d.trans_b = (L->param & QS_MATMUL_TRANS_B) != 0;
     d.batch = A->out_c;
+    /* grouped: the smaller batch divides the larger (checked by qs_net_validate; guarded here so an
+     * unvalidated net cannot index outside an operand) */
+    if ((L->param & QS_MATMUL_GROUPED) && A->out_c >= 1 && B->out_c >= 1) {
+        if (B->out_c > A->out_c && B->out_c % A->out_c == 0) {
+            d.batch = B->out_c;
+            d.group_a = B->out_c / A->out_c;
+        } else if (A->out_c % B->out_c == 0) {
+            d.group_b = A->out_c / B->out_c;
+        }
+    }
     d.M = d.trans_a ? A->out_w : A->out_h;
     d.K = d.trans_a ? A->out_h : A->out_w;
     d.N = d.trans_b ? B->out_h : B->out_w;

@@ -570,14 +570,16 @@ class Net:
     def rmsnorm(self, name: str, src: int, gamma=None, beta=None, **out) -> int:
         return self._norm(L_RMSNORM, name, src, gamma, beta, out)
 
-    def matmul(self, name: str, a: int, b: int, trans_a: bool = False, trans_b: bool = False, **out) -> int:
-        """Per channel (batch) c: op(A[c]) @ op(B[c]), op = transpose when asked;
-        default multiplier s_a s_b / s_out."""
+    def matmul(self, name: str, a: int, b: int, trans_a: bool = False, trans_b: bool = False,
+               grouped: bool = False, **out) -> int:
+        """Per channel (batch) c: op(A[c]) @ op(B[c]), op = transpose when asked; grouped
+        (grouped-query attention, param bit 2): one operand has g times fewer matrices and output
+        matrix c uses its matrix c // g. Default multiplier s_a s_b / s_out."""
         sa, sb = self.layers[a], self.layers[b]
         m = sa.out_w if trans_a else sa.out_h
         n = sb.out_h if trans_b else sb.out_w
-        l = Layer(name, L_MATMUL, [a, b], out_c=sa.out_c, out_h=m, out_w=n,
-                  param=int(bool(trans_a)) | (int(bool(trans_b)) << 1))
+        l = Layer(name, L_MATMUL, [a, b], out_c=max(sa.out_c, sb.out_c) if grouped else sa.out_c, out_h=m,
+                  out_w=n, param=int(bool(trans_a)) | (int(bool(trans_b)) << 1) | (int(bool(grouped)) << 2))
         out = dict(out)
         if "mult" not in out and "multiplier" not in out and out.get("scale", 0) > 0:
             out["multiplier"] = sa.out_scale * sb.out_scale / out["scale"]
@@ -922,16 +924,19 @@ def _validate_v2(net: Net, i: int, l: Layer, s: Layer, lfail, expect) -> None:
                 lfail(i, "bias '%s' must be an int32 vector of %d" % (b.name, l.out_c))
         expect(*s.shape)
     elif l.kind == L_MATMUL:
-        if not 0 <= l.param <= 3:
-            lfail(i, "matmul param %d outside 0..3" % l.param)
+        if not 0 <= l.param <= 7:
+            lfail(i, "matmul param %d outside 0..7" % l.param)
         b = net.layers[l.inputs[1]]
         m, k = (s.out_w, s.out_h) if l.param & 1 else (s.out_h, s.out_w)
         kb, n = (b.out_w, b.out_h) if l.param & 2 else (b.out_h, b.out_w)
-        if b.out_c != s.out_c:
+        if not l.param & 4 and b.out_c != s.out_c:
             lfail(i, "A has %d matrices, B %d: the batch must match" % (s.out_c, b.out_c))
+        if l.param & 4 and s.out_c % b.out_c and b.out_c % s.out_c:
+            lfail(i, "grouped: A has %d matrices (heads), B %d: one must be a multiple of the other"
+                  % (s.out_c, b.out_c))
         if kb != k:
             lfail(i, "mismatched shapes: op(A) is %d x %d, op(B) is %d x %d" % (m, k, kb, n))
-        expect(s.out_c, m, n)
+        expect(max(s.out_c, b.out_c), m, n)
     elif l.kind == L_RESHAPE:
         if l.out_c * l.out_h * l.out_w != s.out_c * s.out_h * s.out_w:
             lfail(i, "reshape changes the element count")
@@ -1413,6 +1418,10 @@ def layer_accumulator(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: in
         b = np.asarray(outs[l.inputs[1]], np.int64) - net.layers[l.inputs[1]].out_zp
         opa = (a - za).transpose(0, 2, 1) if l.param & 1 else a - za
         opb = b.transpose(0, 2, 1) if l.param & 2 else b
+        if l.param & 4:      # grouped: each matrix of the smaller operand serves a run of g heads
+            heads = max(opa.shape[0], opb.shape[0])
+            opa = np.repeat(opa, heads // opa.shape[0], axis=0)
+            opb = np.repeat(opb, heads // opb.shape[0], axis=0)
         acc = wrap(np.matmul(opa, opb), acc_bits)
     else:
         raise ValueError("layer %d '%s' (%s) has no accumulator" % (i, l.name, l.kind_name))
