@@ -97,7 +97,14 @@ qsim_status qsim_net_describe(const qsim_net *h, char **text, qsim_error *err)
         } else if (L->kind == QS_L_MUL && L->param == QS_MUL_ROWMAX) {
             snprintf(w, sizeof w, "x rowmax(%d)", (int)L->inputs[1]);
         } else if (L->kind == QS_L_MATMUL) {
-            snprintf(w, sizeof w, "%s", (const char *[]){"A x B", "A^T x B", "A x B^T", "A^T x B^T"}[L->param & 3]);
+            snprintf(w, sizeof w, "%s%s", (const char *[]){"A x B", "A^T x B", "A x B^T", "A^T x B^T"}[L->param & 3],
+                     (L->param & QS_MATMUL_GROUPED) ? " gqa" : "");
+        } else if (L->kind == QS_L_EMBED) { /* table rows x hidden: parameters, but no MACs */
+            const qs_tensor *T = &net->tensors[L->weight];
+            snprintf(w, sizeof w, "%s[%lldx%lld]", qs_dtype_name(T->dtype, T->is_signed), (long long)T->shape[0],
+                     (long long)T->shape[1]);
+            params += T->count;
+            bytes += qs_tensor_packed_bytes(T->count, T->dtype);
         } else if (L->weight >= 0) {
             const qs_tensor *T = &net->tensors[L->weight];
             snprintf(w, sizeof w, "%s", qs_dtype_name(T->dtype, T->is_signed));

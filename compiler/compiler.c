@@ -776,6 +776,125 @@ static qs_status emit_ppu_rows(const qs_net *net, const qs_arch *arch, int32_t l
     return QS_OK;
 }
 
+/* Token embedding (docs/compiler.md, "Embedding and argmax"): per chunk of
+ * tokens, the DMA reads the chunk's ids, then gathers one table row of d
+ * elements per token into the ifmap buffer; the PPU writes each row out as
+ * the token's column of the (d, T, 1) output. The rows' addresses depend on
+ * the ids, which the program does not know: each token's row is timed at a
+ * fixed place, token t at table row floor(t * V / T) (rows spread over the
+ * table, so each run starts a DRAM access of its own, as random ids do). */
+static qs_status emit_embed_layer(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
+                                  const uint32_t *addr_of, emitter *e, qs_error *err)
+{
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *IDS = &net->layers[L->inputs[0]];
+    const qs_tensor *tab = &net->tensors[L->weight];
+    const caps c = caps_of(arch);
+    qs_status st;
+    const int64_t T = L->out_h, d = L->out_c, V = tab->shape[0], tbits = qs_dtype_bits(tab->dtype);
+    const int64_t row_bits = d * tbits, stride_rows = V / T > 0 ? V / T : 1;
+    m->weight_bytes = bits_to_bytes(V * row_bits);
+    m->weight_addr = dram_alloc(e, m->weight_bytes);
+    /* per token: its row (one run, one byte of slack) and its id; results d int32 each */
+    const int64_t in_tok = bits_to_bytes(row_bits) + 1 + bits_to_bytes(IDS->out_bits) + 1, out_tok = d * 4;
+    if (in_tok > c.cap_ifmap || out_tok > c.cap_accum)
+        return qs_fail(err, QS_ERR_NOFIT,
+                       "layer '%s': one token's embedding row of %lld elements needs %lld B of input (ifmap buffer "
+                       "tile %lld B) and %lld B of results (accum buffer tile %lld B)", L->name, (long long)d,
+                       (long long)in_tok, (long long)c.cap_ifmap, (long long)out_tok, (long long)c.cap_accum);
+    int64_t chunk = c.cap_ifmap / in_tok;
+    if (c.cap_accum / out_tok < chunk) chunk = c.cap_accum / out_tok;
+    if (chunk > T) chunk = T;
+    m->tm = (int32_t)chunk;
+    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+        int64_t tl = T - t0 < chunk ? T - t0 : chunk, moved, ob;
+        dma_pat ip = pat_runs(addr_of[L->inputs[0]], t0 * IDS->out_bits, 1, tl * IDS->out_bits, 0);
+        if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, 0, err))) return st;
+        m->dram_ifmap += moved;
+        /* rows t0 .. t0+tl at stride_rows table rows apart; a stride equal to the row length (V = T)
+         * merges them into one run, as the DMA would for consecutive rows */
+        dma_pat rp = pat_runs(m->weight_addr, t0 * stride_rows * row_bits, tl, row_bits, stride_rows * row_bits);
+        if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &rp, &moved, 0, 1, err))) return st;
+        m->dram_weight += moved;
+        qs_insn p;
+        memset(&p, 0, sizeof p);
+        p.op = QS_OP_PASS;
+        p.layer = (uint16_t)li;
+        p.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT;
+        if ((st = push_insn(&e->iv, &p, err))) return st;
+        qs_insn s;
+        memset(&s, 0, sizeof s);
+        s.op = QS_OP_STORE;
+        s.mem = QS_MEM_ACCUM;
+        s.layer = (uint16_t)li;
+        s.m0 = (uint32_t)t0;
+        s.m_len = (uint32_t)tl;
+        dma_pat op = pat_runs(m->out_addr, t0 * L->out_bits, d, tl * L->out_bits, T * L->out_bits);
+        if ((st = set_pattern(&s, &op, &ob, err))) return st;
+        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+        m->dram_out += ob;
+        if ((st = push_insn(&e->iv, &s, err))) return st;
+    }
+    return QS_OK;
+}
+
+/* Argmax over channels (docs/compiler.md, "Embedding and argmax"): per chunk
+ * of positions, the channels stream through the ifmap buffer in chunks (the
+ * PPU keeps a running maximum and its index per position, so a row need not
+ * fit: an LM head's 50257 channels do not); after the last channel chunk the
+ * STORE writes one index per position. */
+static qs_status emit_argmax_layer(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
+                                   const uint32_t *addr_of, emitter *e, qs_error *err)
+{
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *IN = &net->layers[L->inputs[0]];
+    const caps c = caps_of(arch);
+    qs_status st;
+    const int64_t P = (int64_t)L->out_h * L->out_w, C = IN->out_c, ib = IN->out_bits;
+    /* positions per tile: a channel's run of them (one byte of slack) fits the ifmap, the indices the accum */
+    int64_t pchunk = P;
+    while (pchunk > 1 && (bits_to_bytes(pchunk * ib) + 1 > c.cap_ifmap || pchunk * 4 > c.cap_accum)) pchunk = (pchunk + 1) / 2;
+    if (bits_to_bytes(pchunk * ib) + 1 > c.cap_ifmap || pchunk * 4 > c.cap_accum)
+        return qs_fail(err, QS_ERR_NOFIT, "layer '%s': one position does not fit the ifmap and accum buffer tiles "
+                       "(%lld, %lld B)", L->name, (long long)c.cap_ifmap, (long long)c.cap_accum);
+    m->tm = (int32_t)pchunk;
+    for (int64_t p0 = 0; p0 < P; p0 += pchunk) {
+        const int64_t pl = P - p0 < pchunk ? P - p0 : pchunk;
+        int64_t cchunk = c.cap_ifmap / (bits_to_bytes(pl * ib) + 1);
+        if (cchunk > C) cchunk = C;
+        for (int64_t c0 = 0; c0 < C; c0 += cchunk) {
+            const int64_t cl = C - c0 < cchunk ? C - c0 : cchunk;
+            int64_t moved, ob;
+            dma_pat ip = pat_runs(addr_of[L->inputs[0]], (c0 * P + p0) * ib, cl, pl * ib, P * ib);
+            if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, 1, err))) return st;
+            m->dram_ifmap += moved;
+            qs_insn p;
+            memset(&p, 0, sizeof p);
+            p.op = QS_OP_PASS;
+            p.layer = (uint16_t)li;
+            p.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+            if (c0 == 0) p.deps |= QS_DEP_POP_NEXT;
+            if (c0 + cl == C) p.deps |= QS_DEP_PUSH_NEXT;
+            if ((st = push_insn(&e->iv, &p, err))) return st;
+            (void)ob;
+        }
+        qs_insn s;
+        memset(&s, 0, sizeof s);
+        s.op = QS_OP_STORE;
+        s.mem = QS_MEM_ACCUM;
+        s.layer = (uint16_t)li;
+        s.m0 = (uint32_t)p0;
+        s.m_len = (uint32_t)pl;
+        int64_t ob;
+        dma_pat op = pat_runs(m->out_addr, p0 * L->out_bits, 1, pl * L->out_bits, 0);
+        if ((st = set_pattern(&s, &op, &ob, err))) return st;
+        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+        m->dram_out += ob;
+        if ((st = push_insn(&e->iv, &s, err))) return st;
+    }
+    return QS_OK;
+}
+
 /* Bits of a signed or unsigned field that holds every value in [lo, hi];
  * *is_signed says which. */
 static int32_t width_of_range(int64_t lo, int64_t hi, int32_t *is_signed)
@@ -983,6 +1102,12 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
         } else if (L->kind == QS_L_MATMUL) {
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
             if ((st = emit_matmul_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
+        } else if (L->kind == QS_L_EMBED) {
+            addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
+            if ((st = emit_embed_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
+        } else if (L->kind == QS_L_ARGMAX) {
+            addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
+            if ((st = emit_argmax_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
         } else if (qs_xfmr_rows(L, &(int64_t){0}, &(int64_t){0})) {
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
             if ((st = emit_ppu_rows(net, arch, li, m, addr_of, &e, err))) goto fail;

@@ -138,7 +138,8 @@ const char *qs_layer_kind_name(qs_layer_kind k)
     static const char *const names[QS_L_KIND_COUNT] = {
         "input", "conv", "fc", "maxpool", "avgpool", "gap",
         "add", "concat", "act", "requant", "flatten",
-        "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul", "reshape", "dynquant", "rope"};
+        "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul", "reshape", "dynquant", "rope",
+        "embed", "argmax"};
     if ((int)k < 0 || k >= QS_L_KIND_COUNT)
         return "?";
     return names[k];
@@ -860,6 +861,29 @@ static qs_status validate_v2_layer(const vctx *v, int32_t li)
                               (int)b->out_h, (int)b->out_w, (int)l->param);
         return expect_shape(v, li, d.batch, d.M, d.N);
     }
+    case QS_L_EMBED: {
+        if (l->inputs[0] != 0 || in->out_signed || in->out_zp != 0 || in->out_c != 1 || in->out_w != 1)
+            return layer_fail(v, li, "embed input must be the network input (layer 0) of unsigned token ids "
+                              "with zero point 0, shape 1 x T x 1 (is layer %d, %s%d zp %d, %dx%dx%d)",
+                              (int)l->inputs[0], in->out_signed ? "int" : "uint", (int)in->out_bits,
+                              (int)in->out_zp, (int)in->out_c, (int)in->out_h, (int)in->out_w);
+        if (l->weight < 0 || l->weight >= net->n_tensors)
+            return layer_fail(v, li, "table tensor index %d outside 0..%d", (int)l->weight,
+                              (int)net->n_tensors - 1);
+        const qs_tensor *t = &net->tensors[l->weight];
+        if (t->dtype == QS_DT_BIPOLAR || t->ndim != 2)
+            return layer_fail(v, li, "embedding table '%s' must be an integer tensor [vocab][hidden] "
+                              "(is %s, %d dimension(s))", t->name, qs_dtype_name(t->dtype, t->is_signed),
+                              (int)t->ndim);
+        return expect_shape(v, li, t->shape[1], in->out_h, 1);
+    }
+    case QS_L_ARGMAX:
+        if (l->out_signed || l->out_zp != 0 || l->clamp_lo != 0 || l->clamp_hi < in->out_c - 1)
+            return layer_fail(v, li, "argmax over %d channels needs an unsigned output with zero point 0 "
+                              "and a clamp [0, >= %d] (is %s%d zp %d clamp [%d, %d])", (int)in->out_c,
+                              (int)in->out_c - 1, l->out_signed ? "int" : "uint", (int)l->out_bits,
+                              (int)l->out_zp, (int)l->clamp_lo, (int)l->clamp_hi);
+        return expect_shape(v, li, 1, in->out_h, in->out_w);
     case QS_L_RESHAPE:
         if ((int64_t)l->out_c * l->out_h * l->out_w != (int64_t)in->out_c * in->out_h * in->out_w)
             return layer_fail(v, li, "reshape %dx%dx%d -> %dx%dx%d changes the element count",
@@ -953,7 +977,7 @@ static qs_status validate_layer(const vctx *v, int32_t li)
                               (int)l->rq.shift[c]);
     }
     int has_w = l->kind == QS_L_CONV || l->kind == QS_L_FC || l->kind == QS_L_LUT ||
-                l->kind == QS_L_SOFTMAX || l->kind == QS_L_ROPE;
+                l->kind == QS_L_SOFTMAX || l->kind == QS_L_ROPE || l->kind == QS_L_EMBED;
     int has_b = l->kind == QS_L_CONV || l->kind == QS_L_FC || l->kind == QS_L_LAYERNORM ||
                 l->kind == QS_L_RMSNORM;
     if ((!has_w && l->weight != -1) || (!has_b && l->bias != -1))

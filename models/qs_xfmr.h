@@ -41,6 +41,11 @@
 #define QS_ROPE_OFFSET(param) ((param) >> 16)
 #define QS_ROPE_FRAC_BITS 14
 
+/* The smallest vocabulary (table rows) of the network's EMBED layers, and in
+ * *layer the EMBED layer that has it; 0 (and *layer -1) without one. Every
+ * token id of the input must be below it (checked when the input is set). */
+int64_t qs_xfmr_vocab(const qs_net *net, int32_t *layer);
+
 /* floor(sqrt(n)), exactly (Newton's iteration of docs/qbin.md). */
 uint64_t qs_isqrt_u64(uint64_t n);
 

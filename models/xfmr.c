@@ -3,6 +3,22 @@
  * in scripts/qsim_qbin.py implements the same lines independently. */
 #include "qs_xfmr.h"
 
+int64_t qs_xfmr_vocab(const qs_net *net, int32_t *layer)
+{
+    int64_t vocab = 0;
+    *layer = -1;
+    for (int32_t li = 0; li < net->n_layers; li++) {
+        const qs_layer *L = &net->layers[li];
+        if (L->kind != QS_L_EMBED || L->weight < 0 || L->weight >= net->n_tensors) continue;
+        const int64_t v = net->tensors[L->weight].shape[0];
+        if (*layer < 0 || v < vocab) {
+            vocab = v;
+            *layer = li;
+        }
+    }
+    return vocab;
+}
+
 uint64_t qs_isqrt_u64(uint64_t n)
 {
     /* Newton from above (I-BERT Alg. 4): x0 = 2^ceil(bitlen(n)/2) >= sqrt(n);
@@ -86,7 +102,7 @@ int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems)
 {
     const int axis = L->kind == QS_L_SOFTMAX ? QS_SOFTMAX_AXIS(L->param) : -1;
     if (L->kind == QS_L_LAYERNORM || L->kind == QS_L_RMSNORM || L->kind == QS_L_DYNQUANT || L->kind == QS_L_ROPE ||
-        axis == 0) {
+        L->kind == QS_L_EMBED || axis == 0) {
         *units = (int64_t)L->out_h * L->out_w;
         *elems = L->out_c;
         return 1;
@@ -94,6 +110,11 @@ int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems)
     if (L->kind == QS_L_MUL && L->param == QS_MUL_ROWMAX) { /* rows: positions, reading input 2's row too */
         *units = (int64_t)L->out_h * L->out_w;
         *elems = L->out_c;
+        return 1;
+    }
+    if (L->kind == QS_L_ARGMAX) { /* rows: positions, each reducing the input's channels to one index */
+        *units = (int64_t)L->out_h * L->out_w;
+        *elems = 1;
         return 1;
     }
     if (axis == 2) {
@@ -197,6 +218,26 @@ int64_t qs_xfmr_ppu(const qs_net *net, int32_t li, const int32_t *const *outputs
                 }
         }
         return 3 * ((int64_t)u1 - u0) * C;
+    }
+    case QS_L_EMBED: { /* y[c, t] = clamp(table[id_t][c]); ids < vocab (checked when the input is set) */
+        const qs_tensor *tab = &net->tensors[L->weight];
+        const int64_t vocab = tab->shape[0];
+        for (int32_t p = u0; p < u1; p++) {
+            const int64_t id = x[p] < 0 ? 0 : x[p] >= vocab ? vocab - 1 : x[p]; /* never clamps: a guard */
+            for (int64_t c = 0; c < C; c++)
+                out[c * HW + p] = clamp32(tab->data[id * C + c], L->clamp_lo, L->clamp_hi);
+        }
+        return ((int64_t)u1 - u0) * C;
+    }
+    case QS_L_ARGMAX: { /* the lowest channel holding the position's largest value */
+        const int64_t CI = IN->out_c;
+        for (int32_t p = u0; p < u1; p++) {
+            int64_t best = 0;
+            for (int64_t c = 1; c < CI; c++)
+                if (x[c * HW + p] > x[best * HW + p]) best = c;
+            out[p] = clamp32(best, L->clamp_lo, L->clamp_hi);
+        }
+        return ((int64_t)u1 - u0) * CI;
     }
     case QS_L_DYNQUANT: {
         const int64_t q = ((int64_t)1 << (L->out_bits - 1)) - 1;

@@ -53,11 +53,12 @@ WEIGHT_DTYPES = (DT_BIPOLAR, DT_INT2, DT_INT4, DT_INT8)
 
 (L_INPUT, L_CONV, L_FC, L_MAXPOOL, L_AVGPOOL, L_GAP, L_ADD, L_CONCAT, L_ACT, L_REQUANT,
  L_FLATTEN, L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE,
- L_DYNQUANT, L_ROPE) = range(20)
+ L_DYNQUANT, L_ROPE, L_EMBED, L_ARGMAX) = range(22)
 KIND_NAMES = ["input", "conv", "fc", "maxpool", "avgpool", "gap", "add", "concat", "act",
               "requant", "flatten", "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul",
-              "reshape", "dynquant", "rope"]
-V2_KINDS = (L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE, L_DYNQUANT, L_ROPE)
+              "reshape", "dynquant", "rope", "embed", "argmax"]
+V2_KINDS = (L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE, L_DYNQUANT, L_ROPE,
+            L_EMBED, L_ARGMAX)
 ROPE_FRAC_BITS = 14       # ROPE table entries: round(2^14 cos), round(2^14 sin)
 # SOFTMAX param: bits 0-3 the axis, bit 4 the causal mask, bits 8-30 the mask's offset
 SOFTMAX_CAUSAL = 1 << 4
@@ -534,6 +535,26 @@ class Net:
         self._apply_out(l, **out)
         return self._add(l)
 
+    def embed(self, name: str, src: int, table, tbits: int = 8, tsigned: bool = True, **out) -> int:
+        """Token embedding: src is the input (1, T, 1) of unsigned token ids; table an int array
+        [vocab][hidden] (stored as a tbits-bit tensor) or an existing tensor index; output
+        (hidden, T, 1), y[c, t] = clamp(table[id_t][c])."""
+        s = self.layers[src]
+        if not isinstance(table, (int, np.integer)):
+            table = self.add_tensor(name + ".table", table, dtype_for_bits(tbits), tsigned)
+        l = Layer(name, L_EMBED, [src], out_c=int(self.tensors[table].shape[1]), out_h=s.out_h, out_w=1)
+        l.weight = int(table)
+        self._apply_out(l, **out)
+        return self._add(l)
+
+    def argmax(self, name: str, src: int, bits: int = 16) -> int:
+        """Per position, the index of the largest of src's channels (the lowest index on ties),
+        as an unsigned bits-bit output (1, H, W)."""
+        s = self.layers[src]
+        l = Layer(name, L_ARGMAX, [src], out_c=1, out_h=s.out_h, out_w=s.out_w)
+        self._apply_out(l, bits=bits, signed=False, zp=0, scale=0.0)
+        return self._add(l)
+
     def dynquant(self, name: str, src: int, bits: int = 8) -> int:
         """Per position, over channels: round((x - zp) q / max|x - zp|), q = 2^(bits-1) - 1
         (BitNet b1.58's absmax activation quantizer). The real scale differs per token, so
@@ -748,7 +769,7 @@ def validate(net: Net, where: str = "net", tensor_off=None, layer_off=None) -> N
             lfail(i, "%d requant multipliers; must be 0, 1 or %d" % (n, l.out_c))
         if n and (l.rq_mult.min() < 0 or np.abs(l.rq_shift.astype(np.int64)).max() > MAX_SHIFT):
             lfail(i, "multipliers must be >= 0 and shifts in -31..31")
-        if l.kind not in (L_CONV, L_FC, L_LUT, L_SOFTMAX, L_ROPE) and l.weight != -1:
+        if l.kind not in (L_CONV, L_FC, L_LUT, L_SOFTMAX, L_ROPE, L_EMBED) and l.weight != -1:
             lfail(i, "a %s has no weight" % l.kind_name)
         if l.kind not in (L_CONV, L_FC, L_LAYERNORM, L_RMSNORM) and l.bias != -1:
             lfail(i, "a %s has no bias" % l.kind_name)
@@ -937,6 +958,21 @@ def _validate_v2(net: Net, i: int, l: Layer, s: Layer, lfail, expect) -> None:
         if kb != k:
             lfail(i, "mismatched shapes: op(A) is %d x %d, op(B) is %d x %d" % (m, k, kb, n))
         expect(max(s.out_c, b.out_c), m, n)
+    elif l.kind == L_EMBED:
+        if l.inputs[0] != 0 or s.out_signed or s.out_zp != 0 or s.out_c != 1 or s.out_w != 1:
+            lfail(i, "embed input must be the network input (layer 0) of unsigned token ids with zero point 0, "
+                  "shape 1 x T x 1")
+        if not 0 <= l.weight < len(net.tensors):
+            lfail(i, "table tensor index %d out of range" % l.weight)
+        t = net.tensors[l.weight]
+        if t.dtype == DT_BIPOLAR or len(t.shape) != 2:
+            lfail(i, "embedding table '%s' must be an integer tensor [vocab][hidden]" % t.name)
+        expect(t.shape[1], s.out_h, 1)
+    elif l.kind == L_ARGMAX:
+        if l.out_signed or l.out_zp != 0 or l.clamp_lo != 0 or l.clamp_hi < s.out_c - 1:
+            lfail(i, "argmax over %d channels needs an unsigned output with zero point 0 and a clamp [0, >= %d]"
+                  % (s.out_c, s.out_c - 1))
+        expect(1, s.out_h, s.out_w)
     elif l.kind == L_RESHAPE:
         if l.out_c * l.out_h * l.out_w != s.out_c * s.out_h * s.out_w:
             lfail(i, "reshape changes the element count")
@@ -1462,6 +1498,10 @@ def eval_layer(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: int = 32,
         rlo, rhi = int_range(l.out_bits, l.out_signed)
         if v.size and (v.min() < rlo or v.max() > rhi):
             raise ValueError("input values outside %d..%d" % (rlo, rhi))
+        for j, e in enumerate(net.layers):   # token ids index the embedding tables
+            if e.kind == L_EMBED and v.size and v.max() >= net.tensors[e.weight].shape[0]:
+                raise ValueError("token id %d is not below the vocabulary of %d rows of embed layer %d '%s'"
+                                 % (v.max(), net.tensors[e.weight].shape[0], j, e.name))
         return np.clip(v, lo, hi)
     if l.kind in REQUANT_KINDS:
         return layer_requant(l, layer_accumulator(net, i, outs, acc_bits))
@@ -1495,6 +1535,11 @@ def eval_layer(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: int = 32,
         s = e.sum(axis=axis, keepdims=True)
         q = (1 << l.out_bits) - 1
         return np.clip(np.where(keep, (e * q + s // 2) // s, 0), lo, hi)
+    if l.kind == L_EMBED:     # row id_t of the table is token t's column
+        table = net.tensors[l.weight].data.astype(np.int64).reshape(net.tensors[l.weight].shape)
+        return np.clip(table[a.reshape(-1)].T.reshape(l.shape), lo, hi)
+    if l.kind == L_ARGMAX:    # np.argmax returns the first (lowest) index of the maximum
+        return np.clip(np.argmax(a, axis=0).reshape(l.shape), lo, hi)
     if l.kind == L_DYNQUANT:
         v = a - net.layers[l.inputs[0]].out_zp
         m = np.abs(v).max(axis=0, keepdims=True)
