@@ -415,6 +415,8 @@ static uint64_t doc_ppu_ops(const qs_net *net, const qs_insn *in)
     if (L->kind == QS_L_RMSNORM) return (uint64_t)in->m_len * (2 * C + 32);
     if (L->kind == QS_L_DYNQUANT) return (uint64_t)in->m_len * (2 * C + 32);
     if (L->kind == QS_L_ROPE) return (uint64_t)in->m_len * 3 * C;
+    if (L->kind == QS_L_EMBED) return (uint64_t)in->m_len * C; /* m = tokens: one write per element */
+    if (L->kind == QS_L_ARGMAX) return (uint64_t)in->m_len * (uint64_t)IN->out_c; /* one compare per channel */
     if (L->kind == QS_L_MUL && L->param == 1) /* row absmax of input 2, then multiply + requantize */
         return (uint64_t)in->m_len * ((uint64_t)net->layers[L->inputs[1]].out_c + 2 * C);
     if (L->kind == QS_L_SOFTMAX && (L->param & 15) == 0) return (uint64_t)in->m_len * 3 * C;
@@ -1401,11 +1403,12 @@ static void test_dma_ppu_by_hand(void)
  * dataflow and skip mode: both engines agree on every layer. */
 static void test_shipped_nets(void)
 {
-    static const char *NETS[4] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
-                                  "models/nets/xfmr_tiny.qbin", "models/nets/decoder_tiny.qbin"};
+    static const char *NETS[5] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
+                                  "models/nets/xfmr_tiny.qbin", "models/nets/decoder_tiny.qbin",
+                                  "models/nets/lm_tiny.qbin"};
     rn_rng r = {31337};
     int ran = 0;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         char path[1024], ctx[800];
         snprintf(path, sizeof path, "%s/%s", QSIM_SOURCE_DIR, NETS[k]);
         qs_net *net = NULL;
@@ -1439,8 +1442,8 @@ static void test_shipped_nets(void)
         qs_net_destroy(net);
     }
     g_case = "";
-    printf("\n    %d of 60 runs compared ", ran);
-    CU_ASSERT(ran >= 40);
+    printf("\n    %d of 75 runs compared ", ran);
+    CU_ASSERT(ran >= 50);
 }
 
 /* ---- matmul of two activations and the transformer PPU layers (docs/timing.md) ---- */
@@ -1638,6 +1641,18 @@ static void test_decoder_ppu_ops(void)
         {9, 3 * 16 * 24, "rope: 3 per output (two multiplies and an add, requantize)"},
     };
     check_ppu_ops("decoder ppu ops", "decoder_tiny.qbin", 7, 16 * 24, want, sizeof want / sizeof want[0]);
+}
+
+/* The language-model layers on the shipped lm_tiny: 24 token ids, embedding [300][16],
+ * LM head to 300 channels. */
+static void test_lm_ppu_ops(void)
+{
+    static const ppu_want want[] = {
+        {1, 24 * 16, "embed: 1 per output element (the gathered row written as the token's column)"},
+        {17, 24 * 300, "argmax: 1 per input element (compare and select against the running maximum)"},
+        {9, 4 * 24 * 24, "grouped matmul: 1 per output of all 4 query heads"},
+    };
+    check_ppu_ops("language-model ppu ops", "lm_tiny.qbin", 9, 24, want, sizeof want / sizeof want[0]);
 }
 
 /* Running the same simulator twice gives the same answer (state is reset). */
@@ -2133,6 +2148,7 @@ int main(void)
     CU_add_test(s, "matmul of two activations: OS/WS/IS times, run-time skipping, values", test_matmul_timing);
     CU_add_test(s, "transformer PPU layers: element operations", test_xfmr_ppu_ops);
     CU_add_test(s, "decoder PPU layers: element operations", test_decoder_ppu_ops);
+    CU_add_test(s, "language-model PPU layers (embed, argmax, grouped matmul): element operations", test_lm_ppu_ops);
     CU_add_test(s, "rerun and input checks", test_rerun);
     CU_add_test(s, "rerun with a new input reuses nothing stale", test_rerun_new_input);
     CU_add_test(s, "[dram] model = tlm: memory backend, no backend refused", test_tlm_backend);
