@@ -50,7 +50,7 @@ static blob read_blob(const char *rel)
     return r;
 }
 
-static blob tiny, demo, xfmr, decoder;
+static blob tiny, demo, xfmr, decoder, lm;
 
 static int init_nets(void)
 {
@@ -58,7 +58,8 @@ static int init_nets(void)
     demo = read_blob("models/nets/demo_w2a4.qbin");
     xfmr = read_blob("models/nets/xfmr_tiny.qbin");
     decoder = read_blob("models/nets/decoder_tiny.qbin");
-    return tiny.n && demo.n && xfmr.n && decoder.n ? 0 : 1;
+    lm = read_blob("models/nets/lm_tiny.qbin");
+    return tiny.n && demo.n && xfmr.n && decoder.n && lm.n ? 0 : 1;
 }
 
 static int free_nets(void)
@@ -67,6 +68,7 @@ static int free_nets(void)
     qs_free(demo.b);
     qs_free(xfmr.b);
     qs_free(decoder.b);
+    qs_free(lm.b);
     return 0;
 }
 
@@ -455,8 +457,8 @@ static void test_roundtrip_decoder(void) { roundtrip_blob(&decoder); }
 static void test_shipped_cover_all_kinds(void)
 {
     int seen[QS_L_KIND_COUNT] = {0};
-    const blob *bs[4] = {&tiny, &demo, &xfmr, &decoder};
-    for (int k = 0; k < 4; k++) {
+    const blob *bs[5] = {&tiny, &demo, &xfmr, &decoder, &lm};
+    for (int k = 0; k < 5; k++) {
         qs_net *net = parse_ok(bs[k]);
         for (int32_t i = 0; i < net->n_layers; i++)
             seen[net->layers[i].kind] = 1;
@@ -969,7 +971,7 @@ static void test_layer_record_errors(void)
 {
     const uint64_t l0 = layer_rec(tiny.b, 0), l1 = layer_rec(tiny.b, 1), l3 = layer_rec(tiny.b, 3);
     const uint64_t l5 = layer_rec(tiny.b, 5);
-    MUTATE32(l1 + 48, QS_L_KIND_COUNT, "unknown layer kind 20");
+    MUTATE32(l1 + 48, QS_L_KIND_COUNT, "unknown layer kind 22");
     MUTATE32(l1 + 48, QS_L_LUT, "layer kind 11 (lut) needs format version 2");
     MUTATE32(l1 + 48, 0x80000000u, "unknown layer kind");
     MUTATE32(l1 + 48, QS_L_INPUT, "only layer 0 may be an input");
@@ -1221,7 +1223,25 @@ static void m_bipolar_zero(qs_net *n)
 static void m_heads(qs_net *n) { n->layers[5].out_c = 3; n->layers[5].out_h = 2; } /* 3 heads of 8 */
 static void m_mm_shape(qs_net *n) { n->layers[8].param = 0; }   /* (4 x 6) x (4 x 6) */
 static void m_mm_batch(qs_net *n) { n->layers[8].inputs[1] = 1; }
-static void m_mm_param(qs_net *n) { n->layers[8].param = 4; }
+static void m_mm_param(qs_net *n) { n->layers[8].param = 8; } /* bits 0-2 are defined; 4 (grouped) is valid */
+/* lm_tiny: 0 ids 1x24x1 u16, 1 wte (embed [300][16]), 3 wq 16ch, 4 wk 8ch, 7 k_heads (2, 4, 24),
+ * 9 scores (grouped, 4 heads over 2), 16 lm_head 300ch, 17 next_token (argmax) */
+static void m_gqa_not_multiple(qs_net *n) /* k_heads viewed as 3 matrices of 64 x 1: 4 query heads over 3 */
+{
+    n->layers[7].out_c = 3;
+    n->layers[7].out_h = 64;
+    n->layers[7].out_w = 1;
+}
+static void m_embed_input(qs_net *n) { n->layers[0].out_signed = 1, n->layers[0].clamp_hi = 32767; }
+static void m_embed_table(qs_net *n) /* the same 4800 values as a vector */
+{
+    qs_tensor *t = &n->tensors[n->layers[1].weight];
+    t->ndim = 1;
+    t->shape[0] = (int32_t)t->count;
+    t->shape[1] = 1;
+}
+static void m_argmax_clamp(qs_net *n) { n->layers[17].clamp_hi = 298; }
+static void m_argmax_signed(qs_net *n) { n->layers[17].out_signed = 1, n->layers[17].clamp_hi = 32767; }
 static void m_table_len(qs_net *n)
 {
     qs_tensor *t = &n->tensors[n->layers[9].weight];
@@ -1282,7 +1302,15 @@ static void test_validate_v2(void)
     INVALID(m_mm_shape, &xfmr, "layer 8 'scores', matmul");
     INVALID(m_mm_shape, &xfmr, "mismatched shapes: op(A) is 4 x 6, op(B) is 4 x 6");
     INVALID(m_mm_batch, &xfmr, "batch must match");
-    INVALID(m_mm_param, &xfmr, "param 4");
+    INVALID(m_mm_param, &xfmr, "param 8");
+    INVALID(m_gqa_not_multiple, &lm, "layer 9 'scores', matmul");
+    INVALID(m_gqa_not_multiple, &lm, "grouped: A has 4 matrices (heads), B 3: one must be a multiple of the other");
+    INVALID(m_embed_input, &lm, "layer 1 'wte', embed");
+    INVALID(m_embed_input, &lm, "unsigned token ids");
+    INVALID(m_embed_table, &lm, "must be an integer tensor [vocab][hidden]");
+    INVALID(m_argmax_clamp, &lm, "layer 17 'next_token', argmax");
+    INVALID(m_argmax_clamp, &lm, "argmax over 300 channels needs an unsigned output with zero point 0 and a clamp [0, >= 299]");
+    INVALID(m_argmax_signed, &lm, "argmax over 300 channels");
     INVALID(m_table_len, &xfmr, "layer 9 'softmax', softmax");
     INVALID(m_table_len, &xfmr, "has 255 entries");
     INVALID(m_lut_len, &xfmr, "layer 17 'silu', lut");
