@@ -105,6 +105,13 @@ qsim_status qsim_net_describe(const qsim_net *h, char **text, qsim_error *err)
                      (long long)T->shape[1]);
             params += T->count;
             bytes += qs_tensor_packed_bytes(T->count, T->dtype);
+            if (L->bias >= 0) { /* the position table */
+                const qs_tensor *P = &net->tensors[L->bias];
+                params += P->count;
+                bytes += qs_tensor_packed_bytes(P->count, P->dtype);
+                snprintf(w, sizeof w, "%s[%lldx%lld]+pos", qs_dtype_name(T->dtype, T->is_signed),
+                         (long long)T->shape[0], (long long)T->shape[1]);
+            }
         } else if (L->weight >= 0) {
             const qs_tensor *T = &net->tensors[L->weight];
             snprintf(w, sizeof w, "%s", qs_dtype_name(T->dtype, T->is_signed));

@@ -793,10 +793,15 @@ static qs_status emit_embed_layer(const qs_net *net, const qs_arch *arch, int32_
     qs_status st;
     const int64_t T = L->out_h, d = L->out_c, V = tab->shape[0], tbits = qs_dtype_bits(tab->dtype);
     const int64_t row_bits = d * tbits, stride_rows = V / T > 0 ? V / T : 1;
-    m->weight_bytes = bits_to_bytes(V * row_bits);
+    /* a position table (GPT-2's wpe) sits right after the token table; its rows t + param are consecutive */
+    const qs_tensor *pos = L->bias >= 0 ? &net->tensors[L->bias] : NULL;
+    const int64_t prow_bits = pos ? d * qs_dtype_bits(pos->dtype) : 0, tab_bytes = bits_to_bytes(V * row_bits);
+    m->weight_bytes = tab_bytes + (pos ? bits_to_bytes((int64_t)pos->shape[0] * prow_bits) : 0);
     m->weight_addr = dram_alloc(e, m->weight_bytes);
-    /* per token: its row (one run, one byte of slack) and its id; results d int32 each */
-    const int64_t in_tok = bits_to_bytes(row_bits) + 1 + bits_to_bytes(IDS->out_bits) + 1, out_tok = d * 4;
+    /* per token: its row (one run, one byte of slack), its id and its position row; results d int32 each */
+    const int64_t in_tok = bits_to_bytes(row_bits) + 1 + bits_to_bytes(IDS->out_bits) + 1 +
+                           (pos ? bits_to_bytes(prow_bits) + 1 : 0),
+                  out_tok = d * 4;
     if (in_tok > c.cap_ifmap || out_tok > c.cap_accum)
         return qs_fail(err, QS_ERR_NOFIT,
                        "layer '%s': one token's embedding row of %lld elements needs %lld B of input (ifmap buffer "
@@ -814,8 +819,13 @@ static qs_status emit_embed_layer(const qs_net *net, const qs_arch *arch, int32_
         /* rows t0 .. t0+tl at stride_rows table rows apart; a stride equal to the row length (V = T)
          * merges them into one run, as the DMA would for consecutive rows */
         dma_pat rp = pat_runs(m->weight_addr, t0 * stride_rows * row_bits, tl, row_bits, stride_rows * row_bits);
-        if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &rp, &moved, 0, 1, err))) return st;
+        if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &rp, &moved, 0, !pos, err))) return st;
         m->dram_weight += moved;
+        if (pos) { /* the tile's position rows t0 + param ..: one run */
+            dma_pat pp = pat_runs(m->weight_addr, tab_bytes * 8 + (t0 + L->param) * prow_bits, 1, tl * prow_bits, 0);
+            if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &pp, &moved, 0, 1, err))) return st;
+            m->dram_weight += moved;
+        }
         qs_insn p;
         memset(&p, 0, sizeof p);
         p.op = QS_OP_PASS;

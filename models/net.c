@@ -875,6 +875,22 @@ static qs_status validate_v2_layer(const vctx *v, int32_t li)
             return layer_fail(v, li, "embedding table '%s' must be an integer tensor [vocab][hidden] "
                               "(is %s, %d dimension(s))", t->name, qs_dtype_name(t->dtype, t->is_signed),
                               (int)t->ndim);
+        if (l->param < 0 || (l->bias == -1 && l->param != 0))
+            return layer_fail(v, li, "embed param %d: the position of token 0, only with a position table",
+                              (int)l->param);
+        if (l->bias != -1) { /* learned position embedding (GPT-2's wpe): rows t + param */
+            if (l->bias < 0 || l->bias >= net->n_tensors)
+                return layer_fail(v, li, "position table index %d outside -1..%d", (int)l->bias,
+                                  (int)net->n_tensors - 1);
+            const qs_tensor *pt = &net->tensors[l->bias];
+            if (pt->dtype == QS_DT_BIPOLAR || pt->ndim != 2 || pt->shape[1] != t->shape[1])
+                return layer_fail(v, li, "position table '%s' must be an integer tensor [positions][%d]", pt->name,
+                                  (int)t->shape[1]);
+            if ((int64_t)pt->shape[0] < (int64_t)in->out_h + l->param)
+                return layer_fail(v, li, "position table '%s' holds %d positions; tokens %d at position %d need %lld",
+                                  pt->name, (int)pt->shape[0], (int)in->out_h, (int)l->param,
+                                  (long long)in->out_h + l->param);
+        }
         return expect_shape(v, li, t->shape[1], in->out_h, 1);
     }
     case QS_L_ARGMAX:
@@ -979,13 +995,13 @@ static qs_status validate_layer(const vctx *v, int32_t li)
     int has_w = l->kind == QS_L_CONV || l->kind == QS_L_FC || l->kind == QS_L_LUT ||
                 l->kind == QS_L_SOFTMAX || l->kind == QS_L_ROPE || l->kind == QS_L_EMBED;
     int has_b = l->kind == QS_L_CONV || l->kind == QS_L_FC || l->kind == QS_L_LAYERNORM ||
-                l->kind == QS_L_RMSNORM;
+                l->kind == QS_L_RMSNORM || l->kind == QS_L_EMBED;
     if ((!has_w && l->weight != -1) || (!has_b && l->bias != -1))
         return layer_fail(v, li, "a %s has no %s, but refers to tensors %d/%d",
                           qs_layer_kind_name(l->kind), has_w ? "bias" : has_b ? "weight" : "weight/bias",
                           (int)l->weight, (int)l->bias);
     if (l->kind != QS_L_SOFTMAX && l->kind != QS_L_MATMUL && l->kind != QS_L_MUL && l->kind != QS_L_ROPE &&
-        l->param != 0)
+        l->kind != QS_L_EMBED && l->param != 0)
         return layer_fail(v, li, "a %s has no parameter, but param is %d",
                           qs_layer_kind_name(l->kind), (int)l->param);
     if (qs_layer_kind_is_v2(l->kind))

@@ -219,15 +219,19 @@ int64_t qs_xfmr_ppu(const qs_net *net, int32_t li, const int32_t *const *outputs
         }
         return 3 * ((int64_t)u1 - u0) * C;
     }
-    case QS_L_EMBED: { /* y[c, t] = clamp(table[id_t][c]); ids < vocab (checked when the input is set) */
+    case QS_L_EMBED: { /* y[c, t] = clamp(table[id_t][c] (+ pos[t + param][c])); ids < vocab (checked when
+                        * the input is set) */
         const qs_tensor *tab = &net->tensors[L->weight];
+        const int32_t *pos = L->bias >= 0 ? net->tensors[L->bias].data : NULL;
         const int64_t vocab = tab->shape[0];
         for (int32_t p = u0; p < u1; p++) {
             const int64_t id = x[p] < 0 ? 0 : x[p] >= vocab ? vocab - 1 : x[p]; /* never clamps: a guard */
+            const int32_t *prow = pos ? pos + ((int64_t)p + L->param) * C : NULL;
             for (int64_t c = 0; c < C; c++)
-                out[c * HW + p] = clamp32(tab->data[id * C + c], L->clamp_lo, L->clamp_hi);
+                out[c * HW + p] = clamp32((int64_t)tab->data[id * C + c] + (prow ? prow[c] : 0), L->clamp_lo,
+                                          L->clamp_hi);
         }
-        return ((int64_t)u1 - u0) * C;
+        return ((int64_t)u1 - u0) * C * (pos ? 2 : 1);
     }
     case QS_L_ARGMAX: { /* the lowest channel holding the position's largest value */
         const int64_t CI = IN->out_c;

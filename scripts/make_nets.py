@@ -176,7 +176,7 @@ def make_decoder_tiny() -> Net:
 
 def make_lm_tiny() -> Net:
     """A whole tiny decoder language model (format version 2): 24 token ids (uint16) ->
-    embedding table [300][16] -> one block with grouped-query attention (4 query heads
+    embedding table [300][16] plus position rows 2..25 of a [32][16] table -> one block with grouped-query attention (4 query heads
     sharing 2 key/value heads, dh = 4, causal) -> final rmsnorm -> LM head (1x1 conv to the 300
     vocabulary channels) -> argmax per token. Calibrated like xfmr_tiny."""
     import qsim_qbin as Q
@@ -201,7 +201,9 @@ def make_lm_tiny() -> Net:
 
     q8 = dict(bits=8, signed=True, zp=0, scale=0.05, multiplier=0.01)
     x = done(net.input("ids", c=1, h=T, w=1, bits=16, signed=False, zp=0, scale=0.0))
-    x0 = done(net.embed("wte", x, w8((vocab, d)), bits=8, signed=True, zp=0, scale=0.05))
+    # token rows plus learned position rows 2 .. 25 of a [32][16] table (GPT-2's wpe, at a position offset)
+    x0 = done(net.embed("wte", x, w8((vocab, d)), positions=w8((32, d)) // 4, offset=2, bits=8, signed=True, zp=0,
+                        scale=0.05))
     h = done(net.rmsnorm("rms1", x0, gamma=np.linspace(0.8, 1.2, d), bits=8, signed=True, zp=0, scale=0.03))
     q = done(net.conv("wq", h, w8((d, d, 1, 1)), wbits=8, **q8))
     k, v = (done(net.conv(n, h, w8((kv_heads * dh, d, 1, 1)), wbits=8, **q8)) for n in ("wk", "wv"))

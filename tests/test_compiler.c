@@ -848,8 +848,10 @@ static int check_dma(const qs_net *net, const qs_arch *a, const qs_prog *p)
                     for (int64_t b = br.lo; b < br.hi; b++) wgot[b - m->weight_addr] = 1;
                 } else if (in->op == QS_OP_LOAD && L->kind == QS_L_EMBED && br.lo >= m->weight_addr) {
                     /* the gather of table rows: inside the table the compiler placed in DRAM */
-                    CHECK(br.hi <= m->weight_addr + m->weight_bytes && m->weight_bytes ==
-                              cdiv((int64_t)net->tensors[L->weight].count * qs_dtype_bits(net->tensors[L->weight].dtype), 8),
+                    const qs_tensor *tt = &net->tensors[L->weight], *pt = L->bias >= 0 ? &net->tensors[L->bias] : NULL;
+                    CHECK(br.hi <= m->weight_addr + m->weight_bytes &&
+                              m->weight_bytes == cdiv((int64_t)tt->count * qs_dtype_bits(tt->dtype), 8) +
+                                                     (pt ? cdiv((int64_t)pt->count * qs_dtype_bits(pt->dtype), 8) : 0),
                           "embed layer %d LOAD %d reads [0x%llx, 0x%llx) outside its table [0x%x, +%lld)", li, i,
                           (long long)br.lo, (long long)br.hi, m->weight_addr, (long long)m->weight_bytes);
                 } else if (in->op == QS_OP_LOAD) {

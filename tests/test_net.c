@@ -1241,6 +1241,8 @@ static void m_embed_table(qs_net *n) /* the same 4800 values as a vector */
     t->shape[1] = 1;
 }
 static void m_argmax_clamp(qs_net *n) { n->layers[17].clamp_hi = 298; }
+static void m_embed_pos_short(qs_net *n) { n->layers[1].param = 9; } /* rows 9..32 of a 32-row table */
+static void m_embed_param(qs_net *n) { n->layers[1].bias = -1; }      /* offset 2 without a position table */
 static void m_argmax_signed(qs_net *n) { n->layers[17].out_signed = 1, n->layers[17].clamp_hi = 32767; }
 static void m_table_len(qs_net *n)
 {
@@ -1308,6 +1310,8 @@ static void test_validate_v2(void)
     INVALID(m_embed_input, &lm, "layer 1 'wte', embed");
     INVALID(m_embed_input, &lm, "unsigned token ids");
     INVALID(m_embed_table, &lm, "must be an integer tensor [vocab][hidden]");
+    INVALID(m_embed_pos_short, &lm, "position table 'wte.positions' holds 32 positions; tokens 24 at position 9 need 33");
+    INVALID(m_embed_param, &lm, "embed param 2: the position of token 0, only with a position table");
     INVALID(m_argmax_clamp, &lm, "layer 17 'next_token', argmax");
     INVALID(m_argmax_clamp, &lm, "argmax over 300 channels needs an unsigned output with zero point 0 and a clamp [0, >= 299]");
     INVALID(m_argmax_signed, &lm, "argmax over 300 channels");

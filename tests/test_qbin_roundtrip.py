@@ -141,7 +141,8 @@ def every_lm_net() -> q.Net:
     rng = np.random.default_rng(9)
     net = q.Net("every_lm")
     ids = net.input("ids", 1, 5, 1, bits=12, signed=False, zp=0, scale=0.0)
-    em = net.embed("emb", ids, rng.integers(-8, 8, size=(40, 6)), tbits=4, bits=6, signed=True, zp=1, scale=0.1)
+    em = net.embed("emb", ids, rng.integers(-8, 8, size=(40, 6)), tbits=4, positions=rng.integers(-2, 2, size=(7, 6)),
+                   pbits=2, offset=2, bits=6, signed=True, zp=1, scale=0.1)
     qh, kh = net.reshape("qh", em, 3, 2, 5), net.reshape("kh", em, 1, 6, 5)
     net.matmul("scores", qh, net.reshape("k1", em, 1, 2, 15), trans_a=True, grouped=True, bits=10, signed=True,
                zp=0, scale=0.0, mult=[1 << 30], shift=[2])
@@ -338,7 +339,8 @@ def test_rules_agree():
     # language-model kinds: embed, argmax, grouped matmul
     net = q.Net("lm")
     ids = net.input("ids", c=1, h=3, w=1, bits=16, signed=False, zp=0, scale=0.0)
-    em = net.embed("emb", ids, np.arange(12).reshape(4, 3), bits=8, signed=True, zp=0, scale=0.1)
+    em = net.embed("emb", ids, np.arange(12).reshape(4, 3), positions=np.arange(15).reshape(5, 3), offset=1, bits=8,
+                   signed=True, zp=0, scale=0.1)
     am = net.argmax("am", em, bits=8)
     qh = net.reshape("qh", em, 3, 1, 3)
     kh = net.reshape("kh", em, 1, 3, 3)
@@ -353,6 +355,8 @@ def test_rules_agree():
     fix_crcs(signed_ids)
     both_refuse(bytes(signed_ids), "unsigned token ids", "signed token ids")
     both_refuse(patched(mm, 188, "<i", 8), "param 8", "matmul param bit 3")
+    both_refuse(patched(em, 188, "<i", 3), "holds 5 positions; tokens 3 at position 3 need 6",
+                "a position table shorter than the positions")
     both_refuse(patched(mm, 188, "<i", 0), "the batch must match", "a matmul of 3 over 1 matrices without the group bit")
 
 

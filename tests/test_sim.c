@@ -415,7 +415,8 @@ static uint64_t doc_ppu_ops(const qs_net *net, const qs_insn *in)
     if (L->kind == QS_L_RMSNORM) return (uint64_t)in->m_len * (2 * C + 32);
     if (L->kind == QS_L_DYNQUANT) return (uint64_t)in->m_len * (2 * C + 32);
     if (L->kind == QS_L_ROPE) return (uint64_t)in->m_len * 3 * C;
-    if (L->kind == QS_L_EMBED) return (uint64_t)in->m_len * C; /* m = tokens: one write per element */
+    if (L->kind == QS_L_EMBED) /* m = tokens: one write per element, one add more with a position table */
+        return (uint64_t)in->m_len * C * (L->bias >= 0 ? 2 : 1);
     if (L->kind == QS_L_ARGMAX) return (uint64_t)in->m_len * (uint64_t)IN->out_c; /* one compare per channel */
     if (L->kind == QS_L_MUL && L->param == 1) /* row absmax of input 2, then multiply + requantize */
         return (uint64_t)in->m_len * ((uint64_t)net->layers[L->inputs[1]].out_c + 2 * C);
@@ -1648,7 +1649,8 @@ static void test_decoder_ppu_ops(void)
 static void test_lm_ppu_ops(void)
 {
     static const ppu_want want[] = {
-        {1, 24 * 16, "embed: 1 per output element (the gathered row written as the token's column)"},
+        {1, 24 * 16 * 2, "embed with positions: 2 per output element (the gathered row written as the token's "
+                         "column, plus the position row's add)"},
         {17, 24 * 300, "argmax: 1 per input element (compare and select against the running maximum)"},
         {9, 4 * 24 * 24, "grouped matmul: 1 per output of all 4 query heads"},
     };

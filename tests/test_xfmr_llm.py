@@ -7,7 +7,8 @@ run to an argmax on the dlac and tpu_int8 presets.
 
 By hand:
   EMBED, table [[1, 2], [3, 4], [5, 6]] (vocab 3, hidden 2), ids [2, 0, 2, 1]:
-      y[c=0] = [5, 1, 5, 3], y[c=1] = [6, 2, 6, 4]
+      y[c=0] = [5, 1, 5, 3], y[c=1] = [6, 2, 6, 4]; with the position table [[10, 20], [30, 40], [50, 60],
+      [70, 80], [90, 100]] at offset 1 (rows 1..4 added): [35, 51, 75, 93], [46, 62, 86, 104]
   ARGMAX over 3 channels: the columns of a second embedding, [-1, -1, -1] (all equal: 0),
       [1, 1, 0] (tie: the lower index 0), [-1, -1, -1], [0, 2, 2] (tie: 1) -> [0, 0, 0, 1]
   grouped MATMULs on views of the embeddings, worked out below (WANT): one with B shared by two
@@ -51,13 +52,16 @@ def hand_net(Q):
     cols = net.embed("emb_cols", ids, [[1, 1, 0], [0, 2, 2], [-1, -1, -1], [0, 0, 5]], bits=8, signed=True,
                      zp=0, scale=0.1)
     am = net.argmax("argmax", cols, bits=8)
+    pe = net.embed("emb_pos", ids, [[1, 2], [3, 4], [5, 6]], positions=[[10, 20], [30, 40], [50, 60], [70, 80],
+                                                                     [90, 100]], offset=1, bits=8, signed=True, zp=0,
+                   scale=0.1)
     ab = net.embed("emb_ab", ids, [[1, 1], [2, 3], [1, 2], [4, 0]], bits=8, signed=True, zp=0, scale=0.1)
     out = dict(bits=16, signed=True, zp=0, scale=0.0)   # no requantization: the accumulators themselves
     mb = net.matmul("mm_b_shared", net.reshape("a2", ab, 2, 1, 4), net.reshape("b42", emb, 1, 4, 2),
                     grouped=True, **out)
     ma = net.matmul("mm_a_shared", net.reshape("a_one", ab, 1, 2, 4), net.reshape("b2", ab, 2, 4, 1),
                     grouped=True, **out)
-    return net, {"emb": emb, "argmax": am, "mm_b_shared": mb, "mm_a_shared": ma}
+    return net, {"emb": emb, "argmax": am, "mm_b_shared": mb, "mm_a_shared": ma, "emb_pos": pe}
 
 
 IDS = np.array([2, 0, 2, 1], np.uint16).reshape(1, 4, 1)
@@ -74,6 +78,8 @@ IDS = np.array([2, 0, 2, 1], np.uint16).reshape(1, 4, 1)
 #   mm_a_shared[0] = [[1+1+1+4], [2+1+2+6]] = [[7], [11]]; mm_a_shared[1] = [[2+1+2+6], [4+1+4+9]] = [[11], [18]]
 WANT = {
     "emb": np.array([[5, 1, 5, 3], [6, 2, 6, 4]]).reshape(2, 4, 1),
+    # emb plus position rows 1..4: [30, 40], [50, 60], [70, 80], [90, 100]
+    "emb_pos": np.array([[35, 51, 75, 93], [46, 62, 86, 104]]).reshape(2, 4, 1),
     "argmax": np.array([0, 0, 0, 1]).reshape(1, 4, 1),
     "mm_b_shared": np.array([[[28, 14]], [[45, 21]]]),
     "mm_a_shared": np.array([[[7], [11]], [[11], [18]]]),

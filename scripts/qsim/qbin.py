@@ -535,15 +535,21 @@ class Net:
         self._apply_out(l, **out)
         return self._add(l)
 
-    def embed(self, name: str, src: int, table, tbits: int = 8, tsigned: bool = True, **out) -> int:
+    def embed(self, name: str, src: int, table, tbits: int = 8, tsigned: bool = True, positions=None,
+              pbits: int = 8, offset: int = 0, **out) -> int:
         """Token embedding: src is the input (1, T, 1) of unsigned token ids; table an int array
         [vocab][hidden] (stored as a tbits-bit tensor) or an existing tensor index; output
-        (hidden, T, 1), y[c, t] = clamp(table[id_t][c])."""
+        (hidden, T, 1), y[c, t] = clamp(table[id_t][c] + positions[t + offset][c]) with the
+        optional position table [P][hidden] (GPT-2's wpe, pbits bits; both at the output's scale)."""
         s = self.layers[src]
         if not isinstance(table, (int, np.integer)):
             table = self.add_tensor(name + ".table", table, dtype_for_bits(tbits), tsigned)
         l = Layer(name, L_EMBED, [src], out_c=int(self.tensors[table].shape[1]), out_h=s.out_h, out_w=1)
         l.weight = int(table)
+        if positions is not None:
+            if not isinstance(positions, (int, np.integer)):
+                positions = self.add_tensor(name + ".positions", positions, dtype_for_bits(pbits), True)
+            l.bias, l.param = int(positions), int(offset)
         self._apply_out(l, **out)
         return self._add(l)
 
@@ -771,9 +777,9 @@ def validate(net: Net, where: str = "net", tensor_off=None, layer_off=None) -> N
             lfail(i, "multipliers must be >= 0 and shifts in -31..31")
         if l.kind not in (L_CONV, L_FC, L_LUT, L_SOFTMAX, L_ROPE, L_EMBED) and l.weight != -1:
             lfail(i, "a %s has no weight" % l.kind_name)
-        if l.kind not in (L_CONV, L_FC, L_LAYERNORM, L_RMSNORM) and l.bias != -1:
+        if l.kind not in (L_CONV, L_FC, L_LAYERNORM, L_RMSNORM, L_EMBED) and l.bias != -1:
             lfail(i, "a %s has no bias" % l.kind_name)
-        if l.kind not in (L_SOFTMAX, L_MATMUL, L_MUL, L_ROPE) and l.param != 0:
+        if l.kind not in (L_SOFTMAX, L_MATMUL, L_MUL, L_ROPE, L_EMBED) and l.param != 0:
             lfail(i, "a %s has no parameter, but param is %d" % (l.kind_name, l.param))
         if l.kind == L_INPUT:
             continue
@@ -967,6 +973,17 @@ def _validate_v2(net: Net, i: int, l: Layer, s: Layer, lfail, expect) -> None:
         t = net.tensors[l.weight]
         if t.dtype == DT_BIPOLAR or len(t.shape) != 2:
             lfail(i, "embedding table '%s' must be an integer tensor [vocab][hidden]" % t.name)
+        if l.param < 0 or (l.bias == -1 and l.param != 0):
+            lfail(i, "embed param %d: the position of token 0, only with a position table" % l.param)
+        if l.bias != -1:
+            if not 0 <= l.bias < len(net.tensors):
+                lfail(i, "position table index %d out of range" % l.bias)
+            pt = net.tensors[l.bias]
+            if pt.dtype == DT_BIPOLAR or len(pt.shape) != 2 or pt.shape[1] != t.shape[1]:
+                lfail(i, "position table '%s' must be an integer tensor [positions][%d]" % (pt.name, t.shape[1]))
+            if pt.shape[0] < s.out_h + l.param:
+                lfail(i, "position table '%s' holds %d positions; tokens %d at position %d need %d"
+                      % (pt.name, pt.shape[0], s.out_h, l.param, s.out_h + l.param))
         expect(t.shape[1], s.out_h, 1)
     elif l.kind == L_ARGMAX:
         if l.out_signed or l.out_zp != 0 or l.clamp_lo != 0 or l.clamp_hi < s.out_c - 1:
@@ -1535,9 +1552,12 @@ def eval_layer(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: int = 32,
         s = e.sum(axis=axis, keepdims=True)
         q = (1 << l.out_bits) - 1
         return np.clip(np.where(keep, (e * q + s // 2) // s, 0), lo, hi)
-    if l.kind == L_EMBED:     # row id_t of the table is token t's column
+    if l.kind == L_EMBED:     # row id_t of the table is token t's column (plus position row t + param)
         table = net.tensors[l.weight].data.astype(np.int64).reshape(net.tensors[l.weight].shape)
-        return np.clip(table[a.reshape(-1)].T.reshape(l.shape), lo, hi)
+        rows = table[a.reshape(-1)]
+        if l.bias >= 0:
+            rows = rows + net.tensors[l.bias].data.astype(np.int64)[l.param:l.param + rows.shape[0]]
+        return np.clip(rows.T.reshape(l.shape), lo, hi)
     if l.kind == L_ARGMAX:    # np.argmax returns the first (lowest) index of the maximum
         return np.clip(np.argmax(a, axis=0).reshape(l.shape), lo, hi)
     if l.kind == L_DYNQUANT:

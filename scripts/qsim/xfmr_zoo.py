@@ -35,9 +35,8 @@ projection, by MUL) and TinyLlama's grouped-query attention (32 query heads over
 attention matmuls' grouped bit, docs/qbin.md). --embed makes the input token ids (uint16) through an
 EMBED table [vocab][d] (GPT-2 50257, Llama 32000); --lm-head ends the decoder with the final norm, the
 LM head (a 1x1 conv to the vocabulary at the net's weight precision) and an ARGMAX per token (the greedy
-next token). Left out: GPT-2's learned position embedding (wpe) -- its addition is a per-element add of
-a second table, not modelled (docs/qbin.md, EMBED); decode steps with a KV cache (the graph is the
-prompt's).
+next token); GPT-2's EMBED also adds its learned position embedding (wpe, [1024][768], rows 0..T-1).
+Left out: decode steps with a KV cache (the graph is the prompt's).
 
 Weights are Gaussian (std 1/sqrt(fan_in)), LayerNorm gamma 1 and beta 0; every requantization is
 calibrated on one synthetic input: each output scale puts the 99.9th percentile of the real
@@ -60,7 +59,8 @@ NETS = {
     "vit_base": dict(d=768, heads=12, mlp=3072, layers=12, image=224, patch=16, classes=1000),
     "bert_base": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128),
     # decoders: the prompt (prefill) graph with a causal mask; no LM head (see the docstring)
-    "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True, vocab=50257),
+    "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True, vocab=50257,
+                       positions=1024),
     # TinyLlama: 32 query heads sharing 4 key/value heads (grouped-query attention), vocabulary 32000
     "llama_style": dict(d=2048, heads=32, kv_heads=4, mlp=5632, layers=22, tokens=128, causal=True, norm="rms",
                         ffn="swiglu", rope=10000.0, vocab=32000),
@@ -238,8 +238,12 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static", 
         x0 = net.input("token_ids", c=1, h=T, w=1, bits=16, signed=False, zp=0, scale=0.0)
         b.x = b.rng.integers(0, cfg["vocab"], size=(1, T, 1)).astype(np.int32)
         b.done(x0)
-        table = np.clip(np.round(b.rng.normal(size=(cfg["vocab"], d)) * 32), -127, 127).astype(np.int64)
-        cur = b.done(net.embed("embed_tokens", x0, table, tbits=8, bits=8, signed=True, zp=0, scale=1 / 32))
+        table = np.clip(np.round(b.rng.normal(size=(cfg["vocab"], d)) * 24), -127, 127).astype(np.int64)
+        pos = None   # GPT-2's learned position embedding (wpe), added to the token rows in the EMBED
+        if cfg.get("positions"):
+            pos = np.clip(np.round(b.rng.normal(size=(cfg["positions"], d)) * 8), -127, 127).astype(np.int64)
+        cur = b.done(net.embed("embed_tokens", x0, table, tbits=8, positions=pos, pbits=8, bits=8, signed=True, zp=0,
+                               scale=1 / 32))
     else:
         T = tokens or cfg["tokens"]
         x0 = net.input("embeddings", c=d, h=T, w=1, bits=8, signed=True, zp=0, scale=1 / 32)
