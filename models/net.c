@@ -1252,6 +1252,7 @@ static qs_status parse_header(const pctx *p, qbin_section *net_s, qbin_section *
 
     qbin_section s[QBIN_MAX_SECTIONS];
     int have_net = 0, have_ten = 0, have_lay = 0;
+    uint32_t last_required = 0; /* kind of the last required section in the table */
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *e = b + QBIN_HEADER_SIZE + (uint64_t)i * QBIN_ENTRY_SIZE;
         int64_t eoff = (int64_t)(QBIN_HEADER_SIZE + (uint64_t)i * QBIN_ENTRY_SIZE);
@@ -1286,9 +1287,21 @@ static qs_status parse_header(const pctx *p, qbin_section *net_s, qbin_section *
             if (*seen)
                 return fail_at(p->err, p->where, eoff, ctx, "duplicate section kind %u",
                                s[i].kind);
+            /* one order only (NET, TENSORS, LAYERS), so that every file without an
+             * optional section saves back to its own bytes */
+            if (s[i].kind < last_required)
+                return fail_at(p->err, p->where, eoff, ctx, "section kind %u after kind %u: the "
+                               "required sections come in the order net (1), tensors (2), "
+                               "layers (3)", s[i].kind, last_required);
+            last_required = s[i].kind;
             *seen = 1;
             *dst = s[i];
         }
+        /* the table lists the sections in the order they are stored */
+        if (i > 0 && s[i].off < s[i - 1].off)
+            return fail_at(p->err, p->where, eoff, ctx, "section at byte %llu is listed after "
+                           "the one at byte %llu; the table lists sections in file order",
+                           (unsigned long long)s[i].off, (unsigned long long)s[i - 1].off);
         if (crc_update(0, b + s[i].off, s[i].size) != s[i].crc)
             return fail_at(p->err, p->where, (int64_t)s[i].off, ctx, "section CRC mismatch "
                            "(kind %u, %llu bytes): the file is corrupt", s[i].kind,
@@ -1299,14 +1312,8 @@ static qs_status parse_header(const pctx *p, qbin_section *net_s, qbin_section *
                        "missing required section(s):%s%s%s", have_net ? "" : " net",
                        have_ten ? "" : " tensors", have_lay ? "" : " layers");
 
-    /* Sort by offset (n <= 16: insertion sort), then require no overlap and
-     * zero bytes in every gap, so that no byte of the file escapes checking. */
-    for (uint32_t i = 1; i < n; i++)
-        for (uint32_t j = i; j > 0 && s[j - 1].off > s[j].off; j--) {
-            qbin_section t = s[j];
-            s[j] = s[j - 1];
-            s[j - 1] = t;
-        }
+    /* The table is in file order (checked above): require no overlap and zero
+     * bytes in every gap, so that no byte of the file escapes checking. */
     uint64_t pos = table_end;
     for (uint32_t i = 0; i <= n; i++) {
         uint64_t next = i < n ? s[i].off : p->len;

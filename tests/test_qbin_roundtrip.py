@@ -301,6 +301,30 @@ def test_rules_agree():
     fix_crcs(b)
     both_refuse(bytes(b), "8 bytes after the last section", "zero bytes after the last section")
 
+    # one section order only (net, tensors, layers), the table in file order: rebuild the
+    # file with the sections stored as tensors, net, layers, each at the next multiple of 8
+    secs = [struct.unpack_from("<IIQQ", ok, 32 + 24 * i) for i in range(3)]
+    order = [secs[1], secs[0], secs[2]]
+    pos, table, body = 32 + 3 * 24, b"", b""
+    pos = (pos + 7) & ~7
+    start = pos
+    for kind, crc, off, size in order:
+        pos = (pos + 7) & ~7
+        body += bytes(pos - start - len(body))
+        table += struct.pack("<IIQQ", kind, crc, pos, size)
+        body += ok[off:off + size]
+        pos += size
+    b = bytearray(ok[:32] + table + bytes(start - 32 - len(table)) + body)
+    struct.pack_into("<Q", b, 16, len(b))
+    fix_crcs(b)
+    both_refuse(bytes(b), "section kind 1 after kind 2", "sections stored as tensors, net, layers")
+    # the same three sections in the writers' place, the table listing layers before tensors
+    b = bytearray(ok)
+    e1, e2 = bytes(b[32 + 24:32 + 48]), bytes(b[32 + 48:32 + 72])
+    b[32 + 24:32 + 48], b[32 + 48:32 + 72] = e2, e1
+    fix_crcs(b)
+    both_refuse(bytes(b), "section kind 2 after kind 3", "a table listing layers before tensors")
+
     # the decoder rules (docs/qbin.md): a causal mask needs a key axis, param bits 5-7 are 0,
     # an offset needs the causal bit, dynquant's output is signed with zero point 0, mul's
     # param is 0 or 1 and a row-absmax mul's inputs share their positions

@@ -1100,6 +1100,7 @@ def loads(data: bytes, where: str = "<bytes>") -> Net:
         fail(28, "header", "header CRC mismatch")
     found = {}
     spans = []
+    last_required = 0
     for i in range(nsec):
         eo = HEADER_SIZE + ENTRY_SIZE * i
         kind, crc, off, size = struct.unpack_from("<IIQQ", b, eo)
@@ -1109,9 +1110,18 @@ def loads(data: bytes, where: str = "<bytes>") -> Net:
         if kind in (SECT_NET, SECT_TENSORS, SECT_LAYERS):
             if kind in found:
                 fail(eo, ctx, "duplicate section kind %d" % kind)
+            # one order only, so that every file without an optional section saves back
+            # to its own bytes
+            if kind < last_required:
+                fail(eo, ctx, "section kind %d after kind %d: the required sections come in "
+                     "the order net (1), tensors (2), layers (3)" % (kind, last_required))
+            last_required = kind
             found[kind] = (off, size)
         elif not kind & SECT_OPTIONAL:
             fail(eo, ctx, "unknown required section kind %d" % kind)
+        if spans and off < spans[-1][0]:
+            fail(eo, ctx, "section at byte %d is listed after the one at byte %d; the table "
+                 "lists sections in file order" % (off, spans[-1][0]))
         if zlib.crc32(b[off:off + size]) != crc:
             fail(off, ctx, "section CRC mismatch (kind %d): the file is corrupt" % kind)
         spans.append((off, size))
@@ -1120,7 +1130,6 @@ def loads(data: bytes, where: str = "<bytes>") -> Net:
     if missing:
         fail(HEADER_SIZE, "section table", "missing section(s): " + ", ".join(missing))
     pos = table_end
-    spans = sorted(spans)
     for i, (off, size) in enumerate(spans + [(n_file, 0)]):
         if off < pos:
             fail(off, "section table", "sections overlap")
