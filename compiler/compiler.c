@@ -776,13 +776,13 @@ static qs_status emit_ppu_rows(const qs_net *net, const qs_arch *arch, int32_t l
     return QS_OK;
 }
 
-/* Token embedding (docs/compiler.md, "Embedding and argmax"): per chunk of
- * tokens, the DMA reads the chunk's ids, then gathers one table row of d
- * elements per token into the ifmap buffer; the PPU writes each row out as
- * the token's column of the (d, T, 1) output. The rows' addresses depend on
- * the ids, which the program does not know: each token's row is timed at a
- * fixed place, token t at table row floor(t * V / T) (rows spread over the
- * table, so each run starts a DRAM access of its own, as random ids do). */
+/* Token embedding (docs/compiler.md section 12, EMBED): per tile of tokens,
+ * the DMA reads the tile's ids, then gathers one table row of d elements per
+ * token into the ifmap buffer; the PPU writes each row out as the token's
+ * column of the (d, T, 1) output. The rows' addresses depend on the ids, which
+ * the program does not know: the i-th token of a tile of n is timed at table
+ * row i * floor(V / n) (rows spread over the table, so each run starts a DRAM
+ * access of its own, as random ids do; a tile holds at most V tokens). */
 static qs_status emit_embed_layer(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
                                   const uint32_t *addr_of, emitter *e, qs_error *err)
 {
@@ -792,7 +792,7 @@ static qs_status emit_embed_layer(const qs_net *net, const qs_arch *arch, int32_
     const caps c = caps_of(arch);
     qs_status st;
     const int64_t T = L->out_h, d = L->out_c, V = tab->shape[0], tbits = qs_dtype_bits(tab->dtype);
-    const int64_t row_bits = d * tbits, stride_rows = V / T > 0 ? V / T : 1;
+    const int64_t row_bits = d * tbits;
     /* a position table (GPT-2's wpe) sits right after the token table; its rows t + param are consecutive */
     const qs_tensor *pos = L->bias >= 0 ? &net->tensors[L->bias] : NULL;
     const int64_t prow_bits = pos ? d * qs_dtype_bits(pos->dtype) : 0, tab_bytes = bits_to_bytes(V * row_bits);
@@ -810,15 +810,16 @@ static qs_status emit_embed_layer(const qs_net *net, const qs_arch *arch, int32_
     int64_t chunk = c.cap_ifmap / in_tok;
     if (c.cap_accum / out_tok < chunk) chunk = c.cap_accum / out_tok;
     if (chunk > T) chunk = T;
+    if (chunk > V) chunk = V; /* the stand-in rows of a tile are distinct rows of the table */
     m->tm = (int32_t)chunk;
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
-        int64_t tl = T - t0 < chunk ? T - t0 : chunk, moved, ob;
+        int64_t tl = T - t0 < chunk ? T - t0 : chunk, moved, ob, stride_rows = V / tl;
         dma_pat ip = pat_runs(addr_of[L->inputs[0]], t0 * IDS->out_bits, 1, tl * IDS->out_bits, 0);
         if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, 0, err))) return st;
         m->dram_ifmap += moved;
-        /* rows t0 .. t0+tl at stride_rows table rows apart; a stride equal to the row length (V = T)
-         * merges them into one run, as the DMA would for consecutive rows */
-        dma_pat rp = pat_runs(m->weight_addr, t0 * stride_rows * row_bits, tl, row_bits, stride_rows * row_bits);
+        /* tl rows from row 0, stride_rows table rows apart (inside the table: (tl - 1) * floor(V / tl) < V);
+         * a stride of one row (V < 2 tl) merges them into one run, as the DMA would for consecutive rows */
+        dma_pat rp = pat_runs(m->weight_addr, 0, tl, row_bits, stride_rows * row_bits);
         if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &rp, &moved, 0, !pos, err))) return st;
         m->dram_weight += moved;
         if (pos) { /* the tile's position rows t0 + param ..: one run */
@@ -848,7 +849,7 @@ static qs_status emit_embed_layer(const qs_net *net, const qs_arch *arch, int32_
     return QS_OK;
 }
 
-/* Argmax over channels (docs/compiler.md, "Embedding and argmax"): per chunk
+/* Argmax over channels (docs/compiler.md section 12, ARGMAX): per chunk
  * of positions, the channels stream through the ifmap buffer in chunks (the
  * PPU keeps a running maximum and its index per position, so a row need not
  * fit: an LM head's 50257 channels do not); after the last channel chunk the
@@ -874,7 +875,7 @@ static qs_status emit_argmax_layer(const qs_net *net, const qs_arch *arch, int32
         if (cchunk > C) cchunk = C;
         for (int64_t c0 = 0; c0 < C; c0 += cchunk) {
             const int64_t cl = C - c0 < cchunk ? C - c0 : cchunk;
-            int64_t moved, ob;
+            int64_t moved;
             dma_pat ip = pat_runs(addr_of[L->inputs[0]], (c0 * P + p0) * ib, cl, pl * ib, P * ib);
             if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, 1, err))) return st;
             m->dram_ifmap += moved;
@@ -886,7 +887,6 @@ static qs_status emit_argmax_layer(const qs_net *net, const qs_arch *arch, int32
             if (c0 == 0) p.deps |= QS_DEP_POP_NEXT;
             if (c0 + cl == C) p.deps |= QS_DEP_PUSH_NEXT;
             if ((st = push_insn(&e->iv, &p, err))) return st;
-            (void)ob;
         }
         qs_insn s;
         memset(&s, 0, sizeof s);
@@ -972,7 +972,7 @@ static qs_status emit_matmul_layer(const qs_net *net, const qs_arch *arch, int32
     m->tk = d.K;
     m->order = QS_ORDER_N_OUTER;
     m->weight_resident = 1;
-    /* grouped (docs/compiler.md, "Grouped matmul"): the output's batch runs in groups of g consecutive
+    /* grouped (docs/compiler.md section 12, "Grouped MATMUL"): the output's batch runs in groups of g consecutive
      * matrices that share one matrix of the smaller operand; per group and n-block that shared tile is
      * loaded once and the g matrices run against it one after the other. A stays resident across
      * n-blocks (and across its group) when all of M fits one tile and B is not the shared operand. */
