@@ -114,9 +114,14 @@ qsim_status qsim_net_describe(const qsim_net *h, char **text, qsim_error *err)
             }
         } else if (L->weight >= 0) {
             const qs_tensor *T = &net->tensors[L->weight];
-            snprintf(w, sizeof w, "%s", qs_dtype_name(T->dtype, T->is_signed));
-            params += T->count;
-            bytes += qs_tensor_packed_bytes(T->count, T->dtype);
+            int tied = 0; /* an LM head whose weight is an EMBED's table: counted there */
+            for (int32_t j = 0; j < net->n_layers; j++)
+                tied |= net->layers[j].kind == QS_L_EMBED && net->layers[j].weight == L->weight;
+            snprintf(w, sizeof w, "%s%s", qs_dtype_name(T->dtype, T->is_signed), tied ? " tied" : "");
+            if (!tied) {
+                params += T->count;
+                bytes += qs_tensor_packed_bytes(T->count, T->dtype);
+            }
         }
         int64_t m = qs_layer_macs(net, i);
         macs += m;

@@ -871,10 +871,11 @@ static qs_status validate_v2_layer(const vctx *v, int32_t li)
             return layer_fail(v, li, "table tensor index %d outside 0..%d", (int)l->weight,
                               (int)net->n_tensors - 1);
         const qs_tensor *t = &net->tensors[l->weight];
-        if (t->dtype == QS_DT_BIPOLAR || t->ndim != 2)
+        /* [vocab][hidden], or [vocab][hidden][1][1]: an LM head's 1x1 conv weight, tied (as GPT-2's) */
+        if (t->dtype == QS_DT_BIPOLAR || (t->ndim != 2 && !(t->ndim == 4 && t->shape[2] == 1 && t->shape[3] == 1)))
             return layer_fail(v, li, "embedding table '%s' must be an integer tensor [vocab][hidden] "
-                              "(is %s, %d dimension(s))", t->name, qs_dtype_name(t->dtype, t->is_signed),
-                              (int)t->ndim);
+                              "or [vocab][hidden][1][1] (is %s, %d dimension(s))", t->name,
+                              qs_dtype_name(t->dtype, t->is_signed), (int)t->ndim);
         if (l->param < 0 || (l->bias == -1 && l->param != 0))
             return layer_fail(v, li, "embed param %d: the position of token 0, only with a position table",
                               (int)l->param);

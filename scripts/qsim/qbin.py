@@ -971,8 +971,9 @@ def _validate_v2(net: Net, i: int, l: Layer, s: Layer, lfail, expect) -> None:
         if not 0 <= l.weight < len(net.tensors):
             lfail(i, "table tensor index %d out of range" % l.weight)
         t = net.tensors[l.weight]
-        if t.dtype == DT_BIPOLAR or len(t.shape) != 2:
-            lfail(i, "embedding table '%s' must be an integer tensor [vocab][hidden]" % t.name)
+        if t.dtype == DT_BIPOLAR or not (len(t.shape) == 2 or (len(t.shape) == 4 and t.shape[2:] == (1, 1))):
+            lfail(i, "embedding table '%s' must be an integer tensor [vocab][hidden] or [vocab][hidden][1][1]"
+                  % t.name)
         if l.param < 0 or (l.bias == -1 and l.param != 0):
             lfail(i, "embed param %d: the position of token 0, only with a position table" % l.param)
         if l.bias != -1:
@@ -1562,7 +1563,7 @@ def eval_layer(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: int = 32,
         q = (1 << l.out_bits) - 1
         return np.clip(np.where(keep, (e * q + s // 2) // s, 0), lo, hi)
     if l.kind == L_EMBED:     # row id_t of the table is token t's column (plus position row t + param)
-        table = net.tensors[l.weight].data.astype(np.int64).reshape(net.tensors[l.weight].shape)
+        table = net.tensors[l.weight].data.astype(np.int64).reshape(net.tensors[l.weight].shape[:2])
         rows = table[a.reshape(-1)]
         if l.bias >= 0:
             rows = rows + net.tensors[l.bias].data.astype(np.int64)[l.param:l.param + rows.shape[0]]

@@ -35,7 +35,9 @@ projection, by MUL) and TinyLlama's grouped-query attention (32 query heads over
 attention matmuls' grouped bit, docs/qbin.md). --embed makes the input token ids (uint16) through an
 EMBED table [vocab][d] (GPT-2 50257, Llama 32000); --lm-head ends the decoder with the final norm, the
 LM head (a 1x1 conv to the vocabulary at the net's weight precision) and an ARGMAX per token (the greedy
-next token); GPT-2's EMBED also adds its learned position embedding (wpe, [1024][768], rows 0..T-1).
+next token); GPT-2's EMBED also adds its learned position embedding (wpe, [1024][768], rows 0..T-1), and
+its LM head is tied to the token embedding as in GPT-2 (one tensor [50257][768][1][1], quantized with one
+step so that the EMBED's single output scale is exact; stored and loaded once).
 Left out: decode steps with a KV cache (the graph is the prompt's).
 
 Weights are Gaussian (std 1/sqrt(fan_in)), LayerNorm gamma 1 and beta 0; every requantization is
@@ -60,7 +62,7 @@ NETS = {
     "bert_base": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128),
     # decoders: the prompt (prefill) graph with a causal mask; no LM head (see the docstring)
     "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True, vocab=50257,
-                       positions=1024),
+                       positions=1024, tied=True),   # GPT-2's LM head is its token embedding (tied)
     # TinyLlama: 32 query heads sharing 4 key/value heads (grouped-query attention), vocabulary 32000
     "llama_style": dict(d=2048, heads=32, kv_heads=4, mlp=5632, layers=22, tokens=128, causal=True, norm="rms",
                         ffn="swiglu", rope=10000.0, vocab=32000),
@@ -84,8 +86,9 @@ class Builder:
         """Output scale of a signed 8-bit tensor holding `real`."""
         return max(float(np.percentile(np.abs(real), 99.9)), 1e-6) / 127.0
 
-    def quant_weights(self, w):
-        """Integer weights and per-output-channel scales."""
+    def quant_weights(self, w, per_tensor=False):
+        """Integer weights and per-output-channel scales (per_tensor: one step for all, e.g. a tied
+        embedding whose rows share the EMBED's one output scale)."""
         if self.weights == "ternary":
             gamma = max(float(np.abs(w).mean()), 1e-5)
             return np.clip(np.round(w / gamma), -1, 1).astype(np.int64), np.full(w.shape[0], gamma), 2
@@ -93,6 +96,8 @@ class Builder:
         qp = 2 ** (b - 1) - 1
         axes = tuple(range(1, w.ndim))
         step = 2.0 * np.abs(w).mean(axis=axes) / math.sqrt(qp)
+        if per_tensor:
+            step = np.full(w.shape[0], float(step.mean()))
         q = np.clip(np.round(w / step.reshape((-1,) + (1,) * (w.ndim - 1))), -qp - 1, qp)
         return q.astype(np.int64), step, b
 
@@ -219,6 +224,7 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static", 
     L = cfg["layers"] if layers is None else layers
     d, H = cfg["d"], cfg["heads"]
     KVH = cfg.get("kv_heads", H)
+    tied = embed and lm_head and cfg.get("tied", False)
     dh = d // H
     tag = "%s_%s%s%s%s%s" % (net_name, weights, "_dyn" if act == "dynamic" else "",
                              "" if layers is None else "_l%d" % layers, "_emb" if embed else "",
@@ -238,12 +244,19 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static", 
         x0 = net.input("token_ids", c=1, h=T, w=1, bits=16, signed=False, zp=0, scale=0.0)
         b.x = b.rng.integers(0, cfg["vocab"], size=(1, T, 1)).astype(np.int32)
         b.done(x0)
-        table = np.clip(np.round(b.rng.normal(size=(cfg["vocab"], d)) * 24), -127, 127).astype(np.int64)
         pos = None   # GPT-2's learned position embedding (wpe), added to the token rows in the EMBED
         if cfg.get("positions"):
             pos = np.clip(np.round(b.rng.normal(size=(cfg["positions"], d)) * 8), -127, 127).astype(np.int64)
-        cur = b.done(net.embed("embed_tokens", x0, table, tbits=8, positions=pos, pbits=8, bits=8, signed=True, zp=0,
-                               scale=1 / 32))
+        if tied:     # one tensor [vocab][d][1][1]: the embedding rows and the LM head's weights
+            w = b.rng.normal(size=(cfg["vocab"], d, 1, 1)) / math.sqrt(d)
+            q, step, wbits = b.quant_weights(w, per_tensor=True)
+            table = net.add_tensor("wte", q, Q.dtype_for_bits(wbits), True, scale=step, axis=0)
+            cur = b.done(net.embed("embed_tokens", x0, table, positions=pos, pbits=8, bits=8, signed=True, zp=0,
+                                   scale=float(step[0])))
+        else:
+            table = np.clip(np.round(b.rng.normal(size=(cfg["vocab"], d)) * 24), -127, 127).astype(np.int64)
+            cur = b.done(net.embed("embed_tokens", x0, table, tbits=8, positions=pos, pbits=8, bits=8, signed=True,
+                                   zp=0, scale=1 / 32))
     else:
         T = tokens or cfg["tokens"]
         x0 = net.input("embeddings", c=d, h=T, w=1, bits=8, signed=True, zp=0, scale=1 / 32)
@@ -287,7 +300,15 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static", 
         b.done(i)
     if lm_head:   # final norm, LM head to the vocabulary, greedy choice of the next token per position
         h = norm("norm_f", cur)
-        logits = b.conv("lm_head", h, cfg["vocab"])
+        if tied:      # the LM head's weight is the embedding table
+            s_in, step = net.layers[h].out_scale, net.tensors[table].q_scale.astype(np.float64)
+            i = net.conv("lm_head", h, table, bits=8, signed=True, zp=0, scale=1.0, multiplier=1e-3)
+            real = Q.layer_accumulator(net, i, b.outs, 32).astype(np.float64) * s_in * step.reshape(-1, 1, 1)
+            out = b.calib(real)
+            b.set_rq(i, s_in * step / out, out)
+            logits = b.done(i)
+        else:
+            logits = b.conv("lm_head", h, cfg["vocab"])
         b.done(net.argmax("next_token", logits, bits=16))
     net.validate()
     return net, b.x
