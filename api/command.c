@@ -96,6 +96,8 @@ qsim_status qsim_net_describe(const qsim_net *h, char **text, qsim_error *err)
                      (long long)net->tensors[L->weight].shape[1]);
         } else if (L->kind == QS_L_MUL && L->param == QS_MUL_ROWMAX) {
             snprintf(w, sizeof w, "x rowmax(%d)", (int)L->inputs[1]);
+        } else if (L->kind == QS_L_KVCACHE) { /* the cache's maximum context (docs/decode.md) */
+            snprintf(w, sizeof w, "max %d", (int)L->param);
         } else if (L->kind == QS_L_MATMUL) {
             snprintf(w, sizeof w, "%s%s", (const char *[]){"A x B", "A^T x B", "A x B^T", "A^T x B^T"}[L->param & 3],
                      (L->param & QS_MATMUL_GROUPED) ? " gqa" : "");

@@ -85,6 +85,11 @@ static const char *USAGE_RUN =
     "  --dram-trace FILE    every DRAM request of the (first) inference, DRAMsim3/Ramulator format\n"
     "                       (docs/dram.md; needs a bank-level [dram] model)\n"
     "  -q, --quiet          no table on stdout\n"
+    "  --decode N           a decoder with KV caches: the prompt (the file's tokens) then N decode steps of\n"
+    "                       one token; prefill and decode reported apart (docs/decode.md, docs/report.md)\n"
+    "  --decode-input S.npy the steps' input rows, shape (N, C) or (N, C, 1, 1) (default: each step's input\n"
+    "                       is the last output row before it)\n"
+    "  --decode-outputs F.npy  every step's output, shape (N, C, H, W)\n"
     "SCALE-Sim topologies (each layer simulated on its own, synthetic operands):\n"
     "  --gemm               GEMM form (Layer, M, N, K); default: decided by the header\n"
     "  --sparsity F         fraction of zero weights and activations, 0..1 (default 0: dense)\n"
@@ -114,6 +119,7 @@ typedef struct {
     const char *sparsity, *wsparsity, *asparsity, *wbits, *abits, *report_dir; /* SCALE-Sim topologies */
     const char *jobs, *dump_index;
     const char *dram_trace;
+    const char *decode, *decode_input, *decode_out; /* --decode N (docs/decode.md) */
     const char *rtl_tiles, *rtl_cache;  /* --engine rtl (docs/waveforms.md, "RTL co-simulation") */
     int timing_only;         /* SCALE-Sim topologies: no operands, SCALE-Sim's figures only */
     int gemm, traces;        /* traces: SCALE-Sim's trace CSVs per layer (docs/scalesim.md, "Traces") */
@@ -195,6 +201,9 @@ static int parse_opts(int argc, char **argv, const char *cmd_usage, const char *
         else if (!strcmp(a, "--dram-trace")) o->dram_trace = v;
         else if (!strcmp(a, "--rtl-tiles")) o->rtl_tiles = v;
         else if (!strcmp(a, "--rtl-cache")) o->rtl_cache = v;
+        else if (!strcmp(a, "--decode")) o->decode = v;
+        else if (!strcmp(a, "--decode-input")) o->decode_input = v;
+        else if (!strcmp(a, "--decode-outputs")) o->decode_out = v;
         else if (!strcmp(a, "--gemm")) o->gemm = 1;
         else if (!strcmp(a, "--traces")) o->traces = 1;
         else if (!strcmp(a, "--timing-only")) o->timing_only = 1;
@@ -564,6 +573,70 @@ static void rtl_repro(int argc, char **argv, char *out, size_t cap)
     }
 }
 
+/* qsim run --decode N (docs/decode.md): the prompt, then N one-token steps. */
+static int run_decode(const options *o, qsim_engine engine, int n_decode, const qsim_config *cfg,
+                      const qsim_net *net)
+{
+    qsim_array x = {0}, sx = {0};
+    qsim_decode_report *rep = NULL;
+    qsim_error e;
+    char *text = NULL;
+    int rc = 1;
+    qsim_net_info info;
+    if (qsim_net_get_info(net, &info, &e)) goto out;
+    if (o->input) {
+        if (qsim_npy_load(o->input, &x, &e)) goto out;
+        if (x.ndim != 3 || x.shape[0] != info.in_c || x.shape[1] != info.in_h || x.shape[2] != info.in_w) {
+            snprintf(e.msg, sizeof e.msg, "%s: a decode run's prompt has shape (%d,%d,%d)", o->input, info.in_c,
+                     info.in_h, info.in_w);
+            goto out;
+        }
+    }
+    qsim_decode_options d;
+    qsim_decode_options_init(&d);
+    d.steps = n_decode;
+    if (o->decode_input) {
+        if (qsim_npy_load(o->decode_input, &sx, &e)) goto out;
+        int ok = sx.shape[0] == n_decode && sx.ndim >= 2 && sx.shape[1] == info.in_c &&
+                 (sx.ndim == 2 || (sx.ndim == 4 && sx.shape[2] == 1 && sx.shape[3] == 1));
+        if (!ok) {
+            snprintf(e.msg, sizeof e.msg, "%s: the steps' inputs have shape (%d,%d) or (%d,%d,1,1) for --decode %d",
+                     o->decode_input, n_decode, info.in_c, n_decode, info.in_c, n_decode);
+            goto out;
+        }
+        d.step_inputs = sx.data;
+    }
+    qsim_run_options ro;
+    qsim_run_options_init(&ro);
+    ro.engine = engine;
+    ro.net_path = o->net;
+    ro.config_path = o->arch;
+    if (qsim_decode(net, cfg, o->input ? x.data : NULL, o->input ? x.count : 0, &d, &ro, &rep, &e)) goto out;
+    if (!o->quiet) {
+        if (qsim_decode_report_text(rep, &text, &e)) goto out;
+        put_text(text);
+    }
+    if (o->json) {
+        const char *json;
+        if (qsim_decode_report_json(rep, &json, &e)) goto out;
+        FILE *f = fopen(o->json, "w");
+        int bad = !f || fputs(json, f) < 0;
+        if (f && fclose(f)) bad = 1;
+        if (bad) {
+            snprintf(e.msg, sizeof e.msg, "%s: cannot write the JSON report", o->json);
+            goto out;
+        }
+    }
+    if (o->decode_out && qsim_decode_report_write_outputs(rep, o->decode_out, &e)) goto out;
+    rc = 0;
+out:
+    if (rc) fail(&e);
+    qsim_decode_report_free(rep);
+    qsim_array_free(&x);
+    qsim_array_free(&sx);
+    return rc;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     options o;
@@ -572,7 +645,7 @@ static int cmd_run(int argc, char **argv)
                         " --arch --set --engine --input --labels --json --csv --dump-outputs -q --quiet --fst --vcd"
                         " --trace-from --trace-to --trace-layer --gemm --sparsity --weight-sparsity --act-sparsity"
                         " --weight-bits --act-bits --report-dir --traces --timing-only --dram-trace --jobs --dump-index"
-                        " --rtl-tiles --rtl-cache ", &o);
+                        " --rtl-tiles --rtl-cache --decode --decode-input --decode-outputs ", &o);
     if (rc) return rc < 0 ? 0 : rc;
     qsim_engine engine = QSIM_ENGINE_FAST;
     int rtl = 0;
@@ -633,9 +706,25 @@ static int cmd_run(int argc, char **argv)
     const char *messages;
     double t0 = now_seconds(), cpu0 = (double)clock() / CLOCKS_PER_SEC;
     char rtl_fst[4096], rtl_cmd[8192];
+    if ((o.decode_input || o.decode_out) && !o.decode)
+        return usage_error(USAGE_RUN, "%s", "--decode-input and --decode-outputs need --decode N");
+    int n_decode = 0;
+    if (o.decode) {
+        if (parse_int_arg(o.decode, 1, 1000000, &n_decode))
+            return usage_error(USAGE_RUN, "--decode '%s': a number of decode steps 1..1000000", o.decode);
+        if (rtl || o.labels || o.dump || o.fst || o.vcd || o.dram_trace || o.csv)
+            return usage_error(USAGE_RUN, "%s", "--decode runs the fast or detailed engine, without --labels, "
+                                                "--dump-outputs, waveforms, --dram-trace or --csv");
+    }
     rc = load_inputs(&o, &cfg, &net, &e);
     if (rc == 2) return usage_error(USAGE_RUN, "%s", e.msg);
     if (rc) return fail(&e);
+    if (n_decode) {
+        rc = run_decode(&o, engine, n_decode, cfg, net);
+        qsim_net_free(net);
+        qsim_config_free(cfg);
+        return rc;
+    }
     rc = 1;
     if (qsim_compile(net, cfg, &prog, &e)) goto out;
     if (rtl && o.trace_layer) {

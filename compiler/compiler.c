@@ -709,6 +709,55 @@ static qs_status emit_ppu_layer(const qs_net *net, const qs_arch *arch, int32_t 
 
 /* ---- transformer layers (docs/compiler.md, "Transformer layers") ---------- */
 
+/* A decode step's KVCACHE (docs/decode.md, "Where the cache lives"): its
+ * output region holds the cached rows (written by earlier steps, never moved
+ * again) followed on each line (c, h) by the new ones. The step loads the new
+ * rows only (channel tiles as a post-processing layer) and stores each line's
+ * new elements at W offset past: runs of Wn elements, stride W. */
+static qs_status emit_kvcache_append(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
+                                     const uint32_t *addr_of, emitter *e, qs_error *err)
+{
+    const qs_layer *L = &net->layers[li], *IN = &net->layers[L->inputs[0]];
+    const caps c = caps_of(arch);
+    const int64_t H = L->out_h, W = L->out_w, Wn = IN->out_w, past = W - Wn, bits = L->out_bits;
+    const int64_t in_per_c = bits_to_bytes(H * Wn * bits) + 1, out_per_c = H * Wn * 4;
+    qs_status st;
+    if (in_per_c > c.cap_ifmap || out_per_c > c.cap_accum)
+        return qs_fail(err, QS_ERR_NOFIT, "layer '%s': one channel's new rows need %lld B of input (ifmap buffer "
+                       "tile %lld B) and %lld B of output (accum buffer tile %lld B)", L->name, (long long)in_per_c,
+                       (long long)c.cap_ifmap, (long long)out_per_c, (long long)c.cap_accum);
+    int64_t chunk = c.cap_ifmap / in_per_c;
+    if (c.cap_accum / out_per_c < chunk) chunk = c.cap_accum / out_per_c;
+    if (chunk > L->out_c) chunk = L->out_c;
+    m->tm = (int32_t)chunk;
+    for (int32_t c0 = 0; c0 < L->out_c; c0 += (int32_t)chunk) {
+        int32_t cl = L->out_c - c0 < chunk ? L->out_c - c0 : (int32_t)chunk;
+        int64_t moved;
+        dma_pat ip = pat_runs(addr_of[L->inputs[0]], c0 * H * Wn * bits, 1, cl * H * Wn * bits, 0);
+        if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, 1, err))) return st;
+        m->dram_ifmap += moved;
+        qs_insn p;
+        memset(&p, 0, sizeof p);
+        p.op = QS_OP_PASS;
+        p.layer = (uint16_t)li;
+        p.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT;
+        if ((st = push_insn(&e->iv, &p, err))) return st;
+        qs_insn s;
+        memset(&s, 0, sizeof s);
+        s.op = QS_OP_STORE;
+        s.mem = QS_MEM_ACCUM;
+        s.layer = (uint16_t)li;
+        s.m0 = (uint32_t)c0;
+        s.m_len = (uint32_t)cl;
+        dma_pat op = pat_runs(m->out_addr, (c0 * H * W + past) * bits, cl * H, Wn * bits, W * bits);
+        if ((st = set_pattern(&s, &op, &moved, err))) return st;
+        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+        m->dram_out += moved;
+        if ((st = push_insn(&e->iv, &s, err))) return st;
+    }
+    return QS_OK;
+}
+
 /* Post-processing layers that reduce along rows of their own (docs/timing.md,
  * "Where a row lives"): norms and softmax over channels (a row = one
  * position's C channels), softmax over W (a row = one line of W elements).
@@ -1088,7 +1137,8 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
         m->first_insn = e.iv.n;
         if (li == 0) continue;
         if ((st = check_ppu_support(L, arch, err))) goto fail;
-        if (L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE) { /* a view: same bytes, new shape */
+        if (L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE || (L->kind == QS_L_KVCACHE && L->weight < 0)) {
+            /* a view: same bytes, new shape (a kvcache over the prompt: the projection's rows are the cache) */
             addr_of[li] = addr_of[L->inputs[0]];
             m->out_addr = addr_of[li];
             continue;
@@ -1118,6 +1168,9 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
         } else if (L->kind == QS_L_ARGMAX) {
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
             if ((st = emit_argmax_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
+        } else if (L->kind == QS_L_KVCACHE) {
+            addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
+            if ((st = emit_kvcache_append(net, arch, li, m, addr_of, &e, err))) goto fail;
         } else if (qs_xfmr_rows(L, &(int64_t){0}, &(int64_t){0})) {
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
             if ((st = emit_ppu_rows(net, arch, li, m, addr_of, &e, err))) goto fail;
@@ -1200,6 +1253,13 @@ void qs_compile_listing(const qs_prog *p, const qs_net *net, int with_insns, FIL
                     (long long)qs_layer_macs(net, li), m->tm, m->tn, m->tk, m->ifmap_resident ? ", A resident" : "");
         } else if (qs_xfmr_rows(L, &(int64_t){0}, &(int64_t){0})) {
             fprintf(f, ";   post-processing by rows, %d rows per tile\n", m->tm);
+        } else if (L->kind == QS_L_KVCACHE) {
+            const int32_t wn = net->layers[L->inputs[0]].out_w;
+            if (L->weight >= 0)
+                fprintf(f, ";   kv cache: appends %d new rows after %d cached, %d channels per tile\n", wn,
+                        L->out_w - wn, m->tm);
+            else
+                fprintf(f, ";   kv cache over the prompt: %d rows, a view of its input\n", wn);
         } else if (L->kind != QS_L_FLATTEN && L->kind != QS_L_RESHAPE) {
             fprintf(f, ";   post-processing, %d channels per tile\n", m->tm);
         }

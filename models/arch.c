@@ -26,6 +26,7 @@ _Static_assert(sizeof(qs_overflow) == sizeof(int), "enum size");
 _Static_assert(sizeof(qs_timing) == sizeof(int), "enum size");
 _Static_assert(sizeof(qs_dram_model) == sizeof(int), "enum size");
 _Static_assert(sizeof(qs_page_policy) == sizeof(int), "enum size");
+_Static_assert(sizeof(qs_cmd_arbiter) == sizeof(int), "enum size");
 
 /* ---- names ------------------------------------------------------------- */
 
@@ -37,6 +38,7 @@ static const char *const TIMINGS[] = {"native", "scalesim", NULL};
 static const char *const DRAM_TECHS[] = {"lpddr4", "ddr4", "gddr5", "hbm2", NULL};
 static const char *const DRAM_MODELS[] = {"simple", "ddr4_3200", "lpddr4_4266", "lpddr5_6400", "hbm2", "tlm", NULL};
 static const char *const PAGE_POLICIES[] = {"open", "closed", NULL};
+static const char *const CMD_ARBITERS[] = {"oldest", "round_robin", NULL};
 
 static const char *name_of(const char *const *names, int n, int v)
 {
@@ -59,6 +61,9 @@ void qs_dram_preset(qs_dram_model m, qs_dram_cfg *c)
     memset(c, 0, sizeof *c);
     c->ranks = 1;
     c->queue_depth = 32;       /* DRAMsim3's default trans_queue_size */
+    c->cmd_queue_depth = 8;    /* DRAMsim3's cmd_queue_size, per bank (PER_BANK) in its DDR4, LPDDR4, HBM2 configs */
+    c->cmd_arbiter = QS_ARB_ROUND_ROBIN; /* DRAMsim3's command scheduling (docs/dram.md "Validation") */
+    c->write_buffer = 32;      /* DRAMsim3's write buffer: the size of its transaction queue */
     c->page_policy = QS_PAGE_OPEN;
     snprintf(c->address_mapping, sizeof c->address_mapping, "rochrababgco"); /* DRAMsim3 DDR4 configs */
     c->transfers_per_cycle = 2;
@@ -295,6 +300,8 @@ static const keydef KEYS[] = {
     KDBL("dram", "idd5", dram.idd5, 0, 10000, 0),
     KINT("dram", "devices", dram.devices, 1, 64),
     KENUM("dram", "page_policy", dram.page_policy, PAGE_POLICIES),
+    KENUM("dram", "cmd_arbiter", dram.cmd_arbiter, CMD_ARBITERS),
+    KINT("dram", "write_buffer", dram.write_buffer, 0, 4096),
     {"dram", "address_mapping", K_IDENT, OFF(dram.address_mapping), SZ(dram.address_mapping), 0, 0, 0, 0, NULL},
     KINT("dma", "outstanding", dma_outstanding, 1, 1024),
     KINT("dma", "request_bytes", dma_request_bytes, 0, 1 << 24),
@@ -621,6 +628,14 @@ static qs_status check_dram(const qs_arch *a, const vctx *v, qs_error *err)
         return cross_fail(v, err, DK("burst_length"), DK("transfers_per_cycle"),
                           "burst_length = %d is not a whole number of cycles of transfers_per_cycle = %d",
                           d->burst_length, d->transfers_per_cycle);
+    /* the presets' round robin and write buffer act on command queues: refused with the single queue
+     * only when given (from a preset they do not apply) */
+    if (d->cmd_arbiter == QS_ARB_ROUND_ROBIN && d->cmd_queue_depth == 0 && origin_of(v, DK("cmd_arbiter")))
+        return cross_fail(v, err, DK("cmd_arbiter"), DK("cmd_queue_depth"),
+                          "cmd_arbiter = round_robin turns over bank command queues, but cmd_queue_depth = 0 has none");
+    if (d->write_buffer > 0 && d->cmd_queue_depth == 0 && origin_of(v, DK("write_buffer")))
+        return cross_fail(v, err, DK("write_buffer"), DK("cmd_queue_depth"),
+                          "write_buffer = %d needs the two-level controller, but cmd_queue_depth = 0", d->write_buffer);
     if (d->tRRD_L < d->tRRD_S)
         return cross_fail(v, err, DK("tRRD_L"), DK("tRRD_S"), "tRRD_L = %d is shorter than tRRD_S = %d", d->tRRD_L,
                           d->tRRD_S);

@@ -139,8 +139,8 @@ const char *qs_layer_kind_name(qs_layer_kind k)
         "input", "conv", "fc", "maxpool", "avgpool", "gap",
         "add", "concat", "act", "requant", "flatten",
         "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul", "reshape", "dynquant", "rope",
-        "embed", "argmax"};
-    if ((int)k < 0 || k >= QS_L_KIND_COUNT)
+        "embed", "argmax", "kvcache"};
+    if ((int)k < 0 || k >= QS_L_KIND_COUNT || !names[k])
         return "?";
     return names[k];
 }
@@ -901,6 +901,26 @@ static qs_status validate_v2_layer(const vctx *v, int32_t li)
                               (int)in->out_c - 1, l->out_signed ? "int" : "uint", (int)l->out_bits,
                               (int)l->out_zp, (int)l->clamp_lo, (int)l->clamp_hi);
         return expect_shape(v, li, 1, in->out_h, in->out_w);
+    case QS_L_KVCACHE: /* docs/decode.md: identity over the prompt; param = the maximum context */
+        if (l->param < 1)
+            return layer_fail(v, li, "kvcache maximum context %d must be >= 1", (int)l->param);
+        if (in->out_w > l->param)
+            return layer_fail(v, li, "a KV cache longer than its maximum: the prompt's %d tokens (W of %dx%dx%d) "
+                              "exceed the maximum context %d", (int)in->out_w, (int)in->out_c, (int)in->out_h,
+                              (int)in->out_w, (int)l->param);
+        if (l->out_bits != in->out_bits || l->out_signed != in->out_signed || l->out_zp != in->out_zp ||
+            l->clamp_lo > in->clamp_lo || l->clamp_hi < in->clamp_hi)
+            return layer_fail(v, li, "a kvcache keeps the input's bits, signedness and zero point, "
+                              "and its clamp must contain the input's [%d, %d]",
+                              (int)in->clamp_lo, (int)in->clamp_hi);
+        for (int32_t j = li + 1; j < net->n_layers; j++)
+            for (int32_t k = 0; k < net->layers[j].n_inputs; k++)
+                if (net->layers[j].inputs[k] == li && net->layers[j].kind != QS_L_MATMUL)
+                    return layer_fail(v, li, "a kvcache feeds only matmuls; layer %d '%s' is a %s", (int)j,
+                                      safe_name(net->layers[j].name), qs_layer_kind_name(net->layers[j].kind));
+        if (net->output == li)
+            return layer_fail(v, li, "a kvcache cannot be the network's output");
+        return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
     case QS_L_RESHAPE:
         if ((int64_t)l->out_c * l->out_h * l->out_w != (int64_t)in->out_c * in->out_h * in->out_w)
             return layer_fail(v, li, "reshape %dx%dx%d -> %dx%dx%d changes the element count",
@@ -1002,7 +1022,7 @@ static qs_status validate_layer(const vctx *v, int32_t li)
                           qs_layer_kind_name(l->kind), has_w ? "bias" : has_b ? "weight" : "weight/bias",
                           (int)l->weight, (int)l->bias);
     if (l->kind != QS_L_SOFTMAX && l->kind != QS_L_MATMUL && l->kind != QS_L_MUL && l->kind != QS_L_ROPE &&
-        l->kind != QS_L_EMBED && l->param != 0)
+        l->kind != QS_L_EMBED && l->kind != QS_L_KVCACHE && l->param != 0)
         return layer_fail(v, li, "a %s has no parameter, but param is %d",
                           qs_layer_kind_name(l->kind), (int)l->param);
     if (qs_layer_kind_is_v2(l->kind))

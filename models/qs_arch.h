@@ -34,6 +34,8 @@ typedef enum {
 /* 1 for the presets of the bank-level model (not simple, not tlm). */
 int qs_dram_is_bank_model(qs_dram_model m);
 typedef enum { QS_PAGE_OPEN = 0, QS_PAGE_CLOSED } qs_page_policy;
+/* How the two-level controller picks among its bank command queues (docs/timing.md). */
+typedef enum { QS_ARB_OLDEST = 0, QS_ARB_ROUND_ROBIN } qs_cmd_arbiter;
 
 /* The bank-level model's device and controller (times in DRAM clock cycles
  * tCK unless named otherwise). Field order = the preset table's order. */
@@ -52,6 +54,8 @@ typedef struct {
     int32_t devices;
     qs_page_policy page_policy;
     char address_mapping[16];      /* 6 two-letter fields MSB->LSB: ch ra bg ba ro co */
+    qs_cmd_arbiter cmd_arbiter;    /* two-level controller: oldest first, or round robin over the bank queues */
+    int32_t write_buffer;          /* two-level controller: 0 serves writes as they come; N posts them to a buffer of N */
 } qs_dram_cfg;
 
 typedef struct {

@@ -110,4 +110,31 @@ int64_t qs_xfmr_ppu(const qs_net *net, int32_t layer, const int32_t *const *outp
  * QS_PPU_SQRT_OPS for its square root and reciprocal. */
 #define QS_PPU_SQRT_OPS 32
 
+/* ---- decoding with a KV cache (docs/decode.md) ------------------------------ */
+
+/* The role of one axis (C, H, W) of a layer's output in a decode step:
+ * fixed extent, the new tokens (extent T_new), or the keys (cached + new). */
+enum { QS_ROLE_FIXED = 0, QS_ROLE_TOKENS = 1, QS_ROLE_KEYS = 2 };
+
+/* Derives the role of every axis of every layer by the rule of
+ * docs/decode.md ("The step graph"); roles[li][axis]. A network that cannot
+ * run in decode steps is refused naming `where` and the layer. */
+qs_status qs_decode_roles(const qs_net *net, const char *where, uint8_t (*roles)[3], qs_error *err);
+
+/* The number of KVCACHE layers of net. */
+int32_t qs_decode_n_caches(const qs_net *net);
+
+/* The step network for `tokens` new tokens after `past` cached ones: the
+ * same layers with every TOKENS axis of extent `tokens`, every KEYS axis of
+ * past + tokens, causal softmax and rope offsets advanced by past, and each
+ * KVCACHE's cached rows (its output of the step before: C x H x past, in the
+ * order of the KVCACHE layers) as its weight tensor. Tensor data and
+ * requantization arrays are shared with net and caches (both must outlive
+ * the step); free with qs_decode_step_free. A cache longer than its layer's
+ * maximum (past + tokens > param) or a rope table too short is refused
+ * naming `where` and the layer. */
+qs_status qs_decode_step_net(const qs_net *net, const char *where, const uint8_t (*roles)[3], int32_t past,
+                             int32_t tokens, const int32_t *const *caches, qs_net **out, qs_error *err);
+void qs_decode_step_free(qs_net *step);
+
 #endif

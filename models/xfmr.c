@@ -3,6 +3,11 @@
  * in scripts/qsim_qbin.py implements the same lines independently. */
 #include "qs_xfmr.h"
 
+#include <string.h>
+
+#include "qs_alloc.h"
+#include "qs_status.h"
+
 int64_t qs_xfmr_vocab(const qs_net *net, int32_t *layer)
 {
     int64_t vocab = 0;
@@ -243,6 +248,17 @@ int64_t qs_xfmr_ppu(const qs_net *net, int32_t li, const int32_t *const *outputs
         }
         return ((int64_t)u1 - u0) * CI;
     }
+    case QS_L_KVCACHE: { /* a step (weight = cached rows C x H x past): cached rows, then the new ones along W */
+        const int32_t *pastv = L->weight >= 0 ? net->tensors[L->weight].data : NULL;
+        const int64_t Wn = IN->out_w, past = W - Wn;
+        for (int64_t c = u0; c < u1; c++)
+            for (int64_t h = 0; h < H; h++) {
+                int32_t *o = out + (c * H + h) * W;
+                for (int64_t w = 0; w < past; w++) o[w] = pastv[(c * H + h) * past + w];
+                for (int64_t w = 0; w < Wn; w++) o[past + w] = x[(c * H + h) * Wn + w];
+            }
+        return ((int64_t)u1 - u0) * H * Wn; /* the PPU moves the new rows only */
+    }
     case QS_L_DYNQUANT: {
         const int64_t q = ((int64_t)1 << (L->out_bits - 1)) - 1;
         for (int32_t p = u0; p < u1; p++) {
@@ -280,4 +296,197 @@ int64_t qs_xfmr_ppu(const qs_net *net, int32_t li, const int32_t *const *outputs
     default:
         return 0;
     }
+}
+
+/* ---- decoding with a KV cache (docs/decode.md, "The step graph") ---------------- */
+
+static qs_status decode_fail(qs_error *err, const char *where, const qs_net *net, int32_t li, const char *why)
+{
+    return qs_fail(err, QS_ERR_FORMAT, "%s: layer %d '%s' (%s): cannot run in decode steps: %s", where, (int)li,
+                   net->layers[li].name, qs_layer_kind_name(net->layers[li].kind), why);
+}
+
+int32_t qs_decode_n_caches(const qs_net *net)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < net->n_layers; i++) n += net->layers[i].kind == QS_L_KVCACHE;
+    return n;
+}
+
+qs_status qs_decode_roles(const qs_net *net, const char *where, uint8_t (*roles)[3], qs_error *err)
+{
+    enum { F = QS_ROLE_FIXED, T = QS_ROLE_TOKENS, K = QS_ROLE_KEYS };
+    const int32_t tokens = net->layers[0].out_h;
+    if (net->layers[0].out_w != 1)
+        return decode_fail(err, where, net, 0, "the prompt's tokens run along H, so its W must be 1");
+    for (int32_t li = 0; li < net->n_layers; li++) {
+        const qs_layer *L = &net->layers[li];
+        uint8_t *r = roles[li];
+        r[0] = r[1] = r[2] = F;
+        if (li == 0) {
+            r[1] = T;
+            continue;
+        }
+        const uint8_t *a = roles[L->inputs[0]];
+        int moves = 0; /* does any input carry tokens or keys? */
+        for (int32_t k = 0; k < L->n_inputs; k++)
+            for (int ax = 0; ax < 3; ax++) moves |= roles[L->inputs[k]][ax] != F;
+        if (a[0] != F) return decode_fail(err, where, net, li, "tokens along channels");
+        switch (L->kind) {
+        case QS_L_CONV:
+            if (moves && (L->kh != 1 || L->kw != 1 || L->stride_h != 1 || L->stride_w != 1 || L->pad_t || L->pad_l ||
+                          L->pad_b || L->pad_r))
+                return decode_fail(err, where, net, li, "a convolution over tokens must be 1x1, stride 1, no padding");
+            memcpy(r, a, 3);
+            break;
+        case QS_L_ACT:
+        case QS_L_REQUANT:
+        case QS_L_LUT:
+        case QS_L_LAYERNORM:
+        case QS_L_RMSNORM:
+        case QS_L_DYNQUANT:
+            memcpy(r, a, 3);
+            break;
+        case QS_L_ROPE:
+            if (a[1] != T) return decode_fail(err, where, net, li, "rope's positions must be the new tokens (H)");
+            memcpy(r, a, 3);
+            break;
+        case QS_L_ADD:
+        case QS_L_MUL:
+            if (memcmp(a, roles[L->inputs[1]], 3))
+                return decode_fail(err, where, net, li, "its two inputs hold tokens along different axes");
+            memcpy(r, a, 3);
+            break;
+        case QS_L_SOFTMAX: {
+            const int axis = QS_SOFTMAX_AXIS(L->param);
+            if (a[axis] == T)
+                return decode_fail(err, where, net, li, "a softmax along the tokens mixes them (a step has one)");
+            if (a[axis] == K && (!QS_SOFTMAX_IS_CAUSAL(L->param) || a[axis == 2 ? 1 : 2] != T))
+                return decode_fail(err, where, net, li, "a softmax over cached keys needs the causal mask with the "
+                                                        "new tokens as its queries");
+            memcpy(r, a, 3);
+            break;
+        }
+        case QS_L_MATMUL: {
+            const uint8_t *b = roles[L->inputs[1]];
+            const int ta = L->param & 1, tb = (L->param >> 1) & 1;
+            const uint8_t ka = a[ta ? 1 : 2], kb = b[tb ? 2 : 1];
+            if (b[0] != F) return decode_fail(err, where, net, li, "tokens along B's channels");
+            if (ka != kb) return decode_fail(err, where, net, li, "A and B reduce over axes of different roles");
+            if (ka == T)
+                return decode_fail(err, where, net, li, "it reduces over the new tokens: put a kvcache on the operand "
+                                                        "that holds the keys");
+            r[1] = a[ta ? 2 : 1];
+            r[2] = b[tb ? 1 : 2];
+            break;
+        }
+        case QS_L_RESHAPE: {
+            const qs_layer *IN = &net->layers[L->inputs[0]];
+            if (!moves) break;
+            if (a[1] != F && a[2] == F && IN->out_w == 1 && L->out_w == IN->out_h) {
+                r[2] = a[1]; /* (C, X, 1) -> (C1, C2, X): X stays the fastest index */
+            } else if (a[1] == F && a[2] != F && L->out_w == 1 && L->out_h == IN->out_w) {
+                r[1] = a[2]; /* (C1, C2, X) -> (C, X, 1) */
+            } else {
+                return decode_fail(err, where, net, li, "a reshape over tokens maps (C, X, 1) to (C1, C2, X) or back");
+            }
+            break;
+        }
+        case QS_L_KVCACHE:
+            if (a[1] != F || a[2] != T)
+                return decode_fail(err, where, net, li, "a kvcache's input holds the new tokens along W "
+                                                        "(heads x head size x tokens)");
+            r[2] = K;
+            break;
+        default:
+            if (moves) return decode_fail(err, where, net, li, "this kind mixes positions or flattens tokens");
+            break;
+        }
+        const int32_t ext[3] = {L->out_c, L->out_h, L->out_w};
+        for (int ax = 1; ax < 3; ax++)
+            if (r[ax] != F && ext[ax] != tokens)
+                return decode_fail(err, where, net, li, "an axis holding tokens has an extent other than the prompt's");
+    }
+    return QS_OK;
+}
+
+void qs_decode_step_free(qs_net *step)
+{
+    if (!step) return;
+    qs_free(step->layers);
+    qs_free(step->tensors);
+    qs_free(step);
+}
+
+qs_status qs_decode_step_net(const qs_net *net, const char *where, const uint8_t (*roles)[3], int32_t past,
+                             int32_t tokens, const int32_t *const *caches, qs_net **out, qs_error *err)
+{
+    *out = NULL;
+    const int32_t n_caches = qs_decode_n_caches(net);
+    if (past < 0 || tokens < 1)
+        return qs_fail(err, QS_ERR_ARG, "%s: a decode step of %d tokens after %d", where, (int)tokens, (int)past);
+    qs_net *s = qs_calloc(1, sizeof *s);
+    if (!s) return qs_fail(err, QS_ERR_NOMEM, "out of memory");
+    *s = *net;
+    s->layers = qs_malloc(sizeof *s->layers * (size_t)net->n_layers);
+    s->tensors = qs_calloc((size_t)net->n_tensors + (size_t)n_caches, sizeof *s->tensors);
+    if (!s->layers || !s->tensors) {
+        qs_decode_step_free(s);
+        return qs_fail(err, QS_ERR_NOMEM, "out of memory");
+    }
+    memcpy(s->layers, net->layers, sizeof *s->layers * (size_t)net->n_layers);
+    if (net->n_tensors) memcpy(s->tensors, net->tensors, sizeof *s->tensors * (size_t)net->n_tensors);
+    const int64_t keys = (int64_t)past + tokens;
+    int32_t ci = 0;
+    for (int32_t li = 0; li < net->n_layers; li++) {
+        qs_layer *L = &s->layers[li];
+        int32_t *ext[3] = {&L->out_c, &L->out_h, &L->out_w};
+        for (int ax = 1; ax < 3; ax++)
+            if (roles[li][ax] == QS_ROLE_TOKENS) *ext[ax] = tokens;
+            else if (roles[li][ax] == QS_ROLE_KEYS) *ext[ax] = (int32_t)keys;
+        if (L->kind == QS_L_KVCACHE) {
+            if (keys > L->param) {
+                qs_decode_step_free(s);
+                return qs_fail(err, QS_ERR_FORMAT, "%s: layer %d '%s' (kvcache): a KV cache longer than its maximum: "
+                               "%lld tokens (%d cached + %d new) exceed the maximum context %d", where, (int)li,
+                               L->name, (long long)keys, (int)past, (int)tokens, (int)L->param);
+            }
+            if (past > 0) { /* the cached rows, C x H x past, as a tensor the step reads */
+                qs_tensor *t = &s->tensors[net->n_tensors + ci];
+                snprintf(t->name, sizeof t->name, "%.40s.past", L->name);
+                t->dtype = L->out_bits <= 8 ? QS_DT_INT8 : QS_DT_INT16;
+                t->is_signed = L->out_signed;
+                t->ndim = 3;
+                t->shape[0] = L->out_c;
+                t->shape[1] = L->out_h;
+                t->shape[2] = past;
+                t->shape[3] = 1;
+                t->count = (int64_t)L->out_c * L->out_h * past;
+                t->data = (int32_t *)caches[ci];
+                L->weight = net->n_tensors + ci;
+            }
+            ci++;
+        } else if (L->kind == QS_L_SOFTMAX && QS_SOFTMAX_IS_CAUSAL(L->param)) {
+            int64_t off = (int64_t)QS_SOFTMAX_OFFSET(L->param) + past;
+            if (off > (INT32_MAX >> QS_SOFTMAX_OFFSET_SHIFT)) {
+                qs_decode_step_free(s);
+                return qs_fail(err, QS_ERR_FORMAT, "%s: layer %d '%s' (softmax): offset %lld too large", where,
+                               (int)li, L->name, (long long)off);
+            }
+            L->param = (int32_t)((L->param & ((1 << QS_SOFTMAX_OFFSET_SHIFT) - 1)) | (off << QS_SOFTMAX_OFFSET_SHIFT));
+        } else if (L->kind == QS_L_ROPE) {
+            int64_t off = (int64_t)QS_ROPE_OFFSET(L->param) + past;
+            const qs_tensor *t = &net->tensors[L->weight];
+            if (off + tokens > t->shape[0] || off > 0x7fff) {
+                qs_decode_step_free(s);
+                return qs_fail(err, QS_ERR_FORMAT, "%s: layer %d '%s' (rope): table '%s' holds %lld positions; a "
+                               "decode step at position %lld needs %lld", where, (int)li, L->name, t->name,
+                               (long long)t->shape[0], (long long)off, (long long)(off + tokens));
+            }
+            L->param = (int32_t)((L->param & 0xffff) | (off << 16));
+        }
+    }
+    s->n_tensors = net->n_tensors + n_caches;
+    *out = s;
+    return QS_OK;
 }

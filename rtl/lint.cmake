@@ -14,12 +14,18 @@ set(_sets
   "-GDATAFLOW=2 -GROWS=8 -GCOLS=1 -GACC_W=12 -GWPB=3 -GSHIFT_W=3"
   "-GDATAFLOW=1 -GGATE=1 -GSATURATE=1 -GLOOKAHEAD=1"
   "-GDATAFLOW=1 -GGATE=0 -GSATURATE=0 -GLOOKAHEAD=2 -GROWS=3 -GCOLS=5"
-  "-GDATAFLOW=1 -GGATE=1 -GSATURATE=0 -GLOOKAHEAD=7")
+  "-GDATAFLOW=1 -GGATE=1 -GSATURATE=0 -GLOOKAHEAD=7"
+  # ARRAY_STYLE = 1 (one loop over the PE state) with the word ports
+  "-GARRAY_STYLE=1 -GOBS=1 -GDATAFLOW=0 -GGATE=1 -GSATURATE=1"
+  "-GARRAY_STYLE=1 -GOBS=1 -GDATAFLOW=1 -GGATE=0 -GSATURATE=0 -GACC_W=32"
+  "-GARRAY_STYLE=1 -GOBS=0 -GDATAFLOW=2 -GGATE=1 -GSATURATE=0 -GROWS=1 -GCOLS=1"
+  "-GARRAY_STYLE=1 -GOBS=1 -GDATAFLOW=1 -GGATE=1 -GSATURATE=1 -GLOOKAHEAD=2 -GROWS=3 -GCOLS=5"
+  "-GARRAY_STYLE=0 -GOBS=1 -GDATAFLOW=0 -GGATE=0 -GSATURATE=0")
 set(_failed 0)
 foreach(_s ${_sets})
   separate_arguments(_args UNIX_COMMAND "${_s}")
   execute_process(
-    COMMAND ${VERILATOR} --lint-only -Wall --top-module qs_pe_array ${_args}
+    COMMAND ${VERILATOR} --lint-only -Wall -I${RTL_DIR} --top-module qs_pe_array ${_args}
             ${RTL_DIR}/qs_pe_array.v ${RTL_DIR}/qs_pe.v
     RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
   if(_rc OR NOT _out STREQUAL "")
@@ -32,7 +38,7 @@ endforeach()
 # The PE on its own, as the area script synthesizes it.
 foreach(_df 0 1 2)
   execute_process(
-    COMMAND ${VERILATOR} --lint-only -Wall --top-module qs_pe -GDATAFLOW=${_df} -GXW=8 -GYW=2
+    COMMAND ${VERILATOR} --lint-only -Wall -I${RTL_DIR} --top-module qs_pe -GDATAFLOW=${_df} -GXW=8 -GYW=2
             ${RTL_DIR}/qs_pe.v
     RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
   if(_rc OR NOT _out STREQUAL "")

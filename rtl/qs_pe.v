@@ -53,7 +53,8 @@ module qs_pe #(
     parameter SATURATE = 0,  // 0 wrap, 1 saturate
     parameter GATE     = 1,  // 1: zero-operand products are gated
     parameter LOOKAHEAD = 0, // OS: H > 0 moves a window of H+1 activations east (see above)
-    parameter OFF_W    = 1   // width of a window index (>= ceil(log2(H+1)), at least 1)
+    parameter OFF_W    = 1,  // width of a window index (>= ceil(log2(H+1)), at least 1)
+    parameter REG_FLAGS = 0  // 1: active/gated/ovf registered (see "REG_FLAGS" below)
 ) (
     input  wire               clk,
     input  wire               rst,
@@ -91,78 +92,40 @@ module qs_pe #(
     output wire               ovf       // this clock's addition overflows
 );
     localparam IS_OS = (DATAFLOW == 1);
-    localparam PW    = XW + YW;
-    // Largest shift: OS uses one index, WS/IS the sum of two.
-    localparam MAXSH = WPB * ((1 << SHIFT_W) - 1) * (IS_OS ? 1 : 2);
-    localparam SPW   = PW + MAXSH;
-    localparam SW    = (SPW > ACC_W ? SPW : ACC_W) + 1;
-
     localparam W     = LOOKAHEAD + 1;
+    // PW, SW, NW and pe_step: one clock of the datapath.
+`include "qs_pe_step.vh"
 
-    // Lookahead: the window entry the weight names (entry 0 without lookahead).
-    wire             yo_ok;
-    generate
-        // An index can point past the window only when H+1 is not a power of two.
-        if (LOOKAHEAD > 0 && (1 << OFF_W) > LOOKAHEAD + 1) begin : g_yo_check
-            assign yo_ok = {{(32 - OFF_W){1'b0}}, y_o_in} <= LOOKAHEAD;
-        end else begin : g_yo_any
-            assign yo_ok = 1'b1;
-        end
-    endgenerate
-    wire [OFF_W-1:0] y_o_use = (LOOKAHEAD > 0 && yo_ok) ? y_o_in : {OFF_W{1'b0}};
-    wire             y_v_use = y_v_in & yo_ok;
-    reg  [XW-1:0]    x_op;
-    reg              x_ok;
-    integer          w;
-    always @(*) begin
-        x_op = x_in[XW-1:0];
-        x_ok = x_v_in[0];
-        for (w = 1; w <= LOOKAHEAD; w = w + 1)
-            if (y_o_use == w[OFF_W-1:0]) begin
-                x_op = x_in[w*XW +: XW];
-                x_ok = x_v_in[w];
-            end
-    end
+    // REG_FLAGS = 0: the datapath is combinational logic in front of the
+    // registers and active/gated/ovf are this clock's flags (the PE alone, as
+    // tb/tb_qs_pe.v and scripts/rtl-area use it). REG_FLAGS = 1 (what
+    // qs_pe_array uses): the same function is evaluated inside the clocked
+    // process and the three flags are registered, so they show the clock that
+    // just ended, as the array's counts do. The registers load the same values
+    // either way. The difference is for a cycle simulator: Verilator
+    // evaluates combinational logic fed by the array's input ports on every
+    // eval() (twice a clock) and again after the registers change, a clocked
+    // process once per rising edge (docs/performance-rtl.md).
+    reg  [W*XW-1:0]    x_r;
+    reg  [W-1:0]       x_v_r;
+    reg  [YW-1:0]      y_r;
+    reg                y_v_r;
+    reg  [SHIFT_W-1:0] y_s_r;
+    reg  [ACC_W-1:0]   acc_r;
+    reg  [2:0]         flags_r;     // REG_FLAGS = 1: {active, gated, ovf} of the last clock
+    // st: this clock's step, a temporary of the one clocked process below
+    // (set before it is read; never a register of its own).
+    reg  [NW-1:0]      st;
+    wire [NW-1:0]      st_comb = (REG_FLAGS == 0)
+        ? pe_step(x_in, x_v_in, x_s_in, y_in, y_v_in, y_s_in, y_o_in, psum_in, clear, load, y_r, y_v_r, y_s_r, acc_r)
+        : {NW{1'b0}};
+    assign active = (REG_FLAGS != 0) ? flags_r[2] : st_comb[NW-1];
+    assign gated  = (REG_FLAGS != 0) ? flags_r[1] : st_comb[NW-2];
+    assign ovf    = (REG_FLAGS != 0) ? flags_r[0] : st_comb[NW-3];
+    // The fields of st, read straight from it inside the process (a wire
+    // derived from st would show the value of the previous clock there).
+    localparam F_EN = NW - 1, F_X_OK = NW - 4, F_YV = NW - 5;
 
-    // The operands of this clock's product.
-    wire [YW-1:0]    y_op = IS_OS ? y_in : y_r;
-    wire             y_ok = IS_OS ? y_v_use : y_v_r;
-    wire [SHIFT_W:0] sh   = IS_OS ? {1'b0, y_s_in} : ({1'b0, x_s_in} + {1'b0, y_s_r});
-    // WS/IS: a load clock does no arithmetic at all.
-    wire             both = x_ok & y_ok & (IS_OS ? 1'b1 : ~load);
-    wire             zero = (x_op == {XW{1'b0}}) | (y_op == {YW{1'b0}});
-    wire             en   = both & ~((GATE != 0) & zero);
-
-    assign active = en;
-    assign gated  = both & (GATE != 0) & zero;
-
-    // Operand isolation (see the header).
-    wire [XW-1:0] mx = (GATE != 0) ? (x_op & {XW{en}}) : x_op;
-    wire [YW-1:0] my = (GATE != 0) ? (y_op & {YW{en}}) : y_op;
-
-    wire signed [PW-1:0] prod = $signed(mx) * $signed(my);
-    wire [31:0]          sha  = WPB * {{(31 - SHIFT_W){1'b0}}, sh};
-    wire [SW-1:0]        prod_sh = {{(SW - PW){prod[PW-1]}}, prod} << sha;
-
-    // What the product is added to: OS: the accumulator (or 0 on clear);
-    // WS/IS: the partial sum from the north.
-    wire [ACC_W-1:0] base = IS_OS ? (clear ? {ACC_W{1'b0}} : acc_r) : psum_in;
-    wire [SW-1:0]    sum  = {{(SW - ACC_W){base[ACC_W-1]}}, base} + prod_sh;
-    wire             out_of_range = sum[SW-1:ACC_W-1] != {(SW - ACC_W + 1){sum[SW-1]}};
-    wire [ACC_W-1:0] sat_val = sum[SW-1] ? {1'b1, {(ACC_W - 1){1'b0}}}
-                                         : {1'b0, {(ACC_W - 1){1'b1}}};
-    wire [ACC_W-1:0] res = ((SATURATE != 0) & out_of_range) ? sat_val : sum[ACC_W-1:0];
-
-    assign ovf = en & out_of_range;
-
-    // The registers live in the generate branches: OS has no slice index
-    // moving east and no partial-sum valid, so those outputs are constant.
-    reg [W*XW-1:0]    x_r;
-    reg [W-1:0]       x_v_r;
-    reg [YW-1:0]      y_r;
-    reg               y_v_r;
-    reg [SHIFT_W-1:0] y_s_r;
-    reg [ACC_W-1:0]   acc_r;
     assign x_q   = x_r;
     assign x_v_q = x_v_r;
     assign y_q   = y_r;
@@ -170,6 +133,9 @@ module qs_pe #(
     assign y_s_q = y_s_r;
     assign acc_q = acc_r;
 
+    // The registers live in the generate branches: OS has no slice index
+    // moving east and no partial-sum valid, so those outputs are constant.
+    /* verilator lint_off BLKSEQ */
     generate
         if (IS_OS) begin : g_os
             reg [OFF_W-1:0] y_o_r;
@@ -177,6 +143,10 @@ module qs_pe #(
             assign acc_v_q = 1'b0;
             assign y_o_q   = y_o_r;
             always @(posedge clk) begin
+                st = (REG_FLAGS != 0)
+                    ? pe_step(x_in, x_v_in, x_s_in, y_in, y_v_in, y_s_in, y_o_in, psum_in, clear, load,
+                              y_r, y_v_r, y_s_r, acc_r)
+                    : st_comb;
                 if (rst) begin
                     x_r <= {(W*XW){1'b0}};
                     x_v_r <= {W{1'b0}};
@@ -185,17 +155,19 @@ module qs_pe #(
                     y_s_r <= {SHIFT_W{1'b0}};
                     y_o_r <= {OFF_W{1'b0}};
                     acc_r <= {ACC_W{1'b0}};
+                    if (REG_FLAGS != 0) flags_r <= 3'b000;
                 end else begin
                     x_r <= x_in;
                     x_v_r <= x_v_in;
                     y_r <= y_in;
-                    y_v_r <= y_v_use;
+                    y_v_r <= st[F_YV];
                     y_s_r <= y_s_in;
-                    y_o_r <= y_o_use;
-                    if (en)
-                        acc_r <= res;
+                    y_o_r <= st[ACC_W +: OFF_W];
+                    if (st[F_EN])
+                        acc_r <= st[ACC_W-1:0];
                     else if (clear)
                         acc_r <= {ACC_W{1'b0}};
+                    if (REG_FLAGS != 0) flags_r <= st[NW-1:NW-3];
                 end
             end
         end else begin : g_stat
@@ -205,6 +177,10 @@ module qs_pe #(
             assign acc_v_q = acc_v_r;
             assign y_o_q   = {OFF_W{1'b0}};
             always @(posedge clk) begin
+                st = (REG_FLAGS != 0)
+                    ? pe_step(x_in, x_v_in, x_s_in, y_in, y_v_in, y_s_in, y_o_in, psum_in, clear, load,
+                              y_r, y_v_r, y_s_r, acc_r)
+                    : st_comb;
                 if (rst) begin
                     x_r <= {(W*XW){1'b0}};
                     x_v_r <= {W{1'b0}};
@@ -214,6 +190,7 @@ module qs_pe #(
                     y_s_r <= {SHIFT_W{1'b0}};
                     acc_r <= {ACC_W{1'b0}};
                     acc_v_r <= 1'b0;
+                    if (REG_FLAGS != 0) flags_r <= 3'b000;
                 end else if (load) begin
                     // The stationary chain shifts down; nothing streams, the
                     // streaming and partial-sum values are held but marked
@@ -223,14 +200,17 @@ module qs_pe #(
                     y_s_r <= y_s_in;
                     x_v_r <= {W{1'b0}};
                     acc_v_r <= 1'b0;
+                    if (REG_FLAGS != 0) flags_r <= st[NW-1:NW-3];
                 end else begin
                     x_r <= x_in;
                     x_v_r <= x_v_in;
                     x_s_r <= x_s_in;
-                    acc_r <= en ? res : psum_in;
-                    acc_v_r <= x_ok | psum_v_in;
+                    acc_r <= st[F_EN] ? st[ACC_W-1:0] : psum_in;
+                    acc_v_r <= st[F_X_OK] | psum_v_in;
+                    if (REG_FLAGS != 0) flags_r <= st[NW-1:NW-3];
                 end
             end
         end
     endgenerate
+    /* verilator lint_on BLKSEQ */
 endmodule

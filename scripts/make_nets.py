@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Write qsim's deterministic example networks (.qbin, docs/qbin.md).
 
-    make_nets.py                      # models/nets/tiny.qbin, demo_w2a4.qbin, xfmr_tiny.qbin, decoder_tiny.qbin, lm_tiny.qbin
+    make_nets.py                      # models/nets/tiny.qbin, demo_w2a4.qbin, xfmr_tiny.qbin, decoder_tiny.qbin,
+                                      # lm_tiny.qbin, decoder_kv.qbin
     make_nets.py --out-dir DIR        # the same, elsewhere
     make_nets.py --resnet18 [PATH] --wbits 2 --abits 4
     make_nets.py --resnet50 [PATH] --wbits 4 --abits 4
@@ -20,6 +21,7 @@ networks and options. They need torch and torchvision; the small nets need only 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -221,12 +223,54 @@ def make_lm_tiny() -> Net:
     return net
 
 
+def make_decoder_kv() -> Net:
+    """A GPT-2-style decoder block with KV caches (docs/decode.md): 16 hidden channels, a prompt
+    of 8 tokens, 2 heads, K and V cached (maximum context 32, so up to 24 decode steps):
+    layernorm, 1x1 projections, kvcache, causal softmax, table GELU, residual adds. Its output is
+    shaped like its input, so `qsim run ... --decode N` feeds each output row back."""
+    import qsim_qbin as Q
+    rng = np.random.default_rng(23)
+    d, heads, T, max_ctx = 16, 2, 8, 32
+    net = Net("decoder_kv")
+    x = rng.integers(-100, 100, size=(d, T, 1))
+    outs = []
+
+    def done(i):
+        outs.append(Q.eval_layer(net, i, outs, 32, x))
+        return i
+
+    q8 = dict(bits=8, signed=True, zp=0, scale=0.05)
+
+    def proj(name, src, out_c, mult):
+        w = rng.integers(-7, 8, size=(out_c, net.layers[src].out_c, 1, 1))
+        return done(net.conv(name, src, w, wbits=4, multiplier=mult, **q8))
+
+    x0 = done(net.input("x", c=d, h=T, w=1, bits=8, signed=True, zp=0, scale=0.05))
+    h = done(net.layernorm("ln1", x0, gamma=np.linspace(0.8, 1.2, d), **q8))
+    q, k, v = (proj(n, h, d, 0.02) for n in ("wq", "wk", "wv"))
+    qh, kh, vh = (done(net.reshape(n + "_heads", src, heads, d // heads, T))
+                  for n, src in (("q", q), ("k", k), ("v", v)))
+    kc = done(net.kvcache("k_cache", kh, max_ctx))
+    vc = done(net.kvcache("v_cache", vh, max_ctx))
+    s = done(net.matmul("scores", qh, kc, trans_a=True, bits=8, signed=True, zp=0, scale=0.1, multiplier=0.005))
+    p = done(net.softmax("softmax", s, axis=2, bits=8, causal=True))
+    o = done(net.matmul("attn_v", vc, p, trans_b=True, multiplier=0.02, **q8))
+    om = done(net.reshape("merge_heads", o, d, T, 1))
+    r1 = done(net.add("res1", x0, proj("wo", om, d, 0.03), 1, 1, multiplier=0.5, **q8))
+    h2 = done(net.layernorm("ln2", r1, gamma=np.ones(d), **q8))
+    f = done(net.lut("gelu", proj("fc1", h2, 2 * d, 0.02), fn=lambda t: 0.5 * t * (1 + math.erf(t / math.sqrt(2))),
+                     **q8))
+    done(net.add("res2", r1, proj("fc2", f, d, 0.015), 1, 1, multiplier=0.5, **q8))
+    return net
+
+
 # ---------------------------------------------------------------------------- CLI
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out-dir", default=os.path.join(REPO, "models", "nets"),
-                    help="where tiny.qbin, demo_w2a4.qbin, xfmr_tiny.qbin and decoder_tiny.qbin go (default models/nets)")
+                    help="where tiny.qbin, demo_w2a4.qbin, xfmr_tiny.qbin, decoder_tiny.qbin and decoder_kv.qbin "
+                         "go (default models/nets)")
     ap.add_argument("--resnet18", nargs="?", const="", metavar="PATH",
                     help="also write the zoo's ResNet-18 (default path in the cache folder)")
     ap.add_argument("--resnet50", nargs="?", const="", metavar="PATH",
@@ -241,7 +285,8 @@ def main(argv=None) -> int:
                            (make_demo_w2a4, os.path.join(a.out_dir, "demo_w2a4.qbin")),
                            (make_xfmr_tiny, os.path.join(a.out_dir, "xfmr_tiny.qbin")),
                            (make_decoder_tiny, os.path.join(a.out_dir, "decoder_tiny.qbin")),
-                           (make_lm_tiny, os.path.join(a.out_dir, "lm_tiny.qbin"))):
+                           (make_lm_tiny, os.path.join(a.out_dir, "lm_tiny.qbin")),
+                           (make_decoder_kv, os.path.join(a.out_dir, "decoder_kv.qbin"))):
             net = make()
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             net.save(path)

@@ -16,6 +16,7 @@ typedef struct {
     uint64_t col_ready;  /* earliest RD/WR: tRCD after ACT */
     uint64_t pre_ready;  /* earliest PRE: tRAS after ACT, tRTP after RD, tWR after write data */
     uint64_t act_at;     /* the open row's ACT (bank active time) */
+    int32_t row_hits;    /* column commands to the open row since its ACT (round-robin arbiter) */
 } bank_state;
 
 typedef struct {
@@ -43,6 +44,7 @@ typedef struct {
     uint64_t addr, arrive;
     qs_dram_addr at;
     uint64_t ready, seq;  /* two-level controller: in its bank's command queue from `ready`; age */
+    int opened;           /* round-robin arbiter: its own ACT opened its row (counted a miss or conflict) */
 } queued;
 
 struct qs_dram {
@@ -59,6 +61,12 @@ struct qs_dram {
     queued *cq;             /* cmd_queue_depth > 0: per bank of a channel, its command queue */
     int32_t *cq_n;
     int32_t banks_per_channel;
+    int32_t *rr_last;       /* round-robin arbiter, per channel: the bank queue served last */
+    uint64_t *wb;           /* write_buffer > 0: per channel, the posted writes' addresses, oldest first */
+    int32_t *wb_n;
+    uint64_t *wb_since;     /* per channel: the last write posted */
+    uint64_t *idle_from;    /* per channel: the last column command (its command queues are empty after it) */
+    uint64_t last_move;     /* the last move of a two-level transfer into the command queues */
     struct seen_bank {
         const bank_state *bank;
         int hit;
@@ -107,6 +115,12 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
     d->queue = qs_calloc((size_t)cfg->queue_depth, sizeof *d->queue);
     d->seen = qs_calloc((size_t)cfg->queue_depth, sizeof *d->seen);
     d->banks_per_channel = cfg->ranks * cfg->bankgroups * cfg->banks_per_group;
+    d->rr_last = qs_calloc((size_t)cfg->channels, sizeof *d->rr_last);
+    /* (+ 1: a block even when write_buffer = 0) */
+    d->wb = qs_calloc((size_t)cfg->channels * (size_t)(cfg->write_buffer + 1), sizeof *d->wb);
+    d->wb_n = qs_calloc((size_t)cfg->channels, sizeof *d->wb_n);
+    d->wb_since = qs_calloc((size_t)cfg->channels, sizeof *d->wb_since);
+    d->idle_from = qs_calloc((size_t)cfg->channels, sizeof *d->idle_from);
     if (cfg->cmd_queue_depth > 0) {
         d->cq = qs_calloc((size_t)d->banks_per_channel * (size_t)cfg->cmd_queue_depth, sizeof *d->cq);
         d->cq_n = qs_calloc((size_t)d->banks_per_channel, sizeof *d->cq_n);
@@ -115,7 +129,8 @@ qs_status qs_dram_create(const qs_dram_cfg *cfg, double accel_mhz, qs_dram **out
             return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
         }
     }
-    if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->queue || !d->seen || !d->tck_fs || !d->accel_fs) {
+    if (!d->banks || !d->groups || !d->ranks || !d->chans || !d->rr_last || !d->wb || !d->wb_n || !d->wb_since ||
+        !d->idle_from || !d->queue || !d->seen || !d->tck_fs || !d->accel_fs) {
         qs_dram_destroy(d);
         return qs_fail(err, QS_ERR_NOMEM, "out of memory for the DRAM model");
     }
@@ -131,6 +146,11 @@ void qs_dram_destroy(qs_dram *d)
     qs_free(d->groups);
     qs_free(d->ranks);
     qs_free(d->chans);
+    qs_free(d->rr_last);
+    qs_free(d->wb);
+    qs_free(d->wb_n);
+    qs_free(d->wb_since);
+    qs_free(d->idle_from);
     qs_free(d->queue);
     qs_free(d->seen);
     qs_free(d->cq);
@@ -152,6 +172,10 @@ void qs_dram_reset(qs_dram *d)
     memset(d->ranks, 0, n_ranks * sizeof *d->ranks);
     for (size_t i = 0; i < n_ranks; i++) d->ranks[i].next_ref = (uint64_t)c->tREFI;
     memset(d->chans, 0, (size_t)c->channels * sizeof *d->chans);
+    memset(d->rr_last, 0, (size_t)c->channels * sizeof *d->rr_last);
+    memset(d->wb_n, 0, (size_t)c->channels * sizeof *d->wb_n);
+    memset(d->wb_since, 0, (size_t)c->channels * sizeof *d->wb_since);
+    memset(d->idle_from, 0, (size_t)c->channels * sizeof *d->idle_from);
     memset(&d->st, 0, sizeof d->st);
     d->oom = 0;
 }
@@ -320,34 +344,46 @@ static plan plan_request(qs_dram *d, const qs_dram_addr *a, uint64_t t0, int is_
 }
 
 /* Commit a planned request to the state. */
-static void commit(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_write)
+/* An ACT of row a->ro at cycle act (the bank is closed). */
+static void place_act(qs_dram *d, const qs_dram_addr *a, uint64_t act)
+{
+    const qs_dram_cfg *c = &d->c;
+    bank_state *b = bank_of(d, a);
+    group_state *g = group_of(d, a);
+    rank_state *r = rank_of(d, a);
+    b->open_row = a->ro;
+    b->act_at = act;
+    b->col_ready = act + (uint64_t)c->tRCD;
+    b->pre_ready = act + (uint64_t)c->tRAS;
+    b->act_ready = act + (uint64_t)c->tRC;
+    r->act_ready = max64(r->act_ready, act + (uint64_t)c->tRRD_S);
+    g->act_ready = max64(g->act_ready, act + (uint64_t)c->tRRD_L);
+    if (r->n_acts < 4) r->faw[r->n_acts++] = act;
+    else {
+        memmove(r->faw, r->faw + 1, 3 * sizeof r->faw[0]);
+        r->faw[3] = act;
+    }
+    b->row_hits = 0;
+    d->st.acts++;
+}
+
+/* An explicit PRE at cycle pre (the bank's row is open). */
+static void place_pre(qs_dram *d, const qs_dram_addr *a, uint64_t pre)
+{
+    bank_state *b = bank_of(d, a);
+    b->act_ready = max64(b->act_ready, pre + (uint64_t)d->c.tRP);
+    close_row(d, b, pre);
+}
+
+/* The RD/WR of a planned request, its row open. */
+static void place_col(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_write)
 {
     const qs_dram_cfg *c = &d->c;
     bank_state *b = bank_of(d, a);
     group_state *g = group_of(d, a);
     rank_state *r = rank_of(d, a);
     chan_state *ch = &d->chans[a->ch];
-    if (p->s.outcome != QS_ROW_HIT) {
-        if (p->s.outcome == QS_ROW_CONFLICT) close_row(d, b, p->s.pre);
-        uint64_t act = p->s.act;
-        b->open_row = a->ro;
-        b->act_at = act;
-        b->col_ready = act + (uint64_t)c->tRCD;
-        b->pre_ready = act + (uint64_t)c->tRAS;
-        b->act_ready = act + (uint64_t)c->tRC;
-        r->act_ready = max64(r->act_ready, act + (uint64_t)c->tRRD_S);
-        g->act_ready = max64(g->act_ready, act + (uint64_t)c->tRRD_L);
-        if (r->n_acts < 4) r->faw[r->n_acts++] = act;
-        else {
-            memmove(r->faw, r->faw + 1, 3 * sizeof r->faw[0]);
-            r->faw[3] = act;
-        }
-        d->st.acts++;
-        if (p->s.outcome == QS_ROW_MISS) d->st.row_misses++;
-        else d->st.row_conflicts++;
-    } else {
-        d->st.row_hits++;
-    }
+    b->row_hits++;
     uint64_t col = p->s.col;
     r->col_ready = max64(r->col_ready, col + (uint64_t)c->tCCD_S);
     g->col_ready = max64(g->col_ready, col + (uint64_t)c->tCCD_L);
@@ -366,6 +402,20 @@ static void commit(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_writ
         b->act_ready = max64(b->act_ready, b->pre_ready + (uint64_t)c->tRP);
         close_row(d, b, b->pre_ready);
     }
+}
+
+/* Commit a planned request to the state: its PRE, ACT and RD/WR. */
+static void commit(qs_dram *d, const qs_dram_addr *a, const plan *p, int is_write)
+{
+    if (p->s.outcome != QS_ROW_HIT) {
+        if (p->s.outcome == QS_ROW_CONFLICT) close_row(d, bank_of(d, a), p->s.pre);
+        place_act(d, a, p->s.act);
+        if (p->s.outcome == QS_ROW_MISS) d->st.row_misses++;
+        else d->st.row_conflicts++;
+    } else {
+        d->st.row_hits++;
+    }
+    place_col(d, a, p, is_write);
 }
 
 /* Plan with refresh: a refresh due before the request's first command comes
@@ -421,6 +471,8 @@ int qs_dram_out_of_memory(const qs_dram *d) { return d->oom; }
 
 typedef struct {
     qs_dram *d;
+    const uint64_t *addr;  /* the requests; chan[i] their channels (NULL: all of channel ch) */
+    const int32_t *chan;
     int32_t ch;
     size_t n, next, tn;
     uint64_t seq, last_move;
@@ -437,12 +489,13 @@ static void tl_fill(two_level *s, uint64_t time)
 {
     qs_dram *d = s->d;
     while (s->tn < (size_t)d->c.queue_depth && s->next < s->n) {
-        if (d->req_chan[s->next] == s->ch) {
+        if (!s->chan || s->chan[s->next] == s->ch) {
             queued *q = &d->queue[s->tn++];
-            q->addr = d->req_addr[s->next];
+            q->addr = s->addr[s->next];
             q->arrive = time;
             q->at = qs_dram_decode(d, q->addr);
             q->seq = s->seq++;
+            q->opened = 0;
         }
         s->next++;
     }
@@ -473,9 +526,50 @@ static void tl_move(two_level *s, uint64_t time)
     }
 }
 
-static uint64_t transfer_two_level(qs_dram *d, int32_t ch, size_t n, uint64_t t_start, int is_write)
+/* The oldest-first arbiter (cmd_arbiter = oldest): FR-FCFS over the bank
+ * queues' entries arrived by decision cycle t. */
+static const queued *oldest_pick(qs_dram *d, uint64_t t, int is_write)
 {
-    two_level s = {d, ch, n, 0, 0, 0, 0, 0};
+    const int32_t depth = d->c.cmd_queue_depth, nb = d->banks_per_channel;
+    const queued *pick = NULL;
+    /* FR-FCFS: the oldest ready row hit, else the oldest ready; then first ready */
+    int hit = 0;
+    for (int32_t b = 0; b < nb; b++)
+        for (int32_t k = 0; k < d->cq_n[b]; k++) {
+            const queued *q = &d->cq[(size_t)b * depth + k];
+            if (q->ready > t) break; /* a bank's queue is in the order its entries came */
+            int h = d->c.page_policy == QS_PAGE_OPEN && bank_of(d, &q->at)->open_row == q->at.ro;
+            if (h > hit || (h == hit && (!pick || q->seq < pick->seq))) {
+                pick = q;
+                hit = h;
+            }
+        }
+    uint64_t best = plan_request(d, &pick->at, max64(t, pick->ready), is_write).s.col;
+    for (int32_t b = 0; b < nb; b++) {
+        /* of a bank's queue only its oldest row hit and its oldest entry can be first */
+        const queued *head = d->cq_n[b] ? &d->cq[(size_t)b * depth] : NULL, *h = NULL;
+        for (int32_t k = 0; k < d->cq_n[b] && !h; k++) {
+            const queued *q = &d->cq[(size_t)b * depth + k];
+            if (bank_of(d, &q->at)->open_row == q->at.ro) h = q;
+        }
+        const queued *cand[2] = {head, h};
+        for (int c = 0; c < 2; c++) {
+            const queued *q = cand[c];
+            if (!q || q == pick) continue;
+            uint64_t col = plan_request(d, &q->at, max64(t, q->ready), is_write).s.col;
+            if (col < best || (col == best && !hit && q->seq < pick->seq)) {
+                best = col;
+                pick = q;
+            }
+        }
+    }
+    return pick;
+}
+
+static uint64_t transfer_two_level(qs_dram *d, const uint64_t *addr, const int32_t *chan, int32_t ch, size_t n,
+                                   uint64_t t_start, int is_write)
+{
+    two_level s = {d, addr, chan, ch, n, 0, 0, 0, 0, 0};
     const int32_t depth = d->c.cmd_queue_depth, nb = d->banks_per_channel;
     memset(d->cq_n, 0, (size_t)nb * sizeof *d->cq_n);
     uint64_t now = t_start, end = t_start;
@@ -489,37 +583,7 @@ static uint64_t transfer_two_level(qs_dram *d, int32_t ch, size_t n, uint64_t t_
             if (d->cq_n[b] && d->cq[(size_t)b * depth].ready < tmin) tmin = d->cq[(size_t)b * depth].ready;
         if (tmin == UINT64_MAX) break;
         uint64_t t = max64(now, tmin);
-        /* FR-FCFS: the oldest ready row hit, else the oldest ready; then first ready */
-        int hit = 0;
-        for (int32_t b = 0; b < nb; b++)
-            for (int32_t k = 0; k < d->cq_n[b]; k++) {
-                const queued *q = &d->cq[(size_t)b * depth + k];
-                if (q->ready > t) break; /* a bank's queue is in the order its entries came */
-                int h = d->c.page_policy == QS_PAGE_OPEN && bank_of(d, &q->at)->open_row == q->at.ro;
-                if (h > hit || (h == hit && (!pick || q->seq < pick->seq))) {
-                    pick = q;
-                    hit = h;
-                }
-            }
-        uint64_t best = plan_request(d, &pick->at, max64(t, pick->ready), is_write).s.col;
-        for (int32_t b = 0; b < nb; b++) {
-            /* of a bank's queue only its oldest row hit and its oldest entry can be first */
-            const queued *head = d->cq_n[b] ? &d->cq[(size_t)b * depth] : NULL, *h = NULL;
-            for (int32_t k = 0; k < d->cq_n[b] && !h; k++) {
-                const queued *q = &d->cq[(size_t)b * depth + k];
-                if (bank_of(d, &q->at)->open_row == q->at.ro) h = q;
-            }
-            const queued *cand[2] = {head, h};
-            for (int c = 0; c < 2; c++) {
-                const queued *q = cand[c];
-                if (!q || q == pick) continue;
-                uint64_t col = plan_request(d, &q->at, max64(t, q->ready), is_write).s.col;
-                if (col < best || (col == best && !hit && q->seq < pick->seq)) {
-                    best = col;
-                    pick = q;
-                }
-            }
-        }
+        pick = oldest_pick(d, t, is_write);
         t = max64(t, pick->ready);
         queued q = *pick;
         int32_t b = bank_in_channel(d, &q.at);
@@ -532,9 +596,187 @@ static uint64_t transfer_two_level(qs_dram *d, int32_t ch, size_t n, uint64_t t_
         if (!is_write) d->st.read_latency_sum += p.s.data_end - q.arrive;
         end = max64(end, p.s.data_end);
         now = t;
+        d->idle_from[ch] = max64(d->idle_from[ch], p.s.col);
         tl_move(&s, p.s.col); /* its column command frees its place in the bank queue */
     }
+    d->last_move = s.last_move;
     return end;
+}
+
+/* The round-robin arbiter (cmd_arbiter = round_robin), DRAMsim3's: one
+ * command (PRE, ACT or RD/WR) per DRAM cycle, each placed at the cycle it is
+ * chosen. At cycle t the bank command queues are visited in turn from the one
+ * after the queue that issued last; a queue offers its first entry (in queue
+ * order) whose next command may issue at t, and the first offer issues. A
+ * PRE comes only from the queue's head, and not while an entry of the queue
+ * hits the open row, unless that row has served ROW_HIT_CAP column commands
+ * (the cap keeps a stream of hits from starving the head). With no offer at
+ * t, the next decision is at the earliest cycle an offer may be. */
+enum { ROW_HIT_CAP = 4 };
+
+static uint64_t transfer_round_robin(qs_dram *d, const uint64_t *addr, const int32_t *chan, int32_t ch, size_t n,
+                                     uint64_t t_start, int is_write)
+{
+    two_level s = {d, addr, chan, ch, n, 0, 0, 0, 0, 0};
+    const int32_t depth = d->c.cmd_queue_depth, nb = d->banks_per_channel;
+    memset(d->cq_n, 0, (size_t)nb * sizeof *d->cq_n);
+    uint64_t t = t_start, end = t_start;
+    tl_fill(&s, t_start);
+    tl_move(&s, t_start);
+    for (;;) {
+        queued *pick = NULL;
+        plan p;
+        int32_t pick_bank = 0, any = 0;
+        /* with an entry queued, some entry gives a finite t_next: a head that may not precharge waits
+         * for a hit of its queue, which does */
+        uint64_t t_next = UINT64_MAX;
+        for (int32_t k = 1; k <= nb && !pick; k++) {
+            int32_t b = (d->rr_last[ch] + k) % nb;
+            queued *base = &d->cq[(size_t)b * depth];
+            for (int32_t i = 0; i < d->cq_n[b]; i++) {
+                queued *q = &base[i];
+                any = 1;
+                if (q->ready > t) {
+                    t_next = q->ready < t_next ? q->ready : t_next;
+                    break; /* a bank's queue is in the order its entries came */
+                }
+                const bank_state *bs = bank_of(d, &q->at);
+                if (bs->open_row != NONE_ROW && bs->open_row != q->at.ro) {
+                    if (i > 0) continue;
+                    if (bs->row_hits < ROW_HIT_CAP) {
+                        int hit_pending = 0;
+                        for (int32_t j = 1; j < d->cq_n[b] && !hit_pending; j++)
+                            hit_pending = base[j].at.ro == bs->open_row;
+                        if (hit_pending) continue;
+                    }
+                }
+                p = plan_request(d, &q->at, t, is_write);
+                if (p.first_cmd <= t) {
+                    pick = q;
+                    pick_bank = b;
+                    break;
+                }
+                t_next = p.first_cmd < t_next ? p.first_cmd : t_next;
+                /* the later entries that are not conflicts would plan the same first command (a row hit's
+                 * RD/WR or a closed bank's ACT depends on the bank, not the entry), the later conflicts
+                 * may not precharge: none can offer */
+                if (p.s.outcome != QS_ROW_CONFLICT) break;
+            }
+        }
+        if (!any) break;
+        if (!pick) {
+            t = t_next;
+            continue;
+        }
+        if (rank_of(d, &pick->at)->next_ref <= t) { /* a refresh due goes first */
+            refresh_upto(d, &pick->at, t);
+            continue;
+        }
+        d->rr_last[ch] = pick_bank;
+        if (p.s.outcome == QS_ROW_CONFLICT) {
+            place_pre(d, &pick->at, t);
+            pick->opened = 2;
+        } else if (p.s.outcome == QS_ROW_MISS) {
+            place_act(d, &pick->at, t);
+            if (pick->opened == 2) d->st.row_conflicts++;
+            else if (!pick->opened) d->st.row_misses++;
+            pick->opened = 1; /* (a refresh may close the row again: the ACT then repeats, counted once) */
+        } else {
+            if (pick->opened == 2) d->st.row_conflicts++; /* its row was reopened by another entry */
+            else if (!pick->opened) d->st.row_hits++;
+            place_col(d, &pick->at, &p, is_write);
+            if (!is_write) d->st.read_latency_sum += p.s.data_end - pick->arrive;
+            end = max64(end, p.s.data_end);
+            queued *base = &d->cq[(size_t)pick_bank * depth];
+            size_t at = (size_t)(pick - base);
+            memmove(base + at, base + at + 1, ((size_t)d->cq_n[pick_bank] - at - 1) * sizeof *base);
+            d->cq_n[pick_bank]--;
+            d->idle_from[ch] = max64(d->idle_from[ch], t);
+            tl_move(&s, t); /* its column command frees its place in the bank queue */
+        }
+        t++; /* one command per cycle */
+    }
+    d->last_move = s.last_move;
+    return end;
+}
+
+/* One channel's requests through the two-level controller (the arbiter chosen). */
+static uint64_t serve_two_level(qs_dram *d, const uint64_t *addr, const int32_t *chan, int32_t ch, size_t n,
+                                uint64_t t_start, int is_write)
+{
+    return d->c.cmd_arbiter == QS_ARB_ROUND_ROBIN ? transfer_round_robin(d, addr, chan, ch, n, t_start, is_write)
+                                                   : transfer_two_level(d, addr, chan, ch, n, t_start, is_write);
+}
+
+/* ---- the write buffer (write_buffer = N > 0), as DRAMsim3's: a write is
+ * posted (done for its sender) when the buffer takes it; a write to an
+ * address already posted merges with it; a read of a posted address is
+ * answered from the buffer in one cycle. The buffer drains, all its writes
+ * through the controller as one batch, when a write finds it full (from that
+ * cycle; the write is taken when the batch has moved into the command queues)
+ * or, holding more than WB_LOW writes, once the controller is idle: from
+ * max(the last column command, the last write posted), when the next
+ * transfer comes (or the run ends). */
+enum { WB_LOW = 8 };
+
+static int64_t wb_find(const qs_dram *d, int32_t ch, uint64_t addr)
+{
+    const uint64_t *wb = &d->wb[(size_t)ch * (size_t)d->c.write_buffer];
+    for (int32_t i = 0; i < d->wb_n[ch]; i++)
+        if (wb[i] == addr) return i;
+    return -1;
+}
+
+/* Drain channel ch's buffer from cycle t; returns when the batch has moved into the command queues. */
+static uint64_t wb_drain(qs_dram *d, int32_t ch, uint64_t t)
+{
+    if (!d->wb_n[ch]) return t;
+    serve_two_level(d, &d->wb[(size_t)ch * (size_t)d->c.write_buffer], NULL, ch, (size_t)d->wb_n[ch], t, 1);
+    d->wb_n[ch] = 0;
+    return d->last_move;
+}
+
+static void wb_drain_if_idle(qs_dram *d, int32_t ch, uint64_t t)
+{
+    uint64_t idle = max64(d->idle_from[ch], d->wb_since[ch]);
+    if (d->wb_n[ch] > WB_LOW && idle < t) wb_drain(d, ch, idle);
+}
+
+/* A transfer with the write buffer: returns its last DRAM cycle (writes: when the buffer took the last one). */
+static uint64_t transfer_buffered(qs_dram *d, size_t n, uint64_t t_start, int is_write)
+{
+    uint64_t end = t_start;
+    const int32_t cap = d->c.write_buffer;
+    for (int32_t ch = 0; ch < d->c.channels; ch++) {
+        wb_drain_if_idle(d, ch, t_start);
+        size_t n_ch = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (d->req_chan[i] != ch) continue;
+            if (!is_write) {
+                if (wb_find(d, ch, d->req_addr[i]) >= 0) { /* answered from the buffer */
+                    d->req_chan[i] = -1;
+                    end = max64(end, t_start + 1);
+                } else {
+                    n_ch++;
+                }
+                continue;
+            }
+            if (wb_find(d, ch, d->req_addr[i]) >= 0) continue; /* merged */
+            uint64_t taken = t_start;
+            if (d->wb_n[ch] == cap) taken = max64(taken, wb_drain(d, ch, t_start));
+            d->wb[(size_t)ch * (size_t)cap + (size_t)d->wb_n[ch]++] = d->req_addr[i];
+            d->wb_since[ch] = max64(d->wb_since[ch], taken);
+            end = max64(end, taken);
+        }
+        if (n_ch) end = max64(end, serve_two_level(d, d->req_addr, d->req_chan, ch, n, t_start, 0));
+    }
+    return end;
+}
+
+void qs_dram_drain(qs_dram *d)
+{
+    if (d->c.cmd_queue_depth <= 0 || d->c.write_buffer <= 0) return;
+    for (int32_t ch = 0; ch < d->c.channels; ch++) wb_drain(d, ch, max64(d->idle_from[ch], d->wb_since[ch]));
 }
 
 uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64_t *first, const uint64_t *count,
@@ -562,7 +804,9 @@ uint64_t qs_dram_transfer(qs_dram *d, uint64_t start, int is_write, const uint64
     uint64_t end = t_start;
     const size_t depth = (size_t)d->c.queue_depth;
     if (d->c.cmd_queue_depth > 0) {
-        for (int32_t ch = 0; ch < d->c.channels; ch++) end = max64(end, transfer_two_level(d, ch, n, t_start, is_write));
+        if (d->c.write_buffer > 0) return qs_dram_to_accel_cycle(d, transfer_buffered(d, n, t_start, is_write));
+        for (int32_t ch = 0; ch < d->c.channels; ch++)
+            end = max64(end, serve_two_level(d, d->req_addr, d->req_chan, ch, n, t_start, is_write));
         return qs_dram_to_accel_cycle(d, end);
     }
     for (int32_t ch = 0; ch < d->c.channels; ch++) {

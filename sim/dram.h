@@ -1,6 +1,8 @@
 /* The bank-level DRAM model (docs/dram.md): channels, ranks, bank groups,
  * banks with row buffers (open or closed page), the JEDEC timing rules, a
- * per-channel FR-FCFS controller with a bounded request queue, all-bank
+ * per-channel FR-FCFS controller with a bounded request queue (or a
+ * transaction queue feeding per-bank command queues, served oldest first or
+ * in turn one command per cycle, with an optional write buffer), all-bank
  * refresh and a configurable address mapping.
  *
  * It works per request, not per cycle: each request's commands (PRE, ACT,
@@ -79,6 +81,10 @@ qs_status qs_dram_reserve(qs_dram *d, size_t n, qs_error *err);
 /* 1 once a transfer larger than the reserve could not get memory (its
  * requests were then not modelled): the caller must fail the run. */
 int qs_dram_out_of_memory(const qs_dram *d);
+
+/* write_buffer > 0: the writes still posted go to the DRAM now (from when the
+ * controller went idle), so that they count; the run's cycles do not change. */
+void qs_dram_drain(qs_dram *d);
 
 /* End of a run at DRAM cycle t_end: rows still open count as open until
  * then (bank_active), as if precharged there. */

@@ -25,7 +25,10 @@ static int by_addr(const void *a, const void *b)
     return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-static int is_view(const qs_layer *L) { return L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE; }
+static int is_view(const qs_layer *L)
+{ /* a kvcache over a prompt (no cached rows) is its input itself (docs/decode.md) */
+    return L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE || (L->kind == QS_L_KVCACHE && L->weight < 0);
+}
 
 qs_status qs_mem_image_create(const qs_net *net, const qs_prog *prog, qs_mem_image **out, qs_error *err)
 {

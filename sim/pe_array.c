@@ -96,6 +96,16 @@ int32_t qs_pe_array_acc_valid(const qs_pe_array *a, int32_t i, int32_t j)
     return a->pe[(size_t)i * (size_t)a->cfg.cols + (size_t)j].accv;
 }
 
+void qs_pe_array_observe(const qs_pe_array *a, int32_t *acc, uint8_t *acc_valid, int32_t *stat)
+{
+    const size_t n = (size_t)a->cfg.rows * (size_t)a->cfg.cols;
+    for (size_t k = 0; k < n; k++) {
+        if (acc) acc[k] = a->pe[k].acc;
+        if (acc_valid) acc_valid[k] = a->pe[k].accv;
+        if (stat) stat[k] = a->pe[k].stat;
+    }
+}
+
 const qs_pe_array_cfg *qs_pe_array_config(const qs_pe_array *a) { return &a->cfg; }
 
 /* Registers update from their west/north neighbours' values of the previous

@@ -74,6 +74,10 @@ int32_t qs_pe_array_acc(const qs_pe_array *a, int32_t i, int32_t j);
 int32_t qs_pe_array_stationary(const qs_pe_array *a, int32_t i, int32_t j);
 /* WS/IS: the valid bit of PE(i,j)'s partial-sum register; OS: 0. */
 int32_t qs_pe_array_acc_valid(const qs_pe_array *a, int32_t i, int32_t j);
+/* Every PE's qs_pe_array_acc, _acc_valid and _stationary at once, row-major
+ * (rows*cols each; any pointer may be NULL): one pass for a per-clock
+ * comparison of the whole array (sim/rtl_cosim.c). */
+void qs_pe_array_observe(const qs_pe_array *a, int32_t *acc, uint8_t *acc_valid, int32_t *stat);
 /* The configuration the array was created with. */
 const qs_pe_array_cfg *qs_pe_array_config(const qs_pe_array *a);
 

@@ -36,6 +36,9 @@ typedef struct {
     const qs_rtl_api *api;
     qs_rtl *rtl;
     int traced;                 /* built with FST tracing (the model that dumps) */
+    /* the model's output arrays (qs_rtl_api.view) */
+    const int32_t *v_acc, *v_stat, *v_south;
+    const uint8_t *v_accv, *v_south_v;
     char dir[1024];
 } model;
 
@@ -50,9 +53,11 @@ struct qs_rtl_cosim {
     char tile_layer[256];
     uint64_t tile_clock;        /* clocks since the tile began */
     int fst_taken;              /* the FST goes to the first model co-simulated */
-    /* per clock: what the RTL shows */
-    int32_t *acc, *stat, *south;
-    uint8_t *accv, *south_v;
+    /* per clock: what the C model shows (acc, accv, stat: row-major, as
+     * qs_pe_array_observe writes them), and a copy of the RTL's accumulators
+     * for the one clock that QSIM_RTL_FLIP alters */
+    int32_t *acc, *stat, *flipped;
+    uint8_t *accv;
     size_t cap;
     /* test-only: QSIM_RTL_FLIP=CYCLE,ROW,COL flips bit 0 of that PE's RTL
      * accumulator as read at that simulator cycle (#N,ROW,COL: at the N-th
@@ -215,7 +220,8 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
              p->rows, p->cols, p->dataflow, p->west_w, p->north_w, p->wpb, p->shift_w, p->acc_w, p->saturate,
              p->gate, p->lookahead, p->off_w);
     /* the key: RTL and driver sources, parameters, Verilator's version */
-    static const char *const files[] = {"qs_pe_array.v", "qs_pe.v", "driver/qs_rtl_driver.cpp", "driver/qs_rtl_abi.h"};
+    static const char *const files[] = {"qs_pe_array.v", "qs_pe.v", "qs_pe_step.vh", "driver/qs_rtl_driver.cpp",
+                                        "driver/qs_rtl_abi.h"};
     uint64_t h1 = 1469598103934665603ull, h2 = 0x9E3779B97F4A7C15ull;
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char path[1200];
@@ -226,17 +232,9 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
     }
     /* FST tracing doubles the generated code: only models that dump have it */
     const int trace = r->o.fst != NULL && !r->fst_taken;
-    /* Verilator inlines every PE into one flat model by default: fastest to
-     * run, but its C++ grows with the PE count (a 128x128 array: gigabytes
-     * and hours). Past QSIM_RTL_INLINE_MAX PEs (default 1024) the PE stays a
-     * module that 
-     * all instances share (-fno-inline): the code is that of one PE */
-    const char *im = getenv("QSIM_RTL_INLINE_MAX");
-    long inline_max = im && *im ? strtol(im, NULL, 10) : 1024;
-    const int no_inline = (long)p->rows * p->cols > inline_max;
     m->traced = trace;
     char key[900];
-    sfmt(key, sizeof key, "%s trace=%d no_inline=%d cflags=%s", pstr, trace, no_inline,
+    sfmt(key, sizeof key, "%s trace=%d cflags=%s", pstr, trace,
          getenv("QSIM_RTL_CFLAGS") ? getenv("QSIM_RTL_CFLAGS") : "");
     h1 = fnv(fnv(h1, key, strlen(key)), r->vversion, strlen(r->vversion));
     h2 = fnv(fnv(h2, key, strlen(key)), r->vversion, strlen(r->vversion));
@@ -254,7 +252,7 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
         sfmt(obj, sizeof obj, "%s/obj", tmp);
         sfmt(log, sizeof log, "%s/build.log", tmp);
         if (mkdirs(obj)) return qs_fail(err, QS_ERR_IO, "--engine rtl: cannot create %s: %s", obj, strerror(errno));
-        char g[12][48], v1[1200], v2[1200], tscale[] = "--timescale", ts[] = "1ns/1ps";
+        char g[14][48], v1[1200], v2[1200], tscale[] = "--timescale", ts[] = "1ns/1ps";
         sfmt(g[0], 48, "-GROWS=%d", p->rows);
         sfmt(g[1], 48, "-GCOLS=%d", p->cols);
         sfmt(g[2], 48, "-GDATAFLOW=%d", p->dataflow);
@@ -267,6 +265,10 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
         sfmt(g[9], 48, "-GGATE=%d", p->gate);
         sfmt(g[10], 48, "-GLOOKAHEAD=%d", p->lookahead);
         sfmt(g[11], 48, "-GOFF_W=%d", p->off_w);
+        /* the word observation ports the driver hands out, and the array
+         * written as one loop over the PEs' state (rtl/README.md) */
+        sfmt(g[12], 48, "-GOBS=1");
+        sfmt(g[13], 48, "-GARRAY_STYLE=1");
         sfmt(v1, sizeof v1, "%s/qs_pe_array.v", r->src);
         sfmt(v2, sizeof v2, "%s/qs_pe.v", r->src);
         /* the parameters, for the driver (found through the build folder's -I.) */
@@ -286,20 +288,20 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
         /* one Verilator run builds the model, its runtime and the driver into
          * a shared object (Verilator's "executable", linked with -shared) */
         const char *opt = getenv("QSIM_RTL_CFLAGS");
-        char cflags[512], drv[1200], so_name[] = "qs_rtl.so", inc[1200];
+        char cflags[512], drv[1200], so_name[] = "qs_rtl.so", inc[1200], vinc[1200];
         sfmt(cflags, sizeof cflags, "-fPIC %s", opt ? opt : "-O1 -g0");
         sfmt(inc, sizeof inc, "-I%s/driver", r->src);
+        sfmt(vinc, sizeof vinc, "-I%s", r->src); /* qs_pe_step.vh */
         sfmt(drv, sizeof drv, "%s/driver/qs_rtl_driver.cpp", r->src);
-        char *va[64]; /* the fixed arguments, 2 optional, 12 parameters, 3 sources and NULL: 42 */
+        char *va[64]; /* the fixed arguments, 1 optional, 14 parameters, 3 sources and NULL: 45 */
         int na = 0;
         char *fixed[] = {r->verilator, "--cc", "--exe", "--build", "-j", "2", "--Mdir", obj, "--top-module",
                          "qs_pe_array", "--prefix", "Vqs_rtl", tscale, ts, "-CFLAGS", cflags, "-CFLAGS", inc,
-                         "-CFLAGS", "-fvisibility=hidden", "-LDFLAGS", "-shared", "-o", so_name};
-        _Static_assert(sizeof fixed / sizeof *fixed + 2 + 12 + 3 + 1 <= sizeof va / sizeof *va, "va too small");
+                         "-CFLAGS", "-fvisibility=hidden", "-LDFLAGS", "-shared", "-o", so_name, vinc};
+        _Static_assert(sizeof fixed / sizeof *fixed + 1 + 14 + 3 + 1 <= sizeof va / sizeof *va, "va too small");
         for (size_t k = 0; k < sizeof fixed / sizeof *fixed; k++) va[na++] = fixed[k];
         if (trace) va[na++] = "--trace-fst";
-        if (no_inline) va[na++] = "-fno-inline";
-        for (int k = 0; k < 12; k++) va[na++] = g[k];
+        for (int k = 0; k < 14; k++) va[na++] = g[k];
         va[na++] = v1;
         va[na++] = v2;
         va[na++] = drv;
@@ -365,20 +367,19 @@ static qs_status get_model(qs_rtl_cosim *r, const qs_pe_array_cfg *cfg, model **
         dlclose(m->dl);
         return qs_fail(err, QS_ERR_RUN, "--engine rtl: %s", msg);
     }
-    size_t n = (size_t)cfg->rows * (size_t)cfg->cols + (size_t)cfg->cols + 1;
+    m->api->view(m->rtl, &m->v_acc, &m->v_accv, &m->v_stat, &m->v_south, &m->v_south_v);
+    size_t n = (size_t)cfg->rows * (size_t)cfg->cols;
     if (n > r->cap) {
         qs_free(r->acc);
         qs_free(r->stat);
-        qs_free(r->south);
+        qs_free(r->flipped);
         qs_free(r->accv);
-        qs_free(r->south_v);
         r->acc = qs_malloc(n * sizeof *r->acc);
         r->stat = qs_malloc(n * sizeof *r->stat);
-        r->south = qs_malloc(n * sizeof *r->south);
+        r->flipped = qs_malloc(n * sizeof *r->flipped);
         r->accv = qs_malloc(n);
-        r->south_v = qs_malloc(n);
         r->cap = n;
-        if (!r->acc || !r->stat || !r->south || !r->accv || !r->south_v) {
+        if (!r->acc || !r->stat || !r->flipped || !r->accv) {
             r->cap = 0;
             return qs_fail(err, QS_ERR_NOMEM, "--engine rtl: out of memory");
         }
@@ -460,10 +461,14 @@ static qs_status tick(void *user, uint64_t cycle, const qs_pe_in *in, const qs_p
     m->api->tick(m->rtl, in->west, in->west_valid, in->west_shift, in->north, in->north_valid, in->north_shift,
                  in->north_offset, in->clear, in->load, dump);
     uint32_t cnt[3];
-    m->api->read(m->rtl, r->acc, r->accv, r->stat, r->south, r->south_v, cnt);
+    m->api->counts(m->rtl, cnt);
+    const size_t n = (size_t)R * (size_t)C;
+    const int32_t *acc = m->v_acc;
     if (r->flip && (r->flip_by_clock ? r->st.clocks == r->flip_cycle : cycle == r->flip_cycle) && r->flip_row < R &&
         r->flip_col < C) {
-        r->acc[(size_t)r->flip_row * C + r->flip_col] ^= 1;
+        memcpy(r->flipped, acc, n * sizeof *acc);
+        r->flipped[(size_t)r->flip_row * C + r->flip_col] ^= 1;
+        acc = r->flipped;
         r->flip = 0; /* once */
     }
     r->st.clocks++;
@@ -475,33 +480,36 @@ static qs_status tick(void *user, uint64_t cycle, const qs_pe_in *in, const qs_p
             sfmt(what, sizeof what, "%s count: RTL %u, C model %u", cname[k], cnt[k], want[k]);
             return mismatch(r, cycle, what, err);
         }
-    for (int32_t i = 0; i < R; i++)
-        for (int32_t j = 0; j < C; j++) {
-            size_t k = (size_t)i * C + j;
-            int32_t ca = qs_pe_array_acc(pa, i, j);
-            if (r->acc[k] != ca) {
+    /* every PE's state: the C model's gathered into the same layout as the
+     * RTL's word ports, compared whole; only a difference walks the PEs (in
+     * row-major order, accumulator before valid before stationary) to name
+     * the first one */
+    qs_pe_array_observe(pa, r->acc, os ? NULL : r->accv, os ? NULL : r->stat);
+    if (memcmp(acc, r->acc, n * sizeof *acc) ||
+        (!os && (memcmp(m->v_accv, r->accv, n) || memcmp(m->v_stat, r->stat, n * sizeof *r->stat))))
+        for (size_t k = 0; k < n; k++) {
+            int32_t i = (int32_t)(k / (size_t)C), j = (int32_t)(k % (size_t)C);
+            if (acc[k] != r->acc[k]) {
                 sfmt(what, sizeof what, "PE(%d,%d) %s: RTL %d, C model %d", i, j, os ? "accumulator" : "partial sum",
-                         r->acc[k], ca);
+                     acc[k], r->acc[k]);
                 return mismatch(r, cycle, what, err);
             }
-            if (!os) {
-                int32_t cv = qs_pe_array_acc_valid(pa, i, j), cs = qs_pe_array_stationary(pa, i, j);
-                if (r->accv[k] != cv) {
-                    sfmt(what, sizeof what, "PE(%d,%d) partial-sum valid: RTL %u, C model %d", i, j, r->accv[k], cv);
-                    return mismatch(r, cycle, what, err);
-                }
-                if (r->stat[k] != cs) {
-                    sfmt(what, sizeof what, "PE(%d,%d) stationary: RTL %d, C model %d", i, j, r->stat[k], cs);
-                    return mismatch(r, cycle, what, err);
-                }
+            if (!os && m->v_accv[k] != r->accv[k]) {
+                sfmt(what, sizeof what, "PE(%d,%d) partial-sum valid: RTL %u, C model %u", i, j, m->v_accv[k],
+                     r->accv[k]);
+                return mismatch(r, cycle, what, err);
+            }
+            if (!os && m->v_stat[k] != r->stat[k]) {
+                sfmt(what, sizeof what, "PE(%d,%d) stationary: RTL %d, C model %d", i, j, m->v_stat[k], r->stat[k]);
+                return mismatch(r, cycle, what, err);
             }
         }
-    r->st.values += 3 + (uint64_t)R * C * (os ? 1 : 3);
+    r->st.values += 3 + (uint64_t)n * (os ? 1 : 3);
     if (out->south) {
         for (int32_t j = 0; j < C; j++)
-            if (r->south[j] != out->south[j] || r->south_v[j] != out->south_valid[j]) {
+            if (m->v_south[j] != out->south[j] || m->v_south_v[j] != out->south_valid[j]) {
                 sfmt(what, sizeof what, "south output of column %d (value/valid): RTL %d/%u, C model %d/%u", j,
-                         r->south[j], r->south_v[j], out->south[j], out->south_valid[j]);
+                     m->v_south[j], m->v_south_v[j], out->south[j], out->south_valid[j]);
                 return mismatch(r, cycle, what, err);
             }
         r->st.values += 2 * (uint64_t)C;
@@ -594,8 +602,7 @@ void qs_rtl_cosim_destroy(qs_rtl_cosim *r)
     }
     qs_free(r->acc);
     qs_free(r->stat);
-    qs_free(r->south);
+    qs_free(r->flipped);
     qs_free(r->accv);
-    qs_free(r->south_v);
     qs_free(r);
 }

@@ -100,7 +100,10 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /* ---- set-up ------------------------------------------------------------------- */
 
 /* Layers whose output is their input's memory under a new shape. */
-static int is_view(const qs_layer *L) { return L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE; }
+static int is_view(const qs_layer *L)
+{ /* a kvcache over a prompt (no cached rows) is its input itself (docs/decode.md) */
+    return L->kind == QS_L_FLATTEN || L->kind == QS_L_RESHAPE || (L->kind == QS_L_KVCACHE && L->weight < 0);
+}
 
 static int64_t layer_elems(const qs_layer *L) { return (int64_t)L->out_c * L->out_h * L->out_w; }
 
@@ -676,9 +679,10 @@ static qs_status finish_run(qs_sim *s, qs_error *err)
     }
     s->total_cycles = prev_end;
     if (s->dram) {
-        /* rows still open stay open to the end of the run: the last layer's */
+        /* rows still open stay open to the end of the run, and posted writes drain: the last layer's */
         int32_t last = net->n_layers - 1;
         qs_dram_stats before = *qs_dram_get_stats(s->dram);
+        qs_dram_drain(s->dram); /* writes still posted count (energy, bursts) in the last layer */
         qs_dram_finish(s->dram, qs_dram_to_dram_cycle(s->dram, s->total_cycles));
         qs_dram_stats_add_delta(&s->stats[last].dram, qs_dram_get_stats(s->dram), &before);
         for (int32_t li = 1; li < net->n_layers; li++) {

@@ -201,6 +201,11 @@ int sc_main(int argc, char **argv)
     sc_signal<sc_bv<N>> acc_valid_flat;
     sc_signal<sc_bv<N * OPW>> stat_flat;
     sc_signal<sc_bv<CNTW>> active_cnt, gated_cnt, ovf_cnt;
+    // The word observation ports (OBS=1, rtl/README.md): this bench reads the
+    // flattened ones (OBS=0, the words tied to 0), but SystemC needs every
+    // port bound.
+    sc_signal<sc_bv<32>> acc_w[N], stat_w[N], south_w[C];
+    sc_signal<sc_bv<8>> acc_v_w[N], south_v_w[C];
 
     Vsc_pe_array top("top");
     top.clk(clk);
@@ -222,6 +227,15 @@ int sc_main(int argc, char **argv)
     top.active_cnt(active_cnt);
     top.gated_cnt(gated_cnt);
     top.ovf_cnt(ovf_cnt);
+    for (int k = 0; k < N; k++) {
+        top.acc_w[k](acc_w[k]);
+        top.acc_v_w[k](acc_v_w[k]);
+        top.stat_w[k](stat_w[k]);
+    }
+    for (int j = 0; j < C; j++) {
+        top.south_w[j](south_w[j]);
+        top.south_v_w[j](south_v_w[j]);
+    }
 
     Checker chk("checker");
     chk.seed = seed;

@@ -90,6 +90,8 @@ int main(int argc, char **argv)
         requests++;
     }
     fclose(f);
+    /* posted writes still buffered go to the DRAM for the counts; the figures end at the last completion */
+    qs_dram_drain(d);
     if (!rc) {
         const qs_dram_stats *s = qs_dram_get_stats(d);
         uint64_t span = end > first_arrival ? end - first_arrival : 1;

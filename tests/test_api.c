@@ -503,6 +503,99 @@ static void test_allocator(void)
     printf("\n    %ld allocations, each failed once: %ld out of memory ", total, nomem);
 }
 
+/* ---- decoding with a KV cache (docs/decode.md, docs/api.md) ---------------------- */
+
+static qsim_status decode_run(int32_t steps, const int32_t *step_inputs, qsim_decode_report **r, qsim_error *e)
+{
+    qsim_net *net = NULL;
+    qsim_status st = qsim_net_load(QSIM_SOURCE_DIR "/models/nets/decoder_kv.qbin", &net, e);
+    qsim_decode_options d;
+    qsim_decode_options_init(&d);
+    d.steps = steps;
+    d.step_inputs = step_inputs;
+    if (!st) st = qsim_decode(net, g_cfg, NULL, 0, &d, NULL, r, e);
+    qsim_net_free(net);
+    return st;
+}
+
+static void test_decode(void)
+{
+    qsim_error e = {{0}};
+    qsim_decode_report *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(decode_run(3, NULL, &r, &e), QSIM_OK);
+    const char *json = NULL;
+    CU_ASSERT_EQUAL(qsim_decode_report_json(r, &json, &e), QSIM_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"prompt_tokens\": 8,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"step_input\": \"fed_back\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "{\"step\": 2, \"past\": 10,"));
+    char *text = NULL;
+    CU_ASSERT_EQUAL(qsim_decode_report_text(r, &text, &e), QSIM_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "prompt 8 tokens, 3 decode steps (step inputs fed back), 2 KV caches"));
+    qsim_text_free(text);
+    const int32_t *pre, *s0, *s1;
+    int64_t npre, n0, n1;
+    CU_ASSERT_EQUAL(qsim_decode_report_output(r, -1, &pre, &npre, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(qsim_decode_report_output(r, 0, &s0, &n0, &e), QSIM_OK);
+    CU_ASSERT_EQUAL(qsim_decode_report_output(r, 2, &s1, &n1, &e), QSIM_OK);
+    CU_ASSERT(npre == 16 * 8 && n0 == 16 && n1 == 16);
+    CU_ASSERT_EQUAL(qsim_decode_report_output(r, 3, &s1, &n1, &e), QSIM_ERR_ARG);
+    /* teacher forcing with the rows that were fed back gives the same outputs */
+    int32_t rows[3 * 16];
+    for (int c = 0; c < 16; c++) rows[c] = pre[c * 8 + 7];
+    for (int k = 1; k < 3; k++) {
+        const int32_t *prev;
+        qsim_decode_report_output(r, k - 1, &prev, &n0, &e);
+        memcpy(rows + 16 * k, prev, 16 * sizeof *rows);
+    }
+    qsim_decode_report *r2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(decode_run(3, rows, &r2, &e), QSIM_OK);
+    for (int k = 0; k < 3; k++) {
+        const int32_t *a, *b;
+        qsim_decode_report_output(r, k, &a, &n0, &e);
+        qsim_decode_report_output(r2, k, &b, &n1, &e);
+        CU_ASSERT(!memcmp(a, b, 16 * sizeof *a));
+    }
+    qsim_decode_report_free(r2);
+    qsim_decode_report_free(r);
+    /* refusals */
+    CU_ASSERT_EQUAL(decode_run(25, NULL, &r, &e), QSIM_ERR_FORMAT);
+    CU_ASSERT_PTR_NULL(r);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "decoder_kv.qbin: layer 8 'k_cache' (kvcache): a KV cache longer than its "
+                                         "maximum: 33 tokens (a prompt of 8 + 25 decode steps)"));
+    CU_ASSERT_EQUAL(decode_run(0, NULL, &r, &e), QSIM_ERR_ARG);
+    qsim_decode_options d;
+    qsim_decode_options_init(&d);
+    d.steps = 1;
+    d.struct_size--;
+    CU_ASSERT_EQUAL(qsim_decode(g_net, g_cfg, NULL, 0, &d, NULL, &r, &e), QSIM_ERR_VERSION);
+    d.struct_size++;
+    CU_ASSERT_EQUAL(qsim_decode(g_net, g_cfg, NULL, 0, &d, NULL, &r, &e), QSIM_ERR_FORMAT); /* tiny: a CNN */
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "layer 0 'input'"));
+    /* every allocation of a decode run fails once: a clean error, nothing leaked */
+    api_alloc_state st = {0, 0, 0, 0};
+    qsim_set_allocator(api_alloc, &st);
+    CU_ASSERT_EQUAL_FATAL(decode_run(2, NULL, &r, &e), QSIM_OK);
+    qsim_decode_report_free(r);
+    const long total = st.requests;
+    long bad = 0;
+    for (long n = 1; n <= total; n++) {
+        st.fail_at = n;
+        st.requests = 0;
+        st.live = 0;
+        e.msg[0] = 0;
+        r = NULL;
+        qsim_status rs = decode_run(2, NULL, &r, &e);
+        qsim_decode_report_free(r);
+        if ((rs != QSIM_OK && !e.msg[0]) || st.live != 0) {
+            if (!bad++)
+                fprintf(stderr, "\n  decode: allocation %ld of %ld: status %d, %ld blocks left: %s\n", n, total, (int)rs,
+                        st.live, e.msg);
+        }
+    }
+    qsim_set_allocator(NULL, NULL);
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 /* ---- what the qsim command is built on (docs/api.md, "The command's calls") ---- */
 
 static char *read_file(const char *path, size_t *len)
@@ -1006,6 +1099,7 @@ int main(void)
     CU_add_test(s, "texts of the command", test_texts);
     CU_add_test(s, "configuration with overrides", test_config_load_set);
     CU_add_test(s, "threads, dumps, DRAM trace, progress", test_jobs_and_files);
+    CU_add_test(s, "decode with a KV cache", test_decode);
     CU_add_test(s, "SCALE-Sim topologies", test_topology);
     CU_add_test(s, ".npy arrays", test_npy);
     CU_basic_set_mode(CU_BRM_VERBOSE);

@@ -156,6 +156,12 @@ static const bad_case BAD[] = {
     {"[dram]\ntCL = 20\n", NULL, "bad.cfg:2: [dram] tCL: a bank-model parameter, but [dram] model = simple ignores it"},
     {"[dram]\nmodel = ddr4_3200\ncmd_queue_depth = -1\n", NULL, "bad.cfg:3: [dram] cmd_queue_depth: -1 is out of range 0..4096"},
     {"[dram]\ncmd_queue_depth = 8\n", NULL, "bad.cfg:2: [dram] cmd_queue_depth: a bank-model parameter, but [dram] model = simple ignores it"},
+    {"[dram]\nmodel = ddr4_3200\ncmd_queue_depth = 0\ncmd_arbiter = round_robin\n", NULL,
+     "bad.cfg:4: [dram] cmd_arbiter: cmd_arbiter = round_robin turns over bank command queues, but cmd_queue_depth = 0 has none"},
+    {"[dram]\nmodel = ddr4_3200\nwrite_buffer = 32\ncmd_queue_depth = 0\n", NULL,
+     "bad.cfg:4: [dram] cmd_queue_depth: write_buffer = 32 needs the two-level controller, but cmd_queue_depth = 0"},
+    {"[dram]\nmodel = ddr4_3200\ncmd_queue_depth = 8\n", "dram.cmd_arbiter=fair",
+     "bad.cfg: --set dram.cmd_arbiter: 'fair' is not one of oldest, round_robin"},
     {"[dram]\nmodel = tlm\ntCL = 20\n", NULL, "bad.cfg:3: [dram] tCL: a bank-model parameter, but [dram] model = tlm ignores it"},
     {"[dram]\nmodel = tlm\n[timing]\nconvention = scalesim\n", NULL, "bad.cfg:4: [timing] convention: model = tlm: the SCALE-Sim convention"},
     {"[dram]\nmodel = ddr4_3200\ntRRD_L = 2\n", NULL, "bad.cfg:3: [dram] tRRD_L: tRRD_L = 2 is shorter than tRRD_S = 4"},
@@ -354,6 +360,13 @@ static void test_dram_presets(void)
     CU_ASSERT_EQUAL(a.dram.tRTW, 3);
     CU_ASSERT_EQUAL(a.dram.tCL, 22);            /* DRAMsim3 DDR4_8Gb_x8_3200 */
     CU_ASSERT_EQUAL(a.dram.tFAW, 34);
+    /* the controller DRAMsim3 validated (docs/dram.md "Validation"): command queues of 8, round robin,
+     * a write buffer of 32; the single queue alone takes cmd_queue_depth = 0 (the other two then do not
+     * apply) */
+    CU_ASSERT_EQUAL(a.dram.cmd_queue_depth, 8);
+    CU_ASSERT_EQUAL(a.dram.cmd_arbiter, QS_ARB_ROUND_ROBIN);
+    CU_ASSERT_EQUAL(a.dram.write_buffer, 32);
+    CU_ASSERT_EQUAL(qs_arch_parse("[dram]\nmodel = ddr4_3200\ncmd_queue_depth = 0\n", "p.cfg", NULL, 0, &a, &e), QS_OK);
     /* absent model: simple, today's four keys */
     CU_ASSERT_EQUAL(qs_arch_parse("", "p.cfg", NULL, 0, &a, &e), QS_OK);
     CU_ASSERT_EQUAL(a.dram_model, QS_DRAM_SIMPLE);

@@ -53,6 +53,7 @@ w = np.ones((2, 2, 1, 1), np.int64)
 y = n.conv("features.1.conv.0.long_name_a", x, w, wbits=2, bits=4, signed=False, multiplier=0.25)
 n.conv("features.1.conv.0.long_name_b", y, w, wbits=2, bits=4, signed=False, multiplier=0.25)
 n.save(os.path.join(t, "long_names.qbin"))
+np.save(os.path.join(t, "x_bad.npy"), np.zeros((3, 15), np.int32))   # decode steps of the wrong width
 EOF
 
 # ---- missing / malformed inputs ----------------------------------------------------
@@ -185,12 +186,28 @@ expect "--dram-trace unwritable" 1 "/nonexistent/dir/x.trace" -- \
     "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=ddr4_3200 --dram-trace /nonexistent/dir/x.trace -q
 expect "bad DRAM key names file and key" 1 "dlac.cfg: --set dram.tRAS" "tRAS > tRC" -- \
     "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=ddr4_3200 --set dram.tRAS=80 -q
+# ---- decoding with a KV cache (docs/decode.md) --------------------------------------
+DKV="$ROOT/models/nets/decoder_kv.qbin"
+expect "decode: a KV cache longer than its maximum names file and layer" 1 "$DKV: layer 8 'k_cache' (kvcache)" \
+    "a KV cache longer than its maximum: 33 tokens (a prompt of 8 + 25 decode steps) exceed the maximum context 32" -- \
+    "$QSIM" run --arch "$ARCH" "$DKV" --decode 25 -q
+expect "decode: a network without caches is refused naming the layer" 1 "decoder_tiny.qbin: layer 15 'softmax' (softmax)" \
+    "a softmax along the tokens mixes them" -- "$QSIM" run --arch "$ARCH" "$ROOT/models/nets/decoder_tiny.qbin" --decode 2 -q
+expect "decode: a CNN cannot decode" 1 "tiny.qbin: layer 0 'input'" "its W must be 1" -- \
+    "$QSIM" run --arch "$ARCH" "$ROOT/models/nets/tiny.qbin" --decode 2 -q
+expect "decode: steps not a number" 2 "--decode 'x'" -- "$QSIM" run --arch "$ARCH" "$DKV" --decode x
+expect "decode: --decode-input needs --decode" 2 "need --decode N" -- \
+    "$QSIM" run --arch "$ARCH" "$DKV" --decode-input "$T/garbage.npy"
+expect "decode: step inputs of the wrong shape" 1 "the steps' inputs have shape (3,16)" -- \
+    "$QSIM" run --arch "$ARCH" "$DKV" --decode 3 --decode-input "$T/x_bad.npy"
 expect "model = tlm outside SystemC is refused" 1 "dlac.cfg: [dram] model = tlm" "SystemC wrapper" -- \
     "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=tlm -q
 expect "model = tlm refuses bank-model keys" 1 "dlac.cfg: --set dram.tCL" "model = tlm ignores it" -- \
     "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=tlm --set dram.tCL=20 -q
-if "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=hbm2 --set dma.outstanding=4 --dram-trace "$T/d.trace" \
-        --json "$T/d.json" -q 2>"$T/err" && $PY - "$T/d.trace" "$T/d.json" <<'EOF2'
+# (without the preset's write buffer, which answers reads of posted writes and merges rewrites, every
+# trace line is one DRAM burst)
+if "$QSIM" run --arch "$ARCH" "$NET" --set dram.model=hbm2 --set dram.write_buffer=0 --set dma.outstanding=4 \
+        --dram-trace "$T/d.trace" --json "$T/d.json" -q 2>"$T/err" && $PY - "$T/d.trace" "$T/d.json" <<'EOF2'
 import json, re, sys
 lines = open(sys.argv[1]).read().splitlines()
 d = json.load(open(sys.argv[2]))

@@ -363,6 +363,100 @@ static void test_two_level_queues(void)
     qs_dram_destroy(d);
 }
 
+/* The round-robin arbiter (cmd_arbiter = round_robin, docs/timing.md
+ * "Bank-level DRAM"): equal column times go to the bank queue after the one
+ * served last; a row serves at most 4 column commands while its queue's head
+ * waits to precharge. Expected times worked out by hand in the comments. */
+static void test_round_robin(void)
+{
+    qs_dram_cfg c = small_cfg();
+    c.cmd_queue_depth = 8;
+    /* in turn: A = (bg 0, ba 0) and B = (bg 0, ba 1) each get reads of row 1 at columns 0..2; they move at
+     * 0..5. A0: ACT 0, RD 12. Then A1 (hit) and B0 (ACT 5, tRRD_L) can both read at 19 (tCCD_L): round robin
+     * serves B0 (the queue after A), then A1 and B1 tie at 26 and A1 goes (the queue after B), and so on:
+     * A0 12, B0 19, A1 26, B1 33, A2 40, B2 47. Oldest first: A0 12, A1 19, A2 26, B0 33, B1 40, B2 47 (data
+     * to 61 either way). A second transfer, a read of A's row 2: PRE at A's last RD + tRTP (46 / 32; tRAS
+     * ends at 30), ACT at PRE + tRP or tRC after ACT 0 (60 / 50), RD + tRCD (72 / 62), data + tCL + 4 (86 /
+     * 76). (A pointer that does not move on would serve B1 and B2 before A1: A's last RD 47, data 93.) */
+    const uint64_t first[2] = {at(1, 0, 0, 0), at(1, 0, 1, 0)}, count[2] = {192, 192};
+    const uint64_t conflict[1] = {at(2, 0, 0, 0)}, one[1] = {64};
+    for (int rr = 0; rr < 2; rr++) {
+        c.cmd_arbiter = rr ? QS_ARB_ROUND_ROBIN : QS_ARB_OLDEST;
+        qs_dram *d = make(&c);
+        EXPECT(qs_dram_transfer(d, 0, 0, first, count, 2, NULL, NULL), 61);
+        EXPECT(qs_dram_transfer(d, 0, 0, conflict, one, 1, NULL, NULL), rr ? 86 : 76);
+        qs_dram_destroy(d);
+    }
+    /* the row-hit cap: one bank, reads of row 1 (col 0), row 2, row 1 (cols 1..5), all queued by cycle 6.
+     * Round robin: row 1 serves RD 12, 19, 26, 33 (tCCD_L; latencies 26, 33, 40, 47), then its 4 column
+     * commands let the head (row 2) precharge: PRE 39 (RD 33 + tRTP), ACT 53, RD 65, data 79; then row 1
+     * again: PRE 83 (ACT 53 + tRAS), ACT 103 (tRC), RD 115, data 129; RD 122, data 136. Sum 490, 3 ACTs.
+     * Oldest first serves all five hits first (sum 354, 2 ACTs: 26, 33, 40, 47, 54, 61, then row 2 at 93). */
+    const uint64_t cap[3] = {at(1, 0, 0, 0), at(2, 0, 0, 0), at(1, 0, 0, 1)}, cap_n[3] = {64, 64, 320};
+    for (int rr = 0; rr < 2; rr++) {
+        c.cmd_arbiter = rr ? QS_ARB_ROUND_ROBIN : QS_ARB_OLDEST;
+        qs_dram *d = make(&c);
+        EXPECT(qs_dram_transfer(d, 0, 0, cap, cap_n, 3, NULL, NULL), rr ? 136 : 93);
+        EXPECT(qs_dram_get_stats(d)->read_latency_sum, rr ? 490 : 354);
+        EXPECT(qs_dram_get_stats(d)->acts, rr ? 3 : 2);
+        qs_dram_destroy(d);
+    }
+    /* one command per cycle: reads of A = (bg 0, ba 0) and C = (bg 1, ba 0), row 1: ACT A 0, ACT C 3 (tRRD_S),
+     * RD A 12, RD C 17 (tCCD_S), data to 26 and 31. Then at 29 a read of A's row 2 (moves at 29) and of C's
+     * row 1 (moves at 30): A's PRE may go at 30 (ACT 0 + tRAS) and C's RD at 30 too; A comes first in turn
+     * (C issued last), so PRE 30 and C's RD 31, data to 45 (latency 16; 15 with two commands at 30). A: ACT 50
+     * (tRC), RD 62, data to 76 (latency 47). Sum 26 + 31 + 16 + 47 = 120. */
+    c.cmd_arbiter = QS_ARB_ROUND_ROBIN;
+    const uint64_t two[2] = {at(1, 0, 0, 0), at(1, 1, 0, 0)}, next[2] = {at(2, 0, 0, 0), at(1, 1, 0, 1)};
+    const uint64_t ones[2] = {64, 64};
+    qs_dram *d = make(&c);
+    EXPECT(qs_dram_transfer(d, 0, 0, two, ones, 2, NULL, NULL), 31);
+    EXPECT(qs_dram_transfer(d, 29, 0, next, ones, 2, NULL, NULL), 76);
+    EXPECT(qs_dram_get_stats(d)->read_latency_sum, 120);
+    qs_dram_destroy(d);
+}
+
+/* The write buffer (write_buffer = N, docs/timing.md "Bank-level DRAM"):
+ * writes are posted; a full buffer drains (the write waits for the batch to
+ * move into the command queues); more than 8 posted drain once the controller
+ * is idle; a read of a posted address is answered in one cycle. */
+static void test_write_buffer(void)
+{
+    qs_dram_cfg c = small_cfg();
+    c.cmd_queue_depth = 8;
+    c.cmd_arbiter = QS_ARB_ROUND_ROBIN;
+    /* buffer of 2, three writes of bank A's row 1 at 0: two are posted, the third finds the buffer full: the
+     * two drain from 0 (ACT 0, WR 12 and 19, data to 24 and 31; they move at 0 and 1), the third is taken at 1.
+     * A read of A's row 2 at 5: PRE at the last write data + tWR (46), ACT 60, RD 72, data to 86. */
+    c.write_buffer = 2;
+    const uint64_t row1[1] = {at(1, 0, 0, 0)}, three[1] = {192}, row2[1] = {at(2, 0, 0, 0)}, one[1] = {64};
+    qs_dram *d = make(&c);
+    EXPECT(qs_dram_transfer(d, 0, 1, row1, three, 1, NULL, NULL), 1);
+    EXPECT(qs_dram_get_stats(d)->writes, 2);
+    EXPECT(qs_dram_transfer(d, 5, 0, row2, one, 1, NULL, NULL), 86);
+    EXPECT(qs_dram_get_stats(d)->read_latency_sum, 81);
+    qs_dram_drain(d);
+    EXPECT(qs_dram_get_stats(d)->writes, 3);
+    qs_dram_destroy(d);
+    /* buffer of 16: 9 writes of A's row 1 at 0 are posted (done at 0); a read of A's row 2 at 100 finds the
+     * controller idle with more than 8 posted: they drain from 0 first (ACT 0; moves at 0..7, the 9th at 12
+     * when the first WR frees its place; WR 12, 19, ..., 68, data to 80), so the read precharges at 100
+     * (data end 80 + tWR = 95), ACT 114, RD 126, data to 140. With 8 posted nothing drains: bank A is closed,
+     * ACT 100, RD 112, data to 126; and a read of a posted address (row 1) is answered at 101, where after the
+     * drain it is a DRAM read again: PRE 200 (row 2 opened at 114: tRAS), ACT 214, RD 226, data to 240. */
+    c.write_buffer = 16;
+    for (int nine = 0; nine < 2; nine++) {
+        const uint64_t w[1] = {nine ? 576 : 512};
+        d = make(&c);
+        EXPECT(qs_dram_transfer(d, 0, 1, row1, w, 1, NULL, NULL), 0);
+        EXPECT(qs_dram_get_stats(d)->writes, 0);
+        EXPECT(qs_dram_transfer(d, 100, 0, row2, one, 1, NULL, NULL), nine ? 140 : 126);
+        EXPECT(qs_dram_get_stats(d)->writes, nine ? 9 : 0);
+        EXPECT(qs_dram_transfer(d, 200, 0, row1, one, 1, NULL, NULL), nine ? 240 : 201);
+        qs_dram_destroy(d);
+    }
+}
+
 /* A transfer covers every burst its runs touch; times convert between the
  * accelerator clock and tCK rounding up. */
 static int g_traced;
@@ -599,6 +693,8 @@ int main(void)
     CU_add_test(s, "FR-FCFS and queue depth", test_fr_fcfs);
     CU_add_test(s, "queue depth bounds requests in flight", test_queue_depth);
     CU_add_test(s, "two-level queues: transaction queue, per-bank command queues", test_two_level_queues);
+    CU_add_test(s, "round-robin arbiter: bank queues in turn, row-hit cap, one command per cycle", test_round_robin);
+    CU_add_test(s, "write buffer: posted writes, drains when full or idle, reads answered", test_write_buffer);
     CU_add_test(s, "first ready: the earliest column command", test_first_ready);
     CU_add_test(s, "transfer bursts and clock conversion", test_transfer_and_clock);
     CU_add_test(s, "DMA engines: outstanding requests, request size, separate write engine", test_dma_engines);

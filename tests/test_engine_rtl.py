@@ -65,7 +65,7 @@ def main(argv):
     tmp = tempfile.mkdtemp(prefix="qsim_rtl_")
     first = None
     # a verilator that fails: the message names the parameters and the build log (with every optional
-    # Verilator argument in use: --fst traces, QSIM_RTL_INLINE_MAX=1 adds -fno-inline)
+    # Verilator argument in use: --fst traces)
     fake = os.path.join(tmp, "fakeverilator")
     with open(fake, "w") as f:
         f.write('#!/bin/sh\nif [ "$1" = --version ]; then echo "Verilator 0.0 fake"; exit 0; fi\nexit 3\n')
@@ -73,7 +73,7 @@ def main(argv):
     rc, out, err = run([qsim, "run", "--arch", os.path.join(root, "models", "arch", "edge.cfg"),
                         os.path.join(root, "models", "nets", "tiny.qbin"), "-q", "--engine", "rtl",
                         "--fst", os.path.join(tmp, "f.fst"), "--rtl-cache", os.path.join(tmp, "fakecache")],
-                       dict(env, QSIM_VERILATOR=fake, QSIM_RTL_INLINE_MAX="1"))
+                       dict(env, QSIM_VERILATOR=fake))
     check(rc == 1 and "verilator failed (exit 3) for ROWS=1 COLS=8 DATAFLOW=1" in err and "build.log" in err,
           "failing verilator: exit %d, %r" % (rc, err[-500:]))
     for spec in specs:

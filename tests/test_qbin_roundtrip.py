@@ -132,6 +132,8 @@ def every_v2_net() -> q.Net:
         a = r if not p & 1 else net.reshape("ra%d" % p, ln, 2, 4, 9)
         net.matmul("mm%d" % p, a, b, trans_a=bool(p & 1), trans_b=bool(p & 2), bits=9, signed=True, zp=-5,
                    scale=0.3, mult=[1 << 30, 3 << 29], shift=[4, 5])
+    kc = net.kvcache("kv", r, 40)   # (2, 9, 4): 4 tokens along W, at most 40
+    net.matmul("mm_kv", r, kc, trans_b=True, bits=8, signed=True, zp=0, scale=0.3, multiplier=0.01)
     return net
 
 
@@ -382,6 +384,17 @@ def test_rules_agree():
     both_refuse(patched(em, 188, "<i", 3), "holds 5 positions; tokens 3 at position 3 need 6",
                 "a position table shorter than the positions")
     both_refuse(patched(mm, 188, "<i", 0), "the batch must match", "a matmul of 3 over 1 matrices without the group bit")
+
+    # KVCACHE (docs/decode.md): the prompt within the maximum context, only matmuls read it
+    net = q.Net("kv")
+    x = net.input("in", c=2, h=3, w=4, bits=8, signed=True, zp=0, scale=0.1)
+    kc = net.kvcache("kc", x, 8)
+    net.matmul("mm", x, kc, trans_b=True, bits=8, signed=True, zp=0, scale=0.1, multiplier=0.01)
+    ok = net.to_bytes()
+    check(tool_check(ok), "C accepts the kvcache net")
+    _, _, loff, _ = struct.unpack_from("<IIQQ", ok, 32 + 48)
+    both_refuse(patched(kc, 188, "<i", 3), "a KV cache longer than its maximum", "a prompt longer than the cache")
+    both_refuse(patched(kc, 188, "<i", 0), "maximum context 0 must be >= 1", "a cache of maximum 0")
 
 
 def tool_check(data: bytes) -> bool:

@@ -28,6 +28,7 @@
 #include "test_compiler.c"
 
 #include "array.h"
+#include "qs_xfmr.h"
 #include "sim.h"
 
 /* EXPECT is test_compiler.c's CHECK: same counters, same message format. */
@@ -50,7 +51,7 @@ typedef struct {
     double dram_bpc;
     int dram_lat, burst, lanes;
     int lookahead;
-    char mem[200];  /* more [dram] keys, then a [dma] section (empty: the simple channel, a blocking engine) */
+    char mem[320];  /* more [dram] keys, then a [dma] section (empty: the simple channel, a blocking engine) */
 } sim_cfg;
 
 static const char *const DFN[3] = {"ws", "os", "is"};
@@ -793,11 +794,17 @@ static void test_random_equivalence(void)
             static const char *const MODELS[4] = {"ddr4_3200", "lpddr4_4266", "lpddr5_6400", "hbm2"};
             static const int QD[4] = {1, 2, 8, 32};
             static const int RB[4] = {0, 32, 64, 256};
+            static const int WB[3] = {0, 4, 32};
+            const char *model = MODELS[rn_int(&r, 0, 3)];
+            int qd = QD[rn_int(&r, 0, 3)];
+            const char *page = rn_chance(&r, 0.7) ? "open" : "closed";
+            int cqd = rn_chance(&rcq, 0.5) ? 0 : (int)QD[rn_int(&rcq, 0, 2)];
+            /* with command queues: either arbiter, with or without the write buffer */
+            int rr = cqd && rn_chance(&rcq, 0.5), wb = cqd ? WB[rn_int(&rcq, 0, 2)] : 0;
             snprintf(c.mem, sizeof c.mem,
-                     "model = %s\nqueue_depth = %d\npage_policy = %s\ncmd_queue_depth = %d\n[dma]\noutstanding = %d\n"
-                     "request_bytes = %d\nseparate_write_engine = %d\n",
-                     MODELS[rn_int(&r, 0, 3)], QD[rn_int(&r, 0, 3)], rn_chance(&r, 0.7) ? "open" : "closed",
-                     rn_chance(&rcq, 0.5) ? 0 : (int)QD[rn_int(&rcq, 0, 2)], P2[rn_int(&r, 0, 3)], RB[rn_int(&r, 0, 3)],
+                     "model = %s\nqueue_depth = %d\npage_policy = %s\ncmd_queue_depth = %d\ncmd_arbiter = %s\n"
+                     "write_buffer = %d\n[dma]\noutstanding = %d\nrequest_bytes = %d\nseparate_write_engine = %d\n",
+                     model, qd, page, cqd, rr ? "round_robin" : "oldest", wb, P2[rn_int(&r, 0, 3)], RB[rn_int(&r, 0, 3)],
                      rn_int(&r, 0, 1));
         } else if (rn_chance(&r, 0.3)) {
             snprintf(c.mem, sizeof c.mem, "[dma]\noutstanding = %d\nrequest_bytes = %d\nseparate_write_engine = %d\n",
@@ -1404,12 +1411,12 @@ static void test_dma_ppu_by_hand(void)
  * dataflow and skip mode: both engines agree on every layer. */
 static void test_shipped_nets(void)
 {
-    static const char *NETS[5] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
+    static const char *NETS[6] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
                                   "models/nets/xfmr_tiny.qbin", "models/nets/decoder_tiny.qbin",
-                                  "models/nets/lm_tiny.qbin"};
+                                  "models/nets/lm_tiny.qbin", "models/nets/decoder_kv.qbin"};
     rn_rng r = {31337};
     int ran = 0;
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         char path[1024], ctx[800];
         snprintf(path, sizeof path, "%s/%s", QSIM_SOURCE_DIR, NETS[k]);
         qs_net *net = NULL;
@@ -1443,8 +1450,8 @@ static void test_shipped_nets(void)
         qs_net_destroy(net);
     }
     g_case = "";
-    printf("\n    %d of 75 runs compared ", ran);
-    CU_ASSERT(ran >= 50);
+    printf("\n    %d of 90 runs compared ", ran);
+    CU_ASSERT(ran >= 60);
 }
 
 /* ---- matmul of two activations and the transformer PPU layers (docs/timing.md) ---- */
@@ -1611,6 +1618,87 @@ static void check_ppu_ops(const char *case_name, const char *net_file, uint64_t 
     qs_sim_destroy(s);
     qs_free(x);
     qs_net_destroy(net);
+    g_case = "";
+}
+
+/* A decode step's traffic (docs/timing.md, "Decode steps"), on the shipped
+ * decoder_kv (16 channels, 2 heads of 8, prompt 8 tokens, 8-bit values): over
+ * the prompt a kvcache is a view (no pass, no bytes); in the step after it
+ * (past 8) each cache loads the 2 x 8 new values (16 B), stores them one byte
+ * per line (16 runs of 1 B at stride 9) and costs 16 PPU operations; the
+ * scores read op(A) = the new query (2 heads x 8 B) and all 9 keys of each
+ * head (2 x 8 x 9 = 144 B); attn_v reads all 9 values of each head (2 x 72 B)
+ * and the 2 x 9 probabilities. Both engines. */
+static void test_decode_step_traffic(void)
+{
+    int bad = 0;
+    g_case = "decode step traffic";
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/nets/decoder_kv.qbin", QSIM_SOURCE_DIR);
+    qs_net *net = NULL;
+    qs_error e;
+    CU_ASSERT_EQUAL_FATAL(qs_net_load(path, &net, &e), QS_OK);
+    sim_cfg c = default_cfg();
+    qs_arch a;
+    CU_ASSERT_FATAL(make_arch(&c, &a));
+    uint8_t(*roles)[3] = qs_malloc(sizeof *roles * (size_t)net->n_layers);
+    CU_ASSERT_EQUAL_FATAL(qs_decode_roles(net, "kv", roles, &e), QS_OK);
+    for (int eng = 0; eng < 2; eng++) {
+        const qs_engine engine = eng ? QS_ENGINE_DETAILED : QS_ENGINE_FAST;
+        qs_prog *p = NULL, *sp = NULL;
+        qs_sim *s = NULL, *ss = NULL;
+        CU_ASSERT_EQUAL_FATAL(qs_compile(net, &a, &p, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_create(net, p, engine, &s, &e), QS_OK);
+        rn_rng xr = {99};
+        int32_t *x = rn_input(&xr, net, 0.1, 0.0);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(s, x, 16 * 8, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_run(s, &e), QS_OK);
+        for (int li = 8; li <= 9; li++) {
+            const qs_layer_stats *st = qs_sim_layer_stats(s, li);
+            EXPECT(st->ev.dram_read_bytes == 0 && st->ev.dram_write_bytes == 0 && st->ev.ppu_ops == 0,
+                   "prefill kvcache %d: %llu B read, %llu written, %llu ops: a view moves nothing", li,
+                   (unsigned long long)st->ev.dram_read_bytes, (unsigned long long)st->ev.dram_write_bytes,
+                   (unsigned long long)st->ev.ppu_ops);
+        }
+        const int32_t *caches[2] = {qs_sim_layer_output(s, 8), qs_sim_layer_output(s, 9)};
+        qs_net *step = NULL;
+        CU_ASSERT_EQUAL_FATAL(qs_decode_step_net(net, "kv", (const uint8_t(*)[3])roles, 8, 1, caches, &step, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_compile(step, &a, &sp, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_create(step, sp, engine, &ss, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_set_input(ss, x, 16, &e), QS_OK);
+        CU_ASSERT_EQUAL_FATAL(qs_sim_run(ss, &e), QS_OK);
+        static const struct { int layer; uint64_t rd, wr, ops; const char *why; } want[] = {
+            {8, 16, 16, 16, "k_cache: the new row in, one byte per line out"},
+            {9, 16, 16, 16, "v_cache"},
+            {10, 16 + 144, 2 * 1 * 9, 2 * 9, "scores: the query and all 9 keys per head"},
+            {12, 144 + 18, 2 * 8, 2 * 8, "attn_v: all 9 values per head and the probabilities"}};
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            const qs_layer_stats *st = qs_sim_layer_stats(ss, want[i].layer);
+            EXPECT(st->ev.dram_read_bytes == want[i].rd && st->ev.dram_write_bytes == want[i].wr &&
+                       st->ev.ppu_ops == want[i].ops,
+                   "%s engine, %s: read %llu (want %llu), written %llu (want %llu), ops %llu (want %llu)",
+                   eng ? "detailed" : "fast", want[i].why, (unsigned long long)st->ev.dram_read_bytes,
+                   (unsigned long long)want[i].rd, (unsigned long long)st->ev.dram_write_bytes,
+                   (unsigned long long)want[i].wr, (unsigned long long)st->ev.ppu_ops, (unsigned long long)want[i].ops);
+        }
+        /* the step's cache holds the prompt's rows, then the new one, on every line */
+        const int32_t *kc = qs_sim_layer_output(ss, 8), *kn = qs_sim_layer_output(ss, 6);
+        int same = 1;
+        for (int line = 0; line < 16; line++) {
+            for (int w = 0; w < 8; w++) same &= kc[line * 9 + w] == caches[0][line * 8 + w];
+            same &= kc[line * 9 + 8] == kn[line];
+        }
+        CU_ASSERT(same);
+        qs_sim_destroy(ss);
+        qs_prog_destroy(sp);
+        qs_decode_step_free(step);
+        qs_sim_destroy(s);
+        qs_prog_destroy(p);
+        qs_free(x);
+    }
+    qs_free(roles);
+    qs_net_destroy(net);
+    CU_ASSERT_EQUAL(bad, 0);
     g_case = "";
 }
 
@@ -2151,6 +2239,7 @@ int main(void)
     CU_add_test(s, "transformer PPU layers: element operations", test_xfmr_ppu_ops);
     CU_add_test(s, "decoder PPU layers: element operations", test_decoder_ppu_ops);
     CU_add_test(s, "language-model PPU layers (embed, argmax, grouped matmul): element operations", test_lm_ppu_ops);
+    CU_add_test(s, "decode step: KV cache traffic", test_decode_step_traffic);
     CU_add_test(s, "rerun and input checks", test_rerun);
     CU_add_test(s, "rerun with a new input reuses nothing stale", test_rerun_new_input);
     CU_add_test(s, "[dram] model = tlm: memory backend, no backend refused", test_tlm_backend);

@@ -63,10 +63,10 @@ def main(argv):
             info = subprocess.run([qsim, "info", path], capture_output=True, text=True)
             decoder = net_name in ("gpt2_small", "llama_style")
             if info.returncode or "table[256]" not in info.stdout or "A^T x B" not in info.stdout or \
-                    decoder != ("causal" in info.stdout) or (net_name == "llama_style") != ("rmsnorm" in info.stdout) or \
+                    decoder != ("causal" in info.stdout) or (net_name == "llama_style") != ("rmsnorm" in info.stdout and "rope[2048x32]" in info.stdout) or \
+                    decoder != ("kvcache" in info.stdout and ("max 1024" if net_name == "gpt2_small" else "max 2048") in info.stdout) or \
                     (act == "dynamic") != ("dynquant" in info.stdout and "x rowmax" in info.stdout) or \
-                    (net_name == "llama_style") != ("A^T x B gqa" in info.stdout and "rope[%dx32]" % tokens
-                                                    in info.stdout) or \
+                    (net_name == "llama_style") != ("A^T x B gqa" in info.stdout) or \
                     lm != ("embed" in info.stdout and "[%dx" % (50257 if net_name == "gpt2_small" else 32000)
                            in info.stdout and "argmax" in info.stdout) or \
                     (lm and net_name == "gpt2_small") != ("tied" in info.stdout):   # GPT-2's LM head is wte

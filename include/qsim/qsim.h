@@ -222,6 +222,37 @@ qsim_status qsim_run_with(const qsim_program *prog, const int32_t *inputs, int64
                           qsim_error *err);
 void qsim_report_free(qsim_report *rep);
 
+/* ---- decoding with a KV cache (docs/decode.md) --------------------------------- */
+
+/* A decoder network (.qbin with KVCACHE layers) run over its prompt (the
+ * prefill: the file's T tokens) and then `steps` decode steps of one token
+ * each, the caches growing by one row a step. */
+typedef struct {
+    uint32_t struct_size;        /* sizeof(qsim_decode_options), set by qsim_decode_options_init */
+    int32_t steps;               /* N >= 1 decode steps */
+    const int32_t *step_inputs;  /* N rows of the input's C values (teacher forcing); NULL: each step's input is
+                                    the last output row before it (needs an output shaped like the input) */
+} qsim_decode_options;
+void qsim_decode_options_init(qsim_decode_options *d);
+
+typedef struct qsim_decode_report qsim_decode_report;
+
+/* prompt: the input layer's C x T x 1 values (NULL, count 0: qsim's pseudo-random input). opts: engine,
+ * names (NULL: defaults; traces, hooks and labels are refused). The figures are in docs/report.md,
+ * "Decode runs". */
+qsim_status qsim_decode(const qsim_net *net, const qsim_config *cfg, const int32_t *prompt, int64_t count,
+                        const qsim_decode_options *d, const qsim_run_options *opts, qsim_decode_report **out,
+                        qsim_error *err);
+void qsim_decode_report_free(qsim_decode_report *r);
+/* The JSON text (owned by the report) and the plain-text summary (free with qsim_text_free). */
+qsim_status qsim_decode_report_json(const qsim_decode_report *r, const char **json, qsim_error *err);
+qsim_status qsim_decode_report_text(const qsim_decode_report *r, char **text, qsim_error *err);
+/* The network output of step 0..N-1 (the new token's C x 1 x W' values), or with step -1 the prefill's. */
+qsim_status qsim_decode_report_output(const qsim_decode_report *r, int32_t step, const int32_t **data,
+                                      int64_t *count, qsim_error *err);
+/* Every step's output as one .npy of shape (N, C, H, W) (the step output's shape). */
+qsim_status qsim_decode_report_write_outputs(const qsim_decode_report *r, const char *path, qsim_error *err);
+
 /* ---- the report (docs/report.md): figures per inference --------------------- */
 
 typedef struct {

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QS_RTL_ABI 1
+#define QS_RTL_ABI 2
 
 /* The RTL parameters of rtl/qs_pe_array.v (rtl/README.md, "Parameters"). */
 typedef struct {
@@ -36,11 +36,15 @@ typedef struct {
     void (*tick)(qs_rtl *r, const int32_t *west, const uint8_t *west_valid, const uint8_t *west_shift,
                  const int32_t *north, const uint8_t *north_valid, const uint8_t *north_shift,
                  const uint8_t *north_offset, int clear, int load, uint64_t dump_time);
-    /* What the outputs show after the last edge: rows*cols accumulators /
-     * partial sums, their valid bits and stationaries (row-major), cols
-     * south values and valids, counts[3] = active, gated, overflows. */
-    void (*read)(qs_rtl *r, int32_t *acc, uint8_t *acc_valid, int32_t *stat, int32_t *south, uint8_t *south_valid,
-                 uint32_t counts[3]);
+    /* Where the outputs are (the model's own output arrays, built with
+     * OBS=1: valid while r is open, updated by every tick): rows*cols
+     * accumulators / partial sums, their valid bits and stationaries
+     * (row-major, values sign-extended to 32 bits), cols south values and
+     * valids. OS ties the valids, stationaries and south edge to 0. */
+    void (*view)(qs_rtl *r, const int32_t **acc, const uint8_t **acc_valid, const int32_t **stat,
+                 const int32_t **south, const uint8_t **south_valid);
+    /* The event counts of the last clock: active, gated, overflows. */
+    void (*counts)(qs_rtl *r, uint32_t counts[3]);
 } qs_rtl_api;
 
 /* The one symbol the shared object exports. */

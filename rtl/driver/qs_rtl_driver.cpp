@@ -33,14 +33,27 @@ const qs_rtl_params kParams = {QS_RTL_ROWS,  QS_RTL_COLS,   QS_RTL_DATAFLOW, QS_
                                QS_RTL_WPB,   QS_RTL_SHIFT_W, QS_RTL_ACC_W,   QS_RTL_SATURATE,  QS_RTL_GATE,
                                QS_RTL_LOOKAHEAD, QS_RTL_OFF_W};
 
-// Packed port words: element k of width w at bit k*w (two spare words so a
-// port of any width can be read as 64 bits).
+// Packed input port words: element k of width w at bit k*w (two spare words
+// so a port of any width can be set from 64 bits).
 struct Bits {
     std::vector<uint32_t> w;
     void size_for(size_t bits) { w.assign((bits + 31) / 32 + 2, 0); }
     void clear() { std::fill(w.begin(), w.end(), 0u); }
     void put(size_t lsb, unsigned width, uint64_t v)
     {
+        if (width <= 32) {
+            // one read-modify-write of the two words the lane can touch
+            // (the spare words make word+1 always exist); the lanes of
+            // qs_pe_array are at most 17 bits wide
+            size_t word = lsb / 32;
+            unsigned off = (unsigned)(lsb % 32);
+            uint64_t mask = ((1ull << width) - 1) << off;
+            uint64_t cur = (uint64_t)w[word] | (uint64_t)w[word + 1] << 32;
+            cur = (cur & ~mask) | ((v << off) & mask);
+            w[word] = (uint32_t)cur;
+            w[word + 1] = (uint32_t)(cur >> 32);
+            return;
+        }
         for (unsigned b = 0; b < width;) {
             size_t word = (lsb + b) / 32;
             unsigned off = (unsigned)((lsb + b) % 32);
@@ -49,25 +62,6 @@ struct Bits {
             w[word] = (w[word] & ~mask) | ((uint32_t)(v >> b) << off & mask);
             b += n;
         }
-    }
-    uint64_t get(size_t lsb, unsigned width) const
-    {
-        uint64_t v = 0;
-        for (unsigned b = 0; b < width;) {
-            size_t word = (lsb + b) / 32;
-            unsigned off = (unsigned)((lsb + b) % 32);
-            unsigned n = 32 - off < width - b ? 32 - off : width - b;
-            uint64_t part = (w[word] >> off) & (n == 32 ? 0xFFFFFFFFu : ((1u << n) - 1u));
-            v |= part << b;
-            b += n;
-        }
-        return v;
-    }
-    int32_t get_signed(size_t lsb, unsigned width) const
-    {
-        uint64_t m = 1ull << (width - 1);
-        uint64_t v = get(lsb, width) & ((width == 64) ? ~0ull : ((1ull << width) - 1));
-        return (int32_t)(int64_t)((v ^ m) - m);
     }
 };
 
@@ -81,19 +75,6 @@ void set_port(VlWide<N> &p, const Bits &b)
 {
     for (std::size_t i = 0; i < N; i++) p[i] = b.w[i];
 }
-template <class T>
-typename std::enable_if<std::is_integral<T>::value>::type get_port(const T &p, Bits &b)
-{
-    uint64_t v = (uint64_t)p;
-    b.w[0] = (uint32_t)v;
-    b.w[1] = (uint32_t)(v >> 32);
-}
-template <std::size_t N>
-void get_port(const VlWide<N> &p, Bits &b)
-{
-    for (std::size_t i = 0; i < N; i++) b.w[i] = p[i];
-}
-
 } // namespace
 
 struct qs_rtl {
@@ -103,7 +84,6 @@ struct qs_rtl {
     std::unique_ptr<VerilatedFstC> fst;
 #endif
     Bits west, west_valid, west_shift, north, north_valid, north_shift, north_offset;
-    Bits south, south_valid, acc, acc_valid, stat;
     uint64_t last_dump = 0;
     bool dumped = false;
 };
@@ -153,11 +133,6 @@ qs_rtl *rtl_open(const char *fst, char *msg, size_t msg_len)
     r->north_valid.size_for(C);
     r->north_shift.size_for(C * QS_RTL_SHIFT_W);
     r->north_offset.size_for(C * QS_RTL_OFF_W);
-    r->south.size_for(C * QS_RTL_ACC_W);
-    r->south_valid.size_for(C);
-    r->acc.size_for(R * C * QS_RTL_ACC_W);
-    r->acc_valid.size_for(R * C);
-    r->stat.size_for(R * C * QS_RTL_NORTH_W);
     return r;
 }
 
@@ -233,34 +208,31 @@ void rtl_tick(qs_rtl *r, const int32_t *west, const uint8_t *west_valid, const u
     }
 }
 
-void rtl_read(qs_rtl *r, int32_t *acc, uint8_t *acc_valid, int32_t *stat, int32_t *south, uint8_t *south_valid,
-              uint32_t counts[3])
+// The word ports (OBS=1) are arrays of 32-bit (IData) or 8-bit (CData)
+// elements: their storage is what the host compares, no copy.
+static_assert(sizeof(QS_RTL_MODEL::acc_w[0]) == 4 && sizeof(QS_RTL_MODEL::stat_w[0]) == 4 &&
+                  sizeof(QS_RTL_MODEL::south_w[0]) == 4 && sizeof(QS_RTL_MODEL::acc_v_w[0]) == 1 &&
+                  sizeof(QS_RTL_MODEL::south_v_w[0]) == 1,
+              "qs_pe_array's word ports are not 32/8-bit arrays");
+
+void rtl_view(qs_rtl *r, const int32_t **acc, const uint8_t **acc_valid, const int32_t **stat, const int32_t **south,
+              const uint8_t **south_valid)
 {
-    const size_t n = (size_t)QS_RTL_ROWS * QS_RTL_COLS;
-    get_port(r->m->acc_flat, r->acc);
-    for (size_t k = 0; k < n; k++) acc[k] = r->acc.get_signed(k * QS_RTL_ACC_W, QS_RTL_ACC_W);
-    // OS has no partial-sum valids, stationaries or south edge (the RTL ties
-    // them to 0 and the host compares none of them): not read
-    if (QS_RTL_DATAFLOW != 1) {
-        get_port(r->m->acc_valid_flat, r->acc_valid);
-        get_port(r->m->stat_flat, r->stat);
-        get_port(r->m->south, r->south);
-        get_port(r->m->south_valid, r->south_valid);
-        for (size_t k = 0; k < n; k++) {
-            acc_valid[k] = (uint8_t)r->acc_valid.get(k, 1);
-            stat[k] = r->stat.get_signed(k * QS_RTL_NORTH_W, QS_RTL_NORTH_W);
-        }
-        for (size_t j = 0; j < (size_t)QS_RTL_COLS; j++) {
-            south[j] = r->south.get_signed(j * QS_RTL_ACC_W, QS_RTL_ACC_W);
-            south_valid[j] = (uint8_t)r->south_valid.get(j, 1);
-        }
-    }
+    *acc = reinterpret_cast<const int32_t *>(&r->m->acc_w[0]);
+    *acc_valid = reinterpret_cast<const uint8_t *>(&r->m->acc_v_w[0]);
+    *stat = reinterpret_cast<const int32_t *>(&r->m->stat_w[0]);
+    *south = reinterpret_cast<const int32_t *>(&r->m->south_w[0]);
+    *south_valid = reinterpret_cast<const uint8_t *>(&r->m->south_v_w[0]);
+}
+
+void rtl_counts(qs_rtl *r, uint32_t counts[3])
+{
     counts[0] = r->m->active_cnt;
     counts[1] = r->m->gated_cnt;
     counts[2] = r->m->ovf_cnt;
 }
 
-const qs_rtl_api kApi = {QS_RTL_ABI, kParams, rtl_open, rtl_close, rtl_reset, rtl_tick, rtl_read};
+const qs_rtl_api kApi = {QS_RTL_ABI, kParams, rtl_open, rtl_close, rtl_reset, rtl_tick, rtl_view, rtl_counts};
 
 } // namespace
 

@@ -261,6 +261,22 @@ public:
     uint32_t gated() const { return gated_; }
     uint32_t overflows() const { return ovfs_; }
     qs_pe_array *raw() { return a_; }
+    // qs_pe_array_observe (what `qsim run --engine rtl` compares whole) must
+    // give every PE's accessor values: the first PE where it does not, or -1.
+    long observe_mismatch() const
+    {
+        size_t n = (size_t)cfg_.rows * cfg_.cols;
+        std::vector<int32_t> acc(n), stat(n);
+        std::vector<uint8_t> accv(n);
+        qs_pe_array_observe(a_, acc.data(), accv.data(), stat.data());
+        for (size_t k = 0; k < n; k++) {
+            int i = (int)(k / cfg_.cols), j = (int)(k % cfg_.cols);
+            if (acc[k] != qs_pe_array_acc(a_, i, j) || stat[k] != qs_pe_array_stationary(a_, i, j) ||
+                accv[k] != qs_pe_array_acc_valid(a_, i, j))
+                return (long)k;
+        }
+        return -1;
+    }
 
 private:
     qs_pe_array_cfg cfg_{};
@@ -333,6 +349,11 @@ static inline std::string compare(const Variant &v, const Reference &ref, const 
                 snprintf(line, sizeof line, "  OS south port %d not idle\n", j);
                 add(line);
             }
+    }
+    long bad = ref.observe_mismatch();
+    if (bad >= 0) {
+        snprintf(line, sizeof line, "  qs_pe_array_observe differs from the accessors at PE %ld\n", bad);
+        add(line);
     }
     if (shown > 8) out += "  ... more differences\n";
     return out;

@@ -90,6 +90,11 @@ class _RunExtras(ctypes.Structure):
                 ("input_name", ctypes.c_char_p)]
 
 
+class _DecodeOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("steps", ctypes.c_int32),
+                ("step_inputs", ctypes.POINTER(ctypes.c_int32))]
+
+
 _lib = None
 _lib_path = None
 _lock = threading.Lock()
@@ -142,6 +147,13 @@ def _declare(lib):
         "qsim_run_with": ([P, c.POINTER(c.c_int32), c.c_int64, c.c_int32, c.POINTER(_RunOptions),
                            c.POINTER(_RunExtras), c.POINTER(P), E], c.c_int),
         "qsim_report_free": ([P], None),
+        "qsim_decode_options_init": ([c.POINTER(_DecodeOptions)], None),
+        "qsim_decode": ([P, P, c.POINTER(c.c_int32), c.c_int64, c.POINTER(_DecodeOptions), c.POINTER(_RunOptions),
+                         c.POINTER(P), E], c.c_int),
+        "qsim_decode_report_free": ([P], None),
+        "qsim_decode_report_json": ([P, c.POINTER(c.c_char_p), E], c.c_int),
+        "qsim_decode_report_output": ([P, c.c_int32, c.POINTER(c.POINTER(c.c_int32)), c.POINTER(c.c_int64), E],
+                                      c.c_int),
         "qsim_report_json": ([P, c.POINTER(c.c_char_p), E], c.c_int),
         "qsim_report_output": ([P, c.c_int32, c.POINTER(c.POINTER(c.c_int32)), c.POINTER(c.c_int64), E], c.c_int),
         "qsim_report_layer_output": ([P, c.c_int32, c.POINTER(c.POINTER(c.c_int32)), c.POINTER(c.c_int64), E],
@@ -468,6 +480,52 @@ class Network:
             lib.qsim_report_free(rep)
             lib.qsim_program_free(prog)
             del hook_ref
+
+    def decode(self, arch, steps: int, set=None, prompt=None, step_inputs=None, engine: str = "fast") -> dict:
+        """The prompt (the file's tokens; None: qsim's deterministic input), then `steps` one-token decode
+        steps with the KV caches growing (docs/decode.md; `qsim run --decode`). step_inputs: (steps, C)
+        integers, each step's input row; None: the last output row before each step is fed back. Returns
+        the decode report (docs/report.md, "Decode runs") as a dict with "prefill_output" (the output
+        layer's shape) and "step_outputs" (steps, n): each step's output values in CHW order (a decoder
+        whose output is C x tokens x 1: the new token's C values)."""
+        lib = _library()
+        if engine not in ("fast", "detailed"):
+            raise ValueError("decode runs the fast or detailed engine, not %r" % (engine,))
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError("steps must be an int >= 1")
+        x = None if prompt is None else np.ascontiguousarray(np.asarray(prompt).reshape(-1), dtype=np.int32)
+        si = None
+        if step_inputs is not None:
+            si = np.ascontiguousarray(np.asarray(step_inputs), dtype=np.int32)
+            if si.shape[0] != steps or si.size != steps * self.input_shape[0]:
+                raise ValueError("step_inputs must be (%d, %d)" % (steps, self.input_shape[0]))
+        d = _DecodeOptions()
+        lib.qsim_decode_options_init(ctypes.byref(d))
+        d.steps = steps
+        if si is not None:
+            d.step_inputs = si.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+        opts = _RunOptions()
+        lib.qsim_run_options_init(ctypes.byref(opts))
+        opts.engine = _ENGINES[engine]
+        opts.net_path = self.path.encode()
+        cfg = self._config(arch, _assignments(set))
+        opts.config_path = cfg.where.encode()
+        err = _Error()
+        rep = ctypes.c_void_p()
+        try:
+            xp = x.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)) if x is not None else None
+            _check(lib.qsim_decode(self._h, cfg._h, xp, 0 if x is None else x.size, ctypes.byref(d), ctypes.byref(opts),
+                                   ctypes.byref(rep), ctypes.byref(err)), err)
+            js = ctypes.c_char_p()
+            _check(lib.qsim_decode_report_json(rep, ctypes.byref(js), ctypes.byref(err)), err)
+            report = json.loads(js.value.decode())["decode_run"]
+            out = self.layer(self.output)["out_shape"]
+            report["prefill_output"] = self._array(lib.qsim_decode_report_output, rep, -1).reshape(out)
+            report["step_outputs"] = np.stack([self._array(lib.qsim_decode_report_output, rep, k)
+                                               for k in range(steps)])
+            return report
+        finally:
+            lib.qsim_decode_report_free(rep)
 
     @staticmethod
     def _array(fn, rep, index: int) -> np.ndarray:

@@ -53,12 +53,12 @@ WEIGHT_DTYPES = (DT_BIPOLAR, DT_INT2, DT_INT4, DT_INT8)
 
 (L_INPUT, L_CONV, L_FC, L_MAXPOOL, L_AVGPOOL, L_GAP, L_ADD, L_CONCAT, L_ACT, L_REQUANT,
  L_FLATTEN, L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE,
- L_DYNQUANT, L_ROPE, L_EMBED, L_ARGMAX) = range(22)
+ L_DYNQUANT, L_ROPE, L_EMBED, L_ARGMAX, L_KVCACHE) = range(23)
 KIND_NAMES = ["input", "conv", "fc", "maxpool", "avgpool", "gap", "add", "concat", "act",
               "requant", "flatten", "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul",
-              "reshape", "dynquant", "rope", "embed", "argmax"]
+              "reshape", "dynquant", "rope", "embed", "argmax", "kvcache"]
 V2_KINDS = (L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE, L_DYNQUANT, L_ROPE,
-            L_EMBED, L_ARGMAX)
+            L_EMBED, L_ARGMAX, L_KVCACHE)
 ROPE_FRAC_BITS = 14       # ROPE table entries: round(2^14 cos), round(2^14 sin)
 # SOFTMAX param: bits 0-3 the axis, bit 4 the causal mask, bits 8-30 the mask's offset
 SOFTMAX_CAUSAL = 1 << 4
@@ -242,7 +242,7 @@ class Layer:
 
     @property
     def kind_name(self) -> str:
-        return KIND_NAMES[self.kind] if 0 <= self.kind < len(KIND_NAMES) else "?"
+        return (KIND_NAMES[self.kind] or "?") if 0 <= self.kind < len(KIND_NAMES) else "?"
 
 
 def _pair(v, what) -> Tuple[int, int]:
@@ -620,6 +620,15 @@ class Net:
         self._keep_out(l, s, clamp=(s.clamp_lo, s.clamp_hi))
         return self._add(l)
 
+    def kvcache(self, name: str, src: int, max_context: int) -> int:
+        """A decoder's K or V cache on (heads, head size, tokens): over the prompt its input
+        itself; in a decode step the cached rows followed by the new ones along W
+        (docs/decode.md). max_context: the longest cache (prompt + decode steps)."""
+        s = self.layers[src]
+        l = Layer(name, L_KVCACHE, [src], out_c=s.out_c, out_h=s.out_h, out_w=s.out_w, param=int(max_context))
+        self._keep_out(l, s, clamp=(s.clamp_lo, s.clamp_hi))
+        return self._add(l)
+
     @staticmethod
     def _default_out(s: Layer, out: dict, factor: float) -> dict:
         """Pools/requant: default to the input's quantization and, when scales are known
@@ -742,7 +751,7 @@ def validate(net: Net, where: str = "net", tensor_off=None, layer_off=None) -> N
 
     for i, l in enumerate(net.layers):
         _check_name(l.name, "layer", lambda m: lfail(i, m))
-        if not 0 <= l.kind < len(KIND_NAMES):
+        if not 0 <= l.kind < len(KIND_NAMES) or KIND_NAMES[l.kind] is None:
             lfail(i, "unknown layer kind %d" % l.kind)
         if (i == 0) != (l.kind == L_INPUT):
             lfail(i, "layer 0 must be the input" if i == 0 else "only layer 0 may be an input")
@@ -779,7 +788,7 @@ def validate(net: Net, where: str = "net", tensor_off=None, layer_off=None) -> N
             lfail(i, "a %s has no weight" % l.kind_name)
         if l.kind not in (L_CONV, L_FC, L_LAYERNORM, L_RMSNORM, L_EMBED) and l.bias != -1:
             lfail(i, "a %s has no bias" % l.kind_name)
-        if l.kind not in (L_SOFTMAX, L_MATMUL, L_MUL, L_ROPE, L_EMBED) and l.param != 0:
+        if l.kind not in (L_SOFTMAX, L_MATMUL, L_MUL, L_ROPE, L_EMBED, L_KVCACHE) and l.param != 0:
             lfail(i, "a %s has no parameter, but param is %d" % (l.kind_name, l.param))
         if l.kind == L_INPUT:
             continue
@@ -991,6 +1000,23 @@ def _validate_v2(net: Net, i: int, l: Layer, s: Layer, lfail, expect) -> None:
             lfail(i, "argmax over %d channels needs an unsigned output with zero point 0 and a clamp [0, >= %d]"
                   % (s.out_c, s.out_c - 1))
         expect(1, s.out_h, s.out_w)
+    elif l.kind == L_KVCACHE:   # docs/decode.md: identity over the prompt, param = maximum context
+        if l.param < 1:
+            lfail(i, "kvcache maximum context %d must be >= 1" % l.param)
+        if s.out_w > l.param:
+            lfail(i, "a KV cache longer than its maximum: the prompt's %d tokens exceed the maximum "
+                  "context %d" % (s.out_w, l.param))
+        if (l.out_bits, l.out_signed, l.out_zp) != (s.out_bits, s.out_signed, s.out_zp) or \
+                l.clamp_lo > s.clamp_lo or l.clamp_hi < s.clamp_hi:
+            lfail(i, "a kvcache keeps the input's bits, signedness and zero point, and its clamp "
+                  "must contain the input's")
+        for j in range(i + 1, len(net.layers)):
+            if i in net.layers[j].inputs and net.layers[j].kind != L_MATMUL:
+                lfail(i, "a kvcache feeds only matmuls; layer %d '%s' is a %s"
+                      % (j, net.layers[j].name, net.layers[j].kind_name))
+        if net.output == i:
+            lfail(i, "a kvcache cannot be the network's output")
+        expect(s.out_c, s.out_h, s.out_w)
     elif l.kind == L_RESHAPE:
         if l.out_c * l.out_h * l.out_w != s.out_c * s.out_h * s.out_w:
             lfail(i, "reshape changes the element count")
@@ -1245,7 +1271,7 @@ def loads(data: bytes, where: str = "<bytes>") -> Net:
         ins = list(v[2:10])
         (kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups, weight, bias, m0, m1) = v[10:25]
         act, clo, chi, oc, oh, ow, obits, osg, r0, ozp, oscale, n, r1 = v[25:38]
-        if not 0 <= kind < len(KIND_NAMES):
+        if not 0 <= kind < len(KIND_NAMES) or KIND_NAMES[kind] is None:
             fail(cur + 48, ctx, "unknown layer kind %d" % kind)
         if not 0 <= nin <= MAX_INPUTS:
             fail(cur + 52, ctx, "input count %d outside 0..%d" % (nin, MAX_INPUTS))
@@ -1544,6 +1570,8 @@ def eval_layer(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: int = 32,
         return np.clip(a.reshape(-1, 1, 1), lo, hi)
     if l.kind == L_RESHAPE:
         return np.clip(a.reshape(l.shape), lo, hi)
+    if l.kind == L_KVCACHE:   # over the prompt: the input itself (decode steps: decode_step)
+        return np.clip(a, lo, hi)
     if l.kind == L_LUT:
         t = net.tensors[l.weight].data.astype(np.int64).ravel()
         return np.clip(t[a - int_range(net.layers[l.inputs[0]].out_bits,
@@ -1610,6 +1638,84 @@ def evaluate(net: Net, x, acc_bits: int = 32) -> List[np.ndarray]:
     for i in range(len(net.layers)):
         outs.append(eval_layer(net, i, outs, acc_bits, x))
     return outs
+
+
+# ---------------------------------------------------------------------------- decoding
+
+def decode_step(net: Net, caches: dict, x_new, acc_bits: int = 32):
+    """One decode step of a network with KVCACHE layers (docs/decode.md), written from the
+    document apart from the C code: each layer's step shape is read off the arrays it gets
+    (new tokens: the prompt's token axis with its new length; a kvcache: the cached rows of
+    `caches[layer]` (C, H, past) then the new ones along W); causal softmax and rope offsets
+    advance by `past`. x_new: (C, t, 1) input rows. Returns (outputs of every layer, new caches)."""
+    import copy
+    past = {int(c.shape[2]) for c in caches.values()}
+    if len(past) != 1:
+        raise ValueError("caches of different lengths %s" % sorted(past))
+    past = past.pop()
+    outs: List[np.ndarray] = []
+    new_caches = {}
+    tok = {}   # the axis (1 H, 2 W) holding the new tokens of each layer's output, None: none
+    for i, l0 in enumerate(net.layers):
+        l = copy.copy(l0)
+        a = np.asarray(outs[l.inputs[0]]) if l.inputs else None
+        t_in = tok.get(l.inputs[0]) if l.inputs else None
+        tok[i] = t_in
+        if l.kind == L_INPUT:
+            l.out_h = np.asarray(x_new).size // l.out_c
+            tok[i] = 1
+        elif l.kind == L_KVCACHE:
+            if past + a.shape[2] > l.param:
+                raise ValueError("layer %d '%s': a KV cache longer than its maximum: %d > %d"
+                                 % (i, l.name, past + a.shape[2], l.param))
+            y = np.concatenate([caches[i], a], axis=2)
+            new_caches[i] = y
+            outs.append(np.clip(y, l.clamp_lo, l.clamp_hi))
+            tok[i] = None   # keys: cached + new
+            continue
+        elif l.kind == L_RESHAPE:
+            if t_in == 1:              # (C, X, 1) -> (C1, C / C1, X)
+                l.out_h, l.out_w = a.shape[0] // l.out_c, a.shape[1]
+                tok[i] = 2
+            else:                      # (C1, C2, X) -> (C1 C2, X, 1)
+                l.out_h, l.out_w = a.shape[2], 1
+                tok[i] = 1
+        elif l.kind == L_MATMUL:
+            b = np.asarray(outs[l.inputs[1]])
+            t_b = tok.get(l.inputs[1])
+            l.out_h = a.shape[2] if l.param & 1 else a.shape[1]
+            l.out_w = b.shape[1] if l.param & 2 else b.shape[2]
+            tok[i] = 1 if t_in == (2 if l.param & 1 else 1) else 2 if t_b == (1 if l.param & 2 else 2) else None
+        else:
+            if l.kind == L_CONV and (l.kh, l.kw) != (1, 1):
+                raise ValueError("layer %d '%s': a convolution over tokens must be 1x1" % (i, l.name))
+            l.out_h, l.out_w = a.shape[1], a.shape[2]
+            if l.kind == L_SOFTMAX and l.param & SOFTMAX_CAUSAL:
+                l.param = (l.param & ((1 << SOFTMAX_OFFSET_SHIFT) - 1)) | \
+                    (((l.param >> SOFTMAX_OFFSET_SHIFT) + past) << SOFTMAX_OFFSET_SHIFT)
+            elif l.kind == L_ROPE:
+                l.param = (l.param & 0xffff) | (((l.param >> 16) + past) << 16)
+        step = Net(net.name)
+        step.tensors, step.layers = net.tensors, net.layers[:i] + [l]
+        outs.append(eval_layer(step, i, outs, acc_bits, x_new))
+    return outs, new_caches
+
+
+def decode(net: Net, prompt, steps, step_inputs=None, acc_bits: int = 32):
+    """The prompt (the file's tokens), then `steps` one-token decode steps. step_inputs:
+    (steps, C) rows, or None: each step's input is the last output row before it. Returns
+    (the prefill's outputs, [each step's network output])."""
+    outs = evaluate(net, prompt, acc_bits)
+    caches = {i: outs[i] for i, l in enumerate(net.layers) if l.kind == L_KVCACHE}
+    last = outs[net.output]
+    results = []
+    for k in range(steps):
+        row = (np.asarray(step_inputs[k]).reshape(-1, 1, 1) if step_inputs is not None
+               else last[:, -1:, :])
+        souts, caches = decode_step(net, caches, row, acc_bits)
+        last = souts[net.output]
+        results.append(last)
+    return outs, results
 
 
 # ---------------------------------------------------------------------------- CLI

@@ -38,7 +38,9 @@ LM head (a 1x1 conv to the vocabulary at the net's weight precision) and an ARGM
 next token); GPT-2's EMBED also adds its learned position embedding (wpe, [1024][768], rows 0..T-1), and
 its LM head is tied to the token embedding as in GPT-2 (one tensor [50257][768][1][1], quantized with one
 step so that the EMBED's single output scale is exact; stored and loaded once).
-Left out: decode steps with a KV cache (the graph is the prompt's).
+K and V (per KV head, after the split) go through KVCACHE layers (maximum context 1024 for GPT-2, 2048 for
+the Llama-style decoder; its rope table holds 2048 positions), so `qsim run NET --decode N` runs the prompt
+and then N decode steps with the caches growing in DRAM (docs/decode.md).
 
 Weights are Gaussian (std 1/sqrt(fan_in)), LayerNorm gamma 1 and beta 0; every requantization is
 calibrated on one synthetic input: each output scale puts the 99.9th percentile of the real
@@ -61,11 +63,11 @@ NETS = {
     "vit_base": dict(d=768, heads=12, mlp=3072, layers=12, image=224, patch=16, classes=1000),
     "bert_base": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128),
     # decoders: the prompt (prefill) graph with a causal mask; no LM head (see the docstring)
-    "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True, vocab=50257,
+    "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True, max_context=1024, vocab=50257,
                        positions=1024, tied=True),   # GPT-2's LM head is its token embedding (tied)
     # TinyLlama: 32 query heads sharing 4 key/value heads (grouped-query attention), vocabulary 32000
     "llama_style": dict(d=2048, heads=32, kv_heads=4, mlp=5632, layers=22, tokens=128, causal=True, norm="rms",
-                        ffn="swiglu", rope=10000.0, vocab=32000),
+                        ffn="swiglu", rope=10000.0, max_context=2048, vocab=32000),
 }
 WEIGHTS = {"w8": 8, "w4": 4, "w2": 2, "ternary": 2}
 
@@ -190,9 +192,10 @@ class Builder:
         self.set_rq(i, la.out_scale * lb.out_scale / out, out)
         return self.done(i)
 
-    def rope(self, name, src, head_dim, base):
+    def rope(self, name, src, head_dim, base, positions=None):
         s = self.net.layers[src]
-        i = self.net.rope(name, src, head_dim, base=base, bits=8, signed=True, zp=0, scale=1.0, multiplier=1e-3)
+        i = self.net.rope(name, src, head_dim, positions=positions, base=base, bits=8, signed=True, zp=0, scale=1.0,
+                          multiplier=1e-3)
         real = Q.layer_accumulator(self.net, i, self.outs, 32) * s.out_scale * 2.0 ** -Q.ROPE_FRAC_BITS
         out = self.calib(real)
         self.set_rq(i, s.out_scale * 2.0 ** -Q.ROPE_FRAC_BITS / out, out)
@@ -269,10 +272,14 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static", 
         h = norm(p + "ln1", cur)
         # grouped-query attention: K and V have KVH heads, each shared by H / KVH query heads
         q, k, v = b.linear(p + "q", h, d, aq), b.linear(p + "k", h, KVH * dh, aq), b.linear(p + "v", h, KVH * dh, aq)
-        if cfg.get("rope"):  # rotary position embeddings of Q and K, tokens at positions 0..T-1
-            q, k = b.rope(p + "rope_q", q, dh, cfg["rope"]), b.rope(p + "rope_k", k, dh, cfg["rope"])
+        if cfg.get("rope"):  # rotary position embeddings of Q and K, tokens at positions 0..T-1 (table: max context)
+            mc = cfg.get("max_context")
+            q, k = b.rope(p + "rope_q", q, dh, cfg["rope"], mc), b.rope(p + "rope_k", k, dh, cfg["rope"], mc)
         qh = b.done(net.reshape(p + "q_heads", q, H, dh, T))
         kh, vh = (b.done(net.reshape(p + n + "_heads", src, KVH, dh, T)) for n, src in (("k", k), ("v", v)))
+        if cfg.get("max_context"):  # decoders: K and V cached for decode steps (docs/decode.md)
+            kh = b.done(net.kvcache(p + "k_cache", kh, cfg["max_context"]))
+            vh = b.done(net.kvcache(p + "v_cache", vh, cfg["max_context"]))
         gqa = KVH != H
         s = b.matmul(p + "scores", qh, kh, trans_a=True, factor=1 / math.sqrt(dh), grouped=gqa)
         # decoders: query i sees keys j <= i (docs/qbin.md, SOFTMAX causal mask, offset 0 for a prompt)
@@ -332,8 +339,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.layers is not None and not 1 <= a.layers <= NETS[a.net]["layers"]:
         ap.error("--layers must be 1..%d" % NETS[a.net]["layers"])
-    if a.tokens is not None and ("tokens" not in NETS[a.net] or not 1 <= a.tokens <= 2048):
-        ap.error("--tokens applies to bert_base, gpt2_small and llama_style, 1..2048")
+    top = NETS[a.net].get("max_context", 2048)
+    if a.tokens is not None and ("tokens" not in NETS[a.net] or not 1 <= a.tokens <= top):
+        ap.error("--tokens applies to bert_base (1..2048), gpt2_small (1..1024: its maximum context) and "
+                 "llama_style (1..2048)")
     if (a.embed or a.lm_head) and "vocab" not in NETS[a.net]:
         ap.error("--embed and --lm-head apply to the decoders (gpt2_small, llama_style)")
     net, x = build(a.net, a.weights, a.layers, a.tokens, act=a.act, embed=a.embed, lm_head=a.lm_head)

@@ -9,8 +9,10 @@ weight path, zero skipping of weights and activations) with zero skipping on and
 int8 TPU-like core, and writes docs/studies/xfmr_ternary.md: cycles, time and energy per image,
 where the energy goes, how much zero skipping removed, and the area of each core. A second section does
 the same for a decoder's prompt (prefill; `--decoder gpt2_small --decoder-layers 2 --tokens 128` by
-default), with BitNet's dynamic per-token activations beside the static ones, per token. Where decode
-becomes DRAM-bound needs the KV-cache decode loop, not built yet.
+default), with BitNet's dynamic per-token activations beside the static ones, per token. A third section
+runs real decode steps (`qsim run --decode`, docs/decode.md): the decoder after prompts of several lengths
+(`--decode-contexts 16,128,512`), `--decode-steps 4` steps each, and reports tokens/s, DRAM bytes per
+token (weights against KV cache) and how much of each step the DRAM transfers alone would take.
 """
 import argparse
 import json
@@ -46,6 +48,38 @@ def run(qsim, arch, sets, qbin, npy, js):
     return t
 
 
+def decode_run(qsim, arch, sets, qbin, npy, js, steps):
+    cmd = [qsim, "run", "--arch", os.path.join(ROOT, "models", "arch", arch + ".cfg"), qbin, "--input", npy,
+           "--decode", str(steps), "-q", "--json", js]
+    for s in sets:
+        cmd += ["--set", s]
+    subprocess.run(cmd, check=True)
+    with open(js) as f:
+        return json.load(f)["decode_run"]
+
+
+def dram_bytes_per_cycle(arch):
+    import re
+    txt = open(os.path.join(ROOT, "models", "arch", arch + ".cfg")).read()
+    return float(re.search(r"^bytes_per_cycle\s*=\s*([\d.]+)", txt, re.M).group(1))
+
+
+def measure_decode(qsim, weights, net_name, layers, contexts, steps):
+    """Decode steps after prompts of each length: rows (weights, core, context, decode report)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for w in weights:
+            for ctx in contexts:
+                net, x = xfmr_zoo.build(net_name, w, layers, ctx)
+                qbin, npy = os.path.join(tmp, "d.qbin"), os.path.join(tmp, "d.npy")
+                net.save(qbin)
+                np.save(npy, x)
+                for label, arch, sets in (RUNS[0], RUNS[2]):
+                    rows.append((w, label, arch, ctx, decode_run(qsim, arch, sets, qbin, npy,
+                                                                 os.path.join(tmp, "d.json"), steps)))
+    return rows
+
+
 def measure(qsim, variants, net_name, layers, tokens):
     """Every (label, weights, act) variant of the zoo net through RUNS: rows (label, core, totals) and
     the fraction of zero weights per label."""
@@ -75,7 +109,11 @@ def main(argv=None):
                                                                        if xfmr_zoo.NETS[n].get("causal")))
     ap.add_argument("--decoder-layers", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=128, help="the decoder's prompt length")
+    ap.add_argument("--decode-contexts", default="16,128,512",
+                    help="prompt lengths before the decode steps (comma-separated)")
+    ap.add_argument("--decode-steps", type=int, default=4)
     a = ap.parse_args(argv)
+    contexts = [int(c) for c in a.decode_contexts.split(",")]
     rows, sparsity = measure(a.qsim, [(w, w, "static") for w in WEIGHTS], a.net, a.layers, None)
     variants = [("w8", "w8", "static"), ("w4", "w4", "static"), ("ternary", "ternary", "static"),
                 ("ternary, dynamic", "ternary", "dynamic")]
@@ -183,8 +221,63 @@ def main(argv=None):
         "%.1f uJ)."
         % (100 * (dd["cycles"] / dt["cycles"] - 1), 100 * (dd["energy_pj"] / dt["energy_pj"] - 1),
            dt["energy_breakdown_pj"]["ppu"] / 1e6, dd["energy_breakdown_pj"]["ppu"] / 1e6),
-        "- Not measured here: decode steps with a KV cache in DRAM (tokens/s against context length, where "
-        "decode becomes DRAM-bound); the simulator has no decode loop yet.",
+        "",
+    ]
+    N = a.decode_steps
+    krows = measure_decode(a.qsim, ["w8", "w4", "ternary"], a.decoder, a.decoder_layers, contexts, N)
+    lines += [
+        "## Decode steps with a KV cache (%s, %d blocks)" % (a.decoder, a.decoder_layers),
+        "",
+        "`qsim run NET --input X.npy --decode %d` (docs/decode.md) after prompts of %s tokens: the prompt is "
+        "the prefill, then %d one-token steps, each reading every weight and every cached key and value from "
+        "DRAM and appending one row to each of the %d caches. Figures per decode token are the means over "
+        "the %d steps; \"context\" is the prompt length (the steps see %s.. %s cached tokens). \"DRAM time\" "
+        "is the step's DRAM bytes at the core's DRAM bandwidth (dlac %.1f B/cycle, tpu_int8 %.1f B/cycle) as a "
+        "fraction of the step's cycles; \"DRAM stalls\" the cycles the array waited for DRAM (measured), as a "
+        "fraction of the step's cycles: near 100%% the step is DRAM-bound."
+        % (N, ", ".join(map(str, contexts)), N, 2 * a.decoder_layers, N, "/".join(map(str, contexts)),
+           "/".join(str(c + N - 1) for c in contexts), dram_bytes_per_cycle("dlac"), dram_bytes_per_cycle("tpu_int8")),
+        "",
+        "| weights | core | context | TTFT ms | decode tokens/s | cycles per token | DRAM per token kB | "
+        "of which KV cache | energy per token uJ | DRAM time | DRAM stalls |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for w, label, arch, ctx, d in krows:
+        dec = d["decode"]
+        kv = dec["kv_bytes_read"] + dec["kv_bytes_written"]
+        lines.append("| %s | %s | %d | %.3f | %.0f | %.0f | %.1f | %.1f%% | %.2f | %.0f%% | %.1f%% |" % (
+            w, label, ctx, 1e3 * d["prefill"]["time_to_first_token_s"], dec["tokens_per_s"], dec["cycles"] / N,
+            dec["dram_bytes_per_token"] / 1e3, 100.0 * kv / dec["dram_bytes"], dec["energy_pj_per_token"] / 1e6,
+            100.0 * dec["dram_bytes"] / dram_bytes_per_cycle(arch) / dec["cycles"],
+            100.0 * dec["stall_dram_cycles"] / dec["cycles"]))
+    kby = {(w, label, ctx): d for w, label, arch, ctx, d in krows}
+    c0, c1 = contexts[0], contexts[-1]
+    t0, t1 = kby[("ternary", s0, c0)]["decode"], kby[("ternary", s0, c1)]["decode"]
+    w0 = kby[("w8", s0, c1)]["decode"]
+    tp = RUNS[2][0]
+    p0, p1 = kby[("ternary", tp, c0)]["decode"], kby[("ternary", tp, c1)]["decode"]
+    frac = lambda dd, arch: dd["dram_bytes"] / dram_bytes_per_cycle(arch) / dd["cycles"]  # noqa: E731
+    lines += [
+        "",
+        "What it shows, in numbers:",
+        "",
+        "- A decode step is a one-row GEMM per projection: it reads every weight once per token, so on the "
+        "dLAC core with ternary weights a token takes %.0f cycles at %d tokens of context (%.0f tokens/s) "
+        "against %.0f cycles per prompt token in the prefill section above; W8A8 at %d tokens: %.0f tokens/s."
+        % (t0["cycles"] / N, c0, t0["tokens_per_s"], dby[("ternary", s0)]["cycles"] / T, c1, w0["tokens_per_s"]),
+        "- As the context grows from %d to %d tokens the KV cache's share of the DRAM traffic grows from %.1f%% "
+        "to %.1f%% (ternary, dLAC) and tokens/s falls from %.0f to %.0f; on the TPU-like core from %.0f to %.0f."
+        % (c0, c1, 100.0 * (t0["kv_bytes_read"] + t0["kv_bytes_written"]) / t0["dram_bytes"],
+           100.0 * (t1["kv_bytes_read"] + t1["kv_bytes_written"]) / t1["dram_bytes"], t0["tokens_per_s"],
+           t1["tokens_per_s"], p0["tokens_per_s"], p1["tokens_per_s"]),
+        "- Where decode is DRAM-bound: the DRAM transfers alone take %.0f%% of a ternary step's cycles on the "
+        "dLAC core and %.0f%% on the TPU-like core at %d tokens of context (%.0f%% and %.0f%% at %d); the array "
+        "waits for DRAM %.1f%% and %.1f%% of the cycles at %d tokens (%.1f%% and %.1f%% at %d). A one-row GEMM "
+        "keeps one row of the array busy, so a step is bound by the array unless its DRAM time nears 100%%."
+        % (100 * frac(t0, "dlac"), 100 * frac(p0, "tpu_int8"), c0, 100 * frac(t1, "dlac"),
+           100 * frac(p1, "tpu_int8"), c1, 100 * t0["stall_dram_cycles"] / t0["cycles"],
+           100 * p0["stall_dram_cycles"] / p0["cycles"], c0, 100 * t1["stall_dram_cycles"] / t1["cycles"],
+           100 * p1["stall_dram_cycles"] / p1["cycles"], c1),
         "",
     ]
     with open(a.out, "w") as f:
