@@ -99,12 +99,31 @@ qsim_status qsim_net_describe(const qsim_net *h, char **text, qsim_error *err)
         } else if (L->kind == QS_L_KVCACHE) { /* the cache's maximum context (docs/decode.md) */
             snprintf(w, sizeof w, "max %d", (int)L->param);
         } else if (L->kind == QS_L_MATMUL) {
-            snprintf(w, sizeof w, "%s", (const char *[]){"A x B", "A^T x B", "A x B^T", "A^T x B^T"}[L->param & 3]);
-        } else if (L->weight >= 0) {
+            snprintf(w, sizeof w, "%s%s", (const char *[]){"A x B", "A^T x B", "A x B^T", "A^T x B^T"}[L->param & 3],
+                     (L->param & QS_MATMUL_GROUPED) ? " gqa" : "");
+        } else if (L->kind == QS_L_EMBED) { /* table rows x hidden: parameters, but no MACs */
             const qs_tensor *T = &net->tensors[L->weight];
-            snprintf(w, sizeof w, "%s", qs_dtype_name(T->dtype, T->is_signed));
+            snprintf(w, sizeof w, "%s[%lldx%lld]", qs_dtype_name(T->dtype, T->is_signed), (long long)T->shape[0],
+                     (long long)T->shape[1]);
             params += T->count;
             bytes += qs_tensor_packed_bytes(T->count, T->dtype);
+            if (L->bias >= 0) { /* the position table */
+                const qs_tensor *P = &net->tensors[L->bias];
+                params += P->count;
+                bytes += qs_tensor_packed_bytes(P->count, P->dtype);
+                snprintf(w, sizeof w, "%s[%lldx%lld]+pos", qs_dtype_name(T->dtype, T->is_signed),
+                         (long long)T->shape[0], (long long)T->shape[1]);
+            }
+        } else if (L->weight >= 0) {
+            const qs_tensor *T = &net->tensors[L->weight];
+            int tied = 0; /* an LM head whose weight is an EMBED's table: counted there */
+            for (int32_t j = 0; j < net->n_layers; j++)
+                tied |= net->layers[j].kind == QS_L_EMBED && net->layers[j].weight == L->weight;
+            snprintf(w, sizeof w, "%s%s", qs_dtype_name(T->dtype, T->is_signed), tied ? " tied" : "");
+            if (!tied) {
+                params += T->count;
+                bytes += qs_tensor_packed_bytes(T->count, T->dtype);
+            }
         }
         int64_t m = qs_layer_macs(net, i);
         macs += m;

@@ -825,6 +825,135 @@ static qs_status emit_ppu_rows(const qs_net *net, const qs_arch *arch, int32_t l
     return QS_OK;
 }
 
+/* Token embedding (docs/compiler.md section 12, EMBED): per tile of tokens,
+ * the DMA reads the tile's ids, then gathers one table row of d elements per
+ * token into the ifmap buffer; the PPU writes each row out as the token's
+ * column of the (d, T, 1) output. The rows' addresses depend on the ids, which
+ * the program does not know: the i-th token of a tile of n is timed at table
+ * row i * floor(V / n) (rows spread over the table, so each run starts a DRAM
+ * access of its own, as random ids do; a tile holds at most V tokens). */
+static qs_status emit_embed_layer(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
+                                  const uint32_t *addr_of, emitter *e, qs_error *err)
+{
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *IDS = &net->layers[L->inputs[0]];
+    const qs_tensor *tab = &net->tensors[L->weight];
+    const caps c = caps_of(arch);
+    qs_status st;
+    const int64_t T = L->out_h, d = L->out_c, V = tab->shape[0], tbits = qs_dtype_bits(tab->dtype);
+    const int64_t row_bits = d * tbits;
+    /* a position table (GPT-2's wpe) sits right after the token table; its rows t + param are consecutive */
+    const qs_tensor *pos = L->bias >= 0 ? &net->tensors[L->bias] : NULL;
+    const int64_t prow_bits = pos ? d * qs_dtype_bits(pos->dtype) : 0, tab_bytes = bits_to_bytes(V * row_bits);
+    m->weight_bytes = tab_bytes + (pos ? bits_to_bytes((int64_t)pos->shape[0] * prow_bits) : 0);
+    m->weight_addr = dram_alloc(e, m->weight_bytes);
+    /* per token: its row (one run, one byte of slack), its id and its position row; results d int32 each */
+    const int64_t in_tok = bits_to_bytes(row_bits) + 1 + bits_to_bytes(IDS->out_bits) + 1 +
+                           (pos ? bits_to_bytes(prow_bits) + 1 : 0),
+                  out_tok = d * 4;
+    if (in_tok > c.cap_ifmap || out_tok > c.cap_accum)
+        return qs_fail(err, QS_ERR_NOFIT,
+                       "layer '%s': one token's embedding row of %lld elements needs %lld B of input (ifmap buffer "
+                       "tile %lld B) and %lld B of results (accum buffer tile %lld B)", L->name, (long long)d,
+                       (long long)in_tok, (long long)c.cap_ifmap, (long long)out_tok, (long long)c.cap_accum);
+    int64_t chunk = c.cap_ifmap / in_tok;
+    if (c.cap_accum / out_tok < chunk) chunk = c.cap_accum / out_tok;
+    if (chunk > T) chunk = T;
+    if (chunk > V) chunk = V; /* the stand-in rows of a tile are distinct rows of the table */
+    m->tm = (int32_t)chunk;
+    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+        int64_t tl = T - t0 < chunk ? T - t0 : chunk, moved, ob, stride_rows = V / tl;
+        dma_pat ip = pat_runs(addr_of[L->inputs[0]], t0 * IDS->out_bits, 1, tl * IDS->out_bits, 0);
+        if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, 0, err))) return st;
+        m->dram_ifmap += moved;
+        /* tl rows from row 0, stride_rows table rows apart (inside the table: (tl - 1) * floor(V / tl) < V);
+         * a stride of one row (V < 2 tl) merges them into one run, as the DMA would for consecutive rows */
+        dma_pat rp = pat_runs(m->weight_addr, 0, tl, row_bits, stride_rows * row_bits);
+        if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &rp, &moved, 0, !pos, err))) return st;
+        m->dram_weight += moved;
+        if (pos) { /* the tile's position rows t0 + param ..: one run */
+            dma_pat pp = pat_runs(m->weight_addr, tab_bytes * 8 + (t0 + L->param) * prow_bits, 1, tl * prow_bits, 0);
+            if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &pp, &moved, 0, 1, err))) return st;
+            m->dram_weight += moved;
+        }
+        qs_insn p;
+        memset(&p, 0, sizeof p);
+        p.op = QS_OP_PASS;
+        p.layer = (uint16_t)li;
+        p.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT;
+        if ((st = push_insn(&e->iv, &p, err))) return st;
+        qs_insn s;
+        memset(&s, 0, sizeof s);
+        s.op = QS_OP_STORE;
+        s.mem = QS_MEM_ACCUM;
+        s.layer = (uint16_t)li;
+        s.m0 = (uint32_t)t0;
+        s.m_len = (uint32_t)tl;
+        dma_pat op = pat_runs(m->out_addr, t0 * L->out_bits, d, tl * L->out_bits, T * L->out_bits);
+        if ((st = set_pattern(&s, &op, &ob, err))) return st;
+        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+        m->dram_out += ob;
+        if ((st = push_insn(&e->iv, &s, err))) return st;
+    }
+    return QS_OK;
+}
+
+/* Argmax over channels (docs/compiler.md section 12, ARGMAX): per chunk
+ * of positions, the channels stream through the ifmap buffer in chunks (the
+ * PPU keeps a running maximum and its index per position, so a row need not
+ * fit: an LM head's 50257 channels do not); after the last channel chunk the
+ * STORE writes one index per position. */
+static qs_status emit_argmax_layer(const qs_net *net, const qs_arch *arch, int32_t li, qs_layer_map *m,
+                                   const uint32_t *addr_of, emitter *e, qs_error *err)
+{
+    const qs_layer *L = &net->layers[li];
+    const qs_layer *IN = &net->layers[L->inputs[0]];
+    const caps c = caps_of(arch);
+    qs_status st;
+    const int64_t P = (int64_t)L->out_h * L->out_w, C = IN->out_c, ib = IN->out_bits;
+    /* positions per tile: a channel's run of them (one byte of slack) fits the ifmap, the indices the accum */
+    int64_t pchunk = P;
+    while (pchunk > 1 && (bits_to_bytes(pchunk * ib) + 1 > c.cap_ifmap || pchunk * 4 > c.cap_accum)) pchunk = (pchunk + 1) / 2;
+    if (bits_to_bytes(pchunk * ib) + 1 > c.cap_ifmap || pchunk * 4 > c.cap_accum)
+        return qs_fail(err, QS_ERR_NOFIT, "layer '%s': one position does not fit the ifmap and accum buffer tiles "
+                       "(%lld, %lld B)", L->name, (long long)c.cap_ifmap, (long long)c.cap_accum);
+    m->tm = (int32_t)pchunk;
+    for (int64_t p0 = 0; p0 < P; p0 += pchunk) {
+        const int64_t pl = P - p0 < pchunk ? P - p0 : pchunk;
+        int64_t cchunk = c.cap_ifmap / (bits_to_bytes(pl * ib) + 1);
+        if (cchunk > C) cchunk = C;
+        for (int64_t c0 = 0; c0 < C; c0 += cchunk) {
+            const int64_t cl = C - c0 < cchunk ? C - c0 : cchunk;
+            int64_t moved;
+            dma_pat ip = pat_runs(addr_of[L->inputs[0]], (c0 * P + p0) * ib, cl, pl * ib, P * ib);
+            if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, 1, err))) return st;
+            m->dram_ifmap += moved;
+            qs_insn p;
+            memset(&p, 0, sizeof p);
+            p.op = QS_OP_PASS;
+            p.layer = (uint16_t)li;
+            p.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+            if (c0 == 0) p.deps |= QS_DEP_POP_NEXT;
+            if (c0 + cl == C) p.deps |= QS_DEP_PUSH_NEXT;
+            if ((st = push_insn(&e->iv, &p, err))) return st;
+        }
+        qs_insn s;
+        memset(&s, 0, sizeof s);
+        s.op = QS_OP_STORE;
+        s.mem = QS_MEM_ACCUM;
+        s.layer = (uint16_t)li;
+        s.m0 = (uint32_t)p0;
+        s.m_len = (uint32_t)pl;
+        int64_t ob;
+        dma_pat op = pat_runs(m->out_addr, p0 * L->out_bits, 1, pl * L->out_bits, 0);
+        if ((st = set_pattern(&s, &op, &ob, err))) return st;
+        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+        m->dram_out += ob;
+        if ((st = push_insn(&e->iv, &s, err))) return st;
+    }
+    return QS_OK;
+}
+
 /* Bits of a signed or unsigned field that holds every value in [lo, hi];
  * *is_signed says which. */
 static int32_t width_of_range(int64_t lo, int64_t hi, int32_t *is_signed)
@@ -892,24 +1021,31 @@ static qs_status emit_matmul_layer(const qs_net *net, const qs_arch *arch, int32
     m->tk = d.K;
     m->order = QS_ORDER_N_OUTER;
     m->weight_resident = 1;
-    m->ifmap_resident = tm >= d.M;
-    for (int32_t b = 0; b < d.batch; b++)
-        for (int32_t n0 = 0; n0 < d.N; n0 += (int32_t)tn) {
+    /* grouped (docs/compiler.md section 12, "Grouped MATMUL"): the output's batch runs in groups of g consecutive
+     * matrices that share one matrix of the smaller operand; per group and n-block that shared tile is
+     * loaded once and the g matrices run against it one after the other. A stays resident across
+     * n-blocks (and across its group) when all of M fits one tile and B is not the shared operand. */
+    const int32_t g = d.group_a > d.group_b ? d.group_a : d.group_b;
+    m->ifmap_resident = tm >= d.M && d.group_b == 1;
+    for (int32_t grp = 0; grp < d.batch / g; grp++)
+        for (int32_t n0 = 0; n0 < d.N; n0 += (int32_t)tn)
+            for (int32_t b = grp * g; b < (grp + 1) * g; b++) {
             int32_t nlen = d.N - n0 < tn ? d.N - n0 : (int32_t)tn;
+            const int32_t ba = b / d.group_a, bbat = b / d.group_b, first = b == grp * g;
             for (int32_t m0 = 0; m0 < d.M; m0 += (int32_t)tm) {
                 int32_t mlen = d.M - m0 < tm ? d.M - m0 : (int32_t)tm;
-                int need_a = !(m->ifmap_resident && n0 > 0), need_b = m0 == 0;
+                int need_a = !(m->ifmap_resident && (n0 > 0 || !first)), need_b = m0 == 0 && (d.group_b == 1 || first);
                 const int64_t ab_ = LA->out_bits, bb_ = LB->out_bits;
                 const int64_t HA = LA->out_h, WA = LA->out_w, HB = LB->out_h, WB = LB->out_w;
                 /* op(A) rows m0..: A's rows (contiguous) or, transposed, a column block of each of its K rows */
-                dma_pat ap = d.trans_a ? pat_runs(addr_of[L->inputs[0]], ((int64_t)b * HA * WA + m0) * ab_, HA,
+                dma_pat ap = d.trans_a ? pat_runs(addr_of[L->inputs[0]], ((int64_t)ba * HA * WA + m0) * ab_, HA,
                                                   (int64_t)mlen * ab_, WA * ab_)
-                                       : pat_runs(addr_of[L->inputs[0]], ((int64_t)b * HA + m0) * WA * ab_, 1,
+                                       : pat_runs(addr_of[L->inputs[0]], ((int64_t)ba * HA + m0) * WA * ab_, 1,
                                                   (int64_t)mlen * WA * ab_, 0);
                 /* op(B) columns n0..: a column block of each of B's K rows or, transposed, B's rows */
-                dma_pat bp = d.trans_b ? pat_runs(addr_of[L->inputs[1]], ((int64_t)b * HB + n0) * WB * bb_, 1,
+                dma_pat bp = d.trans_b ? pat_runs(addr_of[L->inputs[1]], ((int64_t)bbat * HB + n0) * WB * bb_, 1,
                                                   (int64_t)nlen * WB * bb_, 0)
-                                       : pat_runs(addr_of[L->inputs[1]], ((int64_t)b * HB * WB + n0) * bb_, HB,
+                                       : pat_runs(addr_of[L->inputs[1]], ((int64_t)bbat * HB * WB + n0) * bb_, HB,
                                                   (int64_t)nlen * bb_, WB * bb_);
                 int64_t moved;
                 if (need_a) {
@@ -1026,6 +1162,12 @@ qs_status qs_compile(const qs_net *net, const qs_arch *arch, qs_prog **out, qs_e
         } else if (L->kind == QS_L_MATMUL) {
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
             if ((st = emit_matmul_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
+        } else if (L->kind == QS_L_EMBED) {
+            addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
+            if ((st = emit_embed_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
+        } else if (L->kind == QS_L_ARGMAX) {
+            addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
+            if ((st = emit_argmax_layer(net, arch, li, m, addr_of, &e, err))) goto fail;
         } else if (L->kind == QS_L_KVCACHE) {
             addr_of[li] = m->out_addr = dram_alloc(&e, layer_out_bytes(L));
             if ((st = emit_kvcache_append(net, arch, li, m, addr_of, &e, err))) goto fail;
@@ -1103,8 +1245,10 @@ void qs_compile_listing(const qs_prog *p, const qs_net *net, int with_insns, FIL
                     (long long)total, total ? 100.0 * (double)kept / (double)total : 100.0,
                     m->overflow_free ? "" : "; accumulator may overflow: ordered adds");
         } else if (m->is_matmul) {
-            fprintf(f, ";   MATMUL of two activations, batch %d: M=%d N=%d K=%d, A%d%s, B centered %d bits in %d "
-                    "slice%s, MACs %lld; tile m=%d n=%d k=%d%s\n", m->g.groups, m->g.M, m->g.N, m->g.K, m->act_bits,
+            const qs_matmul_dims md = qs_matmul_dims_of(net, li);
+            fprintf(f, ";   MATMUL of two activations, batch %d%s%.0d: M=%d N=%d K=%d, A%d%s, B centered %d bits in %d "
+                    "slice%s, MACs %lld; tile m=%d n=%d k=%d%s\n", m->g.groups, md.group_a * md.group_b > 1 ? " grouped by " : "",
+                    md.group_a * md.group_b > 1 ? md.group_a * md.group_b : 0, m->g.M, m->g.N, m->g.K, m->act_bits,
                     m->act_signed ? "s" : "u", m->weight_bits, m->slices, m->slices > 1 ? "s" : "",
                     (long long)qs_layer_macs(net, li), m->tm, m->tn, m->tk, m->ifmap_resident ? ", A resident" : "");
         } else if (qs_xfmr_rows(L, &(int64_t){0}, &(int64_t){0})) {

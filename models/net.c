@@ -139,13 +139,13 @@ const char *qs_layer_kind_name(qs_layer_kind k)
         "input", "conv", "fc", "maxpool", "avgpool", "gap",
         "add", "concat", "act", "requant", "flatten",
         "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul", "reshape", "dynquant", "rope",
-        [QS_L_KVCACHE] = "kvcache"};
+        "embed", "argmax", "kvcache"};
     if ((int)k < 0 || k >= QS_L_KIND_COUNT || !names[k])
         return "?";
     return names[k];
 }
 
-int qs_layer_kind_is_v2(qs_layer_kind k) { return k >= QS_L_LUT && k < QS_L_KIND_COUNT && k != 20 && k != 21; }
+int qs_layer_kind_is_v2(qs_layer_kind k) { return k >= QS_L_LUT && k < QS_L_KIND_COUNT; }
 
 /* The format version a network needs: 2 when it uses a version-2 kind. */
 static uint32_t net_version(const qs_net *net)
@@ -843,14 +843,17 @@ static qs_status validate_v2_layer(const vctx *v, int32_t li)
         return expect_shape(v, li, in->out_c, in->out_h, in->out_w);
     case QS_L_MATMUL: {
         const qs_layer *b = &net->layers[l->inputs[1]];
-        if (l->param < 0 || l->param > 3)
-            return layer_fail(v, li, "matmul param %d: bit 0 transposes A, bit 1 B; 0..3",
+        if (l->param < 0 || l->param > 7)
+            return layer_fail(v, li, "matmul param %d: bit 0 transposes A, bit 1 B, bit 2 groups; 0..7",
                               (int)l->param);
         qs_matmul_dims d = qs_matmul_dims_of(net, li);
-        int32_t kb = (l->param & 2) ? b->out_w : b->out_h;
-        if (b->out_c != in->out_c)
+        int32_t kb = (l->param & QS_MATMUL_TRANS_B) ? b->out_w : b->out_h;
+        if (!(l->param & QS_MATMUL_GROUPED) && b->out_c != in->out_c)
             return layer_fail(v, li, "A has %d matrices (channels), B %d: the batch must match",
                               (int)in->out_c, (int)b->out_c);
+        if ((l->param & QS_MATMUL_GROUPED) && in->out_c % b->out_c != 0 && b->out_c % in->out_c != 0)
+            return layer_fail(v, li, "grouped: A has %d matrices (heads), B %d: one must be a multiple of the "
+                              "other", (int)in->out_c, (int)b->out_c);
         if (kb != d.K)
             return layer_fail(v, li, "mismatched shapes: op(A) is %d x %d, op(B) is %d x %d (A %dx%dx%d, "
                               "B %dx%dx%d, param %d)", (int)d.M, (int)d.K, (int)kb, (int)d.N,
@@ -858,6 +861,46 @@ static qs_status validate_v2_layer(const vctx *v, int32_t li)
                               (int)b->out_h, (int)b->out_w, (int)l->param);
         return expect_shape(v, li, d.batch, d.M, d.N);
     }
+    case QS_L_EMBED: {
+        if (l->inputs[0] != 0 || in->out_signed || in->out_zp != 0 || in->out_c != 1 || in->out_w != 1)
+            return layer_fail(v, li, "embed input must be the network input (layer 0) of unsigned token ids "
+                              "with zero point 0, shape 1 x T x 1 (is layer %d, %s%d zp %d, %dx%dx%d)",
+                              (int)l->inputs[0], in->out_signed ? "int" : "uint", (int)in->out_bits,
+                              (int)in->out_zp, (int)in->out_c, (int)in->out_h, (int)in->out_w);
+        if (l->weight < 0 || l->weight >= net->n_tensors)
+            return layer_fail(v, li, "table tensor index %d outside 0..%d", (int)l->weight,
+                              (int)net->n_tensors - 1);
+        const qs_tensor *t = &net->tensors[l->weight];
+        /* [vocab][hidden], or [vocab][hidden][1][1]: an LM head's 1x1 conv weight, tied (as GPT-2's) */
+        if (t->dtype == QS_DT_BIPOLAR || (t->ndim != 2 && !(t->ndim == 4 && t->shape[2] == 1 && t->shape[3] == 1)))
+            return layer_fail(v, li, "embedding table '%s' must be an integer tensor [vocab][hidden] "
+                              "or [vocab][hidden][1][1] (is %s, %d dimension(s))", t->name,
+                              qs_dtype_name(t->dtype, t->is_signed), (int)t->ndim);
+        if (l->param < 0 || (l->bias == -1 && l->param != 0))
+            return layer_fail(v, li, "embed param %d: the position of token 0, only with a position table",
+                              (int)l->param);
+        if (l->bias != -1) { /* learned position embedding (GPT-2's wpe): rows t + param */
+            if (l->bias < 0 || l->bias >= net->n_tensors)
+                return layer_fail(v, li, "position table index %d outside -1..%d", (int)l->bias,
+                                  (int)net->n_tensors - 1);
+            const qs_tensor *pt = &net->tensors[l->bias];
+            if (pt->dtype == QS_DT_BIPOLAR || pt->ndim != 2 || pt->shape[1] != t->shape[1])
+                return layer_fail(v, li, "position table '%s' must be an integer tensor [positions][%d]", pt->name,
+                                  (int)t->shape[1]);
+            if ((int64_t)pt->shape[0] < (int64_t)in->out_h + l->param)
+                return layer_fail(v, li, "position table '%s' holds %d positions; tokens %d at position %d need %lld",
+                                  pt->name, (int)pt->shape[0], (int)in->out_h, (int)l->param,
+                                  (long long)in->out_h + l->param);
+        }
+        return expect_shape(v, li, t->shape[1], in->out_h, 1);
+    }
+    case QS_L_ARGMAX:
+        if (l->out_signed || l->out_zp != 0 || l->clamp_lo != 0 || l->clamp_hi < in->out_c - 1)
+            return layer_fail(v, li, "argmax over %d channels needs an unsigned output with zero point 0 "
+                              "and a clamp [0, >= %d] (is %s%d zp %d clamp [%d, %d])", (int)in->out_c,
+                              (int)in->out_c - 1, l->out_signed ? "int" : "uint", (int)l->out_bits,
+                              (int)l->out_zp, (int)l->clamp_lo, (int)l->clamp_hi);
+        return expect_shape(v, li, 1, in->out_h, in->out_w);
     case QS_L_KVCACHE: /* docs/decode.md: identity over the prompt; param = the maximum context */
         if (l->param < 1)
             return layer_fail(v, li, "kvcache maximum context %d must be >= 1", (int)l->param);
@@ -903,7 +946,7 @@ static qs_status validate_layer(const vctx *v, int32_t li)
     if (!name_ok(l->name))
         return layer_fail(v, li, "name is not printable ASCII terminated within %d bytes",
                           QS_NAME_MAX);
-    if ((int)l->kind < 0 || l->kind >= QS_L_KIND_COUNT || l->kind == 20 || l->kind == 21)
+    if ((int)l->kind < 0 || l->kind >= QS_L_KIND_COUNT)
         return layer_fail(v, li, "unknown layer kind %d", (int)l->kind);
     if ((li == 0) != (l->kind == QS_L_INPUT))
         return layer_fail(v, li, li == 0 ? "layer 0 must be the input"
@@ -971,15 +1014,15 @@ static qs_status validate_layer(const vctx *v, int32_t li)
                               (int)l->rq.shift[c]);
     }
     int has_w = l->kind == QS_L_CONV || l->kind == QS_L_FC || l->kind == QS_L_LUT ||
-                l->kind == QS_L_SOFTMAX || l->kind == QS_L_ROPE;
+                l->kind == QS_L_SOFTMAX || l->kind == QS_L_ROPE || l->kind == QS_L_EMBED;
     int has_b = l->kind == QS_L_CONV || l->kind == QS_L_FC || l->kind == QS_L_LAYERNORM ||
-                l->kind == QS_L_RMSNORM;
+                l->kind == QS_L_RMSNORM || l->kind == QS_L_EMBED;
     if ((!has_w && l->weight != -1) || (!has_b && l->bias != -1))
         return layer_fail(v, li, "a %s has no %s, but refers to tensors %d/%d",
                           qs_layer_kind_name(l->kind), has_w ? "bias" : has_b ? "weight" : "weight/bias",
                           (int)l->weight, (int)l->bias);
     if (l->kind != QS_L_SOFTMAX && l->kind != QS_L_MATMUL && l->kind != QS_L_MUL && l->kind != QS_L_ROPE &&
-        l->kind != QS_L_KVCACHE && l->param != 0)
+        l->kind != QS_L_EMBED && l->kind != QS_L_KVCACHE && l->param != 0)
         return layer_fail(v, li, "a %s has no parameter, but param is %d",
                           qs_layer_kind_name(l->kind), (int)l->param);
     if (qs_layer_kind_is_v2(l->kind))
@@ -1446,7 +1489,7 @@ static qs_status parse_layers(const pctx *p, const qbin_section *s, qs_net *net,
             return st;
         snprintf(ctx, sizeof ctx, "layers section, layer %d '%s'", (int)i, l->name);
         int32_t kind = rd_i32(r + 48);
-        if (kind < 0 || kind >= QS_L_KIND_COUNT || kind == 20 || kind == 21)
+        if (kind < 0 || kind >= QS_L_KIND_COUNT)
             return fail_at(p->err, p->where, (int64_t)cur + 48, ctx, "unknown layer kind %d",
                            (int)kind);
         l->kind = (qs_layer_kind)kind;

@@ -87,7 +87,8 @@ typedef enum {
     QS_L_RESHAPE,    /* same values in the same order, new (C, H, W) */
     QS_L_DYNQUANT,   /* per-position absmax quantization over channels (BitNet b1.58) */
     QS_L_ROPE,       /* rotary position embedding: integer rotation by cos/sin tables (weight) */
-    /* 20 and 21 are reserved for EMBED and ARGMAX (another branch); a file using them is refused */
+    QS_L_EMBED,      /* token embedding: row id of the table (weight) per token of the input ids */
+    QS_L_ARGMAX,     /* per position, the index of the largest channel (lowest on ties) */
     QS_L_KVCACHE = 22, /* a decoder's K or V cache: cached rows + new rows along W (docs/decode.md) */
     QS_L_KIND_COUNT
 } qs_layer_kind;

@@ -41,6 +41,11 @@
 #define QS_ROPE_OFFSET(param) ((param) >> 16)
 #define QS_ROPE_FRAC_BITS 14
 
+/* The smallest vocabulary (table rows) of the network's EMBED layers, and in
+ * *layer the EMBED layer that has it; 0 (and *layer -1) without one. Every
+ * token id of the input must be below it (checked when the input is set). */
+int64_t qs_xfmr_vocab(const qs_net *net, int32_t *layer);
+
 /* floor(sqrt(n)), exactly (Newton's iteration of docs/qbin.md). */
 uint64_t qs_isqrt_u64(uint64_t n);
 
@@ -55,23 +60,35 @@ qs_norm_stats qs_norm_stats_of(int is_layernorm, const int32_t *a, int32_t za, i
 /* z = round((x - mean) 2^(16+g) / sigma), half away from zero; 0 when sigma = 0. */
 int64_t qs_norm_value(const qs_norm_stats *st, int32_t x);
 
-/* Shape of a MATMUL layer: batch, rows of op(A), columns of op(B), reduction. */
+/* MATMUL's param: bit 0 op(A) = A^T, bit 1 op(B) = B^T, bit 2 grouped
+ * (grouped-query attention): one operand has g times the other's matrices;
+ * the output has the larger batch and its matrix b reads the smaller operand's
+ * matrix floor(b / g) (B = the keys in Q K^T, A = the values in V^T P^T). */
+#define QS_MATMUL_TRANS_A 1
+#define QS_MATMUL_TRANS_B 2
+#define QS_MATMUL_GROUPED 4
+
+/* Shape of a MATMUL layer: batch (the output's matrices), rows of op(A),
+ * columns of op(B), reduction, and per operand how many consecutive output
+ * matrices share one of its matrices (group_a = batch / A's batch, group_b
+ * likewise; both 1 unless grouped). */
 typedef struct {
-    int32_t batch, M, N, K, trans_a, trans_b;
+    int32_t batch, M, N, K, trans_a, trans_b, group_a, group_b;
 } qs_matmul_dims;
 qs_matmul_dims qs_matmul_dims_of(const qs_net *net, int32_t layer);
 
-/* op(A)[b][m][k] and op(B)[b][k][n] as stored values (zero points not removed). */
+/* op(A)[b / group_a][m][k] and op(B)[b / group_b][k][n] as stored values (zero
+ * points not removed), b the output's matrix. */
 static inline int32_t qs_matmul_a(const qs_layer *A, const int32_t *a, const qs_matmul_dims *d, int32_t b,
                                   int32_t m, int32_t k)
 {
-    int64_t base = (int64_t)b * A->out_h * A->out_w;
+    int64_t base = (int64_t)(b / d->group_a) * A->out_h * A->out_w;
     return d->trans_a ? a[base + (int64_t)k * A->out_w + m] : a[base + (int64_t)m * A->out_w + k];
 }
 static inline int32_t qs_matmul_b(const qs_layer *B, const int32_t *bv, const qs_matmul_dims *d, int32_t b,
                                   int32_t k, int32_t n)
 {
-    int64_t base = (int64_t)b * B->out_h * B->out_w;
+    int64_t base = (int64_t)(b / d->group_b) * B->out_h * B->out_w;
     return d->trans_b ? bv[base + (int64_t)n * B->out_w + k] : bv[base + (int64_t)k * B->out_w + n];
 }
 

@@ -8,6 +8,22 @@
 #include "qs_alloc.h"
 #include "qs_status.h"
 
+int64_t qs_xfmr_vocab(const qs_net *net, int32_t *layer)
+{
+    int64_t vocab = 0;
+    *layer = -1;
+    for (int32_t li = 0; li < net->n_layers; li++) {
+        const qs_layer *L = &net->layers[li];
+        if (L->kind != QS_L_EMBED || L->weight < 0 || L->weight >= net->n_tensors) continue;
+        const int64_t v = net->tensors[L->weight].shape[0];
+        if (*layer < 0 || v < vocab) {
+            vocab = v;
+            *layer = li;
+        }
+    }
+    return vocab;
+}
+
 uint64_t qs_isqrt_u64(uint64_t n)
 {
     /* Newton from above (I-BERT Alg. 4): x0 = 2^ceil(bitlen(n)/2) >= sqrt(n);
@@ -64,13 +80,23 @@ int64_t qs_norm_value(const qs_norm_stats *st, int32_t x)
 
 qs_matmul_dims qs_matmul_dims_of(const qs_net *net, int32_t li)
 {
-    qs_matmul_dims d = {0, 0, 0, 0, 0, 0};
+    qs_matmul_dims d = {0, 0, 0, 0, 0, 0, 1, 1};
     const qs_layer *L = &net->layers[li];
     if (L->kind != QS_L_MATMUL) return d;
     const qs_layer *A = &net->layers[L->inputs[0]], *B = &net->layers[L->inputs[1]];
-    d.trans_a = L->param & 1;
-    d.trans_b = (L->param >> 1) & 1;
+    d.trans_a = (L->param & QS_MATMUL_TRANS_A) != 0;
+    d.trans_b = (L->param & QS_MATMUL_TRANS_B) != 0;
     d.batch = A->out_c;
+    /* grouped: the smaller batch divides the larger (checked by qs_net_validate; guarded here so an
+     * unvalidated net cannot index outside an operand) */
+    if ((L->param & QS_MATMUL_GROUPED) && A->out_c >= 1 && B->out_c >= 1) {
+        if (B->out_c > A->out_c && B->out_c % A->out_c == 0) {
+            d.batch = B->out_c;
+            d.group_a = B->out_c / A->out_c;
+        } else if (A->out_c % B->out_c == 0) {
+            d.group_b = A->out_c / B->out_c;
+        }
+    }
     d.M = d.trans_a ? A->out_w : A->out_h;
     d.K = d.trans_a ? A->out_h : A->out_w;
     d.N = d.trans_b ? B->out_h : B->out_w;
@@ -81,7 +107,7 @@ int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems)
 {
     const int axis = L->kind == QS_L_SOFTMAX ? QS_SOFTMAX_AXIS(L->param) : -1;
     if (L->kind == QS_L_LAYERNORM || L->kind == QS_L_RMSNORM || L->kind == QS_L_DYNQUANT || L->kind == QS_L_ROPE ||
-        axis == 0) {
+        L->kind == QS_L_EMBED || axis == 0) {
         *units = (int64_t)L->out_h * L->out_w;
         *elems = L->out_c;
         return 1;
@@ -89,6 +115,11 @@ int qs_xfmr_rows(const qs_layer *L, int64_t *units, int64_t *elems)
     if (L->kind == QS_L_MUL && L->param == QS_MUL_ROWMAX) { /* rows: positions, reading input 2's row too */
         *units = (int64_t)L->out_h * L->out_w;
         *elems = L->out_c;
+        return 1;
+    }
+    if (L->kind == QS_L_ARGMAX) { /* rows: positions, each reducing the input's channels to one index */
+        *units = (int64_t)L->out_h * L->out_w;
+        *elems = 1;
         return 1;
     }
     if (axis == 2) {
@@ -192,6 +223,30 @@ int64_t qs_xfmr_ppu(const qs_net *net, int32_t li, const int32_t *const *outputs
                 }
         }
         return 3 * ((int64_t)u1 - u0) * C;
+    }
+    case QS_L_EMBED: { /* y[c, t] = clamp(table[id_t][c] (+ pos[t + param][c])); ids < vocab (checked when
+                        * the input is set) */
+        const qs_tensor *tab = &net->tensors[L->weight];
+        const int32_t *pos = L->bias >= 0 ? net->tensors[L->bias].data : NULL;
+        const int64_t vocab = tab->shape[0];
+        for (int32_t p = u0; p < u1; p++) {
+            const int64_t id = x[p] < 0 ? 0 : x[p] >= vocab ? vocab - 1 : x[p]; /* never clamps: a guard */
+            const int32_t *prow = pos ? pos + ((int64_t)p + L->param) * C : NULL;
+            for (int64_t c = 0; c < C; c++)
+                out[c * HW + p] = clamp32((int64_t)tab->data[id * C + c] + (prow ? prow[c] : 0), L->clamp_lo,
+                                          L->clamp_hi);
+        }
+        return ((int64_t)u1 - u0) * C * (pos ? 2 : 1);
+    }
+    case QS_L_ARGMAX: { /* the lowest channel holding the position's largest value */
+        const int64_t CI = IN->out_c;
+        for (int32_t p = u0; p < u1; p++) {
+            int64_t best = 0;
+            for (int64_t c = 1; c < CI; c++)
+                if (x[c * HW + p] > x[best * HW + p]) best = c;
+            out[p] = clamp32(best, L->clamp_lo, L->clamp_hi);
+        }
+        return ((int64_t)u1 - u0) * CI;
     }
     case QS_L_KVCACHE: { /* a step (weight = cached rows C x H x past): cached rows, then the new ones along W */
         const int32_t *pastv = L->weight >= 0 ? net->tensors[L->weight].data : NULL;

@@ -8,8 +8,10 @@
  * no tiling, no threads: this is what "just doing the arithmetic" costs on
  * one core. Each shape runs `reps` times; the fastest repetition counts.
  *
- *   bench_gemm [SHAPES|-] [reps]
- * prints one line: "gemm_seconds S macs N gmacs_per_s G checksum X".
+ *   bench_gemm [SHAPES|-] [reps] [cpu]
+ * prints one line: "gemm_seconds S macs N gmacs_per_s G checksum X". With "cpu" the
+ * times are the process's CPU time (CLOCK_PROCESS_CPUTIME_ID) instead of wall time: the
+ * fair figure on a machine shared with other jobs, set against qsim's user + sys.
  *
  * Build: cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L scripts/bench_gemm.c -o bench_gemm */
 #include <stdint.h>
@@ -18,10 +20,12 @@
 #include <string.h>
 #include <time.h>
 
+static clockid_t clock_used = CLOCK_MONOTONIC;
+
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock_used, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -59,6 +63,7 @@ int main(int argc, char **argv)
     }
     int reps = argc > 2 ? atoi(argv[2]) : 3;
     if (reps < 1) reps = 1;
+    if (argc > 3 && strcmp(argv[3], "cpu") == 0) clock_used = CLOCK_PROCESS_CPUTIME_ID;
     double total = 0;
     long long macs = 0;
     int64_t checksum = 0;

@@ -2,7 +2,7 @@
 """Write qsim's deterministic example networks (.qbin, docs/qbin.md).
 
     make_nets.py                      # models/nets/tiny.qbin, demo_w2a4.qbin, xfmr_tiny.qbin, decoder_tiny.qbin,
-                                      # decoder_kv.qbin
+                                      # lm_tiny.qbin, decoder_kv.qbin
     make_nets.py --out-dir DIR        # the same, elsewhere
     make_nets.py --resnet18 [PATH] --wbits 2 --abits 4
     make_nets.py --resnet50 [PATH] --wbits 4 --abits 4
@@ -176,6 +176,53 @@ def make_decoder_tiny() -> Net:
     return net
 
 
+def make_lm_tiny() -> Net:
+    """A whole tiny decoder language model (format version 2): 24 token ids (uint16) ->
+    embedding table [300][16] plus position rows 2..25 of a [32][16] table -> one block with grouped-query attention (4 query heads
+    sharing 2 key/value heads, dh = 4, causal) -> final rmsnorm -> LM head (1x1 conv to the 300
+    vocabulary channels) -> argmax per token. Calibrated like xfmr_tiny."""
+    import qsim_qbin as Q
+    rng = np.random.default_rng(23)
+    d, heads, kv_heads, T, vocab = 16, 4, 2, 24, 300
+    dh = d // heads
+    net = Net("lm_tiny")
+    ids = rng.integers(0, vocab, size=(1, T, 1))
+    outs = []
+
+    def done(i):
+        l = net.layers[i]
+        if l.kind in Q.REQUANT_KINDS and l.kind not in (Q.L_LAYERNORM, Q.L_RMSNORM):
+            acc = Q.layer_accumulator(net, i, outs, 32).astype(np.float64)
+            m, sh = Q.quantize_multiplier((l.clamp_hi - l.clamp_lo) / (2.0 * (np.abs(acc).max() + 1.0)))
+            l.rq_mult, l.rq_shift = np.array([m], np.int32), np.array([sh], np.int8)
+        outs.append(Q.eval_layer(net, i, outs, 32, ids))
+        return i
+
+    def w8(shape):
+        return np.clip(np.round(rng.normal(size=shape) * 40), -127, 127).astype(np.int64)
+
+    q8 = dict(bits=8, signed=True, zp=0, scale=0.05, multiplier=0.01)
+    x = done(net.input("ids", c=1, h=T, w=1, bits=16, signed=False, zp=0, scale=0.0))
+    # token rows plus learned position rows 2 .. 25 of a [32][16] table (GPT-2's wpe, at a position offset)
+    x0 = done(net.embed("wte", x, w8((vocab, d)), positions=w8((32, d)) // 4, offset=2, bits=8, signed=True, zp=0,
+                        scale=0.05))
+    h = done(net.rmsnorm("rms1", x0, gamma=np.linspace(0.8, 1.2, d), bits=8, signed=True, zp=0, scale=0.03))
+    q = done(net.conv("wq", h, w8((d, d, 1, 1)), wbits=8, **q8))
+    k, v = (done(net.conv(n, h, w8((kv_heads * dh, d, 1, 1)), wbits=8, **q8)) for n in ("wk", "wv"))
+    qh = done(net.reshape("q_heads", q, heads, dh, T))
+    kh, vh = (done(net.reshape(n + "_heads", src, kv_heads, dh, T)) for n, src in (("k", k), ("v", v)))
+    s = done(net.matmul("scores", qh, kh, trans_a=True, grouped=True, bits=8, signed=True, zp=0, scale=0.1,
+                        multiplier=0.01))
+    p = done(net.softmax("softmax", s, axis=2, bits=8, causal=True))
+    o = done(net.matmul("attn_v", vh, p, trans_b=True, grouped=True, **q8))
+    om = done(net.reshape("merge_heads", o, d, T, 1))
+    r1 = done(net.add("res1", x0, done(net.conv("wo", om, w8((d, d, 1, 1)), wbits=8, **q8)), 1, 1, **q8))
+    hf = done(net.rmsnorm("norm_f", r1, gamma=np.ones(d), bits=8, signed=True, zp=0, scale=0.03))
+    logits = done(net.conv("lm_head", hf, w8((vocab, d, 1, 1)), wbits=8, **q8))
+    done(net.argmax("next_token", logits, bits=16))
+    return net
+
+
 def make_decoder_kv() -> Net:
     """A GPT-2-style decoder block with KV caches (docs/decode.md): 16 hidden channels, a prompt
     of 8 tokens, 2 heads, K and V cached (maximum context 32, so up to 24 decode steps):
@@ -238,6 +285,7 @@ def main(argv=None) -> int:
                            (make_demo_w2a4, os.path.join(a.out_dir, "demo_w2a4.qbin")),
                            (make_xfmr_tiny, os.path.join(a.out_dir, "xfmr_tiny.qbin")),
                            (make_decoder_tiny, os.path.join(a.out_dir, "decoder_tiny.qbin")),
+                           (make_lm_tiny, os.path.join(a.out_dir, "lm_tiny.qbin")),
                            (make_decoder_kv, os.path.join(a.out_dir, "decoder_kv.qbin"))):
             net = make()
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

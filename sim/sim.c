@@ -247,6 +247,13 @@ qs_status qs_sim_set_input(qs_sim *s, const int32_t *data, int64_t count, qs_err
         if (data[i] < lo || data[i] > hi)
             return qs_fail(err, QS_ERR_ARG, "input value %d at index %lld is outside the input's %s%d range [%d, %d]",
                            data[i], (long long)i, L->out_signed ? "int" : "uint", L->out_bits, lo, hi);
+    int32_t embed;
+    const int64_t vocab = qs_xfmr_vocab(s->net, &embed);
+    for (int64_t i = 0; i < count && embed >= 0; i++)
+        if (data[i] >= vocab)
+            return qs_fail(err, QS_ERR_ARG, "token id %d at index %lld is not below the vocabulary of %lld rows of "
+                           "embed layer %d '%s'", data[i], (long long)i, (long long)vocab, (int)embed,
+                           s->net->layers[embed].name);
     /* docs/qbin.md: the input layer's output is clamp(x, lo, hi); later layers read the clamped values */
     for (int64_t i = 0; i < count; i++)
         s->outputs[0][i] = data[i] < L->clamp_lo ? L->clamp_lo : data[i] > L->clamp_hi ? L->clamp_hi : data[i];
@@ -259,8 +266,10 @@ qs_status qs_sim_set_input(qs_sim *s, const int32_t *data, int64_t count, qs_err
 static void default_input(qs_sim *s)
 {
     const qs_layer *L = &s->net->layers[0];
-    int32_t lo, hi;
+    int32_t lo, hi, embed;
     qs_int_range(L->out_bits, L->out_signed, &lo, &hi);
+    const int64_t vocab = qs_xfmr_vocab(s->net, &embed);
+    if (embed >= 0 && vocab - 1 < hi) hi = (int32_t)(vocab - 1); /* token ids: below the vocabulary */
     uint32_t x = 2463534242u;
     for (int64_t i = 0; i < layer_elems(L); i++) {
         x ^= x << 13;

@@ -5,7 +5,8 @@ Builds random transformer blocks with scripts/qsim_qbin.py (format version 2): r
 hidden sizes, head counts, sequence lengths, weight widths (bipolar, ternary int2, int4,
 int8), activation widths and zero points; layernorm or rmsnorm, 1x1 convolutions for the
 Q/K/V/output/MLP projections (channels = hidden, height = tokens), reshapes that split and
-merge heads, both attention matmuls (with and without transposes), softmax along the keys
+merge heads, both attention matmuls (with and without transposes; 40% of the blocks with more than
+one head grouped-query: fewer key/value heads, each shared by a run of query heads), softmax along the keys
 (axis 2 or 1, half of them with a causal mask and an offset) and sometimes along channels
 (axis 0), sometimes BitNet's per-token absmax quantization (dynquant) before the MLP's up
 projection with its scale re-applied by a row-absmax mul, sometimes rotary position embeddings
@@ -144,6 +145,11 @@ class Block:
     def build(self):
         Q = self.Q
         heads, dh, T = self.r(1, 4), self.r(2, 12), self.r(1, 18)
+        # grouped-query attention: kvh key/value heads, each shared by a run of g query heads
+        kvh = heads
+        if self.p(0.4):
+            kvh, g = self.r(1, 2), self.r(2, 3)
+            heads, dh = kvh * g, min(dh, 8)
         d = heads * dh
         bits = self.r(4, 8)
         signed = self.p(0.7)
@@ -154,23 +160,26 @@ class Block:
         self.done(x0)
         h = self.norm(x0)
         loud = self.p(0.3)
-        q, k, v = self.proj(h, d, loud), self.proj(h, d, loud), self.proj(h, d)
+        gq = dict(grouped=True) if kvh < heads else {}
+        if gq:
+            self.kinds.add("matmul-grouped")
+        q, k, v = self.proj(h, d, loud), self.proj(h, kvh * dh, loud), self.proj(h, kvh * dh)
         if dh % 2 == 0 and self.p(0.4):  # rotary position embeddings of Q and K (tokens at an offset)
             off = self.r(0, 3)
             q, k = (self.done(self.net.rope("rope_" + n, src, dh, offset=off, positions=T + off + self.r(0, 2),
                                             multiplier=0.01, **self.q_out()), tune=True)
                     for n, src in (("q", q), ("k", k)))
         qh = self.done(self.net.reshape("qh", q, heads, dh, T))
-        kh = self.done(self.net.reshape("kh", k, heads, dh, T))
-        vh = self.done(self.net.reshape("vh", v, heads, dh, T))
+        kh = self.done(self.net.reshape("kh", k, kvh, dh, T))
+        vh = self.done(self.net.reshape("vh", v, kvh, dh, T))
         keys_on_w = self.p(0.5)
         sq = dict(bits=self.r(4, 8), signed=self.p(0.7), zp=0, scale=0.1)
         if sq["signed"] and self.p(0.5):
             sq["zp"] = self.r(-4, 4)
         if keys_on_w:   # S = Q K^T: (heads, Tq, Tk), softmax over W
-            s = self.net.matmul("scores", qh, kh, trans_a=True, multiplier=0.01, **sq)
+            s = self.net.matmul("scores", qh, kh, trans_a=True, multiplier=0.01, **gq, **sq)
         else:           # S^T = K Q^T: (heads, Tk, Tq), softmax over H
-            s = self.net.matmul("scores_t", kh, qh, trans_a=True, multiplier=0.01, **sq)
+            s = self.net.matmul("scores_t", kh, qh, trans_a=True, multiplier=0.01, **gq, **sq)
         self.done(s, tune=True)
         causal = self.p(0.5)   # a decoder's mask: key j takes part for query i when j <= i + offset
         offset = self.r(0, 3) if causal and self.p(0.3) else 0
@@ -179,9 +188,9 @@ class Block:
         if causal:
             self.kinds.add("softmax-causal")
         if keys_on_w:   # O^T = V^T P^T: (heads, dh, Tq)
-            o = self.net.matmul("attn_v", vh, pr, trans_b=True, multiplier=0.01, **self.q_out(conv_input=True))
+            o = self.net.matmul("attn_v", vh, pr, trans_b=True, multiplier=0.01, **gq, **self.q_out(conv_input=True))
         else:           # O^T = V^T P^T with P^T stored: no transpose
-            o = self.net.matmul("attn_v", vh, pr, multiplier=0.01, **self.q_out(conv_input=True))
+            o = self.net.matmul("attn_v", vh, pr, multiplier=0.01, **gq, **self.q_out(conv_input=True))
         o = self.done(o, tune=True)
         om = self.done(self.net.reshape("merge", o, d, T, 1))
         r1 = self.add(x0, self.proj(om, d))
@@ -322,7 +331,7 @@ def main(argv):
         print("layers with accumulator overflows under 16-bit accumulators: %d" % overflowed)
         print("matmul layers that saturated (engines compared): %d" % saturated)
         need = {"layernorm", "rmsnorm", "matmul", "softmax", "lut", "mul", "reshape", "conv", "add",
-                "softmax-causal", "dynquant", "mul-rowmax", "rope"}
+                "softmax-causal", "dynquant", "mul-rowmax", "rope", "matmul-grouped"}
         if args.nets >= 20 and (need - kinds or overflowed == 0 or saturated == 0):
             print("coverage incomplete: missing %s, overflowing layers %d" % (sorted(need - kinds), overflowed))
             failed += 1

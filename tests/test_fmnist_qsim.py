@@ -3,9 +3,10 @@
 fmnist_accuracy.json, written by scripts/train_fmnist.py) run by `qsim run --input
 --labels` on dlac.cfg over the 10,000 test images (read from Debian's
 dataset-fashion-mnist by scripts/fmnist_data.py) must predict, image by image, what the
-PyTorch integer model (export_qbin.int_forward, recorded as int_predictions) predicted,
+recorded integer model predicted (int_predictions: the CNNs' PyTorch integer model,
+export_qbin.int_forward; the tiny ViTs' NumPy reference evaluator, scripts/qsim/train_fmnist_vit.py),
 and reach the accuracy the training script recorded (the variants of --full, default the six
-first shipped, on every image; the later ones on the first --subset-n, default 2,000). The detailed engine is checked on
+first shipped and the two ViTs, on every image; the later CNNs on the first --subset-n, default 2,000). The detailed engine is checked on
 the first --detailed-n images (default 100), and the NumPy reference
 (scripts/qsim_qbin.evaluate) on the first --numpy-n (default 20).
 Exit 77 (skipped) when the dataset is not installed.
@@ -39,7 +40,7 @@ def main():
     ap.add_argument("--detailed-n", type=int, default=100)
     ap.add_argument("--numpy-n", type=int, default=20)
     ap.add_argument("--jobs", default=None)
-    ap.add_argument("--full", default="w8a8,w4a4,w2a4,ter_a4,bin_a4,w2a2",
+    ap.add_argument("--full", default="w8a8,w4a4,w2a4,ter_a4,bin_a4,w2a2,vit_ter_a8,vit_w4a8",
                     help="variants checked on all --limit images; the others (W3A3, FAQ, WRPN x2, Apprentice: "
                          "added later) on the first --subset-n, to keep the test's run time sane")
     ap.add_argument("--subset-n", type=int, default=2000)
@@ -76,7 +77,7 @@ def main():
             net = q.Net.load(path)
             ref = np.array([int(np.argmax(q.evaluate(net, xi)[net.output].reshape(-1))) for xi in x[:args.numpy_n]])
             check(np.array_equal(ref, torch_pred[:args.numpy_n]),
-                  "%s: NumPy reference == torch integer model on the first %d images" % (name, args.numpy_n))
+                  "%s: NumPy reference == the recorded integer model on the first %d images" % (name, args.numpy_n))
             fast = (xp, yp, n) if name in full else (xs, ys, ns)
             for engine, xin, yin, m in (("fast",) + fast, ("detailed", xd, yd, args.detailed_n)):
                 js = os.path.join(tmp, "%s_%s.json" % (name, engine))
@@ -91,7 +92,7 @@ def main():
                 rep = json.load(open(js))
                 pred = np.array(rep["predictions"])
                 bad = np.nonzero(pred != torch_pred[:m])[0]
-                check(len(bad) == 0, "%s %s: %d predictions == torch integer model's%s (%.1f s)" % (
+                check(len(bad) == 0, "%s %s: %d predictions == the recorded integer model's%s (%.1f s)" % (
                     name, engine, m, "" if not len(bad) else ", %d differ, first image %d" % (len(bad), bad[0]), dt))
                 want = float((torch_pred[:m] == y[:m]).mean())
                 check(abs(rep["accuracy"] - want) < 1e-9, "%s %s: accuracy %.4f == %.4f%s" % (

@@ -50,7 +50,7 @@ static blob read_blob(const char *rel)
     return r;
 }
 
-static blob tiny, demo, xfmr, decoder, decoder_kv;
+static blob tiny, demo, xfmr, decoder, lm, decoder_kv;
 
 static int init_nets(void)
 {
@@ -58,8 +58,9 @@ static int init_nets(void)
     demo = read_blob("models/nets/demo_w2a4.qbin");
     xfmr = read_blob("models/nets/xfmr_tiny.qbin");
     decoder = read_blob("models/nets/decoder_tiny.qbin");
+    lm = read_blob("models/nets/lm_tiny.qbin");
     decoder_kv = read_blob("models/nets/decoder_kv.qbin");
-    return tiny.n && demo.n && xfmr.n && decoder.n && decoder_kv.n ? 0 : 1;
+    return tiny.n && demo.n && xfmr.n && decoder.n && lm.n && decoder_kv.n ? 0 : 1;
 }
 
 static int free_nets(void)
@@ -68,6 +69,7 @@ static int free_nets(void)
     qs_free(demo.b);
     qs_free(xfmr.b);
     qs_free(decoder.b);
+    qs_free(lm.b);
     qs_free(decoder_kv.b);
     return 0;
 }
@@ -457,8 +459,8 @@ static void test_roundtrip_decoder(void) { roundtrip_blob(&decoder); }
 static void test_shipped_cover_all_kinds(void)
 {
     int seen[QS_L_KIND_COUNT] = {0};
-    const blob *bs[5] = {&tiny, &demo, &xfmr, &decoder, &decoder_kv};
-    for (int k = 0; k < 5; k++) {
+    const blob *bs[6] = {&tiny, &demo, &xfmr, &decoder, &lm, &decoder_kv};
+    for (int k = 0; k < 6; k++) {
         qs_net *net = parse_ok(bs[k]);
         for (int32_t i = 0; i < net->n_layers; i++)
             seen[net->layers[i].kind] = 1;
@@ -984,7 +986,6 @@ static void test_layer_record_errors(void)
     const uint64_t l0 = layer_rec(tiny.b, 0), l1 = layer_rec(tiny.b, 1), l3 = layer_rec(tiny.b, 3);
     const uint64_t l5 = layer_rec(tiny.b, 5);
     MUTATE32(l1 + 48, QS_L_KIND_COUNT, "unknown layer kind 23");
-    MUTATE32(l1 + 48, 20, "unknown layer kind 20"); /* 20, 21: reserved here (EMBED, ARGMAX elsewhere) */
     MUTATE32(l1 + 48, QS_L_LUT, "layer kind 11 (lut) needs format version 2");
     MUTATE32(l1 + 48, 0x80000000u, "unknown layer kind");
     MUTATE32(l1 + 48, QS_L_INPUT, "only layer 0 may be an input");
@@ -1236,7 +1237,27 @@ static void m_bipolar_zero(qs_net *n)
 static void m_heads(qs_net *n) { n->layers[5].out_c = 3; n->layers[5].out_h = 2; } /* 3 heads of 8 */
 static void m_mm_shape(qs_net *n) { n->layers[8].param = 0; }   /* (4 x 6) x (4 x 6) */
 static void m_mm_batch(qs_net *n) { n->layers[8].inputs[1] = 1; }
-static void m_mm_param(qs_net *n) { n->layers[8].param = 4; }
+static void m_mm_param(qs_net *n) { n->layers[8].param = 8; } /* bits 0-2 are defined; 4 (grouped) is valid */
+/* lm_tiny: 0 ids 1x24x1 u16, 1 wte (embed [300][16]), 3 wq 16ch, 4 wk 8ch, 7 k_heads (2, 4, 24),
+ * 9 scores (grouped, 4 heads over 2), 16 lm_head 300ch, 17 next_token (argmax) */
+static void m_gqa_not_multiple(qs_net *n) /* k_heads viewed as 3 matrices of 64 x 1: 4 query heads over 3 */
+{
+    n->layers[7].out_c = 3;
+    n->layers[7].out_h = 64;
+    n->layers[7].out_w = 1;
+}
+static void m_embed_input(qs_net *n) { n->layers[0].out_signed = 1, n->layers[0].clamp_hi = 32767; }
+static void m_embed_table(qs_net *n) /* the same 4800 values as a vector */
+{
+    qs_tensor *t = &n->tensors[n->layers[1].weight];
+    t->ndim = 1;
+    t->shape[0] = (int32_t)t->count;
+    t->shape[1] = 1;
+}
+static void m_argmax_clamp(qs_net *n) { n->layers[17].clamp_hi = 298; }
+static void m_embed_pos_short(qs_net *n) { n->layers[1].param = 9; } /* rows 9..32 of a 32-row table */
+static void m_embed_param(qs_net *n) { n->layers[1].bias = -1; }      /* offset 2 without a position table */
+static void m_argmax_signed(qs_net *n) { n->layers[17].out_signed = 1, n->layers[17].clamp_hi = 32767; }
 static void m_table_len(qs_net *n)
 {
     qs_tensor *t = &n->tensors[n->layers[9].weight];
@@ -1304,11 +1325,11 @@ static void test_validate_kvcache(void)
     INVALID(m_kv_zp, &decoder_kv, "keeps the input's bits");
     INVALID(m_kv_feeds_softmax, &decoder_kv, "a kvcache feeds only matmuls; layer 11 'softmax' is a softmax");
     INVALID(m_kv_weight, &decoder_kv, "a kvcache has no weight");
-    /* kinds 20 and 21 are not this reader's */
+    /* a kvcache record read as kind 21 (ARGMAX) keeps its maximum context as param, which ARGMAX refuses */
     uint8_t *c = copy_blob(&decoder_kv);
     put32(c + layer_rec(c, 8) + 48, 21);
     fix_crcs(c, decoder_kv.n);
-    EXPECT_FORMAT(c, decoder_kv.n, "unknown layer kind 21");
+    EXPECT_FORMAT(c, decoder_kv.n, "a argmax has no parameter, but param is 32");
     qs_free(c);
 }
 
@@ -1382,7 +1403,17 @@ static void test_validate_v2(void)
     INVALID(m_mm_shape, &xfmr, "layer 8 'scores', matmul");
     INVALID(m_mm_shape, &xfmr, "mismatched shapes: op(A) is 4 x 6, op(B) is 4 x 6");
     INVALID(m_mm_batch, &xfmr, "batch must match");
-    INVALID(m_mm_param, &xfmr, "param 4");
+    INVALID(m_mm_param, &xfmr, "param 8");
+    INVALID(m_gqa_not_multiple, &lm, "layer 9 'scores', matmul");
+    INVALID(m_gqa_not_multiple, &lm, "grouped: A has 4 matrices (heads), B 3: one must be a multiple of the other");
+    INVALID(m_embed_input, &lm, "layer 1 'wte', embed");
+    INVALID(m_embed_input, &lm, "unsigned token ids");
+    INVALID(m_embed_table, &lm, "must be an integer tensor [vocab][hidden]");
+    INVALID(m_embed_pos_short, &lm, "position table 'wte.positions' holds 32 positions; tokens 24 at position 9 need 33");
+    INVALID(m_embed_param, &lm, "embed param 2: the position of token 0, only with a position table");
+    INVALID(m_argmax_clamp, &lm, "layer 17 'next_token', argmax");
+    INVALID(m_argmax_clamp, &lm, "argmax over 300 channels needs an unsigned output with zero point 0 and a clamp [0, >= 299]");
+    INVALID(m_argmax_signed, &lm, "argmax over 300 channels");
     INVALID(m_table_len, &xfmr, "layer 9 'softmax', softmax");
     INVALID(m_table_len, &xfmr, "has 255 entries");
     INVALID(m_lut_len, &xfmr, "layer 17 'silu', lut");

@@ -137,12 +137,35 @@ def every_v2_net() -> q.Net:
     return net
 
 
+def every_lm_net() -> q.Net:
+    """The language-model kinds: token ids, an embedding of int4 rows, grouped matmuls with B and with A
+    shared, an argmax."""
+    rng = np.random.default_rng(9)
+    net = q.Net("every_lm")
+    ids = net.input("ids", 1, 5, 1, bits=12, signed=False, zp=0, scale=0.0)
+    em = net.embed("emb", ids, rng.integers(-8, 8, size=(40, 6)), tbits=4, positions=rng.integers(-2, 2, size=(7, 6)),
+                   pbits=2, offset=2, bits=6, signed=True, zp=1, scale=0.1)
+    qh, kh = net.reshape("qh", em, 3, 2, 5), net.reshape("kh", em, 1, 6, 5)
+    net.matmul("scores", qh, net.reshape("k1", em, 1, 2, 15), trans_a=True, grouped=True, bits=10, signed=True,
+               zp=0, scale=0.0, mult=[1 << 30], shift=[2])
+    net.matmul("av", kh, net.reshape("p3", em, 3, 5, 2), grouped=True, bits=10, signed=True, zp=0, scale=0.0)
+    net.argmax("am", em, bits=4)
+    return net
+
+
 def test_python_c_python():
     net = every_feature_net()
     net2 = every_v2_net()
-    kinds = {l.kind for l in net.layers} | {l.kind for l in net2.layers}
-    check(kinds == {k for k, n in enumerate(q.KIND_NAMES) if n}, "every_feature + every_v2 cover all kinds (%s)"
+    net3 = every_lm_net()
+    kinds = {l.kind for l in net.layers} | {l.kind for l in net2.layers} | {l.kind for l in net3.layers}
+    check(kinds == set(range(len(q.KIND_NAMES))), "every_feature + every_v2 + every_lm cover all kinds (%s)"
           % sorted(kinds))
+    data3 = net3.to_bytes()
+    check(c_roundtrip(data3, "every_lm") == data3, "C re-serializes the language-model net byte for byte")
+    check(q.diff(net3, q.Net.from_bytes(data3)) is None, "the language-model net reads back")
+    x3 = np.random.default_rng(3).integers(0, 40, size=net3.layers[0].shape)
+    for i, (l, o) in enumerate(zip(net3.layers, q.evaluate(net3, x3))):
+        check(o.shape == l.shape and o.min() >= l.clamp_lo and o.max() <= l.clamp_hi, "lm layer %d output" % i)
     check(net.to_bytes()[8] == 1, "a net without version-2 kinds is written as version 1")
     data2 = net2.to_bytes()
     check(data2[8] == 2, "a net with version-2 kinds is written as version 2")
@@ -339,7 +362,30 @@ def test_rules_agree():
     both_refuse(patched(ro, 188, "<i", 4 | (3 << 16)), "holds 5 positions; tokens 3 at offset 3 need 6",
                 "a rope table shorter than the positions")
 
-    # KVCACHE (docs/decode.md): the prompt within the maximum context, only matmuls read it; kinds 20, 21 reserved
+    # language-model kinds: embed, argmax, grouped matmul
+    net = q.Net("lm")
+    ids = net.input("ids", c=1, h=3, w=1, bits=16, signed=False, zp=0, scale=0.0)
+    em = net.embed("emb", ids, np.arange(12).reshape(4, 3), positions=np.arange(15).reshape(5, 3), offset=1, bits=8,
+                   signed=True, zp=0, scale=0.1)
+    am = net.argmax("am", em, bits=8)
+    qh = net.reshape("qh", em, 3, 1, 3)
+    kh = net.reshape("kh", em, 1, 3, 3)
+    mm = net.matmul("mm", qh, kh, grouped=True, bits=16, signed=True, zp=0, scale=0.0)
+    ok = net.to_bytes()
+    check(tool_check(ok), "C accepts the embed/argmax/grouped net")
+    _, _, loff, _ = struct.unpack_from("<IIQQ", ok, 32 + 48)
+    both_refuse(patched(am, 156, "<i", 1), "argmax over 3 channels needs an unsigned output", "an argmax clamp below C - 1")
+    signed_ids = bytearray(ok)   # the input as int16 (clamp to 32767): the embed refuses it
+    struct.pack_into("<B", signed_ids, loff + 173, 1)
+    struct.pack_into("<i", signed_ids, loff + 156, 32767)
+    fix_crcs(signed_ids)
+    both_refuse(bytes(signed_ids), "unsigned token ids", "signed token ids")
+    both_refuse(patched(mm, 188, "<i", 8), "param 8", "matmul param bit 3")
+    both_refuse(patched(em, 188, "<i", 3), "holds 5 positions; tokens 3 at position 3 need 6",
+                "a position table shorter than the positions")
+    both_refuse(patched(mm, 188, "<i", 0), "the batch must match", "a matmul of 3 over 1 matrices without the group bit")
+
+    # KVCACHE (docs/decode.md): the prompt within the maximum context, only matmuls read it
     net = q.Net("kv")
     x = net.input("in", c=2, h=3, w=4, bits=8, signed=True, zp=0, scale=0.1)
     kc = net.kvcache("kc", x, 8)
@@ -349,7 +395,6 @@ def test_rules_agree():
     _, _, loff, _ = struct.unpack_from("<IIQQ", ok, 32 + 48)
     both_refuse(patched(kc, 188, "<i", 3), "a KV cache longer than its maximum", "a prompt longer than the cache")
     both_refuse(patched(kc, 188, "<i", 0), "maximum context 0 must be >= 1", "a cache of maximum 0")
-    both_refuse(patched(kc, 48, "<i", 20), "unknown layer kind 20", "reserved kind 20")
 
 
 def tool_check(data: bytes) -> bool:

@@ -416,6 +416,9 @@ static uint64_t doc_ppu_ops(const qs_net *net, const qs_insn *in)
     if (L->kind == QS_L_RMSNORM) return (uint64_t)in->m_len * (2 * C + 32);
     if (L->kind == QS_L_DYNQUANT) return (uint64_t)in->m_len * (2 * C + 32);
     if (L->kind == QS_L_ROPE) return (uint64_t)in->m_len * 3 * C;
+    if (L->kind == QS_L_EMBED) /* m = tokens: one write per element, one add more with a position table */
+        return (uint64_t)in->m_len * C * (L->bias >= 0 ? 2 : 1);
+    if (L->kind == QS_L_ARGMAX) return (uint64_t)in->m_len * (uint64_t)IN->out_c; /* one compare per channel */
     if (L->kind == QS_L_MUL && L->param == 1) /* row absmax of input 2, then multiply + requantize */
         return (uint64_t)in->m_len * ((uint64_t)net->layers[L->inputs[1]].out_c + 2 * C);
     if (L->kind == QS_L_SOFTMAX && (L->param & 15) == 0) return (uint64_t)in->m_len * 3 * C;
@@ -1408,12 +1411,12 @@ static void test_dma_ppu_by_hand(void)
  * dataflow and skip mode: both engines agree on every layer. */
 static void test_shipped_nets(void)
 {
-    static const char *NETS[5] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
+    static const char *NETS[6] = {"models/nets/tiny.qbin", "models/nets/demo_w2a4.qbin",
                                   "models/nets/xfmr_tiny.qbin", "models/nets/decoder_tiny.qbin",
-                                  "models/nets/decoder_kv.qbin"};
+                                  "models/nets/lm_tiny.qbin", "models/nets/decoder_kv.qbin"};
     rn_rng r = {31337};
     int ran = 0;
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         char path[1024], ctx[800];
         snprintf(path, sizeof path, "%s/%s", QSIM_SOURCE_DIR, NETS[k]);
         qs_net *net = NULL;
@@ -1447,8 +1450,8 @@ static void test_shipped_nets(void)
         qs_net_destroy(net);
     }
     g_case = "";
-    printf("\n    %d of 60 runs compared ", ran);
-    CU_ASSERT(ran >= 40);
+    printf("\n    %d of 90 runs compared ", ran);
+    CU_ASSERT(ran >= 60);
 }
 
 /* ---- matmul of two activations and the transformer PPU layers (docs/timing.md) ---- */
@@ -1727,6 +1730,19 @@ static void test_decoder_ppu_ops(void)
         {9, 3 * 16 * 24, "rope: 3 per output (two multiplies and an add, requantize)"},
     };
     check_ppu_ops("decoder ppu ops", "decoder_tiny.qbin", 7, 16 * 24, want, sizeof want / sizeof want[0]);
+}
+
+/* The language-model layers on the shipped lm_tiny: 24 token ids, embedding [300][16],
+ * LM head to 300 channels. */
+static void test_lm_ppu_ops(void)
+{
+    static const ppu_want want[] = {
+        {1, 24 * 16 * 2, "embed with positions: 2 per output element (the gathered row written as the token's "
+                         "column, plus the position row's add)"},
+        {17, 24 * 300, "argmax: 1 per input element (compare and select against the running maximum)"},
+        {9, 4 * 24 * 24, "grouped matmul: 1 per output of all 4 query heads"},
+    };
+    check_ppu_ops("language-model ppu ops", "lm_tiny.qbin", 9, 24, want, sizeof want / sizeof want[0]);
 }
 
 /* Running the same simulator twice gives the same answer (state is reset). */
@@ -2222,6 +2238,7 @@ int main(void)
     CU_add_test(s, "matmul of two activations: OS/WS/IS times, run-time skipping, values", test_matmul_timing);
     CU_add_test(s, "transformer PPU layers: element operations", test_xfmr_ppu_ops);
     CU_add_test(s, "decoder PPU layers: element operations", test_decoder_ppu_ops);
+    CU_add_test(s, "language-model PPU layers (embed, argmax, grouped matmul): element operations", test_lm_ppu_ops);
     CU_add_test(s, "decode step: KV cache traffic", test_decode_step_traffic);
     CU_add_test(s, "rerun and input checks", test_rerun);
     CU_add_test(s, "rerun with a new input reuses nothing stale", test_rerun_new_input);

@@ -35,11 +35,13 @@ def main(argv):
     tmp = tempfile.mkdtemp(prefix="qsim_xzoo_")
     failures = []
     try:
-        cases = [("vit_tiny", w, 1, None, "static") for w in ("w8", "w4", "w2", "ternary")]
-        cases += [("bert_base", "w4", 1, 16, "static"), ("gpt2_small", "w8", 1, 16, "static"),
-                  ("gpt2_small", "ternary", 1, 16, "dynamic"), ("llama_style", "ternary", 1, 8, "static")]
-        for net_name, w, layers, tokens, act in cases:
-            net, x = Z.build(net_name, w, layers, tokens, act=act)
+        cases = [("vit_tiny", w, 1, None, "static", False) for w in ("w8", "w4", "w2", "ternary")]
+        cases += [("bert_base", "w4", 1, 16, "static", False), ("gpt2_small", "w8", 1, 16, "static", False),
+                  ("gpt2_small", "ternary", 1, 16, "dynamic", False), ("llama_style", "ternary", 1, 8, "static", False),
+                  # whole language models: token ids -> embedding -> block -> final norm -> LM head -> argmax
+                  ("gpt2_small", "w4", 1, 4, "static", True), ("llama_style", "w8", 1, 4, "static", True)]
+        for net_name, w, layers, tokens, act, lm in cases:
+            net, x = Z.build(net_name, w, layers, tokens, act=act, embed=lm, lm_head=lm)
             path = os.path.join(tmp, net.name + ".qbin")
             npy = os.path.join(tmp, net.name + ".npy")
             net.save(path)
@@ -47,11 +49,12 @@ def main(argv):
             ref = Q.evaluate(Q.read(path), x)
             macs = sum(net.macs(i) for i in range(len(net.layers)))
             if net_name in ("bert_base", "gpt2_small"):  # the causal mask skips nothing in the MAC count
-                T, d, f = 16, 768, 3072
-                want = 4 * T * d * d + 2 * T * T * d + 2 * T * d * f
-            elif net_name == "llama_style":  # SwiGLU: gate, up and down, 3 T d f
-                T, d, f = 8, 2048, 5632
-                want = 4 * T * d * d + 2 * T * T * d + 3 * T * d * f
+                T, d, f = tokens, 768, 3072
+                want = 4 * T * d * d + 2 * T * T * d + 2 * T * d * f + (T * d * 50257 if lm else 0)
+            elif net_name == "llama_style":  # SwiGLU: gate, up and down, 3 T d f; K, V: 4 of 32 heads (GQA)
+                T, d, f = tokens, 2048, 5632
+                want = 2 * T * d * d + 2 * T * d * (d * 4 // 32) + 2 * T * T * d + 3 * T * d * f + \
+                    (T * d * 32000 if lm else 0)
             else:  # patch embedding 196 x 192 x 768, one block at 196 tokens, head 192 x 1000
                 T, d, f = 196, 192, 768
                 want = 196 * 192 * 768 + 4 * T * d * d + 2 * T * T * d + 2 * T * d * f + 192 * 1000
@@ -62,7 +65,11 @@ def main(argv):
             if info.returncode or "table[256]" not in info.stdout or "A^T x B" not in info.stdout or \
                     decoder != ("causal" in info.stdout) or (net_name == "llama_style") != ("rmsnorm" in info.stdout and "rope[2048x32]" in info.stdout) or \
                     decoder != ("kvcache" in info.stdout and ("max 1024" if net_name == "gpt2_small" else "max 2048") in info.stdout) or \
-                    (act == "dynamic") != ("dynquant" in info.stdout and "x rowmax" in info.stdout):
+                    (act == "dynamic") != ("dynquant" in info.stdout and "x rowmax" in info.stdout) or \
+                    (net_name == "llama_style") != ("A^T x B gqa" in info.stdout) or \
+                    lm != ("embed" in info.stdout and "[%dx" % (50257 if net_name == "gpt2_small" else 32000)
+                           in info.stdout and "argmax" in info.stdout) or \
+                    (lm and net_name == "gpt2_small") != ("tied" in info.stdout):   # GPT-2's LM head is wte
                 failures.append("%s: qsim info does not list the tables and matmuls:\n%s%s" % (
                     net.name, info.stdout, info.stderr))
             for arch in ("dlac", "tpu_int8"):

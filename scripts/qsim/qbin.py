@@ -53,13 +53,12 @@ WEIGHT_DTYPES = (DT_BIPOLAR, DT_INT2, DT_INT4, DT_INT8)
 
 (L_INPUT, L_CONV, L_FC, L_MAXPOOL, L_AVGPOOL, L_GAP, L_ADD, L_CONCAT, L_ACT, L_REQUANT,
  L_FLATTEN, L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE,
- L_DYNQUANT, L_ROPE) = range(20)
-L_KVCACHE = 22            # 20, 21: reserved (EMBED, ARGMAX on another branch); refused as unknown here
+ L_DYNQUANT, L_ROPE, L_EMBED, L_ARGMAX, L_KVCACHE) = range(23)
 KIND_NAMES = ["input", "conv", "fc", "maxpool", "avgpool", "gap", "add", "concat", "act",
               "requant", "flatten", "lut", "mul", "softmax", "layernorm", "rmsnorm", "matmul",
-              "reshape", "dynquant", "rope", None, None, "kvcache"]
+              "reshape", "dynquant", "rope", "embed", "argmax", "kvcache"]
 V2_KINDS = (L_LUT, L_MUL, L_SOFTMAX, L_LAYERNORM, L_RMSNORM, L_MATMUL, L_RESHAPE, L_DYNQUANT, L_ROPE,
-            L_KVCACHE)
+            L_EMBED, L_ARGMAX, L_KVCACHE)
 ROPE_FRAC_BITS = 14       # ROPE table entries: round(2^14 cos), round(2^14 sin)
 # SOFTMAX param: bits 0-3 the axis, bit 4 the causal mask, bits 8-30 the mask's offset
 SOFTMAX_CAUSAL = 1 << 4
@@ -536,6 +535,32 @@ class Net:
         self._apply_out(l, **out)
         return self._add(l)
 
+    def embed(self, name: str, src: int, table, tbits: int = 8, tsigned: bool = True, positions=None,
+              pbits: int = 8, offset: int = 0, **out) -> int:
+        """Token embedding: src is the input (1, T, 1) of unsigned token ids; table an int array
+        [vocab][hidden] (stored as a tbits-bit tensor) or an existing tensor index; output
+        (hidden, T, 1), y[c, t] = clamp(table[id_t][c] + positions[t + offset][c]) with the
+        optional position table [P][hidden] (GPT-2's wpe, pbits bits; both at the output's scale)."""
+        s = self.layers[src]
+        if not isinstance(table, (int, np.integer)):
+            table = self.add_tensor(name + ".table", table, dtype_for_bits(tbits), tsigned)
+        l = Layer(name, L_EMBED, [src], out_c=int(self.tensors[table].shape[1]), out_h=s.out_h, out_w=1)
+        l.weight = int(table)
+        if positions is not None:
+            if not isinstance(positions, (int, np.integer)):
+                positions = self.add_tensor(name + ".positions", positions, dtype_for_bits(pbits), True)
+            l.bias, l.param = int(positions), int(offset)
+        self._apply_out(l, **out)
+        return self._add(l)
+
+    def argmax(self, name: str, src: int, bits: int = 16) -> int:
+        """Per position, the index of the largest of src's channels (the lowest index on ties),
+        as an unsigned bits-bit output (1, H, W)."""
+        s = self.layers[src]
+        l = Layer(name, L_ARGMAX, [src], out_c=1, out_h=s.out_h, out_w=s.out_w)
+        self._apply_out(l, bits=bits, signed=False, zp=0, scale=0.0)
+        return self._add(l)
+
     def dynquant(self, name: str, src: int, bits: int = 8) -> int:
         """Per position, over channels: round((x - zp) q / max|x - zp|), q = 2^(bits-1) - 1
         (BitNet b1.58's absmax activation quantizer). The real scale differs per token, so
@@ -572,14 +597,16 @@ class Net:
     def rmsnorm(self, name: str, src: int, gamma=None, beta=None, **out) -> int:
         return self._norm(L_RMSNORM, name, src, gamma, beta, out)
 
-    def matmul(self, name: str, a: int, b: int, trans_a: bool = False, trans_b: bool = False, **out) -> int:
-        """Per channel (batch) c: op(A[c]) @ op(B[c]), op = transpose when asked;
-        default multiplier s_a s_b / s_out."""
+    def matmul(self, name: str, a: int, b: int, trans_a: bool = False, trans_b: bool = False,
+               grouped: bool = False, **out) -> int:
+        """Per channel (batch) c: op(A[c]) @ op(B[c]), op = transpose when asked; grouped
+        (grouped-query attention, param bit 2): one operand has g times fewer matrices and output
+        matrix c uses its matrix c // g. Default multiplier s_a s_b / s_out."""
         sa, sb = self.layers[a], self.layers[b]
         m = sa.out_w if trans_a else sa.out_h
         n = sb.out_h if trans_b else sb.out_w
-        l = Layer(name, L_MATMUL, [a, b], out_c=sa.out_c, out_h=m, out_w=n,
-                  param=int(bool(trans_a)) | (int(bool(trans_b)) << 1))
+        l = Layer(name, L_MATMUL, [a, b], out_c=max(sa.out_c, sb.out_c) if grouped else sa.out_c, out_h=m,
+                  out_w=n, param=int(bool(trans_a)) | (int(bool(trans_b)) << 1) | (int(bool(grouped)) << 2))
         out = dict(out)
         if "mult" not in out and "multiplier" not in out and out.get("scale", 0) > 0:
             out["multiplier"] = sa.out_scale * sb.out_scale / out["scale"]
@@ -757,11 +784,11 @@ def validate(net: Net, where: str = "net", tensor_off=None, layer_off=None) -> N
             lfail(i, "%d requant multipliers; must be 0, 1 or %d" % (n, l.out_c))
         if n and (l.rq_mult.min() < 0 or np.abs(l.rq_shift.astype(np.int64)).max() > MAX_SHIFT):
             lfail(i, "multipliers must be >= 0 and shifts in -31..31")
-        if l.kind not in (L_CONV, L_FC, L_LUT, L_SOFTMAX, L_ROPE) and l.weight != -1:
+        if l.kind not in (L_CONV, L_FC, L_LUT, L_SOFTMAX, L_ROPE, L_EMBED) and l.weight != -1:
             lfail(i, "a %s has no weight" % l.kind_name)
-        if l.kind not in (L_CONV, L_FC, L_LAYERNORM, L_RMSNORM) and l.bias != -1:
+        if l.kind not in (L_CONV, L_FC, L_LAYERNORM, L_RMSNORM, L_EMBED) and l.bias != -1:
             lfail(i, "a %s has no bias" % l.kind_name)
-        if l.kind not in (L_SOFTMAX, L_MATMUL, L_MUL, L_ROPE, L_KVCACHE) and l.param != 0:
+        if l.kind not in (L_SOFTMAX, L_MATMUL, L_MUL, L_ROPE, L_EMBED, L_KVCACHE) and l.param != 0:
             lfail(i, "a %s has no parameter, but param is %d" % (l.kind_name, l.param))
         if l.kind == L_INPUT:
             continue
@@ -933,16 +960,46 @@ def _validate_v2(net: Net, i: int, l: Layer, s: Layer, lfail, expect) -> None:
                 lfail(i, "bias '%s' must be an int32 vector of %d" % (b.name, l.out_c))
         expect(*s.shape)
     elif l.kind == L_MATMUL:
-        if not 0 <= l.param <= 3:
-            lfail(i, "matmul param %d outside 0..3" % l.param)
+        if not 0 <= l.param <= 7:
+            lfail(i, "matmul param %d outside 0..7" % l.param)
         b = net.layers[l.inputs[1]]
         m, k = (s.out_w, s.out_h) if l.param & 1 else (s.out_h, s.out_w)
         kb, n = (b.out_w, b.out_h) if l.param & 2 else (b.out_h, b.out_w)
-        if b.out_c != s.out_c:
+        if not l.param & 4 and b.out_c != s.out_c:
             lfail(i, "A has %d matrices, B %d: the batch must match" % (s.out_c, b.out_c))
+        if l.param & 4 and s.out_c % b.out_c and b.out_c % s.out_c:
+            lfail(i, "grouped: A has %d matrices (heads), B %d: one must be a multiple of the other"
+                  % (s.out_c, b.out_c))
         if kb != k:
             lfail(i, "mismatched shapes: op(A) is %d x %d, op(B) is %d x %d" % (m, k, kb, n))
-        expect(s.out_c, m, n)
+        expect(max(s.out_c, b.out_c), m, n)
+    elif l.kind == L_EMBED:
+        if l.inputs[0] != 0 or s.out_signed or s.out_zp != 0 or s.out_c != 1 or s.out_w != 1:
+            lfail(i, "embed input must be the network input (layer 0) of unsigned token ids with zero point 0, "
+                  "shape 1 x T x 1")
+        if not 0 <= l.weight < len(net.tensors):
+            lfail(i, "table tensor index %d out of range" % l.weight)
+        t = net.tensors[l.weight]
+        if t.dtype == DT_BIPOLAR or not (len(t.shape) == 2 or (len(t.shape) == 4 and t.shape[2:] == (1, 1))):
+            lfail(i, "embedding table '%s' must be an integer tensor [vocab][hidden] or [vocab][hidden][1][1]"
+                  % t.name)
+        if l.param < 0 or (l.bias == -1 and l.param != 0):
+            lfail(i, "embed param %d: the position of token 0, only with a position table" % l.param)
+        if l.bias != -1:
+            if not 0 <= l.bias < len(net.tensors):
+                lfail(i, "position table index %d out of range" % l.bias)
+            pt = net.tensors[l.bias]
+            if pt.dtype == DT_BIPOLAR or len(pt.shape) != 2 or pt.shape[1] != t.shape[1]:
+                lfail(i, "position table '%s' must be an integer tensor [positions][%d]" % (pt.name, t.shape[1]))
+            if pt.shape[0] < s.out_h + l.param:
+                lfail(i, "position table '%s' holds %d positions; tokens %d at position %d need %d"
+                      % (pt.name, pt.shape[0], s.out_h, l.param, s.out_h + l.param))
+        expect(t.shape[1], s.out_h, 1)
+    elif l.kind == L_ARGMAX:
+        if l.out_signed or l.out_zp != 0 or l.clamp_lo != 0 or l.clamp_hi < s.out_c - 1:
+            lfail(i, "argmax over %d channels needs an unsigned output with zero point 0 and a clamp [0, >= %d]"
+                  % (s.out_c, s.out_c - 1))
+        expect(1, s.out_h, s.out_w)
     elif l.kind == L_KVCACHE:   # docs/decode.md: identity over the prompt, param = maximum context
         if l.param < 1:
             lfail(i, "kvcache maximum context %d must be >= 1" % l.param)
@@ -1450,6 +1507,10 @@ def layer_accumulator(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: in
         b = np.asarray(outs[l.inputs[1]], np.int64) - net.layers[l.inputs[1]].out_zp
         opa = (a - za).transpose(0, 2, 1) if l.param & 1 else a - za
         opb = b.transpose(0, 2, 1) if l.param & 2 else b
+        if l.param & 4:      # grouped: each matrix of the smaller operand serves a run of g heads
+            heads = max(opa.shape[0], opb.shape[0])
+            opa = np.repeat(opa, heads // opa.shape[0], axis=0)
+            opb = np.repeat(opb, heads // opb.shape[0], axis=0)
         acc = wrap(np.matmul(opa, opb), acc_bits)
     else:
         raise ValueError("layer %d '%s' (%s) has no accumulator" % (i, l.name, l.kind_name))
@@ -1490,6 +1551,10 @@ def eval_layer(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: int = 32,
         rlo, rhi = int_range(l.out_bits, l.out_signed)
         if v.size and (v.min() < rlo or v.max() > rhi):
             raise ValueError("input values outside %d..%d" % (rlo, rhi))
+        for j, e in enumerate(net.layers):   # token ids index the embedding tables
+            if e.kind == L_EMBED and v.size and v.max() >= net.tensors[e.weight].shape[0]:
+                raise ValueError("token id %d is not below the vocabulary of %d rows of embed layer %d '%s'"
+                                 % (v.max(), net.tensors[e.weight].shape[0], j, e.name))
         return np.clip(v, lo, hi)
     if l.kind in REQUANT_KINDS:
         return layer_requant(l, layer_accumulator(net, i, outs, acc_bits))
@@ -1525,6 +1590,14 @@ def eval_layer(net: Net, i: int, outs: Sequence[np.ndarray], acc_bits: int = 32,
         s = e.sum(axis=axis, keepdims=True)
         q = (1 << l.out_bits) - 1
         return np.clip(np.where(keep, (e * q + s // 2) // s, 0), lo, hi)
+    if l.kind == L_EMBED:     # row id_t of the table is token t's column (plus position row t + param)
+        table = net.tensors[l.weight].data.astype(np.int64).reshape(net.tensors[l.weight].shape[:2])
+        rows = table[a.reshape(-1)]
+        if l.bias >= 0:
+            rows = rows + net.tensors[l.bias].data.astype(np.int64)[l.param:l.param + rows.shape[0]]
+        return np.clip(rows.T.reshape(l.shape), lo, hi)
+    if l.kind == L_ARGMAX:    # np.argmax returns the first (lowest) index of the maximum
+        return np.clip(np.argmax(a, axis=0).reshape(l.shape), lo, hi)
     if l.kind == L_DYNQUANT:
         v = a - net.layers[l.inputs[0]].out_zp
         m = np.abs(v).max(axis=0, keepdims=True)

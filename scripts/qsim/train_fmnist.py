@@ -301,7 +301,9 @@ def main(argv=None) -> int:
             v, suffix, r["weights"], r["act_bits"], r["first_bits"], r["last_bits"], 100 * r["fp32_acc"],
             100 * r["fakequant_acc"], 100 * r["int_acc"], r["n_correct"], r["n_test"], r["bytes"],
             r["finetune_seconds"]))
-    print("\ntotal %.1f s (fp32 %.1f s), %d threads; wrote %s" % (total, t_fp32, args.threads, jpath))
+    # t_fp32 is None when an --add run trained only widened variants (no fp32 network of width 1)
+    print("\ntotal %.1f s (fp32 x1 %s), %d threads; wrote %s" % (
+        total, "not trained" if t_fp32 is None else "%.1f s" % t_fp32, args.threads, jpath))
     return 0
 
 

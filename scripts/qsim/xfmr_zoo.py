@@ -31,12 +31,16 @@ input is the embedded sequence (d, T, 1), 8-bit; no pooler. Decoders: the same p
 the causal softmax mask (docs/qbin.md), the prompt graph of T tokens (prefill); GPT-2 with LayerNorm and
 a table GELU, the Llama-style decoder with RMSNorm, rotary position embeddings of Q and K (ROPE: an
 integer rotation by a Q14 cos/sin table, docs/qbin.md) and SwiGLU (a table SiLU of the gate times the up
-projection, by MUL). K and V (per head, after the split) go through KVCACHE layers (maximum context
-1024 for GPT-2, 2048 for the Llama-style decoder; its rope table holds 2048 positions), so
-`qsim run NET --decode N` runs the prompt and then N decode steps with the caches growing in DRAM
-(docs/decode.md). Left out, and why: the token embedding and the LM head (a per-token FC of d x
-vocab, which adds d*vocab MACs per token and nothing new to check); grouped-query attention (TinyLlama's 4 KV heads: a matmul's batch must match,
-so K/V heads are not shared; every head has its own K/V, as Llama-2-7B).
+projection, by MUL) and TinyLlama's grouped-query attention (32 query heads over 4 key/value heads: the
+attention matmuls' grouped bit, docs/qbin.md). --embed makes the input token ids (uint16) through an
+EMBED table [vocab][d] (GPT-2 50257, Llama 32000); --lm-head ends the decoder with the final norm, the
+LM head (a 1x1 conv to the vocabulary at the net's weight precision) and an ARGMAX per token (the greedy
+next token); GPT-2's EMBED also adds its learned position embedding (wpe, [1024][768], rows 0..T-1), and
+its LM head is tied to the token embedding as in GPT-2 (one tensor [50257][768][1][1], quantized with one
+step so that the EMBED's single output scale is exact; stored and loaded once).
+K and V (per KV head, after the split) go through KVCACHE layers (maximum context 1024 for GPT-2, 2048 for
+the Llama-style decoder; its rope table holds 2048 positions), so `qsim run NET --decode N` runs the prompt
+and then N decode steps with the caches growing in DRAM (docs/decode.md).
 
 Weights are Gaussian (std 1/sqrt(fan_in)), LayerNorm gamma 1 and beta 0; every requantization is
 calibrated on one synthetic input: each output scale puts the 99.9th percentile of the real
@@ -59,9 +63,11 @@ NETS = {
     "vit_base": dict(d=768, heads=12, mlp=3072, layers=12, image=224, patch=16, classes=1000),
     "bert_base": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128),
     # decoders: the prompt (prefill) graph with a causal mask; no LM head (see the docstring)
-    "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True, max_context=1024),
-    "llama_style": dict(d=2048, heads=32, mlp=5632, layers=22, tokens=128, causal=True, norm="rms",
-                        ffn="swiglu", rope=10000.0, max_context=2048),
+    "gpt2_small": dict(d=768, heads=12, mlp=3072, layers=12, tokens=128, causal=True, max_context=1024, vocab=50257,
+                       positions=1024, tied=True),   # GPT-2's LM head is its token embedding (tied)
+    # TinyLlama: 32 query heads sharing 4 key/value heads (grouped-query attention), vocabulary 32000
+    "llama_style": dict(d=2048, heads=32, kv_heads=4, mlp=5632, layers=22, tokens=128, causal=True, norm="rms",
+                        ffn="swiglu", rope=10000.0, max_context=2048, vocab=32000),
 }
 WEIGHTS = {"w8": 8, "w4": 4, "w2": 2, "ternary": 2}
 
@@ -82,8 +88,9 @@ class Builder:
         """Output scale of a signed 8-bit tensor holding `real`."""
         return max(float(np.percentile(np.abs(real), 99.9)), 1e-6) / 127.0
 
-    def quant_weights(self, w):
-        """Integer weights and per-output-channel scales."""
+    def quant_weights(self, w, per_tensor=False):
+        """Integer weights and per-output-channel scales (per_tensor: one step for all, e.g. a tied
+        embedding whose rows share the EMBED's one output scale)."""
         if self.weights == "ternary":
             gamma = max(float(np.abs(w).mean()), 1e-5)
             return np.clip(np.round(w / gamma), -1, 1).astype(np.int64), np.full(w.shape[0], gamma), 2
@@ -91,6 +98,8 @@ class Builder:
         qp = 2 ** (b - 1) - 1
         axes = tuple(range(1, w.ndim))
         step = 2.0 * np.abs(w).mean(axis=axes) / math.sqrt(qp)
+        if per_tensor:
+            step = np.full(w.shape[0], float(step.mean()))
         q = np.clip(np.round(w / step.reshape((-1,) + (1,) * (w.ndim - 1))), -qp - 1, qp)
         return q.astype(np.int64), step, b
 
@@ -148,10 +157,10 @@ class Builder:
         self.set_rq(i, 2.0 ** -16 / out, out)
         return self.done(i)
 
-    def matmul(self, name, a, b, trans_a=False, trans_b=False, factor=1.0):
+    def matmul(self, name, a, b, trans_a=False, trans_b=False, factor=1.0, grouped=False):
         la, lb = self.net.layers[a], self.net.layers[b]
-        i = self.net.matmul(name, a, b, trans_a=trans_a, trans_b=trans_b, bits=8, signed=True, zp=0, scale=1.0,
-                            multiplier=1e-3)
+        i = self.net.matmul(name, a, b, trans_a=trans_a, trans_b=trans_b, grouped=grouped, bits=8, signed=True,
+                            zp=0, scale=1.0, multiplier=1e-3)
         real = Q.layer_accumulator(self.net, i, self.outs, 32) * la.out_scale * lb.out_scale * factor
         out = self.calib(real)
         self.set_rq(i, la.out_scale * lb.out_scale * factor / out, out)
@@ -209,15 +218,20 @@ class Builder:
         return self.done(i)
 
 
-def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static"):
+def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static", embed=False, lm_head=False):
     """act: "static" (8-bit activations with calibrated scales) or "dynamic" (BitNet b1.58:
-    per-token absmax int8 in front of every projection, its scale re-applied after)."""
+    per-token absmax int8 in front of every projection, its scale re-applied after). Decoders:
+    embed = the input is token ids through an EMBED table [vocab][d]; lm_head = a final norm, the
+    LM head (1x1 conv to vocab channels, weights at the net's precision) and an ARGMAX per token."""
     cfg = NETS[net_name]
     L = cfg["layers"] if layers is None else layers
     d, H = cfg["d"], cfg["heads"]
+    KVH = cfg.get("kv_heads", H)
+    tied = embed and lm_head and cfg.get("tied", False)
     dh = d // H
-    tag = "%s_%s%s%s" % (net_name, weights, "_dyn" if act == "dynamic" else "",
-                         "" if layers is None else "_l%d" % layers)
+    tag = "%s_%s%s%s%s%s" % (net_name, weights, "_dyn" if act == "dynamic" else "",
+                             "" if layers is None else "_l%d" % layers, "_emb" if embed else "",
+                             "_head" if lm_head else "")
     b = Builder(tag, weights, seed)
     net = b.net
     if "image" in cfg:
@@ -228,6 +242,24 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static"):
         pe = b.conv("patch_embed", x0, d, k=cfg["patch"], stride=cfg["patch"])
         T = net.layers[pe].out_h * net.layers[pe].out_w
         cur = b.done(net.reshape("tokens", pe, d, T, 1))
+    elif embed:   # token ids (uint16: GPT-2's 50257 and Llama's 32000 fit) through the embedding table
+        T = tokens or cfg["tokens"]
+        x0 = net.input("token_ids", c=1, h=T, w=1, bits=16, signed=False, zp=0, scale=0.0)
+        b.x = b.rng.integers(0, cfg["vocab"], size=(1, T, 1)).astype(np.int32)
+        b.done(x0)
+        pos = None   # GPT-2's learned position embedding (wpe), added to the token rows in the EMBED
+        if cfg.get("positions"):
+            pos = np.clip(np.round(b.rng.normal(size=(cfg["positions"], d)) * 8), -127, 127).astype(np.int64)
+        if tied:     # one tensor [vocab][d][1][1]: the embedding rows and the LM head's weights
+            w = b.rng.normal(size=(cfg["vocab"], d, 1, 1)) / math.sqrt(d)
+            q, step, wbits = b.quant_weights(w, per_tensor=True)
+            table = net.add_tensor("wte", q, Q.dtype_for_bits(wbits), True, scale=step, axis=0)
+            cur = b.done(net.embed("embed_tokens", x0, table, positions=pos, pbits=8, bits=8, signed=True, zp=0,
+                                   scale=float(step[0])))
+        else:
+            table = np.clip(np.round(b.rng.normal(size=(cfg["vocab"], d)) * 24), -127, 127).astype(np.int64)
+            cur = b.done(net.embed("embed_tokens", x0, table, tbits=8, positions=pos, pbits=8, bits=8, signed=True,
+                                   zp=0, scale=1 / 32))
     else:
         T = tokens or cfg["tokens"]
         x0 = net.input("embeddings", c=d, h=T, w=1, bits=8, signed=True, zp=0, scale=1 / 32)
@@ -238,18 +270,21 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static"):
         p = "l%d." % li
         aq = {} if act == "dynamic" else None
         h = norm(p + "ln1", cur)
-        q, k, v = (b.linear(p + n, h, d, aq) for n in ("q", "k", "v"))
+        # grouped-query attention: K and V have KVH heads, each shared by H / KVH query heads
+        q, k, v = b.linear(p + "q", h, d, aq), b.linear(p + "k", h, KVH * dh, aq), b.linear(p + "v", h, KVH * dh, aq)
         if cfg.get("rope"):  # rotary position embeddings of Q and K, tokens at positions 0..T-1 (table: max context)
             mc = cfg.get("max_context")
             q, k = b.rope(p + "rope_q", q, dh, cfg["rope"], mc), b.rope(p + "rope_k", k, dh, cfg["rope"], mc)
-        qh, kh, vh = (b.done(net.reshape(p + n + "_heads", src, H, dh, T)) for n, src in (("q", q), ("k", k), ("v", v)))
+        qh = b.done(net.reshape(p + "q_heads", q, H, dh, T))
+        kh, vh = (b.done(net.reshape(p + n + "_heads", src, KVH, dh, T)) for n, src in (("k", k), ("v", v)))
         if cfg.get("max_context"):  # decoders: K and V cached for decode steps (docs/decode.md)
             kh = b.done(net.kvcache(p + "k_cache", kh, cfg["max_context"]))
             vh = b.done(net.kvcache(p + "v_cache", vh, cfg["max_context"]))
-        s = b.matmul(p + "scores", qh, kh, trans_a=True, factor=1 / math.sqrt(dh))
+        gqa = KVH != H
+        s = b.matmul(p + "scores", qh, kh, trans_a=True, factor=1 / math.sqrt(dh), grouped=gqa)
         # decoders: query i sees keys j <= i (docs/qbin.md, SOFTMAX causal mask, offset 0 for a prompt)
         pr = b.done(net.softmax(p + "softmax", s, axis=2, bits=8, causal=bool(cfg.get("causal"))))
-        o = b.matmul(p + "attn_v", vh, pr, trans_b=True)
+        o = b.matmul(p + "attn_v", vh, pr, trans_b=True, grouped=gqa)
         om = b.done(net.reshape(p + "merge_heads", o, d, T, 1))
         cur = b.add(p + "res1", cur, b.linear(p + "proj", om, d, aq))
         h2 = norm(p + "ln2", cur)
@@ -270,6 +305,18 @@ def build(net_name, weights, layers=None, tokens=None, seed=2026, act="static"):
         out = b.calib(real)
         b.set_rq(i, net.layers[g].out_scale * step / out, out)
         b.done(i)
+    if lm_head:   # final norm, LM head to the vocabulary, greedy choice of the next token per position
+        h = norm("norm_f", cur)
+        if tied:      # the LM head's weight is the embedding table
+            s_in, step = net.layers[h].out_scale, net.tensors[table].q_scale.astype(np.float64)
+            i = net.conv("lm_head", h, table, bits=8, signed=True, zp=0, scale=1.0, multiplier=1e-3)
+            real = Q.layer_accumulator(net, i, b.outs, 32).astype(np.float64) * s_in * step.reshape(-1, 1, 1)
+            out = b.calib(real)
+            b.set_rq(i, s_in * step / out, out)
+            logits = b.done(i)
+        else:
+            logits = b.conv("lm_head", h, cfg["vocab"])
+        b.done(net.argmax("next_token", logits, bits=16))
     net.validate()
     return net, b.x
 
@@ -283,7 +330,11 @@ def main(argv=None):
     ap.add_argument("--act", choices=("static", "dynamic"), default="static",
                     help="activations: static 8-bit scales, or BitNet's dynamic per-token absmax int8 "
                          "(dynquant before every projection, its scale re-applied by a row-absmax mul)")
-    ap.add_argument("-o", "--out", help="output .qbin (default NET_WEIGHTS[_lN].qbin here)")
+    ap.add_argument("--embed", action="store_true",
+                    help="decoders: the input is token ids (uint16) through the embedding table (EMBED)")
+    ap.add_argument("--lm-head", action="store_true",
+                    help="decoders: end with a final norm, the LM head (1x1 conv to the vocabulary) and ARGMAX")
+    ap.add_argument("-o", "--out", help="output .qbin (default NET_WEIGHTS[_lN][_emb][_head].qbin here)")
     ap.add_argument("--input-out", help="also write the calibration input as .npy")
     a = ap.parse_args(argv)
     if a.layers is not None and not 1 <= a.layers <= NETS[a.net]["layers"]:
@@ -292,7 +343,9 @@ def main(argv=None):
     if a.tokens is not None and ("tokens" not in NETS[a.net] or not 1 <= a.tokens <= top):
         ap.error("--tokens applies to bert_base (1..2048), gpt2_small (1..1024: its maximum context) and "
                  "llama_style (1..2048)")
-    net, x = build(a.net, a.weights, a.layers, a.tokens, act=a.act)
+    if (a.embed or a.lm_head) and "vocab" not in NETS[a.net]:
+        ap.error("--embed and --lm-head apply to the decoders (gpt2_small, llama_style)")
+    net, x = build(a.net, a.weights, a.layers, a.tokens, act=a.act, embed=a.embed, lm_head=a.lm_head)
     path = a.out or net.name + ".qbin"
     net.save(path)
     if a.input_out:
