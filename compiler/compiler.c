@@ -431,6 +431,40 @@ static qs_status emit_load(emitter *e, int32_t layer, int32_t group, qs_mem mem,
     return push_insn(&e->iv, &in, err);
 }
 
+/* The STORE of a tile's results from the accumulator buffer to DRAM (always
+ * behind the compute or PPU step that made them); adds its bytes to *dram_out. */
+static qs_status emit_store(emitter *e, int32_t layer, int32_t group, int64_t m0, int64_t m_len, int64_t n0,
+                            int64_t n_len, const dma_pat *pat, int64_t *dram_out, qs_error *err)
+{
+    qs_insn s;
+    memset(&s, 0, sizeof s);
+    s.op = QS_OP_STORE;
+    s.mem = QS_MEM_ACCUM;
+    s.layer = (uint16_t)layer;
+    s.group = (uint16_t)group;
+    s.m0 = (uint32_t)m0;
+    s.m_len = (uint32_t)m_len;
+    s.n0 = (uint32_t)n0;
+    s.n_len = (uint32_t)n_len;
+    int64_t moved = 0;
+    qs_status st = set_pattern(&s, pat, &moved, err);
+    if (st) return st;
+    s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
+    *dram_out += moved;
+    return push_insn(&e->iv, &s, err);
+}
+
+/* A post-processing step of one tile, ordered by deps like a compute step. */
+static qs_status emit_pass(emitter *e, int32_t layer, uint32_t deps, qs_error *err)
+{
+    qs_insn p;
+    memset(&p, 0, sizeof p);
+    p.op = QS_OP_PASS;
+    p.layer = (uint16_t)layer;
+    p.deps = deps;
+    return push_insn(&e->iv, &p, err);
+}
+
 static uint32_t dram_alloc(emitter *e, int64_t bytes)
 {
     uint32_t a = e->dram_top;
@@ -604,22 +638,11 @@ static qs_status emit_gemm_layer(const qs_net *net, const qs_arch *arch, int32_t
                     if (need_i || need_w) c.deps |= QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
                     if ((st = push_insn(&e->iv, &c, err))) return st;
                 }
-                qs_insn s;
-                memset(&s, 0, sizeof s);
-                s.op = QS_OP_STORE;
-                s.mem = QS_MEM_ACCUM;
-                s.layer = (uint16_t)li;
-                s.group = (uint16_t)g;
-                s.m0 = (uint32_t)m0; s.m_len = (uint32_t)mlen;
-                s.n0 = (uint32_t)n0; s.n_len = (uint32_t)nlen;
                 /* channels g*N + n0 .. +nlen of the CHW output, pixels m0 .. +mlen of each */
-                int64_t plane = (int64_t)d.M * L->out_bits, ob;
+                int64_t plane = (int64_t)d.M * L->out_bits;
                 dma_pat op = pat_runs(m->out_addr, ((int64_t)g * d.N + n0) * plane + (int64_t)m0 * L->out_bits, nlen,
                                       (int64_t)mlen * L->out_bits, plane);
-                if ((st = set_pattern(&s, &op, &ob, err))) return st;
-                s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
-                m->dram_out += ob;
-                if ((st = push_insn(&e->iv, &s, err))) return st;
+                if ((st = emit_store(e, li, g, m0, mlen, n0, nlen, &op, &m->dram_out, err))) return st;
             }
         }
     }
@@ -684,25 +707,11 @@ static qs_status emit_ppu_layer(const qs_net *net, const qs_arch *arch, int32_t 
             if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &pats[i], &moved, i == 0, i == n_pats - 1, err))) return st;
             m->dram_ifmap += moved;
         }
-        qs_insn p;
-        memset(&p, 0, sizeof p);
-        p.op = QS_OP_PASS;
-        p.layer = (uint16_t)li;
-        p.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT;
-        if ((st = push_insn(&e->iv, &p, err))) return st;
-        qs_insn s;
-        memset(&s, 0, sizeof s);
-        s.op = QS_OP_STORE;
-        s.mem = QS_MEM_ACCUM;
-        s.layer = (uint16_t)li;
-        s.m0 = (uint32_t)c0;
-        s.m_len = (uint32_t)cl;
-        int64_t plane_bits = (int64_t)L->out_h * L->out_w * L->out_bits, ob;
+        if ((st = emit_pass(e, li, QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT, err)))
+            return st;
+        int64_t plane_bits = (int64_t)L->out_h * L->out_w * L->out_bits;
         dma_pat op = pat_runs(m->out_addr, c0 * plane_bits, 1, cl * plane_bits, 0);
-        if ((st = set_pattern(&s, &op, &ob, err))) return st;
-        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
-        m->dram_out += ob;
-        if ((st = push_insn(&e->iv, &s, err))) return st;
+        if ((st = emit_store(e, li, 0, c0, cl, 0, 0, &op, &m->dram_out, err))) return st;
     }
     return QS_OK;
 }
@@ -736,24 +745,10 @@ static qs_status emit_kvcache_append(const qs_net *net, const qs_arch *arch, int
         dma_pat ip = pat_runs(addr_of[L->inputs[0]], c0 * H * Wn * bits, 1, cl * H * Wn * bits, 0);
         if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, 1, err))) return st;
         m->dram_ifmap += moved;
-        qs_insn p;
-        memset(&p, 0, sizeof p);
-        p.op = QS_OP_PASS;
-        p.layer = (uint16_t)li;
-        p.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT;
-        if ((st = push_insn(&e->iv, &p, err))) return st;
-        qs_insn s;
-        memset(&s, 0, sizeof s);
-        s.op = QS_OP_STORE;
-        s.mem = QS_MEM_ACCUM;
-        s.layer = (uint16_t)li;
-        s.m0 = (uint32_t)c0;
-        s.m_len = (uint32_t)cl;
+        if ((st = emit_pass(e, li, QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT, err)))
+            return st;
         dma_pat op = pat_runs(m->out_addr, (c0 * H * W + past) * bits, cl * H, Wn * bits, W * bits);
-        if ((st = set_pattern(&s, &op, &moved, err))) return st;
-        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
-        m->dram_out += moved;
-        if ((st = push_insn(&e->iv, &s, err))) return st;
+        if ((st = emit_store(e, li, 0, c0, cl, 0, 0, &op, &m->dram_out, err))) return st;
     }
     return QS_OK;
 }
@@ -791,7 +786,7 @@ static qs_status emit_ppu_rows(const qs_net *net, const qs_arch *arch, int32_t l
      * lines: a row is W contiguous elements */
     const int by_position = !(L->kind == QS_L_SOFTMAX && QS_SOFTMAX_AXIS(L->param) == 2);
     for (int64_t p0 = 0; p0 < P; p0 += chunk) {
-        int64_t pl = P - p0 < chunk ? P - p0 : chunk, moved, ob;
+        int64_t pl = P - p0 < chunk ? P - p0 : chunk, moved;
         dma_pat ip = by_position ? pat_runs(addr_of[L->inputs[0]], p0 * IN->out_bits, C, pl * IN->out_bits,
                                             P * IN->out_bits)
                                  : pat_runs(addr_of[L->inputs[0]], p0 * C * IN->out_bits, 1, pl * C * IN->out_bits, 0);
@@ -802,25 +797,11 @@ static qs_status emit_ppu_rows(const qs_net *net, const qs_arch *arch, int32_t l
             if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip2, &moved, 0, 1, err))) return st;
             m->dram_ifmap += moved;
         }
-        qs_insn p;
-        memset(&p, 0, sizeof p);
-        p.op = QS_OP_PASS;
-        p.layer = (uint16_t)li;
-        p.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT;
-        if ((st = push_insn(&e->iv, &p, err))) return st;
-        qs_insn s;
-        memset(&s, 0, sizeof s);
-        s.op = QS_OP_STORE;
-        s.mem = QS_MEM_ACCUM;
-        s.layer = (uint16_t)li;
-        s.m0 = (uint32_t)p0;
-        s.m_len = (uint32_t)pl;
+        if ((st = emit_pass(e, li, QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT, err)))
+            return st;
         dma_pat op = by_position ? pat_runs(m->out_addr, p0 * L->out_bits, C, pl * L->out_bits, P * L->out_bits)
                                  : pat_runs(m->out_addr, p0 * C * L->out_bits, 1, pl * C * L->out_bits, 0);
-        if ((st = set_pattern(&s, &op, &ob, err))) return st;
-        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
-        m->dram_out += ob;
-        if ((st = push_insn(&e->iv, &s, err))) return st;
+        if ((st = emit_store(e, li, 0, p0, pl, 0, 0, &op, &m->dram_out, err))) return st;
     }
     return QS_OK;
 }
@@ -862,7 +843,7 @@ static qs_status emit_embed_layer(const qs_net *net, const qs_arch *arch, int32_
     if (chunk > V) chunk = V; /* the stand-in rows of a tile are distinct rows of the table */
     m->tm = (int32_t)chunk;
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
-        int64_t tl = T - t0 < chunk ? T - t0 : chunk, moved, ob, stride_rows = V / tl;
+        int64_t tl = T - t0 < chunk ? T - t0 : chunk, moved, stride_rows = V / tl;
         dma_pat ip = pat_runs(addr_of[L->inputs[0]], t0 * IDS->out_bits, 1, tl * IDS->out_bits, 0);
         if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &ip, &moved, 1, 0, err))) return st;
         m->dram_ifmap += moved;
@@ -876,24 +857,10 @@ static qs_status emit_embed_layer(const qs_net *net, const qs_arch *arch, int32_
             if ((st = emit_load(e, li, 0, QS_MEM_IFMAP, &pp, &moved, 0, 1, err))) return st;
             m->dram_weight += moved;
         }
-        qs_insn p;
-        memset(&p, 0, sizeof p);
-        p.op = QS_OP_PASS;
-        p.layer = (uint16_t)li;
-        p.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT;
-        if ((st = push_insn(&e->iv, &p, err))) return st;
-        qs_insn s;
-        memset(&s, 0, sizeof s);
-        s.op = QS_OP_STORE;
-        s.mem = QS_MEM_ACCUM;
-        s.layer = (uint16_t)li;
-        s.m0 = (uint32_t)t0;
-        s.m_len = (uint32_t)tl;
+        if ((st = emit_pass(e, li, QS_DEP_POP_PREV | QS_DEP_PUSH_PREV | QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT, err)))
+            return st;
         dma_pat op = pat_runs(m->out_addr, t0 * L->out_bits, d, tl * L->out_bits, T * L->out_bits);
-        if ((st = set_pattern(&s, &op, &ob, err))) return st;
-        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
-        m->dram_out += ob;
-        if ((st = push_insn(&e->iv, &s, err))) return st;
+        if ((st = emit_store(e, li, 0, t0, tl, 0, 0, &op, &m->dram_out, err))) return st;
     }
     return QS_OK;
 }
@@ -937,19 +904,8 @@ static qs_status emit_argmax_layer(const qs_net *net, const qs_arch *arch, int32
             if (c0 + cl == C) p.deps |= QS_DEP_PUSH_NEXT;
             if ((st = push_insn(&e->iv, &p, err))) return st;
         }
-        qs_insn s;
-        memset(&s, 0, sizeof s);
-        s.op = QS_OP_STORE;
-        s.mem = QS_MEM_ACCUM;
-        s.layer = (uint16_t)li;
-        s.m0 = (uint32_t)p0;
-        s.m_len = (uint32_t)pl;
-        int64_t ob;
         dma_pat op = pat_runs(m->out_addr, p0 * L->out_bits, 1, pl * L->out_bits, 0);
-        if ((st = set_pattern(&s, &op, &ob, err))) return st;
-        s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
-        m->dram_out += ob;
-        if ((st = push_insn(&e->iv, &s, err))) return st;
+        if ((st = emit_store(e, li, 0, p0, pl, 0, 0, &op, &m->dram_out, err))) return st;
     }
     return QS_OK;
 }
@@ -1068,21 +1024,9 @@ static qs_status emit_matmul_layer(const qs_net *net, const qs_arch *arch, int32
                 g.deps = QS_DEP_POP_NEXT | QS_DEP_PUSH_NEXT;
                 if (need_a || need_b) g.deps |= QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
                 if ((st = push_insn(&e->iv, &g, err))) return st;
-                qs_insn s;
-                memset(&s, 0, sizeof s);
-                s.op = QS_OP_STORE;
-                s.mem = QS_MEM_ACCUM;
-                s.layer = (uint16_t)li;
-                s.group = (uint16_t)b;
-                s.m0 = (uint32_t)m0; s.m_len = (uint32_t)mlen;
-                s.n0 = (uint32_t)n0; s.n_len = (uint32_t)nlen;
-                int64_t ob;
                 dma_pat op = pat_runs(m->out_addr, (((int64_t)b * d.M + m0) * d.N + n0) * L->out_bits, mlen,
                                       (int64_t)nlen * L->out_bits, (int64_t)d.N * L->out_bits);
-                if ((st = set_pattern(&s, &op, &ob, err))) return st;
-                s.deps = QS_DEP_POP_PREV | QS_DEP_PUSH_PREV;
-                m->dram_out += ob;
-                if ((st = push_insn(&e->iv, &s, err))) return st;
+                if ((st = emit_store(e, li, b, m0, mlen, n0, nlen, &op, &m->dram_out, err))) return st;
             }
         }
 #undef MM_A_BYTES
