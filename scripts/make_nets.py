@@ -76,17 +76,11 @@ def make_demo_w2a4() -> Net:
     return net
 
 
-def make_xfmr_tiny() -> Net:
-    """A pre-norm transformer block (format version 2): 8 hidden channels x 6 tokens, 2
-    heads; layernorm, ternary 1x1-conv projections, head split/merge by reshape, both
-    attention matmuls, softmax over the keys, residual adds, rmsnorm, a table SiLU gating
-    a second projection (SwiGLU's mul). Multipliers are calibrated on one input so that
-    each accumulator's spread fills its output range."""
+def calibrating(net, x):
+    """A function to call on each layer just added to net, in order: it sets a requantizing
+    layer's multiplier so that its accumulators (on input x) fill half the output range, then
+    evaluates the layer with the reference, and returns the layer's index."""
     import qsim_qbin as Q
-    rng = np.random.default_rng(13)
-    d, heads, T = 8, 2, 6
-    net = Net("xfmr_tiny")
-    x = rng.integers(-100, 100, size=(d, T, 1))
     outs = []
 
     def done(i):
@@ -97,6 +91,20 @@ def make_xfmr_tiny() -> Net:
             l.rq_mult, l.rq_shift = np.array([m], np.int32), np.array([sh], np.int8)
         outs.append(Q.eval_layer(net, i, outs, 32, x))
         return i
+    return done
+
+
+def make_xfmr_tiny() -> Net:
+    """A pre-norm transformer block (format version 2): 8 hidden channels x 6 tokens, 2
+    heads; layernorm, ternary 1x1-conv projections, head split/merge by reshape, both
+    attention matmuls, softmax over the keys, residual adds, rmsnorm, a table SiLU gating
+    a second projection (SwiGLU's mul). Multipliers are calibrated on one input so that
+    each accumulator's spread fills its output range."""
+    rng = np.random.default_rng(13)
+    d, heads, T = 8, 2, 6
+    net = Net("xfmr_tiny")
+    x = rng.integers(-100, 100, size=(d, T, 1))
+    done = calibrating(net, x)
 
     def ternary(shape):
         return np.clip(np.round(rng.normal(size=shape) / 1.25), -1, 1).astype(np.int64)
@@ -128,21 +136,11 @@ def make_decoder_tiny() -> Net:
     projections with each token's scale re-applied after them (row-absmax mul), rotary
     position embeddings of Q and K, a causal softmax, a table SiLU and residual adds.
     Calibrated like xfmr_tiny."""
-    import qsim_qbin as Q
     rng = np.random.default_rng(17)
     d, heads, T = 16, 2, 24   # 24 tokens: small ifmap buffers need several row tiles (tests/test_compiler.c)
     net = Net("decoder_tiny")
     x = rng.integers(-100, 100, size=(d, T, 1))
-    outs = []
-
-    def done(i):
-        l = net.layers[i]
-        if l.kind in Q.REQUANT_KINDS and l.kind not in (Q.L_LAYERNORM, Q.L_RMSNORM):
-            acc = Q.layer_accumulator(net, i, outs, 32).astype(np.float64)
-            m, sh = Q.quantize_multiplier((l.clamp_hi - l.clamp_lo) / (2.0 * (np.abs(acc).max() + 1.0)))
-            l.rq_mult, l.rq_shift = np.array([m], np.int32), np.array([sh], np.int8)
-        outs.append(Q.eval_layer(net, i, outs, 32, x))
-        return i
+    done = calibrating(net, x)
 
     def ternary(shape):
         return np.clip(np.round(rng.normal(size=shape) / 1.25), -1, 1).astype(np.int64)
@@ -181,22 +179,12 @@ def make_lm_tiny() -> Net:
     embedding table [300][16] plus position rows 2..25 of a [32][16] table -> one block with grouped-query attention (4 query heads
     sharing 2 key/value heads, dh = 4, causal) -> final rmsnorm -> LM head (1x1 conv to the 300
     vocabulary channels) -> argmax per token. Calibrated like xfmr_tiny."""
-    import qsim_qbin as Q
     rng = np.random.default_rng(23)
     d, heads, kv_heads, T, vocab = 16, 4, 2, 24, 300
     dh = d // heads
     net = Net("lm_tiny")
     ids = rng.integers(0, vocab, size=(1, T, 1))
-    outs = []
-
-    def done(i):
-        l = net.layers[i]
-        if l.kind in Q.REQUANT_KINDS and l.kind not in (Q.L_LAYERNORM, Q.L_RMSNORM):
-            acc = Q.layer_accumulator(net, i, outs, 32).astype(np.float64)
-            m, sh = Q.quantize_multiplier((l.clamp_hi - l.clamp_lo) / (2.0 * (np.abs(acc).max() + 1.0)))
-            l.rq_mult, l.rq_shift = np.array([m], np.int32), np.array([sh], np.int8)
-        outs.append(Q.eval_layer(net, i, outs, 32, ids))
-        return i
+    done = calibrating(net, ids)
 
     def w8(shape):
         return np.clip(np.round(rng.normal(size=shape) * 40), -127, 127).astype(np.int64)
