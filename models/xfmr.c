@@ -345,6 +345,8 @@ qs_status qs_decode_roles(const qs_net *net, const char *where, uint8_t (*roles)
         case QS_L_LAYERNORM:
         case QS_L_RMSNORM:
         case QS_L_DYNQUANT:
+        case QS_L_EMBED:  /* each token's id -> its row */
+        case QS_L_ARGMAX: /* each token's channels -> one index */
             memcpy(r, a, 3);
             break;
         case QS_L_ROPE:
@@ -484,6 +486,16 @@ qs_status qs_decode_step_net(const qs_net *net, const char *where, const uint8_t
                                (long long)t->shape[0], (long long)off, (long long)(off + tokens));
             }
             L->param = (int32_t)((L->param & 0xffff) | (off << 16));
+        } else if (L->kind == QS_L_EMBED && L->bias >= 0) { /* the position table's rows follow the tokens */
+            int64_t off = (int64_t)L->param + past;
+            const qs_tensor *t = &net->tensors[L->bias];
+            if (off + tokens > t->shape[0]) {
+                qs_decode_step_free(s);
+                return qs_fail(err, QS_ERR_FORMAT, "%s: layer %d '%s' (embed): position table '%s' holds %lld "
+                               "positions; a decode step at position %lld needs %lld", where, (int)li, L->name,
+                               t->name, (long long)t->shape[0], (long long)off, (long long)(off + tokens));
+            }
+            L->param = (int32_t)off;
         }
     }
     s->n_tensors = net->n_tensors + n_caches;

@@ -13,6 +13,9 @@ two files differ in their token axis only. Then, for each net:
 - `qsim run NET_T --input P.npy --decode N --decode-input S.npy --decode-outputs O.npy` gives
   those rows too, with the fast and the detailed engine, on two presets (dlac with a 32-bit
   accumulator, tpu_int8); the two engines' decode JSON agree on every field but the engine name;
+- two language models (token ids -> embedding with a position table -> blocks -> LM head ->
+  argmax) decoded greedily, each step's input the previous step's id: every chosen id equals the
+  prefill of the prompt plus the ids chosen before it, for both engines and the reference;
 - without --decode-input (each step's input the last output row before it), qsim equals
   qbin.decode with the same feedback;
 - the per-step cycles and KV bytes read grow with the context (the cache is re-read each step).
@@ -65,8 +68,14 @@ def build(Q, spec, tokens):
         return net.mul(name + ".rescale", c, src, rowmax=True, multiplier=rng.uniform(0.002, 0.01) * 16 / (1 << abits),
                        **out())
 
-    x = net.input("x", c=d, h=tokens, w=1, bits=abits, signed=True, zp=0, scale=s_act)
-    cur = x
+    if spec.get("vocab"):  # a language model: token ids -> embedding with positions
+        V = spec["vocab"]
+        ids = net.input("ids", c=1, h=tokens, w=1, bits=16, signed=False, zp=0, scale=0.0)
+        cur = net.embed("wte", ids, rng.integers(lo, hi + 1, size=(V, d)), tbits=abits,
+                        positions=rng.integers(lo // 2, hi // 2 + 1, size=(spec.get("pos_rows", maxctx), d)),
+                        pbits=abits, **out())
+    else:
+        cur = net.input("x", c=d, h=tokens, w=1, bits=abits, signed=True, zp=0, scale=s_act)
     for b in range(spec["blocks"]):
         p = "b%d." % b
         aq = {}
@@ -92,8 +101,63 @@ def build(Q, spec, tokens):
             f = net.lut(p + "gelu", proj(p + "fc1", h2, 2 * d, aq2),
                         fn=lambda t: 0.5 * t * (1 + math.erf(t / math.sqrt(2))), **out())
         cur = net.add(p + "res2", cur, proj(p + "fc2", f, d, aq2), 1, 1, **out())
+    if spec.get("vocab"):  # final norm, LM head, the greedy choice: the next token's id
+        logits = conv("lm_head", norm("norm_f", cur), spec["vocab"])
+        net.argmax("next_token", logits, bits=16)
     net.validate()
     return net
+
+
+def check_greedy(Q, a, tmp, rng, n):
+    """A language model (ids -> embedding with positions -> blocks -> LM head -> argmax) decoded
+    greedily: each step's input is the previous step's next-token id. Step i's id must equal
+    what one prefill of the prompt followed by the ids chosen so far gives at position T + i --
+    for qsim (both engines) and for the reference's decode."""
+    heads = int(rng.integers(1, 3))
+    spec = dict(seed=int(rng.integers(1 << 30)), heads=heads, d=heads * 2 * int(rng.integers(2, 4)), abits=8,
+                wbits=int(rng.choice([2, 4, 8])), blocks=int(rng.integers(1, 3)), llama=bool(n % 2), dyn=False,
+                vocab=int(rng.integers(20, 60)))
+    T, N = int(rng.integers(2, 6)), int(rng.integers(2, 5))
+    spec["max"] = T + N
+    net_t, net_tn = build(Q, spec, T), build(Q, spec, T + N)
+    prompt = rng.integers(0, spec["vocab"], size=(1, T, 1))
+    _, ref = Q.decode(net_t, prompt, N)
+    base = os.path.join(tmp, "lm%d" % n)
+    net_t.save(base + ".qbin")
+    np.save(base + ".prompt.npy", prompt.astype(np.uint16))
+    arch = os.path.join(a.src, "models", "arch", "dlac.cfg")
+    reports = {}
+    for eng in ("fast", "detailed"):
+        o, js = "%s.%s.npy" % (base, eng), "%s.%s.json" % (base, eng)
+        run([a.qsim, "run", "--arch", arch, base + ".qbin", "--input", base + ".prompt.npy", "--decode", str(N),
+             "--decode-outputs", o, "--json", js, "-q", "--engine", eng]
+            + [t for s_ in CONFIGS[0][1] for t in ("--set", s_)])
+        got = np.load(o).reshape(N)
+        first = Q.evaluate(net_t, prompt)[net_t.output][0, T - 1, 0]
+        chosen = np.concatenate([prompt.ravel(), [first], got[:N - 1]])
+        full = Q.evaluate(net_tn, chosen.reshape(1, T + N, 1))[net_tn.output][0, :, 0]
+        for i in range(N):
+            if got[i] != full[T + i] or got[i] != np.asarray(ref[i]).ravel()[0]:
+                raise SystemExit("FAIL lm %d %s (%s): step %d chose %d; the prefill of the chosen ids gives %d, "
+                                 "the reference's decode %d" % (n, spec, eng, i, got[i], full[T + i],
+                                                                 np.asarray(ref[i]).ravel()[0]))
+        reports[eng] = json.load(open(js))["decode_run"]
+        reports[eng].pop("engine")
+    if reports["fast"] != reports["detailed"]:
+        raise SystemExit("FAIL lm %d: fast and detailed decode reports differ" % n)
+    # a position table one row longer than the prompt: the second step is refused, naming the layer
+    short = build(Q, dict(spec, pos_rows=T + 1), T)
+    short.save(base + ".short.qbin")
+    r = subprocess.run([a.qsim, "run", "--arch", arch, base + ".short.qbin", "--input", base + ".prompt.npy",
+                        "--decode", "2", "-q"], capture_output=True, text=True)
+    want = "layer 1 'wte' (embed): position table 'wte.positions' holds %d positions; a decode step at " \
+           "position %d needs %d" % (T + 1, T + 1, T + 2)
+    if r.returncode != 1 or want not in r.stderr:
+        raise SystemExit("FAIL lm %d: a position table too short for step 2: rc %d, %s (want '%s')"
+                         % (n, r.returncode, r.stderr.strip(), want))
+    print("lm %d: vocab %d, d %d, %d blocks, %s, W%d: prompt %s, greedy %s: bit-exact, fast == detailed"
+          % (n, spec["vocab"], spec["d"], spec["blocks"], "llama" if spec["llama"] else "gpt2", spec["wbits"],
+             prompt.ravel().tolist(), got.tolist()))
 
 
 def run(cmd):
@@ -174,7 +238,11 @@ def main():
         print("net %d: d %d heads %d blocks %d T %d + %d steps, %s%s, W%d A%d: bit-exact, fast == detailed"
               % (n, spec["d"], spec["heads"], spec["blocks"], T, N, "llama" if spec["llama"] else "gpt2",
                  " dynquant" if spec["dyn"] else "", spec["wbits"], spec["abits"]))
-    print("e2e_decode: %d nets, %d runs: every step equals the prefill of T + N tokens" % (a.nets, checked))
+    for n in range(2):
+        check_greedy(Q, a, tmp, rng, n)
+        checked += 2
+    print("e2e_decode: %d nets and 2 language models, %d runs: every step equals the prefill of T + N tokens"
+          % (a.nets, checked))
 
 
 if __name__ == "__main__":

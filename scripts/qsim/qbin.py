@@ -1695,6 +1695,8 @@ def decode_step(net: Net, caches: dict, x_new, acc_bits: int = 32):
                     (((l.param >> SOFTMAX_OFFSET_SHIFT) + past) << SOFTMAX_OFFSET_SHIFT)
             elif l.kind == L_ROPE:
                 l.param = (l.param & 0xffff) | (((l.param >> 16) + past) << 16)
+            elif l.kind == L_EMBED and l.bias >= 0:    # position rows follow the tokens
+                l.param += past
         step = Net(net.name)
         step.tensors, step.layers = net.tensors, net.layers[:i] + [l]
         outs.append(eval_layer(step, i, outs, acc_bits, x_new))
