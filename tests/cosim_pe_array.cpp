@@ -300,8 +300,6 @@ bool write_gtkw(const Variant &v, const char *path)
     }
     const bool os = v.dataflow == QS_DF_OS;
     const int cntw = clog2(v.rows * v.cols + 1);
-    const int maxsh = v.wpb * ((1 << v.shift_w) - 1) * (os ? 1 : 2);
-    const int pw = 2 * v.op_w, spw = pw + maxsh, sw = (spw > v.acc_w ? spw : v.acc_w) + 1;
     fprintf(f, "[*] qsim: ready view of a PE-array RTL dump (qs_cosim --fst FILE)\n"
                "[*] made by qs_cosim --gtkw for variant %s: %dx%d %s, operands %d bits, acc %d bits\n"
                "[*] open: gtkwave DUMP.fst traces/pe_array.gtkw  (other variants: qs_cosim --gtkw)\n"
@@ -349,10 +347,11 @@ bool write_gtkw(const Variant &v, const char *path)
             alias(SDEC, "stationary", vec(pe + "y_q", v.op_w));
             alias(BIN, "stationary valid", pe + "y_v_q");
         }
-        alias(DEC, "slice index", vec(pe + "sh", v.shift_w + 1));
-        alias(SDEC, "multiplier in x (isolated)", vec(pe + "mx", v.op_w));
-        alias(SDEC, "multiplier in y (isolated)", vec(pe + "my", v.op_w));
-        alias(SDEC, "shifted product", vec(pe + "prod_sh", sw));
+        // the slice indices the product is shifted by (docs/timing.md); the multiplier's
+        // operands and the shifted product are locals of the step function (rtl/qs_pe_step.vh),
+        // which the dump does not hold
+        alias(DEC, "x slice index", vec(pe + "x_s_in", v.shift_w));
+        alias(DEC, os ? "y slice index" : "stationary slice index", vec(pe + (os ? "y_s_in" : "y_s_q"), v.shift_w));
         alias(BIN, "active", pe + "active");
         alias(BIN, "gated", pe + "gated");
         alias(BIN, "overflow", pe + "ovf");
