@@ -440,6 +440,7 @@ qs_status qs_decode_step_net(const qs_net *net, const char *where, const uint8_t
     if (net->n_tensors) memcpy(s->tensors, net->tensors, sizeof *s->tensors * (size_t)net->n_tensors);
     const int64_t keys = (int64_t)past + tokens;
     int32_t ci = 0;
+    /* refusals below free the step graph first: their messages name the layer from `net` */
     for (int32_t li = 0; li < net->n_layers; li++) {
         qs_layer *L = &s->layers[li];
         int32_t *ext[3] = {&L->out_c, &L->out_h, &L->out_w};
@@ -451,7 +452,8 @@ qs_status qs_decode_step_net(const qs_net *net, const char *where, const uint8_t
                 qs_decode_step_free(s);
                 return qs_fail(err, QS_ERR_FORMAT, "%s: layer %d '%s' (kvcache): a KV cache longer than its maximum: "
                                "%lld tokens (%d cached + %d new) exceed the maximum context %d", where, (int)li,
-                               L->name, (long long)keys, (int)past, (int)tokens, (int)L->param);
+                               net->layers[li].name, (long long)keys, (int)past, (int)tokens,
+                               (int)net->layers[li].param);
             }
             if (past > 0) { /* the cached rows, C x H x past, as a tensor the step reads */
                 qs_tensor *t = &s->tensors[net->n_tensors + ci];
@@ -473,7 +475,7 @@ qs_status qs_decode_step_net(const qs_net *net, const char *where, const uint8_t
             if (off > (INT32_MAX >> QS_SOFTMAX_OFFSET_SHIFT)) {
                 qs_decode_step_free(s);
                 return qs_fail(err, QS_ERR_FORMAT, "%s: layer %d '%s' (softmax): offset %lld too large", where,
-                               (int)li, L->name, (long long)off);
+                               (int)li, net->layers[li].name, (long long)off);
             }
             L->param = (int32_t)((L->param & ((1 << QS_SOFTMAX_OFFSET_SHIFT) - 1)) | (off << QS_SOFTMAX_OFFSET_SHIFT));
         } else if (L->kind == QS_L_ROPE) {
@@ -482,7 +484,7 @@ qs_status qs_decode_step_net(const qs_net *net, const char *where, const uint8_t
             if (off + tokens > t->shape[0] || off > 0x7fff) {
                 qs_decode_step_free(s);
                 return qs_fail(err, QS_ERR_FORMAT, "%s: layer %d '%s' (rope): table '%s' holds %lld positions; a "
-                               "decode step at position %lld needs %lld", where, (int)li, L->name, t->name,
+                               "decode step at position %lld needs %lld", where, (int)li, net->layers[li].name, t->name,
                                (long long)t->shape[0], (long long)off, (long long)(off + tokens));
             }
             L->param = (int32_t)((L->param & 0xffff) | (off << 16));
@@ -492,7 +494,7 @@ qs_status qs_decode_step_net(const qs_net *net, const char *where, const uint8_t
             if (off + tokens > t->shape[0]) {
                 qs_decode_step_free(s);
                 return qs_fail(err, QS_ERR_FORMAT, "%s: layer %d '%s' (embed): position table '%s' holds %lld "
-                               "positions; a decode step at position %lld needs %lld", where, (int)li, L->name,
+                               "positions; a decode step at position %lld needs %lld", where, (int)li, net->layers[li].name,
                                t->name, (long long)t->shape[0], (long long)off, (long long)(off + tokens));
             }
             L->param = (int32_t)off;
