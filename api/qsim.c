@@ -863,6 +863,10 @@ qsim_status qsim_run_with(const qsim_program *prog, const int32_t *inputs, int64
         st = qs_fail(&e, QS_ERR_RUN, "cannot start thread %d of --jobs %d", started + 1, (int)n_jobs);
         goto out;
     }
+    if (cosim && !jobs[0].failed) { /* the last clocks handed to the comparison */
+        st = qs_rtl_cosim_finish(cosim, &e);
+        if (st) goto out;
+    }
     for (int32_t k = 0; k < n_jobs; k++) /* the first failing inference's message */
         if (jobs[k].failed) {
             e = jobs[k].e;

@@ -227,19 +227,9 @@ module qs_pe_array #(
     /* verilator lint_on UNUSEDSIGNAL */
     generate
         if (ARRAY_STYLE != 0) begin : g_loop
-            // One PE's inputs and step: temporaries of the loop (blocking, set
-            // before they are read).
-            reg [XB-1:0]      l_x;
-            reg [W-1:0]       l_xv;
-            reg [SHIFT_W-1:0] l_xs, l_ys;
-            reg [NORTH_W-1:0] l_y;
-            reg               l_yv, l_psv;
-            reg [OFF_W-1:0]   l_yo;
-            reg [ACC_W-1:0]   l_ps;
-            reg [NW-1:0]      l_st;
-            // This clock's event counts, summed over the PEs as the loop
-            // goes (the registered counts of style 0's popcounts).
-            reg [CNT_W-1:0]   l_act, l_gate, l_ovf, cnt_act, cnt_gate, cnt_ovf;
+            // This clock's event counts (the registered counts of style 0's
+            // popcounts).
+            reg [CNT_W-1:0]   cnt_act, cnt_gate, cnt_ovf;
             // The word ports (OBS = 1), kept by the loop beside the registers
             // they show.
             reg [31:0]        accw_q    [0:N-1];
@@ -252,10 +242,17 @@ module qs_pe_array #(
             assign stat_w    = statw_q;
             assign south_w   = southw_q;
             assign south_v_w = southvw_q;
-            integer li, lj, lk;
             assign active_cnt = cnt_act;
             assign gated_cnt  = cnt_gate;
             assign ovf_cnt    = cnt_ovf;
+            // One clock of the whole array: for each PE its inputs (the west
+            // and north neighbours' registers of the last clock, or the edge
+            // ports), its step, its register writes, and this clock's event
+            // counts summed over the PEs. A task so that the generated C++
+            // has the temporaries as locals of one function: Verilator keeps
+            // a module-level temporary as a member of the model, which the
+            // compiler must store and reload around every register write.
+            //
             // Blocking writes, south-east corner first (as sim/pe_array.c
             // walks the array): a PE reads its west (k-1) and north (k-COLS)
             // neighbours before the loop reaches and overwrites them, so every
@@ -263,89 +260,108 @@ module qs_pe_array #(
             // nonblocking registers of style 0 do. Nothing else reads these
             // arrays during the edge (the outputs are continuous assignments).
             /* verilator lint_off BLKSEQ */
-            always @(posedge clk) begin
-                l_act = {CNT_W{1'b0}};
-                l_gate = {CNT_W{1'b0}};
-                l_ovf = {CNT_W{1'b0}};
-                for (li = ROWS - 1; li >= 0; li = li - 1)
-                    for (lj = COLS - 1; lj >= 0; lj = lj - 1) begin
-                        lk = li * COLS + lj;
-                        if (lj == 0) begin
-                            l_x  = west[li*XB +: XB];
-                            l_xv = west_valid[li*W +: W];
-                            l_xs = west_shift[li*SHIFT_W +: SHIFT_W];
-                        end else begin
-                            l_x  = x_q[lk-1];
-                            l_xv = xv_q[lk-1];
-                            l_xs = xs_q[lk-1];
-                        end
-                        if (li == 0) begin
-                            l_y   = north[lj*NORTH_W +: NORTH_W];
-                            l_yv  = north_valid[lj];
-                            l_ys  = north_shift[lj*SHIFT_W +: SHIFT_W];
-                            l_yo  = north_offset[lj*OFF_W +: OFF_W];
-                            l_ps  = {ACC_W{1'b0}};
-                            l_psv = 1'b0;
-                        end else begin
-                            l_y   = y_q[lk-COLS];
-                            l_yv  = yv_q[lk-COLS];
-                            l_ys  = ys_q[lk-COLS];
-                            l_yo  = yo_q[lk-COLS];
-                            l_ps  = acc_q[lk-COLS];
-                            l_psv = accv_q[lk-COLS];
-                        end
-                        l_st = pe_step(l_x, l_xv, l_xs, l_y, l_yv, l_ys, l_yo, l_ps, clear, load,
-                                       y_q[lk], yv_q[lk], ys_q[lk], acc_q[lk]);
-                        l_act  = l_act  + {{(CNT_W-1){1'b0}}, l_st[F_EN]};
-                        l_gate = l_gate + {{(CNT_W-1){1'b0}}, l_st[NW-2]};
-                        l_ovf  = l_ovf  + {{(CNT_W-1){1'b0}}, l_st[NW-3]};
-                        if (rst) begin
-                            x_q[lk] = {XB{1'b0}};
-                            xv_q[lk] = {W{1'b0}};
-                            xs_q[lk] = {SHIFT_W{1'b0}};
-                            y_q[lk] = {NORTH_W{1'b0}};
-                            yv_q[lk] = 1'b0;
-                            ys_q[lk] = {SHIFT_W{1'b0}};
-                            yo_q[lk] = {OFF_W{1'b0}};
-                            acc_q[lk] = {ACC_W{1'b0}};
-                            accv_q[lk] = 1'b0;
-                        end else if (IS_OS) begin
-                            x_q[lk] = l_x;
-                            xv_q[lk] = l_xv;
-                            y_q[lk] = l_y;
-                            yv_q[lk] = l_st[F_YV];
-                            ys_q[lk] = l_ys;
-                            yo_q[lk] = l_st[ACC_W +: OFF_W];
-                            if (l_st[F_EN])
-                                acc_q[lk] = l_st[ACC_W-1:0];
-                            else if (clear)
+            task array_clock;
+                output [CNT_W-1:0] n_act, n_gate, n_ovf;
+                integer           li, lj;
+                reg [XB-1:0]      l_x;
+                reg [W-1:0]       l_xv;
+                reg [SHIFT_W-1:0] l_xs, l_ys;
+                reg [NORTH_W-1:0] l_y;
+                reg               l_yv, l_psv;
+                reg [OFF_W-1:0]   l_yo;
+                reg [ACC_W-1:0]   l_ps;
+                reg [NW-1:0]      l_st;
+                reg [ACC_W-1:0]   l_acc;
+                integer           lk;
+                begin
+                    n_act = {CNT_W{1'b0}};
+                    n_gate = {CNT_W{1'b0}};
+                    n_ovf = {CNT_W{1'b0}};
+                    for (li = ROWS - 1; li >= 0; li = li - 1)
+                        for (lj = COLS - 1; lj >= 0; lj = lj - 1) begin
+                            lk = li * COLS + lj;
+                            if (lj == 0) begin
+                                l_x  = west[li*XB +: XB];
+                                l_xv = west_valid[li*W +: W];
+                                l_xs = west_shift[li*SHIFT_W +: SHIFT_W];
+                            end else begin
+                                l_x  = x_q[lk-1];
+                                l_xv = xv_q[lk-1];
+                                l_xs = xs_q[lk-1];
+                            end
+                            if (li == 0) begin
+                                l_y   = north[lj*NORTH_W +: NORTH_W];
+                                l_yv  = north_valid[lj];
+                                l_ys  = north_shift[lj*SHIFT_W +: SHIFT_W];
+                                l_yo  = north_offset[lj*OFF_W +: OFF_W];
+                                l_ps  = {ACC_W{1'b0}};
+                                l_psv = 1'b0;
+                            end else begin
+                                l_y   = y_q[lk-COLS];
+                                l_yv  = yv_q[lk-COLS];
+                                l_ys  = ys_q[lk-COLS];
+                                l_yo  = yo_q[lk-COLS];
+                                l_ps  = acc_q[lk-COLS];
+                                l_psv = accv_q[lk-COLS];
+                            end
+                            l_st = pe_step(l_x, l_xv, l_xs, l_y, l_yv, l_ys, l_yo, l_ps, clear, load,
+                                           y_q[lk], yv_q[lk], ys_q[lk], acc_q[lk]);
+                            n_act  = n_act  + {{(CNT_W-1){1'b0}}, l_st[F_EN]};
+                            n_gate = n_gate + {{(CNT_W-1){1'b0}}, l_st[NW-2]};
+                            n_ovf  = n_ovf  + {{(CNT_W-1){1'b0}}, l_st[NW-3]};
+                            if (rst) begin
+                                x_q[lk] = {XB{1'b0}};
+                                xv_q[lk] = {W{1'b0}};
+                                xs_q[lk] = {SHIFT_W{1'b0}};
+                                y_q[lk] = {NORTH_W{1'b0}};
+                                yv_q[lk] = 1'b0;
+                                ys_q[lk] = {SHIFT_W{1'b0}};
+                                yo_q[lk] = {OFF_W{1'b0}};
                                 acc_q[lk] = {ACC_W{1'b0}};
-                        end else if (load) begin
-                            y_q[lk] = l_y;
-                            yv_q[lk] = l_yv;
-                            ys_q[lk] = l_ys;
-                            xv_q[lk] = {W{1'b0}};
-                            accv_q[lk] = 1'b0;
-                        end else begin
-                            x_q[lk] = l_x;
-                            xv_q[lk] = l_xv;
-                            xs_q[lk] = l_xs;
-                            acc_q[lk] = l_st[F_EN] ? l_st[ACC_W-1:0] : l_ps;
-                            accv_q[lk] = l_st[F_X_OK] | l_psv;
-                        end
-                        // (what OS or OBS = 0 ties to 0 is written on reset only)
-                        if (OBS != 0 || rst)
-                            accw_q[lk] = OBS == 0 ? 32'd0 : {{(32-ACC_W){acc_q[lk][ACC_W-1]}}, acc_q[lk]};
-                        if ((OBS != 0 && !IS_OS) || rst) begin
-                            accvw_q[lk] = (OBS == 0 || IS_OS) ? 8'd0 : {7'd0, accv_q[lk]};
-                            statw_q[lk] = (OBS == 0 || IS_OS) ? 32'd0
-                                          : {{(32-NORTH_W){y_q[lk][NORTH_W-1]}}, y_q[lk]};
-                            if (li == ROWS - 1) begin
-                                southw_q[lj] = (OBS == 0 || IS_OS) ? 32'd0 : accw_q[lk];
-                                southvw_q[lj] = accvw_q[lk];
+                                accv_q[lk] = 1'b0;
+                            end else if (IS_OS) begin
+                                x_q[lk] = l_x;
+                                xv_q[lk] = l_xv;
+                                y_q[lk] = l_y;
+                                yv_q[lk] = l_st[F_YV];
+                                ys_q[lk] = l_ys;
+                                yo_q[lk] = l_st[ACC_W +: OFF_W];
+                                if (l_st[F_EN])
+                                    acc_q[lk] = l_st[ACC_W-1:0];
+                                else if (clear)
+                                    acc_q[lk] = {ACC_W{1'b0}};
+                            end else if (load) begin
+                                y_q[lk] = l_y;
+                                yv_q[lk] = l_yv;
+                                ys_q[lk] = l_ys;
+                                xv_q[lk] = {W{1'b0}};
+                                accv_q[lk] = 1'b0;
+                            end else begin
+                                x_q[lk] = l_x;
+                                xv_q[lk] = l_xv;
+                                xs_q[lk] = l_xs;
+                                acc_q[lk] = l_st[F_EN] ? l_st[ACC_W-1:0] : l_ps;
+                                accv_q[lk] = l_st[F_X_OK] | l_psv;
+                            end
+                            // (what OS or OBS = 0 ties to 0 is written on reset only)
+                            l_acc = acc_q[lk];
+                            if (OBS != 0 || rst)
+                                accw_q[lk] = OBS == 0 ? 32'd0 : {{(32-ACC_W){l_acc[ACC_W-1]}}, l_acc};
+                            if ((OBS != 0 && !IS_OS) || rst) begin
+                                accvw_q[lk] = (OBS == 0 || IS_OS) ? 8'd0 : {7'd0, accv_q[lk]};
+                                statw_q[lk] = (OBS == 0 || IS_OS) ? 32'd0
+                                              : {{(32-NORTH_W){y_q[lk][NORTH_W-1]}}, y_q[lk]};
+                                if (li == ROWS - 1) begin
+                                    southw_q[lj] = (OBS == 0 || IS_OS) ? 32'd0 : accw_q[lk];
+                                    southvw_q[lj] = accvw_q[lk];
+                                end
                             end
                         end
-                    end
+                end
+            endtask
+            always @(posedge clk) begin : pe_loop
+                reg [CNT_W-1:0] l_act, l_gate, l_ovf;
+                array_clock(l_act, l_gate, l_ovf);
                 cnt_act = rst ? {CNT_W{1'b0}} : l_act;
                 cnt_gate = rst ? {CNT_W{1'b0}} : l_gate;
                 cnt_ovf = rst ? {CNT_W{1'b0}} : l_ovf;

@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,22 +44,59 @@ typedef struct {
     char dir[1024];
 } model;
 
+/* One entry of the pipeline between the simulator's thread and the worker
+ * (see "the hook" below): a tile's start, or one clock's edge inputs and what
+ * the C model shows after it (acc, accv, stat row-major, as
+ * qs_pe_array_observe writes them). */
+enum { SLOT_TILE, SLOT_CLOCK };
+typedef struct {
+    int kind;
+    /* SLOT_TILE */
+    model *m;
+    qs_array_tile_info tile;
+    char layer[256];
+    /* SLOT_CLOCK */
+    uint64_t cycle, dump;
+    int32_t *west, *north, *south, *acc, *stat;
+    uint8_t *west_valid, *west_shift, *north_valid, *north_shift, *north_offset, *south_valid, *accv;
+    uint8_t clear, load, has_south;
+    uint32_t want[3]; /* active, gated, overflow counts */
+    int32_t *i32;
+    uint8_t *u8;      /* the storage the arrays point into */
+} slot;
+
+/* Slots in flight: enough to ride out the uneven clock costs of the two
+ * sides, few enough that their copies stay in the caches */
+#define RING 64
+
 struct qs_rtl_cosim {
     qs_rtl_cosim_opts o;
     char cache[1024], src[1024], verilator[1024];
     char vversion[256];
     model models[MAX_MODELS];
     int32_t n_models;
-    model *cur;                 /* the model of the followed tile */
-    qs_array_tile_info tile;    /* where it is */
-    char tile_layer[256];
-    uint64_t tile_clock;        /* clocks since the tile began */
+    model *cur;                 /* the model of the followed tile (simulator's side) */
     int fst_taken;              /* the FST goes to the first model co-simulated */
-    /* per clock: what the C model shows (acc, accv, stat: row-major, as
-     * qs_pe_array_observe writes them), and a copy of the RTL's accumulators
-     * for the one clock that QSIM_RTL_FLIP alters */
-    int32_t *acc, *stat, *flipped;
-    uint8_t *accv;
+    /* the pipeline: slots [tail, head) are filled and not yet consumed */
+    slot ring[RING];
+    size_t slot_lanes, slot_pes;
+    _Atomic uint64_t head, tail;
+    _Atomic int failed, quit, worker_sleeps, sim_sleeps;
+    _Atomic uint64_t sim_target; /* the simulator's thread sleeps until at most this many slots are left */
+    int threaded;               /* a worker thread consumes the slots (else post() does) */
+    int sync_made;              /* mu and the two conditions exist */
+    pthread_t worker;
+    pthread_mutex_t mu;
+    pthread_cond_t wake_worker, wake_sim;
+    /* the worker's side: the model and tile of the slots it consumes, and
+     * the first mismatch */
+    model *w_cur;
+    qs_array_tile_info w_tile;
+    char w_tile_layer[256];
+    uint64_t w_tile_clock;      /* clocks since the tile began */
+    qs_error w_err;
+    /* a copy of the RTL's accumulators for the one clock that QSIM_RTL_FLIP alters */
+    int32_t *flipped;
     size_t cap;
     /* test-only: QSIM_RTL_FLIP=CYCLE,ROW,COL flips bit 0 of that PE's RTL
      * accumulator as read at that simulator cycle (#N,ROW,COL: at the N-th
@@ -234,8 +273,9 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
     const int trace = r->o.fst != NULL && !r->fst_taken;
     m->traced = trace;
     char key[900];
-    sfmt(key, sizeof key, "%s trace=%d cflags=%s", pstr, trace,
-         getenv("QSIM_RTL_CFLAGS") ? getenv("QSIM_RTL_CFLAGS") : "");
+    /* the model's optimization flags: -O2 (docs/performance-rtl.md) */
+    const char *opt = getenv("QSIM_RTL_CFLAGS") && *getenv("QSIM_RTL_CFLAGS") ? getenv("QSIM_RTL_CFLAGS") : "-O2";
+    sfmt(key, sizeof key, "%s trace=%d opt=%s", pstr, trace, opt);
     h1 = fnv(fnv(h1, key, strlen(key)), r->vversion, strlen(r->vversion));
     h2 = fnv(fnv(h2, key, strlen(key)), r->vversion, strlen(r->vversion));
     sfmt(m->dir, sizeof m->dir, "%s/%016" PRIx64 "%016" PRIx64, r->cache, h1, h2);
@@ -287,9 +327,13 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
         if (fclose(pf)) return qs_fail(err, QS_ERR_IO, "--engine rtl: cannot write %s", ph);
         /* one Verilator run builds the model, its runtime and the driver into
          * a shared object (Verilator's "executable", linked with -shared) */
-        const char *opt = getenv("QSIM_RTL_CFLAGS");
-        char cflags[512], drv[1200], so_name[] = "qs_rtl.so", inc[1200], vinc[1200];
-        sfmt(cflags, sizeof cflags, "-fPIC %s", opt ? opt : "-O1 -g0");
+        char cflags[600], drv[1200], so_name[] = "qs_rtl.so", inc[1200], vinc[1200];
+        char opt_fast[] = "OPT_FAST=", opt_global[] = "OPT_GLOBAL=";
+        /* Verilator's makefile puts OPT_FAST (the per-clock code) and
+         * OPT_GLOBAL (its runtime and the driver) after CFLAGS, with -Os as
+         * their default, which would override the -O level here: both are
+         * emptied (make gets them unquoted, so they cannot carry the flags) */
+        sfmt(cflags, sizeof cflags, "-fPIC -g0 %s", opt);
         sfmt(inc, sizeof inc, "-I%s/driver", r->src);
         sfmt(vinc, sizeof vinc, "-I%s", r->src); /* qs_pe_step.vh */
         sfmt(drv, sizeof drv, "%s/driver/qs_rtl_driver.cpp", r->src);
@@ -297,7 +341,8 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
         int na = 0;
         char *fixed[] = {r->verilator, "--cc", "--exe", "--build", "-j", "2", "--Mdir", obj, "--top-module",
                          "qs_pe_array", "--prefix", "Vqs_rtl", tscale, ts, "-CFLAGS", cflags, "-CFLAGS", inc,
-                         "-CFLAGS", "-fvisibility=hidden", "-LDFLAGS", "-shared", "-o", so_name, vinc};
+                         "-CFLAGS", "-fvisibility=hidden", "-LDFLAGS", "-shared", "-o", so_name, vinc,
+                         "-MAKEFLAGS", opt_fast, "-MAKEFLAGS", opt_global};
         _Static_assert(sizeof fixed / sizeof *fixed + 1 + 14 + 3 + 1 <= sizeof va / sizeof *va, "va too small");
         for (size_t k = 0; k < sizeof fixed / sizeof *fixed; k++) va[na++] = fixed[k];
         if (trace) va[na++] = "--trace-fst";
@@ -337,6 +382,8 @@ static qs_status build_model(qs_rtl_cosim *r, model *m, qs_error *err)
     return QS_OK;
 }
 
+static void wait_for_worker(qs_rtl_cosim *r, uint64_t left);
+
 static qs_status get_model(qs_rtl_cosim *r, const qs_pe_array_cfg *cfg, model **out, qs_error *err)
 {
     for (int32_t i = 0; i < r->n_models; i++)
@@ -370,16 +417,11 @@ static qs_status get_model(qs_rtl_cosim *r, const qs_pe_array_cfg *cfg, model **
     m->api->view(m->rtl, &m->v_acc, &m->v_accv, &m->v_stat, &m->v_south, &m->v_south_v);
     size_t n = (size_t)cfg->rows * (size_t)cfg->cols;
     if (n > r->cap) {
-        qs_free(r->acc);
-        qs_free(r->stat);
+        if (r->threaded) wait_for_worker(r, 0); /* it may be using the old copy */
         qs_free(r->flipped);
-        qs_free(r->accv);
-        r->acc = qs_malloc(n * sizeof *r->acc);
-        r->stat = qs_malloc(n * sizeof *r->stat);
         r->flipped = qs_malloc(n * sizeof *r->flipped);
-        r->accv = qs_malloc(n);
         r->cap = n;
-        if (!r->acc || !r->stat || !r->flipped || !r->accv) {
+        if (!r->flipped) {
             r->cap = 0;
             return qs_fail(err, QS_ERR_NOMEM, "--engine rtl: out of memory");
         }
@@ -390,7 +432,17 @@ static qs_status get_model(qs_rtl_cosim *r, const qs_pe_array_cfg *cfg, model **
     return QS_OK;
 }
 
-/* ---- the hook ---- */
+/* ---- the hook: a two-stage pipeline ----
+ *
+ * The simulator's thread runs the C model and, for every followed clock,
+ * copies the edge inputs and the C model's state (qs_pe_array_observe) into a
+ * slot of a ring; a worker thread ticks the Verilated model with the slot's
+ * inputs and compares. The two halves of a co-simulated clock then run on two
+ * cores at once (docs/performance-rtl.md). The worker takes the slots in
+ * order and stops at the first difference, so the message is the one a
+ * single thread gives; the simulator's thread learns of it at its next clock
+ * (or in qs_rtl_cosim_finish) and stops the run. QSIM_RTL_THREADS=1 compares
+ * each clock on the simulator's thread instead, through the same code. */
 
 static int wants_layer(void *user, int32_t layer, const char *name)
 {
@@ -399,67 +451,55 @@ static int wants_layer(void *user, int32_t layer, const char *name)
     return !r->o.layer || !strcmp(r->o.layer, name);
 }
 
-static qs_status tile_begin(void *user, const qs_array_tile_info *t, const qs_pe_array_cfg *cfg, int *follow,
-                            qs_error *err)
-{
-    qs_rtl_cosim *r = user;
-    *follow = 0;
-    r->cur = NULL;
-    if (r->o.layer && strcmp(r->o.layer, t->layer_name)) return QS_OK;
-    if (t->tile < r->o.tile_from || t->tile > r->o.tile_to) return QS_OK;
-    model *m;
-    qs_status st = get_model(r, cfg, &m, err);
-    if (st) return st;
-    m->api->reset(m->rtl);
-    r->cur = m;
-    r->tile = *t;
-    sfmt(r->tile_layer, sizeof r->tile_layer, "%s", t->layer_name);
-    r->tile.layer_name = r->tile_layer;
-    r->tile_clock = 0;
-    r->st.tiles++;
-    *follow = 1;
-    return QS_OK;
-}
-
 static qs_status mismatch(qs_rtl_cosim *r, uint64_t cycle, const char *what, qs_error *err)
 {
-    const qs_array_tile_info *t = &r->tile;
+    const qs_array_tile_info *t = &r->w_tile;
     return qs_fail(err, QS_ERR_RUN,
                    "RTL co-simulation mismatch at cycle %" PRIu64 " (clock %" PRIu64 " of tile %" PRId64
                    " of layer '%s', row group %d, outputs from row %u column %u): %s; reproduce: %s --engine rtl"
                    " --trace-layer %s --rtl-tiles %" PRId64 ":%" PRId64,
-                   cycle, r->tile_clock, t->tile, t->layer_name, t->group, t->m0, t->n0, what,
+                   cycle, r->w_tile_clock, t->tile, t->layer_name, t->group, t->m0, t->n0, what,
                    r->o.repro ? r->o.repro : "qsim run ...", t->layer_name, t->tile, t->tile);
 }
 
-static qs_status tick(void *user, uint64_t cycle, const qs_pe_in *in, const qs_pe_out *out, const qs_pe_array *pa,
-                      qs_error *err)
+/* A tile starts: reset the model, remember where we are (worker side). */
+static void begin_tile(qs_rtl_cosim *r, slot *s)
 {
-    qs_rtl_cosim *r = user;
-    model *m = r->cur;
+    s->m->api->reset(s->m->rtl);
+    r->w_cur = s->m;
+    r->w_tile = s->tile;
+    sfmt(r->w_tile_layer, sizeof r->w_tile_layer, "%s", s->layer);
+    r->w_tile.layer_name = r->w_tile_layer;
+    r->w_tile_clock = 0;
+}
+
+/* One clock: tick the RTL with the slot's inputs and compare it with the C
+ * model's state the slot holds (worker side, or inline). */
+static qs_status check_clock(qs_rtl_cosim *r, const slot *s, qs_error *err)
+{
+    model *m = r->w_cur;
     const qs_rtl_params *p = &m->params;
     const int32_t R = p->rows, C = p->cols, W = p->lookahead + 1;
     const int os = p->dataflow == 1;
+    const uint64_t cycle = s->cycle;
     char what[300];
     /* the edge inputs must fit the RTL's ports (else the RTL would see other numbers) */
     const int32_t wlo = -(1 << (p->west_w - 1)), whi = (1 << (p->west_w - 1)) - 1;
     const int32_t nlo = -(1 << (p->north_w - 1)), nhi = (1 << (p->north_w - 1)) - 1;
     for (int32_t k = 0; k < R * W; k++)
-        if (in->west_valid[k] && (in->west[k] < wlo || in->west[k] > whi)) {
-            sfmt(what, sizeof what, "west operand %d of row %d does not fit the RTL's %d-bit port", in->west[k],
-                     k / W, p->west_w);
+        if (s->west_valid[k] && (s->west[k] < wlo || s->west[k] > whi)) {
+            sfmt(what, sizeof what, "west operand %d of row %d does not fit the RTL's %d-bit port", s->west[k],
+                 k / W, p->west_w);
             return mismatch(r, cycle, what, err);
         }
     for (int32_t j = 0; j < C; j++)
-        if ((in->north_valid[j] || in->load) && (in->north[j] < nlo || in->north[j] > nhi)) {
-            sfmt(what, sizeof what, "north operand %d of column %d does not fit the RTL's %d-bit port",
-                     in->north[j], j, p->north_w);
+        if ((s->north_valid[j] || s->load) && (s->north[j] < nlo || s->north[j] > nhi)) {
+            sfmt(what, sizeof what, "north operand %d of column %d does not fit the RTL's %d-bit port", s->north[j],
+                 j, p->north_w);
             return mismatch(r, cycle, what, err);
         }
-    uint64_t dump = UINT64_MAX;
-    if (r->o.fst && cycle >= r->o.fst_from && cycle <= r->o.fst_to) dump = (cycle - r->o.fst_from) * 1000 + 500;
-    m->api->tick(m->rtl, in->west, in->west_valid, in->west_shift, in->north, in->north_valid, in->north_shift,
-                 in->north_offset, in->clear, in->load, dump);
+    m->api->tick(m->rtl, s->west, s->west_valid, s->west_shift, s->north, s->north_valid, s->north_shift,
+                 s->north_offset, s->clear, s->load, s->dump);
     uint32_t cnt[3];
     m->api->counts(m->rtl, cnt);
     const size_t n = (size_t)R * (size_t)C;
@@ -472,47 +512,246 @@ static qs_status tick(void *user, uint64_t cycle, const qs_pe_in *in, const qs_p
         r->flip = 0; /* once */
     }
     r->st.clocks++;
-    r->tile_clock++;
-    const uint32_t want[3] = {out->active, out->gated, out->overflows};
+    r->w_tile_clock++;
     static const char *const cname[3] = {"active (products added)", "gated", "overflow"};
     for (int k = 0; k < 3; k++)
-        if (cnt[k] != want[k]) {
-            sfmt(what, sizeof what, "%s count: RTL %u, C model %u", cname[k], cnt[k], want[k]);
+        if (cnt[k] != s->want[k]) {
+            sfmt(what, sizeof what, "%s count: RTL %u, C model %u", cname[k], cnt[k], s->want[k]);
             return mismatch(r, cycle, what, err);
         }
-    /* every PE's state: the C model's gathered into the same layout as the
+    /* every PE's state: the C model's, gathered into the same layout as the
      * RTL's word ports, compared whole; only a difference walks the PEs (in
      * row-major order, accumulator before valid before stationary) to name
      * the first one */
-    qs_pe_array_observe(pa, r->acc, os ? NULL : r->accv, os ? NULL : r->stat);
-    if (memcmp(acc, r->acc, n * sizeof *acc) ||
-        (!os && (memcmp(m->v_accv, r->accv, n) || memcmp(m->v_stat, r->stat, n * sizeof *r->stat))))
+    if (memcmp(acc, s->acc, n * sizeof *acc) ||
+        (!os && (memcmp(m->v_accv, s->accv, n) || memcmp(m->v_stat, s->stat, n * sizeof *s->stat))))
         for (size_t k = 0; k < n; k++) {
             int32_t i = (int32_t)(k / (size_t)C), j = (int32_t)(k % (size_t)C);
-            if (acc[k] != r->acc[k]) {
+            if (acc[k] != s->acc[k]) {
                 sfmt(what, sizeof what, "PE(%d,%d) %s: RTL %d, C model %d", i, j, os ? "accumulator" : "partial sum",
-                     acc[k], r->acc[k]);
+                     acc[k], s->acc[k]);
                 return mismatch(r, cycle, what, err);
             }
-            if (!os && m->v_accv[k] != r->accv[k]) {
+            if (!os && m->v_accv[k] != s->accv[k]) {
                 sfmt(what, sizeof what, "PE(%d,%d) partial-sum valid: RTL %u, C model %u", i, j, m->v_accv[k],
-                     r->accv[k]);
+                     s->accv[k]);
                 return mismatch(r, cycle, what, err);
             }
-            if (!os && m->v_stat[k] != r->stat[k]) {
-                sfmt(what, sizeof what, "PE(%d,%d) stationary: RTL %d, C model %d", i, j, m->v_stat[k], r->stat[k]);
+            if (!os && m->v_stat[k] != s->stat[k]) {
+                sfmt(what, sizeof what, "PE(%d,%d) stationary: RTL %d, C model %d", i, j, m->v_stat[k], s->stat[k]);
                 return mismatch(r, cycle, what, err);
             }
         }
     r->st.values += 3 + (uint64_t)n * (os ? 1 : 3);
-    if (out->south) {
+    if (s->has_south) {
         for (int32_t j = 0; j < C; j++)
-            if (m->v_south[j] != out->south[j] || m->v_south_v[j] != out->south_valid[j]) {
+            if (m->v_south[j] != s->south[j] || m->v_south_v[j] != s->south_valid[j]) {
                 sfmt(what, sizeof what, "south output of column %d (value/valid): RTL %d/%u, C model %d/%u", j,
-                     m->v_south[j], m->v_south_v[j], out->south[j], out->south_valid[j]);
+                     m->v_south[j], m->v_south_v[j], s->south[j], s->south_valid[j]);
                 return mismatch(r, cycle, what, err);
             }
         r->st.values += 2 * (uint64_t)C;
+    }
+    return QS_OK;
+}
+
+/* Carry out one slot; the first failure is kept and every later slot is
+ * skipped, as is every slot left when the run is torn down. */
+static void consume(qs_rtl_cosim *r, slot *s)
+{
+    if (atomic_load(&r->failed) || atomic_load(&r->quit)) return;
+    if (s->kind == SLOT_TILE) {
+        begin_tile(r, s);
+        return;
+    }
+    if (check_clock(r, s, &r->w_err)) atomic_store(&r->failed, 1);
+}
+
+/* A short spin before sleeping: the other side usually answers within a
+ * slot's time (microseconds), and a sleep and wake-up cost more. */
+enum { SPIN = 2000 };
+
+static void *worker_main(void *arg)
+{
+    qs_rtl_cosim *r = arg;
+    uint64_t tail = atomic_load(&r->tail);
+    for (;;) {
+        uint64_t head = atomic_load(&r->head);
+        for (int k = 0; head == tail && k < SPIN; k++) head = atomic_load(&r->head);
+        if (head == tail) {
+            pthread_mutex_lock(&r->mu);
+            atomic_store(&r->worker_sleeps, 1);
+            while ((head = atomic_load(&r->head)) == tail && !atomic_load(&r->quit))
+                pthread_cond_wait(&r->wake_worker, &r->mu);
+            atomic_store(&r->worker_sleeps, 0);
+            pthread_mutex_unlock(&r->mu);
+            if (head == tail) return NULL; /* quit, nothing left */
+        }
+        consume(r, &r->ring[tail % RING]);
+        atomic_store(&r->tail, ++tail);
+        if (atomic_load(&r->sim_sleeps) && atomic_load(&r->head) - tail <= atomic_load(&r->sim_target)) {
+            pthread_mutex_lock(&r->mu);
+            pthread_cond_signal(&r->wake_sim);
+            pthread_mutex_unlock(&r->mu);
+        }
+    }
+}
+
+/* The simulator's side: wait until at most `left` slots are unconsumed. */
+static void wait_for_worker(qs_rtl_cosim *r, uint64_t left)
+{
+    uint64_t head = atomic_load(&r->head);
+    for (int k = 0; head - atomic_load(&r->tail) > left && k < SPIN; k++)
+        ;
+    if (head - atomic_load(&r->tail) <= left) return;
+    pthread_mutex_lock(&r->mu);
+    atomic_store(&r->sim_target, left);
+    atomic_store(&r->sim_sleeps, 1);
+    while (head - atomic_load(&r->tail) > left) pthread_cond_wait(&r->wake_sim, &r->mu);
+    atomic_store(&r->sim_sleeps, 0);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* A free slot to fill (the simulator's side). */
+static slot *claim(qs_rtl_cosim *r)
+{
+    /* a full ring: let the worker drain half of it before filling again, so
+     * that the two threads do not wake each other at every clock */
+    if (r->threaded && atomic_load(&r->head) - atomic_load(&r->tail) == RING) wait_for_worker(r, RING / 2);
+    return &r->ring[atomic_load(&r->head) % RING];
+}
+
+/* Hand the filled slot over (or carry it out now without a worker). */
+static qs_status post(qs_rtl_cosim *r, qs_error *err)
+{
+    if (!r->threaded) {
+        consume(r, &r->ring[atomic_load(&r->head) % RING]);
+    } else {
+        atomic_store(&r->head, atomic_load(&r->head) + 1);
+        if (atomic_load(&r->worker_sleeps)) {
+            pthread_mutex_lock(&r->mu);
+            pthread_cond_signal(&r->wake_worker);
+            pthread_mutex_unlock(&r->mu);
+        }
+    }
+    if (atomic_load(&r->failed)) {
+        *err = r->w_err;
+        return QS_ERR_RUN;
+    }
+    return QS_OK;
+}
+
+/* Slot buffers for arrays up to `lanes` edge lanes and `n` PEs (the worker
+ * must be idle: it may be reading the old ones). */
+static qs_status size_slots(qs_rtl_cosim *r, size_t lanes, size_t n, qs_error *err)
+{
+    if (lanes <= r->slot_lanes && n <= r->slot_pes) return QS_OK;
+    if (r->threaded) wait_for_worker(r, 0);
+    lanes = lanes > r->slot_lanes ? lanes : r->slot_lanes;
+    n = n > r->slot_pes ? n : r->slot_pes;
+    for (int k = 0; k < RING; k++) {
+        slot *s = &r->ring[k];
+        qs_free(s->i32);
+        qs_free(s->u8);
+        /* west, north, south | acc, stat ; west_valid, west_shift, north_valid,
+         * north_shift, north_offset, south_valid | accv */
+        s->i32 = qs_malloc((3 * lanes + 2 * n) * sizeof *s->i32);
+        s->u8 = qs_malloc(6 * lanes + n);
+        if (!s->i32 || !s->u8) {
+            r->slot_lanes = r->slot_pes = 0;
+            return qs_fail(err, QS_ERR_NOMEM, "--engine rtl: out of memory");
+        }
+        s->west = s->i32;
+        s->north = s->i32 + lanes;
+        s->south = s->i32 + 2 * lanes;
+        s->acc = s->i32 + 3 * lanes;
+        s->stat = s->acc + n;
+        s->west_valid = s->u8;
+        s->west_shift = s->u8 + lanes;
+        s->north_valid = s->u8 + 2 * lanes;
+        s->north_shift = s->u8 + 3 * lanes;
+        s->north_offset = s->u8 + 4 * lanes;
+        s->south_valid = s->u8 + 5 * lanes;
+        s->accv = s->u8 + 6 * lanes;
+    }
+    r->slot_lanes = lanes;
+    r->slot_pes = n;
+    return QS_OK;
+}
+
+static qs_status tile_begin(void *user, const qs_array_tile_info *t, const qs_pe_array_cfg *cfg, int *follow,
+                            qs_error *err)
+{
+    qs_rtl_cosim *r = user;
+    *follow = 0;
+    r->cur = NULL;
+    if (atomic_load(&r->failed)) {
+        *err = r->w_err;
+        return QS_ERR_RUN;
+    }
+    if (r->o.layer && strcmp(r->o.layer, t->layer_name)) return QS_OK;
+    if (t->tile < r->o.tile_from || t->tile > r->o.tile_to) return QS_OK;
+    model *m;
+    qs_status st = get_model(r, cfg, &m, err);
+    if (st) return st;
+    const qs_rtl_params *p = &m->params;
+    size_t lanes = (size_t)p->rows * (size_t)(p->lookahead + 1);
+    if ((size_t)p->cols > lanes) lanes = (size_t)p->cols;
+    st = size_slots(r, lanes, (size_t)p->rows * (size_t)p->cols, err);
+    if (st) return st;
+    slot *s = claim(r);
+    s->kind = SLOT_TILE;
+    s->m = m;
+    s->tile = *t;
+    sfmt(s->layer, sizeof s->layer, "%s", t->layer_name);
+    r->cur = m;
+    r->st.tiles++;
+    *follow = 1;
+    return post(r, err);
+}
+
+static qs_status tick(void *user, uint64_t cycle, const qs_pe_in *in, const qs_pe_out *out, const qs_pe_array *pa,
+                      qs_error *err)
+{
+    qs_rtl_cosim *r = user;
+    const qs_rtl_params *p = &r->cur->params;
+    const size_t R = (size_t)p->rows, C = (size_t)p->cols, W = (size_t)p->lookahead + 1;
+    const int os = p->dataflow == 1;
+    slot *s = claim(r);
+    s->kind = SLOT_CLOCK;
+    s->cycle = cycle;
+    s->dump = UINT64_MAX;
+    if (r->o.fst && cycle >= r->o.fst_from && cycle <= r->o.fst_to) s->dump = (cycle - r->o.fst_from) * 1000 + 500;
+    memcpy(s->west, in->west, R * W * sizeof *s->west);
+    memcpy(s->west_valid, in->west_valid, R * W);
+    if (in->west_shift) memcpy(s->west_shift, in->west_shift, R);
+    else memset(s->west_shift, 0, R);
+    memcpy(s->north, in->north, C * sizeof *s->north);
+    memcpy(s->north_valid, in->north_valid, C);
+    if (in->north_shift) memcpy(s->north_shift, in->north_shift, C);
+    else memset(s->north_shift, 0, C);
+    if (in->north_offset) memcpy(s->north_offset, in->north_offset, C);
+    else memset(s->north_offset, 0, C);
+    s->clear = in->clear;
+    s->load = in->load;
+    s->want[0] = out->active;
+    s->want[1] = out->gated;
+    s->want[2] = out->overflows;
+    qs_pe_array_observe(pa, s->acc, os ? NULL : s->accv, os ? NULL : s->stat);
+    s->has_south = out->south != NULL;
+    if (out->south) {
+        memcpy(s->south, out->south, C * sizeof *s->south);
+        memcpy(s->south_valid, out->south_valid, C);
+    }
+    return post(r, err);
+}
+
+qs_status qs_rtl_cosim_finish(qs_rtl_cosim *r, qs_error *err)
+{
+    if (r->threaded) wait_for_worker(r, 0);
+    if (atomic_load(&r->failed)) {
+        *err = r->w_err;
+        return QS_ERR_RUN;
     }
     return QS_OK;
 }
@@ -572,6 +811,26 @@ qs_status qs_rtl_cosim_create(const qs_rtl_cosim_opts *opts, qs_rtl_cosim **out,
         r->flip_row = i;
         r->flip_col = j;
     }
+    /* the worker (QSIM_RTL_THREADS=1: none; a thread that cannot start: none) */
+    const char *nt = getenv("QSIM_RTL_THREADS");
+    if (nt && *nt && strcmp(nt, "1") && strcmp(nt, "2")) {
+        qs_fail(err, QS_ERR_ARG, "QSIM_RTL_THREADS='%s': expected 1 (compare on the simulator's thread) or 2", nt);
+        qs_free(r);
+        return QS_ERR_ARG;
+    }
+    if (!(nt && !strcmp(nt, "1"))) {
+        r->sync_made = !pthread_mutex_init(&r->mu, NULL);
+        if (r->sync_made && pthread_cond_init(&r->wake_worker, NULL)) {
+            pthread_mutex_destroy(&r->mu);
+            r->sync_made = 0;
+        }
+        if (r->sync_made && pthread_cond_init(&r->wake_sim, NULL)) {
+            pthread_cond_destroy(&r->wake_worker);
+            pthread_mutex_destroy(&r->mu);
+            r->sync_made = 0;
+        }
+        r->threaded = r->sync_made && !pthread_create(&r->worker, NULL, worker_main, r);
+    }
     r->hook.user = r;
     r->hook.wants_layer = wants_layer;
     r->hook.tile_begin = tile_begin;
@@ -595,14 +854,27 @@ qs_status qs_rtl_cosim_prepare(qs_rtl_cosim *r, const qs_pe_array_cfg *cfg, cons
 void qs_rtl_cosim_destroy(qs_rtl_cosim *r)
 {
     if (!r) return;
+    if (r->threaded) { /* first: the worker uses the models (slots not yet taken are skipped) */
+        pthread_mutex_lock(&r->mu);
+        atomic_store(&r->quit, 1);
+        pthread_cond_signal(&r->wake_worker);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->worker, NULL);
+    }
     for (int32_t i = 0; i < r->n_models; i++) {
         if (r->models[i].rtl) r->models[i].api->close(r->models[i].rtl);
         /* the shared object stays loaded: Verilator's runtime registers
          * process-wide state (atexit handlers) that must not be unmapped */
     }
-    qs_free(r->acc);
-    qs_free(r->stat);
+    if (r->sync_made) {
+        pthread_cond_destroy(&r->wake_sim);
+        pthread_cond_destroy(&r->wake_worker);
+        pthread_mutex_destroy(&r->mu);
+    }
+    for (int k = 0; k < RING; k++) {
+        qs_free(r->ring[k].i32);
+        qs_free(r->ring[k].u8);
+    }
     qs_free(r->flipped);
-    qs_free(r->accv);
     qs_free(r);
 }

@@ -44,6 +44,11 @@ typedef struct {
  * when either is missing. */
 qs_status qs_rtl_cosim_create(const qs_rtl_cosim_opts *opts, qs_rtl_cosim **out, qs_error *err);
 const qs_array_hook *qs_rtl_cosim_hook(qs_rtl_cosim *r);
+/* After the run: waits until every clock handed over has been compared
+ * (the comparison runs on a thread of its own, a few clocks behind the
+ * simulator; QSIM_RTL_THREADS=1 compares on the caller's) and returns the
+ * first mismatch, if any. The stats are complete after it. */
+qs_status qs_rtl_cosim_finish(qs_rtl_cosim *r, qs_error *err);
 void qs_rtl_cosim_stats_get(const qs_rtl_cosim *r, qs_rtl_cosim_stats *out);
 /* Closes the FST. */
 void qs_rtl_cosim_destroy(qs_rtl_cosim *r);

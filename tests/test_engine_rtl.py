@@ -13,7 +13,10 @@ Then, on the first preset, an injected mismatch (QSIM_RTL_FLIP flips bit 0 of on
 accumulator as read at one clock) must stop the run (non-zero exit) with the cycle, the
 PE, both values (differing in bit 0), the layer and tile, and a command line that
 reproduces it: run with the same flip at that cycle, the command must stop at the same
-place; without the flip it must agree, on one tile.
+place; without the flip it must agree, on one tile. The comparison runs on a thread of its
+own, behind the simulator: with QSIM_RTL_THREADS=1 (on the simulator's thread) the same
+flip must give the same message and a clean run the same figures, and a flip at the very
+last clock must still be caught.
 
 Models are built once into CACHE_DIR (content-hashed) and reused by later runs.
 """
@@ -64,6 +67,7 @@ def main(argv):
     env.pop("QSIM_RTL_FLIP", None)
     tmp = tempfile.mkdtemp(prefix="qsim_rtl_")
     first = None
+    res_rtl_out = {}
     # a verilator that fails: the message names the parameters and the build log (with every optional
     # Verilator argument in use: --fst traces)
     fake = os.path.join(tmp, "fakeverilator")
@@ -103,6 +107,7 @@ def main(argv):
             res[engine] = (d, js, out)
         if len(res) < 3:
             continue
+        res_rtl_out[tag] = res["rtl"][2]
         m = AGREE.search(res["rtl"][2])
         if check(m is not None, "%s: no agreement line in %r" % (tag, res["rtl"][2][-500:])):
             clocks, values, tiles = int(m.group(1)), int(m.group(2)), int(m.group(3))
@@ -146,6 +151,26 @@ def main(argv):
             if check(rc3 == 0 and m3 is not None, "%s: the reproduce command without a flip: exit %d %r" % (tag, rc3, err3[-800:])):
                 check(int(m3.group(3)) == 1, "%s: the window should hold one tile, it held %s" % (tag, m3.group(3)))
             print("%s: injected flip caught at cycle %d, tile %d of layer %s, and replayed" % (tag, cycle, tile, layer))
+            # the comparison on the simulator's own thread (QSIM_RTL_THREADS=1) stops with the same message
+            rc4, out4, err4 = run(base + ["--engine", "rtl"], dict(env, QSIM_RTL_FLIP="#40,0,3", QSIM_RTL_THREADS="1"))
+            check(rc4 == rc and err4 == err, "%s: one thread: exit %d %r, two threads: exit %d %r" % (tag, rc4, err4[-400:], rc, err[-400:]))
+    if first is not None:
+        # the pipeline's last clocks: a flip at the very last compared clock must still stop the run
+        # (qs_rtl_cosim_finish), and one thread must agree on every figure
+        tag, base = first
+        rc, out, err = run(base + ["--engine", "rtl"], dict(env, QSIM_RTL_THREADS="1"))
+        m1 = AGREE.search(out)
+        m2 = AGREE.search(res_rtl_out[tag]) if tag in res_rtl_out else None
+        if check(rc == 0 and m1 is not None and m2 is not None, "%s: one thread: exit %d %r" % (tag, rc, err[-400:])):
+            check(m1.groups()[:3] == m2.groups()[:3], "%s: one thread compared %s, two %s" % (tag, m1.groups()[:3], m2.groups()[:3]))
+            last = int(m1.group(1)) - 1
+            for threads in ("1", "2"):
+                rc5, out5, err5 = run(base + ["--engine", "rtl"], dict(env, QSIM_RTL_FLIP="#%d,0,3" % last, QSIM_RTL_THREADS=threads))
+                check(rc5 != 0 and MISMATCH.search(err5) is not None,
+                      "%s: a flip at the last clock (#%d), %s thread(s): exit %d %r" % (tag, last, threads, rc5, err5[-400:]))
+            print("%s: a flip at the last of %d clocks is caught" % (tag, last + 1))
+        rc6, out6, err6 = run(base + ["--engine", "rtl"], dict(env, QSIM_RTL_THREADS="3"))
+        check(rc6 != 0 and "QSIM_RTL_THREADS='3'" in err6, "%s: QSIM_RTL_THREADS=3: exit %d %r" % (tag, rc6, err6[-300:]))
     if first is not None:
         # --fst with a layer window: qsim's FST and the RTL's own beside it, whose clocks lie in the window
         tag, base = first
