@@ -65,9 +65,13 @@ typedef struct {
     uint8_t *u8;      /* the storage the arrays point into */
 } slot;
 
-/* Slots in flight: enough to ride out the uneven clock costs of the two
- * sides, few enough that their copies stay in the caches */
-#define RING 64
+/* Slots in flight: as many as fit in RING_BYTES (so that their copies stay
+ * in the caches), at most RING_MAX, at least RING_MIN. The simulator's
+ * thread, finding the ring full, sleeps until half of it is consumed: the
+ * more slots, the fewer times the two threads wake each other. */
+#define RING_BYTES (1u << 20)
+#define RING_MAX 512
+#define RING_MIN 4
 
 struct qs_rtl_cosim {
     qs_rtl_cosim_opts o;
@@ -78,7 +82,8 @@ struct qs_rtl_cosim {
     model *cur;                 /* the model of the followed tile (simulator's side) */
     int fst_taken;              /* the FST goes to the first model co-simulated */
     /* the pipeline: slots [tail, head) are filled and not yet consumed */
-    slot ring[RING];
+    slot *ring;
+    uint64_t ring_cap;          /* slots */
     size_t slot_lanes, slot_pes;
     _Atomic uint64_t head, tail;
     _Atomic int failed, quit, worker_sleeps, sim_sleeps;
@@ -587,7 +592,7 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&r->mu);
             if (head == tail) return NULL; /* quit, nothing left */
         }
-        consume(r, &r->ring[tail % RING]);
+        consume(r, &r->ring[tail % r->ring_cap]);
         atomic_store(&r->tail, ++tail);
         if (atomic_load(&r->sim_sleeps) && atomic_load(&r->head) - tail <= atomic_load(&r->sim_target)) {
             pthread_mutex_lock(&r->mu);
@@ -617,15 +622,16 @@ static slot *claim(qs_rtl_cosim *r)
 {
     /* a full ring: let the worker drain half of it before filling again, so
      * that the two threads do not wake each other at every clock */
-    if (r->threaded && atomic_load(&r->head) - atomic_load(&r->tail) == RING) wait_for_worker(r, RING / 2);
-    return &r->ring[atomic_load(&r->head) % RING];
+    if (r->threaded && atomic_load(&r->head) - atomic_load(&r->tail) == r->ring_cap)
+        wait_for_worker(r, r->ring_cap / 2);
+    return &r->ring[atomic_load(&r->head) % r->ring_cap];
 }
 
 /* Hand the filled slot over (or carry it out now without a worker). */
 static qs_status post(qs_rtl_cosim *r, qs_error *err)
 {
     if (!r->threaded) {
-        consume(r, &r->ring[atomic_load(&r->head) % RING]);
+        consume(r, &r->ring[atomic_load(&r->head) % r->ring_cap]);
     } else {
         atomic_store(&r->head, atomic_load(&r->head) + 1);
         if (atomic_load(&r->worker_sleeps)) {
@@ -641,24 +647,41 @@ static qs_status post(qs_rtl_cosim *r, qs_error *err)
     return QS_OK;
 }
 
-/* Slot buffers for arrays up to `lanes` edge lanes and `n` PEs (the worker
- * must be idle: it may be reading the old ones). */
+static void free_slots(qs_rtl_cosim *r)
+{
+    for (uint64_t k = 0; r->ring && k < r->ring_cap; k++) {
+        qs_free(r->ring[k].i32);
+        qs_free(r->ring[k].u8);
+    }
+    qs_free(r->ring);
+    r->ring = NULL;
+    r->ring_cap = 0;
+    r->slot_lanes = r->slot_pes = 0;
+}
+
+/* The ring, its slots sized for arrays up to `lanes` edge lanes and `n` PEs
+ * (the worker must be idle: it may be reading the old ones). */
 static qs_status size_slots(qs_rtl_cosim *r, size_t lanes, size_t n, qs_error *err)
 {
     if (lanes <= r->slot_lanes && n <= r->slot_pes) return QS_OK;
     if (r->threaded) wait_for_worker(r, 0);
     lanes = lanes > r->slot_lanes ? lanes : r->slot_lanes;
     n = n > r->slot_pes ? n : r->slot_pes;
-    for (int k = 0; k < RING; k++) {
+    free_slots(r);
+    /* west, north, south | acc, stat ; west_valid, west_shift, north_valid,
+     * north_shift, north_offset, south_valid | accv */
+    const size_t n32 = 3 * lanes + 2 * n, n8 = 6 * lanes + n;
+    uint64_t cap = RING_BYTES / (n32 * sizeof(int32_t) + n8 + sizeof(slot));
+    cap = cap > RING_MAX ? RING_MAX : cap < RING_MIN ? RING_MIN : cap;
+    r->ring = qs_calloc(cap, sizeof *r->ring);
+    if (!r->ring) return qs_fail(err, QS_ERR_NOMEM, "--engine rtl: out of memory");
+    r->ring_cap = cap;
+    for (uint64_t k = 0; k < cap; k++) {
         slot *s = &r->ring[k];
-        qs_free(s->i32);
-        qs_free(s->u8);
-        /* west, north, south | acc, stat ; west_valid, west_shift, north_valid,
-         * north_shift, north_offset, south_valid | accv */
-        s->i32 = qs_malloc((3 * lanes + 2 * n) * sizeof *s->i32);
-        s->u8 = qs_malloc(6 * lanes + n);
+        s->i32 = qs_malloc(n32 * sizeof *s->i32);
+        s->u8 = qs_malloc(n8);
         if (!s->i32 || !s->u8) {
-            r->slot_lanes = r->slot_pes = 0;
+            free_slots(r);
             return qs_fail(err, QS_ERR_NOMEM, "--engine rtl: out of memory");
         }
         s->west = s->i32;
@@ -871,10 +894,7 @@ void qs_rtl_cosim_destroy(qs_rtl_cosim *r)
         pthread_cond_destroy(&r->wake_worker);
         pthread_mutex_destroy(&r->mu);
     }
-    for (int k = 0; k < RING; k++) {
-        qs_free(r->ring[k].i32);
-        qs_free(r->ring[k].u8);
-    }
+    free_slots(r);
     qs_free(r->flipped);
     qs_free(r);
 }
