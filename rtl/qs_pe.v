@@ -93,13 +93,13 @@ module qs_pe #(
 );
     localparam IS_OS = (DATAFLOW == 1);
     localparam W     = LOOKAHEAD + 1;
-    // PW, SW, NW and pe_step: one clock of the datapath.
+    // PW, SW and pe_step: one clock of the datapath.
 `include "qs_pe_step.vh"
 
     // REG_FLAGS = 0: the datapath is combinational logic in front of the
     // registers and active/gated/ovf are this clock's flags (the PE alone, as
     // tb/tb_qs_pe.v and scripts/rtl-area use it). REG_FLAGS = 1 (what
-    // qs_pe_array uses): the same function is evaluated inside the clocked
+    // qs_pe_array uses): the same task is evaluated inside the clocked
     // process and the three flags are registered, so they show the clock that
     // just ended, as the array's counts do. The registers load the same values
     // either way. The difference is for a cycle simulator: Verilator
@@ -113,18 +113,55 @@ module qs_pe #(
     reg  [SHIFT_W-1:0] y_s_r;
     reg  [ACC_W-1:0]   acc_r;
     reg  [2:0]         flags_r;     // REG_FLAGS = 1: {active, gated, ovf} of the last clock
-    // st: this clock's step, a temporary of the one clocked process below
-    // (set before it is read; never a register of its own).
-    reg  [NW-1:0]      st;
-    wire [NW-1:0]      st_comb = (REG_FLAGS == 0)
-        ? pe_step(x_in, x_v_in, x_s_in, y_in, y_v_in, y_s_in, y_o_in, psum_in, clear, load, y_r, y_v_r, y_s_r, acc_r)
-        : {NW{1'b0}};
-    assign active = (REG_FLAGS != 0) ? flags_r[2] : st_comb[NW-1];
-    assign gated  = (REG_FLAGS != 0) ? flags_r[1] : st_comb[NW-2];
-    assign ovf    = (REG_FLAGS != 0) ? flags_r[0] : st_comb[NW-3];
-    // The fields of st, read straight from it inside the process (a wire
-    // derived from st would show the value of the previous clock there).
-    localparam F_EN = NW - 1, F_X_OK = NW - 4, F_YV = NW - 5;
+    // s_*: this clock's step (pe_step's outputs), temporaries of the one
+    // clocked process below (set before they are read; never registers of
+    // their own). c_*: the same, combinational, with REG_FLAGS = 0.
+    // (an OS PE does not use x_ok, a WS/IS PE not the weight's valid and
+    // window index)
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg                s_en, s_gated, s_ovf, s_x_ok, s_yv;
+    reg  [OFF_W-1:0]   s_yo;
+    reg  [ACC_W-1:0]   s_res;
+    reg                c_en, c_gated, c_ovf, c_x_ok, c_yv;
+    reg  [OFF_W-1:0]   c_yo;
+    reg  [ACC_W-1:0]   c_res;
+    /* verilator lint_on UNUSEDSIGNAL */
+    generate
+        if (REG_FLAGS == 0) begin : g_comb
+            always @(*)
+                pe_step(x_in, x_v_in, x_s_in, y_in, y_v_in, y_s_in, y_o_in, psum_in, clear, load,
+                        y_r, y_v_r, y_s_r, acc_r, c_en, c_gated, c_ovf, c_x_ok, c_yv, c_yo, c_res);
+        end else begin : g_no_comb
+            always @(*) begin
+                {c_en, c_gated, c_ovf, c_x_ok, c_yv} = 5'b0;
+                c_yo = {OFF_W{1'b0}};
+                c_res = {ACC_W{1'b0}};
+            end
+        end
+    endgenerate
+    assign active = (REG_FLAGS != 0) ? flags_r[2] : c_en;
+    assign gated  = (REG_FLAGS != 0) ? flags_r[1] : c_gated;
+    assign ovf    = (REG_FLAGS != 0) ? flags_r[0] : c_ovf;
+    // This clock's step inside the clocked process: evaluated there
+    // (REG_FLAGS = 1) or taken from the combinational one.
+    /* verilator lint_off BLKSEQ */
+    task step_now;
+        begin
+            if (REG_FLAGS != 0)
+                pe_step(x_in, x_v_in, x_s_in, y_in, y_v_in, y_s_in, y_o_in, psum_in, clear, load,
+                        y_r, y_v_r, y_s_r, acc_r, s_en, s_gated, s_ovf, s_x_ok, s_yv, s_yo, s_res);
+            else begin
+                s_en = c_en;
+                s_gated = c_gated;
+                s_ovf = c_ovf;
+                s_x_ok = c_x_ok;
+                s_yv = c_yv;
+                s_yo = c_yo;
+                s_res = c_res;
+            end
+        end
+    endtask
+    /* verilator lint_on BLKSEQ */
 
     assign x_q   = x_r;
     assign x_v_q = x_v_r;
@@ -143,10 +180,7 @@ module qs_pe #(
             assign acc_v_q = 1'b0;
             assign y_o_q   = y_o_r;
             always @(posedge clk) begin
-                st = (REG_FLAGS != 0)
-                    ? pe_step(x_in, x_v_in, x_s_in, y_in, y_v_in, y_s_in, y_o_in, psum_in, clear, load,
-                              y_r, y_v_r, y_s_r, acc_r)
-                    : st_comb;
+                step_now;
                 if (rst) begin
                     x_r <= {(W*XW){1'b0}};
                     x_v_r <= {W{1'b0}};
@@ -160,14 +194,14 @@ module qs_pe #(
                     x_r <= x_in;
                     x_v_r <= x_v_in;
                     y_r <= y_in;
-                    y_v_r <= st[F_YV];
+                    y_v_r <= s_yv;
                     y_s_r <= y_s_in;
-                    y_o_r <= st[ACC_W +: OFF_W];
-                    if (st[F_EN])
-                        acc_r <= st[ACC_W-1:0];
+                    y_o_r <= s_yo;
+                    if (s_en)
+                        acc_r <= s_res;
                     else if (clear)
                         acc_r <= {ACC_W{1'b0}};
-                    if (REG_FLAGS != 0) flags_r <= st[NW-1:NW-3];
+                    if (REG_FLAGS != 0) flags_r <= {s_en, s_gated, s_ovf};
                 end
             end
         end else begin : g_stat
@@ -177,10 +211,7 @@ module qs_pe #(
             assign acc_v_q = acc_v_r;
             assign y_o_q   = {OFF_W{1'b0}};
             always @(posedge clk) begin
-                st = (REG_FLAGS != 0)
-                    ? pe_step(x_in, x_v_in, x_s_in, y_in, y_v_in, y_s_in, y_o_in, psum_in, clear, load,
-                              y_r, y_v_r, y_s_r, acc_r)
-                    : st_comb;
+                step_now;
                 if (rst) begin
                     x_r <= {(W*XW){1'b0}};
                     x_v_r <= {W{1'b0}};
@@ -200,14 +231,14 @@ module qs_pe #(
                     y_s_r <= y_s_in;
                     x_v_r <= {W{1'b0}};
                     acc_v_r <= 1'b0;
-                    if (REG_FLAGS != 0) flags_r <= st[NW-1:NW-3];
+                    if (REG_FLAGS != 0) flags_r <= {s_en, s_gated, s_ovf};
                 end else begin
                     x_r <= x_in;
                     x_v_r <= x_v_in;
                     x_s_r <= x_s_in;
-                    acc_r <= st[F_EN] ? st[ACC_W-1:0] : psum_in;
-                    acc_v_r <= st[F_X_OK] | psum_v_in;
-                    if (REG_FLAGS != 0) flags_r <= st[NW-1:NW-3];
+                    acc_r <= s_en ? s_res : psum_in;
+                    acc_v_r <= s_x_ok | psum_v_in;
+                    if (REG_FLAGS != 0) flags_r <= {s_en, s_gated, s_ovf};
                 end
             end
         end

@@ -54,7 +54,7 @@ module qs_pe_array #(
     // How the RTL is written (the registers and what they load are the same):
     // 0: a grid of qs_pe instances wired to their neighbours; 1: the PE
     // state as arrays updated by one clocked loop that applies qs_pe's step
-    // function (qs_pe_step.vh) to every PE. A Verilated model of style 1 is
+    // task (qs_pe_step.vh) to every PE. A Verilated model of style 1 is
     // one loop body for any array size, where style 0 is one function per
     // PE: 1 runs several times faster and builds in seconds even at 128x128
     // (docs/performance-rtl.md).
@@ -91,9 +91,8 @@ module qs_pe_array #(
     localparam W = LOOKAHEAD + 1;
     localparam XB = W * WEST_W; // a PE's window bits
     localparam XW = WEST_W, YW = NORTH_W;
-    // PW, SW, NW and pe_step (used by ARRAY_STYLE = 1).
+    // PW, SW and pe_step (used by ARRAY_STYLE = 1).
 `include "qs_pe_step.vh"
-    localparam F_EN = NW - 1, F_X_OK = NW - 4, F_YV = NW - 5;
 
     // ---- ARRAY_STYLE = 0: a grid of qs_pe instances ----
     // Every PE's registers, PE(i,j) at index i*COLS+j: one array element per
@@ -270,7 +269,9 @@ module qs_pe_array #(
                 reg               l_yv, l_psv;
                 reg [OFF_W-1:0]   l_yo;
                 reg [ACC_W-1:0]   l_ps;
-                reg [NW-1:0]      l_st;
+                reg               s_en, s_gated, s_ovf, s_x_ok, s_yv; // pe_step's results
+                reg [OFF_W-1:0]   s_yo;
+                reg [ACC_W-1:0]   s_res;
                 reg [ACC_W-1:0]   l_acc;
                 integer           lk;
                 begin
@@ -304,11 +305,12 @@ module qs_pe_array #(
                                 l_ps  = acc_q[lk-COLS];
                                 l_psv = accv_q[lk-COLS];
                             end
-                            l_st = pe_step(l_x, l_xv, l_xs, l_y, l_yv, l_ys, l_yo, l_ps, clear, load,
-                                           y_q[lk], yv_q[lk], ys_q[lk], acc_q[lk]);
-                            n_act  = n_act  + {{(CNT_W-1){1'b0}}, l_st[F_EN]};
-                            n_gate = n_gate + {{(CNT_W-1){1'b0}}, l_st[NW-2]};
-                            n_ovf  = n_ovf  + {{(CNT_W-1){1'b0}}, l_st[NW-3]};
+                            pe_step(l_x, l_xv, l_xs, l_y, l_yv, l_ys, l_yo, l_ps, clear, load,
+                                    y_q[lk], yv_q[lk], ys_q[lk], acc_q[lk],
+                                    s_en, s_gated, s_ovf, s_x_ok, s_yv, s_yo, s_res);
+                            n_act  = n_act  + {{(CNT_W-1){1'b0}}, s_en};
+                            n_gate = n_gate + {{(CNT_W-1){1'b0}}, s_gated};
+                            n_ovf  = n_ovf  + {{(CNT_W-1){1'b0}}, s_ovf};
                             if (rst) begin
                                 x_q[lk] = {XB{1'b0}};
                                 xv_q[lk] = {W{1'b0}};
@@ -323,11 +325,11 @@ module qs_pe_array #(
                                 x_q[lk] = l_x;
                                 xv_q[lk] = l_xv;
                                 y_q[lk] = l_y;
-                                yv_q[lk] = l_st[F_YV];
+                                yv_q[lk] = s_yv;
                                 ys_q[lk] = l_ys;
-                                yo_q[lk] = l_st[ACC_W +: OFF_W];
-                                if (l_st[F_EN])
-                                    acc_q[lk] = l_st[ACC_W-1:0];
+                                yo_q[lk] = s_yo;
+                                if (s_en)
+                                    acc_q[lk] = s_res;
                                 else if (clear)
                                     acc_q[lk] = {ACC_W{1'b0}};
                             end else if (load) begin
@@ -340,8 +342,8 @@ module qs_pe_array #(
                                 x_q[lk] = l_x;
                                 xv_q[lk] = l_xv;
                                 xs_q[lk] = l_xs;
-                                acc_q[lk] = l_st[F_EN] ? l_st[ACC_W-1:0] : l_ps;
-                                accv_q[lk] = l_st[F_X_OK] | l_psv;
+                                acc_q[lk] = s_en ? s_res : l_ps;
+                                accv_q[lk] = s_x_ok | l_psv;
                             end
                             // (what OS or OBS = 0 ties to 0 is written on reset only)
                             l_acc = acc_q[lk];

@@ -1,6 +1,6 @@
-// qs_pe_step.vh: one PE's clock as a function, included inside qs_pe (one PE)
-// and qs_pe_array (ARRAY_STYLE = 1: every PE in one loop), so that both
-// describe the same datapath once. The including module defines IS_OS, XW,
+// qs_pe_step.vh: one PE's clock as a task, included inside qs_pe (one PE) and
+// qs_pe_array (ARRAY_STYLE = 1: every PE in one loop), so that both describe
+// the same datapath once. The including module defines IS_OS, XW,
 // YW, W (= LOOKAHEAD + 1) and has the parameters WPB, SHIFT_W, ACC_W,
 // SATURATE, GATE, LOOKAHEAD and OFF_W (meanings: qs_pe.v).
     localparam PW    = XW + YW;
@@ -9,19 +9,23 @@
     localparam SPW   = PW + MAXSH;
     localparam SW    = (SPW > ACC_W ? SPW : ACC_W) + 1;
 
-    // What one clock computes, packed: {active, gated, ovf, x_ok, y_v_use,
-    // y_o_use, res} (see pe_step).
-    localparam NW    = 5 + OFF_W + ACC_W;
-
-    // One clock's datapath as a function of the inputs and the registers, so
-    // that the same logic serves both REG_FLAGS settings (below).
+    // One clock's datapath as a task of the inputs and the registers, so that
+    // the same logic serves both REG_FLAGS settings (qs_pe.v) and the array's
+    // loop. Its results are separate outputs rather than one packed word (a
+    // function's value): Verilator then keeps each in a variable of its own,
+    // where packing and unpacking cost a sixth of the array's clock
+    // (docs/performance-rtl.md). Outputs: o_en (the product is added:
+    // active), o_gated, o_ovf (the addition overflows), o_x_ok (the west
+    // operand is valid), o_yv (the weight's valid as passed south), o_yo (its
+    // window index as passed south), o_res (the new accumulator / partial sum
+    // when o_en).
     //   Lookahead: the window entry the weight names (entry 0 without
     //   lookahead); an index past the window (only when H+1 is not a power of
     //   two) selects nothing.
     //   Operand isolation: see the header.
     //   OS adds to the accumulator (or 0 on clear), WS/IS to the partial sum
     //   from the north; a WS/IS load clock does no arithmetic at all.
-    function [NW-1:0] pe_step;
+    task pe_step;
         input [W*XW-1:0]    xi;
         input [W-1:0]       xvi;
         input [SHIFT_W-1:0] xsi;
@@ -36,6 +40,9 @@
         input               yvr;
         input [SHIFT_W-1:0] ysr;
         input [ACC_W-1:0]   accr;
+        output              o_en, o_gated, o_ovf, o_x_ok, o_yv;
+        output [OFF_W-1:0]  o_yo;
+        output [ACC_W-1:0]  o_res;
         reg               yo_ok, yv_use, x_ok, y_ok, both, zero, en, out_of_range;
         reg [OFF_W-1:0]   yo_use;
         reg [XW-1:0]      x_op, mx;
@@ -76,7 +83,13 @@
             out_of_range = sum[SW-1:ACC_W-1] != {(SW - ACC_W + 1){sum[SW-1]}};
             sat_val = sum[SW-1] ? {1'b1, {(ACC_W - 1){1'b0}}} : {1'b0, {(ACC_W - 1){1'b1}}};
             res  = ((SATURATE != 0) & out_of_range) ? sat_val : sum[ACC_W-1:0];
-            pe_step = {en, both & (GATE != 0) & zero, en & out_of_range, x_ok, yv_use, yo_use, res};
+            o_en    = en;
+            o_gated = both & (GATE != 0) & zero;
+            o_ovf   = en & out_of_range;
+            o_x_ok  = x_ok;
+            o_yv    = yv_use;
+            o_yo    = yo_use;
+            o_res   = res;
         end
-    endfunction
+    endtask
 

@@ -98,12 +98,14 @@ int32_t qs_pe_array_acc_valid(const qs_pe_array *a, int32_t i, int32_t j)
 
 void qs_pe_array_observe(const qs_pe_array *a, int32_t *acc, uint8_t *acc_valid, int32_t *stat)
 {
+    /* one loop per array: called every co-simulated clock */
     const size_t n = (size_t)a->cfg.rows * (size_t)a->cfg.cols;
-    for (size_t k = 0; k < n; k++) {
-        if (acc) acc[k] = a->pe[k].acc;
-        if (acc_valid) acc_valid[k] = a->pe[k].accv;
-        if (stat) stat[k] = a->pe[k].stat;
-    }
+    if (acc)
+        for (size_t k = 0; k < n; k++) acc[k] = a->pe[k].acc;
+    if (acc_valid)
+        for (size_t k = 0; k < n; k++) acc_valid[k] = a->pe[k].accv;
+    if (stat)
+        for (size_t k = 0; k < n; k++) stat[k] = a->pe[k].stat;
 }
 
 const qs_pe_array_cfg *qs_pe_array_config(const qs_pe_array *a) { return &a->cfg; }

@@ -33,35 +33,34 @@ const qs_rtl_params kParams = {QS_RTL_ROWS,  QS_RTL_COLS,   QS_RTL_DATAFLOW, QS_
                                QS_RTL_WPB,   QS_RTL_SHIFT_W, QS_RTL_ACC_W,   QS_RTL_SATURATE,  QS_RTL_GATE,
                                QS_RTL_LOOKAHEAD, QS_RTL_OFF_W};
 
-// Packed input port words: element k of width w at bit k*w (two spare words
-// so a port of any width can be set from 64 bits).
+// Packed input port words: lane k of width w at bit k*w (two spare words so
+// that a port of any width can be set from 64 bits). The lanes of qs_pe_array
+// are at most 17 bits wide.
+static_assert(QS_RTL_WEST_W <= 32 && QS_RTL_NORTH_W <= 32 && QS_RTL_SHIFT_W <= 32 && QS_RTL_OFF_W <= 32,
+              "a port lane wider than 32 bits");
 struct Bits {
     std::vector<uint32_t> w;
     void size_for(size_t bits) { w.assign((bits + 31) / 32 + 2, 0); }
-    void clear() { std::fill(w.begin(), w.end(), 0u); }
-    void put(size_t lsb, unsigned width, uint64_t v)
+    // All `count` lanes at once, in order (v == nullptr: zeros), through one
+    // 64-bit accumulator written out a word at a time: the port is rewritten
+    // every clock, so this is the driver's share of a clock's cost.
+    template <class T>
+    void pack(const T *v, size_t count, unsigned width)
     {
-        if (width <= 32) {
-            // one read-modify-write of the two words the lane can touch
-            // (the spare words make word+1 always exist); the lanes of
-            // qs_pe_array are at most 17 bits wide
-            size_t word = lsb / 32;
-            unsigned off = (unsigned)(lsb % 32);
-            uint64_t mask = ((1ull << width) - 1) << off;
-            uint64_t cur = (uint64_t)w[word] | (uint64_t)w[word + 1] << 32;
-            cur = (cur & ~mask) | ((v << off) & mask);
-            w[word] = (uint32_t)cur;
-            w[word + 1] = (uint32_t)(cur >> 32);
-            return;
+        const uint64_t mask = (1ull << width) - 1;
+        uint64_t acc = 0;
+        unsigned fill = 0;
+        size_t i = 0;
+        for (size_t k = 0; k < count; k++) {
+            if (v) acc |= ((uint64_t)(int64_t)v[k] & mask) << fill;
+            fill += width;
+            if (fill >= 32) {
+                w[i++] = (uint32_t)acc;
+                acc >>= 32;
+                fill -= 32;
+            }
         }
-        for (unsigned b = 0; b < width;) {
-            size_t word = (lsb + b) / 32;
-            unsigned off = (unsigned)((lsb + b) % 32);
-            unsigned n = 32 - off < width - b ? 32 - off : width - b;
-            uint32_t mask = (n == 32 ? 0xFFFFFFFFu : ((1u << n) - 1u)) << off;
-            w[word] = (w[word] & ~mask) | ((uint32_t)(v >> b) << off & mask);
-            b += n;
-        }
+        if (fill) w[i] = (uint32_t)acc;
     }
 };
 
@@ -162,18 +161,14 @@ void rtl_tick(qs_rtl *r, const int32_t *west, const uint8_t *west_valid, const u
               const int32_t *north, const uint8_t *north_valid, const uint8_t *north_shift,
               const uint8_t *north_offset, int clear, int load, uint64_t dump_time)
 {
-    const int R = QS_RTL_ROWS, C = QS_RTL_COLS;
-    for (int k = 0; k < R * kWin; k++) {
-        r->west.put((size_t)k * QS_RTL_WEST_W, QS_RTL_WEST_W, (uint64_t)(int64_t)west[k]);
-        r->west_valid.put((size_t)k, 1, west_valid[k]);
-    }
-    for (int i = 0; i < R; i++) r->west_shift.put((size_t)i * QS_RTL_SHIFT_W, QS_RTL_SHIFT_W, west_shift ? west_shift[i] : 0);
-    for (int j = 0; j < C; j++) {
-        r->north.put((size_t)j * QS_RTL_NORTH_W, QS_RTL_NORTH_W, (uint64_t)(int64_t)north[j]);
-        r->north_valid.put((size_t)j, 1, north_valid[j]);
-        r->north_shift.put((size_t)j * QS_RTL_SHIFT_W, QS_RTL_SHIFT_W, north_shift ? north_shift[j] : 0);
-        r->north_offset.put((size_t)j * QS_RTL_OFF_W, QS_RTL_OFF_W, north_offset ? north_offset[j] : 0);
-    }
+    const size_t R = QS_RTL_ROWS, C = QS_RTL_COLS;
+    r->west.pack(west, R * kWin, QS_RTL_WEST_W);
+    r->west_valid.pack(west_valid, R * kWin, 1);
+    r->west_shift.pack(west_shift, R, QS_RTL_SHIFT_W);
+    r->north.pack(north, C, QS_RTL_NORTH_W);
+    r->north_valid.pack(north_valid, C, 1);
+    r->north_shift.pack(north_shift, C, QS_RTL_SHIFT_W);
+    r->north_offset.pack(north_offset, C, QS_RTL_OFF_W);
     set_port(r->m->west, r->west);
     set_port(r->m->west_valid, r->west_valid);
     set_port(r->m->west_shift, r->west_shift);
