@@ -348,7 +348,7 @@ bool write_gtkw(const Variant &v, const char *path)
             alias(BIN, "stationary valid", pe + "y_v_q");
         }
         // the slice indices the product is shifted by (docs/timing.md); the multiplier's
-        // operands and the shifted product are locals of the step function (rtl/qs_pe_step.vh),
+        // operands and the shifted product are locals of the step task (rtl/qs_pe_step.vh),
         // which the dump does not hold
         alias(DEC, "x slice index", vec(pe + "x_s_in", v.shift_w));
         alias(DEC, os ? "y slice index" : "stationary slice index", vec(pe + (os ? "y_s_in" : "y_s_q"), v.shift_w));
