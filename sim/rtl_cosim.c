@@ -866,7 +866,11 @@ qs_status qs_rtl_cosim_create(const qs_rtl_cosim_opts *opts, qs_rtl_cosim **out,
 
 const qs_array_hook *qs_rtl_cosim_hook(qs_rtl_cosim *r) { return &r->hook; }
 
-void qs_rtl_cosim_stats_get(const qs_rtl_cosim *r, qs_rtl_cosim_stats *out) { *out = r->st; }
+void qs_rtl_cosim_stats_get(qs_rtl_cosim *r, qs_rtl_cosim_stats *out)
+{
+    if (r->threaded) wait_for_worker(r, 0); /* it counts the clocks it compares */
+    *out = r->st;
+}
 
 qs_status qs_rtl_cosim_prepare(qs_rtl_cosim *r, const qs_pe_array_cfg *cfg, const char **dir, qs_error *err)
 {

@@ -49,7 +49,9 @@ const qs_array_hook *qs_rtl_cosim_hook(qs_rtl_cosim *r);
  * simulator; QSIM_RTL_THREADS=1 compares on the caller's) and returns the
  * first mismatch, if any. The stats are complete after it. */
 qs_status qs_rtl_cosim_finish(qs_rtl_cosim *r, qs_error *err);
-void qs_rtl_cosim_stats_get(const qs_rtl_cosim *r, qs_rtl_cosim_stats *out);
+/* (waits until the clocks handed over are compared, or skipped after a
+ * mismatch) */
+void qs_rtl_cosim_stats_get(qs_rtl_cosim *r, qs_rtl_cosim_stats *out);
 /* Closes the FST. */
 void qs_rtl_cosim_destroy(qs_rtl_cosim *r);
 
