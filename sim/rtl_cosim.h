@@ -45,9 +45,9 @@ typedef struct {
 qs_status qs_rtl_cosim_create(const qs_rtl_cosim_opts *opts, qs_rtl_cosim **out, qs_error *err);
 const qs_array_hook *qs_rtl_cosim_hook(qs_rtl_cosim *r);
 /* After the run: waits until every clock handed over has been compared
- * (the comparison runs on a thread of its own, a few clocks behind the
- * simulator; QSIM_RTL_THREADS=1 compares on the caller's) and returns the
- * first mismatch, if any. The stats are complete after it. */
+ * (the comparison runs on a thread of its own, up to a few hundred clocks
+ * behind the simulator; QSIM_RTL_THREADS=1 compares on the caller's) and
+ * returns the first mismatch, if any. The stats are complete after it. */
 qs_status qs_rtl_cosim_finish(qs_rtl_cosim *r, qs_error *err);
 /* (waits until the clocks handed over are compared, or skipped after a
  * mismatch) */
