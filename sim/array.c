@@ -223,6 +223,24 @@ static void log_tick(qs_array_ctx *c, uint64_t t, const qs_pe_out *po)
     if (t + 1 > c->log_len) c->log_len = t + 1;
 }
 
+/* One clock of a tile whose PE outputs are read: the array's tick, the
+ * co-simulation hook (it compares this clock), the waveform log and the MAC
+ * event counts. `cycle` is the clock's time relative to the layer. */
+static qs_status array_clock(qs_array_ctx *c, qs_pe_array *pa, const qs_pe_in *pin, qs_pe_out *po, uint64_t cycle,
+                             qs_events *ev, qs_error *err)
+{
+    qs_pe_array_tick(pa, pin, po);
+    if (c->hook_follow) {
+        qs_status hs = qs_array_hook_tick(c, cycle, pin, po, pa, err);
+        if (hs) return hs;
+    }
+    log_tick(c, cycle, po);
+    ev->mac_ops += po->active;
+    ev->mac_gated += po->gated;
+    ev->acc_overflows += po->overflows;
+    return QS_OK;
+}
+
 /* ---- operand access ------------------------------------------------------- */
 
 typedef struct {
@@ -1452,17 +1470,10 @@ static qs_status gemm_os_lookahead(qs_array_ctx *c, const gemm_view *v, const qs
                     c->edge_o[j] = ok ? (uint8_t)offs[e * Cu + j] : 0;
                     c->edge_n[j] = ok ? wslice_at(v, step % S, v->list[in->k0 + (uint32_t)(step / S)], (int32_t)in->n0 + j) : 0;
                 }
-                qs_pe_array_tick(pa, &pin, &po);
-                if (c->hook_follow) {
-                    qs_status hs = qs_array_hook_tick(c, r->cycles + (uint64_t)t, &pin, &po, pa, err);
-                    if (hs) return hs;
-                }
-                log_tick(c, r->cycles + (uint64_t)t, &po);
+                qs_status cs = array_clock(c, pa, &pin, &po, r->cycles + (uint64_t)t, &r->ev, err);
+                if (cs) return cs;
                 pin.clear = 0;
                 consumed += po.active + po.gated;
-                r->ev.mac_ops += po.active;
-                r->ev.mac_gated += po.gated;
-                r->ev.acc_overflows += po.overflows;
                 t++;
                 if (t > limit)
                     return qs_fail(err, QS_ERR_RUN, "detailed engine: OS lookahead tile of layer %u did not drain (%lld of %lld products, %lld cycles)",
@@ -1587,17 +1598,10 @@ static qs_status gemm_os(qs_array_ctx *c, const gemm_view *v, const qs_insn *in,
                         c->edge_ns[j] = ok ? (uint8_t)(e % S) : 0;
                         c->edge_n[j] = ok ? wslice_at(v, (int32_t)(e % S), v->list[sched[e / S]], (int32_t)in->n0 + j) : 0;
                     }
-                    qs_pe_array_tick(pa, &pin, &po);
-                    if (c->hook_follow) {
-                        qs_status hs = qs_array_hook_tick(c, r->cycles + (uint64_t)t, &pin, &po, pa, err);
-                        if (hs) return hs;
-                    }
-                    log_tick(c, r->cycles + (uint64_t)t, &po);
+                    qs_status cs = array_clock(c, pa, &pin, &po, r->cycles + (uint64_t)t, &r->ev, err);
+                    if (cs) return cs;
                     pin.clear = 0;
                     consumed += po.active + po.gated;
-                    r->ev.mac_ops += po.active;
-                    r->ev.mac_gated += po.gated;
-                    r->ev.acc_overflows += po.overflows;
                     t++;
                     if (t > limit) return qs_fail(err, QS_ERR_RUN, "detailed engine: OS tile of layer %u did not drain", in->layer);
                     if (pairs == 0) { t = 0; break; }
@@ -1873,15 +1877,8 @@ static qs_status stationary_pass(qs_array_ctx *c, const gemm_view *v, const pass
             c->edge_i[i] = ok ? STREAM_X(e, i) : 0;
             c->edge_s[i] = (uint8_t)(ok && pd->is_is ? SHIFT_OF(e) : 0);
         }
-        qs_pe_array_tick(pa, &pin, &po);
-        if (c->hook_follow) {
-            qs_status hs = qs_array_hook_tick(c, r->cycles + (uint64_t)t, &pin, &po, pa, err);
-            if (hs) return hs;
-        }
-        log_tick(c, r->cycles + (uint64_t)t, &po);
-        r->ev.mac_ops += po.active;
-        r->ev.mac_gated += po.gated;
-        r->ev.acc_overflows += po.overflows;
+        qs_status cs = array_clock(c, pa, &pin, &po, r->cycles + (uint64_t)t, &r->ev, err);
+        if (cs) return cs;
         for (int32_t j = 0; j < Cu; j++)
             if (c->south_v[j]) {
                 int64_t e = c->colcount[j]++;

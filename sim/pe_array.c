@@ -110,6 +110,24 @@ void qs_pe_array_observe(const qs_pe_array *a, int32_t *acc, uint8_t *acc_valid,
 
 const qs_pe_array_cfg *qs_pe_array_config(const qs_pe_array *a) { return &a->cfg; }
 
+/* An output-stationary PE's step with both operands valid: gated when
+ * zero-skip gating sees a zero operand, else the product, shifted to its
+ * weight slice's place, goes into the accumulator (with or without lookahead,
+ * the same datapath). */
+static inline void os_mac(const qs_pe_array_cfg *c, qs_pe *p, int32_t x, int32_t y, uint8_t ys, uint32_t *active,
+                          uint32_t *gated, uint32_t *ovfs)
+{
+    if (c->gate && (x == 0 || y == 0)) {
+        (*gated)++;
+        return;
+    }
+    int ovf = 0;
+    p->acc = qs_acc_add(p->acc, ((int64_t)x * y) * ((int64_t)1 << (c->weight_path_bits * ys)), c->acc_bits,
+                        c->overflow, &ovf);
+    *ovfs += (uint32_t)ovf;
+    (*active)++;
+}
+
 /* Registers update from their west/north neighbours' values of the previous
  * clock, so PEs are visited from the south-east corner backwards: a PE reads
  * its neighbours before they are overwritten. */
@@ -142,17 +160,7 @@ void qs_pe_array_tick(qs_pe_array *a, const qs_pe_in *in, qs_pe_out *out)
                 }
                 if (in->clear) p->acc = 0;
                 int32_t x = wx[yo];
-                if (wxv[yo] && yv) {
-                    if (c->gate && (x == 0 || y == 0)) {
-                        gated++;
-                    } else {
-                        int ovf = 0;
-                        p->acc = qs_acc_add(p->acc, ((int64_t)x * y) * ((int64_t)1 << (wpb * ys)),
-                                            c->acc_bits, c->overflow, &ovf);
-                        ovfs += (uint32_t)ovf;
-                        active++;
-                    }
-                }
+                if (wxv[yo] && yv) os_mac(c, p, x, y, ys, &active, &gated, &ovfs);
                 for (int w = 0; w < W; w++) {
                     xw[w] = wx[w];
                     xwv[w] = wxv[w];
@@ -171,17 +179,7 @@ void qs_pe_array_tick(qs_pe_array *a, const qs_pe_in *in, qs_pe_out *out)
                 uint8_t yv = n ? n->yv : in->north_valid[j];
                 uint8_t ys = n ? n->ys : (in->north_shift ? in->north_shift[j] : 0);
                 if (in->clear) p->acc = 0;
-                if (xv && yv) {
-                    if (c->gate && (x == 0 || y == 0)) {
-                        gated++;
-                    } else {
-                        int ovf = 0;
-                        p->acc = qs_acc_add(p->acc, ((int64_t)x * y) * ((int64_t)1 << (wpb * ys)),
-                                            c->acc_bits, c->overflow, &ovf);
-                        ovfs += (uint32_t)ovf;
-                        active++;
-                    }
-                }
+                if (xv && yv) os_mac(c, p, x, y, ys, &active, &gated, &ovfs);
                 p->x = x; p->xv = xv;
                 p->y = y; p->yv = yv; p->ys = ys;
             }
