@@ -89,6 +89,15 @@ qs_status qs_npy_parse(const uint8_t *b, size_t len, const char *where, qs_npy *
     if ((uint64_t)out->count * (uint64_t)size > len - data_off)
         return qs_fail(err, QS_ERR_FORMAT, "%s: truncated data: %lld elements of %d bytes need %lld bytes, %zu present",
                        where, (long long)out->count, size, (long long)out->count * size, len - data_off);
+    /* every byte is the header's or an element's: what qs_npy_load, bounded
+     * by the declared size, also refuses (the two agree on every input) */
+    if ((uint64_t)out->count * (uint64_t)size < len - data_off)
+    {
+        const uint64_t extra = len - data_off - (uint64_t)out->count * (uint64_t)size;
+        return qs_fail(err, QS_ERR_FORMAT, "%s: %llu byte%s after the last element (the header declares %llu bytes)",
+                       where, (unsigned long long)extra, extra == 1 ? "" : "s",
+                       (unsigned long long)(data_off + (uint64_t)out->count * (uint64_t)size));
+    }
     out->data = qs_malloc(sizeof(int32_t) * (size_t)(out->count ? out->count : 1));
     if (!out->data) return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", where);
     const uint8_t *q = b + data_off;

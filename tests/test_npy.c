@@ -84,6 +84,15 @@ static void test_dtype_message(void)
                 "dtype '<f4' is not");
 }
 
+static void test_trailing_bytes(void)
+{
+    /* bytes after the data are refused from memory as from a file */
+    expect_fail("{'descr': '<i2', 'fortran_order': False, 'shape': (1,), }", (const uint8_t *)"\1\0\7", 3,
+                "1 byte after the last element (the header declares 130 bytes)");
+    expect_fail("{'descr': '|u1', 'fortran_order': False, 'shape': (0,), }", (const uint8_t *)"\0", 1,
+                "1 byte after the last element (the header declares 128 bytes)");
+}
+
 static void test_streams(void)
 {
     qs_npy a;
@@ -115,6 +124,7 @@ int main(void)
         {"values", test_parse_values},
         {"absurd shapes", test_absurd_shapes},
         {"dtype message", test_dtype_message},
+        {"bytes after the data", test_trailing_bytes},
         {"streams bounded by their header", test_streams},
         CU_TEST_INFO_NULL};
     CU_SuiteInfo suites[] = {{"npy", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};

@@ -3,7 +3,9 @@
  *
  * Properties of an accepted array: count is the product of the shape, the
  * data of count elements was present in the input (no allocation beyond
- * what the input justifies), and every element is readable. */
+ * what the input justifies), and every element is readable. The same bytes
+ * read from a pipe (qs_npy_load's stream path, bounded by the size the
+ * header declares) give the same answer: the same array, or a refusal. */
 #include "fuzz_util.h"
 #include "qs_npy.h"
 
@@ -12,6 +14,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qs_npy a;
     qs_error e;
     qs_status st = qs_npy_parse(data, size, "fuzz.npy", &a, &e);
+    char path[64];
+    const int fd = fz_pipe_of(data, size, path, sizeof path);
+    if (fd >= 0) {
+        qs_npy b;
+        qs_error es;
+        const qs_status ss = qs_npy_load(path, &b, &es);
+        close(fd);
+        if (ss != QS_OK) fz_check_error(ss, &es);
+        FZ_CHECK((ss == QS_OK) == (st == QS_OK), "from a pipe %s (%s), from memory %s (%s)",
+                 ss == QS_OK ? "accepted" : "refused", ss == QS_OK ? "" : es.msg, st == QS_OK ? "accepted" : "refused",
+                 st == QS_OK ? "" : e.msg);
+        if (ss == QS_OK) {
+            FZ_CHECK(b.ndim == a.ndim && b.count == a.count && memcmp(b.shape, a.shape, sizeof *a.shape * (size_t)a.ndim) == 0 &&
+                         (a.count == 0 || memcmp(b.data, a.data, sizeof *a.data * (size_t)a.count) == 0),
+                     "the array read from a pipe differs from the one in memory");
+            qs_npy_free(&b);
+        }
+    }
     if (st != QS_OK) {
         fz_check_error(st, &e);
         FZ_CHECK(a.data == NULL, "a refused array keeps data");

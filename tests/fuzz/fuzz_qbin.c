@@ -11,7 +11,9 @@
  * order (the layout is canonical); a
  * network small enough compiles on a small array or is refused with a
  * reason, and then simulates (fast engine) without error. A refused file
- * gets a message. ASan/UBSan catch the rest. */
+ * gets a message. The same bytes read from a pipe (qs_net_load's stream
+ * path, bounded by the header's file_size) give the same answer: accepted
+ * with the same network, or refused. ASan/UBSan catch the rest. */
 #include <zlib.h>
 
 #include "qs_alloc.h"
@@ -109,6 +111,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qs_net *net = (qs_net *)1;
     qs_error e;
     qs_status st = qs_net_parse(bytes, size, "fuzz.qbin", &net, &e);
+    char path[64];
+    const int fd = fz_pipe_of(bytes, size, path, sizeof path);
+    if (fd >= 0) {
+        qs_net *streamed = NULL;
+        qs_error es;
+        const qs_status ss = qs_net_load(path, &streamed, &es);
+        close(fd);
+        if (ss != QS_OK) fz_check_error(ss, &es);
+        FZ_CHECK((ss == QS_OK) == (st == QS_OK), "from a pipe %s (%s), from memory %s (%s)",
+                 ss == QS_OK ? "accepted" : "refused", ss == QS_OK ? "" : es.msg, st == QS_OK ? "accepted" : "refused",
+                 st == QS_OK ? "" : e.msg);
+        if (ss == QS_OK) {
+            uint8_t *a = NULL, *c = NULL;
+            size_t na = 0, nc = 0;
+            FZ_CHECK(qs_net_serialize(net, &a, &na, &es) == QS_OK && qs_net_serialize(streamed, &c, &nc, &es) == QS_OK,
+                     "serialize: %s", es.msg);
+            FZ_CHECK(na == nc && memcmp(a, c, na) == 0, "the network read from a pipe differs from the one in memory");
+            qs_free(a);
+            qs_free(c);
+            qs_net_destroy(streamed);
+        }
+    }
     if (st != QS_OK) {
         fz_check_error(st, &e);
         FZ_CHECK(net == NULL, "a refused file still gives a network");

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "qs_alloc.h"
 #include "qs_status.h"
 
@@ -97,6 +99,28 @@ static inline int64_t fz_range(fz_bytes *b, int64_t lo, int64_t hi)
     uint64_t span = (uint64_t)(hi - lo) + 1;
     uint64_t v = span <= 256 ? fz_u8(b) : fz_u32(b);
     return lo + (int64_t)(v % span);
+}
+
+/* The bytes behind a pipe, for a loader's stream path: a pipe is not a
+ * regular file, so qsim reads it (bounded by what its header declares)
+ * instead of mapping it, as for `--input -` or a FIFO. Returns the read end
+ * (the caller closes it), with its name in /proc/self/fd in path; -1 when the
+ * bytes do not fit the pipe's buffer (64 KiB: written whole before reading,
+ * so no second thread is needed). */
+static inline int fz_pipe_of(const uint8_t *data, size_t size, char *path, size_t path_size)
+{
+    if (size > 65536) return -1;
+    int p[2];
+    if (pipe(p) != 0) abort();
+    size_t done = 0;
+    while (done < size) {
+        ssize_t w = write(p[1], data + done, size - done);
+        if (w <= 0) abort();
+        done += (size_t)w;
+    }
+    close(p[1]);
+    snprintf(path, path_size, "/proc/self/fd/%d", p[0]);
+    return p[0];
 }
 
 #endif
