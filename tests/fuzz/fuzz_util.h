@@ -123,4 +123,14 @@ static inline int fz_pipe_of(const uint8_t *data, size_t size, char *path, size_
     return p[0];
 }
 
+/* A loader's answer from a pipe (ss, es) against the parser's from memory
+ * (st, e): both accept or both refuse, and a refusal has a message. */
+static inline void fz_same_answer(qs_status ss, const qs_error *es, qs_status st, const qs_error *e)
+{
+    if (ss != QS_OK) fz_check_error(ss, es);
+    FZ_CHECK((ss == QS_OK) == (st == QS_OK), "from a pipe %s (%s), from memory %s (%s)",
+             ss == QS_OK ? "accepted" : "refused", ss == QS_OK ? "" : es->msg, st == QS_OK ? "accepted" : "refused",
+             st == QS_OK ? "" : e->msg);
+}
+
 #endif
