@@ -86,17 +86,17 @@ qs_status qs_npy_parse(const uint8_t *b, size_t len, const char *where, qs_npy *
     size_t data_off;
     qs_status hs = npy_header(b, len, where, out, &size, &is_signed, &data_off, err);
     if (hs != QS_OK) return hs;
-    if ((uint64_t)out->count * (uint64_t)size > len - data_off)
+    const uint64_t data_bytes = (uint64_t)out->count * (uint64_t)size;
+    if (data_bytes > len - data_off)
         return qs_fail(err, QS_ERR_FORMAT, "%s: truncated data: %lld elements of %d bytes need %lld bytes, %zu present",
-                       where, (long long)out->count, size, (long long)out->count * size, len - data_off);
+                       where, (long long)out->count, size, (long long)data_bytes, len - data_off);
     /* every byte is the header's or an element's: what qs_npy_load, bounded
      * by the declared size, also refuses (the two agree on every input) */
-    if ((uint64_t)out->count * (uint64_t)size < len - data_off)
-    {
-        const uint64_t extra = len - data_off - (uint64_t)out->count * (uint64_t)size;
+    if (data_bytes < len - data_off) {
+        const uint64_t extra = len - data_off - data_bytes;
         return qs_fail(err, QS_ERR_FORMAT, "%s: %llu byte%s after the last element (the header declares %llu bytes)",
                        where, (unsigned long long)extra, extra == 1 ? "" : "s",
-                       (unsigned long long)(data_off + (uint64_t)out->count * (uint64_t)size));
+                       (unsigned long long)(data_off + data_bytes));
     }
     out->data = qs_malloc(sizeof(int32_t) * (size_t)(out->count ? out->count : 1));
     if (!out->data) return qs_fail(err, QS_ERR_NOMEM, "%s: out of memory", where);
